@@ -1,0 +1,720 @@
+"""The double-entry ledger: books, accounts, and batches of immutable transfers.
+
+Design (after TigerBeetle): accounts carry four running totals (debits/credits, pending/
+posted); a transfer is validated and applied in batch order, exactly as if one at a time;
+failed transfers change nothing and are not stored; a retry of a stored transfer id with the
+same body answers ``EXISTS``, with another body a specific ``EXISTS_WITH_DIFFERENT_*`` code.
+
+Two paths compute the same result:
+
+* the **exact path** walks a batch item by item (linked chains, two-phase transfers,
+  failures); it is the reference semantics;
+* the **vector path** applies a batch of plain single-phase transfers with numpy in a few
+  array operations. It first proves that applying every transfer in order would pass every
+  check (validation, no account past its limit at any prefix of the batch, no overflow); if
+  a transfer would fail it applies the clean prefix vectorised and hands the rest to the exact
+  path. Tests compare the two on random batches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from qingsuan.ledger.batch import I64, TransferBatch
+from qingsuan.ledger.types import (
+    KNOWN_TRANSFER_FLAGS,
+    MAX_ID,
+    MAX_TOTAL_FEN,
+    PHASE_TWO,
+    Account,
+    AccountFlags,
+    AccountResult,
+    Balance,
+    NormalSide,
+    PendingState,
+    Transfer,
+    TransferFlags,
+    TransferRecord,
+    TransferResult,
+)
+from qingsuan.money import MAX_AMOUNT_FEN
+
+_PENDING: Final = int(TransferFlags.PENDING)
+_POST: Final = int(TransferFlags.POST_PENDING)
+_VOID: Final = int(TransferFlags.VOID_PENDING)
+_LINKED: Final = int(TransferFlags.LINKED)
+_MNO: Final = int(AccountFlags.MUST_NOT_OVERDRAW)
+_CLOSED: Final = int(AccountFlags.CLOSED)
+_EXCLUSIVE: Final = _PENDING | _POST | _VOID
+
+R = TransferResult
+
+#: Upper bound on accounts and stored transfers; beyond it is a configuration error.
+MAX_ACCOUNTS: Final = 50_000_000
+MAX_TRANSFERS: Final = 2_000_000_000
+
+
+class LedgerInvariantError(AssertionError):
+    """A book does not sum to zero, or totals went negative: a bug, never an input error."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """One result code per transfer of the batch, in batch order."""
+
+    codes: npt.NDArray[np.uint8]
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    def __getitem__(self, i: int) -> TransferResult:
+        return TransferResult(int(self.codes[i]))
+
+    @property
+    def all_done(self) -> bool:
+        return bool(np.all(self.codes <= R.EXISTS))
+
+    def failures(self) -> list[tuple[int, TransferResult]]:
+        """(index, code) of every transfer that was not done."""
+        idx = np.nonzero(self.codes > R.EXISTS)[0]
+        return [(int(i), TransferResult(int(self.codes[i]))) for i in idx]
+
+
+class _Columns:
+    """Growable parallel int64 columns (amortised doubling, no per-item objects)."""
+
+    def __init__(self, names: Sequence[str], dtypes: Sequence[Any], capacity: int = 1024):
+        self.names = tuple(names)
+        self.n = 0
+        self.cols: dict[str, npt.NDArray[Any]] = {
+            name: np.zeros(capacity, dtype) for name, dtype in zip(names, dtypes, strict=True)
+        }
+
+    def reserve(self, extra: int) -> None:
+        need = self.n + extra
+        cap = len(next(iter(self.cols.values())))
+        if need <= cap:
+            return
+        while cap < need:
+            cap *= 2
+        for name, col in self.cols.items():
+            grown = np.zeros(cap, col.dtype)
+            grown[: self.n] = col[: self.n]
+            self.cols[name] = grown
+
+    def view(self, name: str) -> npt.NDArray[Any]:
+        return self.cols[name][: self.n]
+
+
+class Ledger:
+    """All the books of one world. Deterministic: the same calls give the same state."""
+
+    def __init__(self, max_amount_fen: int = MAX_AMOUNT_FEN) -> None:
+        self.max_amount_fen = max_amount_fen
+        self.books: dict[int, str] = {}
+        self._acc = _Columns(
+            ("id", "book", "normal", "flags", "limit", "code", "dp", "dpo", "cp", "cpo"),
+            (np.int64, np.int64, np.int8, np.uint8, np.int64, np.int64,
+             np.int64, np.int64, np.int64, np.int64),
+        )
+        self._acc_index: dict[int, int] = {}
+        self._acc_sorted_ids: I64 | None = None
+        self._acc_sorted_rows: I64 | None = None
+        self._tr = _Columns(
+            ("id", "dr", "cr", "amount", "flags", "pending_id", "timeout", "code", "ts"),
+            (np.int64, np.int64, np.int64, np.int64, np.uint16, np.int64, np.int64,
+             np.uint16, np.int64),
+            capacity=4096,
+        )
+        self._tr_index: dict[int, int] = {}
+        self._pending_state: dict[int, PendingState] = {}
+        self._expiry: list[tuple[int, int, int]] = []  # (expires_at_us, transfer id, row)
+        self.last_timestamp_us = 0
+
+    # ------------------------------------------------------------------ books and accounts
+
+    def create_book(self, book_id: int, name: str) -> None:
+        """Open an institution's book (账簿). Idempotent for the same name."""
+        if not 0 < book_id <= MAX_ID:
+            raise ValueError(f"book id {book_id} out of range")
+        existing = self.books.get(book_id)
+        if existing is not None and existing != name:
+            raise ValueError(f"book {book_id} exists as {existing!r}, not {name!r}")
+        self.books[book_id] = name
+
+    def create_accounts(self, accounts: Iterable[Account]) -> list[AccountResult]:
+        """Create accounts in order; one result per account. ``EXISTS`` for a same-body retry."""
+        results: list[AccountResult] = []
+        for account in accounts:
+            code = self._check_account(account)
+            if code is AccountResult.OK:
+                self._add_account(account)
+            results.append(code)
+        return results
+
+    def _check_account(self, a: Account) -> AccountResult:
+        if not 0 < a.id <= MAX_ID:
+            return AccountResult.ID_OUT_OF_RANGE
+        row = self._acc_index.get(a.id)
+        if row is not None:
+            return (AccountResult.EXISTS if self.account(a.id) == a
+                    else AccountResult.EXISTS_WITH_DIFFERENT_FIELDS)
+        if a.book not in self.books:
+            return AccountResult.BOOK_NOT_FOUND
+        if a.overdraft_limit_fen < 0:
+            return AccountResult.OVERDRAFT_LIMIT_NEGATIVE
+        if int(a.flags) & ~(_MNO | _CLOSED):
+            return AccountResult.UNKNOWN_FLAGS
+        return AccountResult.OK
+
+    def _add_account(self, a: Account) -> None:
+        if self._acc.n >= MAX_ACCOUNTS:
+            raise RuntimeError(f"ledger holds {MAX_ACCOUNTS} accounts: refusing more")
+        self._acc.reserve(1)
+        row = self._acc.n
+        cols = self._acc.cols
+        cols["id"][row] = a.id
+        cols["book"][row] = a.book
+        cols["normal"][row] = int(a.normal)
+        cols["flags"][row] = int(a.flags)
+        cols["limit"][row] = a.overdraft_limit_fen
+        cols["code"][row] = a.code
+        self._acc.n += 1
+        self._acc_index[a.id] = row
+        self._acc_sorted_ids = None
+
+    def account(self, account_id: int) -> Account:
+        row = self._acc_index[account_id]
+        c = self._acc.cols
+        return Account(account_id, int(c["book"][row]), NormalSide(int(c["normal"][row])),
+                       AccountFlags(int(c["flags"][row])), int(c["limit"][row]),
+                       int(c["code"][row]))
+
+    def has_account(self, account_id: int) -> bool:
+        return account_id in self._acc_index
+
+    def balance(self, account_id: int) -> Balance:
+        row = self._acc_index[account_id]
+        c = self._acc.cols
+        return Balance(int(c["dp"][row]), int(c["dpo"][row]), int(c["cp"][row]),
+                       int(c["cpo"][row]), NormalSide(int(c["normal"][row])))
+
+    @property
+    def account_count(self) -> int:
+        return self._acc.n
+
+    @property
+    def transfer_count(self) -> int:
+        return self._tr.n
+
+    # ------------------------------------------------------------------ transfers
+
+    def create_transfers(
+        self, batch: TransferBatch | Sequence[Transfer], timestamp_us: int
+    ) -> BatchResult:
+        """Apply a batch at ``timestamp_us`` (from the injected clock; never decreasing).
+
+        Pending transfers whose timeout has passed are voided first, so the outcome depends
+        only on the batch and its timestamp: replaying the log reproduces it exactly.
+        """
+        if not isinstance(batch, TransferBatch):
+            batch = TransferBatch.from_transfers(batch)
+        if timestamp_us < self.last_timestamp_us:
+            raise ValueError(f"timestamp {timestamp_us} is before the last batch's "
+                             f"{self.last_timestamp_us}")
+        self.last_timestamp_us = timestamp_us
+        self.expire_pending(timestamp_us)
+        n = len(batch)
+        codes = np.zeros(n, np.uint8)
+        if n == 0:
+            return BatchResult(codes)
+        if self._tr.n + n > MAX_TRANSFERS:
+            raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
+        self._tr.reserve(n)
+        plain = not (batch.flags.any() or batch.pending_id.any() or batch.timeout_us.any())
+        start = self._apply_vector(batch, timestamp_us) if plain else 0
+        if start < n:
+            self._apply_exact(batch, start, timestamp_us, codes)
+        self._assert_books_balanced()
+        return BatchResult(codes)
+
+    def create_transfer(self, transfer: Transfer, timestamp_us: int) -> TransferResult:
+        """One transfer: a batch of one."""
+        return self.create_transfers([transfer], timestamp_us)[0]
+
+    # -- vector path -----------------------------------------------------------------
+
+    def _lookup_rows(self, ids: I64) -> I64:
+        """Account ids -> rows, -1 where unknown (vectorised via a sorted id index)."""
+        if self._acc_sorted_ids is None or self._acc_sorted_rows is None:
+            acc_ids = self._acc.view("id")
+            order = np.argsort(acc_ids, kind="stable")
+            self._acc_sorted_ids = acc_ids[order]
+            self._acc_sorted_rows = order.astype(np.int64)
+        sorted_ids = self._acc_sorted_ids
+        if len(sorted_ids) == 0:
+            return np.full(len(ids), -1, np.int64)
+        pos = np.searchsorted(sorted_ids, ids)
+        pos = np.minimum(pos, len(sorted_ids) - 1)
+        rows = self._acc_sorted_rows[pos]
+        return np.where(sorted_ids[pos] == ids, rows, -1)
+
+    def _apply_vector(self, batch: TransferBatch, ts: int) -> int:
+        """Apply the longest prefix of plain transfers that provably all succeed.
+        Returns how many were applied (the exact path takes the rest)."""
+        n = len(batch)
+        ids, amt = batch.id, batch.amount_fen
+        if ((ids <= 0).any() or (amt <= 0).any() or (amt > self.max_amount_fen).any()
+                or (batch.debit_account_id == batch.credit_account_id).any()):
+            return 0
+        di = self._lookup_rows(batch.debit_account_id)
+        ci = self._lookup_rows(batch.credit_account_id)
+        if (di < 0).any() or (ci < 0).any():
+            return 0
+        acc = self._acc.cols
+        book = acc["book"]
+        if (book[di] != book[ci]).any():
+            return 0
+        flags = acc["flags"]
+        if ((flags[di] | flags[ci]) & _CLOSED).any():
+            return 0
+        ids_list: list[int] = ids.tolist()
+        if len(set(ids_list)) != n or not self._tr_index.keys().isdisjoint(ids_list):
+            return 0
+        # Overflow: a coarse bound first; the exact path checks item by item if it trips.
+        total = int(amt.sum())
+        if (int(acc["dpo"][: self._acc.n].max()) + int(acc["dp"][: self._acc.n].max()) + total
+                >= MAX_TOTAL_FEN
+                or int(acc["cpo"][: self._acc.n].max()) + int(acc["cp"][: self._acc.n].max())
+                + total >= MAX_TOTAL_FEN):
+            return 0
+        stop = self._first_limit_breach(di, ci, amt)
+        if stop > 0:
+            self._commit_vector(batch, di, ci, ts, stop, ids_list)
+        return stop
+
+    def _first_limit_breach(self, di: I64, ci: I64, amt: I64) -> int:
+        """Index of the first transfer that would take a must-not-overdraw account past its
+        limit if the batch were applied in order, or len(batch) if none would."""
+        acc = self._acc.cols
+        n = len(amt)
+        normal = acc["normal"]
+        guarded = (acc["flags"] & _MNO) != 0
+        # Credit-normal guarded accounts lose availability on debits; debit-normal on credits.
+        d_guard = guarded[di] & (normal[di] == int(NormalSide.CREDIT))
+        c_guard = guarded[ci] & (normal[ci] == int(NormalSide.DEBIT))
+        d_gain = guarded[di] & (normal[di] == int(NormalSide.DEBIT))
+        c_gain = guarded[ci] & (normal[ci] == int(NormalSide.CREDIT))
+        if not (d_guard.any() or c_guard.any()):
+            return n
+        pos = np.arange(n, dtype=np.int64)
+        ev_acc = np.concatenate((di[d_guard | d_gain], ci[c_guard | c_gain]))
+        ev_pos = np.concatenate((pos[d_guard | d_gain], pos[c_guard | c_gain]))
+        ev_delta = np.concatenate((
+            np.where(d_guard, -amt, amt)[d_guard | d_gain],
+            np.where(c_guard, -amt, amt)[c_guard | c_gain],
+        ))
+        order = np.lexsort((ev_pos, ev_acc))
+        ev_acc, ev_pos, ev_delta = ev_acc[order], ev_pos[order], ev_delta[order]
+        running = np.cumsum(ev_delta)
+        new_group = np.empty(len(ev_acc), bool)
+        new_group[0] = True
+        np.not_equal(ev_acc[1:], ev_acc[:-1], out=new_group[1:])
+        group_start = np.maximum.accumulate(np.where(new_group, np.arange(len(ev_acc)), 0))
+        before = running - ev_delta  # running total before each event
+        within = running - before[group_start]
+        a = ev_acc
+        is_credit_normal = normal[a] == int(NormalSide.CREDIT)
+        headroom = np.where(
+            is_credit_normal,
+            acc["cpo"][a] - acc["dpo"][a] - acc["dp"][a],
+            acc["dpo"][a] - acc["cpo"][a] - acc["cp"][a],
+        ) + acc["limit"][a]
+        breach = (ev_delta < 0) & (headroom + within < 0)
+        if not breach.any():
+            return n
+        return int(ev_pos[breach].min())
+
+    def _commit_vector(self, batch: TransferBatch, di: I64, ci: I64, ts: int, stop: int,
+                       ids_list: list[int]) -> None:
+        acc = self._acc.cols
+        amt = batch.amount_fen[:stop]
+        np.add.at(acc["dpo"], di[:stop], amt)
+        np.add.at(acc["cpo"], ci[:stop], amt)
+        tr = self._tr
+        base = tr.n
+        end = base + stop
+        c = tr.cols
+        c["id"][base:end] = batch.id[:stop]
+        c["dr"][base:end] = di[:stop]
+        c["cr"][base:end] = ci[:stop]
+        c["amount"][base:end] = amt
+        c["flags"][base:end] = 0
+        c["pending_id"][base:end] = 0
+        c["timeout"][base:end] = 0
+        c["code"][base:end] = batch.code[:stop]
+        c["ts"][base:end] = ts
+        tr.n = end
+        self._tr_index.update(zip(ids_list[:stop], range(base, end), strict=True))
+
+    # -- exact path ------------------------------------------------------------------
+
+    def _apply_exact(self, batch: TransferBatch, start: int, ts: int,
+                     codes: npt.NDArray[np.uint8]) -> None:
+        cols = (batch.id[start:].tolist(), batch.debit_account_id[start:].tolist(),
+                batch.credit_account_id[start:].tolist(), batch.amount_fen[start:].tolist(),
+                batch.flags[start:].tolist(), batch.pending_id[start:].tolist(),
+                batch.timeout_us[start:].tolist(), batch.code[start:].tolist())
+        n = len(cols[0])
+        chain_start = -1  # index (relative) where the current linked chain began
+        undo: list[tuple[Any, ...]] = []
+        chain_failed = False
+        for i in range(n):
+            t = (cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[5][i],
+                 cols[6][i], cols[7][i])
+            linked = bool(t[4] & _LINKED)
+            in_chain = chain_start >= 0 or linked
+            if in_chain and chain_start < 0:
+                chain_start, chain_failed, undo = i, False, []
+            if chain_failed:
+                code = R.LINKED_EVENT_FAILED
+            else:
+                code = self._apply_one(t, ts, undo if in_chain else None)
+                if in_chain and not code.done:
+                    chain_failed = True
+                    self._rollback(undo)
+                    for j in range(chain_start, i):
+                        codes[start + j] = R.LINKED_EVENT_FAILED
+            codes[start + i] = code
+            if in_chain and not linked:  # this transfer closes the chain
+                chain_start = -1
+        if chain_start >= 0:  # the batch ended inside a chain: the whole chain fails
+            if not chain_failed:
+                self._rollback(undo)
+            for j in range(chain_start, n):
+                codes[start + j] = R.LINKED_EVENT_FAILED
+            codes[start + n - 1] = R.LINKED_CHAIN_OPEN
+
+    def _rollback(self, undo: list[tuple[Any, ...]]) -> None:
+        acc = self._acc.cols
+        for entry in reversed(undo):
+            kind = entry[0]
+            if kind == "bal":
+                acc[entry[1]][entry[2]] -= entry[3]
+            elif kind == "row":
+                self._tr.n -= 1
+                del self._tr_index[entry[1]]
+            elif kind == "pstate":
+                if entry[2] is None:
+                    del self._pending_state[entry[1]]
+                else:
+                    self._pending_state[entry[1]] = entry[2]
+        undo.clear()
+
+    def _apply_one(self, t: tuple[int, int, int, int, int, int, int, int], ts: int,
+                   undo: list[tuple[Any, ...]] | None) -> TransferResult:
+        tid, dr, cr, amt, flags, pid, tmo, code = t
+        if not 0 < tid <= MAX_ID:
+            return R.ID_OUT_OF_RANGE
+        if flags & ~int(KNOWN_TRANSFER_FLAGS):
+            return R.UNKNOWN_FLAGS
+        row = self._tr_index.get(tid)
+        if row is not None:
+            return self._compare_existing(row, dr, cr, amt, flags, pid, tmo, code)
+        mode = flags & _EXCLUSIVE
+        if mode & (mode - 1):
+            return R.FLAGS_ARE_MUTUALLY_EXCLUSIVE
+        if mode & (_POST | _VOID):
+            return self._apply_phase_two(t, ts, undo)
+        if pid != 0:
+            return R.PENDING_ID_MUST_BE_ZERO
+        if tmo < 0:
+            return R.TIMEOUT_NEGATIVE
+        if tmo and not mode & _PENDING:
+            return R.TIMEOUT_RESERVED_FOR_PENDING
+        if amt <= 0:
+            return R.AMOUNT_MUST_BE_POSITIVE
+        if amt > self.max_amount_fen:
+            return R.AMOUNT_TOO_LARGE
+        if dr == cr:
+            return R.ACCOUNTS_MUST_BE_DIFFERENT
+        di = self._acc_index.get(dr)
+        if di is None:
+            return R.DEBIT_ACCOUNT_NOT_FOUND
+        ci = self._acc_index.get(cr)
+        if ci is None:
+            return R.CREDIT_ACCOUNT_NOT_FOUND
+        acc = self._acc.cols
+        if acc["book"][di] != acc["book"][ci]:
+            return R.ACCOUNTS_IN_DIFFERENT_BOOKS
+        dflags, cflags = int(acc["flags"][di]), int(acc["flags"][ci])
+        if dflags & _CLOSED:
+            return R.DEBIT_ACCOUNT_CLOSED
+        if cflags & _CLOSED:
+            return R.CREDIT_ACCOUNT_CLOSED
+        dpo, dp, cpo, cp = acc["dpo"], acc["dp"], acc["cpo"], acc["cp"]
+        if dflags & _MNO and acc["normal"][di] == NormalSide.CREDIT and (
+                int(cpo[di]) - int(dpo[di]) - int(dp[di]) - amt < -int(acc["limit"][di])):
+            return R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS
+        if cflags & _MNO and acc["normal"][ci] == NormalSide.DEBIT and (
+                int(dpo[ci]) - int(cpo[ci]) - int(cp[ci]) - amt < -int(acc["limit"][ci])):
+            return R.CREDIT_ACCOUNT_INSUFFICIENT_FUNDS
+        if int(dpo[di]) + int(dp[di]) + amt >= MAX_TOTAL_FEN:
+            return R.OVERFLOWS_DEBITS
+        if int(cpo[ci]) + int(cp[ci]) + amt >= MAX_TOTAL_FEN:
+            return R.OVERFLOWS_CREDITS
+        dcol, ccol = ("dp", "cp") if mode & _PENDING else ("dpo", "cpo")
+        acc[dcol][di] += amt
+        acc[ccol][ci] += amt
+        new_row = self._store_row(tid, di, ci, amt, flags, 0, tmo, code, ts)
+        if undo is not None:
+            undo += [("bal", dcol, di, amt), ("bal", ccol, ci, amt), ("row", tid)]
+        if mode & _PENDING:
+            if undo is not None:
+                undo.append(("pstate", tid, None))
+            self._pending_state[tid] = PendingState.PENDING
+            if tmo:
+                heapq.heappush(self._expiry, (ts + tmo, tid, new_row))
+        return R.OK
+
+    def _apply_phase_two(self, t: tuple[int, int, int, int, int, int, int, int], ts: int,
+                         undo: list[tuple[Any, ...]] | None) -> TransferResult:
+        tid, dr, cr, amt, flags, pid, tmo, code = t
+        if pid == 0:
+            return R.PENDING_ID_REQUIRED
+        if pid == tid:
+            return R.PENDING_ID_MUST_BE_DIFFERENT
+        if tmo:
+            return R.TIMEOUT_RESERVED_FOR_PENDING
+        if amt < 0:
+            return R.AMOUNT_MUST_BE_POSITIVE
+        prow = self._tr_index.get(pid)
+        if prow is None:
+            return R.PENDING_TRANSFER_NOT_FOUND
+        tc = self._tr.cols
+        if not int(tc["flags"][prow]) & _PENDING:
+            return R.PENDING_TRANSFER_NOT_PENDING
+        p_di, p_ci, p_amt = int(tc["dr"][prow]), int(tc["cr"][prow]), int(tc["amount"][prow])
+        acc = self._acc.cols
+        if dr not in (0, int(acc["id"][p_di])) or cr not in (0, int(acc["id"][p_ci])):
+            return R.PENDING_TRANSFER_HAS_DIFFERENT_ACCOUNTS
+        state = self._pending_state[pid]
+        if state is PendingState.POSTED:
+            return R.PENDING_TRANSFER_ALREADY_POSTED
+        if state is PendingState.VOIDED:
+            return R.PENDING_TRANSFER_ALREADY_VOIDED
+        if state is PendingState.EXPIRED:
+            return R.PENDING_TRANSFER_EXPIRED
+        post = bool(flags & _POST)
+        amount = p_amt if amt == 0 else amt
+        if amount > p_amt or (not post and amount != p_amt):
+            return R.PENDING_TRANSFER_EXCEEDED
+        acc["dp"][p_di] -= p_amt
+        acc["cp"][p_ci] -= p_amt
+        changes = [("bal", "dp", p_di, -p_amt), ("bal", "cp", p_ci, -p_amt)]
+        if post:
+            acc["dpo"][p_di] += amount
+            acc["cpo"][p_ci] += amount
+            changes += [("bal", "dpo", p_di, amount), ("bal", "cpo", p_ci, amount)]
+        self._store_row(tid, p_di, p_ci, amount, flags, pid, 0, code, ts)
+        if undo is not None:
+            undo += [*changes, ("row", tid), ("pstate", pid, state)]
+        self._pending_state[pid] = PendingState.POSTED if post else PendingState.VOIDED
+        return R.OK
+
+    def _store_row(self, tid: int, di: int, ci: int, amt: int, flags: int, pid: int,
+                   tmo: int, code: int, ts: int) -> int:
+        tr = self._tr
+        tr.reserve(1)
+        row = tr.n
+        c = tr.cols
+        c["id"][row], c["dr"][row], c["cr"][row], c["amount"][row] = tid, di, ci, amt
+        c["flags"][row], c["pending_id"][row], c["timeout"][row] = flags, pid, tmo
+        c["code"][row], c["ts"][row] = code, ts
+        tr.n += 1
+        self._tr_index[tid] = row
+        return row
+
+    def _compare_existing(self, row: int, dr: int, cr: int, amt: int, flags: int, pid: int,
+                          tmo: int, code: int) -> TransferResult:
+        c = self._tr.cols
+        acc_id = self._acc.cols["id"]
+        s_flags = int(c["flags"][row])
+        if s_flags != flags:
+            return R.EXISTS_WITH_DIFFERENT_FLAGS
+        phase_two = bool(flags & int(PHASE_TWO))
+        s_dr, s_cr = int(acc_id[c["dr"][row]]), int(acc_id[c["cr"][row]])
+        if (dr, cr) != (s_dr, s_cr) and not (phase_two and dr in (0, s_dr) and cr in (0, s_cr)):
+            return R.EXISTS_WITH_DIFFERENT_ACCOUNTS
+        if int(c["pending_id"][row]) != pid:
+            return R.EXISTS_WITH_DIFFERENT_PENDING_ID
+        s_amt = int(c["amount"][row])
+        if amt != s_amt and not (phase_two and amt == 0 and self._is_full_amount(row)):
+            return R.EXISTS_WITH_DIFFERENT_AMOUNT
+        if int(c["timeout"][row]) != tmo:
+            return R.EXISTS_WITH_DIFFERENT_TIMEOUT
+        if int(c["code"][row]) != code:
+            return R.EXISTS_WITH_DIFFERENT_CODE
+        return R.EXISTS
+
+    def _is_full_amount(self, row: int) -> bool:
+        c = self._tr.cols
+        prow = self._tr_index[int(c["pending_id"][row])]
+        return int(c["amount"][prow]) == int(c["amount"][row])
+
+    # ------------------------------------------------------------------ expiry
+
+    def expire_pending(self, now_us: int) -> list[int]:
+        """Void every pending transfer whose timeout has passed at ``now_us``. Returns their
+        ids. Called at the start of every batch, and by the engine's clock ticks."""
+        expired: list[int] = []
+        tc = self._tr.cols
+        acc = self._acc.cols
+        while self._expiry and self._expiry[0][0] <= now_us:
+            expires_at, tid, row = heapq.heappop(self._expiry)
+            if (row >= self._tr.n or int(tc["id"][row]) != tid
+                    or int(tc["ts"][row]) + int(tc["timeout"][row]) != expires_at
+                    or self._pending_state.get(tid) is not PendingState.PENDING):
+                continue  # rolled back with its chain, or already posted/voided
+            amt = int(tc["amount"][row])
+            acc["dp"][int(tc["dr"][row])] -= amt
+            acc["cp"][int(tc["cr"][row])] -= amt
+            self._pending_state[tid] = PendingState.EXPIRED
+            expired.append(tid)
+        return expired
+
+    # ------------------------------------------------------------------ queries
+
+    def lookup_transfer(self, transfer_id: int) -> TransferRecord | None:
+        row = self._tr_index.get(transfer_id)
+        return None if row is None else self._record(row)
+
+    def _record(self, row: int) -> TransferRecord:
+        c = self._tr.cols
+        acc_id = self._acc.cols["id"]
+        tid = int(c["id"][row])
+        flags = int(c["flags"][row])
+        transfer = Transfer(tid, int(acc_id[c["dr"][row]]), int(acc_id[c["cr"][row]]),
+                            int(c["amount"][row]), TransferFlags(flags),
+                            int(c["pending_id"][row]), int(c["timeout"][row]),
+                            int(c["code"][row]))
+        state = self._pending_state.get(tid) if flags & _PENDING else None
+        return TransferRecord(transfer, int(c["ts"][row]), state)
+
+    def history(self, account_id: int, limit: int = 10_000) -> list[TransferRecord]:
+        """The account's transfers in the order applied (most recent ``limit``)."""
+        row = self._acc_index[account_id]
+        n = self._tr.n
+        rows = np.nonzero((self._tr.cols["dr"][:n] == row) | (self._tr.cols["cr"][:n] == row))[0]
+        return [self._record(int(r)) for r in rows[-limit:]]
+
+    def pending_state(self, transfer_id: int) -> PendingState | None:
+        return self._pending_state.get(transfer_id)
+
+    def book_totals(self) -> dict[int, tuple[int, int]]:
+        """Per book: (sum of debits posted - credits posted, same for pending). Both are 0."""
+        n = self._acc.n
+        c = self._acc.cols
+        out: dict[int, tuple[int, int]] = {}
+        if n == 0:
+            return out
+        books = c["book"][:n]
+        uniq, inverse = np.unique(books, return_inverse=True)
+        posted = np.zeros(len(uniq), np.int64)
+        pending = np.zeros(len(uniq), np.int64)
+        np.add.at(posted, inverse, c["dpo"][:n] - c["cpo"][:n])
+        np.add.at(pending, inverse, c["dp"][:n] - c["cp"][:n])
+        for b, p, q in zip(uniq.tolist(), posted.tolist(), pending.tolist(), strict=True):
+            out[b] = (p, q)
+        return out
+
+    def _assert_books_balanced(self) -> None:
+        n = self._acc.n
+        c = self._acc.cols
+        # Whole-ledger totals are O(accounts) and cheap; per-book sums run in check_invariants.
+        if int(c["dpo"][:n].sum()) != int(c["cpo"][:n].sum()) or \
+                int(c["dp"][:n].sum()) != int(c["cp"][:n].sum()):
+            raise LedgerInvariantError("debits and credits differ across the ledger")
+
+    def check_invariants(self) -> None:
+        """Every book sums to zero (posted and pending); no total is negative; every
+        must-not-overdraw account is within its limit. Raises LedgerInvariantError."""
+        for book, (posted, pending) in self.book_totals().items():
+            if posted or pending:
+                raise LedgerInvariantError(
+                    f"book {book} ({self.books.get(book)}) does not balance: "
+                    f"posted {posted}, pending {pending}")
+        n = self._acc.n
+        c = self._acc.cols
+        for name in ("dp", "dpo", "cp", "cpo"):
+            if n and int(c[name][:n].min()) < 0:
+                raise LedgerInvariantError(f"negative {name} total")
+        guarded = (c["flags"][:n] & _MNO) != 0
+        credit_normal = c["normal"][:n] == int(NormalSide.CREDIT)
+        avail = np.where(credit_normal, c["cpo"][:n] - c["dpo"][:n] - c["dp"][:n],
+                         c["dpo"][:n] - c["cpo"][:n] - c["cp"][:n])
+        if (guarded & (avail < -c["limit"][:n])).any():
+            raise LedgerInvariantError("an account is past its overdraft limit")
+
+    # ------------------------------------------------------------------ state
+
+    def state_hash(self) -> bytes:
+        """SHA-256 over the canonical state: equal hashes mean identical ledgers."""
+        h = hashlib.sha256()
+        h.update(repr(sorted(self.books.items())).encode())
+        for cols in (self._acc, self._tr):
+            h.update(cols.n.to_bytes(8, "little"))
+            for name in cols.names:
+                h.update(np.ascontiguousarray(cols.view(name)).tobytes())
+        h.update(repr(sorted((k, int(v)) for k, v in self._pending_state.items())).encode())
+        h.update(repr(sorted(self._expiry)).encode())
+        h.update(self.last_timestamp_us.to_bytes(8, "little", signed=True))
+        return h.digest()
+
+    def to_bytes(self) -> bytes:
+        """Serialise the whole state (for snapshots)."""
+        buf = io.BytesIO()
+        arrays: dict[str, npt.NDArray[Any]] = {}
+        for prefix, cols in (("a_", self._acc), ("t_", self._tr)):
+            for name in cols.names:
+                arrays[prefix + name] = cols.view(name)
+        pend = sorted(self._pending_state.items())
+        arrays["p_id"] = np.array([k for k, _ in pend], np.int64)
+        arrays["p_state"] = np.array([int(v) for _, v in pend], np.int8)
+        arrays["x"] = np.array(self._expiry, np.int64).reshape(-1, 3)
+        book_items = sorted(self.books.items())
+        arrays["b_id"] = np.array([k for k, _ in book_items], np.int64)
+        arrays["b_name"] = np.array([v for _, v in book_items], dtype=np.str_)
+        arrays["meta"] = np.array([self.last_timestamp_us, self.max_amount_fen], np.int64)
+        np.savez(buf, allow_pickle=False, **arrays)  # type: ignore[arg-type]
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Ledger:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            meta = z["meta"]
+            ledger = cls(max_amount_fen=int(meta[1]))
+            ledger.last_timestamp_us = int(meta[0])
+            ledger.books = dict(zip(z["b_id"].tolist(), z["b_name"].tolist(), strict=True))
+            for prefix, cols in (("a_", ledger._acc), ("t_", ledger._tr)):
+                n = len(z[prefix + "id"])
+                cols.reserve(n)
+                for name in cols.names:
+                    cols.cols[name][:n] = z[prefix + name]
+                cols.n = n
+            ledger._acc_index = {int(v): i for i, v in enumerate(ledger._acc.view("id"))}
+            ledger._tr_index = {int(v): i for i, v in enumerate(ledger._tr.view("id"))}
+            ledger._pending_state = {
+                int(k): PendingState(int(v))
+                for k, v in zip(z["p_id"].tolist(), z["p_state"].tolist(), strict=True)}
+            ledger._expiry = [(int(a), int(b), int(c)) for a, b, c in z["x"].tolist()]
+            heapq.heapify(ledger._expiry)
+        return ledger

@@ -1,0 +1,106 @@
+"""In-memory command log, for simulation and tests.  Not durable.
+
+``memory:`` / ``memory://`` opens a fresh, private log.  ``memory://NAME`` opens a *named* log
+kept in this process until :func:`discard` is called, so that closing and re-opening it
+behaves like a durable store (re-verification on open included); tests use the
+:class:`MemoryBacking` of a named log to damage entries the way a crash or a disk would.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+from dataclasses import dataclass, field
+
+from qingsuan.store.base import (
+    FORMAT_VERSION,
+    GENESIS_HASH,
+    CommandLog,
+    LogEntry,
+    LogError,
+    Snapshot,
+)
+
+__all__ = ["MemoryBacking", "MemoryCommandLog", "backing", "discard"]
+
+
+@dataclass
+class MemoryBacking:
+    """The "storage" of a memory log: plain lists and dicts, kept sorted by seq."""
+
+    entries: list[LogEntry] = field(default_factory=list)
+    #: seq -> (state, state_hash, chain_hash)
+    snapshots: dict[int, tuple[bytes, bytes, bytes]] = field(default_factory=dict)
+    meta: dict[str, str] = field(default_factory=lambda: {"format_version": str(FORMAT_VERSION)})
+
+
+_registry: dict[str, MemoryBacking] = {}
+_registry_lock = threading.Lock()
+
+
+def backing(name: str) -> MemoryBacking:
+    """The backing of the named log ``memory://NAME`` (created empty if new)."""
+    with _registry_lock:
+        return _registry.setdefault(name, MemoryBacking())
+
+
+def discard(name: str) -> None:
+    """Forget the named log ``memory://NAME``."""
+    with _registry_lock:
+        _registry.pop(name, None)
+
+
+def _seq_of(entry: LogEntry) -> int:
+    return entry.seq
+
+
+class MemoryCommandLog(CommandLog):
+    """A :class:`CommandLog` over a :class:`MemoryBacking`; same verification semantics."""
+
+    def __init__(self, store: MemoryBacking, where: str) -> None:
+        super().__init__(where)
+        self._store = store
+
+    def _index_after(self, seq: int) -> int:
+        return bisect.bisect_right(self._store.entries, seq, key=_seq_of)
+
+    def _fetch_entries(self, after_seq: int, limit: int) -> list[LogEntry]:
+        start = self._index_after(after_seq)
+        return self._store.entries[start : start + limit]
+
+    def _fetch_tail(self) -> LogEntry | None:
+        return self._store.entries[-1] if self._store.entries else None
+
+    def _chain_hash_at(self, seq: int) -> bytes | None:
+        if seq == 0:
+            return GENESIS_HASH
+        i = self._index_after(seq) - 1
+        entries = self._store.entries
+        return entries[i].hash if i >= 0 and entries[i].seq == seq else None
+
+    def _write_entries(self, entries: list[LogEntry]) -> None:
+        tail = self._store.entries[-1].seq if self._store.entries else 0
+        if entries[0].seq <= tail:
+            raise LogError(f"{self.where}: entry {entries[0].seq} exists (a second writer?)")
+        self._store.entries.extend(entries)
+
+    def _truncate_after(self, seq: int) -> None:
+        del self._store.entries[self._index_after(seq) :]
+
+    def _snapshot_index(self) -> list[tuple[int, bytes, bytes]]:
+        return [
+            (seq, state_hash, chain)
+            for seq, (_state, state_hash, chain) in sorted(
+                self._store.snapshots.items(), reverse=True
+            )
+        ]
+
+    def _load_snapshot_state(self, seq: int) -> bytes | None:
+        found = self._store.snapshots.get(seq)
+        return found[0] if found else None
+
+    def _write_snapshot(self, snapshot: Snapshot, chain_hash: bytes) -> None:
+        self._store.snapshots[snapshot.seq] = (snapshot.state, snapshot.state_hash, chain_hash)
+
+    def _close(self) -> None:
+        pass
