@@ -76,7 +76,7 @@ def _parse_hhmm(key: str, value: object) -> dt.time:
     if not isinstance(value, str):
         hint = (
             ' (in YAML quote times: "20:30", unquoted 20:30 reads as 1230)'
-            if isinstance(value, int)
+            if isinstance(value, int) and not isinstance(value, bool)
             else ""
         )
         raise ValueError(

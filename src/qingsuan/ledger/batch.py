@@ -116,6 +116,8 @@ class TransferBatch:
 def _i64(values: npt.ArrayLike, name: str) -> I64:
     try:
         arr = np.asarray(values)
+        if arr.size == 0:
+            return np.zeros(0, np.int64)
         if arr.dtype.kind == "f":
             raise ValueError(f"batch column {name} must be integers, not floats")
         if arr.dtype.kind == "u" and arr.size and int(arr.max()) > 2**63 - 1:
@@ -127,6 +129,8 @@ def _i64(values: npt.ArrayLike, name: str) -> I64:
 
 def _u16(values: npt.ArrayLike, name: str) -> U16:
     arr = np.asarray(values)
+    if arr.size == 0:
+        return np.zeros(0, np.uint16)
     if arr.dtype.kind == "f":
         raise ValueError(f"batch column {name} must be integers, not floats")
     if arr.size and (int(arr.min()) < 0 or int(arr.max()) > 0xFFFF):

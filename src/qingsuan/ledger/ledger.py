@@ -60,6 +60,8 @@ R = TransferResult
 #: Upper bound on accounts and stored transfers; beyond it is a configuration error.
 MAX_ACCOUNTS: Final = 50_000_000
 MAX_TRANSFERS: Final = 2_000_000_000
+#: Largest direct id -> row table for account lookups (8 bytes per slot).
+_TABLE_MAX: Final = 1 << 24
 
 
 class LedgerInvariantError(AssertionError):
@@ -117,8 +119,10 @@ class _Columns:
 class Ledger:
     """All the books of one world. Deterministic: the same calls give the same state."""
 
-    def __init__(self, max_amount_fen: int = MAX_AMOUNT_FEN) -> None:
+    def __init__(self, max_amount_fen: int = MAX_AMOUNT_FEN, *, vectorise: bool = True) -> None:
         self.max_amount_fen = max_amount_fen
+        #: False forces the exact item-by-item path (tests compare the two paths).
+        self.vectorise = vectorise
         self.books: dict[int, str] = {}
         self._acc = _Columns(
             ("id", "book", "normal", "flags", "limit", "code", "dp", "dpo", "cp", "cpo"),
@@ -128,6 +132,7 @@ class Ledger:
         self._acc_index: dict[int, int] = {}
         self._acc_sorted_ids: I64 | None = None
         self._acc_sorted_rows: I64 | None = None
+        self._acc_table: I64 | None = None
         self._tr = _Columns(
             ("id", "dr", "cr", "amount", "flags", "pending_id", "timeout", "code", "ts"),
             (np.int64, np.int64, np.int64, np.int64, np.uint16, np.int64, np.int64,
@@ -135,6 +140,12 @@ class Ledger:
             capacity=4096,
         )
         self._tr_index: dict[int, int] = {}
+        self._mono_end = 0
+        self._mono_last_id = 0
+        # Exact-path working state (empty between batches).
+        self._scratch: dict[int, list[int]] = {}
+        self._buffer: list[tuple[int, ...]] = []
+        self._ts = 0
         self._pending_state: dict[int, PendingState] = {}
         self._expiry: list[tuple[int, int, int]] = []  # (expires_at_us, transfer id, row)
         self.last_timestamp_us = 0
@@ -239,7 +250,7 @@ class Ledger:
         if self._tr.n + n > MAX_TRANSFERS:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
         self._tr.reserve(n)
-        plain = not (batch.flags.any() or batch.pending_id.any() or batch.timeout_us.any())
+        plain = self.vectorise and not (batch.flags.any() or batch.pending_id.any() or batch.timeout_us.any())
         start = self._apply_vector(batch, timestamp_us) if plain else 0
         if start < n:
             self._apply_exact(batch, start, timestamp_us, codes)
@@ -250,22 +261,72 @@ class Ledger:
         """One transfer: a batch of one."""
         return self.create_transfers([transfer], timestamp_us)[0]
 
+    # -- transfer id index -----------------------------------------------------------
+    #
+    # Rows [0, _mono_end) hold strictly increasing transfer ids and are found by binary
+    # search; they are not in the dict. Clients that mint increasing ids (time-based, as
+    # TigerBeetle recommends) thus never pay a hash insert per transfer. The first id out
+    # of order closes the prefix; later rows go to the dict.
+
+    def _find_row(self, tid: int) -> int | None:
+        if self._mono_end and tid <= self._mono_last_id:
+            ids = self._tr.cols["id"]
+            m = min(self._mono_end, self._tr.n)
+            if self._mono_end > m:  # part of the prefix is still in the exact path's buffer
+                for k, row in enumerate(self._buffer):
+                    if row[0] == tid and m + k < self._mono_end:
+                        return m + k
+            pos = int(np.searchsorted(ids[:m], tid))
+            if pos < m and int(ids[pos]) == tid:
+                return pos
+        return self._tr_index.get(tid)
+
+    def _index_new_row(self, tid: int, row: int) -> None:
+        if row == self._mono_end and tid > self._mono_last_id:
+            self._mono_end += 1
+            self._mono_last_id = tid
+        else:
+            self._tr_index[tid] = row
+
+    def _unindex_last_row(self, tid: int, row: int) -> None:
+        if row < self._mono_end:
+            assert row == self._mono_end - 1
+            self._mono_end -= 1
+            self._mono_last_id = self._row_fields(row - 1)[0] if row > 0 else 0
+        else:
+            del self._tr_index[tid]
+
     # -- vector path -----------------------------------------------------------------
 
     def _lookup_rows(self, ids: I64) -> I64:
-        """Account ids -> rows, -1 where unknown (vectorised via a sorted id index)."""
-        if self._acc_sorted_ids is None or self._acc_sorted_rows is None:
-            acc_ids = self._acc.view("id")
-            order = np.argsort(acc_ids, kind="stable")
-            self._acc_sorted_ids = acc_ids[order]
-            self._acc_sorted_rows = order.astype(np.int64)
-        sorted_ids = self._acc_sorted_ids
+        """Account ids -> rows, -1 where unknown: a direct table while ids are dense enough,
+        else binary search over the sorted ids."""
+        if self._acc_sorted_ids is None:
+            self._build_account_lookup()
+        table = self._acc_table
+        if table is not None:
+            inside = (ids >= 0) & (ids < len(table))
+            rows = table[np.where(inside, ids, 0)]
+            return np.where(inside, rows, -1)
+        sorted_ids, sorted_rows = self._acc_sorted_ids, self._acc_sorted_rows
+        assert sorted_ids is not None and sorted_rows is not None
         if len(sorted_ids) == 0:
             return np.full(len(ids), -1, np.int64)
-        pos = np.searchsorted(sorted_ids, ids)
-        pos = np.minimum(pos, len(sorted_ids) - 1)
-        rows = self._acc_sorted_rows[pos]
-        return np.where(sorted_ids[pos] == ids, rows, -1)
+        pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+        return np.where(sorted_ids[pos] == ids, sorted_rows[pos], -1)
+
+    def _build_account_lookup(self) -> None:
+        acc_ids = self._acc.view("id")
+        order = np.argsort(acc_ids, kind="stable")
+        self._acc_sorted_ids = acc_ids[order]
+        self._acc_sorted_rows = order.astype(np.int64)
+        top = int(acc_ids.max()) if len(acc_ids) else 0
+        if top < min(_TABLE_MAX, 8 * len(acc_ids) + 65_536):
+            table = np.full(top + 1, -1, np.int64)
+            table[acc_ids] = np.arange(len(acc_ids), dtype=np.int64)
+            self._acc_table = table
+        else:
+            self._acc_table = None
 
     def _apply_vector(self, batch: TransferBatch, ts: int) -> int:
         """Apply the longest prefix of plain transfers that provably all succeed.
@@ -286,20 +347,32 @@ class Ledger:
         flags = acc["flags"]
         if ((flags[di] | flags[ci]) & _CLOSED).any():
             return 0
-        ids_list: list[int] = ids.tolist()
-        if len(set(ids_list)) != n or not self._tr_index.keys().isdisjoint(ids_list):
-            return 0
-        # Overflow: a coarse bound first; the exact path checks item by item if it trips.
+        monotone = (self._tr.n == self._mono_end and int(ids[0]) > self._mono_last_id
+                    and bool((ids[1:] > ids[:-1]).all()))
+        ids_list: list[int] | None = None
+        if not monotone:
+            ids_list = ids.tolist()
+            if len(set(ids_list)) != n or not self._tr_index.keys().isdisjoint(ids_list):
+                return 0
+            if self._mono_end and bool(self._in_mono_prefix(ids).any()):
+                return 0
+        # Overflow: a coarse bound; the exact path checks item by item if it trips.
+        na = self._acc.n
         total = int(amt.sum())
-        if (int(acc["dpo"][: self._acc.n].max()) + int(acc["dp"][: self._acc.n].max()) + total
-                >= MAX_TOTAL_FEN
-                or int(acc["cpo"][: self._acc.n].max()) + int(acc["cp"][: self._acc.n].max())
-                + total >= MAX_TOTAL_FEN):
+        if (int(acc["dpo"][:na].max()) + int(acc["dp"][:na].max()) + total >= MAX_TOTAL_FEN
+                or int(acc["cpo"][:na].max()) + int(acc["cp"][:na].max()) + total
+                >= MAX_TOTAL_FEN):
             return 0
         stop = self._first_limit_breach(di, ci, amt)
         if stop > 0:
             self._commit_vector(batch, di, ci, ts, stop, ids_list)
         return stop
+
+    def _in_mono_prefix(self, ids: I64) -> npt.NDArray[np.bool_]:
+        prefix = self._tr.cols["id"][: self._mono_end]
+        pos = np.minimum(np.searchsorted(prefix, ids), len(prefix) - 1)
+        hit: npt.NDArray[np.bool_] = prefix[pos] == ids
+        return hit
 
     def _first_limit_breach(self, di: I64, ci: I64, amt: I64) -> int:
         """Index of the first transfer that would take a must-not-overdraw account past its
@@ -308,43 +381,53 @@ class Ledger:
         n = len(amt)
         normal = acc["normal"]
         guarded = (acc["flags"] & _MNO) != 0
-        # Credit-normal guarded accounts lose availability on debits; debit-normal on credits.
-        d_guard = guarded[di] & (normal[di] == int(NormalSide.CREDIT))
-        c_guard = guarded[ci] & (normal[ci] == int(NormalSide.DEBIT))
-        d_gain = guarded[di] & (normal[di] == int(NormalSide.DEBIT))
-        c_gain = guarded[ci] & (normal[ci] == int(NormalSide.CREDIT))
-        if not (d_guard.any() or c_guard.any()):
+        # Credit-normal guarded accounts lose headroom on debits; debit-normal on credits.
+        d_is_guarded, c_is_guarded = guarded[di], guarded[ci]
+        d_credit_normal = normal[di] == int(NormalSide.CREDIT)
+        c_credit_normal = normal[ci] == int(NormalSide.CREDIT)
+        d_loss = d_is_guarded & d_credit_normal
+        c_loss = c_is_guarded & ~c_credit_normal
+        if not (d_loss.any() or c_loss.any()):
             return n
-        pos = np.arange(n, dtype=np.int64)
-        ev_acc = np.concatenate((di[d_guard | d_gain], ci[c_guard | c_gain]))
-        ev_pos = np.concatenate((pos[d_guard | d_gain], pos[c_guard | c_gain]))
-        ev_delta = np.concatenate((
-            np.where(d_guard, -amt, amt)[d_guard | d_gain],
-            np.where(c_guard, -amt, amt)[c_guard | c_gain],
-        ))
-        order = np.lexsort((ev_pos, ev_acc))
-        ev_acc, ev_pos, ev_delta = ev_acc[order], ev_pos[order], ev_delta[order]
+        na = self._acc.n
+        headroom_all = np.where(
+            normal[:na] == int(NormalSide.CREDIT),
+            acc["cpo"][:na] - acc["dpo"][:na] - acc["dp"][:na],
+            acc["dpo"][:na] - acc["cpo"][:na] - acc["cp"][:na],
+        ) + acc["limit"][:na]
+        # Sufficient test first: if every guarded account could pay all of this batch's
+        # outflows even before any inflow arrives, no prefix can breach.
+        loss_rows = np.concatenate((di[d_loss], ci[c_loss]))
+        loss_amt = np.concatenate((amt[d_loss], amt[c_loss]))
+        outflow = np.zeros(na, np.int64)
+        np.add.at(outflow, loss_rows, loss_amt)
+        if bool((headroom_all[loss_rows] >= outflow[loss_rows]).all()):
+            return n
+        # Exact test: running headroom of each guarded account, event by event in order.
+        d_gain = d_is_guarded & ~d_credit_normal
+        c_gain = c_is_guarded & c_credit_normal
+        ev_acc = np.stack((np.where(d_loss | d_gain, di, -1),
+                           np.where(c_loss | c_gain, ci, -1)), axis=1).reshape(-1)
+        ev_delta = np.stack((np.where(d_loss, -amt, amt), np.where(c_loss, -amt, amt)),
+                            axis=1).reshape(-1)
+        ev_pos = np.repeat(np.arange(n, dtype=np.int64), 2)
+        keep = ev_acc >= 0
+        ev_acc, ev_delta, ev_pos = ev_acc[keep], ev_delta[keep], ev_pos[keep]
+        order = np.argsort(ev_acc, kind="stable")  # stable: batch order within an account
+        ev_acc, ev_delta, ev_pos = ev_acc[order], ev_delta[order], ev_pos[order]
         running = np.cumsum(ev_delta)
         new_group = np.empty(len(ev_acc), bool)
         new_group[0] = True
         np.not_equal(ev_acc[1:], ev_acc[:-1], out=new_group[1:])
         group_start = np.maximum.accumulate(np.where(new_group, np.arange(len(ev_acc)), 0))
-        before = running - ev_delta  # running total before each event
-        within = running - before[group_start]
-        a = ev_acc
-        is_credit_normal = normal[a] == int(NormalSide.CREDIT)
-        headroom = np.where(
-            is_credit_normal,
-            acc["cpo"][a] - acc["dpo"][a] - acc["dp"][a],
-            acc["dpo"][a] - acc["cpo"][a] - acc["cp"][a],
-        ) + acc["limit"][a]
-        breach = (ev_delta < 0) & (headroom + within < 0)
+        within = running - (running - ev_delta)[group_start]
+        breach = (ev_delta < 0) & (headroom_all[ev_acc] + within < 0)
         if not breach.any():
             return n
         return int(ev_pos[breach].min())
 
     def _commit_vector(self, batch: TransferBatch, di: I64, ci: I64, ts: int, stop: int,
-                       ids_list: list[int]) -> None:
+                       ids_list: list[int] | None) -> None:
         acc = self._acc.cols
         amt = batch.amount_fen[:stop]
         np.add.at(acc["dpo"], di[:stop], amt)
@@ -363,55 +446,99 @@ class Ledger:
         c["code"][base:end] = batch.code[:stop]
         c["ts"][base:end] = ts
         tr.n = end
-        self._tr_index.update(zip(ids_list[:stop], range(base, end), strict=True))
+        if ids_list is None:  # monotone batch: extends the binary-searched prefix
+            self._mono_end = end
+            self._mono_last_id = int(batch.id[stop - 1])
+        else:
+            self._tr_index.update(zip(ids_list[:stop], range(base, end), strict=True))
 
     # -- exact path ------------------------------------------------------------------
+    #
+    # Works on Python ints: account balances are loaded once per touched account into a
+    # scratch dict and written back at the end; new rows are buffered and written as
+    # columns. A linked chain keeps an undo list and rolls back if any member fails.
 
     def _apply_exact(self, batch: TransferBatch, start: int, ts: int,
                      codes: npt.NDArray[np.uint8]) -> None:
-        cols = (batch.id[start:].tolist(), batch.debit_account_id[start:].tolist(),
-                batch.credit_account_id[start:].tolist(), batch.amount_fen[start:].tolist(),
-                batch.flags[start:].tolist(), batch.pending_id[start:].tolist(),
-                batch.timeout_us[start:].tolist(), batch.code[start:].tolist())
-        n = len(cols[0])
+        rest = batch.slice(start, len(batch))
+        di_arr = self._lookup_rows(rest.debit_account_id)
+        ci_arr = self._lookup_rows(rest.credit_account_id)
+        self._scratch = {}
+        self._buffer = []
+        self._ts = ts
+        cols = zip(rest.id.tolist(), rest.debit_account_id.tolist(),
+                   rest.credit_account_id.tolist(), rest.amount_fen.tolist(),
+                   rest.flags.tolist(), rest.pending_id.tolist(), rest.timeout_us.tolist(),
+                   rest.code.tolist(), di_arr.tolist(), ci_arr.tolist(), strict=True)
         chain_start = -1  # index (relative) where the current linked chain began
-        undo: list[tuple[Any, ...]] = []
         chain_failed = False
-        for i in range(n):
-            t = (cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[5][i],
-                 cols[6][i], cols[7][i])
+        undo: list[tuple[Any, ...]] = []
+        i = -1
+        for i, t in enumerate(cols):
             linked = bool(t[4] & _LINKED)
             in_chain = chain_start >= 0 or linked
             if in_chain and chain_start < 0:
                 chain_start, chain_failed, undo = i, False, []
-            if chain_failed:
+            if in_chain and chain_failed:
                 code = R.LINKED_EVENT_FAILED
             else:
-                code = self._apply_one(t, ts, undo if in_chain else None)
+                code = self._apply_one(t, undo if in_chain else None)
                 if in_chain and not code.done:
                     chain_failed = True
                     self._rollback(undo)
-                    for j in range(chain_start, i):
-                        codes[start + j] = R.LINKED_EVENT_FAILED
+                    codes[start + chain_start: start + i] = R.LINKED_EVENT_FAILED
             codes[start + i] = code
             if in_chain and not linked:  # this transfer closes the chain
                 chain_start = -1
         if chain_start >= 0:  # the batch ended inside a chain: the whole chain fails
             if not chain_failed:
                 self._rollback(undo)
-            for j in range(chain_start, n):
-                codes[start + j] = R.LINKED_EVENT_FAILED
-            codes[start + n - 1] = R.LINKED_CHAIN_OPEN
+            codes[start + chain_start: start + i + 1] = R.LINKED_EVENT_FAILED
+            codes[start + i] = R.LINKED_CHAIN_OPEN
+        self._flush_exact()
+
+    def _flush_exact(self) -> None:
+        acc = self._acc.cols
+        for row, (dp, dpo, cp, cpo) in self._scratch.items():
+            acc["dp"][row], acc["dpo"][row], acc["cp"][row], acc["cpo"][row] = dp, dpo, cp, cpo
+        rows = self._buffer
+        if rows:
+            tr = self._tr
+            base, k = tr.n, len(rows)
+            tr.reserve(k)
+            columns = list(zip(*rows, strict=True))
+            for name, values in zip(tr.names, columns, strict=True):
+                tr.cols[name][base: base + k] = values
+            tr.n = base + k
+        self._scratch = {}
+        self._buffer = []
+
+    def _bal(self, row: int) -> list[int]:
+        bal = self._scratch.get(row)
+        if bal is None:
+            acc = self._acc.cols
+            bal = [int(acc["dp"][row]), int(acc["dpo"][row]), int(acc["cp"][row]),
+                   int(acc["cpo"][row])]
+            self._scratch[row] = bal
+        return bal
+
+    def _row_fields(self, row: int) -> tuple[int, ...]:
+        """(id, dr, cr, amount, flags, pending_id, timeout, code, ts) of a stored or
+        buffered row."""
+        n = self._tr.n
+        if row >= n:
+            return self._buffer[row - n]
+        c = self._tr.cols
+        return tuple(int(c[name][row]) for name in self._tr.names)
 
     def _rollback(self, undo: list[tuple[Any, ...]]) -> None:
-        acc = self._acc.cols
         for entry in reversed(undo):
             kind = entry[0]
             if kind == "bal":
-                acc[entry[1]][entry[2]] -= entry[3]
+                self._scratch[entry[1]][entry[2]] -= entry[3]
             elif kind == "row":
-                self._tr.n -= 1
-                del self._tr_index[entry[1]]
+                fields = self._buffer.pop()
+                self._unindex_last_row(fields[0], self._tr.n + len(self._buffer))
             elif kind == "pstate":
                 if entry[2] is None:
                     del self._pending_state[entry[1]]
@@ -419,21 +546,21 @@ class Ledger:
                     self._pending_state[entry[1]] = entry[2]
         undo.clear()
 
-    def _apply_one(self, t: tuple[int, int, int, int, int, int, int, int], ts: int,
-                   undo: list[tuple[Any, ...]] | None) -> TransferResult:
-        tid, dr, cr, amt, flags, pid, tmo, code = t
+    def _apply_one(self, t: tuple[int, ...], undo: list[tuple[Any, ...]] | None
+                   ) -> TransferResult:
+        tid, dr, cr, amt, flags, pid, tmo, code, di, ci = t
         if not 0 < tid <= MAX_ID:
             return R.ID_OUT_OF_RANGE
         if flags & ~int(KNOWN_TRANSFER_FLAGS):
             return R.UNKNOWN_FLAGS
-        row = self._tr_index.get(tid)
+        row = self._find_row(tid)
         if row is not None:
             return self._compare_existing(row, dr, cr, amt, flags, pid, tmo, code)
         mode = flags & _EXCLUSIVE
         if mode & (mode - 1):
             return R.FLAGS_ARE_MUTUALLY_EXCLUSIVE
         if mode & (_POST | _VOID):
-            return self._apply_phase_two(t, ts, undo)
+            return self._apply_phase_two(t, undo)
         if pid != 0:
             return R.PENDING_ID_MUST_BE_ZERO
         if tmo < 0:
@@ -446,11 +573,9 @@ class Ledger:
             return R.AMOUNT_TOO_LARGE
         if dr == cr:
             return R.ACCOUNTS_MUST_BE_DIFFERENT
-        di = self._acc_index.get(dr)
-        if di is None:
+        if di < 0:
             return R.DEBIT_ACCOUNT_NOT_FOUND
-        ci = self._acc_index.get(cr)
-        if ci is None:
+        if ci < 0:
             return R.CREDIT_ACCOUNT_NOT_FOUND
         acc = self._acc.cols
         if acc["book"][di] != acc["book"][ci]:
@@ -460,34 +585,35 @@ class Ledger:
             return R.DEBIT_ACCOUNT_CLOSED
         if cflags & _CLOSED:
             return R.CREDIT_ACCOUNT_CLOSED
-        dpo, dp, cpo, cp = acc["dpo"], acc["dp"], acc["cpo"], acc["cp"]
+        dbal, cbal = self._bal(di), self._bal(ci)  # [dp, dpo, cp, cpo]
         if dflags & _MNO and acc["normal"][di] == NormalSide.CREDIT and (
-                int(cpo[di]) - int(dpo[di]) - int(dp[di]) - amt < -int(acc["limit"][di])):
+                dbal[3] - dbal[1] - dbal[0] - amt < -int(acc["limit"][di])):
             return R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS
         if cflags & _MNO and acc["normal"][ci] == NormalSide.DEBIT and (
-                int(dpo[ci]) - int(cpo[ci]) - int(cp[ci]) - amt < -int(acc["limit"][ci])):
+                cbal[1] - cbal[3] - cbal[2] - amt < -int(acc["limit"][ci])):
             return R.CREDIT_ACCOUNT_INSUFFICIENT_FUNDS
-        if int(dpo[di]) + int(dp[di]) + amt >= MAX_TOTAL_FEN:
+        if dbal[1] + dbal[0] + amt >= MAX_TOTAL_FEN:
             return R.OVERFLOWS_DEBITS
-        if int(cpo[ci]) + int(cp[ci]) + amt >= MAX_TOTAL_FEN:
+        if cbal[3] + cbal[2] + amt >= MAX_TOTAL_FEN:
             return R.OVERFLOWS_CREDITS
-        dcol, ccol = ("dp", "cp") if mode & _PENDING else ("dpo", "cpo")
-        acc[dcol][di] += amt
-        acc[ccol][ci] += amt
-        new_row = self._store_row(tid, di, ci, amt, flags, 0, tmo, code, ts)
+        pending = bool(mode & _PENDING)
+        dslot, cslot = (0, 2) if pending else (1, 3)
+        dbal[dslot] += amt
+        cbal[cslot] += amt
+        new_row = self._buffer_row(tid, di, ci, amt, flags, 0, tmo, code)
         if undo is not None:
-            undo += [("bal", dcol, di, amt), ("bal", ccol, ci, amt), ("row", tid)]
-        if mode & _PENDING:
+            undo += [("bal", di, dslot, amt), ("bal", ci, cslot, amt), ("row",)]
+        if pending:
             if undo is not None:
                 undo.append(("pstate", tid, None))
             self._pending_state[tid] = PendingState.PENDING
             if tmo:
-                heapq.heappush(self._expiry, (ts + tmo, tid, new_row))
+                heapq.heappush(self._expiry, (self._ts + tmo, tid, new_row))
         return R.OK
 
-    def _apply_phase_two(self, t: tuple[int, int, int, int, int, int, int, int], ts: int,
-                         undo: list[tuple[Any, ...]] | None) -> TransferResult:
-        tid, dr, cr, amt, flags, pid, tmo, code = t
+    def _apply_phase_two(self, t: tuple[int, ...], undo: list[tuple[Any, ...]] | None
+                         ) -> TransferResult:
+        tid, dr, cr, amt, flags, pid, tmo, code, _, _ = t
         if pid == 0:
             return R.PENDING_ID_REQUIRED
         if pid == tid:
@@ -496,15 +622,14 @@ class Ledger:
             return R.TIMEOUT_RESERVED_FOR_PENDING
         if amt < 0:
             return R.AMOUNT_MUST_BE_POSITIVE
-        prow = self._tr_index.get(pid)
+        prow = self._find_row(pid)
         if prow is None:
             return R.PENDING_TRANSFER_NOT_FOUND
-        tc = self._tr.cols
-        if not int(tc["flags"][prow]) & _PENDING:
+        _, p_di, p_ci, p_amt, p_flags, *_ = self._row_fields(prow)
+        if not p_flags & _PENDING:
             return R.PENDING_TRANSFER_NOT_PENDING
-        p_di, p_ci, p_amt = int(tc["dr"][prow]), int(tc["cr"][prow]), int(tc["amount"][prow])
-        acc = self._acc.cols
-        if dr not in (0, int(acc["id"][p_di])) or cr not in (0, int(acc["id"][p_ci])):
+        acc_id = self._acc.cols["id"]
+        if dr not in (0, int(acc_id[p_di])) or cr not in (0, int(acc_id[p_ci])):
             return R.PENDING_TRANSFER_HAS_DIFFERENT_ACCOUNTS
         state = self._pending_state[pid]
         if state is PendingState.POSTED:
@@ -517,58 +642,52 @@ class Ledger:
         amount = p_amt if amt == 0 else amt
         if amount > p_amt or (not post and amount != p_amt):
             return R.PENDING_TRANSFER_EXCEEDED
-        acc["dp"][p_di] -= p_amt
-        acc["cp"][p_ci] -= p_amt
-        changes = [("bal", "dp", p_di, -p_amt), ("bal", "cp", p_ci, -p_amt)]
+        dbal, cbal = self._bal(p_di), self._bal(p_ci)
+        dbal[0] -= p_amt
+        cbal[2] -= p_amt
+        changes: list[tuple[Any, ...]] = [("bal", p_di, 0, -p_amt), ("bal", p_ci, 2, -p_amt)]
         if post:
-            acc["dpo"][p_di] += amount
-            acc["cpo"][p_ci] += amount
-            changes += [("bal", "dpo", p_di, amount), ("bal", "cpo", p_ci, amount)]
-        self._store_row(tid, p_di, p_ci, amount, flags, pid, 0, code, ts)
+            dbal[1] += amount
+            cbal[3] += amount
+            changes += [("bal", p_di, 1, amount), ("bal", p_ci, 3, amount)]
+        self._buffer_row(tid, p_di, p_ci, amount, flags, pid, 0, code)
         if undo is not None:
-            undo += [*changes, ("row", tid), ("pstate", pid, state)]
+            undo += [*changes, ("row",), ("pstate", pid, state)]
         self._pending_state[pid] = PendingState.POSTED if post else PendingState.VOIDED
         return R.OK
 
-    def _store_row(self, tid: int, di: int, ci: int, amt: int, flags: int, pid: int,
-                   tmo: int, code: int, ts: int) -> int:
-        tr = self._tr
-        tr.reserve(1)
-        row = tr.n
-        c = tr.cols
-        c["id"][row], c["dr"][row], c["cr"][row], c["amount"][row] = tid, di, ci, amt
-        c["flags"][row], c["pending_id"][row], c["timeout"][row] = flags, pid, tmo
-        c["code"][row], c["ts"][row] = code, ts
-        tr.n += 1
-        self._tr_index[tid] = row
+    def _buffer_row(self, tid: int, di: int, ci: int, amt: int, flags: int, pid: int,
+                    tmo: int, code: int) -> int:
+        row = self._tr.n + len(self._buffer)
+        if row >= MAX_TRANSFERS:
+            raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
+        self._buffer.append((tid, di, ci, amt, flags, pid, tmo, code, self._ts))
+        self._index_new_row(tid, row)
         return row
 
     def _compare_existing(self, row: int, dr: int, cr: int, amt: int, flags: int, pid: int,
                           tmo: int, code: int) -> TransferResult:
-        c = self._tr.cols
+        _, s_di, s_ci, s_amt, s_flags, s_pid, s_tmo, s_code, _ = self._row_fields(row)
         acc_id = self._acc.cols["id"]
-        s_flags = int(c["flags"][row])
         if s_flags != flags:
             return R.EXISTS_WITH_DIFFERENT_FLAGS
         phase_two = bool(flags & int(PHASE_TWO))
-        s_dr, s_cr = int(acc_id[c["dr"][row]]), int(acc_id[c["cr"][row]])
+        s_dr, s_cr = int(acc_id[s_di]), int(acc_id[s_ci])
         if (dr, cr) != (s_dr, s_cr) and not (phase_two and dr in (0, s_dr) and cr in (0, s_cr)):
             return R.EXISTS_WITH_DIFFERENT_ACCOUNTS
-        if int(c["pending_id"][row]) != pid:
+        if s_pid != pid:
             return R.EXISTS_WITH_DIFFERENT_PENDING_ID
-        s_amt = int(c["amount"][row])
-        if amt != s_amt and not (phase_two and amt == 0 and self._is_full_amount(row)):
+        if amt != s_amt and not (phase_two and amt == 0 and self._is_full_amount(s_pid, s_amt)):
             return R.EXISTS_WITH_DIFFERENT_AMOUNT
-        if int(c["timeout"][row]) != tmo:
+        if s_tmo != tmo:
             return R.EXISTS_WITH_DIFFERENT_TIMEOUT
-        if int(c["code"][row]) != code:
+        if s_code != code:
             return R.EXISTS_WITH_DIFFERENT_CODE
         return R.EXISTS
 
-    def _is_full_amount(self, row: int) -> bool:
-        c = self._tr.cols
-        prow = self._tr_index[int(c["pending_id"][row])]
-        return int(c["amount"][prow]) == int(c["amount"][row])
+    def _is_full_amount(self, pending_id: int, amount: int) -> bool:
+        prow = self._find_row(pending_id)
+        return prow is not None and self._row_fields(prow)[3] == amount
 
     # ------------------------------------------------------------------ expiry
 
@@ -594,7 +713,7 @@ class Ledger:
     # ------------------------------------------------------------------ queries
 
     def lookup_transfer(self, transfer_id: int) -> TransferRecord | None:
-        row = self._tr_index.get(transfer_id)
+        row = self._find_row(transfer_id)
         return None if row is None else self._record(row)
 
     def _record(self, row: int) -> TransferRecord:
@@ -711,7 +830,12 @@ class Ledger:
                     cols.cols[name][:n] = z[prefix + name]
                 cols.n = n
             ledger._acc_index = {int(v): i for i, v in enumerate(ledger._acc.view("id"))}
-            ledger._tr_index = {int(v): i for i, v in enumerate(ledger._tr.view("id"))}
+            ids = ledger._tr.view("id")
+            increasing = np.nonzero(ids[1:] <= ids[:-1])[0]
+            mono_end = int(increasing[0]) + 1 if len(increasing) else len(ids)
+            ledger._mono_end = mono_end
+            ledger._mono_last_id = int(ids[mono_end - 1]) if mono_end else 0
+            ledger._tr_index = {int(v): mono_end + i for i, v in enumerate(ids[mono_end:])}
             ledger._pending_state = {
                 int(k): PendingState(int(v))
                 for k, v in zip(z["p_id"].tolist(), z["p_state"].tolist(), strict=True)}

@@ -150,6 +150,9 @@ def _check_command(kind: object, payload: object) -> tuple[str, bytes]:
 class CommandLog(ABC):
     """An append-only, hash-chained, durable log of command batches, plus snapshots.
 
+    Fail-stop: once an append has failed, the store refuses further writes (the failed
+    write may or may not have become durable); re-opening it re-verifies and recovers.
+
     Subclasses supply the storage primitives (the ``_``-prefixed abstract methods); this class
     owns the chain, the verification on open and the snapshot rules.  Construct a store through
     :func:`qingsuan.store.open_log`, which calls :meth:`_start` once the storage is ready.
@@ -168,6 +171,7 @@ class CommandLog(ABC):
         self._last_hash = GENESIS_HASH
         self._lock = threading.Lock()
         self._closed = False
+        self._failed = False
 
     # ------------------------------------------------------------------ public API
 
@@ -193,7 +197,7 @@ class CommandLog(ABC):
         if not checked:
             return []
         with self._lock:
-            self._check_open()
+            self._check_writable()
             entries: list[LogEntry] = []
             prev, seq = self._last_hash, self._last_seq
             for kind, payload in checked:
@@ -201,7 +205,13 @@ class CommandLog(ABC):
                 h = entry_hash(prev, seq, kind, payload)
                 entries.append(LogEntry(seq, kind, payload, prev, h))
                 prev = h
-            self._write_entries(entries)  # durable when it returns; raises -> nothing changed
+            try:
+                self._write_entries(entries)  # durable when it returns
+            except BaseException:
+                # The outcome may be unknown (e.g. connection lost during COMMIT): stop
+                # writing; re-opening re-verifies and sees what did become durable.
+                self._failed = True
+                raise
             self._last_seq, self._last_hash = seq, prev
             return entries
 
@@ -233,7 +243,7 @@ class CommandLog(ABC):
         if snapshot_hash(snapshot.state) != snapshot.state_hash:
             raise ValueError(f"snapshot at seq {snapshot.seq}: state_hash is not sha256(state)")
         with self._lock:
-            self._check_open()
+            self._check_writable()
             if not 0 <= snapshot.seq <= self._last_seq:
                 raise ValueError(
                     f"snapshot seq {snapshot.seq} outside the log (last_seq {self._last_seq})"
@@ -259,20 +269,26 @@ class CommandLog(ABC):
             if seq > self._last_seq:
                 logger.warning(
                     "command log %s: ignoring snapshot at seq %d, beyond the last entry %d",
-                    self.where, seq, self._last_seq,
+                    self.where,
+                    seq,
+                    self._last_seq,
                 )
                 continue
             if self._chain_hash_at(seq) != chain:
                 logger.warning(
                     "command log %s: ignoring snapshot at seq %d, taken from a different "
-                    "history (entry hash mismatch)", self.where, seq,
+                    "history (entry hash mismatch)",
+                    self.where,
+                    seq,
                 )
                 continue
             state = self._load_snapshot_state(seq)
             if state is None or snapshot_hash(state) != state_hash:
                 logger.warning(
                     "command log %s: snapshot at seq %d is corrupt (state does not match "
-                    "state_hash); falling back to an earlier one", self.where, seq,
+                    "state_hash); falling back to an earlier one",
+                    self.where,
+                    seq,
                 )
                 continue
             return Snapshot(seq, state, state_hash)
@@ -318,14 +334,17 @@ class CommandLog(ABC):
             if bad is not None:
                 # The bad entry is not the last one: this is damage, not a torn write.
                 raise BrokenChainError(
-                    bad.seq, "its hash does not match its content (and it is not the last "
-                    "entry, so this is not a torn write)", self.where,
+                    bad.seq,
+                    "its hash does not match its content (and it is not the last "
+                    "entry, so this is not a torn write)",
+                    self.where,
                 )
             if entry.seq != prev_seq + 1:
                 missing = prev_seq + 1
                 reason = (
                     f"gap in the sequence: expected entry {missing} after entry {prev_seq}"
-                    if prev_seq else f"the log must start at entry 1, found entry {entry.seq}"
+                    if prev_seq
+                    else f"the log must start at entry 1, found entry {entry.seq}"
                 )
                 raise BrokenChainError(entry.seq, reason, self.where)
             if not entry.hash_ok():
@@ -333,15 +352,16 @@ class CommandLog(ABC):
                 continue
             if entry.prev_hash != prev_hash:
                 what = f"entry {prev_seq}" if prev_seq else "the genesis hash"
-                raise BrokenChainError(
-                    entry.seq, f"prev_hash does not match {what}", self.where
-                )
+                raise BrokenChainError(entry.seq, f"prev_hash does not match {what}", self.where)
             prev_seq, prev_hash = entry.seq, entry.hash
         if bad is not None:
             logger.warning(
                 "command log %s: discarding torn tail entry %d (its hash does not match its "
                 "content: a write interrupted by a crash, never acknowledged); continuing "
-                "from entry %d", self.where, bad.seq, prev_seq,
+                "from entry %d",
+                self.where,
+                bad.seq,
+                prev_seq,
             )
             self._truncate_after(prev_seq)
         self._last_seq, self._last_hash = prev_seq, prev_hash
@@ -349,6 +369,14 @@ class CommandLog(ABC):
     def _check_open(self) -> None:
         if self._closed:
             raise LogError(f"command log {self.where} is closed")
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._failed:
+            raise LogError(
+                f"command log {self.where}: an earlier append failed and its outcome is "
+                "unknown; re-open the log to recover"
+            )
 
     # ------------------------------------------------------------------ storage primitives
 

@@ -61,6 +61,21 @@ class MemoryCommandLog(CommandLog):
         super().__init__(where)
         self._store = store
 
+    @classmethod
+    def open(cls, url: str, *, verify: bool) -> MemoryCommandLog:
+        """Open ``memory:`` (fresh) or ``memory://NAME`` (named, shared in this process)."""
+        name = url.removeprefix("memory:").removeprefix("//")
+        store = backing(name) if name else MemoryBacking()
+        found = store.meta.get("format_version")
+        if found != str(FORMAT_VERSION):
+            raise LogError(
+                f"{url}: command-log format version {found} is not supported "
+                f"(this build reads version {FORMAT_VERSION}); refusing to open"
+            )
+        log = cls(store, url)
+        log._start(verify)
+        return log
+
     def _index_after(self, seq: int) -> int:
         return bisect.bisect_right(self._store.entries, seq, key=_seq_of)
 

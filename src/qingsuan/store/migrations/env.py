@@ -10,7 +10,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from qingsuan.store.schema import ALEMBIC_VERSION_TABLE
+from qingsuan.store.schema import ALEMBIC_VERSION_TABLE, metadata
 
 connection = context.config.attributes.get("connection")
 if not isinstance(connection, Connection):
@@ -19,6 +19,10 @@ if not isinstance(connection, Connection):
         "(online, with config.attributes['connection'])"
     )
 
-context.configure(connection=connection, version_table=ALEMBIC_VERSION_TABLE)
+context.configure(
+    connection=connection,
+    target_metadata=metadata,  # lets `alembic revision --autogenerate` diff against schema.py
+    version_table=ALEMBIC_VERSION_TABLE,
+)
 with context.begin_transaction():
     context.run_migrations()

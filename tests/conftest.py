@@ -1,0 +1,32 @@
+"""Shared pytest fixtures."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """DSN of the PostgreSQL test server: env ``QINGSUAN_PG_DSN``, else the local default.
+
+    If the server cannot be reached the tests that need it FAIL when env ``CI`` is set (CI must
+    never silently skip them) and are skipped otherwise.
+    """
+    import psycopg
+
+    dsn = os.environ.get("QINGSUAN_PG_DSN", DEFAULT_PG_DSN)
+    try:
+        with psycopg.connect(dsn.replace("+psycopg", "", 1), connect_timeout=5):
+            pass
+    except psycopg.Error as exc:
+        shown = re.sub(r":[^:@/]*@", ":***@", dsn)  # never print a password
+        message = f"PostgreSQL not reachable at {shown}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message} (CI must run the PostgreSQL tests)", pytrace=False)
+        pytest.skip(message)
+    return dsn
