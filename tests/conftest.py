@@ -30,3 +30,26 @@ def pg_dsn() -> str:
             pytest.fail(f"{message} (CI must run the PostgreSQL tests)", pytrace=False)
         pytest.skip(message)
     return dsn
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def log_url(request: pytest.FixtureRequest, tmp_path: object) -> object:
+    """A fresh command-log url for each store kind (postgres: a schema dropped afterwards)."""
+    import uuid
+    from pathlib import Path
+
+    kind = request.param
+    if kind == "memory":
+        yield f"memory://{uuid.uuid4().hex}"
+        return
+    if kind == "sqlite":
+        assert isinstance(tmp_path, Path)
+        yield str(tmp_path / "engine.db")
+        return
+    import psycopg
+
+    dsn = request.getfixturevalue("pg_dsn")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    yield f"{dsn}?schema={schema}"
+    with psycopg.connect(dsn.replace("+psycopg", "", 1), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

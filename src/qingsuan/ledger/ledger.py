@@ -238,11 +238,7 @@ class Ledger:
         """
         if not isinstance(batch, TransferBatch):
             batch = TransferBatch.from_transfers(batch)
-        if timestamp_us < self.last_timestamp_us:
-            raise ValueError(f"timestamp {timestamp_us} is before the last batch's "
-                             f"{self.last_timestamp_us}")
-        self.last_timestamp_us = timestamp_us
-        self.expire_pending(timestamp_us)
+        self.advance_time(timestamp_us)
         n = len(batch)
         codes = np.zeros(n, np.uint8)
         if n == 0:
@@ -690,6 +686,15 @@ class Ledger:
         return prow is not None and self._row_fields(prow)[3] == amount
 
     # ------------------------------------------------------------------ expiry
+
+    def advance_time(self, now_us: int) -> list[int]:
+        """Move the ledger's time to ``now_us`` (never back) and void the reservations that
+        have timed out by then. Returns their ids."""
+        if now_us < self.last_timestamp_us:
+            raise ValueError(f"timestamp {now_us} is before the last batch's "
+                             f"{self.last_timestamp_us}")
+        self.last_timestamp_us = now_us
+        return self.expire_pending(now_us)
 
     def expire_pending(self, now_us: int) -> list[int]:
         """Void every pending transfer whose timeout has passed at ``now_us``. Returns their

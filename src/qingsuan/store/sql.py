@@ -232,8 +232,17 @@ class SqlCommandLog(CommandLog):
 def _entry(row: sa.Row[Any]) -> LogEntry:
     m = row._mapping
     return LogEntry(
-        int(m["seq"]), str(m["kind"]), bytes(m["payload"]), bytes(m["prev_hash"]), bytes(m["hash"])
+        int(m["seq"]), str(m["kind"]), _blob(m["payload"]), _blob(m["prev_hash"]),
+        _blob(m["hash"])
     )
+
+
+def _blob(value: object) -> bytes:
+    """A stored binary column. SQLite lets a tampered row hold text instead: take its bytes
+    so that the hash check reports the entry, rather than failing with a TypeError."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "surrogateescape")
+    return bytes(value)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------------- SQLite
