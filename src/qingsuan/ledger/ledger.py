@@ -733,6 +733,10 @@ class Ledger:
         state = self._pending_state.get(tid) if flags & _PENDING else None
         return TransferRecord(transfer, int(c["ts"][row]), state)
 
+    def transfers_since(self, row: int) -> list[TransferRecord]:
+        """Stored transfers from position ``row`` on, in the order applied."""
+        return [self._record(r) for r in range(row, self._tr.n)]
+
     def history(self, account_id: int, limit: int = 10_000) -> list[TransferRecord]:
         """The account's transfers in the order applied (most recent ``limit``)."""
         row = self._acc_index[account_id]

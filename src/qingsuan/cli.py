@@ -1,0 +1,210 @@
+"""The ``qingsuan`` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from qingsuan import __version__
+from qingsuan.clock import format_time
+from qingsuan.money import format_fen
+from qingsuan.params import SPECS
+from qingsuan.sim.runner import Posting, Runner, run_scenario
+from qingsuan.sim.scenario import Event, ScenarioError, load_scenario
+
+EXIT_INVALID = 2
+
+app = typer.Typer(
+    help="清算 Qingsuan: a working model of China's interbank payment system "
+         "(CNAPS HVPS/BEPS/IBPS, card switch, banks) on one deterministic engine.",
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+)
+log_app = typer.Typer(help="Inspect a command log.", no_args_is_help=True)
+app.add_typer(log_app, name="log")
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _load(file: Path) -> Any:
+    try:
+        return load_scenario(file)
+    except ScenarioError as exc:
+        err = _err()
+        err.print(f"[bold red]{file}: invalid scenario, nothing was run[/] "
+                  f"({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''})")
+        for problem in exc.problems:
+            err.print(f"  {problem}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="scenario file (YAML, see docs/SCENARIOS.md)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print the outcome as one JSON "
+                                          "object (the SCENARIO.md contract)")] = False,
+    store: Annotated[str | None, typer.Option(
+        help="command log: memory:, PATH.db (SQLite) or postgresql://...; default a "
+             "temporary SQLite file")] = None,
+) -> None:
+    """Run a scenario on the virtual clock and print its outcome.
+
+    Exit code 0 when the scenario ran (whatever the payments' fates), 2 when the file is
+    invalid (every problem is listed with its line; nothing runs).
+    """
+    scenario = _load(file)
+    outcome = run_scenario(scenario, store=store)
+    if as_json:
+        sys.stdout.write(json.dumps(outcome, ensure_ascii=False, indent=2) + "\n")
+        return
+    _print_outcome(outcome)
+
+
+@app.command()
+def check(file: Annotated[Path, typer.Argument(help="scenario file")]) -> None:
+    """Validate a scenario without running it (exit 0 valid, 2 invalid)."""
+    scenario = _load(file)
+    _out().print(f"{file}: valid: {len(scenario.participants)} participants, "
+                 f"{len(scenario.customers)} customers, {len(scenario.events)} events")
+
+
+@app.command()
+def params() -> None:
+    """List every rule parameter with its documented default."""
+    table = Table(title="Parameters (override under params: in a scenario)")
+    table.add_column("name")
+    table.add_column("default", justify="right")
+    table.add_column("meaning")
+    for spec in SPECS:
+        table.add_row(spec.name, spec.default, spec.doc)
+    _out().print(table)
+
+
+def _builtin(name: str) -> Path:
+    path = Path(str(resources.files("qingsuan") / "scenarios" / f"{name}.yaml"))
+    if not path.exists():
+        names = sorted(p.stem for p in Path(path.parent).glob("*.yaml"))
+        _err().print(f"no built-in story {name!r}; available: {', '.join(names)}")
+        raise typer.Exit(EXIT_INVALID)
+    return path
+
+
+@app.command()
+def demo(
+    story: Annotated[str, typer.Option(help="built-in scenario to play")] = "intrabank",
+    list_: Annotated[bool, typer.Option("--list", help="list the built-in stories")] = False,
+    step: Annotated[bool, typer.Option("--step", help="wait for Enter between steps")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="outcome as JSON")] = False,
+) -> None:
+    """Play a built-in story, narrating every ledger posting in every book."""
+    if list_:
+        folder = Path(str(resources.files("qingsuan") / "scenarios"))
+        for path in sorted(folder.glob("*.yaml")):
+            sc = load_scenario(path)
+            _out().print(f"[bold]{path.stem}[/]: {sc.description.strip()}")
+        return
+    scenario = _load(_builtin(story))
+    out = _out()
+    if as_json:
+        sys.stdout.write(json.dumps(run_scenario(scenario), ensure_ascii=False, indent=2)
+                         + "\n")
+        return
+    out.rule(f"[bold]{scenario.name}[/]")
+    if scenario.description:
+        out.print(scenario.description.strip())
+
+    def narrate(event: Event, postings: list[Posting], runner: Runner) -> None:
+        out.print()
+        when = format_time(event.at_us)[11:16]
+        f = event.fields
+        if event.do == "transfer":
+            rec = runner.payments[f["id"]]
+            payer = runner.scenario.customer(f["from_customer"])
+            out.print(f"[bold]{when}[/] {f['from_customer']} pays {f['to_customer']} "
+                      f"{format_fen(f['amount_fen'])} CNY ({f['channel']}): both bank with "
+                      f"{payer.bank}, so {payer.bank} books it in its own books (行内), no "
+                      "payment system needed.")
+            if rec.reason is not None:
+                out.print(f"  [red]rejected[/] {rec.reason['code']}: {rec.reason['message']}"
+                          " - nothing was booked")
+        elif event.do == "set_param":
+            out.print(f"[bold]{when}[/] parameter {f['name']} set to {f['value']}")
+        for p in postings:
+            after_d = runner.balance_fen(p.book, p.debit)
+            after_c = runner.balance_fen(p.book, p.credit)
+            out.print(f"  [cyan]{p.book}[/] book: debit {p.debit} {format_fen(p.amount_fen)}"
+                      f" (now {format_fen(after_d)}), credit {p.credit} "
+                      f"(now {format_fen(after_c)})")
+        if step:
+            input("  press Enter for the next step ")
+
+    outcome = run_scenario(scenario, on_step=narrate)
+    out.print()
+    _print_outcome(outcome)
+
+
+def _print_outcome(outcome: dict[str, Any]) -> None:
+    out = _out()
+    table = Table(title=f"Payments of {outcome['scenario']}")
+    for col in ("id", "kind", "system", "status", "reason"):
+        table.add_column(col)
+    for pid, p in outcome["payments"].items():
+        reason = p["reason"]
+        table.add_row(pid, p["kind"], p["system"], p["status"],
+                      f"{reason['code']} {reason['message']}" if reason else "")
+    out.print(table)
+    bal = Table(title="Balances (CNY)")
+    bal.add_column("account")
+    bal.add_column("balance", justify="right")
+    for group, values in outcome["balances"].items():
+        for name, amount in values.items():
+            bal.add_row(f"{group}: {name}", amount)
+    out.print(bal)
+    checks = ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in outcome["checks"].items())
+    out.print(f"checks: {checks}; ended {outcome['ended_at']}")
+
+
+@log_app.command("verify")
+def log_verify(url: Annotated[str, typer.Argument(help="memory:, PATH.db or postgresql://...")]
+               ) -> None:
+    """Open a command log, verify its hash chain, replay it and print the state hash."""
+    from qingsuan.engine import replay
+    from qingsuan.store import LogError
+
+    try:
+        ledger = replay(url)
+    except (LogError, ValueError) as exc:
+        _err().print(f"[red]{exc}[/]")
+        raise typer.Exit(1) from None
+    _out().print(f"{url}: chain intact; {ledger.account_count} accounts, "
+                 f"{ledger.transfer_count} transfers; state hash {ledger.state_hash().hex()}")
+
+
+def version_callback(value: bool) -> None:
+    if value:
+        _out().print(f"qingsuan {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: Annotated[bool, typer.Option("--version", callback=version_callback,
+                                          is_eager=True, help="print the version")] = False,
+) -> None:
+    """清算 Qingsuan."""
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,196 @@
+"""Every number in a rule is a parameter: the registry of documented defaults.
+
+A parameter has a dotted name, a kind (how its value is written), a default and a line of
+documentation. Scenario files override them under ``params:`` and ``set_param`` events
+change them at a moment; an unknown name or a bad value is an error naming the parameter.
+``qingsuan params`` prints this table; docs/PARAMETERS.md is generated from it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+from qingsuan.money import AmountError, format_fen, parse_amount
+
+
+class ParamKind(Enum):
+    AMOUNT = "amount"      # "50000.00" CNY -> int fen
+    TIME = "time"          # "HH:MM" Beijing time -> minutes since midnight
+    BOOL = "bool"          # on/off, true/false
+    INT = "int"
+    RATE = "rate"          # decimal fraction "0.0035" -> parts per million (int)
+    CHOICE = "choice"
+
+
+class ParamError(ValueError):
+    """A parameter name or value that is not acceptable. The message names the parameter."""
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    name: str
+    kind: ParamKind
+    default: str
+    doc: str
+    choices: tuple[str, ...] = ()
+    minimum: int | None = None
+
+
+_TIME_RE: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_RATE_RE: Final = re.compile(r"^\d+(\.\d{1,6})?$")
+PPM: Final = 1_000_000
+
+SPECS: Final[tuple[ParamSpec, ...]] = (
+    # -- calendar and operating windows (DOMAIN.md §3) --------------------------------
+    ParamSpec("calendar.missing_year", ParamKind.CHOICE, "error",
+              "what to do for a year missing from the holiday table: error, or weekends "
+              "(Monday-Friday are business days)", ("error", "weekends")),
+    ParamSpec("hvps.open", ParamKind.TIME, "20:30",
+              "HVPS business day D opens at this time on the previous natural day"),
+    ParamSpec("hvps.cutoff", ParamKind.TIME, "17:15",
+              "HVPS business cut-off (业务截止) on day D"),
+    ParamSpec("hvps.clearing_end", ParamKind.TIME, "17:30",
+              "end of the HVPS clearing window (清算窗口); queued payments are returned"),
+    ParamSpec("hvps.closed", ParamKind.BOOL, "off",
+              "HVPS closed for maintenance (维护) regardless of the calendar"),
+    ParamSpec("cards.cutoff", ParamKind.TIME, "23:00",
+              "card switch clearing-day cut-off (日切)"),
+    # -- item limits ------------------------------------------------------------------
+    ParamSpec("beps.item_limit", ParamKind.AMOUNT, "50000.00",
+              "BEPS ordinary credit per-item limit (小额贷记单笔上限)"),
+    ParamSpec("beps.holiday_item_limit", ParamKind.AMOUNT, "50000.00",
+              "BEPS ordinary credit per-item limit on non-business days"),
+    ParamSpec("ibps.item_limit", ParamKind.AMOUNT, "50000.00",
+              "IBPS per-item limit (网银单笔上限)"),
+    ParamSpec("ibps.confirm_timeout_ms", ParamKind.INT, "30000",
+              "time the receiving bank has to accept or reject an IBPS item", minimum=1),
+    # -- card fees (DOMAIN.md §4) -----------------------------------------------------
+    ParamSpec("cards.fees", ParamKind.BOOL, "on", "charge the card fees below"),
+    ParamSpec("cards.issuer_fee_debit_rate", ParamKind.RATE, "0.0035",
+              "issuer service fee (发卡行服务费), debit cards"),
+    ParamSpec("cards.issuer_fee_debit_cap", ParamKind.AMOUNT, "13.00",
+              "cap of the issuer service fee per debit-card item"),
+    ParamSpec("cards.issuer_fee_credit_rate", ParamKind.RATE, "0.0045",
+              "issuer service fee, credit cards (uncapped)"),
+    ParamSpec("cards.network_fee_rate", ParamKind.RATE, "0.000325",
+              "network service fee (网络服务费), charged to issuer and acquirer each"),
+    ParamSpec("cards.network_fee_cap", ParamKind.AMOUNT, "3.25",
+              "cap of the network service fee per side per item"),
+    ParamSpec("cards.atm_interbank_fee", ParamKind.AMOUNT, "3.00",
+              "fixed interbank fee per ATM withdrawal, paid by the issuer to the acquirer"),
+    # -- banks ------------------------------------------------------------------------
+    ParamSpec("banks.channel_fee", ParamKind.AMOUNT, "0.00",
+              "fee a bank charges its customer per outgoing interbank transfer", minimum=0),
+)
+
+_BY_NAME: Final = {spec.name: spec for spec in SPECS}
+
+
+def spec(name: str) -> ParamSpec:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        close = [n for n in _BY_NAME if n.split(".")[0] == name.split(".")[0]]
+        hint = f"; known {name.split('.')[0]}.* parameters: {', '.join(close)}" if close else ""
+        raise ParamError(f"unknown parameter {name!r}{hint}") from None
+
+
+def parse_value(name: str, value: object) -> int | bool | str:
+    """Check and convert a parameter value written as in a scenario file."""
+    s = spec(name)
+    if isinstance(value, float):
+        raise ParamError(f"parameter {name}: write the value as a quoted string, not a float "
+                         f"(got {value!r})")
+    text = str(value).strip() if not isinstance(value, bool) else ("on" if value else "off")
+    if s.kind is ParamKind.AMOUNT:
+        try:
+            return parse_amount(text, field=f"parameter {name}", allow_zero=True)
+        except AmountError as exc:
+            raise ParamError(str(exc)) from None
+    if s.kind is ParamKind.TIME:
+        if isinstance(value, int):
+            raise ParamError(f"parameter {name}: quote times, e.g. \"20:30\" (YAML reads an "
+                             f"unquoted 20:30 as the number {value})")
+        m = _TIME_RE.match(text)
+        if m is None:
+            raise ParamError(f"parameter {name}: not a time HH:MM (got {value!r})")
+        return int(m.group(1)) * 60 + int(m.group(2))
+    if s.kind is ParamKind.BOOL:
+        low = text.lower()
+        if low in ("on", "true", "yes"):
+            return True
+        if low in ("off", "false", "no"):
+            return False
+        raise ParamError(f"parameter {name}: use on or off (got {value!r})")
+    if s.kind is ParamKind.INT:
+        if not re.fullmatch(r"-?\d+", text):
+            raise ParamError(f"parameter {name}: not a whole number (got {value!r})")
+        number = int(text)
+        if s.minimum is not None and number < s.minimum:
+            raise ParamError(f"parameter {name}: must be at least {s.minimum} (got {number})")
+        return number
+    if s.kind is ParamKind.RATE:
+        if not _RATE_RE.match(text):
+            raise ParamError(f"parameter {name}: not a decimal rate with at most 6 decimals "
+                             f"(got {value!r})")
+        whole, _, frac = text.partition(".")
+        ppm = int(whole) * PPM + int(frac.ljust(6, "0") or "0")
+        if ppm > PPM:
+            raise ParamError(f"parameter {name}: a rate above 1 (100%) (got {value!r})")
+        return ppm
+    if text not in s.choices:
+        raise ParamError(f"parameter {name}: one of {', '.join(s.choices)} (got {value!r})")
+    return text
+
+
+def format_value(name: str, value: int | bool | str) -> str:
+    """The canonical written form of a parsed value (inverse of :func:`parse_value`)."""
+    s = spec(name)
+    if s.kind is ParamKind.AMOUNT:
+        assert isinstance(value, int)
+        return format_fen(value)
+    if s.kind is ParamKind.TIME:
+        assert isinstance(value, int)
+        return f"{value // 60:02d}:{value % 60:02d}"
+    if s.kind is ParamKind.BOOL:
+        return "on" if value else "off"
+    if s.kind is ParamKind.RATE:
+        assert isinstance(value, int)
+        return f"{value // PPM}.{value % PPM:06d}".rstrip("0").rstrip(".")
+    return str(value)
+
+
+class Params(Mapping[str, int | bool | str]):
+    """The parameters in force: defaults overridden by a scenario, changed by events."""
+
+    def __init__(self, overrides: Mapping[str, object] | None = None) -> None:
+        self._values: dict[str, int | bool | str] = {
+            s.name: parse_value(s.name, s.default) for s in SPECS}
+        for name, value in (overrides or {}).items():
+            self.set(name, value)
+
+    def set(self, name: str, value: object) -> None:
+        self._values[name] = parse_value(name, value)
+
+    def __getitem__(self, name: str) -> int | bool | str:
+        spec(name)
+        return self._values[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def amount(self, name: str) -> int:
+        value = self[name]
+        assert isinstance(value, int) and spec(name).kind is ParamKind.AMOUNT
+        return value
+
+    def written(self) -> dict[str, str]:
+        """All parameters in their written form (for reports and `qingsuan params`)."""
+        return {name: format_value(name, v) for name, v in self._values.items()}

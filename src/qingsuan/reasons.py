@@ -1,0 +1,36 @@
+"""Reason codes carried by rejections and returns: ISO 20022 ExternalStatusReason codes.
+
+CNAPS2 messages reuse the ISO 20022 code list; a rejection always names one code and a
+readable message (SCENARIO.md: ``reason``).
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Reason(Enum):
+    """(code, meaning)."""
+
+    AC01 = ("AC01", "incorrect account number")
+    AC04 = ("AC04", "closed account number")
+    AC06 = ("AC06", "blocked account")
+    AM02 = ("AM02", "amount exceeds the allowed maximum")
+    AM04 = ("AM04", "insufficient funds")
+    AM05 = ("AM05", "duplication")
+    BE01 = ("BE01", "inconsistent with end customer (name does not match the account)")
+    DT01 = ("DT01", "invalid date (system not open)")
+    FF01 = ("FF01", "invalid file format")
+    NARR = ("NARR", "see the message")
+
+    @property
+    def code(self) -> str:
+        return self.value[0]
+
+    @property
+    def meaning(self) -> str:
+        return self.value[1]
+
+    def detail(self, message: str | None = None) -> dict[str, str]:
+        """The JSON form used in run outcomes: code and a readable message."""
+        return {"code": self.code, "message": message or self.meaning}

@@ -1,0 +1,1 @@
+"""Scenarios and the runner that plays them on the engine's virtual clock."""

@@ -1,0 +1,261 @@
+"""Play a scenario on the engine's virtual clock and report its outcome (SCENARIO.md).
+
+The runner builds the world in the ledger (the PBOC's book with every participant's
+settlement account, each participant's book with its mirror of that account, its customers
+and its ATM cash), books the opening balances, then fires the scripted events in time order
+(ties in file order) through the scheduler, each as logged engine commands.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from qingsuan.clock import Scheduler, VirtualClock, format_time
+from qingsuan.engine import Engine
+from qingsuan.ledger import AccountFlags, NormalSide, Transfer, TransferResult
+from qingsuan.ledger.registry import AccountRegistry
+from qingsuan.money import format_fen
+from qingsuan.reasons import Reason
+from qingsuan.sim.scenario import Event, Scenario
+
+PBOC = "PBOC"
+MNO = AccountFlags.MUST_NOT_OVERDRAW
+
+_REASONS: dict[TransferResult, Reason] = {
+    TransferResult.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS: Reason.AM04,
+    TransferResult.CREDIT_ACCOUNT_INSUFFICIENT_FUNDS: Reason.AM04,
+    TransferResult.DEBIT_ACCOUNT_CLOSED: Reason.AC04,
+    TransferResult.CREDIT_ACCOUNT_CLOSED: Reason.AC04,
+    TransferResult.DEBIT_ACCOUNT_NOT_FOUND: Reason.AC01,
+    TransferResult.CREDIT_ACCOUNT_NOT_FOUND: Reason.AC01,
+    TransferResult.AMOUNT_TOO_LARGE: Reason.AM02,
+}
+
+
+@dataclass
+class PaymentRecord:
+    """A payment's fate as the outcome reports it."""
+
+    kind: str
+    system: str
+    status: str = "accepted"
+    response_code: str | None = None
+    reason: dict[str, str] | None = None
+    history: list[tuple[int, str]] = field(default_factory=list)
+
+    def move(self, at_us: int, status: str) -> None:
+        self.status = status
+        self.history.append((at_us, status))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "system": self.system, "status": self.status,
+            "response_code": self.response_code, "reason": self.reason,
+            "history": [{"at": format_time(at), "status": s} for at, s in self.history],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    """One ledger transfer as people read it: in which book, from which account to which."""
+
+    at_us: int
+    book: str
+    debit: str
+    credit: str
+    amount_fen: int
+
+
+StepHook = Callable[[Event, list[Posting], "Runner"], None]
+
+
+class Runner:
+    def __init__(self, scenario: Scenario, *, store: str | None = None,
+                 on_step: StepHook | None = None) -> None:
+        """``store``: the command log url; default an embedded SQLite file in a temporary
+        directory (the durable default, thrown away after the run)."""
+        self.scenario = scenario
+        self.params = scenario.params
+        self.clock = VirtualClock(scenario.start_us)
+        self.scheduler = Scheduler(self.clock)
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if store is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="qingsuan-run-")
+            store = str(Path(self._tmp.name) / "run.db")
+        self.engine = Engine.open(store, self.clock)
+        self.registry = AccountRegistry()
+        self.payments: dict[str, PaymentRecord] = {}
+        self.inquiries: dict[str, Any] = {}
+        self.on_step = on_step
+        self._next_transfer_id = 1
+        self._seen_transfers = 0
+        self._opening_settlement_fen = 0
+        self._opening_deposits_fen = 0
+
+    # ------------------------------------------------------------------ world
+
+    def build_world(self) -> None:
+        reg = self.registry
+        sc = self.scenario
+        reg.book(PBOC)
+        reg.open(PBOC, "issued", NormalSide.DEBIT)  # the PBOC's assets behind reserves
+        for p in sc.participants:
+            reg.open(PBOC, f"settlement:{p.name}", NormalSide.CREDIT, MNO)
+        for p in sc.participants:
+            reg.open(p.name, "reserve_at_pboc", NormalSide.DEBIT, MNO)
+            reg.open(p.name, "equity", NormalSide.CREDIT)
+            reg.open(p.name, "other_assets", NormalSide.DEBIT)
+        for c in sc.customers:
+            reg.open(c.bank, f"customer:{c.id}", NormalSide.CREDIT, MNO)
+        for t in sc.terminals:
+            if t.kind == "atm":
+                reg.open(t.bank, f"atm_cash:{t.id}", NormalSide.DEBIT, MNO)
+        books, accounts = reg.take_pending()
+        self.engine.open_accounts(books, accounts)
+        opening: list[Transfer] = []
+        for p in sc.participants:
+            if p.settlement_balance_fen:
+                opening.append(self._t(PBOC, "issued", f"settlement:{p.name}",
+                                       p.settlement_balance_fen))
+                opening.append(self._t(p.name, "reserve_at_pboc", "equity",
+                                       p.settlement_balance_fen))
+        for c in sc.customers:
+            if c.balance_fen:
+                opening.append(self._t(c.bank, "other_assets", f"customer:{c.id}",
+                                       c.balance_fen))
+        for t in sc.terminals:
+            if t.kind == "atm" and t.cash_fen:
+                opening.append(self._t(t.bank, f"atm_cash:{t.id}", "equity", t.cash_fen))
+        if opening:
+            receipt = self.engine.submit_transfers(opening)
+            assert receipt.results.all_done, receipt.results.failures()
+        self._seen_transfers = self.engine.ledger.transfer_count
+        self._opening_settlement_fen = sum(p.settlement_balance_fen for p in sc.participants)
+        self._opening_deposits_fen = sum(c.balance_fen for c in sc.customers)
+
+    def _t(self, book: str, debit: str, credit: str, amount_fen: int) -> Transfer:
+        tid = self._next_transfer_id
+        self._next_transfer_id += 1
+        return Transfer(tid, self.registry.id(book, debit), self.registry.id(book, credit),
+                        amount_fen)
+
+    # ------------------------------------------------------------------ running
+
+    def run(self) -> dict[str, Any]:
+        self.build_world()
+        for event in self.scenario.events:
+            if event.at_us > self.scenario.run_until_us:
+                continue  # after the horizon: not run (SCENARIO.md)
+            self.scheduler.schedule(event.at_us, _bind(self._fire, event), priority=event.order)
+        self.scheduler.run_until(self.scenario.run_until_us)
+        outcome = self.outcome()
+        self.engine.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+        return outcome
+
+    def _fire(self, event: Event) -> None:
+        handler = getattr(self, f"_do_{event.do}")
+        handler(event)
+        if self.on_step is not None:
+            self.on_step(event, self._new_postings(), self)
+
+    def _new_postings(self) -> list[Posting]:
+        ledger = self.engine.ledger
+        out = []
+        for rec in ledger.transfers_since(self._seen_transfers):
+            t = rec.transfer
+            debit_name = self.registry.name(t.debit_account_id)
+            book, debit = debit_name.split(":", 1)
+            credit = self.registry.name(t.credit_account_id).split(":", 1)[1]
+            out.append(Posting(rec.timestamp_us, book, debit, credit, t.amount_fen))
+        self._seen_transfers = ledger.transfer_count
+        return out
+
+    def _do_set_param(self, event: Event) -> None:
+        self.params.set(event.fields["name"], event.fields["value"])
+
+    def _do_transfer(self, event: Event) -> None:
+        """An intrabank (行内) transfer: the bank books it at once in its own book."""
+        f = event.fields
+        payer = self.scenario.customer(f["from_customer"])
+        record = PaymentRecord("transfer", "BOOK")
+        self.payments[f["id"]] = record
+        now = self.clock.now_us()
+        record.move(now, "accepted")
+        transfer = self._t(payer.bank, f"customer:{payer.id}", f"customer:{f['to_customer']}",
+                           f["amount_fen"])
+        code = self.engine.submit_transfers([transfer]).results[0]
+        if code.done:
+            record.move(now, "credited")
+            return
+        reason = _REASONS.get(code, Reason.NARR)
+        message = reason.meaning
+        if reason is Reason.AM04:
+            message = (f"insufficient funds: {payer.id} at {payer.bank} cannot pay "
+                       f"{format_fen(f['amount_fen'])}")
+        elif reason is Reason.NARR:
+            message = f"ledger refused the transfer: {code.name}"
+        record.reason = reason.detail(message)
+        record.move(now, "rejected")
+
+    # ------------------------------------------------------------------ outcome
+
+    def balance_fen(self, book: str, name: str) -> int:
+        return self.engine.ledger.balance(self.registry.id(book, name)).posted_fen
+
+    def outcome(self) -> dict[str, Any]:
+        sc = self.scenario
+        ledger = self.engine.ledger
+        customers = {c.id: format_fen(self.balance_fen(c.bank, f"customer:{c.id}"))
+                     for c in sc.customers}
+        settlement = {p.name: format_fen(self.balance_fen(PBOC, f"settlement:{p.name}"))
+                      for p in sc.participants}
+        terminals = {t.id: format_fen(self.balance_fen(t.bank, f"atm_cash:{t.id}"))
+                     for t in sc.terminals if t.kind == "atm"}
+        return {
+            "scenario": sc.name,
+            "ended_at": format_time(sc.run_until_us),
+            "payments": {pid: rec.to_json() for pid, rec in self.payments.items()},
+            "balances": {"customers": customers, "settlement": settlement,
+                         "terminals": terminals},
+            "inquiries": self.inquiries,
+            "checks": {"books_balanced": self.books_balanced(),
+                       "money_conserved": self.money_conserved(),
+                       "mirrors_match": self.mirrors_match()},
+            "log": {"entries": self.engine.applied_seq,
+                    "transfers": ledger.transfer_count,
+                    "state_hash": self.engine.state_hash().hex()},
+        }
+
+    def books_balanced(self) -> bool:
+        return all(p == 0 and q == 0 for p, q in self.engine.ledger.book_totals().values())
+
+    def money_conserved(self) -> bool:
+        """Central-bank money (all settlement accounts) and commercial-bank money (all
+        customer deposits) are what the scenario opened with: in this release nothing
+        creates or destroys money (no credit, no cash in or out)."""
+        sc = self.scenario
+        settlement = sum(self.balance_fen(PBOC, f"settlement:{p.name}") for p in sc.participants)
+        deposits = sum(self.balance_fen(c.bank, f"customer:{c.id}") for c in sc.customers)
+        return (settlement == self._opening_settlement_fen
+                and deposits == self._opening_deposits_fen)
+
+    def mirrors_match(self) -> bool:
+        """Each participant's "reserve at PBOC" equals its settlement account at the PBOC."""
+        return all(self.balance_fen(PBOC, f"settlement:{p.name}")
+                   == self.balance_fen(p.name, "reserve_at_pboc")
+                   for p in self.scenario.participants)
+
+
+def _bind(fn: Callable[[Event], None], event: Event) -> Callable[[], None]:
+    return lambda: fn(event)
+
+
+def run_scenario(scenario: Scenario, *, store: str | None = None,
+                 on_step: StepHook | None = None) -> dict[str, Any]:
+    return Runner(scenario, store=store, on_step=on_step).run()

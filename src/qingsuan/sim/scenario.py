@@ -1,0 +1,631 @@
+"""Scenario files (docs/SCENARIOS.md): load, validate, and describe a payment world.
+
+Validation is complete before anything runs: every problem is reported with the file, the
+line and the reason, and a file with any problem runs nothing (exit code 2).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final
+
+from qingsuan.clock import from_datetime
+from qingsuan.money import AmountError, parse_amount
+from qingsuan.params import ParamError, Params, parse_value
+from qingsuan.sim.yamlloc import LDict, LList, YamlError, load
+
+#: Bounds on what one scenario may hold (limits on everything).
+MAX_PARTICIPANTS: Final = 10_000
+MAX_CUSTOMERS: Final = 1_000_000
+MAX_EVENTS: Final = 1_000_000
+MAX_FILE_BYTES: Final = 64 * 1024 * 1024
+
+PARTICIPANT_KINDS: Final = ("bank", "payment_institution")
+CHANNELS: Final = ("counter", "mobile")
+
+#: Every event kind of the scenario format, and whether this release can run it. The
+#: others are recognised (so the error says what is missing, not "unknown").
+EVENT_KINDS: Final = {
+    "transfer": "runs (intrabank, 行内); interbank routing comes with CNAPS",
+    "set_param": "runs",
+    "hvps_payment": "not yet: HVPS",
+    "beps_payment": "not yet: BEPS",
+    "debit_agreement": "not yet: BEPS",
+    "ibps_payment": "not yet: IBPS",
+    "ibps_account_inquiry": "not yet: IBPS",
+    "cancel": "not yet: HVPS",
+    "reprioritise": "not yet: HVPS",
+    "pledge": "not yet: HVPS",
+    "release": "not yet: HVPS",
+    "atm_withdrawal": "not yet: card switch",
+    "atm_balance_inquiry": "not yet: card switch",
+    "pos_purchase": "not yet: card switch",
+    "pos_void": "not yet: card switch",
+    "reversal": "not yet: card switch",
+    "pos_refund": "not yet: card switch",
+    "fault": "not yet: fault injection",
+}
+RUNNABLE_EVENTS: Final = ("transfer", "set_param")
+
+_NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
+_ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
+_BANK_CODE_RE: Final = re.compile(r"^\d{12}$")
+_PI_CODE_RE: Final = re.compile(r"^[A-Z][A-Z0-9]{11}$")
+_ACCOUNT_RE: Final = re.compile(r"^\d{6,32}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.message}"
+
+
+class ScenarioError(ValueError):
+    """A scenario file with problems; ``problems`` lists every one found."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+@dataclass(frozen=True, slots=True)
+class Participant:
+    """A CNAPS participant (参与者) with a settlement account (清算账户) at the PBOC."""
+
+    name: str
+    code: str
+    kind: str
+    settlement_balance_fen: int
+    collateral_fen: int
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Merchant:
+    mid: str
+    mcc: str
+    mdr_ppm: int
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """A customer account in a bank's own books (行内账户)."""
+
+    id: str
+    bank: str
+    account: str
+    balance_fen: int
+    name: str
+    merchant: Merchant | None
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A card bound to a customer account. The PIN is kept only as a salted hash."""
+
+    pan: str
+    account: str
+    kind: str
+    pin_hash: bytes | None
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Terminal:
+    id: str
+    kind: str
+    bank: str
+    cash_fen: int
+    merchant: str | None
+    line: int
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    at_us: int
+    do: str
+    order: int
+    line: int
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str | None:
+        value = self.fields.get("id")
+        return None if value is None else str(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    file: str
+    description: str
+    start_us: int
+    run_until_us: int
+    calendar: str
+    params: Params
+    participants: tuple[Participant, ...]
+    customers: tuple[Customer, ...]
+    cards: tuple[Card, ...]
+    terminals: tuple[Terminal, ...]
+    events: tuple[Event, ...]
+
+    def participant(self, name: str) -> Participant:
+        return next(p for p in self.participants if p.name == name)
+
+    def customer(self, cid: str) -> Customer:
+        return next(c for c in self.customers if c.id == cid)
+
+
+def hash_pin(pan: str, pin: str) -> bytes:
+    """A PIN is never kept in clear: PBKDF2 with the PAN as salt (a model of an HSM's PIN
+    verification value; real issuers keep PIN offsets under a key)."""
+    return hashlib.pbkdf2_hmac("sha256", pin.encode(), b"qingsuan-pin:" + pan.encode(), 1000)
+
+
+def luhn_ok(pan: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(pan)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def mask_pan(pan: str) -> str:
+    """First 6 and last 4 digits only, as in every log, report and error."""
+    return pan[:6] + "*" * max(0, len(pan) - 10) + pan[-4:] if len(pan) > 10 else "*" * len(pan)
+
+
+class _Checker:
+    """Collects problems while reading one file."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.problems: list[Problem] = []
+
+    def add(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.file, line, message))
+
+    def mapping(self, value: Any, line: int, what: str) -> LDict | None:
+        if not isinstance(value, LDict):
+            self.add(line, f"{what} must be a mapping of keys to values")
+            return None
+        return value
+
+    def seq(self, doc: LDict, key: str) -> list[tuple[Any, int]]:
+        value = doc.get(key)
+        if value is None:
+            return []
+        if not isinstance(value, LList):
+            self.add(doc.line_of(key), f"{key} must be a list")
+            return []
+        return list(zip(value, value.item_lines, strict=True))
+
+    def keys(self, doc: LDict, what: str, required: Iterable[str], optional: Iterable[str]
+             ) -> bool:
+        req = tuple(required)
+        allowed = set(req) | set(optional)
+        ok = True
+        for key in doc:
+            if key not in allowed:
+                self.add(doc.line_of(key), f"{what}: unknown key {key!r} (allowed: "
+                                           f"{', '.join(sorted(allowed))})")
+                ok = False
+        for key in req:
+            if key not in doc:
+                self.add(doc.line, f"{what}: missing required key {key!r}")
+                ok = False
+        return ok
+
+    def text(self, doc: LDict, key: str, what: str, pattern: re.Pattern[str] | None = None,
+             hint: str = "", default: str | None = None) -> str | None:
+        if key not in doc:
+            return default
+        value = doc[key]
+        if isinstance(value, bool) or value is None or not isinstance(value, str | int):
+            self.add(doc.line_of(key), f"{what}: {key} must be text (got {value!r})")
+            return None
+        text = str(value)
+        if pattern is not None and not pattern.match(text):
+            self.add(doc.line_of(key), f"{what}: {key} {text!r} is not valid{hint}")
+            return None
+        return text
+
+    def amount(self, doc: LDict, key: str, what: str, *, allow_zero: bool = True,
+               default: int | None = 0) -> int | None:
+        if key not in doc:
+            return default
+        try:
+            return parse_amount(doc[key], field=f"{what}: {key}", allow_zero=allow_zero)
+        except AmountError as exc:
+            self.add(doc.line_of(key), str(exc))
+            return None
+
+    def time(self, doc: LDict, key: str, what: str) -> int | None:
+        if key not in doc:
+            return None
+        value = doc[key]
+        try:
+            if isinstance(value, datetime):
+                return from_datetime(value)
+            if not isinstance(value, str):
+                raise ValueError
+            return from_datetime(datetime.fromisoformat(value.strip()))
+        except ValueError:
+            self.add(doc.line_of(key), f"{what}: {key} must be a date-time like "
+                                       f"2026-11-25T10:00 (got {value!r})")
+            return None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file. Raises ScenarioError listing every problem."""
+    path = Path(path)
+    file = str(path)
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ScenarioError([Problem(file, 1, f"file is {size} bytes (max {MAX_FILE_BYTES})")])
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError([Problem(file, 0, "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([Problem(file, 0, f"cannot read: {exc}")]) from None
+    return parse_scenario(text, file)
+
+
+def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
+    try:
+        doc = load(text)
+    except YamlError as exc:
+        raise ScenarioError([Problem(file, exc.line, exc.message)]) from None
+    ck = _Checker(file)
+    top = ck.mapping(doc, 1, "a scenario")
+    if top is None:
+        raise ScenarioError(ck.problems)
+    ck.keys(top, "scenario", ("name", "start", "run_until", "participants"),
+            ("description", "timezone", "calendar", "params", "customers", "cards",
+             "terminals", "events", "traffic"))
+    name = ck.text(top, "name", "scenario", re.compile(r"^[\w\-. ]{1,80}$"),
+                   " (letters, digits, - _ . and spaces, at most 80)") or "unnamed"
+    description = str(top.get("description") or "")
+    tz = top.get("timezone", "Asia/Shanghai")
+    if tz != "Asia/Shanghai":
+        ck.add(top.line_of("timezone"), f"timezone must be Asia/Shanghai (Beijing time), got "
+                                        f"{tz!r}")
+    calendar = ck.text(top, "calendar", "scenario", re.compile(r"^(cn|weekdays)$"),
+                       " (cn or weekdays)", default="cn") or "cn"
+    start = ck.time(top, "start", "scenario")
+    until = ck.time(top, "run_until", "scenario")
+    if start is not None and until is not None and until < start:
+        ck.add(top.line_of("run_until"), "run_until is before start")
+
+    params = Params()
+    raw_params = top.get("params")
+    if raw_params is not None:
+        pdoc = ck.mapping(raw_params, top.line_of("params"), "params")
+        for key, value in (pdoc or {}).items():
+            try:
+                params.set(key, value)
+            except ParamError as exc:
+                assert pdoc is not None
+                ck.add(pdoc.line_of(key), str(exc))
+
+    participants = _participants(ck, top)
+    pnames = {p.name for p in participants}
+    customers = _customers(ck, top, pnames)
+    cards = _cards(ck, top, {c.id for c in customers})
+    terminals = _terminals(ck, top, pnames, {c.id: c for c in customers})
+    traffic = top.get("traffic")
+    if traffic:
+        ck.add(top.line_of("traffic"), "generated traffic blocks are not available yet in "
+                                       "this release (use scripted events); leave traffic: []")
+    events = _events(ck, top, start, until, participants, customers)
+    if ck.problems:
+        raise ScenarioError(ck.problems)
+    assert start is not None and until is not None
+    return Scenario(name, file, description, start, until, calendar, params,
+                    tuple(participants), tuple(customers), tuple(cards), tuple(terminals),
+                    tuple(events))
+
+
+def _participants(ck: _Checker, top: LDict) -> list[Participant]:
+    out: list[Participant] = []
+    names: set[str] = set()
+    codes: set[str] = set()
+    items = ck.seq(top, "participants")
+    if not items and "participants" in top:
+        ck.add(top.line_of("participants"), "a scenario needs at least one participant")
+    if len(items) > MAX_PARTICIPANTS:
+        ck.add(top.line_of("participants"), f"more than {MAX_PARTICIPANTS} participants")
+        return out
+    for raw, line in items:
+        doc = ck.mapping(raw, line, "a participant")
+        if doc is None or not ck.keys(doc, "participant", ("name", "code"),
+                                      ("kind", "settlement_balance", "collateral")):
+            continue
+        name = ck.text(doc, "name", "participant", _NAME_RE,
+                       " (a letter, then letters, digits, _ or -; at most 32)")
+        kind = ck.text(doc, "kind", "participant", re.compile(r"^(bank|payment_institution)$"),
+                       f" (one of {', '.join(PARTICIPANT_KINDS)})", default="bank")
+        code = ck.text(doc, "code", "participant")
+        if code is not None and kind is not None:
+            pattern = _PI_CODE_RE if kind == "payment_institution" else _BANK_CODE_RE
+            if not pattern.match(code):
+                ck.add(doc.line_of("code"), f"participant: code {code!r} is not a 12-character "
+                       + ("payment institution code (a capital letter, then 11 capitals or "
+                          "digits)" if kind == "payment_institution" else
+                          "bank code (行号: 3-digit category, 4-digit area, 4-digit branch, "
+                          "1 check digit)"))
+                code = None
+        balance = ck.amount(doc, "settlement_balance", f"participant {name}")
+        collateral = ck.amount(doc, "collateral", f"participant {name}")
+        if name in names:
+            ck.add(line, f"participant {name!r} is listed twice")
+        if code in codes:
+            ck.add(doc.line_of("code"), f"bank code {code} is used twice")
+        if None in (name, kind, code, balance, collateral):
+            continue
+        assert name and kind and code and balance is not None and collateral is not None
+        names.add(name)
+        codes.add(code)
+        out.append(Participant(name, code, kind, balance, collateral, line))
+    return out
+
+
+def _customers(ck: _Checker, top: LDict, banks: set[str]) -> list[Customer]:
+    out: list[Customer] = []
+    ids: set[str] = set()
+    accounts: set[tuple[str, str]] = set()
+    items = ck.seq(top, "customers")
+    if len(items) > MAX_CUSTOMERS:
+        ck.add(top.line_of("customers"), f"more than {MAX_CUSTOMERS} customers")
+        return out
+    for raw, line in items:
+        doc = ck.mapping(raw, line, "a customer")
+        if doc is None or not ck.keys(doc, "customer", ("id", "bank", "account"),
+                                      ("balance", "name", "merchant")):
+            continue
+        cid = ck.text(doc, "id", "customer", _ID_RE)
+        bank = ck.text(doc, "bank", f"customer {cid}")
+        if bank is not None and bank not in banks:
+            ck.add(doc.line_of("bank"), f"customer {cid}: no participant named {bank!r}")
+            bank = None
+        account = ck.text(doc, "account", f"customer {cid}", _ACCOUNT_RE, " (6 to 32 digits)")
+        balance = ck.amount(doc, "balance", f"customer {cid}")
+        display = ck.text(doc, "name", f"customer {cid}", default=cid or "")
+        merchant = None
+        if "merchant" in doc:
+            merchant = _merchant(ck, doc["merchant"], doc.line_of("merchant"), cid)
+        if cid in ids:
+            ck.add(line, f"customer id {cid!r} is listed twice")
+            continue
+        if bank is not None and account is not None and (bank, account) in accounts:
+            ck.add(doc.line_of("account"), f"account {account} at {bank} is listed twice")
+            continue
+        if None in (cid, bank, account, balance, display):
+            continue
+        assert cid and bank and account and balance is not None and display is not None
+        ids.add(cid)
+        accounts.add((bank, account))
+        out.append(Customer(cid, bank, account, balance, display, merchant, line))
+    return out
+
+
+def _merchant(ck: _Checker, raw: Any, line: int, cid: str | None) -> Merchant | None:
+    doc = ck.mapping(raw, line, f"customer {cid}: merchant")
+    if doc is None or not ck.keys(doc, f"customer {cid}: merchant", ("mid", "mcc"), ("mdr",)):
+        return None
+    mid = ck.text(doc, "mid", "merchant", re.compile(r"^\d{15}$"), " (15 digits)")
+    mcc = ck.text(doc, "mcc", "merchant", re.compile(r"^\d{4}$"), " (4 digits)")
+    mdr = doc.get("mdr", "0")
+    try:
+        rate = str(mdr)
+        if isinstance(mdr, float) or not re.fullmatch(r"0(\.\d{1,6})?|1(\.0{1,6})?", rate):
+            raise ValueError
+        whole, _, frac = rate.partition(".")
+        mdr_ppm = int(whole) * 1_000_000 + int(frac.ljust(6, "0") or "0")
+    except ValueError:
+        ck.add(doc.line_of("mdr"), f"merchant: mdr must be a quoted rate between \"0\" and "
+                                   f"\"1\" with at most 6 decimals (got {mdr!r})")
+        return None
+    if mid is None or mcc is None:
+        return None
+    return Merchant(mid, mcc, mdr_ppm)
+
+
+def _cards(ck: _Checker, top: LDict, customers: set[str]) -> list[Card]:
+    out: list[Card] = []
+    pans: set[str] = set()
+    for raw, line in ck.seq(top, "cards"):
+        doc = ck.mapping(raw, line, "a card")
+        if doc is None or not ck.keys(doc, "card", ("pan", "account"), ("kind", "pin")):
+            continue
+        pan = ck.text(doc, "pan", "card", re.compile(r"^\d{13,19}$"), " (13 to 19 digits)")
+        if pan is not None and not luhn_ok(pan):
+            ck.add(doc.line_of("pan"), f"card {mask_pan(pan)}: check digit wrong (Luhn)")
+            pan = None
+        shown = mask_pan(pan) if pan else "?"
+        account = ck.text(doc, "account", f"card {shown}")
+        if account is not None and account not in customers:
+            ck.add(doc.line_of("account"), f"card {shown}: no customer {account!r}")
+            account = None
+        kind = ck.text(doc, "kind", f"card {shown}", re.compile(r"^(debit|credit)$"),
+                       " (debit or credit)", default="debit")
+        pin_hash = None
+        if "pin" in doc:
+            pin = doc["pin"]
+            if not isinstance(pin, str) or not re.fullmatch(r"\d{4,12}", pin):
+                # never echo the PIN itself
+                ck.add(doc.line_of("pin"), f"card {shown}: pin must be a quoted string of 4 "
+                                           "to 12 digits")
+            elif pan is not None:
+                pin_hash = hash_pin(pan, pin)
+        if pan in pans:
+            ck.add(doc.line_of("pan"), f"card {shown} is listed twice")
+            continue
+        if pan is None or account is None or kind is None:
+            continue
+        pans.add(pan)
+        out.append(Card(pan, account, kind, pin_hash, line))
+    return out
+
+
+def _terminals(ck: _Checker, top: LDict, banks: set[str], customers: dict[str, Customer]
+               ) -> list[Terminal]:
+    out: list[Terminal] = []
+    ids: set[str] = set()
+    for raw, line in ck.seq(top, "terminals"):
+        doc = ck.mapping(raw, line, "a terminal")
+        if doc is None or not ck.keys(doc, "terminal", ("id", "kind", "bank"),
+                                      ("cash", "merchant")):
+            continue
+        tid = ck.text(doc, "id", "terminal", re.compile(r"^[A-Za-z0-9]{8}$"),
+                      " (8 letters or digits, ISO 8583 field 41)")
+        kind = ck.text(doc, "kind", f"terminal {tid}", re.compile(r"^(atm|pos)$"),
+                       " (atm or pos)")
+        bank = ck.text(doc, "bank", f"terminal {tid}")
+        if bank is not None and bank not in banks:
+            ck.add(doc.line_of("bank"), f"terminal {tid}: no participant named {bank!r}")
+            bank = None
+        cash = ck.amount(doc, "cash", f"terminal {tid}")
+        merchant = ck.text(doc, "merchant", f"terminal {tid}")
+        if merchant is not None:
+            cust = customers.get(merchant)
+            if cust is None or cust.merchant is None:
+                ck.add(doc.line_of("merchant"), f"terminal {tid}: {merchant!r} is not a "
+                                                "customer with a merchant block")
+                merchant = None
+        if kind == "pos" and "merchant" not in doc:
+            ck.add(line, f"terminal {tid}: a POS terminal needs a merchant")
+        if kind == "pos" and "cash" in doc:
+            ck.add(doc.line_of("cash"), f"terminal {tid}: only an ATM holds cash")
+        if tid in ids:
+            ck.add(line, f"terminal {tid} is listed twice")
+            continue
+        if tid is None or kind is None or bank is None or cash is None:
+            continue
+        ids.add(tid)
+        out.append(Terminal(tid, kind, bank, cash, merchant, line))
+    return out
+
+
+_EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "transfer": (("id", "from", "to", "amount"), ("channel", "urgent")),
+    "set_param": (("name", "value"), ()),
+}
+
+
+def _events(ck: _Checker, top: LDict, start: int | None, until: int | None,
+            participants: list[Participant], customers: list[Customer]) -> list[Event]:
+    out: list[Event] = []
+    ids: set[str] = set()
+    last_at: int | None = None
+    cust = {c.id: c for c in customers}
+    items = ck.seq(top, "events")
+    if len(items) > MAX_EVENTS:
+        ck.add(top.line_of("events"), f"more than {MAX_EVENTS} events")
+        return out
+    for order, (raw, line) in enumerate(items):
+        doc = ck.mapping(raw, line, "an event")
+        if doc is None:
+            continue
+        do = doc.get("do")
+        if do not in EVENT_KINDS:
+            ck.add(doc.line_of("do") if "do" in doc else line,
+                   f"event: do must be one of {', '.join(EVENT_KINDS)} (got {do!r})")
+            continue
+        if do not in RUNNABLE_EVENTS:
+            ck.add(doc.line_of("do"), f"event {do!r} is not available in this release "
+                                      f"({EVENT_KINDS[do]})")
+            continue
+        required, optional = _EVENT_FIELDS[do]
+        if not ck.keys(doc, f"event {do}", ("at", "do", *required), optional):
+            continue
+        at = ck.time(doc, "at", f"event {do}")
+        if at is None:
+            continue
+        if start is not None and at < start:
+            ck.add(doc.line_of("at"), f"event {do}: at is before the scenario's start")
+        if last_at is not None and at < last_at:
+            ck.add(doc.line_of("at"), f"event {do}: events must be in time order (this one is "
+                                      "earlier than the one before)")
+        last_at = at
+        fields: dict[str, Any] = {}
+        checker = _EVENT_CHECKS[do]
+        if not checker(ck, doc, fields, cust, participants):
+            continue
+        eid = fields.get("id")
+        if eid is not None:
+            if eid in ids:
+                ck.add(doc.line_of("id"), f"event id {eid!r} is used twice")
+                continue
+            ids.add(eid)
+        out.append(Event(at, do, order, line, fields))
+    del until  # events after run_until are valid; the runner does not run them
+    return out
+
+
+def _check_transfer(ck: _Checker, doc: LDict, fields: dict[str, Any],
+                    cust: dict[str, Customer], participants: list[Participant]) -> bool:
+    eid = ck.text(doc, "id", "event transfer", _ID_RE)
+    what = f"transfer {eid}"
+    amount = ck.amount(doc, "amount", what, allow_zero=False, default=None)
+    channel = ck.text(doc, "channel", what, re.compile(r"^(counter|mobile)$"),
+                      " (counter or mobile)", default="counter")
+    urgent = doc.get("urgent", False)
+    if not isinstance(urgent, bool):
+        ck.add(doc.line_of("urgent"), f"{what}: urgent must be true or false")
+        return False
+    ends: list[Customer] = []
+    for key in ("from", "to"):
+        ref = doc[key]
+        if not isinstance(ref, str) or ref not in cust:
+            ck.add(doc.line_of(key), f"{what}: {key} {ref!r} is not a listed customer (accounts "
+                                     "outside the list need CNAPS, coming in a later release)")
+            return False
+        ends.append(cust[ref])
+    if ends[0].id == ends[1].id:
+        ck.add(doc.line_of("to"), f"{what}: from and to are the same account")
+        return False
+    if ends[0].bank != ends[1].bank:
+        ck.add(doc.line_of("to"), f"{what}: {ends[0].id} banks with {ends[0].bank} and "
+                                  f"{ends[1].id} with {ends[1].bank}; interbank transfers go "
+                                  "through CNAPS (HVPS/BEPS/IBPS), not available in this "
+                                  "release")
+        return False
+    if eid is None or amount is None or channel is None:
+        return False
+    fields.update(id=eid, amount_fen=amount, channel=channel, urgent=urgent,
+                  from_customer=ends[0].id, to_customer=ends[1].id)
+    return True
+
+
+def _check_set_param(ck: _Checker, doc: LDict, fields: dict[str, Any],
+                     cust: dict[str, Customer], participants: list[Participant]) -> bool:
+    name = doc["name"]
+    try:
+        if not isinstance(name, str):
+            raise ParamError(f"set_param: name must be a parameter name (got {name!r})")
+        parse_value(name, doc["value"])
+    except ParamError as exc:
+        ck.add(doc.line_of("value" if isinstance(name, str) else "name"), str(exc))
+        return False
+    fields.update(name=name, value=doc["value"])
+    return True
+
+
+_EVENT_CHECKS: Final[dict[str, Callable[..., bool]]] = {
+    "transfer": _check_transfer,
+    "set_param": _check_set_param,
+}
