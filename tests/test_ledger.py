@@ -177,7 +177,8 @@ def test_expiry_happens_at_the_next_batch_timestamp() -> None:
     ledger = make_ledger()
     ledger.create_transfer(Transfer(1, 1, 2, 1000), 0)
     ledger.create_transfer(Transfer(2, 2, 1, 1000, flags=F.PENDING, timeout_us=50), 100)
-    assert ledger.create_transfer(Transfer(3, 2, 1, 1000), 149) is R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS
+    assert ledger.create_transfer(Transfer(3, 2, 1, 1000), 149) is (
+        R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS)
     assert ledger.create_transfer(Transfer(3, 2, 1, 1000), 150) is R.OK
     assert ledger.pending_state(2) is PendingState.EXPIRED
 

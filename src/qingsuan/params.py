@@ -194,3 +194,20 @@ class Params(Mapping[str, int | bool | str]):
     def written(self) -> dict[str, str]:
         """All parameters in their written form (for reports and `qingsuan params`)."""
         return {name: format_value(name, v) for name, v in self._values.items()}
+
+
+def markdown() -> str:
+    """docs/PARAMETERS.md, generated from the registry (a test keeps the file in sync)."""
+    lines = [
+        "# Parameters", "",
+        "Every number in a rule is a parameter with a documented default. A scenario overrides",
+        "them under `params:` (dotted names, values written as quoted strings) and `set_param`",
+        "events change them at a moment. Generated from `src/qingsuan/params.py` by",
+        "`python tools/gen_params_doc.py` (`qingsuan params` prints the same). Amounts are CNY",
+        "with at most two decimals, times `HH:MM` Beijing time, rates decimal fractions.", "",
+        "| name | kind | default | meaning |", "|---|---|---|---|",
+    ]
+    lines += [f"| `{s.name}` | {s.kind.value} | `{s.default}` | {s.doc} |" for s in SPECS]
+    lines += ["", "The ledger's largest accepted amount per item is 10^15 fen (10 trillion CNY),",
+              "`qingsuan.money.MAX_AMOUNT_FEN`, a constructor parameter of `Ledger`."]
+    return "\n".join(lines) + "\n"

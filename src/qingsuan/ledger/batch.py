@@ -142,7 +142,8 @@ def encode_batch(batch: TransferBatch, timestamp_us: int) -> bytes:
     """The batch as it is written to the command log: a header and raw little-endian columns.
     All-zero optional columns are left out (most batches are plain single-phase transfers)."""
     mask = 0
-    parts = [batch.id, batch.debit_account_id, batch.credit_account_id, batch.amount_fen]
+    parts: list[npt.NDArray[np.generic]] = [
+        batch.id, batch.debit_account_id, batch.credit_account_id, batch.amount_fen]
     for bit, col in ((_OPT_PENDING_ID, batch.pending_id), (_OPT_TIMEOUT, batch.timeout_us),
                      (_OPT_FLAGS, batch.flags), (_OPT_CODE, batch.code)):
         if col.any():

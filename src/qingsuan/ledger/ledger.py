@@ -246,7 +246,8 @@ class Ledger:
         if self._tr.n + n > MAX_TRANSFERS:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
         self._tr.reserve(n)
-        plain = self.vectorise and not (batch.flags.any() or batch.pending_id.any() or batch.timeout_us.any())
+        plain = self.vectorise and not (
+            batch.flags.any() or batch.pending_id.any() or batch.timeout_us.any())
         start = self._apply_vector(batch, timestamp_us) if plain else 0
         if start < n:
             self._apply_exact(batch, start, timestamp_us, codes)
@@ -822,7 +823,7 @@ class Ledger:
         arrays["b_id"] = np.array([k for k, _ in book_items], np.int64)
         arrays["b_name"] = np.array([v for _, v in book_items], dtype=np.str_)
         arrays["meta"] = np.array([self.last_timestamp_us, self.max_amount_fen], np.int64)
-        np.savez(buf, allow_pickle=False, **arrays)  # type: ignore[arg-type]
+        np.savez(buf, allow_pickle=False, **arrays)
         return buf.getvalue()
 
     @classmethod

@@ -242,7 +242,8 @@ def _blob(value: object) -> bytes:
     so that the hash check reports the entry, rather than failing with a TypeError."""
     if isinstance(value, str):
         return value.encode("utf-8", "surrogateescape")
-    return bytes(value)  # type: ignore[arg-type]
+    assert isinstance(value, bytes | bytearray | memoryview), type(value)
+    return bytes(value)
 
 
 # ---------------------------------------------------------------------- SQLite
