@@ -1,22 +1,26 @@
 """The engine: state as a function of a durable command log.
 
-Every command (open books and accounts, a batch of transfers, a clock tick that expires
-reservations) is encoded, appended to the :class:`~qingsuan.store.CommandLog` and made
-durable *before* it is applied and acknowledged. Applying is deterministic and reads time
-only from the command itself, so replaying the log (from a snapshot, or from the start)
-rebuilds exactly the same state: the state hash proves it.
+Every command (open books and accounts, a batch of transfers, a clock tick, a payment
+system's command such as an HVPS payment or cancel) is encoded, appended to the
+:class:`~qingsuan.store.CommandLog` and made durable *before* it is applied and
+acknowledged. Applying is deterministic and reads time only from the command itself, so
+replaying the log (from a snapshot, or from the start) rebuilds exactly the same state:
+the state hash proves it.
 
-The engine knows the ledger only; the payment systems (HVPS, BEPS, IBPS, the card switch)
-are built on top of it and log their own commands through the same door.
+Payment systems plug in as :class:`System` objects: the engine routes the commands whose
+kind starts with the system's prefix (``hvps.submit``) to it, and a system posts into the
+ledger directly while applying them. Those postings are not logged on their own: they are
+a deterministic consequence of the logged command, and replay repeats them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final, Protocol
 
 from qingsuan.clock import Clock
 from qingsuan.ledger import (
@@ -31,45 +35,85 @@ from qingsuan.ledger import (
     decode_batch,
     encode_batch,
 )
+from qingsuan.ledger.registry import AccountRegistry
 from qingsuan.store import CommandLog, LogEntry, Snapshot, open_log
 
 KIND_ACCOUNTS: Final = "accounts"
 KIND_TRANSFERS: Final = "transfers"
 KIND_TICK: Final = "tick"
 
-_TICK: Final = struct.Struct("<q")
-_SNAPSHOT_MAGIC: Final = b"QSNAP1\n"
+_TS: Final = struct.Struct("<q")
+_SNAPSHOT_MAGIC: Final = b"QSNAP2\n"
 
 
 class ReplayError(RuntimeError):
     """A logged command that cannot be applied: the log is not this engine's."""
 
 
+class System(Protocol):
+    """A payment system hosted by the engine (HVPS, BEPS, IBPS, the card switch)."""
+
+    #: Commands whose kind starts with ``prefix + "."`` are routed to this system.
+    prefix: str
+
+    def apply(self, kind: str, timestamp_us: int, body: bytes) -> Any:
+        """Apply one logged command. Deterministic; may post into ``engine.ledger``."""
+
+    def dump_state(self) -> bytes:
+        """The system's whole state, for snapshots and the state hash."""
+
+    def load_state(self, state: bytes) -> None:
+        """Restore from :meth:`dump_state`."""
+
+
 @dataclass(frozen=True, slots=True)
 class Receipt:
-    """What an acknowledged command returns: where it is in the log, and its results."""
+    """What an acknowledged transfer batch returns: its place in the log and its results."""
 
     seq: int
     timestamp_us: int
     results: BatchResult
 
 
-class Engine:
-    """A ledger driven by a command log and an injected clock."""
+@dataclass(frozen=True, slots=True)
+class AccountSpec:
+    """An account to open, by book name and account name (ids are assigned in order)."""
 
-    def __init__(self, log: CommandLog, clock: Clock, *, snapshot_every: int = 0) -> None:
+    book: str
+    name: str
+    normal: NormalSide = NormalSide.CREDIT
+    flags: AccountFlags = AccountFlags.NONE
+    overdraft_limit_fen: int = 0
+
+
+class Engine:
+    """A ledger and its payment systems, driven by a command log and an injected clock."""
+
+    def __init__(self, log: CommandLog, clock: Clock, *, snapshot_every: int = 0,
+                 systems: Iterable[System] = ()) -> None:
         self.log = log
         self.clock = clock
         #: Take a snapshot every N log entries (0 = only when asked).
         self.snapshot_every = snapshot_every
         self.ledger = Ledger()
+        self.registry = AccountRegistry()
+        self.systems: dict[str, System] = {}
+        for system in systems:
+            self.register(system)
         self.applied_seq = 0
         self._recover()
 
     @classmethod
-    def open(cls, url: str, clock: Clock, *, snapshot_every: int = 0) -> Engine:
+    def open(cls, url: str, clock: Clock, *, snapshot_every: int = 0,
+             systems: Iterable[System] = ()) -> Engine:
         """Open (or create) the log at ``url`` and rebuild the state it records."""
-        return cls(open_log(url), clock, snapshot_every=snapshot_every)
+        return cls(open_log(url), clock, snapshot_every=snapshot_every, systems=systems)
+
+    def register(self, system: System) -> None:
+        if system.prefix in self.systems or system.prefix in (KIND_ACCOUNTS, KIND_TRANSFERS,
+                                                              KIND_TICK):
+            raise ValueError(f"a system with prefix {system.prefix!r} is already registered")
+        self.systems[system.prefix] = system
 
     def close(self) -> None:
         self.log.close()
@@ -85,12 +129,12 @@ class Engine:
     def _recover(self) -> None:
         snap = self.log.latest_snapshot()
         if snap is not None:
-            self.ledger = _load_state(snap.state)
+            self._load_state(snap.state)
             self.applied_seq = snap.seq
         for entry in self.log.entries(self.applied_seq):
             self._apply_entry(entry)
 
-    def _apply_entry(self, entry: LogEntry) -> BatchResult | list[AccountResult] | list[int]:
+    def _apply_entry(self, entry: LogEntry) -> Any:
         if entry.seq != self.applied_seq + 1:
             raise ReplayError(f"entry {entry.seq} follows applied entry {self.applied_seq}")
         try:
@@ -101,37 +145,87 @@ class Engine:
         self.applied_seq = entry.seq
         return result
 
-    def _apply(self, kind: str, payload: bytes) -> BatchResult | list[AccountResult] | list[int]:
+    def _apply(self, kind: str, payload: bytes) -> Any:
         if kind == KIND_TRANSFERS:
             batch, ts = decode_batch(payload)
             return self.ledger.create_transfers(batch, ts)
         if kind == KIND_ACCOUNTS:
-            books, accounts = _decode_accounts(payload)
+            books, accounts, names = _decode_accounts(payload)
             for book_id, name in books:
                 self.ledger.create_book(book_id, name)
-            return self.ledger.create_accounts(accounts)
+                self.registry.add_book(book_id, name)
+            results = self.ledger.create_accounts(accounts)
+            for account, name, code in zip(accounts, names, results, strict=True):
+                if code is AccountResult.OK:
+                    self.registry.add_account(account.id, account.book, name)
+            return results
+        (ts,) = _TS.unpack_from(payload)
+        body = payload[_TS.size:]
         if kind == KIND_TICK:
-            (ts,) = _TICK.unpack(payload)
-            return self.ledger.advance_time(ts)
-        raise ValueError(f"unknown command kind {kind!r}")
+            results = self.ledger.advance_time(ts)
+            for system in self.systems.values():
+                tick = getattr(system, "on_tick", None)
+                if tick is not None:
+                    tick(ts)
+            return results
+        prefix = kind.split(".", 1)[0]
+        system = self.systems.get(prefix)
+        if system is None:
+            raise ValueError(f"unknown command kind {kind!r}")
+        self.ledger.advance_time(ts)
+        return system.apply(kind, ts, body)
 
     # ------------------------------------------------------------------ commands
 
-    def _submit(self, commands: Sequence[tuple[str, bytes]]
-                ) -> list[BatchResult | list[AccountResult] | list[int]]:
+    def _submit(self, commands: Sequence[tuple[str, bytes]]) -> list[Any]:
         entries = self.log.append(commands)  # durable before anything is acknowledged
         results = [self._apply_entry(e) for e in entries]
         if self.snapshot_every and self.applied_seq % self.snapshot_every < len(entries):
             self.snapshot()
         return results
 
+    def command(self, kind: str, body: bytes = b"") -> Any:
+        """Log a system command stamped with the clock's time, then apply it."""
+        return self.commands([(kind, body)])[0]
+
+    def commands(self, commands: Sequence[tuple[str, bytes]]) -> list[Any]:
+        """Several system commands in one group commit, stamped with the clock's time."""
+        stamp = _TS.pack(self.clock.now_us())
+        return self._submit([(kind, stamp + body) for kind, body in commands])
+
     def open_accounts(self, books: Iterable[tuple[int, str]], accounts: Iterable[Account]
                       ) -> list[AccountResult]:
-        """Open books (institutions) and accounts, as one logged command."""
-        (result,) = self._submit([(KIND_ACCOUNTS, _encode_accounts(list(books),
-                                                                   list(accounts)))])
-        assert isinstance(result, list)
-        return result  # type: ignore[return-value]
+        """Open books and accounts with explicit ids (names default to their ids)."""
+        acc = list(accounts)
+        payload = _encode_accounts(list(books), acc, [f"#{a.id}" for a in acc])
+        result: list[AccountResult] = self._submit([(KIND_ACCOUNTS, payload)])[0]
+        return result
+
+    def open_named(self, specs: Iterable[AccountSpec]) -> dict[str, int]:
+        """Open accounts by name (``book:name``), creating their books as needed; ids are
+        assigned in order, so the same world opened in the same order gets the same ids.
+        Returns the new ids by full name."""
+        books: list[tuple[int, str]] = []
+        accounts: list[Account] = []
+        names: list[str] = []
+        book_ids = dict(self.registry.books)
+        next_book = max(book_ids.values(), default=0) + 1
+        next_id = self.registry.next_account_id()
+        for spec in specs:
+            book_id = book_ids.get(spec.book)
+            if book_id is None:
+                book_id = book_ids[spec.book] = next_book
+                books.append((next_book, spec.book))
+                next_book += 1
+            full = f"{spec.book}:{spec.name}"
+            if self.registry.has(full) or full in names:
+                raise ValueError(f"account {full} is already open")
+            accounts.append(Account(next_id, book_id, spec.normal, spec.flags,
+                                    spec.overdraft_limit_fen))
+            names.append(full)
+            next_id += 1
+        self._submit([(KIND_ACCOUNTS, _encode_accounts(books, accounts, names))])
+        return {name: a.id for name, a in zip(names, accounts, strict=True)}
 
     def submit_transfers(self, batch: TransferBatch | Sequence[Transfer]) -> Receipt:
         """Log one batch durably, apply it at the clock's time, return its results."""
@@ -155,62 +249,94 @@ class Engine:
         return receipts
 
     def tick(self) -> list[int]:
-        """Log the clock's time so reservations past their timeout are voided now.
-        Returns the ids voided."""
-        (result,) = self._submit([(KIND_TICK, _TICK.pack(self.clock.now_us()))])
-        assert isinstance(result, list)
-        return result  # type: ignore[return-value]
+        """Log the clock's time: reservations past their timeout are voided, and systems
+        with an ``on_tick`` act on the time. Returns the ledger's voided ids."""
+        result: list[int] = self._submit([(KIND_TICK, _TS.pack(self.clock.now_us()))])[0]
+        return result
 
     # ------------------------------------------------------------------ state
 
     def snapshot(self) -> Snapshot:
         """Store the current state in the log's snapshot table (fast restart)."""
-        snap = Snapshot.of(self.applied_seq, _dump_state(self.ledger))
+        snap = Snapshot.of(self.applied_seq, self._dump_state())
         self.log.save_snapshot(snap)
         return snap
 
+    def _dump_state(self) -> bytes:
+        parts = {"ledger": self.ledger.to_bytes(),
+                 "registry": self.registry.to_bytes()}
+        for prefix, system in sorted(self.systems.items()):
+            parts[f"system:{prefix}"] = system.dump_state()
+        header = json.dumps({k: len(v) for k, v in parts.items()}).encode()
+        return _SNAPSHOT_MAGIC + _TS.pack(len(header)) + header + b"".join(parts.values())
+
+    def _load_state(self, state: bytes) -> None:
+        if not state.startswith(_SNAPSHOT_MAGIC):
+            raise ReplayError("snapshot is not in this engine's format")
+        pos = len(_SNAPSHOT_MAGIC)
+        (hlen,) = _TS.unpack_from(state, pos)
+        pos += _TS.size
+        sizes: dict[str, int] = json.loads(state[pos:pos + hlen])
+        pos += hlen
+        parts = {}
+        for name, size in sizes.items():
+            parts[name] = state[pos:pos + size]
+            pos += size
+        self.ledger = Ledger.from_bytes(parts["ledger"])
+        self.registry = AccountRegistry.from_bytes(parts["registry"])
+        for prefix, system in self.systems.items():
+            blob = parts.get(f"system:{prefix}")
+            if blob is None:
+                raise ReplayError(f"snapshot has no state for system {prefix!r}")
+            system.load_state(blob)
+
     def state_hash(self) -> bytes:
-        return self.ledger.state_hash()
+        """SHA-256 over the ledger, the names and every system's state."""
+        h = hashlib.sha256(self.ledger.state_hash())
+        h.update(self.registry.to_bytes())
+        for _, system in sorted(self.systems.items()):
+            h.update(system.dump_state())
+        return h.digest()
 
 
-def replay(url: str) -> Ledger:
-    """Rebuild the state from the log alone, from the first entry, ignoring snapshots."""
+def replay(url: str, systems: Iterable[System] = ()) -> Engine:
+    """Rebuild the state from the log alone, from the first entry, ignoring snapshots.
+    Returns a closed engine holding the replayed state."""
     from qingsuan.clock import VirtualClock
 
     log = open_log(url)
+    engine = Engine.__new__(Engine)
+    engine.log, engine.clock, engine.snapshot_every = log, VirtualClock(), 0
+    engine.ledger, engine.registry, engine.applied_seq = Ledger(), AccountRegistry(), 0
+    engine.systems = {}
+    for system in systems:
+        engine.register(system)
     try:
-        engine = Engine.__new__(Engine)
-        engine.log, engine.clock, engine.snapshot_every = log, VirtualClock(), 0
-        engine.ledger, engine.applied_seq = Ledger(), 0
         for entry in log.entries(0):
             engine._apply_entry(entry)
-        return engine.ledger
     finally:
         log.close()
+    return engine
 
 
-def _encode_accounts(books: list[tuple[int, str]], accounts: list[Account]) -> bytes:
+def _encode_accounts(books: list[tuple[int, str]], accounts: list[Account],
+                     names: list[str]) -> bytes:
     doc = {
         "books": [[b, n] for b, n in books],
-        "accounts": [[a.id, a.book, int(a.normal), int(a.flags), a.overdraft_limit_fen, a.code]
-                     for a in accounts],
+        "accounts": [[a.id, a.book, int(a.normal), int(a.flags), a.overdraft_limit_fen, a.code,
+                      name] for a, name in zip(accounts, names, strict=True)],
     }
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def _decode_accounts(payload: bytes) -> tuple[list[tuple[int, str]], list[Account]]:
+def _decode_accounts(payload: bytes
+                     ) -> tuple[list[tuple[int, str]], list[Account], list[str]]:
     doc = json.loads(payload)
     books = [(int(b), str(n)) for b, n in doc["books"]]
-    accounts = [Account(int(i), int(b), NormalSide(int(n)), AccountFlags(int(f)), int(lim),
-                        int(code)) for i, b, n, f, lim, code in doc["accounts"]]
-    return books, accounts
-
-
-def _dump_state(ledger: Ledger) -> bytes:
-    return _SNAPSHOT_MAGIC + ledger.to_bytes()
-
-
-def _load_state(state: bytes) -> Ledger:
-    if not state.startswith(_SNAPSHOT_MAGIC):
-        raise ReplayError("snapshot is not in this engine's format")
-    return Ledger.from_bytes(state[len(_SNAPSHOT_MAGIC):])
+    accounts = []
+    names = []
+    for i, b, n, f, lim, code, name in doc["accounts"]:
+        accounts.append(Account(int(i), int(b), NormalSide(int(n)), AccountFlags(int(f)),
+                                int(lim), int(code)))
+        names.append(str(name))
+    return books, accounts, names

@@ -16,7 +16,7 @@ FEN_PER_YUAN: Final = 100
 #: 36 trillion a day in total; no single item is near this). A parameter of `parse_amount`.
 MAX_AMOUNT_FEN: Final = 10**15
 
-_AMOUNT_RE: Final = re.compile(r"^(?P<sign>-?)(?P<yuan>\d+)(?:\.(?P<fen>\d{1,2}))?$")
+_AMOUNT_RE: Final = re.compile(r"^(?P<sign>-?)(?P<yuan>\d+)(?:\.(?P<fen>\d{1,2}))?$", re.ASCII)
 
 
 class AmountError(ValueError):
@@ -59,7 +59,7 @@ def parse_amount(
         raise AmountError(field, value, "amount string is too long")
     match = _AMOUNT_RE.match(text)
     if match is None:
-        if re.match(r"^-?\d+\.\d{3,}$", text):
+        if re.match(r"^-?\d+\.\d{3,}$", text, re.ASCII):
             raise AmountError(field, value, "more than two decimals")
         raise AmountError(field, value, "not a decimal amount like \"123.45\"")
     fen_text = (match.group("fen") or "").ljust(2, "0")

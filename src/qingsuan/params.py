@@ -40,8 +40,8 @@ class ParamSpec:
     minimum: int | None = None
 
 
-_TIME_RE: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-_RATE_RE: Final = re.compile(r"^\d+(\.\d{1,6})?$")
+_TIME_RE: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$", re.ASCII)
+_RATE_RE: Final = re.compile(r"^\d+(\.\d{1,6})?$", re.ASCII)
 PPM: Final = 1_000_000
 
 SPECS: Final[tuple[ParamSpec, ...]] = (
@@ -127,7 +127,7 @@ def parse_value(name: str, value: object) -> int | bool | str:
             return False
         raise ParamError(f"parameter {name}: use on or off (got {value!r})")
     if s.kind is ParamKind.INT:
-        if not re.fullmatch(r"-?\d+", text):
+        if not re.fullmatch(r"-?\d+", text, re.ASCII):
             raise ParamError(f"parameter {name}: not a whole number (got {value!r})")
         number = int(text)
         if s.minimum is not None and number < s.minimum:
@@ -175,6 +175,9 @@ class Params(Mapping[str, int | bool | str]):
 
     def set(self, name: str, value: object) -> None:
         self._values[name] = parse_value(name, value)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._values
 
     def __getitem__(self, name: str) -> int | bool | str:
         spec(name)

@@ -1,68 +1,67 @@
 """Names for books and accounts: the ledger speaks integers, people speak names.
 
-Ids are handed out in the order names are registered, so the same world built in the same
-order gets the same ids: a scenario run is reproducible down to the account numbers.
+The engine fills the registry while applying logged ``accounts`` commands (each account is
+logged with its full name ``BOOK:NAME``), so replaying the log rebuilds the names too, and
+ids handed out in order make a world built in the same order get the same ids.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from qingsuan.ledger.types import Account, AccountFlags, NormalSide
-
-
-@dataclass(frozen=True, slots=True)
-class Named:
-    id: int
-    name: str
-    book: int
+import json
 
 
 class AccountRegistry:
     def __init__(self) -> None:
-        self._books: dict[str, int] = {}
+        #: book name -> book id
+        self.books: dict[str, int] = {}
         self._book_names: dict[int, str] = {}
-        self._accounts: dict[str, Named] = {}
-        self._by_id: dict[int, Named] = {}
-        self.pending_books: list[tuple[int, str]] = []
-        self.pending_accounts: list[Account] = []
+        self._ids: dict[str, int] = {}
+        self._names: dict[int, str] = {}
+        self._max_id = 0
 
-    def book(self, name: str) -> int:
-        """The id of the book ``name``, registering it on first use."""
-        book_id = self._books.get(name)
-        if book_id is None:
-            book_id = len(self._books) + 1
-            self._books[name] = book_id
-            self._book_names[book_id] = name
-            self.pending_books.append((book_id, name))
-        return book_id
+    def add_book(self, book_id: int, name: str) -> None:
+        self.books[name] = book_id
+        self._book_names[book_id] = name
+
+    def add_account(self, account_id: int, book_id: int, full_name: str) -> None:
+        if full_name in self._ids:
+            raise ValueError(f"account name {full_name} is used twice")
+        self._ids[full_name] = account_id
+        self._names[account_id] = full_name
+        self._max_id = max(self._max_id, account_id)
+
+    def next_account_id(self) -> int:
+        return self._max_id + 1
+
+    def has(self, full_name: str) -> bool:
+        return full_name in self._ids
+
+    def id(self, book: str, name: str) -> int:
+        """The id of account ``book:name``; KeyError naming it if unknown."""
+        full = f"{book}:{name}"
+        try:
+            return self._ids[full]
+        except KeyError:
+            raise KeyError(f"no account {full}") from None
+
+    def name(self, account_id: int) -> str:
+        return self._names.get(account_id, f"#{account_id}")
 
     def book_name(self, book_id: int) -> str:
         return self._book_names[book_id]
 
-    def open(self, book: str, name: str, normal: NormalSide,
-             flags: AccountFlags = AccountFlags.NONE, overdraft_limit_fen: int = 0) -> int:
-        """Register the account ``book:name``; returns its id. Opening twice is an error."""
-        full = f"{book}:{name}"
-        if full in self._accounts:
-            raise ValueError(f"account {full} is already open")
-        book_id = self.book(book)
-        account_id = len(self._accounts) + 1
-        named = Named(account_id, full, book_id)
-        self._accounts[full] = named
-        self._by_id[account_id] = named
-        self.pending_accounts.append(Account(account_id, book_id, normal, flags,
-                                             overdraft_limit_fen))
-        return account_id
+    def to_bytes(self) -> bytes:
+        doc = {"books": sorted(self.books.items()), "accounts": sorted(self._names.items())}
+        return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
-    def id(self, book: str, name: str) -> int:
-        return self._accounts[f"{book}:{name}"].id
-
-    def name(self, account_id: int) -> str:
-        return self._by_id[account_id].name
-
-    def take_pending(self) -> tuple[list[tuple[int, str]], list[Account]]:
-        """Books and accounts registered since the last call (to open them in the ledger)."""
-        books, accounts = self.pending_books, self.pending_accounts
-        self.pending_books, self.pending_accounts = [], []
-        return books, accounts
+    @classmethod
+    def from_bytes(cls, data: bytes) -> AccountRegistry:
+        doc = json.loads(data)
+        reg = cls()
+        for name, book_id in doc["books"]:
+            reg.add_book(int(book_id), str(name))
+        for account_id, full in doc["accounts"]:
+            reg._ids[str(full)] = int(account_id)
+            reg._names[int(account_id)] = str(full)
+            reg._max_id = max(reg._max_id, int(account_id))
+        return reg

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qingsuan.clock import Scheduler, VirtualClock, format_time
-from qingsuan.engine import Engine
+from qingsuan.engine import AccountSpec, Engine
 from qingsuan.ledger import AccountFlags, NormalSide, Transfer, TransferResult
 from qingsuan.ledger.registry import AccountRegistry
 from qingsuan.money import format_fen
@@ -87,7 +87,6 @@ class Runner:
             self._tmp = tempfile.TemporaryDirectory(prefix="qingsuan-run-")
             store = str(Path(self._tmp.name) / "run.db")
         self.engine = Engine.open(store, self.clock)
-        self.registry = AccountRegistry()
         self.payments: dict[str, PaymentRecord] = {}
         self.inquiries: dict[str, Any] = {}
         self.on_step = on_step
@@ -99,23 +98,19 @@ class Runner:
     # ------------------------------------------------------------------ world
 
     def build_world(self) -> None:
-        reg = self.registry
         sc = self.scenario
-        reg.book(PBOC)
-        reg.open(PBOC, "issued", NormalSide.DEBIT)  # the PBOC's assets behind reserves
+        specs = [AccountSpec(PBOC, "issued", NormalSide.DEBIT)]  # PBOC assets behind reserves
+        specs += [AccountSpec(PBOC, f"settlement:{p.name}", NormalSide.CREDIT, MNO)
+                  for p in sc.participants]
         for p in sc.participants:
-            reg.open(PBOC, f"settlement:{p.name}", NormalSide.CREDIT, MNO)
-        for p in sc.participants:
-            reg.open(p.name, "reserve_at_pboc", NormalSide.DEBIT, MNO)
-            reg.open(p.name, "equity", NormalSide.CREDIT)
-            reg.open(p.name, "other_assets", NormalSide.DEBIT)
-        for c in sc.customers:
-            reg.open(c.bank, f"customer:{c.id}", NormalSide.CREDIT, MNO)
-        for t in sc.terminals:
-            if t.kind == "atm":
-                reg.open(t.bank, f"atm_cash:{t.id}", NormalSide.DEBIT, MNO)
-        books, accounts = reg.take_pending()
-        self.engine.open_accounts(books, accounts)
+            specs += [AccountSpec(p.name, "reserve_at_pboc", NormalSide.DEBIT, MNO),
+                      AccountSpec(p.name, "equity", NormalSide.CREDIT),
+                      AccountSpec(p.name, "other_assets", NormalSide.DEBIT)]
+        specs += [AccountSpec(c.bank, f"customer:{c.id}", NormalSide.CREDIT, MNO)
+                  for c in sc.customers]
+        specs += [AccountSpec(t.bank, f"atm_cash:{t.id}", NormalSide.DEBIT, MNO)
+                  for t in sc.terminals if t.kind == "atm"]
+        self.engine.open_named(specs)
         opening: list[Transfer] = []
         for p in sc.participants:
             if p.settlement_balance_fen:
@@ -136,6 +131,10 @@ class Runner:
         self._seen_transfers = self.engine.ledger.transfer_count
         self._opening_settlement_fen = sum(p.settlement_balance_fen for p in sc.participants)
         self._opening_deposits_fen = sum(c.balance_fen for c in sc.customers)
+
+    @property
+    def registry(self) -> AccountRegistry:
+        return self.engine.registry
 
     def _t(self, book: str, debit: str, credit: str, amount_fen: int) -> Transfer:
         tid = self._next_transfer_id
