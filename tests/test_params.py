@@ -18,6 +18,14 @@ from qingsuan.params import (
 )
 
 DEFAULTS_WRITTEN = {
+    "calendar.name": "cn",
+    "hvps.bypass_fifo": "off",
+    "hvps.lsm": "lsm",
+    "hvps.lsm_on_queue": "on",
+    "hvps.lsm_interval_minutes": "5",
+    "hvps.bilateral_candidates": "100",
+    "hvps.pledge_haircut": "0.1",
+    "hvps.credit_rate": "0.0225",
     "calendar.missing_year": "error",
     "hvps.open": "20:30",
     "hvps.cutoff": "17:15",
@@ -88,7 +96,9 @@ def test_unknown_name_with_known_prefix_lists_known() -> None:
         spec("hvps.opn")
     assert str(info.value) == (
         "unknown parameter 'hvps.opn'; known hvps.* parameters: "
-        "hvps.open, hvps.cutoff, hvps.clearing_end, hvps.closed"
+        "hvps.open, hvps.cutoff, hvps.clearing_end, hvps.closed, hvps.bypass_fifo, hvps.lsm, "
+        "hvps.lsm_on_queue, hvps.lsm_interval_minutes, hvps.bilateral_candidates, "
+        "hvps.pledge_haircut, hvps.credit_rate"
     )
 
 

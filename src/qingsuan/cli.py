@@ -35,7 +35,8 @@ def _out() -> Console:
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    # never hard-wrapped: each problem stays one FILE:LINE: reason line, whatever the width
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _load(file: Path) -> Any:
@@ -180,16 +181,24 @@ def _print_outcome(outcome: dict[str, Any]) -> None:
 def log_verify(url: Annotated[str, typer.Argument(help="memory:, PATH.db or postgresql://...")]
                ) -> None:
     """Open a command log, verify its hash chain, replay it and print the state hash."""
-    from qingsuan.engine import replay
+    from qingsuan.engine import ReplayError, replay
     from qingsuan.store import LogError
 
+    # a SQLite file that does not exist: say so rather than create an empty log
+    sqlite_path = (url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url
+                   else None if "://" in url or url.startswith("memory:") else url)
+    if sqlite_path is not None and not Path(sqlite_path).exists():
+        _err().print(f"{url}: no such command log", markup=False)
+        raise typer.Exit(1)
     try:
-        ledger = replay(url)
-    except (LogError, ValueError) as exc:
-        _err().print(f"[red]{exc}[/]")
+        engine = replay(url)  # a closed engine holding the replayed state
+    except (LogError, ReplayError, ValueError) as exc:
+        _err().print(str(exc), style="red", markup=False)
         raise typer.Exit(1) from None
+    ledger = engine.ledger
     _out().print(f"{url}: chain intact; {ledger.account_count} accounts, "
-                 f"{ledger.transfer_count} transfers; state hash {ledger.state_hash().hex()}")
+                 f"{ledger.transfer_count} transfers; state hash {engine.state_hash().hex()}",
+                 soft_wrap=True)
 
 
 def version_callback(value: bool) -> None:

@@ -46,6 +46,9 @@ PPM: Final = 1_000_000
 
 SPECS: Final[tuple[ParamSpec, ...]] = (
     # -- calendar and operating windows (DOMAIN.md §3) --------------------------------
+    ParamSpec("calendar.name", ParamKind.CHOICE, "cn",
+              "business calendar: cn (Chinese holidays and 调休) or weekdays (Monday-Friday)",
+              ("cn", "weekdays")),
     ParamSpec("calendar.missing_year", ParamKind.CHOICE, "error",
               "what to do for a year missing from the holiday table: error, or weekends "
               "(Monday-Friday are business days)", ("error", "weekends")),
@@ -57,6 +60,23 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
               "end of the HVPS clearing window (清算窗口); queued payments are returned"),
     ParamSpec("hvps.closed", ParamKind.BOOL, "off",
               "HVPS closed for maintenance (维护) regardless of the calendar"),
+    ParamSpec("hvps.bypass_fifo", ParamKind.BOOL, "off",
+              "release any queued payment that fits, not only the head of the queue"),
+    ParamSpec("hvps.lsm", ParamKind.CHOICE, "lsm",
+              "gridlock resolution: off, bilateral, multilateral, or lsm (multilateral, "
+              "then re-adding what fits)", ("off", "bilateral", "multilateral", "lsm")),
+    ParamSpec("hvps.lsm_on_queue", ParamKind.BOOL, "on",
+              "try gridlock resolution whenever a payment queues"),
+    ParamSpec("hvps.lsm_interval_minutes", ParamKind.INT, "5",
+              "also try gridlock resolution every N minutes while payments are queued "
+              "(0 = never periodically)", minimum=0),
+    ParamSpec("hvps.bilateral_candidates", ParamKind.INT, "100",
+              "queued payments tested per bilateral offsetting attempt", minimum=1),
+    ParamSpec("hvps.pledge_haircut", ParamKind.RATE, "0.1",
+              "haircut on pledged collateral (质押折扣): lendable = value x (1 - haircut)"),
+    ParamSpec("hvps.credit_rate", ParamKind.RATE, "0.0225",
+              "annual rate of pledge financing left unpaid at the end of the day (overnight, "
+              "ACT/360)"),
     ParamSpec("cards.cutoff", ParamKind.TIME, "23:00",
               "card switch clearing-day cut-off (日切)"),
     # -- item limits ------------------------------------------------------------------

@@ -322,9 +322,10 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
                 ck.add(pdoc.line_of(key), str(exc))
 
     participants = _participants(ck, top)
-    pnames = {p.name for p in participants}
+    # a reference to an entry that has its own problem is not reported again as unknown
+    pnames = {p.name for p in participants} | _listed(top, "participants", "name")
     customers = _customers(ck, top, pnames)
-    cards = _cards(ck, top, {c.id for c in customers})
+    cards = _cards(ck, top, {c.id for c in customers} | _listed(top, "customers", "id"))
     terminals = _terminals(ck, top, pnames, {c.id: c for c in customers})
     traffic = top.get("traffic")
     if traffic:
@@ -337,6 +338,14 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     return Scenario(name, file, description, start, until, calendar, params,
                     tuple(participants), tuple(customers), tuple(cards), tuple(terminals),
                     tuple(events))
+
+
+def _listed(top: LDict, section: str, key: str) -> set[str]:
+    """The names written in a section, valid or not."""
+    items = top.get(section)
+    if not isinstance(items, LList):
+        return set()
+    return {str(item[key]) for item in items if isinstance(item, LDict) and key in item}
 
 
 def _participants(ck: _Checker, top: LDict) -> list[Participant]:
@@ -531,7 +540,9 @@ def _events(ck: _Checker, top: LDict, start: int | None, until: int | None,
     out: list[Event] = []
     ids: set[str] = set()
     last_at: int | None = None
-    cust = {c.id: c for c in customers}
+    # None: listed, but with a problem of its own (already reported)
+    cust: dict[str, Customer | None] = dict.fromkeys(_listed(top, "customers", "id"))
+    cust.update((c.id, c) for c in customers)
     items = ck.seq(top, "events")
     if len(items) > MAX_EVENTS:
         ck.add(top.line_of("events"), f"more than {MAX_EVENTS} events")
@@ -577,7 +588,7 @@ def _events(ck: _Checker, top: LDict, start: int | None, until: int | None,
 
 
 def _check_transfer(ck: _Checker, doc: LDict, fields: dict[str, Any],
-                    cust: dict[str, Customer], participants: list[Participant]) -> bool:
+                    cust: dict[str, Customer | None], participants: list[Participant]) -> bool:
     eid = ck.text(doc, "id", "event transfer", _ID_RE)
     what = f"transfer {eid}"
     amount = ck.amount(doc, "amount", what, allow_zero=False, default=None)
@@ -594,7 +605,10 @@ def _check_transfer(ck: _Checker, doc: LDict, fields: dict[str, Any],
             ck.add(doc.line_of(key), f"{what}: {key} {ref!r} is not a listed customer (accounts "
                                      "outside the list need CNAPS, coming in a later release)")
             return False
-        ends.append(cust[ref])
+        found = cust[ref]
+        if found is None:
+            return False
+        ends.append(found)
     if ends[0].id == ends[1].id:
         ck.add(doc.line_of("to"), f"{what}: from and to are the same account")
         return False
@@ -612,7 +626,7 @@ def _check_transfer(ck: _Checker, doc: LDict, fields: dict[str, Any],
 
 
 def _check_set_param(ck: _Checker, doc: LDict, fields: dict[str, Any],
-                     cust: dict[str, Customer], participants: list[Participant]) -> bool:
+                     cust: dict[str, Customer | None], participants: list[Participant]) -> bool:
     name = doc["name"]
     try:
         if not isinstance(name, str):

@@ -43,7 +43,11 @@ def load(text: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
-        raise YamlError(line, f"not valid YAML: {exc.problem or exc}") from None
+        message = f"not valid YAML: {exc.problem or exc}"
+        if exc.context and exc.context_mark is not None and exc.context_mark.line + 1 != line:
+            # e.g. an unclosed quote or bracket: say where it was opened
+            message += f" ({exc.context} that starts on line {exc.context_mark.line + 1})"
+        raise YamlError(line, message) from None
     except yaml.YAMLError as exc:
         raise YamlError(1, f"not valid YAML: {exc}") from None
     finally:

@@ -1,0 +1,209 @@
+"""The ``qingsuan`` command, run as a user runs it: a separate process, output on pipes."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from qingsuan.cli import app
+
+INTRABANK = Path(str(resources.files("qingsuan") / "scenarios" / "intrabank.yaml"))
+_SCRIPT = Path(sys.executable).with_name("qingsuan")
+COMMAND = ([str(_SCRIPT)] if _SCRIPT.exists()
+           else [sys.executable, "-c", "from qingsuan.cli import main; main()"])
+
+INVALID = """\
+name: broken
+colour: blue
+start: 2026-11-25T08:00
+run_until: 2026-11-25T18:00
+participants:
+  - {name: ICBC, code: "102100099996", settlement_balance: "1000.00"}
+customers:
+  - {id: alice, bank: ICBC, account: "6222020200000000014", balance: "10.001"}
+  - {id: carol, bank: ICBC, account: "6222020200000000022", balance: "0.00"}
+events:
+  - {at: 2026-11-25T09:00, do: atm_withdrawal, id: w1}
+"""
+#: (line, words of the reason) of every problem of INVALID
+INVALID_PROBLEMS = [
+    (2, "unknown key 'colour' (allowed: calendar, cards, customers, description, events, name, "
+        "params, participants, run_until, start, terminals, timezone, traffic)"),
+    (8, "more than two decimals"),
+    (11, "'atm_withdrawal' is not available in this release"),
+]
+
+
+def qingsuan(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "80", "NO_COLOR": "1"}
+    env.pop("FORCE_COLOR", None)
+    return subprocess.run([*COMMAND, *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=cwd, timeout=60, check=False)
+
+
+def flat(text: str) -> str:
+    """Output with every run of whitespace (including wrapping) made one space."""
+    return " ".join(text.split())
+
+
+@pytest.fixture(scope="module")
+def stored_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """``run --json --store PATH.db`` of the built-in story: the log file and the outcome."""
+    db = tmp_path_factory.mktemp("log") / "run.db"
+    proc = qingsuan("run", INTRABANK, "--json", "--store", db)
+    assert proc.returncode == 0, proc.stderr
+    outcome = json.loads(proc.stdout)  # exactly one JSON document, nothing else
+    assert db.exists()
+    return db, outcome
+
+
+def test_run_json_prints_the_outcome_contract(stored_run: tuple[Path, dict[str, Any]]) -> None:
+    _, out = stored_run
+    assert isinstance(out, dict)
+    assert {"scenario", "ended_at", "payments", "balances", "inquiries", "checks"} <= set(out)
+    assert out["scenario"] == "intrabank-day"
+    assert out["ended_at"] == "2026-11-25T18:00:00+08:00"
+    assert set(out["balances"]) == {"customers", "settlement", "terminals"}
+    assert out["balances"]["customers"]["alice"] == "46500.01"
+    assert out["balances"]["settlement"] == {"ICBC": "1000000.00", "CCB": "800000.00"}
+    assert out["balances"]["terminals"] == {"ATM00001": "200000.00"}
+    assert out["payments"]["too-much"]["status"] == "rejected"
+    assert out["payments"]["too-much"]["reason"]["code"] == "AM04"
+    assert out["inquiries"] == {}
+    assert all(out["checks"].values())
+
+
+def test_run_invalid_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(INVALID, encoding="utf-8")
+    proc = qingsuan("run", path, "--json")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    problem_lines = [line.strip() for line in lines
+                     if re.match(rf"\s*{re.escape(str(path))}:\d+: ", line)]
+    assert len(problem_lines) == len(INVALID_PROBLEMS), proc.stderr
+    for (line, reason), shown in zip(INVALID_PROBLEMS, problem_lines, strict=True):
+        # one line per problem, FILE:LINE: reason, whatever the width of the terminal
+        assert shown.startswith(f"{path}:{line}: "), shown
+        assert reason in shown, shown
+    assert "nothing was run" in proc.stderr
+
+
+def test_run_missing_file(tmp_path: Path) -> None:
+    proc = qingsuan("run", tmp_path / "nosuch.yaml")
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr
+    assert "no such file" in proc.stderr
+    assert "nosuch.yaml" in proc.stderr
+
+
+def test_check_valid_and_invalid(tmp_path: Path) -> None:
+    good = qingsuan("check", INTRABANK)
+    assert good.returncode == 0, good.stderr
+    assert "valid" in good.stdout
+    assert "2 participants, 4 customers, 5 events" in flat(good.stdout)
+    path = tmp_path / "broken.yaml"
+    path.write_text(INVALID, encoding="utf-8")
+    bad = qingsuan("check", path)
+    assert bad.returncode == 2
+    assert f"{path}:8: " in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def test_demo_list() -> None:
+    proc = qingsuan("demo", "--list")
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^intrabank: ", proc.stdout, re.MULTILINE), proc.stdout
+
+
+def test_demo_narrates_the_postings() -> None:
+    proc = qingsuan("demo")
+    assert proc.returncode == 0, proc.stderr
+    text = flat(proc.stdout)
+    assert "ICBC book: debit customer:alice 3500.00" in text
+    assert "credit customer:carol (now 4700.00)" in text
+    assert "CCB book: debit customer:bob 45.50" in text
+    assert "rejected AM04" in text
+    assert "46500.01" in text  # the closing balances
+
+
+def test_demo_unknown_story() -> None:
+    proc = qingsuan("demo", "--story", "nosuch")
+    assert proc.returncode == 2
+    assert "nosuch" in proc.stderr
+    assert "intrabank" in proc.stderr  # says what is available
+    assert "Traceback" not in proc.stderr
+
+
+def test_params_lists_the_defaults() -> None:
+    proc = qingsuan("params")
+    assert proc.returncode == 0, proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if "ibps.item_limit" in line)
+    assert "50000.00" in row
+    assert "hvps.open" in proc.stdout
+
+
+def test_help_of_the_installed_command() -> None:
+    proc = qingsuan("--help")
+    assert proc.returncode == 0, proc.stderr
+    for command in ("run", "check", "demo", "params", "log"):
+        assert re.search(rf"^\s+{command}\s", proc.stdout, re.MULTILINE), command
+
+
+@pytest.mark.parametrize("command", [["run"], ["check"], ["demo"], ["params"], ["log"],
+                                     ["log", "verify"]])
+def test_help_of_each_command(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+    assert " ".join(command) in result.output
+
+
+def test_log_verify_intact(stored_run: tuple[Path, dict[str, Any]]) -> None:
+    db, outcome = stored_run
+    proc = qingsuan("log", "verify", db)
+    assert proc.returncode == 0, proc.stderr
+    assert "chain intact" in proc.stdout
+    match = re.search(r"state hash ([0-9a-f]{64})\b", proc.stdout)  # on one line
+    assert match, proc.stdout
+    assert match.group(1) == outcome["log"]["state_hash"]
+
+
+def test_log_verify_tampered(stored_run: tuple[Path, dict[str, Any]], tmp_path: Path) -> None:
+    db, _ = stored_run
+    tampered = tmp_path / "tampered.db"
+    tampered.write_bytes(db.read_bytes())
+    conn = sqlite3.connect(tampered)
+    with conn:
+        changed = conn.execute("UPDATE command_log SET payload = CAST(X'00' || payload AS BLOB)"
+                               " WHERE seq = 2").rowcount
+    conn.close()
+    assert changed == 1
+    proc = qingsuan("log", "verify", tampered)
+    assert proc.returncode != 0
+    assert "chain intact" not in proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert "entry 2" in flat(proc.stderr)
+
+
+def test_log_verify_missing_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nosuch.db"
+    proc = qingsuan("log", "verify", missing)
+    assert proc.returncode != 0
+    assert "chain intact" not in proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert "nosuch.db" in proc.stderr
+    assert not missing.exists()  # verifying must not create an empty log
