@@ -451,3 +451,22 @@ def test_intrabank_transfers_conserve_deposits(balances: tuple[int, ...],
     assert sum(final.values()) == sum(balances)
     assert final == model
     assert all(out["checks"].values()), out["checks"]
+
+
+def test_year_missing_from_calendar_is_an_error_unless_fallback() -> None:
+    text = (
+        "name: far\n"
+        "start: 2027-01-04T08:00\n"
+        "run_until: 2027-01-05T18:00\n"
+        "participants:\n"
+        "  - {name: ICBC, code: \"102100099996\"}\n"
+    )
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "far.yaml")
+    (problem,) = info.value.problems
+    assert problem.line == 3
+    assert "no holiday table for 2027" in problem.message
+    assert "calendar.missing_year: weekends" in problem.message
+    fallback = text.replace("participants:", "params: {calendar.missing_year: weekends}\n"
+                                              "participants:")
+    assert parse_scenario(fallback, "far.yaml").params["calendar.missing_year"] == "weekends"

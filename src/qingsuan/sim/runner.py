@@ -79,7 +79,6 @@ class Runner:
         """``store``: the command log url; default an embedded SQLite file in a temporary
         directory (the durable default, thrown away after the run)."""
         self.scenario = scenario
-        self.params = scenario.params
         self.clock = VirtualClock(scenario.start_us)
         self.scheduler = Scheduler(self.clock)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -87,6 +86,7 @@ class Runner:
             self._tmp = tempfile.TemporaryDirectory(prefix="qingsuan-run-")
             store = str(Path(self._tmp.name) / "run.db")
         self.engine = Engine.open(store, self.clock)
+        self.params = self.engine.params
         self.payments: dict[str, PaymentRecord] = {}
         self.inquiries: dict[str, Any] = {}
         self.on_step = on_step
@@ -99,6 +99,7 @@ class Runner:
 
     def build_world(self) -> None:
         sc = self.scenario
+        self.engine.set_params(dict(sc.params.written()))  # logged: replay sees them too
         specs = [AccountSpec(PBOC, "issued", NormalSide.DEBIT)]  # PBOC assets behind reserves
         specs += [AccountSpec(PBOC, f"settlement:{p.name}", NormalSide.CREDIT, MNO)
                   for p in sc.participants]
@@ -176,7 +177,7 @@ class Runner:
         return out
 
     def _do_set_param(self, event: Event) -> None:
-        self.params.set(event.fields["name"], event.fields["value"])
+        self.engine.set_params({event.fields["name"]: event.fields["value"]})
 
     def _do_transfer(self, event: Event) -> None:
         """An intrabank (行内) transfer: the bank books it at once in its own book."""

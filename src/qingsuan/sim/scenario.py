@@ -321,6 +321,10 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
                 assert pdoc is not None
                 ck.add(pdoc.line_of(key), str(exc))
 
+    params.set("calendar.name", calendar)
+    if start is not None and until is not None and params["calendar.missing_year"] == "error":
+        _check_calendar_years(ck, top, calendar, start, until)
+
     participants = _participants(ck, top)
     # a reference to an entry that has its own problem is not reported again as unknown
     pnames = {p.name for p in participants} | _listed(top, "participants", "name")
@@ -346,6 +350,25 @@ def _listed(top: LDict, section: str, key: str) -> set[str]:
     if not isinstance(items, LList):
         return set()
     return {str(item[key]) for item in items if isinstance(item, LDict) and key in item}
+
+
+def _check_calendar_years(ck: _Checker, top: LDict, name: str, start: int, until: int
+                          ) -> None:
+    """The business calendar must cover every year the scenario runs through (plus the next
+    day, whose HVPS session opens the evening before), unless the stated fallback is on."""
+    from qingsuan.calendar import load_calendar
+    from qingsuan.clock import US_PER_DAY, to_beijing
+
+    calendar = load_calendar(name)
+    first = to_beijing(start).year
+    last = to_beijing(until + US_PER_DAY).year
+    missing = [y for y in range(first, last + 1) if not calendar.covers(y)]
+    if missing:
+        covered = f"{calendar.years[0]}-{calendar.years[-1]}" if len(calendar.years) else "none"
+        ck.add(top.line_of("run_until"),
+               f"calendar {name} has no holiday table for {', '.join(map(str, missing))} "
+               f"(covers {covered}); add the year's table, or set params: "
+               f"calendar.missing_year: weekends to treat Monday-Friday as business days")
 
 
 def _participants(ck: _Checker, top: LDict) -> list[Participant]:
