@@ -32,17 +32,23 @@ from qingsuan.ledger import (
     NormalSide,
     Transfer,
     TransferBatch,
+    TransferFlags,
     decode_batch,
     encode_batch,
 )
 from qingsuan.ledger.registry import AccountRegistry
+from qingsuan.params import Params
 from qingsuan.store import CommandLog, LogEntry, Snapshot, open_log
 
 KIND_ACCOUNTS: Final = "accounts"
 KIND_TRANSFERS: Final = "transfers"
 KIND_TICK: Final = "tick"
+KIND_PARAM: Final = "param"
 
 _TS: Final = struct.Struct("<q")
+#: Transfer ids from here up are the engine's own: postings a system makes while applying a
+#: logged command (clients use ids below it).
+DERIVED_ID_BASE: Final = 1 << 62
 _SNAPSHOT_MAGIC: Final = b"QSNAP2\n"
 
 
@@ -97,10 +103,15 @@ class Engine:
         self.snapshot_every = snapshot_every
         self.ledger = Ledger()
         self.registry = AccountRegistry()
+        #: The rule parameters in force; changed only by logged ``param`` commands.
+        self.params = Params()
         self.systems: dict[str, System] = {}
         for system in systems:
             self.register(system)
         self.applied_seq = 0
+        self._derived_seq = 0
+        #: Time of the command being applied (systems post at this time).
+        self.now_us = 0
         self._recover()
 
     @classmethod
@@ -111,9 +122,12 @@ class Engine:
 
     def register(self, system: System) -> None:
         if system.prefix in self.systems or system.prefix in (KIND_ACCOUNTS, KIND_TRANSFERS,
-                                                              KIND_TICK):
+                                                              KIND_TICK, KIND_PARAM):
             raise ValueError(f"a system with prefix {system.prefix!r} is already registered")
         self.systems[system.prefix] = system
+        attach = getattr(system, "attach", None)
+        if attach is not None:
+            attach(self)
 
     def close(self) -> None:
         self.log.close()
@@ -148,6 +162,7 @@ class Engine:
     def _apply(self, kind: str, payload: bytes) -> Any:
         if kind == KIND_TRANSFERS:
             batch, ts = decode_batch(payload)
+            self.now_us = ts
             return self.ledger.create_transfers(batch, ts)
         if kind == KIND_ACCOUNTS:
             books, accounts, names = _decode_accounts(payload)
@@ -161,6 +176,13 @@ class Engine:
             return results
         (ts,) = _TS.unpack_from(payload)
         body = payload[_TS.size:]
+        self.now_us = ts
+        if kind == KIND_PARAM:
+            doc = json.loads(body)
+            self.ledger.advance_time(ts)
+            for name, value in doc.items():
+                self.params.set(name, value)
+            return None
         if kind == KIND_TICK:
             results = self.ledger.advance_time(ts)
             for system in self.systems.values():
@@ -174,6 +196,46 @@ class Engine:
             raise ValueError(f"unknown command kind {kind!r}")
         self.ledger.advance_time(ts)
         return system.apply(kind, ts, body)
+
+    # ------------------------------------------------- postings made while applying
+
+    def post(self, transfers: Sequence[tuple[int, int, int]] | Sequence[Transfer],
+             *, linked: bool = False) -> BatchResult:
+        """Post transfers as part of applying the current logged command (not logged on
+        their own: replay repeats them). Tuples are (debit id, credit id, amount); ids are
+        assigned from the engine's own range. ``linked``: all or none."""
+        out: list[Transfer] = []
+        n = len(transfers)
+        for i, t in enumerate(transfers):
+            self._derived_seq += 1
+            tid = DERIVED_ID_BASE + self._derived_seq
+            flags = TransferFlags.LINKED if linked and i < n - 1 else TransferFlags.NONE
+            if isinstance(t, Transfer):
+                out.append(Transfer(tid, t.debit_account_id, t.credit_account_id, t.amount_fen,
+                                    t.flags | flags, t.pending_id, t.timeout_us, t.code))
+            else:
+                out.append(Transfer(tid, t[0], t[1], t[2], flags))
+        return self.ledger.create_transfers(out, self.now_us)
+
+    def open_derived(self, specs: Iterable[AccountSpec]) -> dict[str, int]:
+        """Open accounts as part of applying the current logged command (a system opening
+        its own accounts, e.g. when a participant joins). Ids continue the registry's."""
+        out: dict[str, int] = {}
+        for spec in specs:
+            book_id = self.registry.books.get(spec.book)
+            if book_id is None:
+                book_id = max(self.registry.books.values(), default=0) + 1
+                self.ledger.create_book(book_id, spec.book)
+                self.registry.add_book(book_id, spec.book)
+            full = f"{spec.book}:{spec.name}"
+            account_id = self.registry.next_account_id()
+            (code,) = self.ledger.create_accounts([Account(
+                account_id, book_id, spec.normal, spec.flags, spec.overdraft_limit_fen)])
+            if code is not AccountResult.OK:
+                raise ValueError(f"cannot open {full}: {code.name}")
+            self.registry.add_account(account_id, book_id, full)
+            out[full] = account_id
+        return out
 
     # ------------------------------------------------------------------ commands
 
@@ -192,6 +254,15 @@ class Engine:
         """Several system commands in one group commit, stamped with the clock's time."""
         stamp = _TS.pack(self.clock.now_us())
         return self._submit([(kind, stamp + body) for kind, body in commands])
+
+    def set_params(self, values: dict[str, object]) -> None:
+        """Change rule parameters from now on (logged, so replay sees the same values).
+        Every value is checked first: a bad one raises ParamError and nothing is logged."""
+        probe = Params(self.params.written())
+        for name, value in values.items():
+            probe.set(name, value)
+        self.command(KIND_PARAM, json.dumps({k: str(v) if not isinstance(v, bool) else v
+                                             for k, v in values.items()}).encode())
 
     def open_accounts(self, books: Iterable[tuple[int, str]], accounts: Iterable[Account]
                       ) -> list[AccountResult]:
@@ -264,7 +335,9 @@ class Engine:
 
     def _dump_state(self) -> bytes:
         parts = {"ledger": self.ledger.to_bytes(),
-                 "registry": self.registry.to_bytes()}
+                 "registry": self.registry.to_bytes(),
+                 "params": json.dumps(self.params.written(), sort_keys=True).encode(),
+                 "engine": json.dumps({"derived_seq": self._derived_seq}).encode()}
         for prefix, system in sorted(self.systems.items()):
             parts[f"system:{prefix}"] = system.dump_state()
         header = json.dumps({k: len(v) for k, v in parts.items()}).encode()
@@ -284,6 +357,8 @@ class Engine:
             pos += size
         self.ledger = Ledger.from_bytes(parts["ledger"])
         self.registry = AccountRegistry.from_bytes(parts["registry"])
+        self.params = Params(json.loads(parts["params"]))
+        self._derived_seq = int(json.loads(parts["engine"])["derived_seq"])
         for prefix, system in self.systems.items():
             blob = parts.get(f"system:{prefix}")
             if blob is None:
@@ -294,6 +369,8 @@ class Engine:
         """SHA-256 over the ledger, the names and every system's state."""
         h = hashlib.sha256(self.ledger.state_hash())
         h.update(self.registry.to_bytes())
+        h.update(json.dumps(self.params.written(), sort_keys=True).encode())
+        h.update(self._derived_seq.to_bytes(8, "little"))
         for _, system in sorted(self.systems.items()):
             h.update(system.dump_state())
         return h.digest()
@@ -308,6 +385,8 @@ def replay(url: str, systems: Iterable[System] = ()) -> Engine:
     engine = Engine.__new__(Engine)
     engine.log, engine.clock, engine.snapshot_every = log, VirtualClock(), 0
     engine.ledger, engine.registry, engine.applied_seq = Ledger(), AccountRegistry(), 0
+    engine.params = Params()
+    engine._derived_seq, engine.now_us = 0, 0
     engine.systems = {}
     for system in systems:
         engine.register(system)

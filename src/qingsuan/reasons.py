@@ -15,6 +15,7 @@ class Reason(Enum):
     AC01 = ("AC01", "incorrect account number")
     AC04 = ("AC04", "closed account number")
     AC06 = ("AC06", "blocked account")
+    AG01 = ("AG01", "transaction forbidden (participant suspended or closed)")
     AM02 = ("AM02", "amount exceeds the allowed maximum")
     AM04 = ("AM04", "insufficient funds")
     AM05 = ("AM05", "duplication")
@@ -22,6 +23,7 @@ class Reason(Enum):
     DT01 = ("DT01", "invalid date (system not open)")
     FF01 = ("FF01", "invalid file format")
     NARR = ("NARR", "see the message")
+    RC01 = ("RC01", "bank identifier incorrect (not a participant)")
 
     @property
     def code(self) -> str:

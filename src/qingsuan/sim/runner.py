@@ -14,9 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qingsuan.clock import Scheduler, VirtualClock, format_time
+from qingsuan.clock import Scheduler, Timer, VirtualClock, format_time
+from qingsuan.cnaps.hvps import Priority
+from qingsuan.cnaps.participants import ParticipantKind
+from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import AccountSpec, Engine
-from qingsuan.ledger import AccountFlags, NormalSide, Transfer, TransferResult
+from qingsuan.ledger import AccountFlags, NormalSide, Transfer, TransferFlags, TransferResult
 from qingsuan.ledger.registry import AccountRegistry
 from qingsuan.money import format_fen
 from qingsuan.reasons import Reason
@@ -85,8 +88,14 @@ class Runner:
         if store is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="qingsuan-run-")
             store = str(Path(self._tmp.name) / "run.db")
-        self.engine = Engine.open(store, self.clock)
+        self.cnaps = Cnaps()
+        self.engine = Engine.open(store, self.clock, systems=[self.cnaps])
         self.params = self.engine.params
+        self.actions: list[dict[str, Any]] = []
+        self._notices_seen = 0
+        self._wakeup: Timer | None = None
+        #: event id -> (payer kind, payer, payee kind, payee, pending reservation id)
+        self._hvps_refs: dict[str, dict[str, Any]] = {}
         self.payments: dict[str, PaymentRecord] = {}
         self.inquiries: dict[str, Any] = {}
         self.on_step = on_step
@@ -100,12 +109,14 @@ class Runner:
     def build_world(self) -> None:
         sc = self.scenario
         self.engine.set_params(dict(sc.params.written()))  # logged: replay sees them too
-        specs = [AccountSpec(PBOC, "issued", NormalSide.DEBIT)]  # PBOC assets behind reserves
-        specs += [AccountSpec(PBOC, f"settlement:{p.name}", NormalSide.CREDIT, MNO)
-                  for p in sc.participants]
         for p in sc.participants:
-            specs += [AccountSpec(p.name, "reserve_at_pboc", NormalSide.DEBIT, MNO),
-                      AccountSpec(p.name, "equity", NormalSide.CREDIT),
+            kind = (ParticipantKind.PAYMENT_INSTITUTION if p.kind == "payment_institution"
+                    else ParticipantKind.DIRECT_BANK)
+            outcome = self.cnaps.join(p.name, p.code, kind)
+            assert outcome.ok, outcome
+        specs: list[AccountSpec] = []
+        for p in sc.participants:
+            specs += [AccountSpec(p.name, "equity", NormalSide.CREDIT),
                       AccountSpec(p.name, "other_assets", NormalSide.DEBIT)]
         specs += [AccountSpec(c.bank, f"customer:{c.id}", NormalSide.CREDIT, MNO)
                   for c in sc.customers]
@@ -129,6 +140,9 @@ class Runner:
         if opening:
             receipt = self.engine.submit_transfers(opening)
             assert receipt.results.all_done, receipt.results.failures()
+        for p in sc.participants:
+            if p.collateral_fen:
+                self.cnaps.pledge(p.name, p.collateral_fen)
         self._seen_transfers = self.engine.ledger.transfer_count
         self._opening_settlement_fen = sum(p.settlement_balance_fen for p in sc.participants)
         self._opening_deposits_fen = sum(c.balance_fen for c in sc.customers)
@@ -151,6 +165,7 @@ class Runner:
             if event.at_us > self.scenario.run_until_us:
                 continue  # after the horizon: not run (SCENARIO.md)
             self.scheduler.schedule(event.at_us, _bind(self._fire, event), priority=event.order)
+        self._schedule_wakeup()
         self.scheduler.run_until(self.scenario.run_until_us)
         outcome = self.outcome()
         self.engine.close()
@@ -161,8 +176,37 @@ class Runner:
     def _fire(self, event: Event) -> None:
         handler = getattr(self, f"_do_{event.do}")
         handler(event)
+        self._follow_notices()
+        self._schedule_wakeup()
         if self.on_step is not None:
             self.on_step(event, self._new_postings(), self)
+
+    def _schedule_wakeup(self) -> None:
+        """Tick the engine at HVPS's next cut-off, close or periodic gridlock attempt."""
+        if not self.cnaps.directory:
+            return
+        now = self.clock.now_us()
+        nxt = self.cnaps.hvps.next_wakeup_us(now)
+        if nxt is None or nxt > self.scenario.run_until_us:
+            return
+        if self._wakeup is not None and not self._wakeup.cancelled and \
+                self._wakeup.seq != -1 and self._wakeup.at_us <= nxt:
+            return
+        if self._wakeup is not None:
+            self.scheduler.cancel(self._wakeup)
+        # ticks fire after the events of the same moment (priority after every event)
+        self._wakeup = self.scheduler.schedule(nxt, self._tick, priority=1 << 40)
+
+    def _tick(self) -> None:
+        self._wakeup = None
+        self.engine.tick()
+        self._follow_notices()
+        self._schedule_wakeup()
+        if self.on_step is not None:
+            postings = self._new_postings()
+            if postings:
+                tick = Event(self.clock.now_us(), "tick", -1, 0, {})
+                self.on_step(tick, postings, self)
 
     def _new_postings(self) -> list[Posting]:
         ledger = self.engine.ledger
@@ -175,6 +219,137 @@ class Runner:
             out.append(Posting(rec.timestamp_us, book, debit, credit, t.amount_fen))
         self._seen_transfers = ledger.transfer_count
         return out
+
+    # ------------------------------------------------------------------ HVPS events
+
+    def _do_hvps_payment(self, event: Event) -> None:
+        """The sending bank accepts its customer's order (reserving the funds) or its own
+        payment, then sends it to HVPS (hvps.111 customer / hvps.112 institution)."""
+        f = event.fields
+        now = self.clock.now_us()
+        payer_kind, payer = f["payer"]
+        payee_kind, payee = f["payee"]
+        kind = "customer" if payer_kind == "customer" else "institution"
+        record = PaymentRecord(event.do, "HVPS")
+        self.payments[f["id"]] = record
+        sender, receiver = f["sender"], f["receiver"]
+        amount = f["amount_fen"]
+        reserve_id = self._next_transfer_id
+        if kind == "customer":
+            hold = self._t(sender, f"customer:{payer}", "hvps_outgoing", amount)
+            hold = Transfer(hold.id, hold.debit_account_id, hold.credit_account_id, amount,
+                            TransferFlags.PENDING)
+        else:
+            hold = self._t(sender, "equity", "hvps_outgoing", amount)
+        code = self.engine.submit_transfers([hold]).results[0]
+        if not code.done:
+            record.move(now, "rejected")
+            record.reason = Reason.AM04.detail(
+                f"insufficient funds: {payer} at {sender} cannot pay {format_fen(amount)}")
+            return
+        record.move(now, "accepted")
+        self._hvps_refs[f["id"]] = {"kind": kind, "payer": payer, "payee": payee,
+                                    "payee_kind": payee_kind, "sender": sender,
+                                    "receiver": receiver, "amount": amount,
+                                    "reserve_id": reserve_id}
+        self.cnaps.submit_hvps(f["id"], sender, receiver, amount,
+                               Priority.parse(f["priority"]), kind, debtor=payer, creditor=payee)
+
+    def _follow_notices(self) -> None:
+        """Act on what HVPS told the banks: settle, credit, release or return the funds."""
+        notices = self.cnaps.hvps.notices
+        while self._notices_seen < len(notices):
+            n = notices[self._notices_seen]
+            self._notices_seen += 1
+            ref = self._hvps_refs.get(n.ref)
+            record = self.payments.get(n.ref)
+            if ref is None or record is None:
+                continue
+            if n.event == "queued" and n.participant == ref["sender"]:
+                record.move(n.at_us, "queued")
+            elif n.event == "settled" and n.participant == ref["sender"]:
+                record.move(n.at_us, "settled")
+                self._complete(ref, record, n.at_us)
+            elif n.event in ("rejected", "returned", "cancelled") and \
+                    n.participant == ref["sender"]:
+                pay = self.cnaps.hvps.payments[n.ref]
+                self._unwind(ref)
+                record.move(n.at_us, n.event)
+                if pay.reason is not None:
+                    code, message = pay.reason
+                    record.reason = {"code": code, "message": message}
+
+    def _complete(self, ref: dict[str, Any], record: PaymentRecord, at_us: int) -> None:
+        sender, receiver, amount = ref["sender"], ref["receiver"], ref["amount"]
+        transfers = []
+        if ref["kind"] == "customer":
+            post = Transfer(self._next_transfer_id, 0, 0, 0, TransferFlags.POST_PENDING,
+                            pending_id=ref["reserve_id"])
+            self._next_transfer_id += 1
+            transfers.append(post)
+            transfers.append(self._t(receiver, "hvps_incoming", f"customer:{ref['payee']}",
+                                     amount))
+        else:
+            transfers.append(self._t(receiver, "hvps_incoming", "equity", amount))
+        result = self.engine.submit_transfers(transfers).results
+        assert result.all_done, result.failures()
+        if ref["kind"] == "customer":
+            record.move(at_us, "credited")
+        del sender
+
+    def _unwind(self, ref: dict[str, Any]) -> None:
+        """The payment will not happen: give the payer its money back."""
+        if ref["kind"] == "customer":
+            void = Transfer(self._next_transfer_id, 0, 0, 0, TransferFlags.VOID_PENDING,
+                            pending_id=ref["reserve_id"])
+            self._next_transfer_id += 1
+            transfers = [void]
+        else:
+            transfers = [self._t(ref["sender"], "hvps_outgoing", "equity", ref["amount"])]
+        result = self.engine.submit_transfers(transfers).results
+        assert result.all_done, result.failures()
+
+    def _do_cancel(self, event: Event) -> None:
+        target = event.fields["target"]
+        ref = self._hvps_refs.get(target)
+        if ref is None:  # the bank refused it before HVPS saw it
+            self._action(event, False, Reason.NARR.detail(f"{target} never reached HVPS"))
+            return
+        outcome = self.cnaps.cancel(target, ref["sender"])
+        self._action(event, outcome.ok, None if outcome.reason is None else
+                     {"code": outcome.reason[0], "message": outcome.reason[1]})
+
+    def _do_reprioritise(self, event: Event) -> None:
+        target = event.fields["target"]
+        ref = self._hvps_refs.get(target)
+        if ref is None:
+            self._action(event, False, Reason.NARR.detail(f"{target} never reached HVPS"))
+            return
+        outcome = self.cnaps.reprioritise(target, Priority.parse(event.fields["priority"]),
+                                          ref["sender"])
+        self._action(event, outcome.ok, None if outcome.reason is None else
+                     {"code": outcome.reason[0], "message": outcome.reason[1]})
+
+    def _do_pledge(self, event: Event) -> None:
+        f = event.fields
+        outcome = self.cnaps.pledge(f["participant"], f["value_fen"], f["haircut_ppm"])
+        self._action(event, outcome.ok, None)
+
+    def _do_release(self, event: Event) -> None:
+        f = event.fields
+        outcome = self.cnaps.release(f["participant"], f["value_fen"], f["haircut_ppm"])
+        self._action(event, outcome.ok, None if outcome.reason is None else
+                     {"code": outcome.reason[0], "message": outcome.reason[1]})
+
+    def _action(self, event: Event, ok: bool, reason: dict[str, str] | None) -> None:
+        doc: dict[str, Any] = {"at": format_time(event.at_us), "do": event.do, "ok": ok,
+                               "reason": reason}
+        for key in ("target", "participant", "priority"):
+            if key in event.fields:
+                doc[key] = event.fields[key]
+        if "value_fen" in event.fields:
+            doc["value"] = format_fen(event.fields["value_fen"])
+        self.actions.append(doc)
 
     def _do_set_param(self, event: Event) -> None:
         self.engine.set_params({event.fields["name"]: event.fields["value"]})
@@ -224,6 +399,8 @@ class Runner:
             "balances": {"customers": customers, "settlement": settlement,
                          "terminals": terminals},
             "inquiries": self.inquiries,
+            "actions": self.actions,
+            "hvps": self._hvps_report(),
             "checks": {"books_balanced": self.books_balanced(),
                        "money_conserved": self.money_conserved(),
                        "mirrors_match": self.mirrors_match()},
@@ -241,9 +418,34 @@ class Runner:
         creates or destroys money (no credit, no cash in or out)."""
         sc = self.scenario
         settlement = sum(self.balance_fen(PBOC, f"settlement:{p.name}") for p in sc.participants)
+        credit = sum(self.balance_fen(PBOC, f"{kind}:{p.name}") for p in sc.participants
+                     for kind in ("intraday_credit", "overnight_credit"))
         deposits = sum(self.balance_fen(c.bank, f"customer:{c.id}") for c in sc.customers)
-        return (settlement == self._opening_settlement_fen
+        return (settlement - credit == self._opening_settlement_fen
                 and deposits == self._opening_deposits_fen)
+
+    def _hvps_report(self) -> dict[str, Any]:
+        """Per participant: the HVPS metrics and credit (amounts as CNY strings)."""
+        hvps = self.cnaps.hvps
+        out: dict[str, Any] = {}
+        for name in sorted(hvps.metrics):
+            m = hvps.metrics[name]
+            line = hvps.credit[name]
+            wait = (m.queue_time_value_us / m.queued_value_fen / 1e6) if m.queued_value_fen else 0
+            out[name] = {
+                "settled_value": format_fen(m.settled_value_fen),
+                "settled_count": m.settled_count,
+                "queued_count": m.queued_count,
+                "queue_time_value_weighted_s": round(wait, 3),
+                "peak_liquidity_used": format_fen(m.peak_liquidity_used_fen),
+                "gridlock_value_resolved": format_fen(m.gridlock_value_fen),
+                "returned_count": m.returned_count,
+                "cancelled_count": m.cancelled_count,
+                "credit_peak_drawn": format_fen(line.peak_drawn_fen),
+                "credit_overnight": format_fen(line.overnight_fen),
+                "credit_interest": format_fen(line.interest_fen),
+            }
+        return out
 
     def mirrors_match(self) -> bool:
         """Each participant's "reserve at PBOC" equals its settlement account at the PBOC."""

@@ -1,0 +1,143 @@
+"""The CNAPS participants directory (参与者目录) and bank codes (行号).
+
+A direct participant (直接参与者) holds a settlement account (清算账户) in the PBOC's book and
+a mirror of it ("reserve at PBOC", 存放央行款项) in its own book; both move together on every
+settlement. An indirect participant (间接参与者) settles through a named direct participant.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from typing import Final
+
+
+class ParticipantKind(Enum):
+    DIRECT_BANK = "direct_bank"
+    INDIRECT_BANK = "indirect_bank"
+    CARD_SWITCH = "card_switch"
+    PAYMENT_INSTITUTION = "payment_institution"
+
+
+class ParticipantStatus(Enum):
+    ACTIVE = "active"
+    SUSPENDED = "suspended"  # 暂停: may receive, may not send
+    CLOSED = "closed"        # 注销: neither
+
+
+#: Bank code 行号: 3-digit bank category, 4-digit area (city), 4-digit branch, 1 check
+#: character. Payment institutions' codes start with a letter.
+_BANK_CODE: Final = re.compile(r"^(?P<category>\d{3})(?P<area>\d{4})(?P<branch>\d{4})"
+                               r"(?P<check>[0-9A-Z])$")
+_INSTITUTION_CODE: Final = re.compile(r"^[A-Z][A-Z0-9]{11}$")
+
+#: Known bank categories (DOMAIN.md §1), for readable messages.
+BANK_CATEGORIES: Final = {
+    "102": "ICBC", "103": "ABC", "104": "BOC", "105": "CCB", "305": "CMBC", "308": "CMB",
+    "313": "city commercial bank", "402": "rural credit cooperative", "001": "PBOC",
+    "903": "card switch",
+}
+
+
+def check_code(code: str, kind: ParticipantKind) -> str | None:
+    """None if ``code`` is a well-formed code for ``kind``, else the reason it is not."""
+    if not isinstance(code, str) or len(code) != 12:
+        return f"a participant code has 12 characters (got {code!r})"
+    if kind is ParticipantKind.PAYMENT_INSTITUTION:
+        if not _INSTITUTION_CODE.match(code):
+            return (f"payment institution code {code!r} must be a capital letter then 11 "
+                    "capitals or digits")
+        return None
+    if not _BANK_CODE.match(code):
+        return (f"bank code {code!r} must be 3-digit category, 4-digit area, 4-digit branch "
+                "and 1 check character")
+    return None
+
+
+@dataclass
+class Participant:
+    name: str
+    code: str
+    kind: ParticipantKind
+    status: ParticipantStatus = ParticipantStatus.ACTIVE
+    #: For an indirect participant: the direct participant whose account it settles in.
+    settles_through: str | None = None
+
+    def to_json(self) -> dict[str, str | None]:
+        return {"name": self.name, "code": self.code, "kind": self.kind.value,
+                "status": self.status.value, "settles_through": self.settles_through}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, str | None]) -> Participant:
+        return cls(str(doc["name"]), str(doc["code"]), ParticipantKind(doc["kind"]),
+                   ParticipantStatus(doc["status"]), doc.get("settles_through"))
+
+
+class DirectoryError(ValueError):
+    pass
+
+
+class Directory:
+    """Participants by name and by code."""
+
+    def __init__(self) -> None:
+        self._by_name: dict[str, Participant] = {}
+        self._by_code: dict[str, Participant] = {}
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._by_name
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._by_name.values())
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def add(self, participant: Participant) -> None:
+        problem = check_code(participant.code, participant.kind)
+        if problem is not None:
+            raise DirectoryError(problem)
+        if participant.name in self._by_name:
+            raise DirectoryError(f"participant {participant.name} is already in the directory")
+        if participant.code in self._by_code:
+            raise DirectoryError(f"code {participant.code} already belongs to "
+                                 f"{self._by_code[participant.code].name}")
+        if participant.kind is ParticipantKind.INDIRECT_BANK:
+            through = participant.settles_through
+            if through is None or through not in self._by_name:
+                raise DirectoryError(f"indirect participant {participant.name} must settle "
+                                     f"through a listed direct participant (got {through!r})")
+            if self._by_name[through].kind is ParticipantKind.INDIRECT_BANK:
+                raise DirectoryError(f"{through} is itself indirect")
+        self._by_name[participant.name] = participant
+        self._by_code[participant.code] = participant
+
+    def get(self, name: str) -> Participant:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise DirectoryError(f"no participant named {name!r}") from None
+
+    def by_code(self, code: str) -> Participant | None:
+        return self._by_code.get(code)
+
+    def settling(self, name: str) -> str:
+        """The direct participant whose settlement account carries ``name``'s payments."""
+        p = self.get(name)
+        return p.settles_through if p.kind is ParticipantKind.INDIRECT_BANK else p.name  # type: ignore[return-value]
+
+    def set_status(self, name: str, status: ParticipantStatus) -> None:
+        self.get(name).status = status
+
+    def to_json(self) -> list[dict[str, str | None]]:
+        return [p.to_json() for p in self._by_name.values()]
+
+    @classmethod
+    def from_json(cls, docs: list[dict[str, str | None]]) -> Directory:
+        d = cls()
+        for doc in docs:
+            p = Participant.from_json(doc)
+            d._by_name[p.name] = p
+            d._by_code[p.code] = p
+        return d
