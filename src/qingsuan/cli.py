@@ -182,6 +182,7 @@ def log_verify(url: Annotated[str, typer.Argument(help="memory:, PATH.db or post
                ) -> None:
     """Open a command log, verify its hash chain, replay it and print the state hash."""
     from qingsuan.engine import ReplayError, replay
+    from qingsuan.systems import standard_systems
     from qingsuan.store import LogError
 
     # a SQLite file that does not exist: say so rather than create an empty log
@@ -191,7 +192,7 @@ def log_verify(url: Annotated[str, typer.Argument(help="memory:, PATH.db or post
         _err().print(f"{url}: no such command log", markup=False)
         raise typer.Exit(1)
     try:
-        engine = replay(url)  # a closed engine holding the replayed state
+        engine = replay(url, standard_systems())  # closed, holding the replayed state
     except (LogError, ReplayError, ValueError) as exc:
         _err().print(str(exc), style="red", markup=False)
         raise typer.Exit(1) from None
