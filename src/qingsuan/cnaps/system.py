@@ -8,18 +8,29 @@ applying it answered; replaying the log applies the same commands to a fresh sys
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+import struct
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+
+from qingsuan.calendar import HvpsPhase
+from qingsuan.cnaps.rtgs_batch import BatchOutcome, post_settlements, run_rtgs
 
 from qingsuan.cnaps.hvps import Hvps, Outcome, Priority, dumps
 from qingsuan.cnaps.participants import (
     Directory,
+    DirectoryError,
     Participant,
     ParticipantKind,
     ParticipantStatus,
+    check_code,
 )
+from qingsuan.reasons import Reason
 
 if TYPE_CHECKING:
     from qingsuan.engine import Engine
+
+_U32: Final = struct.Struct("<I")
 
 
 class Cnaps:
@@ -44,11 +55,16 @@ class Cnaps:
     # ------------------------------------------------------------------ applying
 
     def apply(self, kind: str, timestamp_us: int, body: bytes) -> Any:
+        if kind == "cnaps.rtgs_batch":
+            return self._apply_rtgs_batch(timestamp_us, body)
         doc = json.loads(body)
         hvps = self.hvps
         if kind == "cnaps.join":
-            hvps.join(Participant(doc["name"], doc["code"], ParticipantKind(doc["kind"]),
-                                  settles_through=doc.get("settles_through")))
+            try:
+                hvps.join(Participant(doc["name"], doc["code"], ParticipantKind(doc["kind"]),
+                                      settles_through=doc.get("settles_through")))
+            except DirectoryError as exc:  # checked before logging; kept safe on replay
+                return Outcome(False, "rejected", (Reason.RC01.code, str(exc)))
             return Outcome(True, "joined")
         if kind == "cnaps.status":
             self.directory.set_status(doc["participant"], ParticipantStatus(doc["status"]))
@@ -68,6 +84,51 @@ class Cnaps:
             return hvps.release(doc["participant"], int(doc["value_fen"]),
                                 int(doc["haircut_ppm"]), timestamp_us)
         raise ValueError(f"unknown CNAPS command {kind!r}")
+
+    def _apply_rtgs_batch(self, timestamp_us: int, body: bytes) -> BatchOutcome:
+        """Simulation mode: a columnar batch of HVPS payments (rtgs_batch module)."""
+        (hlen,) = _U32.unpack_from(body)
+        header = json.loads(body[_U32.size:_U32.size + hlen])
+        names: list[str] = header["names"]
+        n = int(header["n"])
+        buf = memoryview(body)[_U32.size + hlen:]
+        cols = []
+        offset = 0
+        for dtype in ("<u2", "<u2", "<i8", "<u1", "<u1"):
+            arr = np.frombuffer(buf, np.dtype(dtype), count=n, offset=offset)
+            offset += arr.nbytes
+            cols.append(arr.astype(np.int64))
+        sender, receiver, amount, priority, waiting = cols
+        hvps = self.hvps
+        phase, _ = hvps.phase(timestamp_us)
+        if phase is not HvpsPhase.OPEN:
+            raise_closed = np.zeros(n, np.int8)
+            return BatchOutcome(raise_closed, np.zeros(0, np.int64), np.full(n, -1, np.int64),
+                                np.zeros(len(names), np.int64))
+        avail = np.array([hvps.available_fen(x) for x in names], np.int64)
+        outcome = run_rtgs(avail, sender, receiver, amount, priority,
+                           bypass_fifo=bool(self.engine.params["hvps.bypass_fifo"])
+                           if self.engine else False, start_queued=waiting)
+        assert self.engine is not None
+        post_settlements(self.engine, names, sender, receiver, amount, outcome.settle_order)
+        return outcome
+
+    def rtgs_batch(self, names: list[str], sender: Any, receiver: Any, amount: Any,
+                   priority: Any, start_queued: Any = None) -> BatchOutcome:
+        """Simulation mode: log and apply a columnar batch of payments (indices into
+        ``names``). Queues are the caller's between batches: resubmit what is still queued
+        first, with ``start_queued`` set."""
+        n = len(amount)
+        header = json.dumps({"names": names, "n": n}).encode()
+        waiting = np.zeros(n, np.uint8) if start_queued is None else np.asarray(start_queued)
+        body = b"".join([
+            _U32.pack(len(header)), header,
+            np.asarray(sender, "<u2").tobytes(), np.asarray(receiver, "<u2").tobytes(),
+            np.asarray(amount, "<i8").tobytes(), np.asarray(priority, "<u1").tobytes(),
+            np.asarray(waiting, "<u1").tobytes()])
+        assert self.engine is not None
+        result: BatchOutcome = self.engine.command("cnaps.rtgs_batch", body)
+        return result
 
     def on_tick(self, timestamp_us: int) -> None:
         if self.directory:
@@ -91,6 +152,18 @@ class Cnaps:
 
     def join(self, name: str, code: str, kind: ParticipantKind = ParticipantKind.DIRECT_BANK,
              settles_through: str | None = None) -> Outcome:
+        """Add a participant. A bad code, a name or code in use, or an indirect participant
+        without a direct one is refused before anything is logged."""
+        problem = check_code(code, kind)
+        if problem is None and name in self.directory:
+            problem = f"participant {name} is already in the directory"
+        if problem is None and self.directory.by_code(code) is not None:
+            problem = f"code {code} is already in use"
+        if problem is None and kind is ParticipantKind.INDIRECT_BANK and (
+                settles_through not in self.directory):
+            problem = f"indirect participant {name} must settle through a listed participant"
+        if problem is not None:
+            return Outcome(False, "rejected", (Reason.RC01.code, problem))
         result: Outcome = self._command("cnaps.join", {
             "name": name, "code": code, "kind": kind.value, "settles_through": settles_through})
         return result
