@@ -54,12 +54,16 @@ _LINKED: Final = int(TransferFlags.LINKED)
 _MNO: Final = int(AccountFlags.MUST_NOT_OVERDRAW)
 _CLOSED: Final = int(AccountFlags.CLOSED)
 _EXCLUSIVE: Final = _PENDING | _POST | _VOID
+_CREDIT_NORMAL: Final = int(NormalSide.CREDIT)
+_DEBIT_NORMAL: Final = int(NormalSide.DEBIT)
 
 R = TransferResult
 
 #: Upper bound on accounts and stored transfers; beyond it is a configuration error.
 MAX_ACCOUNTS: Final = 50_000_000
 MAX_TRANSFERS: Final = 2_000_000_000
+#: Transfers run item by item after a failure before the vector path is tried again.
+_EXACT_WINDOW: Final = 32
 #: Largest direct id -> row table for account lookups (8 bytes per slot).
 _TABLE_MAX: Final = 1 << 24
 
@@ -248,9 +252,27 @@ class Ledger:
         self._tr.reserve(n)
         plain = self.vectorise and not (
             batch.flags.any() or batch.pending_id.any() or batch.timeout_us.any())
-        start = self._apply_vector(batch, timestamp_us) if plain else 0
-        if start < n:
-            self._apply_exact(batch, start, timestamp_us, codes)
+        if not plain:
+            self._apply_exact(batch, 0, n, timestamp_us, codes)
+        else:
+            # Vector path as far as it provably goes; a failing transfer and a few after it
+            # go item by item; then the vector path resumes.
+            start = 0
+            window = _EXACT_WINDOW
+            while start < n:
+                part = batch if start == 0 else batch.slice(start, n)
+                applied = self._apply_vector(part, timestamp_us)
+                start += applied
+                if start >= n:
+                    break
+                if applied == 0 and start > 0:
+                    stop = n  # the vector path cannot take this batch: exact for the rest
+                else:
+                    # failures close together: widen the exact window (adapts to density)
+                    window = window * 2 if applied < 4 * window else _EXACT_WINDOW
+                    stop = min(n, start + window)
+                self._apply_exact(batch, start, stop, timestamp_us, codes)
+                start = stop
         self._assert_books_balanced()
         return BatchResult(codes)
 
@@ -410,7 +432,10 @@ class Ledger:
         ev_pos = np.repeat(np.arange(n, dtype=np.int64), 2)
         keep = ev_acc >= 0
         ev_acc, ev_delta, ev_pos = ev_acc[keep], ev_delta[keep], ev_pos[keep]
-        order = np.argsort(ev_acc, kind="stable")  # stable: batch order within an account
+        # order by account, then batch order: one unique key, sorted with numpy's (SIMD)
+        # default sort, much faster than a stable sort of the account alone
+        key = ev_acc * len(ev_acc) + np.arange(len(ev_acc), dtype=np.int64)
+        order = np.argsort(key)
         ev_acc, ev_delta, ev_pos = ev_acc[order], ev_delta[order], ev_pos[order]
         running = np.cumsum(ev_delta)
         new_group = np.empty(len(ev_acc), bool)
@@ -455,18 +480,25 @@ class Ledger:
     # scratch dict and written back at the end; new rows are buffered and written as
     # columns. A linked chain keeps an undo list and rolls back if any member fails.
 
-    def _apply_exact(self, batch: TransferBatch, start: int, ts: int,
+    def _apply_exact(self, batch: TransferBatch, start: int, stop: int, ts: int,
                      codes: npt.NDArray[np.uint8]) -> None:
-        rest = batch.slice(start, len(batch))
+        rest = batch.slice(start, stop)
         di_arr = self._lookup_rows(rest.debit_account_id)
         ci_arr = self._lookup_rows(rest.credit_account_id)
         self._scratch = {}
         self._buffer = []
         self._ts = ts
+        # static account attributes gathered once (numpy scalar reads are slow per item)
+        acc = self._acc.cols
+        dsafe, csafe = np.maximum(di_arr, 0), np.maximum(ci_arr, 0)
         cols = zip(rest.id.tolist(), rest.debit_account_id.tolist(),
                    rest.credit_account_id.tolist(), rest.amount_fen.tolist(),
                    rest.flags.tolist(), rest.pending_id.tolist(), rest.timeout_us.tolist(),
-                   rest.code.tolist(), di_arr.tolist(), ci_arr.tolist(), strict=True)
+                   rest.code.tolist(), di_arr.tolist(), ci_arr.tolist(),
+                   acc["book"][dsafe].tolist(), acc["book"][csafe].tolist(),
+                   acc["flags"][dsafe].tolist(), acc["flags"][csafe].tolist(),
+                   acc["normal"][dsafe].tolist(), acc["normal"][csafe].tolist(),
+                   acc["limit"][dsafe].tolist(), acc["limit"][csafe].tolist(), strict=True)
         chain_start = -1  # index (relative) where the current linked chain began
         chain_failed = False
         undo: list[tuple[Any, ...]] = []
@@ -545,7 +577,8 @@ class Ledger:
 
     def _apply_one(self, t: tuple[int, ...], undo: list[tuple[Any, ...]] | None
                    ) -> TransferResult:
-        tid, dr, cr, amt, flags, pid, tmo, code, di, ci = t
+        (tid, dr, cr, amt, flags, pid, tmo, code, di, ci, dbook, cbook, dflags, cflags,
+         dnormal, cnormal, dlimit, climit) = t
         if not 0 < tid <= MAX_ID:
             return R.ID_OUT_OF_RANGE
         if flags & ~int(KNOWN_TRANSFER_FLAGS):
@@ -574,20 +607,18 @@ class Ledger:
             return R.DEBIT_ACCOUNT_NOT_FOUND
         if ci < 0:
             return R.CREDIT_ACCOUNT_NOT_FOUND
-        acc = self._acc.cols
-        if acc["book"][di] != acc["book"][ci]:
+        if dbook != cbook:
             return R.ACCOUNTS_IN_DIFFERENT_BOOKS
-        dflags, cflags = int(acc["flags"][di]), int(acc["flags"][ci])
         if dflags & _CLOSED:
             return R.DEBIT_ACCOUNT_CLOSED
         if cflags & _CLOSED:
             return R.CREDIT_ACCOUNT_CLOSED
         dbal, cbal = self._bal(di), self._bal(ci)  # [dp, dpo, cp, cpo]
-        if dflags & _MNO and acc["normal"][di] == NormalSide.CREDIT and (
-                dbal[3] - dbal[1] - dbal[0] - amt < -int(acc["limit"][di])):
+        if dflags & _MNO and dnormal == _CREDIT_NORMAL and (
+                dbal[3] - dbal[1] - dbal[0] - amt < -dlimit):
             return R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS
-        if cflags & _MNO and acc["normal"][ci] == NormalSide.DEBIT and (
-                cbal[1] - cbal[3] - cbal[2] - amt < -int(acc["limit"][ci])):
+        if cflags & _MNO and cnormal == _DEBIT_NORMAL and (
+                cbal[1] - cbal[3] - cbal[2] - amt < -climit):
             return R.CREDIT_ACCOUNT_INSUFFICIENT_FUNDS
         if dbal[1] + dbal[0] + amt >= MAX_TOTAL_FEN:
             return R.OVERFLOWS_DEBITS
@@ -610,7 +641,7 @@ class Ledger:
 
     def _apply_phase_two(self, t: tuple[int, ...], undo: list[tuple[Any, ...]] | None
                          ) -> TransferResult:
-        tid, dr, cr, amt, flags, pid, tmo, code, _, _ = t
+        tid, dr, cr, amt, flags, pid, tmo, code = t[:8]
         if pid == 0:
             return R.PENDING_ID_REQUIRED
         if pid == tid:
