@@ -9,8 +9,10 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import pytest
 
@@ -107,6 +109,12 @@ def test_broken_chain_refuses_to_start(tmp_path: Path) -> None:
         Engine.open(url, clock)
 
 
+def _pump(stream: IO[bytes], lines: list[str], seen: threading.Event) -> None:
+    for raw in stream:
+        lines.append(raw.decode())
+        seen.set()
+
+
 def _crash_rounds(url: str, rounds: int, seed: int) -> None:
     rng = random.Random(seed)
     env = dict(os.environ)
@@ -114,10 +122,22 @@ def _crash_rounds(url: str, rounds: int, seed: int) -> None:
     for round_no in range(rounds):
         proc = subprocess.Popen([sys.executable, str(writer), url, str(seed + round_no)],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-        time.sleep(rng.uniform(1.2, 2.5))  # startup is ~1 s; then kill mid-stream
+        assert proc.stdout is not None
+        lines: list[str] = []
+        first_ack = threading.Event()
+
+        reader = threading.Thread(target=_pump, args=(proc.stdout, lines, first_ack),
+                                  daemon=True)
+        reader.start()
+        # wait for the writer to be well under way (start-up time varies with load), then
+        # kill it at a random moment mid-stream
+        assert first_ack.wait(60), "the writer acknowledged nothing within 60 s"
+        time.sleep(rng.uniform(0.05, 0.6))
         proc.send_signal(signal.SIGKILL)
-        out, err = proc.communicate()
-        acks = [line.split() for line in out.decode().splitlines() if line.startswith("ACK")]
+        proc.wait()
+        reader.join(10)
+        err = proc.stderr.read() if proc.stderr else b""
+        acks = [line.split() for line in lines if line.startswith("ACK")]
         assert acks, f"writer acknowledged nothing before the kill: {err.decode()[-2000:]}"
         # Restart: every acknowledged batch is in the log, byte for byte (hash chain).
         with Engine.open(url, VirtualClock(0)) as engine:

@@ -264,9 +264,8 @@ ops = st.lists(st.tuples(
 def test_any_sequence_conserves_money_and_mirrors(seq: list[tuple[str, str, str, int]]) -> None:
     w = World(balances={"ICBC": 500, "CCB": 500, "BOC": 500})
     issued = 1500
-    minute = 0
     for i, (op, a, b, amount) in enumerate(seq):
-        minute += 1
+        minute = i + 1
         w.at(f"2026-11-25T{9 + minute // 60:02d}:{minute % 60:02d}")
         if op == "pay" and a != b:
             w.cnaps.submit_hvps(f"p{i}", a, b, amount)

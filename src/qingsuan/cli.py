@@ -13,11 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from qingsuan import __version__
-from qingsuan.clock import format_time
-from qingsuan.money import format_fen
 from qingsuan.params import SPECS
-from qingsuan.sim.runner import Posting, Runner, run_scenario
-from qingsuan.sim.scenario import Event, ScenarioError, load_scenario
+from qingsuan.sim.narrate import narrator
+from qingsuan.sim.runner import run_scenario
+from qingsuan.sim.scenario import ScenarioError, load_scenario
 
 EXIT_INVALID = 2
 
@@ -126,32 +125,7 @@ def demo(
     if scenario.description:
         out.print(scenario.description.strip())
 
-    def narrate(event: Event, postings: list[Posting], runner: Runner) -> None:
-        out.print()
-        when = format_time(event.at_us)[11:16]
-        f = event.fields
-        if event.do == "transfer":
-            rec = runner.payments[f["id"]]
-            payer = runner.scenario.customer(f["from_customer"])
-            out.print(f"[bold]{when}[/] {f['from_customer']} pays {f['to_customer']} "
-                      f"{format_fen(f['amount_fen'])} CNY ({f['channel']}): both bank with "
-                      f"{payer.bank}, so {payer.bank} books it in its own books (行内), no "
-                      "payment system needed.")
-            if rec.reason is not None:
-                out.print(f"  [red]rejected[/] {rec.reason['code']}: {rec.reason['message']}"
-                          " - nothing was booked")
-        elif event.do == "set_param":
-            out.print(f"[bold]{when}[/] parameter {f['name']} set to {f['value']}")
-        for p in postings:
-            after_d = runner.balance_fen(p.book, p.debit)
-            after_c = runner.balance_fen(p.book, p.credit)
-            out.print(f"  [cyan]{p.book}[/] book: debit {p.debit} {format_fen(p.amount_fen)}"
-                      f" (now {format_fen(after_d)}), credit {p.credit} "
-                      f"(now {format_fen(after_c)})")
-        if step:
-            input("  press Enter for the next step ")
-
-    outcome = run_scenario(scenario, on_step=narrate)
+    outcome = run_scenario(scenario, on_step=narrator(out, step=step))
     out.print()
     _print_outcome(outcome)
 
@@ -182,8 +156,8 @@ def log_verify(url: Annotated[str, typer.Argument(help="memory:, PATH.db or post
                ) -> None:
     """Open a command log, verify its hash chain, replay it and print the state hash."""
     from qingsuan.engine import ReplayError, replay
-    from qingsuan.systems import standard_systems
     from qingsuan.store import LogError
+    from qingsuan.systems import standard_systems
 
     # a SQLite file that does not exist: say so rather than create an empty log
     sqlite_path = (url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url

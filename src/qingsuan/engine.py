@@ -188,22 +188,21 @@ class Engine:
                 self.params.set(name, value)
             return None
         if kind == KIND_TICK:
-            results = self.ledger.advance_time(ts)
-            for system in self.systems.values():
-                tick = getattr(system, "on_tick", None)
+            voided = self.ledger.advance_time(ts)
+            for hosted in self.systems.values():
+                tick = getattr(hosted, "on_tick", None)
                 if tick is not None:
                     tick(ts)
-            return results
-        prefix = kind.split(".", 1)[0]
-        system = self.systems.get(prefix)
-        if system is None:
+            return voided
+        target = self.systems.get(kind.split(".", 1)[0])
+        if target is None:
             raise ValueError(f"unknown command kind {kind!r}")
         self.ledger.advance_time(ts)
-        return system.apply(kind, ts, body)
+        return target.apply(kind, ts, body)
 
     # ------------------------------------------------- postings made while applying
 
-    def post(self, transfers: Sequence[tuple[int, int, int]] | Sequence[Transfer],
+    def post(self, transfers: Sequence[tuple[int, int, int] | Transfer],
              *, linked: bool = False) -> BatchResult:
         """Post transfers as part of applying the current logged command (not logged on
         their own: replay repeats them). Tuples are (debit id, credit id, amount); ids are
@@ -218,7 +217,8 @@ class Engine:
                 out.append(Transfer(tid, t.debit_account_id, t.credit_account_id, t.amount_fen,
                                     t.flags | flags, t.pending_id, t.timeout_us, t.code))
             else:
-                out.append(Transfer(tid, t[0], t[1], t[2], flags))
+                debit, credit, amount = t
+                out.append(Transfer(tid, debit, credit, amount, flags))
         return self.ledger.create_transfers(out, self.now_us)
 
     def post_columns(self, debit_ids: npt.NDArray[np.int64], credit_ids: npt.NDArray[np.int64],

@@ -71,7 +71,8 @@ def parse_amount(
     if fen == 0 and not allow_zero:
         raise AmountError(field, value, "must be greater than zero")
     if abs(fen) > max_fen:
-        raise AmountError(field, value, f"exceeds the largest accepted amount {format_fen(max_fen)}")
+        raise AmountError(field, value,
+                          f"exceeds the largest accepted amount {format_fen(max_fen)}")
     return fen
 
 

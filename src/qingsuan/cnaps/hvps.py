@@ -765,7 +765,7 @@ class Hvps:
         self.credit = {k: CreditLine(**v) for k, v in doc["credit"].items()}
         self.metrics = {k: Metrics(**v) for k, v in doc["metrics"].items()}
         self.notices = [Notice(**n) for n in doc["notices"]]
-        self.queue_length = [tuple(x) for x in doc["queue_length"]]  # type: ignore[misc]
+        self.queue_length = [(int(a), int(b), int(c)) for a, b, c in doc["queue_length"]]
         self.statements = doc["statements"]
         self.arrivals = int(doc["arrivals"])
         self.cutoffs_done = set(doc["cutoffs_done"])

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from qingsuan.calendar import HvpsPhase
-from qingsuan.cnaps.rtgs_batch import BatchOutcome, post_settlements, run_rtgs
-
 from qingsuan.cnaps.hvps import Hvps, Outcome, Priority, dumps
 from qingsuan.cnaps.participants import (
     Directory,
@@ -25,6 +23,7 @@ from qingsuan.cnaps.participants import (
     ParticipantStatus,
     check_code,
 )
+from qingsuan.cnaps.rtgs_batch import BatchOutcome, post_settlements, run_rtgs
 from qingsuan.reasons import Reason
 
 if TYPE_CHECKING:

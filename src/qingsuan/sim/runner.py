@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qingsuan.clock import Scheduler, Timer, VirtualClock, format_time
-from qingsuan.cnaps.hvps import Priority
+from qingsuan.cnaps.hvps import Notice, Priority
 from qingsuan.cnaps.participants import ParticipantKind
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import AccountSpec, Engine
@@ -71,6 +71,10 @@ class Posting:
     debit: str
     credit: str
     amount_fen: int
+    debit_id: int = 0
+    credit_id: int = 0
+    #: "posted", "pending" (a reservation), "post" (a reservation booked), "void"
+    phase: str = "posted"
 
 
 StepHook = Callable[[Event, list[Posting], "Runner"], None]
@@ -92,6 +96,8 @@ class Runner:
         self.engine = Engine.open(store, self.clock, systems=[self.cnaps])
         self.params = self.engine.params
         self.actions: list[dict[str, Any]] = []
+        #: HVPS notices seen during the current step (for narration)
+        self.step_notices: list[Notice] = []
         self._notices_seen = 0
         self._wakeup: Timer | None = None
         #: event id -> (payer kind, payer, payee kind, payee, pending reservation id)
@@ -174,6 +180,7 @@ class Runner:
         return outcome
 
     def _fire(self, event: Event) -> None:
+        self.step_notices = []
         handler = getattr(self, f"_do_{event.do}")
         handler(event)
         self._follow_notices()
@@ -198,6 +205,7 @@ class Runner:
         self._wakeup = self.scheduler.schedule(nxt, self._tick, priority=1 << 40)
 
     def _tick(self) -> None:
+        self.step_notices = []
         self._wakeup = None
         self.engine.tick()
         self._follow_notices()
@@ -216,7 +224,11 @@ class Runner:
             debit_name = self.registry.name(t.debit_account_id)
             book, debit = debit_name.split(":", 1)
             credit = self.registry.name(t.credit_account_id).split(":", 1)[1]
-            out.append(Posting(rec.timestamp_us, book, debit, credit, t.amount_fen))
+            phase = ("pending" if t.flags & TransferFlags.PENDING else
+                     "post" if t.flags & TransferFlags.POST_PENDING else
+                     "void" if t.flags & TransferFlags.VOID_PENDING else "posted")
+            out.append(Posting(rec.timestamp_us, book, debit, credit, t.amount_fen,
+                               t.debit_account_id, t.credit_account_id, phase))
         self._seen_transfers = ledger.transfer_count
         return out
 
@@ -261,6 +273,7 @@ class Runner:
         while self._notices_seen < len(notices):
             n = notices[self._notices_seen]
             self._notices_seen += 1
+            self.step_notices.append(n)
             ref = self._hvps_refs.get(n.ref)
             record = self.payments.get(n.ref)
             if ref is None or record is None:

@@ -1,0 +1,117 @@
+"""Tell a scenario's run as a story: each step, in words, with every ledger posting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from rich.console import Console
+
+from qingsuan.clock import format_time
+from qingsuan.money import format_fen
+from qingsuan.sim.runner import Posting, Runner, StepHook
+from qingsuan.sim.scenario import Event
+
+_NOTICE_WORDS = {
+    "queued": "HVPS queues {ref} ({detail}): not enough in {who}'s settlement account",
+    "released": "HVPS releases {ref} from {who}'s queue ({detail})",
+    "settled": "HVPS settles {ref}: central-bank money moves from {who}'s settlement account",
+    "credited": "{who}'s settlement account is credited for {ref}",
+    "cancelled": "{who} cancels {ref} (撤销): it leaves the queue, nothing moved",
+    "returned": "HVPS returns {ref}: {detail}",
+    "rejected": "HVPS rejects {ref}: {detail}",
+    "reprioritised": "{who} moves {ref} to level {detail}",
+    "pledged": "{who} pledges collateral worth {detail}",
+    "released_collateral": "{who} takes back collateral worth {detail}",
+    "credit_drawn": "{who} is short: automatic pledge financing (自动质押融资) lends {detail}",
+    "overnight_credit": "{who} could not repay its intraday credit: overnight credit {detail}",
+}
+
+
+def narrator(out: Console, *, step: bool = False,
+             wait: Callable[[str], object] = input) -> StepHook:
+    """A step hook for :func:`qingsuan.sim.runner.run_scenario` that prints the story."""
+
+    def narrate(event: Event, postings: list[Posting], runner: Runner) -> None:
+        out.print()
+        when = format_time(event.at_us)[11:16]
+        day = format_time(event.at_us)[:10]
+        f = event.fields
+        if event.do == "transfer":
+            rec = runner.payments[f["id"]]
+            payer = runner.scenario.customer(f["from_customer"])
+            out.print(f"[bold]{day} {when}[/] {f['from_customer']} pays {f['to_customer']} "
+                      f"{format_fen(f['amount_fen'])} CNY ({f['channel']}): both bank with "
+                      f"{payer.bank}, so {payer.bank} books it in its own books (行内), no "
+                      "payment system needed.")
+            if rec.reason is not None:
+                out.print(f"  [red]rejected[/] {rec.reason['code']}: {rec.reason['message']}"
+                          " - nothing was booked")
+        elif event.do == "hvps_payment":
+            rec = runner.payments[f["id"]]
+            kind = "hvps.111 customer transfer" if f["payer"][0] == "customer" else \
+                "hvps.112 institution transfer"
+            out.print(f"[bold]{day} {when}[/] {f['payer'][1]} ({f['sender']}) pays "
+                      f"{f['payee'][1]} ({f['receiver']}) {format_fen(f['amount_fen'])} CNY, "
+                      f"priority {f['priority']}: {f['sender']} reserves the funds and sends "
+                      f"a {kind} to HVPS, the central bank's real-time gross settlement.")
+            if rec.status == "rejected" and rec.reason is not None and \
+                    not runner.step_notices:
+                out.print(f"  [red]refused by {f['sender']}[/] {rec.reason['code']}: "
+                          f"{rec.reason['message']}")
+        elif event.do == "tick":
+            out.print(f"[bold]{day} {when}[/] the HVPS clock: cut-off, end of day or a "
+                      "periodic gridlock search")
+        elif event.do in ("cancel", "reprioritise", "pledge", "release"):
+            action = runner.actions[-1] if runner.actions else {}
+            target = f.get("target") or f.get("participant")
+            verdict = "done" if action.get("ok") else \
+                f"refused: {(action.get('reason') or {}).get('message', '')}"
+            out.print(f"[bold]{day} {when}[/] {event.do} {target}: {verdict}")
+        elif event.do == "set_param":
+            out.print(f"[bold]{day} {when}[/] parameter {f['name']} set to {f['value']}")
+        for n in runner.step_notices:
+            template = _NOTICE_WORDS.get(n.event)
+            if template is None or n.event == "credited":
+                continue
+            text = template.format(ref=n.ref or "-", who=n.participant, detail=n.detail)
+            out.print(f"  [yellow]{format_time(n.at_us)[11:16]}[/] {text}")
+        _print_postings(out, postings, runner)
+        if step:
+            wait("  press Enter for the next step ")
+
+    return narrate
+
+
+def _print_postings(out: Console, postings: list[Posting], runner: Runner) -> None:
+    """Each posting with the balances it leaves (posted balance on the account's normal
+    side), walking forward from the balances before the step."""
+    ledger = runner.engine.ledger
+
+    def effect(p: Posting, account: int) -> int:
+        if p.phase in ("pending", "void"):
+            return 0
+        normal_debit = ledger.account(account).normal.name == "DEBIT"
+        side_debit = account == p.debit_id
+        return p.amount_fen if normal_debit == side_debit else -p.amount_fen
+
+    running: dict[int, int] = {}
+    for p in postings:
+        for account in (p.debit_id, p.credit_id):
+            if account not in running:
+                running[account] = ledger.balance(account).posted_fen - sum(
+                    effect(q, account) for q in postings if account in (q.debit_id, q.credit_id))
+    for p in postings:
+        running[p.debit_id] += effect(p, p.debit_id)
+        running[p.credit_id] += effect(p, p.credit_id)
+        amount = format_fen(p.amount_fen)
+        if p.phase == "pending":
+            out.print(f"  [cyan]{p.book}[/] book: reserve {amount} of {p.debit} for "
+                      f"{p.credit} (pending: the customer can no longer spend it)")
+        elif p.phase == "void":
+            out.print(f"  [cyan]{p.book}[/] book: release the reservation of {amount} on "
+                      f"{p.debit} (the money is the customer's again)")
+        else:
+            what = "book the reservation: " if p.phase == "post" else ""
+            out.print(f"  [cyan]{p.book}[/] book: {what}debit {p.debit} {amount} (now "
+                      f"{format_fen(running[p.debit_id])}), credit {p.credit} (now "
+                      f"{format_fen(running[p.credit_id])})")
