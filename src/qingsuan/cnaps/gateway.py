@@ -1,0 +1,193 @@
+"""The ISO 20022 edge of CNAPS: what a connected participant sends and receives.
+
+A participant sends pacs.008 (hvps.111 customer transfer), pacs.009 (hvps.112 institution
+transfer) or camt.056 (ccms.307 cancel request); it gets back pacs.002 (ccms.900: ACSC
+settled, ACSP queued, RJCT with an ISO reason code) or camt.029 (ccms.308), and can ask for
+its camt.053 end-of-day statement and camt.052 intraday report. Decoding happens here, at
+the edge; HVPS sees only domain values, through logged commands. Bad input never raises:
+it gets a pacs.002 RJCT naming the reason (and the element, for schema violations) and
+changes nothing. A participant acts only for itself and sees only its own accounts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Final
+
+from qingsuan.clock import to_beijing
+from qingsuan.cnaps.hvps import HvpsStatus, Priority
+from qingsuan.cnaps.system import Cnaps
+from qingsuan.messages import (
+    CAMT056,
+    PACS008,
+    PACS009,
+    CancelAnswer,
+    CancelRequest,
+    CreditTransfer,
+    InboundMessage,
+    MessageRejection,
+    Statement,
+    StatementEntry,
+    StatusReport,
+    build_camt029,
+    build_camt052,
+    build_camt053,
+    build_pacs002,
+    build_rejection_pacs002,
+    parse_inbound,
+)
+
+ACCEPTED: Final = frozenset({PACS008, PACS009, CAMT056})
+_PRIORITY: Final = {
+    "correction": Priority.CORRECTION, "extra_urgent": Priority.EXTRA_URGENT,
+    "pboc_charge": Priority.PBOC_CHARGE, "net_settlement": Priority.NET_SETTLEMENT,
+    "urgent": Priority.URGENT, "normal": Priority.NORMAL,
+}
+
+
+class CnapsGateway:
+    def __init__(self, cnaps: Cnaps) -> None:
+        self.cnaps = cnaps
+
+    @property
+    def _engine(self):  # type: ignore[no-untyped-def]
+        assert self.cnaps.engine is not None
+        return self.cnaps.engine
+
+    def _now(self) -> dt.datetime:
+        return to_beijing(self._engine.clock.now_us())
+
+    def _reply_id(self) -> str:
+        """Deterministic message ids for answers: the log position they answer."""
+        return f"QS{self._engine.applied_seq:012d}"
+
+    def receive(self, xml: bytes, participant: str) -> bytes:
+        """One message from ``participant``; returns the answer message's bytes."""
+        inbound = parse_inbound(xml, accept=ACCEPTED)
+        if isinstance(inbound, MessageRejection):
+            return build_rejection_pacs002(inbound, msg_id=self._reply_id(),
+                                           created_at=self._now())
+        me = self.cnaps.directory.get(participant) if participant in self.cnaps.directory \
+            else None
+        if me is None:
+            return self._reject_all(inbound, "RC01", f"{participant!r} is not a participant")
+        if inbound.message_type == CAMT056:
+            return self._cancel(inbound, participant)
+        return self._credit_transfers(inbound, participant)
+
+    def _reject_all(self, inbound: InboundMessage, code: str, message: str) -> bytes:
+        rejection = MessageRejection(reason_code=code, message=message,
+                                     message_type=inbound.message_type, msg_id=inbound.msg_id)
+        return build_rejection_pacs002(rejection, msg_id=self._reply_id(),
+                                       created_at=self._now())
+
+    def _ref(self, sender: str, msg_id: str, tx_id: str) -> str:
+        return f"{sender}/{msg_id}/{tx_id}"
+
+    def _credit_transfers(self, inbound: InboundMessage, participant: str) -> bytes:
+        results = []
+        for item in inbound.items:
+            assert isinstance(item, CreditTransfer)
+            results.append((item, *self._one_transfer(item, participant)))
+        reply_id, created = self._reply_id(), self._now()
+        return build_pacs002([StatusReport(
+            msg_id=reply_id, created_at=created, original_msg_id=item.msg_id,
+            original_message_type=inbound.message_type, original_tx_id=item.tx_id,
+            status=status, reason_code=code, additional_info=info)  # type: ignore[arg-type]
+            for item, status, code, info in results])
+
+    def _one_transfer(self, item: CreditTransfer, participant: str
+                      ) -> tuple[str, str | None, str | None]:
+        dirx = self.cnaps.directory
+        sender = dirx.by_code(item.debtor_agent_code)
+        receiver = dirx.by_code(item.creditor_agent_code)
+        if sender is None or dirx.settling(sender.name) != dirx.settling(participant):
+            return ("RJCT", "RC01", f"debtor agent {item.debtor_agent_code} is not "
+                                    f"{participant} (a participant sends only its own payments)")
+        if receiver is None:
+            return ("RJCT", "RC01", f"creditor agent {item.creditor_agent_code} is not a "
+                                    "CNAPS participant")
+        if item.system != "HVPS":
+            return ("RJCT", "NARR", f"{item.system} is not available in this release")
+        ref = self._ref(sender.name, item.msg_id, item.tx_id)
+        outcome = self.cnaps.submit_hvps(
+            ref, sender.name, receiver.name, item.amount_fen, _PRIORITY[item.priority],
+            item.kind, debtor=item.debtor_account, creditor=item.creditor_account)
+        if outcome.reason is not None and not outcome.ok:
+            return ("RJCT", outcome.reason[0], outcome.reason[1][:105])
+        return ("ACSC", None, None) if outcome.status == "settled" else \
+            ("ACSP", None, "queued: waiting for liquidity")
+
+    def _cancel(self, inbound: InboundMessage, participant: str) -> bytes:
+        answers = []
+        reply_id, created = self._reply_id(), self._now()
+        me = self.cnaps.directory.get(participant)
+        for item in inbound.items:
+            assert isinstance(item, CancelRequest)
+            ref = self._ref(participant, item.original_msg_id, item.original_tx_id)
+            code: str | None
+            info: str | None
+            if item.requesting_participant != me.code:
+                ok, code, info = False, "RC01", "a participant cancels only its own payments"
+            elif ref not in self.cnaps.hvps.payments:
+                ok, code, info = False, "NARR", "no such payment"
+            else:
+                outcome = self.cnaps.cancel(ref, participant)
+                ok = outcome.ok
+                code = None if ok else (outcome.reason[0] if outcome.reason else "NARR")
+                info = None if ok else (outcome.reason[1][:105] if outcome.reason else None)
+            answers.append(CancelAnswer(
+                msg_id=reply_id, created_at=created, requesting_participant=me.code,
+                cancel_request_id=item.msg_id, original_msg_id=item.original_msg_id,
+                original_message_type=item.original_message_type,
+                original_tx_id=item.original_tx_id, accepted=ok, reason_code=code,
+                additional_info=info))
+        return build_camt029(answers)
+
+    def payment_status(self, participant: str, msg_id: str, tx_id: str) -> str | None:
+        """The status of one of ``participant``'s own payments (None if unknown)."""
+        pay = self.cnaps.hvps.payments.get(self._ref(participant, msg_id, tx_id))
+        return None if pay is None else pay.status.value
+
+    # ------------------------------------------------------------------ reports
+
+    def statement(self, participant: str, business_date: dt.date) -> bytes:
+        """camt.053: the participant's settlement account statement of a closed day."""
+        me = self.cnaps.directory.get(participant)
+        days = self.cnaps.hvps.statements.get(self.cnaps.directory.settling(participant), [])
+        doc = next((d for d in days if d["date"] == business_date.isoformat()), None)
+        if doc is None:
+            raise KeyError(f"no statement of {business_date} for {participant} (the day is "
+                           "not closed, or it was not a business day)")
+        return build_camt053(self._statement(me.code, business_date, doc, "STMT"))
+
+    def intraday_report(self, participant: str) -> bytes:
+        """camt.052: the settlement account's entries of today so far and its balance now."""
+        me = self.cnaps.directory.get(participant)
+        name = self.cnaps.directory.settling(participant)
+        hvps = self.cnaps.hvps
+        now = self._engine.clock.now_us()
+        today = to_beijing(now).date()
+        start = dt.datetime.combine(today, dt.time(), to_beijing(now).tzinfo)
+        start_us = int((start - to_beijing(0)).total_seconds() * 1_000_000)
+        doc = hvps._statement(name, today, now)
+        doc["entries"] = [e for e in doc["entries"] if e["at_us"] > start_us]
+        doc["opening_fen"] = doc["closing_fen"] - sum(
+            e["amount_fen"] if e["credit"] else -e["amount_fen"] for e in doc["entries"])
+        return build_camt052(self._statement(me.code, today, doc, "RPT"))
+
+    def _statement(self, code: str, day: dt.date, doc: dict[str, object], kind: str
+                   ) -> Statement:
+        entries = tuple(
+            StatementEntry(reference=str(e["transfer_id"]), amount_fen=int(e["amount_fen"]),
+                           direction="credit" if e["credit"] else "debit",
+                           booked_at=to_beijing(int(e["at_us"])))
+            for e in doc["entries"])  # type: ignore[attr-defined]
+        return Statement(msg_id=self._reply_id(), created_at=self._now(),
+                         statement_id=f"{kind}{code}{day:%Y%m%d}", account=code,
+                         business_date=day, opening_balance_fen=int(doc["opening_fen"]),  # type: ignore[call-overload]
+                         closing_balance_fen=int(doc["closing_fen"]),  # type: ignore[call-overload]
+                         entries=entries)
+
+
+__all__ = ["CnapsGateway", "HvpsStatus"]

@@ -1,0 +1,119 @@
+"""CNAPS's ISO 20022 edge: messages in, logged commands, messages out (each validated
+against its XSD by the builders), and bad input answered, never raised."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from lxml import etree
+
+from qingsuan.clock import BEIJING, VirtualClock, parse_time
+from qingsuan.cnaps.gateway import CnapsGateway
+from qingsuan.cnaps.hvps import HvpsStatus
+from qingsuan.cnaps.system import Cnaps
+from qingsuan.engine import Engine
+from qingsuan.ledger import Transfer
+from qingsuan.messages import (
+    CancelRequest,
+    CreditTransfer,
+    build_camt056,
+    build_pacs008,
+    parse_camt029,
+    parse_camt052,
+    parse_camt053,
+    parse_pacs002,
+)
+
+ICBC, CCB = "102100099996", "105100000017"
+
+
+def _world() -> tuple[Engine, Cnaps, CnapsGateway, VirtualClock]:
+    clock = VirtualClock(parse_time("2026-11-25T09:00"))
+    cn = Cnaps()
+    engine = Engine.open("memory:", clock, systems=[cn])
+    engine.set_params({"hvps.lsm": "off"})
+    cn.join("ICBC", ICBC)
+    cn.join("CCB", CCB)
+    reg = engine.registry
+    engine.submit_transfers([
+        Transfer(1, reg.id("PBOC", "issued"), reg.id("PBOC", "settlement:ICBC"), 100_000),
+        Transfer(2, reg.id("ICBC", "reserve_at_pboc"), reg.id("ICBC", "hvps_incoming"), 100_000)])
+    return engine, cn, CnapsGateway(cn), clock
+
+
+def _pacs008(msg: str, tx: str, amount_fen: int, debtor: str = ICBC, creditor: str = CCB
+             ) -> bytes:
+    return build_pacs008(CreditTransfer(
+        msg_id=msg, created_at=dt.datetime(2026, 11, 25, 9, 0, tzinfo=BEIJING),
+        end_to_end_id=tx, tx_id=tx, system="HVPS", kind="customer", priority="normal",
+        amount_fen=amount_fen, settlement_date=dt.date(2026, 11, 25),
+        debtor_agent_code=debtor, creditor_agent_code=creditor, debtor_name="Alice Wang",
+        debtor_account="6222020200000000014", creditor_name="Bob Zhang",
+        creditor_account="6217000010000000029"))
+
+
+def test_pacs008_settles_and_answers_acsc() -> None:
+    _, cn, gw, _ = _world()
+    answer = parse_pacs002(gw.receive(_pacs008("M1", "T1", 60_000), "ICBC"))
+    assert [(r.original_tx_id, r.status) for r in answer] == [("T1", "ACSC")]
+    assert cn.hvps._balance("ICBC") == 40_000 and cn.hvps._balance("CCB") == 60_000
+    assert gw.payment_status("ICBC", "M1", "T1") == "settled"
+
+
+def test_queued_answers_acsp_and_duplicate_never_settles_twice() -> None:
+    _, cn, gw, _ = _world()
+    assert parse_pacs002(gw.receive(_pacs008("M1", "T1", 150_000), "ICBC"))[0].status == "ACSP"
+    again = parse_pacs002(gw.receive(_pacs008("M1", "T1", 150_000), "ICBC"))[0]
+    assert again.status == "RJCT" and again.reason_code == "AM05"
+    assert len(cn.hvps.queued("ICBC")) == 1 and cn.hvps._balance("CCB") == 0
+
+
+def test_camt056_cancels_a_queued_payment_not_a_settled_one() -> None:
+    _, _, gw, _ = _world()
+    gw.receive(_pacs008("M1", "T1", 150_000), "ICBC")
+    gw.receive(_pacs008("M2", "T2", 10_000), "ICBC")  # FIFO: waits behind T1
+
+    def cancel(msg: str, tx: str) -> bytes:
+        return build_camt056(CancelRequest(
+            msg_id=f"C{msg}", created_at=dt.datetime(2026, 11, 25, 9, 5, tzinfo=BEIJING),
+            requesting_participant=ICBC, original_msg_id=msg, original_tx_id=tx,
+            reason_code="CUST"))
+
+    answer = parse_camt029(gw.receive(cancel("M1", "T1"), "ICBC"))
+    assert [a.accepted for a in answer] == [True]
+    assert gw.payment_status("ICBC", "M1", "T1") == "cancelled"
+    assert gw.payment_status("ICBC", "M2", "T2") == "settled"  # the queue moved on
+    refused = parse_camt029(gw.receive(cancel("M2", "T2"), "ICBC"))
+    assert [a.accepted for a in refused] == [False]
+    # another participant cannot cancel ICBC's payment
+    assert [a.accepted for a in parse_camt029(gw.receive(cancel("M1", "T1"), "CCB"))] == [False]
+
+
+def test_bad_input_is_answered_with_a_rejection_and_changes_nothing() -> None:
+    engine, cn, gw, _ = _world()
+    seq = engine.applied_seq
+    garbage = parse_pacs002(gw.receive(b"<not xml", "ICBC"))
+    assert garbage[0].status == "RJCT" and garbage[0].reason_code == "FF01"
+    broken = _pacs008("M1", "T1", 100).replace(b"<MsgId>M1</MsgId>", b"")
+    report = parse_pacs002(gw.receive(broken, "ICBC"))[0]
+    assert report.status == "RJCT" and "MsgId" in (report.additional_info or "")
+    assert engine.applied_seq == seq  # nothing was logged
+    # a participant may not send on another's behalf
+    spoof = parse_pacs002(gw.receive(_pacs008("M9", "T9", 100, debtor=CCB, creditor=ICBC),
+                                     "ICBC"))[0]
+    assert spoof.status == "RJCT" and spoof.reason_code == "RC01"
+    assert cn.hvps._balance("CCB") == 0
+
+
+def test_statement_and_intraday_report() -> None:
+    engine, cn, gw, clock = _world()
+    gw.receive(_pacs008("M1", "T1", 25_000), "ICBC")
+    report = parse_camt052(gw.intraday_report("ICBC"))[0]
+    assert report.closing_balance_fen == 75_000 and len(report.entries) == 2
+    clock.advance_to(parse_time("2026-11-25T17:31"))
+    engine.tick()
+    stmt = parse_camt053(gw.statement("CCB", dt.date(2026, 11, 25)))[0]
+    assert (stmt.opening_balance_fen, stmt.closing_balance_fen) == (0, 25_000)
+    assert [(e.direction, e.amount_fen) for e in stmt.entries] == [("credit", 25_000)]
+    etree.fromstring(gw.statement("ICBC", dt.date(2026, 11, 25)))  # well-formed XML
+    assert cn.hvps.payments["ICBC/M1/T1"].status is HvpsStatus.SETTLED
