@@ -207,3 +207,39 @@ def test_log_verify_missing_file(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stderr
     assert "nosuch.db" in proc.stderr
     assert not missing.exists()  # verifying must not create an empty log
+
+
+def test_cnaps_send_and_statement_on_a_stored_world(tmp_path: Path) -> None:
+    """The file-based sandbox: build a world, send a pacs.008 as ICBC, read the answer and
+    CCB's camt.053 of the closed day."""
+    import datetime as dt
+
+    from qingsuan.clock import BEIJING
+    from qingsuan.messages import CreditTransfer, build_pacs008, parse_camt053, parse_pacs002
+
+    story = Path(str(resources.files("qingsuan") / "scenarios" / "hvps-queue.yaml"))
+    store = tmp_path / "world.db"
+    assert qingsuan("run", story, "--store", store).returncode == 0
+    xml = tmp_path / "p8.xml"
+    xml.write_bytes(build_pacs008(CreditTransfer(
+        msg_id="SANDBOX1", created_at=dt.datetime(2026, 11, 26, 10, 0, tzinfo=BEIJING),
+        end_to_end_id="E1", tx_id="T1", system="HVPS", kind="customer", priority="normal",
+        amount_fen=12_345_600, settlement_date=dt.date(2026, 11, 26),
+        debtor_agent_code="102100099996", creditor_agent_code="105100000017",
+        debtor_name="Wuhan Steel Co", debtor_account="6222020200000000030",
+        creditor_name="Shenzhen Build Co", creditor_account="6217000010000000045")))
+    sent = qingsuan("cnaps", "send", xml, "--as", "ICBC", "--store", store,
+                    "--at", "2026-11-26T10:00")
+    assert sent.returncode == 0, sent.stderr
+    assert [(r.original_tx_id, r.status) for r in parse_pacs002(sent.stdout.encode())] == [
+        ("T1", "ACSC")]
+    stmt = qingsuan("cnaps", "statement", "--as", "CCB", "--store", store,
+                    "--date", "2026-11-25")
+    assert stmt.returncode == 0, stmt.stderr
+    (statement,) = parse_camt053(stmt.stdout.encode())
+    # funded with 2,000,000.00 at 08:00 that day, then 5,000,100.00 came in
+    assert (statement.opening_balance_fen, statement.closing_balance_fen) == (0, 700_010_000)
+    assert sorted(e.amount_fen for e in statement.entries) == [10_000, 200_000_000,
+                                                               500_000_000]
+    stranger = qingsuan("cnaps", "send", xml, "--as", "NOBODY", "--store", store)
+    assert stranger.returncode == 2 and "no participant named 'NOBODY'" in stranger.stderr

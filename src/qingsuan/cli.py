@@ -27,6 +27,10 @@ app = typer.Typer(
 )
 log_app = typer.Typer(help="Inspect a command log.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
+cnaps_app = typer.Typer(help="Talk ISO 20022 to the CNAPS of a stored world (a file-based "
+                             "sandbox: build the world with `qingsuan run FILE --store PATH.db`).",
+                        no_args_is_help=True)
+app.add_typer(cnaps_app, name="cnaps")
 
 
 def _out() -> Console:
@@ -174,6 +178,98 @@ def log_verify(url: Annotated[str, typer.Argument(help="memory:, PATH.db or post
     _out().print(f"{url}: chain intact; {ledger.account_count} accounts, "
                  f"{ledger.transfer_count} transfers; state hash {engine.state_hash().hex()}",
                  soft_wrap=True)
+
+
+def _open_world(store: str, at: str | None) -> Any:
+    """The engine of a stored world, with its clock at ``at`` or the log's last time."""
+    from qingsuan.clock import VirtualClock, parse_time
+    from qingsuan.cnaps.system import Cnaps
+    from qingsuan.engine import Engine, ReplayError
+    from qingsuan.store import LogError
+
+    if not store.startswith(("memory:", "postgres")) and not Path(
+            store.removeprefix("sqlite:///")).exists():
+        _err().print(f"no such command log: {store}", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    cnaps = Cnaps()
+    clock = VirtualClock(0)
+    try:
+        engine = Engine.open(store, clock, systems=[cnaps])
+    except (LogError, ReplayError) as exc:
+        _err().print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+    start = engine.ledger.last_timestamp_us
+    if at is not None:
+        try:
+            start = max(start, parse_time(at, field="--at"))
+        except ValueError as exc:
+            _err().print(str(exc), markup=False)
+            raise typer.Exit(EXIT_INVALID) from None
+    clock.advance_to(start)
+    return engine, cnaps
+
+
+@cnaps_app.command("send")
+def cnaps_send(
+    file: Annotated[Path, typer.Argument(help="pacs.008, pacs.009 or camt.056 XML file")],
+    participant: Annotated[str, typer.Option("--as", help="the sending participant's name")],
+    store: Annotated[str, typer.Option(help="the world's command log (PATH.db or "
+                                            "postgresql://...)")],
+    at: Annotated[str | None, typer.Option(help="Beijing time of sending (default: the "
+                                                 "log's last time)")] = None,
+) -> None:
+    """Send one ISO 20022 message as a participant; print the answer (pacs.002/camt.029)."""
+    from qingsuan.cnaps.gateway import CnapsGateway
+
+    try:
+        xml = file.read_bytes()
+    except OSError as exc:
+        _err().print(f"{file}: {exc.strerror or exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    engine, cnaps = _open_world(store, at)
+    if participant not in cnaps.directory:
+        _err().print(f"no participant named {participant!r} in {store}", markup=False)
+        engine.close()
+        raise typer.Exit(EXIT_INVALID)
+    try:
+        engine.tick()  # the day cycle catches up to the sending time
+        answer = CnapsGateway(cnaps).receive(xml, participant)
+    finally:
+        engine.close()
+    sys.stdout.write(answer.decode() + "\n")
+
+
+@cnaps_app.command("statement")
+def cnaps_statement(
+    participant: Annotated[str, typer.Option("--as", help="the participant's name")],
+    store: Annotated[str, typer.Option(help="the world's command log")],
+    date: Annotated[str | None, typer.Option(help="business date YYYY-MM-DD of a closed "
+                                                   "day (camt.053); omit for the intraday "
+                                                   "report (camt.052)")] = None,
+) -> None:
+    """Print a participant's own settlement account statement (camt.053) or intraday
+    report (camt.052)."""
+    import datetime as dt
+
+    from qingsuan.cnaps.gateway import CnapsGateway
+
+    engine, cnaps = _open_world(store, None)
+    try:
+        if participant not in cnaps.directory:
+            _err().print(f"no participant named {participant!r} in {store}", markup=False)
+            raise typer.Exit(EXIT_INVALID)
+        gateway = CnapsGateway(cnaps)
+        if date is None:
+            xml = gateway.intraday_report(participant)
+        else:
+            try:
+                xml = gateway.statement(participant, dt.date.fromisoformat(date))
+            except (KeyError, ValueError) as exc:
+                _err().print(str(exc).strip("'\""), markup=False)
+                raise typer.Exit(EXIT_INVALID) from None
+    finally:
+        engine.close()
+    sys.stdout.write(xml.decode() + "\n")
 
 
 def version_callback(value: bool) -> None:
