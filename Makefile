@@ -23,6 +23,8 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_ledger.py
+	$(BIN)/python bench/bench_hvps.py --liquidity 0.1
+	$(BIN)/python bench/bench_gridlock.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

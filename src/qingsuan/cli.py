@@ -105,33 +105,58 @@ def _builtin(name: str) -> Path:
     return path
 
 
-@app.command()
+DEMO_ORDER = ("intrabank", "hvps-queue", "hvps-gridlock", "hvps-end-of-day")
+
+
 def demo(
-    story: Annotated[str, typer.Option(help="built-in scenario to play")] = "intrabank",
+    story: Annotated[str | None, typer.Option(
+        help="play only this built-in story (see --list); default: all, in order")] = None,
     list_: Annotated[bool, typer.Option("--list", help="list the built-in stories")] = False,
     step: Annotated[bool, typer.Option("--step", help="wait for Enter between steps")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="outcome as JSON")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="outcomes as JSON (by story)")] = False,
 ) -> None:
-    """Play a built-in story, narrating every ledger posting in every book."""
+    """Play the built-in stories, narrating every step and every ledger posting in every
+    book, then a summary table. The stories run on the embedded SQLite command log."""
+    folder = Path(str(resources.files("qingsuan") / "scenarios"))
+    names = sorted(p.stem for p in folder.glob("*.yaml"))
+    ordered = [n for n in DEMO_ORDER if n in names] + [n for n in names if n not in DEMO_ORDER]
     if list_:
-        folder = Path(str(resources.files("qingsuan") / "scenarios"))
-        for path in sorted(folder.glob("*.yaml")):
-            sc = load_scenario(path)
-            _out().print(f"[bold]{path.stem}[/]: {sc.description.strip()}")
+        for name in ordered:
+            sc = load_scenario(folder / f"{name}.yaml")
+            _out().print(f"[bold]{name}[/]: {' '.join(sc.description.split())}")
         return
-    scenario = _load(_builtin(story))
+    chosen = [story] if story is not None else ordered
+    scenarios = [_load(_builtin(name)) for name in chosen]
     out = _out()
     if as_json:
-        sys.stdout.write(json.dumps(run_scenario(scenario), ensure_ascii=False, indent=2)
-                         + "\n")
+        doc = {sc.name: run_scenario(sc) for sc in scenarios}
+        sys.stdout.write(json.dumps(doc if story is None else doc[scenarios[0].name],
+                                    ensure_ascii=False, indent=2) + "\n")
         return
-    out.rule(f"[bold]{scenario.name}[/]")
-    if scenario.description:
-        out.print(scenario.description.strip())
+    summary = []
+    for scenario in scenarios:
+        out.rule(f"[bold]{scenario.name}[/]")
+        if scenario.description:
+            out.print(" ".join(scenario.description.split()))
+        outcome = run_scenario(scenario, on_step=narrator(out, step=step))
+        out.print()
+        _print_outcome(outcome)
+        statuses: dict[str, int] = {}
+        for p in outcome["payments"].values():
+            statuses[p["status"]] = statuses.get(p["status"], 0) + 1
+        summary.append((scenario.name, ", ".join(f"{n} {k}" for k, n in statuses.items()),
+                        "yes" if all(outcome["checks"].values()) else "NO"))
+    if len(summary) > 1:
+        table = Table(title="Summary: every story, its payments' fates, and the checks "
+                            "(books balanced, money conserved, mirrors match)")
+        for col in ("story", "payments", "checks pass"):
+            table.add_column(col)
+        for row in summary:
+            table.add_row(*row)
+        out.print(table)
 
-    outcome = run_scenario(scenario, on_step=narrator(out, step=step))
-    out.print()
-    _print_outcome(outcome)
+
+app.command()(demo)
 
 
 def _print_outcome(outcome: dict[str, Any]) -> None:
