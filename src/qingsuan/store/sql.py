@@ -26,7 +26,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import psycopg
 import sqlalchemy as sa
@@ -271,19 +271,31 @@ class SqliteCommandLog(SqlCommandLog):
     def open(cls, path: str, *, verify: bool) -> SqliteCommandLog:
         """Open (creating if missing) the SQLite command log at ``path``."""
         where = str(path)
-        engine = sqlite_engine(path)
-        try:
-            migrate(engine, where)
-            store = cls(engine, where)
-        except sa.exc.SQLAlchemyError as exc:
-            engine.dispose()
-            raise LogError(f"{where}: cannot open command log: {exc}") from exc
-        except BaseException:
-            engine.dispose()
-            raise
-        with _closing_on_error(store):
-            store._start(verify)
-        return store
+        return _migrate_and_start(cls, sqlite_engine(path), where, verify)
+
+
+_S = TypeVar("_S", bound=SqlCommandLog)
+
+
+def _migrate_and_start(cls: type[_S], engine: Engine, where: str, verify: bool,
+                       schema: str | None = None) -> _S:
+    """Create the schema if needed, migrate, construct the store and verify its chain; the
+    engine is disposed of if any step fails."""
+    try:
+        if schema is not None:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+        migrate(engine, where)
+        store = cls(engine, where)
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        raise LogError(f"{where}: cannot open command log: {exc}") from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    with _closing_on_error(store):
+        store._start(verify)
+    return store
 
 
 def sqlite_engine(path: str) -> Engine:
@@ -338,21 +350,7 @@ class PostgresCommandLog(SqlCommandLog):
             connect_args["options"] = f"-c search_path={schema}"
         where = url.render_as_string(hide_password=True) + (f" (schema {schema})" if schema else "")
         engine = sa.create_engine(url, connect_args=connect_args)
-        try:
-            if schema is not None:
-                with engine.begin() as conn:
-                    conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
-            migrate(engine, where)
-            store = cls(engine, where)
-        except sa.exc.SQLAlchemyError as exc:
-            engine.dispose()
-            raise LogError(f"{where}: cannot open command log: {exc}") from exc
-        except BaseException:
-            engine.dispose()
-            raise
-        with _closing_on_error(store):
-            store._start(verify)
-        return store
+        return _migrate_and_start(cls, engine, where, verify, schema=schema)
 
 
 @contextlib.contextmanager
