@@ -414,6 +414,8 @@ class Runner:
             "inquiries": self.inquiries,
             "actions": self.actions,
             "hvps": self._hvps_report(),
+            "hvps_queue": [{"at": format_time(at), "queued": count, "value": format_fen(value)}
+                           for at, count, value in self.cnaps.hvps.queue_length],
             "checks": {"books_balanced": self.books_balanced(),
                        "money_conserved": self.money_conserved(),
                        "mirrors_match": self.mirrors_match()},
