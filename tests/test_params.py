@@ -18,6 +18,12 @@ from qingsuan.params import (
 )
 
 DEFAULTS_WRITTEN = {
+    "ibps.sim_latency_ms": "200",
+    "ibps.sim_accept_ratio": "1",
+    "ibps.default_cap": "10000000.00",
+    "ibps.sessions": "09:00,11:00,13:00,15:00,16:30",
+    "beps.default_cap": "10000000.00",
+    "beps.sessions": "09:00,11:00,13:00,15:00,16:30",
     "calendar.name": "cn",
     "hvps.bypass_fifo": "off",
     "hvps.lsm": "lsm",
@@ -106,7 +112,8 @@ def test_unknown_name_in_params() -> None:
     with pytest.raises(
         ParamError,
         match=r"^unknown parameter 'ibps.limit'; known ibps\.\* "
-        r"parameters: ibps.item_limit, ibps.confirm_timeout_ms$",
+        r"parameters: ibps.item_limit, ibps.confirm_timeout_ms, ibps.sim_latency_ms, "
+        r"ibps.sim_accept_ratio, ibps.default_cap, ibps.sessions$",
     ):
         Params({"ibps.limit": "1.00"})
     params = Params()

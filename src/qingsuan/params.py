@@ -24,6 +24,7 @@ class ParamKind(Enum):
     INT = "int"
     RATE = "rate"          # decimal fraction "0.0035" -> parts per million (int)
     CHOICE = "choice"
+    TIMES = "times"        # "HH:MM,HH:MM,..." in order
 
 
 class ParamError(ValueError):
@@ -88,6 +89,18 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
               "IBPS per-item limit (网银单笔上限)"),
     ParamSpec("ibps.confirm_timeout_ms", ParamKind.INT, "30000",
               "time the receiving bank has to accept or reject an IBPS item", minimum=1),
+    ParamSpec("ibps.sim_latency_ms", ParamKind.INT, "200",
+              "how long a simulated receiving bank takes to answer an IBPS item", minimum=0),
+    ParamSpec("ibps.sim_accept_ratio", ParamKind.RATE, "1",
+              "share of valid IBPS items a simulated receiving bank accepts"),
+    ParamSpec("ibps.default_cap", ParamKind.AMOUNT, "10000000.00",
+              "IBPS net debit cap (净借记限额) of a participant unless set"),
+    ParamSpec("ibps.sessions", ParamKind.TIMES, "09:00,11:00,13:00,15:00,16:30",
+              "IBPS settlement sessions in HVPS (on HVPS business days, while it is open)"),
+    ParamSpec("beps.default_cap", ParamKind.AMOUNT, "10000000.00",
+              "BEPS net debit cap of a participant unless set"),
+    ParamSpec("beps.sessions", ParamKind.TIMES, "09:00,11:00,13:00,15:00,16:30",
+              "BEPS settlement sessions in HVPS (on HVPS business days, while it is open)"),
     # -- card fees (DOMAIN.md §4) -----------------------------------------------------
     ParamSpec("cards.fees", ParamKind.BOOL, "on", "charge the card fees below"),
     ParamSpec("cards.issuer_fee_debit_rate", ParamKind.RATE, "0.0035",
@@ -153,6 +166,12 @@ def parse_value(name: str, value: object) -> int | bool | str:
         if s.minimum is not None and number < s.minimum:
             raise ParamError(f"parameter {name}: must be at least {s.minimum} (got {number})")
         return number
+    if s.kind is ParamKind.TIMES:
+        parts = [p.strip() for p in text.split(",")] if text else []
+        if any(not _TIME_RE.match(p) for p in parts) or parts != sorted(set(parts)):
+            raise ParamError(f"parameter {name}: times HH:MM separated by commas, in order "
+                             f"(got {value!r})")
+        return ",".join(parts)
     if s.kind is ParamKind.RATE:
         if not _RATE_RE.match(text):
             raise ParamError(f"parameter {name}: not a decimal rate with at most 6 decimals "

@@ -15,6 +15,7 @@ import numpy as np
 
 from qingsuan.calendar import HvpsPhase
 from qingsuan.cnaps.hvps import Hvps, Outcome, Priority, dumps
+from qingsuan.cnaps.netsys import SYSTEMS, NetOutcome, NetSystem, SimAccount
 from qingsuan.cnaps.participants import (
     Directory,
     DirectoryError,
@@ -41,10 +42,27 @@ class Cnaps:
         self.engine: Engine | None = None
         self.directory = Directory()
         self._hvps: Hvps | None = None
+        self.net: dict[str, NetSystem] = {}
+        #: what the simulated participants know (BEPS receipts, IBPS confirmations, inquiries)
+        self.accounts: dict[tuple[str, str], SimAccount] = {}
+        self.agreements: set[tuple[str, str]] = set()
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
+        self._make(engine)
+
+    def _make(self, engine: Engine) -> None:
         self._hvps = Hvps(engine, self.directory)
+        self.net = {name: NetSystem(engine, self.directory, self._hvps, name, self.accounts,
+                                    self.agreements) for name in SYSTEMS}
+
+    @property
+    def beps(self) -> NetSystem:
+        return self.net["BEPS"]
+
+    @property
+    def ibps(self) -> NetSystem:
+        return self.net["IBPS"]
 
     @property
     def hvps(self) -> Hvps:
@@ -64,7 +82,30 @@ class Cnaps:
                                       settles_through=doc.get("settles_through")))
             except DirectoryError as exc:  # checked before logging; kept safe on replay
                 return Outcome(False, "rejected", (Reason.RC01.code, str(exc)))
+            for net in self.net.values():
+                net.join(doc["name"])
             return Outcome(True, "joined")
+        if kind == "cnaps.net_submit":
+            return self.net[doc["system"]].submit(
+                doc["ref"], doc["kind"], doc["sender"], doc["receiver"], int(doc["amount_fen"]),
+                timestamp_us, doc.get("payer"), doc.get("payee"), doc.get("original"))
+        if kind == "cnaps.net_cancel":
+            return self.net[doc["system"]].cancel(doc["ref"], doc["by"], timestamp_us)
+        if kind == "cnaps.net_cap":
+            return self.net[doc["system"]].set_cap(doc["participant"], int(doc["cap_fen"]),
+                                                   timestamp_us)
+        if kind == "cnaps.net_return":
+            return self.net[doc["system"]].return_item(
+                doc["ref"], (doc["code"], doc["message"]), timestamp_us)
+        if kind == "cnaps.sim_accounts":
+            for a in doc["accounts"]:
+                self.accounts[(a["bank"], a["number"])] = SimAccount(
+                    a["bank"], a["number"], a["name"], a.get("ledger_name"),
+                    bool(a.get("closed", False)))
+            return Outcome(True, "registered")
+        if kind == "cnaps.debit_agreement":
+            self.agreements.add((doc["payer"], doc["payee"]))
+            return Outcome(True, "registered")
         if kind == "cnaps.status":
             self.directory.set_status(doc["participant"], ParticipantStatus(doc["status"]))
             return Outcome(True, doc["status"])
@@ -132,16 +173,30 @@ class Cnaps:
     def on_tick(self, timestamp_us: int) -> None:
         if self.directory:
             self.hvps.advance(timestamp_us)
+            for net in self.net.values():
+                net.advance(timestamp_us)
 
     def dump_state(self) -> bytes:
-        return dumps({"directory": self.directory.to_json(), "hvps": self.hvps.to_json()})
+        return dumps({
+            "directory": self.directory.to_json(), "hvps": self.hvps.to_json(),
+            "net": {k: v.to_json() for k, v in sorted(self.net.items())},
+            "accounts": [[a.bank, a.number, a.name, a.ledger_name, a.closed]
+                         for _, a in sorted(self.accounts.items())],
+            "agreements": sorted(self.agreements)})
 
     def load_state(self, state: bytes) -> None:
         doc = json.loads(state)
         self.directory = Directory.from_json(doc["directory"])
+        self.accounts.clear()
+        for bank, number, name, ledger_name, closed in doc["accounts"]:
+            self.accounts[(bank, number)] = SimAccount(bank, number, name, ledger_name, closed)
+        self.agreements.clear()
+        self.agreements.update((a, b) for a, b in doc["agreements"])
         assert self.engine is not None
-        self._hvps = Hvps(self.engine, self.directory)
-        self._hvps.load_json(doc["hvps"])
+        self._make(self.engine)
+        self.hvps.load_json(doc["hvps"])
+        for name, net in self.net.items():
+            net.load_json(doc["net"][name])
 
     # ------------------------------------------------------------------ logging commands
 
@@ -179,6 +234,51 @@ class Cnaps:
             "ref": ref, "sender": sender, "receiver": receiver, "amount_fen": amount_fen,
             "priority": int(priority), "kind": kind, "debtor": debtor, "creditor": creditor})
         return result
+
+    def submit_net(self, system: str, ref: str, kind: str, sender: str, receiver: str,
+                   amount_fen: int, payer: str | None = None, payee: str | None = None
+                   ) -> NetOutcome:
+        """A BEPS or IBPS item (kind: a BEPS business type, or "credit" for IBPS)."""
+        result: NetOutcome = self._command("cnaps.net_submit", {
+            "system": system, "ref": ref, "kind": kind, "sender": sender,
+            "receiver": receiver, "amount_fen": amount_fen, "payer": payer, "payee": payee})
+        return result
+
+    def cancel_net(self, system: str, ref: str, by: str) -> NetOutcome:
+        result: NetOutcome = self._command("cnaps.net_cancel",
+                                           {"system": system, "ref": ref, "by": by})
+        return result
+
+    def set_cap(self, system: str, participant: str, cap_fen: int) -> NetOutcome:
+        result: NetOutcome = self._command("cnaps.net_cap", {
+            "system": system, "participant": participant, "cap_fen": cap_fen})
+        return result
+
+    def return_net(self, system: str, ref: str, code: str, message: str) -> NetOutcome:
+        result: NetOutcome = self._command("cnaps.net_return", {
+            "system": system, "ref": ref, "code": code, "message": message})
+        return result
+
+    def register_accounts(self, accounts: list[SimAccount]) -> Outcome:
+        result: Outcome = self._command("cnaps.sim_accounts", {"accounts": [
+            {"bank": a.bank, "number": a.number, "name": a.name,
+             "ledger_name": a.ledger_name, "closed": a.closed} for a in accounts]})
+        return result
+
+    def debit_agreement(self, payer_account: str, payee_account: str) -> Outcome:
+        result: Outcome = self._command("cnaps.debit_agreement",
+                                        {"payer": payer_account, "payee": payee_account})
+        return result
+
+    def account_inquiry(self, bank: str, number: str, name: str | None) -> dict[str, Any]:
+        """IBPS account inquiry: does the account exist at that bank, does the name match.
+        A query: answered from what the bank's responder knows, nothing logged."""
+        account = self.accounts.get((bank, number))
+        if account is None:
+            return {"exists": False, "name_matches": None, "reason": Reason.AC01.code}
+        return {"exists": not account.closed, "closed": account.closed,
+                "name_matches": None if name is None else account.name == name,
+                "reason": Reason.AC04.code if account.closed else None}
 
     def cancel(self, ref: str, by: str) -> Outcome:
         result: Outcome = self._command("cnaps.hvps_cancel", {"ref": ref, "by": by})

@@ -16,6 +16,7 @@ from typing import Any
 
 from qingsuan.clock import Scheduler, Timer, VirtualClock, format_time
 from qingsuan.cnaps.hvps import Notice, Priority
+from qingsuan.cnaps.netsys import SimAccount
 from qingsuan.cnaps.participants import ParticipantKind
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import AccountSpec, Engine
@@ -102,6 +103,8 @@ class Runner:
         self._wakeup: Timer | None = None
         #: event id -> (payer kind, payer, payee kind, payee, pending reservation id)
         self._hvps_refs: dict[str, dict[str, Any]] = {}
+        self._net_refs: dict[str, dict[str, Any]] = {}
+        self._net_seen: dict[str, int] = {}
         self.payments: dict[str, PaymentRecord] = {}
         self.inquiries: dict[str, Any] = {}
         self.on_step = on_step
@@ -149,6 +152,12 @@ class Runner:
         for p in sc.participants:
             if p.collateral_fen:
                 self.cnaps.pledge(p.name, p.collateral_fen)
+            for system, cap in sorted(p.caps_fen.items()):
+                assert self.cnaps.set_cap(system.upper(), p.name, cap).ok
+        if sc.customers:
+            self.cnaps.register_accounts([
+                SimAccount(c.bank, c.account, c.name, f"{c.bank}:customer:{c.id}")
+                for c in sc.customers])
         self._seen_transfers = self.engine.ledger.transfer_count
         self._opening_settlement_fen = sum(p.settlement_balance_fen for p in sc.participants)
         self._opening_deposits_fen = sum(c.balance_fen for c in sc.customers)
@@ -184,6 +193,7 @@ class Runner:
         handler = getattr(self, f"_do_{event.do}")
         handler(event)
         self._follow_notices()
+        self._follow_net_notices()
         self._schedule_wakeup()
         if self.on_step is not None:
             self.on_step(event, self._new_postings(), self)
@@ -193,7 +203,10 @@ class Runner:
         if not self.cnaps.directory:
             return
         now = self.clock.now_us()
-        nxt = self.cnaps.hvps.next_wakeup_us(now)
+        candidates = [self.cnaps.hvps.next_wakeup_us(now)] + [
+            net.next_session_us(now) for net in self.cnaps.net.values()]
+        future = [t for t in candidates if t is not None]
+        nxt = min(future) if future else None
         if nxt is None or nxt > self.scenario.run_until_us:
             return
         if self._wakeup is not None and not self._wakeup.cancelled and \
@@ -209,6 +222,7 @@ class Runner:
         self._wakeup = None
         self.engine.tick()
         self._follow_notices()
+        self._follow_net_notices()
         self._schedule_wakeup()
         if self.on_step is not None:
             postings = self._new_postings()
@@ -291,6 +305,131 @@ class Runner:
                 if pay.reason is not None:
                     code, message = pay.reason
                     record.reason = {"code": code, "message": message}
+
+    def _follow_net_notices(self) -> None:
+        for name, net in self.cnaps.net.items():
+            seen = self._net_seen.get(name, 0)
+            while seen < len(net.notices):
+                at_us, participant, ref_id, event, _detail = net.notices[seen]
+                seen += 1
+                ref = self._net_refs.get(ref_id)
+                record = self.payments.get(ref_id)
+                if ref is None or record is None:
+                    continue
+                if participant != ref["sender"] and event != "incoming":
+                    continue
+                if event == "queued":
+                    record.move(at_us, "queued")
+                elif event == "netted":
+                    record.move(at_us, "netted")
+                    self._net_deliver(ref, record, at_us)
+                elif event == "settled" and record.status != "returned":
+                    record.move(at_us, "settled")
+                elif event in ("rejected", "cancelled"):
+                    item = net.items[ref_id]
+                    self._net_unwind(ref)
+                    record.move(at_us, event)
+                    if item.reason is not None:
+                        record.reason = {"code": item.reason[0], "message": item.reason[1]}
+            self._net_seen[name] = seen
+
+    def _net_deliver(self, ref: dict[str, Any], record: PaymentRecord, at_us: int) -> None:
+        """The item is netted: the payer's bank books the debit, the payee's bank credits
+        its customer, or returns the credit (退汇) if it has no such account."""
+        key = ref["system"].lower()
+        transfers: list[Transfer] = []
+        if ref["debit"] and not ref.get("reserved"):
+            transfers.append(self._t(ref["sender"], f"customer:{ref['payer_id']}",
+                                     f"{key}_clearing", ref["amount"]))
+        else:
+            post = Transfer(self._next_transfer_id, 0, 0, 0, TransferFlags.POST_PENDING,
+                            pending_id=ref["reserve_id"])
+            self._next_transfer_id += 1
+            transfers.append(post)
+        if ref["payee_id"]:
+            transfers.append(self._t(ref["receiver"], f"{key}_clearing",
+                                     f"customer:{ref['payee_id']}", ref["amount"]))
+        result = self.engine.submit_transfers(transfers).results
+        assert result.all_done, result.failures()
+        if ref["payee_id"]:
+            record.move(at_us, "credited")
+            return
+        # no such account at the receiving bank: it sends the credit back (BEPS 退汇)
+        outcome = self.cnaps.return_net(ref["system"], ref["id"], Reason.AC01.code,
+                                        f"no account {ref['payee_account']} at "
+                                        f"{ref['receiver']}")
+        if outcome.ok:
+            back = self._t(ref["sender"], f"{key}_clearing", f"customer:{ref['payer_id']}",
+                           ref["amount"])
+            result = self.engine.submit_transfers([back]).results
+            assert result.all_done, result.failures()
+            record.move(self.clock.now_us(), "returned")
+            record.reason = Reason.AC01.detail(f"no account {ref['payee_account']} at "
+                                               f"{ref['receiver']}: returned (退汇) to "
+                                               f"{ref['payer_id']}")
+
+    def _net_unwind(self, ref: dict[str, Any]) -> None:
+        if ref["debit"] and not ref.get("reserved"):
+            return  # nothing was reserved: the payer's bank debits only on its receipt
+        void = Transfer(self._next_transfer_id, 0, 0, 0, TransferFlags.VOID_PENDING,
+                        pending_id=ref["reserve_id"])
+        self._next_transfer_id += 1
+        result = self.engine.submit_transfers([void]).results
+        assert result.all_done, result.failures()
+
+    def _do_beps_payment(self, event: Event) -> None:
+        self._net_payment(event)
+
+    def _do_ibps_payment(self, event: Event) -> None:
+        self._net_payment(event)
+
+    def _net_payment(self, event: Event) -> None:
+        f = event.fields
+        now = self.clock.now_us()
+        system, kind, amount = f["system"], f["kind"], f["amount_fen"]
+        _, sender, payer_account, payer_id = f["payer"]
+        _payee_kind, receiver, payee_account, payee_id = f["payee"]
+        record = PaymentRecord(event.do, system)
+        self.payments[f["id"]] = record
+        debit = kind.endswith("_debit")
+        ref = {"id": f["id"], "system": system, "sender": sender, "receiver": receiver,
+               "amount": amount, "payer_id": payer_id, "payee_id": payee_id,
+               "payee_account": payee_account, "debit": debit,
+               "reserve_id": self._next_transfer_id}
+        if not debit:
+            hold = self._t(sender, f"customer:{payer_id}", f"{system.lower()}_clearing",
+                           amount)
+            hold = Transfer(hold.id, hold.debit_account_id, hold.credit_account_id, amount,
+                            TransferFlags.PENDING)
+            if not self.engine.submit_transfers([hold]).results[0].done:
+                record.move(now, "rejected")
+                record.reason = Reason.AM04.detail(
+                    f"insufficient funds: {payer_id} at {sender} cannot pay {format_fen(amount)}")
+                return
+        record.move(now, "accepted")
+        self._net_refs[f["id"]] = ref
+        outcome = self.cnaps.submit_net(system, f["id"], kind, sender, receiver, amount,
+                                        payer_account, payee_account)
+        if debit and outcome.status == "queued":
+            # the payer's bank has given its receipt: it holds the funds until netting
+            ref["reserve_id"] = self._next_transfer_id
+            hold = self._t(sender, f"customer:{payer_id}", f"{system.lower()}_clearing", amount)
+            held = self.engine.submit_transfers([Transfer(
+                hold.id, hold.debit_account_id, hold.credit_account_id, amount,
+                TransferFlags.PENDING)]).results[0]
+            assert held.done, held
+            ref["reserved"] = True
+
+    def _do_debit_agreement(self, event: Event) -> None:
+        f = event.fields
+        outcome = self.cnaps.debit_agreement(f["payer"], f["payee"])
+        self._action(event, outcome.ok, None)
+
+    def _do_ibps_account_inquiry(self, event: Event) -> None:
+        f = event.fields
+        answer = self.cnaps.account_inquiry(f["bank"], f["account"], f["name"])
+        self.inquiries[f["id"]] = {"kind": "ibps_account_inquiry", "from": f["asker"],
+                                   "bank": f["bank"], "account": f["account"], **answer}
 
     def _complete(self, ref: dict[str, Any], record: PaymentRecord, at_us: int) -> None:
         sender, receiver, amount = ref["sender"], ref["receiver"], ref["amount"]
@@ -414,6 +553,7 @@ class Runner:
             "inquiries": self.inquiries,
             "actions": self.actions,
             "hvps": self._hvps_report(),
+            "net": self._net_report(),
             "hvps_queue": [{"at": format_time(at), "queued": count, "value": format_fen(value)}
                            for at, count, value in self.cnaps.hvps.queue_length],
             "checks": {"books_balanced": self.books_balanced(),
@@ -438,6 +578,29 @@ class Runner:
         deposits = sum(self.balance_fen(c.bank, f"customer:{c.id}") for c in sc.customers)
         return (settlement - credit == self._opening_settlement_fen
                 and deposits == self._opening_deposits_fen)
+
+    def _net_report(self) -> dict[str, Any]:
+        """BEPS and IBPS: positions, caps, sessions and per-participant metrics."""
+        out: dict[str, Any] = {}
+        for name, net in sorted(self.cnaps.net.items()):
+            out[name] = {
+                "positions": {k: format_fen(v) for k, v in sorted(net.positions.items())},
+                "caps": {k: format_fen(v) for k, v in sorted(net.caps.items())},
+                "sessions": [{"at": format_time(s["at_us"]), "status": s["status"],
+                              "items": s.get("items", 0),
+                              "positions": {k: format_fen(v) for k, v in
+                                            sorted(s["positions"].items())}}
+                             for s in net.sessions],
+                "participants": {k: {
+                    "netted_value": format_fen(m.netted_value_fen),
+                    "netted_count": m.netted_count,
+                    "received_value": format_fen(m.received_value_fen),
+                    "peak_cap_use": format_fen(-m.low_position_fen),
+                    "rejections": m.rejections or {},
+                } for k, m in sorted(net.metrics.items()) if m.netted_count or m.rejections
+                    or m.received_value_fen},
+            }
+        return out
 
     def _hvps_report(self) -> dict[str, Any]:
         """Per participant: the HVPS metrics and credit (amounts as CNY strings)."""

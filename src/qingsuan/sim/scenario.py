@@ -34,10 +34,10 @@ EVENT_KINDS: Final = {
     "transfer": "runs (intrabank, 行内); interbank routing comes with CNAPS",
     "set_param": "runs",
     "hvps_payment": "runs",
-    "beps_payment": "not yet: BEPS",
-    "debit_agreement": "not yet: BEPS",
-    "ibps_payment": "not yet: IBPS",
-    "ibps_account_inquiry": "not yet: IBPS",
+    "beps_payment": "runs",
+    "debit_agreement": "runs",
+    "ibps_payment": "runs",
+    "ibps_account_inquiry": "runs",
     "cancel": "runs",
     "reprioritise": "runs",
     "pledge": "runs",
@@ -51,7 +51,8 @@ EVENT_KINDS: Final = {
     "fault": "not yet: fault injection",
 }
 RUNNABLE_EVENTS: Final = ("transfer", "set_param", "hvps_payment", "cancel", "reprioritise",
-                          "pledge", "release")
+                          "pledge", "release", "beps_payment", "ibps_payment",
+                          "debit_agreement", "ibps_account_inquiry")
 
 _NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
@@ -88,6 +89,8 @@ class Participant:
     settlement_balance_fen: int
     collateral_fen: int
     line: int
+    #: net debit caps set for BEPS / IBPS ("beps", "ibps" -> fen); others use the default
+    caps_fen: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,7 +388,8 @@ def _participants(ck: _Checker, top: LDict) -> list[Participant]:
     for raw, line in items:
         doc = ck.mapping(raw, line, "a participant")
         if doc is None or not ck.keys(doc, "participant", ("name", "code"),
-                                      ("kind", "settlement_balance", "collateral")):
+                                      ("kind", "settlement_balance", "collateral", "beps_cap",
+                                       "ibps_cap")):
             continue
         name = ck.text(doc, "name", "participant", _NAME_RE,
                        " (a letter, then letters, digits, _ or -; at most 32)")
@@ -403,6 +407,8 @@ def _participants(ck: _Checker, top: LDict) -> list[Participant]:
                 code = None
         balance = ck.amount(doc, "settlement_balance", f"participant {name}")
         collateral = ck.amount(doc, "collateral", f"participant {name}")
+        caps = {sysname: ck.amount(doc, f"{sysname}_cap", f"participant {name}", default=None)
+                for sysname in ("beps", "ibps") if f"{sysname}_cap" in doc}
         if name in names:
             ck.add(line, f"participant {name!r} is listed twice")
         if code in codes:
@@ -412,7 +418,8 @@ def _participants(ck: _Checker, top: LDict) -> list[Participant]:
         assert name and kind and code and balance is not None and collateral is not None
         names.add(name)
         codes.add(code)
-        out.append(Participant(name, code, kind, balance, collateral, line))
+        out.append(Participant(name, code, kind, balance, collateral, line,
+                               {k: v for k, v in caps.items() if v is not None}))
     return out
 
 
@@ -554,6 +561,10 @@ def _terminals(ck: _Checker, top: LDict, banks: set[str], customers: dict[str, C
 
 
 _EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "beps_payment": (("id", "from", "to", "amount"), ("kind",)),
+    "ibps_payment": (("id", "from", "to", "amount"), ()),
+    "debit_agreement": (("id", "payer", "payee"), ()),
+    "ibps_account_inquiry": (("id", "from", "bank", "account"), ("name",)),
     "hvps_payment": (("id", "from", "to", "amount"), ("priority",)),
     "cancel": (("target",), ()),
     "reprioritise": (("target", "priority"), ()),
@@ -766,7 +777,111 @@ def _check_pledge(ck: _Checker, doc: LDict, fields: dict[str, Any],
     return True
 
 
+_BEPS_KINDS: Final = ("ordinary_credit", "periodic_credit", "realtime_credit",
+                      "ordinary_debit", "periodic_debit", "realtime_debit")
+
+
+def _net_party(ck: _Checker, doc: LDict, key: str, what: str,
+               cust: dict[str, Customer | None], pnames: set[str]
+               ) -> tuple[str, str, str, str] | None:
+    """A BEPS/IBPS payer or payee: (kind, bank, account number, customer id or "")."""
+    ref = doc[key]
+    if isinstance(ref, str) and ref in cust:
+        c = cust[ref]
+        return None if c is None else ("customer", c.bank, c.account, c.id)
+    if isinstance(ref, dict):
+        bank, account = ref.get("bank"), ref.get("account")
+        unknown = set(ref) - {"bank", "account", "name"}
+        if unknown or not isinstance(bank, str) or bank not in pnames or \
+                not isinstance(account, str) or not re.fullmatch(r"\d{6,32}", account):
+            ck.add(doc.line_of(key), f"{what}: {key} must be a customer id or "
+                                     "{bank: PARTICIPANT, account: \"DIGITS\", name: ...}")
+            return None
+        return ("outside", bank, account, "")
+    ck.add(doc.line_of(key), f"{what}: {key} {ref!r} is not a listed customer")
+    return None
+
+
+def _check_net_payment(ck: _Checker, doc: LDict, fields: dict[str, Any],
+                       cust: dict[str, Customer | None], participants: list[Participant]
+                       ) -> bool:
+    system = "BEPS" if doc["do"] == "beps_payment" else "IBPS"
+    eid = ck.text(doc, "id", f"event {doc['do']}", _ID_RE)
+    what = f"{doc['do']} {eid}"
+    amount = ck.amount(doc, "amount", what, allow_zero=False, default=None)
+    kind = "credit"
+    if system == "BEPS":
+        kind = ck.text(doc, "kind", what, re.compile(f"^({'|'.join(_BEPS_KINDS)})$"),
+                       f" (one of {', '.join(_BEPS_KINDS)})", default="ordinary_credit") or ""
+    pnames = {p.name for p in participants}
+    payer = _net_party(ck, doc, "from", what, cust, pnames)
+    payee = _net_party(ck, doc, "to", what, cust, pnames)
+    if None in (eid, amount, payer, payee) or not kind:
+        return False
+    assert payer is not None and payee is not None
+    if payer[0] != "customer":
+        ck.add(doc.line_of("from"), f"{what}: the payer must be a listed customer (its bank "
+                                    "debits it)")
+        return False
+    if payer[1] == payee[1]:
+        ck.add(doc.line_of("to"), f"{what}: payer and payee are both at {payer[1]}: that is an "
+                                  "intrabank transfer (use do: transfer)")
+        return False
+    if kind.endswith("_debit") and payee[0] != "customer":
+        ck.add(doc.line_of("to"), f"{what}: a debit is initiated by the payee: it must be a "
+                                  "listed customer")
+        return False
+    fields.update(id=eid, system=system, kind=kind, amount_fen=amount, payer=payer, payee=payee)
+    return True
+
+
+def _check_agreement(ck: _Checker, doc: LDict, fields: dict[str, Any],
+                     cust: dict[str, Customer | None], participants: list[Participant]) -> bool:
+    eid = ck.text(doc, "id", "event debit_agreement", _ID_RE)
+    ends = []
+    for key in ("payer", "payee"):
+        ref = doc[key]
+        c = cust.get(ref) if isinstance(ref, str) else None
+        if c is None:
+            if not (isinstance(ref, str) and ref in cust):
+                ck.add(doc.line_of(key), f"debit_agreement {eid}: {key} {ref!r} is not a "
+                                         "listed customer")
+            return False
+        ends.append(c)
+    if eid is None:
+        return False
+    fields.update(id=eid, payer=ends[0].account, payee=ends[1].account)
+    return True
+
+
+def _check_inquiry(ck: _Checker, doc: LDict, fields: dict[str, Any],
+                   cust: dict[str, Customer | None], participants: list[Participant]) -> bool:
+    eid = ck.text(doc, "id", "event ibps_account_inquiry", _ID_RE)
+    pnames = {p.name for p in participants}
+    asker, bank = doc["from"], doc["bank"]
+    ok = True
+    for key, value in (("from", asker), ("bank", bank)):
+        if value not in pnames:
+            ck.add(doc.line_of(key), f"ibps_account_inquiry {eid}: no participant named "
+                                     f"{value!r}")
+            ok = False
+    account = ck.text(doc, "account", f"ibps_account_inquiry {eid}", _ACCOUNT_RE,
+                      " (6 to 32 digits)")
+    name = doc.get("name")
+    if name is not None and not isinstance(name, str):
+        ck.add(doc.line_of("name"), f"ibps_account_inquiry {eid}: name must be text")
+        ok = False
+    if not ok or eid is None or account is None:
+        return False
+    fields.update(id=eid, asker=asker, bank=bank, account=account, name=name)
+    return True
+
+
 _EVENT_CHECKS: Final[dict[str, Callable[..., bool]]] = {
+    "beps_payment": _check_net_payment,
+    "ibps_payment": _check_net_payment,
+    "debit_agreement": _check_agreement,
+    "ibps_account_inquiry": _check_inquiry,
     "hvps_payment": _check_hvps_payment,
     "cancel": _check_target,
     "reprioritise": _check_target,
