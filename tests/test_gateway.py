@@ -117,3 +117,41 @@ def test_statement_and_intraday_report() -> None:
     assert [(e.direction, e.amount_fen) for e in stmt.entries] == [("credit", 25_000)]
     etree.fromstring(gw.statement("ICBC", dt.date(2026, 11, 25)))  # well-formed XML
     assert cn.hvps.payments["ICBC/M1/T1"].status is HvpsStatus.SETTLED
+
+
+def test_beps_and_ibps_credits_and_a_beps_debit_through_the_gateway() -> None:
+    from qingsuan.cnaps.netsys import SimAccount
+    from qingsuan.messages import DirectDebit, build_pacs003
+
+    engine, cn, gw, _ = _world()
+    cn.register_accounts([SimAccount("CCB", "6217000010000000029", "Bob Zhang", None),
+                          SimAccount("ICBC", "6222020200000000014", "Alice Wang", None)])
+
+    def credit(system: str, tx: str, amount: int) -> bytes:
+        return build_pacs008(CreditTransfer(
+            msg_id=f"N{tx}", created_at=dt.datetime(2026, 11, 25, 9, 0, tzinfo=BEIJING),
+            end_to_end_id=tx, tx_id=tx, system=system, kind="customer", priority="normal",  # type: ignore[arg-type]
+            amount_fen=amount, settlement_date=dt.date(2026, 11, 25),
+            debtor_agent_code=ICBC, creditor_agent_code=CCB, debtor_name="Alice Wang",
+            debtor_account="6222020200000000014", creditor_name="Bob Zhang",
+            creditor_account="6217000010000000029"))
+
+    assert parse_pacs002(gw.receive(credit("IBPS", "I1", 30_000), "ICBC"))[0].status == "ACSP"
+    too_big = parse_pacs002(gw.receive(credit("IBPS", "I2", 5_000_001), "ICBC"))[0]
+    assert too_big.status == "RJCT" and too_big.reason_code == "AM02"
+    assert parse_pacs002(gw.receive(credit("BEPS", "B1", 20_000), "ICBC"))[0].status == "ACSP"
+    assert cn.ibps.positions == {"ICBC": -30_000, "CCB": 30_000}
+    assert cn.beps.positions == {"ICBC": -20_000, "CCB": 20_000}
+    debit = build_pacs003(DirectDebit(
+        msg_id="D1", created_at=dt.datetime(2026, 11, 25, 9, 1, tzinfo=BEIJING),
+        end_to_end_id="D1", tx_id="D1", system="BEPS", amount_fen=5_000,
+        settlement_date=dt.date(2026, 11, 25), creditor_agent_code=ICBC,
+        debtor_agent_code=CCB, creditor_name="Alice Wang",
+        creditor_account="6222020200000000014", debtor_name="Bob Zhang",
+        debtor_account="6217000010000000029"))
+    assert parse_pacs002(gw.receive(debit, "ICBC"))[0].status == "ACSP"
+    assert cn.beps.positions == {"ICBC": -15_000, "CCB": 15_000}
+    # CCB cannot send ICBC's debit for it
+    assert parse_pacs002(gw.receive(debit.replace(b"D1<", b"D2<"), "CCB"))[0].status == "RJCT"
+    assert gw.payment_status("ICBC", "NB1", "B1") == "netted"
+    assert engine.ledger.book_totals()

@@ -19,11 +19,13 @@ from qingsuan.cnaps.hvps import HvpsStatus, Priority
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.messages import (
     CAMT056,
+    PACS003,
     PACS008,
     PACS009,
     CancelAnswer,
     CancelRequest,
     CreditTransfer,
+    DirectDebit,
     InboundMessage,
     MessageRejection,
     Statement,
@@ -37,7 +39,7 @@ from qingsuan.messages import (
     parse_inbound,
 )
 
-ACCEPTED: Final = frozenset({PACS008, PACS009, CAMT056})
+ACCEPTED: Final = frozenset({PACS008, PACS009, PACS003, CAMT056})
 _PRIORITY: Final = {
     "correction": Priority.CORRECTION, "extra_urgent": Priority.EXTRA_URGENT,
     "pboc_charge": Priority.PBOC_CHARGE, "net_settlement": Priority.NET_SETTLEMENT,
@@ -85,10 +87,13 @@ class CnapsGateway:
         return f"{sender}/{msg_id}/{tx_id}"
 
     def _credit_transfers(self, inbound: InboundMessage, participant: str) -> bytes:
-        results = []
+        results: list[tuple[CreditTransfer | DirectDebit, str, str | None, str | None]] = []
         for item in inbound.items:
-            assert isinstance(item, CreditTransfer)
-            results.append((item, *self._one_transfer(item, participant)))
+            if isinstance(item, DirectDebit):
+                results.append((item, *self._one_debit(item, participant)))
+            else:
+                assert isinstance(item, CreditTransfer)
+                results.append((item, *self._one_transfer(item, participant)))
         reply_id, created = self._reply_id(), self._now()
         return build_pacs002([StatusReport(
             msg_id=reply_id, created_at=created, original_msg_id=item.msg_id,
@@ -107,9 +112,15 @@ class CnapsGateway:
         if receiver is None:
             return ("RJCT", "RC01", f"creditor agent {item.creditor_agent_code} is not a "
                                     "CNAPS participant")
-        if item.system != "HVPS":
-            return ("RJCT", "NARR", f"{item.system} is not available in this release")
         ref = self._ref(sender.name, item.msg_id, item.tx_id)
+        if item.system != "HVPS":
+            if item.kind != "customer":
+                return ("RJCT", "NARR", f"{item.system} carries customer transfers (pacs.008)")
+            kind = "ordinary_credit" if item.system == "BEPS" else "credit"
+            net = self.cnaps.submit_net(item.system, ref, kind, sender.name, receiver.name,
+                                        item.amount_fen, item.debtor_account,
+                                        item.creditor_account)
+            return _net_status(net.ok, net.status, net.reason)
         outcome = self.cnaps.submit_hvps(
             ref, sender.name, receiver.name, item.amount_fen, _PRIORITY[item.priority],
             item.kind, debtor=item.debtor_account, creditor=item.creditor_account)
@@ -117,6 +128,27 @@ class CnapsGateway:
             return ("RJCT", outcome.reason[0], outcome.reason[1][:105])
         return ("ACSC", None, None) if outcome.status == "settled" else \
             ("ACSP", None, "queued: waiting for liquidity")
+
+    def _one_debit(self, item: DirectDebit, participant: str
+                   ) -> tuple[str, str | None, str | None]:
+        """pacs.003 (beps.127 ordinary debit): sent by the payee's bank; the payer's bank
+        answers with its receipt (simulated) and, if it accepts, the item nets."""
+        dirx = self.cnaps.directory
+        payee_bank = dirx.by_code(item.creditor_agent_code)
+        payer_bank = dirx.by_code(item.debtor_agent_code)
+        if payee_bank is None or dirx.settling(payee_bank.name) != dirx.settling(participant):
+            return ("RJCT", "RC01", f"creditor agent {item.creditor_agent_code} is not "
+                                    f"{participant} (a debit is sent by the payee's bank)")
+        if payer_bank is None:
+            return ("RJCT", "RC01", f"debtor agent {item.debtor_agent_code} is not a "
+                                    "CNAPS participant")
+        if item.system != "BEPS":
+            return ("RJCT", "NARR", "debits travel in BEPS")
+        kind = "periodic_debit" if item.mandate_id else "ordinary_debit"
+        ref = self._ref(payee_bank.name, item.msg_id, item.tx_id)
+        net = self.cnaps.submit_net("BEPS", ref, kind, payer_bank.name, payee_bank.name,
+                                    item.amount_fen, item.debtor_account, item.creditor_account)
+        return _net_status(net.ok, net.status, net.reason)
 
     def _cancel(self, inbound: InboundMessage, participant: str) -> bytes:
         answers = []
@@ -130,7 +162,14 @@ class CnapsGateway:
             if item.requesting_participant != me.code:
                 ok, code, info = False, "RC01", "a participant cancels only its own payments"
             elif ref not in self.cnaps.hvps.payments:
-                ok, code, info = False, "NARR", "no such payment"
+                net = next((n for n in self.cnaps.net.values() if ref in n.items), None)
+                if net is None:
+                    ok, code, info = False, "NARR", "no such payment"
+                else:
+                    answer = self.cnaps.cancel_net(net.name, ref, participant)
+                    ok = answer.ok
+                    code = None if ok else (answer.reason[0] if answer.reason else "NARR")
+                    info = None if ok else (answer.reason[1][:105] if answer.reason else None)
             else:
                 outcome = self.cnaps.cancel(ref, participant)
                 ok = outcome.ok
@@ -146,8 +185,14 @@ class CnapsGateway:
 
     def payment_status(self, participant: str, msg_id: str, tx_id: str) -> str | None:
         """The status of one of ``participant``'s own payments (None if unknown)."""
-        pay = self.cnaps.hvps.payments.get(self._ref(participant, msg_id, tx_id))
-        return None if pay is None else pay.status.value
+        ref = self._ref(participant, msg_id, tx_id)
+        pay = self.cnaps.hvps.payments.get(ref)
+        if pay is not None:
+            return pay.status.value
+        for net in self.cnaps.net.values():
+            if ref in net.items:
+                return net.items[ref].status
+        return None
 
     # ------------------------------------------------------------------ reports
 
@@ -188,6 +233,18 @@ class CnapsGateway:
                          business_date=day, opening_balance_fen=int(doc["opening_fen"]),  # type: ignore[call-overload]
                          closing_balance_fen=int(doc["closing_fen"]),  # type: ignore[call-overload]
                          entries=entries)
+
+
+def _net_status(ok: bool, status: str, reason: tuple[str, str] | None
+                ) -> tuple[str, str | None, str | None]:
+    """BEPS/IBPS: netted is final for the participants but settles later in central-bank
+    money (ACSP); queued behind the cap is pending (PDNG); refused is RJCT."""
+    if not ok:
+        code, text = reason or ("NARR", "rejected")
+        return ("RJCT", code, text[:105])
+    if status == "queued":
+        return ("PDNG", None, "queued: beyond the net debit cap")
+    return ("ACSP", None, "netted: settles at the next session")
 
 
 __all__ = ["CnapsGateway", "HvpsStatus"]
