@@ -105,7 +105,8 @@ def _builtin(name: str) -> Path:
     return path
 
 
-DEMO_ORDER = ("intrabank", "hvps-queue", "hvps-gridlock", "hvps-end-of-day")
+DEMO_ORDER = ("intrabank", "hvps-queue", "hvps-gridlock", "hvps-end-of-day", "ibps-night",
+              "weekend")
 
 
 def demo(

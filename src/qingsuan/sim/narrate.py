@@ -24,6 +24,18 @@ _NOTICE_WORDS = {
     "released_collateral": "{who} takes back collateral worth {detail}",
     "credit_drawn": "{who} is short: automatic pledge financing (自动质押融资) lends {detail}",
     "overnight_credit": "{who} could not repay its intraday credit: overnight credit {detail}",
+    "BEPS:netted": "BEPS nets {ref} into {who}'s net position (净额): the payee can be "
+                   "credited now, central-bank money moves at the next session",
+    "IBPS:netted": "IBPS: the receiving bank accepted {ref} in real time; it is netted into "
+                   "{who}'s position",
+    "BEPS:queued": "BEPS queues {ref}: it would take {who} past its net debit cap ({detail})",
+    "BEPS:released": "BEPS releases {ref}: {who}'s position has room again",
+    "BEPS:rejected": "BEPS rejects {ref}: {detail}",
+    "IBPS:rejected": "IBPS rejects {ref}: {detail}",
+    "BEPS:cancelled": "{who} cancels its queued item {ref}",
+    "BEPS:returned": "{ref} comes back to {who} (退汇): {detail}",
+    "BEPS:settled": "BEPS session {detail}: {ref} is settled in central-bank money",
+    "IBPS:settled": "IBPS session {detail}: {ref} is settled in central-bank money",
 }
 
 
@@ -58,6 +70,27 @@ def narrator(out: Console, *, step: bool = False,
                     not runner.step_notices:
                 out.print(f"  [red]refused by {f['sender']}[/] {rec.reason['code']}: "
                           f"{rec.reason['message']}")
+        elif event.do in ("beps_payment", "ibps_payment"):
+            rec = runner.payments[f["id"]]
+            system = f["system"]
+            what = f["kind"].replace("_", " ") if system == "BEPS" else "real-time credit"
+            out.print(f"[bold]{day} {when}[/] {f['payer'][3] or f['payer'][2]} "
+                      f"({f['payer'][1]}) pays {f['payee'][3] or f['payee'][2]} "
+                      f"({f['payee'][1]}) {format_fen(f['amount_fen'])} CNY by {system} "
+                      f"({what}): deferred net settlement, 7x24.")
+            if rec.status == "rejected" and rec.reason is not None and \
+                    not runner.step_notices:
+                out.print(f"  [red]refused by the bank[/] {rec.reason['code']}: "
+                          f"{rec.reason['message']}")
+        elif event.do == "debit_agreement":
+            out.print(f"[bold]{day} {when}[/] the payer signs a debit agreement "
+                      f"(授权协议) {f['payer']} -> {f['payee']}: periodic debits may now "
+                      "collect from it")
+        elif event.do == "ibps_account_inquiry":
+            answer = runner.inquiries.get(f["id"], {})
+            out.print(f"[bold]{day} {when}[/] {f['asker']} asks IBPS whether {f['bank']} has "
+                      f"account {f['account']}: exists {answer.get('exists')}, name matches "
+                      f"{answer.get('name_matches')}")
         elif event.do == "tick":
             out.print(f"[bold]{day} {when}[/] the HVPS clock: cut-off, end of day or a "
                       "periodic gridlock search")
@@ -71,7 +104,8 @@ def narrator(out: Console, *, step: bool = False,
             out.print(f"[bold]{day} {when}[/] parameter {f['name']} set to {f['value']}")
         for n in runner.step_notices:
             template = _NOTICE_WORDS.get(n.event)
-            if template is None or n.event == "credited":
+            if template is None or n.event in ("credited",) or (
+                    n.event.endswith(":settled") and n.participant == ""):
                 continue
             text = template.format(ref=n.ref or "-", who=n.participant, detail=n.detail)
             out.print(f"  [yellow]{format_time(n.at_us)[11:16]}[/] {text}")

@@ -310,8 +310,10 @@ class Runner:
         for name, net in self.cnaps.net.items():
             seen = self._net_seen.get(name, 0)
             while seen < len(net.notices):
-                at_us, participant, ref_id, event, _detail = net.notices[seen]
+                at_us, participant, ref_id, event, detail = net.notices[seen]
                 seen += 1
+                self.step_notices.append(Notice(at_us, participant, ref_id, f"{name}:{event}",
+                                                detail))
                 ref = self._net_refs.get(ref_id)
                 record = self.payments.get(ref_id)
                 if ref is None or record is None:
