@@ -155,3 +155,32 @@ def test_beps_and_ibps_credits_and_a_beps_debit_through_the_gateway() -> None:
     assert parse_pacs002(gw.receive(debit.replace(b"D1<", b"D2<"), "CCB"))[0].status == "RJCT"
     assert gw.payment_status("ICBC", "NB1", "B1") == "netted"
     assert engine.ledger.book_totals()
+
+
+def test_pacs004_returns_a_netted_beps_credit() -> None:
+    from qingsuan.cnaps.netsys import SimAccount
+    from qingsuan.messages import Return, build_pacs004
+
+    _, cn, gw, _ = _world()
+    cn.register_accounts([SimAccount("CCB", "6217000010000000029", "Bob Zhang", None)])
+    sent = build_pacs008(CreditTransfer(
+        msg_id="NB1", created_at=dt.datetime(2026, 11, 25, 9, 0, tzinfo=BEIJING),
+        end_to_end_id="B1", tx_id="B1", system="BEPS", kind="customer", priority="normal",
+        amount_fen=20_000, settlement_date=dt.date(2026, 11, 25), debtor_agent_code=ICBC,
+        creditor_agent_code=CCB, debtor_name="Alice Wang",
+        debtor_account="6222020200000000014", creditor_name="Bob Zhang",
+        creditor_account="6217000010000000029"))
+    assert parse_pacs002(gw.receive(sent, "ICBC"))[0].status == "ACSP"
+
+    def back(amount: int) -> bytes:
+        return build_pacs004(Return(
+            msg_id="RT1", created_at=dt.datetime(2026, 11, 25, 9, 5, tzinfo=BEIJING),
+            return_id="RT1", system="BEPS", original_msg_id="NB1", original_tx_id="B1",
+            returned_amount_fen=amount, settlement_date=dt.date(2026, 11, 25),
+            returning_agent_code=CCB, receiving_agent_code=ICBC, reason_code="AC01"))
+
+    assert parse_pacs002(gw.receive(back(10_000), "CCB"))[0].status == "RJCT"  # not partial
+    assert parse_pacs002(gw.receive(back(20_000), "ICBC"))[0].reason_code == "RC01"
+    assert parse_pacs002(gw.receive(back(20_000), "CCB"))[0].status == "ACSP"
+    assert cn.beps.positions == {"ICBC": 0, "CCB": 0}
+    assert cn.beps.items["ICBC/NB1/B1/return"].original == "ICBC/NB1/B1"

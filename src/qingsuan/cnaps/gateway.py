@@ -20,6 +20,7 @@ from qingsuan.cnaps.system import Cnaps
 from qingsuan.messages import (
     CAMT056,
     PACS003,
+    PACS004,
     PACS008,
     PACS009,
     CancelAnswer,
@@ -28,6 +29,7 @@ from qingsuan.messages import (
     DirectDebit,
     InboundMessage,
     MessageRejection,
+    Return,
     Statement,
     StatementEntry,
     StatusReport,
@@ -39,7 +41,7 @@ from qingsuan.messages import (
     parse_inbound,
 )
 
-ACCEPTED: Final = frozenset({PACS008, PACS009, PACS003, CAMT056})
+ACCEPTED: Final = frozenset({PACS008, PACS009, PACS003, PACS004, CAMT056})
 _PRIORITY: Final = {
     "correction": Priority.CORRECTION, "extra_urgent": Priority.EXTRA_URGENT,
     "pboc_charge": Priority.PBOC_CHARGE, "net_settlement": Priority.NET_SETTLEMENT,
@@ -75,6 +77,8 @@ class CnapsGateway:
             return self._reject_all(inbound, "RC01", f"{participant!r} is not a participant")
         if inbound.message_type == CAMT056:
             return self._cancel(inbound, participant)
+        if inbound.message_type == PACS004:
+            return self._returns(inbound, participant)
         return self._credit_transfers(inbound, participant)
 
     def _reject_all(self, inbound: InboundMessage, code: str, message: str) -> bytes:
@@ -128,6 +132,36 @@ class CnapsGateway:
             return ("RJCT", outcome.reason[0], outcome.reason[1][:105])
         return ("ACSC", None, None) if outcome.status == "settled" else \
             ("ACSP", None, "queued: waiting for liquidity")
+
+    def _returns(self, inbound: InboundMessage, participant: str) -> bytes:
+        """pacs.004 (退汇): the receiving bank of a netted BEPS/IBPS credit sends it back."""
+        reply_id, created = self._reply_id(), self._now()
+        dirx = self.cnaps.directory
+        reports = []
+        for item in inbound.items:
+            assert isinstance(item, Return)
+            original_sender = dirx.by_code(item.receiving_agent_code)
+            code: str | None
+            info: str | None
+            status, code, info = "RJCT", "NARR", "no such netted credit"
+            net = self.cnaps.net.get(item.system)
+            ref = None if original_sender is None else self._ref(
+                original_sender.name, item.original_msg_id, item.original_tx_id)
+            if item.returning_agent_code != dirx.get(participant).code:
+                status, code, info = "RJCT", "RC01", "a participant returns only what it received"
+            elif net is not None and ref in net.items and net.items[ref].status in (
+                    "netted", "settled") and net.items[ref].receiver == dirx.settling(participant):
+                if item.returned_amount_fen != net.items[ref].amount_fen:
+                    status, code, info = "RJCT", "AM02", "a return gives back the whole amount"
+                else:
+                    out = self.cnaps.return_net(item.system, ref, item.reason_code,
+                                                item.additional_info or "returned")
+                    status, code, info = _net_status(out.ok, out.status, out.reason)
+            reports.append(StatusReport(
+                msg_id=reply_id, created_at=created, original_msg_id=item.msg_id,
+                original_message_type=PACS004, original_tx_id=item.return_id, status=status,  # type: ignore[arg-type]
+                reason_code=code, additional_info=info))
+        return build_pacs002(reports)
 
     def _one_debit(self, item: DirectDebit, participant: str
                    ) -> tuple[str, str | None, str | None]:

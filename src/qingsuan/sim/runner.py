@@ -598,9 +598,12 @@ class Runner:
                     "netted_count": m.netted_count,
                     "received_value": format_fen(m.received_value_fen),
                     "peak_cap_use": format_fen(-m.low_position_fen),
+                    "queue_time_s": m.queue_time_us / 1_000_000,
                     "rejections": m.rejections or {},
                 } for k, m in sorted(net.metrics.items()) if m.netted_count or m.rejections
                     or m.received_value_fen},
+                "in_transit": [{"at": format_time(at), "value": format_fen(v)}
+                               for at, v in net.in_transit],
             }
         return out
 
