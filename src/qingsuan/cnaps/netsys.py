@@ -224,7 +224,8 @@ class NetSystem:
                 return (Reason.RC01.code, f"{role} {who!r} is not a {self.name} participant")
         if item.amount_fen <= 0:
             return (Reason.AM02.code, "amount must be positive")
-        limit = self._limit_fen(item.kind, now_us)
+        # a return (退汇) sends back money already netted: no item limit stops it
+        limit = None if item.original is not None else self._limit_fen(item.kind, now_us)
         if limit is not None and item.amount_fen > limit:
             return (Reason.AM02.code, f"{format_fen(item.amount_fen)} exceeds the {self.name} "
                                       f"item limit {format_fen(limit)}: split it, or send it "
@@ -330,7 +331,11 @@ class NetSystem:
 
     def return_item(self, ref: str, reason: tuple[str, str], now_us: int) -> NetOutcome:
         """退汇: the receiving bank sends a netted credit back as a new item."""
-        item = self.items[ref]
+        item = self.items.get(ref)
+        if item is None or item.status not in ("netted", "settled"):
+            return NetOutcome(False, "unknown" if item is None else item.status, (
+                Reason.NARR.code, f"only a netted item can be returned: {ref} is "
+                                  f"{'unknown' if item is None else item.status}"))
         back = f"{ref}/return"
         outcome = self.submit(back, "ordinary_credit" if self.name == "BEPS" else "return",
                               item.receiver, item.sender, item.amount_fen, now_us,
@@ -349,7 +354,7 @@ class NetSystem:
     def advance(self, now_us: int) -> None:
         """Run the sessions whose time has come (only while HVPS is open; positions carry
         over nights, weekends and holidays to the next business day's sessions)."""
-        if self.pending_session is not None:
+        if self.pending_session is not None and self.hvps.phase(now_us)[0] is HvpsPhase.OPEN:
             self._try_session(self.pending_session, now_us)
         today = _local_date(now_us)
         for days_back in (1, 0):
