@@ -752,3 +752,39 @@ def test_any_interleaving_conserves_money_and_positions(
             out = w.cnaps.set_cap(system, a, amount)
             assert out.ok == (w.pos(system)[a] >= -amount)
         w.check()
+
+
+def test_earmarked_cap_is_out_of_hvps_reach_and_pays_the_session() -> None:
+    """圈存: the cap's amount is reserved in the settlement account; HVPS cannot spend it;
+    the session settles out of it and earmarks the cap again."""
+    from qingsuan.clock import VirtualClock, parse_time
+    from qingsuan.cnaps.system import Cnaps
+    from qingsuan.engine import Engine
+    from qingsuan.ledger import Transfer
+
+    clock = VirtualClock(parse_time("2026-11-25T10:00"))
+    cn = Cnaps()
+    engine = Engine.open("memory:", clock, systems=[cn])
+    engine.set_params({"hvps.lsm": "off"})
+    cn.join("ICBC", "102100099996")
+    cn.join("CCB", "105100000017")
+    reg = engine.registry
+    engine.submit_transfers([
+        Transfer(1, reg.id("PBOC", "issued"), reg.id("PBOC", "settlement:ICBC"), 10_000),
+        Transfer(2, reg.id("ICBC", "reserve_at_pboc"), reg.id("ICBC", "hvps_incoming"), 10_000)])
+    assert not cn.set_cap("IBPS", "ICBC", 20_000, "earmark").ok  # more than it holds
+    assert cn.set_cap("IBPS", "ICBC", 6_000, "earmark").ok
+    assert cn.hvps.available_fen("ICBC") == 4_000  # HVPS sees only the free part
+    assert cn.submit_hvps("h1", "ICBC", "CCB", 5_000).status == "queued"
+    cn.register_accounts([SimAccount("CCB", "6217000010000000029", "Bob", None)])
+    assert cn.submit_net("IBPS", "i1", "credit", "ICBC", "CCB", 6_000,
+                         "6222020200000000014", "6217000010000000029").status == "netted"
+    clock.advance_to(parse_time("2026-11-25T11:00"))
+    engine.tick()  # the 11:00 session settles 6,000 out of the earmark
+    assert cn.ibps.sessions[-1]["status"] == "settled"
+    assert cn.hvps._balance("ICBC") == 4_000 and cn.hvps._balance("CCB") == 6_000
+    # only 4,000 left: the earmark (and so the cap) shrinks to what the funds cover
+    assert cn.ibps.caps["ICBC"] == 4_000 and cn.ibps.earmarks["ICBC"][1] == 4_000
+    assert cn.hvps.available_fen("ICBC") == 0
+    assert cn.hvps.payments["h1"].status.value == "queued"
+    engine.ledger.check_invariants()

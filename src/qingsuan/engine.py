@@ -221,6 +221,10 @@ class Engine:
                 out.append(Transfer(tid, debit, credit, amount, flags))
         return self.ledger.create_transfers(out, self.now_us)
 
+    def next_derived_id(self) -> int:
+        """The id :meth:`post` gives its next transfer (to void a reservation later)."""
+        return DERIVED_ID_BASE + self._derived_seq + 1
+
     def post_columns(self, debit_ids: npt.NDArray[np.int64], credit_ids: npt.NDArray[np.int64],
                      amounts: npt.NDArray[np.int64]) -> BatchResult:
         """Like :meth:`post` for many plain transfers at once (numpy columns, no objects):

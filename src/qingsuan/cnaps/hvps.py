@@ -210,9 +210,14 @@ class Hvps:
     def _balance(self, participant: str) -> int:
         return self.engine.ledger.balance(self._acc(PBOC, f"settlement:{participant}")).posted_fen
 
+    def _free(self, participant: str) -> int:
+        """The balance less funds earmarked (圈存) for BEPS/IBPS: what HVPS may use."""
+        return self.engine.ledger.balance(
+            self._acc(PBOC, f"settlement:{participant}")).available_fen
+
     def available_fen(self, participant: str) -> int:
-        """Balance plus unused pledge financing: what the participant can pay now."""
-        return self._balance(participant) + self.credit[participant].unused_fen
+        """Free balance plus unused pledge financing: what the participant can pay now."""
+        return self._free(participant) + self.credit[participant].unused_fen
 
     def join(self, p: Participant) -> None:
         """Add a participant; a direct one gets its settlement account, its mirror, its
@@ -495,7 +500,7 @@ class Hvps:
     def _settle_gross(self, pay: HvpsPayment, now_us: int, how: str) -> None:
         s, r, amt = pay.sender, pay.receiver, pay.amount_fen
         transfers: list[tuple[int, int, int]] = []
-        short = amt - self._balance(s)
+        short = amt - self._free(s)
         if short > 0:
             transfers += self._draw(s, short)
         transfers += [
@@ -525,7 +530,7 @@ class Hvps:
         line = self.credit[participant]
         if not line.drawn_fen:
             return
-        pay_fen = min(line.drawn_fen, self._balance(participant))
+        pay_fen = min(line.drawn_fen, self._free(participant))
         if pay_fen <= 0:
             return
         transfers = []
@@ -643,7 +648,7 @@ class Hvps:
             net[p.receiver] = net.get(p.receiver, 0) + p.amount_fen
         transfers: list[tuple[int, int, int]] = []
         for name in sorted(net):
-            short = -(self._balance(name) + net[name])
+            short = -(self._free(name) + net[name])
             if short > 0:
                 transfers += self._draw(name, short)
         clearing = self._acc(PBOC, "lsm_clearing")

@@ -132,6 +132,9 @@ class NetSystem:
         #: (at, value of netted items not yet settled in central-bank money)
         self.in_transit: list[tuple[int, int]] = []
         self.in_transit_fen = 0
+        #: participants whose cap is backed by earmarked funds, and the reservation held
+        self.earmark_backed: set[str] = set()
+        self.earmarks: dict[str, tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ participants
 
@@ -141,7 +144,9 @@ class NetSystem:
 
         if not self.engine.registry.has(f"{PBOC}:{self.key}_clearing"):
             self.engine.open_derived([AccountSpec(PBOC, f"{self.key}_clearing",
-                                                  NormalSide.DEBIT)])
+                                                  NormalSide.DEBIT),
+                                      AccountSpec(PBOC, f"{self.key}_earmarked",
+                                                  NormalSide.CREDIT)])
         if self.directory.settling(name) == name:
             self.engine.open_derived([AccountSpec(name, f"{self.key}_clearing",
                                                   NormalSide.DEBIT)])
@@ -150,18 +155,61 @@ class NetSystem:
             self.queues[name] = deque()
             self.metrics[name] = NetMetrics()
 
-    def set_cap(self, participant: str, cap_fen: int, now_us: int) -> NetOutcome:
-        """Set the net debit cap. Raising it releases queued BEPS items that now fit."""
+    def set_cap(self, participant: str, cap_fen: int, now_us: int,
+                backing: str = "collateral") -> NetOutcome:
+        """Set the net debit cap. ``backing``: "collateral" (the participant's pledged
+        collateral stands behind it: a short session draws pledge financing) or "earmark"
+        (圈存: the cap's amount is reserved in its settlement account, out of HVPS's reach).
+        Raising the cap releases queued BEPS items that now fit."""
         name = self.directory.settling(participant)
         if cap_fen < 0:
             return NetOutcome(False, "refused", (Reason.AM02.code, "a cap is never negative"))
+        if backing not in ("collateral", "earmark"):
+            return NetOutcome(False, "refused", (
+                Reason.NARR.code, f"backing is collateral or earmark, not {backing!r}"))
         if -self.positions[name] > cap_fen:
             return NetOutcome(False, "refused", (
                 Reason.AM14.code, f"{name}'s position {format_fen(self.positions[name])} is "
                                   f"already below minus {format_fen(cap_fen)}"))
+        self._unearmark(name)
+        if backing == "earmark" and self.hvps._free(name) < cap_fen:
+            free = self.hvps._free(name)
+            if name in self.earmark_backed:
+                self._earmark(name, self.caps[name])  # put the old earmark back
+            return NetOutcome(False, "refused", (
+                Reason.AM04.code, f"{name} has {format_fen(free)} free to earmark, not "
+                                  f"{format_fen(cap_fen)}"))
         self.caps[name] = cap_fen
+        if backing == "earmark":
+            self.earmark_backed.add(name)
+            self._earmark(name, cap_fen)
+        else:
+            self.earmark_backed.discard(name)
         self._release(name, now_us)
         return NetOutcome(True, "set")
+
+    def _earmark(self, name: str, amount_fen: int) -> None:
+        """Reserve funds in the settlement account (a pending ledger transfer)."""
+        from qingsuan.ledger import Transfer, TransferFlags
+
+        if amount_fen <= 0:
+            return
+        acc = self.engine.registry.id
+        tid = self.engine.next_derived_id()
+        result = self.engine.post([Transfer(0, acc(PBOC, f"settlement:{name}"),
+                                            acc(PBOC, f"{self.key}_earmarked"), amount_fen,
+                                            TransferFlags.PENDING)])
+        assert result.all_done, result.failures()
+        self.earmarks[name] = (tid, amount_fen)
+
+    def _unearmark(self, name: str) -> None:
+        from qingsuan.ledger import Transfer, TransferFlags
+
+        held = self.earmarks.pop(name, None)
+        if held is not None:
+            result = self.engine.post([Transfer(0, 0, 0, 0, TransferFlags.VOID_PENDING,
+                                                pending_id=held[0])])
+            assert result.all_done, result.failures()
 
     # ------------------------------------------------------------------ items
 
@@ -389,9 +437,12 @@ class NetSystem:
         if not pos and not self.unsettled:
             self.pending_session = None
             return
+        for n in sorted(self.earmarks):  # the earmarked funds pay this session's debits
+            self._unearmark(n)
         short = {n: -p - self.hvps.available_fen(n) for n, p in pos.items()
                  if p < 0 and self.hvps.available_fen(n) < -p}
         if short:
+            self._re_earmark(now_us)
             self.pending_session = key
             status = "waiting: " + ", ".join(f"{n} short {format_fen(v)}"
                                              for n, v in sorted(short.items()))
@@ -404,7 +455,7 @@ class NetSystem:
         transfers: list[tuple[int, int, int]] = []
         acc = self.engine.registry.id
         for n in sorted(pos):  # draw credit where the balance alone is short
-            need = -pos[n] - self.hvps._balance(n)
+            need = -pos[n] - self.hvps._free(n)
             if need > 0:
                 transfers += self.hvps._draw(n, need)
         clearing = acc(PBOC, f"{self.key}_clearing")
@@ -438,6 +489,17 @@ class NetSystem:
         self.pending_session = None
         for n in sorted(pos):
             self.hvps._repay(n)
+        self._re_earmark(now_us)
+
+    def _re_earmark(self, now_us: int) -> None:
+        """Earmark the caps again after a session; a participant that can no longer fund
+        its whole cap gets the cap its free funds allow (and is told)."""
+        for n in sorted(self.earmark_backed):
+            amount = min(self.caps[n], max(0, self.hvps._free(n)))
+            if amount < self.caps[n]:
+                self.caps[n] = max(amount, -self.positions[n])
+                self._notice(now_us, n, "", "cap_reduced", format_fen(self.caps[n]))
+            self._earmark(n, amount)
 
     # ------------------------------------------------------------------ notices and state
 
@@ -454,6 +516,8 @@ class NetSystem:
             "pending_session": self.pending_session, "unsettled": self.unsettled,
             "arrivals": self.arrivals, "notices": self.notices, "in_transit": self.in_transit,
             "in_transit_fen": self.in_transit_fen,
+            "earmark_backed": sorted(self.earmark_backed),
+            "earmarks": {k: list(v) for k, v in sorted(self.earmarks.items())},
         }
 
     def load_json(self, doc: dict[str, Any]) -> None:
@@ -475,6 +539,8 @@ class NetSystem:
                         for a, p, r, e, d in doc["notices"]]
         self.in_transit = [(int(a), int(b)) for a, b in doc["in_transit"]]
         self.in_transit_fen = int(doc["in_transit_fen"])
+        self.earmark_backed = set(doc["earmark_backed"])
+        self.earmarks = {k: (int(v[0]), int(v[1])) for k, v in doc["earmarks"].items()}
 
 
 def _local_date(at_us: int) -> dt.date:

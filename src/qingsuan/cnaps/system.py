@@ -93,7 +93,8 @@ class Cnaps:
             return self.net[doc["system"]].cancel(doc["ref"], doc["by"], timestamp_us)
         if kind == "cnaps.net_cap":
             return self.net[doc["system"]].set_cap(doc["participant"], int(doc["cap_fen"]),
-                                                   timestamp_us)
+                                                   timestamp_us,
+                                                   doc.get("backing", "collateral"))
         if kind == "cnaps.net_return":
             return self.net[doc["system"]].return_item(
                 doc["ref"], (doc["code"], doc["message"]), timestamp_us)
@@ -249,9 +250,12 @@ class Cnaps:
                                            {"system": system, "ref": ref, "by": by})
         return result
 
-    def set_cap(self, system: str, participant: str, cap_fen: int) -> NetOutcome:
+    def set_cap(self, system: str, participant: str, cap_fen: int,
+                backing: str = "collateral") -> NetOutcome:
+        """The net debit cap, backed by "collateral" or by "earmark"ed funds (圈存)."""
         result: NetOutcome = self._command("cnaps.net_cap", {
-            "system": system, "participant": participant, "cap_fen": cap_fen})
+            "system": system, "participant": participant, "cap_fen": cap_fen,
+            "backing": backing})
         return result
 
     def return_net(self, system: str, ref: str, code: str, message: str) -> NetOutcome:

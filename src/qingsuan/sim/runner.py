@@ -152,8 +152,11 @@ class Runner:
         for p in sc.participants:
             if p.collateral_fen:
                 self.cnaps.pledge(p.name, p.collateral_fen)
-            for system, cap in sorted(p.caps_fen.items()):
-                assert self.cnaps.set_cap(system.upper(), p.name, cap).ok
+            for key, cap in sorted(p.caps_fen.items()):
+                system, _, backing = key.partition("_")
+                outcome = self.cnaps.set_cap(system.upper(), p.name, cap,
+                                             "earmark" if backing else "collateral")
+                assert outcome.ok, (p.name, key, outcome)
         if sc.customers:
             self.cnaps.register_accounts([
                 SimAccount(c.bank, c.account, c.name, f"{c.bank}:customer:{c.id}")

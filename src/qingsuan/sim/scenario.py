@@ -389,7 +389,7 @@ def _participants(ck: _Checker, top: LDict) -> list[Participant]:
         doc = ck.mapping(raw, line, "a participant")
         if doc is None or not ck.keys(doc, "participant", ("name", "code"),
                                       ("kind", "settlement_balance", "collateral", "beps_cap",
-                                       "ibps_cap")):
+                                       "ibps_cap", "beps_earmark", "ibps_earmark")):
             continue
         name = ck.text(doc, "name", "participant", _NAME_RE,
                        " (a letter, then letters, digits, _ or -; at most 32)")
@@ -409,6 +409,14 @@ def _participants(ck: _Checker, top: LDict) -> list[Participant]:
         collateral = ck.amount(doc, "collateral", f"participant {name}")
         caps = {sysname: ck.amount(doc, f"{sysname}_cap", f"participant {name}", default=None)
                 for sysname in ("beps", "ibps") if f"{sysname}_cap" in doc}
+        for sysname in ("beps", "ibps"):
+            if f"{sysname}_earmark" in doc:
+                if f"{sysname}_cap" in doc:
+                    ck.add(doc.line_of(f"{sysname}_earmark"),
+                           f"participant {name}: give {sysname}_cap (collateral-backed) or "
+                           f"{sysname}_earmark (backed by earmarked funds), not both")
+                caps[f"{sysname}_earmark"] = ck.amount(doc, f"{sysname}_earmark",
+                                                       f"participant {name}", default=None)
         if name in names:
             ck.add(line, f"participant {name!r} is listed twice")
         if code in codes:
