@@ -154,9 +154,9 @@ class Runner:
                 self.cnaps.pledge(p.name, p.collateral_fen)
             for key, cap in sorted(p.caps_fen.items()):
                 system, _, backing = key.partition("_")
-                outcome = self.cnaps.set_cap(system.upper(), p.name, cap,
-                                             "earmark" if backing else "collateral")
-                assert outcome.ok, (p.name, key, outcome)
+                capped = self.cnaps.set_cap(system.upper(), p.name, cap,
+                                            "earmark" if backing else "collateral")
+                assert capped.ok, (p.name, key, capped)
         if sc.customers:
             self.cnaps.register_accounts([
                 SimAccount(c.bank, c.account, c.name, f"{c.bank}:customer:{c.id}")
