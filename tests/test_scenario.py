@@ -470,3 +470,16 @@ def test_year_missing_from_calendar_is_an_error_unless_fallback() -> None:
     fallback = text.replace("participants:", "params: {calendar.missing_year: weekends}\n"
                                               "participants:")
     assert parse_scenario(fallback, "far.yaml").params["calendar.missing_year"] == "weekends"
+
+
+def test_earmark_beyond_the_settlement_balance_is_invalid() -> None:
+    text = (
+        "name: e\nstart: 2026-11-25T08:00\nrun_until: 2026-11-25T18:00\n"
+        "participants:\n"
+        "  - {name: ICBC, code: \"102100099996\", settlement_balance: \"10.00\","
+        " beps_earmark: \"6.00\", ibps_earmark: \"5.00\"}\n"
+    )
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "e.yaml")
+    (problem,) = info.value.problems
+    assert problem.line == 5 and "11.00 > 10.00" in problem.message

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from qingsuan.clock import from_datetime
-from qingsuan.money import AmountError, parse_amount
+from qingsuan.money import AmountError, format_fen, parse_amount
 from qingsuan.params import ParamError, Params, parse_value
 from qingsuan.sim.yamlloc import LDict, LList, YamlError, load
 
@@ -417,6 +417,10 @@ def _participants(ck: _Checker, top: LDict) -> list[Participant]:
                            f"{sysname}_earmark (backed by earmarked funds), not both")
                 caps[f"{sysname}_earmark"] = ck.amount(doc, f"{sysname}_earmark",
                                                        f"participant {name}", default=None)
+        earmarked = sum(v or 0 for k, v in caps.items() if k.endswith("_earmark"))
+        if balance is not None and earmarked > balance:
+            ck.add(line, f"participant {name}: earmarks total more than its settlement balance "
+                         f"({format_fen(earmarked)} > {format_fen(balance)})")
         if name in names:
             ck.add(line, f"participant {name!r} is listed twice")
         if code in codes:
