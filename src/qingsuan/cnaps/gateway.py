@@ -12,7 +12,7 @@ changes nothing. A participant acts only for itself and sees only its own accoun
 from __future__ import annotations
 
 import datetime as dt
-from typing import Final
+from typing import Any, Final
 
 from qingsuan.clock import to_beijing
 from qingsuan.cnaps.hvps import HvpsStatus, Priority
@@ -105,17 +105,27 @@ class CnapsGateway:
             status=status, reason_code=code, additional_info=info)  # type: ignore[arg-type]
             for item, status, code, info in results])
 
+    def _agents(self, participant: str, own_code: str, own_role: str, other_code: str,
+                other_role: str, rule: str) -> tuple[Any, ...]:
+        """(own agent, other agent) of a message, or the pacs.002 rejection when the sender
+        is not the agent it must be, or the other agent is not a participant."""
+        dirx = self.cnaps.directory
+        own, other = dirx.by_code(own_code), dirx.by_code(other_code)
+        if own is None or dirx.settling(own.name) != dirx.settling(participant):
+            return ("RJCT", "RC01", f"{own_role} agent {own_code} is not {participant} ({rule})")
+        if other is None:
+            return ("RJCT", "RC01", f"{other_role} agent {other_code} is not a CNAPS "
+                                    "participant")
+        return (own, other)
+
     def _one_transfer(self, item: CreditTransfer, participant: str
                       ) -> tuple[str, str | None, str | None]:
-        dirx = self.cnaps.directory
-        sender = dirx.by_code(item.debtor_agent_code)
-        receiver = dirx.by_code(item.creditor_agent_code)
-        if sender is None or dirx.settling(sender.name) != dirx.settling(participant):
-            return ("RJCT", "RC01", f"debtor agent {item.debtor_agent_code} is not "
-                                    f"{participant} (a participant sends only its own payments)")
-        if receiver is None:
-            return ("RJCT", "RC01", f"creditor agent {item.creditor_agent_code} is not a "
-                                    "CNAPS participant")
+        agents = self._agents(participant, item.debtor_agent_code, "debtor",
+                              item.creditor_agent_code, "creditor",
+                              "a participant sends only its own payments")
+        if isinstance(agents[0], str):
+            return agents  # type: ignore[return-value]
+        sender, receiver = agents
         ref = self._ref(sender.name, item.msg_id, item.tx_id)
         if item.system != "HVPS":
             if item.kind != "customer":
@@ -167,15 +177,12 @@ class CnapsGateway:
                    ) -> tuple[str, str | None, str | None]:
         """pacs.003 (beps.127 ordinary debit): sent by the payee's bank; the payer's bank
         answers with its receipt (simulated) and, if it accepts, the item nets."""
-        dirx = self.cnaps.directory
-        payee_bank = dirx.by_code(item.creditor_agent_code)
-        payer_bank = dirx.by_code(item.debtor_agent_code)
-        if payee_bank is None or dirx.settling(payee_bank.name) != dirx.settling(participant):
-            return ("RJCT", "RC01", f"creditor agent {item.creditor_agent_code} is not "
-                                    f"{participant} (a debit is sent by the payee's bank)")
-        if payer_bank is None:
-            return ("RJCT", "RC01", f"debtor agent {item.debtor_agent_code} is not a "
-                                    "CNAPS participant")
+        agents = self._agents(participant, item.creditor_agent_code, "creditor",
+                              item.debtor_agent_code, "debtor",
+                              "a debit is sent by the payee's bank")
+        if isinstance(agents[0], str):
+            return agents  # type: ignore[return-value]
+        payee_bank, payer_bank = agents
         if item.system != "BEPS":
             return ("RJCT", "NARR", "debits travel in BEPS")
         kind = "periodic_debit" if item.mandate_id else "ordinary_debit"
