@@ -124,7 +124,7 @@ class CnapsGateway:
                               item.creditor_agent_code, "creditor",
                               "a participant sends only its own payments")
         if isinstance(agents[0], str):
-            return agents  # type: ignore[return-value]
+            return agents
         sender, receiver = agents
         ref = self._ref(sender.name, item.msg_id, item.tx_id)
         if item.system != "HVPS":
@@ -181,7 +181,7 @@ class CnapsGateway:
                               item.debtor_agent_code, "debtor",
                               "a debit is sent by the payee's bank")
         if isinstance(agents[0], str):
-            return agents  # type: ignore[return-value]
+            return agents
         payee_bank, payer_bank = agents
         if item.system != "BEPS":
             return ("RJCT", "NARR", "debits travel in BEPS")
