@@ -788,3 +788,45 @@ def test_earmarked_cap_is_out_of_hvps_reach_and_pays_the_session() -> None:
     assert cn.hvps.available_fen("ICBC") == 0
     assert cn.hvps.payments["h1"].status.value == "queued"
     engine.ledger.check_invariants()
+
+
+def test_simulation_batch_nets_like_single_items_and_settles_in_the_session() -> None:
+    """cnaps.net_batch (simulation mode) moves the positions as the per-item path does,
+    and the next session settles them in central-bank money."""
+    import numpy as np
+
+    from qingsuan.clock import VirtualClock, parse_time
+    from qingsuan.cnaps.netting import ACCEPTED, REJECTED
+    from qingsuan.cnaps.system import Cnaps
+    from qingsuan.engine import Engine
+    from qingsuan.ledger import Transfer
+
+    clock = VirtualClock(parse_time("2026-11-25T10:00"))
+    cn = Cnaps()
+    engine = Engine.open("memory:", clock, systems=[cn])
+    names = ["ICBC", "CCB", "BOC"]
+    for name, code in zip(names, ("102100099996", "105100000017", "104100000004"),
+                          strict=True):
+        cn.join(name, code)
+    reg = engine.registry
+    for i, name in enumerate(names):
+        engine.submit_transfers([
+            Transfer(2 * i + 1, reg.id("PBOC", "issued"), reg.id("PBOC", f"settlement:{name}"),
+                     1_000_000),
+            Transfer(2 * i + 2, reg.id(name, "reserve_at_pboc"), reg.id(name, "hvps_incoming"),
+                     1_000_000)])
+    for name in names:
+        cn.set_cap("IBPS", name, 500)
+    sender = np.array([0, 0, 1, 2, 0])
+    receiver = np.array([1, 2, 0, 0, 1])
+    amount = np.array([300, 300, 100, 50, 100])
+    out = cn.net_batch("IBPS", names, sender, receiver, amount)
+    # ICBC: -300, then -600 would pass its cap of 500: rejected; +100, +50, then -100
+    assert out.status.tolist() == [ACCEPTED, REJECTED, ACCEPTED, ACCEPTED, ACCEPTED]
+    assert cn.ibps.positions == {"ICBC": -250, "CCB": 300, "BOC": -50}
+    assert cn.ibps.metrics["ICBC"].rejections == {"AM14": 1}
+    clock.advance_to(parse_time("2026-11-25T11:00"))
+    engine.tick()
+    assert [cn.hvps._balance(x) for x in names] == [999_750, 1_000_300, 999_950]
+    assert cn.ibps.positions == {"ICBC": 0, "CCB": 0, "BOC": 0}
+    engine.ledger.check_invariants()
