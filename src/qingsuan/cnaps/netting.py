@@ -34,6 +34,10 @@ by item (tests compare them) without visiting most items in Python:
    ints, whose cost does not depend on how many items fail; once failures are rare again the
    vector path resumes. Both share the same state between chunks.
 
+This replaces the ledger's "exact window after a failure": with the proof kept per
+participant, a failure costs a few microseconds of repair, not a re-proof of the rest of the
+batch, so there is no window to size; the adaptive choice is made per chunk instead.
+
 Positions are int64 fen throughout (no float weights: ``np.bincount`` with weights sums in
 float64). ``_check_bounds`` proves before anything runs that no running sum can leave int64.
 
@@ -63,14 +67,17 @@ QUEUED: Final = 0    # BEPS: waiting in its sender's queue at the end of the bat
 ACCEPTED: Final = 1  # netted (on arrival, or released from the queue later in the batch)
 REJECTED: Final = 2  # IBPS: would have passed the cap; changed nothing
 
-#: Items per vector chunk: big enough to amortise the numpy calls, small enough for cache
-#: and bounded memory (about 50 bytes per item of scratch).
+#: Items per vector chunk: big enough to amortise the numpy calls, small enough for the
+#: cache and for bounded memory (about 150 bytes of scratch per item of the chunk).
+#: Measured on the benchmark's workload: 2^16 and 2^20 were both slower.
 CHUNK: Final = 1 << 18
 #: Below this many items a batch runs as a plain loop: numpy's fixed costs would dominate.
 _SMALL: Final = 4096
-#: Above this share of items handled in Python, a vector chunk costs more than a plain loop
-#: (measured: ~10 µs per repaired item against ~0.4 µs per plain-loop item).
-_VECTOR_MAX_SHARE: Final = 0.03
+#: Above this share of items walked in Python, a vector chunk costs more than the plain
+#: loop. Measured (2 cores): the vector path ~0.075 µs an item plus ~6 µs (BEPS) / ~9 µs
+#: (IBPS: two searches per rejection) per walked item; the plain loop ~0.5 µs (BEPS) /
+#: ~0.23 µs (IBPS) an item. Break-even ~7.5% and ~1.8%.
+_VECTOR_MAX_SHARE: Final = {"beps": 0.06, "ibps": 0.02}
 #: Block size of the block-minimum index used to search a participant's next breach.
 _BLOCK: Final = 128
 #: Every running sum stays below this magnitude (checked before anything runs).
@@ -272,22 +279,34 @@ def net_items(position: npt.ArrayLike, cap: npt.ArrayLike, sender: npt.ArrayLike
 def _net(position: npt.ArrayLike, cap: npt.ArrayLike, sender: npt.ArrayLike,
          receiver: npt.ArrayLike, amount: npt.ArrayLike, *, mode: Mode,
          start_queued: npt.ArrayLike | None = None, engine: Engine = "auto",
-         chunk: int = CHUNK) -> NettingResult:
-    """``net_items`` with the chunking under control (tests force each engine and small
-    chunks, so that every path and every chunk boundary is compared with the reference)."""
+         chunk: int = CHUNK, small: int = _SMALL) -> NettingResult:
+    """``net_items`` with the chunking under control (tests force each engine, small chunks
+    and ``small=0``, so that every path, every switch between them and every chunk boundary
+    is compared with the reference)."""
     inp = _validate(position, cap, sender, receiver, amount, mode, start_queued)
     if chunk <= 0:
         raise ValueError("chunk must be positive")
     netter = _Netter(inp, mode)
     netter.opening()
     n = len(inp.sender)
-    use_vector = engine == "vector" or (engine == "auto" and n - inp.carried >= _SMALL)
+    share = _VECTOR_MAX_SHARE[mode]
+    use_vector = engine == "vector" or (engine == "auto" and n - inp.carried >= small)
     lo = inp.carried
     while lo < n:
         hi = min(n, lo + chunk)
-        handled = netter.vector(lo, hi) if use_vector else netter.scalar(lo, hi)
+        if use_vector:
+            # auto: a vector chunk that has walked its share gives up there (it already cost
+            # about what the plain loop costs for the whole chunk) and the loop takes the rest
+            budget = _NEVER if engine == "vector" else max(1, int((hi - lo) * share))
+            stop, handled = netter.vector(lo, hi, budget)
+            if stop < hi:
+                handled += netter.scalar(stop, hi)
+        else:
+            handled = netter.scalar(lo, hi)
         if engine == "auto":
-            use_vector = handled <= (hi - lo) * _VECTOR_MAX_SHARE and n - hi >= _SMALL
+            # the last chunk's share predicts the next one's: failures cluster in time (a
+            # participant near its cap stays near it for a while)
+            use_vector = handled <= (hi - lo) * share and n - hi >= small
         lo = hi
     return netter.result()
 
@@ -437,9 +456,10 @@ class _Netter:
 
     # -- vector path ----------------------------------------------------------------------
 
-    def vector(self, lo: int, hi: int) -> int:
-        """Items lo..hi-1: prove per participant, repair locally (module docstring).
-        Returns how many items were handled in Python."""
+    def vector(self, lo: int, hi: int, budget: int) -> tuple[int, int]:
+        """Items lo..hi-1: prove per participant, repair locally (module docstring). Walks at
+        most ``budget`` items in Python: returns where it stopped (hi if it did not) and how
+        many items it walked."""
         inp = self.inp
         m = hi - lo
         p_count = self.participants
@@ -484,27 +504,39 @@ class _Netter:
         releases: list[tuple[int, int, int, int, int]] = []  # (time, item, x, y, amount)
         corr = [0] * p_count
         handled = 0
+        stop = m
         inv: I64 | None = None
         if len(live):
             # where item k's debit (2k) and credit (2k+1) events went in the sort
             inv = np.empty(2 * m, np.int64)
             inv[perm] = np.arange(2 * m, dtype=np.int64)
             heap = list(zip(ev_item[nxt_pos[live]].tolist(), live.tolist(), strict=True))
-            handled = self._repair(lo, m, heap, ev_item, inv, run, check, gs, ge, nbpos, thr0,
-                                   pos0, corr, failed, releases)
+            handled, stop = self._repair(lo, m, heap, ev_item, inv, run, check, gs, ge, nbpos,
+                                         thr0, pos0, corr, failed, releases, budget)
         del check, nbpos, nxt_pos
-        self._finish_vector(lo, m, ev_p, ev_item, delta, counts, ge, run, pos0, corr, failed,
-                            releases, inv)
-        return handled
+        if stop < m:
+            # gave up before item `stop`: keep the events of the items before it (each
+            # participant's running movement over them is unchanged, a prefix of its own)
+            keep = ev_item < stop
+            assert inv is not None
+            inv = (np.cumsum(keep) - 1)[inv[: 2 * stop]]
+            ev_p, ev_item, delta, run = ev_p[keep], ev_item[keep], delta[keep], run[keep]
+            counts = np.bincount(ev_p, minlength=p_count).astype(np.int64)
+            ge = np.cumsum(counts)
+        self._finish_vector(lo, stop, ev_p, ev_item, delta, counts, ge, run, pos0, corr,
+                            failed, releases, inv)
+        return lo + stop, handled
 
     def _repair(self, lo: int, m: int, heap: list[tuple[int, int]], ev_item: I64, inv: I64,
                 run: I64, check: I64, gs_a: I64, ge_a: I64, nbpos_a: I64, thr0_a: I64,
                 pos0_a: I64, corr: list[int], failed: list[int],
-                releases: list[tuple[int, int, int, int, int]]) -> int:
+                releases: list[tuple[int, int, int, int, int]], budget: int
+                ) -> tuple[int, int]:
         """Walk the interesting items (a breach, or an event of a participant with a queue)
         in arrival order; the items between them net as computed. A participant's position
         is pos0 + run + corr, ``corr`` being what the repairs so far changed for it. Returns
-        how many items were walked."""
+        how many items were walked, and the item it stopped before (m if it did not) once
+        ``budget`` items were walked."""
         inp = self.inp
         beps = self.beps
         queues = self.queues
@@ -542,6 +574,8 @@ class _Netter:
             t, p = pop(heap)
             if nxt[p] != t:
                 continue  # superseded by a later repair
+            if walked >= budget:
+                return walked, t
             walked += 1
             s = snd_at(t)
             r = rcv_at(t)
@@ -560,9 +594,9 @@ class _Netter:
                 corr[r] -= a
                 if queues[r]:
                     gp[r] = er + 1
-                else:  # a higher threshold: its old breach still breaches, one may come first
-                    nbpos[r] = first_below(er + 1, min(nbpos[r] + 1, ge[r]),
-                                           thr0[r] - corr[r])
+                else:  # a higher threshold: its old breach still breaches, or one before
+                    # it does (first_below answers the range's end, the old one, if none)
+                    nbpos[r] = first_below(er + 1, nbpos[r], thr0[r] - corr[r])
                 refresh(s)
                 refresh(r)
                 continue
@@ -602,7 +636,7 @@ class _Netter:
                         work.append(y)
             for x in touched:
                 refresh(x)
-        return walked
+        return walked, m
 
     def _finish_vector(self, lo: int, m: int, ev_p: I64, ev_item: I64, delta: I64,
                        counts: I64, ge: I64, run: I64, pos0: I64, corr: list[int],
