@@ -25,6 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_ledger.py
 	$(BIN)/python bench/bench_hvps.py --liquidity 0.1
 	$(BIN)/python bench/bench_gridlock.py
+	$(BIN)/python bench/bench_netting.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
