@@ -184,3 +184,53 @@ def test_pacs004_returns_a_netted_beps_credit() -> None:
     assert parse_pacs002(gw.receive(back(20_000), "CCB"))[0].status == "ACSP"
     assert cn.beps.positions == {"ICBC": 0, "CCB": 0}
     assert cn.beps.items["ICBC/NB1/B1/return"].original == "ICBC/NB1/B1"
+
+
+def test_a_beps_message_is_a_package_with_a_size_limit() -> None:
+    from qingsuan.cnaps.netsys import SimAccount
+
+    engine, cn, gw, _ = _world()
+    cn.register_accounts([SimAccount("CCB", "6217000010000000029", "Bob Zhang", None)])
+    engine.set_params({"beps.package_max_items": "2"})
+
+    def item(tx: str, creditor: str = CCB) -> CreditTransfer:
+        return CreditTransfer(
+            msg_id="PKG1", created_at=dt.datetime(2026, 11, 25, 9, 0, tzinfo=BEIJING),
+            end_to_end_id=tx, tx_id=tx, system="BEPS", kind="customer", priority="normal",
+            amount_fen=1_000, settlement_date=dt.date(2026, 11, 25), debtor_agent_code=ICBC,
+            creditor_agent_code=creditor, debtor_name="Alice Wang",
+            debtor_account="6222020200000000014", creditor_name="Bob Zhang",
+            creditor_account="6217000010000000029")
+
+    too_many = parse_pacs002(gw.receive(build_pacs008([item("a"), item("b"), item("c")]),
+                                        "ICBC"))
+    assert [r.status for r in too_many] == ["RJCT"] and "at most 2" in (
+        too_many[0].additional_info or "")
+    mixed = parse_pacs002(gw.receive(build_pacs008([item("a"), item("b", ICBC)]), "ICBC"))
+    assert mixed[0].status == "RJCT"
+    assert cn.beps.positions["ICBC"] == 0  # refused whole: nothing netted
+    ok = parse_pacs002(gw.receive(build_pacs008([item("a"), item("b")]), "ICBC"))
+    assert [r.status for r in ok] == ["ACSP", "ACSP"]
+    assert cn.beps.positions == {"ICBC": -2_000, "CCB": 2_000}
+
+
+def test_balance_inquiry_needs_the_holders_consent() -> None:
+    from qingsuan.cnaps.netsys import SimAccount
+    from qingsuan.engine import AccountSpec
+    from qingsuan.ledger import AccountFlags, NormalSide
+
+    engine, cn, _, _ = _world()
+    engine.open_named([AccountSpec("CCB", "customer:bob", NormalSide.CREDIT,
+                                   AccountFlags.MUST_NOT_OVERDRAW),
+                       AccountSpec("CCB", "other_assets", NormalSide.DEBIT)])
+    reg = engine.registry
+    engine.submit_transfers([Transfer(50, reg.id("CCB", "other_assets"),
+                                      reg.id("CCB", "customer:bob"), 12_345)])
+    cn.register_accounts([SimAccount("CCB", "6217000010000000029", "Bob Zhang",
+                                     "CCB:customer:bob")])
+    refused = cn.balance_inquiry("ICBC", "CCB", "6217000010000000029")
+    assert refused["answered"] is False and refused["reason"] == "AG01"
+    cn.balance_consent("CCB", "6217000010000000029", "ICBC")
+    answer = cn.balance_inquiry("ICBC", "CCB", "6217000010000000029")
+    assert answer == {"answered": True, "balance_fen": 12_345, "available_fen": 12_345}
+    assert cn.balance_inquiry("BOC", "CCB", "6217000010000000029")["answered"] is False

@@ -22,6 +22,7 @@ DEFAULTS_WRITTEN = {
     "ibps.sim_accept_ratio": "1",
     "ibps.default_cap": "10000000.00",
     "ibps.sessions": "09:00,11:00,13:00,15:00,16:30",
+    "beps.package_max_items": "1000",
     "beps.default_cap": "10000000.00",
     "beps.sessions": "09:00,11:00,13:00,15:00,16:30",
     "calendar.name": "cn",

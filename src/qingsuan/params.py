@@ -97,6 +97,8 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
               "IBPS net debit cap (净借记限额) of a participant unless set"),
     ParamSpec("ibps.sessions", ParamKind.TIMES, "09:00,11:00,13:00,15:00,16:30",
               "IBPS settlement sessions in HVPS (on HVPS business days, while it is open)"),
+    ParamSpec("beps.package_max_items", ParamKind.INT, "1000",
+              "most items in one BEPS package (one sender, one receiving bank)", minimum=1),
     ParamSpec("beps.default_cap", ParamKind.AMOUNT, "10000000.00",
               "BEPS net debit cap of a participant unless set"),
     ParamSpec("beps.sessions", ParamKind.TIMES, "09:00,11:00,13:00,15:00,16:30",

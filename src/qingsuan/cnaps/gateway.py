@@ -92,6 +92,9 @@ class CnapsGateway:
 
     def _credit_transfers(self, inbound: InboundMessage, participant: str) -> bytes:
         results: list[tuple[CreditTransfer | DirectDebit, str, str | None, str | None]] = []
+        package = self._package_problem(inbound)
+        if package is not None:
+            return self._reject_all(inbound, *package)
         for item in inbound.items:
             if isinstance(item, DirectDebit):
                 results.append((item, *self._one_debit(item, participant)))
@@ -104,6 +107,22 @@ class CnapsGateway:
             original_message_type=inbound.message_type, original_tx_id=item.tx_id,
             status=status, reason_code=code, additional_info=info)  # type: ignore[arg-type]
             for item, status, code, info in results])
+
+    def _package_problem(self, inbound: InboundMessage) -> tuple[str, str] | None:
+        """A BEPS message is a package (包): one sender, one receiving bank, at most
+        ``beps.package_max_items`` items. A package that breaks this is refused whole."""
+        beps = [i for i in inbound.items
+                if isinstance(i, CreditTransfer | DirectDebit) and i.system == "BEPS"]
+        if not beps:
+            return None
+        limit = int(self._engine.params["beps.package_max_items"])
+        if len(beps) > limit:
+            return ("NARR", f"a BEPS package holds at most {limit} items "
+                            f"(this one {len(beps)})")
+        pairs = {(i.debtor_agent_code, i.creditor_agent_code) for i in beps}
+        if len(pairs) > 1 or len(beps) != len(inbound.items):
+            return ("NARR", "a BEPS package goes from one bank to one bank, BEPS items only")
+        return None
 
     def _agents(self, participant: str, own_code: str, own_role: str, other_code: str,
                 other_role: str, rule: str) -> tuple[Any, ...]:

@@ -49,6 +49,8 @@ class Cnaps:
         #: what the simulated participants know (BEPS receipts, IBPS confirmations, inquiries)
         self.accounts: dict[tuple[str, str], SimAccount] = {}
         self.agreements: set[tuple[str, str]] = set()
+        #: (bank, account, asking participant): the holder lets the asker see its balance
+        self.consents: set[tuple[str, str, str]] = set()
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -111,6 +113,9 @@ class Cnaps:
             return Outcome(True, "registered")
         if kind == "cnaps.debit_agreement":
             self.agreements.add((doc["payer"], doc["payee"]))
+            return Outcome(True, "registered")
+        if kind == "cnaps.balance_consent":
+            self.consents.add((doc["bank"], doc["account"], doc["asker"]))
             return Outcome(True, "registered")
         if kind == "cnaps.status":
             self.directory.set_status(doc["participant"], ParticipantStatus(doc["status"]))
@@ -246,7 +251,8 @@ class Cnaps:
             "net": {k: v.to_json() for k, v in sorted(self.net.items())},
             "accounts": [[a.bank, a.number, a.name, a.ledger_name, a.closed]
                          for _, a in sorted(self.accounts.items())],
-            "agreements": sorted(self.agreements)})
+            "agreements": sorted(self.agreements),
+            "consents": sorted(self.consents)})
 
     def load_state(self, state: bytes) -> None:
         doc = json.loads(state)
@@ -256,6 +262,8 @@ class Cnaps:
             self.accounts[(bank, number)] = SimAccount(bank, number, name, ledger_name, closed)
         self.agreements.clear()
         self.agreements.update((a, b) for a, b in doc["agreements"])
+        self.consents.clear()
+        self.consents.update((a, b, c) for a, b, c in doc.get("consents", []))
         assert self.engine is not None
         self._make(self.engine)
         self.hvps.load_json(doc["hvps"])
@@ -336,6 +344,30 @@ class Cnaps:
         result: Outcome = self._command("cnaps.debit_agreement",
                                         {"payer": payer_account, "payee": payee_account})
         return result
+
+    def balance_consent(self, bank: str, account: str, asker: str) -> Outcome:
+        """The account holder lets ``asker`` (another participant) see its balance."""
+        result: Outcome = self._command("cnaps.balance_consent",
+                                        {"bank": bank, "account": account, "asker": asker})
+        return result
+
+    def balance_inquiry(self, asker: str, bank: str, number: str) -> dict[str, Any]:
+        """IBPS cross-bank balance inquiry: answered only with the holder's consent on file
+        (a query: nothing logged)."""
+        account = self.accounts.get((bank, number))
+        if account is None:
+            return {"answered": False, "reason": Reason.AC01.code}
+        if (bank, number, asker) not in self.consents:
+            return {"answered": False, "reason": Reason.AG01.code,
+                    "message": "no consent of the account holder on file"}
+        if account.ledger_name is None:
+            return {"answered": False, "reason": Reason.NARR.code,
+                    "message": "the bank's books are not in this world"}
+        assert self.engine is not None
+        book, name = account.ledger_name.split(":", 1)
+        balance = self.engine.ledger.balance(self.engine.registry.id(book, name))
+        return {"answered": True, "balance_fen": balance.posted_fen,
+                "available_fen": balance.available_fen}
 
     def account_inquiry(self, bank: str, number: str, name: str | None) -> dict[str, Any]:
         """IBPS account inquiry: does the account exist at that bank, does the name match.
