@@ -6,6 +6,13 @@ import os
 import re
 
 import pytest
+from hypothesis import settings
+
+# CI runs the property tests derandomised (the same examples every run, no example
+# database): a red CI then always means a reproducible failure. Locally they explore anew.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 DEFAULT_PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 

@@ -276,12 +276,36 @@ def test_known_but_unavailable_event_kind() -> None:
     assert "not available in this release" in p.message
 
 
-def test_interbank_transfer_needs_cnaps() -> None:
+def test_interbank_transfer_is_valid_and_routed() -> None:
     text = edit("    to: alice\n", "    to: bob\n")
-    p = only_problem(text)
-    assert p.line == line_of(text, "to: bob")
-    assert "CNAPS" in p.message
-    assert "ICBC" in p.message and "CCB" in p.message
+    scenario = parse_scenario(text, "x.yaml")
+    assert any(e.do == "transfer" for e in scenario.events)
+
+
+def test_story_7_channel_routing_at_the_boundaries() -> None:
+    path = Path(str(resources.files("qingsuan") / "scenarios" / "channels.yaml"))
+    out = run_scenario(load_scenario(path), store="memory:")
+    p = out["payments"]
+    assert {k: (v["system"], v["status"]) for k, v in p.items()} == {
+        "in-house": ("BOOK", "credited"),
+        "beps-just-below": ("BEPS", "settled"),
+        "beps-at-limit": ("BEPS", "settled"),
+        "hvps-above": ("HVPS", "credited"),
+        "counter-urgent": ("HVPS", "credited"),
+        "mobile-urgent": ("IBPS", "settled"),
+        "mobile-urgent-too-big": ("IBPS", "rejected"),
+        "saturday-big": ("HVPS", "credited"),
+    }
+    refused = p["mobile-urgent-too-big"]["reason"]
+    assert refused["code"] == "AM02" and "50000.00" in refused["message"]
+    held = p["saturday-big"]
+    assert held["held_until"] == "2026-11-29T20:30:00+08:00"
+    assert [h["at"][:16] for h in held["history"]] == [
+        "2026-11-28T10:00", "2026-11-29T20:30", "2026-11-29T20:30"]
+    assert out["balances"]["customers"] == {"alice": "659900.00", "carol": "60000.00",
+                                            "bob": "280100.00"}
+    assert out["balances"]["settlement"] == {"ICBC": "4719900.00", "CCB": "5280100.00"}
+    assert all(out["checks"].values())
 
 
 def test_transfer_from_unknown_customer() -> None:

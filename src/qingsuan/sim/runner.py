@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from qingsuan.clock import Scheduler, Timer, VirtualClock, format_time
+from qingsuan.banks.routing import Route, route_transfer
+from qingsuan.calendar import HvpsPhase
+from qingsuan.clock import Scheduler, Timer, VirtualClock, format_time, from_datetime
+from qingsuan.cnaps.hvps import _naive
 from qingsuan.cnaps.hvps import Notice, Priority
 from qingsuan.cnaps.netsys import SimAccount
 from qingsuan.cnaps.participants import ParticipantKind
@@ -50,17 +53,22 @@ class PaymentRecord:
     response_code: str | None = None
     reason: dict[str, str] | None = None
     history: list[tuple[int, str]] = field(default_factory=list)
+    #: a payment the bank holds until HVPS opens: when it will be sent
+    held_until: str | None = None
 
     def move(self, at_us: int, status: str) -> None:
         self.status = status
         self.history.append((at_us, status))
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "kind": self.kind, "system": self.system, "status": self.status,
             "response_code": self.response_code, "reason": self.reason,
             "history": [{"at": format_time(at), "status": s} for at, s in self.history],
         }
+        if self.held_until is not None:
+            doc["held_until"] = self.held_until
+        return doc
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +112,8 @@ class Runner:
         #: event id -> (payer kind, payer, payee kind, payee, pending reservation id)
         self._hvps_refs: dict[str, dict[str, Any]] = {}
         self._net_refs: dict[str, dict[str, Any]] = {}
+        #: transfer id -> why the bank routed it as it did (narration)
+        self.routes: dict[str, str] = {}
         self._net_seen: dict[str, int] = {}
         self.payments: dict[str, PaymentRecord] = {}
         self.inquiries: dict[str, Any] = {}
@@ -126,7 +136,8 @@ class Runner:
         specs: list[AccountSpec] = []
         for p in sc.participants:
             specs += [AccountSpec(p.name, "equity", NormalSide.CREDIT),
-                      AccountSpec(p.name, "other_assets", NormalSide.DEBIT)]
+                      AccountSpec(p.name, "other_assets", NormalSide.DEBIT),
+                      AccountSpec(p.name, "fee_income", NormalSide.CREDIT)]
         specs += [AccountSpec(c.bank, f"customer:{c.id}", NormalSide.CREDIT, MNO)
                   for c in sc.customers]
         specs += [AccountSpec(t.bank, f"atm_cash:{t.id}", NormalSide.DEBIT, MNO)
@@ -259,24 +270,26 @@ class Runner:
         payer_kind, payer = f["payer"]
         payee_kind, payee = f["payee"]
         kind = "customer" if payer_kind == "customer" else "institution"
-        record = PaymentRecord(event.do, "HVPS")
+        record = self.payments.get(f["id"]) or PaymentRecord(event.do, "HVPS")
+        record.system = "HVPS"
         self.payments[f["id"]] = record
         sender, receiver = f["sender"], f["receiver"]
         amount = f["amount_fen"]
-        reserve_id = self._next_transfer_id
-        if kind == "customer":
-            hold = self._t(sender, f"customer:{payer}", "hvps_outgoing", amount)
-            hold = Transfer(hold.id, hold.debit_account_id, hold.credit_account_id, amount,
-                            TransferFlags.PENDING)
-        else:
-            hold = self._t(sender, "equity", "hvps_outgoing", amount)
-        code = self.engine.submit_transfers([hold]).results[0]
-        if not code.done:
-            record.move(now, "rejected")
-            record.reason = Reason.AM04.detail(
-                f"insufficient funds: {payer} at {sender} cannot pay {format_fen(amount)}")
-            return
-        record.move(now, "accepted")
+        reserve_id = f.get("reserve_id", self._next_transfer_id)
+        if "reserve_id" not in f:  # (a held payment's funds are reserved already)
+            if kind == "customer":
+                hold = self._t(sender, f"customer:{payer}", "hvps_outgoing", amount)
+                hold = Transfer(hold.id, hold.debit_account_id, hold.credit_account_id, amount,
+                                TransferFlags.PENDING)
+            else:
+                hold = self._t(sender, "equity", "hvps_outgoing", amount)
+            code = self.engine.submit_transfers([hold]).results[0]
+            if not code.done:
+                record.move(now, "rejected")
+                record.reason = Reason.AM04.detail(
+                    f"insufficient funds: {payer} at {sender} cannot pay {format_fen(amount)}")
+                return
+            record.move(now, "accepted")
         self._hvps_refs[f["id"]] = {"kind": kind, "payer": payer, "payee": payee,
                                     "payee_kind": payee_kind, "sender": sender,
                                     "receiver": receiver, "amount": amount,
@@ -394,7 +407,8 @@ class Runner:
         system, kind, amount = f["system"], f["kind"], f["amount_fen"]
         _, sender, payer_account, payer_id = f["payer"]
         _payee_kind, receiver, payee_account, payee_id = f["payee"]
-        record = PaymentRecord(event.do, system)
+        record = self.payments.get(f["id"]) or PaymentRecord(event.do, system)
+        record.system = system
         self.payments[f["id"]] = record
         debit = kind.endswith("_debit")
         ref = {"id": f["id"], "system": system, "sender": sender, "receiver": receiver,
@@ -512,15 +526,100 @@ class Runner:
         self.engine.set_params({event.fields["name"]: event.fields["value"]})
 
     def _do_transfer(self, event: Event) -> None:
-        """An intrabank (行内) transfer: the bank books it at once in its own book."""
+        """A customer's transfer at a channel: the bank routes it (banks/routing.py)."""
         f = event.fields
         payer = self.scenario.customer(f["from_customer"])
+        payee = self.scenario.customer(f["to_customer"])
+        now = self.clock.now_us()
+        phase, _ = self.cnaps.hvps.phase(now)
+        decision = route_transfer(
+            channel=f["channel"], urgent=f["urgent"], same_bank=payer.bank == payee.bank,
+            amount_fen=f["amount_fen"], hvps_open=phase is HvpsPhase.OPEN,
+            beps_limit_fen=self._beps_limit(now),
+            ibps_limit_fen=int(self.params["ibps.item_limit"]))
+        self.routes[f["id"]] = decision.why
+        if decision.route is Route.BOOK:
+            self._book_intrabank(f, payer.bank, payer.id, payee.id)
+            return
+        record = PaymentRecord("transfer", "IBPS" if decision.route is Route.REFUSE
+                               else "HVPS" if decision.route is Route.HOLD
+                               else decision.route.value)
+        self.payments[f["id"]] = record
+        if decision.route is Route.REFUSE:
+            assert decision.refusal is not None
+            record.move(now, "rejected")
+            record.reason = {"code": decision.refusal[0], "message": decision.refusal[1]}
+            return
+        if not self._charge_fee(payer.bank, payer.id, now, record):
+            return
+        if decision.route in (Route.BEPS, Route.IBPS):
+            fields = {"id": f["id"], "system": decision.route.value,
+                      "kind": "ordinary_credit" if decision.route is Route.BEPS else "credit",
+                      "amount_fen": f["amount_fen"],
+                      "payer": ("customer", payer.bank, payer.account, payer.id),
+                      "payee": ("customer", payee.bank, payee.account, payee.id)}
+            self._net_payment(Event(event.at_us, "transfer", event.order, event.line, fields))
+            return
+        fields = {"id": f["id"], "amount_fen": f["amount_fen"],
+                  "priority": "urgent" if f["urgent"] else "normal",
+                  "payer": ("customer", payer.id), "payee": ("customer", payee.id),
+                  "sender": payer.bank, "receiver": payee.bank}
+        if decision.route is Route.HVPS:
+            self._do_hvps_payment(Event(event.at_us, "transfer", event.order, event.line,
+                                        fields))
+            return
+        # HOLD: reserve the funds now, send when HVPS opens (held payments keep their order)
+        fields["reserve_id"] = self._next_transfer_id
+        hold = self._t(payer.bank, f"customer:{payer.id}", "hvps_outgoing", f["amount_fen"])
+        code = self.engine.submit_transfers([Transfer(
+            hold.id, hold.debit_account_id, hold.credit_account_id, f["amount_fen"],
+            TransferFlags.PENDING)]).results[0]
+        if not code.done:
+            record.move(now, "rejected")
+            record.reason = Reason.AM04.detail(
+                f"insufficient funds: {payer.id} at {payer.bank} cannot pay "
+                f"{format_fen(f['amount_fen'])}")
+            return
+        opens = self.cnaps.hvps.schedule().next_open(_naive(now))
+        at_us = from_datetime(opens)
+        record.move(now, "accepted")
+        record.held_until = format_time(at_us)
+        held = Event(at_us, "transfer", event.order, event.line, fields)
+        self.scheduler.schedule(at_us, _bind(self._send_held, held), priority=event.order)
+
+    def _send_held(self, event: Event) -> None:
+        self.step_notices = []
+        self._do_hvps_payment(event)
+        self._follow_notices()
+        self._schedule_wakeup()
+        if self.on_step is not None:
+            self.on_step(Event(event.at_us, "tick", -1, 0, {}), self._new_postings(), self)
+
+    def _beps_limit(self, now_us: int) -> int:
+        business = self.cnaps.hvps.schedule().calendar.is_business_day(_naive(now_us).date())
+        return int(self.params["beps.item_limit" if business else "beps.holiday_item_limit"])
+
+    def _charge_fee(self, bank: str, customer: str, now_us: int, record: PaymentRecord
+                    ) -> bool:
+        """The channel fee (banks.channel_fee, default 0) is the bank's fee income."""
+        fee = int(self.params["banks.channel_fee"])
+        if not fee:
+            return True
+        code = self.engine.submit_transfers([self._t(bank, f"customer:{customer}",
+                                                     "fee_income", fee)]).results[0]
+        if code.done:
+            return True
+        record.move(now_us, "rejected")
+        record.reason = Reason.AM04.detail(f"insufficient funds for the fee {format_fen(fee)}")
+        return False
+
+    def _book_intrabank(self, f: dict[str, Any], bank: str, payer: str, payee: str) -> None:
+        """行内: the bank books it at once in its own book."""
         record = PaymentRecord("transfer", "BOOK")
         self.payments[f["id"]] = record
         now = self.clock.now_us()
         record.move(now, "accepted")
-        transfer = self._t(payer.bank, f"customer:{payer.id}", f"customer:{f['to_customer']}",
-                           f["amount_fen"])
+        transfer = self._t(bank, f"customer:{payer}", f"customer:{payee}", f["amount_fen"])
         code = self.engine.submit_transfers([transfer]).results[0]
         if code.done:
             record.move(now, "credited")
@@ -528,7 +627,7 @@ class Runner:
         reason = _REASONS.get(code, Reason.NARR)
         message = reason.meaning
         if reason is Reason.AM04:
-            message = (f"insufficient funds: {payer.id} at {payer.bank} cannot pay "
+            message = (f"insufficient funds: {payer} at {bank} cannot pay "
                        f"{format_fen(f['amount_fen'])}")
         elif reason is Reason.NARR:
             message = f"ledger refused the transfer: {code.name}"

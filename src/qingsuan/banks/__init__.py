@@ -1,0 +1,2 @@
+"""Commercial banks: their channels and how they route customers' payments (行内, HVPS, BEPS,
+IBPS)."""

@@ -1,0 +1,63 @@
+"""Channel routing (DOMAIN.md §5 story 7): which system carries a customer's transfer.
+
+A pure decision: the channel, the urgency, the amount, whether both accounts are in one
+bank, and whether HVPS accepts payments now. Every number is a parameter (the systems' item
+limits). The rules, as a Chinese bank's channels apply them:
+
+* same bank: booked in the bank's own books (行内), no payment system;
+* counter, and mobile "normal": HVPS when the amount is above the BEPS item limit, or when
+  the customer asks for urgent and HVPS is open; BEPS otherwise. A payment that needs HVPS
+  while HVPS is closed is **held** by the bank and sent at the next opening;
+* mobile "urgent": IBPS up to its item limit; above it the bank refuses, saying the limit
+  and suggesting splitting the amount or sending it "normal".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from qingsuan.money import format_fen
+
+
+class Route(Enum):
+    BOOK = "BOOK"       # 行内: within the bank
+    HVPS = "HVPS"
+    BEPS = "BEPS"
+    IBPS = "IBPS"
+    HOLD = "HOLD"       # needs HVPS, which is closed: held for its next opening
+    REFUSE = "REFUSE"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    route: Route
+    why: str
+    #: for REFUSE: the reason code and message told to the customer
+    refusal: tuple[str, str] | None = None
+
+
+def route_transfer(*, channel: str, urgent: bool, same_bank: bool, amount_fen: int,
+                   hvps_open: bool, beps_limit_fen: int, ibps_limit_fen: int) -> Decision:
+    if channel not in ("counter", "mobile"):
+        raise ValueError(f"channel must be counter or mobile, not {channel!r}")
+    if same_bank:
+        return Decision(Route.BOOK, "both accounts are in this bank: booked at once (行内)")
+    if channel == "mobile" and urgent:
+        if amount_fen <= ibps_limit_fen:
+            return Decision(Route.IBPS, f"mobile urgent up to {format_fen(ibps_limit_fen)}: "
+                                        "IBPS, confirmed in real time, 7x24")
+        return Decision(Route.REFUSE, "above the IBPS item limit", (
+            "AM02", f"urgent mobile transfers go through IBPS, whose limit is "
+                    f"{format_fen(ibps_limit_fen)} per item: split the amount, or send it "
+                    "as a normal transfer"))
+    if amount_fen > beps_limit_fen:
+        if hvps_open:
+            return Decision(Route.HVPS, f"above the BEPS item limit {format_fen(beps_limit_fen)}"
+                                        ": HVPS, settled gross in real time")
+        return Decision(Route.HOLD, f"above the BEPS item limit {format_fen(beps_limit_fen)} "
+                                    "and HVPS is closed: held for its next opening")
+    if urgent and hvps_open:
+        return Decision(Route.HVPS, "urgent, and HVPS is open: settled gross in real time")
+    return Decision(Route.BEPS, f"up to {format_fen(beps_limit_fen)}, not urgent (or HVPS "
+                                "closed): BEPS, netted and settled at the next session")
