@@ -507,3 +507,16 @@ def test_earmark_beyond_the_settlement_balance_is_invalid() -> None:
         parse_scenario(text, "e.yaml")
     (problem,) = info.value.problems
     assert problem.line == 5 and "11.00 > 10.00" in problem.message
+
+
+def test_story_3_two_banks_settle_only_the_difference() -> None:
+    path = Path(str(resources.files("qingsuan") / "scenarios" / "netting.yaml"))
+    out = run_scenario(load_scenario(path), store="memory:")
+    assert {v["status"] for v in out["payments"].values()} == {"settled"}
+    (session,) = out["net"]["BEPS"]["sessions"]
+    assert session["at"] == "2026-11-25T11:00:00+08:00"
+    assert session["positions"] == {"BANKA": "-200.00", "BANKB": "200.00"}
+    assert out["balances"]["settlement"] == {"BANKA": "9800.00", "BANKB": "10200.00"}
+    assert out["balances"]["customers"] == {"a1": "700.00", "a2": "1100.00", "b1": "1300.00",
+                                            "b2": "900.00"}
+    assert all(out["checks"].values())

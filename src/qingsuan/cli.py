@@ -105,8 +105,8 @@ def _builtin(name: str) -> Path:
     return path
 
 
-DEMO_ORDER = ("intrabank", "hvps-queue", "hvps-gridlock", "hvps-end-of-day", "ibps-night",
-              "weekend")
+DEMO_ORDER = ("intrabank", "netting", "channels", "hvps-queue", "hvps-gridlock", "hvps-end-of-day",
+              "ibps-night", "weekend")
 
 
 def demo(

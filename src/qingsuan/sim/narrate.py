@@ -51,12 +51,18 @@ def narrator(out: Console, *, step: bool = False,
         if event.do == "transfer":
             rec = runner.payments[f["id"]]
             payer = runner.scenario.customer(f["from_customer"])
-            out.print(f"[bold]{day} {when}[/] {f['from_customer']} pays {f['to_customer']} "
-                      f"{format_fen(f['amount_fen'])} CNY ({f['channel']}): both bank with "
-                      f"{payer.bank}, so {payer.bank} books it in its own books (行内), no "
-                      "payment system needed.")
-            if rec.reason is not None:
-                out.print(f"  [red]rejected[/] {rec.reason['code']}: {rec.reason['message']}"
+            payee = runner.scenario.customer(f["to_customer"])
+            urgent = " urgent" if f["urgent"] else ""
+            out.print(f"[bold]{day} {when}[/] {payer.id} ({payer.bank}) pays {payee.id} "
+                      f"({payee.bank}) {format_fen(f['amount_fen'])} CNY "
+                      f"{'at the counter' if f['channel'] == 'counter' else 'on mobile banking'}"
+                      f"{urgent}: {runner.routes.get(f['id'], '')}.")
+            if rec.held_until is not None:
+                out.print(f"  {payer.bank} holds it, the funds reserved, until HVPS opens "
+                          f"at {rec.held_until[:16].replace('T', ' ')}")
+            if rec.reason is not None and rec.status == "rejected" and \
+                    not runner.step_notices:
+                out.print(f"  [red]refused[/] {rec.reason['code']}: {rec.reason['message']}"
                           " - nothing was booked")
         elif event.do == "hvps_payment":
             rec = runner.payments[f["id"]]
