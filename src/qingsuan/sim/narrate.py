@@ -62,7 +62,7 @@ def narrator(out: Console, *, step: bool = False,
                           f"at {rec.held_until[:16].replace('T', ' ')}")
             if rec.reason is not None and rec.status == "rejected" and \
                     not runner.step_notices:
-                out.print(f"  [red]refused[/] {rec.reason['code']}: {rec.reason['message']}"
+                out.print(f"  [red]rejected[/] {rec.reason['code']}: {rec.reason['message']}"
                           " - nothing was booked")
         elif event.do == "hvps_payment":
             rec = runner.payments[f["id"]]

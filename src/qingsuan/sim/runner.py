@@ -17,8 +17,7 @@ from typing import Any
 from qingsuan.banks.routing import Route, route_transfer
 from qingsuan.calendar import HvpsPhase
 from qingsuan.clock import Scheduler, Timer, VirtualClock, format_time, from_datetime
-from qingsuan.cnaps.hvps import _naive
-from qingsuan.cnaps.hvps import Notice, Priority
+from qingsuan.cnaps.hvps import Notice, Priority, _naive
 from qingsuan.cnaps.netsys import SimAccount
 from qingsuan.cnaps.participants import ParticipantKind
 from qingsuan.cnaps.system import Cnaps
