@@ -520,3 +520,20 @@ def test_story_3_two_banks_settle_only_the_difference() -> None:
     assert out["balances"]["customers"] == {"a1": "700.00", "a2": "1100.00", "b1": "1300.00",
                                             "b2": "900.00"}
     assert all(out["checks"].values())
+
+
+def test_reconciliation_check_finds_an_unexplained_suspense_entry() -> None:
+    """对账: the suspense check is true for a clean run and false once a stray posting sits
+    in a transit account."""
+    from qingsuan.ledger import Transfer
+    from qingsuan.sim.runner import Runner
+
+    path = Path(str(resources.files("qingsuan") / "scenarios" / "hvps-queue.yaml"))
+    runner = Runner(load_scenario(path), store="memory:")
+    outcome = runner.run()
+    assert outcome["checks"]["suspense_explained"] is True
+    reg = runner.engine.registry
+    ledger = runner.engine.ledger  # (the run closed its log: post straight into the books)
+    stray = Transfer(10**9, reg.id("ICBC", "hvps_outgoing"), reg.id("ICBC", "equity"), 1)
+    assert ledger.create_transfer(stray, ledger.last_timestamp_us).done
+    assert runner.suspense_explained() is False

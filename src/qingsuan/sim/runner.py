@@ -113,6 +113,8 @@ class Runner:
         self._net_refs: dict[str, dict[str, Any]] = {}
         #: transfer id -> why the bank routed it as it did (narration)
         self.routes: dict[str, str] = {}
+        #: payments held for HVPS's next opening
+        self._held: list[Event] = []
         self._net_seen: dict[str, int] = {}
         self.payments: dict[str, PaymentRecord] = {}
         self.inquiries: dict[str, Any] = {}
@@ -584,6 +586,7 @@ class Runner:
         record.move(now, "accepted")
         record.held_until = format_time(at_us)
         held = Event(at_us, "transfer", event.order, event.line, fields)
+        self._held.append(held)
         self.scheduler.schedule(at_us, _bind(self._send_held, held), priority=event.order)
 
     def _send_held(self, event: Event) -> None:
@@ -661,7 +664,8 @@ class Runner:
                            for at, count, value in self.cnaps.hvps.queue_length],
             "checks": {"books_balanced": self.books_balanced(),
                        "money_conserved": self.money_conserved(),
-                       "mirrors_match": self.mirrors_match()},
+                       "mirrors_match": self.mirrors_match(),
+                       "suspense_explained": self.suspense_explained()},
             "log": {"entries": self.engine.applied_seq,
                     "transfers": ledger.transfer_count,
                     "state_hash": self.engine.state_hash().hex()},
@@ -730,6 +734,39 @@ class Runner:
                 "credit_interest": format_fen(line.interest_fen),
             }
         return out
+
+    def suspense_explained(self) -> bool:
+        """对账: every bank's transit (suspense) accounts are explained by items in transit.
+        BEPS/IBPS: its clearing account equals its net position (netted, not yet settled).
+        HVPS: nothing is left posted in transit, and the funds reserved on the outgoing
+        account are exactly the bank's payments accepted but not yet settled."""
+        ledger, reg = self.engine.ledger, self.registry
+        hvps = self.cnaps.hvps
+        for p in self.scenario.participants:
+            name = p.name
+            for net in self.cnaps.net.values():
+                account = ledger.balance(reg.id(name, f"{net.key}_clearing"))
+                if account.posted_fen != net.positions.get(name, 0):
+                    return False
+            out = ledger.balance(reg.id(name, "hvps_outgoing"))
+            inc = ledger.balance(reg.id(name, "hvps_incoming"))
+            waiting = sum(r["amount"] for ref_id, r in self._hvps_refs.items()
+                          if r["sender"] == name and r["kind"] == "customer"
+                          and self.payments[ref_id].status in ("accepted", "queued"))
+            waiting += sum(int(e.fields["amount_fen"]) for e in self._held_waiting(name))
+            own = sum(r["amount"] for ref_id, r in self._hvps_refs.items()
+                      if r["sender"] == name and r["kind"] == "institution"
+                      and self.payments[ref_id].status in ("accepted", "queued"))
+            if out.posted_fen != -own or inc.posted_fen != 0 or \
+                    out.credits_pending_fen != waiting:
+                return False
+        del hvps
+        return True
+
+    def _held_waiting(self, bank: str) -> list[Event]:
+        """Held payments of ``bank`` not yet sent to HVPS."""
+        return [e for e in self._held if e.fields["sender"] == bank
+                and e.fields["id"] not in self._hvps_refs]
 
     def mirrors_match(self) -> bool:
         """Each participant's "reserve at PBOC" equals its settlement account at the PBOC."""
