@@ -652,7 +652,7 @@ def test_story_ibps_night() -> None:
     assert out["inquiries"]["who-is-bob"]["exists"] is True
     assert out["inquiries"]["who-is-bob"]["name_matches"] is True
     assert out["checks"] == {"books_balanced": True, "money_conserved": True,
-                             "mirrors_match": True}
+                             "mirrors_match": True, "suspense_explained": True}
 
 
 def test_story_weekend() -> None:
@@ -682,7 +682,7 @@ def test_story_weekend() -> None:
     assert beps["caps"]["CCB"] == "500000.00"
     assert beps["participants"]["CCB"]["rejections"] == {"MD01": 1}
     assert out["checks"] == {"books_balanced": True, "money_conserved": True,
-                             "mirrors_match": True}
+                             "mirrors_match": True, "suspense_explained": True}
 
 
 @pytest.mark.parametrize("name", ["ibps-night", "weekend"])
