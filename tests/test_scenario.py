@@ -537,3 +537,37 @@ def test_reconciliation_check_finds_an_unexplained_suspense_entry() -> None:
     stray = Transfer(10**9, reg.id("ICBC", "hvps_outgoing"), reg.id("ICBC", "equity"), 1)
     assert ledger.create_transfer(stray, ledger.last_timestamp_us).done
     assert runner.suspense_explained() is False
+
+
+def test_routing_at_the_hvps_opening_and_cutoff_minutes_and_on_a_tiaoxiu_saturday() -> None:
+    """Above the BEPS limit a counter transfer needs HVPS: sent at once while HVPS accepts
+    payments, held (funds reserved) from the cut-off to the next opening; on a 调休
+    Saturday HVPS is open."""
+    events = [("before-cutoff", "2026-11-25T17:14:59"), ("at-cutoff", "2026-11-25T17:15:00"),
+              ("before-open", "2026-11-25T20:29:59"), ("at-open", "2026-11-25T20:30:00")]
+    lines = "".join(
+        f"  - {{at: {at}, do: transfer, id: {eid}, channel: counter, from: alice, to: bob,"
+        f" amount: \"60000.00\"}}\n" for eid, at in events)
+    text = (
+        "name: edges\nstart: 2026-11-25T08:00\nrun_until: 2026-11-25T23:00\n"
+        "participants:\n"
+        "  - {name: ICBC, code: \"102100099996\", settlement_balance: \"1000000.00\"}\n"
+        "  - {name: CCB, code: \"105100000017\"}\n"
+        "customers:\n"
+        "  - {id: alice, bank: ICBC, account: \"6222020200000000014\", balance: \"300000.00\"}\n"
+        "  - {id: bob, bank: CCB, account: \"6217000010000000029\"}\n"
+        "events:\n" + lines)
+    out = run_scenario(parse_scenario(text, "edges.yaml"), store="memory:")
+    p = out["payments"]
+    assert p["before-cutoff"]["history"][1] == {"at": "2026-11-25T17:14:59+08:00",
+                                                "status": "settled"}
+    for held in ("at-cutoff", "before-open"):
+        assert p[held]["held_until"] == "2026-11-25T20:30:00+08:00"
+        assert p[held]["history"][1]["at"] == "2026-11-25T20:30:00+08:00"
+    assert "held_until" not in p["at-open"]
+    assert out["balances"]["customers"] == {"alice": "60000.00", "bob": "240000.00"}
+    assert all(out["checks"].values())
+    saturday = text.replace("2026-11-25", "2026-10-10")
+    sat = run_scenario(parse_scenario(saturday, "sat.yaml"), store="memory:")
+    assert sat["payments"]["before-cutoff"]["status"] == "credited"
+    assert "held_until" not in sat["payments"]["before-cutoff"]
