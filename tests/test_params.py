@@ -18,6 +18,7 @@ from qingsuan.params import (
 )
 
 DEFAULTS_WRITTEN = {
+    "banks.name_check": "off",
     "ibps.sim_latency_ms": "200",
     "ibps.sim_accept_ratio": "1",
     "ibps.default_cap": "10000000.00",

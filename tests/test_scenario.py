@@ -571,3 +571,33 @@ def test_routing_at_the_hvps_opening_and_cutoff_minutes_and_on_a_tiaoxiu_saturda
     sat = run_scenario(parse_scenario(saturday, "sat.yaml"), store="memory:")
     assert sat["payments"]["before-cutoff"]["status"] == "credited"
     assert "held_until" not in sat["payments"]["before-cutoff"]
+
+
+def test_returns_restore_the_payer_to_the_fen() -> None:
+    path = Path(str(resources.files("qingsuan") / "scenarios" / "returns.yaml"))
+    out = run_scenario(load_scenario(path), store="memory:")
+    p = out["payments"]
+    assert {k: (v["status"], (v["reason"] or {}).get("code")) for k, v in p.items()
+            if "/" not in k} == {
+        "to-nowhere": ("returned", "AC01"), "to-closed": ("returned", "AC04"),
+        "wrong-name": ("returned", "BE01"), "right-name": ("credited", None),
+        "beps-to-closed": ("returned", "AC04")}
+    assert p["to-nowhere/return"]["status"] == "settled"
+    assert out["balances"]["customers"] == {"alice": "445000.00", "bob": "55000.00",
+                                            "gone": "0.00"}
+    assert out["balances"]["settlement"] == {"ICBC": "945000.00", "CCB": "1055000.00"}
+    assert all(out["checks"].values())
+
+
+def test_a_closed_account_holds_no_money() -> None:
+    text = (
+        "name: c\nstart: 2026-11-25T08:00\nrun_until: 2026-11-25T18:00\n"
+        "participants:\n  - {name: ICBC, code: \"102100099996\"}\n"
+        "customers:\n"
+        "  - {id: a, bank: ICBC, account: \"6222020200000000014\", balance: \"1.00\","
+        " closed: true}\n"
+    )
+    with pytest.raises(ScenarioError) as info:
+        parse_scenario(text, "c.yaml")
+    (problem,) = info.value.problems
+    assert "closed account holds no money" in problem.message

@@ -106,7 +106,7 @@ def _builtin(name: str) -> Path:
 
 
 DEMO_ORDER = ("intrabank", "netting", "channels", "hvps-queue", "hvps-gridlock", "hvps-end-of-day",
-              "ibps-night", "weekend")
+              "returns", "ibps-night", "weekend")
 
 
 def demo(

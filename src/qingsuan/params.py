@@ -118,6 +118,9 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
     ParamSpec("cards.atm_interbank_fee", ParamKind.AMOUNT, "3.00",
               "fixed interbank fee per ATM withdrawal, paid by the issuer to the acquirer"),
     # -- banks ------------------------------------------------------------------------
+    ParamSpec("banks.name_check", ParamKind.BOOL, "off",
+              "a receiving bank returns a payment whose payee name does not match the account "
+              "(BE01)"),
     ParamSpec("banks.channel_fee", ParamKind.AMOUNT, "0.00",
               "fee a bank charges its customer per outgoing interbank transfer", minimum=0),
 )

@@ -139,7 +139,8 @@ class Runner:
             specs += [AccountSpec(p.name, "equity", NormalSide.CREDIT),
                       AccountSpec(p.name, "other_assets", NormalSide.DEBIT),
                       AccountSpec(p.name, "fee_income", NormalSide.CREDIT)]
-        specs += [AccountSpec(c.bank, f"customer:{c.id}", NormalSide.CREDIT, MNO)
+        specs += [AccountSpec(c.bank, f"customer:{c.id}", NormalSide.CREDIT,
+                              MNO | AccountFlags.CLOSED if c.closed else MNO)
                   for c in sc.customers]
         specs += [AccountSpec(t.bank, f"atm_cash:{t.id}", NormalSide.DEBIT, MNO)
                   for t in sc.terminals if t.kind == "atm"]
@@ -171,7 +172,7 @@ class Runner:
                 assert capped.ok, (p.name, key, capped)
         if sc.customers:
             self.cnaps.register_accounts([
-                SimAccount(c.bank, c.account, c.name, f"{c.bank}:customer:{c.id}")
+                SimAccount(c.bank, c.account, c.name, f"{c.bank}:customer:{c.id}", c.closed)
                 for c in sc.customers])
         self._seen_transfers = self.engine.ledger.transfer_count
         self._opening_settlement_fen = sum(p.settlement_balance_fen for p in sc.participants)
@@ -291,7 +292,7 @@ class Runner:
                     f"insufficient funds: {payer} at {sender} cannot pay {format_fen(amount)}")
                 return
             record.move(now, "accepted")
-        self._hvps_refs[f["id"]] = {"kind": kind, "payer": payer, "payee": payee,
+        self._hvps_refs[f["id"]] = {"id": f["id"], "kind": kind, "payer": payer, "payee": payee,
                                     "payee_kind": payee_kind, "sender": sender,
                                     "receiver": receiver, "amount": amount,
                                     "reserve_id": reserve_id}
@@ -365,27 +366,26 @@ class Runner:
                             pending_id=ref["reserve_id"])
             self._next_transfer_id += 1
             transfers.append(post)
-        if ref["payee_id"]:
+        payee_id, problem = self._resolve_payee(
+            ref["receiver"], ref["payee_id"] or f"{ref['receiver']}|{ref['payee_account']}|")
+        if problem is None:
             transfers.append(self._t(ref["receiver"], f"{key}_clearing",
-                                     f"customer:{ref['payee_id']}", ref["amount"]))
+                                     f"customer:{payee_id}", ref["amount"]))
         result = self.engine.submit_transfers(transfers).results
         assert result.all_done, result.failures()
-        if ref["payee_id"]:
+        if problem is None:
             record.move(at_us, "credited")
             return
-        # no such account at the receiving bank: it sends the credit back (BEPS 退汇)
-        outcome = self.cnaps.return_net(ref["system"], ref["id"], Reason.AC01.code,
-                                        f"no account {ref['payee_account']} at "
-                                        f"{ref['receiver']}")
+        # the receiving bank cannot apply it: it sends the credit back (退汇)
+        outcome = self.cnaps.return_net(ref["system"], ref["id"], *problem)
         if outcome.ok:
             back = self._t(ref["sender"], f"{key}_clearing", f"customer:{ref['payer_id']}",
                            ref["amount"])
             result = self.engine.submit_transfers([back]).results
             assert result.all_done, result.failures()
             record.move(self.clock.now_us(), "returned")
-            record.reason = Reason.AC01.detail(f"no account {ref['payee_account']} at "
-                                               f"{ref['receiver']}: returned (退汇) to "
-                                               f"{ref['payer_id']}")
+            record.reason = {"code": problem[0], "message": f"{problem[1]}: returned (退汇) to "
+                                                            f"{ref['payer_id']}"}
 
     def _net_unwind(self, ref: dict[str, Any]) -> None:
         if ref["debit"] and not ref.get("reserved"):
@@ -451,23 +451,73 @@ class Runner:
         self.inquiries[f["id"]] = {"kind": "ibps_account_inquiry", "from": f["asker"],
                                    "bank": f["bank"], "account": f["account"], **answer}
 
+    def _resolve_payee(self, bank: str, payee: str) -> tuple[str | None, tuple[str, str] | None]:
+        """The receiving bank looks the payee up in its books: (customer id, None), or
+        (None, (reason code, message)) when it must return the payment: no such account
+        (AC01), a closed account (AC04), or the name does not match (BE01, when
+        ``banks.name_check`` is on)."""
+        if "|" not in payee:
+            customer = self.scenario.customer(payee)
+            account, name = customer.account, customer.name
+        else:
+            _, account, name = payee.split("|", 2)
+        found = next((c for c in self.scenario.customers
+                      if c.bank == bank and c.account == account), None)
+        if found is None:
+            return None, (Reason.AC01.code, f"no account {account} at {bank}")
+        if found.closed:
+            return None, (Reason.AC04.code, f"account {account} at {bank} is closed")
+        if self.params["banks.name_check"] and name and name != found.name:
+            return None, (Reason.BE01.code, f"the name {name!r} does not match account "
+                                            f"{account} at {bank}")
+        return found.id, None
+
     def _complete(self, ref: dict[str, Any], record: PaymentRecord, at_us: int) -> None:
         sender, receiver, amount = ref["sender"], ref["receiver"], ref["amount"]
+        if ref["kind"] == "return":  # a return came back: the payer gets its money again
+            original = self.payments[ref["original"]]
+            result = self.engine.submit_transfers([self._t(
+                receiver, "hvps_incoming", f"customer:{ref['payee']}", amount)]).results
+            assert result.all_done, result.failures()
+            original.move(at_us, "returned")
+            return
         transfers = []
+        problem = None
         if ref["kind"] == "customer":
             post = Transfer(self._next_transfer_id, 0, 0, 0, TransferFlags.POST_PENDING,
                             pending_id=ref["reserve_id"])
             self._next_transfer_id += 1
             transfers.append(post)
-            transfers.append(self._t(receiver, "hvps_incoming", f"customer:{ref['payee']}",
-                                     amount))
+            payee_id, problem = self._resolve_payee(receiver, ref["payee"])
+            if problem is None:
+                transfers.append(self._t(receiver, "hvps_incoming", f"customer:{payee_id}",
+                                         amount))
         else:
             transfers.append(self._t(receiver, "hvps_incoming", "equity", amount))
         result = self.engine.submit_transfers(transfers).results
         assert result.all_done, result.failures()
-        if ref["kind"] == "customer":
+        if problem is not None:
+            self._hvps_return(ref, record, problem, at_us)
+        elif ref["kind"] == "customer":
             record.move(at_us, "credited")
-        del sender
+
+    def _hvps_return(self, ref: dict[str, Any], record: PaymentRecord,
+                     problem: tuple[str, str], at_us: int) -> None:
+        """退汇 through HVPS: the receiving bank sends the money back as a new payment (at
+        the correction level, ahead of its own queue), referencing the original."""
+        back = f"{ref['id']}/return"
+        receiver, sender, amount = ref["receiver"], ref["sender"], ref["amount"]
+        result = self.engine.submit_transfers([self._t(
+            receiver, "hvps_incoming", "hvps_outgoing", amount)]).results
+        assert result.all_done, result.failures()
+        record.reason = {"code": problem[0], "message": f"{problem[1]}: returned (退汇)"}
+        self._hvps_refs[back] = {"id": back, "kind": "return", "payer": "", "payee":
+                                 ref["payer"], "payee_kind": "customer", "sender": receiver,
+                                 "receiver": sender, "amount": amount, "reserve_id": 0,
+                                 "original": ref["id"]}
+        self.payments[back] = PaymentRecord("return", "HVPS")
+        self.payments[back].move(at_us, "accepted")
+        self.cnaps.submit_hvps(back, receiver, sender, amount, Priority.CORRECTION, "customer")
 
     def _unwind(self, ref: dict[str, Any]) -> None:
         """The payment will not happen: give the payer its money back."""
@@ -755,7 +805,7 @@ class Runner:
                           and self.payments[ref_id].status in ("accepted", "queued"))
             waiting += sum(int(e.fields["amount_fen"]) for e in self._held_waiting(name))
             own = sum(r["amount"] for ref_id, r in self._hvps_refs.items()
-                      if r["sender"] == name and r["kind"] == "institution"
+                      if r["sender"] == name and r["kind"] in ("institution", "return")
                       and self.payments[ref_id].status in ("accepted", "queued"))
             if out.posted_fen != -own or inc.posted_fen != 0 or \
                     out.credits_pending_fen != waiting:

@@ -111,6 +111,8 @@ class Customer:
     name: str
     merchant: Merchant | None
     line: int
+    #: a closed account (销户) takes no credits: payments to it are returned (AC04)
+    closed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,7 +448,7 @@ def _customers(ck: _Checker, top: LDict, banks: set[str]) -> list[Customer]:
     for raw, line in items:
         doc = ck.mapping(raw, line, "a customer")
         if doc is None or not ck.keys(doc, "customer", ("id", "bank", "account"),
-                                      ("balance", "name", "merchant")):
+                                      ("balance", "name", "merchant", "closed")):
             continue
         cid = ck.text(doc, "id", "customer", _ID_RE)
         bank = ck.text(doc, "bank", f"customer {cid}")
@@ -470,7 +472,15 @@ def _customers(ck: _Checker, top: LDict, banks: set[str]) -> list[Customer]:
         assert cid and bank and account and balance is not None and display is not None
         ids.add(cid)
         accounts.add((bank, account))
-        out.append(Customer(cid, bank, account, balance, display, merchant, line))
+        closed = doc.get("closed", False)
+        if not isinstance(closed, bool):
+            ck.add(doc.line_of("closed"), f"customer {cid}: closed must be true or false")
+            continue
+        if closed and balance:
+            ck.add(doc.line_of("closed"), f"customer {cid}: a closed account holds no money "
+                                          "(balance must be 0.00)")
+            continue
+        out.append(Customer(cid, bank, account, balance, display, merchant, line, closed))
     return out
 
 
@@ -702,10 +712,15 @@ def _party(ck: _Checker, doc: LDict, key: str, what: str, cust: dict[str, Custom
         return ("customer", ref) if cust[ref] is not None else None
     if isinstance(ref, str) and ref in pnames:
         return ("participant", ref)
-    if isinstance(ref, dict):
-        ck.add(doc.line_of(key), f"{what}: {key}: accounts outside the customer list are not "
-                                 "available in this release (the banks issue brings returns)")
-        return None
+    if isinstance(ref, dict) and key == "to":
+        bank, account, name = ref.get("bank"), ref.get("account"), ref.get("name", "")
+        if set(ref) - {"bank", "account", "name"} or bank not in pnames or \
+                not isinstance(account, str) or not re.fullmatch(r"\d{6,32}", account) or \
+                not isinstance(name, str):
+            ck.add(doc.line_of(key), f"{what}: to must be a customer id, a participant or "
+                                     "{bank: PARTICIPANT, account: \"DIGITS\", name: ...}")
+            return None
+        return ("outside", f"{bank}|{account}|{name}")
     ck.add(doc.line_of(key), f"{what}: {key} {ref!r} is neither a listed customer nor a "
                              "participant")
     return None
@@ -728,7 +743,9 @@ def _check_hvps_payment(ck: _Checker, doc: LDict, fields: dict[str, Any],
     banks = []
     for party in (payer, payee):
         c = cust.get(party[1]) if party[0] == "customer" else None
-        banks.append(c.bank if c is not None else party[1])
+        banks.append(c.bank if c is not None else party[1].split("|")[0])
+    if payee[0] == "outside":
+        payee = ("customer", payee[1]) if payer[0] == "customer" else payee
     if payer[0] != payee[0]:
         ck.add(doc.line_of("to"), f"{what}: a customer payment (hvps.111) goes from a customer "
                                   "to a customer, an institution payment (hvps.112) from a "
