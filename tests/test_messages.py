@@ -802,3 +802,14 @@ def test_every_domain_field_has_a_documented_element() -> None:
     for priority, code in PRIORITY_CODES.items():
         assert f"| `{priority}`" in doc and f"| `{code}` |" in doc
     assert "tools/gen_messages.sh" in doc
+
+
+def test_a_statement_id_twice_in_one_message_is_rejected() -> None:
+    """Found by the tree fuzz: two reports with one id parsed, but could not be written."""
+    xml = build_camt052(statement())
+    start = xml.index(b"<Rpt>")
+    end = xml.index(b"</Rpt>") + len(b"</Rpt>")
+    doubled = xml[:end] + xml[start:end] + xml[end:]
+    result = parse_inbound(doubled)
+    assert isinstance(result, MessageRejection)
+    assert result.reason_code == "AM05" and "appears twice" in result.message

@@ -1112,8 +1112,13 @@ def _from_reports(msg_id: str, created_at: datetime, reports: Sequence[Any], bas
                   name: str, closing_codes: Sequence[str],
                   paths: Mapping[str, str]) -> list[Statement]:
     out: list[Statement] = []
+    seen: set[str] = set()
     for r, report in enumerate(reports, 1):
         rp = _item_path(base, name, r, len(reports))
+        if report.id in seen:  # what we read we must be able to write: ids are unique
+            raise Reject(codes.AM05, f"statement id {report.id} appears twice in the message",
+                         f"{rp}/Id")
+        seen.add(report.id)
         balances: dict[str, tuple[Any, str]] = {}
         for b, bal in enumerate(report.bal, 1):
             code = bal.tp.cd_or_prtry.cd or bal.tp.cd_or_prtry.prtry

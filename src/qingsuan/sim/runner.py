@@ -473,7 +473,7 @@ class Runner:
         return found.id, None
 
     def _complete(self, ref: dict[str, Any], record: PaymentRecord, at_us: int) -> None:
-        sender, receiver, amount = ref["sender"], ref["receiver"], ref["amount"]
+        receiver, amount = ref["receiver"], ref["amount"]
         if ref["kind"] == "return":  # a return came back: the payer gets its money again
             original = self.payments[ref["original"]]
             result = self.engine.submit_transfers([self._t(
