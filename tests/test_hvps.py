@@ -305,6 +305,7 @@ def test_story_6_queue_released_by_incoming_payment() -> None:
                                             "shipco": "5500000.00"}
     assert out["balances"]["settlement"] == {"ICBC": "499900.00", "CCB": "7000100.00",
                                              "BOC": "6500000.00"}
+    assert out["balances"]["mirrors"] == out["balances"]["settlement"]
     assert all(out["checks"].values())
 
 

@@ -36,6 +36,7 @@ def test_intrabank_balances_to_the_fen(intrabank_outcome: dict[str, Any]) -> Non
                       "dave": "45.50"},
         "settlement": {"ICBC": "1000000.00", "CCB": "800000.00"},
         "terminals": {"ATM00001": "200000.00"},
+        "mirrors": {"ICBC": "1000000.00", "CCB": "800000.00"},
     }
     assert out["inquiries"] == {}
 

@@ -705,7 +705,10 @@ class Runner:
             "ended_at": format_time(sc.run_until_us),
             "payments": {pid: rec.to_json() for pid, rec in self.payments.items()},
             "balances": {"customers": customers, "settlement": settlement,
-                         "terminals": terminals},
+                         "terminals": terminals,
+                         "mirrors": {p.name: format_fen(self.balance_fen(p.name,
+                                                                         "reserve_at_pboc"))
+                                     for p in sc.participants}},
             "inquiries": self.inquiries,
             "actions": self.actions,
             "hvps": self._hvps_report(),
