@@ -117,7 +117,10 @@ def narrator(out: Console, *, step: bool = False,
             out.print(f"  [yellow]{format_time(n.at_us)[11:16]}[/] {text}")
         _print_postings(out, postings, runner)
         if step:
-            wait("  press Enter for the next step ")
+            try:
+                wait("  press Enter for the next step ")
+            except EOFError:  # no terminal to wait on (input closed): carry on
+                pass
 
     return narrate
 
