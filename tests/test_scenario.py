@@ -582,7 +582,8 @@ def test_returns_restore_the_payer_to_the_fen() -> None:
             if "/" not in k} == {
         "to-nowhere": ("returned", "AC01"), "to-closed": ("returned", "AC04"),
         "wrong-name": ("returned", "BE01"), "right-name": ("credited", None),
-        "beps-to-closed": ("returned", "AC04")}
+        "beps-to-closed": ("returned", "AC04"), "ibps-wrong-name": ("rejected", "BE01"),
+        "beps-wrong-name": ("returned", "BE01")}
     assert p["to-nowhere/return"]["status"] == "settled"
     assert out["balances"]["customers"] == {"alice": "445000.00", "bob": "55000.00",
                                             "gone": "0.00"}
@@ -602,3 +603,23 @@ def test_a_closed_account_holds_no_money() -> None:
         parse_scenario(text, "c.yaml")
     (problem,) = info.value.problems
     assert "closed account holds no money" in problem.message
+
+
+def test_a_credit_card_account_spends_down_to_its_limit() -> None:
+    text = (
+        "name: card\nstart: 2026-11-25T08:00\nrun_until: 2026-11-25T18:00\n"
+        "participants:\n  - {name: ICBC, code: \"102100099996\"}\n"
+        "customers:\n"
+        "  - {id: card, bank: ICBC, account: \"6222020200000000014\","
+        " credit_limit: \"500.00\"}\n"
+        "  - {id: shop, bank: ICBC, account: \"6222020200000000022\"}\n"
+        "events:\n"
+        "  - {at: 2026-11-25T09:00, do: transfer, id: buy, channel: counter, from: card,"
+        " to: shop, amount: \"499.99\"}\n"
+        "  - {at: 2026-11-25T09:01, do: transfer, id: more, channel: counter, from: card,"
+        " to: shop, amount: \"0.02\"}\n"
+    )
+    out = run_scenario(parse_scenario(text, "card.yaml"), store="memory:")
+    assert out["payments"]["buy"]["status"] == "credited"
+    assert out["payments"]["more"]["reason"]["code"] == "AM04"
+    assert out["balances"]["customers"] == {"card": "-499.99", "shop": "499.99"}

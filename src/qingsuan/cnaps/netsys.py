@@ -68,6 +68,7 @@ class NetItem:
     payee: str | None = None
     original: str | None = None  # for a return: the item it returns
     returned_by: str | None = None
+    payee_name: str | None = None
 
 
 @dataclass
@@ -226,7 +227,7 @@ class NetSystem:
 
     def submit(self, ref: str, kind: str, sender: str, receiver: str, amount_fen: int,
                now_us: int, payer: str | None, payee: str | None,
-               original: str | None = None) -> NetOutcome:
+               original: str | None = None, payee_name: str | None = None) -> NetOutcome:
         """An item (or a BEPS package of one) arrives from the sender's bank."""
         self.advance(now_us)
         existing = self.items.get(ref)
@@ -239,7 +240,7 @@ class NetSystem:
         r = self.directory.settling(receiver) if receiver in self.directory else receiver
         self.arrivals += 1
         item = NetItem(ref, self.name, kind, s, r, amount_fen, self.arrivals, now_us,
-                       payer=payer, payee=payee, original=original)
+                       payer=payer, payee=payee, original=original, payee_name=payee_name)
         self.items[ref] = item
         reason = self._refuse(item, sender, receiver, now_us)
         if reason is None and kind.endswith("_debit"):
@@ -310,6 +311,10 @@ class NetSystem:
             return (Reason.AC01.code, f"{item.receiver} has no account {item.payee}")
         if account.closed:
             return (Reason.AC04.code, f"account {item.payee} at {item.receiver} is closed")
+        if (params["banks.name_check"] and item.payee_name
+                and item.payee_name != account.name):
+            return (Reason.BE01.code, f"the name {item.payee_name!r} does not match account "
+                                      f"{item.payee} at {item.receiver}")
         ratio = int(params["ibps.sim_accept_ratio"])
         draw = int.from_bytes(hashlib.sha256(f"{item.ref}".encode()).digest()[:4], "big")
         if draw * PPM >= ratio * (1 << 32):

@@ -95,7 +95,8 @@ class Cnaps:
         if kind == "cnaps.net_submit":
             return self.net[doc["system"]].submit(
                 doc["ref"], doc["kind"], doc["sender"], doc["receiver"], int(doc["amount_fen"]),
-                timestamp_us, doc.get("payer"), doc.get("payee"), doc.get("original"))
+                timestamp_us, doc.get("payer"), doc.get("payee"), doc.get("original"),
+                doc.get("payee_name"))
         if kind == "cnaps.net_cancel":
             return self.net[doc["system"]].cancel(doc["ref"], doc["by"], timestamp_us)
         if kind == "cnaps.net_cap":
@@ -308,12 +309,15 @@ class Cnaps:
         return result
 
     def submit_net(self, system: str, ref: str, kind: str, sender: str, receiver: str,
-                   amount_fen: int, payer: str | None = None, payee: str | None = None
-                   ) -> NetOutcome:
+                   amount_fen: int, payer: str | None = None, payee: str | None = None,
+                   payee_name: str | None = None) -> NetOutcome:
         """A BEPS or IBPS item (kind: a BEPS business type, or "credit" for IBPS)."""
-        result: NetOutcome = self._command("cnaps.net_submit", {
+        doc: dict[str, Any] = {
             "system": system, "ref": ref, "kind": kind, "sender": sender,
-            "receiver": receiver, "amount_fen": amount_fen, "payer": payer, "payee": payee})
+            "receiver": receiver, "amount_fen": amount_fen, "payer": payer, "payee": payee}
+        if payee_name is not None:
+            doc["payee_name"] = payee_name
+        result: NetOutcome = self._command("cnaps.net_submit", doc)
         return result
 
     def cancel_net(self, system: str, ref: str, by: str) -> NetOutcome:

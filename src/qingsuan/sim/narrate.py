@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from rich.console import Console
@@ -117,10 +118,8 @@ def narrator(out: Console, *, step: bool = False,
             out.print(f"  [yellow]{format_time(n.at_us)[11:16]}[/] {text}")
         _print_postings(out, postings, runner)
         if step:
-            try:
+            with contextlib.suppress(EOFError):  # input closed: no one to wait for
                 wait("  press Enter for the next step ")
-            except EOFError:  # no terminal to wait on (input closed): carry on
-                pass
 
     return narrate
 

@@ -138,9 +138,14 @@ class Runner:
         for p in sc.participants:
             specs += [AccountSpec(p.name, "equity", NormalSide.CREDIT),
                       AccountSpec(p.name, "other_assets", NormalSide.DEBIT),
-                      AccountSpec(p.name, "fee_income", NormalSide.CREDIT)]
+                      AccountSpec(p.name, "fee_income", NormalSide.CREDIT),
+                      AccountSpec(p.name, "vault_cash", NormalSide.DEBIT, MNO),
+                      # the card switch's clearing with this bank (used by the card issue)
+                      AccountSpec(p.name, "due_to_switch", NormalSide.CREDIT),
+                      AccountSpec(p.name, "due_from_switch", NormalSide.DEBIT)]
         specs += [AccountSpec(c.bank, f"customer:{c.id}", NormalSide.CREDIT,
-                              MNO | AccountFlags.CLOSED if c.closed else MNO)
+                              MNO | AccountFlags.CLOSED if c.closed else MNO,
+                              overdraft_limit_fen=c.credit_limit_fen)
                   for c in sc.customers]
         specs += [AccountSpec(t.bank, f"atm_cash:{t.id}", NormalSide.DEBIT, MNO)
                   for t in sc.terminals if t.kind == "atm"]
@@ -367,7 +372,8 @@ class Runner:
             self._next_transfer_id += 1
             transfers.append(post)
         payee_id, problem = self._resolve_payee(
-            ref["receiver"], ref["payee_id"] or f"{ref['receiver']}|{ref['payee_account']}|")
+            ref["receiver"],
+            ref["payee_id"] or f"{ref['receiver']}|{ref['payee_account']}|{ref['payee_name']}")
         if problem is None:
             transfers.append(self._t(ref["receiver"], f"{key}_clearing",
                                      f"customer:{payee_id}", ref["amount"]))
@@ -413,6 +419,7 @@ class Runner:
         self.payments[f["id"]] = record
         debit = kind.endswith("_debit")
         ref = {"id": f["id"], "system": system, "sender": sender, "receiver": receiver,
+               "payee_name": f.get("payee_name") or "",
                "amount": amount, "payer_id": payer_id, "payee_id": payee_id,
                "payee_account": payee_account, "debit": debit,
                "reserve_id": self._next_transfer_id}
@@ -429,7 +436,7 @@ class Runner:
         record.move(now, "accepted")
         self._net_refs[f["id"]] = ref
         outcome = self.cnaps.submit_net(system, f["id"], kind, sender, receiver, amount,
-                                        payer_account, payee_account)
+                                        payer_account, payee_account, f.get("payee_name"))
         if debit and outcome.status == "queued":
             # the payer's bank has given its receipt: it holds the funds until netting
             ref["reserve_id"] = self._next_transfer_id

@@ -113,6 +113,8 @@ class Customer:
     line: int
     #: a closed account (销户) takes no credits: payments to it are returned (AC04)
     closed: bool = False
+    #: a credit-card account (信用卡账户) may go negative down to minus this limit
+    credit_limit_fen: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,7 +450,8 @@ def _customers(ck: _Checker, top: LDict, banks: set[str]) -> list[Customer]:
     for raw, line in items:
         doc = ck.mapping(raw, line, "a customer")
         if doc is None or not ck.keys(doc, "customer", ("id", "bank", "account"),
-                                      ("balance", "name", "merchant", "closed")):
+                                      ("balance", "name", "merchant", "closed",
+                                       "credit_limit")):
             continue
         cid = ck.text(doc, "id", "customer", _ID_RE)
         bank = ck.text(doc, "bank", f"customer {cid}")
@@ -480,7 +483,11 @@ def _customers(ck: _Checker, top: LDict, banks: set[str]) -> list[Customer]:
             ck.add(doc.line_of("closed"), f"customer {cid}: a closed account holds no money "
                                           "(balance must be 0.00)")
             continue
-        out.append(Customer(cid, bank, account, balance, display, merchant, line, closed))
+        credit_limit = ck.amount(doc, "credit_limit", f"customer {cid}")
+        if credit_limit is None:
+            continue
+        out.append(Customer(cid, bank, account, balance, display, merchant, line, closed,
+                            credit_limit))
     return out
 
 
@@ -854,7 +861,12 @@ def _check_net_payment(ck: _Checker, doc: LDict, fields: dict[str, Any],
         ck.add(doc.line_of("to"), f"{what}: a debit is initiated by the payee: it must be a "
                                   "listed customer")
         return False
-    fields.update(id=eid, system=system, kind=kind, amount_fen=amount, payer=payer, payee=payee)
+    to = doc["to"]
+    listed = cust.get(to) if isinstance(to, str) else None
+    payee_name = to.get("name") if isinstance(to, dict) else (
+        listed.name if listed is not None else None)
+    fields.update(id=eid, system=system, kind=kind, amount_fen=amount, payer=payer, payee=payee,
+                  payee_name=payee_name)
     return True
 
 
