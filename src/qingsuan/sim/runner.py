@@ -187,11 +187,23 @@ class Runner:
     def registry(self) -> AccountRegistry:
         return self.engine.registry
 
-    def _t(self, book: str, debit: str, credit: str, amount_fen: int) -> Transfer:
+    def _t(self, book: str, debit: str, credit: str, amount_fen: int,
+           flags: TransferFlags = TransferFlags.NONE) -> Transfer:
         tid = self._next_transfer_id
         self._next_transfer_id += 1
         return Transfer(tid, self.registry.id(book, debit), self.registry.id(book, credit),
-                        amount_fen)
+                        amount_fen, flags)
+
+    def _reserve(self, book: str, debit: str, credit: str, amount_fen: int) -> Transfer:
+        """A reservation (pending transfer): the customer can no longer spend the funds."""
+        return self._t(book, debit, credit, amount_fen, TransferFlags.PENDING)
+
+    def _settle_reservation(self, reserve_id: int, *, post: bool) -> Transfer:
+        """Book (post) or release (void) a reservation made by :meth:`_reserve`."""
+        tid = self._next_transfer_id
+        self._next_transfer_id += 1
+        flag = TransferFlags.POST_PENDING if post else TransferFlags.VOID_PENDING
+        return Transfer(tid, 0, 0, 0, flag, pending_id=reserve_id)
 
     # ------------------------------------------------------------------ running
 
@@ -285,9 +297,7 @@ class Runner:
         reserve_id = f.get("reserve_id", self._next_transfer_id)
         if "reserve_id" not in f:  # (a held payment's funds are reserved already)
             if kind == "customer":
-                hold = self._t(sender, f"customer:{payer}", "hvps_outgoing", amount)
-                hold = Transfer(hold.id, hold.debit_account_id, hold.credit_account_id, amount,
-                                TransferFlags.PENDING)
+                hold = self._reserve(sender, f"customer:{payer}", "hvps_outgoing", amount)
             else:
                 hold = self._t(sender, "equity", "hvps_outgoing", amount)
             code = self.engine.submit_transfers([hold]).results[0]
@@ -367,10 +377,7 @@ class Runner:
             transfers.append(self._t(ref["sender"], f"customer:{ref['payer_id']}",
                                      f"{key}_clearing", ref["amount"]))
         else:
-            post = Transfer(self._next_transfer_id, 0, 0, 0, TransferFlags.POST_PENDING,
-                            pending_id=ref["reserve_id"])
-            self._next_transfer_id += 1
-            transfers.append(post)
+            transfers.append(self._settle_reservation(ref["reserve_id"], post=True))
         payee_id, problem = self._resolve_payee(
             ref["receiver"],
             ref["payee_id"] or f"{ref['receiver']}|{ref['payee_account']}|{ref['payee_name']}")
@@ -396,9 +403,7 @@ class Runner:
     def _net_unwind(self, ref: dict[str, Any]) -> None:
         if ref["debit"] and not ref.get("reserved"):
             return  # nothing was reserved: the payer's bank debits only on its receipt
-        void = Transfer(self._next_transfer_id, 0, 0, 0, TransferFlags.VOID_PENDING,
-                        pending_id=ref["reserve_id"])
-        self._next_transfer_id += 1
+        void = self._settle_reservation(ref["reserve_id"], post=False)
         result = self.engine.submit_transfers([void]).results
         assert result.all_done, result.failures()
 
@@ -424,10 +429,8 @@ class Runner:
                "payee_account": payee_account, "debit": debit,
                "reserve_id": self._next_transfer_id}
         if not debit:
-            hold = self._t(sender, f"customer:{payer_id}", f"{system.lower()}_clearing",
-                           amount)
-            hold = Transfer(hold.id, hold.debit_account_id, hold.credit_account_id, amount,
-                            TransferFlags.PENDING)
+            hold = self._reserve(sender, f"customer:{payer_id}", f"{system.lower()}_clearing",
+                                 amount)
             if not self.engine.submit_transfers([hold]).results[0].done:
                 record.move(now, "rejected")
                 record.reason = Reason.AM04.detail(
@@ -440,10 +443,9 @@ class Runner:
         if debit and outcome.status == "queued":
             # the payer's bank has given its receipt: it holds the funds until netting
             ref["reserve_id"] = self._next_transfer_id
-            hold = self._t(sender, f"customer:{payer_id}", f"{system.lower()}_clearing", amount)
-            held = self.engine.submit_transfers([Transfer(
-                hold.id, hold.debit_account_id, hold.credit_account_id, amount,
-                TransferFlags.PENDING)]).results[0]
+            hold = self._reserve(sender, f"customer:{payer_id}", f"{system.lower()}_clearing",
+                                 amount)
+            held = self.engine.submit_transfers([hold]).results[0]
             assert held.done, held
             ref["reserved"] = True
 
@@ -491,10 +493,7 @@ class Runner:
         transfers = []
         problem = None
         if ref["kind"] == "customer":
-            post = Transfer(self._next_transfer_id, 0, 0, 0, TransferFlags.POST_PENDING,
-                            pending_id=ref["reserve_id"])
-            self._next_transfer_id += 1
-            transfers.append(post)
+            transfers.append(self._settle_reservation(ref["reserve_id"], post=True))
             payee_id, problem = self._resolve_payee(receiver, ref["payee"])
             if problem is None:
                 transfers.append(self._t(receiver, "hvps_incoming", f"customer:{payee_id}",
@@ -529,10 +528,7 @@ class Runner:
     def _unwind(self, ref: dict[str, Any]) -> None:
         """The payment will not happen: give the payer its money back."""
         if ref["kind"] == "customer":
-            void = Transfer(self._next_transfer_id, 0, 0, 0, TransferFlags.VOID_PENDING,
-                            pending_id=ref["reserve_id"])
-            self._next_transfer_id += 1
-            transfers = [void]
+            transfers = [self._settle_reservation(ref["reserve_id"], post=False)]
         else:
             transfers = [self._t(ref["sender"], "hvps_outgoing", "equity", ref["amount"])]
         result = self.engine.submit_transfers(transfers).results
@@ -628,10 +624,9 @@ class Runner:
             return
         # HOLD: reserve the funds now, send when HVPS opens (held payments keep their order)
         fields["reserve_id"] = self._next_transfer_id
-        hold = self._t(payer.bank, f"customer:{payer.id}", "hvps_outgoing", f["amount_fen"])
-        code = self.engine.submit_transfers([Transfer(
-            hold.id, hold.debit_account_id, hold.credit_account_id, f["amount_fen"],
-            TransferFlags.PENDING)]).results[0]
+        hold = self._reserve(payer.bank, f"customer:{payer.id}", "hvps_outgoing",
+                             f["amount_fen"])
+        code = self.engine.submit_transfers([hold]).results[0]
         if not code.done:
             record.move(now, "rejected")
             record.reason = Reason.AM04.detail(
