@@ -17,7 +17,7 @@ from typing import IO
 import pytest
 
 from qingsuan.clock import VirtualClock
-from qingsuan.engine import Engine, replay
+from qingsuan.engine import Engine, ReplayError, replay
 from qingsuan.ledger import (
     Account,
     AccountFlags,
@@ -199,3 +199,16 @@ def test_torn_tail_is_discarded_and_engine_continues(tmp_path: Path) -> None:
         assert engine.submit_transfers([Transfer(2, 1, 2, 200)]).results[0] is R.OK
     with open_log(url) as log:
         assert log.last_seq == 3
+
+
+def test_a_command_that_cannot_be_applied_stops_the_engine() -> None:
+    """Fail-stop: after a logged command fails to apply, no further command is taken."""
+    from qingsuan.engine import EngineFailed
+
+    with Engine.open("memory:", VirtualClock(0)) as engine:
+        _world(engine)
+        with pytest.raises(ReplayError, match="unknown command kind"):
+            engine.command("nosuch.kind", b"{}")
+        with pytest.raises(EngineFailed, match="could not apply"):
+            engine.submit_transfers([Transfer(1, 1, 2, 5)])
+

@@ -60,6 +60,11 @@ class ReplayError(RuntimeError):
     """A logged command that cannot be applied: the log is not this engine's."""
 
 
+class EngineFailed(RuntimeError):
+    """The engine met a command it could not apply and refuses further commands
+    (fail-stop): its state may be half-changed; restart it from the log."""
+
+
 class System(Protocol):
     """A payment system hosted by the engine (HVPS, BEPS, IBPS, the card switch)."""
 
@@ -113,6 +118,7 @@ class Engine:
         for system in systems:
             self.register(system)
         self.applied_seq = 0
+        self._failed: str | None = None
         self._derived_seq = 0
         #: Time of the command being applied (systems post at this time).
         self.now_us = 0
@@ -265,8 +271,17 @@ class Engine:
     # ------------------------------------------------------------------ commands
 
     def _submit(self, commands: Sequence[tuple[str, bytes]]) -> list[Any]:
+        if self._failed is not None:
+            raise EngineFailed(f"the engine stopped after a command it could not apply "
+                               f"({self._failed}); restart it from the log")
         entries = self.log.append(commands)  # durable before anything is acknowledged
-        results = [self._apply_entry(e) for e in entries]
+        try:
+            results = [self._apply_entry(e) for e in entries]
+        except BaseException as exc:
+            # A logged command that cannot be applied is a bug (commands are checked before
+            # they are logged); the state may be half-changed, so stop rather than go on.
+            self._failed = f"entry {self.applied_seq + 1}: {exc}"
+            raise
         if self.snapshot_every and self.applied_seq % self.snapshot_every < len(entries):
             self.snapshot()
         return results
@@ -411,7 +426,7 @@ def replay(url: str, systems: Iterable[System] = ()) -> Engine:
     engine.log, engine.clock, engine.snapshot_every = log, VirtualClock(), 0
     engine.ledger, engine.registry, engine.applied_seq = Ledger(), AccountRegistry(), 0
     engine.params = Params()
-    engine._derived_seq, engine.now_us = 0, 0
+    engine._derived_seq, engine.now_us, engine._failed = 0, 0, None
     engine.systems = {}
     for system in systems:
         engine.register(system)

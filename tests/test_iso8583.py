@@ -1,0 +1,466 @@
+"""ISO 8583 card-switch messages and TCP framing (qingsuan.cards)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import get_args
+
+import pytest
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qingsuan.cards.framing import (
+    FrameDecoder,
+    FrameFormat,
+    FramingError,
+    frame,
+    parse_length,
+)
+from qingsuan.cards.iso8583 import (
+    Decoded,
+    MacAlgorithm,
+    Malformed,
+    ResponseCode,
+    compute_mac,
+    decode_message,
+    encode_message,
+    format_error_response,
+    luhn_ok,
+    mask_pan,
+    response_mti,
+    verify_mac,
+    verify_message_mac,
+)
+
+
+def with_luhn(body: str) -> str:
+    """Append the Luhn check digit to ``body``."""
+    for d in "0123456789":
+        if luhn_ok(body + d):
+            return body + d
+    raise AssertionError("no check digit")
+
+
+PAN = with_luhn("622202123456789012")  # 19-digit UnionPay-style PAN
+BAD_PAN = PAN[:-1] + str((int(PAN[-1]) + 1) % 10)
+MAC_KEY = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
+PIN_BLOCK = bytes.fromhex("1A2B3C4D5E6F7081")
+
+
+def purchase_fields() -> dict[str, str | bytes]:
+    return {
+        "2": PAN,
+        "3": "000000",
+        "4": "000000012345",  # 123.45 CNY in fen
+        "7": "0315143000",
+        "11": "000123",
+        "12": "143000",
+        "13": "0315",
+        "14": "2812",
+        "18": "5411",
+        "22": "051",
+        "25": "00",
+        "32": "01020000",
+        "33": "03010000",
+        "35": PAN + "=28121010000000000",
+        "37": "240315000123",
+        "41": "TERM0001",
+        "42": "102310058120001",
+        "43": "Qingsuan Supermarket Chaoyang Beijing CN",
+        "49": "156",
+        "52": PIN_BLOCK,
+        "53": "2600000000000000",
+        "60": "22000001000600",
+    }
+
+
+def encoded_purchase(**overrides: str | bytes) -> bytes:
+    return encode_message("0200", {**purchase_fields(), **overrides}, check=False)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def test_luhn_and_mask() -> None:
+    assert luhn_ok("79927398713")
+    assert not luhn_ok("79927398710")
+    assert not luhn_ok("7992739871x")
+    assert luhn_ok(PAN) and not luhn_ok(BAD_PAN)
+    masked = mask_pan(PAN)
+    assert masked == PAN[:6] + "*" * (len(PAN) - 10) + PAN[-4:]
+    assert PAN not in masked
+    assert mask_pan("1234") == "****"
+
+
+def test_response_mti_and_codes() -> None:
+    pairs = {"0100": "0110", "0200": "0210", "0220": "0230", "0400": "0410", "0800": "0810"}
+    for req, resp in pairs.items():
+        assert response_mti(req) == resp
+    with pytest.raises(ValueError, match="mti"):
+        response_mti("0210")
+    codes = {c.value for c in ResponseCode}
+    expected = "00 05 12 13 14 15 22 25 30 51 55 61 68 91 94 96"
+    assert " ".join(sorted(codes)) == expected
+    assert ResponseCode("30").meaning == "format error"
+    assert all(c.meaning for c in ResponseCode)
+
+
+# --- round trips -----------------------------------------------------------------------------
+
+
+def test_purchase_0200_round_trip() -> None:
+    fields = purchase_fields()
+    raw = encode_message("0200", fields, mac_key=MAC_KEY)
+    assert raw[:4] == b"0200"
+    assert raw[4] & 0x80, "secondary bitmap flag set because field 128 is present"
+    got = decode_message(raw)
+    assert isinstance(got, Decoded), got
+    assert got.mti == "0200"
+    mac = got.fields.pop("128")
+    assert got.fields == fields
+    assert isinstance(mac, bytes) and len(mac) == 8
+    assert got.fields["52"] == PIN_BLOCK
+    assert verify_message_mac(raw, MAC_KEY)
+
+
+def test_purchase_without_secondary_bitmap() -> None:
+    fields = purchase_fields()
+    raw = encode_message("0200", fields)
+    assert not raw[4] & 0x80
+    assert raw[12 : 12 + 2] == b"%02d" % len(PAN)  # LLVAR PAN right after the primary bitmap
+    assert decode_message(raw) == Decoded("0200", fields)
+
+
+@pytest.mark.parametrize("mti", ["0110", "0210"])
+def test_approval_responses(mti: str) -> None:
+    fields: dict[str, str | bytes] = {
+        "2": PAN,
+        "3": "310000" if mti == "0210" else "030000",
+        "4": "000000012345",
+        "7": "0315143001",
+        "11": "000123",
+        "15": "0315",
+        "32": "01020000",
+        "37": "240315000123",
+        "38": "A1B2C3",
+        "39": ResponseCode.APPROVED.value,
+        "41": "TERM0001",
+        "42": "102310058120001",
+        "49": "156",
+        "54": "1002156C000000100000",  # ledger balance 1000.00 CNY (credit)
+    }
+    raw = encode_message(mti, fields)
+    assert decode_message(raw) == Decoded(mti, fields)
+
+
+def test_reversal_0400_with_original_data() -> None:
+    original = "0200" + "000123" + "0315143000" + "00001020000" + "00003010000"
+    assert len(original) == 42
+    fields = {**purchase_fields(), "11": "000124", "90": original}
+    del fields["52"]
+    assert decode_message(encode_message("0400", fields)) == Decoded("0400", fields)
+    bad = original[:14] + "99" + original[16:]  # hour 99 in original transmission time
+    got = decode_message(encode_message("0400", {**fields, "90": bad}, check=False))
+    assert isinstance(got, Malformed) and got.field == "90"
+
+
+def test_balance_inquiry_may_carry_zero_amount() -> None:
+    fields = {**purchase_fields(), "3": "310000", "4": "000000000000"}
+    assert isinstance(decode_message(encode_message("0200", fields)), Decoded)
+    got = decode_message(encoded_purchase(**{"4": "000000000000"}))
+    assert isinstance(got, Malformed) and got.field == "4" and "> 0" in got.reason
+
+
+# --- content checks --------------------------------------------------------------------------
+
+
+def test_wrong_luhn_pan_is_malformed_and_masked() -> None:
+    raw = encoded_purchase(**{"2": BAD_PAN, "35": BAD_PAN + "=2812101"})
+    got = decode_message(raw)
+    assert isinstance(got, Malformed)
+    assert got.field == "2"
+    assert got.mti == "0200" and got.stan == "000123"
+    assert "Luhn" in got.reason
+    assert mask_pan(BAD_PAN) in got.reason
+    assert BAD_PAN not in repr(got)
+    with pytest.raises(ValueError, match="field 2") as exc_info:
+        encode_message("0200", {**purchase_fields(), "2": BAD_PAN})
+    assert BAD_PAN not in str(exc_info.value)
+
+
+def test_non_digit_in_pan_never_leaks() -> None:
+    pan = PAN[:10] + "X" + PAN[11:]
+    got = decode_message(encoded_purchase(**{"2": pan}))
+    assert isinstance(got, Malformed) and got.field == "2"
+    assert pan not in repr(got)
+
+
+def test_non_digit_amount() -> None:
+    got = decode_message(encoded_purchase(**{"4": "00000001234A"}))
+    assert isinstance(got, Malformed)
+    assert got.field == "4" and "digits" in got.reason
+    with pytest.raises(ValueError, match="field 4"):
+        encode_message("0200", {**purchase_fields(), "4": "00000001234A"})
+
+
+def test_currency_840_rejected() -> None:
+    got = decode_message(encoded_purchase(**{"49": "840"}))
+    assert isinstance(got, Malformed)
+    assert got.field == "49" and "156" in got.reason
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("13", "1332"),
+        ("13", "0230"),
+        ("15", "0001"),
+        ("12", "240000"),
+        ("7", "0315146000"),
+        ("14", "2813"),
+    ],
+)
+def test_bad_dates_and_times(key: str, value: str) -> None:
+    got = decode_message(encoded_purchase(**{key: value}))
+    assert isinstance(got, Malformed)
+    assert got.field == key
+    assert got.stan == "000123"
+
+
+def test_leap_day_accepted() -> None:
+    assert isinstance(decode_message(encoded_purchase(**{"13": "0229"})), Decoded)
+
+
+def test_character_classes() -> None:
+    for key, value in [("37", "24031500012-"), ("41", "TERM\t001"), ("39", "0 ")]:
+        got = decode_message(encoded_purchase(**{key: value}))
+        assert isinstance(got, Malformed) and got.field == key, (key, got)
+
+
+def test_undefined_field_in_bitmap() -> None:
+    raw = bytearray(encoded_purchase())
+    raw[4 + 0] |= 0x01  # bit 8: field 8 is not in the CUPS spec
+    got = decode_message(bytes(raw))
+    assert isinstance(got, Malformed) and got.field == "8"
+
+
+def test_non_digit_length_prefix() -> None:
+    raw = encoded_purchase()
+    assert raw[12:14] == b"19"
+    got = decode_message(raw[:12] + b"+9" + raw[14:])
+    assert isinstance(got, Malformed)
+
+
+def test_format_error_response_for_bad_request() -> None:
+    got = decode_message(encoded_purchase(**{"13": "1332"}))
+    assert isinstance(got, Malformed)
+    resp = format_error_response(got)
+    assert resp is not None
+    decoded = decode_message(resp)
+    assert decoded == Decoded("0210", {"11": "000123", "39": "30"})
+
+
+def test_truncated_request_still_answered_when_stan_read() -> None:
+    raw = encoded_purchase()
+    got = decode_message(raw[:-3])
+    assert isinstance(got, Malformed)
+    assert got.mti == "0200" and got.stan == "000123"
+    assert format_error_response(got) is not None
+
+
+@pytest.mark.parametrize("garbage", [b"", b"\xff\xfe\x00garbage", b"hello world", b"02"])
+def test_garbage_is_dropped(garbage: bytes) -> None:
+    got = decode_message(garbage)
+    assert isinstance(got, Malformed)
+    assert got.mti is None and got.stan is None
+    assert format_error_response(got) is None
+
+
+def test_malformed_response_is_not_answered() -> None:
+    raw = encode_message("0210", {"11": "000123", "39": "00", "49": "840"}, check=False)
+    got = decode_message(raw)
+    assert isinstance(got, Malformed) and got.mti == "0210" and got.stan == "000123"
+    assert format_error_response(got) is None
+
+
+def test_encode_rejects_bad_input() -> None:
+    with pytest.raises(ValueError, match="field 11"):
+        encode_message("0200", {**purchase_fields(), "11": "12345"})
+    with pytest.raises(ValueError, match="field 52"):
+        encode_message("0200", {**purchase_fields(), "52": "1A2B3C4D5E6F7081"})
+    with pytest.raises(ValueError, match="field 8"):
+        encode_message("0200", {**purchase_fields(), "8": "1"})
+    with pytest.raises(ValueError, match="mti"):
+        encode_message("9999", {"11": "000001"})
+
+
+# --- MAC -------------------------------------------------------------------------------------
+
+
+def test_mac_known_vectors() -> None:
+    # SM4 reference vector (GB/T 32907-2016): one block, so CBC-MAC = E(K, P).
+    sm4_key = bytes.fromhex("0123456789abcdeffedcba9876543210")
+    assert compute_mac(sm4_key, sm4_key, "sm4") == bytes.fromhex("681edf34d206965e")
+    # TDEA reference vector (NIST SP 800-67): first block of "The qufck brown fox jump".
+    k3 = bytes.fromhex("0123456789ABCDEF23456789ABCDEF01456789ABCDEF0123")
+    assert compute_mac(b"The qufc", k3, "3des") == bytes.fromhex("A826FD8CE53B855F")
+
+
+def test_mac_is_cbc_mac_with_zero_padding() -> None:
+    data = b"0200 some message bytes, 37 long...."
+    ecb = Cipher(TripleDES(MAC_KEY + MAC_KEY[:8]), modes.ECB()).encryptor()
+    padded = data + bytes(-len(data) % 8)
+    state = bytes(8)
+    for i in range(0, len(padded), 8):
+        block = bytes(a ^ b for a, b in zip(state, padded[i : i + 8], strict=True))
+        state = ecb.update(block)
+    assert compute_mac(data, MAC_KEY, "3des") == state
+
+
+@pytest.mark.parametrize("algorithm", ["3des", "sm4"])
+def test_mac_compute_verify_and_bit_flip(algorithm: MacAlgorithm) -> None:
+    alg = algorithm
+    raw = encode_message("0200", purchase_fields(), mac_key=MAC_KEY, mac_algorithm=alg)
+    assert verify_message_mac(raw, MAC_KEY, alg)
+    assert verify_mac(raw[:-8], raw[-8:], MAC_KEY, alg)
+    assert not verify_message_mac(raw, bytes(16), alg)
+    for pos in (0, 20, len(raw) - 20, len(raw) - 9, len(raw) - 1):
+        flipped = bytearray(raw)
+        flipped[pos] ^= 0x01
+        assert not verify_message_mac(bytes(flipped), MAC_KEY, alg), pos
+    assert not verify_message_mac(encode_message("0200", purchase_fields()), MAC_KEY, alg)
+
+
+def test_mac_bad_key() -> None:
+    with pytest.raises(ValueError):
+        compute_mac(b"x", b"short", "3des")
+    with pytest.raises(ValueError):
+        compute_mac(b"x", bytes(24), "sm4")
+
+
+# --- framing ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["binary2", "ascii4"])
+def test_framing_round_trip(fmt: FrameFormat) -> None:
+    f = fmt
+    payloads = [encoded_purchase(), b"", b"x" * 300]
+    stream = b"".join(frame(p, f) for p in payloads)
+    assert FrameDecoder(f).feed(stream) == payloads
+    if f == "ascii4":
+        assert frame(b"abc", f) == b"0003abc"
+    else:
+        assert frame(b"abc", f) == b"\x00\x03abc"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    payloads=st.lists(st.binary(max_size=600), max_size=8),
+    cuts=st.lists(st.integers(min_value=0, max_value=6000), max_size=20),
+    fmt=st.sampled_from(get_args(FrameFormat)),
+)
+def test_framing_split_and_merged_chunks(
+    payloads: list[bytes], cuts: list[int], fmt: FrameFormat
+) -> None:
+    f = fmt
+    stream = b"".join(frame(p, f) for p in payloads)
+    points = sorted({0, len(stream), *(c for c in cuts if c < len(stream))})
+    dec = FrameDecoder(f)
+    out: list[bytes] = []
+    for a, b in itertools.pairwise(points):
+        out += dec.feed(stream[a:b])
+    assert out == payloads
+    assert dec.buffered == 0
+
+
+def test_framing_byte_by_byte() -> None:
+    payloads = [b"abc", encoded_purchase()]
+    stream = b"".join(frame(p, "ascii4") for p in payloads)
+    dec = FrameDecoder("ascii4")
+    out: list[bytes] = []
+    for i in range(len(stream)):
+        out += dec.feed(stream[i : i + 1])
+        if i < len(stream) - 1:
+            assert len(out) < 2
+    assert out == payloads
+
+
+def test_framing_bad_ascii_length() -> None:
+    dec = FrameDecoder("ascii4")
+    with pytest.raises(FramingError, match="ASCII digits") as exc_info:
+        dec.feed(frame(b"ok", "ascii4") + b"00x5hello")
+    assert exc_info.value.frames == [b"ok"]
+    with pytest.raises(FramingError):
+        dec.feed(b"0002hi")  # the stream stays failed
+    with pytest.raises(FramingError):
+        parse_length(b"-001", "ascii4")
+
+
+def test_framing_over_max_frame() -> None:
+    with pytest.raises(FramingError, match="max_frame"):
+        FrameDecoder("binary2", max_frame=100).feed(b"\x01\x00")
+    with pytest.raises(FramingError):
+        frame(b"x" * 10000, "ascii4")
+    with pytest.raises(FramingError):
+        FrameDecoder("bcd2")  # type: ignore[arg-type]
+
+
+# --- fuzzing ---------------------------------------------------------------------------------
+
+VALID_MESSAGES = [
+    encoded_purchase(),
+    encode_message("0200", purchase_fields(), mac_key=MAC_KEY),
+    encode_message("0210", {"2": PAN, "11": "000123", "39": "51", "49": "156"}),
+    encode_message("0800", {"7": "0315080000", "11": "000001", "33": "03010000"}),
+]
+
+
+@st.composite
+def mutated_message(draw: st.DrawFn) -> bytes:
+    raw = bytearray(draw(st.sampled_from(VALID_MESSAGES)))
+    for _ in range(draw(st.integers(min_value=1, max_value=4))):
+        op = draw(st.sampled_from(["flip", "set", "insert", "delete", "truncate"]))
+        pos = draw(st.integers(min_value=0, max_value=max(len(raw) - 1, 0)))
+        if op == "flip" and raw:
+            raw[pos] ^= 1 << draw(st.integers(min_value=0, max_value=7))
+        elif op == "set" and raw:
+            raw[pos] = draw(st.sampled_from(b"0123456789 A=\x00\xff"))
+        elif op == "insert":
+            raw[pos:pos] = draw(st.binary(min_size=1, max_size=3))
+        elif op == "delete":
+            del raw[pos : pos + draw(st.integers(min_value=1, max_value=3))]
+        else:
+            del raw[pos:]
+    return bytes(raw)
+
+
+def _check_never_raises(raw: bytes) -> None:
+    got = decode_message(raw)
+    assert isinstance(got, Decoded | Malformed)
+    if isinstance(got, Malformed):
+        assert not got.reason.startswith("internal"), got.reason  # no hidden crash
+        assert PAN not in got.reason
+        format_error_response(got)  # must not raise either
+        return
+    again = decode_message(encode_message(got.mti, got.fields))
+    assert again == got
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.binary(max_size=400))
+def test_fuzz_random_bytes(raw: bytes) -> None:
+    _check_never_raises(raw)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=mutated_message())
+def test_fuzz_mutated_messages(raw: bytes) -> None:
+    _check_never_raises(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw=st.binary(max_size=400))
+def test_fuzz_after_valid_header(raw: bytes) -> None:
+    _check_never_raises(b"0200" + raw)
