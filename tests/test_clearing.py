@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +26,7 @@ from qingsuan.cards.files import (
     parse_clearing_file,
     reconcile,
     write_clearing_file,
+    write_clearing_files_bulk,
 )
 
 ISS, ACQ, SWITCH, N = 0, 1, 2, 3
@@ -256,3 +258,97 @@ def test_malformed_files_get_line_numbers(text: str, line_no: int) -> None:
     with pytest.raises(ClearingFileError) as err:
         parse_clearing_file(text)
     assert err.value.line_no == line_no
+
+
+# --- bulk writer ------------------------------------------------------------------------------
+
+
+def bulk_columns(n: int, parts: int, seed: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    iss = rng.integers(0, parts, n)
+    acq = rng.integers(0, parts, n)
+    acq = np.where(acq == iss, (acq + 1) % parts, acq)
+    lens = rng.integers(12, 20, n)
+    pan = np.array(["".join(map(str, rng.integers(0, 10, k))) for k in lens], dtype="S19")
+    pan[::7] = b"622202****0123"
+    return {
+        "issuer": iss,
+        "acquirer": acq,
+        "rrn": np.array([f"{i:06d}AbZ{i % 997:03d}" for i in range(n)], dtype="S12"),
+        "stan": np.array([f"{i % 1_000_000:06d}" for i in range(n)], dtype="S6"),
+        "mti": rng.choice(np.array([b"0200", b"0220"]), n),
+        "pan": pan,
+        "amount_fen": rng.integers(0, 10 ** rng.integers(1, 13, n)),
+        "issuer_fee_fen": rng.integers(-(10**9), 10**9, n),
+        "acquirer_fee_fen": rng.integers(-99, 100, n),
+        "issuer_direction": rng.choice(np.array([b"D", b"C"]), n),
+        "terminal_id": np.array([f"T{i:07d}" for i in range(n)], dtype="S8"),
+        "local_time": np.datetime64("2024-02-29T12:00:00")
+        + rng.integers(-(10**9), 10**9, n).astype("timedelta64[s]"),
+    }
+
+
+def reference_files(codes: list[str], cols: dict[str, np.ndarray]) -> list[bytes]:
+    per: list[list[Detail]] = [[] for _ in codes]
+    for i in range(len(cols["rrn"])):
+        direction = cols["issuer_direction"][i].decode()
+        common = (cols["rrn"][i].decode(), cols["stan"][i].decode(), cols["mti"][i].decode(),
+                  cols["pan"][i].decode(), int(cols["amount_fen"][i]))
+        when = cols["local_time"][i].astype(datetime)
+        term = cols["terminal_id"][i].decode()
+        per[int(cols["issuer"][i])].append(
+            Detail(*common, int(cols["issuer_fee_fen"][i]), direction, term, when))
+        per[int(cols["acquirer"][i])].append(
+            Detail(*common, int(cols["acquirer_fee_fen"][i]), "C" if direction == "D" else "D",
+                   term, when))
+    return [write_clearing_file(code, DAY, d).encode() for code, d in zip(codes, per, strict=True)]
+
+
+@pytest.mark.parametrize(("n", "parts", "chunk"), [(3000, 7, 1 << 16), (2500, 40, 97), (0, 3, 64)])
+def test_bulk_files_byte_identical(n: int, parts: int, chunk: int,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import qingsuan.cards.files as files
+
+    monkeypatch.setattr(files, "_BULK_CHUNK", chunk)
+    monkeypatch.setattr(files, "_FILL_CHUNK", max(chunk // 3, 1))
+    cols = bulk_columns(n, parts, seed=n + parts)
+    codes = [f"B{p:03d}x" for p in range(parts)]
+    out = write_clearing_files_bulk(codes, DAY, **cols)
+    assert out == reference_files(codes, cols)
+    for blob in out:
+        _, parsed, trailer = parse_clearing_file(blob.decode())
+        assert trailer.count == len(parsed)
+        assert all("****" in d.pan for d in parsed)
+    for full in cols["pan"][:50]:
+        if b"*" not in full:
+            assert all(full not in blob for blob in out)
+
+
+def test_bulk_files_to_directory(tmp_path: Path) -> None:
+    cols = bulk_columns(500, 5, seed=1)
+    codes = [f"P{p}" for p in range(5)]
+    paths = write_clearing_files_bulk(codes, DAY, directory=tmp_path, **cols)
+    assert [p.name for p in paths] == [f"P{p}_20250630.txt" for p in range(5)]
+    assert [p.read_bytes() for p in paths] == write_clearing_files_bulk(codes, DAY, **cols)
+
+
+def test_bulk_rejects_bad_columns() -> None:
+    codes = ["A", "B", "C"]
+    good = bulk_columns(20, 3, seed=2)
+    cases: list[tuple[str, object, type[Exception]]] = [
+        ("rrn", np.where(np.arange(20) == 5, b"12345678901-", good["rrn"]), ValueError),
+        ("stan", good["stan"].astype("S5"), ValueError),
+        ("pan", np.where(np.arange(20) == 3, b"62220212345", good["pan"]), ValueError),
+        ("pan", np.where(np.arange(20) == 3, b"6222****12345", good["pan"]), ValueError),
+        ("amount_fen", good["amount_fen"].astype(np.float64), TypeError),
+        ("amount_fen", -good["amount_fen"] - 1, ValueError),
+        ("issuer_direction", np.full(20, b"X"), ValueError),
+        ("terminal_id", good["rrn"], ValueError),
+        ("acquirer", good["issuer"], ValueError),
+        ("issuer", good["issuer"] + 3, ValueError),
+    ]
+    for name, value, error in cases:
+        with pytest.raises(error):
+            write_clearing_files_bulk(codes, DAY, **{**good, name: value})
+    with pytest.raises(ValueError):
+        write_clearing_files_bulk(["A", "B", "C,"], DAY, **good)
