@@ -18,6 +18,9 @@ from qingsuan.params import (
 )
 
 DEFAULTS_WRITTEN = {
+    "cards.pos_no_pin_limit": "1000.00",
+    "cards.pin_tries": "3",
+    "cards.daily_withdrawal_limit": "20000.00",
     "banks.name_check": "off",
     "ibps.sim_latency_ms": "200",
     "ibps.sim_accept_ratio": "1",

@@ -268,12 +268,11 @@ def test_unknown_event_kind() -> None:
 
 
 def test_known_but_unavailable_event_kind() -> None:
-    text = BASE + ("  - at: 2026-11-25T11:00\n    do: atm_withdrawal\n    id: w1\n"
-                   '    card: "6222020200000000014"\n    terminal: ATM00001\n'
-                   '    amount: "100.00"\n    pin: "123456"\n')
+    text = BASE + ("  - at: 2026-11-25T11:00\n    do: pos_refund\n    id: w1\n"
+                   '    target: p0\n    amount: "100.00"\n')
     p = only_problem(text)
-    assert p.line == line_of(text, "atm_withdrawal")
-    assert "atm_withdrawal" in p.message
+    assert p.line == line_of(text, "pos_refund")
+    assert "pos_refund" in p.message
     assert "not available in this release" in p.message
 
 

@@ -105,6 +105,12 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
               "BEPS settlement sessions in HVPS (on HVPS business days, while it is open)"),
     # -- card fees (DOMAIN.md §4) -----------------------------------------------------
     ParamSpec("cards.fees", ParamKind.BOOL, "on", "charge the card fees below"),
+    ParamSpec("cards.pos_no_pin_limit", ParamKind.AMOUNT, "1000.00",
+              "POS purchases up to this amount need no PIN (小额免密免签)"),
+    ParamSpec("cards.pin_tries", ParamKind.INT, "3",
+              "wrong PINs in a row after which the issuer blocks the card", minimum=1),
+    ParamSpec("cards.daily_withdrawal_limit", ParamKind.AMOUNT, "20000.00",
+              "cash a card may withdraw per day (61 above it)"),
     ParamSpec("cards.issuer_fee_debit_rate", ParamKind.RATE, "0.0035",
               "issuer service fee (发卡行服务费), debit cards"),
     ParamSpec("cards.issuer_fee_debit_cap", ParamKind.AMOUNT, "13.00",

@@ -3,9 +3,10 @@ replayed with the same set (``qingsuan log verify``, restarts)."""
 
 from __future__ import annotations
 
+from qingsuan.cards.switch import CardSwitch
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import System
 
 
 def standard_systems() -> list[System]:
-    return [Cnaps()]
+    return [Cnaps(), CardSwitch()]

@@ -98,6 +98,25 @@ def narrator(out: Console, *, step: bool = False,
             out.print(f"[bold]{day} {when}[/] {f['asker']} asks IBPS whether {f['bank']} has "
                       f"account {f['account']}: exists {answer.get('exists')}, name matches "
                       f"{answer.get('name_matches')}")
+        elif event.do in ("atm_withdrawal", "pos_purchase", "atm_balance_inquiry"):
+            rec = runner.payments.get(f["id"])
+            what = {"atm_withdrawal": "withdraws", "pos_purchase": "pays",
+                    "atm_balance_inquiry": "asks the balance"}[event.do]
+            amount = f" {format_fen(f['amount_fen'])} CNY" if f["amount_fen"] else ""
+            out.print(f"[bold]{day} {when}[/] card {f['card'][:6]}...{f['card'][-4:]} "
+                      f"{what}{amount} at terminal {f['terminal']}: the acquirer sends an ISO "
+                      "8583 request through the card switch to the issuer")
+            if rec is not None:
+                verdict = "approved (00)" if rec.status == "approved" else \
+                    f"declined ({rec.response_code}: {(rec.reason or {}).get('message', '')})"
+                out.print(f"  the issuer answers: {verdict}")
+            elif f["id"] in runner.inquiries:
+                answer = runner.inquiries[f["id"]]
+                out.print(f"  the issuer answers {answer['response_code']}: balance "
+                          f"{answer.get('balance')}")
+        elif event.do == "reversal":
+            out.print(f"[bold]{day} {when}[/] reversal (冲正) of {f['target']}: the switch "
+                      "undoes it exactly in both banks' books")
         elif event.do == "tick":
             out.print(f"[bold]{day} {when}[/] the HVPS clock: cut-off, end of day or a "
                       "periodic gridlock search")

@@ -16,7 +16,11 @@ from typing import Any
 
 from qingsuan.banks.routing import Route, route_transfer
 from qingsuan.calendar import HvpsPhase
-from qingsuan.clock import Scheduler, Timer, VirtualClock, format_time, from_datetime
+from qingsuan.cards.iso8583 import ResponseCode
+from qingsuan.cards.switch import Card as CardRecord
+from qingsuan.cards.switch import CardSwitch
+from qingsuan.cards.switch import Terminal as TerminalRecord
+from qingsuan.clock import Scheduler, Timer, VirtualClock, format_time, from_datetime, to_beijing
 from qingsuan.cnaps.hvps import Notice, Priority, _naive
 from qingsuan.cnaps.netsys import SimAccount
 from qingsuan.cnaps.participants import ParticipantKind
@@ -26,10 +30,12 @@ from qingsuan.ledger import AccountFlags, NormalSide, Transfer, TransferFlags, T
 from qingsuan.ledger.registry import AccountRegistry
 from qingsuan.money import format_fen
 from qingsuan.reasons import Reason
-from qingsuan.sim.scenario import Event, Scenario
+from qingsuan.sim.scenario import Event, Scenario, hash_pin
 
 PBOC = "PBOC"
 MNO = AccountFlags.MUST_NOT_OVERDRAW
+
+_RESPONSE_MEANINGS: dict[str, str] = {c.value: c.meaning for c in ResponseCode}
 
 _REASONS: dict[TransferResult, Reason] = {
     TransferResult.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS: Reason.AM04,
@@ -101,7 +107,10 @@ class Runner:
             self._tmp = tempfile.TemporaryDirectory(prefix="qingsuan-run-")
             store = str(Path(self._tmp.name) / "run.db")
         self.cnaps = Cnaps()
-        self.engine = Engine.open(store, self.clock, systems=[self.cnaps])
+        self.switch = CardSwitch()
+        self.engine = Engine.open(store, self.clock, systems=[self.cnaps, self.switch])
+        self._stan = 0
+        self._card_keys: dict[str, str] = {}
         self.params = self.engine.params
         self.actions: list[dict[str, Any]] = []
         #: HVPS notices seen during the current step (for narration)
@@ -142,7 +151,8 @@ class Runner:
                       AccountSpec(p.name, "vault_cash", NormalSide.DEBIT, MNO),
                       # the card switch's clearing with this bank (used by the card issue)
                       AccountSpec(p.name, "due_to_switch", NormalSide.CREDIT),
-                      AccountSpec(p.name, "due_from_switch", NormalSide.DEBIT)]
+                      AccountSpec(p.name, "due_from_switch", NormalSide.DEBIT),
+                      AccountSpec(p.name, "due_to_merchants", NormalSide.CREDIT)]
         specs += [AccountSpec(c.bank, f"customer:{c.id}", NormalSide.CREDIT,
                               MNO | AccountFlags.CLOSED if c.closed else MNO,
                               overdraft_limit_fen=c.credit_limit_fen)
@@ -175,6 +185,15 @@ class Runner:
                 capped = self.cnaps.set_cap(system.upper(), p.name, cap,
                                             "earmark" if backing else "collateral")
                 assert capped.ok, (p.name, key, capped)
+        if sc.cards or sc.terminals:
+            bank_of = {c.id: c.bank for c in sc.customers}
+            self.switch.setup(
+                [CardRecord(c.pan, bank_of[c.account], f"{bank_of[c.account]}:customer:"
+                            f"{c.account}", c.kind, c.pin_hash.hex() if c.pin_hash else None)
+                 for c in sc.cards],
+                [TerminalRecord(t.id, t.kind, t.bank,
+                                f"{t.bank}:customer:{t.merchant}" if t.merchant else None)
+                 for t in sc.terminals])
         if sc.customers:
             self.cnaps.register_accounts([
                 SimAccount(c.bank, c.account, c.name, f"{c.bank}:customer:{c.id}", c.closed)
@@ -576,6 +595,58 @@ class Runner:
             doc["value"] = format_fen(event.fields["value_fen"])
         self.actions.append(doc)
 
+    # ------------------------------------------------------------------ card events
+
+    def _card_request(self, event: Event, proc: str) -> None:
+        f = event.fields
+        now = self.clock.now_us()
+        local = to_beijing(now)
+        self._stan += 1
+        terminal = next((t for t in self.scenario.terminals if t.id == f["terminal"]), None)
+        fields = {"t": "0200", "2": f["card"], "3": f"{proc}0000",
+                  "4": f"{f['amount_fen']:012d}", "7": local.strftime("%m%d%H%M%S"),
+                  "11": f"{self._stan:06d}", "32": terminal.bank if terminal else "",
+                  "41": f["terminal"], "49": "156", "37": f"{self._stan:012d}"}
+        if f["pin"] is not None:  # the terminal sends the PIN's hash, never the PIN
+            fields["pin_hash"] = hash_pin(f["card"], f["pin"]).hex()
+        answer = self.switch.request(fields)
+        rc = answer["39"]
+        if event.do == "atm_balance_inquiry":
+            self.inquiries[f["id"]] = {"kind": event.do, "response_code": rc,
+                                       "balance": answer.get("54")}
+            return
+        record = PaymentRecord(event.do, "CUPS", response_code=rc)
+        self.payments[f["id"]] = record
+        if rc == "00":
+            self._card_keys[f["id"]] = answer["key"]
+            record.move(now, "approved")
+        else:
+            record.move(now, "declined")
+            record.reason = {"code": rc, "message": _RESPONSE_MEANINGS.get(rc, "declined")}
+
+    def _do_atm_withdrawal(self, event: Event) -> None:
+        self._card_request(event, "01")
+
+    def _do_pos_purchase(self, event: Event) -> None:
+        self._card_request(event, "00")
+
+    def _do_atm_balance_inquiry(self, event: Event) -> None:
+        self._card_request(event, "31")
+
+    def _do_reversal(self, event: Event) -> None:
+        f = event.fields
+        target = f["target"]
+        original = self.payments.get(target)
+        key = self._card_keys.get(target, "")
+        self._stan += 1
+        answer = self.switch.request({"t": "0400", "11": f"{self._stan:06d}",
+                                      "original_key": key})
+        rc = answer["39"]
+        self._action(event, rc == "00", None if rc == "00" else
+                     {"code": rc, "message": _RESPONSE_MEANINGS.get(rc, "")})
+        if rc == "00" and original is not None and original.status == "approved":
+            original.move(self.clock.now_us(), "reversed")
+
     def _do_set_param(self, event: Event) -> None:
         self.engine.set_params({event.fields["name"]: event.fields["value"]})
 
@@ -738,8 +809,11 @@ class Runner:
         credit = sum(self.balance_fen(PBOC, f"{kind}:{p.name}") for p in sc.participants
                      for kind in ("intraday_credit", "overnight_credit"))
         deposits = sum(self.balance_fen(c.bank, f"customer:{c.id}") for c in sc.customers)
+        owed = sum(self.balance_fen(p.name, "due_to_merchants") for p in sc.participants)
+        cash_out = sum(t.cash_fen - self.balance_fen(t.bank, f"atm_cash:{t.id}")
+                       for t in sc.terminals if t.kind == "atm")
         return (settlement - credit == self._opening_settlement_fen
-                and deposits == self._opening_deposits_fen)
+                and deposits + owed + cash_out == self._opening_deposits_fen)
 
     def _net_report(self) -> dict[str, Any]:
         """BEPS and IBPS: positions, caps, sessions and per-participant metrics."""

@@ -42,17 +42,18 @@ EVENT_KINDS: Final = {
     "reprioritise": "runs",
     "pledge": "runs",
     "release": "runs",
-    "atm_withdrawal": "not yet: card switch",
-    "atm_balance_inquiry": "not yet: card switch",
-    "pos_purchase": "not yet: card switch",
+    "atm_withdrawal": "runs (authorisation; clearing and settlement come next)",
+    "atm_balance_inquiry": "runs (authorisation; clearing and settlement come next)",
+    "pos_purchase": "runs (authorisation; clearing and settlement come next)",
     "pos_void": "not yet: card switch",
-    "reversal": "not yet: card switch",
+    "reversal": "runs (authorisation; clearing and settlement come next)",
     "pos_refund": "not yet: card switch",
     "fault": "not yet: fault injection",
 }
 RUNNABLE_EVENTS: Final = ("transfer", "set_param", "hvps_payment", "cancel", "reprioritise",
                           "pledge", "release", "beps_payment", "ibps_payment",
-                          "debit_agreement", "ibps_account_inquiry")
+                          "debit_agreement", "ibps_account_inquiry", "atm_withdrawal",
+                          "atm_balance_inquiry", "pos_purchase", "reversal")
 
 _NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
@@ -590,6 +591,10 @@ def _terminals(ck: _Checker, top: LDict, banks: set[str], customers: dict[str, C
 
 
 _EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
+    "atm_withdrawal": (("id", "card", "terminal", "amount"), ("pin",)),
+    "atm_balance_inquiry": (("id", "card", "terminal"), ("pin",)),
+    "pos_purchase": (("id", "card", "terminal", "amount"), ("pin",)),
+    "reversal": (("id", "target"), ()),
     "beps_payment": (("id", "from", "to", "amount"), ("kind",)),
     "ibps_payment": (("id", "from", "to", "amount"), ()),
     "debit_agreement": (("id", "payer", "payee"), ()),
@@ -912,7 +917,60 @@ def _check_inquiry(ck: _Checker, doc: LDict, fields: dict[str, Any],
     return True
 
 
+def _check_card_event(ck: _Checker, doc: LDict, fields: dict[str, Any],
+                      cust: dict[str, Customer | None], participants: list[Participant]
+                      ) -> bool:
+    do = doc["do"]
+    eid = ck.text(doc, "id", f"event {do}", _ID_RE)
+    what = f"{do} {eid}"
+    pan = doc["card"]
+    if not isinstance(pan, str) or not re.fullmatch(r"\d{12,19}", pan):
+        ck.add(doc.line_of("card"), f"{what}: card must be a quoted card number")
+        return False
+    terminal = doc["terminal"]
+    if not isinstance(terminal, str):
+        ck.add(doc.line_of("terminal"), f"{what}: terminal must be a terminal id")
+        return False
+    amount = 0
+    if "amount" in doc:
+        parsed = ck.amount(doc, "amount", what, allow_zero=False, default=None)
+        if parsed is None:
+            return False
+        amount = parsed
+    pin = doc.get("pin")
+    if pin is not None and (not isinstance(pin, str) or not re.fullmatch(r"\d{4,12}", pin)):
+        ck.add(doc.line_of("pin"), f"{what}: pin must be a quoted string of 4 to 12 digits")
+        return False
+    if do.startswith("atm") and pin is None:
+        ck.add(doc.line, f"{what}: an ATM needs the PIN")
+        return False
+    if eid is None:
+        return False
+    fields.update(id=eid, card=pan, terminal=terminal, amount_fen=amount, pin=pin)
+    return True
+
+
+def _check_reversal(ck: _Checker, doc: LDict, fields: dict[str, Any],
+                    cust: dict[str, Customer | None], participants: list[Participant]) -> bool:
+    eid = ck.text(doc, "id", "event reversal", _ID_RE)
+    target = doc["target"]
+    known: dict[str, str] = fields["known"]
+    if not isinstance(target, str) or known.get(target) not in ("atm_withdrawal",
+                                                                "pos_purchase"):
+        ck.add(doc.line_of("target"), f"reversal {eid}: target {target!r} is not the id of an "
+                                      "earlier atm_withdrawal or pos_purchase")
+        return False
+    if eid is None:
+        return False
+    fields.update(id=eid, target=target)
+    return True
+
+
 _EVENT_CHECKS: Final[dict[str, Callable[..., bool]]] = {
+    "atm_withdrawal": _check_card_event,
+    "atm_balance_inquiry": _check_card_event,
+    "pos_purchase": _check_card_event,
+    "reversal": _check_reversal,
     "beps_payment": _check_net_payment,
     "ibps_payment": _check_net_payment,
     "debit_agreement": _check_agreement,
