@@ -99,16 +99,17 @@ def narrator(out: Console, *, step: bool = False,
                       f"account {f['account']}: exists {answer.get('exists')}, name matches "
                       f"{answer.get('name_matches')}")
         elif event.do in ("atm_withdrawal", "pos_purchase", "atm_balance_inquiry"):
-            rec = runner.payments.get(f["id"])
+            card_rec = runner.payments.get(f["id"])
             what = {"atm_withdrawal": "withdraws", "pos_purchase": "pays",
                     "atm_balance_inquiry": "asks the balance"}[event.do]
             amount = f" {format_fen(f['amount_fen'])} CNY" if f["amount_fen"] else ""
             out.print(f"[bold]{day} {when}[/] card {f['card'][:6]}...{f['card'][-4:]} "
                       f"{what}{amount} at terminal {f['terminal']}: the acquirer sends an ISO "
                       "8583 request through the card switch to the issuer")
-            if rec is not None:
-                verdict = "approved (00)" if rec.status == "approved" else \
-                    f"declined ({rec.response_code}: {(rec.reason or {}).get('message', '')})"
+            if card_rec is not None:
+                reason = (card_rec.reason or {}).get("message", "")
+                verdict = "approved (00)" if card_rec.status == "approved" else \
+                    f"declined ({card_rec.response_code}: {reason})"
                 out.print(f"  the issuer answers: {verdict}")
             elif f["id"] in runner.inquiries:
                 answer = runner.inquiries[f["id"]]
