@@ -75,7 +75,8 @@ def test_run_json_prints_the_outcome_contract(stored_run: tuple[Path, dict[str, 
     assert out["ended_at"] == "2026-11-25T18:00:00+08:00"
     assert set(out["balances"]) == {"customers", "settlement", "terminals", "mirrors"}
     assert out["balances"]["customers"]["alice"] == "46500.01"
-    assert out["balances"]["settlement"] == {"ICBC": "1000000.00", "CCB": "800000.00"}
+    assert out["balances"]["settlement"] == {"ICBC": "1000000.00", "CCB": "800000.00",
+                                             "CUPS": "0.00"}
     assert out["balances"]["terminals"] == {"ATM00001": "200000.00"}
     assert out["payments"]["too-much"]["status"] == "rejected"
     assert out["payments"]["too-much"]["reason"]["code"] == "AM04"

@@ -18,6 +18,8 @@ from qingsuan.params import (
 )
 
 DEFAULTS_WRITTEN = {
+    "cups.sessions": "09:00",
+    "cups.default_cap": "1000000000000.00",
     "cards.pos_no_pin_limit": "1000.00",
     "cards.pin_tries": "3",
     "cards.daily_withdrawal_limit": "20000.00",

@@ -34,9 +34,9 @@ def test_intrabank_balances_to_the_fen(intrabank_outcome: dict[str, Any]) -> Non
     assert out["balances"] == {
         "customers": {"alice": "46500.01", "carol": "4699.99", "bob": "254.50",
                       "dave": "45.50"},
-        "settlement": {"ICBC": "1000000.00", "CCB": "800000.00"},
+        "settlement": {"ICBC": "1000000.00", "CCB": "800000.00", "CUPS": "0.00"},
         "terminals": {"ATM00001": "200000.00"},
-        "mirrors": {"ICBC": "1000000.00", "CCB": "800000.00"},
+        "mirrors": {"ICBC": "1000000.00", "CCB": "800000.00", "CUPS": "0.00"},
     }
     assert out["inquiries"] == {}
 

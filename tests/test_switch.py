@@ -128,3 +128,88 @@ def test_a_true_retry_gets_the_original_answer_and_a_changed_one_94() -> None:
         assert switch.request(request) == first
         changed = dict(request, **{"4": "000000000200"})
         assert switch.request(changed)["39"] == "94"
+
+
+def _story(name: str) -> dict[str, Any]:
+    from importlib import resources
+    from pathlib import Path
+
+    from qingsuan.sim.scenario import load_scenario
+
+    path = Path(str(resources.files("qingsuan") / "scenarios" / f"{name}.yaml"))
+    return run_scenario(load_scenario(path), store="memory:")
+
+
+def test_stories_1_and_2_clear_at_the_cutoff_and_settle_in_hvps_with_fees() -> None:
+    """ATM 100.00 + coffee 36.00, debit card, fees on: ICBC pays 100 + 3.00 ATM fee + 36
+    - 0.13 issuer fee it keeps + 0.04 network fees = 138.91; CCB receives 100 + 3.00 + 36
+    - 0.13 - 0.04 = 138.83; the switch 0.08; the café 36.00 less 0.6% MDR = 35.78."""
+    out = _story("cards")
+    for pid in ("atm", "coffee"):
+        assert [h["status"] for h in out["payments"][pid]["history"]] == [
+            "approved", "cleared", "settled"]
+        assert out["payments"][pid]["history"][1]["at"] == "2026-11-25T23:00:00+08:00"
+        assert out["payments"][pid]["history"][2]["at"] == "2026-11-26T09:00:00+08:00"
+    (session,) = out["net"]["CUPS"]["sessions"]
+    assert session["positions"] == {"CCB": "138.83", "CUPS": "0.08", "ICBC": "-138.91"}
+    assert out["balances"]["customers"] == {"alice": "4864.00", "cafe": "35.78"}
+    assert out["balances"]["settlement"] == {"ICBC": "999861.09", "CCB": "1000138.83",
+                                             "CUPS": "0.08"}
+    assert out["balances"]["mirrors"] == out["balances"]["settlement"]
+    assert all(out["checks"].values())
+
+
+def test_story_5_cards_work_through_the_holiday_and_settle_after_it() -> None:
+    out = _story("holiday-cards")
+    assert [out["payments"][p]["history"][-1]["at"] for p in ("day2", "day5")] == [
+        "2026-10-08T09:00:00+08:00"] * 2
+    (session,) = out["net"]["CUPS"]["sessions"]
+    assert session["positions"] == {"CCB": "500.00", "ICBC": "-500.00"}
+    assert out["balances"]["settlement"] == {"ICBC": "999500.00", "CCB": "1000500.00",
+                                             "CUPS": "0.00"}
+    assert all(out["checks"].values())
+
+
+def test_the_scenario_md_example_gives_the_contracts_outcome() -> None:
+    """The worked example of ../shared/docs/SCENARIO.md, balances as the contract shows."""
+    text = (
+        "name: atm-withdrawal\ntimezone: Asia/Shanghai\nstart: 2026-11-25T08:00\n"
+        "run_until: 2026-11-26T18:00\ncalendar: cn\n"
+        "params:\n  ibps.item_limit: \"50000.00\"\n  hvps.open: \"20:30\"\n"
+        "  cards.cutoff: \"23:00\"\n  cards.fees: \"off\"\n"
+        "participants:\n"
+        "  - {name: ICBC, code: \"102100099996\", kind: bank, settlement_balance: \"1000000.00\","
+        " collateral: \"0.00\"}\n"
+        "  - {name: CCB,  code: \"105100000017\", kind: bank, settlement_balance: \"1000000.00\"}\n"
+        "  - {name: PAYCO, code: \"Z2000000001X\", kind: payment_institution,"
+        " settlement_balance: \"0.00\"}\n"
+        "customers:\n"
+        "  - {id: alice, bank: ICBC, account: \"6222020200000000014\", balance: \"50000.00\"}\n"
+        "  - {id: bob,   bank: CCB,  account: \"6217000010000000029\", balance: \"0.00\"}\n"
+        "  - {id: cafe,  bank: CCB,  account: \"6217000010000000037\", balance: \"0.00\",\n"
+        "     merchant: {mid: \"105290058120001\", mcc: \"5814\", mdr: \"0.0000\"}}\n"
+        "cards:\n"
+        "  - {pan: \"6222020200000000014\", account: alice, kind: debit, pin: \"123456\"}\n"
+        "terminals:\n"
+        "  - {id: \"ATM00001\", kind: atm, bank: CCB, cash: \"200000.00\"}\n"
+        "  - {id: \"POS00001\", kind: pos, bank: CCB, merchant: cafe}\n"
+        "events:\n"
+        "  - {at: 2026-11-25T10:00, do: atm_withdrawal, id: w1, card: \"6222020200000000014\","
+        " terminal: ATM00001, amount: \"100.00\", pin: \"123456\"}\n"
+        "  - {at: 2026-11-25T12:30, do: pos_purchase, id: p1, card: \"6222020200000000014\","
+        " terminal: POS00001, amount: \"36.00\"}\n"
+        "  - {at: 2026-11-25T22:00, do: transfer, id: t1, channel: mobile, urgent: true,"
+        " from: alice, to: bob, amount: \"30000.00\"}\n"
+        "traffic: []\n")
+    out = run_scenario(parse_scenario(text, "example.yaml"), store="memory:")
+    assert out["ended_at"] == "2026-11-26T18:00:00+08:00"
+    w1 = out["payments"]["w1"]
+    assert (w1["system"], w1["status"], w1["response_code"]) == ("CUPS", "settled", "00")
+    assert [h["status"] for h in w1["history"]] == ["approved", "cleared", "settled"]
+    assert out["balances"]["customers"] == {"alice": "19864.00", "bob": "30000.00",
+                                            "cafe": "36.00"}
+    settlement = out["balances"]["settlement"]
+    assert {k: settlement[k] for k in ("ICBC", "CCB", "PAYCO")} == {
+        "ICBC": "969864.00", "CCB": "1030136.00", "PAYCO": "0.00"}
+    assert out["balances"]["terminals"] == {"ATM00001": "199900.00"}
+    assert out["checks"]["books_balanced"] and out["checks"]["money_conserved"]

@@ -105,8 +105,8 @@ def _builtin(name: str) -> Path:
     return path
 
 
-DEMO_ORDER = ("intrabank", "netting", "channels", "hvps-queue", "hvps-gridlock", "hvps-end-of-day",
-              "returns", "ibps-night", "weekend")
+DEMO_ORDER = ("intrabank", "cards", "netting", "channels", "hvps-queue", "hvps-gridlock",
+              "hvps-end-of-day", "returns", "ibps-night", "weekend", "holiday-cards")
 
 
 def demo(

@@ -21,17 +21,26 @@ next step (cards/clearing.py and cards/files.py already compute them).
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
+
+from qingsuan.calendar import card_clearing_date
 from qingsuan.cards.iso8583 import luhn_ok, mask_pan
-from qingsuan.clock import to_beijing
+from qingsuan.clock import from_datetime, to_beijing
 from qingsuan.money import format_fen
+from qingsuan.params import Params
 
 if TYPE_CHECKING:
+    from qingsuan.cnaps.system import Cnaps
     from qingsuan.engine import Engine
+
+#: the card switch's name as a CNAPS participant
+SWITCH: Final = "CUPS"
 
 MAX_TXNS: Final = 10_000_000
 
@@ -53,6 +62,7 @@ class Terminal:
     kind: str             # atm / pos
     acquirer: str
     merchant: str | None  # ledger name of the merchant's account (POS)
+    mdr_ppm: int = 0      # the merchant discount rate its acquirer charges
 
 
 @dataclass
@@ -72,6 +82,8 @@ class CardTxn:
     rrn: str
     balance_fen: int | None = None
     card: str = ""        # the PAN (switch state only; reports show pan_masked)
+    card_kind: str = "debit"
+    clearing_date: str = ""  # 清算日期 (field 15): the clearing day it belongs to
 
 
 class CardSwitch:
@@ -79,7 +91,12 @@ class CardSwitch:
 
     prefix = "cards"
 
-    def __init__(self) -> None:
+    def __init__(self, cnaps: Cnaps | None = None) -> None:
+        #: where the clearing day's net positions go to settle (None: positions only)
+        self.cnaps = cnaps
+        self.days_closed: list[str] = []
+        #: (time, transaction key, event): cleared, for the banks and the runner
+        self.notices: list[tuple[int, str, str]] = []
         self.engine: Engine | None = None
         self.cards: dict[str, Card] = {}
         self.terminals: dict[str, Terminal] = {}
@@ -144,6 +161,11 @@ class CardSwitch:
         txn.rc = self._decide(txn, f, pan, proc, amount, terminal, now_us)
         if txn.rc == "00":
             txn.status = "approved"
+            card = self.cards.get(pan)
+            txn.card_kind = card.kind if card else "debit"
+            assert self.engine is not None
+            cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
+            txn.clearing_date = card_clearing_date(_naive(now_us), cutoff).isoformat()
         return self._answer(txn)
 
     def _decide(self, txn: CardTxn, f: dict[str, str], pan: str, proc: str, amount: int,
@@ -240,6 +262,107 @@ class CardSwitch:
         original.status = "reversed"
         return self._reply(f, "00")
 
+    # ------------------------------------------------------------------ clearing day
+
+    def next_cutoff_us(self, after_us: int) -> int | None:
+        """The next cut-off (日切) while approved transactions wait to be cleared."""
+        assert self.engine is not None
+        if not any(t.status == "approved" and t.proc != "31" for t in self.txns.values()):
+            return None
+        cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
+        day = _naive(after_us).date()
+        for offset in (0, 1):
+            at = from_datetime(dt.datetime.combine(day + dt.timedelta(days=offset), cutoff))
+            if at > after_us:
+                return at
+        return None
+
+    def on_tick(self, now_us: int) -> None:
+        """At each cut-off, close the clearing day that ends there."""
+        assert self.engine is not None
+        cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
+        days = sorted({t.clearing_date for t in self.txns.values()
+                       if t.status == "approved" and t.proc != "31"})
+        for day in days:
+            ends = from_datetime(dt.datetime.combine(dt.date.fromisoformat(day), cutoff))
+            if ends <= now_us and day not in self.days_closed:
+                self._close_day(day, now_us)
+
+    def _close_day(self, day: str, now_us: int) -> None:
+        """清分: the day's approved transactions into net positions with the fees; the
+        banks' dues to and from the switch move into their CUPS clearing accounts, the
+        acquirers pay their merchants net of the MDR, and the positions go to HVPS."""
+        from qingsuan.cards import clearing
+
+        assert self.engine is not None
+        params, reg = self.engine.params, self.engine.registry
+        txns = [t for t in self.txns.values() if t.clearing_date == day
+                and t.status == "approved" and t.proc in ("00", "01")]
+        self.days_closed.append(day)
+        postings: list[tuple[int, int, int]] = []
+        for t in txns:  # merchants: paid net of the MDR by their acquirer (收单清算)
+            terminal = self.terminals[t.terminal]
+            if t.proc == "00" and terminal.merchant:
+                mdr = (t.amount_fen * terminal.mdr_ppm + 500_000) // 1_000_000
+                bank, name = terminal.merchant.split(":", 1)
+                postings.append((reg.id(bank, "due_to_merchants"), reg.id(bank, name),
+                                 t.amount_fen - mdr))
+                if mdr:
+                    postings.append((reg.id(bank, "due_to_merchants"),
+                                     reg.id(bank, "fee_income"), mdr))
+        onus = [t for t in txns if t.issuer == t.acquirer]
+        for t in onus:  # 本行卡: the bank owes itself; nothing crosses to another bank
+            postings.append((reg.id(t.acquirer, "due_to_switch"),
+                             reg.id(t.acquirer, "due_from_switch"), t.amount_fen))
+        inter = [t for t in txns if t.issuer != t.acquirer and t.issuer is not None]
+        positions: dict[str, int] = {}
+        if inter:
+            names = sorted({t.issuer for t in inter if t.issuer} | {t.acquirer for t in inter}
+                           | {SWITCH})
+            index = {n: i for i, n in enumerate(names)}
+            schedule = _schedule(params)
+            result = clearing.clear(
+                np.array([index[t.issuer] for t in inter if t.issuer], np.int64),
+                np.array([index[t.acquirer] for t in inter], np.int64),
+                np.array([clearing.WITHDRAWAL if t.proc == "01" else clearing.PURCHASE
+                          for t in inter], np.int64),
+                np.array([clearing.CREDIT if t.card_kind == "credit" else clearing.DEBIT
+                          for t in inter], np.int64),
+                np.array([t.amount_fen for t in inter], np.int64),
+                n_participants=len(names), switch=index[SWITCH], schedule=schedule)
+            owed = {n: 0 for n in names}
+            due = {n: 0 for n in names}
+            for t in inter:
+                owed[t.issuer or ""] += t.amount_fen
+                due[t.acquirer] += t.amount_fen
+            for n in names:
+                p = int(result.positions_fen[index[n]])
+                positions[n] = p
+                if n == SWITCH:
+                    if p:
+                        postings.append((reg.id(n, "cups_clearing"), reg.id(n, "fee_income"), p))
+                    continue
+                clear_acc = reg.id(n, "cups_clearing")
+                if owed[n]:
+                    postings.append((reg.id(n, "due_to_switch"), clear_acc, owed[n]))
+                if due[n]:
+                    postings.append((clear_acc, reg.id(n, "due_from_switch"), due[n]))
+                fee = p - (due[n] - owed[n])
+                if fee > 0:
+                    postings.append((clear_acc, reg.id(n, "interchange_income"), fee))
+                elif fee < 0:
+                    postings.append((reg.id(n, "interchange_expense"), clear_acc, -fee))
+        if postings:
+            done = self.engine.post(postings, linked=True)
+            assert done.all_done, done.failures()
+        if self.cnaps is not None and any(positions.values()):
+            self.cnaps.net["CUPS"].add_positions(f"cards:{day}",
+                                                 {k: v for k, v in positions.items() if v},
+                                                 now_us)
+        for t in txns:
+            t.status = "cleared"
+            self.notices.append((now_us, t.key, "cleared"))
+
     def _reply(self, f: dict[str, str], rc: str) -> dict[str, str]:
         return {"t": _response_mti(f.get("t", "0200")), "11": f.get("11", ""), "39": rc}
 
@@ -256,7 +379,8 @@ class CardSwitch:
             "cards": [asdict(c) for c in self.cards.values()],
             "terminals": [asdict(t) for t in self.terminals.values()],
             "bins": self.bins, "txns": [asdict(t) for t in self.txns.values()],
-            "daily": self.daily}, sort_keys=True).encode()
+            "daily": self.daily, "days_closed": self.days_closed,
+            "notices": self.notices}, sort_keys=True).encode()
 
     def load_state(self, state: bytes) -> None:
         doc = json.loads(state)
@@ -265,6 +389,29 @@ class CardSwitch:
         self.bins = dict(doc["bins"])
         self.txns = {t["key"]: CardTxn(**t) for t in doc["txns"]}
         self.daily = {k: int(v) for k, v in doc["daily"].items()}
+        self.days_closed = list(doc["days_closed"])
+        self.notices = [(int(a), str(b), str(c)) for a, b, c in doc["notices"]]
+
+
+def _hhmm(minutes: int) -> dt.time:
+    return dt.time(minutes // 60, minutes % 60)
+
+
+def _naive(at_us: int) -> dt.datetime:
+    return to_beijing(at_us).replace(tzinfo=None)
+
+
+def _schedule(params: Params) -> Any:
+    from qingsuan.cards.clearing import FeeSchedule
+
+    return FeeSchedule(
+        enabled=bool(params["cards.fees"]),
+        issuer_fee_debit_ppm=int(params["cards.issuer_fee_debit_rate"]),
+        issuer_fee_debit_cap_fen=int(params["cards.issuer_fee_debit_cap"]),
+        issuer_fee_credit_ppm=int(params["cards.issuer_fee_credit_rate"]),
+        network_fee_ppm=int(params["cards.network_fee_rate"]),
+        network_fee_cap_fen=int(params["cards.network_fee_cap"]),
+        atm_fee_fen=int(params["cards.atm_interbank_fee"]))
 
 
 def _response_mti(mti: str) -> str:

@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from qingsuan.engine import Engine
 
 PBOC: Final = "PBOC"
-SYSTEMS: Final = ("BEPS", "IBPS")
+#: BEPS, IBPS, and the card switch's daily net positions (CUPS) that settle in HVPS sessions
+SYSTEMS: Final = ("BEPS", "IBPS", "CUPS")
 BEPS_KINDS: Final = ("ordinary_credit", "periodic_credit", "realtime_credit",
                      "ordinary_debit", "periodic_debit", "realtime_debit")
 MAX_ITEMS: Final = 50_000_000
@@ -133,6 +134,8 @@ class NetSystem:
         #: (at, value of netted items not yet settled in central-bank money)
         self.in_transit: list[tuple[int, int]] = []
         self.in_transit_fen = 0
+        #: position batches (card clearing days) settled, in order
+        self.settled_batches: list[str] = []
         #: participants whose cap is backed by earmarked funds, and the reservation held
         self.earmark_backed: set[str] = set()
         self.earmarks: dict[str, tuple[int, int]] = {}
@@ -382,6 +385,28 @@ class NetSystem:
         self._release(item.sender, now_us)
         return NetOutcome(True, "cancelled")
 
+    def add_positions(self, ref: str, positions: dict[str, int], now_us: int) -> None:
+        """A clearing centre's net positions (the card switch's clearing day) join this
+        system's positions, to settle at its next session; ``ref`` names the batch."""
+        assert sum(positions.values()) == 0, f"{ref}: positions do not sum to zero"
+        total = sum(v for v in positions.values() if v > 0)
+        item = NetItem(ref, self.name, "positions", "", "", total, self.arrivals + 1, now_us,
+                       status="netted", netted_us=now_us)
+        self.arrivals += 1
+        self.items[ref] = item
+        for name, delta in sorted(positions.items()):
+            self.positions[name] = self.positions.get(name, 0) + delta
+            m = self.metrics[name]
+            if delta < 0:
+                m.netted_value_fen -= delta
+                m.low_position_fen = min(m.low_position_fen, self.positions[name])
+            else:
+                m.received_value_fen += delta
+        self.unsettled.append(ref)
+        self.in_transit_fen += total
+        self.in_transit.append((now_us, self.in_transit_fen))
+        self._notice(now_us, "", ref, "netted", self.name)
+
     def return_item(self, ref: str, reason: tuple[str, str], now_us: int) -> NetOutcome:
         """退汇: the receiving bank sends a netted credit back as a new item."""
         item = self.items.get(ref)
@@ -486,6 +511,8 @@ class NetSystem:
             item.settled_us = now_us
             item.session = number
             self._notice(now_us, item.sender, ref, "settled", key)
+            if item.kind == "positions":
+                self.settled_batches.append(ref)
         self.unsettled = []
         for n in names:
             self.positions[n] = 0
@@ -522,6 +549,7 @@ class NetSystem:
             "arrivals": self.arrivals, "notices": self.notices, "in_transit": self.in_transit,
             "in_transit_fen": self.in_transit_fen,
             "earmark_backed": sorted(self.earmark_backed),
+            "settled_batches": self.settled_batches,
             "earmarks": {k: list(v) for k, v in sorted(self.earmarks.items())},
         }
 
@@ -545,6 +573,7 @@ class NetSystem:
         self.in_transit = [(int(a), int(b)) for a, b in doc["in_transit"]]
         self.in_transit_fen = int(doc["in_transit_fen"])
         self.earmark_backed = set(doc["earmark_backed"])
+        self.settled_batches = list(doc.get("settled_batches", []))
         self.earmarks = {k: (int(v[0]), int(v[1])) for k, v in doc["earmarks"].items()}
 
 

@@ -17,8 +17,8 @@ from typing import Any
 from qingsuan.banks.routing import Route, route_transfer
 from qingsuan.calendar import HvpsPhase
 from qingsuan.cards.iso8583 import ResponseCode
+from qingsuan.cards.switch import SWITCH, CardSwitch
 from qingsuan.cards.switch import Card as CardRecord
-from qingsuan.cards.switch import CardSwitch
 from qingsuan.cards.switch import Terminal as TerminalRecord
 from qingsuan.clock import Scheduler, Timer, VirtualClock, format_time, from_datetime, to_beijing
 from qingsuan.cnaps.hvps import Notice, Priority, _naive
@@ -36,6 +36,8 @@ PBOC = "PBOC"
 MNO = AccountFlags.MUST_NOT_OVERDRAW
 
 _RESPONSE_MEANINGS: dict[str, str] = {c.value: c.meaning for c in ResponseCode}
+#: the card switch's bank code as a CNAPS participant (category 903: the card switch)
+SWITCH_CODE = "903100000001"
 
 _REASONS: dict[TransferResult, Reason] = {
     TransferResult.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS: Reason.AM04,
@@ -107,10 +109,11 @@ class Runner:
             self._tmp = tempfile.TemporaryDirectory(prefix="qingsuan-run-")
             store = str(Path(self._tmp.name) / "run.db")
         self.cnaps = Cnaps()
-        self.switch = CardSwitch()
+        self.switch = CardSwitch(self.cnaps)
         self.engine = Engine.open(store, self.clock, systems=[self.cnaps, self.switch])
         self._stan = 0
         self._card_keys: dict[str, str] = {}
+        self._card_seen = 0
         self.params = self.engine.params
         self.actions: list[dict[str, Any]] = []
         #: HVPS notices seen during the current step (for narration)
@@ -143,6 +146,9 @@ class Runner:
                     else ParticipantKind.DIRECT_BANK)
             outcome = self.cnaps.join(p.name, p.code, kind)
             assert outcome.ok, outcome
+        if self.has_switch:  # the card switch is a CNAPS participant of its own
+            joined = self.cnaps.join(SWITCH, SWITCH_CODE, ParticipantKind.CARD_SWITCH)
+            assert joined.ok, joined
         specs: list[AccountSpec] = []
         for p in sc.participants:
             specs += [AccountSpec(p.name, "equity", NormalSide.CREDIT),
@@ -152,7 +158,12 @@ class Runner:
                       # the card switch's clearing with this bank (used by the card issue)
                       AccountSpec(p.name, "due_to_switch", NormalSide.CREDIT),
                       AccountSpec(p.name, "due_from_switch", NormalSide.DEBIT),
-                      AccountSpec(p.name, "due_to_merchants", NormalSide.CREDIT)]
+                      AccountSpec(p.name, "due_to_merchants", NormalSide.CREDIT),
+                      AccountSpec(p.name, "interchange_income", NormalSide.CREDIT),
+                      AccountSpec(p.name, "interchange_expense", NormalSide.DEBIT)]
+        if self.has_switch:
+            specs += [AccountSpec(SWITCH, "equity", NormalSide.CREDIT),
+                      AccountSpec(SWITCH, "fee_income", NormalSide.CREDIT)]
         specs += [AccountSpec(c.bank, f"customer:{c.id}", NormalSide.CREDIT,
                               MNO | AccountFlags.CLOSED if c.closed else MNO,
                               overdraft_limit_fen=c.credit_limit_fen)
@@ -192,7 +203,8 @@ class Runner:
                             f"{c.account}", c.kind, c.pin_hash.hex() if c.pin_hash else None)
                  for c in sc.cards],
                 [TerminalRecord(t.id, t.kind, t.bank,
-                                f"{t.bank}:customer:{t.merchant}" if t.merchant else None)
+                                f"{t.bank}:customer:{t.merchant}" if t.merchant else None,
+                                self._mdr(t.merchant))
                  for t in sc.terminals])
         if sc.customers:
             self.cnaps.register_accounts([
@@ -201,6 +213,22 @@ class Runner:
         self._seen_transfers = self.engine.ledger.transfer_count
         self._opening_settlement_fen = sum(p.settlement_balance_fen for p in sc.participants)
         self._opening_deposits_fen = sum(c.balance_fen for c in sc.customers)
+
+    @property
+    def has_switch(self) -> bool:
+        return bool(self.scenario.cards or self.scenario.terminals)
+
+    @property
+    def settling_names(self) -> list[str]:
+        """Every participant with a settlement account: the banks, and the card switch."""
+        return [p.name for p in self.scenario.participants] + (
+            [SWITCH] if self.has_switch else [])
+
+    def _mdr(self, merchant: str | None) -> int:
+        if merchant is None:
+            return 0
+        block = self.scenario.customer(merchant).merchant
+        return block.mdr_ppm if block is not None else 0
 
     @property
     def registry(self) -> AccountRegistry:
@@ -255,7 +283,7 @@ class Runner:
         if not self.cnaps.directory:
             return
         now = self.clock.now_us()
-        candidates = [self.cnaps.hvps.next_wakeup_us(now)] + [
+        candidates = [self.cnaps.hvps.next_wakeup_us(now), self.switch.next_cutoff_us(now)] + [
             net.next_session_us(now) for net in self.cnaps.net.values()]
         future = [t for t in candidates if t is not None]
         nxt = min(future) if future else None
@@ -358,7 +386,25 @@ class Runner:
                     code, message = pay.reason
                     record.reason = {"code": code, "message": message}
 
+    def _follow_card_notices(self) -> None:
+        by_key = {key: pid for pid, key in self._card_keys.items()}
+        while self._card_seen < len(self.switch.notices):
+            at_us, key, event = self.switch.notices[self._card_seen]
+            self._card_seen += 1
+            pid = by_key.get(key)
+            if pid is not None and self.payments[pid].status == "approved":
+                self.payments[pid].move(at_us, event)
+
+    def _card_settled(self, at_us: int, batch: str) -> None:
+        day = batch.split(":", 1)[1]
+        for pid, key in self._card_keys.items():
+            txn = self.switch.txns.get(key)
+            if txn is not None and txn.clearing_date == day and \
+                    self.payments[pid].status == "cleared":
+                self.payments[pid].move(at_us, "settled")
+
     def _follow_net_notices(self) -> None:
+        self._follow_card_notices()
         for name, net in self.cnaps.net.items():
             seen = self._net_seen.get(name, 0)
             while seen < len(net.notices):
@@ -366,6 +412,8 @@ class Runner:
                 seen += 1
                 self.step_notices.append(Notice(at_us, participant, ref_id, f"{name}:{event}",
                                                 detail))
+                if name == "CUPS" and event == "settled" and ref_id.startswith("cards:"):
+                    self._card_settled(at_us, ref_id)
                 ref = self._net_refs.get(ref_id)
                 record = self.payments.get(ref_id)
                 if ref is None or record is None:
@@ -769,8 +817,8 @@ class Runner:
         ledger = self.engine.ledger
         customers = {c.id: format_fen(self.balance_fen(c.bank, f"customer:{c.id}"))
                      for c in sc.customers}
-        settlement = {p.name: format_fen(self.balance_fen(PBOC, f"settlement:{p.name}"))
-                      for p in sc.participants}
+        settlement = {name: format_fen(self.balance_fen(PBOC, f"settlement:{name}"))
+                      for name in self.settling_names}
         terminals = {t.id: format_fen(self.balance_fen(t.bank, f"atm_cash:{t.id}"))
                      for t in sc.terminals if t.kind == "atm"}
         return {
@@ -779,9 +827,8 @@ class Runner:
             "payments": {pid: rec.to_json() for pid, rec in self.payments.items()},
             "balances": {"customers": customers, "settlement": settlement,
                          "terminals": terminals,
-                         "mirrors": {p.name: format_fen(self.balance_fen(p.name,
-                                                                         "reserve_at_pboc"))
-                                     for p in sc.participants}},
+                         "mirrors": {name: format_fen(self.balance_fen(name, "reserve_at_pboc"))
+                                     for name in self.settling_names}},
             "inquiries": self.inquiries,
             "actions": self.actions,
             "hvps": self._hvps_report(),
@@ -805,11 +852,15 @@ class Runner:
         customer deposits) are what the scenario opened with: in this release nothing
         creates or destroys money (no credit, no cash in or out)."""
         sc = self.scenario
-        settlement = sum(self.balance_fen(PBOC, f"settlement:{p.name}") for p in sc.participants)
-        credit = sum(self.balance_fen(PBOC, f"{kind}:{p.name}") for p in sc.participants
+        names = self.settling_names
+        settlement = sum(self.balance_fen(PBOC, f"settlement:{n}") for n in names)
+        credit = sum(self.balance_fen(PBOC, f"{kind}:{n}") for n in names
                      for kind in ("intraday_credit", "overnight_credit"))
         deposits = sum(self.balance_fen(c.bank, f"customer:{c.id}") for c in sc.customers)
-        owed = sum(self.balance_fen(p.name, "due_to_merchants") for p in sc.participants)
+        # what customers hold or were charged: deposits, what merchants are still owed, cash
+        # taken out of ATMs, and the fees banks charged them (channel fees, MDR)
+        owed = sum(self.balance_fen(p.name, "due_to_merchants") + self.balance_fen(
+            p.name, "fee_income") for p in sc.participants)
         cash_out = sum(t.cash_fen - self.balance_fen(t.bank, f"atm_cash:{t.id}")
                        for t in sc.terminals if t.kind == "atm")
         return (settlement - credit == self._opening_settlement_fen
@@ -899,9 +950,8 @@ class Runner:
 
     def mirrors_match(self) -> bool:
         """Each participant's "reserve at PBOC" equals its settlement account at the PBOC."""
-        return all(self.balance_fen(PBOC, f"settlement:{p.name}")
-                   == self.balance_fen(p.name, "reserve_at_pboc")
-                   for p in self.scenario.participants)
+        return all(self.balance_fen(PBOC, f"settlement:{n}")
+                   == self.balance_fen(n, "reserve_at_pboc") for n in self.settling_names)
 
 
 def _bind(fn: Callable[[Event], None], event: Event) -> Callable[[], None]:
