@@ -244,3 +244,24 @@ def test_cnaps_send_and_statement_on_a_stored_world(tmp_path: Path) -> None:
                                                                500_000_000]
     stranger = qingsuan("cnaps", "send", xml, "--as", "NOBODY", "--store", store)
     assert stranger.returncode == 2 and "no participant named 'NOBODY'" in stranger.stderr
+
+
+def test_clearing_files_and_cards_reconcile(tmp_path: Path) -> None:
+    """The switch's clearing files of a run, reconciled by the participant: untouched ->
+    exit 0, a changed amount -> exit 1 naming it, a broken file -> exit 2 with its line."""
+    story = Path(str(resources.files("qingsuan") / "scenarios" / "cards.yaml"))
+    files = tmp_path / "clearing"
+    assert qingsuan("run", story, "--clearing-files", files).returncode == 0
+    ccb = files / "CCB_20261125.txt"
+    text = ccb.read_text()
+    assert "6222020200000000014" not in text and "622202****0014" in text
+    same = qingsuan("cards", "reconcile", ccb, ccb)
+    assert same.returncode == 0 and "2 matched" in same.stdout
+    own = tmp_path / "own.txt"
+    own.write_text(text.replace(",10000,", ",10001,").replace("T,2,0,13600", "T,2,0,13601"))
+    differs = qingsuan("cards", "reconcile", ccb, own)
+    assert differs.returncode == 1 and "1 mismatched" in differs.stdout
+    broken = tmp_path / "broken.txt"
+    broken.write_text(text.replace(",10000,", ",10001,"))
+    bad = qingsuan("cards", "reconcile", ccb, broken)
+    assert bad.returncode == 2 and "line 4" in bad.stderr and "Traceback" not in bad.stderr

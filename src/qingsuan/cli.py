@@ -27,6 +27,8 @@ app = typer.Typer(
 )
 log_app = typer.Typer(help="Inspect a command log.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
+cards_app = typer.Typer(help="The card switch's clearing files.", no_args_is_help=True)
+app.add_typer(cards_app, name="cards")
 cnaps_app = typer.Typer(help="Talk ISO 20022 to the CNAPS of a stored world (a file-based "
                              "sandbox: build the world with `qingsuan run FILE --store PATH.db`).",
                         no_args_is_help=True)
@@ -62,6 +64,9 @@ def run(
     store: Annotated[str | None, typer.Option(
         help="command log: memory:, PATH.db (SQLite) or postgresql://...; default a "
              "temporary SQLite file")] = None,
+    clearing_files: Annotated[Path | None, typer.Option(
+        "--clearing-files", help="write each participant's card clearing file of each "
+                                 "closed clearing day into this directory")] = None,
 ) -> None:
     """Run a scenario on the virtual clock and print its outcome.
 
@@ -69,7 +74,7 @@ def run(
     invalid (every problem is listed with its line; nothing runs).
     """
     scenario = _load(file)
-    outcome = run_scenario(scenario, store=store)
+    outcome = run_scenario(scenario, store=store, clearing_dir=clearing_files)
     if as_json:
         sys.stdout.write(json.dumps(outcome, ensure_ascii=False, indent=2) + "\n")
         return
@@ -204,6 +209,37 @@ def log_verify(url: Annotated[str, typer.Argument(help="memory:, PATH.db or post
     _out().print(f"{url}: chain intact; {ledger.account_count} accounts, "
                  f"{ledger.transfer_count} transfers; state hash {engine.state_hash().hex()}",
                  soft_wrap=True)
+
+
+@cards_app.command("reconcile")
+def cards_reconcile(
+    switch_file: Annotated[Path, typer.Argument(help="the clearing file the switch sent")],
+    own_file: Annotated[Path, typer.Argument(help="the participant's own records, in the "
+                                                  "same format")],
+) -> None:
+    """对账: compare a participant's own records with the switch's clearing file. Exit 0
+    when everything matches, 1 when there are differences, 2 when a file is malformed."""
+    from qingsuan.cards.files import ClearingFileError, parse_clearing_file, reconcile
+
+    parsed = []
+    for path in (switch_file, own_file):
+        try:
+            parsed.append(parse_clearing_file(path.read_text(encoding="utf-8")))
+        except ClearingFileError as exc:
+            _err().print(f"{path}: {exc}", markup=False)
+            raise typer.Exit(EXIT_INVALID) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            _err().print(f"{path}: cannot read: {exc}", markup=False)
+            raise typer.Exit(EXIT_INVALID) from None
+    (_, switch_details, _), (_, own_details, _) = parsed
+    try:
+        report = reconcile(own_details, switch_details)
+    except ValueError as exc:
+        _err().print(f"{own_file}: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    _out().print(report.summary(), markup=False, soft_wrap=True)
+    if not report.ok:
+        raise typer.Exit(1)
 
 
 def _open_world(store: str, at: str | None) -> Any:

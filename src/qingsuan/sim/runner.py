@@ -254,7 +254,7 @@ class Runner:
 
     # ------------------------------------------------------------------ running
 
-    def run(self) -> dict[str, Any]:
+    def run(self, clearing_dir: Path | None = None) -> dict[str, Any]:
         self.build_world()
         for event in self.scenario.events:
             if event.at_us > self.scenario.run_until_us:
@@ -263,6 +263,10 @@ class Runner:
         self._schedule_wakeup()
         self.scheduler.run_until(self.scenario.run_until_us)
         outcome = self.outcome()
+        if clearing_dir is not None:
+            clearing_dir.mkdir(parents=True, exist_ok=True)
+            for name, text in self.clearing_files().items():
+                (clearing_dir / name).write_text(text, encoding="utf-8")
         self.engine.close()
         if self._tmp is not None:
             self._tmp.cleanup()
@@ -695,6 +699,50 @@ class Runner:
         if rc == "00" and original is not None and original.status == "approved":
             original.move(self.clock.now_us(), "reversed")
 
+    def clearing_files(self) -> dict[str, str]:
+        """Each participant's clearing file (清算文件) of each closed clearing day, by file
+        name (``PARTICIPANT_YYYYMMDD.txt``): what the switch sends the banks after the
+        cut-off, with masked PANs and control totals (cards/files.py)."""
+        import datetime as dt
+
+        from qingsuan.cards import clearing
+        from qingsuan.cards.files import Detail, write_clearing_file
+        from qingsuan.cards.switch import _schedule
+
+        out: dict[str, str] = {}
+        schedule = _schedule(self.params)
+        for day in self.switch.days_closed:
+            txns = [t for t in self.switch.txns.values() if t.clearing_date == day
+                    and t.status in ("cleared", "settled") and t.proc in ("00", "01")
+                    and t.issuer is not None]
+            txns = [t for t in txns if t.issuer != t.acquirer]
+            per: dict[str, list[Detail]] = {}
+            if txns:
+                names = sorted({t.issuer or "" for t in txns} | {t.acquirer for t in txns}
+                               | {SWITCH})
+                index = {n: i for i, n in enumerate(names)}
+                res = clearing.clear(
+                    [index[t.issuer or ""] for t in txns], [index[t.acquirer] for t in txns],
+                    [clearing.WITHDRAWAL if t.proc == "01" else clearing.PURCHASE
+                     for t in txns],
+                    [clearing.CREDIT if t.card_kind == "credit" else clearing.DEBIT
+                     for t in txns],
+                    [t.amount_fen for t in txns], n_participants=len(names),
+                    switch=index[SWITCH], schedule=schedule)
+                for i, t in enumerate(txns):
+                    stan = t.key.split("|")[1]
+                    local = to_beijing(t.at_us).replace(tzinfo=None)
+                    for bank, fee, direction in (
+                            (t.issuer or "", int(res.issuer_fee_net_fen[i]), "D"),
+                            (t.acquirer, int(res.acquirer_fee_net_fen[i]), "C")):
+                        per.setdefault(bank, []).append(Detail(
+                            t.rrn, stan, t.mti, t.card, t.amount_fen, fee, direction,
+                            t.terminal, local))
+            for p in self.scenario.participants:
+                out[f"{p.name}_{day.replace('-', '')}.txt"] = write_clearing_file(
+                    p.name, dt.date.fromisoformat(day), per.get(p.name, []))
+        return out
+
     def _do_set_param(self, event: Event) -> None:
         self.engine.set_params({event.fields["name"]: event.fields["value"]})
 
@@ -959,5 +1007,6 @@ def _bind(fn: Callable[[Event], None], event: Event) -> Callable[[], None]:
 
 
 def run_scenario(scenario: Scenario, *, store: str | None = None,
-                 on_step: StepHook | None = None) -> dict[str, Any]:
-    return Runner(scenario, store=store, on_step=on_step).run()
+                 on_step: StepHook | None = None,
+                 clearing_dir: Path | None = None) -> dict[str, Any]:
+    return Runner(scenario, store=store, on_step=on_step).run(clearing_dir)
