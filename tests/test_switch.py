@@ -213,3 +213,36 @@ def test_the_scenario_md_example_gives_the_contracts_outcome() -> None:
         "ICBC": "969864.00", "CCB": "1030136.00", "PAYCO": "0.00"}
     assert out["balances"]["terminals"] == {"ATM00001": "199900.00"}
     assert out["checks"]["books_balanced"] and out["checks"]["money_conserved"]
+
+
+def test_void_undoes_a_purchase_and_void_after_reversal_is_22() -> None:
+    events = "".join([
+        ev("10:00", f'do: pos_purchase, id: p1, card: "{CARD}", terminal: POS00001, '
+                    'amount: "50.00"'),
+        ev("10:05", "do: pos_void, id: v1, target: p1"),
+        ev("10:06", "do: pos_void, id: v2, target: p1"),
+        ev("10:10", f'do: pos_purchase, id: p2, card: "{CARD}", terminal: POS00001, '
+                    'amount: "20.00"'),
+        ev("10:11", "do: reversal, id: r2, target: p2"),
+        ev("10:12", "do: pos_void, id: v3, target: p2"),
+    ])
+    out = run(events)
+    p = out["payments"]
+    assert p["p1"]["status"] == "reversed" and p["v1"]["response_code"] == "00"
+    assert p["v2"]["response_code"] == "22"  # voided already (a reversed original)
+    assert p["v3"]["response_code"] == "22"  # void after reversal
+    assert out["balances"]["customers"] == {"alice": "1000.00", "cafe": "0.00"}
+    assert all(out["checks"].values())
+
+
+def test_a_reversal_after_the_cutoff_is_too_late() -> None:
+    events = "".join([
+        ev("10:00", f'do: pos_purchase, id: p1, card: "{CARD}", terminal: POS00001, '
+                    'amount: "50.00"'),
+        ev("23:30", "do: reversal, id: late, target: p1"),
+    ])
+    world = WORLD.replace("run_until: 2026-11-25T18:00", "run_until: 2026-11-26T08:00")
+    out = run_scenario(parse_scenario(world + events, "late.yaml"), store="memory:")
+    assert out["payments"]["p1"]["status"] == "cleared"
+    assert out["actions"][0]["ok"] is False and out["actions"][0]["reason"]["code"] == "12"
+    assert out["balances"]["customers"]["cafe"] == "49.70"  # 50.00 less the 0.6% MDR

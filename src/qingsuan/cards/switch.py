@@ -142,6 +142,8 @@ class CardSwitch:
         mti = f.get("t", "")
         if mti == "0400":
             return self._reversal(f, body, now_us)
+        if mti == "0200" and f.get("3", "")[:2] == "20" and "original_key" in f:
+            return self._void(f, now_us)
         key = f"{f.get('32', '')}|{f.get('11', '')}|{f.get('7', '')}"
         seen = self.txns.get(key)
         if seen is not None:
@@ -231,6 +233,19 @@ class CardSwitch:
             self.daily[f"{pan}|{day}"] = self.daily.get(f"{pan}|{day}", 0) + amount
         return "00"
 
+    def _void(self, f: dict[str, str], now_us: int) -> dict[str, str]:
+        """撤销 (0200, processing code 20): the merchant cancels a purchase of the same
+        clearing day; it undoes the original like a reversal. A void after a reversal is
+        22, of something not an approved purchase 12, of an unknown original 25."""
+        original = self.txns.get(f.get("original_key", ""))
+        if original is None:
+            return self._reply(f, "25")
+        if original.status == "reversed":
+            return self._reply(f, "22")
+        if original.status != "approved" or original.proc != "00":
+            return self._reply(f, "12")
+        return self._undo(original, f)
+
     def _reversal(self, f: dict[str, str], body: str, now_us: int) -> dict[str, str]:
         """0400: undo an approved original exactly; a second reversal changes nothing."""
         assert self.engine is not None
@@ -242,6 +257,13 @@ class CardSwitch:
             return self._reply(f, "12")
         if original.status == "reversed":
             return self._reply(f, "00")  # idempotent: already undone
+        if original.status != "approved":
+            return self._reply(f, "12")  # cleared already: too late for a reversal
+        return self._undo(original, f)
+
+    def _undo(self, original: CardTxn, f: dict[str, str]) -> dict[str, str]:
+        """Take an approved transaction back out of both banks' books, exactly."""
+        assert self.engine is not None
         if original.proc in ("00", "01") and original.issuer is not None:
             card = self.cards[original.card]
             reg = self.engine.registry

@@ -743,6 +743,25 @@ class Runner:
                     p.name, dt.date.fromisoformat(day), per.get(p.name, []))
         return out
 
+    def _do_pos_void(self, event: Event) -> None:
+        """撤销: the merchant cancels a purchase the same clearing day."""
+        f = event.fields
+        original = self.payments.get(f["target"])
+        self._stan += 1
+        answer = self.switch.request({"t": "0200", "3": "200000", "11": f"{self._stan:06d}",
+                                      "original_key": self._card_keys.get(f["target"], "")})
+        rc = answer["39"]
+        record = PaymentRecord(event.do, "CUPS", response_code=rc)
+        self.payments[f["id"]] = record
+        now = self.clock.now_us()
+        if rc == "00":
+            record.move(now, "approved")
+            if original is not None and original.status == "approved":
+                original.move(now, "reversed")
+        else:
+            record.move(now, "declined")
+            record.reason = {"code": rc, "message": _RESPONSE_MEANINGS.get(rc, "declined")}
+
     def _do_set_param(self, event: Event) -> None:
         self.engine.set_params({event.fields["name"]: event.fields["value"]})
 

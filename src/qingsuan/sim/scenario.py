@@ -45,7 +45,7 @@ EVENT_KINDS: Final = {
     "atm_withdrawal": "runs (authorisation; clearing and settlement come next)",
     "atm_balance_inquiry": "runs (authorisation; clearing and settlement come next)",
     "pos_purchase": "runs (authorisation; clearing and settlement come next)",
-    "pos_void": "not yet: card switch",
+    "pos_void": "runs",
     "reversal": "runs (authorisation; clearing and settlement come next)",
     "pos_refund": "not yet: card switch",
     "fault": "not yet: fault injection",
@@ -53,7 +53,7 @@ EVENT_KINDS: Final = {
 RUNNABLE_EVENTS: Final = ("transfer", "set_param", "hvps_payment", "cancel", "reprioritise",
                           "pledge", "release", "beps_payment", "ibps_payment",
                           "debit_agreement", "ibps_account_inquiry", "atm_withdrawal",
-                          "atm_balance_inquiry", "pos_purchase", "reversal")
+                          "atm_balance_inquiry", "pos_purchase", "reversal", "pos_void")
 
 _NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
@@ -595,6 +595,7 @@ _EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "atm_balance_inquiry": (("id", "card", "terminal"), ("pin",)),
     "pos_purchase": (("id", "card", "terminal", "amount"), ("pin",)),
     "reversal": (("id", "target"), ()),
+    "pos_void": (("id", "target"), ()),
     "beps_payment": (("id", "from", "to", "amount"), ("kind",)),
     "ibps_payment": (("id", "from", "to", "amount"), ()),
     "debit_agreement": (("id", "payer", "payee"), ()),
@@ -952,13 +953,14 @@ def _check_card_event(ck: _Checker, doc: LDict, fields: dict[str, Any],
 
 def _check_reversal(ck: _Checker, doc: LDict, fields: dict[str, Any],
                     cust: dict[str, Customer | None], participants: list[Participant]) -> bool:
-    eid = ck.text(doc, "id", "event reversal", _ID_RE)
+    do = doc["do"]
+    eid = ck.text(doc, "id", f"event {do}", _ID_RE)
     target = doc["target"]
     known: dict[str, str] = fields["known"]
-    if not isinstance(target, str) or known.get(target) not in ("atm_withdrawal",
-                                                                "pos_purchase"):
-        ck.add(doc.line_of("target"), f"reversal {eid}: target {target!r} is not the id of an "
-                                      "earlier atm_withdrawal or pos_purchase")
+    allowed = ("pos_purchase",) if do == "pos_void" else ("atm_withdrawal", "pos_purchase")
+    if not isinstance(target, str) or known.get(target) not in allowed:
+        ck.add(doc.line_of("target"), f"{do} {eid}: target {target!r} is not the id of an "
+                                      f"earlier {' or '.join(allowed)}")
         return False
     if eid is None:
         return False
@@ -971,6 +973,7 @@ _EVENT_CHECKS: Final[dict[str, Callable[..., bool]]] = {
     "atm_balance_inquiry": _check_card_event,
     "pos_purchase": _check_card_event,
     "reversal": _check_reversal,
+    "pos_void": _check_reversal,
     "beps_payment": _check_net_payment,
     "ibps_payment": _check_net_payment,
     "debit_agreement": _check_agreement,
