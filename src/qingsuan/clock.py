@@ -169,6 +169,11 @@ def to_beijing(at_us: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC).astimezone(BEIJING) + timedelta(microseconds=at_us)
 
 
+def to_beijing_naive(at_us: int) -> datetime:
+    """Beijing wall time without tzinfo: the calendar's and the schedules' convention."""
+    return to_beijing(at_us).replace(tzinfo=None)
+
+
 def from_datetime(value: datetime) -> int:
     """Datetime -> microseconds since the epoch; a naive datetime is Beijing time."""
     if value.tzinfo is None:

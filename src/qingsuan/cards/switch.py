@@ -31,7 +31,7 @@ import numpy as np
 
 from qingsuan.calendar import card_clearing_date
 from qingsuan.cards.iso8583 import luhn_ok, mask_pan
-from qingsuan.clock import from_datetime, to_beijing
+from qingsuan.clock import from_datetime, to_beijing, to_beijing_naive
 from qingsuan.money import format_fen
 from qingsuan.params import Params
 
@@ -84,6 +84,9 @@ class CardTxn:
     card: str = ""        # the PAN (switch state only; reports show pan_masked)
     card_kind: str = "debit"
     clearing_date: str = ""  # 清算日期 (field 15): the clearing day it belongs to
+    #: the net fee each side got (+) or paid (-), fixed when its clearing day closed
+    issuer_fee_net_fen: int = 0
+    acquirer_fee_net_fen: int = 0
 
 
 class CardSwitch:
@@ -167,7 +170,7 @@ class CardSwitch:
             txn.card_kind = card.kind if card else "debit"
             assert self.engine is not None
             cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
-            txn.clearing_date = card_clearing_date(_naive(now_us), cutoff).isoformat()
+            txn.clearing_date = card_clearing_date(to_beijing_naive(now_us), cutoff).isoformat()
         return self._answer(txn)
 
     def _decide(self, txn: CardTxn, f: dict[str, str], pan: str, proc: str, amount: int,
@@ -292,7 +295,7 @@ class CardSwitch:
         if not any(t.status == "approved" and t.proc != "31" for t in self.txns.values()):
             return None
         cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
-        day = _naive(after_us).date()
+        day = to_beijing_naive(after_us).date()
         for offset in (0, 1):
             at = from_datetime(dt.datetime.combine(day + dt.timedelta(days=offset), cutoff))
             if at > after_us:
@@ -352,6 +355,9 @@ class CardSwitch:
                           for t in inter], np.int64),
                 np.array([t.amount_fen for t in inter], np.int64),
                 n_participants=len(names), switch=index[SWITCH], schedule=schedule)
+            for i, t in enumerate(inter):  # the clearing files show these, as cleared
+                t.issuer_fee_net_fen = int(result.issuer_fee_net_fen[i])
+                t.acquirer_fee_net_fen = int(result.acquirer_fee_net_fen[i])
             owed = {n: 0 for n in names}
             due = {n: 0 for n in names}
             for t in inter:
@@ -417,10 +423,6 @@ class CardSwitch:
 
 def _hhmm(minutes: int) -> dt.time:
     return dt.time(minutes // 60, minutes % 60)
-
-
-def _naive(at_us: int) -> dt.datetime:
-    return to_beijing(at_us).replace(tzinfo=None)
 
 
 def _schedule(params: Params) -> Any:

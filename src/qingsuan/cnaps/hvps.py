@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from qingsuan.calendar import HvpsPhase, HvpsSchedule, OperatingWindows, load_calendar
-from qingsuan.clock import BEIJING, US_PER_DAY, US_PER_MINUTE, from_datetime, to_beijing
+from qingsuan.clock import US_PER_DAY, US_PER_MINUTE, from_datetime, to_beijing_naive
 from qingsuan.cnaps.participants import Directory, Participant, ParticipantStatus
 from qingsuan.ledger import AccountFlags, NormalSide
 from qingsuan.money import format_fen
@@ -268,13 +268,13 @@ class Hvps:
     def phase(self, at_us: int) -> tuple[HvpsPhase, dt.date | None]:
         if self.engine.params["hvps.closed"]:
             return HvpsPhase.CLOSED, None
-        state = self.schedule().phase(_naive(at_us))
+        state = self.schedule().phase(to_beijing_naive(at_us))
         return state.phase, state.business_date
 
     def advance(self, now_us: int) -> None:
         """Run the day-cycle steps whose time has come: the cut-off's clearing-window
         settlement, and the end of day. Called before every HVPS command and on ticks."""
-        today = _naive(now_us).date()
+        today = to_beijing_naive(now_us).date()
         if self.cursor_date is None:
             self.cursor_date = (today - dt.timedelta(days=1)).isoformat()
         day = dt.date.fromisoformat(self.cursor_date)
@@ -302,7 +302,7 @@ class Hvps:
         """When the driver should tick next: the next cut-off or close, or the next periodic
         gridlock attempt while payments are queued."""
         sched = self.schedule()
-        day = _naive(after_us).date()
+        day = to_beijing_naive(after_us).date()
         times: list[int] = []
         for offset in range(0, 15):
             d = day + dt.timedelta(days=offset)
@@ -368,7 +368,7 @@ class Hvps:
             opens = ""
             if phase is HvpsPhase.CLOSED and not self.engine.params["hvps.closed"]:
                 try:
-                    nxt = self.schedule().next_open(_naive(now_us))
+                    nxt = self.schedule().next_open(to_beijing_naive(now_us))
                     opens = f"; it opens {nxt.isoformat(timespec='minutes')}"
                 except ValueError:
                     opens = ""
@@ -780,11 +780,6 @@ class Hvps:
         queued = [self.payments[r] for q in self.queues.values() for lv in q for r in lv]
         self.queued_total = len(queued)
         self.queued_value_fen = sum(p.amount_fen for p in queued)
-
-
-def _naive(at_us: int) -> dt.datetime:
-    """Beijing wall time without tzinfo (the calendar's convention)."""
-    return to_beijing(at_us).astimezone(BEIJING).replace(tzinfo=None)
 
 
 def dumps(doc: dict[str, Any]) -> bytes:

@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.calendar import HvpsPhase
-from qingsuan.clock import US_PER_MINUTE, from_datetime
+from qingsuan.clock import US_PER_MINUTE, from_datetime, to_beijing_naive
 from qingsuan.money import format_fen
 from qingsuan.params import PPM
 from qingsuan.reasons import Reason
@@ -217,14 +217,14 @@ class NetSystem:
 
     # ------------------------------------------------------------------ items
 
-    def _limit_fen(self, kind: str, now_us: int) -> int | None:
+    def item_limit_fen(self, kind: str, now_us: int) -> int | None:
+        """The per-item limit of ``kind`` now: IBPS's; BEPS ordinary credits have one limit
+        on business days and another on the other (calendar) days; the rest none."""
         if self.name == "IBPS":
             return int(self.engine.params["ibps.item_limit"])
         if kind != "ordinary_credit":
             return None  # periodic credits and debits have no item limit
-        _phase, day = self.hvps.phase(now_us)
-        business = day is not None or self.hvps.schedule().calendar.is_business_day(
-            _local_date(now_us))
+        business = self.hvps.schedule().calendar.is_business_day(_local_date(now_us))
         key = "beps.item_limit" if business else "beps.holiday_item_limit"
         return int(self.engine.params[key])
 
@@ -277,7 +277,7 @@ class NetSystem:
         if item.amount_fen <= 0:
             return (Reason.AM02.code, "amount must be positive")
         # a return (退汇) sends back money already netted: no item limit stops it
-        limit = None if item.original is not None else self._limit_fen(item.kind, now_us)
+        limit = None if item.original is not None else self.item_limit_fen(item.kind, now_us)
         if limit is not None and item.amount_fen > limit:
             return (Reason.AM02.code, f"{format_fen(item.amount_fen)} exceeds the {self.name} "
                                       f"item limit {format_fen(limit)}: split it, or send it "
@@ -578,9 +578,7 @@ class NetSystem:
 
 
 def _local_date(at_us: int) -> dt.date:
-    from qingsuan.cnaps.hvps import _naive
-
-    return _naive(at_us).date()
+    return to_beijing_naive(at_us).date()
 
 
 __all__ = [

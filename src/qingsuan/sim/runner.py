@@ -20,8 +20,16 @@ from qingsuan.cards.iso8583 import ResponseCode
 from qingsuan.cards.switch import SWITCH, CardSwitch
 from qingsuan.cards.switch import Card as CardRecord
 from qingsuan.cards.switch import Terminal as TerminalRecord
-from qingsuan.clock import Scheduler, Timer, VirtualClock, format_time, from_datetime, to_beijing
-from qingsuan.cnaps.hvps import Notice, Priority, _naive
+from qingsuan.clock import (
+    Scheduler,
+    Timer,
+    VirtualClock,
+    format_time,
+    from_datetime,
+    to_beijing,
+    to_beijing_naive,
+)
+from qingsuan.cnaps.hvps import Notice, Priority
 from qingsuan.cnaps.netsys import SimAccount
 from qingsuan.cnaps.participants import ParticipantKind
 from qingsuan.cnaps.system import Cnaps
@@ -702,42 +710,26 @@ class Runner:
     def clearing_files(self) -> dict[str, str]:
         """Each participant's clearing file (清算文件) of each closed clearing day, by file
         name (``PARTICIPANT_YYYYMMDD.txt``): what the switch sends the banks after the
-        cut-off, with masked PANs and control totals (cards/files.py)."""
+        cut-off, with masked PANs, the fees fixed at the cut-off and control totals
+        (cards/files.py)."""
         import datetime as dt
 
-        from qingsuan.cards import clearing
         from qingsuan.cards.files import Detail, write_clearing_file
-        from qingsuan.cards.switch import _schedule
 
         out: dict[str, str] = {}
-        schedule = _schedule(self.params)
         for day in self.switch.days_closed:
-            txns = [t for t in self.switch.txns.values() if t.clearing_date == day
-                    and t.status in ("cleared", "settled") and t.proc in ("00", "01")
-                    and t.issuer is not None]
-            txns = [t for t in txns if t.issuer != t.acquirer]
             per: dict[str, list[Detail]] = {}
-            if txns:
-                names = sorted({t.issuer or "" for t in txns} | {t.acquirer for t in txns}
-                               | {SWITCH})
-                index = {n: i for i, n in enumerate(names)}
-                res = clearing.clear(
-                    [index[t.issuer or ""] for t in txns], [index[t.acquirer] for t in txns],
-                    [clearing.WITHDRAWAL if t.proc == "01" else clearing.PURCHASE
-                     for t in txns],
-                    [clearing.CREDIT if t.card_kind == "credit" else clearing.DEBIT
-                     for t in txns],
-                    [t.amount_fen for t in txns], n_participants=len(names),
-                    switch=index[SWITCH], schedule=schedule)
-                for i, t in enumerate(txns):
-                    stan = t.key.split("|")[1]
-                    local = to_beijing(t.at_us).replace(tzinfo=None)
-                    for bank, fee, direction in (
-                            (t.issuer or "", int(res.issuer_fee_net_fen[i]), "D"),
-                            (t.acquirer, int(res.acquirer_fee_net_fen[i]), "C")):
-                        per.setdefault(bank, []).append(Detail(
-                            t.rrn, stan, t.mti, t.card, t.amount_fen, fee, direction,
-                            t.terminal, local))
+            for t in self.switch.txns.values():
+                if (t.clearing_date != day or t.status not in ("cleared", "settled")
+                        or t.proc not in ("00", "01") or t.issuer in (None, t.acquirer)):
+                    continue
+                stan = t.key.split("|")[1]
+                local = to_beijing_naive(t.at_us)
+                for bank, fee, direction in ((t.issuer or "", t.issuer_fee_net_fen, "D"),
+                                             (t.acquirer, t.acquirer_fee_net_fen, "C")):
+                    per.setdefault(bank, []).append(Detail(
+                        t.rrn, stan, t.mti, t.card, t.amount_fen, fee, direction,
+                        t.terminal, local))
             for p in self.scenario.participants:
                 out[f"{p.name}_{day.replace('-', '')}.txt"] = write_clearing_file(
                     p.name, dt.date.fromisoformat(day), per.get(p.name, []))
@@ -775,7 +767,7 @@ class Runner:
         decision = route_transfer(
             channel=f["channel"], urgent=f["urgent"], same_bank=payer.bank == payee.bank,
             amount_fen=f["amount_fen"], hvps_open=phase is HvpsPhase.OPEN,
-            beps_limit_fen=self._beps_limit(now),
+            beps_limit_fen=self.cnaps.beps.item_limit_fen("ordinary_credit", now) or 0,
             ibps_limit_fen=int(self.params["ibps.item_limit"]))
         self.routes[f["id"]] = decision.why
         if decision.route is Route.BOOK:
@@ -819,7 +811,7 @@ class Runner:
                 f"insufficient funds: {payer.id} at {payer.bank} cannot pay "
                 f"{format_fen(f['amount_fen'])}")
             return
-        opens = self.cnaps.hvps.schedule().next_open(_naive(now))
+        opens = self.cnaps.hvps.schedule().next_open(to_beijing_naive(now))
         at_us = from_datetime(opens)
         record.move(now, "accepted")
         record.held_until = format_time(at_us)
@@ -834,10 +826,6 @@ class Runner:
         self._schedule_wakeup()
         if self.on_step is not None:
             self.on_step(Event(event.at_us, "tick", -1, 0, {}), self._new_postings(), self)
-
-    def _beps_limit(self, now_us: int) -> int:
-        business = self.cnaps.hvps.schedule().calendar.is_business_day(_naive(now_us).date())
-        return int(self.params["beps.item_limit" if business else "beps.holiday_item_limit"])
 
     def _charge_fee(self, bank: str, customer: str, now_us: int, record: PaymentRecord
                     ) -> bool:

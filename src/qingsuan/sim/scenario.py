@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from qingsuan.cards.iso8583 import luhn_ok, mask_pan
 from qingsuan.clock import from_datetime
 from qingsuan.money import AmountError, format_fen, parse_amount
 from qingsuan.params import ParamError, Params, parse_value
@@ -179,21 +180,6 @@ def hash_pin(pan: str, pin: str) -> bytes:
     """A PIN is never kept in clear: PBKDF2 with the PAN as salt (a model of an HSM's PIN
     verification value; real issuers keep PIN offsets under a key)."""
     return hashlib.pbkdf2_hmac("sha256", pin.encode(), b"qingsuan-pin:" + pan.encode(), 1000)
-
-
-def luhn_ok(pan: str) -> bool:
-    total = 0
-    for i, ch in enumerate(reversed(pan)):
-        d = int(ch)
-        if i % 2 == 1:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
-def mask_pan(pan: str) -> str:
-    """First 6 and last 4 digits only, as in every log, report and error."""
-    return pan[:6] + "*" * max(0, len(pan) - 10) + pan[-4:] if len(pan) > 10 else "*" * len(pan)
 
 
 class _Checker:
