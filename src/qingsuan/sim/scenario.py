@@ -6,7 +6,6 @@ line and the reason, and a file with any problem runs nothing (exit code 2).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from qingsuan.cards.iso8583 import luhn_ok, mask_pan
+from qingsuan.cards.pin import pin_verification_value
 from qingsuan.clock import from_datetime
 from qingsuan.money import AmountError, format_fen, parse_amount
 from qingsuan.params import ParamError, Params, parse_value
@@ -177,9 +177,9 @@ class Scenario:
 
 
 def hash_pin(pan: str, pin: str) -> bytes:
-    """A PIN is never kept in clear: PBKDF2 with the PAN as salt (a model of an HSM's PIN
-    verification value; real issuers keep PIN offsets under a key)."""
-    return hashlib.pbkdf2_hmac("sha256", pin.encode(), b"qingsuan-pin:" + pan.encode(), 1000)
+    """A PIN is never kept in clear: the issuer keeps its PIN verification value under the
+    sandbox's PIN verification key (cards/pin.py)."""
+    return pin_verification_value(pan, pin)
 
 
 class _Checker:
