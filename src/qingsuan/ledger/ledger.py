@@ -89,6 +89,8 @@ class BatchResult:
 
     @property
     def all_done(self) -> bool:
+        if len(self.codes) <= 64:  # a card's two postings: skip numpy's per-call cost
+            return max(self.codes.tolist(), default=0) <= R.EXISTS
         return bool(np.all(self.codes <= R.EXISTS))
 
     def failures(self) -> list[tuple[int, TransferResult]]:
@@ -593,9 +595,14 @@ class Ledger:
             tr = self._tr
             base, k = tr.n, len(rows)
             tr.reserve(k)
-            columns = list(zip(*rows, strict=True))
-            for name, values in zip(tr.names, columns, strict=True):
-                tr.cols[name][base: base + k] = values
+            if k <= 4:  # element writes beat building arrays for a handful of rows
+                for j, fields in enumerate(rows):
+                    for name, value in zip(tr.names, fields, strict=True):
+                        tr.cols[name][base + j] = value
+            else:
+                columns = list(zip(*rows, strict=True))
+                for name, values in zip(tr.names, columns, strict=True):
+                    tr.cols[name][base: base + k] = values
             tr.n = base + k
         self._scratch = {}
         self._buffer = []
