@@ -267,13 +267,21 @@ def test_unknown_event_kind() -> None:
     assert "transfer" in p.message  # says what is allowed
 
 
-def test_known_but_unavailable_event_kind() -> None:
+def test_refund_of_something_not_a_purchase_is_a_located_error() -> None:
     text = BASE + ("  - at: 2026-11-25T11:00\n    do: pos_refund\n    id: w1\n"
                    '    target: p0\n    amount: "100.00"\n')
     p = only_problem(text)
-    assert p.line == line_of(text, "pos_refund")
-    assert "pos_refund" in p.message
-    assert "not available in this release" in p.message
+    assert p.line == line_of(text, "target: p0")
+    assert "pos_refund w1" in p.message
+    assert "not the id of an earlier pos_purchase" in p.message
+
+
+def test_refund_needs_a_positive_amount() -> None:
+    text = BASE + ("  - at: 2026-11-25T11:00\n    do: pos_refund\n    id: w1\n"
+                   '    target: p0\n    amount: "0.00"\n')
+    found = problems(text)
+    assert any(p.line == line_of(text, 'amount: "0.00"') and "zero" in p.message
+               for p in found), [str(p) for p in found]
 
 
 def test_interbank_transfer_is_valid_and_routed() -> None:

@@ -16,7 +16,15 @@ Flows per transaction (DOMAIN.md §4, fees since 2016):
   both sides pay the network fee to the switch; no issuer service fee;
 * refund: the exact reverse of a purchase of the same amount and card kind: the acquirer pays
   the issuer the amount minus the issuer service fee and the switch pays each side back its
-  network fee, so a purchase and its full refund net to zero for all three parties.
+  network fee, so a purchase and its full refund net to zero for all three parties. A
+  partial refund (退货 of part of a purchase) gives back the fees in proportion: with the
+  optional columns ``fee_base_fen`` (the original purchase's amount) and
+  ``refunded_before_fen`` (what earlier refunds of that purchase gave back), a refund of
+  ``a`` returns ``share(before + a) - share(before)`` of each fee, where ``share(x)`` is the
+  purchase's fee times ``x / base`` rounded half-up; so the fees returned by all the refunds
+  of a purchase never exceed what it paid, and add up to exactly that when it is refunded
+  in full, caps included (two refunds of half a capped purchase return the cap once, not
+  twice).
 
 Per participant the result holds the gross amounts it pays (debit total) and receives (credit
 total), the fees it pays and receives (gross, never negative), and the net position
@@ -151,12 +159,20 @@ def clear(
     n_participants: int,
     switch: int,
     schedule: FeeSchedule | None = None,
+    fee_base_fen: npt.ArrayLike | None = None,
+    refunded_before_fen: npt.ArrayLike | None = None,
 ) -> ClearingResult:
     """Clear one clearing day's transactions into net positions, totals and fee columns.
 
+    ``fee_base_fen`` and ``refunded_before_fen`` (optional, read for refunds only): the
+    original purchase's amount and what earlier refunds of it gave back, for the proportional
+    fees of a partial refund (module docstring); by default a refund is a whole purchase of
+    its own amount.
+
     Raises ``ValueError`` on bad columns: an index out of ``0..n_participants-1``, the switch as
     issuer or acquirer, an on-us item (issuer == acquirer: it never reaches the switch), an
-    unknown kind or card kind, or an amount not in ``1..MAX_AMOUNT_FEN``.
+    unknown kind or card kind, an amount not in ``1..MAX_AMOUNT_FEN``, or a refund whose
+    ``refunded_before + amount`` exceeds its ``fee_base``.
     """
     schedule = FeeSchedule() if schedule is None else schedule
     amount = _column("amount_fen", amount_fen, None)
@@ -184,6 +200,12 @@ def clear(
 
     issuer_fee, network_fee, atm_fee = compute_fees(knd, ck, amount, schedule)
     refund = knd == REFUND
+    if fee_base_fen is not None or refunded_before_fen is not None:
+        base = amount if fee_base_fen is None else _column("fee_base_fen", fee_base_fen, n)
+        before = (np.zeros(n, dtype=np.int64) if refunded_before_fen is None
+                  else _column("refunded_before_fen", refunded_before_fen, n))
+        _partial_refund_fees(refund, ck, amount, base, before, schedule, issuer_fee,
+                             network_fee)
     purchase = knd == PURCHASE
     withdrawal = knd == WITHDRAWAL
     zero = np.int64(0)
@@ -231,3 +253,30 @@ def clear(
         issuer_fee_net_fen=(iss_recv - iss_paid).astype(np.int64, copy=False),
         acquirer_fee_net_fen=(acq_recv - acq_paid).astype(np.int64, copy=False),
     )
+
+
+def _share(fee: int, done_fen: int, base_fen: int) -> int:
+    """``fee * done / base`` rounded half-up (Python integers: no overflow)."""
+    return (2 * fee * done_fen + base_fen) // (2 * base_fen)
+
+
+def _partial_refund_fees(refund: npt.NDArray[np.bool_], card_kind: I64, amount: I64,
+                         base: I64, before: I64, schedule: FeeSchedule, issuer_fee: I64,
+                         network_fee: I64) -> None:
+    """Replace, in place, the fees of the refunds that are part of a larger purchase by their
+    proportional share of that purchase's fees (the rows are few: a plain loop)."""
+    partial = refund & ((base != amount) | (before != 0))
+    rows = np.flatnonzero(partial)
+    if not len(rows):
+        return
+    if bool((base[rows] <= 0).any()) or bool((before[rows] < 0).any()) or \
+            bool((before[rows] + amount[rows] > base[rows]).any()):
+        raise ValueError("a refund's refunded_before + amount must be within its fee_base")
+    purchase = np.full(len(rows), PURCHASE, dtype=np.int64)
+    full_issuer, full_network, _ = compute_fees(purchase, card_kind[rows], base[rows], schedule)
+    for j, i in enumerate(rows.tolist()):
+        b, done, a = int(base[i]), int(before[i]), int(amount[i])
+        issuer_fee[i] = _share(int(full_issuer[j]), done + a, b) - _share(
+            int(full_issuer[j]), done, b)
+        network_fee[i] = _share(int(full_network[j]), done + a, b) - _share(
+            int(full_network[j]), done, b)

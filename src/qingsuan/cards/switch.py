@@ -13,10 +13,13 @@ connected from outside are simulated here from the banks' books:
   and the acquirer debits "due from the switch" and pays the cash (ATM) or owes the
   merchant (POS);
 * reversals (0400, field 90 names the original): unknown original -> 25, original
-  declined -> 12; a reversal undoes the postings exactly, and a second one changes nothing.
-
-Clearing (the cut-off, fees, files) and the HVPS settlement of the day's positions are the
-next step (cards/clearing.py and cards/files.py already compute them).
+  declined -> 12; a reversal undoes the postings exactly, and a second one changes nothing;
+* voids (撤销, 0200 processing code 20) of a purchase of the same clearing day;
+* refunds (退货, 0220 processing code 20): a new transaction with the flows reversed, on the
+  same or a later clearing day, at most the purchase's amount in all (docs/CARDS.md);
+* the clearing day (日切): at the cut-off the day's transactions are cleared with the fees
+  (cards/clearing.py), merchants are paid net of the MDR and of refunds, and the positions
+  go to CNAPS to settle in HVPS.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from qingsuan.calendar import card_clearing_date
+from qingsuan.cards.clearing import PURCHASE, REFUND, WITHDRAWAL
 from qingsuan.cards.iso8583 import luhn_ok, mask_pan
 from qingsuan.clock import from_datetime, to_beijing, to_beijing_naive
 from qingsuan.money import format_fen
@@ -87,6 +91,24 @@ class CardTxn:
     #: the net fee each side got (+) or paid (-), fixed when its clearing day closed
     issuer_fee_net_fen: int = 0
     acquirer_fee_net_fen: int = 0
+    #: a refund (退货): the key of the purchase it refunds
+    original_key: str = ""
+    #: a purchase: what its refunds gave the cardholder back so far
+    refunded_fen: int = 0
+    #: a refund: the purchase's amount and what earlier refunds gave back (its fees are that
+    #: share of the purchase's, cards/clearing.py)
+    fee_base_fen: int = 0
+    refunded_before_fen: int = 0
+
+    @property
+    def payer(self) -> str:
+        """The side that owes the amount in clearing: the issuer, or the acquirer for a
+        refund."""
+        return self.acquirer if self.proc == "20" else (self.issuer or "")
+
+    @property
+    def payee(self) -> str:
+        return (self.issuer or "") if self.proc == "20" else self.acquirer
 
 
 class CardSwitch:
@@ -106,6 +128,9 @@ class CardSwitch:
         self.bins: dict[str, str] = {}
         self.txns: dict[str, CardTxn] = {}
         self.daily: dict[str, int] = {}  # "PAN|YYYY-MM-DD" -> withdrawn fen
+        #: merchant (ledger name) -> what it still owes its acquirer (fen, <= 0) after a
+        #: clearing day whose refunds exceeded its takings and its account
+        self.merchant_carry: dict[str, int] = {}
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -155,6 +180,8 @@ class CardSwitch:
             return self._reply(f, "94")
         if len(self.txns) >= MAX_TXNS:
             raise RuntimeError(f"the switch holds {MAX_TXNS} transactions: refusing more")
+        if mti == "0220":
+            return self._refund(f, key, body, now_us)
         pan = f.get("2", "")
         proc = f.get("3", "000000")[:2]
         amount = int(f.get("4", "0") or 0)
@@ -165,13 +192,17 @@ class CardSwitch:
         self.txns[key] = txn
         txn.rc = self._decide(txn, f, pan, proc, amount, terminal, now_us)
         if txn.rc == "00":
-            txn.status = "approved"
             card = self.cards.get(pan)
             txn.card_kind = card.kind if card else "debit"
-            assert self.engine is not None
-            cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
-            txn.clearing_date = card_clearing_date(to_beijing_naive(now_us), cutoff).isoformat()
+            self._approve(txn, now_us)
         return self._answer(txn)
+
+    def _approve(self, txn: CardTxn, now_us: int) -> None:
+        """Approved: it belongs to the clearing day of its time (field 15)."""
+        assert self.engine is not None
+        txn.status = "approved"
+        cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
+        txn.clearing_date = card_clearing_date(to_beijing_naive(now_us), cutoff).isoformat()
 
     def _decide(self, txn: CardTxn, f: dict[str, str], pan: str, proc: str, amount: int,
                 terminal: Terminal | None, now_us: int) -> str:
@@ -223,13 +254,7 @@ class CardSwitch:
         if balance.available_fen - amount < -ledger.account(reg.id(bank, name)
                                                            ).overdraft_limit_fen:
             return "51"
-        acquirer = terminal.acquirer
-        credit_to = (terminal.acquirer, f"atm_cash:{terminal.id}") if proc == "01" else \
-            (terminal.acquirer, "due_to_merchants")
-        result = self.engine.post([
-            (reg.id(bank, name), reg.id(bank, "due_to_switch"), amount),
-            (reg.id(acquirer, "due_from_switch"), reg.id(*credit_to), amount),
-        ], linked=True)
+        result = self.engine.post(self._issuer_leg(txn) + self._acquirer_leg(txn), linked=True)
         if not result.all_done:
             return "96"
         if proc == "01":
@@ -245,9 +270,101 @@ class CardSwitch:
             return self._reply(f, "25")
         if original.status == "reversed":
             return self._reply(f, "22")
-        if original.status != "approved" or original.proc != "00":
-            return self._reply(f, "12")
+        if original.status != "approved" or original.proc != "00" or original.refunded_fen:
+            return self._reply(f, "12")  # not a purchase, cleared, or partly refunded
         return self._undo(original, f)
+
+    def _refund(self, f: dict[str, str], key: str, body: str, now_us: int) -> dict[str, str]:
+        """退货 (0220, processing code 20): the merchant gives back all or part of a POS
+        purchase, on the same or a later clearing day. A new transaction with its own key
+        and the flows reversed: the issuer credits the cardholder, the acquirer takes it
+        from what it owes the merchant."""
+        original = self.txns.get(f.get("original_key", ""))
+        amount = _amount(f.get("4", "0"))
+        terminal = self.terminals.get(f.get("41", ""))
+        txn = CardTxn(key, "0220", "20", original.pan_masked if original else "",
+                      original.issuer if original else None,
+                      terminal.acquirer if terminal else f.get("32", ""), f.get("41", ""),
+                      amount, "96", "declined", now_us, body, f.get("37", ""),
+                      card=original.card if original else "",
+                      card_kind=original.card_kind if original else "debit",
+                      original_key=f.get("original_key", ""))
+        self.txns[key] = txn
+        txn.rc = self._decide_refund(txn, original, terminal)
+        if txn.rc == "00":
+            self._approve(txn, now_us)
+        return self._answer(txn)
+
+    def _decide_refund(self, txn: CardTxn, original: CardTxn | None,
+                       terminal: Terminal | None) -> str:
+        assert self.engine is not None
+        if original is None:
+            return "25"
+        if original.mti != "0200" or original.proc != "00" or \
+                original.status not in ("approved", "cleared") or original.issuer is None:
+            return "12"  # reversed, declined, or not a purchase
+        bought_at = self.terminals[original.terminal]
+        if terminal is None or terminal.kind != "pos" or \
+                terminal.acquirer != bought_at.acquirer or terminal.merchant != bought_at.merchant:
+            return "12"  # a refund comes from the merchant that sold
+        if txn.amount_fen <= 0 or original.refunded_fen + txn.amount_fen > original.amount_fen:
+            return "13"
+        merchant = terminal.merchant
+        if merchant is not None and self._merchant_funds(merchant) < txn.amount_fen:
+            return "51"  # the acquirer will not pay out what the merchant cannot cover
+        result = self.engine.post(self._issuer_leg(txn) + self._acquirer_leg(txn), linked=True)
+        if not result.all_done:
+            return "96"
+        txn.fee_base_fen = original.amount_fen
+        txn.refunded_before_fen = original.refunded_fen
+        original.refunded_fen += txn.amount_fen
+        return "00"
+
+    def _merchant_funds(self, merchant: str) -> int:
+        """What a merchant can give back: its account (down to its limit), plus its takings
+        not yet paid out (net of the MDR and of refunds), less what it still owes."""
+        assert self.engine is not None
+        reg, ledger = self.engine.registry, self.engine.ledger
+        bank, name = merchant.split(":", 1)
+        acc = reg.id(bank, name)
+        funds = ledger.balance(acc).available_fen + ledger.account(acc).overdraft_limit_fen
+        for t in self.txns.values():
+            if t.status != "approved":
+                continue
+            terminal = self.terminals.get(t.terminal)
+            if terminal is None or terminal.merchant != merchant:
+                continue
+            if t.proc == "00":
+                funds += t.amount_fen - _mdr(t.amount_fen, terminal.mdr_ppm)
+            elif t.proc == "20":
+                funds -= t.amount_fen
+        return funds + self.merchant_carry.get(merchant, 0)
+
+    def _issuer_leg(self, txn: CardTxn) -> list[tuple[int, int, int]]:
+        """The issuer's posting: it debits the cardholder and owes the switch (purchase,
+        withdrawal), or is owed by the switch and credits the cardholder (refund)."""
+        assert self.engine is not None
+        reg = self.engine.registry
+        card = self.cards[txn.card]
+        bank, name = card.account.split(":", 1)
+        if txn.proc == "20":
+            return [(reg.id(bank, "due_from_switch"), reg.id(bank, name), txn.amount_fen)]
+        return [(reg.id(bank, name), reg.id(bank, "due_to_switch"), txn.amount_fen)]
+
+    def _acquirer_leg(self, txn: CardTxn) -> list[tuple[int, int, int]]:
+        """The acquirer's posting: owed by the switch, it pays the cash (ATM) or owes the
+        merchant (POS); for a refund it takes the amount from what it owes the merchant
+        and owes the switch."""
+        assert self.engine is not None
+        reg = self.engine.registry
+        terminal = self.terminals[txn.terminal]
+        acquirer = terminal.acquirer
+        if txn.proc == "20":
+            return [(reg.id(acquirer, "due_to_merchants"), reg.id(acquirer, "due_to_switch"),
+                     txn.amount_fen)]
+        credit_to = f"atm_cash:{terminal.id}" if txn.proc == "01" else "due_to_merchants"
+        return [(reg.id(acquirer, "due_from_switch"), reg.id(acquirer, credit_to),
+                 txn.amount_fen)]
 
     def _reversal(self, f: dict[str, str], body: str, now_us: int) -> dict[str, str]:
         """0400: undo an approved original exactly; a second reversal changes nothing."""
@@ -260,27 +377,25 @@ class CardSwitch:
             return self._reply(f, "12")
         if original.status == "reversed":
             return self._reply(f, "00")  # idempotent: already undone
-        if original.status != "approved":
-            return self._reply(f, "12")  # cleared already: too late for a reversal
+        if original.status != "approved" or original.refunded_fen:
+            return self._reply(f, "12")  # cleared already (too late), or partly refunded
         return self._undo(original, f)
 
     def _undo(self, original: CardTxn, f: dict[str, str]) -> dict[str, str]:
         """Take an approved transaction back out of both banks' books, exactly."""
         assert self.engine is not None
-        if original.proc in ("00", "01") and original.issuer is not None:
-            card = self.cards[original.card]
-            reg = self.engine.registry
-            bank, name = card.account.split(":", 1)
-            terminal = self.terminals[original.terminal]
-            credit_back = (terminal.acquirer, f"atm_cash:{terminal.id}") \
-                if original.proc == "01" else (terminal.acquirer, "due_to_merchants")
-            result = self.engine.post([
-                (reg.id(bank, "due_to_switch"), reg.id(bank, name), original.amount_fen),
-                (reg.id(*credit_back), reg.id(terminal.acquirer, "due_from_switch"),
-                 original.amount_fen),
-            ], linked=True)
-            assert result.all_done, result.failures()
+        if original.proc in ("00", "01", "20") and original.issuer is not None:
+            result = self.engine.post(_backwards(
+                self._issuer_leg(original) + self._acquirer_leg(original)), linked=True)
+            if not result.all_done:
+                # only a refund can fail to come back: the cardholder spent the money
+                assert original.proc == "20", result.failures()
+                return self._reply(f, "51")
+            if original.proc == "20":
+                refunded = self.txns[original.original_key]
+                refunded.refunded_fen -= original.amount_fen
             if original.proc == "01":
+                card = self.cards[original.card]
                 day = to_beijing(original.at_us).date().isoformat()
                 k = f"{card.pan}|{day}"
                 self.daily[k] = self.daily.get(k, 0) - original.amount_fen
@@ -292,7 +407,7 @@ class CardSwitch:
     def next_cutoff_us(self, after_us: int) -> int | None:
         """The next cut-off (日切) while approved transactions wait to be cleared."""
         assert self.engine is not None
-        if not any(t.status == "approved" and t.proc != "31" for t in self.txns.values()):
+        if not any(_open(t) for t in self.txns.values()):
             return None
         cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
         day = to_beijing_naive(after_us).date()
@@ -306,8 +421,7 @@ class CardSwitch:
         """At each cut-off, close the clearing day that ends there."""
         assert self.engine is not None
         cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
-        days = sorted({t.clearing_date for t in self.txns.values()
-                       if t.status == "approved" and t.proc != "31"})
+        days = sorted({t.clearing_date for t in self.txns.values() if _open(t)})
         for day in days:
             ends = from_datetime(dt.datetime.combine(dt.date.fromisoformat(day), cutoff))
             if ends <= now_us and day not in self.days_closed:
@@ -316,25 +430,15 @@ class CardSwitch:
     def _close_day(self, day: str, now_us: int) -> None:
         """清分: the day's approved transactions into net positions with the fees; the
         banks' dues to and from the switch move into their CUPS clearing accounts, the
-        acquirers pay their merchants net of the MDR, and the positions go to HVPS."""
+        acquirers pay their merchants net of the MDR and of refunds, and the positions go
+        to HVPS."""
         from qingsuan.cards import clearing
 
         assert self.engine is not None
         params, reg = self.engine.params, self.engine.registry
-        txns = [t for t in self.txns.values() if t.clearing_date == day
-                and t.status == "approved" and t.proc in ("00", "01")]
+        txns = [t for t in self.txns.values() if t.clearing_date == day and _open(t)]
         self.days_closed.append(day)
-        postings: list[tuple[int, int, int]] = []
-        for t in txns:  # merchants: paid net of the MDR by their acquirer (收单清算)
-            terminal = self.terminals[t.terminal]
-            if t.proc == "00" and terminal.merchant:
-                mdr = (t.amount_fen * terminal.mdr_ppm + 500_000) // 1_000_000
-                bank, name = terminal.merchant.split(":", 1)
-                postings.append((reg.id(bank, "due_to_merchants"), reg.id(bank, name),
-                                 t.amount_fen - mdr))
-                if mdr:
-                    postings.append((reg.id(bank, "due_to_merchants"),
-                                     reg.id(bank, "fee_income"), mdr))
+        postings = self._pay_merchants(txns)
         onus = [t for t in txns if t.issuer == t.acquirer]
         for t in onus:  # 本行卡: the bank owes itself; nothing crosses to another bank
             postings.append((reg.id(t.acquirer, "due_to_switch"),
@@ -349,26 +453,32 @@ class CardSwitch:
             result = clearing.clear(
                 np.array([index[t.issuer] for t in inter if t.issuer], np.int64),
                 np.array([index[t.acquirer] for t in inter], np.int64),
-                np.array([clearing.WITHDRAWAL if t.proc == "01" else clearing.PURCHASE
-                          for t in inter], np.int64),
+                np.array([_CLEARING_KIND[t.proc] for t in inter], np.int64),
                 np.array([clearing.CREDIT if t.card_kind == "credit" else clearing.DEBIT
                           for t in inter], np.int64),
                 np.array([t.amount_fen for t in inter], np.int64),
-                n_participants=len(names), switch=index[SWITCH], schedule=schedule)
+                n_participants=len(names), switch=index[SWITCH], schedule=schedule,
+                fee_base_fen=np.array([t.fee_base_fen or t.amount_fen for t in inter],
+                                      np.int64),
+                refunded_before_fen=np.array([t.refunded_before_fen for t in inter],
+                                             np.int64))
             for i, t in enumerate(inter):  # the clearing files show these, as cleared
                 t.issuer_fee_net_fen = int(result.issuer_fee_net_fen[i])
                 t.acquirer_fee_net_fen = int(result.acquirer_fee_net_fen[i])
             owed = {n: 0 for n in names}
             due = {n: 0 for n in names}
             for t in inter:
-                owed[t.issuer or ""] += t.amount_fen
-                due[t.acquirer] += t.amount_fen
+                owed[t.payer] += t.amount_fen
+                due[t.payee] += t.amount_fen
             for n in names:
                 p = int(result.positions_fen[index[n]])
                 positions[n] = p
-                if n == SWITCH:
-                    if p:
+                if n == SWITCH:  # the network fees it took (or, for refunds, gave back)
+                    if p > 0:
                         postings.append((reg.id(n, "cups_clearing"), reg.id(n, "fee_income"), p))
+                    elif p < 0:
+                        postings.append((reg.id(n, "fee_income"), reg.id(n, "cups_clearing"),
+                                         -p))
                     continue
                 clear_acc = reg.id(n, "cups_clearing")
                 if owed[n]:
@@ -391,6 +501,46 @@ class CardSwitch:
             t.status = "cleared"
             self.notices.append((now_us, t.key, "cleared"))
 
+    def _pay_merchants(self, txns: list[CardTxn]) -> list[tuple[int, int, int]]:
+        """收单清算: each acquirer pays each of its merchants the day's takings net of the
+        MDR (its fee income) and of the refunds; a merchant whose refunds exceed its
+        takings pays the difference from its account, and what even that cannot cover it
+        still owes (deducted from its next payout)."""
+        assert self.engine is not None
+        reg, ledger = self.engine.registry, self.engine.ledger
+        net: dict[str, int] = {}
+        mdr_total: dict[str, int] = {}
+        for t in txns:
+            terminal = self.terminals.get(t.terminal)
+            if terminal is None or terminal.merchant is None or t.proc not in ("00", "20"):
+                continue
+            m = terminal.merchant
+            if t.proc == "00":
+                mdr = _mdr(t.amount_fen, terminal.mdr_ppm)
+                net[m] = net.get(m, 0) + t.amount_fen - mdr
+                mdr_total[m] = mdr_total.get(m, 0) + mdr
+            else:  # the MDR of the purchase is not given back (the acquirer keeps it)
+                net[m] = net.get(m, 0) - t.amount_fen
+        postings: list[tuple[int, int, int]] = []
+        for m in sorted(net):
+            bank, name = m.split(":", 1)
+            owed_to = reg.id(bank, "due_to_merchants")
+            account = reg.id(bank, name)
+            if mdr_total.get(m):
+                postings.append((owed_to, reg.id(bank, "fee_income"), mdr_total[m]))
+            total = net[m] + self.merchant_carry.pop(m, 0)
+            if total > 0:
+                postings.append((owed_to, account, total))
+            elif total < 0:
+                room = ledger.balance(account).available_fen + \
+                    ledger.account(account).overdraft_limit_fen
+                take = max(0, min(-total, room))
+                if take:
+                    postings.append((account, owed_to, take))
+                if take < -total:
+                    self.merchant_carry[m] = total + take
+        return postings
+
     def _reply(self, f: dict[str, str], rc: str) -> dict[str, str]:
         return {"t": _response_mti(f.get("t", "0200")), "11": f.get("11", ""), "39": rc}
 
@@ -408,7 +558,8 @@ class CardSwitch:
             "terminals": [asdict(t) for t in self.terminals.values()],
             "bins": self.bins, "txns": [asdict(t) for t in self.txns.values()],
             "daily": self.daily, "days_closed": self.days_closed,
-            "notices": self.notices}, sort_keys=True).encode()
+            "notices": self.notices, "merchant_carry": self.merchant_carry},
+            sort_keys=True).encode()
 
     def load_state(self, state: bytes) -> None:
         doc = json.loads(state)
@@ -419,6 +570,31 @@ class CardSwitch:
         self.daily = {k: int(v) for k, v in doc["daily"].items()}
         self.days_closed = list(doc["days_closed"])
         self.notices = [(int(a), str(b), str(c)) for a, b, c in doc["notices"]]
+        self.merchant_carry = {k: int(v) for k, v in doc.get("merchant_carry", {}).items()}
+
+
+#: processing code -> the clearing kind (cards/clearing.py)
+_CLEARING_KIND: Final = {"00": PURCHASE, "01": WITHDRAWAL, "20": REFUND}
+
+
+def _open(t: CardTxn) -> bool:
+    """Approved and waiting for its clearing day to close (inquiries never clear)."""
+    return t.status == "approved" and t.proc in _CLEARING_KIND
+
+
+def _amount(text: str) -> int:
+    """Field 4 (amount in fen, digits); anything else reads as 0 (then 13)."""
+    return int(text) if text.isdigit() and len(text) <= 12 else 0
+
+
+def _mdr(amount_fen: int, mdr_ppm: int) -> int:
+    """The merchant discount on an amount, rounded half-up to the fen."""
+    return (amount_fen * mdr_ppm + 500_000) // 1_000_000
+
+
+def _backwards(legs: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """The postings that undo ``legs`` exactly (debit and credit swapped)."""
+    return [(credit, debit, amount) for debit, credit, amount in legs]
 
 
 def _hhmm(minutes: int) -> dt.time:

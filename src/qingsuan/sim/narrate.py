@@ -115,6 +115,20 @@ def narrator(out: Console, *, step: bool = False,
                 answer = runner.inquiries[f["id"]]
                 out.print(f"  the issuer answers {answer['response_code']}: balance "
                           f"{answer.get('balance')}")
+        elif event.do in ("pos_refund", "pos_void"):
+            card_rec = runner.payments.get(f["id"])
+            if event.do == "pos_refund":
+                out.print(f"[bold]{day} {when}[/] the merchant refunds (退货) "
+                          f"{format_fen(f['amount_fen'])} CNY of {f['target']}: a new card "
+                          "transaction with the flows reversed (0220)")
+            else:
+                out.print(f"[bold]{day} {when}[/] the merchant voids (撤销) {f['target']} the "
+                          "same day: the switch undoes it in both banks' books")
+            if card_rec is not None:
+                reason = (card_rec.reason or {}).get("message", "")
+                verdict = "approved (00)" if card_rec.status == "approved" else \
+                    f"declined ({card_rec.response_code}: {reason})"
+                out.print(f"  the switch answers: {verdict}")
         elif event.do == "reversal":
             out.print(f"[bold]{day} {when}[/] reversal (冲正) of {f['target']}: the switch "
                       "undoes it exactly in both banks' books")

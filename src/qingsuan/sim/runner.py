@@ -675,10 +675,17 @@ class Runner:
             self.inquiries[f["id"]] = {"kind": event.do, "response_code": rc,
                                        "balance": answer.get("54")}
             return
+        self._card_answer(event, answer)
+
+    def _card_answer(self, event: Event, answer: dict[str, str]) -> None:
+        """The acquirer's record of a card transaction from the switch's answer."""
+        rc = answer["39"]
         record = PaymentRecord(event.do, "CUPS", response_code=rc)
-        self.payments[f["id"]] = record
+        self.payments[event.fields["id"]] = record
+        if "key" in answer:  # the switch keeps it (approved or declined)
+            self._card_keys[event.fields["id"]] = answer["key"]
+        now = self.clock.now_us()
         if rc == "00":
-            self._card_keys[f["id"]] = answer["key"]
             record.move(now, "approved")
         else:
             record.move(now, "declined")
@@ -721,12 +728,14 @@ class Runner:
             per: dict[str, list[Detail]] = {}
             for t in self.switch.txns.values():
                 if (t.clearing_date != day or t.status not in ("cleared", "settled")
-                        or t.proc not in ("00", "01") or t.issuer in (None, t.acquirer)):
+                        or t.proc == "31" or t.issuer in (None, t.acquirer)):
                     continue
                 stan = t.key.split("|")[1]
                 local = to_beijing_naive(t.at_us)
-                for bank, fee, direction in ((t.issuer or "", t.issuer_fee_net_fen, "D"),
-                                             (t.acquirer, t.acquirer_fee_net_fen, "C")):
+                # D: pays the amount (the issuer; the acquirer for a refund), C: receives it
+                for bank, fee in ((t.issuer or "", t.issuer_fee_net_fen),
+                                  (t.acquirer, t.acquirer_fee_net_fen)):
+                    direction = "D" if bank == t.payer else "C"
                     per.setdefault(bank, []).append(Detail(
                         t.rrn, stan, t.mti, t.card, t.amount_fen, fee, direction,
                         t.terminal, local))
@@ -734,6 +743,22 @@ class Runner:
                 out[f"{p.name}_{day.replace('-', '')}.txt"] = write_clearing_file(
                     p.name, dt.date.fromisoformat(day), per.get(p.name, []))
         return out
+
+    def _do_pos_refund(self, event: Event) -> None:
+        """退货: the merchant gives back all or part of a purchase (0220, processing code
+        20), at the terminal of the purchase, on the same or a later clearing day."""
+        f = event.fields
+        key = self._card_keys.get(f["target"], "")
+        original = self.switch.txns.get(key)
+        terminal_id = original.terminal if original is not None else ""
+        terminal = next((t for t in self.scenario.terminals if t.id == terminal_id), None)
+        self._stan += 1
+        answer = self.switch.request({
+            "t": "0220", "3": "200000", "4": f"{f['amount_fen']:012d}",
+            "7": to_beijing(self.clock.now_us()).strftime("%m%d%H%M%S"),
+            "11": f"{self._stan:06d}", "32": terminal.bank if terminal else "",
+            "41": terminal_id, "37": f"{self._stan:012d}", "original_key": key})
+        self._card_answer(event, answer)
 
     def _do_pos_void(self, event: Event) -> None:
         """撤销: the merchant cancels a purchase the same clearing day."""

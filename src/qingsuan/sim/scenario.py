@@ -48,13 +48,14 @@ EVENT_KINDS: Final = {
     "pos_purchase": "runs (authorisation; clearing and settlement come next)",
     "pos_void": "runs",
     "reversal": "runs (authorisation; clearing and settlement come next)",
-    "pos_refund": "not yet: card switch",
+    "pos_refund": "runs",
     "fault": "not yet: fault injection",
 }
 RUNNABLE_EVENTS: Final = ("transfer", "set_param", "hvps_payment", "cancel", "reprioritise",
                           "pledge", "release", "beps_payment", "ibps_payment",
                           "debit_agreement", "ibps_account_inquiry", "atm_withdrawal",
-                          "atm_balance_inquiry", "pos_purchase", "reversal", "pos_void")
+                          "atm_balance_inquiry", "pos_purchase", "reversal", "pos_void",
+                          "pos_refund")
 
 _NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
@@ -582,6 +583,7 @@ _EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "pos_purchase": (("id", "card", "terminal", "amount"), ("pin",)),
     "reversal": (("id", "target"), ()),
     "pos_void": (("id", "target"), ()),
+    "pos_refund": (("id", "target", "amount"), ()),
     "beps_payment": (("id", "from", "to", "amount"), ("kind",)),
     "ibps_payment": (("id", "from", "to", "amount"), ()),
     "debit_agreement": (("id", "payer", "payee"), ()),
@@ -954,7 +956,27 @@ def _check_reversal(ck: _Checker, doc: LDict, fields: dict[str, Any],
     return True
 
 
+def _check_refund(ck: _Checker, doc: LDict, fields: dict[str, Any],
+                  cust: dict[str, Customer | None], participants: list[Participant]) -> bool:
+    """pos_refund: ``target`` an earlier pos_purchase, ``amount`` positive (the switch checks
+    it against what is left to refund, 13)."""
+    eid = ck.text(doc, "id", "event pos_refund", _ID_RE)
+    what = f"pos_refund {eid}"
+    amount = ck.amount(doc, "amount", what, allow_zero=False, default=None)
+    target = doc["target"]
+    known: dict[str, str] = fields["known"]
+    if not isinstance(target, str) or known.get(target) != "pos_purchase":
+        ck.add(doc.line_of("target"), f"{what}: target {target!r} is not the id of an "
+                                      "earlier pos_purchase")
+        return False
+    if eid is None or amount is None:
+        return False
+    fields.update(id=eid, target=target, amount_fen=amount)
+    return True
+
+
 _EVENT_CHECKS: Final[dict[str, Callable[..., bool]]] = {
+    "pos_refund": _check_refund,
     "atm_withdrawal": _check_card_event,
     "atm_balance_inquiry": _check_card_event,
     "pos_purchase": _check_card_event,
