@@ -56,6 +56,9 @@ DEFAULTS_WRITTEN = {
     "cards.network_fee_rate": "0.000325",
     "cards.network_fee_cap": "3.25",
     "cards.atm_interbank_fee": "3.00",
+    "cards.issuer_timeout": "30",
+    "cards.standin": "off",
+    "cards.standin_limit": "500.00",
     "banks.channel_fee": "0.00",
 }
 

@@ -127,6 +127,16 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
               "cap of the network service fee per side per item"),
     ParamSpec("cards.atm_interbank_fee", ParamKind.AMOUNT, "3.00",
               "fixed interbank fee per ATM withdrawal, paid by the issuer to the acquirer"),
+    # -- card switch: issuer hosts (faults, timeouts, stand-in) --------------------------
+    ParamSpec("cards.issuer_timeout", ParamKind.INT, "30",
+              "seconds the switch waits for an issuer's answer: none in time is 91 (issuer "
+              "unavailable), one after it is 68 and the switch reverses it at the issuer",
+              minimum=1),
+    ParamSpec("cards.standin", ParamKind.BOOL, "off",
+              "stand-in authorisation (代授权): the switch approves for an issuer that is down "
+              "POS purchases without a PIN up to cards.standin_limit"),
+    ParamSpec("cards.standin_limit", ParamKind.AMOUNT, "500.00",
+              "largest POS purchase the switch approves in stand-in (91 above it)"),
     # -- banks ------------------------------------------------------------------------
     ParamSpec("banks.name_check", ParamKind.BOOL, "off",
               "a receiving bank returns a payment whose payee name does not match the account "

@@ -17,6 +17,10 @@ connected from outside are simulated here from the banks' books:
 * voids (撤销, 0200 processing code 20) of a purchase of the same clearing day;
 * refunds (退货, 0220 processing code 20): a new transaction with the flows reversed, on the
   same or a later clearing day, at most the purchase's amount in all (docs/CARDS.md);
+* issuer host faults (``cards.fault``: down, slow, up): no answer within
+  ``cards.issuer_timeout`` -> 91 (or stand-in, 代授权, with ``cards.standin``: the switch
+  approves small no-PIN purchases and the issuer books the advice when it is back); a late
+  answer -> 68, and the switch reverses what the issuer booked;
 * the clearing day (日切): at the cut-off the day's transactions are cleared with the fees
   (cards/clearing.py), merchants are paid net of the MDR and of refunds, and the positions
   go to CNAPS to settle in HVPS.
@@ -99,6 +103,15 @@ class CardTxn:
     #: share of the purchase's, cards/clearing.py)
     fee_base_fen: int = 0
     refunded_before_fen: int = 0
+    #: 代授权: approved by the switch for an issuer that was down; ``advice`` is "pending"
+    #: until the issuer is back and books it ("delivered"), or "cancelled" (reversed first)
+    stand_in: bool = False
+    advice: str = ""
+    #: what the cardholder's account could not bear when a stand-in advice was booked: the
+    #: issuer holds it as a receivable from the cardholder (持卡人欠款)
+    receivable_fen: int = 0
+    #: the issuer's own answer when it came too late (68): the switch reversed it
+    late_rc: str = ""
 
     @property
     def payer(self) -> str:
@@ -131,6 +144,8 @@ class CardSwitch:
         #: merchant (ledger name) -> what it still owes its acquirer (fen, <= 0) after a
         #: clearing day whose refunds exceeded its takings and its account
         self.merchant_carry: dict[str, int] = {}
+        #: issuer hosts that are not up: participant -> "down" or "slow"
+        self.hosts: dict[str, str] = {}
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -149,6 +164,8 @@ class CardSwitch:
             return {"ok": True}
         if kind == "cards.request":
             return self._request(doc, body.decode(), timestamp_us)
+        if kind == "cards.fault":
+            return self._fault(doc["participant"], doc["mode"])
         raise ValueError(f"unknown card command {kind!r}")
 
     def setup(self, cards: list[Card], terminals: list[Terminal]) -> None:
@@ -163,6 +180,50 @@ class CardSwitch:
         result: dict[str, str] = self.engine.command(
             "cards.request", json.dumps(fields, sort_keys=True).encode())
         return result
+
+    def fault(self, participant: str, mode: str) -> dict[str, Any]:
+        """An issuer host goes ``down`` (no answers), ``slow`` (answers after the timeout)
+        or ``up`` again; logged, so replay sees it. Raises ValueError (nothing logged) for a
+        mode that is none of these."""
+        assert self.engine is not None
+        if mode not in HOST_MODES:
+            raise ValueError(f"fault mode must be one of {', '.join(HOST_MODES)}, got {mode!r}")
+        result: dict[str, Any] = self.engine.command("cards.fault", json.dumps(
+            {"participant": participant, "mode": mode}, sort_keys=True).encode())
+        return result
+
+    def _fault(self, participant: str, mode: str) -> dict[str, Any]:
+        if mode == "up":
+            self.hosts.pop(participant, None)
+        else:
+            self.hosts[participant] = mode
+        delivered = 0
+        if mode != "down":  # store and forward: the issuer takes its advices when back
+            for txn in list(self.txns.values()):
+                if txn.issuer == participant and txn.advice == "pending":
+                    self._deliver_advice(txn)
+                    delivered += 1
+        return {"ok": True, "delivered": delivered}
+
+    def _deliver_advice(self, txn: CardTxn) -> None:
+        """The issuer books a stand-in purchase the switch approved for it: it must accept
+        it, so what the cardholder's account cannot bear (below its limit) becomes the
+        cardholder's debt to the issuer (``cardholder_receivable``)."""
+        from qingsuan.engine import AccountSpec
+        from qingsuan.ledger import NormalSide
+
+        assert self.engine is not None
+        reg, ledger = self.engine.registry, self.engine.ledger
+        bank, name = self.cards[txn.card].account.split(":", 1)
+        acc = reg.id(bank, name)
+        room = ledger.balance(acc).available_fen + ledger.account(acc).overdraft_limit_fen
+        txn.receivable_fen = txn.amount_fen - max(0, min(txn.amount_fen, room))
+        if txn.receivable_fen and not reg.has(f"{bank}:cardholder_receivable"):
+            self.engine.open_derived([AccountSpec(bank, "cardholder_receivable",
+                                                  NormalSide.DEBIT)])
+        result = self.engine.post(self._issuer_leg(txn), linked=True)
+        assert result.all_done, result.failures()
+        txn.advice = "delivered"
 
     # ------------------------------------------------------------------ decisions
 
@@ -191,10 +252,12 @@ class CardSwitch:
                       amount, "96", "declined", now_us, body, f.get("37", ""), card=pan)
         self.txns[key] = txn
         txn.rc = self._decide(txn, f, pan, proc, amount, terminal, now_us)
+        card = self.cards.get(pan)
+        txn.card_kind = card.kind if card else "debit"
         if txn.rc == "00":
-            card = self.cards.get(pan)
-            txn.card_kind = card.kind if card else "debit"
             self._approve(txn, now_us)
+        elif txn.rc == "68" and proc != "31":
+            txn.status = "reversed"  # the switch reversed it at the issuer (冲正)
         return self._answer(txn)
 
     def _approve(self, txn: CardTxn, now_us: int) -> None:
@@ -207,7 +270,6 @@ class CardSwitch:
     def _decide(self, txn: CardTxn, f: dict[str, str], pan: str, proc: str, amount: int,
                 terminal: Terminal | None, now_us: int) -> str:
         assert self.engine is not None
-        params = self.engine.params
         if terminal is None or (proc == "01" and terminal.kind != "atm") or \
                 (proc == "00" and terminal.kind != "pos") or proc not in ("00", "01", "31"):
             return "12"
@@ -220,6 +282,72 @@ class CardSwitch:
         if issuer is None:
             return "15"
         txn.issuer = issuer
+        mode = self.hosts.get(issuer, "up")
+        if mode == "down":  # no answer within cards.issuer_timeout
+            return self._stand_in(txn, f, pan, proc, amount, terminal)
+        rc = self._issuer_decides(txn, f, pan, proc, amount, terminal, now_us)
+        if rc != "00" or proc == "31":
+            if mode == "slow":
+                txn.late_rc = rc
+                return "68"
+            return rc
+        if mode == "slow":
+            # the issuer approves and books it, but its answer comes after the timeout: the
+            # acquirer gets 68 (no cash, no goods) and the switch sends the issuer a
+            # reversal, which takes the issuer's booking back exactly
+            txn.late_rc = "00" if self._post(txn, self._issuer_leg(txn)) else "96"
+            if txn.late_rc == "00":
+                assert self._post(txn, _backwards(self._issuer_leg(txn)), allowance=-1)
+            return "68"
+        return "00" if self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn)) \
+            else "96"
+
+    def _stand_in(self, txn: CardTxn, f: dict[str, str], pan: str, proc: str, amount: int,
+                  terminal: Terminal) -> str:
+        """代授权: with ``cards.standin`` on, the switch approves for an issuer that is down
+        a POS purchase up to ``cards.standin_limit`` that needs no PIN, from its own card
+        file (unknown 14, blocked 05); the acquirer books it now, the issuer when it is
+        back (an advice). Anything else: 91."""
+        assert self.engine is not None
+        params = self.engine.params
+        card = self.cards.get(pan)
+        if not params["cards.standin"] or proc != "00" or terminal.kind != "pos":
+            return "91"
+        if card is None:
+            return "14"
+        if card.status != "active":
+            return "05"
+        if f.get("pin_hash") is not None or (
+                card.kind == "debit" and amount > int(params["cards.pos_no_pin_limit"])):
+            return "91"  # a PIN only the issuer can verify
+        if amount <= 0:
+            return "13"
+        if amount > int(params["cards.standin_limit"]):
+            return "91"
+        result = self.engine.post(self._acquirer_leg(txn), linked=True)
+        assert result.all_done, result.failures()
+        txn.stand_in = True
+        txn.advice = "pending"
+        return "00"
+
+    def _post(self, txn: CardTxn, legs: list[tuple[int, int, int]], allowance: int = 1
+              ) -> bool:
+        """Book ``legs`` all or nothing. For a withdrawal ``allowance`` +1 counts the amount
+        against the card's daily allowance, -1 gives it back (the cardholder's leg taken
+        back), 0 leaves it."""
+        assert self.engine is not None
+        if not self.engine.post(legs, linked=True).all_done:
+            return False
+        if txn.proc == "01" and allowance:
+            k = f"{txn.card}|{to_beijing(txn.at_us).date().isoformat()}"
+            self.daily[k] = self.daily.get(k, 0) + allowance * txn.amount_fen
+        return True
+
+    def _issuer_decides(self, txn: CardTxn, f: dict[str, str], pan: str, proc: str,
+                        amount: int, terminal: Terminal, now_us: int) -> str:
+        """The issuer's checks; on approval it books its leg (not the acquirer's)."""
+        assert self.engine is not None
+        params = self.engine.params
         card = self.cards.get(pan)
         if card is None:
             return "14"
@@ -254,11 +382,6 @@ class CardSwitch:
         if balance.available_fen - amount < -ledger.account(reg.id(bank, name)
                                                            ).overdraft_limit_fen:
             return "51"
-        result = self.engine.post(self._issuer_leg(txn) + self._acquirer_leg(txn), linked=True)
-        if not result.all_done:
-            return "96"
-        if proc == "01":
-            self.daily[f"{pan}|{day}"] = self.daily.get(f"{pan}|{day}", 0) + amount
         return "00"
 
     def _void(self, f: dict[str, str], now_us: int) -> dict[str, str]:
@@ -293,6 +416,8 @@ class CardSwitch:
         txn.rc = self._decide_refund(txn, original, terminal)
         if txn.rc == "00":
             self._approve(txn, now_us)
+        elif txn.rc == "68":
+            txn.status = "reversed"
         return self._answer(txn)
 
     def _decide_refund(self, txn: CardTxn, original: CardTxn | None,
@@ -312,8 +437,15 @@ class CardSwitch:
         merchant = terminal.merchant
         if merchant is not None and self._merchant_funds(merchant) < txn.amount_fen:
             return "51"  # the acquirer will not pay out what the merchant cannot cover
-        result = self.engine.post(self._issuer_leg(txn) + self._acquirer_leg(txn), linked=True)
-        if not result.all_done:
+        mode = self.hosts.get(original.issuer, "up")
+        if mode == "down":
+            return "91"  # no stand-in for refunds: only the issuer credits its cardholder
+        if mode == "slow":  # booked by the issuer, answered late, reversed by the switch
+            txn.late_rc = "00" if self._post(txn, self._issuer_leg(txn)) else "96"
+            if txn.late_rc == "00":
+                assert self._post(txn, _backwards(self._issuer_leg(txn)))
+            return "68"
+        if not self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn)):
             return "96"
         txn.fee_base_fen = original.amount_fen
         txn.refunded_before_fen = original.refunded_fen
@@ -349,6 +481,11 @@ class CardSwitch:
         bank, name = card.account.split(":", 1)
         if txn.proc == "20":
             return [(reg.id(bank, "due_from_switch"), reg.id(bank, name), txn.amount_fen)]
+        if txn.receivable_fen:  # a stand-in advice beyond what the account could bear
+            return [(reg.id(bank, name), reg.id(bank, "due_to_switch"),
+                     txn.amount_fen - txn.receivable_fen),
+                    (reg.id(bank, "cardholder_receivable"), reg.id(bank, "due_to_switch"),
+                     txn.receivable_fen)][0 if txn.receivable_fen < txn.amount_fen else 1:]
         return [(reg.id(bank, name), reg.id(bank, "due_to_switch"), txn.amount_fen)]
 
     def _acquirer_leg(self, txn: CardTxn) -> list[tuple[int, int, int]]:
@@ -385,20 +522,21 @@ class CardSwitch:
         """Take an approved transaction back out of both banks' books, exactly."""
         assert self.engine is not None
         if original.proc in ("00", "01", "20") and original.issuer is not None:
-            result = self.engine.post(_backwards(
-                self._issuer_leg(original) + self._acquirer_leg(original)), linked=True)
-            if not result.all_done:
+            legs = self._acquirer_leg(original)
+            # a stand-in whose advice the issuer has not booked yet: only the acquirer's
+            # side to undo, and the advice is cancelled
+            issuer_booked = original.advice != "pending"
+            if issuer_booked:
+                legs = self._issuer_leg(original) + legs
+            if not self._post(original, _backwards(legs), allowance=-1 if issuer_booked else 0):
                 # only a refund can fail to come back: the cardholder spent the money
-                assert original.proc == "20", result.failures()
+                assert original.proc == "20"
                 return self._reply(f, "51")
+            if not issuer_booked:
+                original.advice = "cancelled"
             if original.proc == "20":
                 refunded = self.txns[original.original_key]
                 refunded.refunded_fen -= original.amount_fen
-            if original.proc == "01":
-                card = self.cards[original.card]
-                day = to_beijing(original.at_us).date().isoformat()
-                k = f"{card.pan}|{day}"
-                self.daily[k] = self.daily.get(k, 0) - original.amount_fen
         original.status = "reversed"
         return self._reply(f, "00")
 
@@ -558,7 +696,8 @@ class CardSwitch:
             "terminals": [asdict(t) for t in self.terminals.values()],
             "bins": self.bins, "txns": [asdict(t) for t in self.txns.values()],
             "daily": self.daily, "days_closed": self.days_closed,
-            "notices": self.notices, "merchant_carry": self.merchant_carry},
+            "notices": self.notices, "merchant_carry": self.merchant_carry,
+            "hosts": self.hosts},
             sort_keys=True).encode()
 
     def load_state(self, state: bytes) -> None:
@@ -571,6 +710,7 @@ class CardSwitch:
         self.days_closed = list(doc["days_closed"])
         self.notices = [(int(a), str(b), str(c)) for a, b, c in doc["notices"]]
         self.merchant_carry = {k: int(v) for k, v in doc.get("merchant_carry", {}).items()}
+        self.hosts = {k: str(v) for k, v in doc.get("hosts", {}).items()}
 
 
 #: processing code -> the clearing kind (cards/clearing.py)
@@ -580,6 +720,10 @@ _CLEARING_KIND: Final = {"00": PURCHASE, "01": WITHDRAWAL, "20": REFUND}
 def _open(t: CardTxn) -> bool:
     """Approved and waiting for its clearing day to close (inquiries never clear)."""
     return t.status == "approved" and t.proc in _CLEARING_KIND
+
+
+#: an issuer host's modes (fault events)
+HOST_MODES: Final = ("down", "slow", "up")
 
 
 def _amount(text: str) -> int:

@@ -110,7 +110,11 @@ def narrator(out: Console, *, step: bool = False,
                 reason = (card_rec.reason or {}).get("message", "")
                 verdict = "approved (00)" if card_rec.status == "approved" else \
                     f"declined ({card_rec.response_code}: {reason})"
-                out.print(f"  the issuer answers: {verdict}")
+                if card_rec.stand_in:
+                    out.print("  the issuer is down: the switch approves it on the issuer's "
+                              "behalf (stand-in, 代授权); the issuer books it when it is back")
+                else:
+                    out.print(f"  the issuer answers: {verdict}")
             elif f["id"] in runner.inquiries:
                 answer = runner.inquiries[f["id"]]
                 out.print(f"  the issuer answers {answer['response_code']}: balance "
@@ -129,6 +133,18 @@ def narrator(out: Console, *, step: bool = False,
                 verdict = "approved (00)" if card_rec.status == "approved" else \
                     f"declined ({card_rec.response_code}: {reason})"
                 out.print(f"  the switch answers: {verdict}")
+        elif event.do == "fault":
+            timeout = runner.params["cards.issuer_timeout"]
+            what = {"down": f"goes down: the switch waits {timeout} s for answers that do not "
+                            "come (91), or stands in for it (代授权) if cards.standin is on",
+                    "slow": f"turns slow: its answers come after the switch's {timeout} s "
+                            "timeout (68), and the switch reverses what it booked",
+                    "up": "is back up"}[f["mode"]]
+            out.print(f"[bold]{day} {when}[/] {f['participant']}'s issuer host {what}")
+            action = runner.actions[-1] if runner.actions else {}
+            if action.get("advices_delivered"):
+                out.print(f"  the switch delivers {action['advices_delivered']} stand-in "
+                          f"advice(s): {f['participant']} books them")
         elif event.do == "reversal":
             out.print(f"[bold]{day} {when}[/] reversal (冲正) of {f['target']}: the switch "
                       "undoes it exactly in both banks' books")

@@ -70,19 +70,23 @@ class PaymentRecord:
     history: list[tuple[int, str]] = field(default_factory=list)
     #: a payment the bank holds until HVPS opens: when it will be sent
     held_until: str | None = None
+    #: a card transaction the switch approved for an issuer that was down (代授权)
+    stand_in: bool = False
 
     def move(self, at_us: int, status: str) -> None:
         self.status = status
         self.history.append((at_us, status))
 
     def to_json(self) -> dict[str, Any]:
-        doc = {
+        doc: dict[str, Any] = {
             "kind": self.kind, "system": self.system, "status": self.status,
             "response_code": self.response_code, "reason": self.reason,
             "history": [{"at": format_time(at), "status": s} for at, s in self.history],
         }
         if self.held_until is not None:
             doc["held_until"] = self.held_until
+        if self.stand_in:
+            doc["stand_in"] = True
         return doc
 
 
@@ -648,7 +652,7 @@ class Runner:
     def _action(self, event: Event, ok: bool, reason: dict[str, str] | None) -> None:
         doc: dict[str, Any] = {"at": format_time(event.at_us), "do": event.do, "ok": ok,
                                "reason": reason}
-        for key in ("target", "participant", "priority"):
+        for key in ("target", "participant", "priority", "host", "mode"):
             if key in event.fields:
                 doc[key] = event.fields[key]
         if "value_fen" in event.fields:
@@ -682,14 +686,29 @@ class Runner:
         rc = answer["39"]
         record = PaymentRecord(event.do, "CUPS", response_code=rc)
         self.payments[event.fields["id"]] = record
+        txn = None
         if "key" in answer:  # the switch keeps it (approved or declined)
             self._card_keys[event.fields["id"]] = answer["key"]
+            txn = self.switch.txns.get(answer["key"])
         now = self.clock.now_us()
+        timeout_s = int(self.params["cards.issuer_timeout"])
+        if rc in ("91", "68") or (txn is not None and txn.stand_in):
+            now += timeout_s * 1_000_000  # the switch waited for the issuer in vain
         if rc == "00":
             record.move(now, "approved")
-        else:
-            record.move(now, "declined")
-            record.reason = {"code": rc, "message": _RESPONSE_MEANINGS.get(rc, "declined")}
+            record.stand_in = txn is not None and txn.stand_in
+            return
+        record.move(now, "declined")
+        message = _RESPONSE_MEANINGS.get(rc, "declined")
+        issuer = txn.issuer if txn is not None else None
+        if rc == "91" and issuer:
+            message += f": {issuer} did not answer within {timeout_s} s (cards.issuer_timeout)"
+        elif rc == "68" and txn is not None:
+            message += f": {issuer}'s answer ({txn.late_rc}) came after {timeout_s} s"
+            if txn.late_rc == "00":
+                message += "; the switch reversed it at the issuer (冲正)"
+
+        record.reason = {"code": rc, "message": message}
 
     def _do_atm_withdrawal(self, event: Event) -> None:
         self._card_request(event, "01")
@@ -743,6 +762,13 @@ class Runner:
                 out[f"{p.name}_{day.replace('-', '')}.txt"] = write_clearing_file(
                     p.name, dt.date.fromisoformat(day), per.get(p.name, []))
         return out
+
+    def _do_fault(self, event: Event) -> None:
+        """A participant's issuer host goes down, slow or up (a logged switch command)."""
+        f = event.fields
+        outcome = self.switch.fault(f["participant"], f["mode"])
+        self._action(event, True, None)
+        self.actions[-1]["advices_delivered"] = outcome["delivered"]
 
     def _do_pos_refund(self, event: Event) -> None:
         """退货: the merchant gives back all or part of a purchase (0220, processing code
@@ -929,8 +955,10 @@ class Runner:
 
     def money_conserved(self) -> bool:
         """Central-bank money (all settlement accounts) and commercial-bank money (all
-        customer deposits) are what the scenario opened with: in this release nothing
-        creates or destroys money (no credit, no cash in or out)."""
+        customer deposits) are what the scenario opened with, apart from the credit the
+        system grants (HVPS intraday and overnight credit; issuers' receivables from
+        cardholders whose stand-in purchases overdrew them) and stand-in purchases whose
+        advice the issuer has not booked yet (in transit)."""
         sc = self.scenario
         names = self.settling_names
         settlement = sum(self.balance_fen(PBOC, f"settlement:{n}") for n in names)
@@ -943,8 +971,17 @@ class Runner:
             p.name, "fee_income") for p in sc.participants)
         cash_out = sum(t.cash_fen - self.balance_fen(t.bank, f"atm_cash:{t.id}")
                        for t in sc.terminals if t.kind == "atm")
+        # card purchases the switch approved in stand-in for an issuer still down: the
+        # merchant is owed them, the cardholder not yet charged (the advice in transit);
+        # and what cardholders owe their issuers beyond their accounts (stand-in advices
+        # their accounts could not bear): bank credit, money the banks created
+        advices = sum(t.amount_fen for t in self.switch.txns.values()
+                      if t.advice == "pending")
+        lent = sum(self.balance_fen(p.name, "cardholder_receivable")
+                   for p in sc.participants
+                   if self.registry.has(f"{p.name}:cardholder_receivable"))
         return (settlement - credit == self._opening_settlement_fen
-                and deposits + owed + cash_out == self._opening_deposits_fen)
+                and deposits + owed + cash_out - advices - lent == self._opening_deposits_fen)
 
     def _net_report(self) -> dict[str, Any]:
         """BEPS and IBPS: positions, caps, sessions and per-participant metrics."""

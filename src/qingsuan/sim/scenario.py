@@ -49,13 +49,13 @@ EVENT_KINDS: Final = {
     "pos_void": "runs",
     "reversal": "runs (authorisation; clearing and settlement come next)",
     "pos_refund": "runs",
-    "fault": "not yet: fault injection",
+    "fault": "runs (host: issuer; modes down, slow, up)",
 }
 RUNNABLE_EVENTS: Final = ("transfer", "set_param", "hvps_payment", "cancel", "reprioritise",
                           "pledge", "release", "beps_payment", "ibps_payment",
                           "debit_agreement", "ibps_account_inquiry", "atm_withdrawal",
                           "atm_balance_inquiry", "pos_purchase", "reversal", "pos_void",
-                          "pos_refund")
+                          "pos_refund", "fault")
 
 _NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
@@ -584,6 +584,7 @@ _EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "reversal": (("id", "target"), ()),
     "pos_void": (("id", "target"), ()),
     "pos_refund": (("id", "target", "amount"), ()),
+    "fault": (("participant", "mode"), ("host",)),
     "beps_payment": (("id", "from", "to", "amount"), ("kind",)),
     "ibps_payment": (("id", "from", "to", "amount"), ()),
     "debit_agreement": (("id", "payer", "payee"), ()),
@@ -975,7 +976,35 @@ def _check_refund(ck: _Checker, doc: LDict, fields: dict[str, Any],
     return True
 
 
+FAULT_HOSTS: Final = ("issuer",)
+FAULT_MODES: Final = ("down", "slow", "up")
+
+
+def _check_fault(ck: _Checker, doc: LDict, fields: dict[str, Any],
+                 cust: dict[str, Customer | None], participants: list[Participant]) -> bool:
+    """fault: a participant's issuer host goes down, slow or up (docs/CARDS.md)."""
+    name = doc["participant"]
+    ok = True
+    if not isinstance(name, str) or name not in {p.name for p in participants}:
+        ck.add(doc.line_of("participant"), f"fault: no participant named {name!r}")
+        ok = False
+    host = doc.get("host", "issuer")
+    if host not in FAULT_HOSTS:
+        ck.add(doc.line_of("host"), f"fault: host must be {' or '.join(FAULT_HOSTS)} (the card "
+                                    f"issuer's host is the one modelled), got {host!r}")
+        ok = False
+    mode = doc["mode"]
+    if mode not in FAULT_MODES:
+        ck.add(doc.line_of("mode"), f"fault: mode must be one of {', '.join(FAULT_MODES)} "
+                                    f"(got {mode!r})")
+        ok = False
+    if ok:
+        fields.update(participant=name, host=host, mode=mode)
+    return ok
+
+
 _EVENT_CHECKS: Final[dict[str, Callable[..., bool]]] = {
+    "fault": _check_fault,
     "pos_refund": _check_refund,
     "atm_withdrawal": _check_card_event,
     "atm_balance_inquiry": _check_card_event,
