@@ -212,3 +212,40 @@ def test_a_command_that_cannot_be_applied_stops_the_engine() -> None:
         with pytest.raises(EngineFailed, match="could not apply"):
             engine.submit_transfers([Transfer(1, 1, 2, 5)])
 
+
+
+class _Echo:
+    """A system that records what it applies (a stand-in for the card switch)."""
+
+    prefix = "echo"
+
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+
+    def apply(self, kind: str, timestamp_us: int, body: bytes) -> int:
+        self.seen.append(body)
+        return len(self.seen)
+
+    def dump_state(self) -> bytes:
+        return b"|".join(self.seen)
+
+    def load_state(self, state: bytes) -> None:
+        self.seen = state.split(b"|") if state else []
+
+
+def test_command_group_is_one_entry_applied_in_order_and_replayed(log_url: str) -> None:
+    clock = VirtualClock(5)
+    bodies = [b"a", b"", b"ccc" * 100, b"d"]
+    with Engine.open(log_url, clock, systems=[_Echo()]) as engine:
+        before = engine.applied_seq
+        assert engine.command_group("echo.it", bodies) == [1, 2, 3, 4]
+        assert engine.applied_seq == before + 1  # one log entry for the four
+        assert engine.systems["echo"].seen == bodies  # type: ignore[attr-defined]
+        expected = engine.state_hash()
+        with pytest.raises(ValueError, match="unknown command kind"):
+            engine.command_group("nosuch.it", [b"x"])
+        with pytest.raises(ValueError, match="1 to"):
+            engine.command_group("echo.it", [])
+        assert engine.applied_seq == before + 1  # refused groups log nothing
+    with Engine.open(log_url, VirtualClock(5), systems=[_Echo()]) as again:
+        assert again.state_hash() == expected

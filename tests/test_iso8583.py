@@ -101,7 +101,7 @@ def test_response_mti_and_codes() -> None:
     with pytest.raises(ValueError, match="mti"):
         response_mti("0210")
     codes = {c.value for c in ResponseCode}
-    expected = "00 05 12 13 14 15 22 25 30 51 55 61 68 91 94 96"
+    expected = "00 03 05 12 13 14 15 22 25 30 51 55 61 68 91 94 96 A0"
     assert " ".join(sorted(codes)) == expected
     assert ResponseCode("30").meaning == "format error"
     assert all(c.meaning for c in ResponseCode)

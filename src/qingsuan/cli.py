@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from qingsuan import __version__
+from qingsuan import __version__, cli_cards
 from qingsuan.params import SPECS
 from qingsuan.sim.narrate import narrator
 from qingsuan.sim.runner import run_scenario
@@ -27,7 +27,8 @@ app = typer.Typer(
 )
 log_app = typer.Typer(help="Inspect a command log.", no_args_is_help=True)
 app.add_typer(log_app, name="log")
-cards_app = typer.Typer(help="The card switch's clearing files.", no_args_is_help=True)
+cards_app = typer.Typer(help="The card switch: send requests to `qingsuan serve`, load it, "
+                             "reconcile clearing files.", no_args_is_help=True)
 app.add_typer(cards_app, name="cards")
 cnaps_app = typer.Typer(help="Talk ISO 20022 to the CNAPS of a stored world (a file-based "
                              "sandbox: build the world with `qingsuan run FILE --store PATH.db`).",
@@ -113,6 +114,9 @@ def _builtin(name: str) -> Path:
 DEMO_ORDER = ("intrabank", "cards", "netting", "channels", "hvps-queue", "hvps-gridlock",
               "hvps-end-of-day", "returns", "ibps-night", "weekend", "holiday-cards")
 
+#: built-in scenarios that are worlds, not stories (no events to play)
+NOT_STORIES = frozenset({"card-sandbox"})
+
 
 def demo(
     story: Annotated[str | None, typer.Option(
@@ -125,7 +129,8 @@ def demo(
     book, then a summary table. The stories run on the embedded SQLite command log."""
     folder = Path(str(resources.files("qingsuan") / "scenarios"))
     names = sorted(p.stem for p in folder.glob("*.yaml"))
-    ordered = [n for n in DEMO_ORDER if n in names] + [n for n in names if n not in DEMO_ORDER]
+    ordered = [n for n in DEMO_ORDER if n in names] + [
+        n for n in names if n not in DEMO_ORDER and n not in NOT_STORIES]
     if list_:
         for name in ordered:
             sc = load_scenario(folder / f"{name}.yaml")
@@ -332,6 +337,11 @@ def cnaps_statement(
     finally:
         engine.close()
     sys.stdout.write(xml.decode() + "\n")
+
+
+app.command()(cli_cards.serve)
+cards_app.command("send")(cli_cards.cards_send)
+cards_app.command("load")(cli_cards.cards_load)
 
 
 def version_callback(value: bool) -> None:

@@ -20,10 +20,9 @@ Luhn, dates, currency, amounts).  No error reason ever contains card data: the P
 
 from __future__ import annotations
 
-import calendar
 import hmac
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Literal
@@ -97,6 +96,11 @@ SPEC: dict[str, dict[str, Any]] = {
 }
 
 DATA_FIELDS: frozenset[str] = frozenset(k for k in SPEC if k not in ("h", "t", "p", "1"))
+_FIELD_ORDER: tuple[str, ...] = tuple(sorted(DATA_FIELDS, key=int))
+_VARIABLE_FIELDS: tuple[str, ...] = tuple(k for k in _FIELD_ORDER if SPEC[k]["len_type"])
+#: bitmap bits of the fields in the spec (bit 1 announces the secondary bitmap)
+_KNOWN_PRIMARY = sum(1 << (64 - int(k)) for k in DATA_FIELDS if int(k) <= 64) | 1 << 63
+_KNOWN_SECONDARY = sum(1 << (128 - int(k)) for k in DATA_FIELDS if int(k) > 64)
 BINARY_FIELDS: frozenset[str] = frozenset(k for k in DATA_FIELDS if SPEC[k]["data_enc"] == "b")
 
 # Character class of each text field.
@@ -131,6 +135,7 @@ class ResponseCode(Enum):
     """Field 39 response codes used by the switch (DOMAIN.md §4)."""
 
     APPROVED = "00"
+    INVALID_MERCHANT = "03"
     DO_NOT_HONOUR = "05"
     INVALID_TRANSACTION = "12"
     INVALID_AMOUNT = "13"
@@ -146,6 +151,7 @@ class ResponseCode(Enum):
     ISSUER_UNAVAILABLE = "91"
     DUPLICATE_TRANSMISSION = "94"
     SYSTEM_MALFUNCTION = "96"
+    MAC_FAILURE = "A0"
 
     @property
     def meaning(self) -> str:
@@ -154,6 +160,7 @@ class ResponseCode(Enum):
 
 _MEANINGS: dict[ResponseCode, str] = {
     ResponseCode.APPROVED: "approved",
+    ResponseCode.INVALID_MERCHANT: "invalid merchant or acquirer",
     ResponseCode.DO_NOT_HONOUR: "do not honour",
     ResponseCode.INVALID_TRANSACTION: "invalid transaction (e.g. reversing an unapproved original)",
     ResponseCode.INVALID_AMOUNT: "invalid amount",
@@ -169,6 +176,7 @@ _MEANINGS: dict[ResponseCode, str] = {
     ResponseCode.ISSUER_UNAVAILABLE: "issuer or switch inoperative / unavailable",
     ResponseCode.DUPLICATE_TRANSMISSION: "duplicate transmission",
     ResponseCode.SYSTEM_MALFUNCTION: "system malfunction",
+    ResponseCode.MAC_FAILURE: "MAC missing or wrong",
 }
 
 
@@ -209,24 +217,25 @@ def luhn_ok(pan: str) -> bool:
     """True if ``pan`` is all digits (at least 2) and passes the Luhn (mod 10) check."""
     if len(pan) < 2 or not pan.isascii() or not pan.isdigit():
         return False
-    total = 0
-    for i, ch in enumerate(reversed(pan)):
-        d = ord(ch) - 48
-        if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
+    rev = pan[::-1]
+    total = sum(map(int, rev[0::2])) + sum(map(_LUHN_DOUBLED.__getitem__, rev[1::2]))
     return total % 10 == 0
+
+
+#: a doubled Luhn digit's contribution (digits over 9 less 9)
+_LUHN_DOUBLED = {str(d): (2 * d - 9 if d > 4 else 2 * d) for d in range(10)}
 
 
 # --- content checks ------------------------------------------------------------------------
 
 
+#: days in each month; no year in MMDD, so 29 February is allowed
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
 def _mmdd_ok(s: str) -> bool:
     mm, dd = int(s[:2]), int(s[2:4])
-    # No year in MMDD: allow 29 February.
-    return 1 <= mm <= 12 and 1 <= dd <= calendar.monthrange(2000, mm)[1]
+    return 1 <= mm <= 12 and 1 <= dd <= _MONTH_DAYS[mm - 1]
 
 
 def _hhmmss_ok(s: str) -> bool:
@@ -285,40 +294,72 @@ _EXTRA_CHECKS: dict[str, Callable[[str], str | None]] = {
 
 def _field_problem(key: str, value: FieldValue) -> str | None:
     """Why ``value`` is not acceptable in field ``key`` (None if it is)."""
-    spec = SPEC[key]
-    if key in BINARY_FIELDS:
+    binary, fixed, max_len, cls, check = _RULES[key]
+    if binary:
         if not isinstance(value, bytes | bytearray):
             return "binary field must be bytes"
-        if len(value) != spec["max_len"]:
-            return f"must be {spec['max_len']} bytes, got {len(value)}"
+        if len(value) != max_len:
+            return f"must be {max_len} bytes, got {len(value)}"
         return None
-    if not isinstance(value, str):
+    if type(value) is not str:
         return "text field must be str"
-    n, max_len = len(value), spec["max_len"]
-    if spec["len_type"] == 0 and n != max_len:
+    n = len(value)
+    if fixed and n != max_len:
         return f"must be exactly {max_len} characters, got {n}"
     if n > max_len:
         return f"longer than {max_len} characters ({n})"
-    cls = _CLASS[key]
-    if not value.isascii() or _CLASS_RE[cls].fullmatch(value) is None:
+    return _content_problem(key, value, cls, check)
+
+
+def _content_problem(key: str, value: str, cls: str,
+                     check: Callable[[str], str | None] | None) -> str | None:
+    """The character class and the field's own rule (Luhn, dates, currency)."""
+    # str.isdigit/isalnum accept non-ASCII digits and letters: isascii() first
+    if value and (not value.isascii() or not (value.isdigit() if cls == "n" else
+                                              value.isalnum() if cls == "an" else
+                                              _ANS.fullmatch(value) is not None)):
         what = "PAN " + mask_pan(value) if key == "2" else "value"
         return f"{what} must be {_CLASS_NAME[cls]} only ({cls})"
-    check = _EXTRA_CHECKS.get(key)
     return check(value) if check is not None else None
 
 
-def _message_problem(mti: str, fields: Mapping[str, FieldValue]) -> tuple[str, str] | None:
-    """First (field, reason) problem with a whole message, or None."""
+#: per field: (binary, fixed length, max length, character class, extra check)
+_RULES: dict[str, tuple[bool, bool, int, str, Callable[[str], str | None] | None]] = {
+    k: (k in BINARY_FIELDS, SPEC[k]["len_type"] == 0, SPEC[k]["max_len"], _CLASS.get(k, ""),
+        _EXTRA_CHECKS.get(k)) for k in DATA_FIELDS}
+
+
+def _message_problem(mti: str, fields: Mapping[str, FieldValue], *,
+                     decoded: bool = False) -> tuple[str, str] | None:
+    """First (field, reason) problem with a whole message, or None. ``decoded``: the
+    fields come from the parser, which has already enforced types and lengths."""
     if len(mti) != 4 or not mti.isascii() or not mti.isdigit():
         return "mti", "MTI must be 4 digits"
     if mti not in KNOWN_MTIS:
         return "mti", f"unsupported message type {mti}"
-    for key in sorted(fields, key=lambda k: int(k) if k.isdigit() else -1):
+    if decoded:
+        for key, value in fields.items():  # in field order, as parsed
+            _, _, _, cls, check = _RULES[key]
+            if cls:
+                problem = _content_problem(key, value, cls, check)  # type: ignore[arg-type]
+                if problem is not None:
+                    return key, f"field {key}: {problem}"
+        return _amount_problem(mti, fields)
+    order: Iterable[str]
+    if fields.keys() <= DATA_FIELDS:  # the usual case: walk the spec's order, no sorting
+        order = [k for k in _FIELD_ORDER if k in fields]
+    else:
+        order = sorted(fields, key=lambda k: int(k) if k.isdigit() else -1)
+    for key in order:
         if key not in DATA_FIELDS:
             return key, f"field {key} is not defined in the CUPS spec"
         problem = _field_problem(key, fields[key])
         if problem is not None:
             return key, f"field {key}: {problem}"
+    return _amount_problem(mti, fields)
+
+
+def _amount_problem(mti: str, fields: Mapping[str, FieldValue]) -> tuple[str, str] | None:
     amount = fields.get("4")
     proc = fields.get("3")
     inquiry = isinstance(proc, str) and proc.startswith("31")
@@ -342,20 +383,24 @@ def _readable_mti(raw: bytes) -> str | None:
     return head.decode("ascii") if len(head) == 4 and head.isdigit() else None
 
 
-def _bitmap_fields(raw: bytes) -> list[int] | None:
-    """Field numbers announced by the bitmaps, or None if the bitmaps are truncated."""
+def _first_unknown_field(raw: bytes) -> int | None:
+    """The lowest field number the bitmaps announce that the spec does not define (None
+    if there is none, or if the bitmaps are truncated: the parser reports that)."""
     primary = raw[4:12]
     if len(primary) != 8:
         return None
     bits = int.from_bytes(primary, "big")
-    numbers = [i for i in range(1, 65) if bits >> (64 - i) & 1]
-    if 1 in numbers:
+    unknown = bits & ~_KNOWN_PRIMARY
+    if unknown:
+        return 65 - unknown.bit_length()
+    if bits >> 63:
         secondary = raw[12:20]
         if len(secondary) != 8:
             return None
-        bits2 = int.from_bytes(secondary, "big")
-        numbers += [64 + i for i in range(1, 65) if bits2 >> (64 - i) & 1]
-    return numbers
+        unknown = int.from_bytes(secondary, "big") & ~_KNOWN_SECONDARY
+        if unknown:
+            return 129 - unknown.bit_length()
+    return None
 
 
 def _valid_stan(doc_dec: Mapping[str, str]) -> str | None:
@@ -375,11 +420,9 @@ def _decode(raw: bytes) -> Decoded | Malformed:
     mti = _readable_mti(raw)
     if mti is None:
         return Malformed(None, None, "mti", "MTI must be 4 ASCII digits")
-    numbers = _bitmap_fields(raw)
-    if numbers is not None:
-        for num in numbers:
-            if num != 1 and str(num) not in DATA_FIELDS:
-                return Malformed(mti, None, str(num), f"field {num} is not in the CUPS spec")
+    num = _first_unknown_field(raw)
+    if num is not None:
+        return Malformed(mti, None, str(num), f"field {num} is not in the CUPS spec")
     try:
         doc_dec, doc_enc = iso8583.decode(raw, SPEC)
     except iso8583.DecodeError as exc:
@@ -387,15 +430,16 @@ def _decode(raw: bytes) -> Decoded | Malformed:
         return Malformed(mti, _valid_stan(exc.doc_dec), where, f"{where}: {exc.msg}")
     stan = _valid_stan(doc_dec)
     # pyiso8583 accepts int()-able length prefixes such as " 9" or "+9": insist on digits.
-    for key, enc in doc_enc.items():
-        if enc["len"] and not enc["len"].isdigit():
+    for key in _VARIABLE_FIELDS:
+        enc = doc_enc.get(key)
+        if enc is not None and not enc["len"].isdigit():
             return Malformed(mti, stan, key, f"field {key}: length prefix must be digits")
     fields: dict[str, FieldValue] = {
         k: (bytes.fromhex(v) if k in BINARY_FIELDS else v)
         for k, v in doc_dec.items()
         if k in DATA_FIELDS
     }
-    problem = _message_problem(mti, fields)
+    problem = _message_problem(mti, fields, decoded=True)
     if problem is not None:
         return Malformed(mti, stan, problem[0], problem[1])
     return Decoded(mti, fields)

@@ -17,9 +17,13 @@ in docs/SERVE.md; ``qingsuan serve`` takes others from its options.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 from typing import Final
+
+from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
+from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
 #: the sandbox's zone PIN key (double-length 3DES): the terminals' and the switch's
 SANDBOX_ZPK: Final = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")
@@ -40,10 +44,9 @@ def _pan_block(pan: str) -> bytes:
     return bytes.fromhex("0000" + pan[-13:-1])
 
 
-def _cipher(zpk: bytes):  # type: ignore[no-untyped-def]
-    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-    from cryptography.hazmat.primitives.ciphers import Cipher, modes
-
+@functools.lru_cache(maxsize=64)
+def _cipher(zpk: bytes) -> Cipher[modes.ECB]:
+    """The 3DES cipher of a key, built once (building it costs more than using it)."""
     if len(zpk) not in (16, 24):
         raise PinError("the zone PIN key must be 16 or 24 bytes (3DES)")
     return Cipher(TripleDES(zpk if len(zpk) == 24 else zpk + zpk[:8]), modes.ECB())

@@ -67,6 +67,7 @@ _EXACT_WINDOW: Final = 32
 #: Transfer-object lists up to this size take the exact path without numpy columns.
 _SMALL_BATCH: Final = 16
 _UNKNOWN_ACCOUNT: Final = (-1, 0, 0, 0, 0)
+_BALANCE_SLOTS: Final = ((0, "dp"), (1, "dpo"), (2, "cp"), (3, "cpo"))
 #: Largest direct id -> row table for account lookups (8 bytes per slot).
 _TABLE_MAX: Final = 1 << 24
 
@@ -154,6 +155,8 @@ class Ledger:
         self._mono_last_id = 0
         # Exact-path working state (empty between batches).
         self._scratch: dict[int, list[int]] = {}
+        #: the scratch balances as they were read (to write back only what changed)
+        self._scratch_original: dict[int, tuple[int, int, int, int]] = {}
         self._buffer: list[tuple[int, ...]] = []
         self._ts = 0
         self._pending_state: dict[int, PendingState] = {}
@@ -293,7 +296,7 @@ class Ledger:
         if self._tr.n + n > MAX_TRANSFERS:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
         self._tr.reserve(n)
-        self._scratch, self._buffer = {}, []
+        self._scratch, self._scratch_original, self._buffer = {}, {}, []
         static = self._static
         rows = []
         for t in transfers:
@@ -529,7 +532,7 @@ class Ledger:
         rest = batch.slice(start, stop)
         di_arr = self._lookup_rows(rest.debit_account_id)
         ci_arr = self._lookup_rows(rest.credit_account_id)
-        self._scratch = {}
+        self._scratch, self._scratch_original = {}, {}
         self._buffer = []
         self._ts = ts
         # static account attributes gathered once (numpy scalar reads are slow per item)
@@ -581,14 +584,17 @@ class Ledger:
     def _flush_exact(self, check_totals: bool = False) -> None:
         acc = self._acc.cols
         moved = [0, 0, 0, 0]
-        for row, (dp, dpo, cp, cpo) in self._scratch.items():
-            if check_totals:
-                moved[0] += dp - int(acc["dp"][row])
-                moved[1] += dpo - int(acc["dpo"][row])
-                moved[2] += cp - int(acc["cp"][row])
-                moved[3] += cpo - int(acc["cpo"][row])
-            acc["dp"][row], acc["dpo"][row], acc["cp"][row], acc["cpo"][row] = dp, dpo, cp, cpo
-        if moved[0] != moved[2] or moved[1] != moved[3]:
+        original = self._scratch_original
+        for row, bal in self._scratch.items():
+            before = original[row]
+            # Only the slots that changed are written back (numpy element writes are the
+            # costly part for a card's four accounts).
+            for slot, name in _BALANCE_SLOTS:
+                delta = bal[slot] - before[slot]
+                if delta:
+                    moved[slot] += delta
+                    acc[name][row] = bal[slot]
+        if check_totals and (moved[0] != moved[2] or moved[1] != moved[3]):
             raise LedgerInvariantError("debits and credits moved by different amounts")
         rows = self._buffer
         if rows:
@@ -596,24 +602,27 @@ class Ledger:
             base, k = tr.n, len(rows)
             tr.reserve(k)
             if k <= 4:  # element writes beat building arrays for a handful of rows
+                cols = [tr.cols[name] for name in tr.names]
                 for j, fields in enumerate(rows):
-                    for name, value in zip(tr.names, fields, strict=True):
-                        tr.cols[name][base + j] = value
+                    for col, value in zip(cols, fields, strict=True):
+                        col[base + j] = value
             else:
                 columns = list(zip(*rows, strict=True))
                 for name, values in zip(tr.names, columns, strict=True):
                     tr.cols[name][base: base + k] = values
             tr.n = base + k
         self._scratch = {}
+        self._scratch_original = {}
         self._buffer = []
 
     def _bal(self, row: int) -> list[int]:
         bal = self._scratch.get(row)
         if bal is None:
             acc = self._acc.cols
-            bal = [int(acc["dp"][row]), int(acc["dpo"][row]), int(acc["cp"][row]),
-                   int(acc["cpo"][row])]
-            self._scratch[row] = bal
+            before = (int(acc["dp"][row]), int(acc["dpo"][row]), int(acc["cp"][row]),
+                      int(acc["cpo"][row]))
+            self._scratch_original[row] = before
+            bal = self._scratch[row] = list(before)
         return bal
 
     def _row_fields(self, row: int) -> tuple[int, ...]:

@@ -1,0 +1,5 @@
+"""python -m qingsuan: the same as the qingsuan command."""
+
+from qingsuan.cli import main
+
+main()

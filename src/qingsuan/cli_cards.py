@@ -1,0 +1,300 @@
+"""``qingsuan serve``, ``qingsuan cards send`` and ``qingsuan cards load``: the card port
+for people (registered on the app by :mod:`qingsuan.cli`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+EXIT_INVALID = 2
+DEFAULT_PORT = 8583
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _sandbox() -> Path:
+    return Path(str(resources.files("qingsuan") / "scenarios" / "card-sandbox.yaml"))
+
+
+def _scenario(path: Path | None) -> Any:
+    from qingsuan.sim.scenario import ScenarioError, load_scenario
+
+    path = path or _sandbox()
+    try:
+        return load_scenario(path)
+    except ScenarioError as exc:
+        _err().print(f"{path}: invalid scenario ({len(exc.problems)} problems)", markup=False)
+        for problem in exc.problems:
+            _err().print(f"  {problem}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+
+
+def _key(text: str | None, name: str, sizes: tuple[int, ...]) -> bytes | None:
+    if text is None:
+        return None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) not in sizes:
+        _err().print(f"--{name}: {' or '.join(str(2 * s) for s in sizes)} hex digits",
+                     markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    return key
+
+
+Frame = Annotated[str, typer.Option("--frame", help="length prefix: binary2 (2 bytes, "
+                                    "big-endian) or ascii4 (4 digits)")]
+
+
+def serve(
+    scenario: Annotated[Path | None, typer.Argument(
+        help="the world to open the first time the store is used (default: the built-in "
+             "card sandbox, scenarios/card-sandbox.yaml)")] = None,
+    store: Annotated[str, typer.Option(
+        help="the durable command log (SQLite file or postgresql://...): the world lives "
+             "here; opening it again replays it")] = "qingsuan-sandbox.db",
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="ISO 8583 port (0: any free port)")] = DEFAULT_PORT,
+    frame: Frame = "binary2",
+    core: Annotated[str, typer.Option(
+        help="where the engine runs: process (a second process: parsing and deciding "
+             "overlap) or inline")] = "process",
+    mac_key: Annotated[str | None, typer.Option(
+        help="MAC key in hex (3DES: 32 or 48 digits, SM4: 32): every request must carry "
+             "a valid field 128 and every response gets one; default: no MACs")] = None,
+    mac_algorithm: Annotated[str, typer.Option(help="3des or sm4")] = "3des",
+    zpk: Annotated[str | None, typer.Option(
+        help="zone PIN key (3DES, hex) the terminals' PIN blocks are under; default the "
+             "sandbox key (docs/SERVE.md)")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v",
+                                          help="log every connection")] = False,
+) -> None:
+    """Open the card switch's ISO 8583 port over TCP (the sandbox acquirers connect to).
+
+    Every request is in the durable log before it is answered. SIGTERM or Ctrl-C stops
+    cleanly: nothing more is accepted, everything received is answered, the log is closed,
+    exit 0. Exit 1 if the engine stopped on a command it could not apply (restart: the
+    log holds everything acknowledged), 2 on bad options.
+    """
+    from qingsuan.clock import WallClock
+    from qingsuan.server.card_core import CardCore, edge_config
+    from qingsuan.server.card_tcp import CardServer, InlineCore, ProcessCore, new_event_loop
+
+    if frame not in ("binary2", "ascii4") or core not in ("process", "inline") or \
+            mac_algorithm not in ("3des", "sm4"):
+        _err().print("--frame is binary2 or ascii4, --core process or inline, "
+                     "--mac-algorithm 3des or sm4", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    world = _scenario(scenario)
+    keys: dict[str, Any] = {"mac_key": _key(mac_key, "mac-key", (16, 24) if mac_algorithm ==
+                                            "3des" else (16,)),
+                            "mac_algorithm": mac_algorithm}
+    zone = _key(zpk, "zpk", (16, 24))
+    if zone is not None:
+        keys["zpk"] = zone
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("qingsuan.serve").setLevel(logging.INFO if verbose else logging.WARNING)
+    url = store if "://" in store or store.startswith("memory:") else f"sqlite:///{store}"
+
+    def factory() -> CardCore:
+        return CardCore(world, url, WallClock())
+
+    try:
+        engine_core = ProcessCore(factory) if core == "process" else InlineCore(factory)
+    except Exception as exc:  # a store that is not this world's, a broken chain, ...
+        _err().print(f"cannot open {store}: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    server = CardServer(edge_config(world, **keys), engine_core, frame_format=frame)  # type: ignore[arg-type]
+
+    def ready(bound_host: str, bound_port: int) -> None:
+        # one line on stdout that scripts (and the tests) wait for
+        sys.stdout.write(f"qingsuan: card switch listening on {bound_host}:{bound_port} "
+                         f"({frame}), log {store}\n")
+        sys.stdout.flush()
+
+    loop = new_event_loop()
+    try:
+        status = loop.run_until_complete(server.serve(host, port, ready))
+    except OSError as exc:
+        engine_core.close()
+        _err().print(f"cannot listen on {host}:{port}: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    finally:
+        loop.close()
+    stats = server.stats
+    _err().print(f"qingsuan: stopped cleanly after {stats.requests} requests "
+                 f"({stats.answered} answered by the switch, {stats.edge_replies} at the edge, "
+                 f"{stats.dropped} dropped)" if status == 0 else
+                 f"qingsuan: the engine stopped: {server.failure}", markup=False)
+    raise typer.Exit(status)
+
+
+def cards_send(
+    kind: Annotated[str, typer.Argument(
+        help="purchase, withdrawal, balance, void, refund or reversal")],
+    card: Annotated[str | None, typer.Option(help="card number (PAN)")] = None,
+    terminal: Annotated[str, typer.Option(help="terminal id (field 41)")] = "POS00CCB",
+    amount: Annotated[str | None, typer.Option(help="amount in CNY, e.g. 36.00")] = None,
+    pin: Annotated[str | None, typer.Option(
+        help="the PIN: sent only as a PIN block under the zone PIN key")] = None,
+    stan: Annotated[int, typer.Option(help="system trace audit number (field 11)")] = 1,
+    original: Annotated[str | None, typer.Option(
+        help="for void, refund, reversal: the original's STAN and transmission time "
+             "(field 7), as STAN/MMDDhhmmss, with its MTI first if not 0200: "
+             "0200/000001/1125103000")] = None,
+    scenario: Annotated[Path | None, typer.Option(
+        help="the world, to find the terminal's acquirer (default: the card sandbox)")] = None,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = DEFAULT_PORT,
+    frame: Frame = "binary2",
+    mac_key: Annotated[str | None, typer.Option(help="MAC key in hex (3DES)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="the answer's fields as JSON")
+                       ] = False,
+) -> None:
+    """Send one ISO 8583 request to `qingsuan serve` and print the decoded answer (the
+    PAN masked). Exit 0 when approved (39 = 00), 1 when declined, 2 on bad input or no
+    answer."""
+    from qingsuan.clock import BEIJING
+    from qingsuan.money import AmountError, parse_amount
+    from qingsuan.server.card_client import (
+        ClientWorld,
+        describe,
+        encode_request,
+        original_data,
+        request_fields,
+        send_one,
+    )
+
+    world = ClientWorld.from_scenario(_scenario(scenario))
+    try:
+        term = world.terminal(terminal)
+        amount_fen = parse_amount(amount, field="amount") if amount is not None else None
+        orig = None
+        if kind in ("void", "refund", "reversal"):
+            if original is None:
+                raise ValueError(f"{kind} needs --original STAN/MMDDhhmmss")
+            parts = original.split("/")
+            mti = parts[0] if len(parts) == 3 else "0200"
+            o_stan, o_time = parts[-2:]
+            if not (o_stan.isdigit() and len(o_stan) <= 6 and o_time.isdigit() and
+                    len(o_time) == 10):
+                raise ValueError("--original is [MTI/]STAN/MMDDhhmmss")
+            orig = original_data(mti, o_stan.rjust(6, "0"), o_time, term.institution)
+        mti, fields = request_fields(kind, card=card, terminal=term, stan=stan,
+                                     at=dt.datetime.now(BEIJING), amount_fen=amount_fen,
+                                     pin=pin, original=orig)
+        raw = encode_request(mti, fields, mac_key=_key(mac_key, "mac-key", (16, 24)))
+    except (ValueError, AmountError) as exc:
+        _err().print(str(exc), markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    try:
+        answer = send_one(host, port, raw, frame_format=frame)  # type: ignore[arg-type]
+    except OSError as exc:
+        _err().print(f"no answer from {host}:{port}: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    rows = describe(answer)
+    if as_json:
+        sys.stdout.write(json.dumps(dict(rows), ensure_ascii=False) + "\n")
+    else:
+        table = Table(title=f"answer to {kind} (STAN {stan:06d})")
+        table.add_column("field")
+        table.add_column("value")
+        for key, value in rows:
+            table.add_row(key, value)
+        Console(highlight=False).print(table)
+    code = dict(rows).get("39", "")
+    raise typer.Exit(0 if code.startswith("00") else 1 if code else EXIT_INVALID)
+
+
+def cards_load(
+    connections: Annotated[int, typer.Option(help="TCP connections")] = 8,
+    in_flight: Annotated[int, typer.Option(help="requests in flight at once, over all "
+                                                "connections")] = 64,
+    rate: Annotated[int, typer.Option(help="requests per second (0: as fast as the switch "
+                                           "answers)")] = 0,
+    duration: Annotated[float, typer.Option(help="seconds")] = 10.0,
+    mix: Annotated[str, typer.Option(help="weights of purchase, withdrawal, balance")
+                   ] = "purchase=7,withdrawal=3",
+    seed: Annotated[int, typer.Option(help="seed of the request mix")] = 1,
+    pin: Annotated[str, typer.Option(help="the test cards' PIN")] = "123456",
+    scenario: Annotated[Path | None, typer.Option(
+        help="the world whose cards and terminals to use (default: the card sandbox)")
+                        ] = None,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = DEFAULT_PORT,
+    frame: Frame = "binary2",
+    as_json: Annotated[bool, typer.Option("--json", help="the report as JSON")] = False,
+) -> None:
+    """Load generator: keep IN_FLIGHT requests in flight over CONNECTIONS connections for
+    DURATION seconds, with a live progress display, then print throughput (overall and per
+    second) and latency percentiles. Exit 0 when every request was answered, 1 if some were
+    not, 2 on bad options or no connection."""
+    from rich.live import Live
+
+    from qingsuan.server.card_client import ClientWorld, LoadPlan, LoadReport, parse_mix, run_load
+    from qingsuan.server.card_tcp import new_event_loop
+
+    try:
+        plan = LoadPlan(connections, in_flight, rate, duration, parse_mix(mix), seed, pin)
+        plan.check()
+    except ValueError as exc:
+        _err().print(str(exc), markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    world = ClientWorld.from_scenario(_scenario(scenario))
+    console = Console(stderr=True, highlight=False)
+
+    def panel(elapsed: float, report: LoadReport) -> Table:
+        last = report.per_second[-1] if report.per_second else 0
+        recent = report.latencies_us[-max(last, 1):]
+        table = Table.grid(padding=(0, 2))
+        p99 = sorted(recent)[int(len(recent) * 0.99)] / 1e3 if recent else 0.0
+        table.add_row(f"{min(elapsed, duration):5.1f}/{duration:.0f} s",
+                      f"answered {report.answered:,}", f"last second {last:,}/s",
+                      f"p99 {p99:.1f} ms", f"in flight {report.sent - report.answered:,}")
+        return table
+
+    loop = new_event_loop()
+    try:
+        with Live(panel(0, LoadReport()), console=console, transient=True,
+                  refresh_per_second=4) as live:
+            report = loop.run_until_complete(run_load(
+                host, port, world, plan, frame_format=frame,  # type: ignore[arg-type]
+                progress=lambda t, r: live.update(panel(t, r))))
+    except OSError as exc:
+        _err().print(f"cannot load {host}:{port}: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
+    finally:
+        loop.close()
+    doc = report.to_json()
+    if as_json:
+        sys.stdout.write(json.dumps(doc) + "\n")
+    else:
+        table = Table(title=f"cards load: {connections} connections, {in_flight} in flight, "
+                            f"{duration:g} s, mix {mix}")
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        table.add_row("answered", f"{report.answered:,} of {report.sent:,} sent")
+        table.add_row("throughput", f"{doc['throughput_per_s']:,.0f}/s")
+        table.add_row("per second (min / median)",
+                      f"{doc['per_second_min']:,} / {doc['per_second_median']:,.0f}")
+        for name, ms in doc["latency_ms"].items():
+            table.add_row(f"latency {name}", f"{ms:.2f} ms")
+        table.add_row("response codes", ", ".join(f"{k}: {v:,}" for k, v in
+                                                  doc["response_codes"].items()))
+        if report.unanswered or report.malformed:
+            table.add_row("unanswered / malformed", f"{report.unanswered} / {report.malformed}")
+        Console(highlight=False).print(table)
+    raise typer.Exit(0 if not report.unanswered and not report.malformed else 1)

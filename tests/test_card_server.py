@@ -1,0 +1,413 @@
+"""The card port: the ISO 8583 edge, the core behind it, and `qingsuan serve` over real
+TCP (answers, durability, clean shutdown, malformed input, the load generator)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import iso8583
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from qingsuan.cards.framing import FrameDecoder, frame
+from qingsuan.cards.iso8583 import SPEC, Decoded, decode_message, encode_message
+from qingsuan.cards.pin import SANDBOX_PVK, pin_verification_value
+from qingsuan.clock import BEIJING, VirtualClock, from_datetime
+from qingsuan.server.card_client import (
+    ClientWorld,
+    LoadPlan,
+    original_data,
+    request_fields,
+    run_load,
+    send_one,
+)
+from qingsuan.server.card_core import CardCore, edge_config
+from qingsuan.server.card_edge import EdgeConfig, Forward, Reply, inbound, outbound
+from qingsuan.sim.scenario import load_scenario
+
+ROOT = Path(__file__).resolve().parents[1]
+SANDBOX = load_scenario(ROOT / "scenarios" / "card-sandbox.yaml")
+WORLD = ClientWorld.from_scenario(SANDBOX)
+CFG = edge_config(SANDBOX)
+ICBC_CARD = "6222020000000010017"     # ICBC debit card of icbc1, PIN 123456
+ICBC_CREDIT = "6222020000000010041"
+CCB_POS = WORLD.terminal("POS00CCB")
+CCB_ATM = WORLD.terminal("ATM00CCB")
+ICBC_POS = WORLD.terminal("POS0ICBC")
+AT = dt.datetime(2026, 11, 25, 10, 30, tzinfo=BEIJING)
+
+
+def _raw(kind: str, stan: int, *, card: str | None = ICBC_CARD, terminal: Any = CCB_POS,
+         amount_fen: int | None = 3600, pin: str | None = None, original: str | None = None,
+         mac_key: bytes | None = None) -> bytes:
+    mti, fields = request_fields(kind, card=card, terminal=terminal, stan=stan, at=AT,
+                                 amount_fen=amount_fen, pin=pin, original=original)
+    return encode_message(mti, fields, mac_key=mac_key)
+
+
+def _decoded(raw: bytes | None) -> Decoded:
+    assert raw is not None
+    msg = decode_message(raw)
+    assert isinstance(msg, Decoded), msg
+    return msg
+
+
+# ---------------------------------------------------------------------- the edge
+
+
+def test_edge_forwards_a_purchase_in_the_switch_vocabulary() -> None:
+    fwd = inbound(_raw("purchase", 7), CFG)
+    assert isinstance(fwd, Forward)
+    assert fwd.fields["32"] == "CCB" and fwd.fields["t"] == "0200"
+    assert fwd.fields["2"] == ICBC_CARD and fwd.fields["4"] == "000000003600"
+    assert "pin_hash" not in fwd.fields
+    answer = _decoded(outbound(fwd, {"t": "0210", "39": "00", "key": "CCB|000007|1125103000",
+                                     "clearing_date": "2026-11-25"}, CFG))
+    assert answer.mti == "0210"
+    assert answer.fields["39"] == "00" and answer.fields["11"] == "000007"
+    assert answer.fields["15"] == "1125" and len(str(answer.fields["38"])) == 6
+
+
+def test_edge_turns_the_pin_block_into_the_verification_value_only() -> None:
+    fwd = inbound(_raw("withdrawal", 8, terminal=CCB_ATM, amount_fen=10000, pin="123456"), CFG)
+    assert isinstance(fwd, Forward)
+    assert fwd.fields["pin_hash"] == pin_verification_value(ICBC_CARD, "123456",
+                                                            SANDBOX_PVK).hex()
+    assert "123456" not in json.dumps(fwd.fields) and "52" not in fwd.fields
+    other_key = EdgeConfig(CFG.institutions, zpk=bytes(range(16)))
+    wrong = inbound(_raw("withdrawal", 8, terminal=CCB_ATM, amount_fen=10000, pin="123456"),
+                    other_key)
+    assert isinstance(wrong, Forward) and wrong.fields["pin_hash"] == "undecipherable"
+
+
+@pytest.mark.parametrize(("raw", "mti", "code"), [
+    # a PAN failing Luhn: readable MTI and STAN -> 0210 with 30
+    (encode_message("0200", {"2": "6222020000000010018", "3": "000000", "4": "000000000100",
+                             "11": "000009"}, check=False), "0210", "30"),
+    # a balance inquiry without its PIN block: 30
+    (_raw("balance", 10, terminal=CCB_ATM, amount_fen=None), "0210", "30"),
+    # an institution the switch does not know: 03
+    (encode_message("0200", {**request_fields("purchase", card=ICBC_CARD, terminal=CCB_POS,
+                                              stan=11, at=AT, amount_fen=100)[1],
+                             "32": "99999999999"}), "0210", "03"),
+    # sign-on: 0810 00; pre-authorisation is not offered: 0110 12
+    (encode_message("0800", {"7": "1125103000", "11": "000012"}), "0810", "00"),
+    (encode_message("0100", {"2": ICBC_CARD, "3": "000000", "4": "000000000100",
+                             "11": "000013"}), "0110", "12"),
+    # a reversal naming another acquirer's original: 12
+    (_raw("reversal", 14, card=None, original=original_data("0200", "000001", "1125103000",
+                                                            ICBC_POS.institution)),
+     "0410", "12"),
+])
+def test_edge_answers_what_it_can_decide_itself(raw: bytes, mti: str, code: str) -> None:
+    reply = inbound(raw, CFG)
+    assert isinstance(reply, Reply), reply
+    answer = _decoded(reply.raw)
+    assert answer.mti == mti and answer.fields["39"] == code
+    request, _ = iso8583.decode(raw, SPEC)
+    assert answer.fields["11"] == request["11"]
+    assert ICBC_CARD not in reply.note  # reasons never hold a PAN
+
+
+def test_edge_drops_what_it_cannot_answer() -> None:
+    for raw in (b"", b"02", b"xxxx" + bytes(8), encode_message(
+            "0210", {"11": "000001", "39": "00"})):
+        reply = inbound(raw, CFG)
+        assert isinstance(reply, Reply) and reply.raw is None
+
+
+def test_edge_mac_required_and_given() -> None:
+    key = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+    cfg = EdgeConfig(CFG.institutions, mac_key=key)
+    unsigned = inbound(_raw("purchase", 20), cfg)
+    assert isinstance(unsigned, Reply) and _decoded(unsigned.raw).fields["39"] == "A0"
+    wrong = inbound(_raw("purchase", 21, mac_key=bytes(16)), cfg)
+    assert isinstance(wrong, Reply) and _decoded(wrong.raw).fields["39"] == "A0"
+    signed = inbound(_raw("purchase", 22, mac_key=key), cfg)
+    assert isinstance(signed, Forward)
+    from qingsuan.cards.iso8583 import verify_message_mac
+    assert verify_message_mac(outbound(signed, {"t": "0210", "39": "00"}, cfg), key)
+
+
+# ---------------------------------------------------------------------- edge + core
+
+
+@pytest.fixture
+def core(tmp_path: Path) -> Iterator[CardCore]:
+    clock = VirtualClock(from_datetime(dt.datetime(2026, 11, 25, 10, 0)))
+    engine_core = CardCore(SANDBOX, f"sqlite:///{tmp_path}/core.db", clock)
+    yield engine_core
+    engine_core.close()
+
+
+def _through(core: CardCore, *raws: bytes) -> list[Decoded]:
+    """Frames through the edge and the core, as the server does them."""
+    out: list[bytes | None] = []
+    forwards = []
+    for raw in raws:
+        r = inbound(raw, CFG)
+        if isinstance(r, Reply):
+            out.append(r.raw)
+        else:
+            forwards.append((len(out), r))
+            out.append(None)
+    answers = core.process([f.fields for _, f in forwards])
+    for (i, fwd), answer in zip(forwards, answers, strict=True):
+        out[i] = outbound(fwd, answer, CFG)
+    return [_decoded(raw) for raw in out]
+
+
+def _balance(core: CardCore, name: str) -> int:
+    book, account = name.split(":", 1)
+    return core.engine.ledger.balance(core.engine.registry.id(book, account)).available_fen
+
+
+def test_purchase_withdrawal_inquiry_and_durable_group(core: CardCore, tmp_path: Path) -> None:
+    before = _balance(core, "ICBC:customer:icbc1")
+    seq = core.engine.applied_seq
+    answers = _through(core, _raw("purchase", 1),
+                       _raw("withdrawal", 2, terminal=CCB_ATM, amount_fen=50000, pin="123456"),
+                       _raw("withdrawal", 3, terminal=CCB_ATM, amount_fen=50000, pin="111111"),
+                       _raw("balance", 4, terminal=CCB_ATM, amount_fen=None, pin="123456"))
+    assert [a.fields["39"] for a in answers] == ["00", "00", "55", "00"]
+    assert core.engine.applied_seq == seq + 1  # the four in one group commit
+    after = _balance(core, "ICBC:customer:icbc1")
+    assert after == before - 3600 - 50000
+    assert answers[3].fields["54"] == f"1002156C{after:012d}"
+    expected = core.engine.state_hash()
+    core.close()
+    again = CardCore(SANDBOX, f"sqlite:///{tmp_path}/core.db",
+                     VirtualClock(core.clock.now_us()))
+    assert again.engine.state_hash() == expected
+    again.close()
+
+
+def test_duplicates_retries_reversals(core: CardCore) -> None:
+    before = _balance(core, "ICBC:customer:icbc1")
+    purchase = _raw("purchase", 31)
+    first, retry = _through(core, purchase, purchase)
+    assert first.fields["39"] == retry.fields["39"] == "00"
+    assert first.fields["38"] == retry.fields["38"]  # the same answer to a true retry
+    (dup,) = _through(core, _raw("purchase", 31, amount_fen=9900))  # same STAN, other body
+    assert dup.fields["39"] == "94"
+    assert _balance(core, "ICBC:customer:icbc1") == before - 3600
+    original = original_data("0200", "000031", AT.strftime("%m%d%H%M%S"), CCB_POS.institution)
+    rev1, rev2 = _through(core, _raw("reversal", 32, original=original),
+                          _raw("reversal", 33, original=original))
+    assert (rev1.mti, rev1.fields["39"], rev2.fields["39"]) == ("0410", "00", "00")
+    assert _balance(core, "ICBC:customer:icbc1") == before  # undone once, exactly
+    unknown = original_data("0200", "000099", "1125103000", CCB_POS.institution)
+    (rev3,) = _through(core, _raw("reversal", 34, original=unknown))
+    assert rev3.fields["39"] == "25"
+
+
+def test_an_acquirer_uses_only_its_own_terminals(core: CardCore) -> None:
+    mti, fields = request_fields("purchase", card=ICBC_CARD, terminal=CCB_POS, stan=40, at=AT,
+                                 amount_fen=100)
+    fields["32"] = ICBC_POS.institution  # ICBC claims CCB's terminal
+    before = _balance(core, "ICBC:customer:icbc1")
+    (answer,) = _through(core, encode_message(mti, fields))
+    assert answer.fields["39"] == "12"
+    assert _balance(core, "ICBC:customer:icbc1") == before
+
+
+def _mutations() -> st.SearchStrategy[bytes]:
+    valid = [_raw("purchase", 50), _raw("withdrawal", 51, terminal=CCB_ATM, amount_fen=100,
+                                        pin="123456"),
+             _raw("reversal", 52, original=original_data("0200", "000050", "1125103000",
+                                                         CCB_POS.institution))]
+
+    @st.composite
+    def mutate(draw: st.DrawFn) -> bytes:
+        raw = bytearray(draw(st.sampled_from(valid)))
+        for _ in range(draw(st.integers(1, 4))):
+            op = draw(st.sampled_from(["flip", "cut", "insert"]))
+            pos = draw(st.integers(0, max(0, len(raw) - 1)))
+            if op == "flip" and raw:
+                raw[pos] = draw(st.integers(0, 255))
+            elif op == "cut":
+                del raw[pos:pos + draw(st.integers(1, 8))]
+            else:
+                raw[pos:pos] = draw(st.binary(min_size=1, max_size=8))
+        return bytes(raw)
+
+    return st.one_of(st.binary(max_size=300), mutate())
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(_mutations(), min_size=1, max_size=8))
+def test_fuzz_edge_and_core_never_crash_and_answer_readable_requests(
+        core: CardCore, frames: list[bytes]) -> None:
+    answers: list[tuple[bytes, bytes | None]] = []
+    forwards = []
+    for raw in frames:
+        r = inbound(raw, CFG)  # never raises
+        if isinstance(r, Reply):
+            answers.append((raw, r.raw))
+        else:
+            forwards.append((raw, r))
+    for (raw, fwd), answer in zip(forwards, core.process([f.fields for _, f in forwards]),
+                                  strict=True):
+        answers.append((raw, outbound(fwd, answer, CFG)))
+    for raw, reply in answers:
+        try:
+            request, _ = iso8583.decode(raw, SPEC)
+        except Exception:
+            continue  # unreadable: dropped or answered 30, both allowed
+        stan, mti = request.get("11"), request.get("t", "")
+        if mti in ("0100", "0200", "0220", "0400", "0800") and stan and stan.isdigit() and \
+                len(stan) == 6:
+            answer = _decoded(reply)  # every readable request gets an answer
+            assert answer.mti == mti[:2] + str(int(mti[2]) + 1) + mti[3]
+            assert answer.fields["11"] == stan
+    core.engine.ledger.check_invariants()
+
+
+# ---------------------------------------------------------------------- over TCP
+
+
+class Served:
+    def __init__(self, proc: subprocess.Popen[str], port: int, store: Path) -> None:
+        self.proc, self.port, self.store = proc, port, store
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=30)
+
+
+def _serve(tmp_path: Path, *extra: str, store: Path | None = None) -> Served:
+    store = store or tmp_path / "sandbox.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qingsuan", "serve", "--store", str(store), "--port", "0",
+         *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert "listening on" in line, (line, proc.stderr.read() if proc.stderr else "")
+    port = int(line.split("listening on ", 1)[1].split()[0].rsplit(":", 1)[1])
+    return Served(proc, port, store)
+
+
+def _now_raw(kind: str, stan: int, **kw: Any) -> bytes:
+    mti, fields = request_fields(kind, card=kw.pop("card", ICBC_CARD),
+                                 terminal=kw.pop("terminal", CCB_POS), stan=stan,
+                                 at=dt.datetime.now(BEIJING), **kw)
+    return encode_message(mti, fields)
+
+
+@pytest.mark.parametrize("core_mode", ["process", "inline"])
+def test_serve_answers_over_tcp_and_stops_cleanly(tmp_path: Path, core_mode: str) -> None:
+    served = _serve(tmp_path, "--core", core_mode)
+    try:
+        answer = send_one("127.0.0.1", served.port, _now_raw("purchase", 1, amount_fen=3600))
+        assert isinstance(answer, Decoded) and answer.fields["39"] == "00"
+        answer = send_one("127.0.0.1", served.port, _now_raw(
+            "withdrawal", 2, terminal=CCB_ATM, amount_fen=10000, pin="999999"))
+        assert isinstance(answer, Decoded) and answer.fields["39"] == "55"
+    finally:
+        assert served.stop() == 0
+    assert "stopped cleanly after 2 requests" in (served.proc.stderr.read() if
+                                                   served.proc.stderr else "")
+    # the log holds both: a restart replays them
+    again = CardCore(SANDBOX, f"sqlite:///{served.store}")
+    try:
+        codes = sorted(t.rc for t in again.switch.txns.values())
+        assert codes == ["00", "55"]
+    finally:
+        again.close()
+
+
+def test_serve_survives_malformed_frames_and_bad_headers(tmp_path: Path) -> None:
+    served = _serve(tmp_path, "--core", "inline", "--frame", "ascii4")
+    try:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+            bad = encode_message("0200", {"2": "6222020000000010018", "3": "000000",
+                                          "4": "000000000100", "11": "000077"}, check=False)
+            sock.sendall(frame(b"garbage", "ascii4") + frame(bad, "ascii4"))
+            decoder = FrameDecoder("ascii4")
+            got: list[bytes] = []
+            while not got:
+                got += decoder.feed(sock.recv(4096))
+            answer = _decoded(got[0])
+            assert (answer.mti, answer.fields["11"], answer.fields["39"]) == (
+                "0210", "000077", "30")
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+            sock.sendall(b"ZZZZ" + bytes(20))  # not a length: the connection is closed
+            assert sock.recv(100) == b""
+        answer = send_one("127.0.0.1", served.port, _now_raw("purchase", 3, amount_fen=100),
+                          frame_format="ascii4")
+        assert isinstance(answer, Decoded) and answer.fields["39"] == "00"
+    finally:
+        assert served.stop() == 0
+
+
+def test_sigterm_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    served = _serve(tmp_path)
+    approved: list[str] = []
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        decoder = FrameDecoder("binary2")
+        for stan in range(1, 301):
+            writer.write(frame(_now_raw("purchase", stan, amount_fen=100), "binary2"))
+        await writer.drain()
+        served.proc.send_signal(signal.SIGTERM)  # while requests are in flight
+        while True:
+            chunk = await reader.read(65536)
+            if not chunk:
+                break
+            for raw in decoder.feed(chunk):
+                msg = _decoded(raw)
+                if msg.fields["39"] == "00":
+                    approved.append(str(msg.fields["11"]))
+        writer.close()
+
+    asyncio.run(client())
+    assert served.proc.wait(timeout=30) == 0
+    again = CardCore(SANDBOX, f"sqlite:///{served.store}")
+    try:
+        logged = {t.key.split("|")[1] for t in again.switch.txns.values() if t.rc == "00"}
+    finally:
+        again.close()
+    assert approved, "the server answered nothing before stopping"
+    assert set(approved) <= logged  # every approval the client saw is in the log
+
+
+def test_load_generator_and_send_command(tmp_path: Path) -> None:
+    served = _serve(tmp_path)
+    try:
+        plan = LoadPlan(connections=2, in_flight=8, duration_s=1.0, mix={"purchase": 1,
+                                                                          "withdrawal": 1})
+        report = asyncio.run(run_load("127.0.0.1", served.port, WORLD, plan))
+        assert report.answered == report.sent > 0
+        assert report.unanswered == 0 and report.malformed == 0
+        assert set(report.codes) == {"00"}
+        assert report.to_json()["latency_ms"]["p99"] > 0
+        out = subprocess.run(
+            [sys.executable, "-m", "qingsuan", "cards", "send", "purchase", "--card",
+             ICBC_CREDIT, "--amount", "12.34", "--port", str(served.port), "--stan", "999",
+             "--json"], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        assert doc["39"].startswith("00") and doc["2"] == "622202*********0041"
+        declined = subprocess.run(
+            [sys.executable, "-m", "qingsuan", "cards", "send", "withdrawal", "--card",
+             ICBC_CARD, "--amount", "100.00", "--pin", "000000", "--terminal", "ATM00CCB",
+             "--port", str(served.port), "--stan", "998"], capture_output=True, text=True,
+            timeout=60)
+        assert declined.returncode == 1 and "wrong PIN" in declined.stdout
+        assert ICBC_CARD not in declined.stdout  # masked
+    finally:
+        assert served.stop() == 0
