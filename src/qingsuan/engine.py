@@ -55,6 +55,7 @@ _GROUP_ITEM: Final = struct.Struct("<I")
 MAX_GROUP: Final = 65_536
 
 _TS: Final = struct.Struct("<q")
+_LINKED: Final = int(TransferFlags.LINKED)
 #: Transfer ids from here up are the engine's own: postings a system makes while applying a
 #: logged command (clients use ids below it).
 DERIVED_ID_BASE: Final = 1 << 62
@@ -240,8 +241,15 @@ class Engine:
         """Post transfers as part of applying the current logged command (not logged on
         their own: replay repeats them). Tuples are (debit id, credit id, amount); ids are
         assigned from the engine's own range. ``linked``: all or none."""
-        out: list[Transfer] = []
         n = len(transfers)
+        if all(type(t) is tuple for t in transfers):  # the common case: no objects at all
+            base = DERIVED_ID_BASE + self._derived_seq
+            self._derived_seq += n
+            last = n - 1
+            rows = [(base + i + 1, d, c, a, _LINKED if linked and i < last else 0)
+                    for i, (d, c, a) in enumerate(transfers)]  # type: ignore[misc]
+            return self.ledger.create_transfer_tuples(rows, self.now_us)
+        out: list[Transfer] = []
         for i, t in enumerate(transfers):
             self._derived_seq += 1
             tid = DERIVED_ID_BASE + self._derived_seq

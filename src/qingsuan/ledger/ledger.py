@@ -309,6 +309,30 @@ class Ledger:
         self._run_exact(rows, 0, codes, check_totals=True)
         return BatchResult(codes)
 
+    def create_transfer_tuples(self, rows: Sequence[tuple[int, int, int, int, int]],
+                               timestamp_us: int) -> BatchResult:
+        """Plain transfers as (id, debit id, credit id, amount, flags) tuples of ints: the
+        engine's own postings (a card authorisation's two, say), without building objects.
+        Same rules and codes as :meth:`create_transfers`."""
+        n = len(rows)
+        if not 0 < n <= _SMALL_BATCH:
+            return self.create_transfers([Transfer(*r) for r in rows], timestamp_us)
+        self.advance_time(timestamp_us)
+        if self._tr.n + n > MAX_TRANSFERS:
+            raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
+        self._tr.reserve(n)
+        self._scratch, self._scratch_original, self._buffer = {}, {}, []
+        static = self._static
+        prepared = []
+        for tid, dr, cr, amount, flags in rows:
+            d, c = static(dr), static(cr)
+            prepared.append((tid, dr, cr, amount, flags, 0, 0, 0, d[0], c[0], d[1], c[1],
+                             d[2], c[2], d[3], c[3], d[4], c[4]))
+        codes = np.zeros(n, np.uint8)
+        self._ts = timestamp_us
+        self._run_exact(prepared, 0, codes, check_totals=True)
+        return BatchResult(codes)
+
     def _static(self, account_id: int) -> tuple[int, int, int, int, int]:
         """(row, book, flags, normal, limit) of an account; row -1 if unknown. Accounts
         never change these after they are opened, so they are cached as Python ints."""
