@@ -338,12 +338,17 @@ def _message_problem(mti: str, fields: Mapping[str, FieldValue], *,
     if mti not in KNOWN_MTIS:
         return "mti", f"unsupported message type {mti}"
     if decoded:
-        for key, value in fields.items():  # in field order, as parsed
+        for key, value in fields.items():  # in field order, as parsed (ASCII already)
             _, _, _, cls, check = _RULES[key]
-            if cls:
-                problem = _content_problem(key, value, cls, check)  # type: ignore[arg-type]
-                if problem is not None:
-                    return key, f"field {key}: {problem}"
+            if not cls:
+                continue  # binary
+            assert isinstance(value, str)
+            if value and not (value.isdigit() if cls == "n" else value.isalnum()
+                              if cls == "an" else _ANS.fullmatch(value) is not None) or (
+                    check is not None and check(value) is not None):
+                problem = _content_problem(key, value, cls, check)
+                assert problem is not None
+                return key, f"field {key}: {problem}"
         return _amount_problem(mti, fields)
     order: Iterable[str]
     if fields.keys() <= DATA_FIELDS:  # the usual case: walk the spec's order, no sorting
