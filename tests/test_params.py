@@ -59,6 +59,8 @@ DEFAULTS_WRITTEN = {
     "cards.issuer_timeout": "30",
     "cards.standin": "off",
     "cards.standin_limit": "500.00",
+    "cards.chargeback_days": "120",
+    "cards.dispute_reply_days": "20",
     "banks.channel_fee": "0.00",
 }
 

@@ -137,6 +137,13 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
               "POS purchases without a PIN up to cards.standin_limit"),
     ParamSpec("cards.standin_limit", ParamKind.AMOUNT, "500.00",
               "largest POS purchase the switch approves in stand-in (91 above it)"),
+    # -- card disputes (差错处理, DOMAIN.md §4) ---------------------------------------------
+    ParamSpec("cards.chargeback_days", ParamKind.INT, "120",
+              "natural days after the original's clearing day within which the issuer may "
+              "file a first chargeback and the acquirer a credit adjustment", minimum=1),
+    ParamSpec("cards.dispute_reply_days", ParamKind.INT, "20",
+              "natural days after a dispute step's clearing day within which the other side "
+              "may answer it (representment, second chargeback)", minimum=1),
     # -- banks ------------------------------------------------------------------------
     ParamSpec("banks.name_check", ParamKind.BOOL, "off",
               "a receiving bank returns a payment whose payee name does not match the account "

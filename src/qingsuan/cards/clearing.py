@@ -3,7 +3,8 @@
 Input: the columns of the approved, unreversed transactions of one clearing day (field 15):
 ``issuer`` and ``acquirer`` (participant indices), ``kind`` (:data:`PURCHASE`,
 :data:`WITHDRAWAL`, :data:`REFUND`), ``card_kind`` (:data:`DEBIT`, :data:`CREDIT`) and
-``amount_fen`` (int64, > 0). Everything is vectorised over these columns; money is int64 fen,
+``amount_fen`` (int64, > 0); ``kind`` may also be a dispute item (:data:`TO_ISSUER`,
+:data:`TO_ACQUIRER`). Everything is vectorised over these columns; money is int64 fen,
 rates are parts per million (ppm) and fees are rounded half-up to the fen with integer
 arithmetic only: ``fee = (amount * ppm + 500_000) // 1_000_000``, then capped.
 
@@ -14,6 +15,9 @@ Flows per transaction (DOMAIN.md §4, fees since 2016):
   the switch;
 * withdrawal (ATM): the issuer pays the acquirer the amount plus the fixed ATM interbank fee;
   both sides pay the network fee to the switch; no issuer service fee;
+* dispute items (差错处理, :data:`TO_ISSUER`, :data:`TO_ACQUIRER`): the amount moves from
+  the acquirer to the issuer (credit adjustment 贷记调整, first and second chargeback 退单)
+  or from the issuer to the acquirer (representment 再请款); they carry no fees;
 * refund: the exact reverse of a purchase of the same amount and card kind: the acquirer pays
   the issuer the amount minus the issuer service fee and the switch pays each side back its
   network fee, so a purchase and its full refund net to zero for all three parties. A
@@ -45,7 +49,11 @@ I64 = npt.NDArray[np.int64]
 PURCHASE = 0
 WITHDRAWAL = 1
 REFUND = 2
-KINDS = (PURCHASE, WITHDRAWAL, REFUND)
+#: dispute items (差错, no fees): credit adjustments and chargebacks move the amount from the
+#: acquirer to the issuer, representments from the issuer to the acquirer
+TO_ISSUER = 3
+TO_ACQUIRER = 4
+KINDS = (PURCHASE, WITHDRAWAL, REFUND, TO_ISSUER, TO_ACQUIRER)
 
 DEBIT = 0
 CREDIT = 1
@@ -145,6 +153,9 @@ def compute_fees(
     issuer_fee = np.where(card_kind == CREDIT, credit_fee, debit_fee)
     issuer_fee[is_withdrawal] = 0
     network_fee = ppm_fee(amount_fen, schedule.network_fee_ppm, schedule.network_fee_cap_fen)
+    dispute = kind >= TO_ISSUER  # dispute items carry no fees
+    issuer_fee[dispute] = 0
+    network_fee[dispute] = 0
     atm_fee = np.where(is_withdrawal, np.int64(schedule.atm_fee_fen), np.int64(0))
     return issuer_fee, network_fee, atm_fee.astype(np.int64, copy=False)
 
@@ -191,8 +202,9 @@ def clear(
                 raise ValueError(f"the switch ({switch}) cannot be {name}")
         if bool((iss == acq).any()):
             raise ValueError("on-us item (issuer == acquirer) in the clearing columns")
-        if int(knd.min()) < PURCHASE or int(knd.max()) > REFUND:
-            raise ValueError("kind must be PURCHASE (0), WITHDRAWAL (1) or REFUND (2)")
+        if int(knd.min()) < PURCHASE or int(knd.max()) > TO_ACQUIRER:
+            raise ValueError("kind must be PURCHASE (0), WITHDRAWAL (1), REFUND (2), "
+                             "TO_ISSUER (3) or TO_ACQUIRER (4)")
         if int(ck.min()) < DEBIT or int(ck.max()) > CREDIT:
             raise ValueError("card_kind must be DEBIT (0) or CREDIT (1)")
         if int(amount.min()) <= 0 or int(amount.max()) > MAX_AMOUNT_FEN:
@@ -215,9 +227,11 @@ def clear(
     iss_recv = np.where(purchase, issuer_fee, np.where(refund, network_fee, zero))
     acq_paid = np.where(purchase, issuer_fee + network_fee, np.where(withdrawal, network_fee, zero))
     acq_recv = np.where(refund, issuer_fee + network_fee, atm_fee)
-    # The gross amount moves from payer to payee: the acquirer pays on a refund.
-    payer = np.where(refund, acq, iss)
-    payee = np.where(refund, iss, acq)
+    # The gross amount moves from payer to payee: the acquirer pays on a refund, a credit
+    # adjustment or a chargeback.
+    to_issuer = refund | (knd == TO_ISSUER)
+    payer = np.where(to_issuer, acq, iss)
+    payee = np.where(to_issuer, iss, acq)
 
     count = np.zeros(n_participants, dtype=np.int64)
     debit = np.zeros(n_participants, dtype=np.int64)

@@ -21,6 +21,9 @@ connected from outside are simulated here from the banks' books:
   ``cards.issuer_timeout`` -> 91 (or stand-in, 代授权, with ``cards.standin``: the switch
   approves small no-PIN purchases and the issuer books the advice when it is back); a late
   answer -> 68, and the switch reverses what the issuer booked;
+* disputes (差错处理, ``cards.dispute``): credit adjustments, chargebacks and representments
+  with their order, parties, deadlines and amounts; each accepted step is an item of the
+  clearing day in which it is filed;
 * the clearing day (日切): at the cut-off the day's transactions are cleared with the fees
   (cards/clearing.py), merchants are paid net of the MDR and of refunds, and the positions
   go to CNAPS to settle in HVPS.
@@ -32,12 +35,13 @@ import datetime as dt
 import hmac
 import json
 from dataclasses import asdict, dataclass
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from qingsuan.calendar import card_clearing_date
-from qingsuan.cards.clearing import PURCHASE, REFUND, WITHDRAWAL
+from qingsuan.cards.clearing import PURCHASE, REFUND, TO_ACQUIRER, TO_ISSUER, WITHDRAWAL
 from qingsuan.cards.iso8583 import luhn_ok, mask_pan
 from qingsuan.clock import from_datetime, to_beijing, to_beijing_naive
 from qingsuan.money import format_fen
@@ -113,15 +117,21 @@ class CardTxn:
     #: the issuer's own answer when it came too late (68): the switch reversed it
     late_rc: str = ""
 
+    #: a dispute step (差错): its kind (credit_adjustment, first_chargeback, representment,
+    #: second_chargeback); ``original_key`` names the disputed transaction
+    dispute: str = ""
+    #: why the switch refused a dispute step (readable; the code is in ``rc``)
+    note: str = ""
+
     @property
     def payer(self) -> str:
         """The side that owes the amount in clearing: the issuer, or the acquirer for a
-        refund."""
-        return self.acquirer if self.proc == "20" else (self.issuer or "")
+        refund, a credit adjustment or a chargeback."""
+        return self.acquirer if self.proc in TO_ISSUER_PROCS else (self.issuer or "")
 
     @property
     def payee(self) -> str:
-        return (self.issuer or "") if self.proc == "20" else self.acquirer
+        return (self.issuer or "") if self.proc in TO_ISSUER_PROCS else self.acquirer
 
 
 class CardSwitch:
@@ -166,6 +176,8 @@ class CardSwitch:
             return self._request(doc, body.decode(), timestamp_us)
         if kind == "cards.fault":
             return self._fault(doc["participant"], doc["mode"])
+        if kind == "cards.dispute":
+            return self._dispute(doc, body.decode(), timestamp_us)
         raise ValueError(f"unknown card command {kind!r}")
 
     def setup(self, cards: list[Card], terminals: list[Terminal]) -> None:
@@ -192,6 +204,18 @@ class CardSwitch:
             {"participant": participant, "mode": mode}, sort_keys=True).encode())
         return result
 
+    def dispute(self, fields: dict[str, str]) -> dict[str, str]:
+        """Log one dispute step (差错) and return the switch's answer: ``{"t": "0630",
+        "key", "status": "accepted"}`` or ``{..., "status": "refused", "reason": CODE,
+        "message": TEXT}`` (:class:`DisputeRefusal`). Fields: ``t`` 0620, ``32`` the
+        participant filing it, ``11`` STAN, ``7`` transmission time, ``37`` RRN,
+        ``original_key`` the disputed transaction's key, ``dispute`` the step
+        (:class:`DisputeKind`), ``4`` the amount in fen (12 digits)."""
+        assert self.engine is not None
+        result: dict[str, str] = self.engine.command(
+            "cards.dispute", json.dumps(fields, sort_keys=True).encode())
+        return result
+
     def _fault(self, participant: str, mode: str) -> dict[str, Any]:
         if mode == "up":
             self.hosts.pop(participant, None)
@@ -209,18 +233,8 @@ class CardSwitch:
         """The issuer books a stand-in purchase the switch approved for it: it must accept
         it, so what the cardholder's account cannot bear (below its limit) becomes the
         cardholder's debt to the issuer (``cardholder_receivable``)."""
-        from qingsuan.engine import AccountSpec
-        from qingsuan.ledger import NormalSide
-
         assert self.engine is not None
-        reg, ledger = self.engine.registry, self.engine.ledger
-        bank, name = self.cards[txn.card].account.split(":", 1)
-        acc = reg.id(bank, name)
-        room = ledger.balance(acc).available_fen + ledger.account(acc).overdraft_limit_fen
-        txn.receivable_fen = txn.amount_fen - max(0, min(txn.amount_fen, room))
-        if txn.receivable_fen and not reg.has(f"{bank}:cardholder_receivable"):
-            self.engine.open_derived([AccountSpec(bank, "cardholder_receivable",
-                                                  NormalSide.DEBIT)])
+        self._cover(txn)
         result = self.engine.post(self._issuer_leg(txn), linked=True)
         assert result.all_done, result.failures()
         txn.advice = "delivered"
@@ -461,15 +475,17 @@ class CardSwitch:
         acc = reg.id(bank, name)
         funds = ledger.balance(acc).available_fen + ledger.account(acc).overdraft_limit_fen
         for t in self.txns.values():
-            if t.status != "approved":
+            if not _open(t):
                 continue
             terminal = self.terminals.get(t.terminal)
             if terminal is None or terminal.merchant != merchant:
                 continue
             if t.proc == "00":
                 funds += t.amount_fen - _mdr(t.amount_fen, terminal.mdr_ppm)
-            elif t.proc == "20":
+            elif t.proc in TO_ISSUER_PROCS:
                 funds -= t.amount_fen
+            elif t.proc == "02":
+                funds += t.amount_fen
         return funds + self.merchant_carry.get(merchant, 0)
 
     def _issuer_leg(self, txn: CardTxn) -> list[tuple[int, int, int]]:
@@ -479,9 +495,9 @@ class CardSwitch:
         reg = self.engine.registry
         card = self.cards[txn.card]
         bank, name = card.account.split(":", 1)
-        if txn.proc == "20":
+        if txn.proc in TO_ISSUER_PROCS:
             return [(reg.id(bank, "due_from_switch"), reg.id(bank, name), txn.amount_fen)]
-        if txn.receivable_fen:  # a stand-in advice beyond what the account could bear
+        if txn.receivable_fen:  # beyond what the account could bear (stand-in, representment)
             return [(reg.id(bank, name), reg.id(bank, "due_to_switch"),
                      txn.amount_fen - txn.receivable_fen),
                     (reg.id(bank, "cardholder_receivable"), reg.id(bank, "due_to_switch"),
@@ -496,8 +512,11 @@ class CardSwitch:
         reg = self.engine.registry
         terminal = self.terminals[txn.terminal]
         acquirer = terminal.acquirer
-        if txn.proc == "20":
-            return [(reg.id(acquirer, "due_to_merchants"), reg.id(acquirer, "due_to_switch"),
+        if txn.proc in TO_ISSUER_PROCS:
+            # a refund, chargeback or credit adjustment: from what the acquirer owes the
+            # merchant, or, at an ATM (it did not dispense), from the cash found in it
+            debit = f"atm_cash:{terminal.id}" if terminal.kind == "atm" else "due_to_merchants"
+            return [(reg.id(acquirer, debit), reg.id(acquirer, "due_to_switch"),
                      txn.amount_fen)]
         credit_to = f"atm_cash:{terminal.id}" if txn.proc == "01" else "due_to_merchants"
         return [(reg.id(acquirer, "due_from_switch"), reg.id(acquirer, credit_to),
@@ -539,6 +558,132 @@ class CardSwitch:
                 refunded.refunded_fen -= original.amount_fen
         original.status = "reversed"
         return self._reply(f, "00")
+
+    # ------------------------------------------------------------------ disputes
+
+    def _dispute(self, f: dict[str, str], body: str, now_us: int) -> dict[str, str]:
+        """差错处理: a credit adjustment, chargeback or representment becomes an item of the
+        clearing day in which it is filed (the next cut-off), between issuer and acquirer,
+        with the cardholder's and the merchant's postings at once (docs/CARDS.md)."""
+        key = f"{f.get('32', '')}|{f.get('11', '')}|{f.get('7', '')}"
+        seen = self.txns.get(key)
+        if seen is not None:
+            if seen.body == body:
+                return self._dispute_answer(seen)
+            return {"t": "0630", "key": key, "status": "refused",
+                    "reason": DisputeRefusal.DUPLICATE.code,
+                    "message": DisputeRefusal.DUPLICATE.meaning}
+        if len(self.txns) >= MAX_TXNS:
+            raise RuntimeError(f"the switch holds {MAX_TXNS} transactions: refusing more")
+        original = self.txns.get(f.get("original_key", ""))
+        kind = next((k for k in DisputeKind if k.value == f.get("dispute")), None)
+        txn = CardTxn(key, "0620", kind.proc if kind else "22",
+                      original.pan_masked if original else "",
+                      original.issuer if original else None,
+                      original.acquirer if original else f.get("32", ""),
+                      original.terminal if original else "", _amount(f.get("4", "0")),
+                      "", "refused", now_us, body, f.get("37", ""),
+                      card=original.card if original else "",
+                      card_kind=original.card_kind if original else "debit",
+                      original_key=f.get("original_key", ""),
+                      dispute=kind.value if kind else "")
+        self.txns[key] = txn
+        assert self.engine is not None
+        cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
+        txn.clearing_date = card_clearing_date(to_beijing_naive(now_us), cutoff).isoformat()
+        refusal = self._dispute_check(txn, kind, original, f.get("32", ""))
+        if refusal is not None:
+            txn.rc = refusal[0].code
+            txn.note = refusal[1]
+            return self._dispute_answer(txn)
+        assert kind is not None and original is not None
+        if kind.proc == "02":  # the cardholder is charged again, beyond the account if need be
+            self._cover(txn)
+        assert self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn))
+        original.refunded_fen += -txn.amount_fen if kind.proc == "02" else txn.amount_fen
+        txn.status, txn.rc = "accepted", "00"
+        return self._dispute_answer(txn)
+
+    def _dispute_check(self, txn: CardTxn, kind: DisputeKind | None,
+                       original: CardTxn | None, filer: str
+                       ) -> tuple[DisputeRefusal, str] | None:
+        """The rules of DOMAIN.md §4 (disputes): what kind of original, who files, in which
+        order, by when, for how much. None: accepted."""
+        assert self.engine is not None
+        if kind is None:
+            return DisputeRefusal.UNKNOWN_KIND, "kind must be one of " + ", ".join(
+                k.value for k in DisputeKind)
+        what = kind.value.replace("_", " ")
+        if original is None:
+            return DisputeRefusal.UNKNOWN_ORIGINAL, DisputeRefusal.UNKNOWN_ORIGINAL.meaning
+        if original.mti != "0200" or original.proc not in ("00", "01") or \
+                original.status in ("declined", "reversed") or original.issuer is None:
+            return DisputeRefusal.INVALID_ORIGINAL, DisputeRefusal.INVALID_ORIGINAL.meaning
+        if original.status != "cleared":
+            return DisputeRefusal.NOT_CLEARED, DisputeRefusal.NOT_CLEARED.meaning
+        if kind is not DisputeKind.CREDIT_ADJUSTMENT and (
+                original.proc == "01" or original.card_kind != "credit"):
+            return DisputeRefusal.NOT_ALLOWED, (
+                f"a {what} is not allowed for "
+                f"{'an ATM withdrawal' if original.proc == '01' else 'a debit card'} "
+                "(only a credit adjustment is)")
+        party = original.issuer if kind.filer == "issuer" else original.acquirer
+        if filer != party:
+            return DisputeRefusal.WRONG_PARTY, f"a {what} is filed by the {kind.filer} ({party})"
+        steps = {t.dispute: t for t in self.txns.values()
+                 if t.original_key == original.key and t.status in ("accepted", "cleared")
+                 and t.dispute}
+        previous = kind.previous
+        if kind is not DisputeKind.CREDIT_ADJUSTMENT and kind.value in steps:
+            return DisputeRefusal.OUT_OF_ORDER, f"there is already a {what} of this original"
+        if previous is not None and previous.value not in steps:
+            return DisputeRefusal.OUT_OF_ORDER, (
+                f"a {what} answers a {previous.value.replace('_', ' ')}, and there is none")
+        filed = dt.date.fromisoformat(txn.clearing_date)
+        if previous is None:
+            limit, since, of = int(self.engine.params["cards.chargeback_days"]), \
+                original.clearing_date, "the original's clearing day"
+            param = "cards.chargeback_days"
+        else:
+            limit, since, of = int(self.engine.params["cards.dispute_reply_days"]), \
+                steps[previous.value].clearing_date, \
+                f"the {previous.value.replace('_', ' ')}'s clearing day"
+            param = "cards.dispute_reply_days"
+        days = (filed - dt.date.fromisoformat(since)).days
+        if days > limit:
+            return DisputeRefusal.LATE, (
+                f"{what} filed on clearing day {filed.isoformat()}, {days} days after {of} "
+                f"{since} ({param}: {limit})")
+        ceiling = original.amount_fen - original.refunded_fen if previous is None else \
+            steps[previous.value].amount_fen
+        if txn.amount_fen <= 0 or txn.amount_fen > ceiling:
+            return DisputeRefusal.AMOUNT, (
+                f"a {what} must be positive and at most {format_fen(ceiling)} ("
+                + ("the original less what was already given back" if previous is None
+                   else f"the {previous.value.replace('_', ' ')}") + ")")
+        return None
+
+    def _cover(self, txn: CardTxn) -> None:
+        """What the cardholder's account cannot bear of a debit the issuer must book
+        becomes the cardholder's debt to the issuer (``cardholder_receivable``)."""
+        from qingsuan.engine import AccountSpec
+        from qingsuan.ledger import NormalSide
+
+        assert self.engine is not None
+        reg, ledger = self.engine.registry, self.engine.ledger
+        bank, name = self.cards[txn.card].account.split(":", 1)
+        acc = reg.id(bank, name)
+        room = ledger.balance(acc).available_fen + ledger.account(acc).overdraft_limit_fen
+        txn.receivable_fen = txn.amount_fen - max(0, min(txn.amount_fen, room))
+        if txn.receivable_fen and not reg.has(f"{bank}:cardholder_receivable"):
+            self.engine.open_derived([AccountSpec(bank, "cardholder_receivable",
+                                                  NormalSide.DEBIT)])
+
+    def _dispute_answer(self, txn: CardTxn) -> dict[str, str]:
+        if txn.rc == "00":
+            return {"t": "0630", "key": txn.key, "status": "accepted"}
+        return {"t": "0630", "key": txn.key, "status": "refused", "reason": txn.rc,
+                "message": txn.note}
 
     # ------------------------------------------------------------------ clearing day
 
@@ -650,14 +795,17 @@ class CardSwitch:
         mdr_total: dict[str, int] = {}
         for t in txns:
             terminal = self.terminals.get(t.terminal)
-            if terminal is None or terminal.merchant is None or t.proc not in ("00", "20"):
+            if terminal is None or terminal.merchant is None or t.proc not in (
+                    "00", "20", "22", "02"):
                 continue
             m = terminal.merchant
             if t.proc == "00":
                 mdr = _mdr(t.amount_fen, terminal.mdr_ppm)
                 net[m] = net.get(m, 0) + t.amount_fen - mdr
                 mdr_total[m] = mdr_total.get(m, 0) + mdr
-            else:  # the MDR of the purchase is not given back (the acquirer keeps it)
+            elif t.proc == "02":  # a representment: the merchant gets the amount back
+                net[m] = net.get(m, 0) + t.amount_fen
+            else:  # refunds, chargebacks, credit adjustments; the MDR is not given back
                 net[m] = net.get(m, 0) - t.amount_fen
         postings: list[tuple[int, int, int]] = []
         for m in sorted(net):
@@ -714,12 +862,68 @@ class CardSwitch:
 
 
 #: processing code -> the clearing kind (cards/clearing.py)
-_CLEARING_KIND: Final = {"00": PURCHASE, "01": WITHDRAWAL, "20": REFUND}
+#: (dispute items: 22 credit to the cardholder, 02 debit to the cardholder)
+_CLEARING_KIND: Final = {"00": PURCHASE, "01": WITHDRAWAL, "20": REFUND, "22": TO_ISSUER,
+                         "02": TO_ACQUIRER}
+#: processing codes whose amount the acquirer pays the issuer
+TO_ISSUER_PROCS: Final = ("20", "22")
 
 
 def _open(t: CardTxn) -> bool:
-    """Approved and waiting for its clearing day to close (inquiries never clear)."""
-    return t.status == "approved" and t.proc in _CLEARING_KIND
+    """Approved (a dispute step: accepted) and waiting for its clearing day to close
+    (inquiries never clear)."""
+    return t.status in ("approved", "accepted") and t.proc in _CLEARING_KIND
+
+
+class DisputeKind(Enum):
+    """差错处理 steps: (who files it, processing code of its clearing item)."""
+
+    CREDIT_ADJUSTMENT = "credit_adjustment"    # 贷记调整: acquirer gives the money back
+    FIRST_CHARGEBACK = "first_chargeback"      # 第一次退单: issuer claims it back
+    REPRESENTMENT = "representment"            # 再请款: acquirer claims it again
+    SECOND_CHARGEBACK = "second_chargeback"    # 第二次退单: issuer claims it back again
+
+    @property
+    def filer(self) -> str:
+        """The side that files this step: "issuer" or "acquirer"."""
+        return "acquirer" if self in (DisputeKind.CREDIT_ADJUSTMENT,
+                                      DisputeKind.REPRESENTMENT) else "issuer"
+
+    @property
+    def proc(self) -> str:
+        return "02" if self is DisputeKind.REPRESENTMENT else "22"
+
+    @property
+    def previous(self) -> DisputeKind | None:
+        """The step this one answers (None: it starts from the original)."""
+        return {DisputeKind.REPRESENTMENT: DisputeKind.FIRST_CHARGEBACK,
+                DisputeKind.SECOND_CHARGEBACK: DisputeKind.REPRESENTMENT}.get(self)
+
+
+class DisputeRefusal(Enum):
+    """Why the switch refuses a dispute step: (code, meaning)."""
+
+    UNKNOWN_ORIGINAL = ("unknown_original", "no such original transaction")
+    INVALID_ORIGINAL = ("invalid_original", "the original was declined or reversed, or is "
+                                            "not a purchase or withdrawal")
+    NOT_CLEARED = ("not_cleared", "the original is not cleared yet: before its clearing day "
+                                  "closes, void or reverse it")
+    NOT_ALLOWED = ("not_allowed", "chargebacks and representments are not for ATM "
+                                  "transactions or debit cards")
+    WRONG_PARTY = ("wrong_party", "this step is filed by the other side")
+    OUT_OF_ORDER = ("out_of_order", "not the next step of this dispute")
+    LATE = ("late", "filed after its deadline")
+    AMOUNT = ("amount", "amount not positive or more than allowed")
+    DUPLICATE = ("duplicate", "the same reference with a different body")
+    UNKNOWN_KIND = ("unknown_kind", "not a dispute step")
+
+    @property
+    def code(self) -> str:
+        return self.value[0]
+
+    @property
+    def meaning(self) -> str:
+        return self.value[1]
 
 
 #: an issuer host's modes (fault events)

@@ -133,6 +133,19 @@ def narrator(out: Console, *, step: bool = False,
                 verdict = "approved (00)" if card_rec.status == "approved" else \
                     f"declined ({card_rec.response_code}: {reason})"
                 out.print(f"  the switch answers: {verdict}")
+        elif event.do == "dispute":
+            rec = runner.payments[f["id"]]
+            words = {"credit_adjustment": "the acquirer gives the cardholder back (贷记调整)",
+                     "first_chargeback": "the issuer charges back (第一次退单)",
+                     "representment": "the acquirer re-presents it (再请款)",
+                     "second_chargeback": "the issuer charges back again (第二次退单)"}
+            out.print(f"[bold]{day} {when}[/] dispute of {f['target']}: {words[f['kind']]} "
+                      f"{format_fen(f['amount_fen'])} CNY")
+            if rec.status == "refused" and rec.reason is not None:
+                out.print(f"  [red]refused by the switch[/] ({rec.reason['code']}): "
+                          f"{rec.reason['message']}")
+            else:
+                out.print("  accepted: an item of this clearing day between the two banks")
         elif event.do == "fault":
             timeout = runner.params["cards.issuer_timeout"]
             what = {"down": f"goes down: the switch waits {timeout} s for answers that do not "

@@ -408,7 +408,7 @@ class Runner:
             at_us, key, event = self.switch.notices[self._card_seen]
             self._card_seen += 1
             pid = by_key.get(key)
-            if pid is not None and self.payments[pid].status == "approved":
+            if pid is not None and self.payments[pid].status in ("approved", "accepted"):
                 self.payments[pid].move(at_us, event)
 
     def _card_settled(self, at_us: int, batch: str) -> None:
@@ -769,6 +769,32 @@ class Runner:
         outcome = self.switch.fault(f["participant"], f["mode"])
         self._action(event, True, None)
         self.actions[-1]["advices_delivered"] = outcome["delivered"]
+
+    def _do_dispute(self, event: Event) -> None:
+        """差错处理: the issuer (chargebacks) or the acquirer (credit adjustment,
+        representment) files a dispute step on a card transaction with the switch; an
+        accepted step is an item of the clearing day in which it is filed."""
+        f = event.fields
+        key = self._card_keys.get(f["target"], "")
+        original = self.switch.txns.get(key)
+        filer = ""
+        if original is not None:
+            filer = (original.issuer or "") if f["kind"].endswith("chargeback") else \
+                original.acquirer
+        now = self.clock.now_us()
+        self._stan += 1
+        answer = self.switch.dispute({
+            "t": "0620", "32": filer, "11": f"{self._stan:06d}",
+            "7": to_beijing(now).strftime("%m%d%H%M%S"), "37": f"{self._stan:012d}",
+            "original_key": key, "dispute": f["kind"], "4": f"{f['amount_fen']:012d}"})
+        record = PaymentRecord(f"dispute:{f['kind']}", "CUPS")
+        self.payments[f["id"]] = record
+        self._card_keys[f["id"]] = answer["key"]
+        if answer["status"] == "accepted":
+            record.move(now, "accepted")
+        else:
+            record.move(now, "refused")
+            record.reason = {"code": answer["reason"], "message": answer["message"]}
 
     def _do_pos_refund(self, event: Event) -> None:
         """退货: the merchant gives back all or part of a purchase (0220, processing code

@@ -50,12 +50,13 @@ EVENT_KINDS: Final = {
     "reversal": "runs (authorisation; clearing and settlement come next)",
     "pos_refund": "runs",
     "fault": "runs (host: issuer; modes down, slow, up)",
+    "dispute": "runs (credit_adjustment, first_chargeback, representment, second_chargeback)",
 }
 RUNNABLE_EVENTS: Final = ("transfer", "set_param", "hvps_payment", "cancel", "reprioritise",
                           "pledge", "release", "beps_payment", "ibps_payment",
                           "debit_agreement", "ibps_account_inquiry", "atm_withdrawal",
                           "atm_balance_inquiry", "pos_purchase", "reversal", "pos_void",
-                          "pos_refund", "fault")
+                          "pos_refund", "fault", "dispute")
 
 _NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
@@ -585,6 +586,7 @@ _EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "pos_void": (("id", "target"), ()),
     "pos_refund": (("id", "target", "amount"), ()),
     "fault": (("participant", "mode"), ("host",)),
+    "dispute": (("id", "target", "kind", "amount"), ()),
     "beps_payment": (("id", "from", "to", "amount"), ("kind",)),
     "ibps_payment": (("id", "from", "to", "amount"), ()),
     "debit_agreement": (("id", "payer", "payee"), ()),
@@ -1003,7 +1005,39 @@ def _check_fault(ck: _Checker, doc: LDict, fields: dict[str, Any],
     return ok
 
 
+DISPUTE_KINDS: Final = ("credit_adjustment", "first_chargeback", "representment",
+                        "second_chargeback")
+
+
+def _check_dispute(ck: _Checker, doc: LDict, fields: dict[str, Any],
+                   cust: dict[str, Customer | None], participants: list[Participant]) -> bool:
+    """dispute: ``target`` an earlier card purchase or withdrawal, ``kind`` a dispute step,
+    ``amount`` positive. Whether the step is allowed (card kind, order, deadline, amount)
+    is the switch's decision at run time: a refused step is reported, not an invalid file."""
+    eid = ck.text(doc, "id", "event dispute", _ID_RE)
+    what = f"dispute {eid}"
+    amount = ck.amount(doc, "amount", what, allow_zero=False, default=None)
+    kind = doc["kind"]
+    ok = True
+    if kind not in DISPUTE_KINDS:
+        ck.add(doc.line_of("kind"), f"{what}: kind must be one of {', '.join(DISPUTE_KINDS)} "
+                                    f"(got {kind!r})")
+        ok = False
+    target = doc["target"]
+    known: dict[str, str] = fields["known"]
+    if not isinstance(target, str) or known.get(target) not in ("pos_purchase",
+                                                                "atm_withdrawal"):
+        ck.add(doc.line_of("target"), f"{what}: target {target!r} is not the id of an "
+                                      "earlier pos_purchase or atm_withdrawal")
+        ok = False
+    if not ok or eid is None or amount is None:
+        return False
+    fields.update(id=eid, target=target, kind=kind, amount_fen=amount)
+    return True
+
+
 _EVENT_CHECKS: Final[dict[str, Callable[..., bool]]] = {
+    "dispute": _check_dispute,
     "fault": _check_fault,
     "pos_refund": _check_refund,
     "atm_withdrawal": _check_card_event,
