@@ -311,7 +311,8 @@ class CardSwitch:
             # reversal, which takes the issuer's booking back exactly
             txn.late_rc = "00" if self._post(txn, self._issuer_leg(txn)) else "96"
             if txn.late_rc == "00":
-                assert self._post(txn, _backwards(self._issuer_leg(txn)), allowance=-1)
+                undone = self._post(txn, _backwards(self._issuer_leg(txn)), allowance=-1)
+                assert undone, "a reversal of what was just booked cannot fail"
             return "68"
         return "00" if self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn)) \
             else "96"
@@ -457,7 +458,8 @@ class CardSwitch:
         if mode == "slow":  # booked by the issuer, answered late, reversed by the switch
             txn.late_rc = "00" if self._post(txn, self._issuer_leg(txn)) else "96"
             if txn.late_rc == "00":
-                assert self._post(txn, _backwards(self._issuer_leg(txn)))
+                undone = self._post(txn, _backwards(self._issuer_leg(txn)))
+                assert undone, "a reversal of what was just booked cannot fail"
             return "68"
         if not self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn)):
             return "96"
@@ -599,7 +601,8 @@ class CardSwitch:
         assert kind is not None and original is not None
         if kind.proc == "02":  # the cardholder is charged again, beyond the account if need be
             self._cover(txn)
-        assert self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn))
+        booked = self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn))
+        assert booked, "a dispute step's postings cannot fail (receivable, no MNO debits)"
         original.refunded_fen += -txn.amount_fen if kind.proc == "02" else txn.amount_fen
         txn.status, txn.rc = "accepted", "00"
         return self._dispute_answer(txn)
