@@ -34,7 +34,8 @@ def one_run(args: argparse.Namespace, folder: Path) -> dict[str, object]:
     assert server.stdout is not None
     line = server.stdout.readline()
     if "listening on" not in line:
-        raise SystemExit(f"the server did not start: {line}{server.stderr.read() if server.stderr else ''}")
+        detail = server.stderr.read() if server.stderr else ""
+        raise SystemExit(f"the server did not start: {line}{detail}")
     port = line.split("listening on ", 1)[1].split()[0].rsplit(":", 1)[1]
     try:
         load = subprocess.run(

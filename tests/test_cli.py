@@ -33,14 +33,14 @@ customers:
   - {id: alice, bank: ICBC, account: "6222020200000000014", balance: "10.001"}
   - {id: carol, bank: ICBC, account: "6222020200000000022", balance: "0.00"}
 events:
-  - {at: 2026-11-25T09:00, do: pos_refund, id: w1}
+  - {at: 2026-11-25T09:00, do: pos_refund, id: w1, target: nope, amount: "1.00"}
 """
 #: (line, words of the reason) of every problem of INVALID
 INVALID_PROBLEMS = [
     (2, "unknown key 'colour' (allowed: calendar, cards, customers, description, events, name, "
         "params, participants, run_until, start, terminals, timezone, traffic)"),
     (8, "more than two decimals"),
-    (11, "'pos_refund' is not available in this release"),
+    (11, "target 'nope' is not the id of an earlier pos_purchase"),
 ]
 
 

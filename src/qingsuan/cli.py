@@ -111,8 +111,9 @@ def _builtin(name: str) -> Path:
     return path
 
 
-DEMO_ORDER = ("intrabank", "cards", "netting", "channels", "hvps-queue", "hvps-gridlock",
-              "hvps-end-of-day", "returns", "ibps-night", "weekend", "holiday-cards")
+DEMO_ORDER = ("intrabank", "cards", "cards-refund", "cards-timeout", "cards-disputes",
+              "netting", "channels", "hvps-queue", "hvps-gridlock", "hvps-end-of-day",
+              "returns", "ibps-night", "weekend", "holiday-cards")
 
 #: built-in scenarios that are worlds, not stories (no events to play)
 NOT_STORIES = frozenset({"card-sandbox"})

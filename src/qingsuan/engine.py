@@ -242,12 +242,12 @@ class Engine:
         their own: replay repeats them). Tuples are (debit id, credit id, amount); ids are
         assigned from the engine's own range. ``linked``: all or none."""
         n = len(transfers)
-        if all(type(t) is tuple for t in transfers):  # the common case: no objects at all
+        if all(isinstance(t, tuple) for t in transfers):  # the common case: no objects
             base = DERIVED_ID_BASE + self._derived_seq
             self._derived_seq += n
             last = n - 1
-            rows = [(base + i + 1, d, c, a, _LINKED if linked and i < last else 0)
-                    for i, (d, c, a) in enumerate(transfers)]  # type: ignore[misc]
+            rows = [(base + i + 1, t[0], t[1], t[2], _LINKED if linked and i < last else 0)
+                    for i, t in enumerate(transfers) if isinstance(t, tuple)]
             return self.ledger.create_transfer_tuples(rows, self.now_us)
         out: list[Transfer] = []
         for i, t in enumerate(transfers):

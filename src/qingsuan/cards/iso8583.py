@@ -343,8 +343,8 @@ def _message_problem(mti: str, fields: Mapping[str, FieldValue], *,
             if not cls:
                 continue  # binary
             assert isinstance(value, str)
-            if value and not (value.isdigit() if cls == "n" else value.isalnum()
-                              if cls == "an" else _ANS.fullmatch(value) is not None) or (
+            if (value and not (value.isdigit() if cls == "n" else value.isalnum()
+                              if cls == "an" else _ANS.fullmatch(value) is not None)) or (
                     check is not None and check(value) is not None):
                 problem = _content_problem(key, value, cls, check)
                 assert problem is not None

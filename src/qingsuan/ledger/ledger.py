@@ -316,7 +316,9 @@ class Ledger:
         Same rules and codes as :meth:`create_transfers`."""
         n = len(rows)
         if not 0 < n <= _SMALL_BATCH:
-            return self.create_transfers([Transfer(*r) for r in rows], timestamp_us)
+            return self.create_transfers(
+                [Transfer(tid, dr, cr, amount, TransferFlags(flags))
+                 for tid, dr, cr, amount, flags in rows], timestamp_us)
         self.advance_time(timestamp_us)
         if self._tr.n + n > MAX_TRANSFERS:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
