@@ -55,6 +55,8 @@ if TYPE_CHECKING:
 SWITCH: Final = "CUPS"
 
 MAX_TXNS: Final = 10_000_000
+#: entries a derived look-up cache holds at most
+_CACHE_LIMIT: Final = 1_000_000
 
 
 @dataclass
@@ -156,6 +158,10 @@ class CardSwitch:
         self.merchant_carry: dict[str, int] = {}
         #: issuer hosts that are not up: participant -> "down" or "slow"
         self.hosts: dict[str, str] = {}
+        # Derived look-ups, not state (rebuilt on demand; cleared when the cards change):
+        self._issuer_cache: dict[str, str | None] = {}
+        self._day_cache: tuple[int, str] = (-1, "")
+        self._clearing_cache: tuple[int, int, str] = (-1, -1, "")
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -171,6 +177,7 @@ class CardSwitch:
                 self.bins[card.pan[:6]] = card.issuer
             for t in doc["terminals"]:
                 self.terminals[t["id"]] = Terminal(**t)
+            self._issuer_cache.clear()
             return {"ok": True}
         if kind == "cards.request":
             return self._request(doc, body.decode(), timestamp_us)
@@ -278,8 +285,7 @@ class CardSwitch:
         """Approved: it belongs to the clearing day of its time (field 15)."""
         assert self.engine is not None
         txn.status = "approved"
-        cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
-        txn.clearing_date = card_clearing_date(to_beijing_naive(now_us), cutoff).isoformat()
+        txn.clearing_date = self._clearing_date(now_us)
 
     def _decide(self, txn: CardTxn, f: dict[str, str], pan: str, proc: str, amount: int,
                 terminal: Terminal | None, now_us: int) -> str:
@@ -291,8 +297,7 @@ class CardSwitch:
             return "30"
         if not pan.isdigit() or not luhn_ok(pan):
             return "14"
-        issuer = next((self.bins[pan[:n]] for n in range(len(pan), 0, -1)
-                       if pan[:n] in self.bins), None)
+        issuer = self._issuer_of(pan)
         if issuer is None:
             return "15"
         txn.issuer = issuer
@@ -316,6 +321,33 @@ class CardSwitch:
             return "68"
         return "00" if self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn)) \
             else "96"
+
+    def _issuer_of(self, pan: str) -> str | None:
+        """The issuer by BIN: the longest prefix of the PAN in the BIN table."""
+        hit = self._issuer_cache.get(pan, "?")
+        if hit == "?":
+            hit = next((self.bins[pan[:n]] for n in range(len(pan), 0, -1)
+                        if pan[:n] in self.bins), None)
+            if len(self._issuer_cache) < _CACHE_LIMIT:
+                self._issuer_cache[pan] = hit
+        return hit
+
+    def _day(self, now_us: int) -> str:
+        """The Beijing calendar date of a time (ISO), remembered for the minute."""
+        minute = now_us // 60_000_000
+        if self._day_cache[0] != minute:
+            self._day_cache = (minute, to_beijing(now_us).date().isoformat())
+        return self._day_cache[1]
+
+    def _clearing_date(self, now_us: int) -> str:
+        """The clearing day (field 15) a transaction of this time belongs to."""
+        assert self.engine is not None
+        minute = now_us // 60_000_000
+        cutoff = int(self.engine.params["cards.cutoff"])
+        if self._clearing_cache[:2] != (minute, cutoff):
+            day = card_clearing_date(to_beijing_naive(now_us), _hhmm(cutoff)).isoformat()
+            self._clearing_cache = (minute, cutoff, day)
+        return self._clearing_cache[2]
 
     def _stand_in(self, txn: CardTxn, f: dict[str, str], pan: str, proc: str, amount: int,
                   terminal: Terminal) -> str:
@@ -354,7 +386,7 @@ class CardSwitch:
         if not self.engine.post(legs, linked=True).all_done:
             return False
         if txn.proc == "01" and allowance:
-            k = f"{txn.card}|{to_beijing(txn.at_us).date().isoformat()}"
+            k = f"{txn.card}|{self._day(txn.at_us)}"
             self.daily[k] = self.daily.get(k, 0) + allowance * txn.amount_fen
         return True
 
@@ -381,21 +413,19 @@ class CardSwitch:
                     card.status = "blocked"
                 return "55"
             card.wrong_pins = 0
-        reg, ledger = self.engine.registry, self.engine.ledger
-        bank, name = card.account.split(":", 1)
-        balance = ledger.balance(reg.id(bank, name))
+        ledger = self.engine.ledger
+        account = self.engine.registry.account_id(card.account)
+        available = ledger.balance(account).available_fen
         if proc == "31":
-            txn.balance_fen = balance.available_fen
+            txn.balance_fen = available
             return "00"
         if amount <= 0:
             return "13"
-        day = to_beijing(now_us).date().isoformat()
         if proc == "01":
-            used = self.daily.get(f"{pan}|{day}", 0)
+            used = self.daily.get(f"{pan}|{self._day(now_us)}", 0)
             if used + amount > int(params["cards.daily_withdrawal_limit"]):
                 return "61"
-        if balance.available_fen - amount < -ledger.account(reg.id(bank, name)
-                                                           ).overdraft_limit_fen:
+        if available - amount < -ledger.overdraft_limit_fen(account):
             return "51"
         return "00"
 

@@ -222,6 +222,13 @@ class Ledger:
                        AccountFlags(int(c["flags"][row])), int(c["limit"][row]),
                        int(c["code"][row]))
 
+    def overdraft_limit_fen(self, account_id: int) -> int:
+        """How far a must-not-overdraw account may go below zero (KeyError if unknown)."""
+        hit = self._static(account_id)
+        if hit[0] < 0:
+            raise KeyError(account_id)
+        return hit[4]
+
     def has_account(self, account_id: int) -> bool:
         return account_id in self._acc_index
 

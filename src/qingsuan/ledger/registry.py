@@ -44,6 +44,13 @@ class AccountRegistry:
         except KeyError:
             raise KeyError(f"no account {full}") from None
 
+    def account_id(self, full_name: str) -> int:
+        """The id of account ``BOOK:name`` by its full name; KeyError naming it if unknown."""
+        try:
+            return self._ids[full_name]
+        except KeyError:
+            raise KeyError(f"no account {full_name}") from None
+
     def name(self, account_id: int) -> str:
         return self._names.get(account_id, f"#{account_id}")
 

@@ -4,7 +4,8 @@ One asyncio event loop (uvloop when installed) does the connections, the framing
 ISO 8583 edge; the core (engine + durable log) runs in a child process by default, so
 parsing and encoding on one core overlap with deciding and fsyncing on the other. The edge
 batches what arrived during one turn of the loop into one group commit; up to
-:data:`PIPELINE_DEPTH` batches are with the core at once, answered in order.
+:data:`PIPELINE_DEPTH` chunks are with the core at once; the core takes every chunk waiting
+into one group commit (so commits grow with the load) and answers them in order.
 
 Guarantees:
 
@@ -39,10 +40,12 @@ from qingsuan.server.card_edge import EdgeConfig, Forward, Reply, inbound, outbo
 
 log = logging.getLogger("qingsuan.serve")
 
-#: batches with the core at once (one being decided, one waiting): keeps both cores busy
-PIPELINE_DEPTH: Final = 2
+#: chunks with the core at once: the core takes all that wait into one group commit
+PIPELINE_DEPTH: Final = 64
+#: requests of one chunk at most (the edge sends a chunk per turn of its loop)
+MAX_BATCH: Final = 64
 #: requests of one group commit at most
-MAX_BATCH: Final = 1024
+MAX_GROUP: Final = 1024
 #: a connection with this many unanswered requests is not read until it falls to half
 MAX_UNANSWERED_PER_CONNECTION: Final = 4096
 MAX_CONNECTIONS: Final = 1024
@@ -114,7 +117,18 @@ def _core_main(conn: Connection, factory: CoreFactory) -> None:
             batch = conn.recv()
             if batch is None:
                 break
+            # Group commit adapts to the load: take every chunk already waiting (up to
+            # MAX_GROUP requests) into one commit; the answers go back in one message.
+            stop = False
+            while len(batch) < MAX_GROUP and conn.poll(0):
+                more = conn.recv()
+                if more is None:
+                    stop = True
+                    break
+                batch += more
             conn.send(("answers", core.process(batch)))
+            if stop:
+                break
     except Exception as exc:
         conn.send(("failed", f"{type(exc).__name__}: {exc}"))
     finally:
@@ -213,6 +227,7 @@ class _Connection(asyncio.Protocol):
         except FramingError as exc:
             for raw in exc.frames:
                 self.server.received(self, raw)
+            self.server.submit()
             log.warning("%s framing error, closing the connection: %s", self.peer, exc)
             self.server.stats.framing_errors += 1
             self.flush()
@@ -221,6 +236,7 @@ class _Connection(asyncio.Protocol):
             return
         for raw in frames:
             self.server.received(self, raw)
+        self.server.submit()  # to the core at once: it decides while we read the others
         self.flush()
         if self.unanswered >= MAX_UNANSWERED_PER_CONNECTION and not self.paused:
             assert self.transport is not None
@@ -268,7 +284,6 @@ class CardServer:
         self.stats = ServerStats()
         self.stopping = False
         self.failure: str | None = None
-        self._flush_scheduled = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._done: asyncio.Future[None] | None = None
         self._listener: asyncio.Server | None = None
@@ -292,13 +307,9 @@ class CardServer:
             return
         conn.unanswered += 1
         self.pending.append((conn, result))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            assert self._loop is not None
-            self._loop.call_soon(self._flush)
 
-    def _flush(self) -> None:
-        self._flush_scheduled = False
+    def submit(self) -> None:
+        """Hand what is pending to the core, in chunks, as far as the pipeline allows."""
         while self.pending and len(self.with_core) < PIPELINE_DEPTH and self.failure is None:
             batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
             self.with_core.append(batch)
@@ -307,7 +318,10 @@ class CardServer:
         self._check_done()
 
     def _answered(self, answers: list[dict[str, Any]]) -> None:
-        batch = self.with_core.popleft()
+        # the answers of one or more chunks, in the order they were submitted
+        batch: list[tuple[_Connection, Forward]] = []
+        while len(batch) < len(answers):
+            batch += self.with_core.popleft()
         assert len(batch) == len(answers), (len(batch), len(answers))
         touched: set[_Connection] = set()
         cfg = self.cfg
@@ -321,7 +335,7 @@ class CardServer:
         for conn in touched:
             conn.flush()
         if self.pending:
-            self._flush()
+            self.submit()
         self._check_done()
 
     def _failed(self, reason: str) -> None:
