@@ -210,7 +210,8 @@ def test_an_on_us_refund_stays_within_the_bank() -> None:
     assert out["balances"]["customers"]["dan"] == "500.00"
     assert out["balances"]["customers"]["cafe"] == "9.82"  # the MDR 0.18 is not given back
     assert out["net"]["CUPS"]["sessions"] == []
-    assert statuses(out, "r1") == ["approved", "cleared"]
+    # nothing crossed a settlement account: final in the bank's books at the close
+    assert statuses(out, "r1") == ["approved", "cleared", "settled"]
     assert all(out["checks"].values())
 
 
@@ -318,3 +319,31 @@ def test_refund_fees_never_exceed_the_purchases_and_sum_to_them_when_full(
                     switch=2, fee_base_fen=[amount] * (n - 1),
                     refunded_before_fen=[0, *before[:-1]])
     assert int(partial.issuer_fee_fen[1:].sum()) <= int(r.issuer_fee_fen[0])
+
+
+def test_merchant_funds_are_rebuilt_from_a_snapshot(tmp_path: Path) -> None:
+    """Refunds look at the merchant's open takings through an index the switch keeps; a
+    restart from a snapshot rebuilds it: the same refund gets the same answer."""
+    from qingsuan.cards.switch import CardSwitch
+    from qingsuan.cnaps.system import Cnaps
+    from qingsuan.engine import Engine
+
+    text = world("", cafe="0.00")
+    store = f"sqlite:///{tmp_path}/r.db"
+    runner = Runner(parse_scenario(text, "refunds.yaml"), store=store)
+    runner.build_world()
+    runner.clock.advance_to(parse_time("2026-11-25T10:00"))
+    assert runner.switch.request({
+        "t": "0200", "2": CARD, "3": "000000", "4": "000000008000", "7": "1125100000",
+        "11": "000001", "32": "CCB", "41": "POS00001", "49": "156",
+        "37": "000000000001"})["39"] == "00"
+    runner.engine.snapshot()
+    runner.engine.close()
+    switch = CardSwitch()
+    with Engine.open(store, runner.clock, systems=[Cnaps(), switch]) as engine:
+        assert engine.log.latest_snapshot() is not None
+        # 80.00 less the 0.48 MDR is all the cafe (balance 0.00) can give back
+        assert switch.request(_refund_request("000002", "000000008000",
+                                              "CCB|000001|1125100000"))["39"] == "51"
+        assert switch.request(_refund_request("000003", "000000007952",
+                                              "CCB|000001|1125100000"))["39"] == "00"

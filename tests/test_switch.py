@@ -246,3 +246,36 @@ def test_a_reversal_after_the_cutoff_is_too_late() -> None:
     assert out["payments"]["p1"]["status"] == "cleared"
     assert out["actions"][0]["ok"] is False and out["actions"][0]["reason"]["code"] == "12"
     assert out["balances"]["customers"]["cafe"] == "49.70"  # 50.00 less the 0.6% MDR
+
+
+def test_an_all_on_us_day_is_settled_at_its_close_without_hvps() -> None:
+    """本行卡 at the bank's own terminal: nothing crosses a settlement account, so the day is
+    final in the bank's books at the cut-off (no CUPS batch in HVPS)."""
+    outcome = run_scenario(parse_scenario(ONUS, "onus.yaml"))
+    coffee = outcome["payments"]["coffee"]
+    assert [h["status"] for h in coffee["history"]] == ["approved", "cleared", "settled"]
+    assert coffee["history"][2]["at"] == "2026-11-25T23:00:00+08:00"
+    assert outcome["balances"]["customers"] == {"alice": "4964.00", "shop": "35.78"}
+    assert outcome["balances"]["settlement"]["ICBC"] == "1000000.00"
+    assert all(outcome["checks"].values())
+
+
+ONUS = """
+name: onus
+start: 2026-11-25T08:00
+run_until: 2026-11-26T12:00
+calendar: cn
+participants:
+  - {name: ICBC, code: "102100099996", settlement_balance: "1000000.00"}
+customers:
+  - {id: alice, bank: ICBC, account: "6222020200000000014", balance: "5000.00"}
+  - {id: shop, bank: ICBC, account: "6222020200000000022", balance: "0.00",
+     merchant: {mid: "102290058120001", mcc: "5411", mdr: "0.0060"}}
+cards:
+  - {pan: "6222020200000000014", account: alice, kind: debit, pin: "123456"}
+terminals:
+  - {id: "POS00001", kind: pos, bank: ICBC, merchant: shop}
+events:
+  - {at: 2026-11-25T12:30, do: pos_purchase, id: coffee, card: "6222020200000000014",
+     terminal: POS00001, amount: "36.00"}
+"""

@@ -162,6 +162,9 @@ class CardSwitch:
         self._issuer_cache: dict[str, str | None] = {}
         self._day_cache: tuple[int, str] = (-1, "")
         self._clearing_cache: tuple[int, int, str] = (-1, -1, "")
+        #: merchant (ledger name) -> its transactions not yet cleared (refunds look here,
+        #: not at every transaction the switch holds); rebuilt from ``txns`` on load
+        self._open_by_merchant: dict[str, dict[str, CardTxn]] = {}
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -286,6 +289,17 @@ class CardSwitch:
         assert self.engine is not None
         txn.status = "approved"
         txn.clearing_date = self._clearing_date(now_us)
+        self._index_open(txn)
+
+    def _index_open(self, txn: CardTxn) -> None:
+        terminal = self.terminals.get(txn.terminal)
+        if terminal is not None and terminal.merchant is not None:
+            self._open_by_merchant.setdefault(terminal.merchant, {})[txn.key] = txn
+
+    def _unindex_open(self, txn: CardTxn) -> None:
+        terminal = self.terminals.get(txn.terminal)
+        if terminal is not None and terminal.merchant is not None:
+            self._open_by_merchant.get(terminal.merchant, {}).pop(txn.key, None)
 
     def _decide(self, txn: CardTxn, f: dict[str, str], pan: str, proc: str, amount: int,
                 terminal: Terminal | None, now_us: int) -> str:
@@ -506,7 +520,7 @@ class CardSwitch:
         bank, name = merchant.split(":", 1)
         acc = reg.id(bank, name)
         funds = ledger.balance(acc).available_fen + ledger.account(acc).overdraft_limit_fen
-        for t in self.txns.values():
+        for t in self._open_by_merchant.get(merchant, {}).values():
             if not _open(t):
                 continue
             terminal = self.terminals.get(t.terminal)
@@ -589,6 +603,7 @@ class CardSwitch:
                 refunded = self.txns[original.original_key]
                 refunded.refunded_fen -= original.amount_fen
         original.status = "reversed"
+        self._unindex_open(original)
         return self._reply(f, "00")
 
     # ------------------------------------------------------------------ disputes
@@ -635,6 +650,7 @@ class CardSwitch:
         assert booked, "a dispute step's postings cannot fail (receivable, no MNO debits)"
         original.refunded_fen += -txn.amount_fen if kind.proc == "02" else txn.amount_fen
         txn.status, txn.rc = "accepted", "00"
+        self._index_open(txn)
         return self._dispute_answer(txn)
 
     def _dispute_check(self, txn: CardTxn, kind: DisputeKind | None,
@@ -815,7 +831,14 @@ class CardSwitch:
                                                  now_us)
         for t in txns:
             t.status = "cleared"
+            self._unindex_open(t)
             self.notices.append((now_us, t.key, "cleared"))
+        if not any(positions.values()):
+            # Nothing crosses a settlement account (the day was all on-us, or it netted to
+            # zero): the banks' own books are final at the close, there is no HVPS batch.
+            # (The switch's own record stays "cleared", as for days settled in HVPS.)
+            for t in txns:
+                self.notices.append((now_us, t.key, "settled"))
 
     def _pay_merchants(self, txns: list[CardTxn]) -> list[tuple[int, int, int]]:
         """收单清算: each acquirer pays each of its merchants the day's takings net of the
@@ -892,6 +915,11 @@ class CardSwitch:
         self.notices = [(int(a), str(b), str(c)) for a, b, c in doc["notices"]]
         self.merchant_carry = {k: int(v) for k, v in doc.get("merchant_carry", {}).items()}
         self.hosts = {k: str(v) for k, v in doc.get("hosts", {}).items()}
+        self._issuer_cache.clear()
+        self._open_by_merchant = {}
+        for t in self.txns.values():
+            if _open(t):
+                self._index_open(t)
 
 
 #: processing code -> the clearing kind (cards/clearing.py)

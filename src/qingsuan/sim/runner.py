@@ -408,7 +408,11 @@ class Runner:
             at_us, key, event = self.switch.notices[self._card_seen]
             self._card_seen += 1
             pid = by_key.get(key)
-            if pid is not None and self.payments[pid].status in ("approved", "accepted"):
+            if pid is None:
+                continue
+            status = self.payments[pid].status
+            if status in ("approved", "accepted") or (status == "cleared" and
+                                                      event == "settled"):
                 self.payments[pid].move(at_us, event)
 
     def _card_settled(self, at_us: int, batch: str) -> None:
