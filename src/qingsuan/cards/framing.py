@@ -50,12 +50,16 @@ def header_length(fmt: FrameFormat) -> int:
 
 def frame(payload: bytes, fmt: FrameFormat) -> bytes:
     """Prefix ``payload`` with its length header in format ``fmt``."""
-    _check_format(fmt)
     n = len(payload)
-    if n > _FORMAT_MAX[fmt]:
-        raise FramingError(f"payload of {n} bytes does not fit a {fmt} length header")
-    header = n.to_bytes(2, "big") if fmt == "binary2" else b"%04d" % n
-    return header + bytes(payload)
+    if fmt == "binary2":
+        if n <= 0xFFFF:
+            return n.to_bytes(2, "big") + payload
+    elif fmt == "ascii4":
+        if n <= 9999:
+            return b"%04d" % n + payload
+    else:
+        _check_format(fmt)
+    raise FramingError(f"payload of {n} bytes does not fit a {fmt} length header")
 
 
 def parse_length(header: bytes, fmt: FrameFormat) -> int:
@@ -99,17 +103,30 @@ class FrameDecoder:
             raise self.error
         self._buf += data
         frames: list[bytes] = []
+        buf = self._buf
         hlen = _HEADER_LEN[self.fmt]
-        while len(self._buf) >= hlen:
-            try:
-                n = parse_length(bytes(self._buf[:hlen]), self.fmt)
-                if n > self.max_frame:
-                    raise FramingError(f"frame length {n} exceeds max_frame {self.max_frame}")
-            except FramingError as exc:
-                self.error = FramingError(str(exc))
-                raise FramingError(str(exc), frames) from None
-            if len(self._buf) < hlen + n:
+        binary = self.fmt == "binary2"
+        pos, end = 0, len(buf)
+        # Walk the buffer with an offset and cut it once at the end (deleting each frame
+        # from the front would move the rest of the buffer every time).
+        while end - pos >= hlen:
+            if binary:
+                n = (buf[pos] << 8) | buf[pos + 1]
+            else:
+                try:
+                    n = parse_length(bytes(buf[pos:pos + hlen]), self.fmt)
+                except FramingError as exc:
+                    del buf[:pos]
+                    self.error = FramingError(str(exc))
+                    raise FramingError(str(exc), frames) from None
+            if n > self.max_frame:
+                del buf[:pos]
+                self.error = FramingError(f"frame length {n} exceeds max_frame {self.max_frame}")
+                raise FramingError(str(self.error), frames)
+            if end - pos - hlen < n:
                 break
-            frames.append(bytes(self._buf[hlen : hlen + n]))
-            del self._buf[: hlen + n]
+            frames.append(bytes(buf[pos + hlen:pos + hlen + n]))
+            pos += hlen + n
+        if pos:
+            del buf[:pos]
         return frames
