@@ -23,7 +23,10 @@ from hypothesis import strategies as st
 from qingsuan.cards.framing import FrameDecoder, frame
 from qingsuan.cards.iso8583 import SPEC, Decoded, decode_message, encode_message
 from qingsuan.cards.pin import SANDBOX_PVK, pin_verification_value
+from qingsuan.cards.switch import CardSwitch
 from qingsuan.clock import BEIJING, VirtualClock, from_datetime
+from qingsuan.cnaps.system import Cnaps
+from qingsuan.engine import replay
 from qingsuan.server.card_client import (
     ClientWorld,
     LoadPlan,
@@ -307,9 +310,10 @@ def _now_raw(kind: str, stan: int, **kw: Any) -> bytes:
     return encode_message(mti, fields)
 
 
-@pytest.mark.parametrize("core_mode", ["process", "inline"])
-def test_serve_answers_over_tcp_and_stops_cleanly(tmp_path: Path, core_mode: str) -> None:
-    served = _serve(tmp_path, "--core", core_mode)
+@pytest.mark.parametrize(("core_mode", "snapshot_every"), [("process", 0), ("inline", 1)])
+def test_serve_answers_over_tcp_and_stops_cleanly(tmp_path: Path, core_mode: str,
+                                                  snapshot_every: int) -> None:
+    served = _serve(tmp_path, "--core", core_mode, "--snapshot-every", str(snapshot_every))
     try:
         answer = send_one("127.0.0.1", served.port, _now_raw("purchase", 1, amount_fen=3600))
         assert isinstance(answer, Decoded) and answer.fields["39"] == "00"
@@ -325,6 +329,12 @@ def test_serve_answers_over_tcp_and_stops_cleanly(tmp_path: Path, core_mode: str
     try:
         codes = sorted(t.rc for t in again.switch.txns.values())
         assert codes == ["00", "55"]
+        snap = again.engine.log.latest_snapshot()
+        assert (snap is not None) == bool(snapshot_every)
+        if snap is not None:  # the restart from the snapshot equals a full replay
+            cnaps = Cnaps()
+            full = replay(f"sqlite:///{served.store}", [cnaps, CardSwitch(cnaps)])
+            assert full.state_hash() == again.engine.state_hash()
     finally:
         again.close()
 

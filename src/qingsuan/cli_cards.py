@@ -78,6 +78,9 @@ def serve(
     zpk: Annotated[str | None, typer.Option(
         help="zone PIN key (3DES, hex) the terminals' PIN blocks are under; default the "
              "sandbox key (docs/SERVE.md)")] = None,
+    snapshot_every: Annotated[int, typer.Option(
+        help="store a snapshot every N log entries (a batch of requests is one entry), so "
+             "a restart replays only what came after it; 0: never")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="log every connection")] = False,
 ) -> None:
@@ -109,8 +112,12 @@ def serve(
     logging.getLogger("qingsuan.serve").setLevel(logging.INFO if verbose else logging.WARNING)
     url = store if "://" in store or store.startswith("memory:") else f"sqlite:///{store}"
 
+    if snapshot_every < 0:
+        _err().print("--snapshot-every must be >= 0", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+
     def factory() -> CardCore:
-        return CardCore(world, url, WallClock())
+        return CardCore(world, url, WallClock(), snapshot_every=snapshot_every)
 
     try:
         engine_core = ProcessCore(factory) if core == "process" else InlineCore(factory)

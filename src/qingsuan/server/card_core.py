@@ -39,7 +39,10 @@ def edge_config(scenario: Scenario, **keys: Any) -> EdgeConfig:
 class CardCore:
     """The engine behind the gateway. Not thread-safe: one caller at a time."""
 
-    def __init__(self, scenario: Scenario, store: str, clock: Clock | None = None) -> None:
+    def __init__(self, scenario: Scenario, store: str, clock: Clock | None = None, *,
+                 snapshot_every: int = 0) -> None:
+        """``snapshot_every``: store a snapshot every N log entries, so a restart replays
+        only the entries after it (0: never)."""
         from qingsuan.sim.runner import Runner
 
         self.clock = clock or WallClock()
@@ -51,6 +54,7 @@ class CardCore:
             runner.build_world()
         self.engine: Engine = runner.engine
         self.engine.clock = self.clock
+        self.engine.snapshot_every = snapshot_every
         self.switch: CardSwitch = runner.switch
         self.cnaps: Cnaps = runner.cnaps
         self.requests = 0
