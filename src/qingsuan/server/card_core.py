@@ -11,6 +11,7 @@ world, and opening it again replays the log (or resumes from its last snapshot).
 from __future__ import annotations
 
 import dataclasses
+import gc
 import datetime as dt
 import json
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from qingsuan.sim.scenario import Scenario
 
 #: the longest the core sleeps between checks of the clock (cut-off, HVPS sessions)
 MAX_IDLE_US: Final = 1_000_000
+#: requests between two gc.freeze() calls
+FREEZE_EVERY: Final = 20_000
 #: requests one group commit takes at most (the edge batches what arrived meanwhile)
 MAX_GROUP: Final = 4096
 
@@ -58,6 +61,7 @@ class CardCore:
         self.switch: CardSwitch = runner.switch
         self.cnaps: Cnaps = runner.cnaps
         self.requests = 0
+        self._next_freeze = FREEZE_EVERY
         #: the next scheduled moment after the last command (None: to be computed)
         self._due_us: int | None = None
 
@@ -81,6 +85,12 @@ class CardCore:
         for answer in answers:
             out.append(answer if answer is not None else self._enrich(next(results)))
         self.requests += len(requests)
+        if self.requests >= self._next_freeze:
+            # The switch keeps every transaction for the life of the process: move what
+            # exists out of the cyclic collector's reach, or its full collections scan
+            # them all (pauses of 100+ ms once there are some hundred thousand).
+            gc.freeze()
+            self._next_freeze = self.requests + FREEZE_EVERY
         return out
 
     def _refusal(self, f: dict[str, str]) -> dict[str, Any] | None:
