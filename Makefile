@@ -26,6 +26,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_hvps.py --liquidity 0.1
 	$(BIN)/python bench/bench_gridlock.py
 	$(BIN)/python bench/bench_netting.py
+	$(BIN)/python bench/bench_clearing.py
+	$(BIN)/python bench/bench_gateway.py --runs 3 --duration 20
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
