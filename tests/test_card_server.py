@@ -421,3 +421,66 @@ def test_load_generator_and_send_command(tmp_path: Path) -> None:
         assert ICBC_CARD not in declined.stdout  # masked
     finally:
         assert served.stop() == 0
+
+
+def _wait_until_gone(marker: str, timeout_s: float = 30.0) -> None:
+    """Wait until no process has ``marker`` in its command line."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = False
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if marker.encode() in cmdline.read_bytes():
+                    alive = True
+                    break
+            except OSError:
+                continue
+        if not alive:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"a process with {marker} in its command line is still running")
+
+
+def test_sigkill_under_load_keeps_every_acknowledged_request(tmp_path: Path) -> None:
+    """kill -9 while requests stream in: every approval a client received is in the log
+    the restart replays (durable before acknowledged), and the restart succeeds."""
+    served = _serve(tmp_path)
+    approved: list[str] = []
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        decoder = FrameDecoder("binary2")
+        stan = 0
+        try:
+            while True:
+                for _ in range(20):
+                    stan += 1
+                    writer.write(frame(_now_raw("purchase", stan, amount_fen=100), "binary2"))
+                await writer.drain()
+                if stan == 400:
+                    os.kill(served.proc.pid, signal.SIGKILL)  # the edge and its core die
+                chunk = await asyncio.wait_for(reader.read(65536), 10)
+                if not chunk:
+                    break
+                for raw in decoder.feed(chunk):
+                    msg = _decoded(raw)
+                    if msg.fields["39"] == "00":
+                        approved.append(str(msg.fields["11"]))
+        except (ConnectionError, TimeoutError):
+            pass
+        writer.close()
+
+    asyncio.run(client())
+    served.proc.wait(timeout=30)
+    # the core process outlives its parent for a moment: it ends on the pipe's EOF
+    _wait_until_gone(str(served.store))
+    again = CardCore(SANDBOX, f"sqlite:///{served.store}")
+    try:
+        logged = {t.key.split("|")[1] for t in again.switch.txns.values() if t.rc == "00"}
+        again.engine.ledger.check_invariants()
+    finally:
+        again.close()
+    assert approved, "nothing was answered before the kill"
+    assert set(approved) <= logged

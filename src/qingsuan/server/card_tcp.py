@@ -100,8 +100,10 @@ class InlineCore:
         self.core.close()
 
 
-def _core_main(conn: Connection, factory: CoreFactory) -> None:
-    """The child process: open the core, then answer batches until told to stop."""
+def _core_main(conn: Connection, parent_end: Connection, factory: CoreFactory) -> None:
+    """The child process: open the core, then answer batches until told to stop, or until
+    the parent is gone (its end of the pipe closes: EOF)."""
+    parent_end.close()  # inherited by the fork: held open, the parent's death is never seen
     try:
         core = factory()
     except Exception as exc:
@@ -129,11 +131,15 @@ def _core_main(conn: Connection, factory: CoreFactory) -> None:
             conn.send(("answers", core.process(batch)))
             if stop:
                 break
+    except (EOFError, OSError):
+        pass  # the parent is gone: close the log and end (nothing unanswered was acked)
     except Exception as exc:
-        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        with contextlib.suppress(OSError):
+            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
     finally:
         core.close()
-        conn.send(("closed", None))
+        with contextlib.suppress(OSError):
+            conn.send(("closed", None))
 
 
 class ProcessCore:
@@ -142,8 +148,8 @@ class ProcessCore:
     def __init__(self, factory: CoreFactory) -> None:
         ctx = mp.get_context("fork")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_core_main, args=(child, factory), name="qingsuan-core",
-                                 daemon=True)
+        self._proc = ctx.Process(target=_core_main, args=(child, self._conn, factory),
+                                 name="qingsuan-core", daemon=True)
         self._proc.start()
         child.close()
         kind, detail = self._conn.recv()
