@@ -61,6 +61,8 @@ DEFAULTS_WRITTEN = {
     "cards.standin_limit": "500.00",
     "cards.chargeback_days": "120",
     "cards.dispute_reply_days": "20",
+    "cards.preauth_days": "30",
+    "cards.preauth_tolerance": "0.15",
     "banks.channel_fee": "0.00",
 }
 

@@ -144,6 +144,14 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
     ParamSpec("cards.dispute_reply_days", ParamKind.INT, "20",
               "natural days after a dispute step's clearing day within which the other side "
               "may answer it (representment, second chargeback)", minimum=1),
+    # -- card pre-authorisation (预授权, DOMAIN.md §4: 0100/0110) ------------------------
+    ParamSpec("cards.preauth_days", ParamKind.INT, "30",
+              "natural days an issuer holds the amount of a pre-authorisation (预授权); the "
+              "hold expires by itself after them and a completion is then refused (12)",
+              minimum=1),
+    ParamSpec("cards.preauth_tolerance", ParamKind.RATE, "0.15",
+              "a pre-authorisation completion (预授权完成) may exceed the pre-authorised "
+              "amount by at most this fraction of it (13 above it; CUPS allows 115%)"),
     # -- banks ------------------------------------------------------------------------
     ParamSpec("banks.name_check", ParamKind.BOOL, "off",
               "a receiving bank returns a payment whose payee name does not match the account "

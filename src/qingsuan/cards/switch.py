@@ -21,6 +21,11 @@ connected from outside are simulated here from the banks' books:
   ``cards.issuer_timeout`` -> 91 (or stand-in, 代授权, with ``cards.standin``: the switch
   approves small no-PIN purchases and the issuer books the advice when it is back); a late
   answer -> 68, and the switch reverses what the issuer booked;
+* pre-authorisation (预授权, 0100 processing code 03): the issuer holds the amount (a
+  pending ledger transfer that expires after ``cards.preauth_days``); its cancel (预授权撤销,
+  0100 processing code 20) or a reversal releases the hold; its completion (预授权完成, 0200
+  or 0220 processing code 00 with condition code 06) posts it, up to ``cards.preauth_tolerance``
+  more, and is a new transaction that clears like a purchase;
 * disputes (差错处理, ``cards.dispute``): credit adjustments, chargebacks and representments
   with their order, parties, deadlines and amounts; each accepted step is an item of the
   clearing day in which it is filed;
@@ -124,6 +129,10 @@ class CardTxn:
     dispute: str = ""
     #: why the switch refused a dispute step (readable; the code is in ``rc``)
     note: str = ""
+    #: a pre-authorisation (预授权): the issuer's hold (a pending ledger transfer) and when
+    #: it expires by itself (``cards.preauth_days`` after the pre-authorisation)
+    hold_id: int = 0
+    expires_us: int = 0
 
     @property
     def payer(self) -> str:
@@ -165,6 +174,9 @@ class CardSwitch:
         #: merchant (ledger name) -> its transactions not yet cleared (refunds look here,
         #: not at every transaction the switch holds); rebuilt from ``txns`` on load
         self._open_by_merchant: dict[str, dict[str, CardTxn]] = {}
+        #: pre-authorisations whose hold is still open (key -> txn): ticks look here for
+        #: expired holds, not at every transaction; rebuilt from ``txns`` on load
+        self._open_preauths: dict[str, CardTxn] = {}
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -265,8 +277,17 @@ class CardSwitch:
             return self._reply(f, "94")
         if len(self.txns) >= MAX_TXNS:
             raise RuntimeError(f"the switch holds {MAX_TXNS} transactions: refusing more")
-        if mti == "0220":
-            return self._refund(f, key, body, now_us)
+        if mti != "0200":
+            if mti == "0220":
+                if f.get("3", "")[:2] == "00":
+                    return self._completion(f, key, body, now_us)
+                return self._refund(f, key, body, now_us)
+            if mti == "0100":
+                if f.get("3", "")[:2] == "20":
+                    return self._preauth_cancel(f, key, body, now_us)
+                return self._preauth(f, key, body, now_us)
+        elif "original_key" in f:  # 0200 naming an original: a pre-authorisation completion
+            return self._completion(f, key, body, now_us)
         pan = f.get("2", "")
         proc = f.get("3", "000000")[:2]
         amount = int(f.get("4", "0") or 0)
@@ -484,9 +505,9 @@ class CardSwitch:
         assert self.engine is not None
         if original is None:
             return "25"
-        if original.mti != "0200" or original.proc != "00" or \
+        if original.mti not in ("0200", "0220") or original.proc != "00" or \
                 original.status not in ("approved", "cleared") or original.issuer is None:
-            return "12"  # reversed, declined, or not a purchase
+            return "12"  # reversed, declined, or not a purchase (or a completion)
         bought_at = self.terminals[original.terminal]
         if terminal is None or terminal.kind != "pos" or \
                 terminal.acquirer != bought_at.acquirer or terminal.merchant != bought_at.merchant:
@@ -579,6 +600,8 @@ class CardSwitch:
             return self._reply(f, "12")
         if original.status == "reversed":
             return self._reply(f, "00")  # idempotent: already undone
+        if original.mti == "0100":
+            return self._reverse_preauth(original, f, now_us)
         if original.status != "approved" or original.refunded_fen:
             return self._reply(f, "12")  # cleared already (too late), or partly refunded
         return self._undo(original, f)
@@ -605,6 +628,219 @@ class CardSwitch:
         original.status = "reversed"
         self._unindex_open(original)
         return self._reply(f, "00")
+
+    # ------------------------------------------------------------------ pre-authorisation
+
+    def _preauth(self, f: dict[str, str], key: str, body: str, now_us: int) -> dict[str, str]:
+        """预授权 (0100, processing code 03): the issuer checks it like a POS purchase and
+        holds the amount: a pending transfer from the cardholder to its "due to the switch"
+        that expires by itself after ``cards.preauth_days``. Nothing is booked at the
+        acquirer and nothing is cleared: only the completion is."""
+        assert self.engine is not None
+        pan = f.get("2", "")
+        amount = _amount(f.get("4", "0"))
+        terminal = self.terminals.get(f.get("41", ""))
+        txn = CardTxn(key, "0100", "03", mask_pan(pan) if pan else "", None,
+                      terminal.acquirer if terminal else f.get("32", ""), f.get("41", ""),
+                      amount, "96", "declined", now_us, body, f.get("37", ""), card=pan)
+        self.txns[key] = txn
+        card = self.cards.get(pan)
+        txn.card_kind = card.kind if card else "debit"
+        txn.rc = self._decide_preauth(txn, f, pan, amount, terminal, now_us)
+        if txn.rc == "00":
+            txn.status = "authorised"
+            self._open_preauths[key] = txn
+        return self._answer(txn)
+
+    def _decide_preauth(self, txn: CardTxn, f: dict[str, str], pan: str, amount: int,
+                        terminal: Terminal | None, now_us: int) -> str:
+        from qingsuan.ledger import Transfer, TransferFlags
+
+        assert self.engine is not None
+        if terminal is None or terminal.kind != "pos" or f.get("3", "")[:2] != "03":
+            return "12"
+        if f.get("49", "156") != "156":
+            return "30"
+        if not pan.isdigit() or not luhn_ok(pan):
+            return "14"
+        issuer = self._issuer_of(pan)
+        if issuer is None:
+            return "15"
+        txn.issuer = issuer
+        mode = self.hosts.get(issuer, "up")
+        if mode == "down":
+            return "91"  # no stand-in for a pre-authorisation: only the issuer can hold
+        rc = self._issuer_decides(txn, f, pan, "03", amount, terminal, now_us)
+        if mode == "slow":  # the switch reverses what the issuer held: nothing stays held
+            txn.late_rc = rc
+            return "68"
+        if rc != "00":
+            return rc
+        bank, name = self.cards[pan].account.split(":", 1)
+        reg = self.engine.registry
+        days = int(self.engine.params["cards.preauth_days"])
+        txn.hold_id = self.engine.next_derived_id()
+        txn.expires_us = now_us + days * _DAY_US
+        held = self.engine.post([Transfer(0, reg.id(bank, name), reg.id(bank, "due_to_switch"),
+                                          amount, TransferFlags.PENDING,
+                                          timeout_us=days * _DAY_US)])
+        if not held.all_done:
+            txn.hold_id = txn.expires_us = 0
+            return "96"
+        return "00"
+
+    def _preauth_status(self, txn: CardTxn, now_us: int) -> str:
+        """The pre-authorisation's status, after noting a hold the ledger let expire."""
+        from qingsuan.ledger import PendingState
+
+        assert self.engine is not None
+        if txn.status == "authorised" and \
+                self.engine.ledger.pending_state(txn.hold_id) is PendingState.EXPIRED:
+            txn.status = "expired"
+            self._open_preauths.pop(txn.key, None)
+            self.notices.append((now_us, txn.key, "expired"))
+        return txn.status
+
+    def _release_hold(self, preauth: CardTxn) -> None:
+        """Void the issuer's hold of an open pre-authorisation (VOID_PENDING)."""
+        from qingsuan.ledger import Transfer, TransferFlags
+
+        assert self.engine is not None
+        done = self.engine.post([Transfer(0, 0, 0, 0, TransferFlags.VOID_PENDING,
+                                          pending_id=preauth.hold_id)])
+        assert done.all_done, done.failures()
+        self._open_preauths.pop(preauth.key, None)
+
+    def _preauth_original(self, f: dict[str, str], now_us: int
+                          ) -> tuple[CardTxn | None, str]:
+        """The pre-authorisation a cancel or completion names: (it, "00") when its hold is
+        open and the request may act on it; else (it or None, response code): 25 unknown,
+        12 not a pre-authorisation, not open (cancelled, completed, expired, reversed,
+        declined), another card, or another merchant."""
+        original = self.txns.get(f.get("original_key", ""))
+        if original is None:
+            return None, "25"
+        if original.mti != "0100" or original.proc != "03":
+            return original, "12"
+        if self._preauth_status(original, now_us) != "authorised":
+            return original, "12"
+        if f.get("2") not in (None, original.card):
+            return original, "12"
+        terminal = self.terminals.get(f.get("41", original.terminal))
+        held_at = self.terminals[original.terminal]
+        if terminal is None or terminal.acquirer != held_at.acquirer or \
+                terminal.merchant != held_at.merchant:
+            return original, "12"  # only the merchant that holds it acts on it
+        return original, "00"
+
+    def _linked_txn(self, f: dict[str, str], key: str, body: str, now_us: int, mti: str,
+                    proc: str, original: CardTxn | None) -> CardTxn:
+        terminal_id = f.get("41", original.terminal if original else "")
+        terminal = self.terminals.get(terminal_id)
+        txn = CardTxn(key, mti, proc, original.pan_masked if original else "",
+                      original.issuer if original else None,
+                      terminal.acquirer if terminal else f.get("32", ""), terminal_id,
+                      _amount(f.get("4", "0")), "96", "declined", now_us, body,
+                      f.get("37", ""), card=original.card if original else "",
+                      card_kind=original.card_kind if original else "debit",
+                      original_key=f.get("original_key", ""))
+        self.txns[key] = txn
+        return txn
+
+    def _preauth_cancel(self, f: dict[str, str], key: str, body: str, now_us: int
+                        ) -> dict[str, str]:
+        """预授权撤销 (0100, processing code 20): the merchant releases the hold of an open
+        pre-authorisation. Unknown 25; not an open pre-authorisation (cancelled, completed,
+        expired, reversed) 12; an amount other than the pre-authorised one 13. The cancel
+        is kept under its own key (status "done"), so a true retry gets the first answer."""
+        original, rc = self._preauth_original(f, now_us)
+        txn = self._linked_txn(f, key, body, now_us, "0100", "20", original)
+        if rc == "00" and original is not None:
+            if "4" not in f:
+                txn.amount_fen = original.amount_fen
+            mode = self.hosts.get(original.issuer or "", "up")
+            if txn.amount_fen != original.amount_fen:
+                rc = "13"
+            elif mode != "up":
+                rc = "91" if mode == "down" else "68"  # the hold stays as it was
+            else:
+                self._release_hold(original)
+                original.status = "cancelled"
+                self.notices.append((now_us, original.key, "cancelled"))
+                txn.status = "done"
+        txn.rc = rc
+        return self._answer(txn)
+
+    def _reverse_preauth(self, original: CardTxn, f: dict[str, str], now_us: int
+                         ) -> dict[str, str]:
+        """冲正 of a pre-authorisation: the hold is released and it is "reversed"; one whose
+        hold is gone already (cancelled, expired) answers 00 and changes nothing; a
+        completed one 12 (reverse the completion); a cancel 12."""
+        if original.proc != "03":
+            return self._reply(f, "12")
+        status = self._preauth_status(original, now_us)
+        if status in ("cancelled", "expired"):
+            return self._reply(f, "00")
+        if status != "authorised":
+            return self._reply(f, "12")
+        self._release_hold(original)
+        original.status = "reversed"
+        return self._reply(f, "00")
+
+    def _completion(self, f: dict[str, str], key: str, body: str, now_us: int
+                    ) -> dict[str, str]:
+        """预授权完成 (0200 request or 0220 advice, processing code 00, condition code 25 =
+        06): a new transaction for at most the pre-authorised amount times (1 +
+        ``cards.preauth_tolerance``) (13). The issuer posts its hold (POST_PENDING for up to
+        the held amount; the rest of the hold is released) and, above it, debits the
+        difference (51 if the account cannot bear it: then nothing is posted); the acquirer
+        books it as a purchase. It clears like a purchase on its clearing day; the
+        pre-authorisation becomes "completed"."""
+        original, rc = self._preauth_original(f, now_us)
+        mti = f.get("t", "0200")
+        txn = self._linked_txn(f, key, body, now_us, mti, "00", original)
+        if rc == "00" and original is not None:
+            rc = self._decide_completion(txn, f, original)
+        txn.rc = rc
+        if rc == "00" and original is not None:
+            self._approve(txn, now_us)
+            original.status = "completed"
+            self._open_preauths.pop(original.key, None)
+            self.notices.append((now_us, original.key, "completed"))
+        return self._answer(txn)
+
+    def _decide_completion(self, txn: CardTxn, f: dict[str, str], original: CardTxn) -> str:
+        from qingsuan.ledger import Transfer, TransferFlags
+
+        assert self.engine is not None
+        if f.get("3", "")[:2] != "00" or f.get("25") != "06":
+            return "12"  # not a completion (condition code 06)
+        if f.get("49", "156") != "156":
+            return "30"
+        held = original.amount_fen
+        tolerance = int(self.engine.params["cards.preauth_tolerance"])
+        ceiling = held * (_PPM + tolerance) // _PPM
+        if txn.amount_fen <= 0 or txn.amount_fen > ceiling:
+            return "13"
+        mode = self.hosts.get(original.issuer or "", "up")
+        if mode != "up":
+            return "91" if mode == "down" else "68"  # the hold stays as it was
+        reg, ledger = self.engine.registry, self.engine.ledger
+        bank, name = self.cards[txn.card].account.split(":", 1)
+        account = reg.id(bank, name)
+        extra = txn.amount_fen - held
+        if extra > 0 and ledger.balance(account).available_fen - extra < \
+                -ledger.overdraft_limit_fen(account):
+            return "51"
+        legs: list[tuple[int, int, int] | Transfer] = [
+            Transfer(0, 0, 0, min(txn.amount_fen, held), TransferFlags.POST_PENDING,
+                     pending_id=original.hold_id)]
+        if extra > 0:
+            legs.append((account, reg.id(bank, "due_to_switch"), extra))
+        legs += self._acquirer_leg(txn)
+        if not self.engine.post(legs, linked=True).all_done:
+            return "96"
+        return "00"
 
     # ------------------------------------------------------------------ disputes
 
@@ -665,7 +901,7 @@ class CardSwitch:
         what = kind.value.replace("_", " ")
         if original is None:
             return DisputeRefusal.UNKNOWN_ORIGINAL, DisputeRefusal.UNKNOWN_ORIGINAL.meaning
-        if original.mti != "0200" or original.proc not in ("00", "01") or \
+        if original.mti not in ("0200", "0220") or original.proc not in ("00", "01") or \
                 original.status in ("declined", "reversed") or original.issuer is None:
             return DisputeRefusal.INVALID_ORIGINAL, DisputeRefusal.INVALID_ORIGINAL.meaning
         if original.status != "cleared":
@@ -749,9 +985,19 @@ class CardSwitch:
                 return at
         return None
 
+    def next_preauth_expiry_us(self, after_us: int) -> int | None:
+        """When the next open pre-authorisation's hold expires (a tick then marks it
+        "expired"), if after ``after_us``."""
+        return min((t.expires_us for t in self._open_preauths.values()
+                    if t.expires_us > after_us), default=None)
+
     def on_tick(self, now_us: int) -> None:
-        """At each cut-off, close the clearing day that ends there."""
+        """At each cut-off, close the clearing day that ends there; pre-authorisations whose
+        hold the ledger let expire become "expired"."""
         assert self.engine is not None
+        if self._open_preauths:
+            for txn in list(self._open_preauths.values()):
+                self._preauth_status(txn, now_us)
         cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
         days = sorted({t.clearing_date for t in self.txns.values() if _open(t)})
         for day in days:
@@ -917,9 +1163,12 @@ class CardSwitch:
         self.hosts = {k: str(v) for k, v in doc.get("hosts", {}).items()}
         self._issuer_cache.clear()
         self._open_by_merchant = {}
+        self._open_preauths = {}
         for t in self.txns.values():
             if _open(t):
                 self._index_open(t)
+            elif t.status == "authorised":
+                self._open_preauths[t.key] = t
 
 
 #: processing code -> the clearing kind (cards/clearing.py)
@@ -986,6 +1235,11 @@ class DisputeRefusal(Enum):
     def meaning(self) -> str:
         return self.value[1]
 
+
+#: microseconds in a day (pre-authorisation holds last ``cards.preauth_days`` of them)
+_DAY_US: Final = 86_400_000_000
+#: rates are parts per million (params.py)
+_PPM: Final = 1_000_000
 
 #: an issuer host's modes (fault events)
 HOST_MODES: Final = ("down", "slow", "up")

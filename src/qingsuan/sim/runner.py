@@ -34,7 +34,14 @@ from qingsuan.cnaps.netsys import SimAccount
 from qingsuan.cnaps.participants import ParticipantKind
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import AccountSpec, Engine
-from qingsuan.ledger import AccountFlags, NormalSide, Transfer, TransferFlags, TransferResult
+from qingsuan.ledger import (
+    AccountFlags,
+    NormalSide,
+    PendingState,
+    Transfer,
+    TransferFlags,
+    TransferResult,
+)
 from qingsuan.ledger.registry import AccountRegistry
 from qingsuan.money import format_fen
 from qingsuan.reasons import Reason
@@ -299,7 +306,8 @@ class Runner:
         if not self.cnaps.directory:
             return
         now = self.clock.now_us()
-        candidates = [self.cnaps.hvps.next_wakeup_us(now), self.switch.next_cutoff_us(now)] + [
+        candidates = [self.cnaps.hvps.next_wakeup_us(now), self.switch.next_cutoff_us(now),
+                      self.switch.next_preauth_expiry_us(now)] + [
             net.next_session_us(now) for net in self.cnaps.net.values()]
         future = [t for t in candidates if t is not None]
         nxt = min(future) if future else None
@@ -665,13 +673,13 @@ class Runner:
 
     # ------------------------------------------------------------------ card events
 
-    def _card_request(self, event: Event, proc: str) -> None:
+    def _card_request(self, event: Event, proc: str, mti: str = "0200") -> None:
         f = event.fields
         now = self.clock.now_us()
         local = to_beijing(now)
         self._stan += 1
         terminal = next((t for t in self.scenario.terminals if t.id == f["terminal"]), None)
-        fields = {"t": "0200", "2": f["card"], "3": f"{proc}0000",
+        fields = {"t": mti, "2": f["card"], "3": f"{proc}0000",
                   "4": f"{f['amount_fen']:012d}", "7": local.strftime("%m%d%H%M%S"),
                   "11": f"{self._stan:06d}", "32": terminal.bank if terminal else "",
                   "41": f["terminal"], "49": "156", "37": f"{self._stan:012d}"}
@@ -722,6 +730,44 @@ class Runner:
 
     def _do_atm_balance_inquiry(self, event: Event) -> None:
         self._card_request(event, "31")
+
+    def _do_preauth(self, event: Event) -> None:
+        """预授权 (0100, processing code 03): the issuer holds the amount; the record moves
+        on to "completed", "cancelled" or "expired" when the switch says so."""
+        self._card_request(event, "03", "0100")
+
+    def _preauth_followup(self, event: Event, mti: str, proc: str, amount_fen: int | None
+                          ) -> dict[str, str]:
+        """A cancel or completion from the terminal of the pre-authorisation it names."""
+        f = event.fields
+        key = self._card_keys.get(f["target"], "")
+        original = self.switch.txns.get(key)
+        terminal_id = original.terminal if original is not None else ""
+        terminal = next((t for t in self.scenario.terminals if t.id == terminal_id), None)
+        self._stan += 1
+        fields = {"t": mti, "3": f"{proc}0000",
+                  "7": to_beijing(self.clock.now_us()).strftime("%m%d%H%M%S"),
+                  "11": f"{self._stan:06d}", "32": terminal.bank if terminal else "",
+                  "41": terminal_id, "49": "156", "37": f"{self._stan:012d}",
+                  "original_key": key}
+        if original is not None:
+            fields["2"] = original.card
+        if amount_fen is not None:
+            fields["4"] = f"{amount_fen:012d}"
+            fields["25"] = "06"
+        elif original is not None:
+            fields["4"] = f"{original.amount_fen:012d}"
+        return self.switch.request(fields)
+
+    def _do_preauth_cancel(self, event: Event) -> None:
+        """预授权撤销 (0100, processing code 20): the hotel releases the hold."""
+        self._card_answer(event, self._preauth_followup(event, "0100", "20", None))
+
+    def _do_preauth_completion(self, event: Event) -> None:
+        """预授权完成 (0200, processing code 00, condition code 06): a new transaction that
+        posts the hold and clears like a purchase."""
+        self._card_answer(event, self._preauth_followup(event, "0200", "00",
+                                                        event.fields["amount_fen"]))
 
     def _do_reversal(self, event: Event) -> None:
         f = event.fields
@@ -1066,9 +1112,20 @@ class Runner:
         """对账: every bank's transit (suspense) accounts are explained by items in transit.
         BEPS/IBPS: its clearing account equals its net position (netted, not yet settled).
         HVPS: nothing is left posted in transit, and the funds reserved on the outgoing
-        account are exactly the bank's payments accepted but not yet settled."""
+        account are exactly the bank's payments accepted but not yet settled. Cards: the
+        holds reserved on an issuer's "due to switch" are exactly its open
+        pre-authorisations (预授权; an expired hold is no longer reserved)."""
         ledger, reg = self.engine.ledger, self.registry
         hvps = self.cnaps.hvps
+        held: dict[str, int] = {}
+        for t in self.switch.txns.values():
+            if t.status == "authorised" and t.issuer is not None and \
+                    ledger.pending_state(t.hold_id) is PendingState.PENDING:
+                held[t.issuer] = held.get(t.issuer, 0) + t.amount_fen
+        for p in self.scenario.participants:
+            if ledger.balance(reg.id(p.name, "due_to_switch")).credits_pending_fen != \
+                    held.get(p.name, 0):
+                return False
         for p in self.scenario.participants:
             name = p.name
             for net in self.cnaps.net.values():

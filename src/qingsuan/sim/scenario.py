@@ -51,12 +51,16 @@ EVENT_KINDS: Final = {
     "pos_refund": "runs",
     "fault": "runs (host: issuer; modes down, slow, up)",
     "dispute": "runs (credit_adjustment, first_chargeback, representment, second_chargeback)",
+    "preauth": "runs (预授权: the issuer holds the amount)",
+    "preauth_cancel": "runs (预授权撤销: the hold is released)",
+    "preauth_completion": "runs (预授权完成: clears like a purchase)",
 }
 RUNNABLE_EVENTS: Final = ("transfer", "set_param", "hvps_payment", "cancel", "reprioritise",
                           "pledge", "release", "beps_payment", "ibps_payment",
                           "debit_agreement", "ibps_account_inquiry", "atm_withdrawal",
                           "atm_balance_inquiry", "pos_purchase", "reversal", "pos_void",
-                          "pos_refund", "fault", "dispute")
+                          "pos_refund", "fault", "dispute", "preauth", "preauth_cancel",
+                          "preauth_completion")
 
 _NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
@@ -587,6 +591,9 @@ _EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "pos_refund": (("id", "target", "amount"), ()),
     "fault": (("participant", "mode"), ("host",)),
     "dispute": (("id", "target", "kind", "amount"), ()),
+    "preauth": (("id", "card", "terminal", "amount"), ("pin",)),
+    "preauth_cancel": (("id", "target"), ()),
+    "preauth_completion": (("id", "target", "amount"), ()),
     "beps_payment": (("id", "from", "to", "amount"), ("kind",)),
     "ibps_payment": (("id", "from", "to", "amount"), ()),
     "debit_agreement": (("id", "payer", "payee"), ()),
@@ -948,7 +955,8 @@ def _check_reversal(ck: _Checker, doc: LDict, fields: dict[str, Any],
     eid = ck.text(doc, "id", f"event {do}", _ID_RE)
     target = doc["target"]
     known: dict[str, str] = fields["known"]
-    allowed = ("pos_purchase",) if do == "pos_void" else ("atm_withdrawal", "pos_purchase")
+    allowed = ("pos_purchase", "preauth_completion") if do == "pos_void" else (
+        "atm_withdrawal", "pos_purchase", "preauth", "preauth_completion")
     if not isinstance(target, str) or known.get(target) not in allowed:
         ck.add(doc.line_of("target"), f"{do} {eid}: target {target!r} is not the id of an "
                                       f"earlier {' or '.join(allowed)}")
@@ -968,13 +976,43 @@ def _check_refund(ck: _Checker, doc: LDict, fields: dict[str, Any],
     amount = ck.amount(doc, "amount", what, allow_zero=False, default=None)
     target = doc["target"]
     known: dict[str, str] = fields["known"]
-    if not isinstance(target, str) or known.get(target) != "pos_purchase":
+    if not isinstance(target, str) or known.get(target) not in ("pos_purchase",
+                                                                "preauth_completion"):
         ck.add(doc.line_of("target"), f"{what}: target {target!r} is not the id of an "
-                                      "earlier pos_purchase")
+                                      "earlier pos_purchase or preauth_completion")
         return False
     if eid is None or amount is None:
         return False
     fields.update(id=eid, target=target, amount_fen=amount)
+    return True
+
+
+def _check_preauth_followup(ck: _Checker, doc: LDict, fields: dict[str, Any],
+                            cust: dict[str, Customer | None], participants: list[Participant]
+                            ) -> bool:
+    """preauth_cancel (``id``, ``target``) and preauth_completion (``id``, ``target``,
+    ``amount`` positive): ``target`` an earlier preauth. Whether the pre-authorisation is
+    still open and the amount within the tolerance is the switch's decision at run time
+    (12, 13), not a validation error."""
+    do = doc["do"]
+    eid = ck.text(doc, "id", f"event {do}", _ID_RE)
+    what = f"{do} {eid}"
+    amount = None
+    if do == "preauth_completion":
+        amount = ck.amount(doc, "amount", what, allow_zero=False, default=None)
+        if amount is None:
+            return False
+    target = doc["target"]
+    known: dict[str, str] = fields["known"]
+    if not isinstance(target, str) or known.get(target) != "preauth":
+        ck.add(doc.line_of("target"), f"{what}: target {target!r} is not the id of an "
+                                      "earlier preauth")
+        return False
+    if eid is None:
+        return False
+    fields.update(id=eid, target=target)
+    if amount is not None:
+        fields["amount_fen"] = amount
     return True
 
 
@@ -1025,10 +1063,11 @@ def _check_dispute(ck: _Checker, doc: LDict, fields: dict[str, Any],
         ok = False
     target = doc["target"]
     known: dict[str, str] = fields["known"]
-    if not isinstance(target, str) or known.get(target) not in ("pos_purchase",
-                                                                "atm_withdrawal"):
+    if not isinstance(target, str) or known.get(target) not in (
+            "pos_purchase", "atm_withdrawal", "preauth_completion"):
         ck.add(doc.line_of("target"), f"{what}: target {target!r} is not the id of an "
-                                      "earlier pos_purchase or atm_withdrawal")
+                                      "earlier pos_purchase or atm_withdrawal or "
+                                      "preauth_completion")
         ok = False
     if not ok or eid is None or amount is None:
         return False
@@ -1043,6 +1082,9 @@ _EVENT_CHECKS: Final[dict[str, Callable[..., bool]]] = {
     "atm_withdrawal": _check_card_event,
     "atm_balance_inquiry": _check_card_event,
     "pos_purchase": _check_card_event,
+    "preauth": _check_card_event,
+    "preauth_cancel": _check_preauth_followup,
+    "preauth_completion": _check_preauth_followup,
     "reversal": _check_reversal,
     "pos_void": _check_reversal,
     "beps_payment": _check_net_payment,
