@@ -506,6 +506,8 @@ def test_the_hotel_story() -> None:
         "alice-out": ("preauth_completion", "settled", "00"),
         "carol-late": ("preauth_completion", "declined", "12")}
     assert p["carol-in"]["history"][-1]["at"] == "2026-12-25T16:00:00+08:00"
+    assert p["carol-late"]["reason"] == {
+        "code": "12", "message": "invalid transaction: the pre-authorisation carol-in is expired"}
     assert [h["at"] for h in p["alice-out"]["history"]] == [
         "2026-11-26T11:00:00+08:00", "2026-11-26T23:00:00+08:00", "2026-11-27T09:00:00+08:00"]
     assert out["net"]["CUPS"]["sessions"][0]["positions"] == {

@@ -133,6 +133,25 @@ def narrator(out: Console, *, step: bool = False,
                 verdict = "approved (00)" if card_rec.status == "approved" else \
                     f"declined ({card_rec.response_code}: {reason})"
                 out.print(f"  the switch answers: {verdict}")
+        elif event.do in ("preauth", "preauth_cancel", "preauth_completion"):
+            card_rec = runner.payments.get(f["id"])
+            if event.do == "preauth":
+                out.print(f"[bold]{day} {when}[/] card {f['card'][:6]}...{f['card'][-4:]} is "
+                          f"pre-authorised (预授权) for {format_fen(f['amount_fen'])} CNY at "
+                          f"terminal {f['terminal']}: the issuer holds the amount for "
+                          f"{runner.params['cards.preauth_days']} days (0100)")
+            elif event.do == "preauth_cancel":
+                out.print(f"[bold]{day} {when}[/] the merchant cancels (预授权撤销) "
+                          f"{f['target']}: the issuer releases the hold (0100)")
+            else:
+                out.print(f"[bold]{day} {when}[/] the merchant completes (预授权完成) "
+                          f"{f['target']} for {format_fen(f['amount_fen'])} CNY: the issuer "
+                          "posts the hold, and the completion clears like a purchase")
+            if card_rec is not None:
+                reason = (card_rec.reason or {}).get("message", "")
+                verdict = "approved (00)" if card_rec.status == "approved" else \
+                    f"declined ({card_rec.response_code}: {reason})"
+                out.print(f"  the switch answers: {verdict}")
         elif event.do == "dispute":
             rec = runner.payments[f["id"]]
             words = {"credit_adjustment": "the acquirer gives the cardholder back (贷记调整)",

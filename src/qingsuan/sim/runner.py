@@ -719,6 +719,11 @@ class Runner:
             message += f": {issuer}'s answer ({txn.late_rc}) came after {timeout_s} s"
             if txn.late_rc == "00":
                 message += "; the switch reversed it at the issuer (冲正)"
+        elif rc == "12" and event.do in ("preauth_cancel", "preauth_completion"):
+            held = self.switch.txns.get(self._card_keys.get(event.fields["target"], ""))
+            if held is not None and held.status != "authorised":
+                message = (f"invalid transaction: the pre-authorisation "
+                           f"{event.fields['target']} is {held.status}")
 
         record.reason = {"code": rc, "message": message}
 
