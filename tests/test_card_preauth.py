@@ -356,6 +356,18 @@ def test_reversal_or_void_of_a_completion_undoes_it_and_the_hold_stays_gone() ->
         assert desk.complete(key, 1_000)["39"] == "12"
 
 
+def test_a_completion_can_be_refunded_like_a_purchase() -> None:
+    desk = Desk()
+    desk.at("2026-11-25T15:00")
+    key = desk.preauth(100_000)["key"]
+    done = desk.complete(key, 108_000)["key"]
+    refund = desk.send("0220", "20", original_key=done, **{"4": f"{8_000:012d}"})
+    assert (refund["t"], refund["39"]) == ("0230", "00")
+    assert desk.account("ICBC", "customer:alice") == (100_000, 100_000)
+    assert desk.switch.txns[done].refunded_fen == 8_000
+    assert desk.void(done)["39"] == "12"                  # partly refunded: no void
+
+
 # ------------------------------------------------------------------------- expiry
 
 

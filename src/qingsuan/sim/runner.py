@@ -1039,7 +1039,9 @@ class Runner:
         customer deposits) are what the scenario opened with, apart from the credit the
         system grants (HVPS intraday and overnight credit; issuers' receivables from
         cardholders whose stand-in purchases overdrew them) and stand-in purchases whose
-        advice the issuer has not booked yet (in transit)."""
+        advice the issuer has not booked yet (in transit). Balances are booked (posted)
+        balances: a card pre-authorisation's hold (预授权, a pending transfer) moves no
+        money until its completion posts it (suspense_explained checks the holds)."""
         sc = self.scenario
         names = self.settling_names
         settlement = sum(self.balance_fen(PBOC, f"settlement:{n}") for n in names)
