@@ -317,6 +317,9 @@ def test_cancel_rules() -> None:
     assert desk.cancel(key, **{"4": f"{99_999:012d}"})["39"] == "13"   # not the amount held
     assert desk.cancel(key, **{"41": "POS00002"})["39"] == "12"        # another shop
     assert desk.held() == 100_000
+    assert desk.cancel(key, **{"4": "000000000000"})["39"] == "00"     # 0: the amount held
+    assert desk.held() == 0
+    key = desk.preauth(100_000)["key"]
     cancel = desk.cancel(key)                                          # amount defaults
     assert cancel["39"] == "00" and desk.held() == 0
     assert desk.reverse(cancel["key"])["39"] == "12"                   # a cancel is final
@@ -406,6 +409,18 @@ def test_preauth_days_is_a_parameter_and_a_request_sees_the_expiry_without_a_tic
     assert desk.complete(key2, 1_000)["39"] == "12"
     assert desk.status(key2) == "expired"
     assert desk.held() == 0
+
+
+def test_open_holds_survive_a_snapshot_of_the_switch() -> None:
+    desk = Desk()
+    desk.at("2026-11-25T15:00")
+    key = desk.preauth(100_000)["key"]
+    desk.cancel(desk.preauth(20_000)["key"])
+    restored = CardSwitch()
+    restored.load_state(desk.switch.dump_state())
+    assert restored.dump_state() == desk.switch.dump_state()
+    assert restored.next_preauth_expiry_us(0) == desk.switch.txns[key].expires_us
+    assert restored.txns[key].hold_id == desk.switch.txns[key].hold_id
 
 
 # ------------------------------------------------------------------------- scenarios

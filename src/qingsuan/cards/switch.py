@@ -751,12 +751,13 @@ class CardSwitch:
                         ) -> dict[str, str]:
         """预授权撤销 (0100, processing code 20): the merchant releases the hold of an open
         pre-authorisation. Unknown 25; not an open pre-authorisation (cancelled, completed,
-        expired, reversed) 12; an amount other than the pre-authorised one 13. The cancel
+        expired, reversed) 12; an amount (field 4, if given and not zero) other than the
+        pre-authorised one 13. The cancel
         is kept under its own key (status "done"), so a true retry gets the first answer."""
         original, rc = self._preauth_original(f, now_us)
         txn = self._linked_txn(f, key, body, now_us, "0100", "20", original)
         if rc == "00" and original is not None:
-            if "4" not in f:
+            if not txn.amount_fen:  # field 4 absent (or zero): the pre-authorised amount
                 txn.amount_fen = original.amount_fen
             mode = self.hosts.get(original.issuer or "", "up")
             if txn.amount_fen != original.amount_fen:
