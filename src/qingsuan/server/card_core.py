@@ -11,8 +11,8 @@ world, and opening it again replays the log (or resumes from its last snapshot).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import datetime as dt
+import gc
 import json
 from collections.abc import Sequence
 from typing import Any, Final
