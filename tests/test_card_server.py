@@ -104,7 +104,7 @@ def test_edge_turns_the_pin_block_into_the_verification_value_only() -> None:
     (encode_message("0200", {**request_fields("purchase", card=ICBC_CARD, terminal=CCB_POS,
                                               stan=11, at=AT, amount_fen=100)[1],
                              "32": "99999999999"}), "0210", "03"),
-    # sign-on: 0810 00; pre-authorisation is not offered: 0110 12
+    # sign-on: 0810 00; a 0100 with a processing code that is neither 03 nor 20: 0110 12
     (encode_message("0800", {"7": "1125103000", "11": "000012"}), "0810", "00"),
     (encode_message("0100", {"2": ICBC_CARD, "3": "000000", "4": "000000000100",
                              "11": "000013"}), "0110", "12"),
@@ -213,6 +213,34 @@ def test_duplicates_retries_reversals(core: CardCore) -> None:
     unknown = original_data("0200", "000099", "1125103000", CCB_POS.institution)
     (rev3,) = _through(core, _raw("reversal", 34, original=unknown))
     assert rev3.fields["39"] == "25"
+
+
+def test_preauthorisation_hold_and_completion_through_the_edge(core: CardCore) -> None:
+    """预授权 (0100/03) holds the amount, 预授权完成 (0200/00, 25 = 06, 90 -> the hold) books it;
+    a second hold is cancelled (0100/20) and releases its amount."""
+    account = "ICBC:customer:icbc1"
+    posted = core.engine.ledger.balance(core.engine.registry.id(*account.split(":", 1)))
+    before = _balance(core, account)
+    hold, second = _through(core, _raw("preauth", 60, amount_fen=100_000),
+                            _raw("preauth", 61, amount_fen=50_000))
+    assert (hold.mti, hold.fields["39"], second.fields["39"]) == ("0110", "00", "00")
+    assert _balance(core, account) == before - 150_000  # held, not booked
+    f7 = AT.strftime("%m%d%H%M%S")
+    done, cancel = _through(
+        core,
+        _raw("completion", 62, amount_fen=108_000,
+             original=original_data("0100", "000060", f7, CCB_POS.institution)),
+        _raw("preauth-cancel", 63, card=None, amount_fen=None,
+             original=original_data("0100", "000061", f7, CCB_POS.institution)))
+    assert (done.mti, done.fields["39"], done.fields["25"]) == ("0210", "00", "06")
+    assert (cancel.mti, cancel.fields["39"]) == ("0110", "00")
+    assert _balance(core, account) == before - 108_000  # within the 15% tolerance
+    after = core.engine.ledger.balance(core.engine.registry.id(*account.split(":", 1)))
+    assert after.debits_pending_fen == posted.debits_pending_fen  # no hold left
+    (late,) = _through(core, _raw("completion", 64, amount_fen=100,
+                                  original=original_data("0100", "000061", f7,
+                                                         CCB_POS.institution)))
+    assert late.fields["39"] == "12"  # the cancelled hold cannot be completed
 
 
 def test_an_acquirer_uses_only_its_own_terminals(core: CardCore) -> None:

@@ -151,7 +151,8 @@ def serve(
 
 def cards_send(
     kind: Annotated[str, typer.Argument(
-        help="purchase, withdrawal, balance, void, refund or reversal")],
+        help="purchase, withdrawal, balance, void, refund, reversal, preauth, "
+             "preauth-cancel or completion")],
     card: Annotated[str | None, typer.Option(help="card number (PAN)")] = None,
     terminal: Annotated[str, typer.Option(help="terminal id (field 41)")] = "POS00CCB",
     amount: Annotated[str | None, typer.Option(help="amount in CNY, e.g. 36.00")] = None,
@@ -159,9 +160,10 @@ def cards_send(
         help="the PIN: sent only as a PIN block under the zone PIN key")] = None,
     stan: Annotated[int, typer.Option(help="system trace audit number (field 11)")] = 1,
     original: Annotated[str | None, typer.Option(
-        help="for void, refund, reversal: the original's STAN and transmission time "
-             "(field 7), as STAN/MMDDhhmmss, with its MTI first if not 0200: "
-             "0200/000001/1125103000")] = None,
+        help="for void, refund, reversal, preauth-cancel, completion: the original's STAN "
+             "and transmission time (field 7) as STAN/MMDDhhmmss, with its MTI first if "
+             "not 0200 (0100 for the pre-authorisation of a cancel or completion): "
+             "0400/000001/1125103000")] = None,
     scenario: Annotated[Path | None, typer.Option(
         help="the world, to find the terminal's acquirer (default: the card sandbox)")] = None,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
@@ -190,11 +192,12 @@ def cards_send(
         term = world.terminal(terminal)
         amount_fen = parse_amount(amount, field="amount") if amount is not None else None
         orig = None
-        if kind in ("void", "refund", "reversal"):
+        if kind in ("void", "refund", "reversal", "preauth-cancel", "completion"):
             if original is None:
                 raise ValueError(f"{kind} needs --original STAN/MMDDhhmmss")
             parts = original.split("/")
-            mti = parts[0] if len(parts) == 3 else "0200"
+            mti = parts[0] if len(parts) == 3 else (
+                "0100" if kind in ("preauth-cancel", "completion") else "0200")
             o_stan, o_time = parts[-2:]
             if not (o_stan.isdigit() and len(o_stan) <= 6 and o_time.isdigit() and
                     len(o_time) == 10):

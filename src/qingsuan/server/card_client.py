@@ -47,6 +47,9 @@ KINDS: Final[dict[str, tuple[str, str]]] = {
     "void": ("0200", "200000"),
     "refund": ("0220", "200000"),
     "reversal": ("0400", "000000"),
+    "preauth": ("0100", "030000"),
+    "preauth-cancel": ("0100", "200000"),
+    "completion": ("0200", "000000"),
 }
 #: the forwarding institution in field 90 (none: the acquirer sends directly)
 NO_FORWARDER: Final = "0" * 11
@@ -103,8 +106,12 @@ def request_fields(kind: str, *, card: str | None, terminal: Terminal, stan: int
         "22": "051" if pin else "021", "25": "00", "32": terminal.institution,
         "37": f"{local:%H%M%S}{stan % 1_000_000:06d}", "41": terminal.id, "49": "156",
     }
+    if kind == "completion":
+        f["25"] = "06"  # 预授权完成
+    elif lean:
+        del f["25"]
     if lean:
-        for key in ("12", "13", "22", "25"):
+        for key in ("12", "13", "22"):
             del f[key]
     if card is not None:
         f["2"] = card

@@ -81,6 +81,8 @@ class CardCore:
                 commands.append(json.dumps(f, sort_keys=True).encode())
         results = iter(self.engine.command_group("cards.request", commands)
                        if commands else [])
+        if any(f.get("t") == "0100" for f in requests):
+            self._due_us = None  # a new pre-authorisation may expire before what was due
         out: list[dict[str, Any]] = []
         for answer in answers:
             out.append(answer if answer is not None else self._enrich(next(results)))
@@ -134,6 +136,7 @@ class CardCore:
             candidates = [self._next_card_cutoff_us(after),
                           self.cnaps.hvps.next_wakeup_us(after)]
             candidates += [net.next_session_us(after) for net in self.cnaps.net.values()]
+            candidates.append(self.switch.next_preauth_expiry_us(after))
             self._due_us = min(t for t in candidates if t is not None)
         return self._due_us
 

@@ -20,7 +20,9 @@ originals) is the switch's, inside a logged engine command.
 * Field 90 (original data elements) names the original of a reversal, void or refund; an
   acquirer may only name its own originals (else 12).
 * 0800 sign-on / echo test is answered here (0810, 00): it changes nothing.
-* 0100 pre-authorisation is not offered yet: 0110 with 12.
+* 0100 is pre-authorisation (processing code 03) and its cancel (20); the completion is a
+  0200 (or a 0220 advice) with processing code 00, field 25 = 06 and field 90 naming the
+  pre-authorisation.
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ REQUIRED: Final[dict[str, tuple[str, ...]]] = {
     "void": ("3", "4", "7", "11", "32", "41", "90"),
     "refund": ("2", "3", "4", "7", "11", "32", "41", "90"),
     "reversal": ("7", "11", "32", "90"),
+    "preauth": ("2", "3", "4", "7", "11", "32", "41", "49"),
+    "preauth_cancel": ("3", "7", "11", "32", "90"),
+    "completion": ("3", "4", "7", "11", "25", "32", "41", "90"),
 }
 RC = ResponseCode
 
@@ -130,10 +135,9 @@ def _inbound(raw: bytes, cfg: EdgeConfig) -> Reply | Forward:
                      "MAC missing or wrong")
     if mti == "0800":
         return Reply(respond(mti, f, {"39": RC.APPROVED.value}, cfg), "sign-on")
-    if mti == "0100":
-        return Reply(respond(mti, f, {"39": RC.INVALID_TRANSACTION.value}, cfg),
-                     "pre-authorisation not offered")
-    kind = _KINDS.get((mti, f.get("3", "")[:2]))
+    kind = "reversal" if mti == "0400" else _KINDS.get((mti, f.get("3", "")[:2]))
+    if kind == "purchase" and "90" in f:
+        kind = "completion"  # 预授权完成: a purchase naming its pre-authorisation
     if kind is None:
         return Reply(respond(mti, f, {"39": RC.INVALID_TRANSACTION.value}, cfg),
                      f"processing code {f.get('3', '')!r} not offered with {mti}")
@@ -170,11 +174,11 @@ def _inbound(raw: bytes, cfg: EdgeConfig) -> Reply | Forward:
 #: (MTI, processing code) -> request kind
 _KINDS: Final[dict[tuple[str, str], str]] = {
     ("0200", "00"): "purchase", ("0200", "01"): "withdrawal", ("0200", "31"): "balance",
-    ("0200", "20"): "void", ("0220", "20"): "refund",
-    **{("0400", code): "reversal" for code in ("00", "01", "20", "31")},
+    ("0200", "20"): "void", ("0220", "20"): "refund", ("0220", "00"): "completion",
+    ("0100", "03"): "preauth", ("0100", "20"): "preauth_cancel",
 }
 #: the request fields the switch sees (field 32 becomes the acquirer's name)
-_FORWARDED: Final = ("2", "3", "4", "7", "11", "37", "41", "49")
+_FORWARDED: Final = ("2", "3", "4", "7", "11", "25", "37", "41", "49")
 
 
 def respond(mti: str, echo: Mapping[str, str], extra: Mapping[str, str],
