@@ -112,8 +112,8 @@ def _builtin(name: str) -> Path:
 
 
 DEMO_ORDER = ("intrabank", "cards", "cards-refund", "cards-timeout", "cards-disputes",
-              "cards-preauth", "netting", "channels", "hvps-queue", "hvps-gridlock", "hvps-end-of-day",
-              "returns", "ibps-night", "weekend", "holiday-cards")
+              "cards-preauth", "netting", "channels", "hvps-queue", "hvps-gridlock",
+              "hvps-end-of-day", "returns", "ibps-night", "weekend", "holiday-cards")
 
 #: built-in scenarios that are worlds, not stories (no events to play)
 NOT_STORIES = frozenset({"card-sandbox"})
