@@ -512,3 +512,106 @@ def test_sigkill_under_load_keeps_every_acknowledged_request(tmp_path: Path) -> 
         again.close()
     assert approved, "nothing was answered before the kill"
     assert set(approved) <= logged
+
+
+def test_deep_pipelining_against_the_process_core(tmp_path: Path) -> None:
+    """Thousands of requests in flight on one connection: every one answered, in the log."""
+    served = _serve(tmp_path)
+    stans: set[str] = set()
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", served.port)
+        writer.write(b"".join(frame(_now_raw("purchase", n, amount_fen=1), "binary2")
+                              for n in range(1, 3001)))
+        await writer.drain()
+        decoder = FrameDecoder("binary2")
+        while len(stans) < 3000:
+            chunk = await asyncio.wait_for(reader.read(1 << 16), 30)
+            assert chunk, f"closed after {len(stans)} answers"
+            for raw in decoder.feed(chunk):
+                msg = _decoded(raw)
+                assert msg.fields["39"] == "00"
+                stans.add(str(msg.fields["11"]))
+        writer.close()
+
+    try:
+        asyncio.run(client())
+    finally:
+        assert served.stop() == 0
+    assert len(stans) == 3000
+
+
+def test_a_half_closed_client_still_gets_its_answers(tmp_path: Path) -> None:
+    served = _serve(tmp_path)
+    try:
+        with socket.create_connection(("127.0.0.1", served.port), timeout=10) as sock:
+            sock.sendall(b"".join(frame(_now_raw("purchase", n, amount_fen=100), "binary2")
+                                  for n in range(1, 6)))
+            sock.shutdown(socket.SHUT_WR)  # "that is all": the answers must still come
+            decoder = FrameDecoder("binary2")
+            got: list[bytes] = []
+            while True:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break  # the server closes after the last answer
+                got += decoder.feed(chunk)
+        assert sorted(_decoded(raw).fields["11"] for raw in got) == [
+            f"{n:06d}" for n in range(1, 6)]
+    finally:
+        assert served.stop() == 0
+
+
+def test_sigterm_to_the_process_group_stops_cleanly(tmp_path: Path) -> None:
+    """`kill -- -PGID` (timeout, systemd, containers) reaches the core process too: it
+    leaves stopping to the edge, which answers what it received and exits 0."""
+    store = tmp_path / "group.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qingsuan", "serve", "--store", str(store), "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    port = int(line.split("listening on ", 1)[1].split()[0].rsplit(":", 1)[1])
+    answer = send_one("127.0.0.1", port, _now_raw("purchase", 1, amount_fen=100))
+    assert isinstance(answer, Decoded) and answer.fields["39"] == "00"
+    os.killpg(proc.pid, signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    _wait_until_gone(str(store))
+
+
+def test_a_failing_core_stops_the_server_with_exit_1() -> None:
+    """Fail-stop: the engine refuses a command; the server answers nothing more, stops
+    listening and returns 1 (also when the failure comes while it is stopping)."""
+    from qingsuan.server.card_tcp import CardServer, InlineCore
+
+    class Broken:
+        clock = VirtualClock(0)
+
+        def process(self, batch: list[dict[str, str]]) -> list[dict[str, Any]]:
+            raise RuntimeError("disk on fire for 6222020000000010017")
+
+        def next_wakeup_us(self) -> int:
+            return 10**15
+
+        def tick_if_due(self) -> bool:
+            return False
+
+        def close(self) -> None:
+            pass
+
+    async def run() -> tuple[int, list[bytes]]:
+        server = CardServer(CFG, InlineCore(Broken))
+        ports: list[int] = []
+        task = asyncio.create_task(server.serve("127.0.0.1", 0, lambda h, p: ports.append(p)))
+        while not ports:
+            await asyncio.sleep(0.01)
+        reader, writer = await asyncio.open_connection("127.0.0.1", ports[0])
+        writer.write(frame(_raw("purchase", 1), "binary2"))
+        await writer.drain()
+        got = await asyncio.wait_for(reader.read(), 30)  # closed without an answer
+        status = await asyncio.wait_for(task, 30)
+        assert server.failure is not None and "6222020000000010017" not in server.failure
+        return status, [got]
+
+    status, got = asyncio.run(run())
+    assert status == 1 and got == [b""]

@@ -95,6 +95,9 @@ def serve(
     from qingsuan.server.card_core import CardCore, edge_config
     from qingsuan.server.card_tcp import CardServer, InlineCore, ProcessCore, new_event_loop
 
+    if not 0 <= port <= 65535:
+        _err().print(f"--port must be 0 to 65535, got {port}", markup=False)
+        raise typer.Exit(EXIT_INVALID)
     if frame not in ("binary2", "ascii4") or core not in ("process", "inline") or \
             mac_algorithm not in ("3des", "sm4"):
         _err().print("--frame is binary2 or ascii4, --core process or inline, "
@@ -135,8 +138,7 @@ def serve(
     loop = new_event_loop()
     try:
         status = loop.run_until_complete(server.serve(host, port, ready))
-    except OSError as exc:
-        engine_core.close()
+    except OSError as exc:  # (serve has closed the core)
         _err().print(f"cannot listen on {host}:{port}: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     finally:
@@ -212,7 +214,7 @@ def cards_send(
         raise typer.Exit(EXIT_INVALID) from None
     try:
         answer = send_one(host, port, raw, frame_format=frame)  # type: ignore[arg-type]
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # (ValueError: an impossible length header)
         _err().print(f"no answer from {host}:{port}: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     rows = describe(answer)

@@ -12,7 +12,9 @@ never in a message or a log line:
   microsecond, unlike a slow password hash, and is useless without the key.
 
 The sandbox's keys are fixed test keys (like every card scheme's test environment), printed
-in docs/SERVE.md; ``qingsuan serve`` takes others from its options.
+in docs/SERVE.md; ``qingsuan serve`` takes another zone PIN key from ``--zpk``. The PIN
+verification key is the sandbox's, and it is public: the verification values in a sandbox
+log protect test PINs only (a 6-digit PIN falls to a million HMACs).
 """
 
 from __future__ import annotations

@@ -134,6 +134,9 @@ def _inbound(raw: bytes, cfg: EdgeConfig) -> Reply | Forward:
         return Reply(respond(mti, f, {"39": RC.MAC_FAILURE.value}, cfg),
                      "MAC missing or wrong")
     if mti == "0800":
+        if "11" not in f or "7" not in f:
+            return Reply(respond(mti, f, {"39": RC.FORMAT_ERROR.value}, cfg),
+                         "format error: 0800 without field 7 or 11")
         return Reply(respond(mti, f, {"39": RC.APPROVED.value}, cfg), "sign-on")
     kind = "reversal" if mti == "0400" else _KINDS.get((mti, f.get("3", "")[:2]))
     if kind == "purchase" and "90" in f:

@@ -28,10 +28,14 @@ import collections
 import contextlib
 import logging
 import multiprocessing as mp
+import pickle
+import re
+import select
 import signal
+import socket
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import Any, Final, cast
 
 from qingsuan.cards.framing import DEFAULT_MAX_FRAME, FrameDecoder, FrameFormat, FramingError
@@ -51,6 +55,13 @@ MAX_UNANSWERED_PER_CONNECTION: Final = 4096
 MAX_CONNECTIONS: Final = 1024
 #: at shutdown, how long peers get to close after their last answer
 CLOSE_WAIT_S: Final = 3.0
+#: at shutdown, how long the core process gets to close its log
+CORE_CLOSE_S: Final = 60.0
+#: answers buffered for a peer before its reading pauses, and before it is cut off
+WRITE_BUFFER_HIGH: Final = 1 << 20
+WRITE_BUFFER_MAX: Final = 16 << 20
+#: warnings about one peer's input logged in full before they are sampled
+WARNINGS_IN_FULL: Final = 20
 
 CoreFactory = Callable[[], Any]
 
@@ -67,8 +78,9 @@ class InlineCore:
         self.on_failure: Callable[[str], None] = lambda _: None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._failed = False
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._arm()
 
@@ -81,117 +93,241 @@ class InlineCore:
         try:
             self.core.tick_if_due()
         except Exception as exc:  # the engine is fail-stop
-            self.on_failure(f"{type(exc).__name__}: {exc}")
+            self._fail(exc)
             return
         self._arm()
 
     def submit(self, batch: list[dict[str, str]]) -> None:
+        if self._failed:
+            return
         try:
             answers = self.core.process(batch)
         except Exception as exc:
-            self.on_failure(f"{type(exc).__name__}: {exc}")
+            self._fail(exc)
             return
         assert self._loop is not None
         self._loop.call_soon(self.on_answers, answers)
 
-    def close(self) -> None:
+    def _fail(self, exc: Exception) -> None:
+        self._failed = True
+        assert self._loop is not None
+        self._loop.call_soon(self.on_failure, failure_reason(exc))
+
+    async def aclose(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         self.core.close()
 
 
-def _core_main(conn: Connection, parent_end: Connection, factory: CoreFactory) -> None:
+# Between the edge and the core process: a socket pair carrying length-prefixed pickles
+# (both ends are this program). The edge's end is an asyncio transport (it never blocks,
+# writes are buffered); the core's end is a plain blocking socket.
+_MSG_HEADER: Final = struct.Struct(">I")
+MAX_MESSAGE: Final = 1 << 28
+
+
+def _pack(obj: Any) -> bytes:
+    data = pickle.dumps(obj, protocol=5)
+    assert len(data) <= MAX_MESSAGE, len(data)
+    return _MSG_HEADER.pack(len(data)) + data
+
+
+class _Messages:
+    """Incremental reader of the length-prefixed messages."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[Any]:
+        buf = self._buf
+        buf += data
+        out = []
+        pos = 0
+        while len(buf) - pos >= _MSG_HEADER.size:
+            (n,) = _MSG_HEADER.unpack_from(buf, pos)
+            if n > MAX_MESSAGE:
+                raise ValueError(f"a message of {n} bytes between edge and core")
+            if len(buf) - pos - _MSG_HEADER.size < n:
+                break
+            start = pos + _MSG_HEADER.size
+            out.append(pickle.loads(buf[start:start + n]))
+            pos = start + n
+        del buf[:pos]
+        return out
+
+
+class _ParentGone(Exception):
+    pass
+
+
+def _core_main(sock: socket.socket, parent_end: socket.socket, factory: CoreFactory) -> None:
     """The child process: open the core, then answer batches until told to stop, or until
-    the parent is gone (its end of the pipe closes: EOF)."""
+    the parent is gone (its end of the socket pair closes: EOF)."""
     parent_end.close()  # inherited by the fork: held open, the parent's death is never seen
+    # Signals are for the parent (a terminal's Ctrl-C and `kill -- -PGID` reach the whole
+    # group): it stops the core through the socket, after answering what it received.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     try:
         core = factory()
     except Exception as exc:
-        conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+        sock.sendall(_pack(("failed", failure_reason(exc))))
         return
-    conn.send(("ready", None))
+    sock.sendall(_pack(("ready", None)))
+    reader = _Messages()
+    waiting: collections.deque[Any] = collections.deque()
+
+    def receive(timeout_s: float | None) -> None:
+        """Wait up to ``timeout_s`` for input, then take everything available."""
+        ready, _, _ = select.select([sock], [], [], timeout_s)
+        while ready:
+            try:
+                data = sock.recv(1 << 20, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            if not data:
+                raise _ParentGone
+            waiting.extend(reader.feed(data))
+
     try:
         while True:
-            wait_s = max(0.0, (core.next_wakeup_us() - core.clock.now_us()) / 1e6)
-            if not conn.poll(wait_s):
-                core.tick_if_due()
-                continue
-            batch = conn.recv()
-            if batch is None:
-                break
-            # Group commit adapts to the load: take every chunk already waiting (up to
-            # MAX_GROUP requests) into one commit; the answers go back in one message.
+            if not waiting:
+                receive(max(0.0, (core.next_wakeup_us() - core.clock.now_us()) / 1e6))
+                if not waiting:
+                    core.tick_if_due()
+                    continue
+            else:
+                receive(0)
+            # Group commit adapts to the load: every chunk already waiting (up to MAX_GROUP
+            # requests) goes into one commit; the answers go back in one message.
+            batch: list[dict[str, str]] = []
             stop = False
-            while len(batch) < MAX_GROUP and conn.poll(0):
-                more = conn.recv()
-                if more is None:
+            while waiting and len(batch) < MAX_GROUP:
+                chunk = waiting.popleft()
+                if chunk is None:
                     stop = True
                     break
-                batch += more
-            conn.send(("answers", core.process(batch)))
+                batch += chunk
+            if batch:
+                sock.sendall(_pack(("answers", core.process(batch))))
             if stop:
                 break
-    except (EOFError, OSError):
+    except (_ParentGone, BrokenPipeError, ConnectionResetError):
         pass  # the parent is gone: close the log and end (nothing unanswered was acked)
     except Exception as exc:
         with contextlib.suppress(OSError):
-            conn.send(("failed", f"{type(exc).__name__}: {exc}"))
+            sock.sendall(_pack(("failed", failure_reason(exc))))
     finally:
         core.close()
         with contextlib.suppress(OSError):
-            conn.send(("closed", None))
+            sock.sendall(_pack(("closed", None)))
+
+
+class _CoreLink(asyncio.Protocol):
+    """The edge's end of the socket pair."""
+
+    def __init__(self, owner: ProcessCore) -> None:
+        self.owner = owner
+        self.reader = _Messages()
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.reader.feed(data)
+        except Exception as exc:
+            self.owner.ended(f"garbled message from the core: {failure_reason(exc)}")
+            return
+        for kind, detail in messages:
+            if kind == "answers":
+                self.owner.on_answers(detail)
+            elif kind == "failed":
+                self.owner.ended(str(detail))
+            elif kind == "closed":
+                self.owner.closed_log()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.owner.ended("the core process ended")
 
 
 class ProcessCore:
-    """The core in a child process, fed through a pipe; answers come back in order."""
+    """The core in a child process, fed through a socket pair; answers come back in
+    order."""
 
     def __init__(self, factory: CoreFactory) -> None:
         ctx = mp.get_context("fork")
-        self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_core_main, args=(child, self._conn, factory),
+        self._sock, child = socket.socketpair()
+        self._proc = ctx.Process(target=_core_main, args=(child, self._sock, factory),
                                  name="qingsuan-core", daemon=True)
         self._proc.start()
         child.close()
-        kind, detail = self._conn.recv()
+        reader = _Messages()
+        messages: list[Any] = []
+        while not messages:  # the handshake, blocking: the loop is not running yet
+            data = self._sock.recv(65536)
+            if not data:
+                self._proc.join()
+                raise RuntimeError("the core process ended before it was ready")
+            messages = reader.feed(data)
+        kind, detail = messages[0]
         if kind != "ready":
             self._proc.join()
             raise RuntimeError(f"the core did not start: {detail}")
+        self._sock.setblocking(False)
         self.on_answers: Callable[[list[dict[str, Any]]], None] = lambda _: None
         self.on_failure: Callable[[str], None] = lambda _: None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transport: asyncio.Transport | None = None
+        self._closing = False
+        self._ended = False
+        self._log_closed: asyncio.Future[None] | None = None
 
-    def start(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        loop.add_reader(self._conn.fileno(), self._readable)
-
-    def _readable(self) -> None:
-        try:
-            kind, detail = self._conn.recv()
-        except (EOFError, OSError):
-            kind, detail = "failed", "the core process ended"
-        if kind == "answers":
-            self.on_answers(detail)
-        elif kind == "failed":
-            assert self._loop is not None
-            self._loop.remove_reader(self._conn.fileno())
-            self.on_failure(str(detail))
+    async def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._log_closed = loop.create_future()
+        transport, _ = await loop.connect_accepted_socket(lambda: _CoreLink(self),
+                                                          self._sock)
+        self._transport = transport
 
     def submit(self, batch: list[dict[str, str]]) -> None:
-        self._conn.send(batch)
+        if self._transport is not None and not self._ended:
+            self._transport.write(_pack(batch))
 
-    def close(self) -> None:
-        if self._loop is not None:
-            self._loop.remove_reader(self._conn.fileno())
-        try:
-            self._conn.send(None)
-            while True:  # drain until the core says it closed its log
-                kind, _ = self._conn.recv()
-                if kind in ("closed", "failed"):
-                    break
-        except (EOFError, OSError):
-            pass
-        self._proc.join(timeout=30)
-        self._conn.close()
+    def ended(self, reason: str) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        if self._log_closed is not None and not self._log_closed.done():
+            self._log_closed.set_result(None)
+        if not self._closing:
+            self.on_failure(reason)
+
+    def closed_log(self) -> None:
+        if self._log_closed is not None and not self._log_closed.done():
+            self._log_closed.set_result(None)
+
+    async def aclose(self) -> None:
+        """Tell the core to stop, wait until it has closed its log, reap the process."""
+        self._closing = True
+        if self._transport is not None and not self._ended:
+            self._transport.write(_pack(None))
+            if self._log_closed is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(self._log_closed), CORE_CLOSE_S)
+        if self._transport is not None:
+            self._transport.close()
+        await asyncio.get_running_loop().run_in_executor(None, self._proc.join, CORE_CLOSE_S)
+        if self._proc.is_alive():  # it would not stop: its log is re-verified on reopen
+            log.error("the core process did not stop in %s s: killing it", CORE_CLOSE_S)
+            self._proc.kill()
+            self._proc.join()
+
+
+_DIGITS = re.compile(r"\d{12,19}")
+
+
+def failure_reason(exc: BaseException) -> str:
+    """An exception as a line for the log and the operator, with any run of 12 to 19
+    digits (a card number, perhaps) masked."""
+    from qingsuan.cards.iso8583 import mask_pan
+
+    return _DIGITS.sub(lambda m: mask_pan(m.group()), f"{type(exc).__name__}: {exc}")
 
 
 # ---------------------------------------------------------------------- connections
@@ -204,9 +340,12 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.unanswered = 0
-        self.paused = False
+        self.paused = False          # reading paused: too many unanswered
+        self.write_paused = False    # reading paused: the peer does not read its answers
+        self.finishing = False       # no more input (EOF, bad header): close when answered
         self.out: list[bytes] = []
         self.closed = asyncio.Event()
+        self.warnings = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # (uvloop's is not a subclass)
@@ -216,7 +355,9 @@ class _Connection(asyncio.Protocol):
             log.warning("%s refused: %s", self.peer,
                         "stopping" if self.server.stopping else "too many connections")
             transport.close()
+            self.closed.set()
             return
+        self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         self.server.connections.add(self)
         log.info("%s connected", self.peer)
 
@@ -225,8 +366,24 @@ class _Connection(asyncio.Protocol):
         self.closed.set()
         log.info("%s disconnected", self.peer)
 
+    def eof_received(self) -> bool:
+        """The peer has sent all it will (half-close): answer what it sent, then close."""
+        self.finishing = True
+        self.flush()
+        return True  # keep the transport open for the answers
+
+    def pause_writing(self) -> None:
+        """The peer does not read its answers: stop reading its requests."""
+        self.write_paused = True
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        self._maybe_resume()
+
     def data_received(self, data: bytes) -> None:
-        if self.server.stopping:
+        if self.server.stopping or self.finishing:
             return  # closing: what comes now is not read (and never was acknowledged)
         try:
             frames = self.decoder.feed(data)
@@ -234,11 +391,12 @@ class _Connection(asyncio.Protocol):
             for raw in exc.frames:
                 self.server.received(self, raw)
             self.server.submit()
-            log.warning("%s framing error, closing the connection: %s", self.peer, exc)
+            self.warn("framing error, closing the connection once answered: %s", exc)
             self.server.stats.framing_errors += 1
-            self.flush()
+            self.finishing = True
             assert self.transport is not None
-            self.transport.close()
+            self.transport.pause_reading()
+            self.flush()
             return
         for raw in frames:
             self.server.received(self, raw)
@@ -249,17 +407,46 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
             self.paused = True
 
+    def warn(self, message: str, *args: object) -> None:
+        """A warning about this peer's input: the first few, then one in a thousand (a
+        stream of garbage must not flood the log)."""
+        self.warnings += 1
+        if self.warnings <= WARNINGS_IN_FULL or self.warnings % 1000 == 0:
+            log.warning("%s " + message + (f" ({self.warnings} so far)" if
+                                           self.warnings > WARNINGS_IN_FULL else ""),
+                        self.peer, *args)
+
     def send(self, raw: bytes) -> None:
         self.out.append(frame_payload(raw, self.server.frame_format))
 
     def flush(self) -> None:
-        if self.out and self.transport is not None and not self.transport.is_closing():
-            self.transport.write(b"".join(self.out))
+        t = self.transport
+        if self.out and t is not None and not t.is_closing():
+            t.write(b"".join(self.out))
         self.out.clear()
-        if self.paused and self.unanswered <= MAX_UNANSWERED_PER_CONNECTION // 2 and \
-                self.transport is not None and not self.server.stopping:
-            self.transport.resume_reading()
-            self.paused = False
+        if t is None or t.is_closing():
+            return
+        if t.get_write_buffer_size() > WRITE_BUFFER_MAX:
+            log.warning("%s does not read its answers: closing the connection", self.peer)
+            t.abort()
+            return
+        if self.finishing and not self.unanswered:
+            # everything it sent is answered: end our side too (FIN after the answers)
+            if t.can_write_eof():
+                t.write_eof()
+            t.close()
+            return
+        self._maybe_resume()
+
+    def _maybe_resume(self) -> None:
+        t = self.transport
+        if t is None or t.is_closing() or self.server.stopping or self.finishing or \
+                self.write_paused:
+            return
+        if self.paused and self.unanswered > MAX_UNANSWERED_PER_CONNECTION // 2:
+            return
+        self.paused = False
+        t.resume_reading()
 
 
 @dataclass
@@ -304,11 +491,11 @@ class CardServer:
         if isinstance(result, Reply):
             if result.raw is None:
                 self.stats.dropped += 1
-                log.warning("%s dropped a frame: %s", conn.peer, result.note)
+                conn.warn("dropped a frame: %s", result.note)
             else:
                 self.stats.edge_replies += 1
                 if result.note.startswith("format error") or "MAC" in result.note:
-                    log.warning("%s %s", conn.peer, result.note)
+                    conn.warn("%s", result.note)
                 conn.send(result.raw)
             return
         conn.unanswered += 1
@@ -324,22 +511,35 @@ class CardServer:
         self._check_done()
 
     def _answered(self, answers: list[dict[str, Any]]) -> None:
-        # the answers of one or more chunks, in the order they were submitted
+        """The answers of one or more chunks, in the order they were submitted."""
+        if self.failure is not None:
+            return
         batch: list[tuple[_Connection, Forward]] = []
-        while len(batch) < len(answers):
+        while len(batch) < len(answers) and self.with_core:
             batch += self.with_core.popleft()
-        assert len(batch) == len(answers), (len(batch), len(answers))
+        if len(batch) != len(answers):  # the core and the edge disagree: stop, answer nothing
+            self._failed(f"{len(answers)} answers for {len(batch)} requests")
+            return
         touched: set[_Connection] = set()
         cfg = self.cfg
         codes = self.stats.codes
-        for (conn, fwd), answer in zip(batch, answers, strict=True):
-            conn.unanswered -= 1
-            codes[answer["39"]] += 1
-            conn.send(outbound(fwd, answer, cfg))
-            touched.add(conn)
-        self.stats.answered += len(batch)
-        for conn in touched:
-            conn.flush()
+        try:
+            for (conn, fwd), answer in zip(batch, answers, strict=True):
+                conn.unanswered -= 1
+                try:
+                    raw = outbound(fwd, answer, cfg)
+                    codes[answer["39"]] += 1
+                except Exception as exc:  # never expected: answer 96 rather than nothing
+                    log.error("cannot encode an answer (%s): 96 instead",
+                              failure_reason(exc))
+                    raw = outbound(fwd, {"39": "96"}, cfg)
+                    codes["96"] += 1
+                conn.send(raw)
+                touched.add(conn)
+            self.stats.answered += len(batch)
+        finally:
+            for conn in touched:
+                conn.flush()
         if self.pending:
             self.submit()
         self._check_done()
@@ -347,9 +547,15 @@ class CardServer:
     def _failed(self, reason: str) -> None:
         """The engine stopped (fail-stop): answer nothing more; the operator restarts from
         the log, which holds everything acknowledged."""
-        log.error("the core failed, stopping: %s", reason)
-        self.failure = reason
-        self.stop()
+        if self.failure is None:
+            log.error("the core failed, stopping: %s", reason)
+            self.failure = reason
+        self.pending.clear()
+        self.with_core.clear()
+        if self.stopping:
+            self._check_done()
+        else:
+            self.stop()
 
     # -- lifecycle
 
@@ -358,9 +564,13 @@ class CardServer:
         """Listen until stopped; returns the exit status (0 clean, 1 core failure)."""
         self._loop = asyncio.get_running_loop()
         self._done = self._loop.create_future()
-        self.core.start(self._loop)
-        self._listener = await self._loop.create_server(lambda: _Connection(self), host, port,
-                                                        reuse_address=True, backlog=1024)
+        await self.core.start(self._loop)
+        try:
+            self._listener = await self._loop.create_server(
+                lambda: _Connection(self), host, port, reuse_address=True, backlog=1024)
+        except OSError:
+            await self.core.aclose()
+            raise
         sock = self._listener.sockets[0].getsockname()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # not main thread
@@ -370,7 +580,7 @@ class CardServer:
             ready(str(sock[0]), int(sock[1]))
         await self._done
         await self._close_connections()
-        self.core.close()
+        await self.core.aclose()
         log.info("stopped: %d requests, %d answered by the switch, %d at the edge, %d dropped",
                  self.stats.requests, self.stats.answered, self.stats.edge_replies,
                  self.stats.dropped)
@@ -407,9 +617,6 @@ class CardServer:
         for conn in self.connections:
             if conn.transport is not None and not conn.transport.is_closing():
                 conn.transport.pause_reading()
-        if self.failure is not None:  # nothing more will be answered
-            self.pending.clear()
-            self.with_core.clear()
         self._check_done()
 
     def _check_done(self) -> None:
