@@ -2,10 +2,12 @@
 
 One asyncio event loop (uvloop when installed) does the connections, the framing and the
 ISO 8583 edge; the core (engine + durable log) runs in a child process by default, so
-parsing and encoding on one core overlap with deciding and fsyncing on the other. The edge
-batches what arrived during one turn of the loop into one group commit; up to
-:data:`PIPELINE_DEPTH` chunks are with the core at once; the core takes every chunk waiting
-into one group commit (so commits grow with the load) and answers them in order.
+parsing and encoding on one CPU overlap with deciding and fsyncing on the other. Each
+connection's requests go to the core as a chunk as soon as they are read (up to
+:data:`PIPELINE_DEPTH` chunks with the core at once); the core takes every chunk waiting
+into one group commit (so commits grow with the load) and answers them in order. The two
+processes talk over a socket pair (length-prefixed pickles; the edge's end is an asyncio
+transport, so it never blocks).
 
 Guarantees:
 
@@ -13,7 +15,9 @@ Guarantees:
 * responses on one connection may come in a different order than the requests (sign-on
   and format errors are answered at once): match them by STAN, as acquirers do;
 * no input crashes the server: a frame that cannot be read is answered with 30 or dropped
-  and logged; an impossible length header closes that connection only;
+  and logged; an impossible length header ends that connection only (after answering
+  what came before it); a peer that does not read its answers is not read either, and is
+  cut off past :data:`WRITE_BUFFER_MAX`;
 * SIGTERM (or SIGINT): stop accepting, stop reading, answer everything already received,
   close the log, exit 0. Nothing acknowledged is lost, nothing received is left unanswered.
 
