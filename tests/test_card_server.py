@@ -600,7 +600,7 @@ def test_a_failing_core_stops_the_server_with_exit_1() -> None:
             pass
 
     async def run() -> tuple[int, list[bytes]]:
-        server = CardServer(CFG, InlineCore(Broken))
+        server = CardServer(CFG, InlineCore(Broken, CFG))
         ports: list[int] = []
         task = asyncio.create_task(server.serve("127.0.0.1", 0, lambda h, p: ports.append(p)))
         while not ports:

@@ -122,12 +122,14 @@ def serve(
     def factory() -> CardCore:
         return CardCore(world, url, WallClock(), snapshot_every=snapshot_every)
 
+    cfg = edge_config(world, **keys)
     try:
-        engine_core = ProcessCore(factory) if core == "process" else InlineCore(factory)
+        engine_core = ProcessCore(factory, cfg) if core == "process" else \
+            InlineCore(factory, cfg)
     except Exception as exc:  # a store that is not this world's, a broken chain, ...
         _err().print(f"cannot open {store}: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
-    server = CardServer(edge_config(world, **keys), engine_core, frame_format=frame)  # type: ignore[arg-type]
+    server = CardServer(cfg, engine_core, frame_format=frame)  # type: ignore[arg-type]
 
     def ready(bound_host: str, bound_port: int) -> None:
         # one line on stdout that scripts (and the tests) wait for

@@ -5,9 +5,10 @@ ISO 8583 edge; the core (engine + durable log) runs in a child process by defaul
 parsing and encoding on one CPU overlap with deciding and fsyncing on the other. Each
 connection's requests go to the core as a chunk as soon as they are read (up to
 :data:`PIPELINE_DEPTH` chunks with the core at once); the core takes every chunk waiting
-into one group commit (so commits grow with the load) and answers them in order. The two
-processes talk over a socket pair (length-prefixed pickles; the edge's end is an asyncio
-transport, so it never blocks).
+into one group commit (so commits grow with the load) and answers them in order, already
+encoded (:func:`answer_batch`: the edge's encoding runs beside the engine, which balances
+the two processes). The two processes talk over a socket pair (length-prefixed pickles; the
+edge's end is an asyncio transport, so it never blocks).
 
 Guarantees:
 
@@ -73,12 +74,32 @@ CoreFactory = Callable[[], Any]
 # ---------------------------------------------------------------------- the core, two ways
 
 
+Item = tuple[dict[str, str], str, dict[str, str]]  # (request fields, MTI, echoed fields)
+Answer = tuple[str, bytes]                           # (response code, the response message)
+
+
+def answer_batch(core: Any, items: list[Item], cfg: EdgeConfig) -> list[Answer]:
+    """Decide a batch (one group commit) and encode its responses. Runs where the core
+    runs: the encoding is the edge's work, done there to balance the two processes."""
+    answers = core.process([fields for fields, _, _ in items])
+    out: list[Answer] = []
+    for (fields, mti, echo), answer in zip(items, answers, strict=True):
+        fwd = Forward(fields, mti, echo)
+        try:
+            out.append((answer["39"], outbound(fwd, answer, cfg)))
+        except Exception as exc:  # never expected: answer 96 rather than nothing
+            log.error("cannot encode an answer (%s): 96 instead", failure_reason(exc))
+            out.append(("96", outbound(fwd, {"39": "96"}, cfg)))
+    return out
+
+
 class InlineCore:
     """The core in the server's own process (one CPU, tests)."""
 
-    def __init__(self, factory: CoreFactory) -> None:
+    def __init__(self, factory: CoreFactory, cfg: EdgeConfig) -> None:
         self.core = factory()
-        self.on_answers: Callable[[list[dict[str, Any]]], None] = lambda _: None
+        self.cfg = cfg
+        self.on_answers: Callable[[list[Answer]], None] = lambda _: None
         self.on_failure: Callable[[str], None] = lambda _: None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -101,11 +122,11 @@ class InlineCore:
             return
         self._arm()
 
-    def submit(self, batch: list[dict[str, str]]) -> None:
+    def submit(self, batch: list[Item]) -> None:
         if self._failed:
             return
         try:
-            answers = self.core.process(batch)
+            answers = answer_batch(self.core, batch, self.cfg)
         except Exception as exc:
             self._fail(exc)
             return
@@ -164,7 +185,8 @@ class _ParentGone(Exception):
     pass
 
 
-def _core_main(sock: socket.socket, parent_end: socket.socket, factory: CoreFactory) -> None:
+def _core_main(sock: socket.socket, parent_end: socket.socket, factory: CoreFactory,
+               cfg: EdgeConfig) -> None:
     """The child process: open the core, then answer batches until told to stop, or until
     the parent is gone (its end of the socket pair closes: EOF)."""
     parent_end.close()  # inherited by the fork: held open, the parent's death is never seen
@@ -204,7 +226,7 @@ def _core_main(sock: socket.socket, parent_end: socket.socket, factory: CoreFact
                 receive(0)
             # Group commit adapts to the load: every chunk already waiting (up to MAX_GROUP
             # requests) goes into one commit; the answers go back in one message.
-            batch: list[dict[str, str]] = []
+            batch: list[Item] = []
             stop = False
             while waiting and len(batch) < MAX_GROUP:
                 chunk = waiting.popleft()
@@ -213,7 +235,7 @@ def _core_main(sock: socket.socket, parent_end: socket.socket, factory: CoreFact
                     break
                 batch += chunk
             if batch:
-                sock.sendall(_pack(("answers", core.process(batch))))
+                sock.sendall(_pack(("answers", answer_batch(core, batch, cfg))))
             if stop:
                 break
     except (_ParentGone, BrokenPipeError, ConnectionResetError):
@@ -256,10 +278,10 @@ class ProcessCore:
     """The core in a child process, fed through a socket pair; answers come back in
     order."""
 
-    def __init__(self, factory: CoreFactory) -> None:
+    def __init__(self, factory: CoreFactory, cfg: EdgeConfig) -> None:
         ctx = mp.get_context("fork")
         self._sock, child = socket.socketpair()
-        self._proc = ctx.Process(target=_core_main, args=(child, self._sock, factory),
+        self._proc = ctx.Process(target=_core_main, args=(child, self._sock, factory, cfg),
                                  name="qingsuan-core", daemon=True)
         self._proc.start()
         child.close()
@@ -276,7 +298,7 @@ class ProcessCore:
             self._proc.join()
             raise RuntimeError(f"the core did not start: {detail}")
         self._sock.setblocking(False)
-        self.on_answers: Callable[[list[dict[str, Any]]], None] = lambda _: None
+        self.on_answers: Callable[[list[Answer]], None] = lambda _: None
         self.on_failure: Callable[[str], None] = lambda _: None
         self._transport: asyncio.Transport | None = None
         self._closing = False
@@ -289,7 +311,7 @@ class ProcessCore:
                                                           self._sock)
         self._transport = transport
 
-    def submit(self, batch: list[dict[str, str]]) -> None:
+    def submit(self, batch: list[Item]) -> None:
         if self._transport is not None and not self._ended:
             self._transport.write(_pack(batch))
 
@@ -511,10 +533,10 @@ class CardServer:
             batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
             self.with_core.append(batch)
             self.stats.batches += 1
-            self.core.submit([fwd.fields for _, fwd in batch])
+            self.core.submit([(fwd.fields, fwd.mti, fwd.echo) for _, fwd in batch])
         self._check_done()
 
-    def _answered(self, answers: list[dict[str, Any]]) -> None:
+    def _answered(self, answers: list[Answer]) -> None:
         """The answers of one or more chunks, in the order they were submitted."""
         if self.failure is not None:
             return
@@ -525,19 +547,11 @@ class CardServer:
             self._failed(f"{len(answers)} answers for {len(batch)} requests")
             return
         touched: set[_Connection] = set()
-        cfg = self.cfg
         codes = self.stats.codes
         try:
-            for (conn, fwd), answer in zip(batch, answers, strict=True):
+            for (conn, _), (rc, raw) in zip(batch, answers, strict=True):
                 conn.unanswered -= 1
-                try:
-                    raw = outbound(fwd, answer, cfg)
-                    codes[answer["39"]] += 1
-                except Exception as exc:  # never expected: answer 96 rather than nothing
-                    log.error("cannot encode an answer (%s): 96 instead",
-                              failure_reason(exc))
-                    raw = outbound(fwd, {"39": "96"}, cfg)
-                    codes["96"] += 1
+                codes[rc] += 1
                 conn.send(raw)
                 touched.add(conn)
             self.stats.answered += len(batch)
