@@ -328,15 +328,10 @@ class CardSwitch:
         if terminal is None or (proc == "01" and terminal.kind != "atm") or \
                 (proc == "00" and terminal.kind != "pos") or proc not in ("00", "01", "31"):
             return "12"
-        if f.get("49", "156") != "156":
-            return "30"
-        if not pan.isdigit() or not luhn_ok(pan):
-            return "14"
-        issuer = self._issuer_of(pan)
-        if issuer is None:
-            return "15"
-        txn.issuer = issuer
-        mode = self.hosts.get(issuer, "up")
+        refused = self._route(txn, f, pan, terminal)
+        if refused is not None:
+            return refused
+        mode = self.hosts.get(txn.issuer or "", "up")
         if mode == "down":  # no answer within cards.issuer_timeout
             return self._stand_in(txn, f, pan, proc, amount, terminal)
         rc = self._issuer_decides(txn, f, pan, proc, amount, terminal, now_us)
@@ -356,6 +351,24 @@ class CardSwitch:
             return "68"
         return "00" if self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn)) \
             else "96"
+
+    def _route(self, txn: CardTxn, f: dict[str, str], pan: str, terminal: Terminal
+               ) -> str | None:
+        """The switch's own checks before it asks the issuer; on success the issuer is set.
+        A terminal that is not the acquirer's (field 32) 12: a participant acts only for
+        itself; currency not CNY 30; Luhn 14; no issuer for the BIN 15."""
+        acquirer = f.get("32")
+        if acquirer is not None and acquirer != terminal.acquirer:
+            return "12"
+        if f.get("49", "156") != "156":
+            return "30"
+        if not pan.isdigit() or not luhn_ok(pan):
+            return "14"
+        issuer = self._issuer_of(pan)
+        if issuer is None:
+            return "15"
+        txn.issuer = issuer
+        return None
 
     def _issuer_of(self, pan: str) -> str | None:
         """The issuer by BIN: the longest prefix of the PAN in the BIN table."""
@@ -659,15 +672,10 @@ class CardSwitch:
         assert self.engine is not None
         if terminal is None or terminal.kind != "pos" or f.get("3", "")[:2] != "03":
             return "12"
-        if f.get("49", "156") != "156":
-            return "30"
-        if not pan.isdigit() or not luhn_ok(pan):
-            return "14"
-        issuer = self._issuer_of(pan)
-        if issuer is None:
-            return "15"
-        txn.issuer = issuer
-        mode = self.hosts.get(issuer, "up")
+        refused = self._route(txn, f, pan, terminal)
+        if refused is not None:
+            return refused
+        mode = self.hosts.get(txn.issuer or "", "up")
         if mode == "down":
             return "91"  # no stand-in for a pre-authorisation: only the issuer can hold
         rc = self._issuer_decides(txn, f, pan, "03", amount, terminal, now_us)
@@ -975,16 +983,19 @@ class CardSwitch:
 
     def next_cutoff_us(self, after_us: int) -> int | None:
         """The next cut-off (日切) while approved transactions wait to be cleared."""
-        assert self.engine is not None
         if not any(_open(t) for t in self.txns.values()):
             return None
+        return self.cutoff_after_us(after_us)
+
+    def cutoff_after_us(self, after_us: int) -> int:
+        """The first cut-off (``cards.cutoff``, Beijing time) after ``after_us``."""
+        assert self.engine is not None
         cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
         day = to_beijing_naive(after_us).date()
-        for offset in (0, 1):
-            at = from_datetime(dt.datetime.combine(day + dt.timedelta(days=offset), cutoff))
-            if at > after_us:
-                return at
-        return None
+        at = from_datetime(dt.datetime.combine(day, cutoff))
+        if at <= after_us:
+            at = from_datetime(dt.datetime.combine(day + dt.timedelta(days=1), cutoff))
+        return at
 
     def next_preauth_expiry_us(self, after_us: int) -> int | None:
         """When the next open pre-authorisation's hold expires (a tick then marks it

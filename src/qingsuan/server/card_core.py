@@ -11,15 +11,13 @@ world, and opening it again replays the log (or resumes from its last snapshot).
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import gc
 import json
 from collections.abc import Sequence
 from typing import Any, Final
 
-from qingsuan.cards.iso8583 import ResponseCode
 from qingsuan.cards.switch import CardSwitch
-from qingsuan.clock import Clock, WallClock, from_datetime, to_beijing_naive
+from qingsuan.clock import Clock, WallClock
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import Engine
 from qingsuan.server.card_edge import EdgeConfig, institution_id
@@ -29,8 +27,6 @@ from qingsuan.sim.scenario import Scenario
 MAX_IDLE_US: Final = 1_000_000
 #: requests between two gc.freeze() calls
 FREEZE_EVERY: Final = 20_000
-#: requests one group commit takes at most (the edge batches what arrived meanwhile)
-MAX_GROUP: Final = 4096
 
 
 def edge_config(scenario: Scenario, **keys: Any) -> EdgeConfig:
@@ -69,23 +65,15 @@ class CardCore:
 
     def process(self, requests: Sequence[dict[str, str]]) -> list[dict[str, Any]]:
         """Answer a batch of requests (the switch's field vocabulary, as the edge makes
-        them), in order, with one group commit."""
-        assert len(requests) <= MAX_GROUP, len(requests)
+        them), in order, with one group commit (the engine bounds its size)."""
         self.tick_if_due()
-        answers: list[dict[str, Any] | None] = []
-        commands: list[bytes] = []
-        for f in requests:
-            refusal = self._refusal(f)
-            answers.append(refusal)
-            if refusal is None:
-                commands.append(json.dumps(f, sort_keys=True).encode())
-        results = iter(self.engine.command_group("cards.request", commands)
-                       if commands else [])
+        if not requests:
+            return []
+        answers = self.engine.command_group(
+            "cards.request", [json.dumps(f, sort_keys=True).encode() for f in requests])
         if any(f.get("t") == "0100" for f in requests):
             self._due_us = None  # a new pre-authorisation may expire before what was due
-        out: list[dict[str, Any]] = []
-        for answer in answers:
-            out.append(answer if answer is not None else self._enrich(next(results)))
+        out = [self._enrich(answer) for answer in answers]
         self.requests += len(requests)
         if self.requests >= self._next_freeze:
             # The switch keeps every transaction for the life of the process: move what
@@ -94,15 +82,6 @@ class CardCore:
             gc.freeze()
             self._next_freeze = self.requests + FREEZE_EVERY
         return out
-
-    def _refusal(self, f: dict[str, str]) -> dict[str, Any] | None:
-        """A request the switch must not see: a terminal that is not the acquirer's (a
-        participant acts only for itself)."""
-        terminal = self.switch.terminals.get(f.get("41", ""))
-        if terminal is not None and terminal.acquirer != f.get("32"):
-            return {"t": _response_mti(f["t"]), "11": f.get("11", ""),
-                    "39": ResponseCode.INVALID_TRANSACTION.value}
-        return None
 
     def _enrich(self, answer: dict[str, Any]) -> dict[str, Any]:
         """Add what the response carries from the switch's record: the clearing date, and
@@ -133,24 +112,12 @@ class CardCore:
     def _due(self) -> int:
         if self._due_us is None:
             after = self.engine.now_us
-            candidates = [self._next_card_cutoff_us(after),
+            candidates = [self.switch.cutoff_after_us(after),
                           self.cnaps.hvps.next_wakeup_us(after)]
             candidates += [net.next_session_us(after) for net in self.cnaps.net.values()]
             candidates.append(self.switch.next_preauth_expiry_us(after))
             self._due_us = min(t for t in candidates if t is not None)
         return self._due_us
 
-    def _next_card_cutoff_us(self, after_us: int) -> int:
-        minutes = int(self.engine.params["cards.cutoff"])
-        local = to_beijing_naive(after_us)
-        at = dt.datetime.combine(local.date(), dt.time(minutes // 60, minutes % 60))
-        if from_datetime(at) <= after_us:
-            at += dt.timedelta(days=1)
-        return from_datetime(at)
-
     def close(self) -> None:
         self.engine.close()
-
-
-def _response_mti(mti: str) -> str:
-    return mti[:2] + str(int(mti[2]) + 1) + mti[3]
