@@ -141,6 +141,12 @@ def test_edge_mac_required_and_given() -> None:
     assert isinstance(signed, Forward)
     from qingsuan.cards.iso8583 import verify_message_mac
     assert verify_message_mac(outbound(signed, {"t": "0210", "39": "00"}, cfg), key)
+    # a format error is answered with a MAC too
+    bad = inbound(encode_message("0200", {"2": "6222020000000010018", "3": "000000",
+                                          "4": "000000000100", "11": "000023"},
+                                 check=False), cfg)
+    assert isinstance(bad, Reply) and _decoded(bad.raw).fields["39"] == "30"
+    assert bad.raw is not None and verify_message_mac(bad.raw, key)
 
 
 # ---------------------------------------------------------------------- edge + core

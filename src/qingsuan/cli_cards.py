@@ -180,12 +180,12 @@ def cards_send(
     """Send one ISO 8583 request to `qingsuan serve` and print the decoded answer (the
     PAN masked). Exit 0 when approved (39 = 00), 1 when declined, 2 on bad input or no
     answer."""
+    from qingsuan.cards.iso8583 import encode_message
     from qingsuan.clock import BEIJING
     from qingsuan.money import AmountError, parse_amount
     from qingsuan.server.card_client import (
         ClientWorld,
         describe,
-        encode_request,
         original_data,
         request_fields,
         send_one,
@@ -210,7 +210,7 @@ def cards_send(
         mti, fields = request_fields(kind, card=card, terminal=term, stan=stan,
                                      at=dt.datetime.now(BEIJING), amount_fen=amount_fen,
                                      pin=pin, original=orig)
-        raw = encode_request(mti, fields, mac_key=_key(mac_key, "mac-key", (16, 24)))
+        raw = encode_message(mti, fields, mac_key=_key(mac_key, "mac-key", (16, 24)))
     except (ValueError, AmountError) as exc:
         _err().print(str(exc), markup=False)
         raise typer.Exit(EXIT_INVALID) from None

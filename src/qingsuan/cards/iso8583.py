@@ -505,17 +505,20 @@ def response_mti(mti: str) -> str:
         raise ValueError(f"mti: {mti!r} is not a request message type") from None
 
 
-def format_error_response(malformed: Malformed) -> bytes | None:
+def format_error_response(malformed: Malformed, *, mac_key: bytes | None = None,
+                          mac_algorithm: MacAlgorithm = "3des") -> bytes | None:
     """The "30 format error" response to a malformed request, or None to drop the frame.
 
     A response needs the request MTI and its STAN (field 11); without them, or when the
-    malformed message is itself a response, nothing is sent.
+    malformed message is itself a response, nothing is sent. With ``mac_key`` it carries
+    a MAC, like every response of a link that uses them.
     """
     if malformed.mti not in REQUEST_MTIS or malformed.stan is None:
         return None
     return encode_message(
         response_mti(malformed.mti),
         {"11": malformed.stan, "39": ResponseCode.FORMAT_ERROR.value},
+        mac_key=mac_key, mac_algorithm=mac_algorithm,
     )
 
 

@@ -30,10 +30,8 @@ from qingsuan.cards.framing import frame as frame_payload
 from qingsuan.cards.iso8583 import (
     SPEC,
     Decoded,
-    MacAlgorithm,
     Malformed,
     decode_message,
-    encode_message,
 )
 from qingsuan.cards.pin import SANDBOX_ZPK, encrypt_pin_block
 from qingsuan.clock import BEIJING
@@ -462,11 +460,6 @@ def describe(msg: Decoded | Malformed) -> list[tuple[str, str]]:
     return rows
 
 
-def encode_request(mti: str, fields: dict[str, Any], *, mac_key: bytes | None = None,
-                   mac_algorithm: MacAlgorithm = "3des") -> bytes:
-    return encode_message(mti, fields, mac_key=mac_key, mac_algorithm=mac_algorithm)
-
-
 __all__: Sequence[str] = ["ClientWorld", "LoadPlan", "LoadReport", "describe",
-                          "encode_request", "original_data", "parse_mix", "request_fields",
+                          "original_data", "parse_mix", "request_fields",
                           "run_load", "send_one"]

@@ -38,7 +38,6 @@ from qingsuan.cards.iso8583 import (
     MAC_LEN,
     REQUEST_MTIS,
     SPEC,
-    Decoded,
     MacAlgorithm,
     Malformed,
     ResponseCode,
@@ -123,7 +122,9 @@ def inbound(raw: bytes, cfg: EdgeConfig) -> Reply | Forward:
 def _inbound(raw: bytes, cfg: EdgeConfig) -> Reply | Forward:
     msg = decode_message(raw)
     if isinstance(msg, Malformed):
-        return Reply(_mac(format_error_response(msg), cfg), f"format error: {msg.reason}")
+        return Reply(format_error_response(msg, mac_key=cfg.mac_key,
+                                           mac_algorithm=cfg.mac_algorithm),
+                     f"format error: {msg.reason}")
     mti = msg.mti
     f = cast(dict[str, str], msg.fields)  # text except 52 and 128, which are never echoed
     if mti not in REQUEST_MTIS:
@@ -226,13 +227,3 @@ def balance_field(balance_fen: int) -> str:
     """Field 54 of a balance inquiry: account type 10 (savings), amount type 02 (available),
     currency 156, C/D sign, 12 digits of fen."""
     return f"1002156{'C' if balance_fen >= 0 else 'D'}{abs(balance_fen):012d}"
-
-
-def _mac(raw: bytes | None, cfg: EdgeConfig) -> bytes | None:
-    """A format-error response carries a MAC too when MACs are on."""
-    if raw is None or cfg.mac_key is None:
-        return raw
-    msg = decode_message(raw)
-    assert isinstance(msg, Decoded)
-    return encode_message(msg.mti, msg.fields, check=False, mac_key=cfg.mac_key,
-                          mac_algorithm=cfg.mac_algorithm)

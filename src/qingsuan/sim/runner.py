@@ -678,7 +678,7 @@ class Runner:
         now = self.clock.now_us()
         local = to_beijing(now)
         self._stan += 1
-        terminal = next((t for t in self.scenario.terminals if t.id == f["terminal"]), None)
+        terminal = self._terminal(f["terminal"])
         fields = {"t": mti, "2": f["card"], "3": f"{proc}0000",
                   "4": f"{f['amount_fen']:012d}", "7": local.strftime("%m%d%H%M%S"),
                   "11": f"{self._stan:06d}", "32": terminal.bank if terminal else "",
@@ -741,14 +741,18 @@ class Runner:
         on to "completed", "cancelled" or "expired" when the switch says so."""
         self._card_request(event, "03", "0100")
 
+    def _terminal(self, terminal_id: str) -> Any:
+        """The scenario's terminal of that id, if any."""
+        return next((t for t in self.scenario.terminals if t.id == terminal_id), None)
+
     def _preauth_followup(self, event: Event, mti: str, proc: str, amount_fen: int | None
                           ) -> dict[str, str]:
         """A cancel or completion from the terminal of the pre-authorisation it names."""
         f = event.fields
         key = self._card_keys.get(f["target"], "")
-        original = self.switch.txns.get(key)
+        original = self.switch.txns.get(key)  # from the terminal of the original
         terminal_id = original.terminal if original is not None else ""
-        terminal = next((t for t in self.scenario.terminals if t.id == terminal_id), None)
+        terminal = self._terminal(terminal_id)
         self._stan += 1
         fields = {"t": mti, "3": f"{proc}0000",
                   "7": to_beijing(self.clock.now_us()).strftime("%m%d%H%M%S"),
@@ -856,9 +860,9 @@ class Runner:
         20), at the terminal of the purchase, on the same or a later clearing day."""
         f = event.fields
         key = self._card_keys.get(f["target"], "")
-        original = self.switch.txns.get(key)
+        original = self.switch.txns.get(key)  # from the terminal of the original
         terminal_id = original.terminal if original is not None else ""
-        terminal = next((t for t in self.scenario.terminals if t.id == terminal_id), None)
+        terminal = self._terminal(terminal_id)
         self._stan += 1
         answer = self.switch.request({
             "t": "0220", "3": "200000", "4": f"{f['amount_fen']:012d}",
