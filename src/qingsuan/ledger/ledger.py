@@ -298,45 +298,36 @@ class Ledger:
         """A few transfer objects (a card authorisation's two postings, say): straight to
         the exact path on Python ints, without building numpy columns first. Same rules,
         same codes, same stored rows as the column paths (the property tests compare)."""
-        self.advance_time(timestamp_us)
-        n = len(transfers)
-        if self._tr.n + n > MAX_TRANSFERS:
-            raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
-        self._tr.reserve(n)
-        self._scratch, self._scratch_original, self._buffer = {}, {}, []
-        static = self._static
-        rows = []
-        for t in transfers:
-            d, c = static(t.debit_account_id), static(t.credit_account_id)
-            rows.append((t.id, t.debit_account_id, t.credit_account_id, t.amount_fen,
-                         int(t.flags), t.pending_id, t.timeout_us, t.code, d[0], c[0],
-                         d[1], c[1], d[2], c[2], d[3], c[3], d[4], c[4]))
-        codes = np.zeros(n, np.uint8)
-        self._ts = timestamp_us
-        self._run_exact(rows, 0, codes, check_totals=True)
-        return BatchResult(codes)
+        return self._create_rows(
+            [(t.id, t.debit_account_id, t.credit_account_id, t.amount_fen, int(t.flags),
+              t.pending_id, t.timeout_us, t.code) for t in transfers], timestamp_us)
 
     def create_transfer_tuples(self, rows: Sequence[tuple[int, int, int, int, int]],
                                timestamp_us: int) -> BatchResult:
         """Plain transfers as (id, debit id, credit id, amount, flags) tuples of ints: the
         engine's own postings (a card authorisation's two, say), without building objects.
         Same rules and codes as :meth:`create_transfers`."""
-        n = len(rows)
-        if not 0 < n <= _SMALL_BATCH:
+        if not 0 < len(rows) <= _SMALL_BATCH:
             return self.create_transfers(
                 [Transfer(tid, dr, cr, amount, TransferFlags(flags))
                  for tid, dr, cr, amount, flags in rows], timestamp_us)
+        return self._create_rows([(*row, 0, 0, 0) for row in rows], timestamp_us)
+
+    def _create_rows(self, rows: Sequence[tuple[int, int, int, int, int, int, int, int]],
+                     timestamp_us: int) -> BatchResult:
+        """The small-batch exact path: (id, debit, credit, amount, flags, pending id,
+        timeout, code) rows of ints, with each account's attributes from the int cache."""
         self.advance_time(timestamp_us)
+        n = len(rows)
         if self._tr.n + n > MAX_TRANSFERS:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
         self._tr.reserve(n)
         self._scratch, self._scratch_original, self._buffer = {}, {}, []
         static = self._static
         prepared = []
-        for tid, dr, cr, amount, flags in rows:
-            d, c = static(dr), static(cr)
-            prepared.append((tid, dr, cr, amount, flags, 0, 0, 0, d[0], c[0], d[1], c[1],
-                             d[2], c[2], d[3], c[3], d[4], c[4]))
+        for row in rows:
+            d, c = static(row[1]), static(row[2])
+            prepared.append((*row, d[0], c[0], d[1], c[1], d[2], c[2], d[3], c[3], d[4], c[4]))
         codes = np.zeros(n, np.uint8)
         self._ts = timestamp_us
         self._run_exact(prepared, 0, codes, check_totals=True)
