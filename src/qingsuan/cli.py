@@ -9,16 +9,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from qingsuan import __version__, cli_cards
+from qingsuan.cli_common import EXIT_INVALID
+from qingsuan.cli_common import err as _err
+from qingsuan.cli_common import load_or_exit as _load
+from qingsuan.cli_common import out as _out
 from qingsuan.params import SPECS
 from qingsuan.sim.narrate import narrator
 from qingsuan.sim.runner import run_scenario
-from qingsuan.sim.scenario import ScenarioError, load_scenario
-
-EXIT_INVALID = 2
+from qingsuan.sim.scenario import load_scenario
 
 app = typer.Typer(
     help="清算 Qingsuan: a working model of China's interbank payment system "
@@ -34,27 +35,6 @@ cnaps_app = typer.Typer(help="Talk ISO 20022 to the CNAPS of a stored world (a f
                              "sandbox: build the world with `qingsuan run FILE --store PATH.db`).",
                         no_args_is_help=True)
 app.add_typer(cnaps_app, name="cnaps")
-
-
-def _out() -> Console:
-    return Console(highlight=False)
-
-
-def _err() -> Console:
-    # never hard-wrapped: each problem stays one FILE:LINE: reason line, whatever the width
-    return Console(stderr=True, highlight=False, soft_wrap=True)
-
-
-def _load(file: Path) -> Any:
-    try:
-        return load_scenario(file)
-    except ScenarioError as exc:
-        err = _err()
-        err.print(f"[bold red]{file}: invalid scenario, nothing was run[/] "
-                  f"({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''})")
-        for problem in exc.problems:
-            err.print(f"  {problem}", markup=False)
-        raise typer.Exit(EXIT_INVALID) from None
 
 
 @app.command()

@@ -15,12 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-EXIT_INVALID = 2
+from qingsuan.cli_common import EXIT_INVALID, err, load_or_exit
+
 DEFAULT_PORT = 8583
-
-
-def _err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _sandbox() -> Path:
@@ -28,16 +25,7 @@ def _sandbox() -> Path:
 
 
 def _scenario(path: Path | None) -> Any:
-    from qingsuan.sim.scenario import ScenarioError, load_scenario
-
-    path = path or _sandbox()
-    try:
-        return load_scenario(path)
-    except ScenarioError as exc:
-        _err().print(f"{path}: invalid scenario ({len(exc.problems)} problems)", markup=False)
-        for problem in exc.problems:
-            _err().print(f"  {problem}", markup=False)
-        raise typer.Exit(EXIT_INVALID) from None
+    return load_or_exit(path or _sandbox())
 
 
 def _key(text: str | None, name: str, sizes: tuple[int, ...]) -> bytes | None:
@@ -48,7 +36,7 @@ def _key(text: str | None, name: str, sizes: tuple[int, ...]) -> bytes | None:
     except ValueError:
         key = b""
     if len(key) not in sizes:
-        _err().print(f"--{name}: {' or '.join(str(2 * s) for s in sizes)} hex digits",
+        err().print(f"--{name}: {' or '.join(str(2 * s) for s in sizes)} hex digits",
                      markup=False)
         raise typer.Exit(EXIT_INVALID)
     return key
@@ -96,11 +84,11 @@ def serve(
     from qingsuan.server.card_tcp import CardServer, InlineCore, ProcessCore, new_event_loop
 
     if not 0 <= port <= 65535:
-        _err().print(f"--port must be 0 to 65535, got {port}", markup=False)
+        err().print(f"--port must be 0 to 65535, got {port}", markup=False)
         raise typer.Exit(EXIT_INVALID)
     if frame not in ("binary2", "ascii4") or core not in ("process", "inline") or \
             mac_algorithm not in ("3des", "sm4"):
-        _err().print("--frame is binary2 or ascii4, --core process or inline, "
+        err().print("--frame is binary2 or ascii4, --core process or inline, "
                      "--mac-algorithm 3des or sm4", markup=False)
         raise typer.Exit(EXIT_INVALID)
     world = _scenario(scenario)
@@ -116,7 +104,7 @@ def serve(
     url = store if "://" in store or store.startswith("memory:") else f"sqlite:///{store}"
 
     if snapshot_every < 0:
-        _err().print("--snapshot-every must be >= 0", markup=False)
+        err().print("--snapshot-every must be >= 0", markup=False)
         raise typer.Exit(EXIT_INVALID)
 
     def factory() -> CardCore:
@@ -127,7 +115,7 @@ def serve(
         engine_core = ProcessCore(factory, cfg) if core == "process" else \
             InlineCore(factory, cfg)
     except Exception as exc:  # a store that is not this world's, a broken chain, ...
-        _err().print(f"cannot open {store}: {exc}", markup=False)
+        err().print(f"cannot open {store}: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     server = CardServer(cfg, engine_core, frame_format=frame)  # type: ignore[arg-type]
 
@@ -141,12 +129,12 @@ def serve(
     try:
         status = loop.run_until_complete(server.serve(host, port, ready))
     except OSError as exc:  # (serve has closed the core)
-        _err().print(f"cannot listen on {host}:{port}: {exc}", markup=False)
+        err().print(f"cannot listen on {host}:{port}: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     finally:
         loop.close()
     stats = server.stats
-    _err().print(f"qingsuan: stopped cleanly after {stats.requests} requests "
+    err().print(f"qingsuan: stopped cleanly after {stats.requests} requests "
                  f"({stats.answered} answered by the switch, {stats.edge_replies} at the edge, "
                  f"{stats.dropped} dropped)" if status == 0 else
                  f"qingsuan: the engine stopped: {server.failure}", markup=False)
@@ -212,12 +200,12 @@ def cards_send(
                                      pin=pin, original=orig)
         raw = encode_message(mti, fields, mac_key=_key(mac_key, "mac-key", (16, 24)))
     except (ValueError, AmountError) as exc:
-        _err().print(str(exc), markup=False)
+        err().print(str(exc), markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     try:
         answer = send_one(host, port, raw, frame_format=frame)  # type: ignore[arg-type]
     except (OSError, ValueError) as exc:  # (ValueError: an impossible length header)
-        _err().print(f"no answer from {host}:{port}: {exc}", markup=False)
+        err().print(f"no answer from {host}:{port}: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     rows = describe(answer)
     if as_json:
@@ -265,7 +253,7 @@ def cards_load(
         plan = LoadPlan(connections, in_flight, rate, duration, parse_mix(mix), seed, pin)
         plan.check()
     except ValueError as exc:
-        _err().print(str(exc), markup=False)
+        err().print(str(exc), markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     world = ClientWorld.from_scenario(_scenario(scenario))
     console = Console(stderr=True, highlight=False)
@@ -288,7 +276,7 @@ def cards_load(
                 host, port, world, plan, frame_format=frame,  # type: ignore[arg-type]
                 progress=lambda t, r: live.update(panel(t, r))))
     except OSError as exc:
-        _err().print(f"cannot load {host}:{port}: {exc}", markup=False)
+        err().print(f"cannot load {host}:{port}: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
     finally:
         loop.close()
