@@ -43,6 +43,7 @@ __all__ = [
     "format_error_response",
     "luhn_ok",
     "mask_pan",
+    "read_fields",
     "response_mti",
     "verify_mac",
     "verify_message_mac",
@@ -428,6 +429,22 @@ def _decode(raw: bytes) -> Decoded | Malformed:
     num = _first_unknown_field(raw)
     if num is not None:
         return Malformed(mti, None, str(num), f"field {num} is not in the CUPS spec")
+    fields = _fast_fields(raw)
+    if fields is None:
+        slow = _pyiso8583_fields(raw, mti)
+        if isinstance(slow, Malformed):
+            return slow
+        fields = slow
+    problem = _message_problem(mti, fields, decoded=True)
+    if problem is not None:
+        stan = fields.get("11")
+        return Malformed(mti, _valid_stan({"11": stan}) if isinstance(stan, str) else None,
+                         problem[0], problem[1])
+    return Decoded(mti, fields)
+
+
+def _pyiso8583_fields(raw: bytes, mti: str) -> dict[str, FieldValue] | Malformed:
+    """pyiso8583's parse: the reference, and the one that says what is wrong."""
     try:
         doc_dec, doc_enc = iso8583.decode(raw, SPEC)
     except iso8583.DecodeError as exc:
@@ -444,10 +461,124 @@ def _decode(raw: bytes) -> Decoded | Malformed:
         for k, v in doc_dec.items()
         if k in DATA_FIELDS
     }
-    problem = _message_problem(mti, fields, decoded=True)
-    if problem is not None:
-        return Malformed(mti, stan, problem[0], problem[1])
-    return Decoded(mti, fields)
+    return fields
+
+
+# --- the fast path -------------------------------------------------------------------------
+#
+# pyiso8583 walks its generic spec machinery field by field: about 25 us to decode and 20 us
+# to encode one of our messages, a third of what an authorisation costs the gateway. Our
+# layout is fixed by SPEC, so for each bitmap seen a plan compiled from SPEC (which fields,
+# fixed or variable length, text or binary) parses or builds a message in one loop. It
+# accepts exactly what pyiso8583 accepts with digit length prefixes (a differential property
+# test holds the two equal on random and mutated messages); whatever it does not accept goes
+# to pyiso8583, which stays the reference and says what is wrong.
+
+#: per data field: (length digits, 0 for fixed; maximum or fixed length; binary)
+_LAYOUT: dict[str, tuple[int, int, bool]] = {
+    k: (SPEC[k]["len_type"], SPEC[k]["max_len"], k in BINARY_FIELDS) for k in DATA_FIELDS}
+_Plan = tuple[tuple[str, int, int, bool], ...]
+#: bitmap bytes -> plan; bounded (every message of a link shares a handful of bitmaps)
+_PLANS: dict[bytes, _Plan] = {}
+_PLANS_LIMIT = 4096
+#: the bit of each data field in one 128-bit number (field k is bit 128 - k)
+_BIT: dict[str, int] = {k: 1 << (128 - int(k)) for k in DATA_FIELDS}
+_SECONDARY_BITS = (1 << 64) - 1
+_SECONDARY_PRESENT = 1 << 127
+
+
+def _plan(bitmap: bytes) -> _Plan | None:
+    """The fields a bitmap announces, in order (None if it announces one the spec lacks)."""
+    plan = _PLANS.get(bitmap)
+    if plan is None:
+        bits = int.from_bytes(bitmap.ljust(16, b"\0"), "big")
+        if bits & ~(_SECONDARY_PRESENT | sum(_BIT.values())):
+            return None
+        plan = tuple((k, *_LAYOUT[k]) for k in _FIELD_ORDER if bits & _BIT[k])
+        if len(_PLANS) < _PLANS_LIMIT:
+            _PLANS[bitmap] = plan
+    return plan
+
+
+def _fast_fields(raw: bytes) -> dict[str, FieldValue] | None:
+    """The data fields of a message that parses, or None (then pyiso8583 parses it)."""
+    end = 20 if len(raw) > 4 and raw[4] & 0x80 else 12
+    if len(raw) < end:
+        return None
+    plan = _plan(raw[4:end])
+    if plan is None:
+        return None
+    fields: dict[str, FieldValue] = {}
+    pos = end
+    try:
+        for key, digits, size, binary in plan:
+            if digits:
+                prefix = raw[pos:pos + digits]
+                if not prefix.isdigit() or len(prefix) != digits:
+                    return None
+                n = int(prefix)
+                if n > size:
+                    return None
+                pos += digits
+            else:
+                n = size
+            chunk = raw[pos:pos + n]
+            if len(chunk) != n:
+                return None
+            pos += n
+            fields[key] = chunk if binary else chunk.decode("ascii")
+    except UnicodeDecodeError:
+        return None
+    return fields if pos == len(raw) else None
+
+
+def read_fields(raw: bytes) -> dict[str, FieldValue] | None:
+    """The data fields of a message that parses, without the content checks (None if it
+    does not parse): for a peer reading answers, like the load generator."""
+    fields = _fast_fields(raw)
+    if fields is None and _readable_mti(raw) is not None and _first_unknown_field(raw) is None:
+        slow = _pyiso8583_fields(raw, raw[:4].decode())
+        fields = None if isinstance(slow, Malformed) else slow
+    return fields
+
+
+def _fast_encode(mti: str, fields: Mapping[str, FieldValue]) -> bytes | None:
+    """A message's bytes, or None when a field does not fit (then pyiso8583 says why)."""
+    bits = 0
+    parts: list[bytes] = []
+    try:
+        for key in _FIELD_ORDER:
+            value = fields.get(key)
+            if value is None:
+                continue
+            digits, size, binary = _LAYOUT[key]
+            if binary:
+                if type(value) is not bytes:
+                    return None
+                data = value
+            elif type(value) is str:
+                data = value.encode("ascii")
+            else:
+                return None
+            n = len(data)
+            if digits:
+                if n > size:
+                    return None
+                parts.append(b"%0*d" % (digits, n))
+            elif n != size:
+                return None
+            parts.append(data)
+            bits |= _BIT[key]
+        head = mti.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if len(head) != 4:
+        return None
+    if bits & _SECONDARY_BITS:
+        bitmap = (bits | _SECONDARY_PRESENT).to_bytes(16, "big")
+    else:
+        bitmap = (bits >> 64).to_bytes(8, "big")
+    return head + bitmap + b"".join(parts)
 
 
 # --- encoding ------------------------------------------------------------------------------
@@ -474,6 +605,11 @@ def encode_message(
         problem = _message_problem(mti, fields)
         if problem is not None:
             raise ValueError(problem[1] if problem[0] != "mti" else f"mti: {problem[1]}")
+    if fields.keys() <= DATA_FIELDS:
+        fast = _fast_encode(mti, fields)
+        if fast is not None:
+            return fast if mac_key is None else \
+                fast[:-8] + compute_mac(fast[:-8], mac_key, mac_algorithm)
     doc: dict[str, str] = {"t": mti}
     for key, value in fields.items():
         if key not in DATA_FIELDS:

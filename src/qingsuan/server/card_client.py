@@ -32,6 +32,7 @@ from qingsuan.cards.iso8583 import (
     Decoded,
     Malformed,
     decode_message,
+    read_fields,
 )
 from qingsuan.cards.pin import SANDBOX_ZPK, encrypt_pin_block
 from qingsuan.clock import BEIJING
@@ -267,17 +268,17 @@ class _LoadConnection(asyncio.Protocol):
         gen = self.gen
         report = gen.report
         for raw in frames:
-            try:
-                doc, _ = iso8583.decode(raw, SPEC)
-            except iso8583.DecodeError:
+            doc = read_fields(raw)
+            if doc is None:
                 report.malformed += 1
                 continue
-            sent = self.sent_at.pop(doc.get("11", "").encode(), None)
+            stan = doc.get("11", "")
+            sent = self.sent_at.pop(stan.encode() if isinstance(stan, str) else b"", None)
             if sent is None:
                 report.malformed += 1  # an answer to nothing we asked
                 continue
             report.answered += 1
-            report.codes[doc.get("39", "??")] += 1
+            report.codes[str(doc.get("39", "??"))] += 1
             report.latencies_us.append(now - sent)
             gen.window += 1
         if gen.running and not gen.paced:

@@ -30,14 +30,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
-
-import iso8583
+from typing import Final, cast
 
 from qingsuan.cards.iso8583 import (
     MAC_LEN,
     REQUEST_MTIS,
-    SPEC,
     MacAlgorithm,
     Malformed,
     ResponseCode,
@@ -189,19 +186,15 @@ def respond(mti: str, echo: Mapping[str, str], extra: Mapping[str, str],
             cfg: EdgeConfig) -> bytes:
     """Encode the response to a request of type ``mti``: the echoed fields, ``extra`` (at
     least 39) and the MAC when configured."""
-    doc: dict[str, Any] = {"t": REQUEST_MTIS[mti]}
+    doc: dict[str, str] = {}
     for key in ECHOED:
         value = echo.get(key)
         if value is not None:
             doc[key] = value
     doc.update(extra)
-    if cfg.mac_key is not None:
-        del doc["t"]
-        return encode_message(REQUEST_MTIS[mti], doc, check=False, mac_key=cfg.mac_key,
-                              mac_algorithm=cfg.mac_algorithm)
-    # Our own fields, all text: pyiso8583 straight (the checks ran on the request)
-    raw, _ = iso8583.encode(doc, SPEC)
-    return bytes(raw)
+    # Our own fields, all text: the checks ran on the request
+    return encode_message(REQUEST_MTIS[mti], doc, check=False, mac_key=cfg.mac_key,
+                          mac_algorithm=cfg.mac_algorithm)
 
 
 def outbound(fwd: Forward, answer: Mapping[str, str], cfg: EdgeConfig) -> bytes:
