@@ -75,8 +75,8 @@ def test_edge_forwards_a_purchase_in_the_switch_vocabulary() -> None:
     assert fwd.fields["32"] == "CCB" and fwd.fields["t"] == "0200"
     assert fwd.fields["2"] == ICBC_CARD and fwd.fields["4"] == "000000003600"
     assert "pin_hash" not in fwd.fields
-    answer = _decoded(outbound(fwd, {"t": "0210", "39": "00", "key": "CCB|000007|1125103000",
-                                     "clearing_date": "2026-11-25"}, CFG))
+    answer = _decoded(outbound(fwd, ("00", "CCB|000007|1125103000", "2026-11-25",
+                                     None), CFG))
     assert answer.mti == "0210"
     assert answer.fields["39"] == "00" and answer.fields["11"] == "000007"
     assert answer.fields["15"] == "1125" and len(str(answer.fields["38"])) == 6
@@ -140,7 +140,7 @@ def test_edge_mac_required_and_given() -> None:
     signed = inbound(_raw("purchase", 22, mac_key=key), cfg)
     assert isinstance(signed, Forward)
     from qingsuan.cards.iso8583 import verify_message_mac
-    assert verify_message_mac(outbound(signed, {"t": "0210", "39": "00"}, cfg), key)
+    assert verify_message_mac(outbound(signed, ("00", "", "", None), cfg), key)
     # a format error is answered with a MAC too
     bad = inbound(encode_message("0200", {"2": "6222020000000010018", "3": "000000",
                                           "4": "000000000100", "11": "000023"},
@@ -171,7 +171,7 @@ def _through(core: CardCore, *raws: bytes) -> list[Decoded]:
         else:
             forwards.append((len(out), r))
             out.append(None)
-    answers = core.process([f.fields for _, f in forwards])
+    answers = core.process([f.body for _, f in forwards])
     for (i, fwd), answer in zip(forwards, answers, strict=True):
         out[i] = outbound(fwd, answer, CFG)
     return [_decoded(raw) for raw in out]
@@ -295,7 +295,7 @@ def test_fuzz_edge_and_core_never_crash_and_answer_readable_requests(
             answers.append((raw, r.raw))
         else:
             forwards.append((raw, r))
-    for (raw, fwd), answer in zip(forwards, core.process([f.fields for _, f in forwards]),
+    for (raw, fwd), answer in zip(forwards, core.process([f.body for _, f in forwards]),
                                   strict=True):
         answers.append((raw, outbound(fwd, answer, CFG)))
     for raw, reply in answers:
@@ -606,7 +606,7 @@ def test_a_failing_core_stops_the_server_with_exit_1() -> None:
             pass
 
     async def run() -> tuple[int, list[bytes]]:
-        server = CardServer(CFG, InlineCore(Broken, CFG))
+        server = CardServer(CFG, InlineCore(Broken))
         ports: list[int] = []
         task = asyncio.create_task(server.serve("127.0.0.1", 0, lambda h, p: ports.append(p)))
         while not ports:

@@ -112,8 +112,7 @@ def serve(
 
     cfg = edge_config(world, **keys)
     try:
-        engine_core = ProcessCore(factory, cfg) if core == "process" else \
-            InlineCore(factory, cfg)
+        engine_core = ProcessCore(factory) if core == "process" else InlineCore(factory)
     except Exception as exc:  # a store that is not this world's, a broken chain, ...
         err().print(f"cannot open {store}: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import json
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -20,7 +19,7 @@ from qingsuan.cards.switch import CardSwitch
 from qingsuan.clock import Clock, WallClock
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import Engine
-from qingsuan.server.card_edge import EdgeConfig, institution_id
+from qingsuan.server.card_edge import EdgeConfig, SwitchAnswer, institution_id
 from qingsuan.sim.scenario import Scenario
 
 #: the longest the core sleeps between checks of the clock (cut-off, HVPS sessions)
@@ -63,18 +62,27 @@ class CardCore:
 
     # ------------------------------------------------------------------ requests
 
-    def process(self, requests: Sequence[dict[str, str]]) -> list[dict[str, Any]]:
-        """Answer a batch of requests (the switch's field vocabulary, as the edge makes
-        them), in order, with one group commit (the engine bounds its size)."""
+    def process(self, bodies: Sequence[bytes]) -> list[SwitchAnswer]:
+        """Answer a batch of requests (their logged bodies, as the edge makes them:
+        :func:`~qingsuan.server.card_edge.request_body`), in order, with one group commit
+        (the engine bounds its size)."""
         self.tick_if_due()
-        if not requests:
+        if not bodies:
             return []
-        answers = self.engine.command_group(
-            "cards.request", [json.dumps(f, sort_keys=True).encode() for f in requests])
-        if any(f.get("t") == "0100" for f in requests):
-            self._due_us = None  # a new pre-authorisation may expire before what was due
-        out = [self._enrich(answer) for answer in answers]
-        self.requests += len(requests)
+        answers = self.engine.command_group("cards.request", bodies)
+        txns = self.switch.txns
+        out: list[SwitchAnswer] = []
+        for answer in answers:
+            # what the response carries from the switch's record: the clearing date, and
+            # the balance of an inquiry in fen
+            txn = txns.get(answer.get("key", ""))
+            if txn is None:
+                out.append((answer["39"], "", "", None))
+            else:
+                out.append((answer["39"], txn.key, txn.clearing_date or "", txn.balance_fen))
+                if answer["t"] == "0110":
+                    self._due_us = None  # a new pre-authorisation may expire before that
+        self.requests += len(bodies)
         if self.requests >= self._next_freeze:
             # The switch keeps every transaction for the life of the process: move what
             # exists out of the cyclic collector's reach, or its full collections scan
@@ -82,17 +90,6 @@ class CardCore:
             gc.freeze()
             self._next_freeze = self.requests + FREEZE_EVERY
         return out
-
-    def _enrich(self, answer: dict[str, Any]) -> dict[str, Any]:
-        """Add what the response carries from the switch's record: the clearing date, and
-        the balance of an inquiry in fen."""
-        txn = self.switch.txns.get(answer.get("key", ""))
-        if txn is not None:
-            if txn.clearing_date:
-                answer["clearing_date"] = txn.clearing_date
-            if txn.balance_fen is not None:
-                answer["balance_fen"] = txn.balance_fen
-        return answer
 
     # ------------------------------------------------------------------ time
 

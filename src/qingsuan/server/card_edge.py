@@ -28,6 +28,7 @@ originals) is the switch's, inside a logged engine command.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, cast
@@ -100,12 +101,25 @@ class Reply:
 
 @dataclass(frozen=True, slots=True)
 class Forward:
-    """A request for the switch: ``fields`` in the switch's vocabulary, ``echo`` what the
-    response repeats."""
+    """A request for the switch: ``fields`` in the switch's vocabulary, ``body`` the same as
+    the command the core logs (canonical JSON: a true retry is the same bytes), ``echo``
+    what the response repeats."""
 
     fields: dict[str, str]
     mti: str
     echo: dict[str, str]
+    body: bytes
+
+
+#: the switch's answer to one request, as the core hands it back: (response code 39, the
+#: transaction's key, its clearing date (ISO, "" if none), the balance of an inquiry in fen
+#: or None)
+SwitchAnswer = tuple[str, str, str, int | None]
+
+
+def request_body(fields: Mapping[str, str]) -> bytes:
+    """The logged command of a request: its fields as canonical JSON."""
+    return json.dumps(fields, sort_keys=True).encode()
 
 
 def inbound(raw: bytes, cfg: EdgeConfig) -> Reply | Forward:
@@ -169,7 +183,7 @@ def _inbound(raw: bytes, cfg: EdgeConfig) -> Reply | Forward:
                                   cfg.pvk).hex()
         except PinError:
             out["pin_hash"] = "undecipherable"  # never equals a stored value: 55
-    return Forward(out, mti, {k: f[k] for k in ECHOED if k in f})
+    return Forward(out, mti, {k: f[k] for k in ECHOED if k in f}, request_body(out))
 
 
 #: (MTI, processing code) -> request kind
@@ -197,16 +211,17 @@ def respond(mti: str, echo: Mapping[str, str], extra: Mapping[str, str],
                           mac_algorithm=cfg.mac_algorithm)
 
 
-def outbound(fwd: Forward, answer: Mapping[str, str], cfg: EdgeConfig) -> bytes:
+def outbound(fwd: Forward, answer: SwitchAnswer, cfg: EdgeConfig) -> bytes:
     """The response to a forwarded request from the switch's answer (39, and for an
     approval the clearing date 15, the authorisation code 38, a balance 54)."""
-    extra = {"39": answer["39"]}
-    if answer["39"] == RC.APPROVED.value and "key" in answer:
-        extra["38"] = authorisation_code(answer["key"])
-    if answer.get("clearing_date"):
-        extra["15"] = answer["clearing_date"][5:7] + answer["clearing_date"][8:10]
-    if "balance_fen" in answer:
-        extra["54"] = balance_field(int(answer["balance_fen"]))
+    rc, key, clearing_date, balance_fen = answer
+    extra = {"39": rc}
+    if rc == RC.APPROVED.value and key:
+        extra["38"] = authorisation_code(key)
+    if clearing_date:
+        extra["15"] = clearing_date[5:7] + clearing_date[8:10]
+    if balance_fen is not None:
+        extra["54"] = balance_field(balance_fen)
     return respond(fwd.mti, fwd.echo, extra, cfg)
 
 

@@ -5,9 +5,8 @@ ISO 8583 edge; the core (engine + durable log) runs in a child process by defaul
 parsing and encoding on one CPU overlap with deciding and fsyncing on the other. Each
 connection's requests go to the core as a chunk as soon as they are read (up to
 :data:`PIPELINE_DEPTH` chunks with the core at once); the core takes every chunk waiting
-into one group commit (so commits grow with the load) and answers them in order, already
-encoded (:func:`answer_batch`: the edge's encoding runs beside the engine, which balances
-the two processes). The two processes talk over a socket pair (length-prefixed pickles; the
+into one group commit (so commits grow with the load) and answers them in order; the edge
+encodes the responses. The two processes talk over a socket pair (length-prefixed pickles; the
 edge's end is an asyncio transport, so it never blocks).
 
 Guarantees:
@@ -45,7 +44,14 @@ from typing import Any, Final, cast
 
 from qingsuan.cards.framing import DEFAULT_MAX_FRAME, FrameDecoder, FrameFormat, FramingError
 from qingsuan.cards.framing import frame as frame_payload
-from qingsuan.server.card_edge import EdgeConfig, Forward, Reply, inbound, outbound
+from qingsuan.server.card_edge import (
+    EdgeConfig,
+    Forward,
+    Reply,
+    SwitchAnswer,
+    inbound,
+    outbound,
+)
 
 log = logging.getLogger("qingsuan.serve")
 
@@ -74,32 +80,15 @@ CoreFactory = Callable[[], Any]
 # ---------------------------------------------------------------------- the core, two ways
 
 
-Item = tuple[dict[str, str], str, dict[str, str]]  # (request fields, MTI, echoed fields)
-Answer = tuple[str, bytes]                           # (response code, the response message)
-
-
-def answer_batch(core: Any, items: list[Item], cfg: EdgeConfig) -> list[Answer]:
-    """Decide a batch (one group commit) and encode its responses. Runs where the core
-    runs: the encoding is the edge's work, done there to balance the two processes."""
-    answers = core.process([fields for fields, _, _ in items])
-    out: list[Answer] = []
-    for (fields, mti, echo), answer in zip(items, answers, strict=True):
-        fwd = Forward(fields, mti, echo)
-        try:
-            out.append((answer["39"], outbound(fwd, answer, cfg)))
-        except Exception as exc:  # never expected: answer 96 rather than nothing
-            log.error("cannot encode an answer (%s): 96 instead", failure_reason(exc))
-            out.append(("96", outbound(fwd, {"39": "96"}, cfg)))
-    return out
+Item = bytes  # a request's logged body (card_edge.request_body)
 
 
 class InlineCore:
     """The core in the server's own process (one CPU, tests)."""
 
-    def __init__(self, factory: CoreFactory, cfg: EdgeConfig) -> None:
+    def __init__(self, factory: CoreFactory) -> None:
         self.core = factory()
-        self.cfg = cfg
-        self.on_answers: Callable[[list[Answer]], None] = lambda _: None
+        self.on_answers: Callable[[list[SwitchAnswer]], None] = lambda _: None
         self.on_failure: Callable[[str], None] = lambda _: None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -126,7 +115,7 @@ class InlineCore:
         if self._failed:
             return
         try:
-            answers = answer_batch(self.core, batch, self.cfg)
+            answers = self.core.process(batch)
         except Exception as exc:
             self._fail(exc)
             return
@@ -185,8 +174,8 @@ class _ParentGone(Exception):
     pass
 
 
-def _core_main(sock: socket.socket, parent_end: socket.socket, factory: CoreFactory,
-               cfg: EdgeConfig) -> None:
+def _core_main(sock: socket.socket, parent_end: socket.socket, factory: CoreFactory
+               ) -> None:
     """The child process: open the core, then answer batches until told to stop, or until
     the parent is gone (its end of the socket pair closes: EOF)."""
     parent_end.close()  # inherited by the fork: held open, the parent's death is never seen
@@ -235,7 +224,7 @@ def _core_main(sock: socket.socket, parent_end: socket.socket, factory: CoreFact
                     break
                 batch += chunk
             if batch:
-                sock.sendall(_pack(("answers", answer_batch(core, batch, cfg))))
+                sock.sendall(_pack(("answers", core.process(batch))))
             if stop:
                 break
     except (_ParentGone, BrokenPipeError, ConnectionResetError):
@@ -278,10 +267,10 @@ class ProcessCore:
     """The core in a child process, fed through a socket pair; answers come back in
     order."""
 
-    def __init__(self, factory: CoreFactory, cfg: EdgeConfig) -> None:
+    def __init__(self, factory: CoreFactory) -> None:
         ctx = mp.get_context("fork")
         self._sock, child = socket.socketpair()
-        self._proc = ctx.Process(target=_core_main, args=(child, self._sock, factory, cfg),
+        self._proc = ctx.Process(target=_core_main, args=(child, self._sock, factory),
                                  name="qingsuan-core", daemon=True)
         self._proc.start()
         child.close()
@@ -298,7 +287,7 @@ class ProcessCore:
             self._proc.join()
             raise RuntimeError(f"the core did not start: {detail}")
         self._sock.setblocking(False)
-        self.on_answers: Callable[[list[Answer]], None] = lambda _: None
+        self.on_answers: Callable[[list[SwitchAnswer]], None] = lambda _: None
         self.on_failure: Callable[[str], None] = lambda _: None
         self._transport: asyncio.Transport | None = None
         self._closing = False
@@ -533,10 +522,10 @@ class CardServer:
             batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
             self.with_core.append(batch)
             self.stats.batches += 1
-            self.core.submit([(fwd.fields, fwd.mti, fwd.echo) for _, fwd in batch])
+            self.core.submit([fwd.body for _, fwd in batch])
         self._check_done()
 
-    def _answered(self, answers: list[Answer]) -> None:
+    def _answered(self, answers: list[SwitchAnswer]) -> None:
         """The answers of one or more chunks, in the order they were submitted."""
         if self.failure is not None:
             return
@@ -548,10 +537,17 @@ class CardServer:
             return
         touched: set[_Connection] = set()
         codes = self.stats.codes
+        cfg = self.cfg
         try:
-            for (conn, _), (rc, raw) in zip(batch, answers, strict=True):
+            for (conn, fwd), answer in zip(batch, answers, strict=True):
+                try:
+                    raw = outbound(fwd, answer, cfg)
+                except Exception as exc:  # never expected: answer 96 rather than nothing
+                    log.error("cannot encode an answer (%s): 96 instead", failure_reason(exc))
+                    answer = ("96", "", "", None)
+                    raw = outbound(fwd, answer, cfg)
                 conn.unanswered -= 1
-                codes[rc] += 1
+                codes[answer[0]] += 1
                 conn.send(raw)
                 touched.add(conn)
             self.stats.answered += len(batch)
