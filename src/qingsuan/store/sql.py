@@ -259,6 +259,10 @@ class SqliteCommandLog(SqlCommandLog):
         # The driver connection is in autocommit mode (see sqlite_engine), so the
         # transaction is explicit; IMMEDIATE takes the write lock before any work.
         db: sqlite3.Connection = self._db
+        if len(rows) == 1:
+            # autocommit: one statement is one transaction (one call instead of three)
+            db.execute(self._insert_sql, rows[0])
+            return
         db.execute("BEGIN IMMEDIATE")
         try:
             db.executemany(self._insert_sql, rows)
