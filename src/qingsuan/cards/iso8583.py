@@ -544,14 +544,19 @@ def read_fields(raw: bytes) -> dict[str, FieldValue] | None:
 
 def _fast_encode(mti: str, fields: Mapping[str, FieldValue]) -> bytes | None:
     """A message's bytes, or None when a field does not fit (then pyiso8583 says why)."""
-    bits = 0
-    parts: list[bytes] = []
+    keys = tuple(fields)
+    shape = _SHAPES.get(keys)
+    if shape is None:
+        shape = _shape(keys)
+        if shape is None:
+            return None
+        if len(_SHAPES) < _PLANS_LIMIT:
+            _SHAPES[keys] = shape
+    bitmap, plan = shape
     try:
-        for key in _FIELD_ORDER:
-            value = fields.get(key)
-            if value is None:
-                continue
-            digits, size, binary = _LAYOUT[key]
+        parts = [mti.encode("ascii"), bitmap]
+        for key, digits, size, binary in plan:
+            value = fields[key]
             if binary:
                 if type(value) is not bytes:
                     return None
@@ -568,17 +573,29 @@ def _fast_encode(mti: str, fields: Mapping[str, FieldValue]) -> bytes | None:
             elif n != size:
                 return None
             parts.append(data)
-            bits |= _BIT[key]
-        head = mti.encode("ascii")
     except UnicodeEncodeError:
         return None
-    if len(head) != 4:
+    if len(parts[0]) != 4:
         return None
+    return b"".join(parts)
+
+
+#: the field keys of a message to encode, as given -> (bitmap, plan in field order)
+_SHAPES: dict[tuple[str, ...], tuple[bytes, _Plan]] = {}
+
+
+def _shape(keys: tuple[str, ...]) -> tuple[bytes, _Plan] | None:
+    """The bitmap and plan for a set of data fields (None if one is not in the spec)."""
+    if not set(keys) <= DATA_FIELDS:
+        return None
+    bits = 0
+    for key in keys:
+        bits |= _BIT[key]
     if bits & _SECONDARY_BITS:
         bitmap = (bits | _SECONDARY_PRESENT).to_bytes(16, "big")
     else:
         bitmap = (bits >> 64).to_bytes(8, "big")
-    return head + bitmap + b"".join(parts)
+    return bitmap, tuple((k, *_LAYOUT[k]) for k in _FIELD_ORDER if bits & _BIT[k])
 
 
 # --- encoding ------------------------------------------------------------------------------

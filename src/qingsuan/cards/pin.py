@@ -22,7 +22,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-from typing import Final
+from typing import Any, Final
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
@@ -54,6 +54,22 @@ def _cipher(zpk: bytes) -> Cipher[modes.ECB]:
     return Cipher(TripleDES(zpk if len(zpk) == 24 else zpk + zpk[:8]), modes.ECB())
 
 
+@functools.lru_cache(maxsize=64)
+def _decryptor(zpk: bytes) -> Any:
+    """A long-lived ECB decryption context of a key (fed whole blocks, never finalised)."""
+    return _cipher(zpk).decryptor()
+
+
+def _pan_int(pan: str) -> int:
+    return int.from_bytes(_pan_block(pan))
+
+
+@functools.lru_cache(maxsize=64)
+def _keyed_mac(pvk: bytes) -> hmac.HMAC:
+    """HMAC-SHA256 keyed with ``pvk`` and nothing fed yet (copied for each value)."""
+    return hmac.new(pvk, digestmod=hashlib.sha256)
+
+
 def check_pin(pin: str) -> None:
     if not pin.isascii() or not pin.isdigit() or not PIN_MIN_LEN <= len(pin) <= PIN_MAX_LEN:
         raise PinError(f"a PIN is {PIN_MIN_LEN} to {PIN_MAX_LEN} digits")
@@ -73,9 +89,8 @@ def decrypt_pin_block(block: bytes, pan: str, zpk: bytes = SANDBOX_ZPK) -> str:
     for this PAN (wrong key, wrong PAN, garbage)."""
     if len(block) != 8:
         raise PinError("field 52 must be 8 bytes")
-    dec = _cipher(zpk).decryptor()
-    clear = bytes(a ^ b for a, b in zip(dec.update(block) + dec.finalize(), _pan_block(pan),
-                                        strict=True)).hex().upper()
+    # ECB has no chaining: one decryptor context serves block after block
+    clear = f"{int.from_bytes(_decryptor(zpk).update(block)) ^ _pan_int(pan):016X}"
     if clear[0] != "0":
         raise PinError("field 52 is not a format-0 PIN block")
     n = int(clear[1], 16)
@@ -88,4 +103,6 @@ def decrypt_pin_block(block: bytes, pan: str, zpk: bytes = SANDBOX_ZPK) -> str:
 def pin_verification_value(pan: str, pin: str, pvk: bytes = SANDBOX_PVK) -> bytes:
     """What the issuer stores and compares: HMAC-SHA256(PVK, PAN | PIN)."""
     check_pin(pin)
-    return hmac.new(pvk, f"{pan}|{pin}".encode(), hashlib.sha256).digest()
+    mac = _keyed_mac(pvk).copy()
+    mac.update(f"{pan}|{pin}".encode())
+    return mac.digest()
