@@ -66,6 +66,8 @@ MAX_TRANSFERS: Final = 2_000_000_000
 _EXACT_WINDOW: Final = 32
 #: Transfer-object lists up to this size take the exact path without numpy columns.
 _SMALL_BATCH: Final = 16
+#: rows the exact path keeps out of the columns before writing them in bulk
+_TAIL_ROWS: Final = 256
 _UNKNOWN_ACCOUNT: Final = (-1, 0, 0, 0, 0)
 _BALANCE_SLOTS: Final = ((0, "dp"), (1, "dpo"), (2, "cp"), (3, "cpo"))
 #: Largest direct id -> row table for account lookups (8 bytes per slot).
@@ -157,6 +159,10 @@ class Ledger:
         self._scratch: dict[int, list[int]] = {}
         #: the scratch balances as they were read (to write back only what changed)
         self._scratch_original: dict[int, tuple[int, int, int, int]] = {}
+        #: rows applied by the exact path and not yet in the columns (row numbers continue
+        #: the columns'): written in bulk every :data:`_TAIL_ROWS`, or before anything
+        #: reads the columns (:meth:`_flush_rows`), since numpy element writes are the
+        #: costly part of a card authorisation's two postings
         self._buffer: list[tuple[int, ...]] = []
         self._ts = 0
         self._pending_state: dict[int, PendingState] = {}
@@ -244,7 +250,7 @@ class Ledger:
 
     @property
     def transfer_count(self) -> int:
-        return self._tr.n
+        return self._tr.n + len(self._buffer)
 
     # ------------------------------------------------------------------ transfers
 
@@ -261,6 +267,7 @@ class Ledger:
                 return self._create_small(batch, timestamp_us)
             batch = TransferBatch.from_transfers(batch)
         self.advance_time(timestamp_us)
+        self._flush_rows()  # the column paths write at the columns' end
         n = len(batch)
         codes = np.zeros(n, np.uint8)
         if n == 0:
@@ -319,10 +326,9 @@ class Ledger:
         timeout, code) rows of ints, with each account's attributes from the int cache."""
         self.advance_time(timestamp_us)
         n = len(rows)
-        if self._tr.n + n > MAX_TRANSFERS:
+        if self.transfer_count + n > MAX_TRANSFERS:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
-        self._tr.reserve(n)
-        self._scratch, self._scratch_original, self._buffer = {}, {}, []
+        self._scratch, self._scratch_original = {}, {}
         static = self._static
         prepared = []
         for row in rows:
@@ -330,7 +336,7 @@ class Ledger:
             prepared.append((*row, d[0], c[0], d[1], c[1], d[2], c[2], d[3], c[3], d[4], c[4]))
         codes = np.zeros(n, np.uint8)
         self._ts = timestamp_us
-        self._run_exact(prepared, 0, codes, check_totals=True)
+        self._run_exact(prepared, 0, codes, check_totals=True, defer_rows=True)
         return BatchResult(codes)
 
     def _static(self, account_id: int) -> tuple[int, int, int, int, int]:
@@ -557,7 +563,7 @@ class Ledger:
         di_arr = self._lookup_rows(rest.debit_account_id)
         ci_arr = self._lookup_rows(rest.credit_account_id)
         self._scratch, self._scratch_original = {}, {}
-        self._buffer = []
+        assert not self._buffer, "the column paths start with the tail written"
         self._ts = ts
         # static account attributes gathered once (numpy scalar reads are slow per item)
         acc = self._acc.cols
@@ -573,11 +579,13 @@ class Ledger:
         self._run_exact(cols, start, codes)
 
     def _run_exact(self, cols: Iterable[tuple[int, ...]], start: int,
-                   codes: npt.NDArray[np.uint8], *, check_totals: bool = False) -> None:
+                   codes: npt.NDArray[np.uint8], *, check_totals: bool = False,
+                   defer_rows: bool = False) -> None:
         """Apply prepared rows item by item (linked chains all or nothing), then write the
         touched balances and the new rows back. ``check_totals``: assert from the touched
         accounts alone that debits and credits moved by the same amounts (the callers that
-        skip the whole-ledger check)."""
+        skip the whole-ledger check). ``defer_rows``: leave the new rows in the tail until
+        it is full."""
         chain_start = -1  # index (relative) where the current linked chain began
         chain_failed = False
         undo: list[tuple[Any, ...]] = []
@@ -604,8 +612,11 @@ class Ledger:
             codes[start + chain_start: start + i + 1] = R.LINKED_EVENT_FAILED
             codes[start + i] = R.LINKED_CHAIN_OPEN
         self._flush_exact(check_totals)
+        if not defer_rows or len(self._buffer) >= _TAIL_ROWS:
+            self._flush_rows()
 
     def _flush_exact(self, check_totals: bool = False) -> None:
+        """Write the touched balances back (the scratch is per batch)."""
         acc = self._acc.cols
         moved = [0, 0, 0, 0]
         original = self._scratch_original
@@ -620,23 +631,27 @@ class Ledger:
                     acc[name][row] = bal[slot]
         if check_totals and (moved[0] != moved[2] or moved[1] != moved[3]):
             raise LedgerInvariantError("debits and credits moved by different amounts")
-        rows = self._buffer
-        if rows:
-            tr = self._tr
-            base, k = tr.n, len(rows)
-            tr.reserve(k)
-            if k <= 4:  # element writes beat building arrays for a handful of rows
-                cols = [tr.cols[name] for name in tr.names]
-                for j, fields in enumerate(rows):
-                    for col, value in zip(cols, fields, strict=True):
-                        col[base + j] = value
-            else:
-                columns = list(zip(*rows, strict=True))
-                for name, values in zip(tr.names, columns, strict=True):
-                    tr.cols[name][base: base + k] = values
-            tr.n = base + k
         self._scratch = {}
         self._scratch_original = {}
+
+    def _flush_rows(self) -> None:
+        """Write the tail of applied rows into the columns (before anything reads them)."""
+        rows = self._buffer
+        if not rows:
+            return
+        tr = self._tr
+        base, k = tr.n, len(rows)
+        tr.reserve(k)
+        if k <= 4:  # element writes beat building arrays for a handful of rows
+            cols = [tr.cols[name] for name in tr.names]
+            for j, fields in enumerate(rows):
+                for col, value in zip(cols, fields, strict=True):
+                    col[base + j] = value
+        else:
+            columns = list(zip(*rows, strict=True))
+            for name, values in zip(tr.names, columns, strict=True):
+                tr.cols[name][base: base + k] = values
+        tr.n = base + k
         self._buffer = []
 
     def _bal(self, row: int) -> list[int]:
@@ -830,6 +845,8 @@ class Ledger:
         """Void every pending transfer whose timeout has passed at ``now_us``. Returns their
         ids. Called at the start of every batch, and by the engine's clock ticks."""
         expired: list[int] = []
+        if self._expiry and self._expiry[0][0] <= now_us:
+            self._flush_rows()
         tc = self._tr.cols
         acc = self._acc.cols
         while self._expiry and self._expiry[0][0] <= now_us:
@@ -852,6 +869,7 @@ class Ledger:
         return None if row is None else self._record(row)
 
     def _record(self, row: int) -> TransferRecord:
+        self._flush_rows()
         c = self._tr.cols
         acc_id = self._acc.cols["id"]
         tid = int(c["id"][row])
@@ -865,11 +883,13 @@ class Ledger:
 
     def transfers_since(self, row: int) -> list[TransferRecord]:
         """Stored transfers from position ``row`` on, in the order applied."""
+        self._flush_rows()
         return [self._record(r) for r in range(row, self._tr.n)]
 
     def history(self, account_id: int, limit: int = 10_000) -> list[TransferRecord]:
         """The account's transfers in the order applied (most recent ``limit``)."""
         row = self._acc_index[account_id]
+        self._flush_rows()
         n = self._tr.n
         rows = np.nonzero((self._tr.cols["dr"][:n] == row) | (self._tr.cols["cr"][:n] == row))[0]
         return [self._record(int(r)) for r in rows[-limit:]]
@@ -926,6 +946,7 @@ class Ledger:
 
     def state_hash(self) -> bytes:
         """SHA-256 over the canonical state: equal hashes mean identical ledgers."""
+        self._flush_rows()
         h = hashlib.sha256()
         h.update(repr(sorted(self.books.items())).encode())
         for cols in (self._acc, self._tr):
@@ -939,6 +960,7 @@ class Ledger:
 
     def to_bytes(self) -> bytes:
         """Serialise the whole state (for snapshots)."""
+        self._flush_rows()
         buf = io.BytesIO()
         arrays: dict[str, npt.NDArray[Any]] = {}
         for prefix, cols in (("a_", self._acc), ("t_", self._tr)):
