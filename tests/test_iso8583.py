@@ -101,6 +101,16 @@ def test_luhn_and_mask() -> None:
     assert mask_pan("1234") == "****"
 
 
+@given(st.text(alphabet="0123456789", min_size=2, max_size=19))
+def test_luhn_equals_the_textbook_rule(digits: str) -> None:
+    """From the right, double every second digit, subtract 9 from doubles over 9, sum."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    assert luhn_ok(digits) == (total % 10 == 0)
+
+
 def test_response_mti_and_codes() -> None:
     pairs = {"0100": "0110", "0200": "0210", "0220": "0230", "0400": "0410", "0800": "0810"}
     for req, resp in pairs.items():

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import iso8583
 
@@ -219,12 +219,14 @@ def luhn_ok(pan: str) -> bool:
     if len(pan) < 2 or not pan.isascii() or not pan.isdigit():
         return False
     rev = pan[::-1]
-    total = sum(map(int, rev[0::2])) + sum(map(_LUHN_DOUBLED.__getitem__, rev[1::2]))
-    return total % 10 == 0
+    # each digit in a doubled place becomes the digit sum of its double; then the digits
+    # are summed as bytes ("0" is 48)
+    digits = (rev[0::2] + rev[1::2].translate(_LUHN_DOUBLED)).encode()
+    return (sum(digits) - 48 * len(digits)) % 10 == 0
 
 
-#: a doubled Luhn digit's contribution (digits over 9 less 9)
-_LUHN_DOUBLED = {str(d): (2 * d - 9 if d > 4 else 2 * d) for d in range(10)}
+#: a doubled Luhn digit's contribution (digits over 9 less 9), as a digit
+_LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")
 
 
 # --- content checks ------------------------------------------------------------------------
@@ -339,6 +341,8 @@ def _message_problem(mti: str, fields: Mapping[str, FieldValue], *,
     if mti not in KNOWN_MTIS:
         return "mti", f"unsupported message type {mti}"
     if decoded:
+        if _classes_ok(fields):
+            return _amount_problem(mti, fields)
         for key, value in fields.items():  # in field order, as parsed (ASCII already)
             _, _, _, cls, check = _RULES[key]
             if not cls:
@@ -363,6 +367,40 @@ def _message_problem(mti: str, fields: Mapping[str, FieldValue], *,
         if problem is not None:
             return key, f"field {key}: {problem}"
     return _amount_problem(mti, fields)
+
+
+#: a parsed message's field keys -> its text fields by class, and its fields with a rule
+_CLASS_PLANS: dict[tuple[str, ...], tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...],
+                                          tuple[tuple[str, Callable[[str], str | None]], ...]]
+                   ] = {}
+
+
+def _classes_ok(fields: Mapping[str, FieldValue]) -> bool:
+    """True if every text field of a parsed message (ASCII already) is of its class and
+    passes its rule; the fields of one class are checked together, as one string (False
+    sends the caller through the field-by-field walk that says which field and why)."""
+    keys = tuple(fields)
+    plan = _CLASS_PLANS.get(keys)
+    if plan is None:
+        by_class: dict[str, list[str]] = {"n": [], "an": [], "ans": [], "": []}
+        for key in keys:
+            by_class[_RULES[key][3]].append(key)
+        plan = (tuple(by_class["n"]), tuple(by_class["an"]), tuple(by_class["ans"]),
+                tuple((k, check) for k in keys if (check := _RULES[k][4]) is not None))
+        if len(_CLASS_PLANS) < _PLANS_LIMIT:
+            _CLASS_PLANS[keys] = plan
+    n_keys, an_keys, ans_keys, checks = plan
+    # "".join of str values; the cast is for the type checker (text fields are str)
+    text = cast(Mapping[str, str], fields)
+    digits = "".join([text[k] for k in n_keys])
+    if digits and not digits.isdigit():
+        return False
+    alnum = "".join([text[k] for k in an_keys])
+    if alnum and not alnum.isalnum():
+        return False
+    if ans_keys and _ANS.fullmatch("".join([text[k] for k in ans_keys])) is None:
+        return False
+    return all(check(text[k]) is None for k, check in checks)
 
 
 def _amount_problem(mti: str, fields: Mapping[str, FieldValue]) -> tuple[str, str] | None:

@@ -203,6 +203,7 @@ class LoadReport:
                 "throughput_per_s": round(self.throughput_per_s, 1),
                 "per_second_min": min(full, default=0),
                 "per_second_median": float(np.median(full)) if full else 0.0,
+                "per_second": list(self.per_second),
                 "latency_ms": {k: round(v, 3) for k, v in self.percentiles_ms().items()},
                 "response_codes": dict(sorted(self.codes.items()))}
 

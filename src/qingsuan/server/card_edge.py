@@ -119,7 +119,11 @@ SwitchAnswer = tuple[str, str, str, int | None]
 
 def request_body(fields: Mapping[str, str]) -> bytes:
     """The logged command of a request: its fields as canonical JSON."""
-    return json.dumps(fields, sort_keys=True).encode()
+    return _CANONICAL.encode(fields).encode()
+
+
+#: json.dumps(..., sort_keys=True) without building an encoder per call
+_CANONICAL: Final = json.JSONEncoder(sort_keys=True)
 
 
 def inbound(raw: bytes, cfg: EdgeConfig) -> Reply | Forward:
