@@ -259,8 +259,11 @@ class Params(Mapping[str, int | bool | str]):
         return name in self._values
 
     def __getitem__(self, name: str) -> int | bool | str:
-        spec(name)
-        return self._values[name]
+        try:
+            return self._values[name]  # every known parameter has a value
+        except KeyError:
+            spec(name)  # raises ParamError naming it, with the known ones
+            raise
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._values)

@@ -184,7 +184,8 @@ class CardSwitch:
     # ------------------------------------------------------------------ commands
 
     def apply(self, kind: str, timestamp_us: int, body: bytes) -> Any:
-        doc = json.loads(body)
+        text = body.decode()
+        doc = _JSON.decode(text)
         if kind == "cards.setup":
             for c in doc["cards"]:
                 card = Card(**c)
@@ -195,11 +196,11 @@ class CardSwitch:
             self._issuer_cache.clear()
             return {"ok": True}
         if kind == "cards.request":
-            return self._request(doc, body.decode(), timestamp_us)
+            return self._request(doc, text, timestamp_us)
         if kind == "cards.fault":
             return self._fault(doc["participant"], doc["mode"])
         if kind == "cards.dispute":
-            return self._dispute(doc, body.decode(), timestamp_us)
+            return self._dispute(doc, text, timestamp_us)
         raise ValueError(f"unknown card command {kind!r}")
 
     def setup(self, cards: list[Card], terminals: list[Terminal]) -> None:
@@ -1290,6 +1291,15 @@ def _schedule(params: Params) -> Any:
 
 
 def _response_mti(mti: str) -> str:
+    hit = _RESPONSE_MTIS.get(mti)
+    if hit is not None:
+        return hit
     return mti[:2] + str(int(mti[2]) + 1) + mti[3:] if len(mti) == 4 and mti.isdigit() else \
         "0210"
+
+
+_RESPONSE_MTIS: Final = {m: m[:2] + str(int(m[2]) + 1) + m[3] for m in
+                         ("0100", "0200", "0220", "0400", "0800")}
+#: one decoder for the commands' JSON (json.loads builds one per call for bytes)
+_JSON: Final = json.JSONDecoder()
 
