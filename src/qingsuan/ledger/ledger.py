@@ -155,14 +155,15 @@ class Ledger:
         self._tr_index: dict[int, int] = {}
         self._mono_end = 0
         self._mono_last_id = 0
-        # Exact-path working state (empty between batches).
+        # The exact path's tail, kept in Python ints because numpy element reads and writes
+        # are the costly part of a card authorisation's two postings. It is written into
+        # the columns every _TAIL_ROWS rows, and before anything reads them
+        # (:meth:`_flush_tail`); :meth:`balance` reads the scratch directly.
+        #: balances of the accounts the tail touched
         self._scratch: dict[int, list[int]] = {}
-        #: the scratch balances as they were read (to write back only what changed)
+        #: those balances as they were read (to write back only what changed)
         self._scratch_original: dict[int, tuple[int, int, int, int]] = {}
-        #: rows applied by the exact path and not yet in the columns (row numbers continue
-        #: the columns'): written in bulk every :data:`_TAIL_ROWS`, or before anything
-        #: reads the columns (:meth:`_flush_rows`), since numpy element writes are the
-        #: costly part of a card authorisation's two postings
+        #: rows applied and not yet in the columns (row numbers continue the columns')
         self._buffer: list[tuple[int, ...]] = []
         self._ts = 0
         self._pending_state: dict[int, PendingState] = {}
@@ -241,6 +242,10 @@ class Ledger:
     def balance(self, account_id: int) -> Balance:
         row = self._acc_index[account_id]
         c = self._acc.cols
+        held = self._scratch.get(row)
+        if held is not None:  # touched by the exact path since the last flush
+            return Balance(held[0], held[1], held[2], held[3],
+                           NormalSide(int(c["normal"][row])))
         return Balance(int(c["dp"][row]), int(c["dpo"][row]), int(c["cp"][row]),
                        int(c["cpo"][row]), NormalSide(int(c["normal"][row])))
 
@@ -267,7 +272,7 @@ class Ledger:
                 return self._create_small(batch, timestamp_us)
             batch = TransferBatch.from_transfers(batch)
         self.advance_time(timestamp_us)
-        self._flush_rows()  # the column paths write at the columns' end
+        self._flush_tail()  # the column paths write at the columns' end
         n = len(batch)
         codes = np.zeros(n, np.uint8)
         if n == 0:
@@ -328,7 +333,6 @@ class Ledger:
         n = len(rows)
         if self.transfer_count + n > MAX_TRANSFERS:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
-        self._scratch, self._scratch_original = {}, {}
         static = self._static
         prepared = []
         for row in rows:
@@ -336,7 +340,7 @@ class Ledger:
             prepared.append((*row, d[0], c[0], d[1], c[1], d[2], c[2], d[3], c[3], d[4], c[4]))
         codes = np.zeros(n, np.uint8)
         self._ts = timestamp_us
-        self._run_exact(prepared, 0, codes, check_totals=True, defer_rows=True)
+        self._run_exact(prepared, 0, codes, defer=True)
         return BatchResult(codes)
 
     def _static(self, account_id: int) -> tuple[int, int, int, int, int]:
@@ -562,8 +566,7 @@ class Ledger:
         rest = batch.slice(start, stop)
         di_arr = self._lookup_rows(rest.debit_account_id)
         ci_arr = self._lookup_rows(rest.credit_account_id)
-        self._scratch, self._scratch_original = {}, {}
-        assert not self._buffer, "the column paths start with the tail written"
+        assert not self._buffer and not self._scratch, "the tail is written first"
         self._ts = ts
         # static account attributes gathered once (numpy scalar reads are slow per item)
         acc = self._acc.cols
@@ -579,13 +582,9 @@ class Ledger:
         self._run_exact(cols, start, codes)
 
     def _run_exact(self, cols: Iterable[tuple[int, ...]], start: int,
-                   codes: npt.NDArray[np.uint8], *, check_totals: bool = False,
-                   defer_rows: bool = False) -> None:
+                   codes: npt.NDArray[np.uint8], *, defer: bool = False) -> None:
         """Apply prepared rows item by item (linked chains all or nothing), then write the
-        touched balances and the new rows back. ``check_totals``: assert from the touched
-        accounts alone that debits and credits moved by the same amounts (the callers that
-        skip the whole-ledger check). ``defer_rows``: leave the new rows in the tail until
-        it is full."""
+        touched balances and the new rows back (``defer``: only once the tail is full)."""
         chain_start = -1  # index (relative) where the current linked chain began
         chain_failed = False
         undo: list[tuple[Any, ...]] = []
@@ -611,12 +610,19 @@ class Ledger:
                 self._rollback(undo)
             codes[start + chain_start: start + i + 1] = R.LINKED_EVENT_FAILED
             codes[start + i] = R.LINKED_CHAIN_OPEN
-        self._flush_exact(check_totals)
-        if not defer_rows or len(self._buffer) >= _TAIL_ROWS:
+        if not defer or len(self._buffer) >= _TAIL_ROWS:
+            self._flush_tail()
+
+    def _flush_tail(self) -> None:
+        """Write what the exact path holds in Python into the columns, before anything
+        reads them: the touched accounts' balances (asserting that debits and credits
+        moved by the same amounts), then the new rows."""
+        if self._scratch:
+            self._flush_balances()
+        if self._buffer:
             self._flush_rows()
 
-    def _flush_exact(self, check_totals: bool = False) -> None:
-        """Write the touched balances back (the scratch is per batch)."""
+    def _flush_balances(self) -> None:
         acc = self._acc.cols
         moved = [0, 0, 0, 0]
         original = self._scratch_original
@@ -629,16 +635,13 @@ class Ledger:
                 if delta:
                     moved[slot] += delta
                     acc[name][row] = bal[slot]
-        if check_totals and (moved[0] != moved[2] or moved[1] != moved[3]):
+        if moved[0] != moved[2] or moved[1] != moved[3]:
             raise LedgerInvariantError("debits and credits moved by different amounts")
         self._scratch = {}
         self._scratch_original = {}
 
     def _flush_rows(self) -> None:
-        """Write the tail of applied rows into the columns (before anything reads them)."""
         rows = self._buffer
-        if not rows:
-            return
         tr = self._tr
         base, k = tr.n, len(rows)
         tr.reserve(k)
@@ -846,7 +849,7 @@ class Ledger:
         ids. Called at the start of every batch, and by the engine's clock ticks."""
         expired: list[int] = []
         if self._expiry and self._expiry[0][0] <= now_us:
-            self._flush_rows()
+            self._flush_tail()
         tc = self._tr.cols
         acc = self._acc.cols
         while self._expiry and self._expiry[0][0] <= now_us:
@@ -869,7 +872,7 @@ class Ledger:
         return None if row is None else self._record(row)
 
     def _record(self, row: int) -> TransferRecord:
-        self._flush_rows()
+        self._flush_tail()
         c = self._tr.cols
         acc_id = self._acc.cols["id"]
         tid = int(c["id"][row])
@@ -883,13 +886,13 @@ class Ledger:
 
     def transfers_since(self, row: int) -> list[TransferRecord]:
         """Stored transfers from position ``row`` on, in the order applied."""
-        self._flush_rows()
+        self._flush_tail()
         return [self._record(r) for r in range(row, self._tr.n)]
 
     def history(self, account_id: int, limit: int = 10_000) -> list[TransferRecord]:
         """The account's transfers in the order applied (most recent ``limit``)."""
         row = self._acc_index[account_id]
-        self._flush_rows()
+        self._flush_tail()
         n = self._tr.n
         rows = np.nonzero((self._tr.cols["dr"][:n] == row) | (self._tr.cols["cr"][:n] == row))[0]
         return [self._record(int(r)) for r in rows[-limit:]]
@@ -899,6 +902,7 @@ class Ledger:
 
     def book_totals(self) -> dict[int, tuple[int, int]]:
         """Per book: (sum of debits posted - credits posted, same for pending). Both are 0."""
+        self._flush_tail()
         n = self._acc.n
         c = self._acc.cols
         out: dict[int, tuple[int, int]] = {}
@@ -915,6 +919,7 @@ class Ledger:
         return out
 
     def _assert_books_balanced(self) -> None:
+        self._flush_tail()
         n = self._acc.n
         c = self._acc.cols
         # Whole-ledger totals are O(accounts) and cheap; per-book sums run in check_invariants.
@@ -925,6 +930,7 @@ class Ledger:
     def check_invariants(self) -> None:
         """Every book sums to zero (posted and pending); no total is negative; every
         must-not-overdraw account is within its limit. Raises LedgerInvariantError."""
+        self._flush_tail()
         for book, (posted, pending) in self.book_totals().items():
             if posted or pending:
                 raise LedgerInvariantError(
@@ -946,7 +952,7 @@ class Ledger:
 
     def state_hash(self) -> bytes:
         """SHA-256 over the canonical state: equal hashes mean identical ledgers."""
-        self._flush_rows()
+        self._flush_tail()
         h = hashlib.sha256()
         h.update(repr(sorted(self.books.items())).encode())
         for cols in (self._acc, self._tr):
@@ -960,7 +966,7 @@ class Ledger:
 
     def to_bytes(self) -> bytes:
         """Serialise the whole state (for snapshots)."""
-        self._flush_rows()
+        self._flush_tail()
         buf = io.BytesIO()
         arrays: dict[str, npt.NDArray[Any]] = {}
         for prefix, cols in (("a_", self._acc), ("t_", self._tr)):
