@@ -84,7 +84,7 @@ class Terminal:
     mdr_ppm: int = 0      # the merchant discount rate its acquirer charges
 
 
-@dataclass
+@dataclass(slots=True)  # the switch keeps every one: slots halve its memory
 class CardTxn:
     key: str
     mti: str
@@ -293,12 +293,17 @@ class CardSwitch:
         proc = f.get("3", "000000")[:2]
         amount = int(f.get("4", "0") or 0)
         terminal = self.terminals.get(f.get("41", ""))
-        txn = CardTxn(key, mti, proc, mask_pan(pan) if pan else "", None,
-                      terminal.acquirer if terminal else f.get("32", ""), f.get("41", ""),
-                      amount, "96", "declined", now_us, body, f.get("37", ""), card=pan)
+        card = self.cards.get(pan)
+        # The switch keeps every transaction: its strings are the card's, the terminal's
+        # and shared constants where they can be, not copies from each request.
+        txn = CardTxn(key, _SHARED.get(mti, mti), _SHARED.get(proc, proc),
+                      mask_pan(pan) if pan else "", None,
+                      terminal.acquirer if terminal else f.get("32", ""),
+                      terminal.id if terminal else f.get("41", ""),
+                      amount, "96", "declined", now_us, body, f.get("37", ""),
+                      card=card.pan if card else pan)
         self.txns[key] = txn
         txn.rc = self._decide(txn, f, pan, proc, amount, terminal, now_us)
-        card = self.cards.get(pan)
         txn.card_kind = card.kind if card else "debit"
         if txn.rc == "00":
             self._approve(txn, now_us)
@@ -1298,6 +1303,8 @@ def _response_mti(mti: str) -> str:
         "0210"
 
 
+#: message types and processing codes, one string each
+_SHARED: Final = {v: v for v in ("0100", "0200", "0220", "0400", "00", "01", "03", "20", "31")}
 _RESPONSE_MTIS: Final = {m: m[:2] + str(int(m[2]) + 1) + m[3] for m in
                          ("0100", "0200", "0220", "0400", "0800")}
 #: one decoder for the commands' JSON (json.loads builds one per call for bytes)
