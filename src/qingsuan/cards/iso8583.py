@@ -12,9 +12,10 @@ Wire encoding (our choices, documented here once):
 * Binary fields (52 PIN block, 128 MAC): 8 raw bytes; in the Python API they are ``bytes``,
   every other field is ``str``.
 
-``SPEC`` is a plain pyiso8583 spec dict; the parsing itself is done by pyiso8583, and
-:func:`decode_message` adds the content checks pyiso8583 does not do (character classes,
-Luhn, dates, currency, amounts).  No error reason ever contains card data: the PAN is masked
+``SPEC`` is a plain pyiso8583 spec dict. Messages are parsed and built through plans
+compiled from it per bitmap (the fast path below), with pyiso8583 as the reference for
+everything a plan does not accept (it says what is wrong); :func:`decode_message` adds the
+content checks pyiso8583 does not do (character classes, Luhn, dates, currency, amounts).  No error reason ever contains card data: the PAN is masked
 (first 6 / last 4), and track 2, PIN block and MAC are never echoed.
 """
 
