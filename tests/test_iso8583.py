@@ -36,6 +36,7 @@ from qingsuan.cards.iso8583 import (  # the fast path itself
     format_error_response,
     luhn_ok,
     mask_pan,
+    read_fields,
     response_mti,
     verify_mac,
     verify_message_mac,
@@ -560,3 +561,20 @@ def test_fast_encode_equals_pyiso8583(fields: dict[str, str | bytes], mti: str) 
     assert _fast_encode(mti, fields) == expected
     if expected is not None:
         assert _fast_fields(expected) == fields  # and it reads back what it wrote
+
+
+def test_read_fields_takes_what_decode_takes_and_no_more() -> None:
+    """The load generator's reader: the fields of a message that parses; nothing for an
+    unreadable MTI; bytes-like input as decode_message takes it."""
+    answer = encode_message("0210", {"11": "000123", "39": "00"})
+    assert read_fields(answer) == {"11": "000123", "39": "00"}
+    assert read_fields(bytearray(answer)) == read_fields(memoryview(answer)) == \
+        {"11": "000123", "39": "00"}
+    assert read_fields(b"\xff\xff\xff\xff" + answer[4:]) is None
+    assert read_fields(b"ABCD" + answer[4:]) is None
+    assert read_fields(answer[:-1]) is None
+
+
+def test_encode_rejects_a_non_text_mti_with_a_value_error() -> None:
+    with pytest.raises(ValueError, match="mti"):
+        encode_message(None, {"11": "123456"}, check=False)  # type: ignore[arg-type]

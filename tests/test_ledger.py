@@ -487,3 +487,13 @@ def test_deferred_tail_reads_like_written_columns(
             assert deferred.balance(a) == written.balance(a)
     assert deferred.state_hash() == written.state_hash()
     assert Ledger.from_bytes(deferred.to_bytes()).state_hash() == written.state_hash()
+
+
+def test_a_timestamp_beyond_64_bits_is_refused_at_once() -> None:
+    """Rows wait in the tail before the int64 columns: the ledger refuses a time that would
+    not fit before it applies anything (not later, at the flush)."""
+    ledger = make_ledger()
+    with pytest.raises(ValueError, match="64 bits"):
+        ledger.create_transfers([Transfer(1, 1, 2, 100)], 2**63)
+    assert ledger.transfer_count == 0 and ledger.lookup_transfer(1) is None
+    assert ledger.create_transfers([Transfer(1, 1, 2, 100)], 5)[0] is R.OK

@@ -15,8 +15,9 @@ Wire encoding (our choices, documented here once):
 ``SPEC`` is a plain pyiso8583 spec dict. Messages are parsed and built through plans
 compiled from it per bitmap (the fast path below), with pyiso8583 as the reference for
 everything a plan does not accept (it says what is wrong); :func:`decode_message` adds the
-content checks pyiso8583 does not do (character classes, Luhn, dates, currency, amounts).  No error reason ever contains card data: the PAN is masked
-(first 6 / last 4), and track 2, PIN block and MAC are never echoed.
+content checks pyiso8583 does not do (character classes, Luhn, dates, currency, amounts).
+No error reason ever contains card data: the PAN is masked (first 6 / last 4), and track 2,
+PIN block and MAC are never echoed.
 """
 
 from __future__ import annotations
@@ -573,9 +574,13 @@ def _fast_fields(raw: bytes) -> dict[str, FieldValue] | None:
 
 def read_fields(raw: bytes) -> dict[str, FieldValue] | None:
     """The data fields of a message that parses, without the content checks (None if it
-    does not parse): for a peer reading answers, like the load generator."""
+    does not parse, or its MTI is not 4 digits): for a peer reading answers, like the load
+    generator."""
+    raw = bytes(raw)
+    if _readable_mti(raw) is None or _first_unknown_field(raw) is not None:
+        return None
     fields = _fast_fields(raw)
-    if fields is None and _readable_mti(raw) is not None and _first_unknown_field(raw) is None:
+    if fields is None:
         slow = _pyiso8583_fields(raw, raw[:4].decode())
         fields = None if isinstance(slow, Malformed) else slow
     return fields
@@ -583,6 +588,8 @@ def read_fields(raw: bytes) -> dict[str, FieldValue] | None:
 
 def _fast_encode(mti: str, fields: Mapping[str, FieldValue]) -> bytes | None:
     """A message's bytes, or None when a field does not fit (then pyiso8583 says why)."""
+    if type(mti) is not str:
+        return None
     keys = tuple(fields)
     shape = _SHAPES.get(keys)
     if shape is None:

@@ -841,6 +841,8 @@ class Ledger:
         if now_us < self.last_timestamp_us:
             raise ValueError(f"timestamp {now_us} is before the last batch's "
                              f"{self.last_timestamp_us}")
+        if now_us > _I64_MAX:  # stored in an int64 column (perhaps later, from the tail)
+            raise ValueError(f"timestamp {now_us} does not fit 64 bits")
         self.last_timestamp_us = now_us
         return self.expire_pending(now_us)
 
