@@ -4,6 +4,7 @@ TCP (answers, durability, clean shutdown, malformed input, the load generator)."
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -36,7 +37,14 @@ from qingsuan.server.card_client import (
     send_one,
 )
 from qingsuan.server.card_core import CardCore, edge_config
-from qingsuan.server.card_edge import EdgeConfig, Forward, Reply, inbound, outbound
+from qingsuan.server.card_edge import (
+    EdgeConfig,
+    Forward,
+    Reply,
+    inbound,
+    outbound,
+    request_body,
+)
 from qingsuan.sim.scenario import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -621,3 +629,47 @@ def test_a_failing_core_stops_the_server_with_exit_1() -> None:
 
     status, got = asyncio.run(run())
     assert status == 1 and got == [b""]
+
+
+# ---------------------------------------------------------------------- bodies and answers
+
+
+def _forward(raw: bytes) -> Forward:
+    fwd = inbound(raw, CFG)
+    assert isinstance(fwd, Forward)
+    return fwd
+
+
+def test_the_logged_body_is_the_canonical_json_and_holds_no_pin() -> None:
+    fwd = _forward(_raw("withdrawal", 70, terminal=CCB_ATM, amount_fen=100, pin="123456"))
+    assert fwd.body == json.dumps(fwd.fields, sort_keys=True).encode()
+    assert b"123456" not in fwd.body.replace(b"000070", b"")  # the PIN never, the STAN is
+    assert "pin_hash" in fwd.fields and _forward(
+        _raw("withdrawal", 70, terminal=CCB_ATM, amount_fen=100, pin="123456")).body == fwd.body
+
+
+def test_true_retry_duplicate_and_preauth_scheduling(core: CardCore) -> None:
+    purchase = _forward(_raw("purchase", 71))
+    first, retry = core.process([purchase.body, purchase.body])
+    assert first == retry and first[0] == "00" and first[1] and first[2]
+    (dup,) = core.process([_forward(_raw("purchase", 71, amount_fen=9900)).body])
+    assert dup == ("94", "", "", None)
+    assert outbound(purchase, first, CFG) == outbound(purchase, retry, CFG)
+    core._due()
+    assert core._due_us is not None
+    hold = _forward(_raw("preauth", 72, amount_fen=1000))
+    (answer,) = core.process([hold.body])
+    assert answer[0] == "00" and core._due_us is None  # recomputed with the new expiry
+    expires = core.switch.txns[answer[1]].expires_us
+    assert core._due() <= expires
+
+
+def test_card_txn_with_slots_round_trips_through_a_snapshot(core: CardCore) -> None:
+    core.process([_forward(_raw("purchase", 73)).body])
+    state = core.switch.dump_state()
+    txn = next(iter(core.switch.txns.values()))
+    assert not hasattr(txn, "__dict__") and dataclasses.asdict(txn)["key"] == txn.key
+    core.switch.load_state(state)
+    assert core.switch.dump_state() == state
+    assert request_body({"b": "1", "a": "é"}) == json.dumps({"b": "1", "a": "é"},
+                                                            sort_keys=True).encode()

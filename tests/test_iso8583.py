@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from typing import get_args
 
 import iso8583
@@ -578,3 +579,44 @@ def test_read_fields_takes_what_decode_takes_and_no_more() -> None:
 def test_encode_rejects_a_non_text_mti_with_a_value_error() -> None:
     with pytest.raises(ValueError, match="mti"):
         encode_message(None, {"11": "123456"}, check=False)  # type: ignore[arg-type]
+
+
+def test_a_secondary_bitmap_without_secondary_fields_parses_like_pyiso8583() -> None:
+    primary = bytearray(8)
+    primary[0] |= 0x80  # field 1: a secondary bitmap follows (all zero here)
+    primary[1] |= 0x20  # field 11
+    primary[4] |= 0x02  # field 39
+    raw = b"0210" + bytes(primary) + bytes(8) + b"123456" + b"00"
+    assert _reference_fields(raw) == {"11": "123456", "39": "00"}
+    assert read_fields(raw) == {"11": "123456", "39": "00"}
+    msg = decode_message(raw)
+    assert isinstance(msg, Decoded) and msg.fields == {"11": "123456", "39": "00"}
+
+
+def test_empty_llvar_and_non_ascii_fields() -> None:
+    raw = encode_message("0210", {"11": "123456", "39": "00", "54": ""}, check=False)
+    assert raw == bytes(iso8583.encode({"t": "0210", "11": "123456", "39": "00", "54": ""},
+                                       SPEC)[0])
+    assert read_fields(raw) == {"11": "123456", "39": "00", "54": ""}
+    bad = raw.replace(b"123456", b"12\xe9456")
+    assert _reference_fields(bad) is None and read_fields(bad) is None
+    assert isinstance(decode_message(bad), Malformed)
+    with pytest.raises(ValueError):
+        encode_message("0210", {"11": "12é456", "39": "00"}, check=False)
+
+
+def test_encoding_does_not_depend_on_the_order_of_the_keys() -> None:
+    fields: dict[str, str | bytes] = {"2": "6222020000000010017", "11": "000001",
+                                      "39": "00", "90": "0" * 42, "128": bytes(range(8))}
+    keys = list(fields)
+    seen = set()
+    for _ in range(20):
+        random.shuffle(keys)
+        seen.add(encode_message("0210", {k: fields[k] for k in keys}, check=False))
+    doc = {"t": "0210", **{k: (v.hex() if isinstance(v, bytes) else v)
+                           for k, v in fields.items()}}
+    assert seen == {bytes(iso8583.encode(doc, SPEC)[0])}
+
+
+def test_luhn_refuses_non_ascii_digits() -> None:
+    assert not luhn_ok("١٨") and not luhn_ok("1 8") and luhn_ok("18")

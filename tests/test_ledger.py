@@ -3,11 +3,16 @@ compare the ledger with a small independent model of the same rules."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import qingsuan.ledger.ledger as ledger_module
 from qingsuan.ledger import (
     Account,
     AccountFlags,
@@ -497,3 +502,161 @@ def test_a_timestamp_beyond_64_bits_is_refused_at_once() -> None:
         ledger.create_transfers([Transfer(1, 1, 2, 100)], 2**63)
     assert ledger.transfer_count == 0 and ledger.lookup_transfer(1) is None
     assert ledger.create_transfers([Transfer(1, 1, 2, 100)], 5)[0] is R.OK
+
+
+# --- the exact path's tail against a ledger that writes its columns after every batch
+
+TAIL_ACCOUNTS = (1, 2, 3, 4, 10, 11)
+
+
+def _ledger() -> Ledger:
+    """make_ledger's world and a debit-normal account 11 in book 2."""
+    ledger = Ledger()
+    ledger.create_book(1, "A")
+    ledger.create_book(2, "B")
+    ledger.create_accounts([
+        Account(1, 1, NormalSide.DEBIT), Account(2, 1, NormalSide.CREDIT, MNO),
+        Account(3, 1, NormalSide.CREDIT, MNO, overdraft_limit_fen=5000),
+        Account(4, 1, NormalSide.DEBIT, MNO), Account(10, 2, NormalSide.CREDIT),
+        Account(11, 2, NormalSide.DEBIT)])
+    return ledger
+
+
+class _Pair:
+    """A ledger with a long tail (nothing flushed until read) beside one that writes its
+    columns at the end of every batch (the behaviour before the tail, _TAIL_ROWS = 0);
+    every call goes to both with the module's tail size set for each."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.mp = monkeypatch
+        self.deferred, self.written = _ledger(), _ledger()
+
+    def both(self, call: Callable[[Ledger], Any]) -> Any:
+        self.mp.setattr(ledger_module, "_TAIL_ROWS", 10**9)
+        got = call(self.deferred)
+        self.mp.setattr(ledger_module, "_TAIL_ROWS", 0)
+        want = call(self.written)
+        assert _plain(got) == _plain(want)
+        for a in TAIL_ACCOUNTS:
+            assert self.deferred.balance(a) == self.written.balance(a)
+        assert self.deferred.transfer_count == self.written.transfer_count
+        return got
+
+    def post(self, transfers: list[Transfer], ts: int) -> list[R]:
+        return list(self.both(lambda led: led.create_transfers(transfers, ts)))
+
+    def same_state(self) -> None:
+        assert self.deferred.state_hash() == self.written.state_hash()
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "codes"):
+        return [int(c) for c in value.codes]
+    return value
+
+
+def test_linked_chain_fails_inside_the_monotone_prefix_held_in_the_tail(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pair = _Pair(monkeypatch)
+    assert pair.post([Transfer(1, 1, 2, 100), Transfer(2, 1, 2, 100)], 1) == [R.OK] * 2
+    assert pair.deferred._buffer, "rows stay in the tail"
+    # a chain extends the prefix by one row, then fails: the prefix's last id comes back
+    # from the tail (row 1, id 2)
+    codes = pair.post([Transfer(3, 1, 2, 50, F.LINKED), Transfer(4, 2, 1, 10**6)], 2)
+    assert codes == [R.LINKED_EVENT_FAILED, R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS]
+    assert pair.deferred._mono_last_id == 2
+    assert pair.post([Transfer(3, 1, 2, 7)], 3) == [R.OK]  # id 3 is free again
+    assert pair.both(lambda led: led.lookup_transfer(3)).transfer.amount_fen == 7
+    pair.same_state()
+
+
+def test_pending_in_the_tail_posted_voided_and_expired(monkeypatch: pytest.MonkeyPatch) -> None:
+    pair = _Pair(monkeypatch)
+    assert pair.post([Transfer(1, 1, 2, 1000)], 1) == [R.OK]
+    assert pair.post([Transfer(10, 2, 1, 300, F.PENDING),
+                      Transfer(11, 2, 1, 200, F.PENDING, timeout_us=5),
+                      Transfer(12, 2, 1, 100, F.PENDING, timeout_us=2)], 2) == [R.OK] * 3
+    # post and void while the pending rows are still in the tail
+    assert pair.post([Transfer(20, 0, 0, 0, F.POST_PENDING, pending_id=10),
+                      Transfer(21, 0, 0, 0, F.VOID_PENDING, pending_id=10)], 3) == \
+        [R.OK, R.PENDING_TRANSFER_ALREADY_POSTED]
+    # 12 expires at 4 while its row is in the tail; 11 at 7 by a clock tick
+    assert pair.post([Transfer(22, 0, 0, 0, F.POST_PENDING, pending_id=12)], 4) == \
+        [R.PENDING_TRANSFER_EXPIRED]
+    assert pair.both(lambda led: led.advance_time(7)) == [11]
+    assert pair.both(lambda led: led.pending_state(11)) is PendingState.EXPIRED
+    pair.same_state()
+    pair.deferred.check_invariants()
+
+
+def test_duplicates_of_rows_in_the_tail_and_a_column_batch_after(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pair = _Pair(monkeypatch)
+    assert pair.post([Transfer(5, 1, 2, 100), Transfer(3, 1, 2, 100, code=7)], 1) == [R.OK] * 2
+    assert pair.post([Transfer(5, 1, 2, 100), Transfer(5, 1, 2, 101),
+                      Transfer(3, 1, 2, 100, code=8)], 2) == \
+        [R.EXISTS, R.EXISTS_WITH_DIFFERENT_AMOUNT, R.EXISTS_WITH_DIFFERENT_CODE]
+    # a column batch (vector path, monotone ids) after small batches: flushed first
+    batch = TransferBatch.from_transfers([Transfer(100 + i, 1, 2, 1) for i in range(40)])
+    assert pair.both(lambda led: led.create_transfers(batch, 3)).all_done
+    assert pair.post([Transfer(5, 1, 2, 100)], 4) == [R.EXISTS]
+    assert pair.both(lambda led: led.history(2)) == pair.written.history(2)
+    pair.same_state()
+
+
+def test_snapshot_in_the_middle_of_a_tail_continues_identically(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pair = _Pair(monkeypatch)
+    pair.post([Transfer(1, 1, 2, 500), Transfer(2, 2, 1, 100, F.PENDING, timeout_us=3)], 1)
+    assert pair.deferred._buffer
+    restored = Ledger.from_bytes(pair.deferred.to_bytes())
+    assert restored.state_hash() == pair.written.state_hash()
+    nxt = [Transfer(3, 0, 0, 0, F.POST_PENDING, pending_id=2), Transfer(4, 1, 2, 1)]
+    assert list(restored.create_transfers(nxt, 2).codes) == \
+        pair.post(nxt, 2)
+    assert restored.state_hash() == pair.written.state_hash()
+
+
+tail_ids = st.integers(1, 30)
+tail_acc = st.sampled_from(TAIL_ACCOUNTS)
+tail_transfer = st.one_of(
+    st.builds(lambda i, d, c, a, link: Transfer(i, d, c, a, F.LINKED if link else F.NONE),
+              tail_ids, tail_acc, tail_acc, st.integers(1, 3000), st.booleans()),
+    st.builds(lambda i, d, c, a, t: Transfer(i, d, c, a, F.PENDING, timeout_us=t),
+              tail_ids, tail_acc, tail_acc, st.integers(1, 3000), st.integers(0, 4)),
+    st.builds(lambda i, p, a, post: Transfer(i, 0, 0, a, pending_id=p, flags=(
+        F.POST_PENDING if post else F.VOID_PENDING)), tail_ids, tail_ids, st.integers(0, 3000),
+        st.booleans()))
+
+
+def _columns(batch: TransferBatch, ts: int, led: Ledger) -> Any:
+    return led.create_transfers(batch, ts)
+
+
+def _tick(ts: int, led: Ledger) -> list[int]:
+    return led.advance_time(ts)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.lists(tail_transfer, max_size=5), st.integers(0, 2),
+                          st.sampled_from(["small", "columns", "tick", "snapshot"])),
+                max_size=30))
+def test_long_tail_equals_flushing_every_batch(
+        monkeypatch: pytest.MonkeyPatch, plan: list[tuple[list[Transfer], int, str]]) -> None:
+    pair = _Pair(monkeypatch)
+    ts = 0
+    for batch, step, how in plan:
+        ts += step
+        if how == "columns":
+            columns = TransferBatch.from_transfers(batch)
+            pair.both(functools.partial(_columns, columns, ts))
+        else:
+            pair.post(batch, ts)
+        if how == "tick":
+            ts += 1
+            pair.both(functools.partial(_tick, ts))
+        elif how == "snapshot":
+            restored = Ledger.from_bytes(pair.deferred.to_bytes())
+            assert restored.state_hash() == pair.written.state_hash()
+    pair.same_state()

@@ -459,3 +459,10 @@ def test_params_membership() -> None:
     assert "hvps.open" in params
     assert "no.such" not in params
     assert params.get("hvps.open") == 1230
+
+
+def test_params_unknown_name_still_raises_param_error() -> None:
+    params = Params()
+    assert params["cards.preauth_days"] == Params()["cards.preauth_days"]
+    with pytest.raises(ParamError, match="unknown parameter"):
+        params["cards.no_such_thing"]

@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import re
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -580,3 +581,23 @@ def test_postgres_schema_isolation(pg_dsn: str) -> None:
     finally:
         a.cleanup()
         b.cleanup()
+
+
+def test_sqlite_one_entry_append_is_committed_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    log = open_log(f"sqlite:///{path}")
+    try:
+        log.append([("x.one", b"payload")])
+        db: sqlite3.Connection = log._db  # type: ignore[attr-defined]
+        assert not db.in_transaction  # nothing left open: durable when append returns
+        other = sqlite3.connect(path)
+        try:
+            assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+            assert other.execute("SELECT count(*) FROM command_log").fetchone()[0] == 1
+        finally:
+            other.close()
+        assert db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        log.append([("x.two", b"a"), ("x.three", b"b")])
+        assert not db.in_transaction
+    finally:
+        log.close()
