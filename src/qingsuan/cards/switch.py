@@ -174,6 +174,9 @@ class CardSwitch:
         #: merchant (ledger name) -> its transactions not yet cleared (refunds look here,
         #: not at every transaction the switch holds); rebuilt from ``txns`` on load
         self._open_by_merchant: dict[str, dict[str, CardTxn]] = {}
+        #: clearing date -> its transactions approved and perhaps not yet cleared (the
+        #: cut-off looks here, not at every transaction); rebuilt from ``txns`` on load
+        self._open_by_day: dict[str, dict[str, CardTxn]] = {}
         #: pre-authorisations whose hold is still open (key -> txn): ticks look here for
         #: expired holds, not at every transaction; rebuilt from ``txns`` on load
         self._open_preauths: dict[str, CardTxn] = {}
@@ -319,11 +322,13 @@ class CardSwitch:
         self._index_open(txn)
 
     def _index_open(self, txn: CardTxn) -> None:
+        self._open_by_day.setdefault(txn.clearing_date, {})[txn.key] = txn
         terminal = self.terminals.get(txn.terminal)
         if terminal is not None and terminal.merchant is not None:
             self._open_by_merchant.setdefault(terminal.merchant, {})[txn.key] = txn
 
     def _unindex_open(self, txn: CardTxn) -> None:
+        self._open_by_day.get(txn.clearing_date, {}).pop(txn.key, None)
         terminal = self.terminals.get(txn.terminal)
         if terminal is not None and terminal.merchant is not None:
             self._open_by_merchant.get(terminal.merchant, {}).pop(txn.key, None)
@@ -989,7 +994,7 @@ class CardSwitch:
 
     def next_cutoff_us(self, after_us: int) -> int | None:
         """The next cut-off (日切) while approved transactions wait to be cleared."""
-        if not any(_open(t) for t in self.txns.values()):
+        if not any(_open(t) for day in self._open_by_day.values() for t in day.values()):
             return None
         return self.cutoff_after_us(after_us)
 
@@ -1017,7 +1022,8 @@ class CardSwitch:
             for txn in list(self._open_preauths.values()):
                 self._preauth_status(txn, now_us)
         cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
-        days = sorted({t.clearing_date for t in self.txns.values() if _open(t)})
+        days = sorted(day for day, txns in self._open_by_day.items()
+                      if any(_open(t) for t in txns.values()))
         for day in days:
             ends = from_datetime(dt.datetime.combine(dt.date.fromisoformat(day), cutoff))
             if ends <= now_us and day not in self.days_closed:
@@ -1032,8 +1038,10 @@ class CardSwitch:
 
         assert self.engine is not None
         params, reg = self.engine.params, self.engine.registry
+        # in the order the switch took them (the files' and the postings' order)
         txns = [t for t in self.txns.values() if t.clearing_date == day and _open(t)]
         self.days_closed.append(day)
+        self._open_by_day.pop(day, None)
         postings = self._pay_merchants(txns)
         onus = [t for t in txns if t.issuer == t.acquirer]
         for t in onus:  # 本行卡: the bank owes itself; nothing crosses to another bank
@@ -1181,6 +1189,7 @@ class CardSwitch:
         self.hosts = {k: str(v) for k, v in doc.get("hosts", {}).items()}
         self._issuer_cache.clear()
         self._open_by_merchant = {}
+        self._open_by_day = {}
         self._open_preauths = {}
         for t in self.txns.values():
             if _open(t):
