@@ -174,9 +174,10 @@ class CardSwitch:
         #: merchant (ledger name) -> its transactions not yet cleared (refunds look here,
         #: not at every transaction the switch holds); rebuilt from ``txns`` on load
         self._open_by_merchant: dict[str, dict[str, CardTxn]] = {}
-        #: clearing date -> its transactions approved and perhaps not yet cleared (the
-        #: cut-off looks here, not at every transaction); rebuilt from ``txns`` on load
-        self._open_by_day: dict[str, dict[str, CardTxn]] = {}
+        #: clearing date (not yet closed) -> the transactions approved for it, some perhaps
+        #: reversed since (the cut-off checks these, not every transaction the switch
+        #: holds; a list, as appending never rehashes); rebuilt from ``txns`` on load
+        self._open_by_day: dict[str, list[CardTxn]] = {}
         #: pre-authorisations whose hold is still open (key -> txn): ticks look here for
         #: expired holds, not at every transaction; rebuilt from ``txns`` on load
         self._open_preauths: dict[str, CardTxn] = {}
@@ -322,13 +323,12 @@ class CardSwitch:
         self._index_open(txn)
 
     def _index_open(self, txn: CardTxn) -> None:
-        self._open_by_day.setdefault(txn.clearing_date, {})[txn.key] = txn
+        self._open_by_day.setdefault(txn.clearing_date, []).append(txn)
         terminal = self.terminals.get(txn.terminal)
         if terminal is not None and terminal.merchant is not None:
             self._open_by_merchant.setdefault(terminal.merchant, {})[txn.key] = txn
 
     def _unindex_open(self, txn: CardTxn) -> None:
-        self._open_by_day.get(txn.clearing_date, {}).pop(txn.key, None)
         terminal = self.terminals.get(txn.terminal)
         if terminal is not None and terminal.merchant is not None:
             self._open_by_merchant.get(terminal.merchant, {}).pop(txn.key, None)
@@ -994,7 +994,7 @@ class CardSwitch:
 
     def next_cutoff_us(self, after_us: int) -> int | None:
         """The next cut-off (日切) while approved transactions wait to be cleared."""
-        if not any(_open(t) for day in self._open_by_day.values() for t in day.values()):
+        if not any(_open(t) for day in self._open_by_day.values() for t in day):
             return None
         return self.cutoff_after_us(after_us)
 
@@ -1022,12 +1022,14 @@ class CardSwitch:
             for txn in list(self._open_preauths.values()):
                 self._preauth_status(txn, now_us)
         cutoff = _hhmm(int(self.engine.params["cards.cutoff"]))
-        days = sorted(day for day, txns in self._open_by_day.items()
-                      if any(_open(t) for t in txns.values()))
-        for day in days:
+        for day in sorted(self._open_by_day):
             ends = from_datetime(dt.datetime.combine(dt.date.fromisoformat(day), cutoff))
-            if ends <= now_us and day not in self.days_closed:
-                self._close_day(day, now_us)
+            if ends > now_us:
+                continue
+            if day in self.days_closed or not any(_open(t) for t in self._open_by_day[day]):
+                del self._open_by_day[day]  # nothing of it left to clear (all reversed)
+                continue
+            self._close_day(day, now_us)
 
     def _close_day(self, day: str, now_us: int) -> None:
         """清分: the day's approved transactions into net positions with the fees; the
