@@ -490,7 +490,11 @@ def test_deferred_tail_reads_like_written_columns(
             deferred.check_invariants()
         for a in (1, 2, 3, 4, 10):
             assert deferred.balance(a) == written.balance(a)
+            assert deferred.available_fen(a) == written.available_fen(a) == \
+                written.balance(a).available_fen
     assert deferred.state_hash() == written.state_hash()
+    with pytest.raises(KeyError):
+        deferred.available_fen(99)
     assert Ledger.from_bytes(deferred.to_bytes()).state_hash() == written.state_hash()
 
 

@@ -474,7 +474,7 @@ class CardSwitch:
             card.wrong_pins = 0
         ledger = self.engine.ledger
         account = self.engine.registry.account_id(card.account)
-        available = ledger.balance(account).available_fen
+        available = ledger.available_fen(account)
         if proc == "31":
             txn.balance_fen = available
             return "00"

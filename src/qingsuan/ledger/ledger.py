@@ -249,6 +249,22 @@ class Ledger:
         return Balance(int(c["dp"][row]), int(c["dpo"][row]), int(c["cp"][row]),
                        int(c["cpo"][row]), NormalSide(int(c["normal"][row])))
 
+    def available_fen(self, account_id: int) -> int:
+        """``balance(account_id).available_fen`` without building the Balance (a card
+        authorisation asks it every time)."""
+        row, _, _, normal, _ = self._static(account_id)
+        if row < 0:
+            raise KeyError(account_id)
+        held = self._scratch.get(row)
+        if held is None:
+            c = self._acc.cols
+            held = [int(c["dp"][row]), int(c["dpo"][row]), int(c["cp"][row]),
+                    int(c["cpo"][row])]
+        dp, dpo, cp, cpo = held
+        if normal == NormalSide.CREDIT:
+            return cpo - dpo - dp
+        return dpo - cpo - cp
+
     @property
     def account_count(self) -> int:
         return self._acc.n
