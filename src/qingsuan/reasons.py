@@ -9,7 +9,19 @@ from __future__ import annotations
 from enum import Enum
 
 
-class Reason(Enum):
+class CodedReason(Enum):
+    """An enum whose members are (code, meaning) pairs: the base of the reason lists."""
+
+    @property
+    def code(self) -> str:
+        return str(self.value[0])
+
+    @property
+    def meaning(self) -> str:
+        return str(self.value[1])
+
+
+class Reason(CodedReason):
     """(code, meaning)."""
 
     AC01 = ("AC01", "incorrect account number")
@@ -27,14 +39,6 @@ class Reason(Enum):
     FF01 = ("FF01", "invalid file format")
     NARR = ("NARR", "see the message")
     RC01 = ("RC01", "bank identifier incorrect (not a participant)")
-
-    @property
-    def code(self) -> str:
-        return self.value[0]
-
-    @property
-    def meaning(self) -> str:
-        return self.value[1]
 
     def detail(self, message: str | None = None) -> dict[str, str]:
         """The JSON form used in run outcomes: code and a readable message."""

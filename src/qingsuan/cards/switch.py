@@ -51,6 +51,7 @@ from qingsuan.cards.iso8583 import luhn_ok, mask_pan
 from qingsuan.clock import from_datetime, to_beijing, to_beijing_naive
 from qingsuan.money import format_fen
 from qingsuan.params import Params
+from qingsuan.reasons import CodedReason
 
 if TYPE_CHECKING:
     from qingsuan.cnaps.system import Cnaps
@@ -1239,7 +1240,7 @@ class DisputeKind(Enum):
                 DisputeKind.SECOND_CHARGEBACK: DisputeKind.REPRESENTMENT}.get(self)
 
 
-class DisputeRefusal(Enum):
+class DisputeRefusal(CodedReason):
     """Why the switch refuses a dispute step: (code, meaning)."""
 
     UNKNOWN_ORIGINAL = ("unknown_original", "no such original transaction")
@@ -1255,14 +1256,6 @@ class DisputeRefusal(Enum):
     AMOUNT = ("amount", "amount not positive or more than allowed")
     DUPLICATE = ("duplicate", "the same reference with a different body")
     UNKNOWN_KIND = ("unknown_kind", "not a dispute step")
-
-    @property
-    def code(self) -> str:
-        return self.value[0]
-
-    @property
-    def meaning(self) -> str:
-        return self.value[1]
 
 
 #: microseconds in a day (pre-authorisation holds last ``cards.preauth_days`` of them)
