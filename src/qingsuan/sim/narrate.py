@@ -9,7 +9,7 @@ from rich.console import Console
 
 from qingsuan.clock import format_time
 from qingsuan.money import format_fen
-from qingsuan.sim.runner import Posting, Runner, StepHook
+from qingsuan.sim.runner import PaymentRecord, Posting, Runner, StepHook
 from qingsuan.sim.scenario import Event
 
 _NOTICE_WORDS = {
@@ -107,14 +107,11 @@ def narrator(out: Console, *, step: bool = False,
                       f"{what}{amount} at terminal {f['terminal']}: the acquirer sends an ISO "
                       "8583 request through the card switch to the issuer")
             if card_rec is not None:
-                reason = (card_rec.reason or {}).get("message", "")
-                verdict = "approved (00)" if card_rec.status == "approved" else \
-                    f"declined ({card_rec.response_code}: {reason})"
                 if card_rec.stand_in:
                     out.print("  the issuer is down: the switch approves it on the issuer's "
                               "behalf (stand-in, 代授权); the issuer books it when it is back")
                 else:
-                    out.print(f"  the issuer answers: {verdict}")
+                    out.print(f"  the issuer answers: {_verdict(card_rec)}")
             elif f["id"] in runner.inquiries:
                 answer = runner.inquiries[f["id"]]
                 out.print(f"  the issuer answers {answer['response_code']}: balance "
@@ -129,10 +126,7 @@ def narrator(out: Console, *, step: bool = False,
                 out.print(f"[bold]{day} {when}[/] the merchant voids (撤销) {f['target']} the "
                           "same day: the switch undoes it in both banks' books")
             if card_rec is not None:
-                reason = (card_rec.reason or {}).get("message", "")
-                verdict = "approved (00)" if card_rec.status == "approved" else \
-                    f"declined ({card_rec.response_code}: {reason})"
-                out.print(f"  the switch answers: {verdict}")
+                out.print(f"  the switch answers: {_verdict(card_rec)}")
         elif event.do in ("preauth", "preauth_cancel", "preauth_completion"):
             card_rec = runner.payments.get(f["id"])
             if event.do == "preauth":
@@ -148,10 +142,7 @@ def narrator(out: Console, *, step: bool = False,
                           f"{f['target']} for {format_fen(f['amount_fen'])} CNY: the issuer "
                           "posts the hold, and the completion clears like a purchase")
             if card_rec is not None:
-                reason = (card_rec.reason or {}).get("message", "")
-                verdict = "approved (00)" if card_rec.status == "approved" else \
-                    f"declined ({card_rec.response_code}: {reason})"
-                out.print(f"  the switch answers: {verdict}")
+                out.print(f"  the switch answers: {_verdict(card_rec)}")
         elif event.do == "dispute":
             rec = runner.payments[f["id"]]
             words = {"credit_adjustment": "the acquirer gives the cardholder back (贷记调整)",
@@ -204,6 +195,14 @@ def narrator(out: Console, *, step: bool = False,
                 wait("  press Enter for the next step ")
 
     return narrate
+
+
+def _verdict(record: PaymentRecord) -> str:
+    """A card answer in words: approved, or declined with its code and reason."""
+    if record.status == "approved":
+        return "approved (00)"
+    reason = (record.reason or {}).get("message", "")
+    return f"declined ({record.response_code}: {reason})"
 
 
 def _print_postings(out: Console, postings: list[Posting], runner: Runner) -> None:
