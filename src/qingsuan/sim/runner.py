@@ -17,7 +17,7 @@ from typing import Any
 from qingsuan.banks.routing import Route, route_transfer
 from qingsuan.calendar import HvpsPhase
 from qingsuan.cards.iso8583 import ResponseCode
-from qingsuan.cards.switch import SWITCH, CardSwitch
+from qingsuan.cards.switch import SWITCH, CardSwitch, CardTxn
 from qingsuan.cards.switch import Card as CardRecord
 from qingsuan.cards.switch import Terminal as TerminalRecord
 from qingsuan.clock import (
@@ -745,11 +745,12 @@ class Runner:
         """The scenario's terminal of that id, if any."""
         return next((t for t in self.scenario.terminals if t.id == terminal_id), None)
 
-    def _preauth_followup(self, event: Event, mti: str, proc: str, amount_fen: int | None
-                          ) -> dict[str, str]:
-        """A cancel or completion from the terminal of the pre-authorisation it names."""
-        f = event.fields
-        key = self._card_keys.get(f["target"], "")
+    def _linked_request(self, event: Event, mti: str, proc: str
+                        ) -> tuple[dict[str, str], CardTxn | None]:
+        """The fields of a request naming the card transaction ``target`` (a refund, a
+        pre-authorisation's cancel or completion), sent from that transaction's terminal;
+        and the transaction, if the switch has it."""
+        key = self._card_keys.get(event.fields["target"], "")
         original = self.switch.txns.get(key)  # from the terminal of the original
         terminal_id = original.terminal if original is not None else ""
         terminal = self._terminal(terminal_id)
@@ -757,8 +758,14 @@ class Runner:
         fields = {"t": mti, "3": f"{proc}0000",
                   "7": to_beijing(self.clock.now_us()).strftime("%m%d%H%M%S"),
                   "11": f"{self._stan:06d}", "32": terminal.bank if terminal else "",
-                  "41": terminal_id, "49": "156", "37": f"{self._stan:012d}",
-                  "original_key": key}
+                  "41": terminal_id, "37": f"{self._stan:012d}", "original_key": key}
+        return fields, original
+
+    def _preauth_followup(self, event: Event, mti: str, proc: str, amount_fen: int | None
+                          ) -> dict[str, str]:
+        """A cancel or completion from the terminal of the pre-authorisation it names."""
+        fields, original = self._linked_request(event, mti, proc)
+        fields["49"] = "156"
         if original is not None:
             fields["2"] = original.card
         if amount_fen is not None:
@@ -858,18 +865,9 @@ class Runner:
     def _do_pos_refund(self, event: Event) -> None:
         """退货: the merchant gives back all or part of a purchase (0220, processing code
         20), at the terminal of the purchase, on the same or a later clearing day."""
-        f = event.fields
-        key = self._card_keys.get(f["target"], "")
-        original = self.switch.txns.get(key)  # from the terminal of the original
-        terminal_id = original.terminal if original is not None else ""
-        terminal = self._terminal(terminal_id)
-        self._stan += 1
-        answer = self.switch.request({
-            "t": "0220", "3": "200000", "4": f"{f['amount_fen']:012d}",
-            "7": to_beijing(self.clock.now_us()).strftime("%m%d%H%M%S"),
-            "11": f"{self._stan:06d}", "32": terminal.bank if terminal else "",
-            "41": terminal_id, "37": f"{self._stan:012d}", "original_key": key})
-        self._card_answer(event, answer)
+        fields, _ = self._linked_request(event, "0220", "20")
+        fields["4"] = f"{event.fields['amount_fen']:012d}"
+        self._card_answer(event, self.switch.request(fields))
 
     def _do_pos_void(self, event: Event) -> None:
         """撤销: the merchant cancels a purchase the same clearing day."""
