@@ -532,9 +532,9 @@ def _plan(bitmap: bytes) -> _Plan | None:
     plan = _PLANS.get(bitmap)
     if plan is None:
         bits = int.from_bytes(bitmap.ljust(16, b"\0"), "big")
-        if bits & ~(_SECONDARY_PRESENT | sum(_BIT.values())):
+        if bits & ~(_KNOWN_PRIMARY << 64 | _KNOWN_SECONDARY):
             return None
-        plan = tuple((k, *_LAYOUT[k]) for k in _FIELD_ORDER if bits & _BIT[k])
+        plan = _plan_of(bits)
         if len(_PLANS) < _PLANS_LIMIT:
             _PLANS[bitmap] = plan
     return plan
@@ -641,7 +641,12 @@ def _shape(keys: tuple[str, ...]) -> tuple[bytes, _Plan] | None:
         bitmap = (bits | _SECONDARY_PRESENT).to_bytes(16, "big")
     else:
         bitmap = (bits >> 64).to_bytes(8, "big")
-    return bitmap, tuple((k, *_LAYOUT[k]) for k in _FIELD_ORDER if bits & _BIT[k])
+    return bitmap, _plan_of(bits)
+
+
+def _plan_of(bits: int) -> _Plan:
+    """The fields of a 128-bit bitmap (field k is bit 128 - k), in order, with layouts."""
+    return tuple((k, *_LAYOUT[k]) for k in _FIELD_ORDER if bits & _BIT[k])
 
 
 # --- encoding ------------------------------------------------------------------------------
