@@ -45,6 +45,7 @@ from qingsuan.ledger.types import (
     TransferRecord,
     TransferResult,
 )
+from qingsuan.ledger.types import available_fen as _available_fen
 from qingsuan.money import MAX_AMOUNT_FEN
 
 _PENDING: Final = int(TransferFlags.PENDING)
@@ -241,13 +242,8 @@ class Ledger:
 
     def balance(self, account_id: int) -> Balance:
         row = self._acc_index[account_id]
-        c = self._acc.cols
-        held = self._scratch.get(row)
-        if held is not None:  # touched by the exact path since the last flush
-            return Balance(held[0], held[1], held[2], held[3],
-                           NormalSide(int(c["normal"][row])))
-        return Balance(int(c["dp"][row]), int(c["dpo"][row]), int(c["cp"][row]),
-                       int(c["cpo"][row]), NormalSide(int(c["normal"][row])))
+        dp, dpo, cp, cpo = self._totals(row)
+        return Balance(dp, dpo, cp, cpo, NormalSide(int(self._acc.cols["normal"][row])))
 
     def available_fen(self, account_id: int) -> int:
         """``balance(account_id).available_fen`` without building the Balance (a card
@@ -255,15 +251,19 @@ class Ledger:
         row, _, _, normal, _ = self._static(account_id)
         if row < 0:
             raise KeyError(account_id)
+        dp, dpo, cp, cpo = self._totals(row)
+        return _available_fen(dp, dpo, cp, cpo, normal)
+
+    def _totals(self, row: int) -> tuple[int, int, int, int] | list[int]:
+        """An account's four totals: held by the exact path's tail since the last flush,
+        else from the columns."""
         held = self._scratch.get(row)
-        if held is None:
-            c = self._acc.cols
-            held = [int(c["dp"][row]), int(c["dpo"][row]), int(c["cp"][row]),
-                    int(c["cpo"][row])]
-        dp, dpo, cp, cpo = held
-        if normal == NormalSide.CREDIT:
-            return cpo - dpo - dp
-        return dpo - cpo - cp
+        return held if held is not None else self._column_totals(row)
+
+    def _column_totals(self, row: int) -> tuple[int, int, int, int]:
+        c = self._acc.cols
+        return (int(c["dp"][row]), int(c["dpo"][row]), int(c["cp"][row]),
+                int(c["cpo"][row]))
 
     @property
     def account_count(self) -> int:
@@ -676,9 +676,7 @@ class Ledger:
     def _bal(self, row: int) -> list[int]:
         bal = self._scratch.get(row)
         if bal is None:
-            acc = self._acc.cols
-            before = (int(acc["dp"][row]), int(acc["dpo"][row]), int(acc["cp"][row]),
-                      int(acc["cpo"][row]))
+            before = self._column_totals(row)
             self._scratch_original[row] = before
             bal = self._scratch[row] = list(before)
         return bal

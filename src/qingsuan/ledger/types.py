@@ -174,9 +174,16 @@ class Balance:
     @property
     def available_fen(self) -> int:
         """Posted balance less pending outflows (reservations): what may still be spent."""
-        if self.normal is NormalSide.CREDIT:
-            return self.posted_fen - self.debits_pending_fen
-        return self.posted_fen - self.credits_pending_fen
+        return available_fen(self.debits_pending_fen, self.debits_posted_fen,
+                             self.credits_pending_fen, self.credits_posted_fen, self.normal)
+
+
+def available_fen(dp: int, dpo: int, cp: int, cpo: int, normal: int) -> int:
+    """What an account with these totals (debits pending and posted, credits pending and
+    posted) may still spend on its normal side: posted less pending outflows."""
+    if normal == NormalSide.CREDIT:
+        return cpo - dpo - dp
+    return dpo - cpo - cp
 
 
 @dataclass(frozen=True, slots=True)
