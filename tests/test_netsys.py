@@ -13,7 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from qingsuan.clock import VirtualClock, parse_time
+from qingsuan.cnaps.hvps import Priority
 from qingsuan.cnaps.netsys import NetItem, NetOutcome, NetSystem, SimAccount
+from qingsuan.cnaps.participants import ParticipantKind
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import AccountSpec, Engine
 from qingsuan.ledger import AccountFlags, NormalSide, Transfer
@@ -345,6 +347,21 @@ def test_beps_beyond_cap_queues_fifo_and_incoming_credit_releases() -> None:
     assert w.pos("BEPS") == {"ICBC": -1000, "CCB": 1000, "BOC": 0}
     assert events(w, "BEPS", "b", "ICBC") == ["queued", "released", "netted"]
     assert w.net("BEPS").metrics["ICBC"].queue_time_us == 10 * 60 * 1_000_000
+    w.check()
+
+
+def test_beps_session_restores_the_cap_and_releases_the_queue() -> None:
+    """After the session the positions start again from zero: a BEPS item queued behind
+    the cap nets at once, not at the next incoming item."""
+    w = World(balances={"ICBC": 10_000})
+    assert w.cnaps.set_cap("BEPS", "ICBC", 1000).ok
+    assert w.beps("a", "ICBC", "CCB", 800).status == "netted"
+    assert w.beps("b", "ICBC", "CCB", 500).status == "queued"
+    w.tick_at("2026-11-25T11:00")
+    assert w.item("BEPS", "a").status == "settled"
+    assert w.item("BEPS", "b").status == "netted"
+    assert w.pos("BEPS") == {"ICBC": -500, "CCB": 500, "BOC": 0}
+    assert w.balances() == {"ICBC": 9200, "CCB": 800, "BOC": 0}
     w.check()
 
 
@@ -830,3 +847,68 @@ def test_simulation_batch_nets_like_single_items_and_settles_in_the_session() ->
     assert [cn.hvps._balance(x) for x in names] == [999_750, 1_000_300, 999_950]
     assert cn.ibps.positions == {"ICBC": 0, "CCB": 0, "BOC": 0}
     engine.ledger.check_invariants()
+
+
+# ------------------------------------------------- funds from a session release the HVPS queue
+
+
+def hvps_status(w: World, ref: str) -> str:
+    return w.cnaps.hvps.payments[ref].status.value
+
+
+@pytest.mark.parametrize("system", ["IBPS", "BEPS"])
+def test_session_credit_releases_a_single_queued_hvps_payment_at_once(system: str) -> None:
+    """DOMAIN story 6: a queued payment settles the moment funds arrive, here by the 11:00
+    net settlement session, not at the 17:15 clearing window."""
+    w = World(balances={"CCB": 10_000})
+    assert w.cnaps.submit_hvps("h", "ICBC", "BOC", 1000).status == "queued"
+    send = w.ibps if system == "IBPS" else w.beps
+    assert send("in", "CCB", "ICBC", 1000).ok
+    w.tick_at("2026-11-25T10:59")
+    assert hvps_status(w, "h") == "queued"
+    w.tick_at("2026-11-25T11:00")
+    assert w.net(system).sessions[-1]["status"] == "settled"
+    pay = w.cnaps.hvps.payments["h"]
+    assert (pay.status.value, pay.settled_us) == ("settled", parse_time("2026-11-25T11:00"))
+    assert w.balances() == {"ICBC": 0, "CCB": 9000, "BOC": 1000}
+    w.check()
+
+
+def test_card_switch_session_credit_releases_the_hvps_queue() -> None:
+    """The card switch's positions settle in HVPS at the CUPS session: the participant
+    credited there has its queue tried at once."""
+    w = World(balances={"CCB": 10_000}, params={"cups.sessions": "11:00"})
+    assert w.cnaps.join("CUPS", "903100000001", ParticipantKind.CARD_SWITCH).ok
+    assert w.cnaps.submit_hvps("h", "ICBC", "BOC", 700).status == "queued"
+    w.net("CUPS").add_positions("cards:2026-11-24", {"ICBC": 700, "CCB": -700},
+                                parse_time(WEDNESDAY))
+    w.tick_at("2026-11-25T11:00")
+    assert w.net("CUPS").sessions[-1]["status"] == "settled"
+    assert hvps_status(w, "h") == "settled"
+    assert w.balances() == {"ICBC": 0, "CCB": 9300, "BOC": 700}
+
+
+def test_session_credit_releases_the_queue_by_priority_then_fifo() -> None:
+    """The credited participant's queue goes in order: the more urgent level first, then
+    FIFO within a level (a small payment waits behind a larger one that does not fit)."""
+    w = World(balances={"CCB": 10_000})
+    w.cnaps.submit_hvps("n-big", "ICBC", "BOC", 800)
+    w.cnaps.submit_hvps("n-small", "ICBC", "BOC", 100)
+    w.cnaps.submit_hvps("urgent", "ICBC", "BOC", 500, Priority.URGENT)
+    assert w.ibps("in", "CCB", "ICBC", 600).ok
+    w.tick_at("2026-11-25T11:00")
+    assert {r: hvps_status(w, r) for r in ("urgent", "n-big", "n-small")} == {
+        "urgent": "settled", "n-big": "queued", "n-small": "queued"}
+    assert w.balances() == {"ICBC": 100, "CCB": 9400, "BOC": 500}
+    w.check()
+
+
+def test_released_earmark_releases_the_hvps_queue() -> None:
+    """Funds freed from an earmark (圈存) are funds arriving for HVPS: the queue is tried."""
+    w = World(balances={"ICBC": 10_000}, params={"hvps.lsm": "off"})
+    assert w.cnaps.set_cap("IBPS", "ICBC", 6_000, "earmark").ok
+    assert w.cnaps.submit_hvps("h", "ICBC", "CCB", 5_000).status == "queued"
+    assert w.cnaps.set_cap("IBPS", "ICBC", 6_000, "collateral").ok
+    assert hvps_status(w, "h") == "settled"
+    assert w.balances() == {"ICBC": 5_000, "CCB": 5_000, "BOC": 0}
+    w.check()

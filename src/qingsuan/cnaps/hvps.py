@@ -9,7 +9,8 @@ Rules (DOMAIN.md §3; every number a parameter):
   of the same or a more urgent level waits before it. Otherwise it **queues** (排队).
 * Six priority levels; FIFO within a level (bypass-FIFO is a parameter). The sender may
   cancel (撤销) a queued payment, never a settled one, and move it between levels.
-* Every incoming credit retries the receiver's own queue at once.
+* Every credit retries the receiver's own queue at once: an incoming payment, a net
+  settlement session (BEPS, IBPS, the card switch), a pledge.
 * Automatic pledge financing (自动质押融资): when short, credit is drawn up to the lendable
   value of the pledged collateral, and repaid from incoming funds; what is unpaid at the end
   of the day becomes overnight credit with interest.
@@ -436,11 +437,18 @@ class Hvps:
         line.pledged_value_fen += value_fen
         line.lendable_fen += value_fen * (PPM - haircut_ppm) // PPM
         self._notice(now_us, name, "", "pledged", format_fen(value_fen))
-        self._after_settlement(now_us, {name})
-        phase, _ = self.phase(now_us)
-        if phase is HvpsPhase.CLEARING_WINDOW:
-            self._clearing_window(now_us)
+        self.funds_arrived({name}, now_us)
         return Outcome(True, "pledged")
+
+    def funds_arrived(self, participants: set[str], now_us: int) -> None:
+        """Liquidity reached these participants outside an HVPS settlement (a BEPS, IBPS or
+        card switch net settlement session, a pledge, funds freed from an earmark): each
+        one's queue is tried at once, by level then FIFO (in the clearing window: by level,
+        then amount, then time)."""
+        self.advance(now_us)
+        self._after_settlement(now_us, participants)
+        if self.phase(now_us)[0] is HvpsPhase.CLEARING_WINDOW:
+            self._clearing_window(now_us)
 
     def release(self, participant: str, value_fen: int, haircut_ppm: int, now_us: int
                 ) -> Outcome:

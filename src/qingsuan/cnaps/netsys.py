@@ -175,6 +175,7 @@ class NetSystem:
             return NetOutcome(False, "refused", (
                 Reason.AM14.code, f"{name}'s position {format_fen(self.positions[name])} is "
                                   f"already below minus {format_fen(cap_fen)}"))
+        free_before_fen = self.hvps._free(name)
         self._unearmark(name)
         if backing == "earmark" and self.hvps._free(name) < cap_fen:
             free = self.hvps._free(name)
@@ -190,6 +191,8 @@ class NetSystem:
         else:
             self.earmark_backed.discard(name)
         self._release(name, now_us)
+        if self.hvps._free(name) > free_before_fen:  # funds freed from the earmark
+            self.hvps.funds_arrived({name}, now_us)
         return NetOutcome(True, "set")
 
     def _earmark(self, name: str, amount_fen: int) -> None:
@@ -522,6 +525,10 @@ class NetSystem:
         for n in sorted(pos):
             self.hvps._repay(n)
         self._re_earmark(now_us)
+        # funds arriving in central-bank money release the HVPS queues they now cover
+        self.hvps.funds_arrived({n for n, p in pos.items() if p > 0}, now_us)
+        for n in names:  # every position is back to zero: the caps have room again
+            self._release(n, now_us)
 
     def _re_earmark(self, now_us: int) -> None:
         """Earmark the caps again after a session; a participant that can no longer fund
