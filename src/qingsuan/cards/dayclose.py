@@ -1,0 +1,201 @@
+"""The switch's clearing day (日切): at the cut-off the day's items are cleared into net
+positions with the fees (cards/clearing.py), the banks' dues to and from the switch move
+into their CUPS clearing accounts, acquirers pay their merchants, and the positions go to
+CNAPS to settle in HVPS (docs/CARDS.md). A day is closed from the switch's own records,
+even while stand-in advices still wait for their issuer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from qingsuan.cards import clearing
+from qingsuan.cards.records import (
+    CLEARING_KIND,
+    SWITCH,
+    CardTxn,
+    Terminal,
+    awaiting_clearing,
+    hhmm,
+    mdr_fen,
+)
+from qingsuan.clock import from_datetime, to_beijing_naive
+from qingsuan.params import Params
+
+if TYPE_CHECKING:
+    from qingsuan.cards.switch import CardSwitch
+    from qingsuan.engine import Engine
+
+
+def cutoff_after_us(params: Params, after_us: int) -> int:
+    """The first cut-off (``cards.cutoff``, Beijing time) after ``after_us``."""
+    cutoff = hhmm(int(params["cards.cutoff"]))
+    day = to_beijing_naive(after_us).date()
+    at = from_datetime(dt.datetime.combine(day, cutoff))
+    if at <= after_us:
+        at = from_datetime(dt.datetime.combine(day + dt.timedelta(days=1), cutoff))
+    return at
+
+
+def close_due(sw: CardSwitch, now_us: int) -> None:
+    """Close every clearing day whose cut-off has come."""
+    assert sw.engine is not None
+    cutoff = hhmm(int(sw.engine.params["cards.cutoff"]))
+    for day in sorted(sw._open_by_day):
+        ends = from_datetime(dt.datetime.combine(dt.date.fromisoformat(day), cutoff))
+        if ends > now_us:
+            continue
+        if day in sw.days_closed or not any(awaiting_clearing(t)
+                                            for t in sw._open_by_day[day]):
+            del sw._open_by_day[day]  # nothing of it left to clear (all reversed)
+            continue
+        close_day(sw, day, now_us)
+
+
+def close_day(sw: CardSwitch, day: str, now_us: int) -> None:
+    """清分: the day's approved transactions into net positions with the fees; the
+    banks' dues to and from the switch move into their CUPS clearing accounts, the
+    acquirers pay their merchants net of the MDR and of refunds, and the positions go
+    to HVPS."""
+    assert sw.engine is not None
+    params, reg = sw.engine.params, sw.engine.registry
+    # in the order the switch took them (the files' and the postings' order)
+    txns = [t for t in sw.txns.values() if t.clearing_date == day and awaiting_clearing(t)]
+    sw.days_closed.append(day)
+    sw._open_by_day.pop(day, None)
+    postings = merchant_payouts(sw.engine, sw.terminals, sw.merchant_carry, txns)
+    onus = [t for t in txns if t.issuer == t.acquirer]
+    for t in onus:  # 本行卡: the bank owes itself; nothing crosses to another bank
+        postings.append((reg.id(t.acquirer, "due_to_switch"),
+                         reg.id(t.acquirer, "due_from_switch"), t.amount_fen))
+    inter = [t for t in txns if t.issuer != t.acquirer and t.issuer is not None]
+    positions: dict[str, int] = {}
+    if inter:
+        positions = _interbank(sw.engine, params, inter, postings)
+    if postings:
+        done = sw.engine.post(postings, linked=True)
+        assert done.all_done, done.failures()
+    if sw.cnaps is not None and any(positions.values()):
+        sw.cnaps.net["CUPS"].add_positions(f"cards:{day}",
+                                           {k: v for k, v in positions.items() if v},
+                                           now_us)
+    for t in txns:
+        t.status = "cleared"
+        sw._unindex_open(t)
+        sw.notices.append((now_us, t.key, "cleared"))
+    if not any(positions.values()):
+        # Nothing crosses a settlement account (the day was all on-us, or it netted to
+        # zero): the banks' own books are final at the close, there is no HVPS batch.
+        # (The switch's own record stays "cleared", as for days settled in HVPS.)
+        for t in txns:
+            sw.notices.append((now_us, t.key, "settled"))
+
+
+def _interbank(engine: Engine, params: Params, inter: list[CardTxn],
+               postings: list[tuple[int, int, int]]) -> dict[str, int]:
+    """The net positions of the day's interbank items (the switch's included; they sum to
+    zero), with the fees each side got or paid fixed on the items; appends each bank's
+    move of its dues into ``cups_clearing`` and of its fee difference to
+    ``interchange_income`` / ``interchange_expense`` to ``postings``."""
+    reg = engine.registry
+    names = sorted({t.issuer for t in inter if t.issuer} | {t.acquirer for t in inter}
+                   | {SWITCH})
+    index = {n: i for i, n in enumerate(names)}
+    result = clearing.clear(
+        np.array([index[t.issuer] for t in inter if t.issuer], np.int64),
+        np.array([index[t.acquirer] for t in inter], np.int64),
+        np.array([CLEARING_KIND[t.proc] for t in inter], np.int64),
+        np.array([clearing.CREDIT if t.card_kind == "credit" else clearing.DEBIT
+                  for t in inter], np.int64),
+        np.array([t.amount_fen for t in inter], np.int64),
+        n_participants=len(names), switch=index[SWITCH], schedule=fee_schedule(params),
+        fee_base_fen=np.array([t.fee_base_fen or t.amount_fen for t in inter], np.int64),
+        refunded_before_fen=np.array([t.refunded_before_fen for t in inter], np.int64))
+    for i, t in enumerate(inter):  # the clearing files show these, as cleared
+        t.issuer_fee_net_fen = int(result.issuer_fee_net_fen[i])
+        t.acquirer_fee_net_fen = int(result.acquirer_fee_net_fen[i])
+    owed = {n: 0 for n in names}
+    due = {n: 0 for n in names}
+    for t in inter:
+        owed[t.payer] += t.amount_fen
+        due[t.payee] += t.amount_fen
+    positions: dict[str, int] = {}
+    for n in names:
+        p = int(result.positions_fen[index[n]])
+        positions[n] = p
+        if n == SWITCH:  # the network fees it took (or, for refunds, gave back)
+            if p > 0:
+                postings.append((reg.id(n, "cups_clearing"), reg.id(n, "fee_income"), p))
+            elif p < 0:
+                postings.append((reg.id(n, "fee_income"), reg.id(n, "cups_clearing"), -p))
+            continue
+        clear_acc = reg.id(n, "cups_clearing")
+        if owed[n]:
+            postings.append((reg.id(n, "due_to_switch"), clear_acc, owed[n]))
+        if due[n]:
+            postings.append((clear_acc, reg.id(n, "due_from_switch"), due[n]))
+        fee = p - (due[n] - owed[n])
+        if fee > 0:
+            postings.append((clear_acc, reg.id(n, "interchange_income"), fee))
+        elif fee < 0:
+            postings.append((reg.id(n, "interchange_expense"), clear_acc, -fee))
+    return positions
+
+
+def merchant_payouts(engine: Engine, terminals: dict[str, Terminal],
+                     merchant_carry: dict[str, int], txns: list[CardTxn]
+                     ) -> list[tuple[int, int, int]]:
+    """收单清算: each acquirer pays each of its merchants the day's takings net of the
+    MDR (its fee income) and of the refunds; a merchant whose refunds exceed its
+    takings pays the difference from its account, and what even that cannot cover it
+    still owes (kept in ``merchant_carry``, deducted from its next payout)."""
+    reg, ledger = engine.registry, engine.ledger
+    net: dict[str, int] = {}
+    mdr_total: dict[str, int] = {}
+    for t in txns:
+        terminal = terminals.get(t.terminal)
+        if terminal is None or terminal.merchant is None or t.proc not in (
+                "00", "20", "22", "02"):
+            continue
+        m = terminal.merchant
+        if t.proc == "00":
+            mdr = mdr_fen(t.amount_fen, terminal.mdr_ppm)
+            net[m] = net.get(m, 0) + t.amount_fen - mdr
+            mdr_total[m] = mdr_total.get(m, 0) + mdr
+        elif t.proc == "02":  # a representment: the merchant gets the amount back
+            net[m] = net.get(m, 0) + t.amount_fen
+        else:  # refunds, chargebacks, credit adjustments; the MDR is not given back
+            net[m] = net.get(m, 0) - t.amount_fen
+    postings: list[tuple[int, int, int]] = []
+    for m in sorted(net):
+        bank, name = m.split(":", 1)
+        owed_to = reg.id(bank, "due_to_merchants")
+        account = reg.id(bank, name)
+        if mdr_total.get(m):
+            postings.append((owed_to, reg.id(bank, "fee_income"), mdr_total[m]))
+        total = net[m] + merchant_carry.pop(m, 0)
+        if total > 0:
+            postings.append((owed_to, account, total))
+        elif total < 0:
+            room = ledger.balance(account).available_fen + \
+                ledger.account(account).overdraft_limit_fen
+            take = max(0, min(-total, room))
+            if take:
+                postings.append((account, owed_to, take))
+            if take < -total:
+                merchant_carry[m] = total + take
+    return postings
+
+
+def fee_schedule(params: Params) -> clearing.FeeSchedule:
+    """The fees of DOMAIN.md §4 as the parameters set them (cards/clearing.py)."""
+    return clearing.FeeSchedule(
+        enabled=bool(params["cards.fees"]),
+        issuer_fee_debit_ppm=int(params["cards.issuer_fee_debit_rate"]),
+        issuer_fee_debit_cap_fen=int(params["cards.issuer_fee_debit_cap"]),
+        issuer_fee_credit_ppm=int(params["cards.issuer_fee_credit_rate"]),
+        network_fee_ppm=int(params["cards.network_fee_rate"]),
+        network_fee_cap_fen=int(params["cards.network_fee_cap"]),
+        atm_fee_fen=int(params["cards.atm_interbank_fee"]))

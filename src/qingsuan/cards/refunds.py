@@ -1,0 +1,102 @@
+"""Refunds (退货) at the switch: a new transaction that gives the cardholder back all or
+part of a POS purchase, on the same or a later clearing day (docs/CARDS.md). The one
+thing easy to get wrong: the merchant must be able to cover it (its account and its
+takings not yet paid out), or the acquirer would pay out money it does not hold."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from qingsuan.cards.records import (
+    TO_ISSUER_PROCS,
+    CardTxn,
+    Terminal,
+    amount_fen,
+    awaiting_clearing,
+    backwards,
+    mdr_fen,
+)
+
+if TYPE_CHECKING:
+    from qingsuan.cards.switch import CardSwitch
+
+
+def refund(sw: CardSwitch, f: dict[str, str], key: str, body: str, now_us: int
+           ) -> dict[str, str]:
+    """退货 (0220, processing code 20): a new transaction with its own key and the flows
+    reversed: the issuer credits the cardholder, the acquirer takes it from what it owes
+    the merchant."""
+    original = sw.txns.get(f.get("original_key", ""))
+    amount = amount_fen(f.get("4", "0"))
+    terminal = sw.terminals.get(f.get("41", ""))
+    txn = CardTxn(key, "0220", "20", original.pan_masked if original else "",
+                  original.issuer if original else None,
+                  terminal.acquirer if terminal else f.get("32", ""), f.get("41", ""),
+                  amount, "96", "declined", now_us, body, f.get("37", ""),
+                  card=original.card if original else "",
+                  card_kind=original.card_kind if original else "debit",
+                  original_key=f.get("original_key", ""))
+    sw.txns[key] = txn
+    txn.rc = _decide(sw, txn, original, terminal)
+    if txn.rc == "00":
+        sw._approve(txn, now_us)
+    elif txn.rc == "68":
+        txn.status = "reversed"
+    return sw._answer(txn)
+
+
+def _decide(sw: CardSwitch, txn: CardTxn, original: CardTxn | None,
+            terminal: Terminal | None) -> str:
+    assert sw.engine is not None
+    if original is None:
+        return "25"
+    if original.mti not in ("0200", "0220") or original.proc != "00" or \
+            original.status not in ("approved", "cleared") or original.issuer is None:
+        return "12"  # reversed, declined, or not a purchase (or a completion)
+    bought_at = sw.terminals[original.terminal]
+    if terminal is None or terminal.kind != "pos" or \
+            terminal.acquirer != bought_at.acquirer or terminal.merchant != bought_at.merchant:
+        return "12"  # a refund comes from the merchant that sold
+    if txn.amount_fen <= 0 or original.refunded_fen + txn.amount_fen > original.amount_fen:
+        return "13"
+    merchant = terminal.merchant
+    if merchant is not None and merchant_funds(sw, merchant) < txn.amount_fen:
+        return "51"  # the acquirer will not pay out what the merchant cannot cover
+    mode = sw.hosts.get(original.issuer, "up")
+    if mode == "down":
+        return "91"  # no stand-in for refunds: only the issuer credits its cardholder
+    if mode == "slow":  # booked by the issuer, answered late, reversed by the switch
+        txn.late_rc = "00" if sw._post(txn, sw._issuer_leg(txn)) else "96"
+        if txn.late_rc == "00":
+            undone = sw._post(txn, backwards(sw._issuer_leg(txn)))
+            assert undone, "a reversal of what was just booked cannot fail"
+        return "68"
+    if not sw._post(txn, sw._issuer_leg(txn) + sw._acquirer_leg(txn)):
+        return "96"
+    txn.fee_base_fen = original.amount_fen
+    txn.refunded_before_fen = original.refunded_fen
+    original.refunded_fen += txn.amount_fen
+    return "00"
+
+
+def merchant_funds(sw: CardSwitch, merchant: str) -> int:
+    """What a merchant can give back: its account (down to its limit), plus its takings
+    not yet paid out (net of the MDR and of refunds), less what it still owes."""
+    assert sw.engine is not None
+    reg, ledger = sw.engine.registry, sw.engine.ledger
+    bank, name = merchant.split(":", 1)
+    acc = reg.id(bank, name)
+    funds = ledger.balance(acc).available_fen + ledger.account(acc).overdraft_limit_fen
+    for t in sw._open_by_merchant.get(merchant, {}).values():
+        if not awaiting_clearing(t):
+            continue
+        terminal = sw.terminals.get(t.terminal)
+        if terminal is None or terminal.merchant != merchant:
+            continue
+        if t.proc == "00":
+            funds += t.amount_fen - mdr_fen(t.amount_fen, terminal.mdr_ppm)
+        elif t.proc in TO_ISSUER_PROCS:
+            funds -= t.amount_fen
+        elif t.proc == "02":
+            funds += t.amount_fen
+    return funds + sw.merchant_carry.get(merchant, 0)
