@@ -9,11 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from qingsuan.cards.switch import CardSwitch
-from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import replay
 from qingsuan.sim.runner import Runner, run_scenario
 from qingsuan.sim.scenario import ScenarioError, load_scenario, parse_scenario
+from qingsuan.world import world_systems
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD = "6222020200000000014"
@@ -248,8 +247,7 @@ def test_replay_rebuilds_the_same_state(tmp_path: Path) -> None:
     url = str(tmp_path / "faults.db")
     scenario = load_scenario(ROOT / "scenarios" / "cards-timeout.yaml")
     out = run_scenario(scenario, store=url)
-    cnaps = Cnaps()
-    assert replay(url, [cnaps, CardSwitch(cnaps)]).state_hash().hex() == \
+    assert replay(url, world_systems()).state_hash().hex() == \
         out["log"]["state_hash"]
 
 

@@ -11,11 +11,11 @@ import pytest
 from qingsuan.cards.files import parse_clearing_file
 from qingsuan.cards.switch import CardSwitch
 from qingsuan.clock import parse_time, to_beijing
-from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import replay
 from qingsuan.ledger import PendingState
 from qingsuan.sim.runner import Runner, run_scenario
 from qingsuan.sim.scenario import ScenarioError, hash_pin, load_scenario, parse_scenario
+from qingsuan.world import world_systems
 
 ROOT = Path(__file__).resolve().parents[1]
 ALICE = "6222020200000000014"   # ICBC debit, 2,000.00, PIN 123456
@@ -551,8 +551,7 @@ def test_the_hotel_story() -> None:
 def test_the_hotel_story_replays_to_the_same_state(tmp_path: Path) -> None:
     url = str(tmp_path / "preauth.db")
     out = run_scenario(load_scenario(ROOT / "scenarios" / "cards-preauth.yaml"), store=url)
-    cnaps = Cnaps()
-    assert replay(url, [cnaps, CardSwitch(cnaps)]).state_hash().hex() == \
+    assert replay(url, world_systems()).state_hash().hex() == \
         out["log"]["state_hash"]
 
 

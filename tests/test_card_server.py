@@ -24,9 +24,7 @@ from hypothesis import strategies as st
 from qingsuan.cards.framing import FrameDecoder, frame
 from qingsuan.cards.iso8583 import SPEC, Decoded, decode_message, encode_message
 from qingsuan.cards.pin import SANDBOX_PVK, pin_verification_value
-from qingsuan.cards.switch import CardSwitch
 from qingsuan.clock import BEIJING, VirtualClock, from_datetime
-from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import replay
 from qingsuan.server.card_client import (
     ClientWorld,
@@ -46,6 +44,7 @@ from qingsuan.server.card_edge import (
     request_body,
 )
 from qingsuan.sim.scenario import load_scenario
+from qingsuan.world import world_systems
 
 ROOT = Path(__file__).resolve().parents[1]
 SANDBOX = load_scenario(ROOT / "scenarios" / "card-sandbox.yaml")
@@ -374,8 +373,7 @@ def test_serve_answers_over_tcp_and_stops_cleanly(tmp_path: Path, core_mode: str
         snap = again.engine.log.latest_snapshot()
         assert (snap is not None) == bool(snapshot_every)
         if snap is not None:  # the restart from the snapshot equals a full replay
-            cnaps = Cnaps()
-            full = replay(f"sqlite:///{served.store}", [cnaps, CardSwitch(cnaps)])
+            full = replay(f"sqlite:///{served.store}", world_systems())
             assert full.state_hash() == again.engine.state_hash()
     finally:
         again.close()
@@ -655,11 +653,9 @@ def test_true_retry_duplicate_and_preauth_scheduling(core: CardCore) -> None:
     (dup,) = core.process([_forward(_raw("purchase", 71, amount_fen=9900)).body])
     assert dup == ("94", "", "", None)
     assert outbound(purchase, first, CFG) == outbound(purchase, retry, CFG)
-    core._due()
-    assert core._due_us is not None
     hold = _forward(_raw("preauth", 72, amount_fen=1000))
     (answer,) = core.process([hold.body])
-    assert answer[0] == "00" and core._due_us is None  # recomputed with the new expiry
+    assert answer[0] == "00"  # the world's next moment now counts the hold's expiry
     expires = core.switch.txns[answer[1]].expires_us
     assert core._due() <= expires
 

@@ -9,12 +9,12 @@ import pytest
 
 from qingsuan.cards.clearing import TO_ACQUIRER, TO_ISSUER, clear
 from qingsuan.cards.files import parse_clearing_file
-from qingsuan.cards.switch import CardSwitch, DisputeRefusal
+from qingsuan.cards.switch import DisputeRefusal
 from qingsuan.clock import parse_time
-from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import replay
 from qingsuan.sim.runner import Runner, run_scenario
 from qingsuan.sim.scenario import ScenarioError, load_scenario, parse_scenario
+from qingsuan.world import world_systems
 
 ROOT = Path(__file__).resolve().parents[1]
 DEBIT_CARD = "6222020200000000014"
@@ -119,8 +119,7 @@ def test_the_dispute_story_balances_after_settlement() -> None:
 def test_the_story_replays_to_the_same_state(tmp_path: Path) -> None:
     url = str(tmp_path / "d.db")
     out = run_scenario(load_scenario(ROOT / "scenarios" / "cards-disputes.yaml"), store=url)
-    cnaps = Cnaps()
-    assert replay(url, [cnaps, CardSwitch(cnaps)]).state_hash().hex() == \
+    assert replay(url, world_systems()).state_hash().hex() == \
         out["log"]["state_hash"]
 
 

@@ -175,10 +175,13 @@ def _print_outcome(outcome: dict[str, Any]) -> None:
 @log_app.command("verify")
 def log_verify(url: Annotated[str, typer.Argument(help="memory:, PATH.db or postgresql://...")]
                ) -> None:
-    """Open a command log, verify its hash chain, replay it and print the state hash."""
-    from qingsuan.engine import ReplayError, replay
+    """Open a command log, verify its hash chain, replay it from the first entry and print
+    the state hash. Exit 1 when the chain is broken, an entry cannot be applied, or the
+    replay ends on another state than the one the world recorded (its last snapshot)."""
+    from qingsuan.clock import VirtualClock
+    from qingsuan.engine import Engine, ReplayError, replay
     from qingsuan.store import LogError
-    from qingsuan.systems import standard_systems
+    from qingsuan.world import world_systems
 
     # a SQLite file that does not exist: say so rather than create an empty log
     sqlite_path = (url.split(":///", 1)[1] if url.startswith("sqlite") and ":///" in url
@@ -187,13 +190,26 @@ def log_verify(url: Annotated[str, typer.Argument(help="memory:, PATH.db or post
         _err().print(f"{url}: no such command log", markup=False)
         raise typer.Exit(1)
     try:
-        engine = replay(url, standard_systems())  # closed, holding the replayed state
+        engine = replay(url, world_systems())  # closed, holding the replayed state
+        replayed = engine.state_hash()
+        # the state the world recorded: its last snapshot, and the entries after it
+        stored = Engine.open(url, VirtualClock(0), systems=world_systems())
+        try:
+            recorded, seq = stored.state_hash(), stored.applied_seq
+        finally:
+            stored.close()
     except (LogError, ReplayError, ValueError) as exc:
         _err().print(str(exc), style="red", markup=False)
         raise typer.Exit(1) from None
+    if recorded != replayed:
+        _err().print(f"{url}: replaying the log from its first entry ends on state hash "
+                     f"{replayed.hex()}, but the world recorded {recorded.hex()} at entry "
+                     f"{seq}: the log does not rebuild the world that wrote it", style="red",
+                     markup=False, soft_wrap=True)
+        raise typer.Exit(1)
     ledger = engine.ledger
     _out().print(f"{url}: chain intact; {ledger.account_count} accounts, "
-                 f"{ledger.transfer_count} transfers; state hash {engine.state_hash().hex()}",
+                 f"{ledger.transfer_count} transfers; state hash {replayed.hex()}",
                  soft_wrap=True)
 
 
@@ -231,21 +247,21 @@ def cards_reconcile(
 def _open_world(store: str, at: str | None) -> Any:
     """The engine of a stored world, with its clock at ``at`` or the log's last time."""
     from qingsuan.clock import VirtualClock, parse_time
-    from qingsuan.cnaps.system import Cnaps
-    from qingsuan.engine import Engine, ReplayError
+    from qingsuan.engine import ReplayError
     from qingsuan.store import LogError
+    from qingsuan.world import World
 
     if not store.startswith(("memory:", "postgres")) and not Path(
             store.removeprefix("sqlite:///")).exists():
         _err().print(f"no such command log: {store}", markup=False)
         raise typer.Exit(EXIT_INVALID)
-    cnaps = Cnaps()
     clock = VirtualClock(0)
     try:
-        engine = Engine.open(store, clock, systems=[cnaps])
+        world = World.open(store, clock)
     except (LogError, ReplayError) as exc:
         _err().print(str(exc), markup=False)
         raise typer.Exit(1) from None
+    engine, cnaps = world.engine, world.cnaps
     start = engine.ledger.last_timestamp_us
     if at is not None:
         try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -121,6 +121,8 @@ class Engine:
         #: The rule parameters in force; changed only by logged ``param`` commands.
         self.params = Params()
         self.systems: dict[str, System] = {}
+        #: what systems do after every applied log entry (the banks follow notices)
+        self._after: list[Callable[[], None]] = []
         for system in systems:
             self.register(system)
         self.applied_seq = 0
@@ -145,6 +147,9 @@ class Engine:
         attach = getattr(system, "attach", None)
         if attach is not None:
             attach(self)
+        after = getattr(system, "after_apply", None)
+        if after is not None:
+            self._after.append(after)
 
     def close(self) -> None:
         self.log.close()
@@ -170,6 +175,8 @@ class Engine:
             raise ReplayError(f"entry {entry.seq} follows applied entry {self.applied_seq}")
         try:
             result = self._apply(entry.kind, entry.payload)
+            for after in self._after:
+                after()
         except (ValueError, KeyError) as exc:
             raise ReplayError(f"log entry {entry.seq} ({entry.kind}) cannot be applied: {exc}"
                               ) from exc
@@ -478,6 +485,7 @@ def replay(url: str, systems: Iterable[System] = ()) -> Engine:
     engine.params = Params()
     engine._derived_seq, engine.now_us, engine._failed = 0, 0, None
     engine.systems = {}
+    engine._after = []
     for system in systems:
         engine.register(system)
     try:

@@ -10,7 +10,6 @@ world, and opening it again replays the log (or resumes from its last snapshot).
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 from collections.abc import Sequence
 from typing import Any, Final
@@ -21,6 +20,7 @@ from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import Engine
 from qingsuan.server.card_edge import EdgeConfig, SwitchAnswer, institution_id
 from qingsuan.sim.scenario import Scenario
+from qingsuan.world import World
 
 #: the longest the core sleeps between checks of the clock (cut-off, HVPS sessions)
 MAX_IDLE_US: Final = 1_000_000
@@ -41,24 +41,17 @@ class CardCore:
                  snapshot_every: int = 0) -> None:
         """``snapshot_every``: store a snapshot every N log entries, so a restart replays
         only the entries after it (0: never)."""
-        from qingsuan.sim.runner import Runner
-
         self.clock = clock or WallClock()
-        now = self.clock.now_us()
-        # The world is built at the wall clock's time, not the scenario's start: the log's
+        # The world is built at the clock's time, not the scenario's start: the log's
         # timestamps never go back.
-        runner = Runner(dataclasses.replace(scenario, start_us=now), store=store)
-        if runner.engine.applied_seq == 0:
-            runner.build_world()
-        self.engine: Engine = runner.engine
-        self.engine.clock = self.clock
-        self.engine.snapshot_every = snapshot_every
-        self.switch: CardSwitch = runner.switch
-        self.cnaps: Cnaps = runner.cnaps
+        self.world = World.open(store, self.clock, snapshot_every=snapshot_every)
+        if self.world.is_new:
+            self.world.build(scenario)
+        self.engine: Engine = self.world.engine
+        self.switch: CardSwitch = self.world.switch
+        self.cnaps: Cnaps = self.world.cnaps
         self.requests = 0
         self._next_freeze = FREEZE_EVERY
-        #: the next scheduled moment after the last command (None: to be computed)
-        self._due_us: int | None = None
 
     # ------------------------------------------------------------------ requests
 
@@ -80,8 +73,6 @@ class CardCore:
                 out.append((answer["39"], "", "", None))
             else:
                 out.append((answer["39"], txn.key, txn.clearing_date or "", txn.balance_fen))
-                if answer["t"] == "0110":
-                    self._due_us = None  # a new pre-authorisation may expire before that
         self.requests += len(bodies)
         if self.requests >= self._next_freeze:
             # The switch keeps every transaction for the life of the process: move what
@@ -103,18 +94,12 @@ class CardCore:
         if self._due() > self.clock.now_us():
             return False
         self.engine.tick()
-        self._due_us = None
         return True
 
     def _due(self) -> int:
-        if self._due_us is None:
-            after = self.engine.now_us
-            candidates = [self.switch.cutoff_after_us(after),
-                          self.cnaps.hvps.next_wakeup_us(after)]
-            candidates += [net.next_session_us(after) for net in self.cnaps.net.values()]
-            candidates.append(self.switch.next_preauth_expiry_us(after))
-            self._due_us = min(t for t in candidates if t is not None)
-        return self._due_us
+        """The world's next scheduled moment (world.py: one wake-up rule for every edge)."""
+        due = self.world.next_due_us()
+        return due if due is not None else self.clock.now_us() + MAX_IDLE_US
 
     def close(self) -> None:
         self.engine.close()

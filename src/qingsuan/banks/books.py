@@ -1,0 +1,75 @@
+"""Each bank's chart of accounts (会计科目) and the few ledger moves the bank tier makes.
+
+Every participant's book has the same accounts; the payment systems open their own transit
+accounts (``hvps_outgoing``, ``beps_clearing`` ...) when the participant joins.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from qingsuan.engine import AccountSpec
+from qingsuan.ledger import AccountFlags, NormalSide, Transfer, TransferFlags, TransferResult
+
+if TYPE_CHECKING:
+    from qingsuan.engine import Engine
+
+MNO: Final = AccountFlags.MUST_NOT_OVERDRAW
+
+#: (name, normal side, flags) of the accounts every participant's book has
+BANK_ACCOUNTS: Final = (
+    ("equity", NormalSide.CREDIT, AccountFlags.NONE),
+    ("other_assets", NormalSide.DEBIT, AccountFlags.NONE),
+    ("fee_income", NormalSide.CREDIT, AccountFlags.NONE),
+    ("vault_cash", NormalSide.DEBIT, MNO),
+    # the card switch's clearing with this bank
+    ("due_to_switch", NormalSide.CREDIT, AccountFlags.NONE),
+    ("due_from_switch", NormalSide.DEBIT, AccountFlags.NONE),
+    ("due_to_merchants", NormalSide.CREDIT, AccountFlags.NONE),
+    ("interchange_income", NormalSide.CREDIT, AccountFlags.NONE),
+    ("interchange_expense", NormalSide.DEBIT, AccountFlags.NONE),
+)
+
+
+def bank_accounts(bank: str) -> list[AccountSpec]:
+    return [AccountSpec(bank, name, normal, flags) for name, normal, flags in BANK_ACCOUNTS]
+
+
+class Books:
+    """The bank tier's postings, made while applying a logged command (derived ids)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def id(self, book: str, name: str) -> int:
+        return self.engine.registry.id(book, name)
+
+    def post(self, book: str, debit: str, credit: str, amount_fen: int) -> TransferResult:
+        """Book one transfer in ``book``; its result (insufficient funds, closed ...)."""
+        result: TransferResult = self.engine.post(
+            [(self.id(book, debit), self.id(book, credit), amount_fen)])[0]
+        return result
+
+    def post_all(self, legs: list[tuple[str, str, str, int]]) -> None:
+        """Book transfers that cannot fail (transit accounts, or funds reserved before)."""
+        result = self.engine.post([(self.id(b, d), self.id(b, c), a) for b, d, c, a in legs])
+        assert result.all_done, result.failures()
+
+    def reserve(self, book: str, debit: str, credit: str, amount_fen: int
+                ) -> tuple[TransferResult, int]:
+        """A reservation (pending transfer): the customer can no longer spend the funds.
+        Returns its result and its id (to post or void it later)."""
+        reserve_id = self.engine.next_derived_id()
+        code: TransferResult = self.engine.post([Transfer(
+            0, self.id(book, debit), self.id(book, credit), amount_fen,
+            TransferFlags.PENDING)])[0]
+        return code, reserve_id
+
+    def settle_reservation(self, reserve_id: int, *, post: bool) -> None:
+        """Book (post) or release (void) a reservation made by :meth:`reserve`."""
+        flag = TransferFlags.POST_PENDING if post else TransferFlags.VOID_PENDING
+        result = self.engine.post([Transfer(0, 0, 0, 0, flag, pending_id=reserve_id)])
+        assert result.all_done, result.failures()
+
+    def posted_fen(self, book: str, name: str) -> int:
+        return self.engine.ledger.balance(self.id(book, name)).posted_fen

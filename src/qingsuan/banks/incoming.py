@@ -1,0 +1,192 @@
+"""What the banks do with what CNAPS tells them: the sender books or releases its
+customer's reserved funds; the receiving bank (汇入行) resolves the payee in its books and
+credits it, or sends the payment back (退汇: AC01 no such account, AC04 closed, BE01 name).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qingsuan.cnaps.hvps import Notice, Priority
+
+if TYPE_CHECKING:
+    from qingsuan.banks.books import Books
+    from qingsuan.banks.records import PaymentRecord
+    from qingsuan.banks.system import Banks
+
+
+def _books(b: Banks) -> Books:
+    assert b.books is not None
+    return b.books
+
+
+def _resolve(b: Banks, bank: str, payee: str) -> tuple[str | None, tuple[str, str] | None]:
+    """The payee's customer id at ``bank``, or why the bank must return the payment.
+    ``payee``: a customer id, or ``BANK|ACCOUNT|NAME`` for an account not listed."""
+    if "|" not in payee:
+        customer = b.customer(payee)
+        account, name = customer.account, customer.name
+    else:
+        _, account, name = payee.split("|", 2)
+    found, problem = b.directory.resolve(bank, account, name, name_check=b.name_check())
+    return (found.id if found is not None else None), problem
+
+
+# ---------------------------------------------------------------------- HVPS
+
+def follow_hvps(b: Banks) -> bool:
+    """Act on HVPS's notices: settle, credit, release or return the funds."""
+    notices = b.cnaps.hvps.notices
+    seen = b.cursors.get("hvps", 0)
+    if seen >= len(notices):
+        return False
+    while seen < len(notices):
+        n = notices[seen]
+        seen += 1
+        b.cursors["hvps"] = seen
+        b.step_notices.append(n)
+        ref = b.hvps_refs.get(n.ref)
+        record = b.payments.get(n.ref)
+        if ref is None or record is None or n.participant != ref["sender"]:
+            continue
+        if n.event == "queued":
+            record.move(n.at_us, "queued")
+        elif n.event == "settled":
+            record.move(n.at_us, "settled")
+            _complete(b, ref, record, n.at_us)
+        elif n.event in ("rejected", "returned", "cancelled"):
+            pay = b.cnaps.hvps.payments[n.ref]
+            _unwind(b, ref)
+            record.move(n.at_us, n.event)
+            if pay.reason is not None:
+                code, message = pay.reason
+                record.reason = {"code": code, "message": message}
+    return True
+
+
+def _complete(b: Banks, ref: dict[str, Any], record: PaymentRecord, at_us: int) -> None:
+    receiver, amount = ref["receiver"], ref["amount"]
+    books = _books(b)
+    if ref["kind"] == "return":  # a return came back: the payer gets its money again
+        books.post_all([(receiver, "hvps_incoming", f"customer:{ref['payee']}", amount)])
+        b.payments[ref["original"]].move(at_us, "returned")
+        return
+    problem = None
+    if ref["kind"] == "customer":
+        books.settle_reservation(ref["reserve_id"], post=True)
+        payee_id, problem = _resolve(b, receiver, ref["payee"])
+        if problem is None:
+            books.post_all([(receiver, "hvps_incoming", f"customer:{payee_id}", amount)])
+    else:
+        books.post_all([(receiver, "hvps_incoming", "equity", amount)])
+    if problem is not None:
+        _hvps_return(b, ref, record, problem, at_us)
+    elif ref["kind"] == "customer":
+        record.move(at_us, "credited")
+
+
+def _hvps_return(b: Banks, ref: dict[str, Any], record: PaymentRecord,
+                 problem: tuple[str, str], at_us: int) -> None:
+    """退汇 through HVPS: the receiving bank sends the money back as a new payment (at the
+    correction level, ahead of its own queue), referencing the original."""
+    back = f"{ref['id']}/return"
+    receiver, sender, amount = ref["receiver"], ref["sender"], ref["amount"]
+    _books(b).post_all([(receiver, "hvps_incoming", "hvps_outgoing", amount)])
+    record.reason = {"code": problem[0], "message": f"{problem[1]}: returned (退汇)"}
+    b.hvps_refs[back] = {"id": back, "kind": "return", "payer": "", "payee": ref["payer"],
+                         "sender": receiver, "receiver": sender, "amount": amount,
+                         "reserve_id": 0, "original": ref["id"]}
+    b.record(back, "return", "HVPS").move(at_us, "accepted")
+    b.cnaps_command("cnaps.hvps_submit", {
+        "ref": back, "sender": receiver, "receiver": sender, "amount_fen": amount,
+        "priority": int(Priority.CORRECTION), "kind": "customer", "debtor": None,
+        "creditor": None})
+
+
+def _unwind(b: Banks, ref: dict[str, Any]) -> None:
+    """The payment will not happen: give the payer its money back."""
+    if ref["kind"] == "customer":
+        _books(b).settle_reservation(ref["reserve_id"], post=False)
+    else:
+        _books(b).post_all([(ref["sender"], "hvps_outgoing", "equity", ref["amount"])])
+
+
+# ---------------------------------------------------------------------- BEPS and IBPS
+
+def follow_net(b: Banks) -> bool:
+    moved = False
+    for name, net in b.cnaps.net.items():
+        seen = b.cursors.get(name, 0)
+        while seen < len(net.notices):
+            moved = True
+            at_us, participant, ref_id, event, detail = net.notices[seen]
+            seen += 1
+            b.cursors[name] = seen
+            b.step_notices.append(Notice(at_us, participant, ref_id, f"{name}:{event}", detail))
+            if name == "CUPS" and event == "settled" and ref_id.startswith("cards:"):
+                _card_day_settled(b, at_us, ref_id)
+            ref = b.net_refs.get(ref_id)
+            record = b.payments.get(ref_id)
+            if ref is None or record is None:
+                continue
+            if participant != ref["sender"] and event != "incoming":
+                continue
+            if event == "queued":
+                record.move(at_us, "queued")
+            elif event == "netted":
+                record.move(at_us, "netted")
+                _net_deliver(b, ref, record, at_us)
+            elif event == "settled" and record.status != "returned":
+                record.move(at_us, "settled")
+            elif event in ("rejected", "cancelled"):
+                item = net.items[ref_id]
+                _net_unwind(b, ref)
+                record.move(at_us, event)
+                if item.reason is not None:
+                    record.reason = {"code": item.reason[0], "message": item.reason[1]}
+    return moved
+
+
+def _card_day_settled(b: Banks, at_us: int, batch: str) -> None:
+    """The card switch's clearing day settled in HVPS: its transactions are settled."""
+    day = batch.split(":", 1)[1]
+    for pid, key in b.card_keys.items():
+        txn = b.switch.txns.get(key)
+        if txn is not None and txn.clearing_date == day and \
+                b.payments[pid].status == "cleared":
+            b.payments[pid].move(at_us, "settled")
+
+
+def _net_deliver(b: Banks, ref: dict[str, Any], record: PaymentRecord, at_us: int) -> None:
+    """The item is netted: the payer's bank books the debit, the payee's bank credits its
+    customer, or returns the credit (退汇) if it has no such account."""
+    clearing = f"{ref['system'].lower()}_clearing"
+    books = _books(b)
+    if ref["debit"] and not ref.get("reserved"):
+        books.post_all([(ref["sender"], f"customer:{ref['payer_id']}", clearing,
+                         ref["amount"])])
+    else:
+        books.settle_reservation(ref["reserve_id"], post=True)
+    payee_id, problem = _resolve(
+        b, ref["receiver"],
+        ref["payee_id"] or f"{ref['receiver']}|{ref['payee_account']}|{ref['payee_name']}")
+    if problem is None:
+        books.post_all([(ref["receiver"], clearing, f"customer:{payee_id}", ref["amount"])])
+        record.move(at_us, "credited")
+        return
+    # the receiving bank cannot apply it: it sends the credit back (退汇)
+    outcome = b.cnaps_command("cnaps.net_return", {
+        "system": ref["system"], "ref": ref["id"], "code": problem[0], "message": problem[1]})
+    if outcome.ok:
+        books.post_all([(ref["sender"], clearing, f"customer:{ref['payer_id']}",
+                         ref["amount"])])
+        assert b.engine is not None
+        record.move(b.engine.now_us, "returned")
+        record.reason = {"code": problem[0], "message": f"{problem[1]}: returned (退汇) to "
+                                                        f"{ref['payer_id']}"}
+
+
+def _net_unwind(b: Banks, ref: dict[str, Any]) -> None:
+    if ref["debit"] and not ref.get("reserved"):
+        return  # nothing was reserved: the payer's bank debits only on its receipt
+    _books(b).settle_reservation(ref["reserve_id"], post=False)

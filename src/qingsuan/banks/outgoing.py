@@ -1,0 +1,336 @@
+"""The sending bank (汇出行): a customer's or the bank's own payment, from the channel to
+CNAPS. Route it (banks/routing.py), charge the channel fee, reserve the funds, book it at
+once within the bank, send it to HVPS, BEPS or IBPS, or hold it until HVPS opens; cancel,
+reorder, pledge and release on the participant's behalf.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qingsuan.banks.routing import Route, route_transfer
+from qingsuan.calendar import HvpsPhase
+from qingsuan.clock import format_time, from_datetime, to_beijing_naive
+from qingsuan.cnaps.hvps import Priority
+from qingsuan.ledger import TransferResult
+from qingsuan.money import format_fen
+from qingsuan.reasons import Reason
+
+if TYPE_CHECKING:
+    from qingsuan.banks.system import Banks
+
+_REASONS: dict[TransferResult, Reason] = {
+    TransferResult.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS: Reason.AM04,
+    TransferResult.CREDIT_ACCOUNT_INSUFFICIENT_FUNDS: Reason.AM04,
+    TransferResult.DEBIT_ACCOUNT_CLOSED: Reason.AC04,
+    TransferResult.CREDIT_ACCOUNT_CLOSED: Reason.AC04,
+    TransferResult.DEBIT_ACCOUNT_NOT_FOUND: Reason.AC01,
+    TransferResult.CREDIT_ACCOUNT_NOT_FOUND: Reason.AC01,
+    TransferResult.AMOUNT_TOO_LARGE: Reason.AM02,
+}
+
+
+def _now(b: Banks) -> int:
+    assert b.engine is not None
+    return b.engine.now_us
+
+
+def _books(b: Banks) -> Any:
+    assert b.books is not None
+    return b.books
+
+
+def _short(payer: str, bank: str, amount_fen: int) -> dict[str, str]:
+    return Reason.AM04.detail(f"insufficient funds: {payer} at {bank} cannot pay "
+                              f"{format_fen(amount_fen)}")
+
+
+# ---------------------------------------------------------------------- customer transfers
+
+def transfer(b: Banks, f: dict[str, Any]) -> None:
+    """A customer's transfer at a channel: the bank routes it (banks/routing.py)."""
+    assert b.engine is not None
+    payer = b.customer(f["from_customer"])
+    if f.get("to_customer") is not None:
+        payee = b.customer(f["to_customer"])
+        payee_bank, payee_ref = payee.bank, payee.id
+        payee_net = ("customer", payee.bank, payee.account, payee.id)
+        payee_name: str | None = payee.name
+    else:  # an account that is not a listed customer: it may not exist (a return)
+        payee_bank, account, payee_name = f["to_account"]
+        payee_ref = f"{payee_bank}|{account}|{payee_name}"
+        payee_net = ("outside", payee_bank, account, "")
+    now = _now(b)
+    phase, _ = b.cnaps.hvps.phase(now)
+    decision = route_transfer(
+        channel=f["channel"], urgent=f["urgent"], same_bank=payer.bank == payee_bank,
+        amount_fen=f["amount_fen"], hvps_open=phase is HvpsPhase.OPEN,
+        beps_limit_fen=b.cnaps.beps.item_limit_fen("ordinary_credit", now) or 0,
+        ibps_limit_fen=int(b.engine.params["ibps.item_limit"]))
+    b.routes[f["id"]] = decision.why
+    if decision.route is Route.BOOK:
+        _book_intrabank(b, f, payer.bank, payer.id, payee_ref)
+        return
+    record = b.record(f["id"], "transfer", "IBPS" if decision.route is Route.REFUSE
+                      else "HVPS" if decision.route is Route.HOLD else decision.route.value)
+    if decision.route is Route.REFUSE:
+        assert decision.refusal is not None
+        record.move(now, "rejected")
+        record.reason = {"code": decision.refusal[0], "message": decision.refusal[1]}
+        return
+    if not _charge_fee(b, payer.bank, payer.id, record):
+        return
+    if decision.route in (Route.BEPS, Route.IBPS):
+        _send_net(b, "transfer", {
+            "id": f["id"], "system": decision.route.value,
+            "kind": "ordinary_credit" if decision.route is Route.BEPS else "credit",
+            "amount_fen": f["amount_fen"], "payee_name": payee_name,
+            "payer": ("customer", payer.bank, payer.account, payer.id), "payee": payee_net})
+        return
+    fields = {"id": f["id"], "amount_fen": f["amount_fen"],
+              "priority": "urgent" if f["urgent"] else "normal",
+              "payer": ("customer", payer.id), "payee": ("customer", payee_ref),
+              "sender": payer.bank, "receiver": payee_bank}
+    if decision.route is Route.HVPS:
+        _send_hvps(b, "transfer", fields)
+        return
+    _hold(b, fields, record)
+
+
+def _hold(b: Banks, fields: dict[str, Any], record: Any) -> None:
+    """HVPS is closed: reserve the funds now, send when it opens (held payments keep their
+    order). Closed for maintenance (``hvps.closed``), nobody knows when it reopens: the
+    payment waits for the first moment it is open again."""
+    now = _now(b)
+    payer, sender = fields["payer"][1], fields["sender"]
+    code, reserve_id = _books(b).reserve(sender, f"customer:{payer}", "hvps_outgoing",
+                                         fields["amount_fen"])
+    if not code.done:
+        record.move(now, "rejected")
+        record.reason = _short(payer, sender, fields["amount_fen"])
+        return
+    fields["reserve_id"] = reserve_id
+    assert b.engine is not None
+    due_us: int | None = None
+    if not b.engine.params["hvps.closed"]:
+        due_us = from_datetime(b.cnaps.hvps.schedule().next_open(to_beijing_naive(now)))
+    record.move(now, "accepted")
+    record.held_until = format_time(due_us) if due_us is not None else "when HVPS reopens"
+    b.held.append({"fields": fields, "due_us": due_us})
+
+
+def send_held(b: Banks) -> bool:
+    """Send the held payments whose time has come, in order, if HVPS is open now."""
+    if not b.held:
+        return False
+    now = _now(b)
+    phase, _ = b.cnaps.hvps.phase(now)
+    if phase is not HvpsPhase.OPEN:
+        return False
+    due = [h for h in b.held if h["due_us"] is None or h["due_us"] <= now]
+    if not due:
+        return False
+    b.held = [h for h in b.held if not (h["due_us"] is None or h["due_us"] <= now)]
+    for h in due:
+        _send_hvps(b, "transfer", h["fields"])
+    return True
+
+
+def _charge_fee(b: Banks, bank: str, customer: str, record: Any) -> bool:
+    """The channel fee (banks.channel_fee, default 0) is the bank's fee income."""
+    assert b.engine is not None
+    fee = int(b.engine.params["banks.channel_fee"])
+    if not fee:
+        return True
+    if _books(b).post(bank, f"customer:{customer}", "fee_income", fee).done:
+        return True
+    record.move(_now(b), "rejected")
+    record.reason = Reason.AM04.detail(f"insufficient funds for the fee {format_fen(fee)}")
+    return False
+
+
+def _book_intrabank(b: Banks, f: dict[str, Any], bank: str, payer: str, payee_ref: str
+                    ) -> None:
+    """行内: the bank books it at once in its own book (or refuses: no such account)."""
+    record = b.record(f["id"], "transfer", "BOOK")
+    now = _now(b)
+    record.move(now, "accepted")
+    if "|" in payee_ref:
+        _, account, name = payee_ref.split("|", 2)
+        found, problem = b.directory.resolve(bank, account, name, name_check=b.name_check())
+        if found is None:
+            assert problem is not None
+            record.reason = {"code": problem[0], "message": problem[1]}
+            record.move(now, "rejected")
+            return
+        payee_ref = found.id
+    code = _books(b).post(bank, f"customer:{payer}", f"customer:{payee_ref}", f["amount_fen"])
+    if code.done:
+        record.move(now, "credited")
+        return
+    reason = _REASONS.get(code, Reason.NARR)
+    message = reason.meaning
+    if reason is Reason.AM04:
+        message = (f"insufficient funds: {payer} at {bank} cannot pay "
+                   f"{format_fen(f['amount_fen'])}")
+    elif reason is Reason.NARR:
+        message = f"ledger refused the transfer: {code.name}"
+    record.reason = reason.detail(message)
+    record.move(now, "rejected")
+
+
+# ---------------------------------------------------------------------- HVPS
+
+def hvps_payment(b: Banks, f: dict[str, Any]) -> None:
+    _send_hvps(b, "hvps_payment", f)
+
+
+def _send_hvps(b: Banks, do: str, f: dict[str, Any]) -> None:
+    """The sending bank accepts its customer's order (reserving the funds) or its own
+    payment, then sends it to HVPS (hvps.111 customer / hvps.112 institution)."""
+    now = _now(b)
+    payer_kind, payer = f["payer"]
+    _payee_kind, payee = f["payee"]
+    kind = "customer" if payer_kind == "customer" else "institution"
+    record = b.record(f["id"], do, "HVPS")
+    record.system = "HVPS"
+    sender, receiver, amount = f["sender"], f["receiver"], f["amount_fen"]
+    reserve_id = f.get("reserve_id", 0)
+    if "reserve_id" not in f:  # (a held payment's funds are reserved already)
+        if kind == "customer":
+            code, reserve_id = _books(b).reserve(sender, f"customer:{payer}",
+                                                 "hvps_outgoing", amount)
+        else:
+            code = _books(b).post(sender, "equity", "hvps_outgoing", amount)
+        if not code.done:
+            record.move(now, "rejected")
+            record.reason = _short(payer, sender, amount)
+            return
+        record.move(now, "accepted")
+    b.hvps_refs[f["id"]] = {"id": f["id"], "kind": kind, "payer": payer, "payee": payee,
+                            "sender": sender, "receiver": receiver, "amount": amount,
+                            "reserve_id": reserve_id}
+    b.cnaps_command("cnaps.hvps_submit", {
+        "ref": f["id"], "sender": sender, "receiver": receiver, "amount_fen": amount,
+        "priority": int(Priority.parse(f["priority"])), "kind": kind, "debtor": payer,
+        "creditor": payee})
+
+
+# ---------------------------------------------------------------------- BEPS and IBPS
+
+def net_payment(b: Banks, f: dict[str, Any]) -> None:
+    _send_net(b, "beps_payment" if f["system"] == "BEPS" else "ibps_payment", f)
+
+
+def _send_net(b: Banks, do: str, f: dict[str, Any]) -> None:
+    """A BEPS or IBPS item. A credit's funds are reserved at once; a debit's payer bank
+    reserves them when it gives its receipt (回执)."""
+    now = _now(b)
+    system, kind, amount = f["system"], f["kind"], f["amount_fen"]
+    _, sender, payer_account, payer_id = f["payer"]
+    _payee_kind, receiver, payee_account, payee_id = f["payee"]
+    record = b.record(f["id"], do, system)
+    record.system = system
+    debit = kind.endswith("_debit")
+    ref = {"id": f["id"], "system": system, "sender": sender, "receiver": receiver,
+           "payee_name": f.get("payee_name") or "", "amount": amount, "payer_id": payer_id,
+           "payee_id": payee_id, "payee_account": payee_account, "debit": debit,
+           "reserve_id": 0}
+    clearing = f"{system.lower()}_clearing"
+    if not debit:
+        code, ref["reserve_id"] = _books(b).reserve(sender, f"customer:{payer_id}", clearing,
+                                                    amount)
+        if not code.done:
+            record.move(now, "rejected")
+            record.reason = _short(payer_id, sender, amount)
+            return
+    record.move(now, "accepted")
+    b.net_refs[f["id"]] = ref
+    doc: dict[str, Any] = {"system": system, "ref": f["id"], "kind": kind, "sender": sender,
+                           "receiver": receiver, "amount_fen": amount, "payer": payer_account,
+                           "payee": payee_account}
+    if f.get("payee_name") is not None:
+        doc["payee_name"] = f["payee_name"]
+    outcome = b.cnaps_command("cnaps.net_submit", doc)
+    if debit and outcome.status == "queued":
+        # the payer's bank has given its receipt: it holds the funds until netting
+        code, ref["reserve_id"] = _books(b).reserve(sender, f"customer:{payer_id}", clearing,
+                                                    amount)
+        assert code.done, code
+        ref["reserved"] = True
+
+
+def debit_agreement(b: Banks, f: dict[str, Any]) -> None:
+    outcome = b.cnaps_command("cnaps.debit_agreement", {"payer": f["payer"],
+                                                        "payee": f["payee"]})
+    b.action("debit_agreement", f, outcome.ok, None)
+
+
+def account_inquiry(b: Banks, f: dict[str, Any]) -> None:
+    answer = b.cnaps.account_inquiry(f["bank"], f["account"], f["name"])
+    b.inquiries[f["id"]] = {"kind": "ibps_account_inquiry", "from": f["asker"],
+                            "bank": f["bank"], "account": f["account"], **answer}
+
+
+# ---------------------------------------------------------------------- participant actions
+
+def _reason(outcome: Any) -> dict[str, str] | None:
+    return None if outcome.reason is None else {"code": outcome.reason[0],
+                                                "message": outcome.reason[1]}
+
+
+def cancel(b: Banks, f: dict[str, Any]) -> None:
+    """撤销: the sender cancels a payment still queued (HVPS) or queued past its cap
+    (BEPS); a held payment the bank has not sent yet is simply given back."""
+    target = f["target"]
+    ref = b.hvps_refs.get(target)
+    if ref is not None:
+        outcome = b.cnaps_command("cnaps.hvps_cancel", {"ref": target, "by": ref["sender"]})
+        b.action("cancel", f, outcome.ok, _reason(outcome))
+        return
+    net = b.net_refs.get(target)
+    if net is not None:
+        outcome = b.cnaps_command("cnaps.net_cancel", {"system": net["system"], "ref": target,
+                                                       "by": net["sender"]})
+        b.action("cancel", f, outcome.ok, _reason(outcome))
+        return
+    for h in b.held:
+        if h["fields"]["id"] == target:
+            b.held.remove(h)
+            _books(b).settle_reservation(h["fields"]["reserve_id"], post=False)
+            b.payments[target].move(_now(b), "cancelled")
+            b.action("cancel", f, True, None)
+            return
+    b.action("cancel", f, False, Reason.NARR.detail(f"{target} never reached CNAPS"))
+
+
+def reprioritise(b: Banks, f: dict[str, Any]) -> None:
+    target = f["target"]
+    ref = b.hvps_refs.get(target)
+    if ref is None:
+        b.action("reprioritise", f, False,
+                 Reason.NARR.detail(f"{target} never reached HVPS"))
+        return
+    outcome = b.cnaps_command("cnaps.hvps_reprioritise", {
+        "ref": target, "priority": int(Priority.parse(f["priority"])), "by": ref["sender"]})
+    b.action("reprioritise", f, outcome.ok, _reason(outcome))
+
+
+def _haircut(b: Banks, f: dict[str, Any]) -> int:
+    assert b.engine is not None
+    value = f.get("haircut_ppm")
+    return int(b.engine.params["hvps.pledge_haircut"] if value is None else value)
+
+
+def pledge(b: Banks, f: dict[str, Any]) -> None:
+    outcome = b.cnaps_command("cnaps.pledge", {
+        "participant": f["participant"], "value_fen": f["value_fen"],
+        "haircut_ppm": _haircut(b, f)})
+    b.action("pledge", f, outcome.ok, None)
+
+
+def release(b: Banks, f: dict[str, Any]) -> None:
+    outcome = b.cnaps_command("cnaps.release", {
+        "participant": f["participant"], "value_fen": f["value_fen"],
+        "haircut_ppm": _haircut(b, f)})
+    b.action("release", f, outcome.ok, _reason(outcome))

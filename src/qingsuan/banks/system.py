@@ -1,0 +1,269 @@
+"""The banks as an engine system (prefix ``banks``): the commercial-bank tier of a world.
+
+Every bank decision is taken here while a logged command is applied, from logged inputs:
+routing a customer's transfer, reserving and booking its funds, holding it while HVPS is
+closed, sending it to CNAPS, crediting the payee or returning the payment, answering for
+the simulated banks, acquiring card transactions at the banks' terminals. After every
+logged command (an event, a tick, a CNAPS or card command from any edge) the banks follow
+what the payment systems told them (HVPS, BEPS/IBPS and card notices) and act on it, so
+a world stopped at any point and restarted from its store carries on exactly.
+
+The payment systems are driven by calling their ``apply`` with the same bodies their
+logged commands carry: a bank sends CNAPS a message, it does not reach into its state.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
+
+from qingsuan.banks import acquirer, incoming, outgoing
+from qingsuan.banks.books import Books
+from qingsuan.banks.directory import CustomerAccount, Directory
+from qingsuan.banks.records import PaymentRecord
+from qingsuan.cnaps.hvps import Notice, dumps
+
+if TYPE_CHECKING:
+    from qingsuan.cards.switch import CardSwitch
+    from qingsuan.cnaps.system import Cnaps
+    from qingsuan.engine import Engine
+
+#: rounds of following notices after one command (each round may make new ones: a
+#: return sent back through HVPS); a world that needs more is looping, a bug
+MAX_FOLLOW_ROUNDS: Final = 64
+
+Handler = Callable[["Banks", dict[str, Any]], None]
+
+
+class Banks:
+    """The engine system with prefix ``banks``."""
+
+    prefix = "banks"
+
+    def __init__(self, cnaps: Cnaps, switch: CardSwitch) -> None:
+        self.cnaps = cnaps
+        self.switch = switch
+        self.engine: Engine | None = None
+        self.books: Books | None = None
+        #: the notices followed during the current command (narration; not state)
+        self.step_notices: list[Notice] = []
+        self._ticked = False
+        self._reset()
+
+    def _reset(self) -> None:
+        self.directory = Directory()
+        #: terminal id -> (acquiring bank, kind)
+        self.terminals: dict[str, tuple[str, str]] = {}
+        #: ATM id -> its cash at the start (money conservation counts what left it)
+        self.atm_opening_fen: dict[str, int] = {}
+        #: the world's banks and payment institutions, and everyone with a settlement
+        #: account (those and the card switch)
+        self.members: list[str] = []
+        self.settling: list[str] = []
+        self.opening_settlement_fen = 0
+        self.opening_deposits_fen = 0
+        self.payments: dict[str, PaymentRecord] = {}
+        self.inquiries: dict[str, Any] = {}
+        self.actions: list[dict[str, Any]] = []
+        #: payment id -> why the bank routed it as it did
+        self.routes: dict[str, str] = {}
+        #: payments sent to HVPS / BEPS-IBPS, by id: who pays whom, the reservation
+        self.hvps_refs: dict[str, dict[str, Any]] = {}
+        self.net_refs: dict[str, dict[str, Any]] = {}
+        #: payments held for HVPS's next opening, in the order they were accepted
+        self.held: list[dict[str, Any]] = []
+        #: card payment id -> the switch's transaction key (and back)
+        self.card_keys: dict[str, str] = {}
+        self._pid_by_key: dict[str, str] = {}
+        self.stan = 0
+        #: file order of the last scenario event applied (a resumed run starts after it)
+        self.events_done = -1
+        #: how many notices of each system have been followed
+        self.cursors: dict[str, int] = {}
+        #: the next moment the world must be ticked at (None: nothing scheduled)
+        self.wake_us: int | None = None
+
+    def attach(self, engine: Engine) -> None:
+        self.engine = engine
+        self.books = Books(engine)
+
+    # ------------------------------------------------------------------ applying
+
+    def apply(self, kind: str, timestamp_us: int, body: bytes) -> Any:
+        doc = json.loads(body)
+        if kind == "banks.setup":
+            return self._setup(doc)
+        if kind == "banks.event":
+            handler = HANDLERS.get(doc["do"])
+            if handler is None:
+                raise ValueError(f"the banks do not handle events of kind {doc['do']!r}")
+            handler(self, doc["fields"])
+            self.events_done = max(self.events_done, int(doc["order"]))
+            return None
+        raise ValueError(f"unknown banks command {kind!r}")
+
+    def _setup(self, doc: dict[str, Any]) -> None:
+        for cid, bank, account, name, closed, mdr in doc["customers"]:
+            self.directory.add(CustomerAccount(cid, bank, account, name, bool(closed), mdr))
+        for tid, bank, kind, cash in doc["terminals"]:
+            self.terminals[tid] = (bank, kind)
+            if kind == "atm":
+                self.atm_opening_fen[tid] = int(cash)
+        self.members = list(doc["members"])
+        self.settling = list(doc["settling"])
+        self.opening_settlement_fen += int(doc["opening_settlement_fen"])
+        self.opening_deposits_fen += int(doc["opening_deposits_fen"])
+
+    def on_tick(self, now_us: int) -> None:
+        self._ticked = True
+
+    def after_apply(self) -> None:
+        """Follow what the payment systems told the banks, send held payments whose time
+        has come, and fold the next scheduled moment into :attr:`wake_us`."""
+        assert self.engine is not None
+        for _ in range(MAX_FOLLOW_ROUNDS):
+            moved = incoming.follow_hvps(self)
+            moved |= acquirer.follow_cards(self)
+            moved |= incoming.follow_net(self)
+            moved |= outgoing.send_held(self)
+            if not moved:
+                break
+        else:
+            raise AssertionError("the banks kept following notices: a loop")
+        nxt = self.next_due_us(self.engine.now_us)
+        if self._ticked or self.wake_us is None:
+            self.wake_us = nxt
+        elif nxt is not None:
+            self.wake_us = min(self.wake_us, nxt)
+        self._ticked = False
+
+    def next_due_us(self, after_us: int) -> int | None:
+        """The world's one wake-up rule: the first moment after ``after_us`` at which a
+        tick has work to do (HVPS cut-off, close or gridlock attempt, a net settlement
+        session, the card cut-off, a pre-authorisation's expiry, a held payment)."""
+        cnaps, switch = self.cnaps, self.switch
+        if not cnaps.directory:
+            return None
+        candidates = [cnaps.hvps.next_wakeup_us(after_us), switch.next_cutoff_us(after_us),
+                      switch.next_preauth_expiry_us(after_us)]
+        candidates += [net.next_session_us(after_us) for net in cnaps.net.values()]
+        candidates += [h["due_us"] for h in self.held
+                       if h["due_us"] is not None and h["due_us"] > after_us]
+        future = [t for t in candidates if t is not None]
+        return min(future) if future else None
+
+    # ------------------------------------------------------------------ helpers
+
+    def record(self, pid: str, kind: str, system: str, **extra: Any) -> PaymentRecord:
+        rec = self.payments.get(pid)
+        if rec is None:
+            rec = self.payments[pid] = PaymentRecord(kind, system, **extra)
+        return rec
+
+    def cnaps_command(self, kind: str, doc: dict[str, Any]) -> Any:
+        """Send CNAPS a message (the body its logged command would carry)."""
+        assert self.engine is not None
+        return self.cnaps.apply(kind, self.engine.now_us, dumps(doc))
+
+    def action(self, do: str, f: dict[str, Any], ok: bool, reason: dict[str, str] | None
+               ) -> dict[str, Any]:
+        from qingsuan.clock import format_time
+        from qingsuan.money import format_fen
+
+        assert self.engine is not None
+        doc: dict[str, Any] = {"at": format_time(self.engine.now_us), "do": do, "ok": ok,
+                               "reason": reason}
+        for key in ("target", "participant", "priority", "host", "mode"):
+            if key in f:
+                doc[key] = f[key]
+        if "value_fen" in f:
+            doc["value"] = format_fen(f["value_fen"])
+        self.actions.append(doc)
+        return doc
+
+    def customer(self, cid: str) -> CustomerAccount:
+        return self.directory[cid]
+
+    def name_check(self) -> bool:
+        assert self.engine is not None
+        return bool(self.engine.params["banks.name_check"])
+
+    def link_card(self, pid: str, key: str) -> None:
+        self.card_keys[pid] = key
+        self._pid_by_key[key] = pid
+
+    def pid_of_key(self, key: str) -> str | None:
+        return self._pid_by_key.get(key)
+
+    # ------------------------------------------------------------------ state
+
+    def dump_state(self) -> bytes:
+        return dumps({
+            "directory": self.directory.to_state(),
+            "terminals": {k: list(v) for k, v in self.terminals.items()},
+            "atm_opening": self.atm_opening_fen, "members": self.members,
+            "settling": self.settling,
+            "opening": [self.opening_settlement_fen, self.opening_deposits_fen],
+            "payments": {k: v.to_state() for k, v in self.payments.items()},
+            "payment_order": list(self.payments),
+            "inquiries": self.inquiries, "actions": self.actions, "routes": self.routes,
+            "hvps_refs": self.hvps_refs, "net_refs": self.net_refs, "held": self.held,
+            "card_keys": self.card_keys, "card_order": list(self.card_keys),
+            "stan": self.stan, "events_done": self.events_done, "cursors": self.cursors,
+            "wake_us": self.wake_us,
+        })
+
+    def load_state(self, state: bytes) -> None:
+        doc = json.loads(state)
+        self._reset()
+        self.directory = Directory.from_state(doc["directory"])
+        self.terminals = {k: (v[0], v[1]) for k, v in doc["terminals"].items()}
+        self.atm_opening_fen = {k: int(v) for k, v in doc["atm_opening"].items()}
+        self.members, self.settling = list(doc["members"]), list(doc["settling"])
+        self.opening_settlement_fen, self.opening_deposits_fen = doc["opening"]
+        # the outcome lists payments in the order they were made: keep it (JSON objects
+        # are dumped with sorted keys)
+        self.payments = {k: PaymentRecord.from_state(doc["payments"][k])
+                         for k in doc["payment_order"]}
+        self.inquiries, self.actions = doc["inquiries"], doc["actions"]
+        self.routes = doc["routes"]
+        self.hvps_refs, self.net_refs, self.held = doc["hvps_refs"], doc["net_refs"], doc["held"]
+        for pid in doc["card_order"]:
+            self.link_card(pid, doc["card_keys"][pid])
+        self.stan, self.events_done = int(doc["stan"]), int(doc["events_done"])
+        self.cursors = {k: int(v) for k, v in doc["cursors"].items()}
+        self.wake_us = doc["wake_us"]
+
+
+def _set_param(b: Banks, f: dict[str, Any]) -> None:
+    """An operator's change of a rule parameter (checked when the scenario was loaded)."""
+    assert b.engine is not None
+    value = f["value"]
+    b.engine.params.set(f["name"], value if isinstance(value, bool) else str(value))
+
+
+HANDLERS: Final[dict[str, Handler]] = {
+    "set_param": _set_param,
+    "transfer": outgoing.transfer,
+    "hvps_payment": outgoing.hvps_payment,
+    "beps_payment": outgoing.net_payment,
+    "ibps_payment": outgoing.net_payment,
+    "debit_agreement": outgoing.debit_agreement,
+    "ibps_account_inquiry": outgoing.account_inquiry,
+    "cancel": outgoing.cancel,
+    "reprioritise": outgoing.reprioritise,
+    "pledge": outgoing.pledge,
+    "release": outgoing.release,
+    "atm_withdrawal": acquirer.atm_withdrawal,
+    "pos_purchase": acquirer.pos_purchase,
+    "atm_balance_inquiry": acquirer.balance_inquiry,
+    "preauth": acquirer.preauth,
+    "preauth_cancel": acquirer.preauth_cancel,
+    "preauth_completion": acquirer.preauth_completion,
+    "reversal": acquirer.reversal,
+    "pos_void": acquirer.pos_void,
+    "pos_refund": acquirer.pos_refund,
+    "fault": acquirer.fault,
+    "dispute": acquirer.dispute,
+}
