@@ -156,10 +156,16 @@ def test_closed_hours_weekend_and_adjusted_workday() -> None:
 
 
 def test_maintenance_parameter_closes_hvps() -> None:
+    """hvps.closed: HVPS itself refuses every new payment (DT01, naming the maintenance);
+    nothing moves; once reopened it settles again."""
     w = World(balances={"ICBC": 1000})
     w.engine.set_params({"hvps.closed": "on"})
     out = w.cnaps.submit_hvps("m", "ICBC", "CCB", 1)
-    assert out.status == "rejected" and out.reason == ("DT01", "HVPS is closed")
+    assert out.status == "rejected" and out.reason is not None
+    assert out.reason[0] == "DT01" and "maintenance (hvps.closed)" in out.reason[1]
+    assert (w.balance("ICBC"), w.balance("CCB")) == (1000, 0)
+    w.engine.set_params({"hvps.closed": "off"})
+    assert w.cnaps.submit_hvps("n", "ICBC", "CCB", 1).status == "settled"
 
 
 def test_suspended_participant_may_not_send() -> None:

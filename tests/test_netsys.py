@@ -912,3 +912,61 @@ def test_released_earmark_releases_the_hvps_queue() -> None:
     assert hvps_status(w, "h") == "settled"
     assert w.balances() == {"ICBC": 5_000, "CCB": 5_000, "BOC": 0}
     w.check()
+
+
+# ---------------------------------------------------------------------------- maintenance
+
+
+@pytest.mark.parametrize("system", ["IBPS", "BEPS"])
+def test_closed_system_refuses_new_items_dt01_with_nothing_moved(system: str) -> None:
+    """维护窗口: while closed the system accepts no items (DT01, it names the parameter);
+    the sender's position and every balance stay; it takes items again once reopened."""
+    w = World(balances={"ICBC": 10_000}, params={f"{system.lower()}.closed": "on"})
+    send = w.ibps if system == "IBPS" else w.beps
+    out = send("x", "ICBC", "CCB", 1000)
+    assert (out.ok, out.status, code(out)) == (False, "rejected", "DT01")
+    assert out.reason is not None and f"{system.lower()}.closed" in out.reason[1]
+    assert w.pos(system) == ZERO and w.net(system).unsettled == []
+    assert w.net(system).metrics["ICBC"].rejections == {"DT01": 1}
+    w.engine.set_params({f"{system.lower()}.closed": "off"})
+    assert send("y", "ICBC", "CCB", 1000).status == "netted"
+    w.check()
+
+
+def test_closed_system_runs_no_session_and_positions_carry() -> None:
+    """A session that falls in maintenance does not run: its positions settle at the next
+    session after the system reopens."""
+    w = World(balances={"ICBC": 10_000})
+    assert w.ibps("x", "ICBC", "CCB", 1000).status == "netted"
+    assert w.beps("b", "ICBC", "BOC", 500).status == "netted"
+    w.engine.set_params({"ibps.closed": "on"})
+    w.tick_at("2026-11-25T11:00")
+    assert w.net("IBPS").sessions == [] and w.item("IBPS", "x").status == "netted"
+    assert w.item("BEPS", "b").status == "settled"  # BEPS is open: its session ran
+    assert w.balances() == {"ICBC": 9500, "CCB": 0, "BOC": 500}
+    w.engine.set_params({"ibps.closed": "off"})
+    w.tick_at("2026-11-25T12:00")  # the 11:00 session is not run late
+    assert w.net("IBPS").sessions == []
+    w.tick_at("2026-11-25T13:00")
+    assert w.item("IBPS", "x").status == "settled"
+    assert w.balances() == {"ICBC": 8500, "CCB": 1000, "BOC": 500}
+    w.check()
+
+
+def test_closed_beps_nets_nothing_and_releases_its_queue_when_reopened() -> None:
+    """Items queued behind a cap before the maintenance wait (nothing nets while closed,
+    a cancel is refused too) and net once BEPS is open again."""
+    w = World()
+    assert w.cnaps.set_cap("BEPS", "ICBC", 1000).ok
+    assert w.beps("a", "ICBC", "CCB", 800).status == "netted"
+    assert w.beps("b", "ICBC", "CCB", 500).status == "queued"
+    w.engine.set_params({"beps.closed": "on"})
+    assert w.cnaps.set_cap("BEPS", "ICBC", 2000).ok  # the cap is set, nothing nets
+    assert w.item("BEPS", "b").status == "queued"
+    refused = w.cnaps.cancel_net("BEPS", "b", "ICBC")
+    assert (refused.ok, code(refused)) == (False, "DT01")
+    w.engine.set_params({"beps.closed": "off"})
+    w.tick_at("2026-11-25T09:45")
+    assert w.item("BEPS", "b").status == "netted"
+    assert w.pos("BEPS") == {"ICBC": -1300, "CCB": 1300, "BOC": 0}
+    w.check()

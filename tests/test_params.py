@@ -31,6 +31,8 @@ DEFAULTS_WRITTEN = {
     "beps.package_max_items": "1000",
     "beps.default_cap": "10000000.00",
     "beps.sessions": "09:00,11:00,13:00,15:00,16:30",
+    "beps.closed": "off",
+    "ibps.closed": "off",
     "calendar.name": "cn",
     "hvps.bypass_fifo": "off",
     "hvps.lsm": "lsm",
@@ -90,6 +92,7 @@ def test_params_defaults() -> None:
     assert params["hvps.open"] == 20 * 60 + 30
     assert params["hvps.cutoff"] == 17 * 60 + 15
     assert params["hvps.closed"] is False
+    assert params["beps.closed"] is False and params["ibps.closed"] is False
     assert params["cards.fees"] is True
     assert params["beps.item_limit"] == 5_000_000
     assert params.amount("beps.item_limit") == 5_000_000
@@ -127,7 +130,7 @@ def test_unknown_name_in_params() -> None:
         ParamError,
         match=r"^unknown parameter 'ibps.limit'; known ibps\.\* "
         r"parameters: ibps.item_limit, ibps.confirm_timeout_ms, ibps.sim_latency_ms, "
-        r"ibps.sim_accept_ratio, ibps.default_cap, ibps.sessions$",
+        r"ibps.sim_accept_ratio, ibps.default_cap, ibps.sessions, ibps.closed$",
     ):
         Params({"ibps.limit": "1.00"})
     params = Params()

@@ -60,7 +60,8 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
     ParamSpec("hvps.clearing_end", ParamKind.TIME, "17:30",
               "end of the HVPS clearing window (清算窗口); queued payments are returned"),
     ParamSpec("hvps.closed", ParamKind.BOOL, "off",
-              "HVPS closed for maintenance (维护) regardless of the calendar"),
+              "HVPS closed for maintenance (维护) regardless of the calendar: it refuses new "
+              "payments (DT01) and runs no BEPS/IBPS/card settlement session"),
     ParamSpec("hvps.bypass_fifo", ParamKind.BOOL, "off",
               "release any queued payment that fits, not only the head of the queue"),
     ParamSpec("hvps.lsm", ParamKind.CHOICE, "lsm",
@@ -107,6 +108,12 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
               "BEPS net debit cap of a participant unless set"),
     ParamSpec("beps.sessions", ParamKind.TIMES, "09:00,11:00,13:00,15:00,16:30",
               "BEPS settlement sessions in HVPS (on HVPS business days, while it is open)"),
+    ParamSpec("beps.closed", ParamKind.BOOL, "off",
+              "BEPS closed for maintenance (维护窗口): it accepts no items (DT01; the sending "
+              "bank holds them), nets nothing and runs no session until it reopens"),
+    ParamSpec("ibps.closed", ParamKind.BOOL, "off",
+              "IBPS closed for maintenance (维护窗口): it refuses every item at once (DT01) "
+              "and runs no session until it reopens"),
     # -- card fees (DOMAIN.md §4) -----------------------------------------------------
     ParamSpec("cards.fees", ParamKind.BOOL, "on", "charge the card fees below"),
     ParamSpec("cards.pos_no_pin_limit", ParamKind.AMOUNT, "1000.00",

@@ -363,11 +363,14 @@ class Hvps:
     def _refuse(self, sender: str, receiver: str, amount_fen: int, now_us: int
                 ) -> tuple[str, str] | None:
         phase, _ = self.phase(now_us)
+        if self.engine.params["hvps.closed"]:
+            return (Reason.DT01.code, "HVPS is closed for maintenance (hvps.closed): it "
+                                      "accepts no payments until it reopens")
         if phase is not HvpsPhase.OPEN:
             when = "in the clearing window (only funding, cancelling and reordering)" \
                 if phase is HvpsPhase.CLEARING_WINDOW else "closed"
             opens = ""
-            if phase is HvpsPhase.CLOSED and not self.engine.params["hvps.closed"]:
+            if phase is HvpsPhase.CLOSED:
                 try:
                     nxt = self.schedule().next_open(to_beijing_naive(now_us))
                     opens = f"; it opens {nxt.isoformat(timespec='minutes')}"

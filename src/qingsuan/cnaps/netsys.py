@@ -48,6 +48,9 @@ SYSTEMS: Final = ("BEPS", "IBPS", "CUPS")
 BEPS_KINDS: Final = ("ordinary_credit", "periodic_credit", "realtime_credit",
                      "ordinary_debit", "periodic_debit", "realtime_debit")
 MAX_ITEMS: Final = 50_000_000
+#: The maintenance switch of each system that can close on its own (the card switch's
+#: positions settle in HVPS sessions: they stop only when HVPS does).
+CLOSED_PARAM: Final = {"BEPS": "beps.closed", "IBPS": "ibps.closed"}
 
 
 @dataclass
@@ -220,6 +223,18 @@ class NetSystem:
 
     # ------------------------------------------------------------------ items
 
+    @property
+    def closed(self) -> bool:
+        """Closed for maintenance (维护窗口): it takes no business, nets nothing and runs
+        no session (PBOC: 暂停受理业务; the banks hold their customers' payments)."""
+        param = CLOSED_PARAM.get(self.name)
+        return param is not None and bool(self.engine.params[param])
+
+    def _closed_reason(self) -> tuple[str, str]:
+        return (Reason.DT01.code, f"{self.name} is closed for maintenance "
+                                  f"({CLOSED_PARAM[self.name]}): it accepts nothing until it "
+                                  "reopens")
+
     def item_limit_fen(self, kind: str, now_us: int) -> int | None:
         """The per-item limit of ``kind`` now: IBPS's; BEPS ordinary credits have one limit
         on business days and another on the other (calendar) days; the rest none."""
@@ -274,6 +289,8 @@ class NetSystem:
 
     def _refuse(self, item: NetItem, sender: str, receiver: str, now_us: int
                 ) -> tuple[str, str] | None:
+        if self.closed:
+            return self._closed_reason()
         for who, role in ((sender, "sender"), (receiver, "receiver")):
             if who not in self.directory:
                 return (Reason.RC01.code, f"{role} {who!r} is not a {self.name} participant")
@@ -358,6 +375,8 @@ class NetSystem:
 
     def _release(self, name: str, now_us: int) -> None:
         """Incoming credits (or a higher cap) release the head of a BEPS queue, in cascade."""
+        if self.closed:
+            return  # nothing nets during maintenance: the queue waits for the reopening
         work = deque([name])
         while work:
             x = work.popleft()
@@ -379,6 +398,8 @@ class NetSystem:
         if self.directory.settling(by) != item.sender:
             return NetOutcome(False, item.status, (Reason.NARR.code,
                                                    f"only the sender may cancel {ref}"))
+        if self.closed:
+            return NetOutcome(False, item.status, self._closed_reason())
         if item.status != "queued":
             return NetOutcome(False, item.status, (
                 Reason.NARR.code, f"{ref} is {item.status}: only a queued item can be cancelled"))
@@ -433,9 +454,15 @@ class NetSystem:
         return [(int(t[:2]), int(t[3:5])) for t in text.split(",") if t.strip()]
 
     def advance(self, now_us: int) -> None:
-        """Run the sessions whose time has come (only while HVPS is open; positions carry
-        over nights, weekends and holidays to the next business day's sessions)."""
-        if self.pending_session is not None and self.hvps.phase(now_us)[0] is HvpsPhase.OPEN:
+        """Run the sessions whose time has come (only while HVPS is open and this system is
+        not closed for maintenance; positions carry over nights, weekends, holidays and
+        maintenance to the next session that runs)."""
+        closed = self.closed
+        if not closed:  # open (again): what waited behind a cap during maintenance nets now
+            for name in [n for n, q in self.queues.items() if q]:
+                self._release(name, now_us)
+        if (self.pending_session is not None and not closed
+                and self.hvps.phase(now_us)[0] is HvpsPhase.OPEN):
             self._try_session(self.pending_session, now_us)
         today = _local_date(now_us)
         for days_back in (1, 0):
@@ -447,8 +474,8 @@ class NetSystem:
                     continue
                 self.sessions_done.add(key)
                 phase, _ = self.hvps.phase(at)
-                if phase is not HvpsPhase.OPEN:
-                    continue  # HVPS closed (night, weekend, holiday): positions carry
+                if closed or phase is not HvpsPhase.OPEN:
+                    continue  # closed (night, weekend, holiday, maintenance): positions carry
                 if self.pending_session is None:
                     self._try_session(key, now_us)
 
