@@ -9,11 +9,11 @@ import pytest
 
 from qingsuan.cards.clearing import TO_ACQUIRER, TO_ISSUER, clear
 from qingsuan.cards.files import parse_clearing_file
-from qingsuan.cards.switch import DisputeRefusal
+from qingsuan.cards.switch import CardSwitch, ChargebackReason, DisputeKind, DisputeRefusal
 from qingsuan.clock import parse_time
 from qingsuan.engine import replay
 from qingsuan.sim.runner import Runner, run_scenario
-from qingsuan.sim.scenario import ScenarioError, load_scenario, parse_scenario
+from qingsuan.sim.scenario import ScenarioError, hash_pin, load_scenario, parse_scenario
 from qingsuan.world import world_systems
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -338,3 +338,224 @@ def test_dispute_events_are_validated_with_the_line(body: str, marker: str, word
     assert (problem.file, problem.line) == ("d.yaml", line)
     assert words in problem.message
     assert marker in text.splitlines()[line - 1]
+
+
+# ------------------------------------------------------------------------- retrievals (调单)
+
+
+class Desk:
+    """The switch of the dispute world, driven directly: the scenario's ``dispute`` event
+    does not file retrieval steps (sim/scenario.py validates its own list of kinds)."""
+
+    def __init__(self, params: dict[str, str] | None = None) -> None:
+        self.runner = Runner(parse_scenario(world("", until="2026-12-31T12:00",
+                                                  params=params), "d.yaml"), store="memory:")
+        self.runner.build_world()
+        self.switch = self.runner.switch
+        self.stan = 0
+
+    def at(self, when: str) -> None:
+        self.runner.clock.advance_to(parse_time(f"2026-{when}"))
+        self.runner.engine.tick()
+
+    def _ref(self, when: str) -> tuple[str, str]:
+        self.stan += 1
+        return f"{self.stan:06d}", when[:2] + when[3:5] + when[6:8] + when[9:11] + "00"
+
+    def buy(self, when: str = "06-01T10:00", card: str = CREDIT_CARD,
+            amount_fen: int = 100_000, atm: bool = False) -> str:
+        """A purchase (``atm``: a withdrawal), cleared at its day's cut-off: its key."""
+        self.at(when)
+        stan, f7 = self._ref(when)
+        fields = {"t": "0200", "2": card, "3": "010000" if atm else "000000",
+                  "4": f"{amount_fen:012d}", "7": f7, "11": stan, "32": "CCB",
+                  "41": "ATM00001" if atm else "POS00002", "49": "156", "37": "0" * 6 + stan}
+        if atm:
+            fields["pin_hash"] = hash_pin(card, "123456").hex()
+        answer = self.switch.request(fields)
+        assert answer["39"] == "00", answer
+        self.at(when[:5] + "T23:00")
+        assert self.switch.txns[answer["key"]].status == "cleared"
+        return answer["key"]
+
+    def file(self, when: str, filer: str, kind: str, key: str, amount_fen: int = 100_000,
+             reason: str | None = None) -> dict[str, str]:
+        self.at(when)
+        stan, f7 = self._ref(when)
+        fields = {"t": "0620", "32": filer, "11": stan, "7": f7, "37": "0" * 6 + stan,
+                  "original_key": key, "dispute": kind, "4": f"{amount_fen:012d}"}
+        if reason is not None:
+            fields["dispute_reason"] = reason
+        return self.switch.dispute(fields)
+
+
+def refused(answer: dict[str, str]) -> str:
+    assert answer["status"] == "refused", answer
+    return answer["reason"]
+
+
+def test_a_retrieval_and_its_reply_move_no_money_then_the_chargeback_follows() -> None:
+    desk = Desk()
+    key = desk.buy()
+    runner = desk.runner
+    before = {(b, n): runner.balance_fen(b, n) for b, n in (
+        ("ICBC", "customer:carol"), ("CCB", "customer:shop"), ("ICBC", "due_from_switch"),
+        ("CCB", "due_to_merchants"), ("CCB", "due_to_switch"))}
+    request = desk.file("06-05T10:00", "ICBC", "retrieval_request", key)
+    assert request["status"] == "accepted"
+    assert desk.file("06-05T10:01", "ICBC", "first_chargeback", key,
+                     reason="not_recognised")["reason"] == "retrieval_needed"
+    reply = desk.file("06-20T10:00", "CCB", "retrieval_reply", key)   # the 15th day
+    assert reply["status"] == "accepted"
+    assert desk.switch.txns[request["key"]].status == "answered"
+    assert desk.switch.notices[-1][1:] == (request["key"], "answered")
+    # nothing booked, nothing waits for a cut-off, nothing in the clearing day
+    assert {k: runner.balance_fen(*k) for k in before} == before
+    assert desk.switch.next_cutoff_us(parse_time("2026-06-20T10:00")) is None
+    assert desk.switch.days_closed == ["2026-06-01"]
+    # the documents came and the cardholder still disputes: the issuer charges back
+    assert desk.file("06-21T10:00", "ICBC", "first_chargeback", key,
+                     reason="not_recognised")["status"] == "accepted"
+    assert runner.balance_fen("ICBC", "customer:carol") == 0
+    # and the acquirer, which answered, may re-present
+    assert desk.file("06-22T10:00", "CCB", "representment", key, 50_000)["status"] == \
+        "accepted"
+    assert runner.books_balanced()
+
+
+def test_retrieval_refusals() -> None:
+    desk = Desk()
+    key = desk.buy()
+    assert refused(desk.file("06-02T10:00", "CCB", "retrieval_request", key)) == \
+        "wrong_party"
+    answer = desk.file("06-02T10:01", "ICBC", "retrieval_reply", key)
+    assert refused(answer) == "wrong_party"   # the filer is checked before the order
+    answer = desk.file("06-02T10:02", "CCB", "retrieval_reply", key)
+    assert refused(answer) == "out_of_order"
+    assert desk.switch.txns[answer["key"]].note == \
+        "a retrieval reply answers a retrieval request, and there is none"
+    assert desk.file("06-02T10:03", "ICBC", "retrieval_request", key,
+                     reason="pretty_please")["reason"] == "unknown_reason"
+    assert refused(desk.file("06-02T10:04", "ICBC", "retrieval_request", key, 100_001)) == \
+        "amount"
+    assert desk.file("06-02T10:05", "ICBC", "retrieval_request", key)["status"] == \
+        "accepted"
+    answer = desk.file("06-02T10:06", "ICBC", "retrieval_request", key)
+    assert refused(answer) == "out_of_order"
+    assert "already a retrieval request" in desk.switch.txns[answer["key"]].note
+    answer = desk.file("06-23T10:00", "CCB", "retrieval_reply", key)
+    assert refused(answer) == "late"
+    assert desk.switch.txns[answer["key"]].note == (
+        "retrieval reply filed on clearing day 2026-06-23, 21 days after the retrieval "
+        "request's clearing day 2026-06-02 (cards.dispute_reply_days: 20)")
+    # a retrieval after the first chargeback; one 121 days after the original
+    charged = desk.buy("06-24T10:00", amount_fen=20_000)
+    old = desk.buy("06-25T10:00", amount_fen=30_000)
+    assert desk.file("06-26T10:00", "ICBC", "first_chargeback", charged, 20_000,
+                     reason="not_received")["status"] == "accepted"
+    assert refused(desk.file("06-26T10:01", "ICBC", "retrieval_request", charged,
+                             20_000)) == "out_of_order"
+    answer = desk.file("10-24T10:00", "ICBC", "retrieval_request", old, 30_000)
+    assert refused(answer) == "late"
+    assert "121 days after the original's clearing day 2026-06-25 " \
+           "(cards.chargeback_days: 120)" in desk.switch.txns[answer["key"]].note
+    assert desk.runner.books_balanced()
+
+
+def test_a_chargeback_for_documents_waits_for_the_reply_or_its_deadline() -> None:
+    desk = Desk()
+    key = desk.buy()
+    # without a retrieval, only the reasons that need no documents
+    answer = desk.file("06-02T10:00", "ICBC", "first_chargeback", key, reason="amount_differs")
+    assert refused(answer) == "retrieval_needed"
+    assert "files a retrieval request (调单) first" in desk.switch.txns[answer["key"]].note
+    desk.file("06-02T10:01", "ICBC", "retrieval_request", key)
+    answer = desk.file("06-22T10:00", "ICBC", "first_chargeback", key,
+                       reason="amount_differs")   # the acquirer may still reply today
+    assert refused(answer) == "retrieval_needed"
+    assert "until clearing day 2026-06-22 (cards.dispute_reply_days: 20)" in \
+        desk.switch.txns[answer["key"]].note
+    # no reply by its deadline: the issuer charges back, and the acquirer cannot re-present
+    assert desk.file("06-23T10:00", "ICBC", "first_chargeback", key,
+                     reason="amount_differs")["status"] == "accepted"
+    answer = desk.file("06-24T10:00", "CCB", "representment", key)
+    assert refused(answer) == "forfeited"
+    assert "retrieval request of clearing day 2026-06-02" in desk.switch.txns[
+        answer["key"]].note
+    assert desk.runner.books_balanced()
+
+
+@pytest.mark.parametrize("reason", [None, "not_received", "duplicate",
+                                    "credit_not_processed"])
+def test_other_reasons_need_no_retrieval(reason: str | None) -> None:
+    desk = Desk()
+    key = desk.buy()
+    assert desk.file("06-02T10:00", "ICBC", "first_chargeback", key,
+                     reason=reason)["status"] == "accepted"
+    assert desk.file("06-03T10:00", "CCB", "representment", key)["status"] == "accepted"
+
+
+def test_a_retrieval_gives_the_documents_chargeback_its_reply_time() -> None:
+    """Filed late in the 120 days, a retrieval still leads to a chargeback: within
+    ``cards.dispute_reply_days`` of the reply (or of the reply's deadline)."""
+    desk = Desk()
+    key = desk.buy()                                                    # cleared 06-01
+    other = desk.buy("06-02T10:00", amount_fen=20_000)
+    desk.file("09-24T10:00", "ICBC", "retrieval_request", key)         # day 115
+    desk.file("09-25T10:00", "ICBC", "retrieval_request", other, 20_000)   # day 115
+    desk.file("10-04T10:00", "CCB", "retrieval_reply", key)            # day 125
+    assert refused(desk.file("10-05T10:00", "ICBC", "first_chargeback", key,
+                             reason="not_received")) == "late"          # no documents
+    assert desk.file("10-24T10:00", "ICBC", "first_chargeback", key,  # 20 after the reply
+                     reason="not_recognised")["status"] == "accepted"
+    answer = desk.file("11-05T10:00", "ICBC", "first_chargeback", other, 20_000,
+                       reason="not_recognised")   # unanswered: 10-15 was the reply's last day
+    assert refused(answer) == "late"
+    assert desk.switch.txns[answer["key"]].note == (
+        "first chargeback filed on clearing day 2026-11-05, 156 days after the original's "
+        "clearing day 2026-06-02 (cards.chargeback_days: 120) and 21 days after the last "
+        "day for the retrieval reply 2026-10-15 (cards.dispute_reply_days: 20)")
+
+
+def test_retrievals_are_for_debit_cards_and_atm_withdrawals_too() -> None:
+    desk = Desk()
+    cash = desk.buy(card=DEBIT_CARD, amount_fen=50_000, atm=True)
+    debit = desk.buy("06-02T10:00", card=DEBIT_CARD, amount_fen=10_000)
+    for key, amount, m in ((cash, 50_000, "00"), (debit, 10_000, "01")):
+        assert desk.file(f"06-03T10:{m}", "ICBC", "retrieval_request", key,
+                         amount)["status"] == "accepted"
+    for key, amount, m in ((cash, 50_000, "00"), (debit, 10_000, "01")):
+        assert desk.file(f"06-04T10:{m}", "CCB", "retrieval_reply", key,
+                         amount)["status"] == "accepted"
+    for key, amount, m in ((cash, 50_000, "00"), (debit, 10_000, "01")):
+        answer = desk.file(f"06-05T10:{m}", "ICBC", "first_chargeback", key, amount,
+                           reason="not_recognised")
+        assert refused(answer) == "not_allowed"
+        assert "(only a credit adjustment or a retrieval is)" in \
+            desk.switch.txns[answer["key"]].note
+
+
+def test_the_reply_deadline_is_a_parameter_and_the_state_survives_a_restart() -> None:
+    desk = Desk({"cards.dispute_reply_days": "5", "cards.fees": "off"})
+    key = desk.buy()
+    request = desk.file("06-02T10:00", "ICBC", "retrieval_request", key)
+    assert refused(desk.file("06-08T10:00", "CCB", "retrieval_reply", key)) == "late"
+    assert desk.file("06-08T10:01", "ICBC", "first_chargeback", key,
+                     reason="not_recognised")["status"] == "accepted"
+    state = desk.switch.dump_state()
+    again = CardSwitch()
+    again.load_state(state)
+    assert again.dump_state() == state
+    assert again.txns[request["key"]].status == "accepted"   # never answered
+    assert next(iter(again.txns.values())).status == "cleared"
+
+
+def test_dispute_kinds_and_reasons_are_one_vocabulary() -> None:
+    assert [k.value for k in DisputeKind][:1] == ["credit_adjustment"]
+    assert {k.value for k in DisputeKind} >= {"retrieval_request", "retrieval_reply"}
+    assert (DisputeKind.RETRIEVAL_REQUEST.filer, DisputeKind.RETRIEVAL_REPLY.filer) == (
+        "issuer", "acquirer")
+    assert not DisputeKind.RETRIEVAL_REPLY.moves_money
+    assert DisputeKind.RETRIEVAL_REPLY.previous is DisputeKind.RETRIEVAL_REQUEST
+    assert {r.value for r in ChargebackReason if r.needs_documents} == {
+        "not_recognised", "amount_differs"}

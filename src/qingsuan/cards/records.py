@@ -75,8 +75,9 @@ class CardTxn:
     #: the issuer's own answer when it came too late (68): the switch reversed it
     late_rc: str = ""
 
-    #: a dispute step (差错): its kind (credit_adjustment, first_chargeback, representment,
-    #: second_chargeback); ``original_key`` names the disputed transaction
+    #: a dispute step (差错): its kind (cards/disputes.py DisputeKind); ``original_key`` names
+    #: the disputed transaction. Its status: refused, accepted, cleared; a retrieval request
+    #: (no money, never cleared) becomes "answered" when the acquirer replies
     dispute: str = ""
     #: why the switch refused a dispute step (readable; the code is in ``rc``)
     note: str = ""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.calendar import card_clearing_date
 from qingsuan.cards import dayclose, disputes, preauth, refunds
-from qingsuan.cards.disputes import DisputeKind, DisputeRefusal
+from qingsuan.cards.disputes import ChargebackReason, DisputeKind, DisputeRefusal
 from qingsuan.cards.iso8583 import luhn_ok, mask_pan
 from qingsuan.cards.records import (
     MAX_TXNS,
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from qingsuan.engine import Engine
 
 __all__ = ["HOST_MODES", "MAX_TXNS", "SWITCH", "TO_ISSUER_PROCS", "Card", "CardSwitch",
-           "CardTxn", "DisputeKind", "DisputeRefusal", "Terminal"]
+           "CardTxn", "ChargebackReason", "DisputeKind", "DisputeRefusal", "Terminal"]
 
 #: entries a derived look-up cache holds at most
 _CACHE_LIMIT: Final = 1_000_000
@@ -139,7 +139,8 @@ class CardSwitch:
         "message": TEXT}`` (:class:`DisputeRefusal`). Fields: ``t`` 0620, ``32`` the
         participant filing it, ``11`` STAN, ``7`` transmission time, ``37`` RRN,
         ``original_key`` the disputed transaction's key, ``dispute`` the step
-        (:class:`DisputeKind`), ``4`` the amount in fen (12 digits)."""
+        (:class:`DisputeKind`), ``4`` the amount in fen (12 digits), ``dispute_reason``
+        (optional) why the issuer charges back (:class:`ChargebackReason`)."""
         assert self.engine is not None
         result: dict[str, str] = self.engine.command(
             "cards.dispute", json.dumps(fields, sort_keys=True).encode())
