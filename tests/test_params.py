@@ -34,6 +34,9 @@ DEFAULTS_WRITTEN = {
     "beps.closed": "off",
     "ibps.closed": "off",
     "calendar.name": "cn",
+    "cnaps.bank_systems": "HVPS,BEPS,IBPS",
+    "cnaps.payment_institution_systems": "IBPS",
+    "cnaps.card_switch_systems": "HVPS,BEPS,IBPS",
     "hvps.bypass_fifo": "off",
     "hvps.lsm": "lsm",
     "hvps.lsm_on_queue": "on",
@@ -351,6 +354,33 @@ def test_choice() -> None:
     )
 
 
+# -- sets ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed"),
+    [("IBPS", "IBPS"), ("IBPS,HVPS", "HVPS,IBPS"), (" BEPS , IBPS ", "BEPS,IBPS"), ("", ""),
+     ("HVPS,BEPS,IBPS", "HVPS,BEPS,IBPS")],
+)
+def test_set_values_are_written_in_the_choices_order(value: str, parsed: str) -> None:
+    assert parse_value("cnaps.payment_institution_systems", value) == parsed
+
+
+@pytest.mark.parametrize("value", ["CUPS", "IBPS,IBPS", "ibps", "HVPS;IBPS", "IBPS,"])
+def test_set_errors(value: str) -> None:
+    with pytest.raises(ParamError) as info:
+        parse_value("cnaps.bank_systems", value)
+    assert str(info.value) == (
+        "parameter cnaps.bank_systems: some of HVPS, BEPS, IBPS, separated by commas, each "
+        f"once (got {value!r})")
+
+
+def test_set_choices_are_declared() -> None:
+    for s in SPECS:
+        if s.kind is ParamKind.SET:
+            assert s.choices, s.name
+
+
 # -- canonical forms -----------------------------------------------------------------------
 
 
@@ -369,6 +399,7 @@ def test_choice() -> None:
         ("cards.network_fee_rate", 1, "0.000001"),
         ("ibps.confirm_timeout_ms", 7, "7"),
         ("calendar.missing_year", "weekends", "weekends"),
+        ("cnaps.bank_systems", "HVPS,IBPS", "HVPS,IBPS"),
     ],
 )
 def test_format_value(name: str, value: int | bool | str, written: str) -> None:

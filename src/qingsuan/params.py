@@ -25,6 +25,7 @@ class ParamKind(Enum):
     RATE = "rate"          # decimal fraction "0.0035" -> parts per million (int)
     CHOICE = "choice"
     TIMES = "times"        # "HH:MM,HH:MM,..." in order
+    SET = "set"            # "A,B": some of the choices, written in the choices' order
 
 
 class ParamError(ValueError):
@@ -44,6 +45,8 @@ class ParamSpec:
 _TIME_RE: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$", re.ASCII)
 _RATE_RE: Final = re.compile(r"^\d+(\.\d{1,6})?$", re.ASCII)
 PPM: Final = 1_000_000
+#: The CNAPS systems a participant sends and receives through (the ``cnaps.*_systems`` sets).
+CNAPS_SYSTEMS: Final = ("HVPS", "BEPS", "IBPS")
 
 SPECS: Final[tuple[ParamSpec, ...]] = (
     # -- calendar and operating windows (DOMAIN.md §3) --------------------------------
@@ -81,6 +84,16 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
               "ACT/360)"),
     ParamSpec("cards.cutoff", ParamKind.TIME, "23:00",
               "card switch clearing-day cut-off (日切)"),
+    # -- who may use which CNAPS system (DOMAIN.md §3) --------------------------------
+    ParamSpec("cnaps.bank_systems", ParamKind.SET, "HVPS,BEPS,IBPS",
+              "CNAPS systems a bank (direct or indirect participant) may send and receive "
+              "through; the others refuse it with AG01", CNAPS_SYSTEMS),
+    ParamSpec("cnaps.payment_institution_systems", ParamKind.SET, "IBPS",
+              "CNAPS systems a non-bank payment institution may send and receive through; "
+              "the others refuse it with AG01", CNAPS_SYSTEMS),
+    ParamSpec("cnaps.card_switch_systems", ParamKind.SET, "HVPS,BEPS,IBPS",
+              "CNAPS systems the card switch may send and receive through; its clearing "
+              "positions settle in HVPS sessions whatever this says", CNAPS_SYSTEMS),
     # -- item limits ------------------------------------------------------------------
     ParamSpec("beps.item_limit", ParamKind.AMOUNT, "50000.00",
               "BEPS ordinary credit per-item limit (小额贷记单笔上限)"),
@@ -228,6 +241,12 @@ def parse_value(name: str, value: object) -> int | bool | str:
         if ppm > PPM:
             raise ParamError(f"parameter {name}: a rate above 1 (100%) (got {value!r})")
         return ppm
+    if s.kind is ParamKind.SET:
+        members = [p.strip() for p in text.split(",")] if text else []
+        if any(m not in s.choices for m in members) or len(set(members)) != len(members):
+            raise ParamError(f"parameter {name}: some of {', '.join(s.choices)}, separated "
+                             f"by commas, each once (got {value!r})")
+        return ",".join(c for c in s.choices if c in members)
     if text not in s.choices:
         raise ParamError(f"parameter {name}: one of {', '.join(s.choices)} (got {value!r})")
     return text
@@ -288,6 +307,10 @@ class Params(Mapping[str, int | bool | str]):
         return {name: format_value(name, v) for name, v in self._values.items()}
 
 
+def _choices_note(s: ParamSpec) -> str:
+    return f" (some of {', '.join(s.choices)})" if s.kind is ParamKind.SET else ""
+
+
 def markdown() -> str:
     """docs/PARAMETERS.md, generated from the registry (a test keeps the file in sync)."""
     lines = [
@@ -296,10 +319,12 @@ def markdown() -> str:
         "them under `params:` (dotted names, values written as quoted strings) and `set_param`",
         "events change them at a moment. Generated from `src/qingsuan/params.py` by",
         "`python tools/gen_params_doc.py` (`qingsuan params` prints the same). Amounts are CNY",
-        "with at most two decimals, times `HH:MM` Beijing time, rates decimal fractions.", "",
+        "with at most two decimals, times `HH:MM` Beijing time, rates decimal fractions, sets",
+        "some of their choices separated by commas.", "",
         "| name | kind | default | meaning |", "|---|---|---|---|",
     ]
-    lines += [f"| `{s.name}` | {s.kind.value} | `{s.default}` | {s.doc} |" for s in SPECS]
+    lines += [f"| `{s.name}` | {s.kind.value} | `{s.default}` | {s.doc}"
+              f"{_choices_note(s)} |" for s in SPECS]
     lines += ["", "The ledger's largest accepted amount per item is 10^15 fen (10 trillion CNY),",
               "`qingsuan.money.MAX_AMOUNT_FEN`, a constructor parameter of `Ledger`."]
     return "\n".join(lines) + "\n"

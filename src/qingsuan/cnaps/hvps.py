@@ -380,6 +380,9 @@ class Hvps:
         for who, role in ((sender, "sender"), (receiver, "receiver")):
             if who not in self.directory:
                 return (Reason.RC01.code, f"{role} {who!r} is not an HVPS participant")
+            barred = self.directory.barred(who, "HVPS", self.engine.params)
+            if barred is not None:
+                return (Reason.AG01.code, f"{role} {barred}")
         if self.directory.get(sender).status is not ParticipantStatus.ACTIVE:
             return (Reason.AG01.code, f"sender {sender} is "
                                       f"{self.directory.get(sender).status.value}")

@@ -294,6 +294,9 @@ class NetSystem:
         for who, role in ((sender, "sender"), (receiver, "receiver")):
             if who not in self.directory:
                 return (Reason.RC01.code, f"{role} {who!r} is not a {self.name} participant")
+            barred = self.directory.barred(who, self.name, self.engine.params)
+            if barred is not None:
+                return (Reason.AG01.code, f"{role} {barred}")
         if item.amount_fen <= 0:
             return (Reason.AM02.code, "amount must be positive")
         # a return (退汇) sends back money already netted: no item limit stops it

@@ -8,6 +8,7 @@ settlement. An indirect participant (间接参与者) settles through a named di
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -18,6 +19,16 @@ class ParticipantKind(Enum):
     INDIRECT_BANK = "indirect_bank"
     CARD_SWITCH = "card_switch"
     PAYMENT_INSTITUTION = "payment_institution"
+
+
+#: The parameter listing the CNAPS systems each kind of participant may use (DOMAIN.md §3:
+#: banks all, non-bank payment institutions IBPS only).
+SYSTEMS_PARAM: Final = {
+    ParticipantKind.DIRECT_BANK: "cnaps.bank_systems",
+    ParticipantKind.INDIRECT_BANK: "cnaps.bank_systems",
+    ParticipantKind.CARD_SWITCH: "cnaps.card_switch_systems",
+    ParticipantKind.PAYMENT_INSTITUTION: "cnaps.payment_institution_systems",
+}
 
 
 class ParticipantStatus(Enum):
@@ -121,6 +132,17 @@ class Directory:
 
     def by_code(self, code: str) -> Participant | None:
         return self._by_code.get(code)
+
+    def barred(self, name: str, system: str, params: Mapping[str, object]) -> str | None:
+        """None if ``name`` may send and receive through ``system`` (HVPS, BEPS, IBPS),
+        else why not: its kind's ``cnaps.*_systems`` parameter leaves the system out."""
+        kind = self.get(name).kind
+        param = SYSTEMS_PARAM[kind]
+        allowed = [s for s in str(params[param]).split(",") if s]
+        if system in allowed:
+            return None
+        return (f"{name} is a {kind.value.replace('_', ' ')}: it may use "
+                f"{', '.join(allowed) or 'no CNAPS system'} only ({param}), not {system}")
 
     def settling(self, name: str) -> str:
         """The direct participant whose settlement account carries ``name``'s payments."""
