@@ -356,7 +356,8 @@ def _listed(top: LDict, section: str, key: str) -> set[str]:
 def _check_calendar_years(ck: _Checker, top: LDict, name: str, start: int, until: int
                           ) -> None:
     """The business calendar must cover every year the scenario runs through (plus the next
-    day, whose HVPS session opens the evening before), unless the stated fallback is on."""
+    day, whose HVPS session opens the evening before), unless the stated fallback is on.
+    Years after the last published schedule are covered by the projection, up to its end."""
     from qingsuan.calendar import load_calendar
     from qingsuan.clock import US_PER_DAY, to_beijing
 
@@ -366,9 +367,12 @@ def _check_calendar_years(ck: _Checker, top: LDict, name: str, start: int, until
     missing = [y for y in range(first, last + 1) if not calendar.covers(y)]
     if missing:
         covered = f"{calendar.years[0]}-{calendar.years[-1]}" if len(calendar.years) else "none"
+        past_projection = bool(calendar.projected_years) and missing[0] > calendar.years[-1]
+        remedy = (f"the holiday projection stops at {calendar.years[-1]}; set params:"
+                  if past_projection else "add the year's table, or set params:")
         ck.add(top.line_of("run_until"),
                f"calendar {name} has no holiday table for {', '.join(map(str, missing))} "
-               f"(covers {covered}); add the year's table, or set params: "
+               f"(covers {covered}); {remedy} "
                f"calendar.missing_year: weekends to treat Monday-Friday as business days")
 
 
