@@ -3,14 +3,14 @@
 Every edge opens its store through :meth:`World.open` (``qingsuan run``, ``demo``,
 ``serve``, ``cnaps send``/``statement``) and every replay (``log verify``) through
 :func:`world_systems`, so a store is always rebuilt with exactly the systems that wrote it.
-A new world is built from a scenario's description by :meth:`World.build`, as logged
-commands: the log records what the world was built from.
+A new world is built from a scenario's description by :meth:`World.build`, as one logged
+command: the log records what the world was built from.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.banks.books import bank_accounts
@@ -19,11 +19,11 @@ from qingsuan.cards.switch import SWITCH, CardSwitch
 from qingsuan.cards.switch import Card as CardRecord
 from qingsuan.cards.switch import Terminal as TerminalRecord
 from qingsuan.clock import Clock
-from qingsuan.cnaps.netsys import SimAccount
+from qingsuan.cnaps.hvps import dumps
 from qingsuan.cnaps.participants import ParticipantKind
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import AccountSpec, Engine, System
-from qingsuan.ledger import AccountFlags, NormalSide, Transfer
+from qingsuan.ledger import AccountFlags, NormalSide
 
 if TYPE_CHECKING:
     from qingsuan.sim.scenario import Event, Scenario
@@ -38,7 +38,149 @@ def world_systems() -> list[System]:
     """A fresh set of the systems every world runs, wired together."""
     cnaps = Cnaps()
     switch = CardSwitch(cnaps)
-    return [cnaps, switch, Banks(cnaps, switch)]
+    banks = Banks(cnaps, switch)
+    return [cnaps, switch, banks, Builder(cnaps, switch, banks)]
+
+
+def world_spec(sc: Scenario) -> dict[str, Any]:
+    """What a world is built from (the body of its ``world.build`` command): parameters,
+    participants, customers, cards and terminals, amounts in fen."""
+    customers = {c.id: c for c in sc.customers}
+    return {
+        "name": sc.name,
+        "params": {k: v if isinstance(v, bool) else str(v)
+                   for k, v in sc.params.written().items()},
+        "participants": [[p.name, p.code, p.kind, p.settlement_balance_fen, p.collateral_fen,
+                          sorted(p.caps_fen.items())] for p in sc.participants],
+        "customers": [[c.id, c.bank, c.account, c.name, c.closed, c.credit_limit_fen,
+                       c.balance_fen, c.merchant.mdr_ppm if c.merchant else None]
+                      for c in sc.customers],
+        "cards": [[c.pan, customers[c.account].bank, c.account, c.kind,
+                   c.pin_hash.hex() if c.pin_hash else None] for c in sc.cards],
+        "terminals": [[t.id, t.kind, t.bank, t.merchant, t.cash_fen] for t in sc.terminals],
+    }
+
+
+class Builder:
+    """The engine system with prefix ``world``: applies ``world.build``, opening the whole
+    world while applying one logged command. Holds no state of its own."""
+
+    prefix = "world"
+
+    def __init__(self, cnaps: Cnaps, switch: CardSwitch, banks: Banks) -> None:
+        self.cnaps, self.switch, self.banks = cnaps, switch, banks
+        self.engine: Engine | None = None
+
+    def attach(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def dump_state(self) -> bytes:
+        return b""
+
+    def load_state(self, state: bytes) -> None:
+        pass
+
+    def apply(self, kind: str, timestamp_us: int, body: bytes) -> Any:
+        if kind != "world.build":
+            raise ValueError(f"unknown world command {kind!r}")
+        engine = self.engine
+        assert engine is not None
+        if engine.registry.books:
+            raise ValueError("the world is built already")
+        doc = json.loads(body)
+        for name, value in doc["params"].items():
+            engine.params.set(name, value)
+        participants, customers = doc["participants"], doc["customers"]
+        has_switch = bool(doc["cards"] or doc["terminals"])
+        members = [p[0] for p in participants]
+        joins = [(name, code, ParticipantKind.PAYMENT_INSTITUTION
+                  if kind == "payment_institution" else ParticipantKind.DIRECT_BANK)
+                 for name, code, kind, *_ in participants]
+        if has_switch:  # the card switch is a CNAPS participant of its own
+            joins.append((SWITCH, SWITCH_CODE, ParticipantKind.CARD_SWITCH))
+        for name, code, pkind in joins:
+            joined = self._cnaps("cnaps.join", {"name": name, "code": code,
+                                                "kind": pkind.value, "settles_through": None})
+            if not joined.ok:
+                raise ValueError(f"participant {name} cannot join: {joined.reason}")
+        specs: list[AccountSpec] = []
+        for name in members:
+            specs += bank_accounts(name)
+        if has_switch:
+            specs += [AccountSpec(SWITCH, "equity", NormalSide.CREDIT),
+                      AccountSpec(SWITCH, "fee_income", NormalSide.CREDIT)]
+        specs += [AccountSpec(bank, f"customer:{cid}", NormalSide.CREDIT,
+                              _MNO | AccountFlags.CLOSED if closed else _MNO,
+                              overdraft_limit_fen=limit)
+                  for cid, bank, _, _, closed, limit, _, _ in customers]
+        specs += [AccountSpec(bank, f"atm_cash:{tid}", NormalSide.DEBIT, _MNO)
+                  for tid, kind, bank, _, _ in doc["terminals"] if kind == "atm"]
+        engine.open_derived(specs)
+        self._open_balances(doc)
+        for name, _, _, _, collateral, caps in participants:
+            if collateral:
+                self._cnaps("cnaps.pledge", {
+                    "participant": name, "value_fen": collateral,
+                    "haircut_ppm": int(engine.params["hvps.pledge_haircut"])})
+            for key, cap in caps:
+                system, _, backing = key.partition("_")
+                capped = self._cnaps("cnaps.net_cap", {
+                    "system": system.upper(), "participant": name, "cap_fen": cap,
+                    "backing": "earmark" if backing else "collateral"})
+                assert capped.ok, (name, key, capped)
+        mdr = {c[0]: c[7] for c in customers}
+        if has_switch:
+            self.switch.apply("cards.setup", timestamp_us, json.dumps({
+                "cards": [asdict(CardRecord(pan, issuer, f"{issuer}:customer:{account}", kind,
+                                            pin)) for pan, issuer, account, kind, pin
+                          in doc["cards"]],
+                "terminals": [asdict(TerminalRecord(
+                    tid, kind, bank, f"{bank}:customer:{merchant}" if merchant else None,
+                    (mdr.get(merchant) or 0) if merchant else 0))
+                    for tid, kind, bank, merchant, _ in doc["terminals"]]},
+                sort_keys=True).encode())
+        if customers:
+            self._cnaps("cnaps.sim_accounts", {"accounts": [
+                {"bank": bank, "number": account, "name": name,
+                 "ledger_name": f"{bank}:customer:{cid}", "closed": closed}
+                for cid, bank, account, name, closed, *_ in customers]})
+        self.banks.apply("banks.setup", timestamp_us, json.dumps({
+            "customers": [[cid, bank, account, name, closed, m]
+                          for cid, bank, account, name, closed, _, _, m in customers],
+            "terminals": [[tid, bank, kind, cash]
+                          for tid, kind, bank, _, cash in doc["terminals"]],
+            "members": members, "settling": members + ([SWITCH] if has_switch else []),
+            "opening_settlement_fen": sum(p[3] for p in participants),
+            "opening_deposits_fen": sum(c[6] for c in customers),
+        }).encode())
+        return None
+
+    def _cnaps(self, kind: str, doc: dict[str, Any]) -> Any:
+        assert self.engine is not None
+        return self.cnaps.apply(kind, self.engine.now_us, dumps(doc))
+
+    def _open_balances(self, doc: dict[str, Any]) -> None:
+        """The opening balances: settlement accounts (and each bank's mirror), customer
+        deposits, ATM cash."""
+        assert self.engine is not None
+        reg = self.engine.registry
+        legs: list[tuple[int, int, int]] = []
+
+        def move(book: str, debit: str, credit: str, amount_fen: int) -> None:
+            if amount_fen:
+                legs.append((reg.id(book, debit), reg.id(book, credit), amount_fen))
+
+        for name, _, _, balance, *_ in doc["participants"]:
+            move(PBOC, "issued", f"settlement:{name}", balance)
+            move(name, "reserve_at_pboc", "equity", balance)
+        for cid, bank, *_, balance, _ in doc["customers"]:
+            move(bank, "other_assets", f"customer:{cid}", balance)
+        for tid, kind, bank, _, cash in doc["terminals"]:
+            if kind == "atm":
+                move(bank, f"atm_cash:{tid}", "equity", cash)
+        if legs:
+            result = self.engine.post(legs)
+            assert result.all_done, result.failures()
 
 
 @dataclass
@@ -53,7 +195,7 @@ class World:
         """Open (or create) the store and rebuild the world its log records."""
         systems = world_systems()
         engine = Engine.open(store, clock, snapshot_every=snapshot_every, systems=systems)
-        cnaps, switch, banks = systems
+        cnaps, switch, banks, _ = systems
         assert isinstance(cnaps, Cnaps) and isinstance(switch, CardSwitch)
         assert isinstance(banks, Banks)
         return cls(engine, cnaps, switch, banks)
@@ -68,88 +210,12 @@ class World:
     # ------------------------------------------------------------------ building
 
     def build(self, sc: Scenario) -> None:
-        """Open a scenario's world on a new store: parameters, participants and their
-        settlement accounts, every bank's books and customers, ATM cash, opening balances,
-        collateral and caps, cards and terminals, and the banks' directory."""
+        """Build a scenario's world on a new store, as ONE logged command (``world.build``)
+        whose body is the world's description: a stop at any point leaves either no world
+        or the whole of it, and the log records what the world was built from."""
         assert self.is_new, "a world is built once, on a new store"
-        engine, cnaps = self.engine, self.cnaps
-        has_switch = bool(sc.cards or sc.terminals)
-        engine.set_params(dict(sc.params.written()))  # logged: replay sees them too
-        for p in sc.participants:
-            kind = (ParticipantKind.PAYMENT_INSTITUTION if p.kind == "payment_institution"
-                    else ParticipantKind.DIRECT_BANK)
-            joined = cnaps.join(p.name, p.code, kind)
-            assert joined.ok, joined
-        if has_switch:  # the card switch is a CNAPS participant of its own
-            joined = cnaps.join(SWITCH, SWITCH_CODE, ParticipantKind.CARD_SWITCH)
-            assert joined.ok, joined
-        specs: list[AccountSpec] = []
-        for p in sc.participants:
-            specs += bank_accounts(p.name)
-        if has_switch:
-            specs += [AccountSpec(SWITCH, "equity", NormalSide.CREDIT),
-                      AccountSpec(SWITCH, "fee_income", NormalSide.CREDIT)]
-        specs += [AccountSpec(c.bank, f"customer:{c.id}", NormalSide.CREDIT,
-                              _MNO | AccountFlags.CLOSED if c.closed else _MNO,
-                              overdraft_limit_fen=c.credit_limit_fen)
-                  for c in sc.customers]
-        specs += [AccountSpec(t.bank, f"atm_cash:{t.id}", NormalSide.DEBIT, _MNO)
-                  for t in sc.terminals if t.kind == "atm"]
-        engine.open_named(specs)
-        self._open_balances(sc)
-        for p in sc.participants:
-            if p.collateral_fen:
-                cnaps.pledge(p.name, p.collateral_fen)
-            for key, cap in sorted(p.caps_fen.items()):
-                system, _, backing = key.partition("_")
-                capped = cnaps.set_cap(system.upper(), p.name, cap,
-                                       "earmark" if backing else "collateral")
-                assert capped.ok, (p.name, key, capped)
-        customers = {c.id: c for c in sc.customers}
-        if has_switch:
-            self.switch.setup(
-                [CardRecord(c.pan, customers[c.account].bank,
-                            f"{customers[c.account].bank}:customer:{c.account}", c.kind,
-                            c.pin_hash.hex() if c.pin_hash else None) for c in sc.cards],
-                [TerminalRecord(t.id, t.kind, t.bank,
-                                f"{t.bank}:customer:{t.merchant}" if t.merchant else None,
-                                _mdr(customers, t.merchant))
-                 for t in sc.terminals])
-        if sc.customers:
-            cnaps.register_accounts([
-                SimAccount(c.bank, c.account, c.name, f"{c.bank}:customer:{c.id}", c.closed)
-                for c in sc.customers])
-        members = [p.name for p in sc.participants]
-        engine.command("banks.setup", json.dumps({
-            "customers": [[c.id, c.bank, c.account, c.name, c.closed,
-                           c.merchant.mdr_ppm if c.merchant else None] for c in sc.customers],
-            "terminals": [[t.id, t.bank, t.kind, t.cash_fen] for t in sc.terminals],
-            "members": members, "settling": members + ([SWITCH] if has_switch else []),
-            "opening_settlement_fen": sum(p.settlement_balance_fen for p in sc.participants),
-            "opening_deposits_fen": sum(c.balance_fen for c in sc.customers),
-        }, sort_keys=True, ensure_ascii=False).encode())
-
-    def _open_balances(self, sc: Scenario) -> None:
-        registry = self.engine.registry
-        opening: list[Transfer] = []
-
-        def move(book: str, debit: str, credit: str, amount_fen: int) -> None:
-            opening.append(Transfer(len(opening) + 1, registry.id(book, debit),
-                                    registry.id(book, credit), amount_fen))
-
-        for p in sc.participants:
-            if p.settlement_balance_fen:
-                move(PBOC, "issued", f"settlement:{p.name}", p.settlement_balance_fen)
-                move(p.name, "reserve_at_pboc", "equity", p.settlement_balance_fen)
-        for c in sc.customers:
-            if c.balance_fen:
-                move(c.bank, "other_assets", f"customer:{c.id}", c.balance_fen)
-        for t in sc.terminals:
-            if t.kind == "atm" and t.cash_fen:
-                move(t.bank, f"atm_cash:{t.id}", "equity", t.cash_fen)
-        if opening:
-            receipt = self.engine.submit_transfers(opening)
-            assert receipt.results.all_done, receipt.results.failures()
+        self.engine.command("world.build", json.dumps(
+            world_spec(sc), sort_keys=True, ensure_ascii=False).encode())
 
     # ------------------------------------------------------------------ driving
 
@@ -163,9 +229,3 @@ class World:
         """The next moment the world must be ticked at (the one wake-up rule)."""
         return self.banks.wake_us
 
-
-def _mdr(customers: dict[str, Any], merchant: str | None) -> int:
-    if merchant is None:
-        return 0
-    block = customers[merchant].merchant
-    return block.mdr_ppm if block is not None else 0
