@@ -488,8 +488,8 @@ def test_intrabank_transfers_conserve_deposits(balances: tuple[int, ...],
 def test_year_missing_from_calendar_is_an_error_unless_fallback() -> None:
     text = (
         "name: far\n"
-        "start: 2027-01-04T08:00\n"
-        "run_until: 2027-01-05T18:00\n"
+        "start: 2100-01-04T08:00\n"
+        "run_until: 2100-01-05T18:00\n"
         "participants:\n"
         "  - {name: ICBC, code: \"102100099996\"}\n"
     )
@@ -497,7 +497,7 @@ def test_year_missing_from_calendar_is_an_error_unless_fallback() -> None:
         parse_scenario(text, "far.yaml")
     (problem,) = info.value.problems
     assert problem.line == 3
-    assert "no holiday table for 2027" in problem.message
+    assert "2100" in problem.message and "stops at 2099" in problem.message
     assert "calendar.missing_year: weekends" in problem.message
     fallback = text.replace("participants:", "params: {calendar.missing_year: weekends}\n"
                                               "participants:")

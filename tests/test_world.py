@@ -130,3 +130,76 @@ events:
     assert t1["history"][1]["at"].startswith("2026-11-25T11:00")
     assert out["balances"]["customers"] == {"alice": "100000.00", "bob": "100000.00"}
     assert all(out["checks"].values())
+
+
+def _pacs008(path: Path, tx_id: str, amount_fen: int, creditor_account: str,
+             debtor_account: str = "6222020200000000030") -> Path:
+    import datetime as dt
+
+    from qingsuan.clock import BEIJING
+    from qingsuan.messages import CreditTransfer, build_pacs008
+
+    path.write_bytes(build_pacs008(CreditTransfer(
+        msg_id=f"M{tx_id}", created_at=dt.datetime(2026, 11, 26, 10, 0, tzinfo=BEIJING),
+        end_to_end_id=f"E{tx_id}", tx_id=tx_id, system="HVPS", kind="customer",
+        priority="normal", amount_fen=amount_fen, settlement_date=dt.date(2026, 11, 26),
+        debtor_agent_code="102100099996", creditor_agent_code="105100000017",
+        debtor_name="Wuhan Steel Co", debtor_account=debtor_account,
+        creditor_name="Shenzhen Build Co", creditor_account=creditor_account)))
+    return path
+
+
+def _balances(store: str) -> dict[str, int]:
+    from qingsuan.clock import VirtualClock
+    from qingsuan.world import World
+
+    world = World.open(store, VirtualClock(0))
+    try:
+        reg, ledger = world.engine.registry, world.engine.ledger
+        return {name: ledger.balance(reg.id(book, f"customer:{name}")).posted_fen
+                for book, name in (("ICBC", "steelco"), ("CCB", "buildco"))}
+    finally:
+        world.close()
+
+
+def test_a_pacs008_from_outside_debits_the_debtor_and_credits_the_creditor(
+        tmp_path: Path) -> None:
+    from qingsuan.messages import parse_pacs002
+
+    store = str(tmp_path / "w.db")
+    run_scenario(load_scenario(ROOT / "scenarios" / "hvps-queue.yaml"), store=store)
+    before = _balances(store)
+    xml = _pacs008(tmp_path / "p8.xml", "T1", 12_345_600, "6217000010000000045")
+    sent = CliRunner().invoke(app, ["cnaps", "send", str(xml), "--as", "ICBC", "--store",
+                                    store, "--at", "2026-11-26T10:00"])
+    assert sent.exit_code == 0, sent.output
+    assert [(r.original_tx_id, r.status) for r in parse_pacs002(sent.stdout.encode())] == [
+        ("T1", "ACSC")]
+    after = _balances(store)
+    assert after["steelco"] == before["steelco"] - 12_345_600
+    assert after["buildco"] == before["buildco"] + 12_345_600
+    verify = CliRunner().invoke(app, ["log", "verify", store])
+    assert verify.exit_code == 0, verify.output
+
+
+def test_a_pacs008_to_an_unknown_account_comes_back_and_one_from_a_stranger_is_refused(
+        tmp_path: Path) -> None:
+    from qingsuan.messages import parse_pacs002
+
+    store = str(tmp_path / "w.db")
+    run_scenario(load_scenario(ROOT / "scenarios" / "hvps-queue.yaml"), store=store)
+    before = _balances(store)
+    xml = _pacs008(tmp_path / "p8.xml", "T2", 50_000, "6217009999999999999")
+    sent = CliRunner().invoke(app, ["cnaps", "send", str(xml), "--as", "ICBC", "--store",
+                                    store, "--at", "2026-11-26T10:00"])
+    assert sent.exit_code == 0, sent.output
+    # HVPS settled it; CCB has no such account and returns it at once (退汇)
+    assert [r.status for r in parse_pacs002(sent.stdout.encode())] == ["ACSC"]
+    assert _balances(store) == before  # every fen back with the payer
+    stranger = _pacs008(tmp_path / "p8b.xml", "T3", 100, "6217000010000000045",
+                        debtor_account="6222029999999999999")
+    sent = CliRunner().invoke(app, ["cnaps", "send", str(stranger), "--as", "ICBC",
+                                    "--store", store])
+    (report,) = parse_pacs002(sent.stdout.encode())
+    assert (report.status, report.reason_code) == ("RJCT", "AC01")
+    assert _balances(store) == before

@@ -261,7 +261,7 @@ def _open_world(store: str, at: str | None) -> Any:
     except (LogError, ReplayError) as exc:
         _err().print(str(exc), markup=False)
         raise typer.Exit(1) from None
-    engine, cnaps = world.engine, world.cnaps
+    engine = world.engine
     start = engine.ledger.last_timestamp_us
     if at is not None:
         try:
@@ -270,7 +270,7 @@ def _open_world(store: str, at: str | None) -> Any:
             _err().print(str(exc), markup=False)
             raise typer.Exit(EXIT_INVALID) from None
     clock.advance_to(start)
-    return engine, cnaps
+    return engine, world
 
 
 @cnaps_app.command("send")
@@ -290,14 +290,15 @@ def cnaps_send(
     except OSError as exc:
         _err().print(f"{file}: {exc.strerror or exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
-    engine, cnaps = _open_world(store, at)
+    engine, world = _open_world(store, at)
+    cnaps = world.cnaps
     if participant not in cnaps.directory:
         _err().print(f"no participant named {participant!r} in {store}", markup=False)
         engine.close()
         raise typer.Exit(EXIT_INVALID)
     try:
         engine.tick()  # the day cycle catches up to the sending time
-        answer = CnapsGateway(cnaps).receive(xml, participant)
+        answer = CnapsGateway(cnaps, world.banks).receive(xml, participant)
     finally:
         engine.close()
     sys.stdout.write(answer.decode() + "\n")
@@ -317,7 +318,8 @@ def cnaps_statement(
 
     from qingsuan.cnaps.gateway import CnapsGateway
 
-    engine, cnaps = _open_world(store, None)
+    engine, world = _open_world(store, None)
+    cnaps = world.cnaps
     try:
         if participant not in cnaps.directory:
             _err().print(f"no participant named {participant!r} in {store}", markup=False)

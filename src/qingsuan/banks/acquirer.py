@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Final
 
+from qingsuan.cards.disputes import DisputeKind
 from qingsuan.cards.iso8583 import ResponseCode
 from qingsuan.clock import to_beijing
 
@@ -202,14 +203,16 @@ def dispute(b: Banks, f: dict[str, Any]) -> None:
     original = b.switch.txns.get(key)
     filer = ""
     if original is not None:
-        filer = (original.issuer or "") if f["kind"].endswith("chargeback") else \
+        filer = (original.issuer or "") if DisputeKind(f["kind"]).filer == "issuer" else \
             original.acquirer
     now = _now(b)
     stan = _next_stan(b)
-    answer = _switch(b, "cards.dispute", {
-        "t": "0620", "32": filer, "11": f"{stan:06d}",
-        "7": to_beijing(now).strftime("%m%d%H%M%S"), "37": f"{stan:012d}",
-        "original_key": key, "dispute": f["kind"], "4": f"{f['amount_fen']:012d}"})
+    request = {"t": "0620", "32": filer, "11": f"{stan:06d}",
+               "7": to_beijing(now).strftime("%m%d%H%M%S"), "37": f"{stan:012d}",
+               "original_key": key, "dispute": f["kind"], "4": f"{f['amount_fen']:012d}"}
+    if f.get("reason") is not None:
+        request["dispute_reason"] = f["reason"]
+    answer = _switch(b, "cards.dispute", request)
     record = b.record(f["id"], f"dispute:{f['kind']}", "CUPS")
     b.link_card(f["id"], answer["key"])
     if answer["status"] == "accepted":

@@ -334,3 +334,33 @@ def release(b: Banks, f: dict[str, Any]) -> None:
         "participant": f["participant"], "value_fen": f["value_fen"],
         "haircut_ppm": _haircut(b, f)})
     b.action("release", f, outcome.ok, _reason(outcome))
+
+
+# ---------------------------------------------------------------------- from a participant's hub
+
+def customer_credit_transfer(b: Banks, f: dict[str, Any]) -> None:
+    """A pacs.008 from a participant's own payment hub (the sandbox): the sending bank
+    books its customer's order (the debtor must hold the account at the sender: AC01
+    otherwise; funds reserved: AM04 when short), then it travels as any other payment, and
+    the receiving bank credits the creditor's account or returns it."""
+    sender, receiver = f["sender"], f["receiver"]
+    debtor = b.directory.by_number.get((sender, f["debtor_account"]))
+    record = b.record(f["id"], "pacs.008", f["system"])
+    if debtor is None:
+        record.move(_now(b), "rejected")
+        record.reason = Reason.AC01.detail(f"no account {f['debtor_account']} at {sender}")
+        return
+    name = f.get("creditor_name") or ""
+    if f["system"] == "HVPS":
+        _send_hvps(b, "pacs.008", {
+            "id": f["id"], "amount_fen": f["amount_fen"], "priority": f["priority"],
+            "payer": ("customer", debtor.id),
+            "payee": ("customer", f"{receiver}|{f['creditor_account']}|{name}"),
+            "sender": sender, "receiver": receiver})
+        return
+    _send_net(b, "pacs.008", {
+        "id": f["id"], "system": f["system"],
+        "kind": "ordinary_credit" if f["system"] == "BEPS" else "credit",
+        "amount_fen": f["amount_fen"], "payee_name": name or None,
+        "payer": ("customer", sender, debtor.account, debtor.id),
+        "payee": ("outside", receiver, f["creditor_account"], "")})

@@ -23,6 +23,7 @@ from qingsuan.banks.books import Books
 from qingsuan.banks.directory import CustomerAccount, Directory
 from qingsuan.banks.records import PaymentRecord
 from qingsuan.cnaps.hvps import Notice, dumps
+from qingsuan.reasons import Reason
 
 if TYPE_CHECKING:
     from qingsuan.cards.switch import CardSwitch
@@ -153,6 +154,29 @@ class Banks:
         future = [t for t in candidates if t is not None]
         return min(future) if future else None
 
+    # ------------------------------------------------------------------ edges
+
+    def customer_transfer(self, ref: str, system: str, priority: str, sender: str,
+                          receiver: str, amount_fen: int, debtor_account: str,
+                          creditor_account: str, creditor_name: str | None
+                          ) -> PaymentRecord:
+        """Log a customer credit transfer a participant's hub sent (pacs.008) for the
+        sending bank to book and send; its record after applying. A reference already
+        used is refused (AM05) and nothing is logged."""
+        assert self.engine is not None
+        if ref in self.payments:
+            refused = PaymentRecord("pacs.008", system)
+            refused.move(self.engine.clock.now_us(), "rejected")
+            refused.reason = Reason.AM05.detail(f"payment {ref} was sent before")
+            return refused
+        self.engine.command("banks.event", dumps({
+            "do": "customer_credit_transfer", "order": -1, "fields": {
+                "id": ref, "system": system, "priority": priority, "sender": sender,
+                "receiver": receiver, "amount_fen": amount_fen,
+                "debtor_account": debtor_account, "creditor_account": creditor_account,
+                "creditor_name": creditor_name}}))
+        return self.payments[ref]
+
     # ------------------------------------------------------------------ helpers
 
     def record(self, pid: str, kind: str, system: str, **extra: Any) -> PaymentRecord:
@@ -246,6 +270,7 @@ def _set_param(b: Banks, f: dict[str, Any]) -> None:
 HANDLERS: Final[dict[str, Handler]] = {
     "set_param": _set_param,
     "transfer": outgoing.transfer,
+    "customer_credit_transfer": outgoing.customer_credit_transfer,
     "hvps_payment": outgoing.hvps_payment,
     "beps_payment": outgoing.net_payment,
     "ibps_payment": outgoing.net_payment,

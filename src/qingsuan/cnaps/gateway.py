@@ -12,7 +12,7 @@ changes nothing. A participant acts only for itself and sees only its own accoun
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from qingsuan.clock import to_beijing
 from qingsuan.cnaps.hvps import HvpsStatus, Priority
@@ -49,9 +49,21 @@ _PRIORITY: Final = {
 }
 
 
+class CustomerBanks(Protocol):
+    """The banks of the world, which book a customer's transfer before CNAPS sees it."""
+
+    def customer_transfer(self, ref: str, system: str, priority: str, sender: str,
+                          receiver: str, amount_fen: int, debtor_account: str,
+                          creditor_account: str, creditor_name: str | None) -> Any: ...
+
+
 class CnapsGateway:
-    def __init__(self, cnaps: Cnaps) -> None:
+    def __init__(self, cnaps: Cnaps, banks: CustomerBanks | None = None) -> None:
+        """``banks``: the world's banks; a customer transfer (pacs.008) then debits the
+        debtor at the sending bank and credits the creditor at the receiving bank (or comes
+        back as a return). Without them the message goes to CNAPS alone."""
         self.cnaps = cnaps
+        self.banks = banks
 
     @property
     def _engine(self):  # type: ignore[no-untyped-def]
@@ -146,6 +158,12 @@ class CnapsGateway:
             return agents
         sender, receiver = agents
         ref = self._ref(sender.name, item.msg_id, item.tx_id)
+        if self.banks is not None and item.kind == "customer":
+            assert item.debtor_account is not None and item.creditor_account is not None
+            record = self.banks.customer_transfer(
+                ref, item.system, item.priority, sender.name, receiver.name, item.amount_fen,
+                item.debtor_account, item.creditor_account, item.creditor_name)
+            return _record_status(item.system, record.status, record.reason)
         if item.system != "HVPS":
             if item.kind != "customer":
                 return ("RJCT", "NARR", f"{item.system} carries customer transfers (pacs.008)")
@@ -293,6 +311,21 @@ class CnapsGateway:
                          business_date=day, opening_balance_fen=int(doc["opening_fen"]),  # type: ignore[call-overload]
                          closing_balance_fen=int(doc["closing_fen"]),  # type: ignore[call-overload]
                          entries=entries)
+
+
+def _record_status(system: str, status: str, reason: dict[str, str] | None
+                   ) -> tuple[str, str | None, str | None]:
+    """The pacs.002 status of a customer transfer from the banks' record of it."""
+    if status == "returned":  # settled, then the receiving bank sent it back (a pacs.004)
+        reason = reason or {"code": "NARR", "message": "returned"}
+        return ("ACSC", reason["code"], f"returned: {reason['message']}"[:105])
+    if status in ("rejected", "cancelled"):
+        reason = reason or {"code": "NARR", "message": status}
+        return ("RJCT", reason["code"], reason["message"][:105])
+    if system == "HVPS":
+        return ("ACSC", None, None) if status in ("settled", "credited") else \
+            ("ACSP", None, "queued: waiting for liquidity")
+    return _net_status(True, status, None)
 
 
 def _net_status(ok: bool, status: str, reason: tuple[str, str] | None

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
+from qingsuan.cards.disputes import ChargebackReason, DisputeKind
 from qingsuan.cards.iso8583 import luhn_ok, mask_pan
 from qingsuan.cards.pin import pin_verification_value
 from qingsuan.clock import from_datetime
@@ -50,7 +51,8 @@ EVENT_KINDS: Final = {
     "reversal": "runs (authorisation; clearing and settlement come next)",
     "pos_refund": "runs",
     "fault": "runs (host: issuer; modes down, slow, up)",
-    "dispute": "runs (credit_adjustment, first_chargeback, representment, second_chargeback)",
+    "dispute": "runs (credit_adjustment, retrieval_request, retrieval_reply, "
+               "first_chargeback, representment, second_chargeback)",
     "preauth": "runs (预授权: the issuer holds the amount)",
     "preauth_cancel": "runs (预授权撤销: the hold is released)",
     "preauth_completion": "runs (预授权完成: clears like a purchase)",
@@ -594,7 +596,7 @@ _EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "pos_void": (("id", "target"), ()),
     "pos_refund": (("id", "target", "amount"), ()),
     "fault": (("participant", "mode"), ("host",)),
-    "dispute": (("id", "target", "kind", "amount"), ()),
+    "dispute": (("id", "target", "kind", "amount"), ("reason",)),
     "preauth": (("id", "card", "terminal", "amount"), ("pin",)),
     "preauth_cancel": (("id", "target"), ()),
     "preauth_completion": (("id", "target", "amount"), ()),
@@ -1047,8 +1049,9 @@ def _check_fault(ck: _Checker, doc: LDict, fields: dict[str, Any],
     return ok
 
 
-DISPUTE_KINDS: Final = ("credit_adjustment", "first_chargeback", "representment",
-                        "second_chargeback")
+#: the dispute steps (差错), defined once by the switch (credit_adjustment first)
+DISPUTE_KINDS: Final = tuple(k.value for k in DisputeKind)
+CHARGEBACK_REASONS: Final = tuple(r.value for r in ChargebackReason)
 
 
 def _check_dispute(ck: _Checker, doc: LDict, fields: dict[str, Any],
@@ -1073,9 +1076,14 @@ def _check_dispute(ck: _Checker, doc: LDict, fields: dict[str, Any],
                                       "earlier pos_purchase or atm_withdrawal or "
                                       "preauth_completion")
         ok = False
+    reason = doc.get("reason")
+    if reason is not None and reason not in CHARGEBACK_REASONS:
+        ck.add(doc.line_of("reason"), f"{what}: reason must be one of "
+                                      f"{', '.join(CHARGEBACK_REASONS)} (got {reason!r})")
+        ok = False
     if not ok or eid is None or amount is None:
         return False
-    fields.update(id=eid, target=target, kind=kind, amount_fen=amount)
+    fields.update(id=eid, target=target, kind=kind, amount_fen=amount, reason=reason)
     return True
 
 
