@@ -102,6 +102,19 @@ def test_fifo_within_level_and_bypass_parameter() -> None:
     assert w2.cnaps.submit_hvps("small", "ICBC", "CCB", 100).status == "settled"
 
 
+def test_queue_notice_says_why_a_payment_waits() -> None:
+    """The sender is told the real reason: not enough liquidity, or FIFO behind a payment
+    queued before it at the same (or a more urgent) level although the funds are there."""
+    w = World(balances={"ICBC": 300}, params={"hvps.lsm": "off"})
+    w.cnaps.submit_hvps("big", "ICBC", "CCB", 500)
+    w.cnaps.submit_hvps("small", "ICBC", "CCB", 100)
+    why = {n.ref: n.detail for n in w.cnaps.hvps.notices_for("ICBC") if n.event == "queued"}
+    assert why["big"].startswith("not enough in ICBC's settlement account")
+    assert "3.00 available" in why["big"] and "5.00" in why["big"]
+    assert why["small"].startswith("FIFO: it waits behind big (5.00)")
+    assert "same level" in why["small"] and "not enough" not in why["small"]
+
+
 def test_cancel_only_queued_and_only_by_sender() -> None:
     w = World(balances={"ICBC": 100}, params={"hvps.lsm": "off"})
     w.cnaps.submit_hvps("ok", "ICBC", "CCB", 100)
@@ -313,6 +326,23 @@ def test_story_6_queue_released_by_incoming_payment() -> None:
                                              "BOC": "6500000.00"}
     assert out["balances"]["mirrors"] == out["balances"]["settlement"]
     assert all(out["checks"].values())
+
+
+def test_story_6_narration_says_why_each_payment_waits() -> None:
+    """The narration says 'big' waits for funds and 'small' waits behind it (FIFO), not
+    that ICBC lacks the 100.00."""
+    from rich.console import Console
+
+    from qingsuan.sim.narrate import narrator
+
+    console = Console(record=True, width=300)
+    path = Path(str(resources.files("qingsuan") / "scenarios" / "hvps-queue.yaml"))
+    run_scenario(load_scenario(path), store="memory:", on_step=narrator(console))
+    lines = [line for line in console.export_text().splitlines() if "HVPS queues" in line]
+    assert len(lines) == 2
+    assert "HVPS queues big: not enough in ICBC's settlement account" in lines[0]
+    assert "HVPS queues small: FIFO: it waits behind big (5000000.00)" in lines[1]
+    assert "not enough" not in lines[1]
 
 
 def test_story_three_bank_gridlock() -> None:

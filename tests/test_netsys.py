@@ -970,3 +970,26 @@ def test_closed_beps_nets_nothing_and_releases_its_queue_when_reopened() -> None
     assert w.item("BEPS", "b").status == "netted"
     assert w.pos("BEPS") == {"ICBC": -1300, "CCB": 1300, "BOC": 0}
     w.check()
+
+
+# ---------------------------------------------------------------------------- narration
+
+
+def test_card_story_narrates_the_cut_off_and_the_cups_session() -> None:
+    """The 23:00 tick is the card switch's cut-off (日切) and the 09:00 one the CUPS net
+    settlement session in HVPS: each is named as what it is, not 'the HVPS clock'."""
+    from rich.console import Console
+
+    from qingsuan.sim.narrate import narrator
+
+    console = Console(record=True, width=300)
+    path = Path(str(resources.files("qingsuan") / "scenarios" / "cards.yaml"))
+    run_scenario(load_scenario(path), store="memory:", on_step=narrator(console))
+    text = console.export_text()
+    assert "HVPS clock" not in text
+    ticks = {line[:16]: line[17:] for line in text.splitlines()
+             if line.startswith(("2026-11-25 23:00", "2026-11-26 09:00"))}
+    assert ticks["2026-11-25 23:00"].startswith("the card switch's cut-off (日切)")
+    assert "clearing day 2026-11-25" in ticks["2026-11-25 23:00"]
+    assert ticks["2026-11-26 09:00"].startswith("the CUPS net settlement session in HVPS")
+    assert "clearing day 2026-11-25" in ticks["2026-11-26 09:00"]

@@ -349,13 +349,13 @@ class Hvps:
             # both sides settle in the same account: nothing moves in central-bank money
             self._mark_settled(pay, now_us, "gross")
             return Outcome(True, "settled")
-        ahead = (not self.engine.params["hvps.bypass_fifo"]
-                 and any(self.queues[s_set][lv] for lv in range(pay.priority + 1)))
-        if not ahead and self.available_fen(s_set) >= amount_fen:
+        ahead = None if self.engine.params["hvps.bypass_fifo"] else self._head(s_set,
+                                                                                pay.priority)
+        if ahead is None and self.available_fen(s_set) >= amount_fen:
             self._settle_gross(pay, now_us, "gross")
             self._after_settlement(now_us, {r_set, s_set})
             return Outcome(True, pay.status.value)
-        self._enqueue(pay, now_us)
+        self._enqueue(pay, now_us, self._why_queued(pay, ahead))
         if self.engine.params["hvps.lsm_on_queue"]:
             self._gridlock(now_us, None)
         return Outcome(True, pay.status.value)
@@ -482,7 +482,25 @@ class Hvps:
         arrivals = [self.payments[r].arrival for r in level]
         level.insert(bisect.bisect(arrivals, pay.arrival), pay.ref)
 
-    def _enqueue(self, pay: HvpsPayment, now_us: int) -> None:
+    def _head(self, participant: str, priority: int) -> HvpsPayment | None:
+        """The first payment queued at ``priority`` or a more urgent level: under FIFO a new
+        payment at ``priority`` waits behind it."""
+        level = next((lv for lv in self.queues[participant][:priority + 1] if lv), None)
+        return None if level is None else self.payments[level[0]]
+
+    def _why_queued(self, pay: HvpsPayment, ahead: HvpsPayment | None) -> str:
+        """The sender's notice: FIFO behind an earlier payment, or not enough liquidity."""
+        available = format_fen(self.available_fen(pay.sender))
+        if ahead is not None:
+            level = "the same level" if ahead.priority == pay.priority else \
+                "a more urgent level"
+            return (f"FIFO: it waits behind {ahead.ref} ({format_fen(ahead.amount_fen)}), "
+                    f"queued before it at {level}; {available} available")
+        return (f"not enough in {pay.sender}'s settlement account: {available} available "
+                f"(free balance and unused pledge financing) for "
+                f"{format_fen(pay.amount_fen)}")
+
+    def _enqueue(self, pay: HvpsPayment, now_us: int, why: str) -> None:
         if self.queued_total >= MAX_QUEUED:
             raise RuntimeError(f"HVPS holds {MAX_QUEUED} queued payments: refusing more")
         pay.status = HvpsStatus.QUEUED
@@ -493,8 +511,7 @@ class Hvps:
         m = self.metrics[pay.sender]
         m.queued_count += 1
         m.queued_value_fen += pay.amount_fen
-        self._notice(now_us, pay.sender, pay.ref, "queued",
-                     f"available {format_fen(self.available_fen(pay.sender))}")
+        self._notice(now_us, pay.sender, pay.ref, "queued", why)
         self.queue_length.append((now_us, self.queued_total, self.queued_value_fen))
 
     def _dequeue(self, pay: HvpsPayment, now_us: int) -> None:

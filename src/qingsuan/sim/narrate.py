@@ -7,13 +7,14 @@ from collections.abc import Callable
 
 from rich.console import Console
 
-from qingsuan.clock import format_time
+from qingsuan.calendar import HvpsPhase
+from qingsuan.clock import format_time, from_datetime, to_beijing_naive
 from qingsuan.money import format_fen
 from qingsuan.sim.runner import PaymentRecord, Posting, Runner, StepHook
 from qingsuan.sim.scenario import Event
 
 _NOTICE_WORDS = {
-    "queued": "HVPS queues {ref} ({detail}): not enough in {who}'s settlement account",
+    "queued": "HVPS queues {ref}: {detail}",
     "released": "HVPS releases {ref} from {who}'s queue ({detail})",
     "settled": "HVPS settles {ref}: central-bank money moves from {who}'s settlement account",
     "credited": "{who}'s settlement account is credited for {ref}",
@@ -172,8 +173,7 @@ def narrator(out: Console, *, step: bool = False,
             out.print(f"[bold]{day} {when}[/] reversal (冲正) of {f['target']}: the switch "
                       "undoes it exactly in both banks' books")
         elif event.do == "tick":
-            out.print(f"[bold]{day} {when}[/] the HVPS clock: cut-off, end of day or a "
-                      "periodic gridlock search")
+            out.print(f"[bold]{day} {when}[/] {_tick_words(runner, event.at_us)}")
         elif event.do in ("cancel", "reprioritise", "pledge", "release"):
             action = runner.actions[-1] if runner.actions else {}
             target = f.get("target") or f.get("participant")
@@ -195,6 +195,67 @@ def narrator(out: Console, *, step: bool = False,
                 wait("  press Enter for the next step ")
 
     return narrate
+
+
+def _tick_words(runner: Runner, at_us: int) -> str:
+    """What a wake-up of the clock is: each scheduled step of the systems due at ``at_us``
+    (the card switch's cut-off, a net settlement session in HVPS, HVPS's day cycle)."""
+    steps = _card_cutoff(runner, at_us) + _net_sessions(runner, at_us) + \
+        _hvps_day(runner, at_us)
+    if not steps and runner.cnaps.hvps.last_lsm_us == at_us:
+        steps.append(f"HVPS's periodic gridlock search (every "
+                     f"{runner.params['hvps.lsm_interval_minutes']} minutes while payments "
+                     "queue)")
+    return "; ".join(steps) or "a scheduled step of the payment systems"
+
+
+def _card_cutoff(runner: Runner, at_us: int) -> list[str]:
+    local = to_beijing_naive(at_us)
+    if local.hour * 60 + local.minute != runner.params["cards.cutoff"]:
+        return []
+    days = [n.ref.split(":", 1)[1] for n in runner.step_notices
+            if n.event == "CUPS:netted" and n.ref.startswith("cards:")]
+    closed = f": clearing day {', '.join(days)} closes" if days else ""
+    return [f"the card switch's cut-off (日切){closed}; it computes each bank's net position, "
+            "fees included (清分), to settle in HVPS at the next CUPS session"]
+
+
+def _net_sessions(runner: Runner, at_us: int) -> list[str]:
+    steps = []
+    for name, net in sorted(runner.cnaps.net.items()):
+        for session in (s for s in net.sessions if s["at_us"] == at_us):
+            if name == "CUPS":
+                days = [ref.split(":", 1)[1] for ref in net.settled_batches
+                        if ref.startswith("cards:") and net.items[ref].settled_us == at_us]
+                what = (f"the card switch's positions of clearing day {', '.join(days)}"
+                        if days else "the card switch's positions")
+                head = "the CUPS net settlement session in HVPS"
+            else:
+                what = f"the {name} net positions"
+                head = f"the {name} net settlement session in HVPS"
+            if session["status"] == "settled":
+                steps.append(f"{head}: {what} settle in central-bank money")
+            else:
+                steps.append(f"{head} {session['status']}")
+    return steps
+
+
+def _hvps_day(runner: Runner, at_us: int) -> list[str]:
+    hvps = runner.cnaps.hvps
+    phase, business_date = hvps.phase(at_us)
+    if phase is HvpsPhase.OPEN and hvps.phase(at_us - 1)[0] is not HvpsPhase.OPEN:
+        return [f"HVPS opens for business day {business_date}: the banks send the payments "
+                "they held"]
+    sched = hvps.schedule()
+    day = to_beijing_naive(at_us).date()
+    if runner.params["hvps.closed"] or not sched.calendar.is_business_day(day):
+        return []
+    session = sched.session(day)
+    if from_datetime(session.cutoff_at) == at_us:
+        return ["HVPS's business cut-off (业务截止): the clearing window (清算窗口) opens"]
+    if from_datetime(session.closes_at) == at_us:
+        return ["HVPS's end of day (日终): what is still queued is returned"]
+    return []
 
 
 def _verdict(record: PaymentRecord) -> str:
