@@ -203,3 +203,97 @@ def test_a_pacs008_to_an_unknown_account_comes_back_and_one_from_a_stranger_is_r
     (report,) = parse_pacs002(sent.stdout.encode())
     assert (report.status, report.reason_code) == ("RJCT", "AC01")
     assert _balances(store) == before
+
+
+def test_a_merchant_at_another_bank_is_paid_through_beps(tmp_path: Path) -> None:
+    """Story 2, step 8 across banks: the POS is CCB's, the coffee shop banks with ICBC.
+    After the cut-off CCB pays the shop its takings net of the MDR by a BEPS credit, and
+    ICBC credits the shop when it nets (was: a traceback, 'no account CCB:customer:shop')."""
+    text = """
+name: merchant-elsewhere
+start: 2026-11-25T08:00
+run_until: 2026-11-26T18:00
+params: {cards.fees: "off"}
+participants:
+  - {name: ICBC, code: "102100099996", settlement_balance: "1000000.00"}
+  - {name: CCB, code: "105100000017", settlement_balance: "1000000.00"}
+customers:
+  - {id: alice, bank: ICBC, account: "6222020200000000014", balance: "500.00"}
+  - {id: shop, bank: ICBC, account: "6222020200000000022", balance: "0.00", name: "Shop",
+     merchant: {mid: "105290058120001", mcc: "5814", mdr: "0.0060"}}
+cards:
+  - {pan: "6222020200000000014", account: alice, kind: debit, pin: "123456"}
+terminals:
+  - {id: "POS00001", kind: pos, bank: CCB, merchant: shop}
+events:
+  - {at: 2026-11-25T12:30, do: pos_purchase, id: p1, card: "6222020200000000014",
+     terminal: POS00001, amount: "100.00", pin: "123456"}
+"""
+    store = str(tmp_path / "m.db")
+    out = run_scenario(parse_scenario(text, "m.yaml"), store=store)
+    assert out["payments"]["p1"]["status"] == "settled"
+    payout = out["payments"]["payout:2026-11-25:CCB:shop"]
+    assert payout["system"] == "BEPS" and payout["status"] in ("credited", "settled")
+    assert out["balances"]["customers"] == {"alice": "400.00", "shop": "99.40"}
+    assert all(out["checks"].values()), out["checks"]
+    assert replay(store, world_systems()).state_hash().hex() == out["log"]["state_hash"]
+
+
+def _two_banks(events: str, *, alice: str = "200000.00", params: str = "{}",
+               icbc: str = "") -> str:
+    return f"""
+name: t
+start: 2026-11-25T08:00
+run_until: 2026-11-26T18:00
+params: {params}
+participants:
+  - {{name: ICBC, code: "102100099996", settlement_balance: "10000000.00"{icbc}}}
+  - {{name: CCB, code: "105100000017", settlement_balance: "10000000.00"}}
+customers:
+  - {{id: alice, bank: ICBC, account: "6222020200000000014", balance: "{alice}"}}
+  - {{id: bob, bank: CCB, account: "6217000010000000029", balance: "0.00", name: "Bob"}}
+events:
+{events}"""
+
+
+@pytest.mark.parametrize(("amount", "channel", "urgent", "system", "code"), [
+    ("100000.00", "counter", "false", "HVPS", "AC01"),
+    ("100.00", "counter", "false", "BEPS", "AC01"),
+    ("100.00", "mobile", "true", "IBPS", "AC01"),
+])
+def test_a_transfer_to_an_account_that_does_not_exist_comes_back_every_fen(
+        amount: str, channel: str, urgent: str, system: str, code: str,
+        tmp_path: Path) -> None:
+    text = _two_banks(
+        f'  - {{at: 2026-11-25T10:00, do: transfer, id: t1, from: alice, amount: "{amount}",'
+        f' channel: {channel}, urgent: {urgent},'
+        ' to: {bank: CCB, account: "6217000099999999999", name: "Nobody"}}')
+    out = run_scenario(parse_scenario(text, "t.yaml"), store=str(tmp_path / "t.db"))
+    t1 = out["payments"]["t1"]
+    assert t1["system"] == system
+    assert t1["reason"]["code"] == code
+    assert t1["status"] in ("returned", "rejected")
+    assert out["balances"]["customers"]["alice"] == "200000.00"
+    assert all(out["checks"].values()), out["checks"]
+
+
+def test_a_transfer_to_an_unlisted_account_that_exists_is_credited(tmp_path: Path) -> None:
+    text = _two_banks(
+        '  - {at: 2026-11-25T10:00, do: transfer, id: t1, from: alice, amount: "100.00",'
+        ' channel: counter, to: {bank: CCB, account: "6217000010000000029", name: "Bob"}}')
+    out = run_scenario(parse_scenario(text, "t.yaml"), store=str(tmp_path / "t.db"))
+    assert out["payments"]["t1"]["status"] in ("credited", "settled")
+    assert out["balances"]["customers"] == {"alice": "199900.00", "bob": "100.00"}
+
+
+def test_a_beps_payment_queued_past_its_cap_can_be_cancelled(tmp_path: Path) -> None:
+    text = _two_banks(
+        '  - {at: 2026-11-25T10:01, do: beps_payment, id: b1, from: alice, to: bob,'
+        ' amount: "100.00"}\n'
+        '  - {at: 2026-11-25T10:02, do: cancel, target: b1}', icbc=', beps_cap: "50.00"')
+    out = run_scenario(parse_scenario(text, "t.yaml"), store=str(tmp_path / "t.db"))
+    b1 = out["payments"]["b1"]
+    assert [h["status"] for h in b1["history"]] == ["accepted", "queued", "cancelled"]
+    assert out["actions"][-1]["do"] == "cancel" and out["actions"][-1]["ok"] is True
+    assert out["balances"]["customers"] == {"alice": "200000.00", "bob": "0.00"}
+    assert all(out["checks"].values()), out["checks"]

@@ -129,13 +129,15 @@ class Builder:
                     "backing": "earmark" if backing else "collateral"})
                 assert capped.ok, (name, key, capped)
         mdr = {c[0]: c[7] for c in customers}
+        bank_of = {c[0]: c[1] for c in customers}  # a merchant may bank elsewhere
         if has_switch:
             self.switch.apply("cards.setup", timestamp_us, json.dumps({
                 "cards": [asdict(CardRecord(pan, issuer, f"{issuer}:customer:{account}", kind,
                                             pin)) for pan, issuer, account, kind, pin
                           in doc["cards"]],
                 "terminals": [asdict(TerminalRecord(
-                    tid, kind, bank, f"{bank}:customer:{merchant}" if merchant else None,
+                    tid, kind, bank,
+                    f"{bank_of[merchant]}:customer:{merchant}" if merchant else None,
                     (mdr.get(merchant) or 0) if merchant else 0))
                     for tid, kind, bank, merchant, _ in doc["terminals"]]},
                 sort_keys=True).encode())

@@ -162,9 +162,9 @@ def _net_deliver(b: Banks, ref: dict[str, Any], record: PaymentRecord, at_us: in
     customer, or returns the credit (退汇) if it has no such account."""
     clearing = f"{ref['system'].lower()}_clearing"
     books = _books(b)
+    payer_ledger = ref.get("payer_ledger") or f"customer:{ref['payer_id']}"
     if ref["debit"] and not ref.get("reserved"):
-        books.post_all([(ref["sender"], f"customer:{ref['payer_id']}", clearing,
-                         ref["amount"])])
+        books.post_all([(ref["sender"], payer_ledger, clearing, ref["amount"])])
     else:
         books.settle_reservation(ref["reserve_id"], post=True)
     payee_id, problem = _resolve(
@@ -178,8 +178,7 @@ def _net_deliver(b: Banks, ref: dict[str, Any], record: PaymentRecord, at_us: in
     outcome = b.cnaps_command("cnaps.net_return", {
         "system": ref["system"], "ref": ref["id"], "code": problem[0], "message": problem[1]})
     if outcome.ok:
-        books.post_all([(ref["sender"], clearing, f"customer:{ref['payer_id']}",
-                         ref["amount"])])
+        books.post_all([(ref["sender"], clearing, payer_ledger, ref["amount"])])
         assert b.engine is not None
         record.move(b.engine.now_us, "returned")
         record.reason = {"code": problem[0], "message": f"{problem[1]}: returned (退汇) to "

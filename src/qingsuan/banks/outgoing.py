@@ -236,10 +236,12 @@ def _send_net(b: Banks, do: str, f: dict[str, Any]) -> None:
            "payee_name": f.get("payee_name") or "", "amount": amount, "payer_id": payer_id,
            "payee_id": payee_id, "payee_account": payee_account, "debit": debit,
            "reserve_id": 0}
+    payer_ledger = f.get("payer_ledger") or f"customer:{payer_id}"
+    if "payer_ledger" in f:
+        ref["payer_ledger"] = payer_ledger
     clearing = f"{system.lower()}_clearing"
     if not debit:
-        code, ref["reserve_id"] = _books(b).reserve(sender, f"customer:{payer_id}", clearing,
-                                                    amount)
+        code, ref["reserve_id"] = _books(b).reserve(sender, payer_ledger, clearing, amount)
         if not code.done:
             record.move(now, "rejected")
             record.reason = _short(payer_id, sender, amount)
@@ -364,3 +366,28 @@ def customer_credit_transfer(b: Banks, f: dict[str, Any]) -> None:
         "amount_fen": f["amount_fen"], "payee_name": name or None,
         "payer": ("customer", sender, debtor.account, debtor.id),
         "payee": ("outside", receiver, f["creditor_account"], "")})
+
+
+# ---------------------------------------------------------------------- merchant payouts
+
+def follow_payouts(b: Banks) -> bool:
+    """收单清算 across banks: after a card cut-off the acquirer pays each merchant that banks
+    elsewhere its day's takings (net of the MDR) by a BEPS credit from what it owes its
+    merchants (DOMAIN story 2, step 8); the merchant's bank credits it when it nets."""
+    payouts = b.switch.payouts
+    seen = b.cursors.get("payouts", 0)
+    if seen >= len(payouts):
+        return False
+    while seen < len(payouts):
+        day, acquirer, merchant, amount = payouts[seen]
+        seen += 1
+        b.cursors["payouts"] = seen
+        merchant_id = merchant.split(":customer:", 1)[1]
+        customer = b.customer(merchant_id)
+        ref = f"payout:{day}:{acquirer}:{merchant_id}"
+        _send_net(b, "merchant_payout", {
+            "id": ref, "system": "BEPS", "kind": "ordinary_credit", "amount_fen": amount,
+            "payee_name": customer.name, "payer_ledger": "due_to_merchants",
+            "payer": ("institution", acquirer, "", ""),
+            "payee": ("customer", customer.bank, customer.account, customer.id)})
+    return True

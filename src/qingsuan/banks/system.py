@@ -128,6 +128,7 @@ class Banks:
             moved |= acquirer.follow_cards(self)
             moved |= incoming.follow_net(self)
             moved |= outgoing.send_held(self)
+            moved |= outgoing.follow_payouts(self)
             if not moved:
                 break
         else:

@@ -65,7 +65,8 @@ def close_day(sw: CardSwitch, day: str, now_us: int) -> None:
     txns = [t for t in sw.txns.values() if t.clearing_date == day and awaiting_clearing(t)]
     sw.days_closed.append(day)
     sw._open_by_day.pop(day, None)
-    postings = merchant_payouts(sw.engine, sw.terminals, sw.merchant_carry, txns)
+    postings = merchant_payouts(sw.engine, sw.terminals, sw.merchant_carry, txns,
+                                sw.payouts, day)
     onus = [t for t in txns if t.issuer == t.acquirer]
     for t in onus:  # 本行卡: the bank owes itself; nothing crosses to another bank
         postings.append((reg.id(t.acquirer, "due_to_switch"),
@@ -145,21 +146,26 @@ def _interbank(engine: Engine, params: Params, inter: list[CardTxn],
 
 
 def merchant_payouts(engine: Engine, terminals: dict[str, Terminal],
-                     merchant_carry: dict[str, int], txns: list[CardTxn]
+                     merchant_carry: dict[str, int], txns: list[CardTxn],
+                     payouts: list[tuple[str, str, str, int]], day: str
                      ) -> list[tuple[int, int, int]]:
     """收单清算: each acquirer pays each of its merchants the day's takings net of the
     MDR (its fee income) and of the refunds; a merchant whose refunds exceed its
     takings pays the difference from its account, and what even that cannot cover it
-    still owes (kept in ``merchant_carry``, deducted from its next payout)."""
+    still owes (kept in ``merchant_carry``, deducted from its next payout). A merchant
+    whose account is at another bank is paid through BEPS: the payout is added to
+    ``payouts`` (day, acquirer, merchant, amount) for the acquiring bank to send."""
     reg, ledger = engine.registry, engine.ledger
     net: dict[str, int] = {}
     mdr_total: dict[str, int] = {}
+    acquirer_of: dict[str, str] = {}
     for t in txns:
         terminal = terminals.get(t.terminal)
         if terminal is None or terminal.merchant is None or t.proc not in (
                 "00", "20", "22", "02"):
             continue
         m = terminal.merchant
+        acquirer_of[m] = terminal.acquirer
         if t.proc == "00":
             mdr = mdr_fen(t.amount_fen, terminal.mdr_ppm)
             net[m] = net.get(m, 0) + t.amount_fen - mdr
@@ -171,11 +177,18 @@ def merchant_payouts(engine: Engine, terminals: dict[str, Terminal],
     postings: list[tuple[int, int, int]] = []
     for m in sorted(net):
         bank, name = m.split(":", 1)
-        owed_to = reg.id(bank, "due_to_merchants")
+        acquirer = acquirer_of[m]
+        owed_to = reg.id(acquirer, "due_to_merchants")
         account = reg.id(bank, name)
         if mdr_total.get(m):
-            postings.append((owed_to, reg.id(bank, "fee_income"), mdr_total[m]))
+            postings.append((owed_to, reg.id(acquirer, "fee_income"), mdr_total[m]))
         total = net[m] + merchant_carry.pop(m, 0)
+        if bank != acquirer:  # 跨行: the acquirer pays it through BEPS (the banks send it)
+            if total > 0:
+                payouts.append((day, acquirer, m, total))
+            elif total < 0:
+                merchant_carry[m] = total  # deducted from its next payout
+            continue
         if total > 0:
             postings.append((owed_to, account, total))
         elif total < 0:

@@ -58,6 +58,9 @@ class CardSwitch:
         self.days_closed: list[str] = []
         #: (time, transaction key, event): cleared, for the banks and the runner
         self.notices: list[tuple[int, str, str]] = []
+        #: merchant payouts to send through BEPS (merchants banking elsewhere than their
+        #: acquirer): (clearing day, acquirer, merchant's ledger name, fen), for the banks
+        self.payouts: list[tuple[str, str, str, int]] = []
         self.engine: Engine | None = None
         self.cards: dict[str, Card] = {}
         self.terminals: dict[str, Terminal] = {}
@@ -538,6 +541,7 @@ class CardSwitch:
             "bins": self.bins, "txns": [asdict(t) for t in self.txns.values()],
             "daily": self.daily, "days_closed": self.days_closed,
             "notices": self.notices, "merchant_carry": self.merchant_carry,
+            "payouts": self.payouts,
             "hosts": self.hosts},
             sort_keys=True).encode()
 
@@ -550,6 +554,7 @@ class CardSwitch:
         self.daily = {k: int(v) for k, v in doc["daily"].items()}
         self.days_closed = list(doc["days_closed"])
         self.notices = [(int(a), str(b), str(c)) for a, b, c in doc["notices"]]
+        self.payouts = [(str(d), str(a), str(m), int(v)) for d, a, m, v in doc["payouts"]]
         self.merchant_carry = {k: int(v) for k, v in doc.get("merchant_carry", {}).items()}
         self.hosts = {k: str(v) for k, v in doc.get("hosts", {}).items()}
         self._issuer_cache.clear()

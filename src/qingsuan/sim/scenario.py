@@ -682,24 +682,42 @@ def _check_transfer(ck: _Checker, doc: LDict, fields: dict[str, Any],
     if not isinstance(urgent, bool):
         ck.add(doc.line_of("urgent"), f"{what}: urgent must be true or false")
         return False
-    ends: list[Customer] = []
-    for key in ("from", "to"):
-        ref = doc[key]
-        if not isinstance(ref, str) or ref not in cust:
-            ck.add(doc.line_of(key), f"{what}: {key} {ref!r} is not a listed customer (accounts "
-                                     "outside the list need CNAPS, coming in a later release)")
-            return False
-        found = cust[ref]
-        if found is None:
-            return False
-        ends.append(found)
-    if ends[0].id == ends[1].id:
-        ck.add(doc.line_of("to"), f"{what}: from and to are the same account")
+    payer_ref = doc["from"]
+    if not isinstance(payer_ref, str) or payer_ref not in cust:
+        ck.add(doc.line_of("from"), f"{what}: from {payer_ref!r} is not a listed customer")
         return False
+    payer = cust[payer_ref]
+    if payer is None:
+        return False
+    to = doc["to"]
+    payee: Customer | None = None
+    to_account: list[str] | None = None
+    if isinstance(to, dict):  # an account that is not listed: it may not exist (a return)
+        bank, account, name = to.get("bank"), to.get("account"), to.get("name", "")
+        if set(to) - {"bank", "account", "name"} or \
+                bank not in {p.name for p in participants} or \
+                not isinstance(account, str) or not _ACCOUNT_RE.fullmatch(account) or \
+                not isinstance(name, str):
+            ck.add(doc.line_of("to"), f"{what}: to must be a customer id or "
+                                      "{bank: PARTICIPANT, account: \"DIGITS\", name: ...}")
+            return False
+        to_account = [bank, account, name]
+    elif not isinstance(to, str) or to not in cust:
+        ck.add(doc.line_of("to"), f"{what}: to {to!r} is not a listed customer (an account "
+                                  "outside the list: {bank: ..., account: ..., name: ...})")
+        return False
+    else:
+        payee = cust[to]
+        if payee is None:
+            return False
+        if payee.id == payer.id:
+            ck.add(doc.line_of("to"), f"{what}: from and to are the same account")
+            return False
     if eid is None or amount is None or channel is None:
         return False
     fields.update(id=eid, amount_fen=amount, channel=channel, urgent=urgent,
-                  from_customer=ends[0].id, to_customer=ends[1].id)
+                  from_customer=payer.id, to_customer=payee.id if payee else None,
+                  to_account=to_account)
     return True
 
 
@@ -781,9 +799,13 @@ def _check_target(ck: _Checker, doc: LDict, fields: dict[str, Any],
                   cust: dict[str, Customer | None], participants: list[Participant]) -> bool:
     target = doc["target"]
     known: dict[str, str] = fields["known"]
-    if not isinstance(target, str) or known.get(target) != "hvps_payment":
+    # a cancel names any payment that may still wait (HVPS queue, BEPS queue behind the
+    # cap, a transfer held or routed to either); a reprioritise an HVPS payment only
+    kinds = ("hvps_payment",) if doc["do"] == "reprioritise" else (
+        "hvps_payment", "beps_payment", "transfer")
+    if not isinstance(target, str) or known.get(target) not in kinds:
         ck.add(doc.line_of("target"), f"target {target!r} is not the id of an earlier "
-                                      "hvps_payment event")
+                                      f"{' or '.join(kinds)} event")
         return False
     fields["target"] = target
     if "priority" in doc:
