@@ -3,9 +3,11 @@ and the bank code's check digit. Each asserted on statuses, reason codes and bal
 
 from __future__ import annotations
 
+import pytest
+
 from qingsuan.clock import VirtualClock, parse_time
 from qingsuan.cnaps.netsys import SimAccount
-from qingsuan.cnaps.participants import ParticipantKind
+from qingsuan.cnaps.participants import ParticipantKind, check_code, check_digit
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import Engine
 from qingsuan.ledger import Transfer
@@ -89,3 +91,57 @@ def test_card_switch_uses_cnaps_as_before() -> None:
     assert w.cnaps.join("CUPS", "903100000001", ParticipantKind.CARD_SWITCH).ok
     assert w.hvps("to-switch", "ICBC", "CUPS") == ("settled", None)
     assert w.hvps("from-switch", "CUPS", "CCB") == ("settled", None)
+
+
+# ---------------------------------------------------------------- the bank code's check digit
+
+#: Published CNAPS codes (head offices and clearing centres) of banks of every category.
+PUBLISHED = {
+    "102100099996": "ICBC", "103100000026": "ABC", "104100000004": "BOC",
+    "105100000017": "CCB", "301290000007": "BoCom", "302100011000": "CITIC",
+    "303100000006": "CEB", "304100040000": "Hua Xia", "305100000013": "CMBC",
+    "306581000003": "CGB", "307584007998": "Ping An", "308584000013": "CMB",
+    "309391000011": "CIB", "310290000013": "SPDB", "313100000013": "Bank of Beijing",
+    "313290000017": "Bank of Shanghai", "313301099999": "Bank of Jiangsu",
+    "314581000011": "Guangzhou Rural Commercial Bank", "316331000018": "CZB",
+    "402331000007": "Zhejiang Rural Credit Union", "402584009991": "Shenzhen RCB",
+    "403100000004": "PSBC", "102584000002": "ICBC Shenzhen",
+}
+
+
+@pytest.mark.parametrize("code", sorted(PUBLISHED))
+def test_published_bank_codes_have_a_valid_check_digit(code: str) -> None:
+    assert check_digit(code[:11]) == code[11]
+    assert check_code(code, ParticipantKind.DIRECT_BANK) is None
+    assert check_code(code, ParticipantKind.INDIRECT_BANK) is None
+
+
+@pytest.mark.parametrize("code", ["102100099996", "402331000007", "313100000013"])
+def test_every_single_digit_error_is_caught(code: str) -> None:
+    for position in range(12):
+        for digit in "0123456789":
+            if digit == code[position]:
+                continue
+            wrong = code[:position] + digit + code[position + 1:]
+            problem = check_code(wrong, ParticipantKind.DIRECT_BANK)
+            assert problem is not None and "check digit" in problem, wrong
+
+
+def test_join_refuses_a_bad_check_digit_and_logs_nothing() -> None:
+    cn = Cnaps()
+    engine = Engine.open("memory:", VirtualClock(parse_time("2026-11-25T09:30")), systems=[cn])
+    logged = engine.applied_seq
+    out = cn.join("BANKB", "313200000029")
+    assert (out.ok, out.reason is not None and out.reason[0]) == (False, "RC01")
+    assert out.reason is not None and "check digit is 9, not 7" in out.reason[1]
+    assert "BANKB" not in cn.directory and engine.applied_seq == logged
+    assert cn.join("BANKB", "313200000027").ok
+
+
+def test_card_switch_and_payment_institution_codes_keep_their_rules() -> None:
+    """The card switch (category 903) and payment institutions have codes of their own,
+    not checked by the bank codes' check digit."""
+    assert check_code("903100000001", ParticipantKind.CARD_SWITCH) is None
+    assert check_code("Z2000000001X", ParticipantKind.PAYMENT_INSTITUTION) is None
+    assert check_code("Z2000000001x", ParticipantKind.PAYMENT_INSTITUTION) is not None
+    assert check_code("10210009999X", ParticipantKind.DIRECT_BANK) is not None

@@ -38,9 +38,11 @@ class ParticipantStatus(Enum):
 
 
 #: Bank code 行号: 3-digit bank category, 4-digit area (city), 4-digit branch, 1 check
-#: character. Payment institutions' codes start with a letter.
+#: digit. The card switch's code (category 903) keeps a check character of its own and is
+#: not verified; payment institutions' codes start with a letter.
 _BANK_CODE: Final = re.compile(r"^(?P<category>\d{3})(?P<area>\d{4})(?P<branch>\d{4})"
-                               r"(?P<check>[0-9A-Z])$")
+                               r"(?P<check>\d)$")
+_SWITCH_CODE: Final = re.compile(r"^\d{11}[0-9A-Z]$")
 _INSTITUTION_CODE: Final = re.compile(r"^[A-Z][A-Z0-9]{11}$")
 
 #: Known bank categories (DOMAIN.md §1), for readable messages.
@@ -49,6 +51,17 @@ BANK_CATEGORIES: Final = {
     "313": "city commercial bank", "402": "rural credit cooperative", "001": "PBOC",
     "903": "card switch",
 }
+
+
+def check_digit(body: str) -> str:
+    """The check digit of a bank code's first 11 digits: ISO/IEC 7064 MOD 11,10 (the hybrid
+    system; GB/T 17710 in China). Every published CNAPS bank code satisfies it."""
+    assert len(body) == 11 and body.isdigit(), body
+    product = 10
+    for digit in body:
+        total = (product + int(digit)) % 10 or 10
+        product = total * 2 % 11
+    return str((11 - product) % 10)
 
 
 def check_code(code: str, kind: ParticipantKind) -> str | None:
@@ -60,9 +73,17 @@ def check_code(code: str, kind: ParticipantKind) -> str | None:
             return (f"payment institution code {code!r} must be a capital letter then 11 "
                     "capitals or digits")
         return None
+    if kind is ParticipantKind.CARD_SWITCH:
+        if not _SWITCH_CODE.match(code):
+            return f"card switch code {code!r} must be 11 digits and 1 check character"
+        return None
     if not _BANK_CODE.match(code):
         return (f"bank code {code!r} must be 3-digit category, 4-digit area, 4-digit branch "
-                "and 1 check character")
+                "and 1 check digit")
+    expected = check_digit(code[:11])
+    if code[11] != expected:
+        return (f"bank code {code!r}: its check digit is {code[11]}, not {expected} (ISO/IEC "
+                "7064 MOD 11,10 over the first 11 digits)")
     return None
 
 
