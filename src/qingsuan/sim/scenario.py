@@ -17,6 +17,7 @@ from qingsuan.cards.disputes import ChargebackReason, DisputeKind
 from qingsuan.cards.iso8583 import luhn_ok, mask_pan
 from qingsuan.cards.pin import pin_verification_value
 from qingsuan.clock import from_datetime
+from qingsuan.cnaps.participants import ParticipantKind, check_code
 from qingsuan.money import AmountError, format_fen, parse_amount
 from qingsuan.params import ParamError, Params, parse_value
 from qingsuan.sim.yamlloc import LDict, LList, YamlError, load
@@ -407,6 +408,9 @@ def _participants(ck: _Checker, top: LDict) -> list[Participant]:
                           "digits)" if kind == "payment_institution" else
                           "bank code (行号: 3-digit category, 4-digit area, 4-digit branch, "
                           "1 check digit)"))
+                code = None
+            elif kind == "bank" and (problem := check_code(code, ParticipantKind.DIRECT_BANK)):
+                ck.add(doc.line_of("code"), f"participant: {problem}")
                 code = None
         balance = ck.amount(doc, "settlement_balance", f"participant {name}")
         collateral = ck.amount(doc, "collateral", f"participant {name}")
