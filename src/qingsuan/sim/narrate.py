@@ -53,10 +53,15 @@ def narrator(out: Console, *, step: bool = False,
         if event.do == "transfer":
             rec = runner.payments[f["id"]]
             payer = runner.scenario.customer(f["from_customer"])
-            payee = runner.scenario.customer(f["to_customer"])
+            if f.get("to_customer") is not None:
+                payee = runner.scenario.customer(f["to_customer"])
+                to_name, to_bank = payee.id, payee.bank
+            else:  # an account that is not listed (it may not exist)
+                to_bank, account, _ = f["to_account"]
+                to_name = f"account {account}"
             urgent = " urgent" if f["urgent"] else ""
-            out.print(f"[bold]{day} {when}[/] {payer.id} ({payer.bank}) pays {payee.id} "
-                      f"({payee.bank}) {format_fen(f['amount_fen'])} CNY "
+            out.print(f"[bold]{day} {when}[/] {payer.id} ({payer.bank}) pays {to_name} "
+                      f"({to_bank}) {format_fen(f['amount_fen'])} CNY "
                       f"{'at the counter' if f['channel'] == 'counter' else 'on mobile banking'}"
                       f"{urgent}: {runner.routes.get(f['id'], '')}.")
             if rec.held_until is not None:
