@@ -71,6 +71,26 @@ def serve(
              "a restart replays only what came after it; 0: never")] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="log every connection")] = False,
+    max_connections: Annotated[int, typer.Option(
+        help="connections at once; when full, a new one closes the idlest (one with "
+             "nothing unanswered)")] = 1024,
+    max_connections_per_client: Annotated[int, typer.Option(
+        help="connections at once from one client address")] = 256,
+    idle_timeout_ms: Annotated[int, typer.Option(
+        help="close a connection with nothing unanswered that sent no request for this "
+             "long")] = 120_000,
+    read_timeout_ms: Annotated[int, typer.Option(
+        help="close a connection whose frame is not complete this long after its first "
+             "byte (slow loris)")] = 10_000,
+    write_buffer_bytes: Annotated[int, typer.Option(
+        help="answers buffered for a peer before its reading pauses; past 4 times this it "
+             "is cut off")] = 1 << 20,
+    drain_timeout_ms: Annotated[int, typer.Option(
+        help="cut off a peer whose answers stay over --write-buffer-bytes this long (it "
+             "does not read them)")] = 10_000,
+    warnings_per_minute: Annotated[int, typer.Option(
+        help="warnings of one kind (refusals, timeouts, bad input) logged a minute; the "
+             "rest are counted in one line")] = 60,
 ) -> None:
     """Open the card switch's ISO 8583 port over TCP (the sandbox acquirers connect to).
 
@@ -81,7 +101,13 @@ def serve(
     """
     from qingsuan.clock import WallClock
     from qingsuan.server.card_core import CardCore, edge_config
-    from qingsuan.server.card_tcp import CardServer, InlineCore, ProcessCore, new_event_loop
+    from qingsuan.server.card_tcp import (
+        CardServer,
+        InlineCore,
+        Limits,
+        ProcessCore,
+        new_event_loop,
+    )
 
     if not 0 <= port <= 65535:
         err().print(f"--port must be 0 to 65535, got {port}", markup=False)
@@ -106,6 +132,16 @@ def serve(
     if snapshot_every < 0:
         err().print("--snapshot-every must be >= 0", markup=False)
         raise typer.Exit(EXIT_INVALID)
+    try:
+        limits = Limits(max_connections=max_connections,
+                        max_connections_per_client=max_connections_per_client,
+                        idle_timeout_ms=idle_timeout_ms, read_timeout_ms=read_timeout_ms,
+                        write_buffer_bytes=write_buffer_bytes,
+                        drain_timeout_ms=drain_timeout_ms,
+                        warnings_per_minute=warnings_per_minute)
+    except ValueError as exc:
+        err().print(f"--{str(exc).replace('_', '-')}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
 
     def factory() -> CardCore:
         return CardCore(world, url, WallClock(), snapshot_every=snapshot_every)
@@ -116,7 +152,8 @@ def serve(
     except Exception as exc:  # a store that is not this world's, a broken chain, ...
         err().print(f"cannot open {store}: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
-    server = CardServer(cfg, engine_core, frame_format=frame)  # type: ignore[arg-type]
+    server = CardServer(cfg, engine_core, frame_format=frame,  # type: ignore[arg-type]
+                        limits=limits)
 
     def ready(bound_host: str, bound_port: int) -> None:
         # one line on stdout that scripts (and the tests) wait for

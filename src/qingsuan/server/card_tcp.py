@@ -16,8 +16,10 @@ Guarantees:
   and format errors are answered at once): match them by STAN, as acquirers do;
 * no input crashes the server: a frame that cannot be read is answered with 30 or dropped
   and logged; an impossible length header ends that connection only (after answering
-  what came before it); a peer that does not read its answers is not read either, and is
-  cut off past :data:`WRITE_BUFFER_MAX`;
+  what came before it);
+* no client starves the others (:class:`Limits`): connections are served round-robin;
+  idle, slow (a frame not completed in time) and non-reading peers are cut off; a full
+  table admits a newcomer by closing the idlest connection; refusals are logged sampled;
 * SIGTERM (or SIGINT): stop accepting, stop reading, answer everything already received,
   close the log, exit 0. Nothing acknowledged is lost, nothing received is left unanswered.
 
@@ -39,6 +41,7 @@ import select
 import signal
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, cast
@@ -62,18 +65,23 @@ PIPELINE_DEPTH: Final = 64
 MAX_BATCH: Final = 64
 #: requests of one group commit at most
 MAX_GROUP: Final = 1024
+#: requests with the core at most: two group commits' worth keeps it busy, and a request
+#: read now waits behind no more than that (a greedy peer's backlog stays at the edge)
+MAX_IN_CORE: Final = 2 * MAX_GROUP
+#: requests one connection puts in a chunk before the next connection's turn (fairness)
+QUANTUM: Final = 16
 #: a connection with this many unanswered requests is not read until it falls to half
 MAX_UNANSWERED_PER_CONNECTION: Final = 4096
-MAX_CONNECTIONS: Final = 1024
+#: a peer whose answers pile up past this many times the write buffer is cut off at once
+WRITE_BUFFER_HARD_FACTOR: Final = 4
 #: at shutdown, how long peers get to close after their last answer
 CLOSE_WAIT_S: Final = 3.0
 #: at shutdown, how long the core process gets to close its log
 CORE_CLOSE_S: Final = 60.0
-#: answers buffered for a peer before its reading pauses, and before it is cut off
-WRITE_BUFFER_HIGH: Final = 1 << 20
-WRITE_BUFFER_MAX: Final = 16 << 20
-#: warnings about one peer's input logged in full before they are sampled
-WARNINGS_IN_FULL: Final = 20
+#: the sweep for timeouts runs this many times per shortest timeout, at most once a second
+SWEEPS_PER_TIMEOUT: Final = 4
+#: warnings of one kind are counted over this window, then summed up
+WARNING_WINDOW_S: Final = 60.0
 
 #: the cyclic collector's thresholds in the server's processes (CPython's: 700, 10, 10).
 #: What a request allocates is freed at once by reference counting or kept for the life
@@ -353,7 +361,84 @@ def failure_reason(exc: BaseException) -> str:
     return _DIGITS.sub(lambda m: mask_pan(m.group()), f"{type(exc).__name__}: {exc}")
 
 
+# ---------------------------------------------------------------------- limits
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the port allows each client: the ``serve`` options of the same names
+    (docs/SERVE.md says which attack each one stops)."""
+
+    #: connections at once; a newcomer to a full table closes the idlest one
+    max_connections: int = 1024
+    #: connections at once from one client address
+    max_connections_per_client: int = 256
+    #: a connection with nothing unanswered and no request for this long is closed
+    idle_timeout_ms: int = 120_000
+    #: a frame must be complete this long after its first byte arrived
+    read_timeout_ms: int = 10_000
+    #: answers buffered for a peer before its reading pauses and its drain deadline starts
+    write_buffer_bytes: int = 1 << 20
+    #: a peer over its write buffer this long is cut off (it does not read its answers)
+    drain_timeout_ms: int = 10_000
+    #: warnings of one kind logged a minute; the rest are counted and summed up
+    warnings_per_minute: int = 60
+
+    def __post_init__(self) -> None:
+        for name, low in (("max_connections", 1), ("max_connections_per_client", 1),
+                          ("idle_timeout_ms", 1), ("read_timeout_ms", 1),
+                          ("write_buffer_bytes", 1024), ("drain_timeout_ms", 1),
+                          ("warnings_per_minute", 0)):
+            if getattr(self, name) < low:
+                raise ValueError(f"{name} must be at least {low}, got {getattr(self, name)}")
+
+    @property
+    def sweep_s(self) -> float:
+        shortest_ms = min(self.idle_timeout_ms, self.read_timeout_ms)
+        return min(1.0, shortest_ms / 1000 / SWEEPS_PER_TIMEOUT)
+
+
+class Warnings:
+    """Warnings by kind, at most ``per_minute`` of each kind a minute: the rest are counted
+    and summed up in one line when the minute ends (and at the stop), so a flood of
+    connections or of garbage cannot flood the log."""
+
+    def __init__(self, per_minute: int, now: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._now = now
+        self._window_start = now()
+        self._logged: collections.Counter[str] = collections.Counter()
+        self.suppressed: collections.Counter[str] = collections.Counter()
+        self.total: collections.Counter[str] = collections.Counter()
+
+    def warn(self, kind: str, message: str, *args: object) -> None:
+        self.total[kind] += 1
+        if self._logged[kind] < self.per_minute:
+            self._logged[kind] += 1
+            log.warning(message, *args)
+        else:
+            self.suppressed[kind] += 1
+
+    def roll(self) -> None:
+        """At the end of a window: one line per kind for what was not logged."""
+        now = self._now()
+        if now - self._window_start >= WARNING_WINDOW_S:
+            self.summarise(now)
+
+    def summarise(self, now: float | None = None) -> None:
+        now = self._now() if now is None else now
+        for kind, n in sorted(self.suppressed.items()):
+            log.warning("%d more warnings '%s' in the last %.0f s (logged: the first %d)",
+                        n, kind, now - self._window_start, self.per_minute)
+        self.suppressed.clear()
+        self._logged.clear()
+        self._window_start = now
+
+
 # ---------------------------------------------------------------------- connections
+
+
+Pending = list[tuple["_Connection", Forward]]
 
 
 class _Connection(asyncio.Protocol):
@@ -362,32 +447,65 @@ class _Connection(asyncio.Protocol):
         self.decoder = FrameDecoder(server.frame_format, server.max_frame)
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.client = "?"            # the peer's address: the per-client limit counts it
         self.unanswered = 0
+        self.queue: Pending = []     # read, not yet with the core
+        self.queued = False          # in the server's round-robin of connections to serve
         self.paused = False          # reading paused: too many unanswered
         self.write_paused = False    # reading paused: the peer does not read its answers
         self.finishing = False       # no more input (EOF, bad header): close when answered
         self.out: list[bytes] = []
         self.closed = asyncio.Event()
-        self.warnings = 0
+        self.active_at = 0.0         # last request read or answer written (loop time)
+        self.partial_since = 0.0     # when the frame being read began (0: none)
+        self._drain_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)  # (uvloop's is not a subclass)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-        if len(self.server.connections) >= MAX_CONNECTIONS or self.server.stopping:
-            log.warning("%s refused: %s", self.peer,
-                        "stopping" if self.server.stopping else "too many connections")
+        self.client = str(peer[0]) if isinstance(peer, tuple) else str(peer)
+        self.active_at = self.server.now()
+        refusal = self.server.admit(self)
+        if refusal is not None:
+            kind, reason = refusal
+            self.server.stats.refused += 1
+            if kind != "stopping":
+                self.server.warnings.warn(f"refused: {kind}", "%s refused: %s", self.peer,
+                                          reason)
             transport.close()
             self.closed.set()
             return
-        self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
-        self.server.connections.add(self)
+        self.transport.set_write_buffer_limits(high=self.server.limits.write_buffer_bytes)
         log.info("%s connected", self.peer)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.server.connections.discard(self)
+        self.server.forget(self)
+        self._cancel_drain_timer()
         self.closed.set()
         log.info("%s disconnected", self.peer)
+
+    def cut(self, kind: str, reason: str, *, warn: bool = True, abort: bool = False) -> None:
+        """The server ends this connection (a limit): its requests not yet with the core
+        are dropped (never logged, never answered: the peer retries or reverses them as
+        after any lost connection); the answers of those with the core are discarded."""
+        if warn:
+            self.server.warnings.warn(kind, "%s %s: closing the connection", self.peer, reason)
+        else:
+            log.info("%s %s: closing the connection", self.peer, reason)
+        self.server.stats.cut[kind] += 1
+        self.server.stats.abandoned += len(self.queue)
+        self.unanswered -= len(self.queue)
+        self.queue.clear()
+        self.server.forget(self)
+        self.finishing = True
+        self._cancel_drain_timer()
+        t = self.transport
+        if t is not None and not t.is_closing():
+            if abort:
+                t.abort()  # RST: what it has not read is thrown away
+            else:
+                t.close()
 
     def eof_received(self) -> bool:
         """The peer has sent all it will (half-close): answer what it sent, then close."""
@@ -396,34 +514,62 @@ class _Connection(asyncio.Protocol):
         return True  # keep the transport open for the answers
 
     def pause_writing(self) -> None:
-        """The peer does not read its answers: stop reading its requests."""
+        """The peer does not read its answers: stop reading its requests, and give it
+        the drain deadline to catch up."""
         self.write_paused = True
         if self.transport is not None:
             self.transport.pause_reading()
+        if self._drain_timer is None and self.server.loop is not None:
+            self._drain_timer = self.server.loop.call_later(
+                self.server.limits.drain_timeout_ms / 1000, self._not_draining)
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self._cancel_drain_timer()
         self._maybe_resume()
+
+    def _not_draining(self) -> None:
+        self._drain_timer = None
+        if self.write_paused:
+            self.cut("not reading", f"has not read its answers in "
+                     f"{self.server.limits.drain_timeout_ms} ms", abort=True)
+
+    def _cancel_drain_timer(self) -> None:
+        if self._drain_timer is not None:
+            self._drain_timer.cancel()
+            self._drain_timer = None
 
     def data_received(self, data: bytes) -> None:
         if self.server.stopping or self.finishing:
             return  # closing: what comes now is not read (and never was acknowledged)
+        server = self.server
         try:
             frames = self.decoder.feed(data)
         except FramingError as exc:
             for raw in exc.frames:
-                self.server.received(self, raw)
-            self.server.submit()
+                server.received(self, raw)
+            server.submit()
             self.warn("framing error, closing the connection once answered: %s", exc)
-            self.server.stats.framing_errors += 1
+            server.stats.framing_errors += 1
             self.finishing = True
+            self.partial_since = 0.0
             assert self.transport is not None
             self.transport.pause_reading()
             self.flush()
             return
+        now = server.now()
+        if self.decoder.buffered:  # the read timeout runs from a frame's first byte
+            if frames or not self.partial_since:
+                self.partial_since = now
+        else:
+            self.partial_since = 0.0
+        if not frames:
+            return  # bytes that complete no request are not activity (slow loris)
+        self.active_at = now
+        server.connections.move_to_end(self)  # the table is kept in order of activity
         for raw in frames:
-            self.server.received(self, raw)
-        self.server.submit()  # to the core at once: it decides while we read the others
+            server.received(self, raw)
+        server.submit()  # to the core at once: it decides while we read the others
         self.flush()
         if self.unanswered >= MAX_UNANSWERED_PER_CONNECTION and not self.paused:
             assert self.transport is not None
@@ -431,13 +577,9 @@ class _Connection(asyncio.Protocol):
             self.paused = True
 
     def warn(self, message: str, *args: object) -> None:
-        """A warning about this peer's input: the first few, then one in a thousand (a
-        stream of garbage must not flood the log)."""
-        self.warnings += 1
-        if self.warnings <= WARNINGS_IN_FULL or self.warnings % 1000 == 0:
-            log.warning("%s " + message + (f" ({self.warnings} so far)" if
-                                           self.warnings > WARNINGS_IN_FULL else ""),
-                        self.peer, *args)
+        """A warning about this peer's input (sampled: a stream of garbage must not flood
+        the log)."""
+        self.server.warnings.warn("bad input", "%s " + message, self.peer, *args)
 
     def send(self, raw: bytes) -> None:
         self.out.append(frame_payload(raw, self.server.frame_format))
@@ -449,9 +591,8 @@ class _Connection(asyncio.Protocol):
         self.out.clear()
         if t is None or t.is_closing():
             return
-        if t.get_write_buffer_size() > WRITE_BUFFER_MAX:
-            log.warning("%s does not read its answers: closing the connection", self.peer)
-            t.abort()
+        if t.get_write_buffer_size() > self.server.write_buffer_hard_bytes:
+            self.cut("not reading", "does not read its answers", abort=True)
             return
         if self.finishing and not self.unanswered:
             # everything it sent is answered: end our side too (FIN after the answers)
@@ -468,6 +609,8 @@ class _Connection(asyncio.Protocol):
             return
         if self.paused and self.unanswered > MAX_UNANSWERED_PER_CONNECTION // 2:
             return
+        if self.partial_since:  # the read timeout does not run while we do not read
+            self.partial_since = self.server.now()
         self.paused = False
         t.resume_reading()
 
@@ -480,7 +623,13 @@ class ServerStats:
     dropped: int = 0
     framing_errors: int = 0
     batches: int = 0
+    #: connections refused at admission (stopping, per-client limit, table full)
+    refused: int = 0
+    #: requests dropped unlogged because the server cut their connection off
+    abandoned: int = 0
     codes: collections.Counter[str] = field(default_factory=collections.Counter)
+    #: connections the server closed, by reason (idle, read timeout, not reading, evicted)
+    cut: collections.Counter[str] = field(default_factory=collections.Counter)
 
 
 class CardServer:
@@ -488,23 +637,85 @@ class CardServer:
 
     def __init__(self, cfg: EdgeConfig, core: InlineCore | ProcessCore, *,
                  frame_format: FrameFormat = "binary2",
-                 max_frame: int = DEFAULT_MAX_FRAME) -> None:
+                 max_frame: int = DEFAULT_MAX_FRAME, limits: Limits | None = None) -> None:
         self.cfg = cfg
         self.core = core
         self.frame_format: FrameFormat = frame_format
         self.max_frame = max_frame
-        self.connections: set[_Connection] = set()
-        self.pending: list[tuple[_Connection, Forward]] = []
-        self.with_core: collections.deque[list[tuple[_Connection, Forward]]] = \
-            collections.deque()
+        self.limits = limits or Limits()
+        self.write_buffer_hard_bytes = WRITE_BUFFER_HARD_FACTOR * self.limits.write_buffer_bytes
+        #: the admitted connections, least recently active first (the idlest goes first)
+        self.connections: collections.OrderedDict[_Connection, None] = \
+            collections.OrderedDict()
+        self.per_client: collections.Counter[str] = collections.Counter()
+        #: connections with requests in their queue, served in turn
+        self.ready: collections.deque[_Connection] = collections.deque()
+        self.with_core: collections.deque[Pending] = collections.deque()
+        self.in_core = 0
         self.stats = ServerStats()
+        self.warnings = Warnings(self.limits.warnings_per_minute)
         self.stopping = False
         self.failure: str | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.now: Callable[[], float] = time.monotonic  # the loop's clock once serving
         self._done: asyncio.Future[None] | None = None
         self._listener: asyncio.Server | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
         core.on_answers = self._answered
         core.on_failure = self._failed
+
+    # -- admission and limits
+
+    def admit(self, conn: _Connection) -> tuple[str, str] | None:
+        """Take ``conn`` into the table, or say why not (a kind, for sampling, and a
+        reason). A full table makes room by closing its idlest connection with nothing
+        unanswered."""
+        limits = self.limits
+        if self.stopping:
+            return "stopping", "stopping"
+        if self.per_client[conn.client] >= limits.max_connections_per_client:
+            return "per-client limit", (f"{limits.max_connections_per_client} connections "
+                                        f"from {conn.client} (--max-connections-per-client)")
+        if len(self.connections) >= limits.max_connections:
+            idlest = next((c for c in self.connections if not c.unanswered), None)
+            if idlest is None:
+                return "table full", (f"{limits.max_connections} connections, all waiting "
+                                      "for answers (--max-connections)")
+            idlest.cut("evicted", f"idle for {self.now() - idlest.active_at:.1f} s, closed to "
+                       f"admit {conn.peer} (--max-connections)")
+        self.connections[conn] = None
+        self.per_client[conn.client] += 1
+        return None
+
+    def forget(self, conn: _Connection) -> None:
+        """``conn`` leaves the table (once: both a cut and the loss of the connection
+        come here)."""
+        if conn not in self.connections:
+            return
+        del self.connections[conn]
+        self.per_client[conn.client] -= 1
+        if not self.per_client[conn.client]:
+            del self.per_client[conn.client]
+
+    def _sweep(self) -> None:
+        """Close connections past the idle or read timeout; sum up sampled warnings."""
+        self._sweeper = None
+        if self.stopping:
+            return
+        now = self.now()
+        idle_s = self.limits.idle_timeout_ms / 1000
+        read_s = self.limits.read_timeout_ms / 1000
+        for conn in list(self.connections):
+            if conn.partial_since and now - conn.partial_since > read_s and \
+                    not conn.paused and not conn.write_paused:
+                conn.cut("read timeout", f"sent part of a frame {now - conn.partial_since:.1f}"
+                         f" s ago and not the rest (--read-timeout-ms)")
+            elif not conn.unanswered and now - conn.active_at > idle_s:
+                conn.cut("idle", f"idle for {now - conn.active_at:.1f} s (--idle-timeout-ms)",
+                         warn=False)
+        self.warnings.roll()
+        assert self.loop is not None
+        self._sweeper = self.loop.call_later(self.limits.sweep_s, self._sweep)
 
     # -- request path
 
@@ -522,13 +733,37 @@ class CardServer:
                 conn.send(result.raw)
             return
         conn.unanswered += 1
-        self.pending.append((conn, result))
+        conn.queue.append((conn, result))
+        if not conn.queued:
+            conn.queued = True
+            self.ready.append(conn)
 
     def submit(self) -> None:
-        """Hand what is pending to the core, in chunks, as far as the pipeline allows."""
-        while self.pending and len(self.with_core) < PIPELINE_DEPTH and self.failure is None:
-            batch, self.pending = self.pending[:MAX_BATCH], self.pending[MAX_BATCH:]
+        """Hand what the connections have queued to the core, in chunks, as far as the
+        pipeline allows; each connection in turn gives up to :data:`QUANTUM` requests, so
+        a peer with thousands queued delays another's request by one turn, not by its
+        backlog."""
+        ready = self.ready
+        while ready and len(self.with_core) < PIPELINE_DEPTH and \
+                self.in_core < MAX_IN_CORE and self.failure is None:
+            batch: Pending = []
+            while ready and len(batch) < MAX_BATCH:
+                conn = ready[0]
+                queue = conn.queue
+                take = min(QUANTUM, MAX_BATCH - len(batch))
+                if len(queue) <= take:
+                    batch += queue
+                    queue.clear()
+                    ready.popleft()
+                    conn.queued = False
+                else:
+                    batch += queue[:take]
+                    del queue[:take]
+                    ready.rotate(-1)
+            if not batch:
+                break  # only connections cut off since they queued
             self.with_core.append(batch)
+            self.in_core += len(batch)
             self.stats.batches += 1
             self.core.submit([fwd.body for _, fwd in batch])
         self._check_done()
@@ -543,6 +778,7 @@ class CardServer:
         if len(batch) != len(answers):  # the core and the edge disagree: stop, answer nothing
             self._failed(f"{len(answers)} answers for {len(batch)} requests")
             return
+        self.in_core -= len(batch)
         touched: set[_Connection] = set()
         codes = self.stats.codes
         cfg = self.cfg
@@ -560,9 +796,14 @@ class CardServer:
                 touched.add(conn)
             self.stats.answered += len(batch)
         finally:
+            now = self.now()
+            table = self.connections
             for conn in touched:
                 conn.flush()
-        if self.pending:
+                conn.active_at = now  # idle counts from its last answer too
+                if conn in table:
+                    table.move_to_end(conn)
+        if self.ready:
             self.submit()
         self._check_done()
 
@@ -572,8 +813,12 @@ class CardServer:
         if self.failure is None:
             log.error("the core failed, stopping: %s", reason)
             self.failure = reason
-        self.pending.clear()
+        for conn in self.ready:
+            conn.queue.clear()
+            conn.queued = False
+        self.ready.clear()
         self.with_core.clear()
+        self.in_core = 0
         if self.stopping:
             self._check_done()
         else:
@@ -593,11 +838,12 @@ class CardServer:
 
     async def _serve(self, host: str, port: int,
                      ready: Callable[[str, int], None] | None) -> int:
-        self._loop = asyncio.get_running_loop()
-        self._done = self._loop.create_future()
-        await self.core.start(self._loop)
+        loop = self.loop = asyncio.get_running_loop()
+        self.now = loop.time
+        self._done = loop.create_future()
+        await self.core.start(loop)
         try:
-            self._listener = await self._loop.create_server(
+            self._listener = await loop.create_server(
                 lambda: _Connection(self), host, port, reuse_address=True, backlog=1024)
         except OSError:
             await self.core.aclose()
@@ -605,16 +851,23 @@ class CardServer:
         sock = self._listener.sockets[0].getsockname()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):  # not main thread
-                self._loop.add_signal_handler(sig, self.stop)
+                loop.add_signal_handler(sig, self.stop)
+        self._sweeper = loop.call_later(self.limits.sweep_s, self._sweep)
         log.info("listening on %s:%s (%s frames)", sock[0], sock[1], self.frame_format)
         if ready is not None:
             ready(str(sock[0]), int(sock[1]))
         await self._done
         await self._close_connections()
         await self.core.aclose()
+        stats = self.stats
         log.info("stopped: %d requests, %d answered by the switch, %d at the edge, %d dropped",
-                 self.stats.requests, self.stats.answered, self.stats.edge_replies,
-                 self.stats.dropped)
+                 stats.requests, stats.answered, stats.edge_replies, stats.dropped)
+        self.warnings.summarise()
+        if stats.refused or stats.cut:
+            log.warning("connections refused: %d; closed by the server: %s; requests "
+                        "dropped with them: %d", stats.refused,
+                        ", ".join(f"{n} {kind}" for kind, n in sorted(stats.cut.items()))
+                        or "none", stats.abandoned)
         return 1 if self.failure is not None else 0
 
     async def _close_connections(self) -> None:
@@ -643,6 +896,9 @@ class CardServer:
             return
         self.stopping = True
         log.info("stopping: answering what was received")
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._listener is not None:
             self._listener.close()
         for conn in self.connections:
@@ -651,7 +907,7 @@ class CardServer:
         self._check_done()
 
     def _check_done(self) -> None:
-        if self.stopping and not self.pending and not self.with_core and \
+        if self.stopping and not self.ready and not self.with_core and \
                 self._done is not None and not self._done.done():
             self._done.set_result(None)
 
