@@ -24,10 +24,13 @@ class _Crash(Exception):
     """The process dies here."""
 
 
-def _run_until_crash(path: Path, store: str, stop_at: int, durable: bool) -> None:
+def _run_until_crash(path: Path, store: str, stop_at: int, durable: bool,
+                     commit_every: int) -> None:
     """Run ``path`` on ``store`` and die at the ``stop_at``-th log append: before it is
-    durable (the command is lost, never acknowledged) or just after (durable, not applied)."""
-    runner = Runner(load_scenario(path), store=store)
+    durable (its commands are lost, never acknowledged) or just after (durable, applied
+    or not). With ``commit_every`` > 1 the commands of a group are applied before their
+    append: a crash before it loses them all."""
+    runner = Runner(load_scenario(path), store=store, commit_every=commit_every)
     log = runner.engine.log
     append = log.append
     count = 0
@@ -54,10 +57,14 @@ def test_a_run_stopped_at_any_command_resumes_to_the_same_outcome(path: Path,
     whole = run_scenario(load_scenario(path), store=str(tmp_path / "whole.db"))
     entries = whole["log"]["entries"]
     rng = random.Random(path.stem)
-    points = range(1, entries + 1)
-    for k, stop_at in enumerate(sorted(rng.sample(points, min(3, len(points))))):
+    for k in range(4):
+        commit_every = 1 if k < 2 else 3
+        appends = entries // commit_every
+        if appends < 1:
+            continue
+        stop_at = rng.randint(1, appends)
         store = str(tmp_path / f"stopped{k}.db")
-        _run_until_crash(path, store, stop_at, durable=k % 2 == 0)
+        _run_until_crash(path, store, stop_at, durable=k % 2 == 0, commit_every=commit_every)
         resumed = run_scenario(load_scenario(path), store=store)
         assert resumed == whole, f"stopped at append {stop_at}"
         assert replay(store, world_systems()).state_hash().hex() == \

@@ -15,10 +15,11 @@ a deterministic consequence of the logged command, and replay repeats them.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import struct
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
@@ -42,7 +43,7 @@ from qingsuan.ledger import (
 from qingsuan.ledger.batch import MAX_BATCH
 from qingsuan.ledger.registry import AccountRegistry
 from qingsuan.params import Params
-from qingsuan.store import CommandLog, LogEntry, Snapshot, open_log
+from qingsuan.store import CommandLog, LogEntry, Proof, Snapshot, open_log
 
 KIND_ACCOUNTS: Final = "accounts"
 KIND_TRANSFERS: Final = "transfers"
@@ -53,6 +54,8 @@ KIND_GROUP: Final = "group"
 _GROUP_ITEM: Final = struct.Struct("<I")
 #: commands one group holds at most
 MAX_GROUP: Final = 65_536
+#: commands applied ahead of their append at most (deferred_commits)
+MAX_DEFERRED: Final = 65_536
 
 _TS: Final = struct.Struct("<q")
 _LINKED: Final = int(TransferFlags.LINKED)
@@ -127,6 +130,9 @@ class Engine:
             self.register(system)
         self.applied_seq = 0
         self._failed: str | None = None
+        #: commands applied but not yet appended (deferred_commits), and the group size
+        self._deferred: list[tuple[str, bytes]] | None = None
+        self._defer_max = 0
         self._derived_seq = 0
         #: Time of the command being applied (systems post at this time).
         self.now_us = 0
@@ -134,9 +140,29 @@ class Engine:
 
     @classmethod
     def open(cls, url: str, clock: Clock, *, snapshot_every: int = 0,
-             systems: Iterable[System] = ()) -> Engine:
-        """Open (or create) the log at ``url`` and rebuild the state it records."""
-        return cls(open_log(url), clock, snapshot_every=snapshot_every, systems=systems)
+             systems: Iterable[System] = (), create: bool = False,
+             readonly: bool = False) -> Engine:
+        """Open the log at ``url`` and rebuild the state it records.
+
+        A writer (the default) holds the store's writer lock until :meth:`close` and makes a
+        new store where there is none (a file that does not exist yet); an empty file or
+        another program's database only with ``create``. ``readonly``: no lock, nothing
+        written, no file created (commands are refused). A damaged, shortened or foreign
+        store raises (:mod:`qingsuan.store`'s errors): the engine never starts on it.
+        """
+        log = open_log(url, readonly=readonly, create=create)
+        try:
+            return cls(log, clock, snapshot_every=snapshot_every, systems=systems)
+        except BaseException:
+            log.close()
+            raise
+
+    def last_entry(self) -> Proof:
+        """The seq and chain hash of the last durable log entry: after a command returns,
+        the entry that made it durable (or a later one, whose hash commits to it too).
+        Edges put it in their answers (``Proof.as_dict()``) so that a client can later
+        prove the command was logged (``qingsuan log verify URL --expect SEQ:HASH``)."""
+        return self.log.proof()
 
     def register(self, system: System) -> None:
         if system.prefix in self.systems or system.prefix in (KIND_ACCOUNTS, KIND_TRANSFERS,
@@ -152,6 +178,7 @@ class Engine:
             self._after.append(after)
 
     def close(self) -> None:
+        self.flush()
         self.log.close()
 
     def __enter__(self) -> Engine:
@@ -163,11 +190,16 @@ class Engine:
     # ------------------------------------------------------------------ recovery
 
     def _recover(self) -> None:
+        """The latest snapshot (which the store has checked against its checkpoint), then
+        the entries after it, up to the log's end as verified on open."""
         snap = self.log.latest_snapshot()
         if snap is not None:
             self._load_state(snap.state)
             self.applied_seq = snap.seq
+        last = self.log.last_seq
         for entry in self.log.entries(self.applied_seq):
+            if entry.seq > last:
+                break
             self._apply_entry(entry)
 
     def _apply_entry(self, entry: LogEntry) -> Any:
@@ -316,6 +348,8 @@ class Engine:
         if self._failed is not None:
             raise EngineFailed(f"the engine stopped after a command it could not apply "
                                f"({self._failed}); restart it from the log")
+        if self._deferred is not None:
+            return self._submit_deferred(commands)
         entries = self.log.append(commands)  # durable before anything is acknowledged
         try:
             results = [self._apply_entry(e) for e in entries]
@@ -327,6 +361,63 @@ class Engine:
         if self.snapshot_every and self.applied_seq % self.snapshot_every < len(entries):
             self.snapshot()
         return results
+
+    # ------------------------------------------------- deferred group commit
+
+    @contextlib.contextmanager
+    def deferred_commits(self, max_entries: int = 4096) -> Iterator[None]:
+        """Apply commands at once but make them durable in groups of up to
+        ``max_entries`` (one append, one fsync), and at the end. For a driver that
+        acknowledges nothing before the group is durable (a scenario run reports at the
+        end): a crash loses only commands nobody was told about, and the log stays the
+        exact record of the state (a restart replays the durable prefix)."""
+        if not 0 < max_entries <= MAX_DEFERRED:
+            raise ValueError(f"max_entries must be 1 to {MAX_DEFERRED}, got {max_entries}")
+        assert self._deferred is None, "deferred commits do not nest"
+        self._deferred, self._defer_max = [], max_entries
+        try:
+            yield
+        finally:
+            try:
+                if self._failed is None:
+                    self.flush()
+            finally:
+                self._deferred = None
+
+    def _submit_deferred(self, commands: Sequence[tuple[str, bytes]]) -> list[Any]:
+        assert self._deferred is not None
+        results = []
+        for kind, payload in commands:
+            try:
+                results.append(self._apply(kind, payload))
+                for after in self._after:
+                    after()
+            except BaseException as exc:
+                self._failed = f"entry {self.applied_seq + 1}: {exc}"
+                raise
+            self.applied_seq += 1
+            self._deferred.append((kind, payload))
+        if len(self._deferred) >= self._defer_max:
+            self.flush()
+        return results
+
+    def flush(self) -> None:
+        """Make the commands applied under :meth:`deferred_commits` durable now (not
+        after a failure: what the log holds is then the truth, to restart from)."""
+        if not self._deferred or self._failed is not None:
+            return
+        first = self.applied_seq - len(self._deferred) + 1
+        try:
+            entries = self.log.append(self._deferred)
+        except BaseException as exc:
+            # whether the group is durable is not known: the state is ahead of the log
+            self._failed = f"the append of entries {first} to {self.applied_seq}: {exc}"
+            raise
+        assert entries[0].seq == first and entries[-1].seq == self.applied_seq, \
+            (entries[0].seq, first, self.applied_seq)
+        self._deferred.clear()
+        if self.snapshot_every and self.applied_seq % self.snapshot_every < len(entries):
+            self.snapshot()
 
     def command(self, kind: str, body: bytes = b"") -> Any:
         """Log a system command stamped with the clock's time, then apply it."""
@@ -426,6 +517,8 @@ class Engine:
 
     def snapshot(self) -> Snapshot:
         """Store the current state in the log's snapshot table (fast restart)."""
+        if self._deferred:
+            self.flush()  # the state it describes must be in the log first
         snap = Snapshot.of(self.applied_seq, self._dump_state())
         self.log.save_snapshot(snap)
         return snap
@@ -473,26 +566,36 @@ class Engine:
         return h.digest()
 
 
-def replay(url: str, systems: Iterable[System] = ()) -> Engine:
-    """Rebuild the state from the log alone, from the first entry, ignoring snapshots.
-    Returns a closed engine holding the replayed state."""
+def replay(url: str | CommandLog, systems: Iterable[System] = (), *,
+           until_seq: int | None = None) -> Engine:
+    """Rebuild the state from the log alone, from the first entry, ignoring snapshots, up to
+    the log's last entry (or ``until_seq``). ``url``: opened read-only (no lock, nothing
+    written) and closed again; or an open log, left open. Returns an engine holding the
+    replayed state (its log closed when it was opened here)."""
     from qingsuan.clock import VirtualClock
 
-    log = open_log(url)
+    log = open_log(url, readonly=True) if isinstance(url, str) else url
+    last = log.last_seq if until_seq is None else until_seq
     engine = Engine.__new__(Engine)
     engine.log, engine.clock, engine.snapshot_every = log, VirtualClock(), 0
     engine.ledger, engine.registry, engine.applied_seq = Ledger(), AccountRegistry(), 0
     engine.params = Params()
     engine._derived_seq, engine.now_us, engine._failed = 0, 0, None
+    engine._deferred, engine._defer_max = None, 0
     engine.systems = {}
     engine._after = []
-    for system in systems:
-        engine.register(system)
     try:
+        if not 0 <= last <= log.last_seq:
+            raise ValueError(f"cannot replay to entry {last}: the log ends at {log.last_seq}")
+        for system in systems:
+            engine.register(system)
         for entry in log.entries(0):
+            if entry.seq > last:
+                break
             engine._apply_entry(entry)
     finally:
-        log.close()
+        if isinstance(url, str):
+            log.close()
     return engine
 
 

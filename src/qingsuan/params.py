@@ -275,11 +275,15 @@ class Params(Mapping[str, int | bool | str]):
     def __init__(self, overrides: Mapping[str, object] | None = None) -> None:
         self._values: dict[str, int | bool | str] = {
             s.name: parse_value(s.name, s.default) for s in SPECS}
+        #: how many values were set: a reader that derived something from the parameters
+        #: (a schedule) knows it must derive it again when this changes
+        self.version = 0
         for name, value in (overrides or {}).items():
             self.set(name, value)
 
     def set(self, name: str, value: object) -> None:
         self._values[name] = parse_value(name, value)
+        self.version += 1
 
     def __contains__(self, name: object) -> bool:
         return name in self._values

@@ -50,6 +50,7 @@ class Banks:
         #: the notices followed during the current command (narration; not state)
         self.step_notices: list[Notice] = []
         self._ticked = False
+        self._params_version = -1
         self._reset()
 
     def _reset(self) -> None:
@@ -133,26 +134,49 @@ class Banks:
                 break
         else:
             raise AssertionError("the banks kept following notices: a loop")
-        nxt = self.next_due_us(self.engine.now_us)
+        now = self.engine.now_us
+        version = self.engine.params.version
         if self._ticked or self.wake_us is None:
-            self.wake_us = nxt
-        elif nxt is not None:
-            self.wake_us = min(self.wake_us, nxt)
+            self.wake_us = self.next_due_us(now)
+        else:
+            # The timetable's moments (HVPS cut-off and close, net sessions) are each the
+            # next one after a time: folded in at an earlier time, they are not later now,
+            # unless a parameter changed the timetable. Otherwise only what a command
+            # creates can bring the wake-up forward: open card transactions (the cut-off),
+            # a pre-authorisation, a held payment, a queue. (A fold of everything gives
+            # the same moment, only slower: after a restart, say.)
+            nxt = (self.next_due_us(now) if version != self._params_version
+                   else self._state_due_us(now))
+            if nxt is not None and nxt < self.wake_us:
+                self.wake_us = nxt
+        self._params_version = version
         self._ticked = False
 
     def next_due_us(self, after_us: int) -> int | None:
         """The world's one wake-up rule: the first moment after ``after_us`` at which a
         tick has work to do (HVPS cut-off, close or gridlock attempt, a net settlement
         session, the card cut-off, a pre-authorisation's expiry, a held payment)."""
+        cnaps = self.cnaps
+        if not cnaps.directory:
+            return None
+        candidates = [cnaps.hvps.next_wakeup_us(after_us), self._state_due_us(after_us)]
+        candidates += [net.next_session_us(after_us) for net in cnaps.net.values()]
+        future = [t for t in candidates if t is not None]
+        return min(future) if future else None
+
+    def _state_due_us(self, after_us: int) -> int | None:
+        """The moments that depend on what the world holds, not on the timetable alone."""
         cnaps, switch = self.cnaps, self.switch
         if not cnaps.directory:
             return None
-        candidates = [cnaps.hvps.next_wakeup_us(after_us), switch.next_cutoff_us(after_us),
-                      switch.next_preauth_expiry_us(after_us)]
-        candidates += [net.next_session_us(after_us) for net in cnaps.net.values()]
+        candidates = [switch.next_cutoff_us(after_us), switch.next_preauth_expiry_us(after_us)]
+        hvps = cnaps.hvps
+        interval = int(self.engine.params["hvps.lsm_interval_minutes"]) if self.engine else 0
+        if interval and hvps.queued_total:
+            candidates.append(hvps.last_lsm_us + interval * 60_000_000)
         candidates += [h["due_us"] for h in self.held
                        if h["due_us"] is not None and h["due_us"] > after_us]
-        future = [t for t in candidates if t is not None]
+        future = [t for t in candidates if t is not None and t > after_us]
         return min(future) if future else None
 
     # ------------------------------------------------------------------ edges

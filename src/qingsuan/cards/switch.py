@@ -31,6 +31,7 @@ from qingsuan.cards.records import (
 )
 from qingsuan.clock import to_beijing, to_beijing_naive
 from qingsuan.money import format_fen
+from qingsuan.statejson import shallow
 
 if TYPE_CHECKING:
     from qingsuan.cnaps.system import Cnaps
@@ -536,9 +537,9 @@ class CardSwitch:
 
     def dump_state(self) -> bytes:
         return json.dumps({
-            "cards": [asdict(c) for c in self.cards.values()],
-            "terminals": [asdict(t) for t in self.terminals.values()],
-            "bins": self.bins, "txns": [asdict(t) for t in self.txns.values()],
+            "cards": [shallow(c) for c in self.cards.values()],
+            "terminals": [shallow(t) for t in self.terminals.values()],
+            "bins": self.bins, "txns": [shallow(t) for t in self.txns.values()],
             "daily": self.daily, "days_closed": self.days_closed,
             "notices": self.notices, "merchant_carry": self.merchant_carry,
             "payouts": self.payouts,

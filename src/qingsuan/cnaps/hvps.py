@@ -26,7 +26,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import Enum, IntEnum
 from typing import TYPE_CHECKING, Any, Final
 
@@ -39,6 +39,7 @@ from qingsuan.ledger import AccountFlags, NormalSide
 from qingsuan.money import format_fen
 from qingsuan.params import PPM
 from qingsuan.reasons import Reason
+from qingsuan.statejson import shallow
 
 if TYPE_CHECKING:
     from qingsuan.engine import Engine
@@ -101,7 +102,7 @@ class HvpsPayment:
     creditor: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
+        doc = shallow(self)
         doc["status"] = self.status.value
         return doc
 
@@ -783,9 +784,9 @@ class Hvps:
         return {
             "payments": [p.to_json() for p in self.payments.values()],
             "queues": self.queues,
-            "credit": {k: asdict(v) for k, v in sorted(self.credit.items())},
-            "metrics": {k: asdict(v) for k, v in sorted(self.metrics.items())},
-            "notices": [asdict(n) for n in self.notices],
+            "credit": {k: shallow(v) for k, v in sorted(self.credit.items())},
+            "metrics": {k: shallow(v) for k, v in sorted(self.metrics.items())},
+            "notices": [shallow(n) for n in self.notices],
             "queue_length": self.queue_length,
             "statements": self.statements,
             "arrivals": self.arrivals,

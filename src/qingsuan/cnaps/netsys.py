@@ -28,7 +28,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.calendar import HvpsPhase
@@ -36,6 +36,7 @@ from qingsuan.clock import US_PER_MINUTE, from_datetime, to_beijing_naive
 from qingsuan.money import format_fen
 from qingsuan.params import PPM
 from qingsuan.reasons import Reason
+from qingsuan.statejson import shallow
 
 if TYPE_CHECKING:
     from qingsuan.cnaps.hvps import Hvps
@@ -115,6 +116,9 @@ class NetSystem:
                  agreements: set[tuple[str, str]]) -> None:
         assert name in SYSTEMS
         self.engine = engine
+        #: the timetable walk's cache (advance): valid below this time, for this version
+        self._walked_until_us = 0
+        self._walked_version = -1
         #: shared with the other net system: what the simulated responders know
         self.accounts = accounts
         self.agreements = agreements
@@ -467,6 +471,13 @@ class NetSystem:
         if (self.pending_session is not None and not closed
                 and self.hvps.phase(now_us)[0] is HvpsPhase.OPEN):
             self._try_session(self.pending_session, now_us)
+        # the timetable is walked only once a session's time has come (or the parameters
+        # changed): every session up to the last walk's time has been seen then
+        version = self.engine.params.version
+        if now_us < self._walked_until_us and version == self._walked_version:
+            return
+        self._walked_version = version
+        self._walked_until_us = self.next_session_us(now_us) or 0
         today = _local_date(now_us)
         for days_back in (1, 0):
             day = today - dt.timedelta(days=days_back)
@@ -578,9 +589,9 @@ class NetSystem:
     def to_json(self) -> dict[str, Any]:
         return {
             "positions": self.positions, "caps": self.caps,
-            "items": [asdict(i) for i in self.items.values()],
+            "items": [shallow(i) for i in self.items.values()],
             "queues": {k: list(v) for k, v in self.queues.items()},
-            "metrics": {k: asdict(v) for k, v in sorted(self.metrics.items())},
+            "metrics": {k: shallow(v) for k, v in sorted(self.metrics.items())},
             "sessions": self.sessions, "sessions_done": sorted(self.sessions_done),
             "pending_session": self.pending_session, "unsettled": self.unsettled,
             "arrivals": self.arrivals, "notices": self.notices, "in_transit": self.in_transit,

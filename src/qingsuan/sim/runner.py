@@ -50,15 +50,21 @@ class Posting:
 
 StepHook = Callable[[Event, list[Posting], "Runner"], None]
 
+#: commands a run makes durable together (one append and one fsync)
+COMMIT_EVERY = 1024
+
 #: the card events whose PIN the terminal turns into a PIN block before sending
 _CARD_PIN_EVENTS = ("atm_withdrawal", "atm_balance_inquiry", "pos_purchase", "preauth")
 
 
 class Runner:
     def __init__(self, scenario: Scenario, *, store: str | None = None,
-                 on_step: StepHook | None = None) -> None:
+                 on_step: StepHook | None = None, commit_every: int = COMMIT_EVERY) -> None:
         """``store``: the command log url; default an embedded SQLite file in a temporary
-        directory (the durable default, thrown away after the run)."""
+        directory (the durable default, thrown away after the run). ``commit_every``:
+        commands made durable together (one append, one fsync): the outcome is reported
+        only at the end, so nothing is acknowledged before its group is durable."""
+        self.commit_every = commit_every
         self.scenario = scenario
         self.clock = VirtualClock(scenario.start_us)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -135,15 +141,16 @@ class Runner:
         done = self.world.banks.events_done
         events = [e for e in self.scenario.events if e.at_us <= until and e.order > done]
         i = 0
-        while True:
-            due = self.world.next_due_us()
-            if i < len(events) and (due is None or events[i].at_us <= due):
-                self._fire(events[i])
-                i += 1
-            elif due is not None and due <= until:
-                self._tick(due)
-            else:
-                break
+        with self.engine.deferred_commits(self.commit_every):
+            while True:
+                due = self.world.next_due_us()
+                if i < len(events) and (due is None or events[i].at_us <= due):
+                    self._fire(events[i])
+                    i += 1
+                elif due is not None and due <= until:
+                    self._tick(due)
+                else:
+                    break
         result = self.outcome()
         if clearing_dir is not None:
             clearing_dir.mkdir(parents=True, exist_ok=True)
