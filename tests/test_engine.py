@@ -180,8 +180,13 @@ def test_sigkill_loses_nothing_acknowledged(store: str, tmp_path: Path,
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
-def test_torn_tail_is_discarded_and_engine_continues(tmp_path: Path) -> None:
-    url = str(tmp_path / "torn.db")
+def test_changed_last_entry_stops_the_engine_until_repaired(tmp_path: Path) -> None:
+    """A committed entry is never torn: a last entry that fails its hash is refused (not
+    discarded), and only an explicit repair removes it, keeping a copy."""
+    from qingsuan.store import BrokenChainError
+    from qingsuan.store.repair import repair_log
+
+    url = str(tmp_path / "changed.db")
     clock = VirtualClock(0)
     with Engine.open(url, clock) as engine:
         _world(engine)
@@ -189,16 +194,33 @@ def test_torn_tail_is_discarded_and_engine_continues(tmp_path: Path) -> None:
         engine.submit_transfers([Transfer(2, 1, 2, 200)])
     import sqlite3
 
-    con = sqlite3.connect(url)  # the last entry's bytes torn by a crash mid-write
+    con = sqlite3.connect(url)
     con.execute("UPDATE command_log SET payload = substr(payload, 1, 20) WHERE seq = 3")
     con.commit()
     con.close()
+    for _ in range(2):
+        with pytest.raises(BrokenChainError, match="broken at entry 3"):
+            Engine.open(url, clock)
+    assert repair_log(url, 2).removed_entries == 1
     with Engine.open(url, clock) as engine:
         assert engine.applied_seq == 2
         assert engine.ledger.balance(2).posted_fen == 100
         assert engine.submit_transfers([Transfer(2, 1, 2, 200)]).results[0] is R.OK
     with open_log(url) as log:
         assert log.last_seq == 3
+
+
+def test_last_entry_is_the_proof_of_durability(log_url: str) -> None:
+    with Engine.open(log_url, VirtualClock(0)) as engine:
+        _world(engine)
+        receipt = engine.submit_transfers([Transfer(1, 1, 2, 100)])
+        proof = engine.last_entry()
+        assert proof.seq == receipt.seq == engine.log.last_seq
+        assert proof.hash == engine.log.hash_at(receipt.seq) == engine.log.last_hash
+    with Engine.open(log_url, VirtualClock(0), readonly=True) as again:
+        assert again.last_entry() == proof
+        with pytest.raises(Exception, match="read-only"):
+            again.submit_transfers([Transfer(2, 1, 2, 1)])
 
 
 def test_a_command_that_cannot_be_applied_stops_the_engine() -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import logging
 import os
 import re
 import sqlite3
@@ -20,16 +19,29 @@ import sqlalchemy as sa
 from qingsuan.store import (
     GENESIS_HASH,
     BrokenChainError,
+    Checkpoint,
     CommandLog,
     LogEntry,
     LogError,
+    LogTruncatedError,
+    NotAStoreError,
+    Proof,
     Snapshot,
+    SnapshotError,
+    WriterLockedError,
     base,
     entry_hash,
     memory,
     open_log,
 )
-from qingsuan.store.schema import ALEMBIC_VERSION_TABLE, command_log, meta, snapshot
+from qingsuan.store.repair import repair_log
+from qingsuan.store.schema import (
+    ALEMBIC_VERSION_TABLE,
+    checkpoint,
+    command_log,
+    meta,
+    snapshot,
+)
 from qingsuan.store.sql import sqlite_engine
 
 # ---------------------------------------------------------------------- harnesses
@@ -42,8 +54,8 @@ class Harness:
     url: str
     where: str  # what error messages must name
 
-    def open(self, *, verify: bool = True) -> CommandLog:
-        return open_log(self.url, verify=verify)
+    def open(self, *, verify: bool = True, **options: Any) -> CommandLog:
+        return open_log(self.url, verify=verify, **options)
 
     def update_entry(self, seq: int, **values: Any) -> None:
         raise NotImplementedError
@@ -55,6 +67,18 @@ class Harness:
         raise NotImplementedError
 
     def set_format_version(self, value: str) -> None:
+        raise NotImplementedError
+
+    def update_snapshot(self, seq: int, **values: Any) -> None:
+        raise NotImplementedError
+
+    def delete_snapshot(self, seq: int) -> None:
+        raise NotImplementedError
+
+    def delete_checkpoint(self) -> None:
+        raise NotImplementedError
+
+    def stored_checkpoint(self) -> Checkpoint | None:
         raise NotImplementedError
 
     def cleanup(self) -> None:
@@ -84,6 +108,21 @@ class MemoryHarness(Harness):
     def set_format_version(self, value: str) -> None:
         self.backing.meta["format_version"] = value
 
+    def update_snapshot(self, seq: int, **values: Any) -> None:
+        state, state_hash, chain = self.backing.snapshots[seq]
+        self.backing.snapshots[seq] = (values.get("state", state),
+                                       values.get("state_hash", state_hash),
+                                       values.get("chain_hash", chain))
+
+    def delete_snapshot(self, seq: int) -> None:
+        del self.backing.snapshots[seq]
+
+    def delete_checkpoint(self) -> None:
+        self.backing.checkpoint = None
+
+    def stored_checkpoint(self) -> Checkpoint | None:
+        return self.backing.checkpoint
+
     def cleanup(self) -> None:
         memory.discard(self.name)
 
@@ -108,6 +147,25 @@ class SqlHarness(Harness):
 
     def set_format_version(self, value: str) -> None:
         self._run(sa.update(meta).where(meta.c.key == "format_version").values(value=value))
+
+    def update_snapshot(self, seq: int, **values: Any) -> None:
+        self._run(sa.update(snapshot).where(snapshot.c.seq == seq).values(**values))
+
+    def delete_snapshot(self, seq: int) -> None:
+        self._run(sa.delete(snapshot).where(snapshot.c.seq == seq))
+
+    def delete_checkpoint(self) -> None:
+        self._run(sa.delete(checkpoint))
+
+    def stored_checkpoint(self) -> Checkpoint | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(checkpoint)).first()
+        if row is None:
+            return None
+        m = row._mapping
+        return Checkpoint(m["seq"], bytes(m["hash"]), m["snapshot_seq"],
+                          None if m["snapshot_hash"] is None else bytes(m["snapshot_hash"]),
+                          m["written_at"])
 
     def set_alembic_revision(self, value: str) -> None:
         self._run(
@@ -306,7 +364,7 @@ def test_failed_append_stops_writes_until_reopen(
     with harness.open() as log:
         fill(log, 2)
 
-        def boom(entries: list[LogEntry]) -> None:
+        def boom(entries: list[LogEntry], checkpoint: Checkpoint | None) -> None:
             raise LogError("disk on fire")
 
         monkeypatch.setattr(log, "_write_entries", boom)
@@ -321,49 +379,119 @@ def test_failed_append_stops_writes_until_reopen(
         assert log.append([("transfers", b"y")])[0].seq == 3
 
 
-def test_second_writer_cannot_fork_the_chain(harness: Harness) -> None:
-    with harness.open() as a, harness.open() as b:
+def test_second_writer_is_refused_naming_the_holder(harness: Harness) -> None:
+    """One writer per store: a second open for writing refuses at once, naming the holder;
+    readers need no lock; the store is free again once the writer closes."""
+    with harness.open() as a:
         a.append([("transfers", b"from a")])
-        with pytest.raises(LogError):
-            b.append([("transfers", b"from b")])
+        with pytest.raises(WriterLockedError) as info:
+            harness.open()
+        assert f"pid {os.getpid()}" in str(info.value)
+        assert info.value.holder is not None and info.value.holder.pid == os.getpid()
+        with harness.open(readonly=True) as reader:
+            assert [e.payload for e in reader.entries()] == [b"from a"]
+            with pytest.raises(LogError, match="read-only"):
+                reader.append([("transfers", b"from the reader")])
+        a.append([("transfers", b"a again")])
     with harness.open() as log:
-        assert [e.payload for e in log.entries()] == [b"from a"]
+        assert [e.payload for e in log.entries()] == [b"from a", b"a again"]
 
 
 # ---------------------------------------------------------------------- verification
 
 
-def test_torn_tail_is_discarded_and_appending_continues(
-    harness: Harness, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_changed_last_entry_is_refused_and_kept(harness: Harness) -> None:
+    """A committed row is never torn (atomic commits): a last entry that fails its hash was
+    changed. It is reported with both hashes, and neither deleted nor rewritten."""
     with harness.open() as log:
-        fill(log, 2)
-        kept = log.append([("a", b"3"), ("b", b"4")])[-1]
-        log.append([("c", b"5 half written")])
-    harness.update_entry(5, payload=b"5 half wri\x00\x00\x00\x00")
-
-    with caplog.at_level(logging.WARNING, logger="qingsuan.store"):
-        log = harness.open()
-    with log:
-        assert "torn tail entry 5" in caplog.text
-        assert (log.last_seq, log.last_hash) == (4, kept.hash)
-        assert [e.seq for e in log.entries()] == [1, 2, 3, 4]
-        [e5] = log.append([("c", b"5 again")])
-        assert (e5.seq, e5.prev_hash) == (5, kept.hash)
-
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="qingsuan.store"), harness.open() as log:
-        assert log.last_seq == 5
-        assert_chained(list(log.entries()))
-    assert caplog.text == ""
+        fill(log, 4)
+        [e5] = log.append([("c", b"5 as written")])
+    harness.update_entry(5, payload=b"5 as changed")
+    computed = entry_hash(e5.prev_hash, 5, "c", b"5 as changed")
+    for _ in range(2):  # refused again: nothing was repaired on the way
+        with pytest.raises(BrokenChainError) as info:
+            harness.open()
+        assert info.value.seq == 5
+        assert e5.hash.hex() in str(info.value) and computed.hex() in str(info.value)
+    with harness.open(verify=False, _check=False) as log:
+        assert [e.payload for e in log.entries()][-1] == b"5 as changed"
 
 
-def test_torn_tail_with_damaged_hash_column(harness: Harness) -> None:
+def test_damaged_hash_column_at_the_tail_is_refused(harness: Harness) -> None:
     with harness.open() as log:
         fill(log, 3)
-    harness.update_entry(3, hash=b"\x00" * 7)  # partially written hash
+    harness.update_entry(3, hash=b"\x00" * 7)
+    with pytest.raises(BrokenChainError, match="broken at entry 3"):
+        harness.open()
+
+
+def test_deleted_tail_is_caught_by_the_checkpoint(harness: Harness) -> None:
+    """Deleting the last entries leaves a chain that verifies; the checkpoint (written at
+    the clean close) says the log was longer."""
     with harness.open() as log:
-        assert log.last_seq == 2
+        entries = fill(log, 6)
+    harness.delete_entry(6)
+    harness.delete_entry(5)
+    for verify in (True, False):
+        with pytest.raises(LogTruncatedError) as info:
+            harness.open(verify=verify)
+        text = str(info.value)
+        assert "ends at entry 4" in text and "records entry 6" in text
+        assert entries[5].hash.hex() in text and "entries 5..6 are missing" in text
+        assert "--truncate-after 4" in text
+
+
+def test_rewritten_history_is_caught_by_the_checkpoint(harness: Harness) -> None:
+    """A consistent rewrite of the whole chain (every hash recomputed) still differs from
+    the checkpoint's hash of its last recorded entry."""
+    with harness.open() as log:
+        fill(log, 3)
+        checkpointed = log.last_hash
+    prev = GENESIS_HASH
+    for seq in (1, 2, 3):
+        payload = f"forged {seq}".encode()
+        h = entry_hash(prev, seq, "transfers", payload)
+        harness.update_entry(seq, payload=payload, prev_hash=prev, hash=h)
+        prev = h
+    with pytest.raises(BrokenChainError, match="the history was rewritten") as info:
+        harness.open()
+    assert info.value.seq == 3 and checkpointed.hex() in str(info.value)
+
+
+def test_deleted_checkpoint_is_refused(harness: Harness) -> None:
+    with harness.open() as log:
+        fill(log, 2)
+    harness.delete_checkpoint()
+    with pytest.raises(LogError, match="checkpoint is missing"):
+        harness.open()
+
+
+def test_checkpoint_every_n_entries_without_a_close(harness: Harness) -> None:
+    """The periodic checkpoint goes with the appends (same transaction), every N entries:
+    a process that dies without closing leaves at most N - 1 entries past it."""
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        harness.open(checkpoint_every=0)
+    log = harness.open(checkpoint_every=4)
+    try:
+        fill(log, 3)
+        stored = harness.stored_checkpoint()
+        assert stored is not None and stored.seq == 0
+        fill(log, 1)
+        log.append([("a", b"5"), ("b", b"6"), ("c", b"7")])
+        stored = harness.stored_checkpoint()
+        assert stored is not None and (stored.seq, stored.hash) == (4, log.hash_at(4))
+        log.append([("d", b"8")])
+        stored = harness.stored_checkpoint()
+        assert stored is not None and (stored.seq, stored.hash) == (8, log.last_hash)
+        log.save_snapshot(Snapshot.of(6, b"state at 6"))
+        fill(log, 1)
+        stored = harness.stored_checkpoint()
+        assert stored is not None and (stored.seq, stored.snapshot_seq) == (8, 6)
+        assert stored.snapshot_hash == hashlib.sha256(b"state at 6").digest()
+    finally:
+        log.close()
+    stored = harness.stored_checkpoint()
+    assert stored is not None and (stored.seq, stored.snapshot_seq) == (9, 6)
 
 
 @pytest.mark.parametrize("seq", [1, 3])
@@ -443,38 +571,53 @@ def test_snapshots_save_and_load(harness: Harness) -> None:
             log.save_snapshot(Snapshot(1, b"state", bytes(32)))
 
 
-def test_corrupt_snapshot_falls_back_to_earlier(
-    harness: Harness, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_corrupt_snapshot_is_refused_and_repair_drops_it(harness: Harness) -> None:
     with harness.open() as log:
         fill(log, 4)
         log.save_snapshot(Snapshot.of(2, b"state at 2"))
         log.save_snapshot(Snapshot.of(4, b"state at 4"))
-    harness.update_snapshot_state(4, b"state at 4 but rotten")
-    with caplog.at_level(logging.WARNING, logger="qingsuan.store"), harness.open() as log:
+    harness.update_snapshot(4, state=b"state at 4 but rotten")
+    with harness.open() as log, pytest.raises(SnapshotError, match="state is corrupt") as info:
+        log.latest_snapshot()
+    assert info.value.seq == 4
+    report = repair_log(harness.url, 4)
+    assert report.dropped_snapshots == [4] and report.removed_entries == 0 and report.backup
+    with harness.open() as log:
         assert log.latest_snapshot() == Snapshot.of(2, b"state at 2")
-    assert "snapshot at seq 4 is corrupt" in caplog.text
-    harness.update_snapshot_state(2, b"also rotten")
-    with harness.open() as log:
-        assert log.latest_snapshot() is None
-
-
-def test_snapshot_of_a_lost_history_is_ignored(
-    harness: Harness, caplog: pytest.LogCaptureFixture
-) -> None:
-    with harness.open() as log:
-        fill(log, 5)
-        log.save_snapshot(Snapshot.of(3, b"state at 3"))
-        log.save_snapshot(Snapshot.of(5, b"state at 5"))
-    harness.update_entry(5, payload=b"torn")
-    with caplog.at_level(logging.WARNING, logger="qingsuan.store"), harness.open() as log:
         assert log.last_seq == 4
-        assert log.latest_snapshot() == Snapshot.of(3, b"state at 3")
-        assert "beyond the last entry" in caplog.text
-        # A new entry 5 is a different history: the old snapshot at 5 must not apply to it.
-        log.append([("transfers", b"a different entry 5")])
-        assert log.latest_snapshot() == Snapshot.of(3, b"state at 3")
-        assert "different history" in caplog.text
+
+
+def test_changed_snapshot_is_refused(harness: Harness) -> None:
+    """A snapshot rewritten consistently (state and its hash) differs from the
+    checkpoint's record of it."""
+    with harness.open() as log:
+        fill(log, 3)
+        log.save_snapshot(Snapshot.of(3, b"state at 3"))
+    forged = b"a richer state at 3"
+    harness.update_snapshot(3, state=forged, state_hash=hashlib.sha256(forged).digest())
+    with harness.open() as log, pytest.raises(SnapshotError, match="differs from the "
+                                              "checkpoint's") as info:
+        log.latest_snapshot()
+    assert hashlib.sha256(b"state at 3").hexdigest() in str(info.value)
+
+
+def test_deleted_snapshot_is_refused(harness: Harness) -> None:
+    with harness.open() as log:
+        fill(log, 3)
+        log.save_snapshot(Snapshot.of(1, b"state at 1"))
+        log.save_snapshot(Snapshot.of(3, b"state at 3"))
+    harness.delete_snapshot(3)
+    with harness.open() as log, pytest.raises(SnapshotError, match="it is missing"):
+        log.latest_snapshot()
+
+
+def test_snapshot_bound_to_another_history_is_refused(harness: Harness) -> None:
+    with harness.open() as log:
+        fill(log, 3)
+        log.save_snapshot(Snapshot.of(2, b"state at 2"))
+    harness.update_snapshot(2, chain_hash=hashlib.sha256(b"elsewhere").digest())
+    with harness.open() as log, pytest.raises(SnapshotError, match="another history"):
+        log.latest_snapshot()
 
 
 # ---------------------------------------------------------------------- opening
@@ -601,3 +744,188 @@ def test_sqlite_one_entry_append_is_committed_at_once(tmp_path: Path) -> None:
         assert not db.in_transaction
     finally:
         log.close()
+
+
+# ---------------------------------------------------------------------- repair
+
+
+def test_repair_accepts_a_lost_tail_after_keeping_a_copy(harness: Harness) -> None:
+    with harness.open() as log:
+        entries = fill(log, 5)
+        log.save_snapshot(Snapshot.of(2, b"state at 2"))
+        log.save_snapshot(Snapshot.of(5, b"state at 5"))
+    harness.delete_entry(5)
+    with pytest.raises(LogTruncatedError):
+        harness.open()
+    with pytest.raises(BrokenChainError, match="up to 2 at most"):
+        harness.update_entry(3, payload=b"bad")
+        try:
+            repair_log(harness.url, 4)  # entry 3 is damaged: 4 cannot be kept
+        finally:
+            harness.update_entry(3, payload=entries[2].payload)
+    with pytest.raises(ValueError, match="0 to 4"):
+        repair_log(harness.url, 5)
+    report = repair_log(harness.url, 4)
+    assert (report.kept_seq, report.removed_entries, report.dropped_snapshots) == (4, 0, [5])
+    assert report.before is not None and report.before.seq == 5
+    assert (report.after.seq, report.after.hash) == (4, entries[3].hash)
+    assert report.after.snapshot_seq == 2
+    with harness.open() as log:
+        assert log.last_seq == 4
+        assert log.latest_snapshot() == Snapshot.of(2, b"state at 2")
+        [e5] = log.append([("transfers", b"a new entry 5")])
+        assert e5.prev_hash == entries[3].hash
+    assert repair_log(harness.url, 5).backup == ""  # nothing to repair
+
+
+def test_repair_removes_a_changed_tail(harness: Harness) -> None:
+    with harness.open() as log:
+        fill(log, 4)
+    harness.update_entry(4, payload=b"changed")
+    report = repair_log(harness.url, 3)
+    assert report.removed_entries == 1 and report.backup
+    with harness.open() as log:
+        assert log.last_seq == 3
+    if isinstance(harness, MemoryHarness):
+        with open_log(report.backup, readonly=True, _check=False, verify=False) as copy:
+            assert [e.payload for e in copy.entries()][-1] == b"changed"
+
+
+def test_repair_takes_the_writer_lock(harness: Harness) -> None:
+    with harness.open() as log:
+        fill(log, 2)
+        with pytest.raises(WriterLockedError):
+            repair_log(harness.url, 1)
+
+
+def test_sqlite_repair_keeps_a_copy_of_the_file(tmp_path: Path) -> None:
+    path = str(tmp_path / "log.db")
+    with open_log(path) as log:
+        fill(log, 3)
+    harness = SqlHarness(path, path, sqlite_engine(path))
+    try:
+        harness.update_entry(3, payload=b"changed")
+    finally:
+        harness.cleanup()
+    report = repair_log(path, 2)
+    assert Path(report.backup).parent == tmp_path and report.backup.endswith(".bak")
+    copy = sqlite3.connect(report.backup)
+    try:
+        assert copy.execute("SELECT payload FROM command_log WHERE seq = 3").fetchone() == (
+            b"changed",)
+    finally:
+        copy.close()
+
+
+@pytest.mark.postgres
+def test_postgres_repair_keeps_backup_tables(pg_dsn: str) -> None:
+    h = PostgresHarness(pg_dsn)
+    try:
+        with open_log(h.url) as log:
+            fill(log, 3)
+        h.update_entry(3, payload=b"changed")
+        report = repair_log(h.url, 2)
+        assert report.backup.startswith("tables command_log_backup_")
+        name = report.backup.split()[1].rstrip(",")
+        with h.engine.connect() as conn:
+            assert conn.execute(sa.text(f"SELECT count(*) FROM {name}")).scalar() == 3
+    finally:
+        h.cleanup()
+
+
+# ---------------------------------------------------------------------- not a store
+
+
+def test_sqlite_empty_file_is_not_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "empty.db"
+    path.write_bytes(b"")
+    for readonly in (False, True):
+        with pytest.raises(NotAStoreError, match=r"empty file \(0 bytes\)") as info:
+            open_log(str(path), readonly=readonly)
+        assert str(path) in str(info.value)
+    assert path.stat().st_size == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.db"]
+    with open_log(str(path), create=True) as log:
+        log.append([("transfers", b"x")])
+    with open_log(str(path)) as log:
+        assert log.last_seq == 1
+
+
+def test_sqlite_foreign_database_is_not_a_store(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.commit()
+    conn.close()
+    before = path.read_bytes()
+    for readonly in (False, True):
+        with pytest.raises(NotAStoreError, match=r"not a qingsuan command log.*customers"):
+            open_log(str(path), readonly=readonly)
+    assert path.read_bytes() == before
+    with open_log(str(path), create=True) as log:
+        assert log.last_seq == 0
+
+
+def test_readonly_open_of_a_missing_file_creates_nothing(tmp_path: Path) -> None:
+    with pytest.raises(NotAStoreError, match="no such command log"):
+        open_log(str(tmp_path / "nosuch.db"), readonly=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_readonly_open_writes_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "log.db"
+    with open_log(str(path)) as log:
+        fill(log, 3)
+        log.save_snapshot(Snapshot.of(3, b"state"))
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert set(files) == {"log.db", "log.db-lock"}
+    with open_log(str(path), readonly=True) as log:
+        assert log.last_seq == 3 and log.latest_snapshot() == Snapshot.of(3, b"state")
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == files
+
+
+def test_readonly_reader_beside_a_live_writer(harness: Harness) -> None:
+    """A reader opened while the writer goes on sees a consistent prefix, and the newest
+    snapshot even when it was taken after the reader opened."""
+    with harness.open(checkpoint_every=2) as writer:
+        fill(writer, 3)
+        reader = harness.open(readonly=True)
+        try:
+            fill(writer, 3)
+            writer.save_snapshot(Snapshot.of(6, b"state at 6"))
+            assert reader.last_seq == 3
+            assert reader.latest_snapshot() == Snapshot.of(6, b"state at 6")
+            assert reader.last_seq == 6  # verified on the way
+        finally:
+            reader.close()
+
+
+@pytest.mark.postgres
+def test_postgres_readonly_creates_nothing_and_foreign_schema_is_refused(pg_dsn: str) -> None:
+    h = PostgresHarness(pg_dsn)
+    try:
+        with pytest.raises(NotAStoreError, match="no command log"):
+            open_log(h.url, readonly=True)
+        with psycopg.connect(h.dsn) as conn:
+            found = conn.execute("SELECT 1 FROM information_schema.schemata WHERE "
+                                 "schema_name = %s", (h.schema,)).fetchone()
+            assert found is None
+            conn.execute(f'CREATE SCHEMA "{h.schema}"')
+            conn.execute(f'CREATE TABLE "{h.schema}".orders (id int)')
+        with pytest.raises(NotAStoreError, match="orders"):
+            open_log(h.url)
+        with open_log(h.url, create=True) as log:
+            fill(log, 1)
+        with open_log(h.url, readonly=True) as log:
+            assert log.last_seq == 1
+    finally:
+        h.cleanup()
+
+
+def test_proof_round_trip() -> None:
+    proof = Proof(7, hashlib.sha256(b"x").digest())
+    assert Proof.parse(str(proof)) == proof
+    assert proof.as_dict() == {"seq": 7, "hash": proof.hash.hex()}
+    for bad in ("7", "x:00", "0:" + "00" * 32, "7:abcd"):
+        with pytest.raises(ValueError, match="SEQ:HASH"):
+            Proof.parse(bad)

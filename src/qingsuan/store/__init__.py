@@ -13,7 +13,8 @@ Open a store with :func:`open_log`::
             ...  # replay
         log.append([("transfers", payload)])
 
-See :mod:`qingsuan.store.base` for the chain, the torn-tail rule and the errors.
+See :mod:`qingsuan.store.base` for the chain, the checkpoint and the errors, and
+:mod:`qingsuan.store.repair` for the one command that may remove entries.
 """
 
 from __future__ import annotations
@@ -23,25 +24,43 @@ import os
 from sqlalchemy.engine import make_url
 
 from qingsuan.store.base import (
+    CHECKPOINT_EVERY,
     FORMAT_VERSION,
     GENESIS_HASH,
+    MAX_CHECKPOINT_EVERY,
     BrokenChainError,
+    Checkpoint,
     CommandLog,
     LogEntry,
     LogError,
+    LogTruncatedError,
+    NotAStoreError,
+    Proof,
     Snapshot,
+    SnapshotError,
+    WriterInfo,
+    WriterLockedError,
     entry_hash,
     snapshot_hash,
 )
 
 __all__ = [
+    "CHECKPOINT_EVERY",
     "FORMAT_VERSION",
     "GENESIS_HASH",
+    "MAX_CHECKPOINT_EVERY",
     "BrokenChainError",
+    "Checkpoint",
     "CommandLog",
     "LogEntry",
     "LogError",
+    "LogTruncatedError",
+    "NotAStoreError",
+    "Proof",
     "Snapshot",
+    "SnapshotError",
+    "WriterInfo",
+    "WriterLockedError",
     "entry_hash",
     "open_log",
     "snapshot_hash",
@@ -51,8 +70,10 @@ _SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite")
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
 
 
-def open_log(url: str | os.PathLike[str], *, verify: bool = True) -> CommandLog:
-    """Open (creating if needed) the command log at ``url``.
+def open_log(url: str | os.PathLike[str], *, verify: bool = True, readonly: bool = False,
+             create: bool = False, checkpoint_every: int = CHECKPOINT_EVERY,
+             _check: bool = True) -> CommandLog:
+    """Open the command log at ``url``.
 
     * ``memory:`` or ``memory://`` -- a fresh in-memory log (simulation; not durable);
       ``memory://NAME`` -- a named in-memory log that survives close/re-open in this process;
@@ -61,23 +82,38 @@ def open_log(url: str | os.PathLike[str], *, verify: bool = True) -> CommandLog:
     * ``postgresql://user@host:port/db`` (or ``postgresql+psycopg://``), optionally with
       ``?schema=NAME`` to keep the tables in that schema (created if missing).
 
-    With ``verify`` (the default) the whole chain is checked before the log is returned: a
-    torn tail is discarded with a warning, any other defect raises :class:`BrokenChainError`.
-    A store in an unknown format raises :class:`LogError`; an unknown url scheme raises
-    :class:`ValueError`.
+    A writer (the default) takes the store's writer lock (:class:`WriterLockedError` names
+    the holder) and creates a store where there is none (a file that does not exist, a
+    schema without tables); an empty file or another program's database is refused
+    (:class:`NotAStoreError`) unless ``create``.  ``readonly`` takes no lock, writes nothing
+    and creates nothing: a missing store is :class:`NotAStoreError`.
+
+    With ``verify`` (the default) the whole chain is checked before the log is returned; in
+    every case the log is compared with its checkpoint.  Any defect raises
+    :class:`BrokenChainError` (:class:`LogTruncatedError` for a shortened log).  A store in an
+    unknown format raises :class:`LogError`; an unknown url scheme :class:`ValueError`.
+    ``checkpoint_every``: entries between two periodic checkpoints (1 to
+    :data:`MAX_CHECKPOINT_EVERY`).  ``_check=False`` skips the checks (repair only).
     """
+    if readonly and create:
+        raise ValueError("a read-only open cannot create a store")
+    if not 1 <= checkpoint_every <= MAX_CHECKPOINT_EVERY:
+        raise ValueError(f"checkpoint_every must be 1..{MAX_CHECKPOINT_EVERY}, "
+                         f"got {checkpoint_every}")
     text = os.fspath(url)
     if text.startswith("memory:"):
         from qingsuan.store.memory import MemoryCommandLog
 
-        return MemoryCommandLog.open(text, verify=verify)
+        return MemoryCommandLog.open(text, verify=verify, readonly=readonly, check=_check,
+                                     checkpoint_every=checkpoint_every)
 
     if "://" in text:
         scheme = text.split("://", 1)[0].lower()
     elif text.endswith(".db"):
         from qingsuan.store.sql import SqliteCommandLog
 
-        return SqliteCommandLog.open(text, verify=verify)
+        return SqliteCommandLog.open(text, verify=verify, readonly=readonly, create=create,
+                                     check=_check, checkpoint_every=checkpoint_every)
     else:
         scheme = text.split(":", 1)[0] if ":" in text else ""
         if not scheme or "/" in scheme or "\\" in scheme:
@@ -94,13 +130,14 @@ def open_log(url: str | os.PathLike[str], *, verify: bool = True) -> CommandLog:
                 f"url scheme {scheme!r} needs a file path (sqlite:///PATH.db); "
                 "use 'memory:' for an in-memory log"
             )
-        return SqliteCommandLog.open(path, verify=verify)
+        return SqliteCommandLog.open(path, verify=verify, readonly=readonly, create=create,
+                                     check=_check, checkpoint_every=checkpoint_every)
     if scheme in _POSTGRES_SCHEMES:
         from qingsuan.store.sql import PostgresCommandLog
 
         return PostgresCommandLog.open(
-            make_url(text).set(drivername="postgresql+psycopg"), verify=verify
-        )
+            make_url(text).set(drivername="postgresql+psycopg"), verify=verify,
+            readonly=readonly, create=create, check=_check, checkpoint_every=checkpoint_every)
     raise ValueError(
         f"unsupported command-log url scheme {scheme!r}: use memory:, sqlite:///PATH.db, "
         "PATH.db or postgresql://USER@HOST:PORT/DB"

@@ -2,23 +2,32 @@
 
 ``memory:`` / ``memory://`` opens a fresh, private log.  ``memory://NAME`` opens a *named* log
 kept in this process until :func:`discard` is called, so that closing and re-opening it
-behaves like a durable store (re-verification on open included); tests use the
-:class:`MemoryBacking` of a named log to damage entries the way a crash or a disk would.
+behaves like a durable store (re-verification, the checkpoint and the one-writer rule
+included); tests use the :class:`MemoryBacking` of a named log to damage it the way a bad
+disk or an intruder would.
 """
 
 from __future__ import annotations
 
 import bisect
+import copy
 import threading
+import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from qingsuan.store.base import (
+    CHECKPOINT_EVERY,
+    EMPTY_CHECKPOINT,
     FORMAT_VERSION,
     GENESIS_HASH,
+    Checkpoint,
     CommandLog,
     LogEntry,
     LogError,
     Snapshot,
+    WriterInfo,
+    WriterLockedError,
 )
 
 __all__ = ["MemoryBacking", "MemoryCommandLog", "backing", "discard"]
@@ -32,6 +41,10 @@ class MemoryBacking:
     #: seq -> (state, state_hash, chain_hash)
     snapshots: dict[int, tuple[bytes, bytes, bytes]] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=lambda: {"format_version": str(FORMAT_VERSION)})
+    #: kept apart from the entries, as the SQL stores keep it in its own table
+    checkpoint: Checkpoint | None = EMPTY_CHECKPOINT
+    #: the open writer (a weak reference: a log dropped without close frees the store)
+    writer: tuple[weakref.ref[MemoryCommandLog], WriterInfo] | None = None
 
 
 _registry: dict[str, MemoryBacking] = {}
@@ -57,12 +70,15 @@ def _seq_of(entry: LogEntry) -> int:
 class MemoryCommandLog(CommandLog):
     """A :class:`CommandLog` over a :class:`MemoryBacking`; same verification semantics."""
 
-    def __init__(self, store: MemoryBacking, where: str) -> None:
-        super().__init__(where)
+    def __init__(self, store: MemoryBacking, where: str, *, readonly: bool = False,
+                 checkpoint_every: int = CHECKPOINT_EVERY) -> None:
+        super().__init__(where, readonly=readonly, checkpoint_every=checkpoint_every)
         self._store = store
+        self._name = where.removeprefix("memory:").removeprefix("//")
 
     @classmethod
-    def open(cls, url: str, *, verify: bool) -> MemoryCommandLog:
+    def open(cls, url: str, *, verify: bool, readonly: bool = False, check: bool = True,
+             checkpoint_every: int = CHECKPOINT_EVERY) -> MemoryCommandLog:
         """Open ``memory:`` (fresh) or ``memory://NAME`` (named, shared in this process)."""
         name = url.removeprefix("memory:").removeprefix("//")
         store = backing(name) if name else MemoryBacking()
@@ -72,8 +88,18 @@ class MemoryCommandLog(CommandLog):
                 f"{url}: command-log format version {found} is not supported "
                 f"(this build reads version {FORMAT_VERSION}); refusing to open"
             )
-        log = cls(store, url)
-        log._start(verify)
+        log = cls(store, url, readonly=readonly, checkpoint_every=checkpoint_every)
+        if not readonly:
+            with _registry_lock:
+                holder = store.writer
+                if holder is not None and holder[0]() is not None:
+                    raise WriterLockedError(url, holder[1])
+                store.writer = (weakref.ref(log), WriterInfo.mine())
+        try:
+            log._start(verify, check=check)
+        except BaseException:
+            log.close()
+            raise
         return log
 
     def _index_after(self, seq: int) -> int:
@@ -93,14 +119,19 @@ class MemoryCommandLog(CommandLog):
         entries = self._store.entries
         return entries[i].hash if i >= 0 and entries[i].seq == seq else None
 
-    def _write_entries(self, entries: list[LogEntry]) -> None:
+    def _write_entries(self, entries: list[LogEntry], checkpoint: Checkpoint | None) -> None:
         tail = self._store.entries[-1].seq if self._store.entries else 0
         if entries[0].seq <= tail:
             raise LogError(f"{self.where}: entry {entries[0].seq} exists (a second writer?)")
         self._store.entries.extend(entries)
+        if checkpoint is not None:
+            self._store.checkpoint = checkpoint
 
-    def _truncate_after(self, seq: int) -> None:
-        del self._store.entries[self._index_after(seq) :]
+    def _read_checkpoint(self) -> Checkpoint | None:
+        return self._store.checkpoint
+
+    def _write_checkpoint(self, checkpoint: Checkpoint, *, release: bool = False) -> None:
+        self._store.checkpoint = checkpoint
 
     def _snapshot_index(self) -> list[tuple[int, bytes, bytes]]:
         return [
@@ -114,8 +145,35 @@ class MemoryCommandLog(CommandLog):
         found = self._store.snapshots.get(seq)
         return found[0] if found else None
 
-    def _write_snapshot(self, snapshot: Snapshot, chain_hash: bytes) -> None:
+    def _write_snapshot(self, snapshot: Snapshot, chain_hash: bytes,
+                        checkpoint: Checkpoint) -> None:
         self._store.snapshots[snapshot.seq] = (snapshot.state, snapshot.state_hash, chain_hash)
+        self._store.checkpoint = checkpoint
+
+    def _backup(self) -> str:
+        if not self._name:
+            return "(none: a private memory log)"
+        n = 1
+        while True:
+            name = f"{self._name}.backup-{n}"
+            with _registry_lock:
+                if name not in _registry:
+                    kept = copy.deepcopy(self._store)
+                    kept.writer = None
+                    _registry[name] = kept
+                    return f"memory://{name}"
+            n += 1
+
+    def _cut(self, seq: int, drop_snapshots: Sequence[int], checkpoint: Checkpoint) -> None:
+        del self._store.entries[self._index_after(seq):]
+        for dropped in drop_snapshots:
+            self._store.snapshots.pop(dropped, None)
+        self._store.checkpoint = checkpoint
 
     def _close(self) -> None:
-        pass
+        if self.readonly:
+            return
+        with _registry_lock:
+            holder = self._store.writer
+            if holder is not None and holder[0]() is self:
+                self._store.writer = None

@@ -15,10 +15,12 @@ import sqlalchemy as sa
 
 __all__ = [
     "ALEMBIC_VERSION_TABLE",
+    "checkpoint",
     "command_log",
     "meta",
     "metadata",
     "snapshot",
+    "writer",
 ]
 
 #: Alembic's bookkeeping table for this store.  Not the default ``alembic_version``, so that
@@ -55,4 +57,28 @@ meta = sa.Table(
     metadata,
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+)
+
+#: The log's end and its newest snapshot as last recorded (one row, id 1), kept outside the
+#: log so that a shortened or rewritten log is noticed (see base.Checkpoint).
+checkpoint = sa.Table(
+    "checkpoint",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", SEQ_TYPE, nullable=False),
+    sa.Column("hash", sa.LargeBinary, nullable=False),
+    sa.Column("snapshot_seq", SEQ_TYPE, nullable=True),
+    sa.Column("snapshot_hash", sa.LargeBinary, nullable=True),
+    sa.Column("written_at", sa.Text, nullable=False),
+)
+
+#: Who holds the writer lock (one row, id 1, while a writer is open): named in the refusal
+#: a second writer gets.
+writer = sa.Table(
+    "writer",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("host", sa.Text, nullable=False),
+    sa.Column("since", sa.Text, nullable=False),
 )
