@@ -60,7 +60,7 @@ def luhn_pan(i: int) -> str:
     return body + str((10 - total % 10) % 10)
 
 
-def world(customers: int, events: int, seed: int) -> Scenario:
+def world(customers: int, events: int, seed: int, card_holders: int = 100_000) -> Scenario:
     """A scenario built in memory (no YAML): 100 banks, ``customers`` card holders, a
     merchant per bank, and ``events`` scripted events over one business day."""
     rng = np.random.default_rng(seed)
@@ -73,10 +73,11 @@ def world(customers: int, events: int, seed: int) -> Scenario:
     custs += [Customer(f"m{i}", b, f"62171{i:014d}", 0, f"Shop {i}",
                        Merchant(f"M{i:014d}", "5814", 6_000), 0) for i, b in enumerate(banks)]
     pin_hash = hash_pin(luhn_pan(0), PIN)  # one PIN hash shared (only its checks cost)
-    card_holders = min(customers, 100_000)
+    card_holders = min(customers, card_holders)
     cards = [Card(luhn_pan(i), f"c{i}", "debit", hash_pin(luhn_pan(i), PIN)
                   if i < 1000 else pin_hash, 0) for i in range(card_holders)]
-    terminals = [Terminal(f"POS{i:05d}", "pos", b, 0, f"m{i}", 0) for i, b in enumerate(banks)]
+    terminals = [Terminal(f"POS{i:05d}", "pos", b, 0, f"m{i}", 0)
+                 for i, b in enumerate(banks)] if card_holders else []
     start = parse_time("2026-11-25T09:00")
     times = np.sort(rng.integers(0, 7 * 3600 * 1_000_000, events)) + start
     kind = rng.choice(5, events, p=[0.1, 0.05, 0.3, 0.25, 0.3])  # book, hvps, beps, ibps, card
@@ -87,7 +88,7 @@ def world(customers: int, events: int, seed: int) -> Scenario:
         p, q = int(payer[k]), int(payee[k])
         if q == p:
             q = (q + 1) % customers
-        if kind[k] == 4:
+        if kind[k] == 4 and card_holders:
             holder = p % card_holders
             term = (bank_of[holder] + 1) % BANKS
             fields = {"id": f"e{k}", "card": luhn_pan(holder), "terminal": f"POS{term:05d}",

@@ -4,13 +4,16 @@ copies (which cost more than the encoding itself on worlds of millions of record
 from __future__ import annotations
 
 from dataclasses import fields
-from functools import cache
 from typing import Any
 
+_NAMES: dict[type, tuple[str, ...]] = {}
 
-@cache
+
 def _names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))
+    names = _NAMES.get(cls)
+    if names is None:
+        names = _NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 def shallow(record: Any) -> dict[str, Any]:

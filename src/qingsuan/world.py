@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import numpy as np
+
 from qingsuan.banks.books import bank_accounts
 from qingsuan.banks.system import Banks
 from qingsuan.cards.switch import SWITCH, CardSwitch
@@ -180,9 +182,9 @@ class Builder:
         for tid, kind, bank, _, cash in doc["terminals"]:
             if kind == "atm":
                 move(bank, f"atm_cash:{tid}", "equity", cash)
-        if legs:
-            result = self.engine.post(legs)
-            assert result.all_done, result.failures()
+        if legs:  # as columns: a world of millions of customers opens in one pass
+            cols = np.array(legs, np.int64)
+            self.engine.post_columns(cols[:, 0], cols[:, 1], cols[:, 2])
 
 
 @dataclass

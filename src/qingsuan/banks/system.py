@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from qingsuan.banks import acquirer, incoming, outgoing
+from qingsuan.banks import acquirer, bulk, incoming, outgoing
 from qingsuan.banks.books import Books
 from qingsuan.banks.directory import CustomerAccount, Directory
 from qingsuan.banks.records import PaymentRecord
@@ -85,6 +85,9 @@ class Banks:
         self.cursors: dict[str, int] = {}
         #: the next moment the world must be ticked at (None: nothing scheduled)
         self.wake_us: int | None = None
+        #: bulk transfers: "ROUTE:outcome" -> (count, value in fen)
+        self.bulk_tally: dict[str, tuple[int, int]] = {}
+        self._bulk_columns: bulk.Columns | None = None
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -93,6 +96,8 @@ class Banks:
     # ------------------------------------------------------------------ applying
 
     def apply(self, kind: str, timestamp_us: int, body: bytes) -> Any:
+        if kind == "banks.bulk":
+            return bulk.apply(self, body)
         doc = json.loads(body)
         if kind == "banks.setup":
             return self._setup(doc)
@@ -202,6 +207,41 @@ class Banks:
                 "creditor_name": creditor_name}}))
         return self.payments[ref]
 
+    def bulk_transfers(self, payer: Any, payee: Any, amount_fen: Any, urgent: Any = None
+                       ) -> Any:
+        """Many customer transfers at once (banks/bulk.py): customers by their index in
+        the directory's order, amounts in fen, ``urgent`` (mobile banking's urgent: IBPS)
+        per transfer or none. Logged as commands of up to ``bulk.MAX_BULK`` transfers;
+        returns a :class:`~qingsuan.banks.bulk.BulkCode` per transfer."""
+        import numpy as np
+
+        assert self.engine is not None
+        amount = np.asarray(amount_fen, np.int64)
+        flags = np.zeros(len(amount), np.uint8) if urgent is None else np.asarray(urgent)
+        payer, payee = np.asarray(payer), np.asarray(payee)
+        size = len(self.directory)
+        if len(payer) != len(amount) or len(payee) != len(amount) or \
+                len(flags) != len(amount):
+            raise ValueError("payer, payee, amount and urgent must have one value per "
+                             "transfer")
+        if len(amount) and (payer.min() < 0 or payee.min() < 0 or payer.max() >= size
+                            or payee.max() >= size):
+            raise ValueError(f"customers are numbered 0 to {size - 1}")
+        if (amount <= 0).any() or (payer == payee).any():
+            raise ValueError("every amount must be positive, every payee another account")
+        codes = [self.engine.command("banks.bulk", bulk.encode(
+            payer[i:i + bulk.MAX_BULK], payee[i:i + bulk.MAX_BULK],
+            amount[i:i + bulk.MAX_BULK], flags[i:i + bulk.MAX_BULK]))
+            for i in range(0, len(amount), bulk.MAX_BULK)]
+        return np.concatenate(codes) if codes else np.zeros(0, np.int8)
+
+    def bulk_columns(self) -> bulk.Columns:
+        """The directory as columns for the bulk path (derived; rebuilt when it grew)."""
+        cols = self._bulk_columns
+        if cols is None or cols.size != len(self.directory):
+            cols = self._bulk_columns = bulk.Columns(self)
+        return cols
+
     # ------------------------------------------------------------------ helpers
 
     def record(self, pid: str, kind: str, system: str, **extra: Any) -> PaymentRecord:
@@ -261,6 +301,7 @@ class Banks:
             "card_keys": self.card_keys, "card_order": list(self.card_keys),
             "stan": self.stan, "events_done": self.events_done, "cursors": self.cursors,
             "wake_us": self.wake_us,
+            "bulk": {k: list(v) for k, v in sorted(self.bulk_tally.items())},
         })
 
     def load_state(self, state: bytes) -> None:
@@ -283,6 +324,7 @@ class Banks:
         self.stan, self.events_done = int(doc["stan"]), int(doc["events_done"])
         self.cursors = {k: int(v) for k, v in doc["cursors"].items()}
         self.wake_us = doc["wake_us"]
+        self.bulk_tally = {k: (int(c), int(v)) for k, (c, v) in doc["bulk"].items()}
 
 
 def _set_param(b: Banks, f: dict[str, Any]) -> None:

@@ -151,6 +151,15 @@ class Cnaps:
             offset += arr.nbytes
             cols.append(arr.astype(np.int64))
         sender, receiver, amount, priority, waiting = cols
+        return self.rtgs_columns(names, sender, receiver, amount, priority, waiting,
+                                 timestamp_us)
+
+    def rtgs_columns(self, names: list[str], sender: Any, receiver: Any, amount: Any,
+                     priority: Any, waiting: Any, timestamp_us: int) -> BatchOutcome:
+        """HVPS in simulation mode, as part of the command being applied: payments as
+        columns (indices into ``names``) settle gross or wait (run_rtgs); the settled
+        ones are posted. Nothing settles outside the operating day (all stay queued)."""
+        n = len(amount)
         hvps = self.hvps
         phase, _ = hvps.phase(timestamp_us)
         if phase is not HvpsPhase.OPEN:
@@ -180,12 +189,20 @@ class Cnaps:
             offset += arr.nbytes
             cols.append(arr.astype(np.int64))
         sender, receiver, amount, waiting = cols
+        return self.net_columns(system, names, sender, receiver, amount,
+                                waiting if waiting.any() else None, timestamp_us)
+
+    def net_columns(self, system: str, names: list[str], sender: Any, receiver: Any,
+                    amount: Any, waiting: Any, timestamp_us: int) -> NettingResult:
+        """BEPS or IBPS in simulation mode, as part of the command being applied: items as
+        columns net in one pass against the positions and caps (netting module); the
+        system's positions, metrics and funds in transit move as if each came alone."""
         net = self.net[system]
         net.advance(timestamp_us)
         position = np.array([net.positions[x] for x in names], np.int64)
         cap = np.array([net.caps[x] for x in names], np.int64)
-        result = net_items(position, cap, sender, receiver, amount, mode=system.lower(),
-                           start_queued=waiting if waiting.any() else None)
+        result = net_items(position, cap, sender, receiver, amount,
+                           mode="beps" if system == "BEPS" else "ibps", start_queued=waiting)
         accepted = result.status == NET_ACCEPTED
         netted = np.zeros(len(names), np.int64)
         received = np.zeros(len(names), np.int64)

@@ -254,6 +254,24 @@ class Ledger:
         dp, dpo, cp, cpo = self._totals(row)
         return _available_fen(dp, dpo, cp, cpo, normal)
 
+    def debit_headroom_fen(self, account_ids: npt.ArrayLike) -> I64:
+        """What each account may still be debited (posted balance less pending outflows
+        plus its overdraft limit), as a column: for a batch that checks its payers' funds
+        at once. Accounts no limit guards on that side get MAX_TOTAL_FEN."""
+        self._flush_tail()
+        rows = self._lookup_rows(np.asarray(account_ids, np.int64))
+        if (rows < 0).any():
+            raise KeyError("unknown account in a headroom query")
+        acc = self._acc.cols
+        credit_normal = acc["normal"][rows] == int(NormalSide.CREDIT)
+        guarded = (acc["flags"][rows] & _MNO) != 0
+        headroom = np.where(credit_normal,
+                            acc["cpo"][rows] - acc["dpo"][rows] - acc["dp"][rows],
+                            acc["dpo"][rows] - acc["cpo"][rows] - acc["cp"][rows]
+                            ) + acc["limit"][rows]
+        out: I64 = np.where(guarded & credit_normal, headroom, MAX_TOTAL_FEN)
+        return out
+
     def _totals(self, row: int) -> tuple[int, int, int, int] | list[int]:
         """An account's four totals: held by the exact path's tail since the last flush,
         else from the columns."""
