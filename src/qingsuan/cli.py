@@ -6,13 +6,23 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 from rich.table import Table
 
 from qingsuan import __version__, cli_cards
-from qingsuan.cli_common import EXIT_INVALID
+from qingsuan.cli_common import (
+    EXIT_INVALID,
+    StoreUrl,
+    clip,
+    fail,
+    quoted,
+    reason,
+    store_url,
+    warn_events_after_run_until,
+    writable_dir,
+)
 from qingsuan.cli_common import err as _err
 from qingsuan.cli_common import load_or_exit as _load
 from qingsuan.cli_common import out as _out
@@ -45,6 +55,12 @@ def run(
     store: Annotated[str | None, typer.Option(
         help="command log: memory:, PATH.db (SQLite) or postgresql://...; default a "
              "temporary SQLite file")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="the store holds this scenario's run (stopped or finished): "
+                         "continue it")] = False,
+    new: Annotated[bool, typer.Option(
+        "--new", help="the store holds a run: delete it and start again (SQLite only)")
+                   ] = False,
     clearing_files: Annotated[Path | None, typer.Option(
         "--clearing-files", help="write each participant's card clearing file of each "
                                  "closed clearing day into this directory")] = None,
@@ -52,9 +68,20 @@ def run(
     """Run a scenario on the virtual clock and print its outcome.
 
     Exit code 0 when the scenario ran (whatever the payments' fates), 2 when the file is
-    invalid (every problem is listed with its line; nothing runs).
+    invalid (every problem is listed with its line; nothing runs) or an option is wrong: a
+    --store that already holds a run needs --resume (continue it) or --new (replace it).
     """
+    if resume and new:
+        fail("--resume continues the stored run, --new replaces it: give one of them")
     scenario = _load(file)
+    if clearing_files is not None:
+        writable_dir(clearing_files, "--clearing-files")
+    if store is not None:
+        _prepare_store(store_url(store), scenario, resume=resume, new=new)
+    elif resume or new:
+        fail("--resume and --new are about a --store: without one the run uses a new "
+             "temporary store")
+    warn_events_after_run_until(scenario)
     outcome = run_scenario(scenario, store=store, clearing_dir=clearing_files)
     if as_json:
         sys.stdout.write(json.dumps(outcome, ensure_ascii=False, indent=2) + "\n")
@@ -62,12 +89,76 @@ def run(
     _print_outcome(outcome)
 
 
+def _stored_spec(url: StoreUrl) -> tuple[dict[str, Any] | None, int]:
+    """What the world in a store was built from (the body of its first command,
+    ``world.build``) and how many log entries it holds; (None, 0) for an empty store. Exit
+    2 when the store cannot be opened or is not a world's log."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from qingsuan.store import LogError, open_log
+
+    try:
+        log = open_log(url.text)
+    except (LogError, ValueError, OSError, SQLAlchemyError) as exc:
+        fail(f"--store: cannot open {quoted(url.text)}: {reason(exc)}")
+    try:
+        count = log.last_seq
+        first = next(iter(log.entries(0)), None)
+    finally:
+        log.close()
+    if first is None:
+        return None, 0
+    try:
+        spec = json.loads(first.payload[8:])  # after the command's 8-byte timestamp
+    except ValueError:
+        spec = None
+    if first.kind != "world.build" or not isinstance(spec, dict):
+        fail(f"--store: {quoted(url.text)} is a command log, but not of a world built from a "
+             f"scenario (its first command is {quoted(first.kind)}); not touching it")
+    return spec, count
+
+
+def _prepare_store(url: StoreUrl, scenario: Any, *, resume: bool, new: bool) -> None:
+    """Make sure ``run --store`` does what it was asked: a store already holding a run is
+    continued only with --resume (and only for the same world), replaced only with --new."""
+    from qingsuan.world import world_spec
+
+    if not url.holds_a_log():
+        return
+    spec, count = _stored_spec(url)
+    if spec is None:  # created, nothing logged yet: a new store
+        return
+    held = f"{quoted(url.text)} already holds a run of {quoted(spec.get('name'))} " \
+           f"({count} log entries)"
+    if new:
+        if url.kind != "sqlite":
+            fail(f"--new: {held}; the run deletes only SQLite files: drop its tables "
+                 "yourself, or name another database or ?schema=")
+        assert url.path is not None
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(f"{url.path}{suffix}").unlink(missing_ok=True)
+        return
+    if not resume:
+        fail(f"--store: {held}: give --resume to continue it, --new to delete it and start "
+             "again, or another --store")
+    mine = json.loads(json.dumps(world_spec(scenario), sort_keys=True, ensure_ascii=False))
+    if spec != mine:
+        what = (f"this file is {quoted(scenario.name)}" if spec.get("name") != scenario.name
+                else "this file describes another world under the same name (" + ", ".join(
+                    k for k in sorted(set(spec) | set(mine)) if spec.get(k) != mine.get(k))
+                + " differ)")
+        fail(f"--resume: {held}, and {what}: resume it with the file it was built from, or "
+             "give --new")
+
+
 @app.command()
 def check(file: Annotated[Path, typer.Argument(help="scenario file")]) -> None:
     """Validate a scenario without running it (exit 0 valid, 2 invalid)."""
     scenario = _load(file)
+    warn_events_after_run_until(scenario)
     _out().print(f"{file}: valid: {len(scenario.participants)} participants, "
-                 f"{len(scenario.customers)} customers, {len(scenario.events)} events")
+                 f"{len(scenario.customers)} customers, {len(scenario.events)} events",
+                 markup=False)
 
 
 @app.command()
@@ -82,21 +173,35 @@ def params() -> None:
     _out().print(table)
 
 
-def _builtin(name: str) -> Path:
-    path = Path(str(resources.files("qingsuan") / "scenarios" / f"{name}.yaml"))
-    if not path.exists():
-        names = sorted(p.stem for p in Path(path.parent).glob("*.yaml"))
-        _err().print(f"no built-in story {name!r}; available: {', '.join(names)}")
-        raise typer.Exit(EXIT_INVALID)
-    return path
-
-
 DEMO_ORDER = ("intrabank", "cards", "cards-refund", "cards-timeout", "cards-disputes",
               "cards-preauth", "netting", "channels", "hvps-queue", "hvps-gridlock",
               "hvps-end-of-day", "returns", "ibps-night", "weekend", "holiday-cards")
 
 #: built-in scenarios that are worlds, not stories (no events to play)
 NOT_STORIES = frozenset({"card-sandbox"})
+
+
+def _stories() -> list[str]:
+    """The built-in stories in the order the demo plays them (by file name: the name
+    ``--list``, the headings and ``--story`` use)."""
+    names = sorted(p.stem for p in _story_dir().glob("*.yaml") if p.stem not in NOT_STORIES)
+    return [n for n in DEMO_ORDER if n in names] + [n for n in names if n not in DEMO_ORDER]
+
+
+def _story_dir() -> Path:
+    return Path(str(resources.files("qingsuan") / "scenarios"))
+
+
+def _builtin(name: str) -> str:
+    """The story called ``name``, by its file name or the ``name:`` inside it (the one
+    story whose two differ: intrabank, named intrabank-day)."""
+    stories = _stories()
+    if name in stories:
+        return name
+    for story in stories:
+        if load_scenario(_story_dir() / f"{story}.yaml").name == name:
+            return story
+    fail(f"no built-in story {quoted(name)}; available: {', '.join(stories)}")
 
 
 def demo(
@@ -108,26 +213,24 @@ def demo(
 ) -> None:
     """Play the built-in stories, narrating every step and every ledger posting in every
     book, then a summary table. The stories run on the embedded SQLite command log."""
-    folder = Path(str(resources.files("qingsuan") / "scenarios"))
-    names = sorted(p.stem for p in folder.glob("*.yaml"))
-    ordered = [n for n in DEMO_ORDER if n in names] + [
-        n for n in names if n not in DEMO_ORDER and n not in NOT_STORIES]
+    folder = _story_dir()
+    ordered = _stories()
     if list_:
         for name in ordered:
             sc = load_scenario(folder / f"{name}.yaml")
             _out().print(f"[bold]{name}[/]: {' '.join(sc.description.split())}")
         return
-    chosen = [story] if story is not None else ordered
-    scenarios = [_load(_builtin(name)) for name in chosen]
+    chosen = [_builtin(story)] if story is not None else ordered
+    stories = [(name, _load(folder / f"{name}.yaml")) for name in chosen]
     out = _out()
     if as_json:
-        doc = {sc.name: run_scenario(sc) for sc in scenarios}
-        sys.stdout.write(json.dumps(doc if story is None else doc[scenarios[0].name],
+        doc = {sc.name: run_scenario(sc) for _, sc in stories}
+        sys.stdout.write(json.dumps(doc if story is None else doc[stories[0][1].name],
                                     ensure_ascii=False, indent=2) + "\n")
         return
     summary = []
-    for scenario in scenarios:
-        out.rule(f"[bold]{scenario.name}[/]")
+    for name, scenario in stories:
+        out.rule(f"[bold]{name}[/]")
         if scenario.description:
             out.print(" ".join(scenario.description.split()))
         outcome = run_scenario(scenario, on_step=narrator(out, step=step))
@@ -136,7 +239,7 @@ def demo(
         statuses: dict[str, int] = {}
         for p in outcome["payments"].values():
             statuses[p["status"]] = statuses.get(p["status"], 0) + 1
-        summary.append((scenario.name, ", ".join(f"{n} {k}" for k, n in statuses.items()),
+        summary.append((name, ", ".join(f"{n} {k}" for k, n in statuses.items()),
                         "yes" if all(outcome["checks"].values()) else "NO"))
     if len(summary) > 1:
         table = Table(title="Summary: every story, its payments' fates, and the checks "
@@ -204,63 +307,91 @@ def cards_reconcile(
 
 
 def _open_world(store: str, at: str | None) -> Any:
-    """The engine of a stored world, with its clock at ``at`` or the log's last time."""
-    from qingsuan.clock import VirtualClock, parse_time
+    """The engine of a stored world, with its clock at ``at`` (not before the log's last
+    time: the log never goes back) or the log's last time. Exit 2 when the store does not
+    exist or ``at`` is not a time the world can move to."""
+    from qingsuan.clock import VirtualClock, format_time, parse_time
     from qingsuan.engine import ReplayError
     from qingsuan.store import LogError
     from qingsuan.world import World
 
-    if not store.startswith(("memory:", "postgres")) and not Path(
-            store.removeprefix("sqlite:///")).exists():
-        _err().print(f"no such command log: {store}", markup=False)
-        raise typer.Exit(EXIT_INVALID)
-    clock = VirtualClock(0)
-    try:
-        world = World.open(store, clock)
-    except (LogError, ReplayError) as exc:
-        _err().print(str(exc), markup=False)
-        raise typer.Exit(1) from None
-    engine = world.engine
-    start = engine.ledger.last_timestamp_us
+    url = store_url(store, must_exist=True)
+    at_us = None
     if at is not None:
         try:
-            start = max(start, parse_time(at, field="--at"))
-        except ValueError as exc:
-            _err().print(str(exc), markup=False)
-            raise typer.Exit(EXIT_INVALID) from None
-    clock.advance_to(start)
+            at_us = parse_time(at, field="--at")
+        except (ValueError, OverflowError) as exc:
+            fail(str(exc))
+    clock = VirtualClock(0)
+    try:
+        world = World.open(url.text, clock)
+    except (LogError, ReplayError, ValueError) as exc:
+        fail(f"--store: cannot open {quoted(store)}: {reason(exc)}", 1)
+    engine = world.engine
+    last = max(engine.now_us, engine.ledger.last_timestamp_us)
+    if at_us is not None and at_us < last:
+        engine.close()
+        fail(f"--at {clip(at or '')} is before the last time in {quoted(store)} "
+             f"({format_time(last)}): the world's time never goes back")
+    clock.advance_to(last if at_us is None else at_us)
     return engine, world
 
 
 @cnaps_app.command("send")
 def cnaps_send(
-    file: Annotated[Path, typer.Argument(help="pacs.008, pacs.009 or camt.056 XML file")],
+    file: Annotated[Path, typer.Argument(help="pacs.008, pacs.009, pacs.003, pacs.004 or "
+                                              "camt.056 XML file (examples/, docs/CNAPS.md)")],
     participant: Annotated[str, typer.Option("--as", help="the sending participant's name")],
     store: Annotated[str, typer.Option(help="the world's command log (PATH.db or "
                                             "postgresql://...)")],
-    at: Annotated[str | None, typer.Option(help="Beijing time of sending (default: the "
-                                                 "log's last time)")] = None,
+    at: Annotated[str | None, typer.Option(help="Beijing time of sending, not before the "
+                                                 "log's last time (default: that time)")
+                  ] = None,
 ) -> None:
-    """Send one ISO 20022 message as a participant; print the answer (pacs.002/camt.029)."""
+    """Send one ISO 20022 message as a participant; print the answer (pacs.002/camt.029).
+
+    Exit 0 when CNAPS accepted every transaction (settled, queued or netted), 1 when it
+    rejected any (RJCT in the pacs.002, a refused cancellation in the camt.029), 2 on bad
+    input (no such file, store or participant; --at before the log's last time)."""
     from qingsuan.cnaps.gateway import CnapsGateway
 
     try:
-        xml = file.read_bytes()
+        with file.open("rb") as handle:
+            xml = handle.read(_MAX_MESSAGE_BYTES + 1)
     except OSError as exc:
-        _err().print(f"{file}: {exc.strerror or exc}", markup=False)
-        raise typer.Exit(EXIT_INVALID) from None
+        fail(f"{clip(str(file))}: {exc.strerror or exc}")
+    if len(xml) > _MAX_MESSAGE_BYTES:
+        fail(f"{clip(str(file))}: larger than {_MAX_MESSAGE_BYTES:,} bytes: not a message "
+             "CNAPS takes")
     engine, world = _open_world(store, at)
     cnaps = world.cnaps
     if participant not in cnaps.directory:
-        _err().print(f"no participant named {participant!r} in {store}", markup=False)
         engine.close()
-        raise typer.Exit(EXIT_INVALID)
+        fail(f"no participant named {quoted(participant)} in {quoted(store)} (there are "
+             f"{', '.join(sorted(p.name for p in cnaps.directory))})")
     try:
         engine.tick()  # the day cycle catches up to the sending time
         answer = CnapsGateway(cnaps, world.banks).receive(xml, participant)
     finally:
         engine.close()
     sys.stdout.write(answer.decode() + "\n")
+    if _rejected(answer):
+        raise typer.Exit(1)
+
+
+#: the largest message ``cnaps send`` reads (the gateway's own limit is checked after)
+_MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
+
+
+def _rejected(answer: bytes) -> bool:
+    """Whether CNAPS's answer refuses anything: a pacs.002 with RJCT (the message or one of
+    its transactions), a camt.029 refusing a cancellation."""
+    from qingsuan.messages import MessageError, parse_camt029, parse_pacs002
+
+    try:
+        return any(r.status == "RJCT" for r in parse_pacs002(answer))
+    except MessageError:
+        return not all(a.accepted for a in parse_camt029(answer))
 
 
 @cnaps_app.command("statement")
@@ -272,26 +403,31 @@ def cnaps_statement(
                                                    "report (camt.052)")] = None,
 ) -> None:
     """Print a participant's own settlement account statement (camt.053) or intraday
-    report (camt.052)."""
+    report (camt.052). Exit 2 on bad input (no such store, participant or closed day)."""
     import datetime as dt
 
     from qingsuan.cnaps.gateway import CnapsGateway
 
+    day = None
+    if date is not None:
+        try:
+            day = dt.date.fromisoformat(date)
+        except ValueError:
+            fail(f"--date: {quoted(date)} is not a date like 2026-11-25")
     engine, world = _open_world(store, None)
     cnaps = world.cnaps
     try:
         if participant not in cnaps.directory:
-            _err().print(f"no participant named {participant!r} in {store}", markup=False)
-            raise typer.Exit(EXIT_INVALID)
+            fail(f"no participant named {quoted(participant)} in {quoted(store)} (there are "
+                 f"{', '.join(sorted(p.name for p in cnaps.directory))})")
         gateway = CnapsGateway(cnaps)
-        if date is None:
+        if day is None:
             xml = gateway.intraday_report(participant)
         else:
             try:
-                xml = gateway.statement(participant, dt.date.fromisoformat(date))
+                xml = gateway.statement(participant, day)
             except (KeyError, ValueError) as exc:
-                _err().print(str(exc).strip("'\""), markup=False)
-                raise typer.Exit(EXIT_INVALID) from None
+                fail(reason(exc))
     finally:
         engine.close()
     sys.stdout.write(xml.decode() + "\n")

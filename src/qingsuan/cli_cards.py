@@ -6,16 +6,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import sys
+import time
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from qingsuan.cli_common import EXIT_INVALID, err, load_or_exit
+from qingsuan.cli_common import EXIT_INVALID, clip, err, fail, load_or_exit, quoted, reason
 
 DEFAULT_PORT = 8583
 
@@ -177,16 +179,54 @@ def serve(
     raise typer.Exit(status)
 
 
+#: the kinds of request that need a card number (field 2); the others name their original
+_NEED_CARD: Final = ("purchase", "withdrawal", "balance", "refund", "preauth")
+#: the kinds that name an original (field 90), and the MTI of that original by default
+_ORIGINAL_MTI: Final = {"void": "0200", "refund": "0200", "reversal": "0200",
+                        "preauth-cancel": "0100", "completion": "0100"}
+_ORIGINAL_RE: Final = re.compile(r"^(?:(0100|0200|0220|0400)/)?(\d{1,6})/(\d{10})$")
+MAX_STAN: Final = 999_999
+
+
+def default_stan(now_ns: int | None = None) -> int:
+    """A STAN (field 11) that differs between sends (1..999999): the milliseconds of the
+    clock, so two sends in one second are not the same request (the switch answers a
+    repeated STAN and transmission time with 94, duplicate)."""
+    ms = (time.time_ns() if now_ns is None else now_ns) // 1_000_000
+    return ms % MAX_STAN + 1
+
+
+def parse_original(text: str, kind: str) -> tuple[str, str, str]:
+    """(MTI, STAN, MMDDhhmmss) of ``--original [MTI/]STAN/MMDDhhmmss``; ValueError if not."""
+    match = _ORIGINAL_RE.match(text)
+    if match is None:
+        raise ValueError(f"--original {quoted(text)}: expected [MTI/]STAN/MMDDhhmmss, e.g. "
+                         "000001/1125103000 or 0100/000004/1125103100")
+    mti, o_stan, o_time = match.groups()
+    try:  # a real moment (2028 is a leap year: 29 February is a valid MMDD)
+        dt.datetime.strptime(f"2028{o_time}", "%Y%m%d%H%M%S")
+    except ValueError:
+        raise ValueError(f"--original {quoted(text)}: {o_time} is not a time MMDDhhmmss"
+                         ) from None
+    if int(o_stan) == 0:
+        raise ValueError(f"--original {quoted(text)}: the STAN is 1 to {MAX_STAN}")
+    return mti or _ORIGINAL_MTI[kind], o_stan.rjust(6, "0"), o_time
+
+
 def cards_send(
     kind: Annotated[str, typer.Argument(
         help="purchase, withdrawal, balance, void, refund, reversal, preauth, "
              "preauth-cancel or completion")],
-    card: Annotated[str | None, typer.Option(help="card number (PAN)")] = None,
+    card: Annotated[str | None, typer.Option(
+        help="card number (PAN): needed by purchase, withdrawal, balance, refund, "
+             "preauth")] = None,
     terminal: Annotated[str, typer.Option(help="terminal id (field 41)")] = "POS00CCB",
     amount: Annotated[str | None, typer.Option(help="amount in CNY, e.g. 36.00")] = None,
     pin: Annotated[str | None, typer.Option(
         help="the PIN: sent only as a PIN block under the zone PIN key")] = None,
-    stan: Annotated[int, typer.Option(help="system trace audit number (field 11)")] = 1,
+    stan: Annotated[int | None, typer.Option(
+        help="system trace audit number (field 11), 1 to 999999; default from the clock's "
+             "milliseconds, so two sends differ")] = None,
     original: Annotated[str | None, typer.Option(
         help="for void, refund, reversal, preauth-cancel, completion: the original's STAN "
              "and transmission time (field 7) as STAN/MMDDhhmmss, with its MTI first if "
@@ -208,6 +248,7 @@ def cards_send(
     from qingsuan.clock import BEIJING
     from qingsuan.money import AmountError, parse_amount
     from qingsuan.server.card_client import (
+        KINDS,
         ClientWorld,
         describe,
         original_data,
@@ -215,39 +256,45 @@ def cards_send(
         send_one,
     )
 
+    if kind not in KINDS:
+        fail(f"unknown request kind {quoted(kind)}; one of {', '.join(KINDS)}")
+    if stan is not None and not 1 <= stan <= MAX_STAN:
+        fail(f"--stan must be 1 to {MAX_STAN}, got {clip(str(stan))}")
+    if kind in _NEED_CARD and card is None:
+        fail(f"{kind} needs --card (the card number)")
+    if kind in _ORIGINAL_MTI and original is None:
+        fail(f"{kind} needs --original [MTI/]STAN/MMDDhhmmss (the original request)")
+    if kind not in _ORIGINAL_MTI and original is not None:
+        fail(f"{kind} names no original: --original is for {', '.join(_ORIGINAL_MTI)}")
+    if not 0 < port <= 65535:
+        fail(f"--port must be 1 to 65535, got {clip(str(port))}")
+    if frame not in ("binary2", "ascii4"):
+        fail(f"--frame is binary2 or ascii4, got {quoted(frame)}")
+    mac = _key(mac_key, "mac-key", (16, 24))
     world = ClientWorld.from_scenario(_scenario(scenario))
+    sent_stan = default_stan() if stan is None else stan
     try:
         term = world.terminal(terminal)
-        amount_fen = parse_amount(amount, field="amount") if amount is not None else None
+        amount_fen = parse_amount(amount, field="--amount") if amount is not None else None
         orig = None
-        if kind in ("void", "refund", "reversal", "preauth-cancel", "completion"):
-            if original is None:
-                raise ValueError(f"{kind} needs --original STAN/MMDDhhmmss")
-            parts = original.split("/")
-            mti = parts[0] if len(parts) == 3 else (
-                "0100" if kind in ("preauth-cancel", "completion") else "0200")
-            o_stan, o_time = parts[-2:]
-            if not (o_stan.isdigit() and len(o_stan) <= 6 and o_time.isdigit() and
-                    len(o_time) == 10):
-                raise ValueError("--original is [MTI/]STAN/MMDDhhmmss")
-            orig = original_data(mti, o_stan.rjust(6, "0"), o_time, term.institution)
-        mti, fields = request_fields(kind, card=card, terminal=term, stan=stan,
+        if original is not None:
+            mti, o_stan, o_time = parse_original(original, kind)
+            orig = original_data(mti, o_stan, o_time, term.institution)
+        mti, fields = request_fields(kind, card=card, terminal=term, stan=sent_stan,
                                      at=dt.datetime.now(BEIJING), amount_fen=amount_fen,
                                      pin=pin, original=orig)
-        raw = encode_message(mti, fields, mac_key=_key(mac_key, "mac-key", (16, 24)))
+        raw = encode_message(mti, fields, mac_key=mac)
     except (ValueError, AmountError) as exc:
-        err().print(str(exc), markup=False)
-        raise typer.Exit(EXIT_INVALID) from None
+        fail(reason(exc))
     try:
         answer = send_one(host, port, raw, frame_format=frame)  # type: ignore[arg-type]
     except (OSError, ValueError) as exc:  # (ValueError: an impossible length header)
-        err().print(f"no answer from {host}:{port}: {exc}", markup=False)
-        raise typer.Exit(EXIT_INVALID) from None
+        fail(f"no answer from {clip(host)}:{port}: {reason(exc)}")
     rows = describe(answer)
     if as_json:
         sys.stdout.write(json.dumps(dict(rows), ensure_ascii=False) + "\n")
     else:
-        table = Table(title=f"answer to {kind} (STAN {stan:06d})")
+        table = Table(title=f"answer to {kind} (STAN {sent_stan:06d})")
         table.add_column("field")
         table.add_column("value")
         for key, value in rows:

@@ -1,10 +1,16 @@
-"""What the ``qingsuan`` commands share: consoles, the exit code of bad input, and reading
-a scenario with every problem listed (``cli.py`` and ``cli_cards.py``)."""
+"""What the ``qingsuan`` commands share: consoles, the exit code of bad input, reading a
+scenario with every problem listed, and checking the paths and store urls a user types
+(``cli.py``, ``cli_cards.py``, ``cli_log.py``).
+
+Every user mistake ends in one line saying what is wrong (``fail``), never a traceback, and
+is found before anything is written."""
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final, NoReturn
 
 import typer
 from rich.console import Console
@@ -12,7 +18,11 @@ from rich.console import Console
 from qingsuan.sim.scenario import ScenarioError, load_scenario
 
 #: exit code of bad input (an invalid file, bad options): nothing was done
-EXIT_INVALID = 2
+EXIT_INVALID: Final = 2
+#: a value quoted in a message is cut to this many characters (a 50 MB value is not echoed)
+MAX_QUOTED_CHARS: Final = 200
+#: a problem line is cut to this many characters
+MAX_LINE_CHARS: Final = 1_000
 
 
 def out() -> Console:
@@ -24,14 +34,119 @@ def err() -> Console:
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+def clip(text: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+def quoted(value: object) -> str:
+    """``repr(value)`` for a message, cut to :data:`MAX_QUOTED_CHARS`."""
+    return repr(clip(value if isinstance(value, str) else str(value)))
+
+
+def reason(exc: BaseException) -> str:
+    """The first line of an exception's message (a driver's "background" link is not)."""
+    text = str(exc).strip("'\"")
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
+    """Say what is wrong in one line on stderr (cut if it is huge) and exit."""
+    err().print(clip(" ".join(message.split("\n")), MAX_LINE_CHARS), markup=False)
+    raise typer.Exit(code)
+
+
 def load_or_exit(file: Path) -> Any:
     """The scenario in ``file``, or every problem with its line on stderr and exit 2."""
     try:
         return load_scenario(file)
     except ScenarioError as exc:
         console = err()
-        console.print(f"[bold red]{file}: invalid scenario, nothing was run[/] "
+        console.print(f"[bold red]{clip(str(file))}: invalid scenario, nothing was run[/] "
                       f"({len(exc.problems)} problem{'s' if len(exc.problems) != 1 else ''})")
         for problem in exc.problems:
-            console.print(f"  {problem}", markup=False)
+            console.print(f"  {clip(str(problem), MAX_LINE_CHARS)}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
+
+
+def warn_events_after_run_until(scenario: Any) -> None:
+    """A warning on stderr when some events come after ``run_until`` (valid; not run)."""
+    late = [e for e in scenario.events if e.at_us > scenario.run_until_us]
+    if late:
+        err().print(f"{clip(scenario.file)}:{late[0].line}: warning: {len(late)} event"
+                    f"{'s' if len(late) != 1 else ''} after run_until (from this line on) "
+                    "will not run", markup=False)
+
+
+# ---------------------------------------------------------------------- store urls
+
+
+@dataclass(frozen=True, slots=True)
+class StoreUrl:
+    """A ``--store`` value the user typed, understood: its kind and, for SQLite, its file."""
+
+    text: str
+    kind: str  # "memory", "sqlite" or "postgresql"
+    path: Path | None = None  # the SQLite file
+
+    def holds_a_log(self) -> bool:
+        """Whether something may already be stored there (a SQLite file that is not empty,
+        any PostgreSQL database); a fresh ``memory:`` never does."""
+        if self.kind == "sqlite":
+            assert self.path is not None
+            return self.path.exists() and self.path.stat().st_size > 0
+        return self.kind == "postgresql"
+
+
+_SQLITE_PREFIXES: Final = ("sqlite:///", "sqlite+pysqlite:///")
+_POSTGRES_PREFIXES: Final = ("postgresql://", "postgres://", "postgresql+psycopg://")
+_STORE_FORMS: Final = "memory:, PATH.db, sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
+
+
+def store_url(text: str, option: str = "--store", *, must_exist: bool = False) -> StoreUrl:
+    """``text`` as a store url, or exit 2 saying why it cannot be one: an unknown form, a
+    SQLite file in a folder that does not exist, a folder, or (``must_exist``) no file."""
+    if text.startswith("memory:"):
+        if must_exist:
+            fail(f"{option}: {quoted(text)} is a fresh in-memory log: it holds nothing")
+        return StoreUrl(text, "memory")
+    if text.startswith(_POSTGRES_PREFIXES):
+        return StoreUrl(text, "postgresql")
+    prefix = next((p for p in _SQLITE_PREFIXES if text.startswith(p)), None)
+    if prefix is not None:
+        path = Path(text[len(prefix):])
+    elif "://" not in text and text.endswith(".db"):
+        path = Path(text)
+    else:
+        fail(f"{option}: {quoted(text)} is not a command log: use {_STORE_FORMS}")
+    if not str(path) or str(path) == ":memory:":
+        fail(f"{option}: {quoted(text)} names no file: use {_STORE_FORMS}")
+    if path.is_dir():
+        fail(f"{option}: {quoted(str(path))} is a folder, not a command log file")
+    if must_exist and not path.exists():
+        fail(f"{option}: no such command log: {quoted(str(path))}")
+    parent = path.parent
+    if not parent.is_dir():
+        fail(f"{option}: cannot create {quoted(str(path))}: no folder {quoted(str(parent))}")
+    if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        fail(f"{option}: cannot create {quoted(str(path))}: the folder is not writable")
+    return StoreUrl(text, "sqlite", path)
+
+
+def writable_dir(path: Path, option: str) -> Path:
+    """A folder that exists and is writable, or can be created (nothing is created here);
+    else exit 2 saying why."""
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if path.exists() and not path.is_dir():
+        fail(f"{option}: {quoted(str(path))} is a file, not a folder")
+    if not probe.is_dir():
+        fail(f"{option}: cannot create {quoted(str(path))}: {quoted(str(probe))} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        fail(f"{option}: {quoted(str(probe))} is not writable")
+    return path

@@ -41,6 +41,10 @@ from qingsuan.messages import (
     parse_inbound,
 )
 
+#: how far a transfer's settlement date (IntrBkSttlmDt) may be from the day it is sent: the
+#: next business day after the longest closure (National Day, 1-8 October) is within it; a
+#: date of 1990 or 2099 is a mistake, refused with DT01
+MAX_SETTLEMENT_DATE_DAYS: Final = 10
 ACCEPTED: Final = frozenset({PACS008, PACS009, PACS003, PACS004, CAMT056})
 _PRIORITY: Final = {
     "correction": Priority.CORRECTION, "extra_urgent": Priority.EXTRA_URGENT,
@@ -149,8 +153,19 @@ class CnapsGateway:
                                     "participant")
         return (own, other)
 
+    def _date_problem(self, settlement_date: dt.date) -> tuple[str, str, str] | None:
+        """The pacs.002 rejection of a settlement date far from the sending day."""
+        today = self._now().date()
+        if abs((settlement_date - today).days) <= MAX_SETTLEMENT_DATE_DAYS:
+            return None
+        return ("RJCT", "DT01", f"settlement date {settlement_date} is more than "
+                                f"{MAX_SETTLEMENT_DATE_DAYS} days from today, {today}")
+
     def _one_transfer(self, item: CreditTransfer, participant: str
                       ) -> tuple[str, str | None, str | None]:
+        date_problem = self._date_problem(item.settlement_date)
+        if date_problem is not None:
+            return date_problem
         agents = self._agents(participant, item.debtor_agent_code, "debtor",
                               item.creditor_agent_code, "creditor",
                               "a participant sends only its own payments")
@@ -214,6 +229,9 @@ class CnapsGateway:
                    ) -> tuple[str, str | None, str | None]:
         """pacs.003 (beps.127 ordinary debit): sent by the payee's bank; the payer's bank
         answers with its receipt (simulated) and, if it accepts, the item nets."""
+        date_problem = self._date_problem(item.settlement_date)
+        if date_problem is not None:
+            return date_problem
         agents = self._agents(participant, item.creditor_agent_code, "creditor",
                               item.debtor_agent_code, "debtor",
                               "a debit is sent by the payee's bank")
