@@ -2,12 +2,13 @@
 
 One asyncio event loop (uvloop when installed) does the connections, the framing and the
 ISO 8583 edge; the core (engine + durable log) runs in a child process by default, so
-parsing and encoding on one CPU overlap with deciding and fsyncing on the other. Each
-connection's requests go to the core as a chunk as soon as they are read (up to
-:data:`PIPELINE_DEPTH` chunks with the core at once); the core takes every chunk waiting
-into one group commit (so commits grow with the load) and answers them in order; the edge
-encodes the responses. The two processes talk over a socket pair (length-prefixed pickles; the
-edge's end is an asyncio transport, so it never blocks).
+parsing and encoding on one CPU overlap with deciding and fsyncing on the other. Frames
+are queued per connection as they are read, decoded in the connection's turn (round-robin)
+and sent to the core in chunks at once (up to :data:`MAX_IN_CORE` requests with it); the
+core takes every chunk waiting into one group commit (so commits grow with the load) and
+answers them in order; the edge encodes the responses. The two processes talk over a
+socket pair (length-prefixed pickles; the edge's end is an asyncio transport, so it never
+blocks).
 
 Guarantees:
 
@@ -21,7 +22,9 @@ Guarantees:
   idle, slow (a frame not completed in time) and non-reading peers are cut off; a full
   table admits a newcomer by closing the idlest connection; refusals are logged sampled;
 * SIGTERM (or SIGINT): stop accepting, stop reading, answer everything already received,
-  close the log, exit 0. Nothing acknowledged is lost, nothing received is left unanswered.
+  close the log, exit 0. Nothing acknowledged is lost, nothing received is left
+  unanswered (but what a connection the server cut off, or whose peer went away, had
+  sent and was not yet with the core: never logged, nobody to answer).
 
 Logs name connections by peer address and never hold card data (reasons from the edge mask
 PANs; PIN blocks and MACs are never logged).
@@ -51,7 +54,6 @@ from qingsuan.cards.framing import frame as frame_payload
 from qingsuan.server.card_edge import (
     EdgeConfig,
     Forward,
-    Reply,
     SwitchAnswer,
     inbound,
     outbound,
@@ -65,11 +67,13 @@ PIPELINE_DEPTH: Final = 64
 MAX_BATCH: Final = 64
 #: requests of one group commit at most
 MAX_GROUP: Final = 1024
-#: requests with the core at most: two group commits' worth keeps it busy, and a request
-#: read now waits behind no more than that (a greedy peer's backlog stays at the edge)
-MAX_IN_CORE: Final = 2 * MAX_GROUP
+#: requests with the core at most: a request read now waits behind no more than one
+#: group commit (a greedy peer's backlog stays at the edge, in its connection's queue)
+MAX_IN_CORE: Final = MAX_GROUP
 #: requests one connection puts in a chunk before the next connection's turn (fairness)
-QUANTUM: Final = 16
+QUANTUM: Final = 4
+#: frames decoded in one go before the loop turns to its other work (then it goes on)
+DECODE_BUDGET: Final = MAX_GROUP
 #: a connection with this many unanswered requests is not read until it falls to half
 MAX_UNANSWERED_PER_CONNECTION: Final = 4096
 #: a peer whose answers pile up past this many times the write buffer is cut off at once
@@ -438,7 +442,7 @@ class Warnings:
 # ---------------------------------------------------------------------- connections
 
 
-Pending = list[tuple["_Connection", Forward]]
+Pending = list[tuple["_Connection", Forward]]  # requests with the core, in order
 
 
 class _Connection(asyncio.Protocol):
@@ -448,8 +452,8 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
         self.client = "?"            # the peer's address: the per-client limit counts it
-        self.unanswered = 0
-        self.queue: Pending = []     # read, not yet with the core
+        self.unanswered = 0          # frames read and not answered (queued ones too)
+        self.queue: list[bytes] = []  # read, not yet decoded (that waits for its turn)
         self.queued = False          # in the server's round-robin of connections to serve
         self.paused = False          # reading paused: too many unanswered
         self.write_paused = False    # reading paused: the peer does not read its answers
@@ -457,6 +461,7 @@ class _Connection(asyncio.Protocol):
         self.out: list[bytes] = []
         self.closed = asyncio.Event()
         self.active_at = 0.0         # last request read or answer written (loop time)
+        self.silent = True           # no complete frame yet: the first to be evicted
         self.partial_since = 0.0     # when the frame being read began (0: none)
         self._drain_timer: asyncio.TimerHandle | None = None
 
@@ -476,10 +481,20 @@ class _Connection(asyncio.Protocol):
             transport.close()
             self.closed.set()
             return
-        self.transport.set_write_buffer_limits(high=self.server.limits.write_buffer_bytes)
+        buffer_bytes = self.server.limits.write_buffer_bytes
+        self.transport.set_write_buffer_limits(high=buffer_bytes)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:  # a fixed kernel buffer too: a peer that does not read is seen
+            with contextlib.suppress(OSError):  # after about 3 times this, not 4 MiB more
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, buffer_bytes)
         log.info("%s connected", self.peer)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        """The peer is gone: what it sent that is not yet decoded is dropped (nobody to
+        answer; never logged)."""
+        self.server.stats.abandoned += len(self.queue)
+        self.unanswered -= len(self.queue)
+        self.queue.clear()
         self.server.forget(self)
         self._cancel_drain_timer()
         self.closed.set()
@@ -546,9 +561,7 @@ class _Connection(asyncio.Protocol):
         try:
             frames = self.decoder.feed(data)
         except FramingError as exc:
-            for raw in exc.frames:
-                server.received(self, raw)
-            server.submit()
+            server.received(self, exc.frames)
             self.warn("framing error, closing the connection once answered: %s", exc)
             server.stats.framing_errors += 1
             self.finishing = True
@@ -567,10 +580,10 @@ class _Connection(asyncio.Protocol):
             return  # bytes that complete no request are not activity (slow loris)
         self.active_at = now
         server.connections.move_to_end(self)  # the table is kept in order of activity
-        for raw in frames:
-            server.received(self, raw)
-        server.submit()  # to the core at once: it decides while we read the others
-        self.flush()
+        if self.silent:
+            self.silent = False
+            del server.silent[self]
+        server.received(self, frames)  # to the core at once: it decides while we read on
         if self.unanswered >= MAX_UNANSWERED_PER_CONNECTION and not self.paused:
             assert self.transport is not None
             self.transport.pause_reading()
@@ -647,6 +660,8 @@ class CardServer:
         #: the admitted connections, least recently active first (the idlest goes first)
         self.connections: collections.OrderedDict[_Connection, None] = \
             collections.OrderedDict()
+        #: those that have not sent a whole frame yet, oldest first (evicted before all)
+        self.silent: collections.OrderedDict[_Connection, None] = collections.OrderedDict()
         self.per_client: collections.Counter[str] = collections.Counter()
         #: connections with requests in their queue, served in turn
         self.ready: collections.deque[_Connection] = collections.deque()
@@ -661,6 +676,7 @@ class CardServer:
         self._done: asyncio.Future[None] | None = None
         self._listener: asyncio.Server | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        self._submit_soon = False
         core.on_answers = self._answered
         core.on_failure = self._failed
 
@@ -668,8 +684,10 @@ class CardServer:
 
     def admit(self, conn: _Connection) -> tuple[str, str] | None:
         """Take ``conn`` into the table, or say why not (a kind, for sampling, and a
-        reason). A full table makes room by closing its idlest connection with nothing
-        unanswered."""
+        reason). A full table makes room by closing its idlest connection: one that has
+        not sent a whole request yet (the oldest), else the one with nothing unanswered
+        whose last request or answer is the oldest. (Silent ones go first: a flood of new
+        connections then turns over among itself, not over the clients at work.)"""
         limits = self.limits
         if self.stopping:
             return "stopping", "stopping"
@@ -677,13 +695,16 @@ class CardServer:
             return "per-client limit", (f"{limits.max_connections_per_client} connections "
                                         f"from {conn.client} (--max-connections-per-client)")
         if len(self.connections) >= limits.max_connections:
-            idlest = next((c for c in self.connections if not c.unanswered), None)
+            idlest = next(iter(self.silent), None) or \
+                next((c for c in self.connections if not c.unanswered), None)
             if idlest is None:
                 return "table full", (f"{limits.max_connections} connections, all waiting "
                                       "for answers (--max-connections)")
-            idlest.cut("evicted", f"idle for {self.now() - idlest.active_at:.1f} s, closed to "
-                       f"admit {conn.peer} (--max-connections)")
+            idlest.cut("evicted", f"{'silent' if idlest.silent else 'idle'} for "
+                       f"{self.now() - idlest.active_at:.1f} s, closed to admit {conn.peer} "
+                       "(--max-connections)")
         self.connections[conn] = None
+        self.silent[conn] = None
         self.per_client[conn.client] += 1
         return None
 
@@ -693,6 +714,7 @@ class CardServer:
         if conn not in self.connections:
             return
         del self.connections[conn]
+        self.silent.pop(conn, None)
         self.per_client[conn.client] -= 1
         if not self.per_client[conn.client]:
             del self.per_client[conn.client]
@@ -719,54 +741,84 @@ class CardServer:
 
     # -- request path
 
-    def received(self, conn: _Connection, raw: bytes) -> None:
+    def received(self, conn: _Connection, frames: list[bytes]) -> None:
+        """Frames read from ``conn``: queued as they are (decoding waits for the
+        connection's turn, so a peer that sends thousands costs the loop nothing yet)."""
+        if frames:
+            conn.unanswered += len(frames)
+            conn.queue += frames
+            if not conn.queued:
+                conn.queued = True
+                self.ready.append(conn)
+        self.submit()
+
+    def _decode(self, conn: _Connection, raw: bytes) -> Forward | None:
+        """One frame through the edge: a request for the core, or answered (or dropped)
+        here."""
         self.stats.requests += 1
         result = inbound(raw, self.cfg)
-        if isinstance(result, Reply):
-            if result.raw is None:
-                self.stats.dropped += 1
-                conn.warn("dropped a frame: %s", result.note)
-            else:
-                self.stats.edge_replies += 1
-                if result.note.startswith("format error") or "MAC" in result.note:
-                    conn.warn("%s", result.note)
-                conn.send(result.raw)
-            return
-        conn.unanswered += 1
-        conn.queue.append((conn, result))
-        if not conn.queued:
-            conn.queued = True
-            self.ready.append(conn)
+        if isinstance(result, Forward):
+            return result
+        conn.unanswered -= 1
+        if result.raw is None:
+            self.stats.dropped += 1
+            conn.warn("dropped a frame: %s", result.note)
+        else:
+            self.stats.edge_replies += 1
+            if result.note.startswith("format error") or "MAC" in result.note:
+                conn.warn("%s", result.note)
+            conn.send(result.raw)
+        return None
 
     def submit(self) -> None:
-        """Hand what the connections have queued to the core, in chunks, as far as the
-        pipeline allows; each connection in turn gives up to :data:`QUANTUM` requests, so
-        a peer with thousands queued delays another's request by one turn, not by its
-        backlog."""
+        """Decode what the connections have queued and hand it to the core in chunks, as
+        far as the pipeline allows. Each connection in turn gives up to :data:`QUANTUM`
+        frames, so a peer with thousands queued delays another's request by one turn, not
+        by its backlog."""
         ready = self.ready
-        while ready and len(self.with_core) < PIPELINE_DEPTH and \
-                self.in_core < MAX_IN_CORE and self.failure is None:
+        replied: list[_Connection] = []
+        decoded = 0
+        while ready and decoded < DECODE_BUDGET and len(self.with_core) < PIPELINE_DEPTH \
+                and self.in_core < MAX_IN_CORE and self.failure is None:
             batch: Pending = []
-            while ready and len(batch) < MAX_BATCH:
+            taken = 0
+            while ready and taken < MAX_BATCH:
                 conn = ready[0]
                 queue = conn.queue
-                take = min(QUANTUM, MAX_BATCH - len(batch))
+                take = min(QUANTUM, MAX_BATCH - taken)
                 if len(queue) <= take:
-                    batch += queue
-                    queue.clear()
+                    raws = queue
+                    conn.queue = []
                     ready.popleft()
                     conn.queued = False
                 else:
-                    batch += queue[:take]
+                    raws = queue[:take]
                     del queue[:take]
                     ready.rotate(-1)
-            if not batch:
-                break  # only connections cut off since they queued
-            self.with_core.append(batch)
-            self.in_core += len(batch)
-            self.stats.batches += 1
-            self.core.submit([fwd.body for _, fwd in batch])
+                taken += len(raws)
+                for raw in raws:
+                    fwd = self._decode(conn, raw)
+                    if fwd is not None:
+                        batch.append((conn, fwd))
+                    elif not replied or replied[-1] is not conn:
+                        replied.append(conn)
+            decoded += taken
+            if batch:
+                self.with_core.append(batch)
+                self.in_core += len(batch)
+                self.stats.batches += 1
+                self.core.submit([fwd.body for _, fwd in batch])
+        for conn in replied:
+            conn.flush()
+        if ready and decoded >= DECODE_BUDGET and not self._submit_soon and \
+                self.loop is not None:
+            self._submit_soon = True  # the rest after the loop's other work
+            self.loop.call_soon(self._submit_later)
         self._check_done()
+
+    def _submit_later(self) -> None:
+        self._submit_soon = False
+        self.submit()
 
     def _answered(self, answers: list[SwitchAnswer]) -> None:
         """The answers of one or more chunks, in the order they were submitted."""
