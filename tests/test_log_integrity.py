@@ -312,3 +312,26 @@ def test_two_serve_processes_on_one_store(tmp_path: Path) -> None:
         first.terminate()
         assert first.wait(30) == 0
     assert verify(str(store)).exit_code == 0
+
+
+def test_repair_of_no_store_creates_nothing(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["log", "repair", str(tmp_path / "nosuch.db"),
+                                      "--truncate-after", "0"])
+    assert result.exit_code == 2 and "no such command log" in result.output
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_verify_beside_a_live_writer(tmp_path: Path) -> None:
+    store = tmp_path / "w.db"
+    run_scenario(load_scenario(SCENARIOS / "intrabank.yaml"), store=str(store))
+    clock = VirtualClock(0)
+    world = World.open(str(store), clock, snapshot_every=2)
+    try:
+        for _ in range(5):
+            clock.advance_to(world.engine.ledger.last_timestamp_us + 1_000_000)
+            world.engine.tick()
+        result = verify(str(store))
+        assert result.exit_code == 0, result.output
+        assert f"last entry {world.engine.last_entry()}" in flat(result.output)
+    finally:
+        world.close()

@@ -929,3 +929,14 @@ def test_proof_round_trip() -> None:
     for bad in ("7", "x:00", "0:" + "00" * 32, "7:abcd"):
         with pytest.raises(ValueError, match="SEQ:HASH"):
             Proof.parse(bad)
+
+
+def test_a_store_dropped_without_close_frees_the_writer_lock(harness: Harness) -> None:
+    import gc
+
+    log = harness.open()
+    fill(log, 1)
+    del log
+    gc.collect()
+    with harness.open() as again:
+        assert again.last_seq == 1

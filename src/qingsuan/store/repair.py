@@ -22,5 +22,7 @@ def repair_log(url: str | os.PathLike[str], keep_seq: int) -> RepairReport:
     """Keep entries ``1..keep_seq`` of the log at ``url`` and remove the rest (a copy is kept
     first). Takes the writer lock; refuses a store that is not a command log, and a
     ``keep_seq`` past a damaged entry (:class:`~qingsuan.store.BrokenChainError`)."""
+    # a store must be there already: a writer's open would make a new one
+    open_log(url, readonly=True, verify=False, _check=False).close()
     with open_log(url, verify=False, _check=False) as log:
         return log._repair(keep_seq)

@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import sqlite3
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
@@ -415,7 +416,7 @@ class _FileLock:
 
     def __init__(self, path: str, where: str) -> None:
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise LogError(f"{where}: cannot open the writer lock {path}: {exc}") from exc
         try:
@@ -477,6 +478,9 @@ class SqliteCommandLog(SqlCommandLog):
                          checkpoint_every=checkpoint_every)
         self._path = path
         self._file_lock = lock
+        if lock is not None:
+            # a store dropped without close() must not keep this process locked out of it
+            weakref.finalize(self, lock.release)
 
     def _insert_durably(self, rows: list[tuple[int, str, bytes, bytes, bytes]],
                         checkpoint_row: _CheckpointRow | None) -> None:
