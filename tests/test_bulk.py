@@ -130,6 +130,10 @@ def test_a_bulk_command_replays_to_the_same_state(tmp_path: Path) -> None:
     assert replay(str(tmp_path / "bulk.db"), world_systems()).state_hash() == expected
 
 
+def _opening() -> list[int]:
+    return [100_000, 100_000, 100_000, 0, 20_000_000]
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 4), st.integers(1, 4), st.integers(1, 3_000_000),
                           st.booleans()), min_size=1, max_size=40))
@@ -144,6 +148,16 @@ def test_money_is_conserved_and_no_payer_passes_its_funds(
     assert all(v >= 0 for c, v in _balances(runner).items() if c != "d")
     paid = codes == BulkCode.CREDITED
     assert sum(_balances(runner).values()) == 100_000 * 3 + 20_000_000  # nothing created
+    # the funds check is the ledger's rule taken in order, ignoring what arrives in the batch
+    left = {c: v for c, v in zip("abcde", _opening(), strict=True)}
+    for k, (p, q, a) in enumerate(zip(payer.tolist(), payee.tolist(), amount.tolist(),
+                                      strict=True)):
+        if codes[k] in (BulkCode.OVER_LIMIT, BulkCode.CLOSED):
+            continue
+        name = "abcde"[p]
+        assert (codes[k] == BulkCode.NO_FUNDS) == (a > left[name]), (k, codes.tolist())
+        if a <= left[name]:
+            left[name] -= a
     tally = runner.world.banks.bulk_tally
     assert int(amount[paid].sum()) == sum(v for k, (_, v) in tally.items()
                                           if k.endswith(":credited"))

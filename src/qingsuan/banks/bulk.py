@@ -186,28 +186,38 @@ def apply(b: Banks, body: bytes) -> npt.NDArray[np.int8]:
 
 def _funded(engine: Any, accounts: I64, amount: I64) -> npt.NDArray[np.bool_]:
     """Which debits each payer's account can bear, taken in order (a refused one does not
-    count against the ones after it), exactly as the ledger would decide them one by one:
-    a running total per payer, walked item by item only for the payers it runs out on."""
+    count against the ones after it), exactly as the ledger would decide them one by one.
+    A payer whose debits in the batch all fit is settled by one sum; only the items of the
+    payers that run out are walked, and those only from their first shortfall."""
     n = len(amount)
     ok = np.ones(n, np.bool_)
     if n == 0:
         return ok
-    order = np.argsort(accounts, kind="stable")
-    acc_sorted, amt_sorted = accounts[order], amount[order]
-    starts = np.flatnonzero(np.r_[True, acc_sorted[1:] != acc_sorted[:-1]])
-    headroom = engine.ledger.debit_headroom_fen(acc_sorted[starts])
+    payers, slot = np.unique(accounts, return_inverse=True)
+    headroom = engine.ledger.debit_headroom_fen(payers)
+    total = np.zeros(len(payers), np.int64)
+    np.add.at(total, slot, amount)
+    short_payer = total > headroom
+    if not short_payer.any():
+        return ok
+    items = np.flatnonzero(short_payer[slot])  # in the batch's order
+    order = items[np.argsort(slot[items], kind="stable")]
+    group = slot[order]
+    amt_sorted = amount[order]
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+    sizes = np.diff(np.r_[starts, len(order)])
     running = np.cumsum(amt_sorted)
-    before_group = np.repeat(np.r_[0, running[starts[1:] - 1]],
-                             np.diff(np.r_[starts, n]))
-    group_of = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, n]))
-    short = (running - before_group) > headroom[group_of]
+    before_group = np.repeat(np.r_[0, running[starts[1:] - 1]], sizes)
+    group_headroom = np.repeat(headroom[group[starts]], sizes)
+    short = (running - before_group) > group_headroom
     first_short = np.flatnonzero(short)
-    groups, first = np.unique(group_of[first_short], return_index=True)
-    for g, f in zip(groups.tolist(), first_short[first].tolist(), strict=True):
-        # the few payers that run out: one by one from their first shortfall
-        lo, hi = int(starts[g]), int(starts[g + 1]) if g + 1 < len(starts) else n
-        left = int(headroom[g]) - int(running[f - 1] - before_group[f - 1]) if f > lo \
-            else int(headroom[g])
+    group_index = np.repeat(np.arange(len(starts)), sizes)
+    gs, first = np.unique(group_index[first_short], return_index=True)
+    for g, f in zip(gs.tolist(), first_short[first].tolist(), strict=True):
+        lo = int(starts[g])
+        hi = int(starts[g + 1]) if g + 1 < len(starts) else len(order)
+        left = int(group_headroom[f]) - (int(running[f - 1] - before_group[f - 1])
+                                         if f > lo else 0)
         for k in range(f, hi):
             a = int(amt_sorted[k])
             if a <= left:
