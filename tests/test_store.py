@@ -940,3 +940,25 @@ def test_a_store_dropped_without_close_frees_the_writer_lock(harness: Harness) -
     gc.collect()
     with harness.open() as again:
         assert again.last_seq == 1
+
+
+def test_a_store_from_before_the_checkpoint_is_upgraded(tmp_path: Path) -> None:
+    """Migration 0002 records the log as it stands; a reader must wait for a writer to
+    upgrade the store, and says so."""
+    path = str(tmp_path / "old.db")
+    with open_log(path) as log:
+        fill(log, 3)
+        log.save_snapshot(Snapshot.of(2, b"state at 2"))
+        last = log.last_hash
+    harness = SqlHarness(path, path, sqlite_engine(path))
+    try:
+        harness._run(sa.text("DROP TABLE checkpoint"), sa.text("DROP TABLE writer"))
+        harness.set_alembic_revision("0001")
+    finally:
+        harness.cleanup()
+    with pytest.raises(LogError, match="open it once for writing"):
+        open_log(path, readonly=True)
+    with open_log(path) as log:
+        assert (log.checkpoint.seq, log.checkpoint.hash) == (3, last)
+        assert log.checkpoint.snapshot_seq == 2
+        assert log.latest_snapshot() == Snapshot.of(2, b"state at 2")
