@@ -143,11 +143,6 @@ class Builder:
                     (mdr.get(merchant) or 0) if merchant else 0))
                     for tid, kind, bank, merchant, _ in doc["terminals"]]},
                 sort_keys=True).encode())
-        if customers:
-            self._cnaps("cnaps.sim_accounts", {"accounts": [
-                {"bank": bank, "number": account, "name": name,
-                 "ledger_name": f"{bank}:customer:{cid}", "closed": closed}
-                for cid, bank, account, name, closed, *_ in customers]})
         self.banks.apply("banks.setup", timestamp_us, json.dumps({
             "customers": [[cid, bank, account, name, closed, m]
                           for cid, bank, account, name, closed, _, _, m in customers],

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
+from qingsuan.cnaps.netsys import SimAccount
 from qingsuan.reasons import Reason
 
 #: customers one world holds at most
@@ -82,3 +83,19 @@ class Directory:
         for cid, bank, account, name, closed, mdr in doc:
             out.add(CustomerAccount(cid, bank, account, name, bool(closed), mdr))
         return out
+
+
+class ResponderView:
+    """The directory as the simulated responders' look-up (cnaps/netsys.AccountsView):
+    (bank, account number) -> what the bank answers about it. Reads the banks' current
+    directory each time (it is replaced when a snapshot is loaded)."""
+
+    def __init__(self, banks: Any) -> None:
+        self._banks = banks
+
+    def get(self, key: tuple[str, str], /) -> SimAccount | None:
+        found = self._banks.directory.by_number.get(key)
+        if found is None:
+            return None
+        return SimAccount(found.bank, found.account, found.name,
+                          f"{found.bank}:{found.ledger_name}", found.closed)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.banks import acquirer, bulk, incoming, outgoing
 from qingsuan.banks.books import Books
-from qingsuan.banks.directory import CustomerAccount, Directory
+from qingsuan.banks.directory import CustomerAccount, Directory, ResponderView
 from qingsuan.banks.records import PaymentRecord
 from qingsuan.cnaps.hvps import Notice, dumps
 from qingsuan.reasons import Reason
@@ -92,6 +92,7 @@ class Banks:
     def attach(self, engine: Engine) -> None:
         self.engine = engine
         self.books = Books(engine)
+        self.cnaps.answer_from(ResponderView(self))
 
     # ------------------------------------------------------------------ applying
 

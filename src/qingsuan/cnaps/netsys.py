@@ -29,7 +29,7 @@ import datetime as dt
 import hashlib
 from collections import deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from qingsuan.calendar import HvpsPhase
 from qingsuan.clock import US_PER_MINUTE, from_datetime, to_beijing_naive
@@ -108,11 +108,18 @@ class SimAccount:
     closed: bool = False
 
 
+class AccountsView(Protocol):
+    """What the simulated responders look accounts up in: a dictionary of registered
+    accounts (CNAPS alone), or the banks' own directory (a whole world)."""
+
+    def get(self, key: tuple[str, str], /) -> SimAccount | None: ...
+
+
 class NetSystem:
     """One deferred-net-settlement system (BEPS or IBPS) inside the CNAPS engine system."""
 
     def __init__(self, engine: Engine, directory: Directory, hvps: Hvps, name: str,
-                 accounts: dict[tuple[str, str], SimAccount],
+                 accounts: AccountsView,
                  agreements: set[tuple[str, str]]) -> None:
         assert name in SYSTEMS
         self.engine = engine

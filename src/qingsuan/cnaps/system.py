@@ -15,7 +15,7 @@ import numpy as np
 
 from qingsuan.calendar import HvpsPhase
 from qingsuan.cnaps.hvps import Hvps, Outcome, Priority, dumps
-from qingsuan.cnaps.netsys import SYSTEMS, NetOutcome, NetSystem, SimAccount
+from qingsuan.cnaps.netsys import SYSTEMS, AccountsView, NetOutcome, NetSystem, SimAccount
 from qingsuan.cnaps.netting import ACCEPTED as NET_ACCEPTED
 from qingsuan.cnaps.netting import REJECTED as NET_REJECTED
 from qingsuan.cnaps.netting import NettingResult, net_items
@@ -46,8 +46,11 @@ class Cnaps:
         self.directory = Directory()
         self._hvps: Hvps | None = None
         self.net: dict[str, NetSystem] = {}
-        #: what the simulated participants know (BEPS receipts, IBPS confirmations, inquiries)
+        #: what the simulated participants know (BEPS receipts, IBPS confirmations,
+        #: inquiries): accounts registered with CNAPS alone, until a world's banks answer
+        #: from their own directory (:meth:`answer_from`)
         self.accounts: dict[tuple[str, str], SimAccount] = {}
+        self._view: AccountsView | None = None
         self.agreements: set[tuple[str, str]] = set()
         #: (bank, account, asking participant): the holder lets the asker see its balance
         self.consents: set[tuple[str, str, str]] = set()
@@ -58,8 +61,19 @@ class Cnaps:
 
     def _make(self, engine: Engine) -> None:
         self._hvps = Hvps(engine, self.directory)
-        self.net = {name: NetSystem(engine, self.directory, self._hvps, name, self.accounts,
+        self.net = {name: NetSystem(engine, self.directory, self._hvps, name, self._lookup,
                                     self.agreements) for name in SYSTEMS}
+
+    @property
+    def _lookup(self) -> AccountsView:
+        return self._view if self._view is not None else self.accounts
+
+    def answer_from(self, view: AccountsView) -> None:
+        """The banks of a world answer CNAPS from their own directory: no second copy of
+        the customer list is registered with CNAPS."""
+        self._view = view
+        for net in self.net.values():
+            net.accounts = view
 
     @property
     def beps(self) -> NetSystem:
@@ -107,6 +121,9 @@ class Cnaps:
             return self.net[doc["system"]].return_item(
                 doc["ref"], (doc["code"], doc["message"]), timestamp_us)
         if kind == "cnaps.sim_accounts":
+            if self._view is not None:
+                raise ValueError("the banks answer from their own directory: no accounts "
+                                 "are registered with CNAPS")
             for a in doc["accounts"]:
                 self.accounts[(a["bank"], a["number"])] = SimAccount(
                     a["bank"], a["number"], a["name"], a.get("ledger_name"),
@@ -375,7 +392,7 @@ class Cnaps:
     def balance_inquiry(self, asker: str, bank: str, number: str) -> dict[str, Any]:
         """IBPS cross-bank balance inquiry: answered only with the holder's consent on file
         (a query: nothing logged)."""
-        account = self.accounts.get((bank, number))
+        account = self._lookup.get((bank, number))
         if account is None:
             return {"answered": False, "reason": Reason.AC01.code}
         if (bank, number, asker) not in self.consents:
@@ -393,7 +410,7 @@ class Cnaps:
     def account_inquiry(self, bank: str, number: str, name: str | None) -> dict[str, Any]:
         """IBPS account inquiry: does the account exist at that bank, does the name match.
         A query: answered from what the bank's responder knows, nothing logged."""
-        account = self.accounts.get((bank, number))
+        account = self._lookup.get((bank, number))
         if account is None:
             return {"exists": False, "name_matches": None, "reason": Reason.AC01.code}
         return {"exists": not account.closed, "closed": account.closed,
