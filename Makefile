@@ -28,6 +28,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_netting.py
 	$(BIN)/python bench/bench_clearing.py
 	$(BIN)/python bench/bench_gateway.py --runs 3 --duration 20
+	$(BIN)/python bench/bench_bulk.py --customers 1000000 --transfers 1000000 --runs 3
+	$(BIN)/python bench/bench_world.py --customers 10000,1000000 --events 20000
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
