@@ -190,10 +190,13 @@ class World:
     banks: Banks
 
     @classmethod
-    def open(cls, store: str, clock: Clock, *, snapshot_every: int = 0) -> World:
-        """Open (or create) the store and rebuild the world its log records."""
+    def open(cls, store: str, clock: Clock, *, snapshot_every: int = 0,
+             readonly: bool = False, create: bool = False) -> World:
+        """Open (or create) the store and rebuild the world its log records. ``readonly``:
+        to read a world (a statement) beside its writer; nothing is written or created."""
         systems = world_systems()
-        engine = Engine.open(store, clock, snapshot_every=snapshot_every, systems=systems)
+        engine = Engine.open(store, clock, snapshot_every=snapshot_every, systems=systems,
+                             readonly=readonly, create=create)
         cnaps, switch, banks, _ = systems
         assert isinstance(cnaps, Cnaps) and isinstance(switch, CardSwitch)
         assert isinstance(banks, Banks)
