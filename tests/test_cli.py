@@ -130,6 +130,33 @@ def test_demo_list() -> None:
     assert re.search(r"^intrabank: ", proc.stdout, re.MULTILINE), proc.stdout
 
 
+def test_demo_story_names_agree_between_list_heading_and_story() -> None:
+    """--list, the heading of a story and --story use one name (the file's); --story also
+    takes the name inside the file (intrabank's is intrabank-day)."""
+    wide = CliRunner().invoke(app, ["demo", "--list"], env={"COLUMNS": "5000"})
+    listed = re.findall(r"^([\w-]+): ", wide.stdout, re.MULTILINE)
+    assert "intrabank" in listed and "card-sandbox" not in listed
+    folder = INTRABANK.parent
+    assert set(listed) == {p.stem for p in folder.glob("*.yaml")} - {"card-sandbox"}
+    for name in ("intrabank", "intrabank-day"):
+        played = CliRunner().invoke(app, ["demo", "--story", name])
+        assert played.exit_code == 0, played.output
+        heading = next(line for line in played.stdout.splitlines() if "─" in line)
+        assert re.search(r"\bintrabank\b", heading) and "intrabank-day" not in heading
+
+
+def test_run_twice_on_one_store_says_what_to_do(stored_run: tuple[Path, dict[str, Any]],
+                                                tmp_path: Path) -> None:
+    """The README's `run FILE --store run.db`, a second time: a clear refusal, the log
+    untouched (log verify still passes)."""
+    db, _ = stored_run
+    again = qingsuan("run", INTRABANK, "--store", db)
+    assert again.returncode == 2 and "Traceback" not in again.stderr
+    assert "already holds a run of 'intrabank-day'" in flat(again.stderr)
+    assert "--resume" in again.stderr and "--new" in again.stderr
+    assert qingsuan("log", "verify", db).returncode == 0
+
+
 def test_demo_narrates_the_postings() -> None:
     proc = qingsuan("demo")
     assert proc.returncode == 0, proc.stderr

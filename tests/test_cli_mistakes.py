@@ -143,6 +143,8 @@ RUN_MISTAKES = [
          ("cannot open",)),
     Case("store not a log, --new", lambda d: ["--store", _text(d, "t.db", "hello"), "--new"],
          2, ("cannot open",)),
+    Case("store an empty file", lambda d: ["--store", _text(d, "e.db", "")], 2,
+         ("empty file", "--new")),
     Case("store huge", lambda d: ["--store", HUGE], 2, ("more characters",)),
     Case("clearing files under a file",
          lambda d: ["--clearing-files", _text(d, "file", "") / "out", "--store", d / "r.db"],
@@ -181,6 +183,23 @@ def test_run_on_a_stored_run_needs_resume_or_new(world: Path, tmp_path: Path) ->
     assert '"scenario": "intrabank-day"' in replaced.stdout
     verify = invoke("log", "verify", db)
     assert verify.exit_code == 0, verify.output
+
+
+def test_new_refuses_a_store_another_process_writes_to(world: Path, tmp_path: Path) -> None:
+    from qingsuan.store import open_log
+
+    db = tmp_path / "busy.db"
+    shutil.copyfile(world, db)
+    writer = open_log(str(db))  # holds the store's writer lock, as `serve` would
+    try:
+        result = invoke("run", HVPS_QUEUE, "--store", db, "--new")
+        assert_refused(result, 2, "--store")
+        assert db.exists()
+    finally:
+        writer.close()
+    empty = _text(tmp_path, "empty.db", "")
+    made = invoke("run", INTRABANK, "--store", empty, "--new")
+    assert made.exit_code == 0, made.output
 
 
 def test_resume_refuses_another_world_under_the_same_name(world: Path, tmp_path: Path) -> None:

@@ -82,7 +82,12 @@ def run(
         fail("--resume and --new are about a --store: without one the run uses a new "
              "temporary store")
     warn_events_after_run_until(scenario)
-    outcome = run_scenario(scenario, store=store, clearing_dir=clearing_files)
+    from qingsuan.store import NotAStoreError, WriterLockedError
+
+    try:
+        outcome = run_scenario(scenario, store=store, clearing_dir=clearing_files)
+    except (WriterLockedError, NotAStoreError) as exc:  # (nothing was written)
+        fail(f"--store: {reason(exc)}")
     if as_json:
         sys.stdout.write(json.dumps(outcome, ensure_ascii=False, indent=2) + "\n")
         return
@@ -91,16 +96,9 @@ def run(
 
 def _stored_spec(url: StoreUrl) -> tuple[dict[str, Any] | None, int]:
     """What the world in a store was built from (the body of its first command,
-    ``world.build``) and how many log entries it holds; (None, 0) for an empty store. Exit
-    2 when the store cannot be opened or is not a world's log."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from qingsuan.store import LogError, open_log
-
-    try:
-        log = open_log(url.text)
-    except (LogError, ValueError, OSError, SQLAlchemyError) as exc:
-        fail(f"--store: cannot open {quoted(url.text)}: {reason(exc)}")
+    ``world.build``) and how many log entries it holds; (None, 0) for an empty store. Opened
+    read-only: nothing is locked or written. Exit 2 when it is not a world's log."""
+    log = _open_log_or_exit(url, readonly=True)
     try:
         count = log.last_seq
         first = next(iter(log.entries(0)), None)
@@ -118,12 +116,29 @@ def _stored_spec(url: StoreUrl) -> tuple[dict[str, Any] | None, int]:
     return spec, count
 
 
+def _open_log_or_exit(url: StoreUrl, *, readonly: bool) -> Any:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from qingsuan.store import LogError, open_log
+
+    try:
+        return open_log(url.text, readonly=readonly)
+    except (LogError, ValueError, OSError, SQLAlchemyError) as exc:
+        fail(f"--store: cannot open {quoted(url.text)}: {reason(exc)}")
+
+
 def _prepare_store(url: StoreUrl, scenario: Any, *, resume: bool, new: bool) -> None:
     """Make sure ``run --store`` does what it was asked: a store already holding a run is
     continued only with --resume (and only for the same world), replaced only with --new."""
     from qingsuan.world import world_spec
 
-    if not url.holds_a_log():
+    if url.kind == "memory" or (url.path is not None and not url.path.exists()):
+        return  # a new store
+    if url.path is not None and url.path.stat().st_size == 0:
+        if not new:
+            fail(f"--store: {quoted(url.text)} is an empty file, not a command log: give "
+                 "--new to make one there, or another --store")
+        url.path.unlink()
         return
     spec, count = _stored_spec(url)
     if spec is None:  # created, nothing logged yet: a new store
@@ -135,6 +150,7 @@ def _prepare_store(url: StoreUrl, scenario: Any, *, resume: bool, new: bool) -> 
             fail(f"--new: {held}; the run deletes only SQLite files: drop its tables "
                  "yourself, or name another database or ?schema=")
         assert url.path is not None
+        _open_log_or_exit(url, readonly=False).close()  # nobody is writing to it
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{url.path}{suffix}").unlink(missing_ok=True)
         return
@@ -306,7 +322,7 @@ def cards_reconcile(
         raise typer.Exit(1)
 
 
-def _open_world(store: str, at: str | None) -> Any:
+def _open_world(store: str, at: str | None, *, readonly: bool = False) -> Any:
     """The engine of a stored world, with its clock at ``at`` (not before the log's last
     time: the log never goes back) or the log's last time. Exit 2 when the store does not
     exist or ``at`` is not a time the world can move to."""
@@ -324,7 +340,7 @@ def _open_world(store: str, at: str | None) -> Any:
             fail(str(exc))
     clock = VirtualClock(0)
     try:
-        world = World.open(url.text, clock)
+        world = World.open(url.text, clock, readonly=readonly)
     except (LogError, ReplayError, ValueError) as exc:
         fail(f"--store: cannot open {quoted(store)}: {reason(exc)}", 1)
     engine = world.engine
@@ -414,7 +430,7 @@ def cnaps_statement(
             day = dt.date.fromisoformat(date)
         except ValueError:
             fail(f"--date: {quoted(date)} is not a date like 2026-11-25")
-    engine, world = _open_world(store, None)
+    engine, world = _open_world(store, None, readonly=True)
     cnaps = world.cnaps
     try:
         if participant not in cnaps.directory:
