@@ -22,14 +22,15 @@ test: $(STAMP)
 	$(BIN)/pytest -n 2 tests
 
 bench: $(STAMP)
-	$(BIN)/python bench/bench_ledger.py
-	$(BIN)/python bench/bench_hvps.py --liquidity 0.1
-	$(BIN)/python bench/bench_gridlock.py
-	$(BIN)/python bench/bench_netting.py
-	$(BIN)/python bench/bench_clearing.py
-	$(BIN)/python bench/bench_gateway.py --runs 3 --duration 20
-	$(BIN)/python bench/bench_bulk.py --customers 1000000 --transfers 1000000 --runs 3
-	$(BIN)/python bench/bench_world.py --customers 10000,1000000 --events 20000
+	@echo "make bench: 8 benchmarks, about 15 to 20 minutes on 2 cores (10 for the first 6; the last 2 build a world of 1,000,000 customers). Figures: docs/PERFORMANCE.md"
+	@echo "[1/8] ledger" && $(BIN)/python bench/bench_ledger.py
+	@echo "[2/8] HVPS" && $(BIN)/python bench/bench_hvps.py --liquidity 0.1
+	@echo "[3/8] gridlock" && $(BIN)/python bench/bench_gridlock.py
+	@echo "[4/8] netting" && $(BIN)/python bench/bench_netting.py
+	@echo "[5/8] card clearing" && $(BIN)/python bench/bench_clearing.py
+	@echo "[6/8] card gateway (3 runs of 20 s)" && $(BIN)/python bench/bench_gateway.py --runs 3 --duration 20
+	@echo "[7/8] bulk path" && $(BIN)/python bench/bench_bulk.py --customers 1000000 --transfers 1000000 --runs 3
+	@echo "[8/8] world" && $(BIN)/python bench/bench_world.py --customers 10000,1000000 --events 20000
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
