@@ -314,6 +314,25 @@ def test_cnaps_commands_need_an_existing_store(bad_store: str, tmp_path: Path,
     assert _files(tmp_path) == before  # no empty log created
 
 
+def test_a_store_held_by_a_writer_refuses_send_but_not_statement(store: Path,
+                                                                  tmp_path: Path) -> None:
+    """One writer per store: a send beside it is refused naming the holder (exit 2); a
+    statement reads beside it."""
+    from qingsuan.store import open_log
+
+    writer = open_log(str(store))
+    try:
+        sent = invoke("cnaps", "send", _pacs008(tmp_path, dt.date(2026, 11, 26)), "--as",
+                      "ICBC", "--store", store, "--at", "2026-11-26T10:00")
+        assert_refused(sent, 2, "open for writing by pid")
+        read = invoke("cnaps", "statement", "--as", "CCB", "--store", store, "--date",
+                      "2026-11-25")
+        assert read.exit_code == 0, read.output
+        assert "camt.053" in read.stdout
+    finally:
+        writer.close()
+
+
 @pytest.mark.parametrize("year", [1990, 2099])
 def test_a_settlement_date_far_from_today_is_rejected_exit_1(year: int, store: Path,
                                                              tmp_path: Path) -> None:

@@ -324,11 +324,13 @@ def cards_reconcile(
 
 def _open_world(store: str, at: str | None, *, readonly: bool = False) -> Any:
     """The engine of a stored world, with its clock at ``at`` (not before the log's last
-    time: the log never goes back) or the log's last time. Exit 2 when the store does not
-    exist or ``at`` is not a time the world can move to."""
+    time: the log never goes back) or the log's last time. ``readonly``: to read it beside
+    its writer, writing and creating nothing. Exit 2 when the store does not exist, is held
+    by another writer, or ``at`` is not a time the world can move to; 1 when its log is
+    broken."""
     from qingsuan.clock import VirtualClock, format_time, parse_time
     from qingsuan.engine import ReplayError
-    from qingsuan.store import LogError
+    from qingsuan.store import LogError, NotAStoreError, WriterLockedError
     from qingsuan.world import World
 
     url = store_url(store, must_exist=True)
@@ -341,6 +343,8 @@ def _open_world(store: str, at: str | None, *, readonly: bool = False) -> Any:
     clock = VirtualClock(0)
     try:
         world = World.open(url.text, clock, readonly=readonly)
+    except (NotAStoreError, WriterLockedError) as exc:
+        fail(f"--store: cannot open {quoted(store)}: {reason(exc)}")
     except (LogError, ReplayError, ValueError) as exc:
         fail(f"--store: cannot open {quoted(store)}: {reason(exc)}", 1)
     engine = world.engine
@@ -419,7 +423,8 @@ def cnaps_statement(
                                                    "report (camt.052)")] = None,
 ) -> None:
     """Print a participant's own settlement account statement (camt.053) or intraday
-    report (camt.052). Exit 2 on bad input (no such store, participant or closed day)."""
+    report (camt.052). Reads the store without writing to it (beside a running writer).
+    Exit 2 on bad input (no such store, participant or closed day)."""
     import datetime as dt
 
     from qingsuan.cnaps.gateway import CnapsGateway
