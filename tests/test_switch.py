@@ -279,3 +279,43 @@ events:
   - {at: 2026-11-25T12:30, do: pos_purchase, id: coffee, card: "6222020200000000014",
      terminal: POS00001, amount: "36.00"}
 """
+
+
+def test_the_issuer_decides_in_the_order_an_issuer_checks() -> None:
+    """banks/issuer.authorise: unknown card 14, blocked 05, wrong PIN 55 (blocking after the
+    tries), balance inquiry 00, amount 13, daily cash limit 61, funds with credit 51."""
+    from dataclasses import dataclass
+
+    from qingsuan.banks.issuer import IssuerRules, authorise
+
+    @dataclass
+    class _Card:
+        kind: str = "debit"
+        pin_hash: str | None = "ab"
+        status: str = "active"
+        wrong_pins: int = 0
+
+    rules = IssuerRules(pos_no_pin_limit_fen=100_000, pin_tries=2,
+                        daily_withdrawal_limit_fen=2_000_000)
+
+    def ask(card: _Card | None, **kw: object) -> str:
+        args: dict[str, object] = {"pin_hash": "ab", "proc": "00", "amount_fen": 1_000,
+                                   "at_atm": False, "available_fen": 5_000,
+                                   "overdraft_limit_fen": 0, "withdrawn_today_fen": 0}
+        args.update(kw)
+        return authorise(card, rules=rules, **args)  # type: ignore[arg-type]
+
+    assert ask(None) == "14"
+    assert ask(_Card(status="blocked")) == "05"
+    card = _Card()
+    assert ask(card, pin_hash="cd") == "55" and card.status == "active"
+    assert ask(card, pin_hash="cd") == "55" and card.status == "blocked"
+    assert ask(_Card(), proc="31") == "00"
+    assert ask(_Card(), amount_fen=0) == "13"
+    assert ask(_Card(), proc="01", withdrawn_today_fen=1_999_500) == "61"
+    assert ask(_Card(), amount_fen=6_000) == "51"
+    assert ask(_Card(kind="credit"), amount_fen=6_000, overdraft_limit_fen=1_000) == "00"
+    # a small POS purchase without a PIN passes on a debit card below the no-PIN limit
+    assert ask(_Card(), pin_hash=None, amount_fen=50_000, available_fen=500_000) == "00"
+    assert ask(_Card(), pin_hash=None, amount_fen=150_000, available_fen=500_000) == "55"
+    assert ask(_Card(), pin_hash=None, at_atm=True) == "55"

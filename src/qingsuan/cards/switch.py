@@ -9,11 +9,12 @@ connected from outside are simulated here from the banks' books (docs/CARDS.md).
 
 from __future__ import annotations
 
-import hmac
 import json
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Final
 
+from qingsuan.banks import issuer
+from qingsuan.banks.issuer import IssuerRules
 from qingsuan.calendar import card_clearing_date
 from qingsuan.cards import dayclose, disputes, preauth, refunds
 from qingsuan.cards.disputes import ChargebackReason, DisputeKind, DisputeRefusal
@@ -73,6 +74,9 @@ class CardSwitch:
         self.merchant_carry: dict[str, int] = {}
         #: issuer hosts that are not up: participant -> "down" or "slow"
         self.hosts: dict[str, str] = {}
+        #: the issuers' rules from the parameters, kept while the parameters stand
+        self._rules = IssuerRules(0, 0, 0)
+        self._rules_version = -1
         # Derived look-ups, not state (rebuilt on demand; cleared when the cards change):
         self._issuer_cache: dict[str, str | None] = {}
         self._day_cache: tuple[int, str] = (-1, "")
@@ -358,42 +362,31 @@ class CardSwitch:
 
     def _issuer_decides(self, txn: CardTxn, f: dict[str, str], pan: str, proc: str,
                         amount: int, terminal: Terminal, now_us: int) -> str:
-        """The issuer's checks; on approval it books its leg (not the acquirer's)."""
+        """The issuer host's answer (banks/issuer.py) from its card record and the
+        cardholder's account; on a balance inquiry the switch keeps the balance."""
         assert self.engine is not None
         params = self.engine.params
+        if self._rules_version != params.version:
+            self._rules = IssuerRules(int(params["cards.pos_no_pin_limit"]),
+                                      int(params["cards.pin_tries"]),
+                                      int(params["cards.daily_withdrawal_limit"]))
+            self._rules_version = params.version
         card = self.cards.get(pan)
-        if card is None:
-            return "14"
-        if card.status != "active":
-            return "05"
-        pin = f.get("pin_hash")
-        # An ATM always needs the PIN; at a POS a PIN given is checked, and a debit card
-        # needs one above the no-PIN limit (小额免密免签).
-        no_pin_limit = int(params["cards.pos_no_pin_limit"])
-        if terminal.kind == "atm" or pin is not None or (
-                card.kind == "debit" and amount > no_pin_limit):
-            if card.pin_hash is None or pin is None or not hmac.compare_digest(
-                    card.pin_hash, pin):
-                card.wrong_pins += 1
-                if card.wrong_pins >= int(params["cards.pin_tries"]):
-                    card.status = "blocked"
-                return "55"
-            card.wrong_pins = 0
-        ledger = self.engine.ledger
-        account = self.engine.registry.account_id(card.account)
-        available = ledger.available_fen(account)
-        if proc == "31":
+        available = limit = used = 0
+        if card is not None:
+            ledger = self.engine.ledger
+            account = self.engine.registry.account_id(card.account)
+            available = ledger.available_fen(account)
+            limit = ledger.overdraft_limit_fen(account)
+            if proc == "01":
+                used = self.daily.get(f"{pan}|{self._day(now_us)}", 0)
+        rc = issuer.authorise(card, pin_hash=f.get("pin_hash"), proc=proc, amount_fen=amount,
+                              at_atm=terminal.kind == "atm", available_fen=available,
+                              overdraft_limit_fen=limit, withdrawn_today_fen=used,
+                              rules=self._rules)
+        if proc == "31" and rc == "00":
             txn.balance_fen = available
-            return "00"
-        if amount <= 0:
-            return "13"
-        if proc == "01":
-            used = self.daily.get(f"{pan}|{self._day(now_us)}", 0)
-            if used + amount > int(params["cards.daily_withdrawal_limit"]):
-                return "61"
-        if available - amount < -ledger.overdraft_limit_fen(account):
-            return "51"
-        return "00"
+        return rc
 
     def _void(self, f: dict[str, str], now_us: int) -> dict[str, str]:
         """撤销 (0200, processing code 20): the merchant cancels a purchase of the same

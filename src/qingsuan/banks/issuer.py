@@ -1,0 +1,64 @@
+"""The issuing bank's host (发卡行): its answer to an authorisation the switch forwards.
+
+A pure decision from the card's record, what the terminal sent and what the cardholder's
+account can bear, in the order an issuer checks: the card (14 unknown, 05 not active), the
+PIN (55, blocking the card after ``cards.pin_tries`` wrong ones), a balance inquiry
+(answered with the available balance), the amount (13), the daily cash limit (61) and the
+funds with the account's credit limit (51). The switch asks it for every issuer that is up
+and books the issuer's leg when it approves (docs/CARDS.md).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Protocol
+
+
+class CardRecord(Protocol):
+    """What the issuer keeps of a card (the switch holds the records for its BIN table)."""
+
+    kind: str
+    pin_hash: str | None
+    status: str
+    wrong_pins: int
+
+
+@dataclass(frozen=True, slots=True)
+class IssuerRules:
+    """The parameters an issuer's decision reads (cards.*), in fen and counts."""
+
+    pos_no_pin_limit_fen: int
+    pin_tries: int
+    daily_withdrawal_limit_fen: int
+
+
+def authorise(card: CardRecord | None, *, pin_hash: str | None, proc: str, amount_fen: int,
+              at_atm: bool, available_fen: int, overdraft_limit_fen: int,
+              withdrawn_today_fen: int, rules: IssuerRules) -> str:
+    """The issuer's response code. Mutates the card's PIN counter and status (the
+    issuer's own record), as the real host does when it answers."""
+    if card is None:
+        return "14"
+    if card.status != "active":
+        return "05"
+    # An ATM always needs the PIN; at a POS a PIN given is checked, and a debit card
+    # needs one above the no-PIN limit (小额免密免签).
+    if at_atm or pin_hash is not None or (
+            card.kind == "debit" and amount_fen > rules.pos_no_pin_limit_fen):
+        if card.pin_hash is None or pin_hash is None or not hmac.compare_digest(
+                card.pin_hash, pin_hash):
+            card.wrong_pins += 1
+            if card.wrong_pins >= rules.pin_tries:
+                card.status = "blocked"
+            return "55"
+        card.wrong_pins = 0
+    if proc == "31":
+        return "00"
+    if amount_fen <= 0:
+        return "13"
+    if proc == "01" and withdrawn_today_fen + amount_fen > rules.daily_withdrawal_limit_fen:
+        return "61"
+    if available_fen - amount_fen < -overdraft_limit_fen:
+        return "51"
+    return "00"
