@@ -1,0 +1,359 @@
+"""Generated traffic (docs/SIMULATE.md): customer transfers by system, seeded, as columns.
+
+A day's transfers of one system are drawn from its daily count and value targets (2025
+defaults, DOMAIN.md §7, times a scale), between participants with scale-free weights, at
+customers of those participants, with lognormal amounts truncated to what the banks route
+to that system and calibrated so that the mean per item is the target's. Floats live only
+here, before the amounts are rounded to the fen; what reaches the engine is int64 fen.
+The one thing a reader would get wrong: the same seed gives the same transfers byte for
+byte only for the same world (the customers and participants, in the same order).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+
+from qingsuan.clock import US_PER_DAY, US_PER_MINUTE
+
+I64 = npt.NDArray[np.int64]
+F64 = npt.NDArray[np.float64]
+
+#: transfers one generated day of one system may hold (bounded memory)
+MAX_ITEMS_PER_DAY: Final = 50_000_000
+#: customers a traffic block may generate per bank
+MAX_CUSTOMERS_PER_BANK: Final = 100_000
+#: a system's value per day at most (fen; 100 times 2025's HVPS day)
+MAX_VALUE_PER_DAY_FEN: Final = 4 * 10**17
+
+
+class TrafficSystem(IntEnum):
+    """The systems a traffic block generates customer transfers for (the routes they take
+    through the banks: HVPS above the BEPS item limit, BEPS up to it, IBPS urgent)."""
+
+    HVPS = 0
+    BEPS = 1
+    IBPS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class SystemDefaults:
+    items_per_day: int
+    value_per_day_fen: int
+    #: the lognormal's shape (the log's standard deviation): heavier tails when larger
+    sigma: float
+    #: the arrival profile: (from "HH:MM", to "HH:MM", items per hour, relative)
+    profile: tuple[tuple[str, str, float], ...]
+    #: only on HVPS business days (HVPS is closed on the others)
+    business_days_only: bool
+
+
+#: 2025, PBOC annual figures per day (DOMAIN.md §7). The sigmas and profiles are this
+#: model's assumptions, not published figures (docs/SIMULATE.md).
+DEFAULTS: Final = {
+    TrafficSystem.HVPS: SystemDefaults(
+        1_630_000, 3_615_000_000_000_000, 1.5,
+        (("08:30", "10:00", 0.8), ("10:00", "12:00", 1.0), ("12:00", "13:30", 0.6),
+         ("13:30", "15:30", 1.2), ("15:30", "17:15", 2.2)), True),
+    TrafficSystem.BEPS: SystemDefaults(
+        13_950_000, 56_000_000_000_000, 0.8,
+        (("00:00", "07:00", 0.1), ("07:00", "09:00", 0.6), ("09:00", "12:00", 1.5),
+         ("12:00", "14:00", 1.0), ("14:00", "17:30", 1.4), ("17:30", "21:00", 0.5),
+         ("21:00", "24:00", 0.2)), False),
+    TrafficSystem.IBPS: SystemDefaults(
+        46_690_000, 77_000_000_000_000, 1.2,
+        (("00:00", "01:00", 0.4), ("01:00", "07:00", 0.1), ("07:00", "09:00", 0.8),
+         ("09:00", "12:00", 1.5), ("12:00", "14:00", 1.1), ("14:00", "18:00", 1.3),
+         ("18:00", "19:00", 1.0), ("19:00", "22:30", 1.7), ("22:30", "24:00", 0.7)), False),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SystemTraffic:
+    """One system's targets in a traffic block (before the scale)."""
+
+    system: TrafficSystem
+    items_per_day: int
+    value_per_day_fen: int
+    sigma: float
+
+    @property
+    def mean_fen(self) -> float:
+        return self.value_per_day_fen / self.items_per_day
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficSpec:
+    """A scenario's ``traffic:`` block (docs/SIMULATE.md)."""
+
+    systems: tuple[SystemTraffic, ...]
+    scale: float = 1.0
+    #: participant weights 1 / rank ** zipf, rank = the order the participants are listed
+    zipf: float = 1.1
+    customers_per_bank: int = 0
+    #: a generated customer's opening balance, as a multiple of its expected daily outflow
+    #: plus the largest mean item
+    customer_liquidity: float = 2.0
+    #: each participant's settlement balance as a share of its expected daily outflow
+    #: (None: the balance the file lists)
+    settlement_liquidity: float | None = None
+    line: int = 0
+
+    def scaled(self, scale: float) -> TrafficSpec:
+        return TrafficSpec(self.systems, scale, self.zipf, self.customers_per_bank,
+                           self.customer_liquidity, self.settlement_liquidity, self.line)
+
+    def items_per_day(self, s: SystemTraffic) -> int:
+        return round(s.items_per_day * self.scale)
+
+
+def default_systems() -> tuple[SystemTraffic, ...]:
+    return tuple(SystemTraffic(k, d.items_per_day, d.value_per_day_fen, d.sigma)
+                 for k, d in DEFAULTS.items())
+
+
+# ---------------------------------------------------------------------- the network
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A participant as the generator sees it: its kind and its open customers' indices
+    in the banks' directory order."""
+
+    name: str
+    is_bank: bool
+    customers: I64
+
+
+class Network:
+    """Who may send to whom, with which probability: participants weighted 1 / rank **
+    zipf; a pair (sender, receiver) drawn with probability w_s * w_r, s != r (a symmetric
+    law: each participant's expected inflow equals its expected outflow)."""
+
+    def __init__(self, members: list[Member], zipf: float) -> None:
+        assert members, "a network needs participants"
+        self.members = members
+        rank = np.arange(1, len(members) + 1, dtype=np.float64)
+        self.weight: F64 = 1.0 / rank ** zipf
+        self.offsets = np.array([0] + [len(m.customers) for m in members], np.int64).cumsum()
+        self.customers: I64 = (np.concatenate([m.customers for m in members])
+                               if self.offsets[-1] else np.zeros(0, np.int64))
+
+    def eligible(self, system: TrafficSystem) -> F64:
+        """Weights of the participants that may send and receive in ``system`` (non-bank
+        payment institutions: IBPS only) and have a customer; zero for the others."""
+        ok = np.array([len(m.customers) > 0 and (m.is_bank or system is TrafficSystem.IBPS)
+                       for m in self.members], np.bool_)
+        w = np.where(ok, self.weight, 0.0)
+        return np.asarray(w / w.sum() if w.sum() > 0 and ok.sum() >= 2 else w * 0.0, np.float64)
+
+    def sender_share(self, system: TrafficSystem) -> F64:
+        """Each participant's probability of being an item's sender (s != r redrawn)."""
+        w = self.eligible(system)
+        denom = 1.0 - float(np.sum(w * w))
+        return np.asarray(w * (1.0 - w) / denom if denom > 0 else w, np.float64)
+
+    def pairs(self, rng: np.random.Generator, n: int, system: TrafficSystem
+              ) -> tuple[I64, I64]:
+        w = self.eligible(system)
+        cdf = np.cumsum(w)
+        cdf[-1] = 1.0
+        s = np.searchsorted(cdf, rng.random(n), side="right")
+        r = np.searchsorted(cdf, rng.random(n), side="right")
+        again = np.flatnonzero(s == r)
+        for _ in range(1_000):  # equal pairs redrawn: exact; a few rounds in practice
+            if not len(again):
+                break
+            s[again] = np.searchsorted(cdf, rng.random(len(again)), side="right")
+            r[again] = np.searchsorted(cdf, rng.random(len(again)), side="right")
+            again = again[s[again] == r[again]]
+        assert not len(again), "could not draw distinct sender and receiver"
+        return s.astype(np.int64), r.astype(np.int64)
+
+    def customer_of(self, rng: np.random.Generator, member: I64) -> I64:
+        """A customer of each given participant, uniformly among its customers."""
+        start = self.offsets[member]
+        size = self.offsets[member + 1] - start
+        pick = start + np.floor(rng.random(len(member)) * size).astype(np.int64)
+        return np.asarray(self.customers[np.minimum(pick, self.offsets[member + 1] - 1)],
+                          np.int64)
+
+
+# ---------------------------------------------------------------------- amounts
+
+
+def _phi(x: float) -> float:
+    return 0.5 * math.erfc(-x / math.sqrt(2.0))
+
+
+def truncated_mean(mu: float, sigma: float, lo: float, hi: float) -> float:
+    """The mean of a lognormal(mu, sigma) restricted to [lo, hi] (hi may be inf)."""
+    a = (math.log(lo) - mu) / sigma
+    b = (math.log(hi) - mu) / sigma if math.isfinite(hi) else math.inf
+    mass = _phi(b) - _phi(a)
+    assert mass > 0, "the interval holds no probability"
+    return math.exp(mu + sigma * sigma / 2) * (_phi(b - sigma) - _phi(a - sigma)) / mass
+
+
+def calibrate_mu(mean: float, sigma: float, lo: float, hi: float) -> float:
+    """The mu whose lognormal truncated to [lo, hi] has the given mean (bisection: the
+    truncated mean grows with mu)."""
+    if not lo < mean < hi:
+        raise ValueError(f"a mean of {mean / 100:,.2f} CNY per item is not between "
+                         f"{lo / 100:,.2f} and {hi / 100:,.2f}")
+    left = math.log(lo) - 12 * sigma
+    right = (math.log(hi) if math.isfinite(hi) else math.log(mean)) + 12 * sigma
+    for _ in range(200):
+        mid = (left + right) / 2
+        if truncated_mean(mid, sigma, lo, hi) < mean:
+            left = mid
+        else:
+            right = mid
+    return (left + right) / 2
+
+
+def _ndtri(p: F64) -> F64:
+    """The standard normal's quantile function (Acklam's rational approximation, relative
+    error below 1.2e-9; numpy has none and scipy is not a dependency)."""
+    a = (-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+         1.383577518672690e+02, -3.066479806614716e+01, 2.506628277459239e+00)
+    b = (-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
+         6.680131188771972e+01, -1.328068155288572e+01)
+    c = (-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
+         -2.549732539343734e+00, 4.374664141464968e+00, 2.938163982698783e+00)
+    d = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
+         3.754408661907416e+00)
+    p = np.clip(p, 1e-300, 1.0 - 1e-16)
+    out = np.empty_like(p)
+    low, high = p < 0.02425, p > 1 - 0.02425
+    mid = ~(low | high)
+    q = p[mid] - 0.5
+    r = q * q
+    out[mid] = ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+                (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1))
+    for mask, sign, tail in ((low, 1.0, p[low]), (high, -1.0, 1.0 - p[high])):
+        q = np.sqrt(-2.0 * np.log(tail))
+        out[mask] = sign * ((((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q
+                             + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1))
+    return out
+
+
+def draw_amounts(rng: np.random.Generator, n: int, mean_fen: float, sigma: float,
+                 lo_fen: int, hi_fen: int | None) -> I64:
+    """n lognormal amounts in [lo_fen, hi_fen], mean per item ``mean_fen``, by inverse
+    transform (one uniform per item, no redraws), rounded to the fen."""
+    hi = math.inf if hi_fen is None else float(hi_fen)
+    mu = calibrate_mu(mean_fen, sigma, float(lo_fen), hi)
+    pa = _phi((math.log(lo_fen) - mu) / sigma)
+    pb = 1.0 if hi_fen is None else _phi((math.log(hi) - mu) / sigma)
+    u = pa + rng.random(n) * (pb - pa)
+    x = np.exp(mu + sigma * _ndtri(u))
+    top = np.iinfo(np.int64).max // 4 if hi_fen is None else hi_fen
+    return np.clip(np.rint(x), lo_fen, top).astype(np.int64)
+
+
+# ---------------------------------------------------------------------- arrivals
+
+
+def _minutes(text: str) -> int:
+    hours, minutes = text.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def draw_times(rng: np.random.Generator, n: int,
+               profile: tuple[tuple[str, str, float], ...]) -> I64:
+    """n arrival times in microseconds after midnight, sorted, from the profile: a segment
+    with probability rate x length, then uniformly within it."""
+    starts = np.array([_minutes(a) for a, _, _ in profile], np.int64) * US_PER_MINUTE
+    ends = np.array([_minutes(b) for _, b, _ in profile], np.int64) * US_PER_MINUTE
+    assert (ends > starts).all() and ends.max() <= US_PER_DAY
+    weight = np.array([rate for *_, rate in profile], np.float64) * (ends - starts)
+    cdf = np.cumsum(weight / weight.sum())
+    cdf[-1] = 1.0
+    seg = np.searchsorted(cdf, rng.random(n), side="right")
+    length = ends[seg] - starts[seg]
+    at = starts[seg] + np.minimum(np.floor(rng.random(n) * length).astype(np.int64),
+                                  length - 1)
+    return np.sort(at)
+
+
+# ---------------------------------------------------------------------- a day
+
+
+@dataclass(frozen=True, slots=True)
+class DayTraffic:
+    """One day's generated transfers, in time order (ties: HVPS, BEPS, IBPS, then draw)."""
+
+    at_us: I64
+    system: npt.NDArray[np.int8]
+    payer: I64
+    payee: I64
+    amount_fen: I64
+
+    def __len__(self) -> int:
+        return len(self.at_us)
+
+    @property
+    def urgent(self) -> npt.NDArray[np.bool_]:
+        return np.asarray(self.system == TrafficSystem.IBPS, np.bool_)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What the banks route where (from the parameters): an item above the BEPS limit
+    goes to HVPS, an urgent one at most the IBPS limit goes to IBPS."""
+
+    beps_item_limit_fen: int
+    ibps_item_limit_fen: int
+
+    def bounds(self, system: TrafficSystem) -> tuple[int, int | None]:
+        if system is TrafficSystem.HVPS:
+            return self.beps_item_limit_fen + 1, None
+        if system is TrafficSystem.BEPS:
+            return 1, self.beps_item_limit_fen
+        return 1, self.ibps_item_limit_fen
+
+
+def generate_day(spec: TrafficSpec, network: Network, limits: Limits, seed: int, day: int,
+                 midnight_us: int, hvps_open: bool) -> DayTraffic:
+    """Day ``day``'s transfers (midnight_us: its start, Beijing time). Each system draws
+    from its own stream (seed, day, system): changing one system changes no other."""
+    parts = []
+    for s in spec.systems:
+        n = spec.items_per_day(s)
+        if n <= 0 or (DEFAULTS[s.system].business_days_only and not hvps_open):
+            continue
+        if n > MAX_ITEMS_PER_DAY:
+            raise ValueError(f"{s.system.name}: {n:,} transfers a day is more than "
+                             f"{MAX_ITEMS_PER_DAY:,}: lower the scale")
+        if network.eligible(s.system).sum() == 0:
+            continue
+        rng = np.random.default_rng([seed, day, int(s.system)])
+        at = midnight_us + draw_times(rng, n, DEFAULTS[s.system].profile)
+        sender, receiver = network.pairs(rng, n, s.system)
+        payer = network.customer_of(rng, sender)
+        payee = network.customer_of(rng, receiver)
+        lo, hi = limits.bounds(s.system)
+        amount = draw_amounts(rng, n, s.mean_fen, s.sigma, lo, hi)
+        parts.append((at, np.full(n, int(s.system), np.int8), payer, payee, amount))
+    if not parts:
+        empty = np.zeros(0, np.int64)
+        return DayTraffic(empty, np.zeros(0, np.int8), empty, empty, empty)
+    cols = [np.concatenate([p[k] for p in parts]) for k in range(5)]
+    order = np.lexsort((cols[1], cols[0]))  # by time, then system (a stable sort)
+    return DayTraffic(cols[0][order], cols[1][order].astype(np.int8), cols[2][order],
+                      cols[3][order], cols[4][order])
+
+
+def expected_outflow_fen(spec: TrafficSpec, network: Network) -> F64:
+    """Each participant's expected daily outflow (value sent) over the systems of the
+    block, in fen (a float: for sizing opening balances, never booked as is)."""
+    out = np.zeros(len(network.members), np.float64)
+    for s in spec.systems:
+        out += network.sender_share(s.system) * s.value_per_day_fen * spec.scale
+    return out
