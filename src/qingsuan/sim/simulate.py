@@ -1,0 +1,310 @@
+"""Simulate days of generated traffic through one world (docs/SIMULATE.md).
+
+The loop is a player, like the runner: it builds the world (with the customers the traffic
+block asks for), then hands each window of generated transfers (at most ``chunk_minutes``
+of arrivals, cut at every moment the world asks to be ticked, so nothing sent before the
+HVPS cut-off arrives after it) to the banks' bulk path at the time of the window's last
+arrival, and ticks the world at the moments it asks for. Metrics are aggregated as the
+day runs (per time bucket, system and outcome), never kept per item.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as dt
+import io
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from qingsuan.banks import reconcile
+from qingsuan.banks.bulk import BulkCode
+from qingsuan.calendar import load_calendar
+from qingsuan.clock import US_PER_DAY, US_PER_MINUTE, format_time, from_datetime, to_beijing
+from qingsuan.sim.runner import Runner
+from qingsuan.sim.scenario import Customer, Scenario
+from qingsuan.sim.traffic import (
+    Limits,
+    Member,
+    Network,
+    TrafficSpec,
+    TrafficSystem,
+    expected_outflow_fen,
+    generate_day,
+)
+from qingsuan.world import World
+
+#: days one simulation may cover
+MAX_DAYS: Final = 366
+#: ticks one window may take (a wake-up that never moves on is a bug, not a workload)
+MAX_TICKS_PER_WINDOW: Final = 10_000
+SYSTEMS: Final = tuple(TrafficSystem)
+OUTCOMES: Final = tuple(BulkCode)
+
+#: (simulated now, items done, items expected) after each window
+Progress = Callable[[int, int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    days: int = 1
+    seed: int = 0
+    #: overrides the block's scale (None: the block's)
+    scale: float | None = None
+    store: str = "memory:"
+    chunk_minutes: int = 10
+    bucket_minutes: int = 60
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.days <= MAX_DAYS:
+            raise ValueError(f"days must be from 1 to {MAX_DAYS} (got {self.days})")
+        if not 1 <= self.chunk_minutes <= 1_440 or not 1 <= self.bucket_minutes <= 1_440:
+            raise ValueError("chunk and bucket minutes must be from 1 to 1440")
+        if 1_440 % self.bucket_minutes:
+            raise ValueError(f"bucket minutes must divide a day (got {self.bucket_minutes})")
+        if self.scale is not None and not 0 < self.scale <= 100:
+            raise ValueError(f"scale must be above 0 and at most 100 (got {self.scale})")
+        if not 0 <= self.seed < 2**63:
+            raise ValueError(f"seed must be from 0 to 2**63 - 1 (got {self.seed})")
+
+
+@dataclass
+class Result:
+    """What a simulation reports: ``summary`` (JSON-ready, deterministic), the per-bucket
+    rows, the world's checks, and the wall time (kept out of the summary)."""
+
+    summary: dict[str, Any]
+    buckets: list[dict[str, Any]]
+    items: int
+    wall_s: float
+
+    def write(self, out: Path) -> None:
+        """``summary.json`` and ``buckets.csv`` in ``out`` (same seed, same bytes)."""
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "summary.json").write_text(
+            json.dumps(self.summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+            encoding="utf-8")
+        (out / "buckets.csv").write_text(buckets_csv(self.buckets), encoding="utf-8")
+
+
+def buckets_csv(rows: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, ("bucket_start", "system", "outcome", "items", "value_fen"),
+                            lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def midnight_us(at_us: int) -> int:
+    day = to_beijing(at_us).date()
+    return from_datetime(dt.datetime(day.year, day.month, day.day))
+
+
+# ---------------------------------------------------------------------- the world
+
+
+def network_of(sc: Scenario, spec: TrafficSpec, customers: list[tuple[str, bool]]
+               ) -> Network:
+    """The participants with their open customers' indices (``customers``: bank and
+    closed, in the directory's order)."""
+    by_bank: dict[str, list[int]] = {p.name: [] for p in sc.participants}
+    for k, (bank, closed) in enumerate(customers):
+        if not closed:
+            by_bank[bank].append(k)
+    return Network([Member(p.name, p.kind == "bank", np.array(by_bank[p.name], np.int64))
+                    for p in sc.participants], spec.zipf)
+
+
+def with_traffic_world(sc: Scenario, spec: TrafficSpec) -> Scenario:
+    """The scenario with ``customers_per_bank`` generated customers at every participant
+    (after the listed ones) and, with ``settlement_liquidity``, the settlement balances it
+    asks for. Balances are sized from the expected outflows, rounded to the fen."""
+    n = spec.customers_per_bank
+    listed = [(c.bank, c.closed) for c in sc.customers]
+    generated = [(p.name, False) for p in sc.participants for _ in range(n)]
+    network = network_of(sc, spec, listed + generated)
+    outflow = expected_outflow_fen(spec, network)
+    largest_mean = max((s.mean_fen for s in spec.systems), default=0.0)
+    customers = list(sc.customers)
+    for p, member, out_fen in zip(sc.participants, network.members, outflow, strict=True):
+        if not n:
+            break
+        per_customer = float(out_fen) / max(len(member.customers), 1)
+        balance = round(spec.customer_liquidity * (per_customer + largest_mean))
+        customers += [Customer(f"g.{p.name}.{k}", p.name, f"9{k:011d}", balance,
+                               f"{p.name} customer {k}", None, spec.line)
+                      for k in range(n)]
+    participants = sc.participants
+    if spec.settlement_liquidity is not None:
+        participants = tuple(dataclasses.replace(
+            p, settlement_balance_fen=round(spec.settlement_liquidity * float(out_fen)))
+            for p, out_fen in zip(sc.participants, outflow, strict=True))
+    return dataclasses.replace(sc, customers=tuple(customers), participants=participants)
+
+
+def directory_columns(world: World) -> list[tuple[str, bool]]:
+    return [(c.bank, c.closed) for c in world.banks.directory.by_id.values()]
+
+
+# ---------------------------------------------------------------------- the loop
+
+
+class _Metrics:
+    """Counts and values per (bucket, system, outcome), exact int64 fen."""
+
+    def __init__(self, buckets: int) -> None:
+        shape = (buckets, len(SYSTEMS), len(OUTCOMES))
+        self.items = np.zeros(shape, np.int64)
+        self.value_fen = np.zeros(shape, np.int64)
+
+    def add(self, bucket: npt.NDArray[np.int64], system: npt.NDArray[np.int8],
+            code: npt.NDArray[np.int8], amount_fen: npt.NDArray[np.int64]) -> None:
+        index = (bucket, system.astype(np.int64), code.astype(np.int64))
+        np.add.at(self.items, index, 1)
+        np.add.at(self.value_fen, index, amount_fen)
+
+
+def simulate(sc: Scenario, options: Options, on_progress: Progress | None = None) -> Result:
+    """Run ``options.days`` whole days (from the start's midnight, Beijing time) of the
+    scenario's generated traffic through its world."""
+    if sc.traffic is None:
+        raise ValueError(f"{sc.file}: no traffic: block to simulate (docs/SIMULATE.md)")
+    spec = sc.traffic if options.scale is None else sc.traffic.scaled(options.scale)
+    wall0 = time.perf_counter()
+    world_sc = with_traffic_world(sc, spec)
+    runner = Runner(world_sc, store=options.store)
+    try:
+        runner.build_world()
+        return _run(runner, world_sc, spec, options, on_progress, wall0)
+    finally:
+        runner.close()
+
+
+def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
+         on_progress: Progress | None, wall0: float) -> Result:
+    world, clock = runner.world, runner.clock
+    network = network_of(sc, spec, directory_columns(world))
+    limits = Limits(int(sc.params["beps.item_limit"]), int(sc.params["ibps.item_limit"]))
+    calendar = load_calendar(sc.calendar, str(sc.params["calendar.missing_year"]))
+    first = midnight_us(sc.start_us)
+    end = first + options.days * US_PER_DAY
+    bucket_us = options.bucket_minutes * US_PER_MINUTE
+    chunk_us = options.chunk_minutes * US_PER_MINUTE
+    metrics = _Metrics(options.days * US_PER_DAY // bucket_us)
+    business = [calendar.is_business_day(to_beijing(first + d * US_PER_DAY).date())
+                for d in range(options.days)]
+    expected = sum(spec.items_per_day(s) for d in range(options.days) for s in spec.systems
+                   if business[d] or s.system is not TrafficSystem.HVPS)
+    generated = np.zeros((len(SYSTEMS), 2), np.int64)  # items, value
+    done = 0
+
+    def tick_until(at_us: int) -> None:
+        for _ in range(MAX_TICKS_PER_WINDOW):
+            due = world.next_due_us()
+            if due is None or due > at_us:
+                return
+            clock.advance_to(max(due, clock.now_us()))
+            runner.engine.tick()
+        raise AssertionError(f"the world kept asking to be ticked before {format_time(at_us)}")
+
+    for day in range(options.days):
+        midnight = first + day * US_PER_DAY
+        traffic = generate_day(spec, network, limits, options.seed, day, midnight,
+                               business[day])
+        keep = traffic.at_us >= sc.start_us  # nothing arrives before the clock starts
+        at, system = traffic.at_us[keep], traffic.system[keep]
+        payer, payee, amount = traffic.payer[keep], traffic.payee[keep], traffic.amount_fen[keep]
+        urgent = system == TrafficSystem.IBPS
+        for s in SYSTEMS:
+            mine = system == s
+            generated[s] += (int(mine.sum()), int(amount[mine].sum()))
+        t, i = max(midnight, clock.now_us()), 0
+        day_end = midnight + US_PER_DAY
+        while t < day_end:
+            tick_until(t)
+            w_end = min(t + chunk_us, day_end)
+            due = world.next_due_us()
+            if due is not None and t < due < w_end:
+                w_end = due  # the world has something to do then: the window stops there
+            j = int(np.searchsorted(at, w_end, side="left"))
+            if j > i:
+                clock.advance_to(max(int(at[j - 1]), clock.now_us()))
+                codes = np.asarray(world.banks.bulk_transfers(
+                    payer[i:j], payee[i:j], amount[i:j], urgent[i:j]), np.int8)
+                metrics.add((at[i:j] - first) // bucket_us, system[i:j], codes, amount[i:j])
+                done += j - i
+                i = j
+            tick_until(w_end)
+            t = w_end
+            if on_progress is not None:
+                on_progress(t, done, expected)
+    clock.advance_to(max(end, clock.now_us()))
+    tick_until(end)
+    summary = _summary(runner, sc, spec, options, metrics, generated, first, end)
+    rows = _bucket_rows(metrics, first, bucket_us)
+    return Result(summary, rows, done, time.perf_counter() - wall0)
+
+
+# ---------------------------------------------------------------------- the report
+
+
+def _bucket_rows(metrics: _Metrics, first: int, bucket_us: int) -> list[dict[str, Any]]:
+    rows = []
+    for b, s, c in zip(*np.nonzero(metrics.items), strict=True):
+        rows.append({"bucket_start": format_time(first + int(b) * bucket_us),
+                     "system": SYSTEMS[s].name, "outcome": OUTCOMES[c].name.lower(),
+                     "items": int(metrics.items[b, s, c]),
+                     "value_fen": int(metrics.value_fen[b, s, c])})
+    return rows
+
+
+def _summary(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
+             metrics: _Metrics, generated: npt.NDArray[np.int64], first: int, end: int
+             ) -> dict[str, Any]:
+    world = runner.world
+    systems: dict[str, Any] = {}
+    for s in SYSTEMS:
+        target = next((t for t in spec.systems if t.system is s), None)
+        n, value = int(generated[s, 0]), int(generated[s, 1])
+        items, values = metrics.items[:, s, :].sum(axis=0), metrics.value_fen[:, s, :].sum(axis=0)
+        systems[s.name] = {
+            "target_items_per_day": spec.items_per_day(target) if target else 0,
+            "target_mean_fen": round(target.mean_fen) if target else 0,
+            "generated_items": n, "generated_value_fen": value,
+            "generated_mean_fen": value // n if n else 0,
+            "outcomes": {c.name.lower(): {"items": int(items[c]), "value_fen": int(values[c])}
+                         for c in OUTCOMES if items[c]},
+            "credited_value_fen": int(values[BulkCode.CREDITED]),
+        }
+    sessions: dict[str, list[dict[str, Any]]] = {}
+    for name in ("BEPS", "IBPS"):
+        sessions[name] = [
+            {"at": format_time(int(x["at_us"])), "status": x["status"],
+             "positions_fen": dict(sorted(x["positions"].items())),
+             "gross_debits_fen": -sum(v for v in x["positions"].values() if v < 0)}
+            for x in world.cnaps.net[name].sessions if first <= int(x["at_us"]) <= end]
+    banks = world.banks
+    return {
+        "scenario": sc.name,
+        "seed": options.seed, "scale": spec.scale, "days": options.days,
+        "from": format_time(first), "to": format_time(end),
+        "participants": len(sc.participants), "customers": len(banks.directory),
+        "systems": systems,
+        "net_sessions": sessions,
+        "open_net_positions_fen": {name: dict(sorted(world.cnaps.net[name].positions.items()))
+                                   for name in ("BEPS", "IBPS")},
+        "checks": {
+            "books_balanced": reconcile.books_balanced(banks),
+            "money_conserved": reconcile.money_conserved(banks),
+            "mirrors_match": reconcile.mirrors_match(banks),
+            "suspense_explained": reconcile.suspense_explained(banks),
+        },
+    }
