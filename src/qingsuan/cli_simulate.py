@@ -2,14 +2,127 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from qingsuan.cli_common import err, fail, load_or_exit, out, store_url, writable_dir
+from qingsuan.clock import format_time
+from qingsuan.money import format_fen
+from qingsuan.sim.simulate import Options, Result
+from qingsuan.sim.simulate import simulate as run_simulation
 
 
 def simulate(
-    file: Annotated[Path, typer.Argument(help="scenario file with a traffic: block")],
+    file: Annotated[Path, typer.Argument(help="scenario file with a traffic: block "
+                                              "(docs/SIMULATE.md)")],
+    days: Annotated[int, typer.Option(help="whole days to simulate, from the start's "
+                                           "midnight")] = 1,
+    seed: Annotated[int, typer.Option(help="same seed, same traffic, same summary.json")] = 0,
+    scale: Annotated[float | None, typer.Option(
+        help="share of the daily targets to generate (default: the block's scale)")] = None,
+    out_dir: Annotated[Path | None, typer.Option(
+        "--out", help="write summary.json and buckets.csv into this folder")] = None,
+    store: Annotated[str, typer.Option(
+        help="command log: memory: (default) or a new PATH.db / postgresql://...")
+    ] = "memory:",
+    chunk_minutes: Annotated[int, typer.Option(
+        help="simulated minutes of arrivals sent to the banks as one batch")] = 10,
+    bucket_minutes: Annotated[int, typer.Option(
+        help="metrics' time bucket, minutes (must divide a day)")] = 60,
+    progress: Annotated[bool, typer.Option(help="show the progress display")] = True,
 ) -> None:
-    """Run generated traffic (docs/SIMULATE.md)."""
-    raise typer.Exit(1)
+    """Simulate days of generated traffic (customer transfers through HVPS, BEPS and IBPS)
+    through the banks and CNAPS; print a summary, write metrics with --out."""
+    if out_dir is not None:
+        writable_dir(out_dir, "--out")
+    url = store_url(store)
+    if url.holds_a_log():
+        fail(f"--store: {store} already holds a log: simulate builds a new world "
+             "(give a new file, or memory:)")
+    try:
+        options = Options(days=days, seed=seed, scale=scale, store=store,
+                          chunk_minutes=chunk_minutes, bucket_minutes=bucket_minutes)
+    except ValueError as exc:
+        fail(str(exc))
+    sc = load_or_exit(file)
+    if sc.traffic is None:
+        fail(f"{file}: no traffic: block to simulate (see docs/SIMULATE.md)")
+    if sc.events:
+        err().print(f"{file}: note: simulate plays the generated traffic only; its "
+                    f"{len(sc.events)} scripted events are for run and demo", markup=False)
+    try:
+        result = _with_progress(sc, options, progress)
+    except ValueError as exc:
+        fail(str(exc))
+    if out_dir is not None:
+        result.write(out_dir)
+    _print_summary(out(), result, out_dir)
+
+
+def _with_progress(sc: Any, options: Options, show: bool) -> Result:
+    if not show:
+        return run_simulation(sc, options)
+    columns = (TextColumn("{task.fields[now]}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("items  {task.fields[rate]} items/s"), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("simulate", total=None, now="", rate="-")
+        t0 = time.perf_counter()
+
+        def update(now_us: int, done: int, expected: int) -> None:
+            rate = done / max(time.perf_counter() - t0, 1e-9)
+            bar.update(task, completed=done, total=max(expected, done),
+                       now=format_time(now_us)[:16], rate=f"{rate:,.0f}")
+
+        return run_simulation(sc, options, update)
+
+
+def _short_cny(fen: int) -> str:
+    """An amount for a table people read (exact amounts are in summary.json)."""
+    cny = fen / 100
+    for unit, size in (("tn", 1e12), ("bn", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(cny) >= size:
+            return f"{cny / size:,.1f} {unit}"
+    return format_fen(fen)
+
+
+def _print_summary(console: Console, result: Result, out_dir: Path | None) -> None:
+    s = result.summary
+    title = (f"{s['scenario']}: {s['days']} day(s) from {s['from'][:10]}, "
+             f"scale {s['scale']:g}, seed {s['seed']}")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=title)
+    for col in ("system", "items", "credited", "no\nfunds", "not\nsettled", "over\ncap",
+                "other", "credited\nCNY", "mean\nCNY"):
+        table.add_column(col, justify="left" if col == "system" else "right", no_wrap=True)
+    for name, sysm in s["systems"].items():
+        outcomes = sysm["outcomes"]
+
+        def count(key: str, outcomes: dict[str, Any] = outcomes) -> int:
+            return int(outcomes.get(key, {}).get("items", 0))
+
+        shown = ("credited", "no_funds", "not_settled", "over_cap")
+        other = sum(v["items"] for k, v in outcomes.items() if k not in shown)
+        table.add_row(name, f"{sysm['generated_items']:,}",
+                      *(f"{count(k):,}" for k in shown), f"{other:,}",
+                      _short_cny(sysm["credited_value_fen"]),
+                      _short_cny(sysm["generated_mean_fen"]))
+    console.print(table)
+    sessions = s["net_sessions"]
+    console.print("net sessions: " + ", ".join(
+        f"{name} {sum(x['status'] == 'settled' for x in v)} settled"
+        for name, v in sessions.items()))
+    checks = s["checks"]
+    console.print("checks: " + ", ".join(f"{k} {'yes' if v else 'NO'}"
+                                         for k, v in checks.items()))
+    rate = result.items / max(result.wall_s, 1e-9)
+    console.print(f"{result.items:,} transfers in {result.wall_s:.1f} s ({rate:,.0f} items/s)"
+                  + (f"; wrote {out_dir / 'summary.json'} and {out_dir / 'buckets.csv'}"
+                     if out_dir is not None else ""))
+    if not all(checks.values()):
+        raise typer.Exit(1)
