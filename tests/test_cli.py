@@ -154,7 +154,7 @@ def test_run_twice_on_one_store_says_what_to_do(stored_run: tuple[Path, dict[str
     assert again.returncode == 2 and "Traceback" not in again.stderr
     assert "already holds a run of 'intrabank-day'" in flat(again.stderr)
     assert "--resume" in again.stderr and "--new" in again.stderr
-    assert qingsuan("log", "verify", db).returncode == 0
+    assert CliRunner().invoke(app, ["log", "verify", str(db)]).exit_code == 0
 
 
 def test_demo_narrates_the_postings() -> None:
