@@ -289,6 +289,9 @@ CNAPS_MISTAKES = [
     Case("at before the log's last time",
          lambda d: [_pacs008(d, dt.date(2026, 11, 26)), "--as", "ICBC", "--at",
                     "2026-11-25T09:00"], 2, ("before the last time", "never goes back")),
+    Case("at beyond the calendar (the tick would be logged, then fail to apply)",
+         lambda d: [_pacs008(d, dt.date(2026, 11, 26)), "--as", "ICBC", "--at",
+                    "2100-01-05T10:00"], 2, ("business calendar", "not 2100")),
 ]
 
 
@@ -440,6 +443,22 @@ def test_two_sends_in_one_second_are_two_requests(monkeypatch: pytest.MonkeyPatc
     now = time.time_ns()
     assert default_stan(now) != default_stan(now + 1_000_000)
     assert {default_stan(n * 1_000_000) for n in (0, MAX_STAN - 1)} == {1, MAX_STAN}
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["--duration", "-1"], ("duration",)),
+    (["--mix", "bogus"], ("mix",)),
+    (["--in-flight", "0"], ("in-flight",)),
+    (["--scenario", "nosuch.yaml"], ("no such file",)),
+])
+def test_bad_cards_load(args: list[str], words: tuple[str, ...]) -> None:
+    assert_refused(invoke("cards", "load", *args), 2, *words)
+
+
+def test_cards_load_with_no_server_says_so() -> None:
+    port = _closed_port()
+    result = invoke("cards", "load", "--duration", "0.5", "--port", str(port))
+    assert_refused(result, 2, str(port))
 
 
 @pytest.mark.parametrize("kind", ["missing", "folder", "binary"])

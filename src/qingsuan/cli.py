@@ -353,8 +353,30 @@ def _open_world(store: str, at: str | None, *, readonly: bool = False) -> Any:
         engine.close()
         fail(f"--at {clip(at or '')} is before the last time in {quoted(store)} "
              f"({format_time(last)}): the world's time never goes back")
+    if at_us is not None:
+        _check_calendar_covers(world, at_us, at or "")
     clock.advance_to(last if at_us is None else at_us)
     return engine, world
+
+
+def _check_calendar_covers(world: Any, at_us: int, at: str) -> None:
+    """Exit 2 (the world closed, nothing logged) when the world's business calendar has no
+    data for the sending day or the next (HVPS's day D opens the evening before): the tick
+    to ``at`` would be logged and then could not be applied."""
+    import datetime as dt
+
+    from qingsuan.clock import to_beijing
+
+    calendar = world.cnaps.hvps.schedule().calendar
+    if calendar.missing_year != "error":
+        return
+    day = to_beijing(at_us).date()
+    for year in sorted({day.year, (day + dt.timedelta(days=1)).year}):
+        if not calendar.covers(year):
+            world.engine.close()
+            years = calendar.years
+            fail(f"--at {clip(at)}: the world's business calendar {calendar.name!r} covers "
+                 f"{years.start}-{years.stop - 1}, not {year} (docs/CALENDAR.md)")
 
 
 @cnaps_app.command("send")
