@@ -164,3 +164,25 @@ def test_money_is_conserved_and_no_payer_passes_its_funds(
     assert sum(c for c, _ in tally.values()) == len(items)
     _checks(runner)
     runner.engine.close()
+
+
+def test_closed_systems_and_closed_payers_take_nothing(tmp_path: Path) -> None:
+    runner = _runner(tmp_path)
+    runner.engine.set_params({"beps.closed": True, "ibps.closed": True})
+    before = _balances(runner)
+    codes = runner.world.banks.bulk_transfers([0, 2, 3], [2, 0, 4], [1_000, 1_000, 1],
+                                              [False, True, False])
+    assert codes.tolist() == [BulkCode.SYSTEM_CLOSED, BulkCode.SYSTEM_CLOSED,
+                              BulkCode.CLOSED]
+    assert _balances(runner) == before
+    _checks(runner)
+
+
+def test_amounts_that_could_overflow_are_refused_before_logging(tmp_path: Path) -> None:
+    runner = _runner(tmp_path)
+    entries = runner.engine.applied_seq
+    with pytest.raises(ValueError):
+        runner.world.banks.bulk_transfers([4, 4], [0, 0], [2**62, 2**62])
+    with pytest.raises(ValueError):
+        runner.world.banks.bulk_transfers([4] * 3000, [0] * 3000, [10**15] * 3000)
+    assert runner.engine.applied_seq == entries

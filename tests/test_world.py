@@ -304,3 +304,40 @@ def test_a_beps_payment_queued_past_its_cap_can_be_cancelled(tmp_path: Path) -> 
     assert out["actions"][-1]["do"] == "cancel" and out["actions"][-1]["ok"] is True
     assert out["balances"]["customers"] == {"alice": "200000.00", "bob": "0.00"}
     assert all(out["checks"].values()), out["checks"]
+
+
+def test_a_return_hvps_refuses_stays_the_payers_and_goes_out_at_the_next_opening(
+        tmp_path: Path) -> None:
+    """A payment settled in the clearing window to an account that does not exist: the
+    receiving bank's return is refused (DT01, window); the money stays in transit as the
+    payer's (was: booked to the bank's equity) and the return goes out at 20:30."""
+    text = """
+name: return-in-clearing-window
+start: 2026-11-25T08:00
+run_until: 2026-11-26T10:00
+participants:
+  - {name: ICBC, code: "102100099996", settlement_balance: "1000000.00"}
+  - {name: BOC,  code: "104100000004", settlement_balance: "0.00"}
+customers:
+  - {id: alice, bank: ICBC, account: "6222020200000000014", balance: "5000000.00"}
+  - {id: dora,  bank: BOC,  account: "6216610000000000069", balance: "0.00"}
+events:
+  - {at: 2026-11-25T10:00, do: hvps_payment, id: stuck, from: alice,
+     to: {bank: BOC, account: "6216619999999999990", name: "Nobody"}, amount: "3000000.00"}
+  - {at: 2026-11-25T17:20, do: pledge, participant: ICBC, value: "5000000.00"}
+"""
+    seen: list[dict[str, bool]] = []
+
+    def check(event: Any, postings: Any, runner: Runner) -> None:
+        seen.append({"money": runner.money_conserved(), "suspense": runner.suspense_explained()})
+
+    out = run_scenario(parse_scenario(text, "w.yaml"), store=str(tmp_path / "w.db"),
+                       on_step=check)
+    assert all(all(s.values()) for s in seen), seen
+    assert out["payments"]["stuck/return"]["status"] == "rejected"
+    assert out["payments"]["stuck/return2"]["status"] == "settled"
+    assert out["payments"]["stuck/return2"]["history"][0]["at"].startswith(
+        "2026-11-25T20:30")
+    assert out["payments"]["stuck"]["status"] == "returned"
+    assert out["balances"]["customers"]["alice"] == "5000000.00"
+    assert all(out["checks"].values())

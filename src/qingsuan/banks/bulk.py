@@ -11,9 +11,10 @@ keep counts and values per route and outcome.
 Where a batch differs from the same transfers sent one by one (on purpose, so that a batch
 is one pass): every debit of the batch is booked before any credit (a payer cannot spend
 within the batch what it receives in it); a payee whose account is closed is refused up
-front (AC04) rather than returned; an HVPS payment still queued at the end of the batch,
-or sent while HVPS is closed, and a BEPS item still queued behind its sender's cap, go
-back to the payer (the batch is a clearing cycle of its own).
+front (AC04) rather than returned; no channel fee is charged; an HVPS payment still
+queued at the end of the batch, or sent while HVPS is closed, and a BEPS item still
+queued behind its sender's cap, go back to the payer (the batch is a clearing cycle of
+its own); BEPS and IBPS closed for maintenance take nothing (DT01).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from qingsuan.calendar import HvpsPhase
 from qingsuan.cnaps.hvps import Priority
 from qingsuan.cnaps.netting import ACCEPTED as NET_ACCEPTED
 from qingsuan.cnaps.rtgs_batch import SETTLED
+from qingsuan.ledger.types import MAX_TOTAL_FEN
+from qingsuan.money import MAX_AMOUNT_FEN
 
 if TYPE_CHECKING:
     from qingsuan.banks.system import Banks
@@ -55,10 +58,11 @@ class BulkCode(IntEnum):
     CREDITED = 0      # the payee's account is credited
     OVER_LIMIT = 1    # urgent above the IBPS item limit (AM02)
     NO_FUNDS = 2      # the payer's account cannot pay it (AM04)
-    CLOSED = 3        # the payee's account is closed (AC04)
+    CLOSED = 3        # the payer's or the payee's account is closed (AC04)
     NOT_SETTLED = 4   # HVPS closed, or still queued at the end of the batch: given back
     OVER_CAP = 5      # beyond the sender's net debit cap (IBPS AM14; BEPS queued): back
     BARRED = 6        # a participant that may not use the system (AG01)
+    SYSTEM_CLOSED = 7  # BEPS or IBPS closed for maintenance (DT01)
 
 
 def encode(payer: Any, payee: Any, amount_fen: Any, urgent: Any) -> bytes:
@@ -123,9 +127,11 @@ def apply(b: Banks, body: bytes) -> npt.NDArray[np.int8]:
     payer, payee, amount, urgent = decode(body)
     cols = b.bulk_columns()
     if (payer >= cols.size).any() or (payee >= cols.size).any() or (amount <= 0).any() \
-            or (payer == payee).any():
+            or (payer == payee).any() or (amount > MAX_AMOUNT_FEN).any():
         raise ValueError("a bulk transfer names an unknown customer, the same account "
-                         "twice, or an amount that is not positive")
+                         "twice, or an amount that is not positive or above the limit")
+    if float(amount.sum(dtype=np.float64)) >= MAX_TOTAL_FEN / 4:  # no sum can overflow
+        raise ValueError("a bulk command's total is too large for the books")
     now = engine.now_us
     n = len(amount)
     bp, bq = cols.bank[payer], cols.bank[payee]
@@ -140,7 +146,11 @@ def apply(b: Banks, body: bytes) -> npt.NDArray[np.int8]:
                            for name in b.members], np.bool_)
         if barred.any():
             code[(route == r) & (barred[bp] | barred[bq])] = BulkCode.BARRED
-    code[cols.closed[payee] & (code == BulkCode.CREDITED)] = BulkCode.CLOSED
+    code[(cols.closed[payee] | cols.closed[payer]) & (code == BulkCode.CREDITED)] = \
+        BulkCode.CLOSED
+    for r in (Route.BEPS, Route.IBPS):
+        if cnaps.net[r.name].closed:
+            code[(route == r) & (code == BulkCode.CREDITED)] = BulkCode.SYSTEM_CLOSED
     hvps_open = cnaps.hvps.phase(now)[0] is HvpsPhase.OPEN
     if not hvps_open:
         code[(route == Route.HVPS) & (code == BulkCode.CREDITED)] = BulkCode.NOT_SETTLED

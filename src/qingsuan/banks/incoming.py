@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from qingsuan.clock import from_datetime, to_beijing_naive
 from qingsuan.cnaps.hvps import Notice, Priority
 
 if TYPE_CHECKING:
@@ -56,11 +57,16 @@ def follow_hvps(b: Banks) -> bool:
             _complete(b, ref, record, n.at_us)
         elif n.event in ("rejected", "returned", "cancelled"):
             pay = b.cnaps.hvps.payments[n.ref]
-            _unwind(b, ref)
             record.move(n.at_us, n.event)
             if pay.reason is not None:
                 code, message = pay.reason
                 record.reason = {"code": code, "message": message}
+            if ref["kind"] == "return":
+                # the money belongs to the payer: it stays in transit and the return is
+                # sent again when HVPS next takes payments (never kept by the bank)
+                b.returns_pending.append({**ref, "due_us": _next_open_us(b, n.at_us)})
+            else:
+                _unwind(b, ref)
     return True
 
 
@@ -89,18 +95,37 @@ def _hvps_return(b: Banks, ref: dict[str, Any], record: PaymentRecord,
                  problem: tuple[str, str], at_us: int) -> None:
     """退汇 through HVPS: the receiving bank sends the money back as a new payment (at the
     correction level, ahead of its own queue), referencing the original."""
-    back = f"{ref['id']}/return"
     receiver, sender, amount = ref["receiver"], ref["sender"], ref["amount"]
     _books(b).post_all([(receiver, "hvps_incoming", "hvps_outgoing", amount)])
     record.reason = {"code": problem[0], "message": f"{problem[1]}: returned (退汇)"}
-    b.hvps_refs[back] = {"id": back, "kind": "return", "payer": "", "payee": ref["payer"],
-                         "sender": receiver, "receiver": sender, "amount": amount,
-                         "reserve_id": 0, "original": ref["id"]}
+    send_return(b, {"kind": "return", "payer": "", "payee": ref["payer"], "sender": receiver,
+                    "receiver": sender, "amount": amount, "reserve_id": 0,
+                    "original": ref["id"]}, at_us)
+
+
+def send_return(b: Banks, ref: dict[str, Any], at_us: int) -> None:
+    """Send a return (its money already in the returning bank's outgoing transit) as a
+    new HVPS payment at the correction level, under a reference no message can have."""
+    back = f"{ref['original']}/return"
+    attempt = 2
+    while back in b.payments or back in b.cnaps.hvps.payments:
+        back = f"{ref['original']}/return{attempt}"
+        attempt += 1
+    b.hvps_refs[back] = {**{k: v for k, v in ref.items() if k != "due_us"}, "id": back}
     b.record(back, "return", "HVPS").move(at_us, "accepted")
     b.cnaps_command("cnaps.hvps_submit", {
-        "ref": back, "sender": receiver, "receiver": sender, "amount_fen": amount,
-        "priority": int(Priority.CORRECTION), "kind": "customer", "debtor": None,
-        "creditor": None})
+        "ref": back, "sender": ref["sender"], "receiver": ref["receiver"],
+        "amount_fen": ref["amount"], "priority": int(Priority.CORRECTION),
+        "kind": "customer", "debtor": None, "creditor": None})
+
+
+def _next_open_us(b: Banks, after_us: int) -> int | None:
+    """When HVPS next takes payments (None while it is closed for maintenance)."""
+    assert b.engine is not None
+    if b.engine.params["hvps.closed"]:
+        return None
+    opens = b.cnaps.hvps.schedule().next_open(to_beijing_naive(after_us))
+    return from_datetime(opens)
 
 
 def _unwind(b: Banks, ref: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from qingsuan.banks import incoming
 from qingsuan.banks.routing import Route, route_transfer
 from qingsuan.calendar import HvpsPhase
 from qingsuan.clock import format_time, from_datetime, to_beijing_naive
@@ -40,9 +41,16 @@ def _books(b: Banks) -> Any:
     return b.books
 
 
-def _short(payer: str, bank: str, amount_fen: int) -> dict[str, str]:
-    return Reason.AM04.detail(f"insufficient funds: {payer} at {bank} cannot pay "
-                              f"{format_fen(amount_fen)}")
+def _short(payer: str, bank: str, amount_fen: int,
+           code: TransferResult = TransferResult.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS
+           ) -> dict[str, str]:
+    """Why the payer's bank could not take the funds: short of them (AM04), or the account
+    is closed (AC04) or unknown (AC01)."""
+    reason = _REASONS.get(code, Reason.AM04)
+    if reason is Reason.AM04:
+        return Reason.AM04.detail(f"insufficient funds: {payer} at {bank} cannot pay "
+                                  f"{format_fen(amount_fen)}")
+    return reason.detail(f"{reason.meaning}: {payer} at {bank}")
 
 
 # ---------------------------------------------------------------------- customer transfers
@@ -120,13 +128,20 @@ def _hold(b: Banks, fields: dict[str, Any], record: Any) -> None:
 
 
 def send_held(b: Banks) -> bool:
-    """Send the held payments whose time has come, in order, if HVPS is open now."""
-    if not b.held:
+    """Send the held payments (and returns HVPS refused before) whose time has come, in
+    order, if HVPS is open now."""
+    if not b.held and not b.returns_pending:
         return False
     now = _now(b)
     phase, _ = b.cnaps.hvps.phase(now)
     if phase is not HvpsPhase.OPEN:
         return False
+    waiting = [r for r in b.returns_pending if r["due_us"] is None or r["due_us"] <= now]
+    if waiting:
+        b.returns_pending = [r for r in b.returns_pending if r not in waiting]
+        for r in waiting:
+            incoming.send_return(b, r, now)
+        return True
     due = [h for h in b.held if h["due_us"] is None or h["due_us"] <= now]
     if not due:
         return False
@@ -204,7 +219,7 @@ def _send_hvps(b: Banks, do: str, f: dict[str, Any]) -> None:
             code = _books(b).post(sender, "equity", "hvps_outgoing", amount)
         if not code.done:
             record.move(now, "rejected")
-            record.reason = _short(payer, sender, amount)
+            record.reason = _short(payer, sender, amount, code)
             return
         record.move(now, "accepted")
     b.hvps_refs[f["id"]] = {"id": f["id"], "kind": kind, "payer": payer, "payee": payee,
@@ -244,7 +259,7 @@ def _send_net(b: Banks, do: str, f: dict[str, Any]) -> None:
         code, ref["reserve_id"] = _books(b).reserve(sender, payer_ledger, clearing, amount)
         if not code.done:
             record.move(now, "rejected")
-            record.reason = _short(payer_id, sender, amount)
+            record.reason = _short(payer_id, sender, amount, code)
             return
     record.move(now, "accepted")
     b.net_refs[f["id"]] = ref
@@ -353,6 +368,10 @@ def customer_credit_transfer(b: Banks, f: dict[str, Any]) -> None:
         record.reason = Reason.AC01.detail(f"no account {f['debtor_account']} at {sender}")
         return
     name = f.get("creditor_name") or ""
+    if sender == receiver:  # both accounts in the sending bank: booked at once (行内)
+        record.system = "BOOK"
+        _book_intrabank(b, f, sender, debtor.id, f"{receiver}|{f['creditor_account']}|{name}")
+        return
     if f["system"] == "HVPS":
         _send_hvps(b, "pacs.008", {
             "id": f["id"], "amount_fen": f["amount_fen"], "priority": f["priority"],

@@ -60,8 +60,13 @@ def money_conserved(b: Banks) -> bool:
     advices = sum(t.amount_fen for t in b.switch.txns.values() if t.advice == "pending")
     lent = sum(_posted(b, n, "cardholder_receivable") for n in b.members
                if registry.has(f"{n}:cardholder_receivable"))
+    # returns (退汇) on their way back to the payer: the payer's money, in HVPS transit
+    returning = sum(r["amount"] for ref_id, r in b.hvps_refs.items() if r["kind"] == "return"
+                    and b.payments[ref_id].status in ("accepted", "queued"))
+    returning += sum(r["amount"] for r in b.returns_pending)
     return (settlement - credit == b.opening_settlement_fen
-            and deposits + owed + cash_out - advices - lent == b.opening_deposits_fen)
+            and deposits + owed + cash_out + returning - advices - lent
+            == b.opening_deposits_fen)
 
 
 def suspense_explained(b: Banks) -> bool:
@@ -84,6 +89,8 @@ def suspense_explained(b: Banks) -> bool:
         if b.payments[ref_id].status in ("accepted", "queued"):
             into = waiting if r["kind"] == "customer" else own
             into[r["sender"]] = into.get(r["sender"], 0) + r["amount"]
+    for r in b.returns_pending:  # refused by HVPS, waiting in transit to be sent again
+        own[r["sender"]] = own.get(r["sender"], 0) + r["amount"]
     for h in b.held:
         sender = h["fields"]["sender"]
         waiting[sender] = waiting.get(sender, 0) + int(h["fields"]["amount_fen"])

@@ -22,7 +22,10 @@ from qingsuan.banks import acquirer, bulk, incoming, outgoing
 from qingsuan.banks.books import Books
 from qingsuan.banks.directory import CustomerAccount, Directory, ResponderView
 from qingsuan.banks.records import PaymentRecord
+from qingsuan.clock import from_datetime, to_beijing_naive
 from qingsuan.cnaps.hvps import Notice, dumps
+from qingsuan.ledger.types import MAX_TOTAL_FEN
+from qingsuan.money import MAX_AMOUNT_FEN
 from qingsuan.reasons import Reason
 
 if TYPE_CHECKING:
@@ -75,6 +78,8 @@ class Banks:
         self.net_refs: dict[str, dict[str, Any]] = {}
         #: payments held for HVPS's next opening, in the order they were accepted
         self.held: list[dict[str, Any]] = []
+        #: returns (退汇) HVPS refused (a closed window, say): sent again when it opens
+        self.returns_pending: list[dict[str, Any]] = []
         #: card payment id -> the switch's transaction key (and back)
         self.card_keys: dict[str, str] = {}
         self._pid_by_key: dict[str, str] = {}
@@ -180,8 +185,14 @@ class Banks:
         interval = int(self.engine.params["hvps.lsm_interval_minutes"]) if self.engine else 0
         if interval and hvps.queued_total:
             candidates.append(hvps.last_lsm_us + interval * 60_000_000)
-        candidates += [h["due_us"] for h in self.held
+        waiting = self.held + self.returns_pending
+        candidates += [h["due_us"] for h in waiting
                        if h["due_us"] is not None and h["due_us"] > after_us]
+        if any(h["due_us"] is None for h in waiting) and self.engine is not None and \
+                not self.engine.params["hvps.closed"]:
+            # held while HVPS was closed for maintenance: it is back, so the next opening
+            candidates.append(from_datetime(hvps.schedule().next_open(
+                to_beijing_naive(after_us))))
         future = [t for t in candidates if t is not None and t > after_us]
         return min(future) if future else None
 
@@ -195,10 +206,16 @@ class Banks:
         sending bank to book and send; its record after applying. A reference already
         used is refused (AM05) and nothing is logged."""
         assert self.engine is not None
+        refusal = None
         if ref in self.payments:
+            refusal = Reason.AM05.detail(f"payment {ref} was sent before")
+        for account in (debtor_account, creditor_account):
+            if not account.isascii() or not account.isalnum():
+                refusal = Reason.AC01.detail(f"{account!r} is not an account number")
+        if refusal is not None:
             refused = PaymentRecord("pacs.008", system)
             refused.move(self.engine.clock.now_us(), "rejected")
-            refused.reason = Reason.AM05.detail(f"payment {ref} was sent before")
+            refused.reason = refusal
             return refused
         self.engine.command("banks.event", dumps({
             "do": "customer_credit_transfer", "order": -1, "fields": {
@@ -230,6 +247,12 @@ class Banks:
             raise ValueError(f"customers are numbered 0 to {size - 1}")
         if (amount <= 0).any() or (payer == payee).any():
             raise ValueError("every amount must be positive, every payee another account")
+        # a command that cannot be applied must never be logged: no amount past the
+        # ledger's limit, no batch whose total could overflow a balance
+        if len(amount) and int(amount.max()) > MAX_AMOUNT_FEN:
+            raise ValueError(f"an amount is above the limit {MAX_AMOUNT_FEN} fen")
+        if float(amount.sum(dtype=np.float64)) >= MAX_TOTAL_FEN / 4:
+            raise ValueError("the batch's total is too large for the books")
         codes = [self.engine.command("banks.bulk", bulk.encode(
             payer[i:i + bulk.MAX_BULK], payee[i:i + bulk.MAX_BULK],
             amount[i:i + bulk.MAX_BULK], flags[i:i + bulk.MAX_BULK]))
@@ -299,6 +322,7 @@ class Banks:
             "payment_order": list(self.payments),
             "inquiries": self.inquiries, "actions": self.actions, "routes": self.routes,
             "hvps_refs": self.hvps_refs, "net_refs": self.net_refs, "held": self.held,
+            "returns_pending": self.returns_pending,
             "card_keys": self.card_keys, "card_order": list(self.card_keys),
             "stan": self.stan, "events_done": self.events_done, "cursors": self.cursors,
             "wake_us": self.wake_us,
@@ -320,6 +344,7 @@ class Banks:
         self.inquiries, self.actions = doc["inquiries"], doc["actions"]
         self.routes = doc["routes"]
         self.hvps_refs, self.net_refs, self.held = doc["hvps_refs"], doc["net_refs"], doc["held"]
+        self.returns_pending = doc["returns_pending"]
         for pid in doc["card_order"]:
             self.link_card(pid, doc["card_keys"][pid])
         self.stan, self.events_done = int(doc["stan"]), int(doc["events_done"])

@@ -178,7 +178,7 @@ class CnapsGateway:
             record = self.banks.customer_transfer(
                 ref, item.system, item.priority, sender.name, receiver.name, item.amount_fen,
                 item.debtor_account, item.creditor_account, item.creditor_name)
-            return _record_status(item.system, record.status, record.reason)
+            return _record_status(record.system, record.status, record.reason)
         if item.system != "HVPS":
             if item.kind != "customer":
                 return ("RJCT", "NARR", f"{item.system} carries customer transfers (pacs.008)")
@@ -340,7 +340,7 @@ def _record_status(system: str, status: str, reason: dict[str, str] | None
     if status in ("rejected", "cancelled"):
         reason = reason or {"code": "NARR", "message": status}
         return ("RJCT", reason["code"], reason["message"][:105])
-    if system == "HVPS":
+    if system in ("HVPS", "BOOK"):  # BOOK: both accounts at the sending bank (行内)
         return ("ACSC", None, None) if status in ("settled", "credited") else \
             ("ACSP", None, "queued: waiting for liquidity")
     return _net_status(True, status, None)

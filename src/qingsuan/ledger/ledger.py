@@ -270,6 +270,7 @@ class Ledger:
                             acc["dpo"][rows] - acc["cpo"][rows] - acc["cp"][rows]
                             ) + acc["limit"][rows]
         out: I64 = np.where(guarded & credit_normal, headroom, MAX_TOTAL_FEN)
+        out[(acc["flags"][rows] & _CLOSED) != 0] = 0  # a closed account pays nothing
         return out
 
     def _totals(self, row: int) -> tuple[int, int, int, int] | list[int]:
