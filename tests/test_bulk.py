@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from qingsuan.banks import reconcile
-from qingsuan.banks.bulk import BulkCode, MAX_BULK
+from qingsuan.banks.bulk import MAX_BULK, BulkCode
 from qingsuan.clock import parse_time
 from qingsuan.engine import replay
 from qingsuan.sim.runner import Runner
@@ -150,7 +150,7 @@ def test_money_is_conserved_and_no_payer_passes_its_funds(
     assert sum(_balances(runner).values()) == 100_000 * 3 + 20_000_000  # nothing created
     # the funds check is the ledger's rule taken in order, ignoring what arrives in the batch
     left = {c: v for c, v in zip("abcde", _opening(), strict=True)}
-    for k, (p, q, a) in enumerate(zip(payer.tolist(), payee.tolist(), amount.tolist(),
+    for k, (p, _q, a) in enumerate(zip(payer.tolist(), payee.tolist(), amount.tolist(),
                                       strict=True)):
         if codes[k] in (BulkCode.OVER_LIMIT, BulkCode.CLOSED):
             continue

@@ -341,3 +341,50 @@ events:
     assert out["payments"]["stuck"]["status"] == "returned"
     assert out["balances"]["customers"]["alice"] == "5000000.00"
     assert all(out["checks"].values())
+
+
+def test_a_merchant_payout_refused_during_beps_maintenance_is_sent_again(
+        tmp_path: Path) -> None:
+    text = """
+name: payout-while-beps-closed
+start: 2026-11-25T08:00
+run_until: 2026-11-27T18:00
+params: {cards.fees: "off"}
+participants:
+  - {name: ICBC, code: "102100099996", settlement_balance: "300000.00"}
+  - {name: CCB,  code: "105100000017", settlement_balance: "50000.00"}
+  - {name: BOC,  code: "104100000004", settlement_balance: "10000.00"}
+customers:
+  - {id: alice, bank: ICBC, account: "6222020200000000014", balance: "200000.00"}
+  - {id: dora,  bank: BOC,  account: "6216610000000000069", balance: "5000.00", name: "Dora",
+     merchant: {mid: "104290058120001", mcc: "5814", mdr: "0.0060"}}
+cards:
+  - {pan: "6222020200000000014", account: alice, kind: debit, pin: "123456"}
+terminals:
+  - {id: "POS00001", kind: pos, bank: CCB, merchant: dora}
+events:
+  - {at: 2026-11-25T12:00, do: pos_purchase, id: p1, card: "6222020200000000014",
+     terminal: POS00001, amount: "1000.00", pin: "123456"}
+  - {at: 2026-11-25T22:00, do: set_param, name: beps.closed, value: true}
+  - {at: 2026-11-26T02:00, do: set_param, name: beps.closed, value: false}
+"""
+    out = run_scenario(parse_scenario(text, "p.yaml"), store=str(tmp_path / "p.db"))
+    first = out["payments"]["payout:2026-11-25:CCB:dora"]
+    assert first["status"] == "rejected" and first["reason"]["code"] == "DT01"
+    again = out["payments"]["payout:2026-11-25:CCB:dora/2"]
+    assert again["history"][0]["at"].startswith("2026-11-26T02:00")
+    assert again["status"] == "settled"
+    assert out["balances"]["customers"]["dora"] == "5994.00"  # 1000.00 less the 6.00 MDR
+    assert all(out["checks"].values())
+
+
+def test_the_channel_fee_is_given_back_when_the_bank_refuses_the_payment(
+        tmp_path: Path) -> None:
+    text = _two_banks(
+        '  - {at: 2026-11-25T10:00, do: transfer, id: t1, from: alice, to: bob,'
+        ' amount: "300000.00", channel: counter}', params='{banks.channel_fee: "2.00"}')
+    out = run_scenario(parse_scenario(text, "t.yaml"), store=str(tmp_path / "t.db"))
+    assert out["payments"]["t1"]["status"] == "rejected"
+    assert out["payments"]["t1"]["reason"]["code"] == "AM04"
+    assert out["balances"]["customers"]["alice"] == "200000.00"
+    assert all(out["checks"].values())

@@ -169,6 +169,11 @@ def follow_net(b: Banks) -> bool:
                 record.move(at_us, event)
                 if item.reason is not None:
                     record.reason = {"code": item.reason[0], "message": item.reason[1]}
+                if ref_id.startswith("payout:") and item.reason is not None and \
+                        item.reason[0] == "DT01":
+                    # a merchant payout BEPS refused while closed: the acquirer still owes
+                    # it, and sends it again once BEPS takes business
+                    b.payouts_waiting.append(ref)
     return moved
 
 

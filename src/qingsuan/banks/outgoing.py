@@ -86,7 +86,8 @@ def transfer(b: Banks, f: dict[str, Any]) -> None:
         record.move(now, "rejected")
         record.reason = {"code": decision.refusal[0], "message": decision.refusal[1]}
         return
-    if not _charge_fee(b, payer.bank, payer.id, record):
+    fee = _charge_fee(b, payer.bank, payer.id, record)
+    if fee is None:
         return
     if decision.route in (Route.BEPS, Route.IBPS):
         _send_net(b, "transfer", {
@@ -94,15 +95,17 @@ def transfer(b: Banks, f: dict[str, Any]) -> None:
             "kind": "ordinary_credit" if decision.route is Route.BEPS else "credit",
             "amount_fen": f["amount_fen"], "payee_name": payee_name,
             "payer": ("customer", payer.bank, payer.account, payer.id), "payee": payee_net})
-        return
-    fields = {"id": f["id"], "amount_fen": f["amount_fen"],
-              "priority": "urgent" if f["urgent"] else "normal",
-              "payer": ("customer", payer.id), "payee": ("customer", payee_ref),
-              "sender": payer.bank, "receiver": payee_bank}
-    if decision.route is Route.HVPS:
-        _send_hvps(b, "transfer", fields)
-        return
-    _hold(b, fields, record)
+    else:
+        fields = {"id": f["id"], "amount_fen": f["amount_fen"],
+                  "priority": "urgent" if f["urgent"] else "normal",
+                  "payer": ("customer", payer.id), "payee": ("customer", payee_ref),
+                  "sender": payer.bank, "receiver": payee_bank}
+        if decision.route is Route.HVPS:
+            _send_hvps(b, "transfer", fields)
+        else:
+            _hold(b, fields, record)
+    if fee and record.status == "rejected":  # refused at once: the fee is given back
+        _books(b).post_all([(payer.bank, "fee_income", f"customer:{payer.id}", fee)])
 
 
 def _hold(b: Banks, fields: dict[str, Any], record: Any) -> None:
@@ -151,17 +154,18 @@ def send_held(b: Banks) -> bool:
     return True
 
 
-def _charge_fee(b: Banks, bank: str, customer: str, record: Any) -> bool:
-    """The channel fee (banks.channel_fee, default 0) is the bank's fee income."""
+def _charge_fee(b: Banks, bank: str, customer: str, record: Any) -> int | None:
+    """The channel fee (banks.channel_fee, default 0) is the bank's fee income: the fee
+    charged, or None (the payment refused) when the customer cannot pay it."""
     assert b.engine is not None
     fee = int(b.engine.params["banks.channel_fee"])
     if not fee:
-        return True
+        return 0
     if _books(b).post(bank, f"customer:{customer}", "fee_income", fee).done:
-        return True
+        return fee
     record.move(_now(b), "rejected")
     record.reason = Reason.AM04.detail(f"insufficient funds for the fee {format_fen(fee)}")
-    return False
+    return None
 
 
 def _book_intrabank(b: Banks, f: dict[str, Any], bank: str, payer: str, payee_ref: str
@@ -393,10 +397,11 @@ def follow_payouts(b: Banks) -> bool:
     """收单清算 across banks: after a card cut-off the acquirer pays each merchant that banks
     elsewhere its day's takings (net of the MDR) by a BEPS credit from what it owes its
     merchants (DOMAIN story 2, step 8); the merchant's bank credits it when it nets."""
+    moved = _resend_payouts(b)
     payouts = b.switch.payouts
     seen = b.cursors.get("payouts", 0)
     if seen >= len(payouts):
-        return False
+        return moved
     while seen < len(payouts):
         day, acquirer, merchant, amount = payouts[seen]
         seen += 1
@@ -409,4 +414,23 @@ def follow_payouts(b: Banks) -> bool:
             "payee_name": customer.name, "payer_ledger": "due_to_merchants",
             "payer": ("institution", acquirer, "", ""),
             "payee": ("customer", customer.bank, customer.account, customer.id)})
+    return True
+
+
+def _resend_payouts(b: Banks) -> bool:
+    """Payouts BEPS refused during maintenance, sent again once it is open."""
+    if not b.payouts_waiting or b.cnaps.beps.closed:
+        return False
+    waiting, b.payouts_waiting = b.payouts_waiting, []
+    for ref in waiting:
+        attempt = 2
+        new_id = f"{ref['id']}/{attempt}"
+        while new_id in b.payments:
+            attempt += 1
+            new_id = f"{ref['id']}/{attempt}"
+        _send_net(b, "merchant_payout", {
+            "id": new_id, "system": "BEPS", "kind": "ordinary_credit",
+            "amount_fen": ref["amount"], "payee_name": ref["payee_name"] or None,
+            "payer_ledger": "due_to_merchants", "payer": ("institution", ref["sender"], "", ""),
+            "payee": ("customer", ref["receiver"], ref["payee_account"], ref["payee_id"])})
     return True

@@ -80,6 +80,8 @@ class Banks:
         self.held: list[dict[str, Any]] = []
         #: returns (退汇) HVPS refused (a closed window, say): sent again when it opens
         self.returns_pending: list[dict[str, Any]] = []
+        #: merchant payouts BEPS refused while closed for maintenance: sent again after
+        self.payouts_waiting: list[dict[str, Any]] = []
         #: card payment id -> the switch's transaction key (and back)
         self.card_keys: dict[str, str] = {}
         self._pid_by_key: dict[str, str] = {}
@@ -322,7 +324,7 @@ class Banks:
             "payment_order": list(self.payments),
             "inquiries": self.inquiries, "actions": self.actions, "routes": self.routes,
             "hvps_refs": self.hvps_refs, "net_refs": self.net_refs, "held": self.held,
-            "returns_pending": self.returns_pending,
+            "returns_pending": self.returns_pending, "payouts_waiting": self.payouts_waiting,
             "card_keys": self.card_keys, "card_order": list(self.card_keys),
             "stan": self.stan, "events_done": self.events_done, "cursors": self.cursors,
             "wake_us": self.wake_us,
@@ -345,6 +347,7 @@ class Banks:
         self.routes = doc["routes"]
         self.hvps_refs, self.net_refs, self.held = doc["hvps_refs"], doc["net_refs"], doc["held"]
         self.returns_pending = doc["returns_pending"]
+        self.payouts_waiting = doc["payouts_waiting"]
         for pid in doc["card_order"]:
             self.link_card(pid, doc["card_keys"][pid])
         self.stan, self.events_done = int(doc["stan"]), int(doc["events_done"])
