@@ -11,7 +11,7 @@ from typing import Annotated, Any, Final
 import typer
 from rich.table import Table
 
-from qingsuan import __version__, cli_cards, cli_simulate
+from qingsuan import __version__, cli_cards, cli_fuzz, cli_simulate
 from qingsuan.cli_common import (
     EXIT_INVALID,
     StoreUrl,
@@ -478,6 +478,7 @@ def cnaps_statement(
 
 app.command()(cli_cards.serve)
 app.command()(cli_simulate.simulate)
+app.command()(cli_fuzz.fuzz)
 cards_app.command("send")(cli_cards.cards_send)
 cards_app.command("load")(cli_cards.cards_load)
 
