@@ -388,3 +388,14 @@ def test_the_channel_fee_is_given_back_when_the_bank_refuses_the_payment(
     assert out["payments"]["t1"]["reason"]["code"] == "AM04"
     assert out["balances"]["customers"]["alice"] == "200000.00"
     assert all(out["checks"].values())
+
+
+def test_a_long_run_reports_its_progress() -> None:
+    """The runner tells its progress hook (events done, events in all) as it goes and at
+    the end; the CLI draws it on a terminal's stderr for long runs."""
+    calls: list[tuple[int, int]] = []
+    sc = load_scenario(ROOT / "scenarios" / "returns.yaml")
+    Runner(sc, store="memory:", on_progress=lambda d, t: calls.append((d, t))).run()
+    total = len(sc.events)
+    assert calls and calls[-1] == (total, total)
+    assert all(d <= t for d, t in calls)

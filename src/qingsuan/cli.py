@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Callable, Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -85,13 +87,36 @@ def run(
     from qingsuan.store import NotAStoreError, WriterLockedError
 
     try:
-        outcome = run_scenario(scenario, store=store, clearing_dir=clearing_files)
+        with _run_progress(len(scenario.events)) as progress:
+            outcome = run_scenario(scenario, store=store, clearing_dir=clearing_files,
+                                   on_progress=progress)
     except (WriterLockedError, NotAStoreError) as exc:  # (nothing was written)
         fail(f"--store: {reason(exc)}")
     if as_json:
         sys.stdout.write(json.dumps(outcome, ensure_ascii=False, indent=2) + "\n")
         return
     _print_outcome(outcome)
+
+
+#: scenarios with more events than this show a progress bar (on a terminal's stderr)
+PROGRESS_EVENTS = 20_000
+
+
+@contextlib.contextmanager
+def _run_progress(events: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A Rich progress bar on stderr for a long run, when stderr is a terminal (so a
+    script reading --json sees nothing of it); otherwise nothing."""
+    err = _err()
+    if events < PROGRESS_EVENTS or not err.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    with Progress("[progress.description]{task.description}", BarColumn(),
+                  MofNCompleteColumn(), TimeRemainingColumn(), console=err,
+                  transient=True) as bar:
+        task = bar.add_task("events", total=events)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _stored_spec(url: StoreUrl) -> tuple[dict[str, Any] | None, int]:

@@ -27,7 +27,7 @@ from qingsuan.ledger import TransferFlags
 from qingsuan.ledger.registry import AccountRegistry
 from qingsuan.params import Params
 from qingsuan.sim import outcome as outcome_of
-from qingsuan.sim.scenario import Event, Scenario, hash_pin
+from qingsuan.sim.scenario import Event, Scenario
 from qingsuan.world import World
 
 __all__ = ["PaymentRecord", "Posting", "Runner", "StepHook", "run_scenario"]
@@ -49,6 +49,9 @@ class Posting:
 
 
 StepHook = Callable[[Event, list[Posting], "Runner"], None]
+#: told (events done, events in all) every PROGRESS_EVERY events and at the end
+ProgressHook = Callable[[int, int], None]
+PROGRESS_EVERY = 1024
 
 #: commands a run makes durable together (one append and one fsync)
 COMMIT_EVERY = 1024
@@ -59,19 +62,24 @@ _CARD_PIN_EVENTS = ("atm_withdrawal", "atm_balance_inquiry", "pos_purchase", "pr
 
 class Runner:
     def __init__(self, scenario: Scenario, *, store: str | None = None,
-                 on_step: StepHook | None = None, commit_every: int = COMMIT_EVERY) -> None:
+                 on_step: StepHook | None = None, commit_every: int = COMMIT_EVERY,
+                 on_progress: ProgressHook | None = None) -> None:
         """``store``: the command log url; default an embedded SQLite file in a temporary
         directory (the durable default, thrown away after the run). ``commit_every``:
         commands made durable together (one append, one fsync): the outcome is reported
         only at the end, so nothing is acknowledged before its group is durable."""
         self.commit_every = commit_every
+        self.on_progress = on_progress
         self.scenario = scenario
         self.clock = VirtualClock(scenario.start_us)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         if store is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="qingsuan-run-")
             store = str(Path(self._tmp.name) / "run.db")
-        self.world = World.open(store, self.clock)
+        # a store thrown away after the run (or in memory) takes the sandbox card key
+        # derived from the scenario: the same file, the same state (docs/SECURITY.md)
+        self.world = World.open(store, self.clock, sandbox_seed=scenario.name if (
+            self._tmp is not None or store.startswith("memory:")) else None)
         if self.engine.now_us > self.clock.now_us():  # a resumed store: time never goes back
             self.clock.advance_to(self.engine.now_us)
         self.on_step = on_step
@@ -147,10 +155,14 @@ class Runner:
                 if i < len(events) and (due is None or events[i].at_us <= due):
                     self._fire(events[i])
                     i += 1
+                    if self.on_progress is not None and i % PROGRESS_EVERY == 0:
+                        self.on_progress(i, len(events))
                 elif due is not None and due <= until:
                     self._tick(due)
                 else:
                     break
+        if self.on_progress is not None:
+            self.on_progress(len(events), len(events))
         result = self.outcome()
         if clearing_dir is not None:
             clearing_dir.mkdir(parents=True, exist_ok=True)
@@ -169,7 +181,7 @@ class Runner:
     def _fire(self, event: Event) -> None:
         self.clock.advance_to(max(event.at_us, self.clock.now_us()))
         self.world.banks.step_notices = []
-        self.world.submit(event, _command_fields(event))
+        self.world.submit(event, _command_fields(event, self.world))
         if self.on_step is not None:
             self.on_step(event, self._new_postings(), self)
 
@@ -220,17 +232,24 @@ class Runner:
         return reconcile.suspense_explained(self.world.banks)
 
 
-def _command_fields(event: Event) -> dict[str, Any]:
-    """The event's fields as the banks' command carries them: a card PIN becomes the hash
-    the terminal would send (the clear PIN is never logged)."""
+def _command_fields(event: Event, world: World) -> dict[str, Any]:
+    """The event's fields as the banks' command carries them: the card number becomes its
+    token and masked PAN, a card PIN the world's PIN verification value (cards/vault.py:
+    neither the PAN nor the PIN is ever logged)."""
     fields = dict(event.fields)
-    if event.do in _CARD_PIN_EVENTS:
-        pin = fields.pop("pin", None)
-        fields["pin_hash"] = hash_pin(fields["card"], pin).hex() if pin is not None else None
+    if "card" in fields:
+        vault = world.card_vault()
+        pan = fields.pop("card")
+        fields.update(vault.card_fields(pan))
+        if event.do in _CARD_PIN_EVENTS:
+            pin = fields.pop("pin", None)
+            fields["pin_hash"] = vault.pvv(pan, pin) if pin is not None else None
     return fields
 
 
 def run_scenario(scenario: Scenario, *, store: str | None = None,
                  on_step: StepHook | None = None,
-                 clearing_dir: Path | None = None) -> dict[str, Any]:
-    return Runner(scenario, store=store, on_step=on_step).run(clearing_dir)
+                 clearing_dir: Path | None = None,
+                 on_progress: ProgressHook | None = None) -> dict[str, Any]:
+    return Runner(scenario, store=store, on_step=on_step,
+                  on_progress=on_progress).run(clearing_dir)
