@@ -279,7 +279,7 @@ class Banks:
     def cnaps_command(self, kind: str, doc: dict[str, Any]) -> Any:
         """Send CNAPS a message (the body its logged command would carry)."""
         assert self.engine is not None
-        return self.cnaps.apply(kind, self.engine.now_us, dumps(doc))
+        return self.cnaps.handle(kind, self.engine.now_us, doc)
 
     def action(self, do: str, f: dict[str, Any], ok: bool, reason: dict[str, str] | None
                ) -> dict[str, Any]:

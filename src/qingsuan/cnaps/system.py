@@ -95,7 +95,12 @@ class Cnaps:
             return self._apply_rtgs_batch(timestamp_us, body)
         if kind == "cnaps.net_batch":
             return self._apply_net_batch(timestamp_us, body)
-        doc = json.loads(body)
+        return self.handle(kind, timestamp_us, json.loads(body))
+
+    def handle(self, kind: str, timestamp_us: int, doc: dict[str, Any]) -> Any:
+        """Apply one command given as its decoded JSON document: what :meth:`apply` does
+        after decoding, and what another system sends CNAPS while applying its own
+        command (the banks: a message, without encoding and decoding it again)."""
         hvps = self.hvps
         if kind == "cnaps.join":
             try:
