@@ -80,11 +80,16 @@ def test_edge_forwards_a_purchase_in_the_switch_vocabulary() -> None:
     fwd = inbound(_raw("purchase", 7), CFG)
     assert isinstance(fwd, Forward)
     assert fwd.fields["32"] == "CCB" and fwd.fields["t"] == "0200"
-    assert fwd.fields["2"] == ICBC_CARD and fwd.fields["4"] == "000000003600"
+    # the switch gets the card's token and masked PAN, never the PAN (cards/vault.py)
+    assert "2" not in fwd.fields and ICBC_CARD.encode() not in fwd.body
+    assert fwd.fields["card"] == CFG.vault.token(ICBC_CARD)
+    assert fwd.fields["pan_masked"] == ICBC_CARD[:6] + "*" * 9 + ICBC_CARD[-4:]
+    assert fwd.fields["4"] == "000000003600"
     assert "pin_hash" not in fwd.fields
     answer = _decoded(outbound(fwd, ("00", "CCB|000007|1125103000", "2026-11-25",
                                      None), CFG))
     assert answer.mti == "0210"
+    assert answer.fields["2"] == ICBC_CARD  # the terminal gets its PAN back
     assert answer.fields["39"] == "00" and answer.fields["11"] == "000007"
     assert answer.fields["15"] == "1125" and len(str(answer.fields["38"])) == 6
 
@@ -92,10 +97,11 @@ def test_edge_forwards_a_purchase_in_the_switch_vocabulary() -> None:
 def test_edge_turns_the_pin_block_into_the_verification_value_only() -> None:
     fwd = inbound(_raw("withdrawal", 8, terminal=CCB_ATM, amount_fen=10000, pin="123456"), CFG)
     assert isinstance(fwd, Forward)
-    assert fwd.fields["pin_hash"] == pin_verification_value(ICBC_CARD, "123456",
+    assert fwd.fields["pin_hash"] == CFG.vault.pvv(ICBC_CARD, "123456")
+    assert fwd.fields["pin_hash"] != pin_verification_value(ICBC_CARD, "123456",
                                                             SANDBOX_PVK).hex()
     assert "123456" not in json.dumps(fwd.fields) and "52" not in fwd.fields
-    other_key = EdgeConfig(CFG.institutions, zpk=bytes(range(16)))
+    other_key = EdgeConfig(CFG.institutions, CFG.vault, zpk=bytes(range(16)))
     wrong = inbound(_raw("withdrawal", 8, terminal=CCB_ATM, amount_fen=10000, pin="123456"),
                     other_key)
     assert isinstance(wrong, Forward) and wrong.fields["pin_hash"] == "undecipherable"
@@ -139,7 +145,7 @@ def test_edge_drops_what_it_cannot_answer() -> None:
 
 def test_edge_mac_required_and_given() -> None:
     key = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
-    cfg = EdgeConfig(CFG.institutions, mac_key=key)
+    cfg = EdgeConfig(CFG.institutions, CFG.vault, mac_key=key)
     unsigned = inbound(_raw("purchase", 20), cfg)
     assert isinstance(unsigned, Reply) and _decoded(unsigned.raw).fields["39"] == "A0"
     wrong = inbound(_raw("purchase", 21, mac_key=bytes(16)), cfg)
@@ -162,7 +168,7 @@ def test_edge_mac_required_and_given() -> None:
 @pytest.fixture
 def core(tmp_path: Path) -> Iterator[CardCore]:
     clock = VirtualClock(from_datetime(dt.datetime(2026, 11, 25, 10, 0)))
-    engine_core = CardCore(SANDBOX, f"sqlite:///{tmp_path}/core.db", clock)
+    engine_core = CardCore(SANDBOX, f"sqlite:///{tmp_path}/core.db", clock, vault=CFG.vault)
     yield engine_core
     engine_core.close()
 
@@ -204,7 +210,7 @@ def test_purchase_withdrawal_inquiry_and_durable_group(core: CardCore, tmp_path:
     expected = core.engine.state_hash()
     core.close()
     again = CardCore(SANDBOX, f"sqlite:///{tmp_path}/core.db",
-                     VirtualClock(core.clock.now_us()))
+                     VirtualClock(core.clock.now_us()), vault=CFG.vault)
     assert again.engine.state_hash() == expected
     again.close()
 

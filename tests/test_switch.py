@@ -117,9 +117,10 @@ def test_reversal_rules_by_response_code() -> None:
 
 def test_a_true_retry_gets_the_original_answer_and_a_changed_one_94() -> None:
     from qingsuan.cards.switch import CardSwitch
+    from qingsuan.cards.vault import CardVault
     from qingsuan.engine import Engine
 
-    switch = CardSwitch()
+    switch = CardSwitch(vault=CardVault.sandbox("test"))
     with Engine.open("memory:", VirtualClock(parse_time("2026-11-25T09:00")),
                      systems=[switch]) as _:
         request = {"t": "0200", "2": "4111111111111111", "3": "000000", "4": "000000000100",

@@ -182,7 +182,14 @@ def _prepare_store(url: StoreUrl, scenario: Any, *, resume: bool, new: bool) -> 
     if not resume:
         fail(f"--store: {held}: give --resume to continue it, --new to delete it and start "
              "again, or another --store")
-    mine = json.loads(json.dumps(world_spec(scenario), sort_keys=True, ensure_ascii=False))
+    from qingsuan.cards.vault import CardKeyError, resolve
+
+    try:  # the cards as the store's own key makes them (cards/vault.py)
+        vault = resolve(str(url.path) if url.path else url.text) if scenario.cards else None
+    except CardKeyError as exc:
+        fail(f"--store: {exc}")
+    mine = json.loads(json.dumps(world_spec(scenario, vault), sort_keys=True,
+                                 ensure_ascii=False))
     if spec != mine:
         what = (f"this file is {quoted(scenario.name)}" if spec.get("name") != scenario.name
                 else "this file describes another world under the same name (" + ", ".join(

@@ -68,6 +68,10 @@ def serve(
     zpk: Annotated[str | None, typer.Option(
         help="zone PIN key (3DES, hex) the terminals' PIN blocks are under; default the "
              "sandbox key (docs/SERVE.md)")] = None,
+    card_key_file: Annotated[str | None, typer.Option(
+        help="the world's card key (64 hex digits; made at random for a new world): "
+             "tokens, encrypted PANs, PIN values (docs/SECURITY.md); default "
+             "$QINGSUAN_CARD_KEY, else STORE.keys beside the store")] = None,
     snapshot_every: Annotated[int, typer.Option(
         help="store a snapshot every N log entries (a batch of requests is one entry), so "
              "a restart replays only what came after it; 0: never")] = 0,
@@ -101,8 +105,9 @@ def serve(
     exit 0. Exit 1 if the engine stopped on a command it could not apply (restart: the
     log holds everything acknowledged), 2 on bad options.
     """
+    from qingsuan.cards.vault import CardKeyError
     from qingsuan.clock import WallClock
-    from qingsuan.server.card_core import CardCore, edge_config
+    from qingsuan.server.card_core import CardCore, card_vault, edge_config
     from qingsuan.server.card_tcp import (
         CardServer,
         InlineCore,
@@ -145,10 +150,16 @@ def serve(
         err().print(f"--{str(exc).replace('_', '-')}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
 
-    def factory() -> CardCore:
-        return CardCore(world, url, WallClock(), snapshot_every=snapshot_every)
+    try:  # once, before the core starts: the edge and the core share it
+        vault = card_vault(world, url, card_key_file)
+    except CardKeyError as exc:
+        err().print(f"--card-key-file: {exc}", markup=False)
+        raise typer.Exit(EXIT_INVALID) from None
 
-    cfg = edge_config(world, **keys)
+    def factory() -> CardCore:
+        return CardCore(world, url, WallClock(), snapshot_every=snapshot_every, vault=vault)
+
+    cfg = edge_config(world, vault, **keys)
     try:
         engine_core = ProcessCore(factory) if core == "process" else InlineCore(factory)
     except Exception as exc:  # a store that is not this world's, a broken chain, ...

@@ -17,9 +17,11 @@ import numpy as np
 
 from qingsuan.banks.books import bank_accounts
 from qingsuan.banks.system import Banks
+from qingsuan.cards.iso8583 import mask_pan
 from qingsuan.cards.switch import SWITCH, CardSwitch
 from qingsuan.cards.switch import Card as CardRecord
 from qingsuan.cards.switch import Terminal as TerminalRecord
+from qingsuan.cards.vault import CardKeyError, CardVault, resolve
 from qingsuan.clock import Clock
 from qingsuan.cnaps.hvps import dumps
 from qingsuan.cnaps.participants import ParticipantKind
@@ -44,10 +46,14 @@ def world_systems() -> list[System]:
     return [cnaps, switch, banks, Builder(cnaps, switch, banks)]
 
 
-def world_spec(sc: Scenario) -> dict[str, Any]:
+def world_spec(sc: Scenario, vault: CardVault | None = None) -> dict[str, Any]:
     """What a world is built from (the body of its ``world.build`` command): parameters,
-    participants, customers, cards and terminals, amounts in fen."""
+    participants, customers, cards and terminals, amounts in fen. A card is its token,
+    masked PAN, encrypted PAN and PIN verification value under ``vault`` (required when
+    there are cards): the log never holds a PAN (cards/vault.py)."""
     customers = {c.id: c for c in sc.customers}
+    if sc.cards and vault is None:
+        raise CardKeyError("a world with cards is built with a card key")
     return {
         "name": sc.name,
         "params": {k: v if isinstance(v, bool) else str(v)
@@ -57,8 +63,11 @@ def world_spec(sc: Scenario) -> dict[str, Any]:
         "customers": [[c.id, c.bank, c.account, c.name, c.closed, c.credit_limit_fen,
                        c.balance_fen, c.merchant.mdr_ppm if c.merchant else None]
                       for c in sc.customers],
-        "cards": [[c.pan, customers[c.account].bank, c.account, c.kind,
-                   c.pin_hash.hex() if c.pin_hash else None] for c in sc.cards],
+        "cards": [[vault.token(c.pan), mask_pan(c.pan), vault.encrypt_pan(c.pan),
+                   customers[c.account].bank, c.account, c.kind,
+                   vault.key_pin_digest(c.pin_hash) if c.pin_hash else None]
+                  for c in sc.cards] if vault is not None else [],
+        "card_key_check": vault.check_value() if vault is not None and sc.cards else "",
         "terminals": [[t.id, t.kind, t.bank, t.merchant, t.cash_fen] for t in sc.terminals],
     }
 
@@ -134,9 +143,10 @@ class Builder:
         bank_of = {c[0]: c[1] for c in customers}  # a merchant may bank elsewhere
         if has_switch:
             self.switch.apply("cards.setup", timestamp_us, json.dumps({
-                "cards": [asdict(CardRecord(pan, issuer, f"{issuer}:customer:{account}", kind,
-                                            pin)) for pan, issuer, account, kind, pin
-                          in doc["cards"]],
+                "cards": [asdict(CardRecord(token, masked, enc, issuer,
+                                            f"{issuer}:customer:{account}", kind, pin))
+                          for token, masked, enc, issuer, account, kind, pin in doc["cards"]],
+                "key_check": doc["card_key_check"],
                 "terminals": [asdict(TerminalRecord(
                     tid, kind, bank,
                     f"{bank_of[merchant]}:customer:{merchant}" if merchant else None,
@@ -188,19 +198,52 @@ class World:
     cnaps: Cnaps
     switch: CardSwitch
     banks: Banks
+    #: where the card key comes from (cards/vault.py resolve): the store's url, an
+    #: explicit key file, the sandbox default's seed for a store that does not outlive
+    #: its run; the key itself once needed (building cards, tokenising a request)
+    store: str = ""
+    card_key_file: str | None = None
+    sandbox_seed: str | None = None
+    vault: CardVault | None = None
 
     @classmethod
     def open(cls, store: str, clock: Clock, *, snapshot_every: int = 0,
-             readonly: bool = False, create: bool = False) -> World:
+             readonly: bool = False, create: bool = False, vault: CardVault | None = None,
+             card_key_file: str | None = None, sandbox_seed: str | None = None) -> World:
         """Open (or create) the store and rebuild the world its log records. ``readonly``:
-        to read a world (a statement) beside its writer; nothing is written or created."""
+        to read a world (a statement) beside its writer; nothing is written or created.
+        The card key (``vault``, or found from ``card_key_file``, the environment, the
+        store's key file, ``sandbox_seed``: cards/vault.py) is looked for only when a
+        card must be built or tokenised: replay never needs it."""
         systems = world_systems()
         engine = Engine.open(store, clock, snapshot_every=snapshot_every, systems=systems,
                              readonly=readonly, create=create)
         cnaps, switch, banks, _ = systems
         assert isinstance(cnaps, Cnaps) and isinstance(switch, CardSwitch)
         assert isinstance(banks, Banks)
-        return cls(engine, cnaps, switch, banks)
+        world = cls(engine, cnaps, switch, banks, store, card_key_file, sandbox_seed)
+        if vault is not None:
+            world.use_vault(vault)
+        return world
+
+    def card_vault(self, *, create: bool = False) -> CardVault:
+        """The world's card key (made, with its key file, when ``create`` and there is
+        none yet). :class:`CardKeyError` when there is none, or it is not the key the
+        world was built with."""
+        if self.vault is None:
+            self.use_vault(resolve(self.store, key_file=self.card_key_file, create=create,
+                                   sandbox_seed=self.sandbox_seed))
+        assert self.vault is not None
+        return self.vault
+
+    def use_vault(self, vault: CardVault) -> None:
+        built_with = self.switch.key_check
+        if built_with and built_with != vault.check_value():
+            raise CardKeyError(f"the card key from {vault.origin} is not the key this world "
+                               f"was built with (check value {vault.check_value()}, the "
+                               f"world's {built_with})")
+        self.vault = vault
+        self.switch.vault = vault
 
     @property
     def is_new(self) -> bool:
@@ -216,8 +259,9 @@ class World:
         whose body is the world's description: a stop at any point leaves either no world
         or the whole of it, and the log records what the world was built from."""
         assert self.is_new, "a world is built once, on a new store"
+        vault = self.card_vault(create=True) if sc.cards else None
         self.engine.command("world.build", json.dumps(
-            world_spec(sc), sort_keys=True, ensure_ascii=False).encode())
+            world_spec(sc, vault), sort_keys=True, ensure_ascii=False).encode())
 
     # ------------------------------------------------------------------ driving
 

@@ -39,7 +39,8 @@ def _card_request(b: Banks, do: str, f: dict[str, Any], proc: str, mti: str = "0
     local = to_beijing(_now(b))
     stan = _next_stan(b)
     terminal = b.terminals.get(f["terminal"])
-    fields = {"t": mti, "2": f["card"], "3": f"{proc}0000",
+    # the card as the runner logged it: its token and masked PAN (cards/vault.py)
+    fields = {"t": mti, "card": f["card"], "pan_masked": f["pan_masked"], "3": f"{proc}0000",
               "4": f"{f['amount_fen']:012d}", "7": local.strftime("%m%d%H%M%S"),
               "11": f"{stan:06d}", "32": terminal[0] if terminal else "",
               "41": f["terminal"], "49": "156", "37": f"{stan:012d}"}
@@ -128,7 +129,7 @@ def _preauth_followup(b: Banks, f: dict[str, Any], mti: str, proc: str,
     fields, original = _linked_request(b, f, mti, proc)
     fields["49"] = "156"
     if original is not None:
-        fields["2"] = original.card
+        fields["card"] = original.card  # the pre-authorisation's token
     if amount_fen is not None:
         fields["4"] = f"{amount_fen:012d}"
         fields["25"] = "06"

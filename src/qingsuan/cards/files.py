@@ -47,6 +47,8 @@ _STAN = re.compile(r"[0-9]{6}")
 _MTI = re.compile(r"[0-9]{4}")
 _MASKED_PAN = re.compile(r"[0-9]{6}\*{4}[0-9]{4}")
 _FULL_PAN = re.compile(r"[0-9]{12,19}")
+#: a PAN as the switch keeps it (cards/iso8583.py mask_pan: one star per hidden digit)
+_SWITCH_MASKED_PAN = re.compile(r"[0-9]{6}\*{2,9}[0-9]{4}")
 _AMOUNT = re.compile(r"0|[1-9][0-9]*")
 _FEE = re.compile(r"0|-?[1-9][0-9]*")
 _TERMINAL = re.compile(r"[0-9A-Za-z]{8}")
@@ -65,10 +67,11 @@ class ClearingFileError(ValueError):
 
 
 def mask_pan(pan: str) -> str:
-    """``6222021234567890123`` -> ``622202****0123``; an already masked PAN is kept."""
+    """``6222021234567890123`` (or the switch's ``622202*********0123``) ->
+    ``622202****0123``; an already masked PAN is kept."""
     if _MASKED_PAN.fullmatch(pan):
         return pan
-    if not _FULL_PAN.fullmatch(pan):
+    if not _FULL_PAN.fullmatch(pan) and not _SWITCH_MASKED_PAN.fullmatch(pan):
         raise ValueError(f"not a PAN (12-19 digits): {pan!r}")
     return f"{pan[:6]}****{pan[-4:]}"
 

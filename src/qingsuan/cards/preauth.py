@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-from qingsuan.cards.iso8583 import mask_pan
 from qingsuan.cards.records import CardTxn, Terminal, amount_fen
 
 if TYPE_CHECKING:
@@ -25,10 +24,10 @@ def authorise(sw: CardSwitch, f: dict[str, str], key: str, body: str, now_us: in
     that expires by itself after ``cards.preauth_days``. Nothing is booked at the
     acquirer and nothing is cleared: only the completion is."""
     assert sw.engine is not None
-    pan = f.get("2", "")
+    pan = f.get("card", "")  # the card's token (cards/vault.py)
     amount = amount_fen(f.get("4", "0"))
     terminal = sw.terminals.get(f.get("41", ""))
-    txn = CardTxn(key, "0100", "03", mask_pan(pan) if pan else "", None,
+    txn = CardTxn(key, "0100", "03", f.get("pan_masked", ""), None,
                   terminal.acquirer if terminal else f.get("32", ""), f.get("41", ""),
                   amount, "96", "declined", now_us, body, f.get("37", ""), card=pan)
     sw.txns[key] = txn
@@ -122,7 +121,7 @@ def _original(sw: CardSwitch, f: dict[str, str], now_us: int) -> tuple[CardTxn |
         return original, "12"
     if status(sw, original, now_us) != "authorised":
         return original, "12"
-    if f.get("2") not in (None, original.card):
+    if f.get("card") not in (None, original.card):
         return original, "12"
     terminal = sw.terminals.get(f.get("41", original.terminal))
     held_at = sw.terminals[original.terminal]

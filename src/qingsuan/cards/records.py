@@ -17,11 +17,15 @@ MAX_TXNS: Final = 10_000_000
 
 @dataclass
 class Card:
-    pan: str
+    """A card in the switch's card file. Never the PAN in clear (cards/vault.py)."""
+
+    token: str            # the card's identifier everywhere in the engine ("tok_...")
+    pan_masked: str       # first 6, last 4: the BIN routes it, reports show it
+    pan_enc: str          # the PAN under the world's card key (AES-GCM, hex)
     issuer: str
     account: str          # ledger name "BANK:customer:ID"
     kind: str             # debit / credit
-    pin_hash: str | None  # hex of the salted PIN hash; never the PIN
+    pin_hash: str | None  # PIN verification value under the world's PIN key; never the PIN
     status: str = "active"
     wrong_pins: int = 0
 
@@ -51,7 +55,7 @@ class CardTxn:
     body: str             # the request as logged (JSON, for duplicate detection)
     rrn: str
     balance_fen: int | None = None
-    card: str = ""        # the PAN (switch state only; reports show pan_masked)
+    card: str = ""        # the card's token (cards/vault.py); reports show pan_masked
     card_kind: str = "debit"
     clearing_date: str = ""  # 清算日期 (field 15): the clearing day it belongs to
     #: the net fee each side got (+) or paid (-), fixed when its clearing day closed

@@ -18,7 +18,6 @@ from qingsuan.banks.issuer import IssuerRules
 from qingsuan.calendar import card_clearing_date
 from qingsuan.cards import dayclose, disputes, preauth, refunds
 from qingsuan.cards.disputes import ChargebackReason, DisputeKind, DisputeRefusal
-from qingsuan.cards.iso8583 import luhn_ok, mask_pan
 from qingsuan.cards.records import (
     MAX_TXNS,
     SWITCH,
@@ -35,6 +34,7 @@ from qingsuan.money import format_fen
 from qingsuan.statejson import shallow
 
 if TYPE_CHECKING:
+    from qingsuan.cards.vault import CardVault
     from qingsuan.cnaps.system import Cnaps
     from qingsuan.engine import Engine
 
@@ -54,7 +54,11 @@ class CardSwitch:
 
     prefix = "cards"
 
-    def __init__(self, cnaps: Cnaps | None = None) -> None:
+    def __init__(self, cnaps: Cnaps | None = None, *, vault: CardVault | None = None
+                 ) -> None:
+        #: the world's card key, for :meth:`request` to tokenise a terminal's PAN and PIN
+        #: value before they are logged (the world sets it; logged commands never need it)
+        self.vault = vault
         #: where the clearing day's net positions go to settle (None: positions only)
         self.cnaps = cnaps
         self.days_closed: list[str] = []
@@ -64,7 +68,9 @@ class CardSwitch:
         #: acquirer): (clearing day, acquirer, merchant's ledger name, fen), for the banks
         self.payouts: list[tuple[str, str, str, int]] = []
         self.engine: Engine | None = None
-        self.cards: dict[str, Card] = {}
+        self.cards: dict[str, Card] = {}  # by token
+        #: the check value of the card key the world was built with (cards/vault.py)
+        self.key_check = ""
         self.terminals: dict[str, Terminal] = {}
         self.bins: dict[str, str] = {}
         self.txns: dict[str, CardTxn] = {}
@@ -103,8 +109,9 @@ class CardSwitch:
         if kind == "cards.setup":
             for c in doc["cards"]:
                 card = Card(**c)
-                self.cards[card.pan] = card
-                self.bins[card.pan[:6]] = card.issuer
+                self.cards[card.token] = card
+                self.bins[card.pan_masked[:6]] = card.issuer
+            self.key_check = str(doc.get("key_check", ""))
             for t in doc["terminals"]:
                 self.terminals[t["id"]] = Terminal(**t)
             self._issuer_cache.clear()
@@ -120,12 +127,20 @@ class CardSwitch:
     def setup(self, cards: list[Card], terminals: list[Terminal]) -> None:
         assert self.engine is not None
         self.engine.command("cards.setup", json.dumps(
-            {"cards": [asdict(c) for c in cards], "terminals": [asdict(t) for t in terminals]},
+            {"cards": [asdict(c) for c in cards], "terminals": [asdict(t) for t in terminals],
+             "key_check": self.vault.check_value() if self.vault else ""},
             sort_keys=True).encode())
 
     def request(self, fields: dict[str, str]) -> dict[str, str]:
-        """Log one request (ISO 8583 fields as strings) and return the answer's fields."""
+        """Log one request (ISO 8583 fields as strings) and return the answer's fields.
+        A terminal's field 2 (the PAN) and ``pin_hash`` (its PIN digest,
+        :func:`qingsuan.sim.scenario.hash_pin`) are tokenised and keyed first
+        (:meth:`CardVault.tokenise`): the log never holds either."""
         assert self.engine is not None
+        if "2" in fields or "pin_hash" in fields:
+            if self.vault is None:
+                raise ValueError("the switch has no card key: it cannot take a PAN or PIN")
+            fields = self.vault.tokenise(fields)
         result: dict[str, str] = self.engine.command(
             "cards.request", json.dumps(fields, sort_keys=True).encode())
         return result
@@ -204,7 +219,7 @@ class CardSwitch:
                 return preauth.authorise(self, f, key, body, now_us)
         elif "original_key" in f:  # 0200 naming an original: a pre-authorisation completion
             return preauth.complete(self, f, key, body, now_us)
-        pan = f.get("2", "")
+        pan = f.get("card", "")  # the token (cards/vault.py): the switch never sees a PAN
         proc = f.get("3", "000000")[:2]
         amount = int(f.get("4", "0") or 0)
         terminal = self.terminals.get(f.get("41", ""))
@@ -212,11 +227,11 @@ class CardSwitch:
         # The switch keeps every transaction: its strings are the card's, the terminal's
         # and shared constants where they can be, not copies from each request.
         txn = CardTxn(key, _SHARED.get(mti, mti), _SHARED.get(proc, proc),
-                      mask_pan(pan) if pan else "", None,
+                      card.pan_masked if card else f.get("pan_masked", ""), None,
                       terminal.acquirer if terminal else f.get("32", ""),
                       terminal.id if terminal else f.get("41", ""),
                       amount, "96", "declined", now_us, body, f.get("37", ""),
-                      card=card.pan if card else pan)
+                      card=card.token if card else pan)
         self.txns[key] = txn
         txn.rc = self._decide(txn, f, pan, proc, amount, terminal, now_us)
         txn.card_kind = card.kind if card else "debit"
@@ -278,28 +293,30 @@ class CardSwitch:
                ) -> str | None:
         """The switch's own checks before it asks the issuer; on success the issuer is set.
         A terminal that is not the acquirer's (field 32) 12: a participant acts only for
-        itself; currency not CNY 30; Luhn 14; no issuer for the BIN 15."""
+        itself; currency not CNY 30; Luhn 14 (no token: the vault gives none to a PAN that
+        is not digits with a right check digit); no issuer for the BIN 15."""
         acquirer = f.get("32")
         if acquirer is not None and acquirer != terminal.acquirer:
             return "12"
         if f.get("49", "156") != "156":
             return "30"
-        if not pan.isdigit() or not luhn_ok(pan):
+        if not pan:
             return "14"
-        issuer = self._issuer_of(pan)
+        issuer = self._issuer_of(txn.pan_masked[:6])
         if issuer is None:
             return "15"
         txn.issuer = issuer
         return None
 
-    def _issuer_of(self, pan: str) -> str | None:
-        """The issuer by BIN: the longest prefix of the PAN in the BIN table."""
-        hit = self._issuer_cache.get(pan, "?")
+    def _issuer_of(self, bin_: str) -> str | None:
+        """The issuer by BIN (the first 6 digits, kept in clear for routing): the longest
+        prefix of it in the BIN table."""
+        hit = self._issuer_cache.get(bin_, "?")
         if hit == "?":
-            hit = next((self.bins[pan[:n]] for n in range(len(pan), 0, -1)
-                        if pan[:n] in self.bins), None)
+            hit = next((self.bins[bin_[:n]] for n in range(len(bin_), 0, -1)
+                        if bin_[:n] in self.bins), None)
             if len(self._issuer_cache) < _CACHE_LIMIT:
-                self._issuer_cache[pan] = hit
+                self._issuer_cache[bin_] = hit
         return hit
 
     def _day(self, now_us: int) -> str:
@@ -536,12 +553,13 @@ class CardSwitch:
             "daily": self.daily, "days_closed": self.days_closed,
             "notices": self.notices, "merchant_carry": self.merchant_carry,
             "payouts": self.payouts,
-            "hosts": self.hosts},
+            "hosts": self.hosts, "key_check": self.key_check},
             sort_keys=True).encode()
 
     def load_state(self, state: bytes) -> None:
         doc = json.loads(state)
-        self.cards = {c["pan"]: Card(**c) for c in doc["cards"]}
+        self.cards = {c["token"]: Card(**c) for c in doc["cards"]}
+        self.key_check = str(doc.get("key_check", ""))
         self.terminals = {t["id"]: Terminal(**t) for t in doc["terminals"]}
         self.bins = dict(doc["bins"])
         self.txns = {t["key"]: CardTxn(**t) for t in doc["txns"]}

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from qingsuan.cards.switch import CardSwitch
+from qingsuan.cards.vault import CardVault, resolve
 from qingsuan.clock import Clock, WallClock
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import Engine
@@ -28,23 +29,38 @@ MAX_IDLE_US: Final = 1_000_000
 FREEZE_EVERY: Final = 20_000
 
 
-def edge_config(scenario: Scenario, **keys: Any) -> EdgeConfig:
-    """The edge's view of a world: every participant's institution id, and the keys."""
+def edge_config(scenario: Scenario, vault: CardVault | None = None, **keys: Any
+                ) -> EdgeConfig:
+    """The edge's view of a world: every participant's institution id, and the keys
+    (``vault``: the world's card key; default the sandbox key of the scenario, for tests
+    of the edge alone)."""
     return EdgeConfig({institution_id(p.code): p.name for p in scenario.participants
-                       if p.code[:11].isdigit()}, **keys)
+                       if p.code[:11].isdigit()},
+                      vault if vault is not None else CardVault.sandbox(scenario.name), **keys)
+
+
+def card_vault(scenario: Scenario, store: str, key_file: str | None = None) -> CardVault:
+    """The card key of the world in ``store``, made (with its key file ``STORE.keys``)
+    for a new SQLite store; the sandbox default for a store in memory
+    (cards/vault.py). The edge and the core must share it: resolve it once, before the
+    core starts."""
+    return resolve(store, key_file=key_file, create=True,
+                   sandbox_seed=scenario.name if store.startswith("memory:") else None)
 
 
 class CardCore:
     """The engine behind the gateway. Not thread-safe: one caller at a time."""
 
     def __init__(self, scenario: Scenario, store: str, clock: Clock | None = None, *,
-                 snapshot_every: int = 0) -> None:
+                 snapshot_every: int = 0, vault: CardVault | None = None) -> None:
         """``snapshot_every``: store a snapshot every N log entries, so a restart replays
-        only the entries after it (0: never)."""
+        only the entries after it (0: never). ``vault``: the world's card key (default:
+        :func:`card_vault`); a key that is not the world's is refused."""
         self.clock = clock or WallClock()
         # The world is built at the clock's time, not the scenario's start: the log's
         # timestamps never go back.
-        self.world = World.open(store, self.clock, snapshot_every=snapshot_every)
+        self.world = World.open(store, self.clock, snapshot_every=snapshot_every,
+                                vault=vault or card_vault(scenario, store))
         if self.world.is_new:
             self.world.build(scenario)
         self.engine: Engine = self.world.engine

@@ -13,10 +13,12 @@ originals) is the switch's, inside a logged engine command.
 * Field 32 names the acquirer by its institution id: the participant's 12-digit CNAPS bank
   code without its check digit (11 digits, the most field 32 holds). An unknown institution
   gets 03 (invalid merchant/acquirer).
+* Field 2 (the PAN) never goes further: the switch gets its token and masked PAN
+  (cards/vault.py, one HMAC), and the response echoes the PAN from the request it answers.
 * Field 52 (PIN block, ISO 9564 format 0 under the zone PIN key) is turned into the
-  issuer's PIN verification value at once: the PIN exists in clear only inside
-  :func:`qingsuan.cards.pin.decrypt_pin_block`. A block that does not decrypt counts as a
-  wrong PIN.
+  issuer's PIN verification value under the world's PIN key at once: the PIN exists in
+  clear only inside :func:`qingsuan.cards.pin.decrypt_pin_block`. A block that does not
+  decrypt counts as a wrong PIN.
 * Field 90 (original data elements) names the original of a reversal, void or refund; an
   acquirer may only name its own originals (else 12).
 * 0800 sign-on / echo test is answered here (0810, 00): it changes nothing.
@@ -42,10 +44,11 @@ from qingsuan.cards.iso8583 import (
     decode_message,
     encode_message,
     format_error_response,
+    mask_pan,
     verify_mac,
 )
-from qingsuan.cards.pin import SANDBOX_PVK, SANDBOX_ZPK, PinError, decrypt_pin_block
-from qingsuan.cards.pin import pin_verification_value as pvv
+from qingsuan.cards.pin import SANDBOX_ZPK, PinError, decrypt_pin_block
+from qingsuan.cards.vault import CardVault
 
 #: Fields a response echoes from its request when present (CUPS practice).
 ECHOED: Final = ("2", "3", "4", "7", "11", "12", "13", "25", "32", "37", "41", "42", "49",
@@ -73,12 +76,13 @@ def institution_id(bank_code: str) -> str:
 
 @dataclass(frozen=True)
 class EdgeConfig:
-    """What the edge needs to know: the institutions and the keys."""
+    """What the edge needs to know: the institutions and the keys (``vault``: the world's
+    card key, cards/vault.py)."""
 
     #: field 32 institution id -> participant name (as the switch knows it)
     institutions: Mapping[str, str]
+    vault: CardVault
     zpk: bytes = SANDBOX_ZPK
-    pvk: bytes = SANDBOX_PVK
     mac_key: bytes | None = None
     mac_algorithm: MacAlgorithm = "3des"
     _names: dict[str, str] = field(default_factory=dict, repr=False)
@@ -173,6 +177,10 @@ def _inbound(raw: bytes, cfg: EdgeConfig) -> Reply | Forward:
         value = f.get(key)
         if value is not None:
             out[key] = value
+    pan = f.get("2")
+    if pan is not None:  # decode_message checked it: digits, check digit
+        out["card"] = cfg.vault.token(pan)
+        out["pan_masked"] = mask_pan(pan)
     out["32"] = acquirer
     original = f.get("90")
     if original is not None:
@@ -181,10 +189,9 @@ def _inbound(raw: bytes, cfg: EdgeConfig) -> Reply | Forward:
                          "field 90 names another acquirer's transaction")
         out["original_key"] = f"{acquirer}|{original[4:10]}|{original[10:20]}"
     block = msg.fields.get("52")
-    if isinstance(block, bytes) and "2" in f:
+    if isinstance(block, bytes) and pan is not None:
         try:
-            out["pin_hash"] = pvv(f["2"], decrypt_pin_block(block, f["2"], cfg.zpk),
-                                  cfg.pvk).hex()
+            out["pin_hash"] = cfg.vault.pvv(pan, decrypt_pin_block(block, pan, cfg.zpk))
         except PinError:
             out["pin_hash"] = "undecipherable"  # never equals a stored value: 55
     return Forward(out, mti, {k: f[k] for k in ECHOED if k in f}, request_body(out))
@@ -196,8 +203,9 @@ _KINDS: Final[dict[tuple[str, str], str]] = {
     ("0200", "20"): "void", ("0220", "20"): "refund", ("0220", "00"): "completion",
     ("0100", "03"): "preauth", ("0100", "20"): "preauth_cancel",
 }
-#: the request fields the switch sees (field 32 becomes the acquirer's name)
-_FORWARDED: Final = ("2", "3", "4", "7", "11", "25", "37", "41", "49")
+#: the request fields the switch sees (field 32 becomes the acquirer's name, field 2 the
+#: card's token and masked PAN)
+_FORWARDED: Final = ("3", "4", "7", "11", "25", "37", "41", "49")
 
 
 def respond(mti: str, echo: Mapping[str, str], extra: Mapping[str, str],

@@ -127,7 +127,7 @@ def clearing_files(world: World) -> dict[str, str]:
                               (t.acquirer, t.acquirer_fee_net_fen)):
                 direction = "D" if bank == t.payer else "C"
                 per.setdefault(bank, []).append(Detail(
-                    t.rrn, stan, t.mti, t.card, t.amount_fen, fee, direction,
+                    t.rrn, stan, t.mti, t.pan_masked, t.amount_fen, fee, direction,
                     t.terminal, local))
         for name in world.banks.members:
             out[f"{name}_{day.replace('-', '')}.txt"] = write_clearing_file(
