@@ -49,6 +49,8 @@ RECORDER_STAN: Final = 900_000
 MAX_CYCLES: Final = 10_000
 MAX_LOAD_S: Final = 60.0
 START_TIMEOUT_S: Final = 60.0
+#: seconds `qingsuan cards load` takes to start sending (imports, its world)
+LOAD_WARMUP_S: Final = 1.5
 
 
 @dataclass
@@ -162,16 +164,17 @@ def run(cycles: int, store: str, load_s: float, seed: int, env: dict[str, str]) 
         port = _free_port()
         server = _serve(store, port, env)
         stop = threading.Event()
-        load = _load(port, load_s, seed + cycle)
+        load = _load(port, LOAD_WARMUP_S + load_s, seed + cycle)
         recorder = Recorder(port, stan, stop)
         recorder.start()
-        time.sleep(rng.uniform(0.2, load_s))  # a random moment under load
+        # a random moment under load (the load generator takes a moment to start)
+        time.sleep(LOAD_WARMUP_S + rng.uniform(0.0, load_s))
         _kill(server)
         stop.set()
         recorder.join(10)
         stan = recorder.stan + 1
         try:
-            out, _ = load.communicate(timeout=load_s + 30)
+            out, _ = load.communicate(timeout=LOAD_WARMUP_S + load_s + 30)
             report = json.loads(out or b"{}")
         except (subprocess.TimeoutExpired, ValueError):
             load.kill()
