@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test bench lint venv clean fuzz
 
 venv: $(STAMP)
 
@@ -31,6 +31,10 @@ bench: $(STAMP)
 	@echo "[6/8] card gateway (3 runs of 20 s)" && $(BIN)/python bench/bench_gateway.py --runs 3 --duration 20
 	@echo "[7/8] bulk path" && $(BIN)/python bench/bench_bulk.py --customers 1000000 --transfers 1000000 --runs 3
 	@echo "[8/8] world" && $(BIN)/python bench/bench_world.py --customers 10000,1000000 --events 20000
+
+fuzz: $(STAMP)
+	@echo "make fuzz: 10,000 seeds of deterministic simulation testing (docs/RELIABILITY.md), about 15 to 25 minutes on one core"
+	$(BIN)/qingsuan fuzz --seeds 10000
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
