@@ -223,7 +223,11 @@ class World:
         assert isinstance(banks, Banks)
         world = cls(engine, cnaps, switch, banks, store, card_key_file, sandbox_seed)
         if vault is not None:
-            world.use_vault(vault)
+            try:
+                world.use_vault(vault)
+            except CardKeyError:
+                engine.close()
+                raise
         return world
 
     def card_vault(self, *, create: bool = False) -> CardVault:
