@@ -12,9 +12,10 @@ never in a message or a log line:
   microsecond, unlike a slow password hash, and is useless without the key.
 
 The sandbox's keys are fixed test keys (like every card scheme's test environment), printed
-in docs/SERVE.md; ``qingsuan serve`` takes another zone PIN key from ``--zpk``. The PIN
-verification key is the sandbox's, and it is public: the verification values in a sandbox
-log protect test PINs only (a 6-digit PIN falls to a million HMACs).
+in docs/SERVE.md; ``qingsuan serve`` takes another zone PIN key from ``--zpk``. The value
+under the public ``SANDBOX_PVK`` is only the terminal's digest of PAN and PIN (a 6-digit
+PIN falls to a million HMACs): what issuers store and the log holds is that digest keyed
+again with the world's secret PIN key (cards/vault.py).
 """
 
 from __future__ import annotations
