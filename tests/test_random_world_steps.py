@@ -118,9 +118,12 @@ class _Crash(Exception):
                                  HealthCheck.function_scoped_fixture])
 @given(st.lists(event, min_size=1, max_size=15), st.integers(1, 60), st.booleans())
 def test_a_stopped_random_world_resumes_to_the_same_outcome(
-        tmp_path_factory: pytest.TempPathFactory,
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
         events: list[tuple[str, str, str, int, bool, int]], stop: int,
         durable: bool) -> None:
+    # the two stores share one card key (a kept store otherwise makes its own at random,
+    # docs/SECURITY.md): the same input, the same state
+    monkeypatch.setenv("QINGSUAN_CARD_KEY", "5c" * 32)
     tmp = tmp_path_factory.mktemp("w")
     scenario = parse_scenario(_scenario(events), "random.yaml")
     whole = run_scenario(scenario, store=str(tmp / "whole.db"))
