@@ -478,3 +478,13 @@ def test_bad_serve_options(args: list[str], words: tuple[str, ...], tmp_path: Pa
     result = invoke("serve", "--store", tmp_path / "s.db", *args)
     assert_refused(result, 2, *words)
     assert not (tmp_path / "s.db").exists()
+
+
+def test_serve_with_another_world_file_than_its_store_says_so(tmp_path: Path) -> None:
+    """`serve OTHER.yaml` on a store built from another world refuses (it used to serve the
+    stored world without a word); without a file it serves the stored world."""
+    store = tmp_path / "w.db"
+    assert invoke("run", CARDS, "--store", store).exit_code == 0
+    sandbox = SCENARIOS / "card-sandbox.yaml"
+    assert_refused(invoke("serve", sandbox, "--store", store, "--port", "0"), 2,
+                   "holds the world 'cards'", "not the one")

@@ -19,9 +19,11 @@ from qingsuan.cli_common import (
     StoreUrl,
     clip,
     fail,
+    open_log_or_exit,
     quoted,
     reason,
     store_url,
+    stored_world_spec,
     warn_events_after_run_until,
     writable_dir,
 )
@@ -119,39 +121,6 @@ def _run_progress(events: int) -> Iterator[Callable[[int, int], None] | None]:
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _stored_spec(url: StoreUrl) -> tuple[dict[str, Any] | None, int]:
-    """What the world in a store was built from (the body of its first command,
-    ``world.build``) and how many log entries it holds; (None, 0) for an empty store. Opened
-    read-only: nothing is locked or written. Exit 2 when it is not a world's log."""
-    log = _open_log_or_exit(url, readonly=True)
-    try:
-        count = log.last_seq
-        first = next(iter(log.entries(0)), None)
-    finally:
-        log.close()
-    if first is None:
-        return None, 0
-    try:
-        spec = json.loads(first.payload[8:])  # after the command's 8-byte timestamp
-    except ValueError:
-        spec = None
-    if first.kind != "world.build" or not isinstance(spec, dict):
-        fail(f"--store: {quoted(url.text)} is a command log, but not of a world built from a "
-             f"scenario (its first command is {quoted(first.kind)}); not touching it")
-    return spec, count
-
-
-def _open_log_or_exit(url: StoreUrl, *, readonly: bool) -> Any:
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from qingsuan.store import LogError, open_log
-
-    try:
-        return open_log(url.text, readonly=readonly)
-    except (LogError, ValueError, OSError, SQLAlchemyError) as exc:
-        fail(f"--store: cannot open {quoted(url.text)}: {reason(exc)}")
-
-
 def _prepare_store(url: StoreUrl, scenario: Any, *, resume: bool, new: bool) -> None:
     """Make sure ``run --store`` does what it was asked: a store already holding a run is
     continued only with --resume (and only for the same world), replaced only with --new."""
@@ -165,7 +134,7 @@ def _prepare_store(url: StoreUrl, scenario: Any, *, resume: bool, new: bool) -> 
                  "--new to make one there, or another --store")
         url.path.unlink()
         return
-    spec, count = _stored_spec(url)
+    spec, count = stored_world_spec(url)
     if spec is None:  # created, nothing logged yet: a new store
         return
     held = f"{quoted(url.text)} already holds a run of {quoted(spec.get('name'))} " \
@@ -175,7 +144,7 @@ def _prepare_store(url: StoreUrl, scenario: Any, *, resume: bool, new: bool) -> 
             fail(f"--new: {held}; the run deletes only SQLite files: drop its tables "
                  "yourself, or name another database or ?schema=")
         assert url.path is not None
-        _open_log_or_exit(url, readonly=False).close()  # nobody is writing to it
+        open_log_or_exit(url, readonly=False).close()  # nobody is writing to it
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{url.path}{suffix}").unlink(missing_ok=True)
         return

@@ -17,13 +17,52 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from qingsuan.cli_common import EXIT_INVALID, clip, err, fail, load_or_exit, quoted, reason
+from qingsuan.cli_common import (
+    EXIT_INVALID,
+    clip,
+    err,
+    fail,
+    load_or_exit,
+    quoted,
+    reason,
+    store_url,
+    stored_world_spec,
+)
 
 DEFAULT_PORT = 8583
 
 
 def _sandbox() -> Path:
     return Path(str(resources.files("qingsuan") / "scenarios" / "card-sandbox.yaml"))
+
+
+def _same_world_or_exit(store: str, world: Any, file: Path, key_file: str | None) -> None:
+    """A store that holds a world is served as that world: a scenario file naming another
+    world is refused (it would be silently ignored), exit 2."""
+    import json
+
+    from qingsuan.cards.vault import CardKeyError, resolve
+    from qingsuan.world import world_spec
+
+    url = store_url(store)
+    if url.kind == "memory" or (url.path is not None and (
+            not url.path.exists() or url.path.stat().st_size == 0)):
+        return
+    spec, count = stored_world_spec(url)
+    if spec is None:
+        return
+    try:  # the cards as the store's own key makes them (cards/vault.py)
+        vault = resolve(str(url.path) if url.path else url.text, key_file=key_file) \
+            if world.cards else None
+    except CardKeyError as exc:
+        fail(f"--store: {exc}")
+    mine = json.loads(json.dumps(world_spec(world, vault), sort_keys=True,
+                                 ensure_ascii=False))
+    if spec != mine:
+        fail(f"--store: {quoted(store)} holds the world {quoted(spec.get('name'))} "
+             f"({count} log entries), not the one {quoted(str(file))} describes: serve it "
+             "without a scenario file (or with the one it was built from), or give another "
+             "--store")
 
 
 def _scenario(path: Path | None) -> Any:
@@ -135,6 +174,8 @@ def serve(
                         format="%(asctime)s %(levelname)s %(message)s")
     logging.getLogger("qingsuan.serve").setLevel(logging.INFO if verbose else logging.WARNING)
     url = store if "://" in store or store.startswith("memory:") else f"sqlite:///{store}"
+    if scenario is not None:
+        _same_world_or_exit(store, world, scenario, card_key_file)
 
     if snapshot_every < 0:
         err().print("--snapshot-every must be >= 0", markup=False)

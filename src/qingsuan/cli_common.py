@@ -7,6 +7,7 @@ is found before anything is written."""
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,3 +151,36 @@ def writable_dir(path: Path, option: str) -> Path:
     if not os.access(probe, os.W_OK | os.X_OK):
         fail(f"{option}: {quoted(str(probe))} is not writable")
     return path
+
+
+def open_log_or_exit(url: StoreUrl, *, readonly: bool) -> Any:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from qingsuan.store import LogError, open_log
+
+    try:
+        return open_log(url.text, readonly=readonly)
+    except (LogError, ValueError, OSError, SQLAlchemyError) as exc:
+        fail(f"--store: cannot open {quoted(url.text)}: {reason(exc)}")
+
+
+def stored_world_spec(url: StoreUrl) -> tuple[dict[str, Any] | None, int]:
+    """What the world in a store was built from (the body of its first command,
+    ``world.build``) and how many log entries it holds; (None, 0) for an empty store. Opened
+    read-only: nothing is locked or written. Exit 2 when it is not a world's log."""
+    log = open_log_or_exit(url, readonly=True)
+    try:
+        count = log.last_seq
+        first = next(iter(log.entries(0)), None)
+    finally:
+        log.close()
+    if first is None:
+        return None, 0
+    try:
+        spec = json.loads(first.payload[8:])  # after the command's 8-byte timestamp
+    except ValueError:
+        spec = None
+    if first.kind != "world.build" or not isinstance(spec, dict):
+        fail(f"--store: {quoted(url.text)} is a command log, but not of a world built from a "
+             f"scenario (its first command is {quoted(first.kind)}); not touching it")
+    return spec, count
