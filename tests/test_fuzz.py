@@ -20,7 +20,7 @@ CI_SEEDS = 200
 CHUNK = 50
 
 #: seeds of the DST runs' known bugs in others' code, each with a strict xfail below
-KNOWN_BEPS_RETURN_BEHIND_CAP = (218, 259, 540, 554)
+KNOWN_BEPS_RETURN_BEHIND_CAP = (218, 259, 540, 554, 929)
 
 
 @pytest.mark.parametrize("first", range(0, CI_SEEDS, CHUNK))
@@ -140,7 +140,7 @@ def test_bad_options_are_exit_2(args: list[str]) -> None:
     assert CliRunner().invoke(app, ["fuzz", *args]).exit_code == 2
 
 
-@pytest.mark.xfail(strict=True, reason="bug (seeds 218, 259, 540, 554): a BEPS return "
+@pytest.mark.xfail(strict=True, reason="bug (seeds 218, 259, 540, 554, 929): a BEPS return "
                    "(退汇) queued behind the returning bank's net debit cap is booked as "
                    "returned at once: the clearing accounts disagree with the BEPS positions "
                    "(suspense_explained fails)")
