@@ -245,6 +245,7 @@ def test_serve_writes_no_pan(tmp_path: Path) -> None:
     assert proc.returncode == 0, stderr.decode()
     written = _written(out)
     assert "sandbox.db.keys" in written and "sandbox.db" in written
+    assert stat.S_IMODE((out / "sandbox.db.keys").stat().st_mode) == 0o600
     blobs = {**written, "serve stdout": stdout, "serve stderr": stderr}
     for n, s in enumerate(sends):
         blobs[f"send {n} stdout"], blobs[f"send {n} stderr"] = s.stdout, s.stderr

@@ -192,13 +192,14 @@ def serve(
         raise typer.Exit(EXIT_INVALID) from None
 
     try:  # once, before the core starts: the edge and the core share it
-        vault = card_vault(world, url, card_key_file)
+        vault, key_path = card_vault(world, url, card_key_file)
     except CardKeyError as exc:
         err().print(f"--card-key-file: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
 
     def factory() -> CardCore:
-        return CardCore(world, url, WallClock(), snapshot_every=snapshot_every, vault=vault)
+        return CardCore(world, url, WallClock(), snapshot_every=snapshot_every, vault=vault,
+                        key_file=key_path)
 
     cfg = edge_config(world, vault, **keys)
     try:

@@ -210,6 +210,19 @@ def resolve(store: str, *, key_file: str | Path | None = None, create: bool = Fa
                        "(a PostgreSQL store has no key file beside it)")
 
 
+def resolve_deferred(store: str, *, key_file: str | Path | None = None,
+                     sandbox_seed: str | None = None) -> tuple[CardVault, Path | None]:
+    """As :func:`resolve` with ``create``, but a new key is not written yet: (the key, the
+    file to write it to once a world is built with it, or None). So a store that is then
+    refused (not a store, another writer's) is left without a stray key file."""
+    target = Path(key_file) if key_file is not None else \
+        None if os.environ.get(KEY_ENV) else key_file_of(store)
+    if target is not None and not target.exists() and (
+            key_file is not None or sandbox_seed is None):
+        return CardVault.generate(f"a new key for {target}"), target
+    return resolve(store, key_file=key_file, sandbox_seed=sandbox_seed), None
+
+
 def _from_file(path: Path, create: bool) -> CardVault:
     if not path.exists():
         if not create:

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Final
 
 from qingsuan.cards.switch import CardSwitch
-from qingsuan.cards.vault import CardVault, resolve
+from qingsuan.cards.vault import CardVault, resolve_deferred
 from qingsuan.clock import Clock, WallClock
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import Engine
@@ -39,29 +40,37 @@ def edge_config(scenario: Scenario, vault: CardVault | None = None, **keys: Any
                       vault if vault is not None else CardVault.sandbox(scenario.name), **keys)
 
 
-def card_vault(scenario: Scenario, store: str, key_file: str | None = None) -> CardVault:
-    """The card key of the world in ``store``, made (with its key file ``STORE.keys``)
-    for a new SQLite store; the sandbox default for a store in memory
-    (cards/vault.py). The edge and the core must share it: resolve it once, before the
-    core starts."""
-    return resolve(store, key_file=key_file, create=True,
-                   sandbox_seed=scenario.name if store.startswith("memory:") else None)
+def card_vault(scenario: Scenario, store: str, key_file: str | None = None
+               ) -> tuple[CardVault, Path | None]:
+    """The card key of the world in ``store`` (cards/vault.py), and the key file to write
+    it to when it is new (``STORE.keys`` of a new SQLite store, written by
+    :class:`CardCore` when it builds the world); the sandbox default for a store in
+    memory. The edge and the core must share it: resolve it once, before the core
+    starts."""
+    return resolve_deferred(store, key_file=key_file, sandbox_seed=scenario.name
+                            if store.startswith("memory:") else None)
 
 
 class CardCore:
     """The engine behind the gateway. Not thread-safe: one caller at a time."""
 
     def __init__(self, scenario: Scenario, store: str, clock: Clock | None = None, *,
-                 snapshot_every: int = 0, vault: CardVault | None = None) -> None:
+                 snapshot_every: int = 0, vault: CardVault | None = None,
+                 key_file: Path | None = None) -> None:
         """``snapshot_every``: store a snapshot every N log entries, so a restart replays
-        only the entries after it (0: never). ``vault``: the world's card key (default:
-        :func:`card_vault`); a key that is not the world's is refused."""
+        only the entries after it (0: never). ``vault``: the world's card key, and
+        ``key_file`` where to write it if it is new (default: :func:`card_vault`); a key
+        that is not the world's is refused."""
+        if vault is None:
+            vault, key_file = card_vault(scenario, store)
         self.clock = clock or WallClock()
         # The world is built at the clock's time, not the scenario's start: the log's
         # timestamps never go back.
         self.world = World.open(store, self.clock, snapshot_every=snapshot_every,
-                                vault=vault or card_vault(scenario, store))
+                                vault=vault)
         if self.world.is_new:
+            if key_file is not None and scenario.cards:
+                vault.write(key_file)  # before the world that needs it is logged
             self.world.build(scenario)
         self.engine: Engine = self.world.engine
         self.switch: CardSwitch = self.world.switch
