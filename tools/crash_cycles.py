@@ -50,7 +50,7 @@ MAX_CYCLES: Final = 10_000
 MAX_LOAD_S: Final = 60.0
 START_TIMEOUT_S: Final = 60.0
 #: seconds `qingsuan cards load` takes to start sending (imports, its world)
-LOAD_WARMUP_S: Final = 1.5
+LOAD_WARMUP_S: Final = 3.0
 
 
 @dataclass
@@ -230,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.cycles <= MAX_CYCLES or not 0.3 <= args.load_seconds <= MAX_LOAD_S:
         parser.error(f"--cycles 1..{MAX_CYCLES}, --load-seconds 0.3..{MAX_LOAD_S}")
+    # one card key for the servers and this process's own look at the store (the vault)
+    os.environ.setdefault("QINGSUAN_CARD_KEY", "ab" * 32)
     env = dict(os.environ)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="qingsuan-crash-") as tmp:
@@ -239,7 +241,6 @@ def main(argv: list[str] | None = None) -> int:
             store = f"{args.store}{'&' if '?' in args.store else '?'}schema={schema}"
         else:
             store = str(Path(tmp) / "crash.db")
-        env["QINGSUAN_CARD_KEY"] = env.get("QINGSUAN_CARD_KEY", "ab" * 32)
         try:
             totals = run(args.cycles, store, args.load_seconds, args.seed, env)
         finally:
