@@ -13,12 +13,15 @@ from pathlib import Path
 
 from qingsuan.clock import BEIJING
 from qingsuan.messages import (
+    PACS008,
     PACS009,
     CancelRequest,
     CreditTransfer,
+    StatusRequest,
     build_camt056,
     build_pacs008,
     build_pacs009,
+    build_pacs028,
 )
 
 HERE = Path(__file__).resolve().parent
@@ -54,6 +57,12 @@ def messages() -> dict[str, bytes]:
             original_msg_id="ICBC20261126000002", original_message_type=PACS009,
             original_end_to_end_id="MM-LOAN-0001", original_tx_id="ICBC20261126T00002",
             reason_code="DUPL", additional_info="sent twice by the treasury desk")),
+        # ICBC asks CNAPS what became of the steel company's pacs.008 (ccms.316): settled
+        "pacs028.xml": build_pacs028(StatusRequest(
+            msg_id="ICBC20261126Q00001", created_at=at(10, 15), requesting_participant=ICBC,
+            request_id="STS-8812", original_msg_id="ICBC20261126000001",
+            original_message_type=PACS008, original_end_to_end_id="STEEL-INV-8812",
+            original_tx_id="ICBC20261126T00001")),
     }
 
 

@@ -4,9 +4,15 @@ against its XSD by the builders), and bad input answered, never raised."""
 from __future__ import annotations
 
 import datetime as dt
+import shlex
+from importlib import resources
+from pathlib import Path
 
+import pytest
 from lxml import etree
+from typer.testing import CliRunner
 
+from qingsuan.cli import app
 from qingsuan.clock import BEIJING, VirtualClock, parse_time
 from qingsuan.cnaps.gateway import CnapsGateway
 from qingsuan.cnaps.hvps import HvpsStatus
@@ -14,10 +20,14 @@ from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import Engine
 from qingsuan.ledger import Transfer
 from qingsuan.messages import (
+    PACS028,
     CancelRequest,
     CreditTransfer,
+    StatusReport,
+    StatusRequest,
     build_camt056,
     build_pacs008,
+    build_pacs028,
     parse_camt029,
     parse_camt052,
     parse_camt053,
@@ -25,6 +35,7 @@ from qingsuan.messages import (
 )
 
 ICBC, CCB = "102100099996", "105100000017"
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _world() -> tuple[Engine, Cnaps, CnapsGateway, VirtualClock]:
@@ -234,3 +245,129 @@ def test_balance_inquiry_needs_the_holders_consent() -> None:
     answer = cn.balance_inquiry("ICBC", "CCB", "6217000010000000029")
     assert answer == {"answered": True, "balance_fen": 12_345, "available_fen": 12_345}
     assert cn.balance_inquiry("BOC", "CCB", "6217000010000000029")["answered"] is False
+
+
+# ---------------------------------------------------------------------- pacs.028
+
+
+def _ask(gw: CnapsGateway, participant: str, *txs: tuple[str, str],
+         asker: str | None = None) -> list[StatusReport]:
+    """Send a pacs.028 as ``participant`` about (msg id, tx id) pairs; the pacs.002 back."""
+    code = asker or {"ICBC": ICBC, "CCB": CCB}[participant]
+    xml = build_pacs028([StatusRequest(
+        msg_id=f"Q{participant}", created_at=dt.datetime(2026, 11, 25, 9, 30, tzinfo=BEIJING),
+        requesting_participant=code, original_msg_id=msg, original_tx_id=tx)
+        for msg, tx in txs])
+    return parse_pacs002(gw.receive(xml, participant))
+
+
+def test_pacs028_answers_what_the_payment_is_now_and_logs_nothing() -> None:
+    engine, _, gw, _ = _world()
+    settled = parse_pacs002(gw.receive(_pacs008("M1", "T1", 60_000), "ICBC"))[0]
+    queued = parse_pacs002(gw.receive(_pacs008("M2", "T2", 150_000), "ICBC"))[0]
+    assert (settled.status, queued.status) == ("ACSC", "ACSP")
+    seq = engine.applied_seq
+    answer = _ask(gw, "ICBC", ("M1", "T1"), ("M2", "T2"))
+    assert engine.applied_seq == seq  # a question changes nothing
+    # the same status (and text) the payment's own message got
+    assert [(r.original_msg_id, r.original_tx_id, r.status, r.additional_info)
+            for r in answer] == [("M1", "T1", "ACSC", None),
+                                 ("M2", "T2", "ACSP", queued.additional_info)]
+    assert {r.original_message_type for r in answer} == {"pacs.008.001.08"}
+    # cancelled, it is refused with the reason
+    gw.receive(build_camt056(CancelRequest(
+        msg_id="C1", created_at=dt.datetime(2026, 11, 25, 9, 40, tzinfo=BEIJING),
+        requesting_participant=ICBC, original_msg_id="M2", original_tx_id="T2",
+        reason_code="CUST")), "ICBC")
+    (cancelled,) = _ask(gw, "ICBC", ("M2", "T2"))
+    assert (cancelled.status, cancelled.reason_code) == ("RJCT", "NARR")
+    assert "cancelled" in (cancelled.additional_info or "")
+
+
+def test_pacs028_a_net_item_behind_the_cap_is_pending() -> None:
+    from qingsuan.cnaps.netsys import SimAccount
+
+    _, cn, gw, _ = _world()
+    cn.register_accounts([SimAccount("CCB", "6217000010000000029", "Bob Zhang", None)])
+    cn.set_cap("BEPS", "ICBC", 30_000)
+
+    def credit(tx: str, amount_fen: int) -> bytes:
+        return build_pacs008(CreditTransfer(
+            msg_id=f"N{tx}", created_at=dt.datetime(2026, 11, 25, 9, 0, tzinfo=BEIJING),
+            end_to_end_id=tx, tx_id=tx, system="BEPS", kind="customer", priority="normal",
+            amount_fen=amount_fen, settlement_date=dt.date(2026, 11, 25),
+            debtor_agent_code=ICBC, creditor_agent_code=CCB, debtor_name="Alice Wang",
+            debtor_account="6222020200000000014", creditor_name="Bob Zhang",
+            creditor_account="6217000010000000029"))
+
+    sent = [parse_pacs002(gw.receive(credit(tx, amount), "ICBC"))[0]
+            for tx, amount in (("B1", 20_000), ("B2", 20_000))]
+    assert [r.status for r in sent] == ["ACSP", "PDNG"]
+    answer = _ask(gw, "ICBC", ("NB1", "B1"), ("NB2", "B2"))
+    assert [(r.status, r.additional_info) for r in answer] == [
+        (r.status, r.additional_info) for r in sent]
+
+
+def test_pacs028_never_reveals_another_participants_payment() -> None:
+    _, _, gw, _ = _world()
+    gw.receive(_pacs008("M1", "T1", 60_000), "ICBC")
+    (theirs,) = _ask(gw, "CCB", ("M1", "T1"))
+    (nothing,) = _ask(gw, "CCB", ("M404", "T404"))
+    assert (theirs.status, theirs.reason_code) == ("RJCT", "NARR")
+    assert "unknown transaction" in (theirs.additional_info or "")
+    # not even the text tells the two apart
+    assert theirs.additional_info == (nothing.additional_info or "").replace("M404/T404",
+                                                                             "M1/T1")
+    # nor may CCB ask in ICBC's name: the whole request is refused
+    (spoof,) = _ask(gw, "CCB", ("M1", "T1"), asker=ICBC)
+    assert (spoof.status, spoof.reason_code, spoof.original_tx_id) == ("RJCT", "RC01", None)
+    assert spoof.original_message_type == PACS028
+
+
+def test_pacs028_an_unknown_transaction_is_refused() -> None:
+    _, _, gw, _ = _world()
+    (unknown,) = _ask(gw, "ICBC", ("NOPE", "T1"))
+    assert (unknown.status, unknown.reason_code) == ("RJCT", "NARR")
+    assert unknown.additional_info == "unknown transaction: ICBC sent CNAPS no NOPE/T1"
+    broken = parse_pacs002(gw.receive(build_pacs028(StatusRequest(
+        msg_id="Q1", created_at=dt.datetime(2026, 11, 25, 9, 30, tzinfo=BEIJING),
+        requesting_participant=ICBC, original_msg_id="M1", original_tx_id="T1"))
+        .replace(b"<OrgnlTxId>T1</OrgnlTxId>", b""), "ICBC"))
+    assert [(r.status, r.reason_code) for r in broken] == [("RJCT", "FF01")]
+
+
+def test_the_pacs028_example_asks_about_the_pacs008_example(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`qingsuan cnaps send examples/pacs028.xml --as ICBC` on the world of docs/CNAPS.md."""
+    from qingsuan.messages import parse_pacs028, validate
+    from qingsuan.messages.xmlio import read_document
+
+    example = (ROOT / "examples" / "pacs028.xml").read_bytes()
+    validate(read_document(example), PACS028)
+    (request,) = parse_pacs028(example)
+    assert (request.original_msg_id, request.original_tx_id) == (
+        "ICBC20261126000001", "ICBC20261126T00001")
+    for name in ("scenarios", "examples"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    monkeypatch.chdir(tmp_path)
+
+    def qingsuan(line: str) -> tuple[int, str]:
+        result = CliRunner().invoke(app, shlex.split(line))
+        assert not (result.exception and not isinstance(result.exception, SystemExit)), (
+            line, result.exception)
+        return result.exit_code, result.stdout
+
+    story = Path(str(resources.files("qingsuan") / "scenarios" / "hvps-queue.yaml"))
+    assert qingsuan(f"run {story} --store world.db")[0] == 0
+    code, out = qingsuan("cnaps send examples/pacs028.xml --as ICBC --store world.db "
+                         "--at 2026-11-26T09:55")
+    assert code == 1 and "unknown transaction" in out  # not sent yet
+    assert qingsuan("cnaps send examples/pacs008.xml --as ICBC --store world.db "
+                    "--at 2026-11-26T10:00")[0] == 0
+    code, out = qingsuan("cnaps send examples/pacs028.xml --as ICBC --store world.db "
+                         "--at 2026-11-26T10:15")
+    assert code == 0, out
+    assert [(r.original_tx_id, r.status) for r in parse_pacs002(out.encode())] == [
+        ("ICBC20261126T00001", "ACSC")]
+    code, out = qingsuan("cnaps send examples/pacs028.xml --as CCB --store world.db")
+    assert code == 1 and "RC01" in out

@@ -28,6 +28,7 @@ from qingsuan.messages import (
     PACS004,
     PACS008,
     PACS009,
+    PACS028,
     PRIORITIES,
     PRIORITY_CODES,
     CancelAnswer,
@@ -42,6 +43,7 @@ from qingsuan.messages import (
     Statement,
     StatementEntry,
     StatusReport,
+    StatusRequest,
     build_camt029,
     build_camt052,
     build_camt053,
@@ -51,6 +53,7 @@ from qingsuan.messages import (
     build_pacs004,
     build_pacs008,
     build_pacs009,
+    build_pacs028,
     build_rejection_pacs002,
     decimal_to_fen,
     fen_to_decimal,
@@ -65,6 +68,7 @@ from qingsuan.messages import (
     parse_pacs004,
     parse_pacs008,
     parse_pacs009,
+    parse_pacs028,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,6 +149,14 @@ def status_report(**changes: object) -> StatusReport:
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
+def status_request(**changes: object) -> StatusRequest:
+    base = StatusRequest(
+        msg_id="STS-MSG-1", created_at=T0, requesting_participant=ICBC, request_id="STS-1",
+        original_msg_id="HVPS20240506000001", original_end_to_end_id="E2E-1",
+        original_tx_id="TX-1")
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
 def a_return(**changes: object) -> Return:
     base = Return(
         msg_id="RTR-MSG-1", created_at=T0, return_id="RTR-1", system="HVPS",
@@ -184,6 +196,11 @@ ROUND_TRIPS = [
                     additional_info=None),
       status_report(), status_report(original_tx_id="TX-2", status="ACSP", reason_code=None)]),
     (PACS004, build_pacs004, parse_pacs004, [a_return()]),
+    (PACS028, build_pacs028, parse_pacs028, [status_request()]),
+    (PACS028, build_pacs028, parse_pacs028,
+     [status_request(), status_request(request_id=None, original_msg_id="M2",
+                                       original_message_type=PACS009,
+                                       original_end_to_end_id=None, original_tx_id="TX-2")]),
     (CAMT056, build_camt056, parse_camt056, [cancel_request()]),
     (CAMT029, build_camt029, parse_camt029, [cancel_answer()]),
     (CAMT029, build_camt029, parse_camt029,
@@ -782,7 +799,8 @@ def test_cancel_request_and_return_reject_bad_codes() -> None:
 
 DOMAIN_CLASSES = {
     PACS008: CreditTransfer, PACS009: CreditTransfer, PACS003: DirectDebit,
-    PACS002: StatusReport, PACS004: Return, CAMT056: CancelRequest, CAMT029: CancelAnswer,
+    PACS002: StatusReport, PACS004: Return, PACS028: StatusRequest, CAMT056: CancelRequest,
+    CAMT029: CancelAnswer,
     CAMT053: Statement, CAMT052: Statement,
 }
 
@@ -813,3 +831,55 @@ def test_a_statement_id_twice_in_one_message_is_rejected() -> None:
     result = parse_inbound(doubled)
     assert isinstance(result, MessageRejection)
     assert result.reason_code == "AM05" and "appears twice" in result.message
+
+
+# --- pacs.028: status requests -------------------------------------------------------------
+
+
+def test_status_request_carries_the_asker_and_the_original_transaction() -> None:
+    xml = build_pacs028(status_request())
+    xsd_validate(xml, PACS028)
+    doc = etree.fromstring(xml)
+    ns = {"d": f"urn:iso:std:iso:20022:tech:xsd:{PACS028}"}
+    hdr = "/d:Document/d:FIToFIPmtStsReq/d:GrpHdr"
+    assert doc.xpath(f"{hdr}/d:InstgAgt/d:FinInstnId/d:ClrSysMmbId/d:MmbId/text()",
+                     namespaces=ns) == [ICBC]
+    assert doc.xpath(f"{hdr}/d:InstdAgt/d:FinInstnId/d:ClrSysMmbId/d:MmbId/text()",
+                     namespaces=ns) == ["000000000000"]
+    tx = "/d:Document/d:FIToFIPmtStsReq/d:TxInf"
+    assert doc.xpath(f"{tx}/d:OrgnlGrpInf/d:OrgnlMsgNmId/text()", namespaces=ns) == [PACS008]
+    assert doc.xpath(f"{tx}/d:OrgnlTxId/text()", namespaces=ns) == ["TX-1"]
+
+
+def test_status_request_rejections_name_the_element() -> None:
+    xml = build_pacs028(status_request())
+    without_asker = xml.replace(xml[xml.index(b"<InstgAgt>"):
+                                    xml.index(b"</InstgAgt>") + len(b"</InstgAgt>")], b"")
+    result = parse_inbound(without_asker)
+    assert isinstance(result, MessageRejection)
+    assert (result.reason_code, result.msg_id) == ("RC01", "STS-MSG-1")
+    assert result.element_path == "/Document/FIToFIPmtStsReq/GrpHdr/InstgAgt/FinInstnId/" \
+                                  "ClrSysMmbId/MmbId"
+    no_tx = parse_inbound(xml.replace(b"<OrgnlTxId>TX-1</OrgnlTxId>", b""))
+    assert isinstance(no_tx, MessageRejection)
+    assert no_tx.reason_code == "FF01" and no_tx.element_path == (
+        "/Document/FIToFIPmtStsReq/TxInf/OrgnlTxId")
+    start, end = xml.index(b"<TxInf>"), xml.index(b"</TxInf>") + len(b"</TxInf>")
+    nothing_asked = parse_inbound(xml[:start] + xml[end:])
+    assert isinstance(nothing_asked, MessageRejection)
+    assert nothing_asked.reason_code == "FF01" and "TxInf is required" in nothing_asked.message
+    with pytest.raises(InvalidField, match="requesting_participant") as exc:
+        status_request(requesting_participant="ICBC")
+    assert exc.value.reason_code == "RC01"
+    with pytest.raises(ValueError, match="share requesting_participant"):
+        build_pacs028([status_request(), status_request(requesting_participant=CCB)])
+
+
+def test_status_request_reads_the_message_level_original_group() -> None:
+    """OrgnlGrpInf may stand once at message level (OriginalGroupInformation27) for all."""
+    xml = build_pacs028(status_request())
+    group = xml[xml.index(b"<OrgnlGrpInf>"):xml.index(b"</OrgnlGrpInf>") + len(
+        b"</OrgnlGrpInf>")]
+    moved = xml.replace(group, b"").replace(b"</GrpHdr>", b"</GrpHdr>" + group)
+    xsd_validate(moved, PACS028)
+    assert parse_pacs028(moved) == [status_request()]

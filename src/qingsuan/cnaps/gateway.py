@@ -1,17 +1,19 @@
 """The ISO 20022 edge of CNAPS: what a connected participant sends and receives.
 
 A participant sends pacs.008 (hvps.111 customer transfer), pacs.009 (hvps.112 institution
-transfer) or camt.056 (ccms.307 cancel request); it gets back pacs.002 (ccms.900: ACSC
-settled, ACSP queued, RJCT with an ISO reason code) or camt.029 (ccms.308), and can ask for
-its camt.053 end-of-day statement and camt.052 intraday report. Decoding happens here, at
-the edge; HVPS sees only domain values, through logged commands. Bad input never raises:
-it gets a pacs.002 RJCT naming the reason (and the element, for schema violations) and
-changes nothing. A participant acts only for itself and sees only its own accounts.
+transfer), camt.056 (ccms.307 cancel request) or pacs.028 (ccms.316 status request); it gets
+back pacs.002 (ccms.900: ACSC settled, ACSP queued, RJCT with an ISO reason code) or camt.029
+(ccms.308), and can ask for its camt.053 end-of-day statement and camt.052 intraday report.
+Decoding happens here, at the edge; HVPS sees only domain values, through logged commands.
+Bad input never raises: it gets a pacs.002 RJCT naming the reason (and the element, for
+schema violations) and changes nothing. A participant acts only for itself and sees only
+its own accounts and payments.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
 from qingsuan.clock import to_beijing
@@ -23,16 +25,19 @@ from qingsuan.messages import (
     PACS004,
     PACS008,
     PACS009,
+    PACS028,
     CancelAnswer,
     CancelRequest,
     CreditTransfer,
     DirectDebit,
     InboundMessage,
     MessageRejection,
+    PaymentStatus,
     Return,
     Statement,
     StatementEntry,
     StatusReport,
+    StatusRequest,
     build_camt029,
     build_camt052,
     build_camt053,
@@ -45,11 +50,29 @@ from qingsuan.messages import (
 #: next business day after the longest closure (National Day, 1-8 October) is within it; a
 #: date of 1990 or 2099 is a mistake, refused with DT01
 MAX_SETTLEMENT_DATE_DAYS: Final = 10
-ACCEPTED: Final = frozenset({PACS008, PACS009, PACS003, PACS004, CAMT056})
+ACCEPTED: Final = frozenset({PACS008, PACS009, PACS003, PACS004, PACS028, CAMT056})
 _PRIORITY: Final = {
     "correction": Priority.CORRECTION, "extra_urgent": Priority.EXTRA_URGENT,
     "pboc_charge": Priority.PBOC_CHARGE, "net_settlement": Priority.NET_SETTLEMENT,
     "urgent": Priority.URGENT, "normal": Priority.NORMAL,
+}
+
+#: A pacs.028's answer for a payment CNAPS holds: (HVPS or a net system, its status) ->
+#: (pacs.002 status, text). The same answers the payment's own message got: HVPS queues it
+#: (ACSP), BEPS/IBPS net it (ACSP) or hold it behind the debit cap (PDNG). A refusal keeps
+#: the payment's own reason code when it has one, NARR otherwise.
+STATUS_ANSWERS: Final[Mapping[tuple[str, str], tuple[PaymentStatus, str | None]]] = {
+    ("HVPS", "settled"): ("ACSC", None),
+    ("HVPS", "queued"): ("ACSP", "queued: waiting for liquidity"),
+    ("HVPS", "rejected"): ("RJCT", "rejected"),
+    ("HVPS", "cancelled"): ("RJCT", "cancelled at the sender's request (camt.056)"),
+    ("HVPS", "returned"): ("RJCT", "still queued when HVPS closed: returned unsettled"),
+    ("net", "accepted"): ("ACSP", "accepted: nets at once"),
+    ("net", "netted"): ("ACSP", "netted: settles at the next session"),
+    ("net", "queued"): ("PDNG", "queued: beyond the net debit cap"),
+    ("net", "settled"): ("ACSC", None),
+    ("net", "rejected"): ("RJCT", "rejected"),
+    ("net", "cancelled"): ("RJCT", "cancelled at the sender's request (camt.056)"),
 }
 
 
@@ -95,6 +118,8 @@ class CnapsGateway:
             return self._cancel(inbound, participant)
         if inbound.message_type == PACS004:
             return self._returns(inbound, participant)
+        if inbound.message_type == PACS028:
+            return self._status_requests(inbound, participant)
         return self._credit_transfers(inbound, participant)
 
     def _reject_all(self, inbound: InboundMessage, code: str, message: str) -> bytes:
@@ -281,14 +306,61 @@ class CnapsGateway:
 
     def payment_status(self, participant: str, msg_id: str, tx_id: str) -> str | None:
         """The status of one of ``participant``'s own payments (None if unknown)."""
+        found = self._payment(participant, msg_id, tx_id)
+        return None if found is None else found[1]
+
+    def _payment(self, participant: str, msg_id: str, tx_id: str
+                 ) -> tuple[str, str, tuple[str, str] | None, bool] | None:
+        """(``HVPS`` or ``net``, status, reason, returned by the receiver) of one of
+        ``participant``'s own payments; None when it sent no such payment to CNAPS."""
         ref = self._ref(participant, msg_id, tx_id)
         pay = self.cnaps.hvps.payments.get(ref)
         if pay is not None:
-            return pay.status.value
+            return ("HVPS", pay.status.value, pay.reason, False)
         for net in self.cnaps.net.values():
-            if ref in net.items:
-                return net.items[ref].status
+            item = net.items.get(ref)
+            if item is not None:
+                return ("net", item.status, item.reason, item.returned_by is not None)
         return None
+
+    def _status_requests(self, inbound: InboundMessage, participant: str) -> bytes:
+        """pacs.028 (ccms.316): the current status of each transaction asked about, as a
+        pacs.002. It changes nothing and is not logged. A participant sees only its own
+        payments: another's, or one that does not exist, is the same unknown transaction."""
+        me = self.cnaps.directory.get(participant)
+        first = inbound.items[0]
+        assert isinstance(first, StatusRequest)
+        asker = first.requesting_participant  # GrpHdr/InstgAgt: one for the whole message
+        if asker != me.code:
+            return self._reject_all(inbound, "RC01", f"InstgAgt {asker} is not {participant}: "
+                                                     "a participant asks only about its own "
+                                                     "payments")
+        reply_id, created = self._reply_id(), self._now()
+        reports = []
+        for item in inbound.items:
+            assert isinstance(item, StatusRequest)
+            status, code, info = self._status_answer(participant, item)
+            reports.append(StatusReport(
+                msg_id=reply_id, created_at=created, original_msg_id=item.original_msg_id,
+                original_message_type=item.original_message_type,
+                original_tx_id=item.original_tx_id, status=status, reason_code=code,
+                additional_info=info))
+        return build_pacs002(reports)
+
+    def _status_answer(self, participant: str, item: StatusRequest
+                       ) -> tuple[PaymentStatus, str | None, str | None]:
+        found = self._payment(participant, item.original_msg_id, item.original_tx_id)
+        if found is None:
+            return ("RJCT", "NARR", f"unknown transaction: {participant} sent CNAPS no "
+                                    f"{item.original_msg_id}/{item.original_tx_id}")
+        family, state, reason, returned = found
+        status, text = STATUS_ANSWERS.get((family, state), ("PDNG", state))
+        if status == "RJCT":
+            code, why = reason or ("NARR", text or state)
+            return (status, code, why[:105])
+        if returned:
+            return (status, "NARR", "returned by the receiving bank (pacs.004)")
+        return (status, None, text)
 
     # ------------------------------------------------------------------ reports
 

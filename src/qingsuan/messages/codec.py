@@ -33,11 +33,13 @@ from .generated.pacs_003_001_08 import pacs_003_001_08 as p003
 from .generated.pacs_004_001_09 import pacs_004_001_09 as p004
 from .generated.pacs_008_001_08 import pacs_008_001_08 as p008
 from .generated.pacs_009_001_08 import pacs_009_001_08 as p009
+from .generated.pacs_028_001_03 import pacs_028_001_03 as p028
 from .model import (
     CAMT029,
     CAMT052,
     CAMT053,
     CAMT056,
+    CNAPS_CENTRE_CODE,
     CURRENCY,
     MAX_NOTE,
     PACS002,
@@ -45,6 +47,7 @@ from .model import (
     PACS004,
     PACS008,
     PACS009,
+    PACS028,
     SYSTEMS,
     CancelAnswer,
     CancelRequest,
@@ -58,6 +61,7 @@ from .model import (
     Statement,
     StatementEntry,
     StatusReport,
+    StatusRequest,
     System,
     check_bank_code,
 )
@@ -733,6 +737,78 @@ def _from_pacs002(doc: p002.Document) -> list[StatusReport]:
     return out
 
 
+# --- pacs.028: status requests ---------------------------------------------------------------
+
+STATUS_REQUEST_PATHS: Final[Mapping[str, str]] = {
+    "msg_id": "/GrpHdr/MsgId",
+    "created_at": "/GrpHdr/CreDtTm",
+    "requesting_participant": "/GrpHdr/InstgAgt/FinInstnId/ClrSysMmbId/MmbId",
+    "instructed_agent_code": "/GrpHdr/InstdAgt/FinInstnId/ClrSysMmbId/MmbId",
+    "request_id": "StsReqId",
+    "original_msg_id": "OrgnlGrpInf/OrgnlMsgId",
+    "original_message_type": "OrgnlGrpInf/OrgnlMsgNmId",
+    "original_end_to_end_id": "OrgnlEndToEndId",
+    "original_tx_id": "OrgnlTxId",
+}
+
+
+def build_pacs028(requests: StatusRequest | Sequence[StatusRequest]) -> bytes:
+    """pacs.028.001.03 (ccms.316): status requests sharing ``msg_id``, ``created_at`` and the
+    agents (``GrpHdr/InstgAgt`` asks, ``GrpHdr/InstdAgt`` answers); one ``TxInf`` each, with
+    its own ``OrgnlGrpInf``."""
+    items = _batch(requests, StatusRequest, ("msg_id", "created_at", "requesting_participant",
+                                             "instructed_agent_code"))
+    m = p028
+    first = items[0]
+    doc = m.Document(fito_fipmt_sts_req=m.FitoFipaymentStatusRequestV03(
+        grp_hdr=m.GroupHeader91(
+            msg_id=first.msg_id, cre_dt_tm=_xdt(first.created_at),
+            instg_agt=_agent(m, first.requesting_participant),
+            instd_agt=_agent(m, first.instructed_agent_code)),
+        tx_inf=[
+            m.PaymentTransaction113(
+                sts_req_id=r.request_id,
+                orgnl_grp_inf=m.OriginalGroupInformation29(
+                    orgnl_msg_id=r.original_msg_id, orgnl_msg_nm_id=r.original_message_type),
+                orgnl_end_to_end_id=r.original_end_to_end_id,
+                orgnl_tx_id=r.original_tx_id)
+            for r in items
+        ]))
+    return serialize(doc, PACS028)
+
+
+def _from_pacs028(doc: p028.Document) -> list[StatusRequest]:
+    base = "/Document/FIToFIPmtStsReq"
+    msg = doc.fito_fipmt_sts_req
+    hdr = msg.grp_hdr
+    created_at = _datetime(hdr.cre_dt_tm, f"{base}/GrpHdr/CreDtTm")
+    requester = _agent_code(hdr.instg_agt, f"{base}/GrpHdr/InstgAgt", None)
+    instructed = (CNAPS_CENTRE_CODE if hdr.instd_agt is None
+                  else _agent_code(hdr.instd_agt, f"{base}/GrpHdr/InstdAgt", None))
+    if not msg.tx_inf:
+        raise Reject(codes.FF01, "TxInf is required: which transaction to report on",
+                     f"{base}/TxInf")
+    groups = msg.orgnl_grp_inf
+    out: list[StatusRequest] = []
+    for i, tx in enumerate(msg.tx_inf, 1):
+        tp = _item_path(base, "TxInf", i, len(msg.tx_inf))
+        tx_id = _required(tx.orgnl_tx_id, "OrgnlTxId", f"{tp}/OrgnlTxId")
+        if tx.orgnl_grp_inf is not None:
+            original = (tx.orgnl_grp_inf.orgnl_msg_id, tx.orgnl_grp_inf.orgnl_msg_nm_id)
+        elif len(groups) == 1:
+            original = (groups[0].orgnl_msg_id, groups[0].orgnl_msg_nm_id)
+        else:
+            raise Reject(codes.FF01, "OrgnlGrpInf is required when the request does not name "
+                         "exactly one original message", f"{tp}/OrgnlGrpInf", tx_id=tx_id)
+        out.append(_make(
+            StatusRequest, STATUS_REQUEST_PATHS, base, tp, tx_id,
+            msg_id=hdr.msg_id, created_at=created_at, requesting_participant=requester,
+            instructed_agent_code=instructed, request_id=tx.sts_req_id,
+            original_msg_id=original[0], original_message_type=original[1],
+            original_end_to_end_id=tx.orgnl_end_to_end_id, original_tx_id=tx_id))
+    return out
+
+
 # --- pacs.004: returns ------------------------------------------------------------------------
 
 RETURN_PATHS: Final[Mapping[str, str]] = {
@@ -1187,6 +1263,7 @@ _LAYOUT: Final[Mapping[str, tuple[str, str, Mapping[str, str]]]] = {
     PACS009: ("/Document/FICdtTrf", "CdtTrfTxInf", INSTITUTION_TRANSFER_PATHS),
     PACS003: ("/Document/FIToFICstmrDrctDbt", "DrctDbtTxInf", DIRECT_DEBIT_PATHS),
     PACS002: ("/Document/FIToFIPmtStsRpt", "TxInfAndSts", STATUS_REPORT_PATHS),
+    PACS028: ("/Document/FIToFIPmtStsReq", "TxInf", STATUS_REQUEST_PATHS),
     PACS004: ("/Document/PmtRtr", "TxInf", RETURN_PATHS),
     CAMT056: ("/Document/FIToFIPmtCxlReq", "Undrlyg/TxInf", CANCEL_REQUEST_PATHS),
     CAMT029: ("/Document/RsltnOfInvstgtn", "CxlDtls/TxInfAndSts", CANCEL_ANSWER_PATHS),
@@ -1218,6 +1295,7 @@ _DECODERS: Final[Mapping[str, tuple[type[Any], Callable[[Any], Sequence[DomainOb
     PACS009: (p009.Document, _from_pacs009),
     PACS003: (p003.Document, _from_pacs003),
     PACS002: (p002.Document, _from_pacs002),
+    PACS028: (p028.Document, _from_pacs028),
     PACS004: (p004.Document, _from_pacs004),
     CAMT056: (c056.Document, _from_camt056),
     CAMT029: (c029.Document, _from_camt029),
@@ -1307,6 +1385,11 @@ def parse_pacs003(xml: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Dir
 def parse_pacs002(xml: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[StatusReport]:
     """The status reports of a pacs.002 (group-level ones first); MessageError if bad."""
     return _parse_as(xml, PACS002, StatusReport, max_bytes)
+
+
+def parse_pacs028(xml: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[StatusRequest]:
+    """The status requests of a pacs.028 (one per ``TxInf``); MessageError if bad."""
+    return _parse_as(xml, PACS028, StatusRequest, max_bytes)
 
 
 def parse_pacs004(xml: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Return]:

@@ -57,6 +57,7 @@ PACS009: Final = "pacs.009.001.08"
 PACS002: Final = "pacs.002.001.10"
 PACS004: Final = "pacs.004.001.09"
 PACS003: Final = "pacs.003.001.08"
+PACS028: Final = "pacs.028.001.03"
 CAMT056: Final = "camt.056.001.08"
 CAMT029: Final = "camt.029.001.09"
 CAMT053: Final = "camt.053.001.08"
@@ -307,6 +308,37 @@ class CancelRequest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StatusRequest:
+    """pacs.028 (ccms.316): ask the status of one of the asker's own earlier transactions.
+
+    ``requesting_participant`` is the asking bank (``GrpHdr/InstgAgt``); the request goes to
+    the CNAPS processing centre unless ``instructed_agent_code`` says otherwise. The answer is
+    a pacs.002 with the transaction's current status.
+    """
+
+    msg_id: str
+    created_at: datetime
+    requesting_participant: str
+    instructed_agent_code: str = CNAPS_CENTRE_CODE
+    request_id: str | None = None
+    original_msg_id: str
+    original_message_type: str = PACS008
+    original_end_to_end_id: str | None = None
+    original_tx_id: str
+
+    def __post_init__(self) -> None:
+        check_text("msg_id", self.msg_id, MAX35)
+        check_datetime("created_at", self.created_at)
+        check_bank_code("requesting_participant", self.requesting_participant)
+        check_bank_code("instructed_agent_code", self.instructed_agent_code)
+        check_optional_text("request_id", self.request_id, MAX35)
+        check_text("original_msg_id", self.original_msg_id, MAX35)
+        check_text("original_message_type", self.original_message_type, MAX35)
+        check_optional_text("original_end_to_end_id", self.original_end_to_end_id, MAX35)
+        check_text("original_tx_id", self.original_tx_id, MAX35)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CancelAnswer:
     """camt.029 (ccms.308): the answer to a cancellation request."""
 
@@ -485,6 +517,6 @@ def _account(name: str, value: object, *, required: bool, code: str) -> None:
 
 #: Any object a message decodes into.
 DomainObject = (
-    CreditTransfer | DirectDebit | CancelRequest | CancelAnswer | StatusReport | Return
-    | Statement
+    CreditTransfer | DirectDebit | CancelRequest | CancelAnswer | StatusReport | StatusRequest
+    | Return | Statement
 )
