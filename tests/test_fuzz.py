@@ -19,7 +19,7 @@ from qingsuan.sim.scenario import ScenarioError, load_scenario, parse_scenario
 CI_SEEDS = 200
 CHUNK = 50
 
-#: seeds of the DST runs' known bugs in others' code, each with a strict xfail below
+#: seeds of bugs the fuzzer found (fixed), each kept as a regression test below
 KNOWN_BEPS_RETURN_BEHIND_CAP = (218, 259, 540, 554, 929)
 
 
@@ -140,20 +140,15 @@ def test_bad_options_are_exit_2(args: list[str]) -> None:
     assert CliRunner().invoke(app, ["fuzz", *args]).exit_code == 2
 
 
-@pytest.mark.xfail(strict=True, reason="bug (seeds 218, 259, 540, 554, 929): a BEPS return "
-                   "(退汇) queued behind the returning bank's net debit cap is booked as "
-                   "returned at once: the clearing accounts disagree with the BEPS positions "
-                   "(suspense_explained fails)")
 @pytest.mark.parametrize("seed", KNOWN_BEPS_RETURN_BEHIND_CAP)
-def test_known_bug_beps_return_behind_the_cap(seed: int) -> None:
+def test_a_beps_return_behind_the_cap_credits_the_payer_when_it_nets(seed: int) -> None:
+    """Seeds the fuzzer found (a BEPS return queued behind the returning bank's cap was
+    booked as returned at once): the returning bank owes the money (returns_payable) until
+    the return nets, then the payer is credited."""
     assert run_case(generate(seed)).ok
 
 
 # ---------------------------------------------------------------------- mutated files
-
-#: a crash of `qingsuan check` the mutants find, with its strict xfail below
-KNOWN_CHECK_CRASH = "unhashable type"
-
 
 def test_mutants_are_a_listed_error_or_a_valid_run(tmp_path: Path) -> None:
     """300 mutants of 30 seeds' scenarios: `qingsuan check` answers every one with a listed
@@ -161,8 +156,7 @@ def test_mutants_are_a_listed_error_or_a_valid_run(tmp_path: Path) -> None:
     problems = []
     for seed in range(30):
         problems += check_mutants(generate(seed), 10, tmp_path)
-    unknown = [p for p in problems if KNOWN_CHECK_CRASH not in p]
-    assert not unknown, "\n".join(unknown)
+    assert not problems, "\n".join(problems)
 
 
 def test_mutations_change_the_file_in_every_way() -> None:
@@ -188,17 +182,14 @@ _ONE_BANK = ('name: x\nstart: 2026-11-25T08:00\nrun_until: 2026-11-25T09:00\n'
              'balance: "1.00"}]\nevents:\n')
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a list or a mapping where the scenario "
-                   "expects a word (an event's do:, a transfer's to.bank) crashes `qingsuan "
-                   "check` (TypeError: unhashable type) instead of exit 2")
 @pytest.mark.parametrize("event", [
     "{at: 2026-11-25T08:30, do: [1]}",
     "{at: 2026-11-25T08:30, do: {a: 1}}",
     '{at: 2026-11-25T08:30, do: transfer, id: t, from: a, amount: "1.00",'
     ' to: {bank: [1], account: "6222020200000000022"}}',
 ])
-def test_known_bug_check_crashes_on_a_list_where_a_word_belongs(event: str,
-                                                                 tmp_path: Path) -> None:
+def test_a_list_where_a_word_belongs_is_a_listed_error(event: str, tmp_path: Path) -> None:
+    """Mutants the fuzzer found crashed `qingsuan check` (unhashable type)."""
     path = tmp_path / "s.yaml"
     path.write_text(_ONE_BANK + f"  - {event}\n")
     result = CliRunner().invoke(app, ["check", str(path)])

@@ -28,6 +28,9 @@ BANK_ACCOUNTS: Final = (
     ("due_to_merchants", NormalSide.CREDIT, AccountFlags.NONE),
     ("interchange_income", NormalSide.CREDIT, AccountFlags.NONE),
     ("interchange_expense", NormalSide.DEBIT, AccountFlags.NONE),
+    # a BEPS/IBPS credit the bank could not apply, owed back to the payer while its return
+    # (退汇) waits behind the bank's net debit cap
+    ("returns_payable", NormalSide.CREDIT, AccountFlags.NONE),
 )
 
 

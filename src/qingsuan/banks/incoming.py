@@ -151,6 +151,11 @@ def follow_net(b: Banks) -> bool:
             if name == "CUPS" and event == "settled" and ref_id.startswith("cards:"):
                 _card_day_settled(b, at_us, ref_id)
             ref = b.net_refs.get(ref_id)
+            if ref is not None and ref.get("kind") == "net_return":
+                if event == "netted" and participant == ref["sender"]:
+                    del b.net_refs[ref_id]
+                    _return_netted(b, ref, waited=True)
+                continue
             record = b.payments.get(ref_id)
             if ref is None or record is None:
                 continue
@@ -207,12 +212,31 @@ def _net_deliver(b: Banks, ref: dict[str, Any], record: PaymentRecord, at_us: in
     # the receiving bank cannot apply it: it sends the credit back (退汇)
     outcome = b.cnaps_command("cnaps.net_return", {
         "system": ref["system"], "ref": ref["id"], "code": problem[0], "message": problem[1]})
-    if outcome.ok:
-        books.post_all([(ref["sender"], clearing, payer_ledger, ref["amount"])])
-        assert b.engine is not None
-        record.move(b.engine.now_us, "returned")
-        record.reason = {"code": problem[0], "message": f"{problem[1]}: returned (退汇) to "
-                                                        f"{ref['payer_id']}"}
+    if not outcome.ok:
+        return
+    record.reason = {"code": problem[0], "message": f"{problem[1]}: returned (退汇) to "
+                                                    f"{ref['payer_id']}"}
+    returning = {**ref, "id": f"{ref['id']}/return", "kind": "net_return",
+                 "sender": ref["receiver"], "receiver": ref["sender"],
+                 "original": ref["id"], "payer_ledger": payer_ledger}
+    if outcome.status == "queued":
+        # behind the returning bank's cap: it owes the money back until the return nets,
+        # and the payer is credited then
+        books.post_all([(ref["receiver"], clearing, "returns_payable", ref["amount"])])
+        b.net_refs[returning["id"]] = returning
+        return
+    _return_netted(b, returning)
+
+
+def _return_netted(b: Banks, returning: dict[str, Any], *, waited: bool = False) -> None:
+    """A return item netted: the original payer's bank gives its customer the money back."""
+    clearing = f"{returning['system'].lower()}_clearing"
+    legs = [(returning["receiver"], clearing, returning["payer_ledger"], returning["amount"])]
+    if waited:  # the returning bank no longer owes it
+        legs.insert(0, (returning["sender"], "returns_payable", clearing, returning["amount"]))
+    _books(b).post_all(legs)
+    assert b.engine is not None
+    b.payments[returning["original"]].move(b.engine.now_us, "returned")
 
 
 def _net_unwind(b: Banks, ref: dict[str, Any]) -> None:

@@ -51,7 +51,7 @@ def money_conserved(b: Banks) -> bool:
     # what customers hold or were charged: deposits, what merchants are still owed, cash
     # taken out of ATMs, and the fees banks charged them (channel fees, MDR)
     owed = sum(_posted(b, n, "due_to_merchants") + _posted(b, n, "fee_income")
-               for n in b.members)
+               + _posted(b, n, "returns_payable") for n in b.members)
     cash_out = sum(opening - _posted(b, b.terminals[tid][0], f"atm_cash:{tid}")
                    for tid, opening in b.atm_opening_fen.items())
     # card purchases the switch approved in stand-in for an issuer still down: the merchant
@@ -94,9 +94,16 @@ def suspense_explained(b: Banks) -> bool:
     for h in b.held:
         sender = h["fields"]["sender"]
         waiting[sender] = waiting.get(sender, 0) + int(h["fields"]["amount_fen"])
+    owed_back: dict[str, int] = {}
+    for r in b.net_refs.values():  # BEPS/IBPS returns waiting behind their sender's cap
+        if r.get("kind") == "net_return":
+            owed_back[r["sender"]] = owed_back.get(r["sender"], 0) + r["amount"]
     for name in b.members:
         if ledger.balance(reg.id(name, "due_to_switch")).credits_pending_fen != \
                 held.get(name, 0):
+            return False
+        if ledger.balance(reg.id(name, "returns_payable")).posted_fen != \
+                owed_back.get(name, 0):
             return False
         for net in b.cnaps.net.values():
             if ledger.balance(reg.id(name, f"{net.key}_clearing")).posted_fen != \

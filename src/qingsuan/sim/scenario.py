@@ -603,7 +603,7 @@ def _customers(ck: _Checker, top: LDict, banks: set[str]) -> list[Customer]:
             continue
         cid = ck.text(doc, "id", "customer", _ID_RE)
         bank = ck.text(doc, "bank", f"customer {cid}")
-        if bank is not None and bank not in banks:
+        if bank is not None and (not isinstance(bank, str) or bank not in banks):
             ck.add(doc.line_of("bank"), f"customer {cid}: no participant named {bank!r}")
             bank = None
         account = ck.text(doc, "account", f"customer {cid}", _ACCOUNT_RE, " (6 to 32 digits)")
@@ -674,7 +674,7 @@ def _cards(ck: _Checker, top: LDict, customers: set[str]) -> list[Card]:
             pan = None
         shown = mask_pan(pan) if pan else "?"
         account = ck.text(doc, "account", f"card {shown}")
-        if account is not None and account not in customers:
+        if account is not None and (not isinstance(account, str) or account not in customers):
             ck.add(doc.line_of("account"), f"card {shown}: no customer {account!r}")
             account = None
         kind = ck.text(doc, "kind", f"card {shown}", re.compile(r"^(debit|credit)$"),
@@ -712,7 +712,7 @@ def _terminals(ck: _Checker, top: LDict, banks: set[str], customers: dict[str, C
         kind = ck.text(doc, "kind", f"terminal {tid}", re.compile(r"^(atm|pos)$"),
                        " (atm or pos)")
         bank = ck.text(doc, "bank", f"terminal {tid}")
-        if bank is not None and bank not in banks:
+        if bank is not None and (not isinstance(bank, str) or bank not in banks):
             ck.add(doc.line_of("bank"), f"terminal {tid}: no participant named {bank!r}")
             bank = None
         cash = ck.amount(doc, "cash", f"terminal {tid}")
@@ -781,7 +781,7 @@ def _events(ck: _Checker, top: LDict, start: int | None, until: int | None,
         if doc is None:
             continue
         do = doc.get("do")
-        if do not in EVENT_KINDS:
+        if not isinstance(do, str) or do not in EVENT_KINDS:
             ck.add(doc.line_of("do") if "do" in doc else line,
                    f"event: do must be one of {', '.join(EVENT_KINDS)} (got {do!r})")
             continue
@@ -844,7 +844,7 @@ def _check_transfer(ck: _Checker, doc: LDict, fields: dict[str, Any],
     if isinstance(to, dict):  # an account that is not listed: it may not exist (a return)
         bank, account, name = to.get("bank"), to.get("account"), to.get("name", "")
         if set(to) - {"bank", "account", "name"} or \
-                bank not in {p.name for p in participants} or \
+                not isinstance(bank, str) or bank not in {p.name for p in participants} or \
                 not isinstance(account, str) or not _ACCOUNT_RE.fullmatch(account) or \
                 not isinstance(name, str):
             ck.add(doc.line_of("to"), f"{what}: to must be a customer id or "
@@ -898,7 +898,8 @@ def _party(ck: _Checker, doc: LDict, key: str, what: str, cust: dict[str, Custom
         return ("participant", ref)
     if isinstance(ref, dict) and key == "to":
         bank, account, name = ref.get("bank"), ref.get("account"), ref.get("name", "")
-        if set(ref) - {"bank", "account", "name"} or bank not in pnames or \
+        if set(ref) - {"bank", "account", "name"} or not isinstance(bank, str) or \
+                bank not in pnames or \
                 not isinstance(account, str) or not re.fullmatch(r"\d{6,32}", account) or \
                 not isinstance(name, str):
             ck.add(doc.line_of(key), f"{what}: to must be a customer id, a participant or "
@@ -970,7 +971,7 @@ def _check_target(ck: _Checker, doc: LDict, fields: dict[str, Any],
 def _check_pledge(ck: _Checker, doc: LDict, fields: dict[str, Any],
                   cust: dict[str, Customer | None], participants: list[Participant]) -> bool:
     name = doc["participant"]
-    if name not in {p.name for p in participants}:
+    if not isinstance(name, str) or name not in {p.name for p in participants}:
         ck.add(doc.line_of("participant"), f"no participant named {name!r}")
         return False
     value = ck.amount(doc, "value", f"pledge by {name}", allow_zero=False, default=None)
@@ -1077,7 +1078,7 @@ def _check_inquiry(ck: _Checker, doc: LDict, fields: dict[str, Any],
     asker, bank = doc["from"], doc["bank"]
     ok = True
     for key, value in (("from", asker), ("bank", bank)):
-        if value not in pnames:
+        if not isinstance(value, str) or value not in pnames:
             ck.add(doc.line_of(key), f"ibps_account_inquiry {eid}: no participant named "
                                      f"{value!r}")
             ok = False
