@@ -338,6 +338,14 @@ class SqlCommandLog(CommandLog):
     def _close(self) -> None:
         try:
             if self._raw is not None:
+                if self._engine.dialect.name == "postgresql":
+                    # give the writer lock back now: a closed connection's backend frees
+                    # it only when it has exited, after close returns (a writer reopening
+                    # at once would find its own lock still held)
+                    with contextlib.suppress(Exception):
+                        db = self._raw.driver_connection
+                        db.execute("SELECT pg_advisory_unlock_all()")
+                        db.commit()
                 self._raw.close()
         finally:
             self._engine.dispose()
