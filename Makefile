@@ -33,8 +33,9 @@ bench: $(STAMP)
 	@echo "[8/8] world" && $(BIN)/python bench/bench_world.py --customers 10000,1000000 --events 20000
 
 fuzz: $(STAMP)
-	@echo "make fuzz: 10,000 seeds of deterministic simulation testing (docs/RELIABILITY.md), about 15 to 25 minutes on one core"
+	@echo "make fuzz: 10,000 seeds of deterministic simulation testing, then 1,000,000 ISO 8583 frames and 100,000 ISO 20022 documents at the edges (docs/RELIABILITY.md), about 20 to 30 minutes on one core"
 	$(BIN)/qingsuan fuzz --seeds 10000
+	$(BIN)/qingsuan fuzz --frames 1000000 --xml 100000
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
