@@ -227,6 +227,24 @@ class Banks:
                 "creditor_name": creditor_name}}))
         return self.payments[ref]
 
+    def institution_transfer(self, ref: str, sender: str, receiver: str, amount_fen: int,
+                             priority: str) -> PaymentRecord:
+        """Log a bank's own payment (pacs.009, hvps.112) for the sending bank to book from
+        its own funds and send through HVPS; its record after applying. A reference used
+        before is refused (AM05) and nothing is logged."""
+        assert self.engine is not None
+        if ref in self.payments:
+            refused = PaymentRecord("pacs.009", "HVPS")
+            refused.move(self.engine.clock.now_us(), "rejected")
+            refused.reason = Reason.AM05.detail(f"payment {ref} was sent before")
+            return refused
+        self.engine.command("banks.event", dumps({
+            "do": "hvps_payment", "order": -1, "fields": {
+                "id": ref, "amount_fen": amount_fen, "priority": priority,
+                "payer": ["participant", sender], "payee": ["participant", receiver],
+                "sender": sender, "receiver": receiver}}))
+        return self.payments[ref]
+
     def bulk_transfers(self, payer: Any, payee: Any, amount_fen: Any, urgent: Any = None
                        ) -> Any:
         """Many customer transfers at once (banks/bulk.py): customers by their index in

@@ -83,6 +83,9 @@ class CustomerBanks(Protocol):
                           receiver: str, amount_fen: int, debtor_account: str,
                           creditor_account: str, creditor_name: str | None) -> Any: ...
 
+    def institution_transfer(self, ref: str, sender: str, receiver: str, amount_fen: int,
+                             priority: str) -> Any: ...
+
 
 class CnapsGateway:
     def __init__(self, cnaps: Cnaps, banks: CustomerBanks | None = None) -> None:
@@ -198,6 +201,11 @@ class CnapsGateway:
             return agents
         sender, receiver = agents
         ref = self._ref(sender.name, item.msg_id, item.tx_id)
+        if self.banks is not None and item.kind == "institution" and item.system == "HVPS":
+            # the bank's own payment: it books it from its own funds (hvps.112)
+            record = self.banks.institution_transfer(ref, sender.name, receiver.name,
+                                                     item.amount_fen, item.priority)
+            return _record_status(record.system, record.status, record.reason)
         if self.banks is not None and item.kind == "customer":
             assert item.debtor_account is not None and item.creditor_account is not None
             record = self.banks.customer_transfer(
