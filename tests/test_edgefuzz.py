@@ -93,3 +93,22 @@ def test_bad_edge_options_are_exit_2(args: list[str]) -> None:
     from qingsuan.cli import app
 
     assert CliRunner().invoke(app, ["fuzz", *args]).exit_code == 2
+
+
+def test_a_pacs009_from_a_bank_to_itself_is_refused_and_changes_nothing() -> None:
+    """Found by `make fuzz` (xml #30271 of edge seed 0): a pacs.009 whose creditor agent is
+    the debtor agent left HVPS's transit accounts unexplained; it is refused (NARR)."""
+    import datetime as dt
+
+    from qingsuan.clock import BEIJING
+    from qingsuan.messages import CreditTransfer, build_pacs009, parse_pacs002
+
+    gw = _Gateway.open()
+    xml = build_pacs009(CreditTransfer(
+        msg_id="SELF1", created_at=dt.datetime(2026, 11, 25, 10, 0, tzinfo=BEIJING),
+        end_to_end_id="E1", tx_id="T1", system="HVPS", kind="institution",
+        priority="normal", amount_fen=1_000_000, settlement_date=dt.date(2026, 11, 25),
+        debtor_agent_code="102100099996", creditor_agent_code="102100099996"))
+    (report,) = parse_pacs002(gw.gateway.receive(xml, "ICBC"))
+    assert (report.status, report.reason_code) == ("RJCT", "NARR")
+    assert gw.broken_checks() == []

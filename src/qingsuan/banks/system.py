@@ -233,10 +233,15 @@ class Banks:
         its own funds and send through HVPS; its record after applying. A reference used
         before is refused (AM05) and nothing is logged."""
         assert self.engine is not None
+        refusal = None
         if ref in self.payments:
+            refusal = Reason.AM05.detail(f"payment {ref} was sent before")
+        elif sender == receiver:
+            refusal = Reason.NARR.detail(f"{sender} cannot pay itself through HVPS")
+        if refusal is not None:
             refused = PaymentRecord("pacs.009", "HVPS")
             refused.move(self.engine.clock.now_us(), "rejected")
-            refused.reason = Reason.AM05.detail(f"payment {ref} was sent before")
+            refused.reason = refusal
             return refused
         self.engine.command("banks.event", dumps({
             "do": "hvps_payment", "order": -1, "fields": {
