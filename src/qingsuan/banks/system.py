@@ -215,10 +215,7 @@ class Banks:
             if not account.isascii() or not account.isalnum():
                 refusal = Reason.AC01.detail(f"{account!r} is not an account number")
         if refusal is not None:
-            refused = PaymentRecord("pacs.008", system)
-            refused.move(self.engine.clock.now_us(), "rejected")
-            refused.reason = refusal
-            return refused
+            return self._refused("pacs.008", system, refusal)
         self.engine.command("banks.event", dumps({
             "do": "customer_credit_transfer", "order": -1, "fields": {
                 "id": ref, "system": system, "priority": priority, "sender": sender,
@@ -239,16 +236,21 @@ class Banks:
         elif sender == receiver:
             refusal = Reason.NARR.detail(f"{sender} cannot pay itself through HVPS")
         if refusal is not None:
-            refused = PaymentRecord("pacs.009", "HVPS")
-            refused.move(self.engine.clock.now_us(), "rejected")
-            refused.reason = refusal
-            return refused
+            return self._refused("pacs.009", "HVPS", refusal)
         self.engine.command("banks.event", dumps({
             "do": "hvps_payment", "order": -1, "fields": {
                 "id": ref, "amount_fen": amount_fen, "priority": priority,
                 "payer": ["participant", sender], "payee": ["participant", receiver],
                 "sender": sender, "receiver": receiver}}))
         return self.payments[ref]
+
+    def _refused(self, kind: str, system: str, reason: dict[str, str]) -> PaymentRecord:
+        """The record of a message refused before anything was logged (kept nowhere)."""
+        assert self.engine is not None
+        refused = PaymentRecord(kind, system)
+        refused.move(self.engine.clock.now_us(), "rejected")
+        refused.reason = reason
+        return refused
 
     def bulk_transfers(self, payer: Any, payee: Any, amount_fen: Any, urgent: Any = None
                        ) -> Any:
