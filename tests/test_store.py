@@ -7,6 +7,8 @@ import hashlib
 import os
 import re
 import sqlite3
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -962,3 +964,34 @@ def test_a_store_from_before_the_checkpoint_is_upgraded(tmp_path: Path) -> None:
         assert (log.checkpoint.seq, log.checkpoint.hash) == (3, last)
         assert log.checkpoint.snapshot_seq == 2
         assert log.latest_snapshot() == Snapshot.of(2, b"state at 2")
+
+
+@pytest.mark.postgres
+def test_postgres_waits_for_the_lock_of_a_writer_that_died_on_this_host(pg_dsn: str) -> None:
+    """After ``kill -9`` PostgreSQL frees the dead writer's lock only once its backend sees the
+    connection close; a restart in that moment waits for it instead of being refused."""
+    import socket
+    import threading
+
+    from qingsuan.store.schema import writer
+    from qingsuan.store.sql import _pg_lock_key
+
+    h = PostgresHarness(pg_dsn)
+    try:
+        with open_log(h.url) as log:
+            fill(log, 2)
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()  # a pid that no longer exists
+        with h.engine.begin() as conn:
+            conn.execute(sa.delete(writer))  # what a crashed writer leaves: its own row
+            conn.execute(sa.insert(writer).values(id=1, pid=dead.pid, host=socket.gethostname(),
+                                                  since="2026-12-07T00:00:00Z"))
+        holder = psycopg.connect(h.dsn, autocommit=True)
+        (database,) = holder.execute("SELECT current_database()").fetchone() or ("",)
+        holder.execute("SELECT pg_advisory_lock(%s)", (_pg_lock_key(database, h.schema),))
+        threading.Timer(0.3, holder.close).start()  # the dead writer's backend goes away
+        with open_log(h.url) as log:
+            assert log.last_seq == 2
+            log.append([("transfers", b"after the crash")])
+    finally:
+        h.cleanup()

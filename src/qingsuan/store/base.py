@@ -153,6 +153,19 @@ class WriterInfo:
     def __str__(self) -> str:
         return f"pid {self.pid} on {self.host} since {self.since}"
 
+    def is_gone(self) -> bool:
+        """True when this writer ran on this host and its process no longer exists (it was
+        killed or crashed); a writer on another host is never known to be gone."""
+        if self.host != socket.gethostname():
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:  # alive, owned by another user
+            return False
+        return False
+
 
 class WriterLockedError(LogError):
     """Another writer holds the store (``holder``, when known); a store has one writer."""

@@ -28,6 +28,7 @@ import logging
 import os
 import re
 import sqlite3
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -706,17 +707,34 @@ class PostgresCommandLog(SqlCommandLog):
         return "tables " + ", ".join(names)
 
 
-def _lock_pg_writer(db: Any, engine: Engine, where: str, schema: str | None) -> None:
+#: How long to wait for the writer lock of a writer that ran on this host and is gone.
+#: PostgreSQL frees a session's advisory lock only once the backend has seen its client's
+#: connection close, a moment after the client died, so a restart right after a crash
+#: (``kill -9`` then ``qingsuan run --resume``) would otherwise be refused by a dead writer.
+DEAD_WRITER_WAIT_MS = 10_000
+_LOCK_POLL_S = 0.02
+
+
+def _lock_pg_writer(db: Any, engine: Engine, where: str, schema: str | None,
+                    dead_writer_wait_ms: int = DEAD_WRITER_WAIT_MS) -> None:
     """Take the writer lock on ``db`` (the connection that will append) or refuse, naming
-    the holder."""
+    the holder.  A holder known to be gone (same host, no such process) is waited for, up
+    to ``dead_writer_wait_ms``; a live one is refused at once."""
+    assert dead_writer_wait_ms >= 0
     if schema is not None:
         db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     database, current = db.execute("SELECT current_database(), current_schema()").fetchone()
     key = _pg_lock_key(str(database), schema or str(current or "public"))
-    (got,) = db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
-    db.commit()
-    if not got:
-        raise WriterLockedError(where, _pg_holder(engine, key))
+    deadline = time.monotonic() + dead_writer_wait_ms / 1000
+    while True:
+        (got,) = db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+        db.commit()
+        if got:
+            return
+        holder = _pg_holder(engine, key)
+        if holder is None or not holder.is_gone() or time.monotonic() >= deadline:
+            raise WriterLockedError(where, holder)
+        time.sleep(_LOCK_POLL_S)
 
 
 def _pg_holder(engine: Engine, key: int) -> WriterInfo | None:
