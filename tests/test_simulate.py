@@ -3,11 +3,11 @@ bulk path; deterministic output, every check holding, the command end to end."""
 
 from __future__ import annotations
 
-import csv
 import json
 from importlib import resources
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -25,8 +25,9 @@ def scenario() -> Scenario:
 
 
 def _summary_bytes(sc: Scenario, tmp: Path, seed: int) -> bytes:
-    simulate(sc, Options(seed=seed, scale=TINY)).write(tmp)
-    return (tmp / "summary.json").read_bytes() + (tmp / "buckets.csv").read_bytes()
+    written = simulate(sc, Options(seed=seed, scale=TINY, keep_items=True)).write(tmp)
+    assert {p.name for p in written} >= {"summary.json", "flows.parquet", "items.parquet"}
+    return b"".join(p.read_bytes() for p in written)
 
 
 def test_same_seed_same_bytes_another_seed_other_bytes(scenario: Scenario,
@@ -40,25 +41,26 @@ def test_a_business_day_and_a_holiday_conserve_money_and_reconcile(scenario: Sce
                                                                   ) -> None:
     """30 September (business day) and 1 October (National Day: HVPS closed): every check
     holds, every generated transfer has an outcome, the net positions of the holiday wait
-    for the next business day, and the buckets add up to the totals."""
+    for the next business day, and the flows table adds up to the totals."""
     result = simulate(scenario, Options(days=2, seed=1, scale=TINY))
     s = result.summary
     assert s["checks"] == {"books_balanced": True, "money_conserved": True,
                            "mirrors_match": True, "suspense_explained": True}
     total = 0
+    flows = result.tables["flows"].to_pylist()
     for name, sysm in s["systems"].items():
         outcomes = sysm["outcomes"]
         assert sum(v["items"] for v in outcomes.values()) == sysm["generated_items"], name
         assert sum(v["value_fen"] for v in outcomes.values()) == sysm["generated_value_fen"]
         assert sysm["outcomes"].get("credited", {}).get("items", 0) > 0, name
         total += sysm["generated_items"]
-        rows = [r for r in result.buckets if r["system"] == name]
+        rows = [r for r in flows if r["system"] == name]
         assert sum(r["items"] for r in rows) == sysm["generated_items"]
         assert sum(r["value_fen"] for r in rows) == sysm["generated_value_fen"]
     assert result.items == total
     # HVPS only on the business day; BEPS and IBPS on both
-    hvps_days = {r["bucket_start"][:10] for r in result.buckets if r["system"] == "HVPS"}
-    ibps_days = {r["bucket_start"][:10] for r in result.buckets if r["system"] == "IBPS"}
+    hvps_days = {r["bucket_start"][:10] for r in flows if r["system"] == "HVPS"}
+    ibps_days = {r["bucket_start"][:10] for r in flows if r["system"] == "IBPS"}
     assert hvps_days == {"2026-09-30"} and ibps_days == {"2026-09-30", "2026-10-01"}
     for name in ("BEPS", "IBPS"):
         sessions = s["net_sessions"][name]
@@ -82,10 +84,10 @@ def test_the_command_runs_end_to_end(tmp_path: Path) -> None:
     assert "books_balanced yes" in done.stdout and "items/s" in done.stdout
     summary = json.loads((out / "summary.json").read_text())
     assert summary["seed"] == 5 and summary["days"] == 2 and summary["scale"] == TINY
-    with (out / "buckets.csv").open() as handle:
-        rows = list(csv.DictReader(handle))
-    assert rows and set(rows[0]) == {"bucket_start", "system", "outcome", "items",
-                                     "value_fen"}
+    flows = pq.read_table(out / "flows.parquet")
+    assert flows.num_rows and flows.column_names == ["bucket_start", "system", "participant",
+                                                     "outcome", "items", "value_fen"]
+    assert not (out / "items.parquet").exists()  # per item only with --keep-items
 
 
 @pytest.mark.parametrize(("args", "message"), [

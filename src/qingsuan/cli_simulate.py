@@ -28,7 +28,8 @@ def simulate(
     scale: Annotated[float | None, typer.Option(
         help="share of the daily targets to generate (default: the block's scale)")] = None,
     out_dir: Annotated[Path | None, typer.Option(
-        "--out", help="write summary.json and buckets.csv into this folder")] = None,
+        "--out", help="write summary.json, the metrics' Parquet tables and report.html "
+                      "into this folder")] = None,
     store: Annotated[str, typer.Option(
         help="command log: memory: (default) or a new PATH.db / postgresql://...")
     ] = "memory:",
@@ -36,6 +37,9 @@ def simulate(
         help="simulated minutes of arrivals sent to the banks as one batch")] = 10,
     bucket_minutes: Annotated[int, typer.Option(
         help="metrics' time bucket, minutes (must divide a day)")] = 60,
+    keep_items: Annotated[bool, typer.Option(
+        help="also write items.parquet, one row per transfer (memory grows with the run)")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="show the progress display")] = True,
 ) -> None:
     """Simulate days of generated traffic (customer transfers through HVPS, BEPS and IBPS)
@@ -48,7 +52,8 @@ def simulate(
              "(give a new file, or memory:)")
     try:
         options = Options(days=days, seed=seed, scale=scale, store=store,
-                          chunk_minutes=chunk_minutes, bucket_minutes=bucket_minutes)
+                          chunk_minutes=chunk_minutes, bucket_minutes=bucket_minutes,
+                          keep_items=keep_items)
     except ValueError as exc:
         fail(str(exc))
     sc = load_or_exit(file)
@@ -61,9 +66,8 @@ def simulate(
         result = _with_progress(sc, options, progress)
     except ValueError as exc:
         fail(str(exc))
-    if out_dir is not None:
-        result.write(out_dir)
-    _print_summary(out(), result, out_dir)
+    written = result.write(out_dir) if out_dir is not None else []
+    _print_summary(out(), result, written)
 
 
 def _with_progress(sc: Any, options: Options, show: bool) -> Result:
@@ -92,13 +96,13 @@ def _short_cny(fen: int) -> str:
     return format_fen(fen)
 
 
-def _print_summary(console: Console, result: Result, out_dir: Path | None) -> None:
+def _print_summary(console: Console, result: Result, written: list[Path]) -> None:
     s = result.summary
     title = (f"{s['scenario']}: {s['days']} day(s) from {s['from'][:10]}, "
              f"scale {s['scale']:g}, seed {s['seed']}")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=title)
     for col in ("system", "items", "credited", "no\nfunds", "not\nsettled", "over\ncap",
-                "other", "credited\nCNY", "mean\nCNY"):
+                "other", "credited\nCNY", "mean\nCNY", "queue\ntime s"):
         table.add_column(col, justify="left" if col == "system" else "right", no_wrap=True)
     for name, sysm in s["systems"].items():
         outcomes = sysm["outcomes"]
@@ -111,7 +115,7 @@ def _print_summary(console: Console, result: Result, out_dir: Path | None) -> No
         table.add_row(name, f"{sysm['generated_items']:,}",
                       *(f"{count(k):,}" for k in shown), f"{other:,}",
                       _short_cny(sysm["credited_value_fen"]),
-                      _short_cny(sysm["generated_mean_fen"]))
+                      _short_cny(sysm["generated_mean_fen"]), f"{sysm['queue_time_s']:,.1f}")
     console.print(table)
     sessions = s["net_sessions"]
     console.print("net sessions: " + ", ".join(
@@ -121,8 +125,9 @@ def _print_summary(console: Console, result: Result, out_dir: Path | None) -> No
     console.print("checks: " + ", ".join(f"{k} {'yes' if v else 'NO'}"
                                          for k, v in checks.items()))
     rate = result.items / max(result.wall_s, 1e-9)
-    console.print(f"{result.items:,} transfers in {result.wall_s:.1f} s ({rate:,.0f} items/s)"
-                  + (f"; wrote {out_dir / 'summary.json'} and {out_dir / 'buckets.csv'}"
-                     if out_dir is not None else ""))
+    console.print(f"{result.items:,} transfers in {result.wall_s:.1f} s ({rate:,.0f} items/s)")
+    if written:
+        console.print(f"wrote {written[0].parent}: " + ", ".join(p.name for p in written),
+                      markup=False)
     if not all(checks.values()):
         raise typer.Exit(1)

@@ -4,16 +4,15 @@ The loop is a player, like the runner: it builds the world (with the customers t
 block asks for), then hands each window of generated transfers (at most ``chunk_minutes``
 of arrivals, cut at every moment the world asks to be ticked, so nothing sent before the
 HVPS cut-off arrives after it) to the banks' bulk path at the time of the window's last
-arrival, and ticks the world at the moments it asks for. Metrics are aggregated as the
-day runs (per time bucket, system and outcome), never kept per item.
+arrival, and ticks the world at the moments it asks for. What the bulk path gives back
+queued waits with the sender and goes again first in the next window (sim/sim_queue.py).
+Metrics are aggregated as the day runs (sim/metrics.py), per item only if asked.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
-import io
 import json
 import time
 from collections.abc import Callable
@@ -23,13 +22,25 @@ from typing import Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 
 from qingsuan.banks import reconcile
 from qingsuan.banks.bulk import BulkCode
-from qingsuan.calendar import load_calendar
+from qingsuan.calendar import HvpsPhase, load_calendar
 from qingsuan.clock import US_PER_DAY, US_PER_MINUTE, format_time, from_datetime, to_beijing
+from qingsuan.sim.metrics import (
+    NET_SYSTEMS,
+    OUTCOMES,
+    SYSTEMS,
+    Metrics,
+    Outcomes,
+    Sample,
+    queue_seconds,
+    write_tables,
+)
 from qingsuan.sim.runner import Runner
 from qingsuan.sim.scenario import Customer, Scenario
+from qingsuan.sim.sim_queue import Batch
 from qingsuan.sim.traffic import (
     Limits,
     Member,
@@ -45,8 +56,6 @@ from qingsuan.world import World
 MAX_DAYS: Final = 366
 #: ticks one window may take (a wake-up that never moves on is a bug, not a workload)
 MAX_TICKS_PER_WINDOW: Final = 10_000
-SYSTEMS: Final = tuple(TrafficSystem)
-OUTCOMES: Final = tuple(BulkCode)
 
 #: (simulated now, items done, items expected) after each window
 Progress = Callable[[int, int, int], None]
@@ -61,6 +70,8 @@ class Options:
     store: str = "memory:"
     chunk_minutes: int = 10
     bucket_minutes: int = 60
+    #: one row per transfer in items.parquet (memory grows with the run)
+    keep_items: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.days <= MAX_DAYS:
@@ -77,30 +88,23 @@ class Options:
 
 @dataclass
 class Result:
-    """What a simulation reports: ``summary`` (JSON-ready, deterministic), the per-bucket
-    rows, the world's checks, and the wall time (kept out of the summary)."""
+    """What a simulation reports: ``summary`` (JSON-ready, deterministic), the metrics'
+    tables (docs/SIMULATE.md, "Output"), the transfers played and the wall time (kept out
+    of the summary)."""
 
     summary: dict[str, Any]
-    buckets: list[dict[str, Any]]
+    tables: dict[str, pa.Table]
     items: int
     wall_s: float
 
-    def write(self, out: Path) -> None:
-        """``summary.json`` and ``buckets.csv`` in ``out`` (same seed, same bytes)."""
+    def write(self, out: Path) -> list[Path]:
+        """``summary.json`` and one Parquet file per table in ``out`` (same seed, same
+        bytes); the paths written."""
         out.mkdir(parents=True, exist_ok=True)
-        (out / "summary.json").write_text(
-            json.dumps(self.summary, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
-            encoding="utf-8")
-        (out / "buckets.csv").write_text(buckets_csv(self.buckets), encoding="utf-8")
-
-
-def buckets_csv(rows: list[dict[str, Any]]) -> str:
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, ("bucket_start", "system", "outcome", "items", "value_fen"),
-                            lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
+        path = out / "summary.json"
+        path.write_text(json.dumps(self.summary, indent=2, sort_keys=True,
+                                   ensure_ascii=False) + "\n", encoding="utf-8")
+        return [path, *write_tables(self.tables, out)]
 
 
 def midnight_us(at_us: int) -> int:
@@ -157,21 +161,6 @@ def directory_columns(world: World) -> list[tuple[str, bool]]:
 # ---------------------------------------------------------------------- the loop
 
 
-class _Metrics:
-    """Counts and values per (bucket, system, outcome), exact int64 fen."""
-
-    def __init__(self, buckets: int) -> None:
-        shape = (buckets, len(SYSTEMS), len(OUTCOMES))
-        self.items = np.zeros(shape, np.int64)
-        self.value_fen = np.zeros(shape, np.int64)
-
-    def add(self, bucket: npt.NDArray[np.int64], system: npt.NDArray[np.int8],
-            code: npt.NDArray[np.int8], amount_fen: npt.NDArray[np.int64]) -> None:
-        index = (bucket, system.astype(np.int64), code.astype(np.int64))
-        np.add.at(self.items, index, 1)
-        np.add.at(self.value_fen, index, amount_fen)
-
-
 def simulate(sc: Scenario, options: Options, on_progress: Progress | None = None) -> Result:
     """Run ``options.days`` whole days (from the start's midnight, Beijing time) of the
     scenario's generated traffic through its world."""
@@ -188,22 +177,62 @@ def simulate(sc: Scenario, options: Options, on_progress: Progress | None = None
         runner.close()
 
 
+
+class _State:
+    """Reads what the metrics sample from the world after each window (read only)."""
+
+    def __init__(self, world: World, names: list[str]) -> None:
+        self.world = world
+        self.names = names
+        engine = world.banks.engine
+        assert engine is not None
+        self.ledger = engine.ledger
+        reg = engine.registry
+        self.settlement = [reg.id("PBOC", f"settlement:{n}")
+                           if reg.has(f"PBOC:settlement:{n}") else -1 for n in names]
+
+    def balances(self) -> npt.NDArray[np.int64]:
+        return np.array([self.ledger.balance(a).posted_fen if a >= 0 else 0
+                         for a in self.settlement], np.int64)
+
+    def sample(self, at_us: int, held: Batch) -> Sample:
+        hvps, net = self.world.cnaps.hvps, self.world.cnaps.net
+        lines = [hvps.credit.get(n) for n in self.names]
+        queue_items, queue_value = held.queue_by(len(SYSTEMS), len(self.names))
+        return Sample(
+            at_us, self.balances(),
+            np.array([x.lendable_fen if x else 0 for x in lines], np.int64),
+            np.array([x.drawn_fen if x else 0 for x in lines], np.int64),
+            np.array([[net[s.name].positions.get(n, 0) for n in self.names]
+                      for s in NET_SYSTEMS], np.int64),
+            np.array([[net[s.name].caps.get(n, 0) for n in self.names]
+                      for s in NET_SYSTEMS], np.int64),
+            np.array([net[s.name].in_transit_fen for s in NET_SYSTEMS], np.int64),
+            queue_items, queue_value)
+
+
 def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
          on_progress: Progress | None, wall0: float) -> Result:
     world, clock = runner.world, runner.clock
-    network = network_of(sc, spec, directory_columns(world))
+    directory = directory_columns(world)
+    network = network_of(sc, spec, directory)
+    names = [p.name for p in sc.participants]
+    where = {name: k for k, name in enumerate(names)}
+    participant_of = np.array([where[bank] for bank, _ in directory], np.int64)
     limits = Limits(int(sc.params["beps.item_limit"]), int(sc.params["ibps.item_limit"]))
     calendar = load_calendar(sc.calendar, str(sc.params["calendar.missing_year"]))
     first = midnight_us(sc.start_us)
     end = first + options.days * US_PER_DAY
     bucket_us = options.bucket_minutes * US_PER_MINUTE
     chunk_us = options.chunk_minutes * US_PER_MINUTE
-    metrics = _Metrics(options.days * US_PER_DAY // bucket_us)
+    metrics = Metrics(names, first, bucket_us, US_PER_DAY // bucket_us, options.keep_items)
+    state = _State(world, names)
     business = [calendar.is_business_day(to_beijing(first + d * US_PER_DAY).date())
                 for d in range(options.days)]
     expected = sum(spec.items_per_day(s) for d in range(options.days) for s in spec.systems
                    if business[d] or s.system is not TrafficSystem.HVPS)
     generated = np.zeros((len(SYSTEMS), 2), np.int64)  # items, value
+    held = Batch.empty()
     done = 0
 
     def tick_until(at_us: int) -> None:
@@ -217,12 +246,17 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
 
     for day in range(options.days):
         midnight = first + day * US_PER_DAY
+        tick_until(max(midnight, clock.now_us()))
+        metrics.start_day(day, state.balances())
         traffic = generate_day(spec, network, limits, options.seed, day, midnight,
                                business[day])
         keep = traffic.at_us >= sc.start_us  # nothing arrives before the clock starts
-        at, system = traffic.at_us[keep], traffic.system[keep]
-        payer, payee, amount = traffic.payer[keep], traffic.payee[keep], traffic.amount_fen[keep]
-        urgent = system == TrafficSystem.IBPS
+        at, amount = traffic.at_us[keep], traffic.amount_fen[keep]
+        system = traffic.system[keep].astype(np.int64)
+        payer, payee = traffic.payer[keep], traffic.payee[keep]
+        arrivals = Batch(at, system, payer, payee, participant_of[payer],
+                         participant_of[payee], amount, np.full(len(at), -1, np.int64),
+                         np.zeros(len(at), np.bool_))
         for s in SYSTEMS:
             mine = system == s
             generated[s] += (int(mine.sum()), int(amount[mine].sum()))
@@ -235,46 +269,66 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
             if due is not None and t < due < w_end:
                 w_end = due  # the world has something to do then: the window stops there
             j = int(np.searchsorted(at, w_end, side="left"))
-            if j > i:
-                clock.advance_to(max(int(at[j - 1]), clock.now_us()))
-                codes = np.asarray(world.banks.bulk_transfers(
-                    payer[i:j], payee[i:j], amount[i:j], urgent[i:j]), np.int8)
-                metrics.add((at[i:j] - first) // bucket_us, system[i:j], codes, amount[i:j])
+            if j > i or len(held):
+                now = max(int(at[j - 1]) if j > i else t, clock.now_us())
+                clock.advance_to(now)
+                batch = Batch.concat([held, arrivals.take(np.arange(i, j))])
+                held = _send(world, batch, now, metrics)
                 done += j - i
                 i = j
             tick_until(w_end)
+            metrics.sample(state.sample(w_end - 1, held))
             t = w_end
             if on_progress is not None:
                 on_progress(t, done, expected)
     clock.advance_to(max(end, clock.now_us()))
     tick_until(end)
+    # what is still held at the end has the fate it last had (never sent: not settled)
+    code = np.where(held.last_code < 0, int(BulkCode.NOT_SETTLED), held.last_code)
+    if metrics.day is None:
+        metrics.start_day(options.days - 1, state.balances())
+    metrics.outcomes(_outcomes(held, code, end - 1))
     summary = _summary(runner, sc, spec, options, metrics, generated, first, end)
-    rows = _bucket_rows(metrics, first, bucket_us)
-    return Result(summary, rows, done, time.perf_counter() - wall0)
+    return Result(summary, metrics.tables(), done, time.perf_counter() - wall0)
+
+
+def _outcomes(b: Batch, code: npt.NDArray[np.int64], done_us: int) -> Outcomes:
+    return Outcomes(done_us, b.at_us, b.system, b.payer, b.payee, b.sender, b.receiver,
+                    b.amount_fen, code.astype(np.int64), queue_seconds(done_us, b.at_us,
+                                                                       b.waited))
+
+
+def _send(world: World, batch: Batch, now_us: int, metrics: Metrics) -> Batch:
+    """One window's batch through the bulk path (what waited first, in arrival order);
+    the transfers that must wait again come back (docs/SIMULATE.md, "Queues")."""
+    hvps_open = world.cnaps.hvps.phase(now_us)[0] is HvpsPhase.OPEN
+    codes = np.asarray(world.banks.bulk_transfers(
+        batch.payer, batch.payee, batch.amount_fen, batch.system == TrafficSystem.IBPS),
+        np.int64)
+    again = (((codes == BulkCode.NOT_SETTLED) & (batch.system == TrafficSystem.HVPS)
+              & hvps_open)
+             | ((codes == BulkCode.OVER_CAP) & (batch.system == TrafficSystem.BEPS)))
+    final = np.flatnonzero(~again)
+    metrics.outcomes(_outcomes(batch.take(final), codes[final], now_us))
+    wait = np.flatnonzero(again)
+    held = batch.take(wait)
+    return Batch(held.at_us, held.system, held.payer, held.payee, held.sender,
+                 held.receiver, held.amount_fen, codes[wait], np.ones(len(wait), np.bool_))
 
 
 # ---------------------------------------------------------------------- the report
 
 
-def _bucket_rows(metrics: _Metrics, first: int, bucket_us: int) -> list[dict[str, Any]]:
-    rows = []
-    for b, s, c in zip(*np.nonzero(metrics.items), strict=True):
-        rows.append({"bucket_start": format_time(first + int(b) * bucket_us),
-                     "system": SYSTEMS[s].name, "outcome": OUTCOMES[c].name.lower(),
-                     "items": int(metrics.items[b, s, c]),
-                     "value_fen": int(metrics.value_fen[b, s, c])})
-    return rows
-
-
 def _summary(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
-             metrics: _Metrics, generated: npt.NDArray[np.int64], first: int, end: int
+             metrics: Metrics, generated: npt.NDArray[np.int64], first: int, end: int
              ) -> dict[str, Any]:
     world = runner.world
     systems: dict[str, Any] = {}
     for s in SYSTEMS:
         target = next((t for t in spec.systems if t.system is s), None)
         n, value = int(generated[s, 0]), int(generated[s, 1])
-        items, values = metrics.items[:, s, :].sum(axis=0), metrics.value_fen[:, s, :].sum(axis=0)
+        items = metrics.total_items[s].sum(axis=0)
+        values = metrics.total_value[s].sum(axis=0)
         systems[s.name] = {
             "target_items_per_day": spec.items_per_day(target) if target else 0,
             "target_mean_fen": round(target.mean_fen) if target else 0,
@@ -283,6 +337,7 @@ def _summary(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
             "outcomes": {c.name.lower(): {"items": int(items[c]), "value_fen": int(values[c])}
                          for c in OUTCOMES if items[c]},
             "credited_value_fen": int(values[BulkCode.CREDITED]),
+            **metrics.system_summary(s),
         }
     sessions: dict[str, list[dict[str, Any]]] = {}
     for name in ("BEPS", "IBPS"):
@@ -296,8 +351,10 @@ def _summary(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
         "scenario": sc.name,
         "seed": options.seed, "scale": spec.scale, "days": options.days,
         "from": format_time(first), "to": format_time(end),
+        "bucket_minutes": options.bucket_minutes, "chunk_minutes": options.chunk_minutes,
         "participants": len(sc.participants), "customers": len(banks.directory),
         "systems": systems,
+        "participant_metrics": metrics.participant_summary(),
         "net_sessions": sessions,
         "open_net_positions_fen": {name: dict(sorted(world.cnaps.net[name].positions.items()))
                                    for name in ("BEPS", "IBPS")},
