@@ -38,6 +38,7 @@ from qingsuan.sim.metrics import (
     queue_seconds,
     write_tables,
 )
+from qingsuan.sim.report import render
 from qingsuan.sim.runner import Runner
 from qingsuan.sim.scenario import Customer, Scenario
 from qingsuan.sim.sim_queue import Batch
@@ -97,14 +98,19 @@ class Result:
     items: int
     wall_s: float
 
-    def write(self, out: Path) -> list[Path]:
-        """``summary.json`` and one Parquet file per table in ``out`` (same seed, same
-        bytes); the paths written."""
+    def write(self, out: Path, *, report: bool = True) -> list[Path]:
+        """``summary.json``, one Parquet file per table and ``report.html`` in ``out``
+        (same seed, same bytes); the paths written."""
         out.mkdir(parents=True, exist_ok=True)
         path = out / "summary.json"
         path.write_text(json.dumps(self.summary, indent=2, sort_keys=True,
                                    ensure_ascii=False) + "\n", encoding="utf-8")
-        return [path, *write_tables(self.tables, out)]
+        written = [path, *write_tables(self.tables, out)]
+        if report:
+            page = out / "report.html"
+            page.write_text(render(self.summary, self.tables), encoding="utf-8")
+            written.append(page)
+        return written
 
 
 def midnight_us(at_us: int) -> int:

@@ -1,0 +1,396 @@
+"""The simulation's report (docs/SIMULATE.md, "The report"): one self-contained HTML file,
+plots drawn with matplotlib (Agg) and embedded as PNG, a one-line reading under each.
+
+Every figure printed in the report's tables carries the summary.json key it comes from
+(``data-key``), so a test can hold the page to the file. The one thing a reader would get
+wrong: the plots are drawn from the Parquet tables, the readings and tables from
+summary.json; both come from the same run.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import shutil
+import subprocess
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import pyarrow as pa
+from matplotlib import font_manager
+from matplotlib.figure import Figure
+
+from qingsuan.money import format_fen
+
+#: font families tried first for Chinese labels (then whatever ``fc-list :lang=zh`` finds)
+CJK_FAMILIES: Final = ("WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK SC",
+                       "Noto Sans SC", "Source Han Sans SC", "SimHei", "Microsoft YaHei",
+                       "PingFang SC")
+#: the figures' size in inches and resolution
+FIG_SIZE: Final = (9.0, 3.6)
+DPI: Final = 100
+#: participants shown by name in a per-participant plot (the others are summed)
+MAX_BARS: Final = 30
+_SYSTEM_COLOURS: Final = {"HVPS": "#1f4e79", "BEPS": "#c55a11", "IBPS": "#548235"}
+
+
+def cjk_font() -> str | None:
+    """A font family that renders Chinese, registered with matplotlib; None if the machine
+    has none (the report then falls back to English labels)."""
+    known = {f.name for f in font_manager.fontManager.ttflist}
+    for family in CJK_FAMILIES:
+        if family in known:
+            return family
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return None
+    try:
+        found = subprocess.run([fc_list, ":lang=zh", "file"], capture_output=True, text=True,
+                               timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in sorted(found.splitlines()):
+        path = line.split(":")[0].strip()
+        if not path:
+            continue
+        try:
+            font_manager.fontManager.addfont(path)
+            return str(font_manager.FontProperties(fname=path).get_name())
+        except (OSError, RuntimeError, ValueError):
+            continue
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """Chinese and English together when a CJK font exists, English alone otherwise."""
+
+    chinese: bool
+
+    def __call__(self, english: str, chinese: str) -> str:
+        return f"{english} {chinese}" if self.chinese else english
+
+
+def short_cny(fen: int) -> str:
+    """An amount for a sentence (exact amounts are in the tables and summary.json)."""
+    cny = fen / 100
+    for unit, size in (("tn", 1e12), ("bn", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(cny) >= size:
+            return f"{cny / size:,.2f} {unit} CNY"
+    return f"{format_fen(fen)} CNY"
+
+
+def _png(fig: Figure) -> str:
+    buf = io.BytesIO()
+    # no software or date in the file: the same run draws the same bytes
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight",
+                metadata={"Software": None})
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _hours(bucket_start: str, first: str) -> float:
+    """Hours from the run's first midnight to a bucket's start (both ISO, Beijing time)."""
+    import datetime as dt
+
+    return (dt.datetime.fromisoformat(bucket_start)
+            - dt.datetime.fromisoformat(first)).total_seconds() / 3600
+
+
+def _time_axis(ax: Any, days: int) -> None:
+    step = 3 if days == 1 else 12
+    ticks = list(range(0, 24 * days + 1, step))
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([f"{h % 24:02d}:00" if days == 1 else f"D{h // 24 + 1} {h % 24:02d}h"
+                        for h in ticks], fontsize=8)
+    ax.set_xlim(0, 24 * days)
+    ax.grid(alpha=0.3)
+
+
+def _series(rows: list[dict[str, Any]], first: str, value: str,
+            key: Callable[[dict[str, Any]], str], reduce: str = "sum",
+            grid: Sequence[float] = ()) -> dict[str, dict[float, int]]:
+    """Per key, bucket start (hours) -> value; every bucket of ``grid`` present (a bucket
+    without a row is a bucket with nothing)."""
+    out: dict[str, dict[float, int]] = defaultdict(lambda: dict.fromkeys(grid, 0))
+    for r in rows:
+        h = _hours(r["bucket_start"], first)
+        got = out[key(r)].get(h, 0)
+        out[key(r)][h] = got + int(r[value]) if reduce == "sum" else max(got, int(r[value]))
+    return out
+
+
+def _grid(summary: dict[str, Any]) -> list[float]:
+    bucket_h = summary["bucket_minutes"] / 60
+    return [k * bucket_h for k in range(round(24 * summary["days"] / bucket_h))]
+
+
+@dataclass(frozen=True, slots=True)
+class Plot:
+    title: str
+    png_base64: str
+    reading: str
+
+
+# ---------------------------------------------------------------------- the plots
+
+
+def settlement_profile(summary: dict[str, Any], flows: list[dict[str, Any]], lab: Labels,
+                       bucket_h: float) -> Plot:
+    first, days = summary["from"], summary["days"]
+    credited = [r for r in flows if r["outcome"] == "credited"]
+    series = _series(credited, first, "value_fen", lambda r: str(r["system"]))
+    fig, axes = plt.subplots(3, 1, figsize=(FIG_SIZE[0], 6.0), sharex=True)
+    peaks = []
+    for ax, name in zip(axes, ("HVPS", "BEPS", "IBPS"), strict=True):
+        points = sorted(series.get(name, {}).items())
+        ax.bar([h + bucket_h / 2 for h, _ in points], [v / 1e10 for _, v in points],
+               width=bucket_h * 0.9, color=_SYSTEM_COLOURS[name])
+        ax.set_ylabel(f"{name}\n{lab('100M CNY', '亿元')}", fontsize=8)
+        _time_axis(ax, days)
+        total = sum(v for _, v in points)
+        if total:
+            top_h, top_v = max(points, key=lambda p: (p[1], -p[0]))
+            peaks.append(f"{name} {_clock(top_h)} ({top_v * 100 // total}% of its value)")
+    axes[0].set_title(lab("Value settled per bucket", "每时段结算金额"), fontsize=10)
+    reading = ("Busiest bucket: " + "; ".join(peaks) + ".") if peaks else "Nothing settled."
+    return Plot(lab("Intraday settlement profile", "日内结算分布"), _png(fig), reading)
+
+
+def _clock(hours: float) -> str:
+    day, h = divmod(round(hours * 60), 24 * 60)
+    return (f"day {day + 1} " if day else "") + f"{h // 60:02d}:{h % 60:02d}"
+
+
+def queues_over_day(summary: dict[str, Any], queues: list[dict[str, Any]], lab: Labels
+                    ) -> Plot:
+    first, days = summary["from"], summary["days"]
+    series = _series(queues, first, "end_value_fen", lambda r: str(r["system"]),
+                     grid=_grid(summary))
+    fig, ax = plt.subplots(figsize=FIG_SIZE)
+    for name, points in sorted(series.items()):
+        xs = sorted(points)
+        ax.step(xs, [points[x] / 1e10 for x in xs], where="post", label=name,
+                color=_SYSTEM_COLOURS.get(name))
+    ax.set_ylabel(lab("100M CNY waiting", "排队金额 亿元"), fontsize=8)
+    ax.set_title(lab("Value waiting in queues (end of each bucket)", "排队金额"), fontsize=10)
+    _time_axis(ax, days)
+    if series:
+        ax.legend(fontsize=8)
+    hv = summary["systems"]["HVPS"]
+    reading = (f"HVPS: at most {short_cny(hv['peak_queue_value_fen'])} waited at once; "
+               f"{hv['delayed_items']:,} payments settled late, value-weighted queue time "
+               f"{hv['queue_time_s']:,.1f} s"
+               f"; {hv['outcomes'].get('not_settled', {}).get('items', 0):,} not settled.")
+    return Plot(lab("Queues over the day", "日内排队"), _png(fig), reading)
+
+
+def liquidity_per_participant(summary: dict[str, Any], lab: Labels) -> Plot:
+    metrics = summary["participant_metrics"]
+    names = list(metrics)[:MAX_BARS]
+    used = [metrics[n]["peak_liquidity_used_fen"] / 1e10 for n in names]
+    avail = [metrics[n]["available_at_peak_fen"] / 1e10 for n in names]
+    fig, ax = plt.subplots(figsize=FIG_SIZE)
+    xs = range(len(names))
+    ax.bar([x - 0.2 for x in xs], avail, width=0.4, color="#bfbfbf",
+           label=lab("available (balance + credit)", "可用 (余额+授信)"))
+    ax.bar([x + 0.2 for x in xs], used, width=0.4, color="#1f4e79",
+           label=lab("peak used", "最高占用"))
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(names, rotation=45 if len(names) > 10 else 0, fontsize=8)
+    ax.set_ylabel(lab("100M CNY", "亿元"), fontsize=8)
+    ax.set_title(lab("Liquidity used per participant", "各参与者流动性占用"), fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    if metrics:
+        top = max(metrics, key=lambda n: (metrics[n]["peak_liquidity_used_ppm"], n))
+        m = metrics[top]
+        reading = (f"{top} came closest to its limit: it used "
+                   f"{short_cny(m['peak_liquidity_used_fen'])} of "
+                   f"{short_cny(m['available_at_peak_fen'])} "
+                   f"({m['peak_liquidity_used_ppm'] / 10_000:.1f}%).")
+    else:
+        reading = "No participant."
+    return Plot(lab("Liquidity used per participant", "流动性占用"), _png(fig), reading)
+
+
+def funds_in_transit(summary: dict[str, Any], transit: list[dict[str, Any]], lab: Labels
+                     ) -> Plot:
+    first, days = summary["from"], summary["days"]
+    series = _series(transit, first, "peak_fen", lambda r: str(r["system"]), "max",
+                     grid=_grid(summary))
+    fig, ax = plt.subplots(figsize=FIG_SIZE)
+    for name, points in sorted(series.items()):
+        xs = sorted(points)
+        ax.step(xs, [points[x] / 1e10 for x in xs], where="post", label=name,
+                color=_SYSTEM_COLOURS.get(name))
+    ax.set_ylabel(lab("100M CNY", "亿元"), fontsize=8)
+    ax.set_title(lab("Funds in transit: netted, not yet settled in HVPS",
+                     "在途资金"), fontsize=10)
+    _time_axis(ax, days)
+    if series:
+        ax.legend(fontsize=8)
+    parts = [f"{n} up to {short_cny(summary['systems'][n]['peak_in_transit_fen'])}"
+             for n in ("BEPS", "IBPS")]
+    settled = sum(x["status"] == "settled" for v in summary["net_sessions"].values()
+                  for x in v)
+    reading = ("Netted but not yet settled: " + ", ".join(parts) + "; "
+               + (f"{settled} settlement sessions in HVPS brought it back to zero."
+                  if settled else "no session settled it (HVPS closed)."))
+    return Plot(lab("Funds in transit", "在途资金"), _png(fig), reading)
+
+
+def costs_per_bank(summary: dict[str, Any], lab: Labels) -> Plot | None:
+    costs = summary.get("costs")
+    if not costs:
+        return None
+    names = list(costs["banks"])[:MAX_BARS]
+    parts = (("liquidity_fen", "#1f4e79", lab("intraday liquidity", "日间流动性")),
+             ("delay_fen", "#c55a11", lab("delay", "延迟")),
+             ("end_of_day_fen", "#7f7f7f", lab("end-of-day penalty", "日终罚金")),
+             ("overnight_fen", "#548235", lab("overnight credit", "隔夜融资")))
+    fig, ax = plt.subplots(figsize=FIG_SIZE)
+    bottom = [0.0] * len(names)
+    for key, colour, label in parts:
+        values = [costs["banks"][n][key] / 100 for n in names]
+        ax.bar(names, values, bottom=bottom, color=colour, label=label)
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    ax.set_ylabel("CNY", fontsize=8)
+    ax.set_title(lab("Costs per bank", "各银行成本"), fontsize=10)
+    ax.tick_params(axis="x", labelsize=8, rotation=45 if len(names) > 10 else 0)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, axis="y")
+    banks = costs["banks"]
+    top = max(banks, key=lambda n: (banks[n]["total_fen"], n))
+    reading = (f"All banks together: {short_cny(costs['total_fen'])}; the highest, {top}, "
+               f"{short_cny(banks[top]['total_fen'])}.")
+    return Plot(lab("Costs per bank", "成本"), _png(fig), reading)
+
+
+# ---------------------------------------------------------------------- the page
+
+
+def _cell(summary: dict[str, Any], key: str, kind: str = "fen") -> str:
+    """A figure of summary.json, printed with its key (held to the file by the tests)."""
+    value: Any = summary
+    for part in key.split("."):
+        value = value[part]
+    text = (format_fen(int(value)) if kind == "fen" else f"{value:,}" if kind == "int"
+            else f"{value}")
+    return f'<td data-key="{html.escape(key)}" data-kind="{kind}">{html.escape(text)}</td>'
+
+
+def _system_table(summary: dict[str, Any]) -> str:
+    head = ("<tr><th>system</th><th>generated</th><th>credited</th><th>credited CNY</th>"
+            "<th>not settled</th><th>no funds</th><th>over cap</th>"
+            "<th>queue time s</th><th>settled late</th></tr>")
+    rows = []
+    for name, s in summary["systems"].items():
+        cells = [f"<td>{name}</td>",
+                 _cell(summary, f"systems.{name}.generated_items", "int")]
+        for outcome in ("credited",):
+            cells.append(_cell(summary, f"systems.{name}.outcomes.{outcome}.items", "int")
+                         if outcome in s["outcomes"] else "<td>0</td>")
+        cells.append(_cell(summary, f"systems.{name}.credited_value_fen"))
+        for outcome in ("not_settled", "no_funds", "over_cap"):
+            cells.append(_cell(summary, f"systems.{name}.outcomes.{outcome}.items", "int")
+                         if outcome in s["outcomes"] else "<td>0</td>")
+        cells.append(_cell(summary, f"systems.{name}.queue_time_s", "float"))
+        cells.append(_cell(summary, f"systems.{name}.delayed_items", "int"))
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return "<table>" + head + "".join(rows) + "</table>"
+
+
+def _participant_table(summary: dict[str, Any]) -> str:
+    head = ("<tr><th>participant</th><th>peak liquidity used CNY</th><th>available CNY</th>"
+            "<th>used ppm</th><th>peak credit drawn CNY</th></tr>")
+    rows = []
+    for name in summary["participant_metrics"]:
+        k = f"participant_metrics.{name}"
+        rows.append("<tr>" + "".join([
+            f"<td>{html.escape(name)}</td>",
+            _cell(summary, f"{k}.peak_liquidity_used_fen"),
+            _cell(summary, f"{k}.available_at_peak_fen"),
+            _cell(summary, f"{k}.peak_liquidity_used_ppm", "int"),
+            _cell(summary, f"{k}.peak_credit_drawn_fen")]) + "</tr>")
+    return "<table>" + head + "".join(rows) + "</table>"
+
+
+def _cost_table(summary: dict[str, Any]) -> str:
+    costs = summary.get("costs")
+    if not costs:
+        return ""
+    keys = ("liquidity_fen", "delay_fen", "end_of_day_fen", "overnight_fen", "total_fen")
+    head = "<tr><th>bank</th>" + "".join(f"<th>{k[:-4].replace('_', ' ')} CNY</th>"
+                                          for k in keys) + "</tr>"
+    rows = ["<tr>" + f"<td>{html.escape(n)}</td>"
+            + "".join(_cell(summary, f"costs.banks.{n}.{k}") for k in keys) + "</tr>"
+            for n in costs["banks"]]
+    return "<h2>Costs per bank</h2><table>" + head + "".join(rows) + "</table>"
+
+
+_STYLE: Final = """
+body { font-family: sans-serif; max-width: 980px; margin: 2em auto; color: #222; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+figure { margin: 2em 0; }
+figcaption { font-style: italic; margin-top: 0.3em; }
+img { max-width: 100%; }
+.warning { color: #a00; }
+"""
+
+
+def render(summary: dict[str, Any], tables: dict[str, pa.Table],
+           extra: Sequence[Plot] = ()) -> str:
+    """The report as one HTML page (plots embedded)."""
+    family = cjk_font()
+    lab = Labels(family is not None)
+    notes = []
+    if family is None:
+        warnings.warn("no font for Chinese found (fc-list :lang=zh): the report's plots "
+                      "have English labels only", stacklevel=2)
+        notes.append('<p class="warning">No font for Chinese was found on this machine: '
+                     "the plots have English labels only.</p>")
+    bucket_h = summary["bucket_minutes"] / 60
+    with plt.rc_context({"font.family": "sans-serif",
+                         "font.sans-serif": [family, "DejaVu Sans"] if family
+                         else ["DejaVu Sans"],
+                         "axes.unicode_minus": False, "svg.hashsalt": "qingsuan"}):
+        plots = [
+            settlement_profile(summary, tables["flows"].to_pylist(), lab, bucket_h),
+            queues_over_day(summary, tables["queues"].to_pylist(), lab),
+            liquidity_per_participant(summary, lab),
+            funds_in_transit(summary, tables["transit"].to_pylist(), lab),
+        ]
+        cost = costs_per_bank(summary, lab)
+        if cost is not None:
+            plots.append(cost)
+    plots.extend(extra)
+    checks = ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in summary["checks"].items())
+    title = (f"{summary['scenario']}: {summary['days']} day(s) from {summary['from'][:10]}, "
+             f"scale {summary['scale']:g}, seed {summary['seed']}")
+    figures = "".join(
+        f'<figure><h2>{html.escape(p.title)}</h2>'
+        f'<img alt="{html.escape(p.title)}" src="data:image/png;base64,{p.png_base64}">'
+        f"<figcaption>{html.escape(p.reading)}</figcaption></figure>" for p in plots)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>{''.join(notes)}"
+        f"<p>From {html.escape(summary['from'])} to {html.escape(summary['to'])}; "
+        f"{summary['participants']} participants, {summary['customers']:,} customers. "
+        f"Checks: {html.escape(checks)}. Amounts in CNY; exact figures in fen are in "
+        "summary.json and the Parquet files beside this page.</p>"
+        f"<h2>Systems</h2>{_system_table(summary)}"
+        f"<h2>Participants</h2>{_participant_table(summary)}{_cost_table(summary)}"
+        f"{figures}</body></html>\n")
