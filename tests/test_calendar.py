@@ -820,3 +820,28 @@ def test_hvps_payment_on_a_projected_holiday_is_refused(tmp_path: Path) -> None:
     assert payments["eve"]["status"] == "credited"
     assert payments["holiday"]["status"] == "rejected"
     assert "it opens 2027-10-07T20:30" in payments["holiday"]["reason"]["message"]
+
+
+@pytest.mark.parametrize("opens", ["20:30", "08:30"])
+def test_hvps_phase_holds_until_the_next_boundary(opens: str) -> None:
+    """HVPS's phase is asked after every command and cached over the span
+    ``phase_holds_until`` gives: anywhere in that span the phase is the same (across
+    weekends, the National Day week and both opening conventions)."""
+    import random
+
+    from qingsuan.calendar.windows import HvpsSchedule, OperatingWindows
+
+    sched = HvpsSchedule(load_calendar("cn"), OperatingWindows.from_params({"hvps.open": opens}))
+    rng = random.Random(7)
+    start = dt.datetime(2026, 9, 25)
+    changes = 0
+    for _ in range(3_000):
+        moment = start + dt.timedelta(seconds=rng.randrange(0, 20 * 86_400))
+        until = sched.phase_holds_until(moment)
+        assert moment < until <= dt.datetime.combine(moment.date(), dt.time()) + \
+            dt.timedelta(days=1)
+        phase = sched.phase(moment)
+        for probe in (moment + (until - moment) / 2, until - dt.timedelta(microseconds=1)):
+            assert sched.phase(probe) == phase, (moment, until, probe)
+        changes += sched.phase(until) != phase
+    assert changes > 100  # the spans end where the phase does change, often

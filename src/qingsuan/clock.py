@@ -164,21 +164,30 @@ class Scheduler:
         return fired
 
 
+# The epoch in Beijing time, aware and naive. Beijing is a fixed UTC+8 (BEIJING above), so
+# a time is the epoch plus a timedelta: no time-zone lookup per call (these run on every
+# command).
+_EPOCH_BEIJING: Final = datetime(1970, 1, 1, tzinfo=UTC).astimezone(BEIJING)
+_EPOCH_BEIJING_NAIVE: Final = _EPOCH_BEIJING.replace(tzinfo=None)
+_EPOCH_UTC: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def to_beijing(at_us: int) -> datetime:
     """Microseconds since the epoch -> aware Beijing datetime."""
-    return datetime(1970, 1, 1, tzinfo=UTC).astimezone(BEIJING) + timedelta(microseconds=at_us)
+    return _EPOCH_BEIJING + timedelta(microseconds=at_us)
 
 
 def to_beijing_naive(at_us: int) -> datetime:
     """Beijing wall time without tzinfo: the calendar's and the schedules' convention."""
-    return to_beijing(at_us).replace(tzinfo=None)
+    return _EPOCH_BEIJING_NAIVE + timedelta(microseconds=at_us)
 
 
 def from_datetime(value: datetime) -> int:
     """Datetime -> microseconds since the epoch; a naive datetime is Beijing time."""
     if value.tzinfo is None:
-        value = value.replace(tzinfo=BEIJING)
-    delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+        delta = value - _EPOCH_BEIJING_NAIVE
+    else:
+        delta = value - _EPOCH_UTC
     return (delta.days * US_PER_DAY) + delta.seconds * US_PER_SECOND + delta.microseconds
 
 

@@ -37,6 +37,7 @@ from qingsuan.ledger import (
     Transfer,
     TransferBatch,
     TransferFlags,
+    TransferResult,
     decode_batch,
     encode_batch,
 )
@@ -300,6 +301,15 @@ class Engine:
                 debit, credit, amount = t
                 out.append(Transfer(tid, debit, credit, amount, flags))
         return self.ledger.create_transfers(out, self.now_us)
+
+    def post_one(self, debit_id: int, credit_id: int, amount_fen: int, flags: int = 0,
+                 pending_id: int = 0) -> TransferResult:
+        """One transfer, as :meth:`post` (derived id), without building objects: a
+        reservation (``flags`` PENDING), or its post or void (``pending_id``)."""
+        self._derived_seq += 1
+        return self.ledger.create_transfer_row(DERIVED_ID_BASE + self._derived_seq, debit_id,
+                                               credit_id, amount_fen, flags, pending_id,
+                                               self.now_us)
 
     def next_derived_id(self) -> int:
         """The id :meth:`post` gives its next transfer (to void a reservation later)."""

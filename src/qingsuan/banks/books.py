@@ -9,12 +9,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from qingsuan.engine import AccountSpec
-from qingsuan.ledger import AccountFlags, NormalSide, Transfer, TransferFlags, TransferResult
+from qingsuan.ledger import AccountFlags, NormalSide, TransferFlags, TransferResult
 
 if TYPE_CHECKING:
     from qingsuan.engine import Engine
 
 MNO: Final = AccountFlags.MUST_NOT_OVERDRAW
+_PENDING: Final = int(TransferFlags.PENDING)
+_POST: Final = int(TransferFlags.POST_PENDING)
+_VOID: Final = int(TransferFlags.VOID_PENDING)
 
 #: (name, normal side, flags) of the accounts every participant's book has
 BANK_ACCOUNTS: Final = (
@@ -49,9 +52,7 @@ class Books:
 
     def post(self, book: str, debit: str, credit: str, amount_fen: int) -> TransferResult:
         """Book one transfer in ``book``; its result (insufficient funds, closed ...)."""
-        result: TransferResult = self.engine.post(
-            [(self.id(book, debit), self.id(book, credit), amount_fen)])[0]
-        return result
+        return self.engine.post_one(self.id(book, debit), self.id(book, credit), amount_fen)
 
     def post_all(self, legs: list[tuple[str, str, str, int]]) -> None:
         """Book transfers that cannot fail (transit accounts, or funds reserved before)."""
@@ -63,16 +64,14 @@ class Books:
         """A reservation (pending transfer): the customer can no longer spend the funds.
         Returns its result and its id (to post or void it later)."""
         reserve_id = self.engine.next_derived_id()
-        code: TransferResult = self.engine.post([Transfer(
-            0, self.id(book, debit), self.id(book, credit), amount_fen,
-            TransferFlags.PENDING)])[0]
+        code = self.engine.post_one(self.id(book, debit), self.id(book, credit), amount_fen,
+                                    _PENDING)
         return code, reserve_id
 
     def settle_reservation(self, reserve_id: int, *, post: bool) -> None:
         """Book (post) or release (void) a reservation made by :meth:`reserve`."""
-        flag = TransferFlags.POST_PENDING if post else TransferFlags.VOID_PENDING
-        result = self.engine.post([Transfer(0, 0, 0, 0, flag, pending_id=reserve_id)])
-        assert result.all_done, result.failures()
+        code = self.engine.post_one(0, 0, 0, _POST if post else _VOID, reserve_id)
+        assert code.done, code
 
     def posted_fen(self, book: str, name: str) -> int:
         return self.engine.ledger.balance(self.id(book, name)).posted_fen

@@ -268,6 +268,19 @@ class HvpsSchedule:
                 return HvpsState(HvpsPhase.OPEN, tomorrow)
         return HvpsState(HvpsPhase.CLOSED, None)
 
+    def phase_holds_until(self, moment: dt.datetime) -> dt.datetime:
+        """The first moment after ``moment`` at which :meth:`phase` may answer otherwise:
+        the phase depends only on the date and on where the time of day stands against
+        the opening, the cut-off and the end of the clearing window, so it holds until
+        the next of those times today, or midnight."""
+        _check_naive(moment)
+        today = moment.date()
+        w = self._windows
+        later = [at for at in (dt.datetime.combine(today, t)
+                               for t in (w.hvps_open, w.hvps_cutoff, w.hvps_clearing_end))
+                 if at > moment]
+        return min(later) if later else dt.datetime.combine(today, dt.time()) + _ONE_DAY
+
     def next_open(self, moment: dt.datetime) -> dt.datetime:
         """The next moment HVPS accepts payments: ``moment`` itself if it is open now,
         else the opening of the next session (the clearing window does not count)."""

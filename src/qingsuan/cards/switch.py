@@ -29,7 +29,7 @@ from qingsuan.cards.records import (
     backwards,
     hhmm,
 )
-from qingsuan.clock import to_beijing, to_beijing_naive
+from qingsuan.clock import US_PER_DAY, to_beijing, to_beijing_naive
 from qingsuan.money import format_fen
 from qingsuan.statejson import shallow
 
@@ -86,6 +86,7 @@ class CardSwitch:
         # Derived look-ups, not state (rebuilt on demand; cleared when the cards change):
         self._issuer_cache: dict[str, str | None] = {}
         self._day_cache: tuple[int, str] = (-1, "")
+        self._cutoff_cache: tuple[object, int] = (None, 0)
         self._clearing_cache: tuple[int, int, str] = (-1, -1, "")
         #: merchant (ledger name) -> its transactions not yet cleared (refunds look here,
         #: not at every transaction the switch holds); rebuilt from ``txns`` on load
@@ -528,7 +529,15 @@ class CardSwitch:
     def cutoff_after_us(self, after_us: int) -> int:
         """The first cut-off (``cards.cutoff``, Beijing time) after ``after_us``."""
         assert self.engine is not None
-        return dayclose.cutoff_after_us(self.engine.params, after_us)
+        # Asked after every command: the last answer holds for the day before it (Beijing
+        # has no daylight saving), unless ``cards.cutoff`` changed.
+        cutoff = self.engine.params["cards.cutoff"]
+        held_cutoff, at = self._cutoff_cache
+        if held_cutoff == cutoff and at - US_PER_DAY <= after_us < at:
+            return at
+        at = dayclose.cutoff_after_us(self.engine.params, after_us)
+        self._cutoff_cache = (cutoff, at)
+        return at
 
     def next_preauth_expiry_us(self, after_us: int) -> int | None:
         """When the next open pre-authorisation's hold expires (a tick then marks it

@@ -203,6 +203,8 @@ class Hvps:
         self.last_lsm_us = 0
         self._schedule_key: tuple[Any, ...] | None = None
         self._schedule: HvpsSchedule | None = None
+        self._phase_cache: tuple[Any, int, int, tuple[HvpsPhase, dt.date | None]] = (
+            None, 0, 0, (HvpsPhase.CLOSED, None))
 
     # ------------------------------------------------------------------ accounts
 
@@ -270,8 +272,18 @@ class Hvps:
     def phase(self, at_us: int) -> tuple[HvpsPhase, dt.date | None]:
         if self.engine.params["hvps.closed"]:
             return HvpsPhase.CLOSED, None
-        state = self.schedule().phase(to_beijing_naive(at_us))
-        return state.phase, state.business_date
+        # Asked several times per command: the answer holds over a span of the day
+        # (HvpsSchedule.phase_holds_until), for as long as the timetable is the same.
+        sched = self.schedule()
+        held_sched, start_us, end_us, answer = self._phase_cache
+        if held_sched is sched and start_us <= at_us < end_us:
+            return answer
+        moment = to_beijing_naive(at_us)
+        state = sched.phase(moment)
+        answer = (state.phase, state.business_date)
+        self._phase_cache = (sched, at_us, from_datetime(sched.phase_holds_until(moment)),
+                             answer)
+        return answer
 
     def advance(self, now_us: int) -> None:
         """Run the day-cycle steps whose time has come: the cut-off's clearing-window

@@ -360,6 +360,16 @@ class Ledger:
                  for tid, dr, cr, amount, flags in rows], timestamp_us)
         return self._create_rows([(*row, 0, 0, 0) for row in rows], timestamp_us)
 
+    def create_transfer_row(self, tid: int, debit_id: int, credit_id: int, amount_fen: int,
+                            flags: int, pending_id: int, timestamp_us: int) -> TransferResult:
+        """One transfer as ints (a reservation, its post or void): the exact path without
+        building an object or a batch. Same rules and codes as :meth:`create_transfers`; a
+        linked flag is refused (a chain needs a batch)."""
+        assert not flags & _LINKED, "a linked transfer is posted in a batch"
+        result = self._create_rows(
+            [(tid, debit_id, credit_id, amount_fen, flags, pending_id, 0, 0)], timestamp_us)
+        return TransferResult(int(result.codes[0]))
+
     def _create_rows(self, rows: Sequence[tuple[int, int, int, int, int, int, int, int]],
                      timestamp_us: int) -> BatchResult:
         """The small-batch exact path: (id, debit, credit, amount, flags, pending id,
