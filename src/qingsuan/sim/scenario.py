@@ -22,6 +22,7 @@ from qingsuan.clock import from_datetime
 from qingsuan.cnaps.participants import ParticipantKind, check_code
 from qingsuan.money import AmountError, format_fen, parse_amount
 from qingsuan.params import ParamError, Params, parse_value
+from qingsuan.sim.sim_blocks import BLOCK_KEYS, SimBlocks, parse_blocks
 from qingsuan.sim.traffic import (
     DEFAULTS,
     MAX_CUSTOMERS_PER_BANK,
@@ -193,6 +194,8 @@ class Scenario:
     events: tuple[Event, ...]
     #: the generated workload (``traffic:``, docs/SIMULATE.md), if the file asks for one
     traffic: TrafficSpec | None = None
+    #: stress, cash managers and costs for ``qingsuan simulate`` (sim/sim_blocks.py)
+    sim: SimBlocks = field(default_factory=SimBlocks)
 
     def participant(self, name: str) -> Participant:
         return next(p for p in self.participants if p.name == name)
@@ -346,7 +349,7 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
         raise ScenarioError(ck.problems)
     ck.keys(top, "scenario", ("name", "start", "run_until", "participants"),
             ("description", "timezone", "calendar", "params", "customers", "cards",
-             "terminals", "events", "traffic"))
+             "terminals", "events", "traffic", *BLOCK_KEYS))
     name = ck.text(top, "name", "scenario", re.compile(r"^[\w\-. ]{1,80}$"),
                    " (letters, digits, - _ . and spaces, at most 80)") or "unnamed"
     description = str(top.get("description") or "")
@@ -383,13 +386,14 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     cards = _cards(ck, top, {c.id for c in customers} | _listed(top, "customers", "id"))
     terminals = _terminals(ck, top, pnames, {c.id: c for c in customers})
     traffic = _traffic(ck, top, params)
+    sim = parse_blocks(ck, top, pnames)
     events = _events(ck, top, start, until, participants, customers)
     if ck.problems:
         raise ScenarioError(ck.problems)
     assert start is not None and until is not None
     return Scenario(name, file, description, start, until, calendar, params,
                     tuple(participants), tuple(customers), tuple(cards), tuple(terminals),
-                    tuple(events), traffic)
+                    tuple(events), traffic, sim)
 
 
 def _traffic(ck: _Checker, top: LDict, params: Params) -> TrafficSpec | None:

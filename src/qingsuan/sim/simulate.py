@@ -42,6 +42,7 @@ from qingsuan.sim.report import render
 from qingsuan.sim.runner import Runner
 from qingsuan.sim.scenario import Customer, Scenario
 from qingsuan.sim.sim_queue import Batch
+from qingsuan.sim.stress import boundaries, held_back, squeezed
 from qingsuan.sim.traffic import (
     Limits,
     Member,
@@ -157,6 +158,7 @@ def with_traffic_world(sc: Scenario, spec: TrafficSpec) -> Scenario:
         participants = tuple(dataclasses.replace(
             p, settlement_balance_fen=round(spec.settlement_liquidity * float(out_fen)))
             for p, out_fen in zip(sc.participants, outflow, strict=True))
+    participants = squeezed(participants, sc.sim.stress)
     return dataclasses.replace(sc, customers=tuple(customers), participants=participants)
 
 
@@ -240,6 +242,12 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
     generated = np.zeros((len(SYSTEMS), 2), np.int64)  # items, value
     held = Batch.empty()
     done = 0
+    cuts = boundaries(sc.sim.stress)
+    system_names = [s.name for s in SYSTEMS]
+
+    def hold(now_us: int, b: Batch) -> npt.NDArray[np.bool_]:
+        """Transfers that may not go now: a stress period (sim/stress.py)."""
+        return held_back(sc.sim.stress, names, system_names, now_us, b.sender, b.system)
 
     def tick_until(at_us: int) -> None:
         for _ in range(MAX_TICKS_PER_WINDOW):
@@ -274,12 +282,21 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
             due = world.next_due_us()
             if due is not None and t < due < w_end:
                 w_end = due  # the world has something to do then: the window stops there
+            cut = next((c for c in cuts if t < c < w_end), None)
+            if cut is not None:
+                w_end = cut  # a stress period starts or ends then
             j = int(np.searchsorted(at, w_end, side="left"))
-            if j > i or len(held):
-                now = max(int(at[j - 1]) if j > i else t, clock.now_us())
+            if len(held):
+                # what waits goes again as the window opens (after a session, at the end
+                # of a stress period), then with the window's arrivals
+                now = max(t, clock.now_us())
+                clock.advance_to(now)
+                held = _send(world, held, now, metrics, hold(now, held))
+            if j > i:
+                now = max(int(at[j - 1]), clock.now_us())
                 clock.advance_to(now)
                 batch = Batch.concat([held, arrivals.take(np.arange(i, j))])
-                held = _send(world, batch, now, metrics)
+                held = _send(world, batch, now, metrics, hold(now, batch))
                 done += j - i
                 i = j
             tick_until(w_end)
@@ -304,22 +321,29 @@ def _outcomes(b: Batch, code: npt.NDArray[np.int64], done_us: int) -> Outcomes:
                                                                        b.waited))
 
 
-def _send(world: World, batch: Batch, now_us: int, metrics: Metrics) -> Batch:
-    """One window's batch through the bulk path (what waited first, in arrival order);
-    the transfers that must wait again come back (docs/SIMULATE.md, "Queues")."""
+def _send(world: World, batch: Batch, now_us: int, metrics: Metrics,
+          back: npt.NDArray[np.bool_]) -> Batch:
+    """One window's batch through the bulk path (what waited first, in arrival order),
+    but for the transfers held ``back``; what must wait comes back, in arrival order
+    (docs/SIMULATE.md, "Queues")."""
     hvps_open = world.cnaps.hvps.phase(now_us)[0] is HvpsPhase.OPEN
+    sent = batch.take(np.flatnonzero(~back))
     codes = np.asarray(world.banks.bulk_transfers(
-        batch.payer, batch.payee, batch.amount_fen, batch.system == TrafficSystem.IBPS),
+        sent.payer, sent.payee, sent.amount_fen, sent.system == TrafficSystem.IBPS),
         np.int64)
-    again = (((codes == BulkCode.NOT_SETTLED) & (batch.system == TrafficSystem.HVPS)
+    again = (((codes == BulkCode.NOT_SETTLED) & (sent.system == TrafficSystem.HVPS)
               & hvps_open)
-             | ((codes == BulkCode.OVER_CAP) & (batch.system == TrafficSystem.BEPS)))
+             | ((codes == BulkCode.OVER_CAP) & (sent.system == TrafficSystem.BEPS)))
     final = np.flatnonzero(~again)
-    metrics.outcomes(_outcomes(batch.take(final), codes[final], now_us))
+    metrics.outcomes(_outcomes(sent.take(final), codes[final], now_us))
     wait = np.flatnonzero(again)
-    held = batch.take(wait)
-    return Batch(held.at_us, held.system, held.payer, held.payee, held.sender,
-                 held.receiver, held.amount_fen, codes[wait], np.ones(len(wait), np.bool_))
+    kept = batch.take(np.flatnonzero(back))
+    requeued = sent.take(wait)
+    held = Batch.concat([
+        dataclasses.replace(kept, waited=np.ones(len(kept), np.bool_)),
+        dataclasses.replace(requeued, last_code=codes[wait],
+                            waited=np.ones(len(wait), np.bool_))])
+    return held.take(np.argsort(held.at_us, kind="stable"))
 
 
 # ---------------------------------------------------------------------- the report

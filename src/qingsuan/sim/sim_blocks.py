@@ -1,0 +1,188 @@
+"""The scenario blocks only ``qingsuan simulate`` reads (docs/SIMULATE.md): ``stress:``,
+``cash_managers:`` and ``costs:``, checked when the file is loaded, each problem with its
+line. The scenario loader calls :func:`parse_blocks`; the blocks' meaning lives in
+sim/stress.py, sim/policies.py and sim/costs.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any, Final, Protocol
+
+from qingsuan.clock import from_datetime
+from qingsuan.money import AmountError, parse_amount
+from qingsuan.sim.stress import Maintenance, Outage, Squeeze, SqueezeOf, Stress, StressKind
+from qingsuan.sim.yamlloc import LDict, LList
+
+#: top-level keys of a scenario that belong to the simulator
+BLOCK_KEYS: Final = ("stress", "cash_managers", "costs")
+#: stress blocks one file may hold
+MAX_STRESS: Final = 1_000
+_SYSTEMS: Final = ("HVPS", "BEPS", "IBPS")
+
+
+class Checker(Protocol):
+    """What the scenario loader's checker offers (sim/scenario.py)."""
+
+    def add(self, line: int, message: str) -> None: ...
+
+    def keys(self, doc: LDict, what: str, required: Iterable[str], optional: Iterable[str]
+             ) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SimBlocks:
+    stress: tuple[Stress, ...] = ()
+
+
+def parse_blocks(ck: Checker, top: LDict, participants: set[str]) -> SimBlocks:
+    """The simulator's blocks of a scenario (absent: none)."""
+    stress = _stress(ck, top, participants)
+    for key in ("cash_managers", "costs"):
+        if key in top:
+            ck.add(top.line_of(key), f"{key}: not available yet in this release")
+    return SimBlocks(stress)
+
+
+def share_ppm(ck: Checker, doc: LDict, key: str, what: str, *, lo_open: bool = True,
+              hi: str = "1") -> int | None:
+    """A decimal share like 0.25 (at most 6 decimals) as parts per million."""
+    raw = doc.get(key)
+    try:
+        if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+            raise InvalidOperation
+        value = Decimal(str(raw))
+        ppm = value * 1_000_000
+        if ppm != ppm.to_integral_value() or not (
+                (value > 0 if lo_open else value >= 0) and value <= Decimal(hi)):
+            raise InvalidOperation
+    except InvalidOperation:
+        ck.add(doc.line_of(key), f"{what}: {key} must be a decimal "
+                                 f"{'above' if lo_open else 'from'} 0 and at most {hi} with "
+                                 f"at most 6 decimals (got {raw!r})")
+        return None
+    return int(ppm)
+
+
+def _time(ck: Checker, doc: LDict, key: str, what: str) -> int | None:
+    value = doc.get(key)
+    try:
+        if isinstance(value, dt.datetime):
+            return from_datetime(value)
+        if not isinstance(value, str):
+            raise ValueError
+        return from_datetime(dt.datetime.fromisoformat(value.strip()))
+    except ValueError:
+        ck.add(doc.line_of(key), f"{what}: {key} must be a date-time like "
+                                 f"2026-09-30T10:00 (got {value!r})")
+        return None
+
+
+def _period(ck: Checker, doc: LDict, what: str) -> tuple[int, int] | None:
+    start, until = _time(ck, doc, "from", what), _time(ck, doc, "until", what)
+    if start is None or until is None:
+        return None
+    if until <= start:
+        ck.add(doc.line_of("until"), f"{what}: until must be after from")
+        return None
+    return start, until
+
+
+def _stress(ck: Checker, top: LDict, participants: set[str]) -> tuple[Stress, ...]:
+    raw = top.get("stress")
+    if raw is None or raw == []:
+        return ()
+    if not isinstance(raw, LList):
+        ck.add(top.line_of("stress"), "stress must be a list of blocks")
+        return ()
+    if len(raw) > MAX_STRESS:
+        ck.add(raw.line, f"stress: more than {MAX_STRESS:,} blocks")
+        return ()
+    out: list[Stress] = []
+    parsers: dict[StressKind, Callable[[LDict, str, int], Stress | None]] = {
+        StressKind.OUTAGE: lambda d, w, line: _outage(ck, d, w, line, participants),
+        StressKind.SQUEEZE: lambda d, w, line: _squeeze(ck, d, w, line, participants),
+        StressKind.MAINTENANCE: lambda d, w, line: _maintenance(ck, d, w, line),
+    }
+    for k, (doc, line) in enumerate(zip(raw, raw.item_lines, strict=True)):
+        what = f"stress[{k}]"
+        if not isinstance(doc, LDict):
+            ck.add(line, f"{what} must be a mapping of keys to values")
+            continue
+        kind = next((x for x in StressKind if x.value == doc.get("kind")), None)
+        if kind is None:
+            ck.add(doc.line_of("kind"), f"{what}: kind must be one of "
+                                        f"{', '.join(x.value for x in StressKind)} "
+                                        f"(got {doc.get('kind')!r})")
+            continue
+        block = parsers[kind](doc, f"{what} ({kind.value})", line)
+        if block is not None:
+            out.append(block)
+    return tuple(out)
+
+
+def _outage(ck: Checker, doc: LDict, what: str, line: int, participants: set[str]
+            ) -> Outage | None:
+    if not ck.keys(doc, what, ("kind", "participant", "from", "until"), ()):
+        return None
+    name = doc["participant"]
+    if name not in participants:
+        ck.add(doc.line_of("participant"), f"{what}: participant {name!r} is not listed")
+        return None
+    period = _period(ck, doc, what)
+    return Outage(str(name), *period, line) if period else None
+
+
+def _squeeze(ck: Checker, doc: LDict, what: str, line: int, participants: set[str]
+             ) -> Squeeze | None:
+    if not ck.keys(doc, what, ("kind", "share"), ("of", "participants")):
+        return None
+    share = share_ppm(ck, doc, "share", what)
+    of = next((x for x in SqueezeOf if x.value == doc.get("of", "balances")), None)
+    if of is None:
+        ck.add(doc.line_of("of"), f"{what}: of must be balances, collateral or both "
+                                  f"(got {doc.get('of')!r})")
+    names = doc.get("participants", [])
+    if not isinstance(names, list) or any(n not in participants for n in names):
+        ck.add(doc.line_of("participants"), f"{what}: participants must be a list of "
+                                            f"listed participants (got {names!r})")
+        return None
+    if share is None or of is None:
+        return None
+    return Squeeze(share, of, tuple(str(n) for n in names), line)
+
+
+def _maintenance(ck: Checker, doc: LDict, what: str, line: int) -> Maintenance | None:
+    if not ck.keys(doc, what, ("kind", "system", "from", "until"), ()):
+        return None
+    system = doc["system"]
+    if system not in _SYSTEMS:
+        ck.add(doc.line_of("system"), f"{what}: system must be HVPS, BEPS or IBPS "
+                                      f"(got {system!r})")
+        return None
+    period = _period(ck, doc, what)
+    return Maintenance(str(system), *period, line) if period else None
+
+
+def amount_fen(ck: Checker, doc: LDict, key: str, what: str, default: int) -> int:
+    """An amount written as a CNY string (at most two decimals), in fen."""
+    if key not in doc:
+        return default
+    try:
+        return parse_amount(doc[key], field=f"{what}: {key}", allow_zero=False)
+    except AmountError as exc:
+        ck.add(doc.line_of(key), str(exc))
+        return default
+
+
+def number(ck: Checker, doc: LDict, key: str, what: str, lo: float, hi: float,
+           default: Any) -> Any:
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+        ck.add(doc.line_of(key), f"{what}: {key} must be a number from {lo:g} to {hi:g} "
+                                 f"(got {value!r})")
+        return default
+    return value
