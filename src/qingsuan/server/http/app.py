@@ -1,0 +1,53 @@
+"""The FastAPI application of the CNAPS sandbox: ``create_app(core, keys)``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import Response
+
+from qingsuan import __version__
+from qingsuan.server.http import errors, routes_meta, routes_operator, routes_participant
+from qingsuan.server.http.auth import KeyRing
+from qingsuan.server.http.core import SandboxCore
+from qingsuan.server.http.metrics import Metrics, MetricsMiddleware
+
+DESCRIPTION = """\
+The CNAPS sandbox of Qingsuan (清算): send ISO 20022 messages and JSON customer transfers as a
+participant's payment hub, follow your payments, read your statements and positions; as the
+operator, move the clock. Every request that changes something is in the durable log before
+it is answered.
+
+**Keys**: `Authorization: Bearer KEY`, one key per participant and one for the operator
+(docs/SERVER.md). A participant's key acts and reads for its own participant only.
+
+**Refusals**: a 4xx JSON body `{"reason", "field", "message"}`; `reason` is an ISO 20022
+reason code when the bank or CNAPS refused a payment, an API code otherwise.
+"""
+
+
+def create_app(core: SandboxCore, keys: KeyRing, *, metrics: Metrics | None = None
+               ) -> FastAPI:
+    """The API over ``core`` (which owns the world and its single writer), with ``keys``."""
+    app = FastAPI(title="Qingsuan CNAPS sandbox", version=__version__,
+                  description=DESCRIPTION, openapi_tags=[
+                      {"name": "participant", "description": "as a participant's hub"},
+                      {"name": "operator", "description": "the operator's key"},
+                      {"name": "meta", "description": "health, the directory, whose key"}])
+    app.state.core = core
+    app.state.keys = keys
+    errors.install(app)
+    app.include_router(routes_meta.router)
+    app.include_router(routes_participant.router, tags=["participant"])
+    app.include_router(routes_operator.router, tags=["operator"])
+    watch = metrics if metrics is not None else Metrics()
+    app.state.metrics = watch
+    core.writer.on_batch = lambda jobs: watch.after_batch(core, jobs)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return watch.response()
+
+    app.add_middleware(MetricsMiddleware, metrics=watch)
+    return app
+
+

@@ -1,0 +1,90 @@
+"""Who is asking, and what they may see: the routes' dependencies.
+
+A participant's key acts for that participant only: a path naming another participant is
+refused with 403 whether or not that participant exists (a key learns nothing of others).
+The operator's key reads any participant's views and runs the operator's routes; it sends
+no payments (it is nobody's bank).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from qingsuan.server.http.auth import KeyRing, Principal
+from qingsuan.server.http.core import SandboxCore
+from qingsuan.server.http.errors import ApiError
+
+_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
+_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+
+
+def core(request: Request) -> SandboxCore:
+    found: SandboxCore = request.app.state.core
+    return found
+
+
+def principal(request: Request,
+              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+              ) -> Principal:
+    if credentials is None:
+        raise ApiError(401, "missing_key", "send your API key as 'Authorization: Bearer KEY'",
+                       headers=_CHALLENGE)
+    ring: KeyRing = request.app.state.keys
+    who = ring.who(credentials.credentials)
+    if who is None:
+        raise ApiError(401, "bad_key", "this API key is not known here", headers=_CHALLENGE)
+    return who
+
+
+Who = Annotated[Principal, Depends(principal)]
+Core = Annotated[SandboxCore, Depends(core)]
+
+
+def _known(c: SandboxCore, participant: str) -> None:
+    directory = c.cnaps.directory
+    if participant not in directory or participant not in c.world.banks.members:
+        raise ApiError(404, "unknown_participant", f"no participant {participant!r} "
+                       "(GET /v1/participants lists them)", "participant")
+
+
+def acting_participant(participant: str, who: Who, c: Core) -> str:
+    """The path's participant, when the key is that participant's (to send, to cancel)."""
+    if who.operator:
+        raise ApiError(403, "participant_only", "the operator's key sends no payments: use "
+                       f"{participant}'s key")
+    if who.name != participant:
+        raise ApiError(403, "not_yours", "this key acts for its own participant only",
+                       "participant")
+    _known(c, participant)
+    return participant
+
+
+def reading_participant(participant: str, who: Who, c: Core) -> str:
+    """The path's participant, when the key is that participant's or the operator's."""
+    if not who.operator and who.name != participant:
+        raise ApiError(403, "not_yours", "this key sees its own participant only",
+                       "participant")
+    _known(c, participant)
+    return participant
+
+
+def operator(who: Who) -> Principal:
+    if not who.operator:
+        raise ApiError(403, "operator_only", "this route takes the operator's key")
+    return who
+
+
+Acting = Annotated[str, Depends(acting_participant)]
+Reading = Annotated[str, Depends(reading_participant)]
+Operator = Annotated[Principal, Depends(operator)]
+
+
+def accepts_json(request: Request) -> bool:
+    """The client prefers JSON to XML for refusals (``Accept: application/json``)."""
+    accept = request.headers.get("accept", "")
+    return "application/json" in accept and "xml" not in accept
+
+

@@ -1,0 +1,81 @@
+"""The operator's routes: the clock (wall or virtual; set, advance) and running what is due.
+Every move of the clock is logged as ticks (server/http/clock.py)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body
+from pydantic import BaseModel, ConfigDict, Field
+
+from qingsuan.server.http import inputs
+from qingsuan.server.http.clock import clock_view, move_to
+from qingsuan.server.http.deps import Core, Operator
+from qingsuan.server.http.errors import ERRORS, ApiError
+
+router = APIRouter(prefix="/v1/operator", responses=ERRORS)
+
+
+class ClockIn(BaseModel):
+    """One change of the clock: go to a time, go ahead by a duration, or change mode."""
+
+    model_config = ConfigDict(extra="forbid")
+    at: str | None = Field(None, description="move the virtual clock to this Beijing time "
+                                             "(ISO 8601), never back",
+                           examples=["2026-11-26T17:14"])
+    advance: str | None = Field(None, description="move the virtual clock ahead by this much",
+                                examples=["15m", "2h30m", "1d"])
+    mode: Literal["wall", "virtual"] | None = Field(
+        None, description="virtual: the clock stops where it is until moved; wall: real "
+                          "time (held while the virtual clock was ahead of it)")
+
+
+@router.get("/clock", summary="The clock")
+async def get_clock(_: Operator, c: Core) -> Any:
+    """The clock's mode and time, the next scheduled moment, HVPS's phase and business
+    date."""
+    return await c.writer.call(lambda: clock_view(c.world, c.clock))
+
+
+@router.post("/clock", summary="Set, advance or switch the clock")
+async def set_clock(change: Annotated[ClockIn, Body()], _: Operator, c: Core) -> Any:
+    """`at` or `advance` moves the virtual clock (switching to it) the way time passes:
+    each scheduled moment on the way (HVPS cut-off and close, net sessions, the card
+    cut-off) is run and logged at its own time. `mode: wall` returns to real time."""
+    if change.at is not None and change.advance is not None:
+        raise ApiError(422, "invalid_field", "give at or advance, not both", "advance")
+    if change.at is None and change.advance is None and change.mode is None:
+        raise ApiError(422, "missing_field", "give at, advance or mode", "at")
+    if change.mode == "wall" and (change.at or change.advance):
+        raise ApiError(422, "invalid_field", "moving the clock makes it virtual: mode wall "
+                       "goes with neither at nor advance", "mode")
+    target = inputs.moment_us(change.at) if change.at is not None else None
+    step = inputs.duration_us(change.advance) if change.advance is not None else None
+
+    def job() -> dict[str, Any]:
+        moved = None
+        if target is not None or step is not None:
+            to = target if target is not None else c.clock.now_us() + (step or 0)
+            moved = move_to(c.world, c.clock, to)
+        elif change.mode == "virtual":
+            c.clock.set_virtual(c.clock.now_us())
+        else:
+            c.clock.use_wall()
+        doc = clock_view(c.world, c.clock)
+        doc["ticks"] = moved.ticks if moved is not None else 0
+        return doc
+
+    return await c.writer.call(job)
+
+
+@router.post("/tick", summary="Run what is due now")
+async def tick(_: Operator, c: Core) -> Any:
+    """Log a tick at the clock's time: whatever is due (a net session, the cut-off, a
+    held payment, an expired pre-authorisation) runs now. The server does this by itself
+    when a moment passes; this is for a clock you just moved, or to see it happen."""
+
+    def job() -> dict[str, Any]:
+        c.engine.tick()
+        return {**clock_view(c.world, c.clock), "ticks": 1}
+
+    return await c.writer.call(job)

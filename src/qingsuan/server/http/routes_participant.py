@@ -1,0 +1,149 @@
+"""A participant's routes: send ISO 20022 messages and JSON transfers, follow its payments,
+read its statements and positions. Each acts only for the key's own participant."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Body, Path, Request
+from fastapi.responses import JSONResponse, Response
+
+from qingsuan.clock import to_beijing
+from qingsuan.cnaps.gateway import ACCEPTED
+from qingsuan.messages import MessageRejection, build_rejection_pacs002, parse_inbound
+from qingsuan.messages.xmlio import DEFAULT_MAX_BYTES
+from qingsuan.server.http import inputs, transfers, views
+from qingsuan.server.http.deps import Acting, Core, Reading, accepts_json
+from qingsuan.server.http.errors import ERRORS, ApiError
+
+XML: Final = "application/xml"
+_XML_TYPES: Final = ("application/xml", "text/xml")
+#: the largest message body taken (the codec's own limit)
+MAX_XML_BYTES: Final = DEFAULT_MAX_BYTES
+_ID_PATTERN: Final = r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,34}$"
+
+router = APIRouter(prefix="/v1/participants/{participant}", responses=ERRORS)
+
+_XML_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {XML: {
+    "schema": {"type": "string", "format": "binary"},
+    "example": "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08\">"
+               "...</Document>"}}}}
+_XML_ANSWER: dict[int | str, dict[str, Any]] = {200: {
+    "content": {XML: {"schema": {"type": "string"}}}, "description": "the answer message"}}
+
+MsgId = Annotated[str, Path(pattern=_ID_PATTERN, description="GrpHdr/MsgId (API for JSON)")]
+TxId = Annotated[str, Path(pattern=_ID_PATTERN, description="TxId (the id of a JSON one)")]
+
+
+async def read_xml(request: Request) -> bytes:
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind not in _XML_TYPES:
+        raise ApiError(415, "unsupported_media_type", "send the message as application/xml "
+                       f"(got {inputs.clip(kind or 'no content type')})", "content-type")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_XML_BYTES:
+        raise ApiError(413, "too_large", f"a message is at most {MAX_XML_BYTES:,} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_XML_BYTES:
+            raise ApiError(413, "too_large", f"a message is at most {MAX_XML_BYTES:,} bytes")
+    if not body:
+        raise ApiError(400, "missing_body", "the message is empty")
+    return bytes(body)
+
+
+@router.post("/messages", openapi_extra=_XML_BODY, responses=_XML_ANSWER,
+             response_class=Response, summary="Send an ISO 20022 message")
+async def send_message(request: Request, participant: Acting, c: Core) -> Response:
+    """pacs.008 (customer transfer), pacs.009 (institution transfer), pacs.003 (BEPS
+    debit), pacs.004 (return), camt.056 (cancel request) or pacs.028 (status request),
+    validated against the official XSDs. The answer is CNAPS's: pacs.002 (camt.029 for a
+    camt.056), each transaction ACSC, ACSP, PDNG or RJCT with its reason; 200 even when
+    transactions are rejected. A message refused whole (not XML, not valid against its
+    XSD, a type CNAPS does not take) is 400 with a pacs.002 RJCT naming the reason and the
+    element, or the JSON refusal when you send `Accept: application/json`."""
+    xml = await read_xml(request)
+    first = parse_inbound(xml, accept=ACCEPTED)  # (pure: no need of the engine's lock)
+    if isinstance(first, MessageRejection):
+        return _refused(request, c, first)
+    reply = await c.writer.call(lambda: c.gateway.receive(xml, participant))
+    return Response(reply, media_type=XML)
+
+
+def _refused(request: Request, c: Core, rejection: MessageRejection) -> Response:
+    if accepts_json(request):
+        return JSONResponse({"reason": rejection.reason_code, "field": rejection.element_path,
+                             "message": rejection.message}, status_code=400)
+    reply = build_rejection_pacs002(rejection, msg_id=f"QSR{c.engine.applied_seq:011d}",
+                                    created_at=to_beijing(c.clock.now_us()))
+    return Response(reply, status_code=400, media_type=XML,
+                    headers={"Qingsuan-Reason": rejection.reason_code})
+
+
+@router.post("/transfers", status_code=201, summary="Send a customer transfer (JSON)",
+             responses={201: {"description": "the bank took the order: its payment"},
+                        422: {"description": "refused: a bad field (nothing logged), or the "
+                                             "bank refused the order at once (the body's "
+                                             "payment, logged, has status rejected)"}})
+async def send_transfer(order: Annotated[transfers.TransferIn, Body()], participant: Acting,
+                        c: Core) -> JSONResponse:
+    """Your customer's transfer, booked and routed by your bank as at its counter or in
+    its app. 201 with the payment (`status`: accepted, settled, queued, netted, credited
+    within the bank; `iso_status` as a pacs.002 would say it). A refusal by the bank at
+    once (insufficient funds AM04, above the IBPS limit AM02, a closed account AC04) is
+    422 with its ISO reason and the payment it recorded."""
+    doc = await c.writer.call(lambda: transfers.book(c.world, participant, order))
+    if doc["status"] == "rejected":
+        reason = doc["reason"] or {"code": "NARR", "message": "rejected"}
+        return JSONResponse({"reason": reason["code"],
+                             "field": transfers.REFUSAL_FIELD.get(reason["code"]),
+                             "message": reason["message"], "payment": doc}, status_code=422)
+    return JSONResponse(doc, status_code=201)
+
+
+@router.get("/payments/{msg_id}/{tx_id}", summary="A payment's status")
+async def payment(msg_id: MsgId, tx_id: TxId, participant: Reading, c: Core) -> Any:
+    """One of your payments, by its message id and transaction id (a JSON transfer's:
+    `API/<id>`): status, ISO status, reason, route and history."""
+    doc = await c.writer.call(lambda: views.payment(c.world, participant, msg_id, tx_id))
+    if doc is None:
+        raise ApiError(404, "unknown_payment", f"{participant} sent no payment "
+                       f"{msg_id}/{tx_id}", "tx_id")
+    return doc
+
+
+@router.get("/statements/{date}", response_class=Response, summary="camt.053 statement",
+            responses={200: {"content": {XML: {"schema": {"type": "string"}}},
+                             "description": "camt.053"}})
+async def statement(date: str, participant: Reading, c: Core) -> Response:
+    """The settlement account's statement of a closed business day (camt.053)."""
+    day = inputs.date(date)
+
+    def job() -> bytes:
+        try:
+            return c.gateway.statement(participant, day)
+        except KeyError:
+            raise ApiError(404, "no_statement", f"no statement of {day} for {participant}: "
+                           "the day is not closed yet, or was not a business day",
+                           "date") from None
+
+    return Response(await c.writer.call(job), media_type=XML)
+
+
+@router.get("/reports/intraday", response_class=Response, summary="camt.052 intraday report",
+            responses={200: {"content": {XML: {"schema": {"type": "string"}}},
+                             "description": "camt.052"}})
+async def intraday(participant: Reading, c: Core) -> Response:
+    """The settlement account's entries of today so far and its balance now (camt.052)."""
+    return Response(await c.writer.call(lambda: c.gateway.intraday_report(participant)),
+                    media_type=XML)
+
+
+@router.get("/positions", summary="Balances, HVPS queue, net positions and caps")
+async def positions(participant: Reading, c: Core) -> Any:
+    """The settlement account (balance, available, with pledge financing), the HVPS queue
+    by priority, and the BEPS/IBPS net positions against their debit caps."""
+    return await c.writer.call(lambda: views.positions(c.world, participant))
+
+

@@ -1,0 +1,119 @@
+"""A customer transfer in JSON: the participant's bank books its customer's order and
+routes it, as at its counter or in its mobile app (banks/routing.py: 行内, HVPS, BEPS,
+IBPS, or held until HVPS opens), or sends it through the system the hub names, as a
+pacs.008 would. Every input is checked before anything is logged: a command that could
+not be applied must never reach the log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from qingsuan.cnaps.hvps import dumps
+from qingsuan.cnaps.participants import ParticipantKind
+from qingsuan.server.http import inputs
+from qingsuan.server.http.errors import ApiError
+from qingsuan.server.http.views import record_view, ref_of
+
+if TYPE_CHECKING:
+    from qingsuan.world import World
+
+#: the message id of every JSON transfer (its payment id is ``API/<id>``)
+JSON_MSG_ID: Final = "API"
+
+
+class Creditor(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bank: str = Field(description="the creditor's bank: its CNAPS name (CCB) or 12-digit "
+                                  "bank code (105100000017)", examples=["CCB"])
+    account: str = Field(description="the creditor's account number (6 to 32 digits)",
+                         examples=["9217000000000010011"])
+    name: str = Field(description="the account holder's name (the receiving bank checks it "
+                                  "when banks.name_check is on)", examples=["Holder CCB 1"])
+
+
+class TransferIn(BaseModel):
+    """A customer's transfer order."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(description="your id for it, unique among your payments (1 to 35 "
+                                "letters, digits, - _ .); its payment id is API/<id>",
+                    examples=["INV-2026-0001"])
+    debtor_account: str = Field(description="the paying customer's account at your bank",
+                                examples=["9222020000000010017"])
+    creditor: Creditor
+    amount: str = Field(description="CNY as a string of yuan, at most two decimals",
+                        examples=["1234.50"])
+    channel: Literal["counter", "mobile"] = Field(
+        "counter", description="where the customer ordered it: the bank routes a counter "
+                               "order by amount and urgency (HVPS or BEPS), a mobile urgent "
+                               "one through IBPS")
+    urgent: bool = Field(False, description="the customer asks for urgent")
+    system: Literal["HVPS", "BEPS", "IBPS"] | None = Field(
+        None, description="send it through this system, as a pacs.008 would (the hub "
+                          "routes); omit to let the bank route it by channel and urgency")
+
+
+@dataclass(frozen=True)
+class Checked:
+    ref: str
+    amount_fen: int
+    debtor_id: str
+    receiver: str
+
+
+def check(world: World, participant: str, order: TransferIn) -> Checked:
+    """Every refusal of an order (ApiError, nothing logged); what to book otherwise."""
+    amount = inputs.amount_fen(order.amount)
+    inputs.payment_id(order.id)
+    inputs.account(order.debtor_account, "debtor_account")
+    inputs.account(order.creditor.account, "creditor.account")
+    inputs.name(order.creditor.name, "creditor.name")
+    banks, directory = world.banks, world.cnaps.directory
+    debtor = banks.directory.by_number.get((participant, order.debtor_account))
+    if debtor is None:
+        raise ApiError(422, "unknown_account", f"{participant} holds no account "
+                       f"{order.debtor_account}", "debtor_account")
+    bank = order.creditor.bank
+    receiver = directory.by_code(bank) if bank.isdigit() else \
+        directory.get(bank) if bank in directory else None
+    if receiver is None or receiver.kind is ParticipantKind.CARD_SWITCH or \
+            receiver.name not in banks.members:
+        raise ApiError(422, "unknown_participant", f"{inputs.clip(bank)} is not a bank in "
+                       "this world (GET /v1/participants lists them)", "creditor.bank")
+    if receiver.name == participant and order.creditor.account == order.debtor_account:
+        raise ApiError(422, "same_account", "the debtor and creditor are the same account",
+                       "creditor.account")
+    ref = ref_of(participant, JSON_MSG_ID, order.id)
+    if ref in banks.payments:
+        raise ApiError(409, "duplicate", f"you sent a payment {JSON_MSG_ID}/{order.id} "
+                       f"before (AM05): GET /v1/participants/{participant}/payments/"
+                       f"{JSON_MSG_ID}/{order.id} tells what became of it", "id")
+    return Checked(ref, amount, debtor.id, receiver.name)
+
+
+def book(world: World, participant: str, order: TransferIn) -> dict[str, Any]:
+    """Log the order for the bank to carry out; the payment as it stands after applying."""
+    c = check(world, participant, order)
+    banks = world.banks
+    if order.system is not None:
+        record = banks.customer_transfer(
+            c.ref, order.system, "urgent" if order.urgent else "normal", participant,
+            c.receiver, c.amount_fen, order.debtor_account, order.creditor.account,
+            order.creditor.name)
+    else:
+        world.engine.command("banks.event", dumps({
+            "do": "transfer", "order": -1, "fields": {
+                "id": c.ref, "amount_fen": c.amount_fen, "channel": order.channel,
+                "urgent": order.urgent, "from_customer": c.debtor_id, "to_customer": None,
+                "to_account": [c.receiver, order.creditor.account, order.creditor.name]}}))
+        record = banks.payments[c.ref]
+    return record_view(world, c.ref, JSON_MSG_ID, order.id, record)
+
+
+#: the field a bank's refusal points at, by its reason code
+REFUSAL_FIELD: Final = {"AM02": "amount", "AM04": "amount", "AC01": "creditor.account",
+                        "AC04": "creditor.account", "BE01": "creditor.name",
+                        "AM05": "id", "DT01": "system"}

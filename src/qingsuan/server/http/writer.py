@@ -1,0 +1,98 @@
+"""The engine's single writer for the HTTP edge: one thread that runs the handlers' jobs
+against the world, in batches, one group commit per batch.
+
+A handler (on the HTTP server's event loop) hands the writer a job, a function of no
+arguments that reads or changes the world, and awaits its result. The thread takes every
+job waiting (up to :data:`MAX_BATCH`), holds the core's lock (the card port takes the same
+lock: one writer at a time), applies them in order with the engine's commits deferred,
+makes them durable with one append and one fsync, and only then hands the results back.
+So an answer is never sent before what it acknowledges is in the log, and the commit
+grows with the load. A job that refuses (:class:`ApiError`) changes nothing; a batch whose
+commands could not be made durable fails whole (nobody was told anything about it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import threading
+from collections.abc import Callable
+from typing import Any, Final, Protocol, TypeVar
+
+from qingsuan.server.http.errors import ApiError
+
+T = TypeVar("T")
+#: jobs in one group commit at most
+MAX_BATCH: Final = 1024
+#: jobs waiting at most; past it a request is refused at once (503) rather than queued
+MAX_WAITING: Final = 16_384
+
+Job = Callable[[], Any]
+
+
+class BatchRunner(Protocol):
+    def run_batch(self, jobs: list[Job]) -> list[tuple[bool, Any]]:
+        """Run ``jobs`` under the lock with one group commit: (ok, result or exception)."""
+
+
+class Writer:
+    def __init__(self, runner: BatchRunner, *, on_batch: Callable[[int], None] | None = None
+                 ) -> None:
+        self.runner = runner
+        self.on_batch = on_batch
+        self._jobs: collections.deque[tuple[Job, asyncio.AbstractEventLoop,
+                                            asyncio.Future[Any]]] = collections.deque()
+        self._cv = threading.Condition()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="qingsuan-engine", daemon=True)
+        self._thread.start()
+
+    async def call(self, job: Callable[[], T]) -> T:
+        """Run ``job`` on the writer; its result once durable (or its exception)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._cv:
+            if self._stopping:
+                raise ApiError(503, "stopping", "the sandbox is stopping")
+            if len(self._jobs) >= MAX_WAITING:
+                raise ApiError(503, "busy", f"{MAX_WAITING} requests are waiting for the "
+                               "engine: try again shortly", headers={"Retry-After": "1"})
+            self._jobs.append((job, loop, future))
+            self._cv.notify()
+        return await future
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not self._jobs and not self._stopping:
+                    self._cv.wait()
+                if not self._jobs:
+                    return
+                batch = [self._jobs.popleft() for _ in range(min(MAX_BATCH, len(self._jobs)))]
+            try:
+                results = self.runner.run_batch([job for job, _, _ in batch])
+            except BaseException as exc:  # the runner itself broke: every job fails
+                results = [(False, exc)] * len(batch)
+            for (_, loop, future), result in zip(batch, results, strict=True):
+                with contextlib.suppress(RuntimeError):  # (that loop is closed: nobody
+                    loop.call_soon_threadsafe(_settle, future, result)  # waits for it)
+            if self.on_batch is not None:
+                self.on_batch(len(batch))
+
+    def stop(self, timeout_s: float = 60.0) -> None:
+        """Run every job already handed in, then end the thread."""
+        with self._cv:
+            self._stopping = True
+            self._cv.notify()
+        self._thread.join(timeout_s)
+
+
+def _settle(future: asyncio.Future[Any], result: tuple[bool, Any]) -> None:
+    if future.done():  # the client went away: the job ran all the same
+        return
+    ok, value = result
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
