@@ -1,0 +1,175 @@
+"""A participant sees and acts on its own payments, statements and positions only: for
+every route, another participant's key gets 403 or 404, never the data (and a new route
+without a row here fails the coverage test). API keys are kept only as hashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute
+from test_http_api import CCB, CCB1, ICBC, NAMES, Api, open_api, order, pacs008
+
+from qingsuan.server.http import KeyRing
+from qingsuan.server.http.auth import OPERATOR, hash_key, key_file_of
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+P = "/v1/participants/{participant}"
+#: every route a participant's key may use, with what it needs: (method, path, body)
+PARTICIPANT_ROUTES: list[tuple[str, str, str]] = [
+    ("POST", f"{P}/messages", "xml"),
+    ("POST", f"{P}/transfers", "json"),
+    ("GET", f"{P}/payments/{{msg_id}}/{{tx_id}}", ""),
+    ("GET", f"{P}/statements/{{date}}", ""),
+    ("GET", f"{P}/reports/intraday", ""),
+    ("GET", f"{P}/positions", ""),
+]
+OPERATOR_ROUTES: list[tuple[str, str, Any]] = [
+    ("GET", "/v1/operator/clock", None),
+    ("POST", "/v1/operator/clock", {"advance": "1h"}),
+    ("POST", "/v1/operator/tick", None),
+]
+#: routes whose answer is the same for every key (or needs none): nobody's data
+PUBLIC_ROUTES = {("GET", "/v1/health"), ("GET", "/v1/me"), ("GET", "/v1/participants"),
+                 ("GET", "/metrics")}
+
+
+@pytest.fixture
+def world() -> Iterator[Api]:
+    """ICBC has sent a JSON transfer, a pacs.008 and has a closed day; so has CCB."""
+    ring, keys = KeyRing.for_world(NAMES)
+    client, core = open_api(f"memory://{uuid.uuid4().hex}", ring)
+    api = Api(client, core, keys)
+    try:
+        assert api.transfer(urgent=True).status_code == 201
+        assert api.xml(pacs008()).status_code == 200
+        assert api.post("/v1/participants/CCB/transfers", "CCB", json=order(
+            id="C1", debtor_account=CCB1, creditor={"bank": "ICBC", "account":
+                                                    "9222020000000010025",
+                                                    "name": "Holder ICBC 2"})).status_code == 201
+        assert api.clock(at="2026-11-26T20:00").status_code == 200
+        yield api
+    finally:
+        core.close()
+
+
+def _call(api: Api, who: str, method: str, template: str, body: str, participant: str,
+          msg_id: str = "API", tx_id: str = "T1") -> Any:
+    path = template.format(participant=participant, msg_id=msg_id, tx_id=tx_id,
+                           date="2026-11-26")
+    if body == "xml":
+        return api.post(path, who, content=pacs008("OTHERM", "OTHERT"),
+                        headers={"content-type": "application/xml"})
+    if body == "json":
+        return api.post(path, who, json=order(id="OTHER"))
+    return api.get(path, who)
+
+
+@pytest.mark.parametrize(("method", "template", "body"), PARTICIPANT_ROUTES)
+def test_another_participants_key_is_refused_on_every_route(
+        world: Api, method: str, template: str, body: str) -> None:
+    seq = world.core.engine.applied_seq
+    for target in ("ICBC", "NOSUCHBANK"):  # an unknown one alike: a key learns nothing
+        answer = _call(world, "CCB", method, template, body, target)
+        assert answer.status_code == 403, (target, answer.text)
+        doc = answer.json()
+        assert set(doc) == {"reason", "field", "message"} and doc["reason"] == "not_yours"
+        assert ICBC not in answer.text and "T1" not in answer.text
+    assert world.core.engine.applied_seq == seq  # nothing was sent in ICBC's name
+
+
+@pytest.mark.parametrize(("method", "template", "body"), PARTICIPANT_ROUTES)
+def test_own_key_on_own_path_sees_only_its_own(world: Api, method: str, template: str,
+                                               body: str) -> None:
+    answer = _call(world, "CCB", method, template, body, "CCB")
+    if "payments" in template:  # ICBC's payment ids on CCB's own path: not found
+        assert answer.status_code == 404 and answer.json()["reason"] == "unknown_payment"
+        theirs = _call(world, "CCB", method, template, body, "CCB", "ICBCM1", "ICBCT1")
+        assert theirs.status_code == 404
+        mine = _call(world, "CCB", method, template, body, "CCB", "API", "C1")
+        assert mine.status_code == 200 and mine.json()["tx_id"] == "C1"
+        return
+    if body == "xml":  # CCB's hub sends a message in its own name: ICBC's agent refused
+        assert answer.status_code == 200 and b"RC01" in answer.content
+        return
+    if body == "json":  # CCB's hub pays from an ICBC account: not its customer
+        assert answer.status_code == 422 and answer.json()["reason"] == "unknown_account"
+        return
+    assert answer.status_code == 200, answer.text
+    assert CCB in answer.text and ICBC not in answer.text  # CCB's account, not ICBC's
+
+
+@pytest.mark.parametrize(("method", "path", "body"), OPERATOR_ROUTES)
+def test_operator_routes_refuse_participants(world: Api, method: str, path: str,
+                                             body: Any) -> None:
+    for who in NAMES:
+        answer = world.client.request(method, path, headers=world.h(who), json=body)
+        assert answer.status_code == 403 and answer.json()["reason"] == "operator_only"
+    assert world.client.request(method, path, headers=world.h(OPERATOR),
+                                json=body).status_code == 200
+
+
+def test_operator_reads_but_never_acts_for_a_participant(world: Api) -> None:
+    for method, template, body in PARTICIPANT_ROUTES:
+        answer = _call(world, OPERATOR, method, template, body, "ICBC")
+        if body:
+            assert answer.status_code == 403, template
+            assert answer.json()["reason"] == "participant_only"
+        else:
+            assert answer.status_code == 200, (template, answer.text)
+
+
+def test_every_route_has_an_isolation_test(world: Api) -> None:
+    app = world.client.app
+    tested = {(m, p) for m, p, _ in PARTICIPANT_ROUTES} | \
+        {(m, p) for m, p, _ in OPERATOR_ROUTES} | PUBLIC_ROUTES
+    routes = {(method, route.path) for route in app.routes  # type: ignore[attr-defined]
+              if isinstance(route, APIRoute) for method in route.methods or ()}
+    assert routes - tested == set()
+
+
+def test_me_and_directory_show_no_ones_payments(world: Api) -> None:
+    me = world.get("/v1/me", "CCB").json()
+    assert me == {"operator": False, "participant": "CCB", "code": CCB,
+                  "kind": "direct_bank"}
+    directory = world.get("/v1/participants", "CCB").text
+    assert "T1" not in directory and "balance" not in directory
+
+
+# ---------------------------------------------------------------------- the key file
+
+
+def test_keys_are_kept_only_as_hashes_in_a_private_file(tmp_path: Path) -> None:
+    ring, keys = KeyRing.for_world(NAMES)
+    assert set(keys) == {*NAMES, OPERATOR} and len(set(keys.values())) == len(keys)
+    path = tmp_path / "s.db.apikeys"
+    ring.save(path)
+    text = path.read_text()
+    assert all(key not in text for key in keys.values())
+    assert json.loads(text)["sha256"]["ICBC"] == hash_key(keys["ICBC"])
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    again = KeyRing.load(path)
+    assert again.who(keys["ICBC"]).name == "ICBC"  # type: ignore[union-attr]
+    assert again.who(keys["ICBC"] + "x") is None and again.who("") is None
+    assert again.missing([*NAMES, "NEWBANK"]) == ["NEWBANK"]
+    new = again.issue(["NEWBANK"])
+    assert again.who(new["NEWBANK"]).name == "NEWBANK"  # type: ignore[union-attr]
+    assert key_file_of(f"sqlite:///{tmp_path}/s.db") == path
+    assert key_file_of("memory://x") is None and key_file_of("postgresql://h/db") is None
+    path.write_text("{}")
+    with pytest.raises(ValueError, match="cannot be read"):
+        KeyRing.load(path)
+
+
+def test_sandbox_keys_are_the_documented_ones() -> None:
+    ring, keys = KeyRing.for_world(["ICBC"], sandbox=True)
+    assert keys == {"ICBC": "sandbox-ICBC", OPERATOR: "sandbox-operator"}
+    assert ring.who("sandbox-ICBC").name == "ICBC"  # type: ignore[union-attr]
+    assert ring.who("sandbox-operator").operator  # type: ignore[union-attr]
