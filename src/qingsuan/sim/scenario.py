@@ -386,7 +386,7 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     cards = _cards(ck, top, {c.id for c in customers} | _listed(top, "customers", "id"))
     terminals = _terminals(ck, top, pnames, {c.id: c for c in customers})
     traffic = _traffic(ck, top, params)
-    sim = parse_blocks(ck, top, pnames)
+    sim = parse_blocks(ck, top, pnames, int(params["beps.item_limit"]))
     events = _events(ck, top, start, until, participants, customers)
     if ck.problems:
         raise ScenarioError(ck.problems)

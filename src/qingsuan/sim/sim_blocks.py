@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from qingsuan.clock import from_datetime
 from qingsuan.money import AmountError, parse_amount
+from qingsuan.sim.costs import CostRates
+from qingsuan.sim.policies import Policy, PolicyKind
 from qingsuan.sim.stress import Maintenance, Outage, Squeeze, SqueezeOf, Stress, StressKind
 from qingsuan.sim.yamlloc import LDict, LList
 
@@ -36,15 +38,85 @@ class Checker(Protocol):
 @dataclass(frozen=True, slots=True)
 class SimBlocks:
     stress: tuple[Stress, ...] = ()
+    #: bank -> its cash manager's HVPS release policy (unlisted: release at once)
+    cash_managers: tuple[tuple[str, Policy], ...] = ()
+    costs: CostRates = field(default_factory=CostRates)
+
+    def policy(self, bank: str) -> Policy:
+        return dict(self.cash_managers).get(bank, Policy())
 
 
-def parse_blocks(ck: Checker, top: LDict, participants: set[str]) -> SimBlocks:
+def parse_blocks(ck: Checker, top: LDict, participants: set[str],
+                 beps_item_limit_fen: int) -> SimBlocks:
     """The simulator's blocks of a scenario (absent: none)."""
-    stress = _stress(ck, top, participants)
-    for key in ("cash_managers", "costs"):
-        if key in top:
-            ck.add(top.line_of(key), f"{key}: not available yet in this release")
-    return SimBlocks(stress)
+    return SimBlocks(_stress(ck, top, participants),
+                     _cash_managers(ck, top, participants, beps_item_limit_fen),
+                     _costs(ck, top))
+
+
+def _cash_managers(ck: Checker, top: LDict, participants: set[str],
+                   beps_item_limit_fen: int) -> tuple[tuple[str, Policy], ...]:
+    raw = top.get("cash_managers")
+    if raw is None or raw == {}:
+        return ()
+    if not isinstance(raw, LDict):
+        ck.add(top.line_of("cash_managers"), "cash_managers must be a mapping of bank to "
+                                             "policy")
+        return ()
+    out = []
+    for bank, doc in raw.items():
+        what = f"cash_managers: {bank}"
+        if bank not in participants:
+            ck.add(raw.line_of(bank), f"{what}: not a listed participant")
+            continue
+        if not isinstance(doc, LDict):
+            ck.add(raw.line_of(bank), f"{what} must be a mapping like {{policy: buffer}}")
+            continue
+        kind = next((k for k in PolicyKind if k.value == doc.get("policy")), None)
+        if kind is None:
+            ck.add(doc.line_of("policy"), f"{what}: policy must be one of "
+                                          f"{', '.join(k.value for k in PolicyKind)} "
+                                          f"(got {doc.get('policy')!r})")
+            continue
+        allowed = {PolicyKind.IMMEDIATE: (), PolicyKind.BUFFER: ("buffer", "final_minutes"),
+                   PolicyKind.DEADLINE: ("hold_minutes", "final_minutes"),
+                   PolicyKind.SPLIT: ("max",)}[kind]
+        if not ck.keys(doc, what, ("policy", *(("max",) if kind is PolicyKind.SPLIT
+                                               else ())), allowed):
+            continue
+        buffer = (share_ppm(ck, doc, "buffer", what, lo_open=False)
+                  if "buffer" in doc else Policy().buffer_ppm)
+        hold = minutes(ck, doc, "hold_minutes", what, Policy().hold_minutes)
+        final = minutes(ck, doc, "final_minutes", what, Policy().final_minutes)
+        piece = amount_fen(ck, doc, "max", what, 0)
+        if kind is PolicyKind.SPLIT and "max" in doc and piece and \
+                piece <= beps_item_limit_fen:
+            ck.add(doc.line_of("max"), f"{what}: max must be above the BEPS item limit "
+                                       f"{beps_item_limit_fen // 100:,} CNY (a smaller "
+                                       "piece would go through BEPS, not HVPS)")
+            continue
+        if buffer is None or hold is None or final is None:
+            continue
+        out.append((str(bank), Policy(kind, buffer, hold, final, piece, doc.line)))
+    return tuple(out)
+
+
+def _costs(ck: Checker, top: LDict) -> CostRates:
+    raw = top.get("costs")
+    if raw is None or raw == {}:
+        return CostRates()
+    if not isinstance(raw, LDict):
+        ck.add(top.line_of("costs"), "costs must be a mapping of rates")
+        return CostRates()
+    keys = ("liquidity_rate", "delay_rate_per_hour", "end_of_day_rate", "overnight_rate")
+    if not ck.keys(raw, "costs", (), keys):
+        return CostRates()
+    d = CostRates()
+    got = [share_ppm(ck, raw, k, "costs", lo_open=False) if k in raw else None for k in keys]
+    return CostRates(got[0] if got[0] is not None else d.liquidity_ppm,
+                     got[1] if got[1] is not None else d.delay_ppm_per_hour,
+                     got[2] if got[2] is not None else d.end_of_day_ppm,
+                     got[3], raw.line)
 
 
 def share_ppm(ck: Checker, doc: LDict, key: str, what: str, *, lo_open: bool = True,
@@ -178,11 +250,11 @@ def amount_fen(ck: Checker, doc: LDict, key: str, what: str, default: int) -> in
         return default
 
 
-def number(ck: Checker, doc: LDict, key: str, what: str, lo: float, hi: float,
-           default: Any) -> Any:
+def minutes(ck: Checker, doc: LDict, key: str, what: str, default: int) -> int | None:
+    """Whole minutes from 0 to a day."""
     value = doc.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
-        ck.add(doc.line_of(key), f"{what}: {key} must be a number from {lo:g} to {hi:g} "
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_440:
+        ck.add(doc.line_of(key), f"{what}: {key} must be whole minutes from 0 to 1440 "
                                  f"(got {value!r})")
-        return default
+        return None
     return value
