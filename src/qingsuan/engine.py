@@ -311,6 +311,14 @@ class Engine:
                                                credit_id, amount_fen, flags, pending_id,
                                                self.now_us)
 
+    def post_rows(self, rows: Sequence[tuple[int, int, int, int, int]]) -> BatchResult:
+        """Several transfers as (debit id, credit id, amount, flags, pending id) rows, as
+        :meth:`post` (derived ids): a reservation's post and the credit it pays, at once."""
+        base = DERIVED_ID_BASE + self._derived_seq
+        self._derived_seq += len(rows)
+        return self.ledger.create_transfer_rows(
+            [(base + i + 1, *row) for i, row in enumerate(rows)], self.now_us)
+
     def next_derived_id(self) -> int:
         """The id :meth:`post` gives its next transfer (to void a reservation later)."""
         return DERIVED_ID_BASE + self._derived_seq + 1

@@ -73,5 +73,14 @@ class Books:
         code = self.engine.post_one(0, 0, 0, _POST if post else _VOID, reserve_id)
         assert code.done, code
 
+    def settle_and_post(self, reserve_id: int, book: str, debit: str, credit: str,
+                        amount_fen: int) -> None:
+        """Book a reservation made by :meth:`reserve` and, in the same batch, a transfer
+        that cannot fail (the payee's credit it pays for)."""
+        result = self.engine.post_rows([(0, 0, 0, _POST, reserve_id),
+                                        (self.id(book, debit), self.id(book, credit),
+                                         amount_fen, 0, 0)])
+        assert result.all_done, result.failures()
+
     def posted_fen(self, book: str, name: str) -> int:
         return self.engine.ledger.balance(self.id(book, name)).posted_fen

@@ -198,13 +198,19 @@ def _net_deliver(b: Banks, ref: dict[str, Any], record: PaymentRecord, at_us: in
     clearing = f"{ref['system'].lower()}_clearing"
     books = _books(b)
     payer_ledger = ref.get("payer_ledger") or f"customer:{ref['payer_id']}"
-    if ref["debit"] and not ref.get("reserved"):
-        books.post_all([(ref["sender"], payer_ledger, clearing, ref["amount"])])
-    else:
-        books.settle_reservation(ref["reserve_id"], post=True)
     payee_id, problem = _resolve(
         b, ref["receiver"],
         ref["payee_id"] or f"{ref['receiver']}|{ref['payee_account']}|{ref['payee_name']}")
+    reserved = not ref["debit"] or ref.get("reserved")
+    if problem is None and reserved:  # the common case: one batch for both banks' books
+        books.settle_and_post(ref["reserve_id"], ref["receiver"], clearing,
+                              f"customer:{payee_id}", ref["amount"])
+        record.move(at_us, "credited")
+        return
+    if not reserved:
+        books.post_all([(ref["sender"], payer_ledger, clearing, ref["amount"])])
+    else:
+        books.settle_reservation(ref["reserve_id"], post=True)
     if problem is None:
         books.post_all([(ref["receiver"], clearing, f"customer:{payee_id}", ref["amount"])])
         record.move(at_us, "credited")

@@ -360,6 +360,17 @@ class Ledger:
                  for tid, dr, cr, amount, flags in rows], timestamp_us)
         return self._create_rows([(*row, 0, 0, 0) for row in rows], timestamp_us)
 
+    def create_transfer_rows(self, rows: Sequence[tuple[int, int, int, int, int, int]],
+                             timestamp_us: int) -> BatchResult:
+        """A few transfers as (id, debit id, credit id, amount, flags, pending id) rows of
+        ints, two-phase ones included (a reservation's post with the credit it pays): the
+        exact path without objects. Same rules and codes as :meth:`create_transfers`."""
+        if not 0 < len(rows) <= _SMALL_BATCH:
+            return self.create_transfers(
+                [Transfer(tid, dr, cr, amount, TransferFlags(flags), pending)
+                 for tid, dr, cr, amount, flags, pending in rows], timestamp_us)
+        return self._create_rows([(*row, 0, 0) for row in rows], timestamp_us)
+
     def create_transfer_row(self, tid: int, debit_id: int, credit_id: int, amount_fen: int,
                             flags: int, pending_id: int, timestamp_us: int) -> TransferResult:
         """One transfer as ints (a reservation, its post or void): the exact path without
