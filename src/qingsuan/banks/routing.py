@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from qingsuan.money import format_fen
+from qingsuan.vocabulary import CHANNELS
 
 
 class Route(Enum):
@@ -39,7 +40,7 @@ class Decision:
 
 def route_transfer(*, channel: str, urgent: bool, same_bank: bool, amount_fen: int,
                    hvps_open: bool, beps_limit_fen: int, ibps_limit_fen: int) -> Decision:
-    if channel not in ("counter", "mobile"):
+    if channel not in CHANNELS:
         raise ValueError(f"channel must be counter or mobile, not {channel!r}")
     if same_bank:
         return Decision(Route.BOOK, "both accounts are in this bank: booked at once (行内)")

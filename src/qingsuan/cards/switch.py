@@ -32,6 +32,7 @@ from qingsuan.cards.records import (
 from qingsuan.clock import US_PER_DAY, to_beijing, to_beijing_naive
 from qingsuan.money import format_fen
 from qingsuan.statejson import shallow
+from qingsuan.vocabulary import HOST_MODES
 
 if TYPE_CHECKING:
     from qingsuan.cards.vault import CardVault
@@ -43,8 +44,6 @@ __all__ = ["HOST_MODES", "MAX_TXNS", "SWITCH", "TO_ISSUER_PROCS", "Card", "CardS
 
 #: entries a derived look-up cache holds at most
 _CACHE_LIMIT: Final = 1_000_000
-#: an issuer host's modes (fault events)
-HOST_MODES: Final = ("down", "slow", "up")
 
 
 class CardSwitch:

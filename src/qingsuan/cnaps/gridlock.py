@@ -36,14 +36,13 @@ from typing import Final, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from qingsuan.vocabulary import Priority
+
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 
-#: HVPS priority levels, most urgent first (DOMAIN.md §3).
-PRIORITY_NAMES: Final = (
-    "correction", "extra-urgent", "pboc-charges", "net-settlement", "urgent", "normal",
-)
-PRIORITY_LEVELS: Final = len(PRIORITY_NAMES)
+#: HVPS priority levels, most urgent first (qingsuan.vocabulary.Priority)
+PRIORITY_LEVELS: Final = len(Priority)
 
 # Every balance, inflow or outflow is bounded by max(liquidity) + sum(amount); keeping that
 # below 2**63 makes every int64 sum in this module exact (numpy integer sums wrap silently).

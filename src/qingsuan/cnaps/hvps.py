@@ -27,7 +27,7 @@ import bisect
 import datetime as dt
 import json
 from dataclasses import dataclass
-from enum import Enum, IntEnum
+from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -40,6 +40,7 @@ from qingsuan.money import format_fen
 from qingsuan.params import PPM
 from qingsuan.reasons import Reason
 from qingsuan.statejson import shallow
+from qingsuan.vocabulary import Priority
 
 if TYPE_CHECKING:
     from qingsuan.engine import Engine
@@ -48,25 +49,6 @@ PBOC: Final = "PBOC"
 MNO: Final = AccountFlags.MUST_NOT_OVERDRAW
 #: Upper bound on payments waiting in all queues at once.
 MAX_QUEUED: Final = 5_000_000
-
-
-class Priority(IntEnum):
-    """HVPS queue levels, most urgent first (DOMAIN.md §3)."""
-
-    CORRECTION = 0      # 错账更正
-    EXTRA_URGENT = 1    # 特急
-    PBOC_CHARGE = 2     # 人民银行收费
-    NET_SETTLEMENT = 3  # 清算机构净额
-    URGENT = 4          # 紧急
-    NORMAL = 5          # 普通
-
-    @classmethod
-    def parse(cls, name: str) -> Priority:
-        try:
-            return cls[name.upper()]
-        except KeyError:
-            raise ValueError(f"priority must be one of "
-                             f"{', '.join(p.name.lower() for p in cls)} (got {name!r})") from None
 
 
 LEVELS: Final = len(Priority)

@@ -37,6 +37,7 @@ from qingsuan.money import format_fen
 from qingsuan.params import PPM
 from qingsuan.reasons import Reason
 from qingsuan.statejson import shallow
+from qingsuan.vocabulary import BEPS_KINDS
 
 if TYPE_CHECKING:
     from qingsuan.cnaps.hvps import Hvps
@@ -46,8 +47,6 @@ if TYPE_CHECKING:
 PBOC: Final = "PBOC"
 #: BEPS, IBPS, and the card switch's daily net positions (CUPS) that settle in HVPS sessions
 SYSTEMS: Final = ("BEPS", "IBPS", "CUPS")
-BEPS_KINDS: Final = ("ordinary_credit", "periodic_credit", "realtime_credit",
-                     "ordinary_debit", "periodic_debit", "realtime_debit")
 MAX_ITEMS: Final = 50_000_000
 #: The maintenance switch of each system that can close on its own (the card switch's
 #: positions settle in HVPS sessions: they stop only when HVPS does).

@@ -20,6 +20,7 @@ from datetime import date, datetime
 from typing import Final, Literal, get_args
 
 from qingsuan.money import MAX_AMOUNT_FEN
+from qingsuan.vocabulary import PRIORITY_LABELS
 
 from . import codes
 
@@ -30,9 +31,11 @@ SYSTEMS: Final[tuple[System, ...]] = get_args(System)
 Priority = Literal[
     "correction", "extra_urgent", "pboc_charge", "net_settlement", "urgent", "normal"
 ]
-#: HVPS queue priority levels, highest first (DOMAIN.md §3): error corrections, extra-urgent,
-#: PBOC charges, clearing-house net positions, urgent, normal.
+#: HVPS queue priority levels, highest first: error corrections, extra-urgent, PBOC
+#: charges, clearing-house net positions, urgent, normal. Defined by
+#: :class:`qingsuan.vocabulary.Priority`; the Literal above spells them for the type checker.
 PRIORITIES: Final[tuple[Priority, ...]] = get_args(Priority)
+assert PRIORITIES == PRIORITY_LABELS, "the message model's priorities are the vocabulary's"
 
 TransferKind = Literal["customer", "institution"]
 #: ``customer``: pacs.008 (hvps.111, beps.121, ibps.101); ``institution``: pacs.009 (hvps.112).
