@@ -33,6 +33,7 @@ from qingsuan.sim.traffic import (
     TrafficSystem,
 )
 from qingsuan.sim.yamlloc import LDict, LList, YamlError, load
+from qingsuan.vocabulary import BEPS_KINDS, CHANNELS, HOST_MODES, PRIORITY_LABELS
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -44,7 +45,6 @@ MAX_EVENTS: Final = 1_000_000
 MAX_FILE_BYTES: Final = 64 * 1024 * 1024
 
 PARTICIPANT_KINDS: Final = ("bank", "payment_institution")
-CHANNELS: Final = ("counter", "mobile")
 
 #: Every event kind of the scenario format, and whether this release can run it. The
 #: others are recognised (so the error says what is missing, not "unknown").
@@ -829,8 +829,8 @@ def _check_transfer(ck: _Checker, doc: LDict, fields: dict[str, Any],
     eid = ck.text(doc, "id", "event transfer", _ID_RE)
     what = f"transfer {eid}"
     amount = ck.amount(doc, "amount", what, allow_zero=False, default=None)
-    channel = ck.text(doc, "channel", what, re.compile(r"^(counter|mobile)$"),
-                      " (counter or mobile)", default="counter")
+    channel = ck.text(doc, "channel", what, re.compile(f"^({'|'.join(CHANNELS)})$"),
+                      f" ({' or '.join(CHANNELS)})", default="counter")
     urgent = doc.get("urgent", False)
     if not isinstance(urgent, bool):
         ck.add(doc.line_of("urgent"), f"{what}: urgent must be true or false")
@@ -888,8 +888,7 @@ def _check_set_param(ck: _Checker, doc: LDict, fields: dict[str, Any],
     return True
 
 
-_PRIORITIES: Final = ("correction", "extra_urgent", "pboc_charge", "net_settlement", "urgent",
-                      "normal")
+_PRIORITIES: Final = PRIORITY_LABELS
 
 
 def _party(ck: _Checker, doc: LDict, key: str, what: str, cust: dict[str, Customer | None],
@@ -993,8 +992,7 @@ def _check_pledge(ck: _Checker, doc: LDict, fields: dict[str, Any],
     return True
 
 
-_BEPS_KINDS: Final = ("ordinary_credit", "periodic_credit", "realtime_credit",
-                      "ordinary_debit", "periodic_debit", "realtime_debit")
+_BEPS_KINDS: Final = BEPS_KINDS
 
 
 def _net_party(ck: _Checker, doc: LDict, key: str, what: str,
@@ -1199,7 +1197,7 @@ def _check_preauth_followup(ck: _Checker, doc: LDict, fields: dict[str, Any],
 
 
 FAULT_HOSTS: Final = ("issuer",)
-FAULT_MODES: Final = ("down", "slow", "up")
+FAULT_MODES: Final = HOST_MODES
 
 
 def _check_fault(ck: _Checker, doc: LDict, fields: dict[str, Any],
