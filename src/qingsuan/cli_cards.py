@@ -94,7 +94,7 @@ def serve(
     store: Annotated[str, typer.Option(
         help="the durable command log (SQLite file or postgresql://...): the world lives "
              "here; opening it again replays it")] = "qingsuan-sandbox.db",
-    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="address of the ISO 8583 port")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="ISO 8583 port (0: any free port)")] = DEFAULT_PORT,
     frame: Frame = "binary2",
     core: Annotated[str, typer.Option(
@@ -136,8 +136,33 @@ def serve(
     warnings_per_minute: Annotated[int, typer.Option(
         help="warnings of one kind (refusals, timeouts, bad input) logged a minute; the "
              "rest are counted in one line")] = 60,
+    http: Annotated[bool, typer.Option(
+        "--http/--no-http", help="serve the HTTP API (CNAPS for participants' hubs, the "
+                                 "operator's clock; docs/SERVER.md) beside the card port")
+                    ] = True,
+    http_host: Annotated[str, typer.Option(help="address of the HTTP API")] = "127.0.0.1",
+    http_port: Annotated[int | None, typer.Option(
+        help="HTTP API port (0: any free port; the line on stdout names it); default 8080, "
+             "and if 8080 is taken the server runs without HTTP, saying so")] = None,
+    api_keys: Annotated[str, typer.Option(
+        help="random: each participant's key and the operator's made when first served, "
+             "printed once, only their SHA-256 kept (--api-key-file); sandbox: the "
+             "documented keys sandbox-<NAME> and sandbox-operator (no protection)")
+                        ] = "random",
+    api_key_file: Annotated[str | None, typer.Option(
+        help="where the keys' SHA-256 hashes are kept (default: STORE.apikeys beside a "
+             "SQLite store; none for memory: and postgresql:// stores, whose keys are "
+             "made anew at each start)")] = None,
+    clock: Annotated[str, typer.Option(
+        help="wall: Beijing time; virtual: the clock moves only when the operator moves "
+             "it (POST /v1/operator/clock), and starts at the log's last time")] = "wall",
+    clock_start: Annotated[str | None, typer.Option(
+        help="with --clock virtual: start here (ISO 8601, Beijing time), not before the "
+             "log's last time")] = None,
 ) -> None:
-    """Open the card switch's ISO 8583 port over TCP (the sandbox acquirers connect to).
+    """Open the sandbox: the card switch's ISO 8583 port over TCP (the acquirers connect
+    to it) and the HTTP API (participants' hubs send ISO 20022 and JSON, the operator
+    moves the clock; OpenAPI at /docs), one engine behind both.
 
     Every request is in the durable log before it is answered. SIGTERM or Ctrl-C stops
     cleanly: nothing more is accepted, everything received is answered, the log is closed,
@@ -145,8 +170,7 @@ def serve(
     log holds everything acknowledged), 2 on bad options.
     """
     from qingsuan.cards.vault import CardKeyError
-    from qingsuan.clock import WallClock
-    from qingsuan.server.card_core import CardCore, card_vault, edge_config
+    from qingsuan.server.card_core import card_vault, edge_config
     from qingsuan.server.card_tcp import (
         CardServer,
         InlineCore,
@@ -162,6 +186,13 @@ def serve(
             mac_algorithm not in ("3des", "sm4"):
         err().print("--frame is binary2 or ascii4, --core process or inline, "
                      "--mac-algorithm 3des or sm4", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    sandbox_clock = _clock_or_exit(clock, clock_start)
+    if http_port is not None and not 0 <= http_port <= 65535:
+        err().print(f"--http-port must be 0 to 65535, got {http_port}", markup=False)
+        raise typer.Exit(EXIT_INVALID)
+    if api_keys not in ("random", "sandbox"):
+        err().print("--api-keys is random or sandbox", markup=False)
         raise typer.Exit(EXIT_INVALID)
     world = _scenario(scenario)
     keys: dict[str, Any] = {"mac_key": _key(mac_key, "mac-key", (16, 24) if mac_algorithm ==
@@ -197,23 +228,40 @@ def serve(
         err().print(f"--card-key-file: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
 
-    def factory() -> CardCore:
-        return CardCore(world, url, WallClock(), snapshot_every=snapshot_every, vault=vault,
-                        key_file=key_path)
+    api = _http_or_exit(http, http_host, http_port, api_keys, api_key_file, url, world)
+
+    def factory() -> Any:
+        from qingsuan.server.http import SandboxClock, SandboxCore
+
+        the_core = SandboxCore(world, url, SandboxClock(*sandbox_clock),
+                               snapshot_every=snapshot_every, vault=vault, key_file=key_path)
+        if api.sock is not None:
+            try:
+                api.start(the_core)
+            except Exception:
+                the_core.close()
+                raise
+        return the_core
 
     cfg = edge_config(world, vault, **keys)
     try:
         engine_core = ProcessCore(factory) if core == "process" else InlineCore(factory)
     except Exception as exc:  # a store that is not this world's, a broken chain, ...
+        api.close_socket()
         err().print(f"cannot open {store}: {exc}", markup=False)
         raise typer.Exit(EXIT_INVALID) from None
+    if core == "process":
+        api.close_socket()  # (the core process serves it)
+    api.keys_made()
     server = CardServer(cfg, engine_core, frame_format=frame,  # type: ignore[arg-type]
                         limits=limits)
 
     def ready(bound_host: str, bound_port: int) -> None:
-        # one line on stdout that scripts (and the tests) wait for
+        # one line on stdout that scripts (and the tests) wait for, then the HTTP API's
         sys.stdout.write(f"qingsuan: card switch listening on {bound_host}:{bound_port} "
                          f"({frame}), log {store}\n")
+        for line in api.ready_lines():
+            sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
     loop = new_event_loop()
@@ -230,6 +278,38 @@ def serve(
                  f"{stats.dropped} dropped)" if status == 0 else
                  f"qingsuan: the engine stopped: {server.failure}", markup=False)
     raise typer.Exit(status)
+
+
+def _clock_or_exit(mode: str, start: str | None) -> tuple[Any, int | None]:
+    """``--clock`` and ``--clock-start`` as the sandbox clock's arguments; exit 2 if bad."""
+    from qingsuan.clock import parse_time
+
+    if mode not in ("wall", "virtual"):
+        fail("--clock is wall or virtual")
+    if start is None:
+        return mode, None
+    if mode != "virtual":
+        fail("--clock-start goes with --clock virtual")
+    try:
+        return mode, parse_time(start, field="--clock-start")
+    except (ValueError, OverflowError) as exc:
+        fail(str(exc))
+
+
+def _http_or_exit(on: bool, host: str, port: int | None, key_kind: str,
+                  key_file: str | None, url: str, world: Any) -> Any:
+    """The HTTP API's socket (bound now: a port in use is exit 2, unless it is the default
+    port, which is then left off with a warning) and keys. Exit 2 on a key file that
+    cannot be read."""
+    from qingsuan.server.http.launch import HttpLaunch
+
+    if not on:
+        return HttpLaunch.off()
+    try:
+        return HttpLaunch.prepare(host, port, key_kind, key_file, url, world,
+                                  stored_world_spec=stored_world_spec, store_url=store_url)
+    except (OSError, ValueError) as exc:
+        fail(f"--http-port {port}: {exc}" if isinstance(exc, OSError) else str(exc))
 
 
 #: the kinds of request that need a card number (field 2); the others name their original
