@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from qingsuan.cli_common import err, fail, load_or_exit, out, store_url, writable_dir
 from qingsuan.clock import format_time
 from qingsuan.money import format_fen
+from qingsuan.sim.metrics import write_tables
+from qingsuan.sim.report import render_sweep
 from qingsuan.sim.simulate import Options, Result
 from qingsuan.sim.simulate import simulate as run_simulation
+from qingsuan.sim.sweep import grid, parse_axis, run_sweep
+from qingsuan.sim.sweep import table as sweep_table
+
+#: local Dask worker processes a sweep may start
+MAX_WORKERS: Final = 64
 
 
 def simulate(
@@ -41,9 +56,19 @@ def simulate(
         help="also write items.parquet, one row per transfer (memory grows with the run)")
     ] = False,
     progress: Annotated[bool, typer.Option(help="show the progress display")] = True,
+    sweep: Annotated[list[str] | None, typer.Option(
+        help="run a grid instead of one run: NAME=START:STOP:COUNT or NAME=V1,V2 "
+             "(liquidity, buffer); repeat for a grid")] = None,
+    workers: Annotated[int, typer.Option(
+        help="with --sweep: worker processes of the local Dask cluster (0: in this "
+             "process)")] = 2,
+    scheduler: Annotated[str | None, typer.Option(
+        help="with --sweep: the address of an existing Dask scheduler "
+             "(tcp://HOST:PORT)")] = None,
 ) -> None:
     """Simulate days of generated traffic (customer transfers through HVPS, BEPS and IBPS)
-    through the banks and CNAPS; print a summary, write metrics with --out."""
+    through the banks and CNAPS; print a summary, write metrics and report.html with --out;
+    with --sweep, run a grid of settings on Dask and draw the liquidity-delay curve."""
     if out_dir is not None:
         writable_dir(out_dir, "--out")
     url = store_url(store)
@@ -62,6 +87,9 @@ def simulate(
     if sc.events:
         err().print(f"{file}: note: simulate plays the generated traffic only; its "
                     f"{len(sc.events)} scripted events are for run and demo", markup=False)
+    if sweep:
+        _sweep(file, options, sweep, workers, scheduler, out_dir)
+        return
     try:
         result = _with_progress(sc, options, progress)
     except ValueError as exc:
@@ -70,11 +98,63 @@ def simulate(
     _print_summary(out(), result, written)
 
 
+def _sweep(file: Path, options: Options, specs: list[str], workers: int,
+           scheduler: str | None, out_dir: Path | None) -> None:
+    if options.store != "memory:":
+        fail("--sweep runs every point on a memory: store (drop --store)")
+    if not 0 <= workers <= MAX_WORKERS:
+        fail(f"--workers must be from 0 to {MAX_WORKERS} (got {workers})")
+    try:
+        axes = [parse_axis(x) for x in specs]
+        points = len(grid(axes))
+    except ValueError as exc:
+        fail(str(exc))
+    err().print(f"sweep: {points} points on "
+                + (scheduler if scheduler else f"{workers} local worker(s)" if workers
+                   else "this process"), markup=False)
+    t0 = time.perf_counter()
+    try:
+        rows = run_sweep(file.read_text(encoding="utf-8"), str(file), options, axes,
+                         workers=workers, scheduler=scheduler)
+    except (ValueError, OSError) as exc:
+        fail(str(exc))
+    sc = load_or_exit(file)
+    assert sc.traffic is not None
+    doc = {"scenario": sc.name, "seed": options.seed, "days": options.days,
+           "scale": options.scale if options.scale is not None else sc.traffic.scale,
+           "axes": [{"name": a.name, "values": list(a.values)} for a in axes],
+           "points": rows}
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=f"{sc.name}: sweep")
+    for col in (*(a.name for a in axes), "queue time s", "not settled CNY",
+                "liquidity used CNY", "costs CNY", "checks"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for r in rows:
+        table.add_row(*(f"{r[a.name]:g}" for a in axes), f"{r['hvps_queue_time_s']:,.1f}",
+                      _short_cny(r["hvps_not_settled_value_fen"]),
+                      _short_cny(r["liquidity_used_fen"]), _short_cny(r["costs_fen"]),
+                      "yes" if r["checks"] else "NO")
+    console = out()
+    console.print(table)
+    console.print(f"{len(rows)} points in {time.perf_counter() - t0:.1f} s")
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "sweep.json").write_text(
+            json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+            encoding="utf-8")
+        write_tables({"sweep": sweep_table(axes, rows)}, out_dir)
+        (out_dir / "report.html").write_text(render_sweep(doc), encoding="utf-8")
+        console.print(f"wrote {out_dir}: sweep.json, sweep.parquet, report.html",
+                      markup=False)
+    if not all(r["checks"] for r in rows):
+        raise typer.Exit(1)
+
+
 def _with_progress(sc: Any, options: Options, show: bool) -> Result:
     if not show:
         return run_simulation(sc, options)
     columns = (TextColumn("{task.fields[now]}"), BarColumn(), MofNCompleteColumn(),
-               TextColumn("items  {task.fields[rate]} items/s"), TimeElapsedColumn())
+               TextColumn("items  {task.fields[rate]} items/s"), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("simulate", total=None, now="", rate="-")
         t0 = time.perf_counter()

@@ -172,6 +172,9 @@ class Metrics:
         self.total_queue_time_value = np.zeros((s, p), np.float64)
         self.total_delayed_value = np.zeros((s, p), np.int64)
         self.total_delayed_items = np.zeros((s, p), np.int64)
+        # transfers that waited and never settled (given back at the end): their wait
+        self.total_unsettled_wait_value = np.zeros((s, p), np.float64)
+        self.total_unsettled_value = np.zeros((s, p), np.int64)
         self.peak_queue_value = np.zeros((s, p), np.int64)
         self.peak_used = np.zeros(p, np.int64)
         self.peak_used_share_ppm = np.zeros(p, np.int64)
@@ -219,6 +222,12 @@ class Metrics:
             np.add.at(self.total_delayed_items, at, 1)
             np.add.at(self.total_delayed_value, at, o.amount_fen[late])
             np.add.at(self.total_queue_time_value, at, weighted)
+        stuck = np.flatnonzero((o.code == BulkCode.NOT_SETTLED) | (o.code == BulkCode.OVER_CAP))
+        if stuck.size:
+            at = (o.system[stuck], o.sender[stuck])
+            np.add.at(self.total_unsettled_value, at, o.amount_fen[stuck])
+            np.add.at(self.total_unsettled_wait_value, at,
+                      o.amount_fen[stuck].astype(np.float64) * o.queue_time_s[stuck])
         if self.keep_items:
             names = np.array(self.names, dtype=object)
             self.rows["items"].append(pa.Table.from_pydict({
@@ -371,6 +380,10 @@ class Metrics:
             "delayed_value_fen": int(self.total_delayed_value[s].sum()),
             "queue_time_s": weighted_time(float(self.total_queue_time_value[s].sum()),
                                           credited),
+            "delay_index_s": weighted_time(
+                float(self.total_queue_time_value[s].sum()
+                      + self.total_unsettled_wait_value[s].sum()),
+                credited + int(self.total_unsettled_value[s].sum())),
             "peak_queue_value_fen": int(self.peak_queue_total[s]),
         }
         if s in NET_SYSTEMS:

@@ -283,7 +283,7 @@ def _cell(summary: dict[str, Any], key: str, kind: str = "fen") -> str:
     """A figure of summary.json, printed with its key (held to the file by the tests)."""
     value: Any = summary
     for part in key.split("."):
-        value = value[part]
+        value = value[int(part)] if isinstance(value, list) else value[part]
     text = (format_fen(int(value)) if kind == "fen" else f"{value:,}" if kind == "int"
             else f"{value}")
     return f'<td data-key="{html.escape(key)}" data-kind="{kind}">{html.escape(text)}</td>'
@@ -394,3 +394,71 @@ def render(summary: dict[str, Any], tables: dict[str, pa.Table],
         f"<h2>Systems</h2>{_system_table(summary)}"
         f"<h2>Participants</h2>{_participant_table(summary)}{_cost_table(summary)}"
         f"{figures}</body></html>\n")
+
+
+# ---------------------------------------------------------------------- a sweep
+
+
+def liquidity_delay_curve(doc: dict[str, Any], lab: Labels) -> Plot:
+    """HVPS's delay index (value-weighted wait, the unsettled counted until they were
+    given back) against the first swept setting, a line per value of the second (the
+    classic trade-off: less liquidity, more delay)."""
+    axes = [a["name"] for a in doc["axes"]]
+    x_name = axes[0]
+    lines: dict[Any, list[tuple[float, float]]] = defaultdict(list)
+    for p in doc["points"]:
+        key = p[axes[1]] if len(axes) > 1 else None
+        lines[key].append((p[x_name], p["hvps_delay_index_s"]))
+    fig, ax = plt.subplots(figsize=FIG_SIZE)
+    for key, points in lines.items():
+        points.sort()
+        ax.plot([x for x, _ in points], [y for _, y in points], marker="o",
+                label=f"{axes[1]} {key:g}" if key is not None else None)
+    ax.set_xlabel(lab(x_name, {"liquidity": "流动性", "buffer": "缓冲"}.get(x_name, "")),
+                  fontsize=8)
+    ax.set_ylabel(lab("HVPS delay s (value-weighted)", "大额延迟 秒"), fontsize=8)
+    ax.set_title(lab("Liquidity-delay trade-off", "流动性与延迟"), fontsize=10)
+    ax.grid(alpha=0.3)
+    if len(lines) > 1:
+        ax.legend(fontsize=8)
+    parts = []
+    for key, points in lines.items():
+        (x0, y0), (x1, y1) = points[0], points[-1]
+        parts.append((f"{axes[1]} {key:g}: " if key is not None else "")
+                     + f"{y0:,.1f} s at {x_name} {x0:g}, {y1:,.1f} s at {x1:g}")
+    reading = ("HVPS's delay (value-weighted wait, unsettled payments counted until the "
+               "cut-off): " + "; ".join(parts) + ".")
+    return Plot(lab("Liquidity-delay curve", "流动性-延迟曲线"), _png(fig), reading)
+
+
+def render_sweep(doc: dict[str, Any]) -> str:
+    """A sweep's report (``doc``: what sweep.json holds)."""
+    family = cjk_font()
+    if family is None:
+        warnings.warn("no font for Chinese found (fc-list :lang=zh): the report's plots "
+                      "have English labels only", stacklevel=2)
+    with plt.rc_context({"font.family": "sans-serif",
+                         "font.sans-serif": [family, "DejaVu Sans"] if family
+                         else ["DejaVu Sans"], "axes.unicode_minus": False}):
+        plot = liquidity_delay_curve(doc, Labels(family is not None))
+    axes = [a["name"] for a in doc["axes"]]
+    fields = ("hvps_delay_index_s", "hvps_queue_time_s", "hvps_delayed_value_fen",
+              "hvps_not_settled_value_fen", "liquidity_used_fen", "costs_fen")
+    head = "<tr>" + "".join(f"<th>{html.escape(n)}</th>" for n in (*axes, *fields)) + "</tr>"
+    rows = []
+    for k in range(len(doc["points"])):
+        cells = [_cell(doc, f"points.{k}.{a}", "float") for a in axes]
+        cells += [_cell(doc, f"points.{k}.{f}", "float" if f.endswith("_s") else "fen")
+                  for f in fields]
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    title = (f"{doc['scenario']}: sweep of {', '.join(axes)}, {doc['days']} day(s), "
+             f"scale {doc['scale']:g}, seed {doc['seed']}")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>Each point is a whole simulation of the same "
+        "traffic. Amounts in CNY; exact figures are in sweep.json and sweep.parquet.</p>"
+        f'<figure><h2>{html.escape(plot.title)}</h2>'
+        f'<img alt="{html.escape(plot.title)}" src="data:image/png;base64,{plot.png_base64}">'
+        f"<figcaption>{html.escape(plot.reading)}</figcaption></figure>"
+        f"<h2>Points</h2><table>{head}{''.join(rows)}</table></body></html>\n")
