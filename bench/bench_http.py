@@ -1,0 +1,132 @@
+"""The HTTP sandbox's JSON transfers: single customer transfers over loopback, a fixed
+number in flight (one per keep-alive connection), each durable before its answer.
+
+    .venv/bin/python bench/bench_http.py --in-flight 64 --duration 20
+
+Starts ``qingsuan serve`` on a new store (free ports, the documented sandbox keys), then
+drives ``POST /v1/participants/{p}/transfers`` from the four banks' customers (1.00 each,
+at the counter: BEPS) with a minimal HTTP/1.1 client on one asyncio loop (a full client
+library would be the bottleneck), and prints the rate and the latency percentiles.
+Client and server share the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+PAYERS = [  # (bank, debtor account, creditor bank, creditor account, creditor name)
+    ("ICBC", "9222020000000010017", "CCB", "9217000000000010011", "Holder CCB 1"),
+    ("CCB", "9217000000000010029", "ABC", "9228480000000010017", "Holder ABC 1"),
+    ("ABC", "9228480000000010025", "BOC", "9216610000000010015", "Holder BOC 1"),
+    ("BOC", "9216610000000010023", "ICBC", "9222020000000010025", "Holder ICBC 2"),
+]
+_LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
+
+
+def start(store: Path, core: str) -> tuple[subprocess.Popen[str], str, int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qingsuan", "serve", "--store", str(store), "--port", "0",
+         "--http-port", "0", "--api-keys", "sandbox", "--core", core],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.stdout is not None
+    for _ in range(3):
+        line = proc.stdout.readline()
+        if "HTTP API listening" in line:
+            url = line.split("http://", 1)[1].split()[0]
+            host, port = url.rsplit(":", 1)
+            return proc, host, int(port)
+    proc.kill()
+    raise SystemExit("the server did not start")
+
+
+def request(host: str, bank: str, body: bytes) -> bytes:
+    return (f"POST /v1/participants/{bank}/transfers HTTP/1.1\r\nHost: {host}\r\n"
+            f"Authorization: Bearer sandbox-{bank}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def connection(host: str, port: int, n: int, until: float, warm: float,
+                     latencies: list[float], codes: dict[int, int]) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    bank, debtor, cbank, caccount, cname = PAYERS[n % len(PAYERS)]
+    i = 0
+    try:
+        while True:
+            now = time.perf_counter()
+            if now >= until:
+                return
+            i += 1
+            body = json.dumps({"id": f"B{n}-{i}", "debtor_account": debtor, "amount": "1.00",
+                               "creditor": {"bank": cbank, "account": caccount,
+                                            "name": cname}}).encode()
+            writer.write(request(host, bank, body))
+            head = await reader.readuntil(b"\r\n\r\n")
+            match = _LENGTH.search(head)
+            if match:
+                await reader.readexactly(int(match.group(1)))
+            done = time.perf_counter()
+            status = int(head[9:12])
+            if now >= warm:
+                codes[status] = codes.get(status, 0) + 1
+                latencies.append(done - now)
+    finally:
+        writer.close()
+
+
+async def drive(host: str, port: int, in_flight: int, duration: float, warmup: float
+                ) -> tuple[list[float], dict[int, int], float]:
+    latencies: list[float] = []
+    codes: dict[int, int] = {}
+    begin = time.perf_counter()
+    warm, until = begin + warmup, begin + warmup + duration
+    await asyncio.gather(*(connection(host, port, n, until, warm, latencies, codes)
+                           for n in range(in_flight)))
+    return latencies, codes, time.perf_counter() - warm
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--in-flight", type=int, default=64)
+    ap.add_argument("--duration", type=float, default=20.0)
+    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument("--core", choices=("process", "inline"), default="process")
+    ap.add_argument("--runs", type=int, default=1)
+    args = ap.parse_args()
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    for run in range(1, args.runs + 1):
+        with tempfile.TemporaryDirectory() as tmp:
+            proc, host, port = start(Path(tmp) / "bench.db", args.core)
+            try:
+                lat, codes, span = asyncio.run(drive(host, port, args.in_flight,
+                                                     args.duration, args.warmup))
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+        ms = np.array(lat) * 1000
+        ok = codes.get(201, 0)
+        print(f"run {run}: {len(lat):,} answered in {span:.1f} s ({ok:,} 201), "
+              f"{len(lat) / span:,.0f} transfers/s at {args.in_flight} in flight "
+              f"(--core {args.core}); latency ms p50 {np.percentile(ms, 50):.1f}, "
+              f"p90 {np.percentile(ms, 90):.1f}, p99 {np.percentile(ms, 99):.1f}, "
+              f"max {ms.max():.1f}; codes {dict(sorted(codes.items()))}")
+
+
+if __name__ == "__main__":
+    main()
