@@ -86,7 +86,10 @@ def test_the_command_runs_end_to_end(tmp_path: Path) -> None:
     assert summary["seed"] == 5 and summary["days"] == 2 and summary["scale"] == TINY
     flows = pq.read_table(out / "flows.parquet")
     assert flows.num_rows and flows.column_names == ["bucket_start", "system", "participant",
-                                                     "outcome", "items", "value_fen"]
+                                                     "outcome", "reason", "items",
+                                                     "value_fen"]
+    assert summary["reasons"]["no_funds"] == "AM04"
+    assert {r["reason"] for r in flows.to_pylist() if r["outcome"] == "no_funds"} <= {"AM04"}
     assert not (out / "items.parquet").exists()  # per item only with --keep-items
 
 

@@ -57,13 +57,14 @@ def simulate(
     ] = False,
     progress: Annotated[bool, typer.Option(help="show the progress display")] = True,
     sweep: Annotated[list[str] | None, typer.Option(
+        metavar="NAME=SPEC",
         help="run a grid instead of one run: NAME=START:STOP:COUNT or NAME=V1,V2 "
              "(liquidity, buffer); repeat for a grid")] = None,
     workers: Annotated[int, typer.Option(
         help="with --sweep: worker processes of the local Dask cluster (0: in this "
              "process)")] = 2,
     scheduler: Annotated[str | None, typer.Option(
-        help="with --sweep: the address of an existing Dask scheduler "
+        metavar="ADDRESS", help="with --sweep: the address of an existing Dask scheduler "
              "(tcp://HOST:PORT)")] = None,
 ) -> None:
     """Simulate days of generated traffic (customer transfers through HVPS, BEPS and IBPS)

@@ -31,6 +31,12 @@ SYSTEMS: Final = tuple(TrafficSystem)
 OUTCOMES: Final = tuple(BulkCode)
 #: the net systems whose positions, caps and funds in transit are sampled
 NET_SYSTEMS: Final = (TrafficSystem.BEPS, TrafficSystem.IBPS)
+#: the reason code each outcome stands for (banks/bulk.py); none for a credit, or for an
+#: HVPS payment still queued when HVPS closed
+REASONS: Final = {BulkCode.CREDITED: "", BulkCode.OVER_LIMIT: "AM02",
+                  BulkCode.NO_FUNDS: "AM04", BulkCode.CLOSED: "AC04",
+                  BulkCode.NOT_SETTLED: "", BulkCode.OVER_CAP: "AM14",
+                  BulkCode.BARRED: "AG01", BulkCode.SYSTEM_CLOSED: "DT01"}
 _BIG: Final = np.iinfo(np.int64).max
 _PPM: Final = 1_000_000
 
@@ -38,7 +44,8 @@ _PPM: Final = 1_000_000
 SCHEMAS: Final = {
     "flows": pa.schema([("bucket_start", pa.string()), ("system", pa.string()),
                         ("participant", pa.string()), ("outcome", pa.string()),
-                        ("items", pa.int64()), ("value_fen", pa.int64())]),
+                        ("reason", pa.string()), ("items", pa.int64()),
+                        ("value_fen", pa.int64())]),
     "queues": pa.schema([("bucket_start", pa.string()), ("system", pa.string()),
                          ("participant", pa.string()), ("peak_items", pa.int64()),
                          ("peak_value_fen", pa.int64()), ("end_items", pa.int64()),
@@ -293,6 +300,7 @@ class Metrics:
             "bucket_start": [starts[x] for x in b], "system": [SYSTEMS[x].name for x in s],
             "participant": [names[x] for x in p], "outcome": [OUTCOMES[x].name.lower()
                                                               for x in c],
+            "reason": [REASONS[OUTCOMES[x]] for x in c],
             "items": d.flow_items[b, s, p, c], "value_fen": d.flow_value[b, s, p, c]})
         b, s, p = np.nonzero(d.queue_peak_items | d.delayed_items)
         self._append("queues", {

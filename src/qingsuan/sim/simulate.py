@@ -32,6 +32,7 @@ from qingsuan.sim.costs import bank_costs
 from qingsuan.sim.metrics import (
     NET_SYSTEMS,
     OUTCOMES,
+    REASONS,
     SYSTEMS,
     Metrics,
     Outcomes,
@@ -347,6 +348,7 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
                                   else int(sc.params["hvps.credit_rate"]), names, tables,
                                   overnight_fen)
     summary["cash_managers"] = {name: p.kind.value for name, p in sc.sim.cash_managers}
+    summary["reasons"] = {c.name.lower(): REASONS[c] for c in OUTCOMES if REASONS[c]}
     return Result(summary, tables, done, time.perf_counter() - wall0)
 
 
