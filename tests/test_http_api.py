@@ -4,6 +4,7 @@ its refusals (each a clear 4xx with a reason, never a 5xx), the clock, and a res
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -438,3 +439,29 @@ def test_restart_keeps_every_acknowledged_payment_with_its_status(tmp_path: Path
         core.close()
     with pytest.raises(ValueError, match="never goes back"):
         SandboxCore(SANDBOX, store, SandboxClock("virtual", START - 1))
+
+
+# ---------------------------------------------------------------------- the dashboard
+
+
+def test_dashboard_page_and_its_live_feed(api: Api) -> None:
+    page = api.client.get("/dashboard")
+    assert page.status_code == 200 and "/v1/operator/stream" in page.text
+    assert "text/html" in page.headers["content-type"]
+    assert api.transfer(urgent=True).status_code == 201
+    feed = api.get("/v1/operator/stream", "operator", params={"count": 2})
+    assert feed.status_code == 200 and feed.headers["content-type"].startswith(
+        "text/event-stream")
+    events = [json.loads(line[6:]) for line in feed.text.splitlines()
+              if line.startswith("data: ")]
+    assert len(events) == 2
+    doc = events[-1]
+    assert doc["clock"]["now"] == "2026-11-26T10:00:00+08:00"
+    icbc = next(p for p in doc["participants"] if p["name"] == "ICBC")
+    assert icbc["balance"] == "99998765.50" and set(icbc["net"]) == {"BEPS", "IBPS"}
+    assert doc["last_payments"][0] == {"id": "ICBC/API/T1", "system": "HVPS",
+                                       "status": "credited",
+                                       "at": "2026-11-26T10:00:00+08:00"}
+    assert_refusal(api.get("/v1/operator/stream", params={"count": 1}), 403, "operator_only")
+    assert_refusal(api.get("/v1/operator/stream", "operator", params={"count": 0}), 422,
+                   "invalid_field", "count")

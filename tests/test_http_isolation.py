@@ -35,10 +35,11 @@ OPERATOR_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/v1/operator/clock", None),
     ("POST", "/v1/operator/clock", {"advance": "1h"}),
     ("POST", "/v1/operator/tick", None),
+    ("GET", "/v1/operator/stream", None),  # (the dashboard's feed: every participant's)
 ]
 #: routes whose answer is the same for every key (or needs none): nobody's data
 PUBLIC_ROUTES = {("GET", "/v1/health"), ("GET", "/v1/me"), ("GET", "/v1/participants"),
-                 ("GET", "/metrics")}
+                 ("GET", "/metrics"), ("GET", "/dashboard")}  # (the page holds no data)
 
 
 @pytest.fixture
@@ -109,11 +110,14 @@ def test_own_key_on_own_path_sees_only_its_own(world: Api, method: str, template
 @pytest.mark.parametrize(("method", "path", "body"), OPERATOR_ROUTES)
 def test_operator_routes_refuse_participants(world: Api, method: str, path: str,
                                              body: Any) -> None:
+    params = {"count": 1} if path.endswith("/stream") else None
     for who in NAMES:
-        answer = world.client.request(method, path, headers=world.h(who), json=body)
+        answer = world.client.request(method, path, headers=world.h(who), json=body,
+                                      params=params)
         assert answer.status_code == 403 and answer.json()["reason"] == "operator_only"
-    assert world.client.request(method, path, headers=world.h(OPERATOR),
-                                json=body).status_code == 200
+        assert "balance" not in answer.text
+    assert world.client.request(method, path, headers=world.h(OPERATOR), json=body,
+                                params=params).status_code == 200
 
 
 def test_operator_reads_but_never_acts_for_a_participant(world: Api) -> None:

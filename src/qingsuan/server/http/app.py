@@ -6,7 +6,13 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 
 from qingsuan import __version__
-from qingsuan.server.http import errors, routes_meta, routes_operator, routes_participant
+from qingsuan.server.http import (
+    dashboard,
+    errors,
+    routes_meta,
+    routes_operator,
+    routes_participant,
+)
 from qingsuan.server.http.auth import KeyRing
 from qingsuan.server.http.core import SandboxCore
 from qingsuan.server.http.metrics import Metrics, MetricsMiddleware
@@ -39,6 +45,7 @@ def create_app(core: SandboxCore, keys: KeyRing, *, metrics: Metrics | None = No
     app.include_router(routes_meta.router)
     app.include_router(routes_participant.router, tags=["participant"])
     app.include_router(routes_operator.router, tags=["operator"])
+    app.include_router(dashboard.router)
     watch = metrics if metrics is not None else Metrics()
     app.state.metrics = watch
     core.writer.on_batch = lambda jobs: watch.after_batch(core, jobs)

@@ -61,6 +61,8 @@ class SandboxCore(CardCore):
         self.failure: str | None = None
         self.batches = 0
         self.http: HttpServer | None = None
+        #: set when the server stops: long-lived answers (the dashboard's stream) end
+        self.closing = threading.Event()
         self.writer = Writer(self)
 
     # ------------------------------------------------------------------ the card port
@@ -124,6 +126,7 @@ class SandboxCore(CardCore):
     def close(self) -> None:
         """Stop the HTTP server (requests in flight are answered), then the writer (jobs
         handed in are run), then close the log."""
+        self.closing.set()
         if self.http is not None:
             self.http.stop()
         self.writer.stop()
