@@ -63,12 +63,14 @@ def test_more_liquidity_never_increases_the_value_weighted_delay() -> None:
                 for r in rows[-2:]}) == 1
 
 
-def test_the_same_answers_in_this_process_and_on_a_dask_worker() -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_same_answers_in_this_process_and_on_dask_workers(workers: int) -> None:
     axes = [Axis("liquidity", (0.05, 0.2)), Axis("buffer", (0.0, 0.3))]
     here = run_sweep(TEXT, "sim-stress.yaml", OPTIONS, axes, workers=0)
-    on_dask = run_sweep(TEXT, "sim-stress.yaml", OPTIONS, axes, workers=1)
+    on_dask = run_sweep(TEXT, "sim-stress.yaml", OPTIONS, axes, workers=workers)
     assert here == on_dask and len(here) == 4
     assert here[1]["buffer"] == 0.3 and here[1]["liquidity"] == 0.05
+    assert len({r["hvps_delay_index_s"] for r in here}) == 4  # the points differ
 
 
 def _cells(page: str) -> list[tuple[str, str, str]]:

@@ -107,3 +107,26 @@ def test_a_file_without_traffic_is_refused() -> None:
     intrabank = NATIONAL_DAY.parent / "intrabank.yaml"
     done = CliRunner().invoke(app, ["simulate", str(intrabank)])
     assert done.exit_code == 2 and "no traffic: block" in done.output
+
+
+def test_the_national_day_week_conserves_money_and_settles_the_holiday_on_its_return(
+        scenario: Scenario) -> None:
+    """30 September to 8 October 2026: the Golden Week (HVPS closed 1-7 October). Every
+    check holds, every transfer has one final outcome, HVPS traffic only on the two
+    business days, and the holiday's BEPS and IBPS positions settle at 8 October's first
+    session, the largest of that day."""
+    result = simulate(scenario, Options(days=9, seed=3, scale=TINY))
+    s = result.summary
+    assert all(s["checks"].values()), s["checks"]
+    for name, sysm in s["systems"].items():
+        assert sum(v["items"] for v in sysm["outcomes"].values()) == sysm["generated_items"]
+    flows = result.tables["flows"].to_pylist()
+    assert {r["bucket_start"][:10] for r in flows if r["system"] == "HVPS"} == \
+        {"2026-09-30", "2026-10-08"}
+    assert len({r["bucket_start"][:10] for r in flows if r["system"] == "IBPS"}) == 9
+    for name in ("BEPS", "IBPS"):
+        sessions = s["net_sessions"][name]
+        assert {x["at"][:10] for x in sessions} == {"2026-09-30", "2026-10-08"}
+        assert all(x["status"] == "settled" for x in sessions)
+        back = [x for x in sessions if x["at"].startswith("2026-10-08")]
+        assert back[0]["gross_debits_fen"] == max(x["gross_debits_fen"] for x in back)
