@@ -174,3 +174,25 @@ def test_http_port_in_use_and_bad_options_exit_2(tmp_path: Path) -> None:
     finally:
         taken.close()
     assert not (tmp_path / "x.db.apikeys").exists()
+
+
+def test_sigterm_ends_a_dashboard_stream_and_stops_cleanly(tmp_path: Path) -> None:
+    served = serve(tmp_path / "s.db", "--api-keys", "sandbox", new_keys=False)
+    events: list[str] = []
+
+    def watch() -> None:
+        with httpx.Client(base_url=served.url, timeout=30) as http, http.stream(
+                "GET", "/v1/operator/stream", headers=bearer("sandbox-operator")) as feed:
+            for line in feed.iter_lines():
+                if line.startswith("data: "):
+                    events.append(line)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    while not events:
+        threading.Event().wait(0.05)
+    page = httpx.get(f"{served.url}/dashboard", timeout=30)
+    assert page.status_code == 200 and "operator" in page.text
+    assert served.stop() == 0  # the stream ends with the server: no wait for it
+    watcher.join(timeout=30)
+    assert not watcher.is_alive() and '"participants"' in events[0]

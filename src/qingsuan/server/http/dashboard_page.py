@@ -98,7 +98,10 @@ async function watch(key) {
   $("state").textContent = "the stream ended (the server stopped?)";
 }
 $("login").addEventListener("submit", (e) => { e.preventDefault(); watch($("key").value); });
-const saved = sessionStorage.getItem("qingsuan-key");
+// /dashboard#key=KEY: the fragment stays in the browser (never sent, never logged)
+const given = location.hash.startsWith("#key=") ? decodeURIComponent(location.hash.slice(5)) : "";
+if (given) history.replaceState(null, "", location.pathname);
+const saved = given || sessionStorage.getItem("qingsuan-key");
 if (saved) watch(saved);
 </script>
 </body>
