@@ -89,6 +89,14 @@ def short_cny(fen: int) -> str:
     return f"{format_fen(fen)} CNY"
 
 
+def grouped_cny(fen: int) -> str:
+    """An exact amount in CNY with thousands grouped: 1234567890 -> ``12,345,678.90``."""
+    text = format_fen(fen)
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    yuan, cents = digits.split(".")
+    return f"{sign}{int(yuan):,}.{cents}"
+
+
 def _png(fig: Figure) -> str:
     buf = io.BytesIO()
     # no software or date in the file: the same run draws the same bytes
@@ -284,7 +292,7 @@ def _cell(summary: dict[str, Any], key: str, kind: str = "fen") -> str:
     value: Any = summary
     for part in key.split("."):
         value = value[int(part)] if isinstance(value, list) else value[part]
-    text = (format_fen(int(value)) if kind == "fen" else f"{value:,}" if kind == "int"
+    text = (grouped_cny(int(value)) if kind == "fen" else f"{value:,}" if kind == "int"
             else f"{value}")
     return f'<td data-key="{html.escape(key)}" data-kind="{kind}">{html.escape(text)}</td>'
 
