@@ -21,13 +21,13 @@ _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API k
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-def core(request: Request) -> SandboxCore:
+async def core(request: Request) -> SandboxCore:
     found: SandboxCore = request.app.state.core
     return found
 
 
-def principal(request: Request,
-              credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+async def principal(request: Request,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
               ) -> Principal:
     if credentials is None:
         raise ApiError(401, "missing_key", "send your API key as 'Authorization: Bearer KEY'",
@@ -50,7 +50,7 @@ def _known(c: SandboxCore, participant: str) -> None:
                        "(GET /v1/participants lists them)", "participant")
 
 
-def acting_participant(participant: str, who: Who, c: Core) -> str:
+async def acting_participant(participant: str, who: Who, c: Core) -> str:
     """The path's participant, when the key is that participant's (to send, to cancel)."""
     if who.operator:
         raise ApiError(403, "participant_only", "the operator's key sends no payments: use "
@@ -62,7 +62,7 @@ def acting_participant(participant: str, who: Who, c: Core) -> str:
     return participant
 
 
-def reading_participant(participant: str, who: Who, c: Core) -> str:
+async def reading_participant(participant: str, who: Who, c: Core) -> str:
     """The path's participant, when the key is that participant's or the operator's."""
     if not who.operator and who.name != participant:
         raise ApiError(403, "not_yours", "this key sees its own participant only",
@@ -71,7 +71,7 @@ def reading_participant(participant: str, who: Who, c: Core) -> str:
     return participant
 
 
-def operator(who: Who) -> Principal:
+async def operator(who: Who) -> Principal:
     if not who.operator:
         raise ApiError(403, "operator_only", "this route takes the operator's key")
     return who
