@@ -74,9 +74,14 @@ class Writer:
                 results = self.runner.run_batch([job for job, _, _ in batch])
             except BaseException as exc:  # the runner itself broke: every job fails
                 results = [(False, exc)] * len(batch)
+            # one wake-up per event loop for the whole batch, not one per answer
+            answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any],
+                                                                tuple[bool, Any]]]] = {}
             for (_, loop, future), result in zip(batch, results, strict=True):
+                answers.setdefault(loop, []).append((future, result))
+            for loop, settled in answers.items():
                 with contextlib.suppress(RuntimeError):  # (that loop is closed: nobody
-                    loop.call_soon_threadsafe(_settle, future, result)  # waits for it)
+                    loop.call_soon_threadsafe(_settle_all, settled)  # waits for them)
             if self.on_batch is not None:
                 self.on_batch(len(batch))
 
@@ -88,11 +93,11 @@ class Writer:
         self._thread.join(timeout_s)
 
 
-def _settle(future: asyncio.Future[Any], result: tuple[bool, Any]) -> None:
-    if future.done():  # the client went away: the job ran all the same
-        return
-    ok, value = result
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+def _settle_all(settled: list[tuple[asyncio.Future[Any], tuple[bool, Any]]]) -> None:
+    for future, (ok, value) in settled:
+        if future.done():  # the client went away: the job ran all the same
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
