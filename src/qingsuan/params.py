@@ -40,6 +40,10 @@ class ParamSpec:
     doc: str
     choices: tuple[str, ...] = ()
     minimum: int | None = None
+    #: a parameter of an optional part of a world (the wallets): among the written values
+    #: (reports, the world's description, the state hash) only once set, so that a world
+    #: without that part is written and hashed exactly as before the part existed
+    optional: bool = False
 
 
 _TIME_RE: Final = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$", re.ASCII)
@@ -178,6 +182,16 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
               "(BE01)"),
     ParamSpec("banks.channel_fee", ParamKind.AMOUNT, "0.00",
               "fee a bank charges its customer per outgoing interbank transfer", minimum=0),
+    # -- payment institutions and the app (docs/WALLETS.md) ------------------------------
+    ParamSpec("wallets.payment_code_validity", ParamKind.INT, "60",
+              "seconds a payment code (付款码) the user shows stays valid (CODE_EXPIRED after)",
+              minimum=1, optional=True),
+    ParamSpec("wallets.max_cards", ParamKind.INT, "10",
+              "cards one app user may bind at most (TOO_MANY_CARDS beyond)", minimum=1,
+              optional=True),
+    ParamSpec("wallets.balance_limit", ParamKind.AMOUNT, "100000.00",
+              "most a wallet at a payment institution may hold (WALLET_LIMIT above it)",
+              optional=True),
 )
 
 _BY_NAME: Final = {spec.name: spec for spec in SPECS}
@@ -274,7 +288,7 @@ class Params(Mapping[str, int | bool | str]):
 
     def __init__(self, overrides: Mapping[str, object] | None = None) -> None:
         self._values: dict[str, int | bool | str] = {
-            s.name: parse_value(s.name, s.default) for s in SPECS}
+            s.name: parse_value(s.name, s.default) for s in SPECS if not s.optional}
         #: how many values were set: a reader that derived something from the parameters
         #: (a schedule) knows it must derive it again when this changes
         self.version = 0
@@ -286,20 +300,23 @@ class Params(Mapping[str, int | bool | str]):
         self.version += 1
 
     def __contains__(self, name: object) -> bool:
-        return name in self._values
+        return name in self._values or (isinstance(name, str) and name in _BY_NAME)
 
     def __getitem__(self, name: str) -> int | bool | str:
         try:
             return self._values[name]  # every known parameter has a value
         except KeyError:
-            spec(name)  # raises ParamError naming it, with the known ones
+            s = spec(name)  # raises ParamError naming it, with the known ones
+            if s.optional:  # not set: its default
+                return parse_value(name, s.default)
             raise
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._values)
+    def __iter__(self) -> Iterator[str]:  # every known parameter, set or not
+        yield from self._values
+        yield from (s.name for s in SPECS if s.optional and s.name not in self._values)
 
     def __len__(self) -> int:
-        return len(self._values)
+        return len(_BY_NAME)
 
     def amount(self, name: str) -> int:
         value = self[name]

@@ -28,6 +28,7 @@ from qingsuan.cnaps.participants import ParticipantKind
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import AccountSpec, Engine, System
 from qingsuan.ledger import AccountFlags, NormalSide
+from qingsuan.wallets.system import Wallets
 
 if TYPE_CHECKING:
     from qingsuan.sim.scenario import Event, Scenario
@@ -43,7 +44,8 @@ def world_systems() -> list[System]:
     cnaps = Cnaps()
     switch = CardSwitch(cnaps)
     banks = Banks(cnaps, switch)
-    return [cnaps, switch, banks, Builder(cnaps, switch, banks)]
+    wallets = Wallets(banks, switch)
+    return [cnaps, switch, banks, wallets, Builder(cnaps, switch, banks, wallets)]
 
 
 def world_spec(sc: Scenario, vault: CardVault | None = None) -> dict[str, Any]:
@@ -54,7 +56,7 @@ def world_spec(sc: Scenario, vault: CardVault | None = None) -> dict[str, Any]:
     customers = {c.id: c for c in sc.customers}
     if sc.cards and vault is None:
         raise CardKeyError("a world with cards is built with a card key")
-    return {
+    spec = {
         "name": sc.name,
         "params": {k: v if isinstance(v, bool) else str(v)
                    for k, v in sc.params.written().items()},
@@ -70,6 +72,9 @@ def world_spec(sc: Scenario, vault: CardVault | None = None) -> dict[str, Any]:
         "card_key_check": vault.check_value() if vault is not None and sc.cards else "",
         "terminals": [[t.id, t.kind, t.bank, t.merchant, t.cash_fen] for t in sc.terminals],
     }
+    if sc.wallets is not None:  # only then: a world without wallets is built as before
+        spec["wallets"] = sc.wallets.setup(customers)
+    return spec
 
 
 class Builder:
@@ -78,8 +83,9 @@ class Builder:
 
     prefix = "world"
 
-    def __init__(self, cnaps: Cnaps, switch: CardSwitch, banks: Banks) -> None:
-        self.cnaps, self.switch, self.banks = cnaps, switch, banks
+    def __init__(self, cnaps: Cnaps, switch: CardSwitch, banks: Banks, wallets: Wallets
+                 ) -> None:
+        self.cnaps, self.switch, self.banks, self.wallets = cnaps, switch, banks, wallets
         self.engine: Engine | None = None
 
     def attach(self, engine: Engine) -> None:
@@ -162,6 +168,9 @@ class Builder:
             "opening_settlement_fen": sum(p[3] for p in participants),
             "opening_deposits_fen": sum(c[6] for c in customers),
         }).encode())
+        if "wallets" in doc:
+            self.wallets.apply("wallets.setup", timestamp_us, json.dumps(
+                doc["wallets"], sort_keys=True, ensure_ascii=False).encode())
         return None
 
     def _cnaps(self, kind: str, doc: dict[str, Any]) -> Any:
@@ -205,6 +214,8 @@ class World:
     card_key_file: str | None = None
     sandbox_seed: str | None = None
     vault: CardVault | None = None
+    #: the payment institutions and the app (inactive in a world without wallets)
+    wallets: Wallets | None = None
 
     @classmethod
     def open(cls, store: str, clock: Clock, *, snapshot_every: int = 0,
@@ -218,10 +229,11 @@ class World:
         systems = world_systems()
         engine = Engine.open(store, clock, snapshot_every=snapshot_every, systems=systems,
                              readonly=readonly, create=create)
-        cnaps, switch, banks, _ = systems
+        cnaps, switch, banks, wallets, _ = systems
         assert isinstance(cnaps, Cnaps) and isinstance(switch, CardSwitch)
-        assert isinstance(banks, Banks)
-        world = cls(engine, cnaps, switch, banks, store, card_key_file, sandbox_seed)
+        assert isinstance(banks, Banks) and isinstance(wallets, Wallets)
+        world = cls(engine, cnaps, switch, banks, store, card_key_file, sandbox_seed,
+                    wallets=wallets)
         if vault is not None:
             try:
                 world.use_vault(vault)

@@ -27,6 +27,8 @@ from qingsuan.cnaps.hvps import Notice, dumps
 from qingsuan.ledger.types import MAX_TOTAL_FEN
 from qingsuan.money import MAX_AMOUNT_FEN
 from qingsuan.reasons import Reason
+from qingsuan.wallets.events import WALLET_EVENTS
+from qingsuan.wallets.events import handler as wallet_handler
 
 if TYPE_CHECKING:
     from qingsuan.cards.switch import CardSwitch
@@ -412,4 +414,6 @@ HANDLERS: Final[dict[str, Handler]] = {
     "pos_refund": acquirer.pos_refund,
     "fault": acquirer.fault,
     "dispute": acquirer.dispute,
+    # the app and the payment institutions (wallets/): carried out by the wallets system
+    **{do: wallet_handler(do) for do in WALLET_EVENTS},
 }

@@ -26,7 +26,7 @@ def outcome(world: World, sc: Scenario) -> dict[str, Any]:
                   for name in banks.settling}
     terminals = {t.id: format_fen(posted(t.bank, f"atm_cash:{t.id}"))
                  for t in sc.terminals if t.kind == "atm"}
-    return {
+    out: dict[str, Any] = {
         "scenario": sc.name,
         "ended_at": format_time(sc.run_until_us),
         "payments": {pid: rec.to_json() for pid, rec in banks.payments.items()},
@@ -45,14 +45,24 @@ def outcome(world: World, sc: Scenario) -> dict[str, Any]:
                 "transfers": engine.ledger.transfer_count,
                 "state_hash": engine.state_hash().hex()},
     }
+    if world.wallets is not None and world.wallets.active:  # only a world with wallets
+        from qingsuan.wallets import checks as wallet_checks
+
+        out["wallets"] = wallet_checks.outcome(world.wallets)
+    return out
 
 
 def checks(world: World) -> dict[str, bool]:
     banks = world.banks
-    return {"books_balanced": reconcile.books_balanced(banks),
-            "money_conserved": reconcile.money_conserved(banks),
-            "mirrors_match": reconcile.mirrors_match(banks),
-            "suspense_explained": reconcile.suspense_explained(banks)}
+    out: dict[str, bool] = {"books_balanced": reconcile.books_balanced(banks),
+                            "money_conserved": reconcile.money_conserved(banks),
+                            "mirrors_match": reconcile.mirrors_match(banks),
+                            "suspense_explained": reconcile.suspense_explained(banks)}
+    if world.wallets is not None and world.wallets.active:
+        from qingsuan.wallets.checks import reserve_covers_wallets
+
+        out["reserve_covers_wallets"] = reserve_covers_wallets(world.wallets)
+    return out
 
 
 def _net_report(world: World) -> dict[str, Any]:

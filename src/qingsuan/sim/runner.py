@@ -57,7 +57,8 @@ PROGRESS_EVERY = 1024
 COMMIT_EVERY = 1024
 
 #: the card events whose PIN the terminal turns into a PIN block before sending
-_CARD_PIN_EVENTS = ("atm_withdrawal", "atm_balance_inquiry", "pos_purchase", "preauth")
+_CARD_PIN_EVENTS = ("atm_withdrawal", "atm_balance_inquiry", "pos_purchase", "preauth",
+                    "qr_pay")
 
 
 class Runner:

@@ -34,6 +34,8 @@ from qingsuan.sim.traffic import (
 )
 from qingsuan.sim.yamlloc import LDict, LList, YamlError, load
 from qingsuan.vocabulary import BEPS_KINDS, CHANNELS, HOST_MODES, PRIORITY_LABELS
+from qingsuan.wallets import terms as wallet_terms
+from qingsuan.wallets.events import WALLET_EVENTS
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
@@ -72,13 +74,14 @@ EVENT_KINDS: Final = {
     "preauth": "runs (预授权: the issuer holds the amount)",
     "preauth_cancel": "runs (预授权撤销: the hold is released)",
     "preauth_completion": "runs (预授权完成: clears like a purchase)",
+    **dict.fromkeys(WALLET_EVENTS, "runs (the app and payment institutions: docs/WALLETS.md)"),
 }
 RUNNABLE_EVENTS: Final = ("transfer", "set_param", "hvps_payment", "cancel", "reprioritise",
                           "pledge", "release", "beps_payment", "ibps_payment",
                           "debit_agreement", "ibps_account_inquiry", "atm_withdrawal",
                           "atm_balance_inquiry", "pos_purchase", "reversal", "pos_void",
                           "pos_refund", "fault", "dispute", "preauth", "preauth_cancel",
-                          "preauth_completion")
+                          "preauth_completion", *WALLET_EVENTS)
 
 _NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
 _ID_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-.]{0,63}$")
@@ -196,6 +199,8 @@ class Scenario:
     traffic: TrafficSpec | None = None
     #: stress, cash managers and costs for ``qingsuan simulate`` (sim/sim_blocks.py)
     sim: SimBlocks = field(default_factory=SimBlocks)
+    #: payment institutions, app users and voucher campaigns (``wallets:``, WALLETS.md)
+    wallets: wallet_terms.WalletsSpec | None = None
 
     def participant(self, name: str) -> Participant:
         return next(p for p in self.participants if p.name == name)
@@ -349,7 +354,7 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
         raise ScenarioError(ck.problems)
     ck.keys(top, "scenario", ("name", "start", "run_until", "participants"),
             ("description", "timezone", "calendar", "params", "customers", "cards",
-             "terminals", "events", "traffic", *BLOCK_KEYS))
+             "terminals", "events", "traffic", "wallets", *BLOCK_KEYS))
     name = ck.text(top, "name", "scenario", re.compile(r"^[\w\-. ]{1,80}$"),
                    " (letters, digits, - _ . and spaces, at most 80)") or "unnamed"
     description = str(top.get("description") or "")
@@ -387,13 +392,16 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     terminals = _terminals(ck, top, pnames, {c.id: c for c in customers})
     traffic = _traffic(ck, top, params)
     sim = parse_blocks(ck, top, pnames, int(params["beps.item_limit"]))
-    events = _events(ck, top, start, until, participants, customers)
+    wallets = wallet_terms.parse_block(ck, top, {p.name: p.kind for p in participants},
+                                       {c.id: c for c in customers},
+                                       {t.id: t.kind for t in terminals})
+    events = _events(ck, top, start, until, participants, customers, wallets)
     if ck.problems:
         raise ScenarioError(ck.problems)
     assert start is not None and until is not None
     return Scenario(name, file, description, start, until, calendar, params,
                     tuple(participants), tuple(customers), tuple(cards), tuple(terminals),
-                    tuple(events), traffic, sim)
+                    tuple(events), traffic, sim, wallets)
 
 
 def _traffic(ck: _Checker, top: LDict, params: Params) -> TrafficSpec | None:
@@ -764,11 +772,13 @@ _EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "release": (("participant", "value"), ("haircut",)),
     "transfer": (("id", "from", "to", "amount"), ("channel", "urgent")),
     "set_param": (("name", "value"), ()),
+    **wallet_terms.EVENT_FIELDS,
 }
 
 
 def _events(ck: _Checker, top: LDict, start: int | None, until: int | None,
-            participants: list[Participant], customers: list[Customer]) -> list[Event]:
+            participants: list[Participant], customers: list[Customer],
+            wallets: wallet_terms.WalletsSpec | None = None) -> list[Event]:
     out: list[Event] = []
     ids: set[str] = set()
     known: dict[str, str] = {}  # event id -> its kind, for cancel / reprioritise targets
@@ -806,9 +816,11 @@ def _events(ck: _Checker, top: LDict, start: int | None, until: int | None,
                                       "earlier than the one before)")
         last_at = at
         fields: dict[str, Any] = {}
-        checker = _EVENT_CHECKS[do]
         fields["known"] = known
-        ok = checker(ck, doc, fields, cust, participants)
+        if do in WALLET_EVENTS:
+            ok = wallet_terms.check_event(ck, doc, fields, wallets, known)
+        else:
+            ok = _EVENT_CHECKS[do](ck, doc, fields, cust, participants)
         del fields["known"]
         if not ok:
             continue

@@ -1,0 +1,139 @@
+"""The institution's customer funds (客户备付金): top-up by quick pay (快捷支付), withdrawal
+to a bank account, and wallet-to-wallet transfers inside the institution.
+
+A top-up is a real-time IBPS debit (实时借记) of the bound card's account, which the user
+authorised when binding the card (the quick-pay agreement): the card's bank debits its
+customer, IBPS nets the item, the institution's collection account is credited and the
+institution moves it to the wallet. A withdrawal takes the wallet's money to the
+collection account, then sends an IBPS credit to the card's account; if IBPS refuses it,
+or the bank returns it (退汇), the money goes back to the wallet. The institution's
+reserve at the PBOC moves with every netted item (checks.reserve_covers_wallets)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from qingsuan.banks import outgoing
+from qingsuan.money import format_fen
+from qingsuan.wallets.reasons import WalletReason
+
+if TYPE_CHECKING:
+    from qingsuan.banks.directory import CustomerAccount
+    from qingsuan.wallets.state import User
+    from qingsuan.wallets.system import Wallets
+
+#: what an IBPS record's status means for a top-up or withdrawal waiting on it
+_DONE = ("credited", "settled")
+_FAILED = ("rejected", "returned", "cancelled")
+
+
+def _card_account(w: Wallets, f: dict[str, Any], do: str, user: User
+                  ) -> CustomerAccount | None:
+    """The bank account behind a bound card (the quick-pay agreement's account)."""
+    masked = user.masked(f["card"])
+    if masked is None:
+        w.refuse(f, do, WalletReason.NOT_BOUND, f"card {f['pan_masked']}")
+        return None
+    card = w.switch.cards[f["card"]]
+    return w.banks.directory.by_id[card.account.split(":", 2)[2]]
+
+
+def _post(w: Wallets, book: str, debit: str, credit: str, amount_fen: int) -> bool:
+    assert w.banks.books is not None
+    return w.banks.books.post(book, debit, credit, amount_fen).done
+
+
+def _room_fen(w: Wallets, user: User) -> int:
+    return w.param("wallets.balance_limit") - w.balance_fen(user.institution, user.wallet)
+
+
+def top_up(w: Wallets, f: dict[str, Any]) -> None:
+    do = "wallet_top_up"
+    user = w.user(f, do)
+    if user is None:
+        return
+    account = _card_account(w, f, do, user)
+    if account is None:
+        return
+    amount = int(f["amount_fen"])
+    if amount > _room_fen(w, user):
+        w.refuse(f, do, WalletReason.WALLET_LIMIT, f"amount {format_fen(amount)} would take "
+                 f"the wallet above {format_fen(w.param('wallets.balance_limit'))} "
+                 "(wallets.balance_limit)")
+        return
+    pool = w.banks.directory.by_id[w.institutions[user.institution]]
+    w.record(f, do, user=user.phone, amount=format_fen(amount), status="pending")
+    w.waiting.append({"id": f["id"], "do": do, "phone": user.phone, "amount": amount})
+    outgoing.net_payment(w.banks, {
+        "id": f["id"], "system": "IBPS", "kind": "realtime_debit", "amount_fen": amount,
+        "payer": ["customer", account.bank, account.account, account.id],
+        "payee": ["customer", pool.bank, pool.account, pool.id], "payee_name": pool.name})
+
+
+def withdrawal(w: Wallets, f: dict[str, Any]) -> None:
+    do = "wallet_withdrawal"
+    user = w.user(f, do)
+    if user is None:
+        return
+    account = _card_account(w, f, do, user)
+    if account is None:
+        return
+    amount = int(f["amount_fen"])
+    pool = w.banks.directory.by_id[w.institutions[user.institution]]
+    if not _post(w, user.institution, user.wallet, pool.ledger_name, amount):
+        w.refuse(f, do, WalletReason.INSUFFICIENT_WALLET, f"{user.phone} cannot withdraw "
+                 f"{format_fen(amount)}")
+        return
+    w.record(f, do, user=user.phone, amount=format_fen(amount), status="pending")
+    w.waiting.append({"id": f["id"], "do": do, "phone": user.phone, "amount": amount})
+    outgoing.net_payment(w.banks, {
+        "id": f["id"], "system": "IBPS", "kind": "credit", "amount_fen": amount,
+        "payer": ["customer", pool.bank, pool.account, pool.id],
+        "payee": ["customer", account.bank, account.account, account.id],
+        "payee_name": account.name})
+
+
+def transfer(w: Wallets, f: dict[str, Any]) -> None:
+    """转账: from one wallet to another at the same institution, booked at once."""
+    do = "wallet_transfer"
+    payer = w.user(f, do, "from")
+    payee = w.user(f, do, "to") if payer is not None else None
+    if payer is None or payee is None:
+        return
+    amount = int(f["amount_fen"])
+    if payer.institution != payee.institution:
+        w.refuse(f, do, WalletReason.OTHER_INSTITUTION, f"{payer.phone} at "
+                 f"{payer.institution}, {payee.phone} at {payee.institution}")
+        return
+    if amount > _room_fen(w, payee):
+        w.refuse(f, do, WalletReason.WALLET_LIMIT, f"{payee.phone}'s wallet would hold more "
+                 f"than {format_fen(w.param('wallets.balance_limit'))}")
+        return
+    if not _post(w, payer.institution, payer.wallet, payee.wallet, amount):
+        w.refuse(f, do, WalletReason.INSUFFICIENT_WALLET, f"{payer.phone} cannot pay "
+                 f"{format_fen(amount)}")
+        return
+    w.record(f, do, user=payer.phone, to=payee.phone, amount=format_fen(amount))
+
+
+def follow(w: Wallets) -> None:
+    """Book what IBPS finished: a top-up credited to the collection account goes to the
+    wallet; a withdrawal refused or returned goes back to it."""
+    still = []
+    for op in w.waiting:
+        status = w.banks.payments[op["id"]].status
+        if status not in _DONE and status not in _FAILED:
+            still.append(op)
+            continue
+        user = w.users[op["phone"]]
+        pool = w.banks.directory.by_id[w.institutions[user.institution]]
+        rec = w.records[op["id"]]
+        ok = status in _DONE
+        # a top-up credited goes to the wallet; a withdrawal that failed comes back to it
+        if ok == (op["do"] == "wallet_top_up"):
+            moved = _post(w, user.institution, pool.ledger_name, user.wallet, op["amount"])
+            assert moved, (op, status)  # the collection account was just credited
+        rec["status"] = "done" if ok else "failed"
+        if not ok:
+            rec["reason"] = w.banks.payments[op["id"]].reason
+    w.waiting = still
