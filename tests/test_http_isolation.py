@@ -177,3 +177,19 @@ def test_sandbox_keys_are_the_documented_ones() -> None:
     assert keys == {"ICBC": "sandbox-ICBC", OPERATOR: "sandbox-operator"}
     assert ring.who("sandbox-ICBC").name == "ICBC"  # type: ignore[union-attr]
     assert ring.who("sandbox-operator").operator  # type: ignore[union-attr]
+
+
+def test_a_key_of_a_participant_this_world_lacks_sees_nothing() -> None:
+    ring, keys = KeyRing.for_world([*NAMES, "GHOST"])
+    client, core = open_api(f"memory://{uuid.uuid4().hex}", ring)
+    api = Api(client, core, keys)
+    try:
+        me = api.get("/v1/me", "GHOST")
+        assert me.status_code == 403 and me.json()["reason"] == "unknown_participant"
+        for path in ("/v1/participants/GHOST/positions", "/v1/participants/GHOST/transfers"):
+            answer = api.get(path, "GHOST") if "positions" in path else \
+                api.post(path, "GHOST", json=order())
+            assert answer.status_code == 404 and answer.json()["reason"] == \
+                "unknown_participant"
+    finally:
+        core.close()

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 
 from qingsuan.server.http import views
 from qingsuan.server.http.deps import Core, Who
-from qingsuan.server.http.errors import ERRORS
+from qingsuan.server.http.errors import ERRORS, ApiError
 
 router = APIRouter(prefix="/v1")
 
@@ -29,6 +29,9 @@ async def me(who: Who, c: Core) -> Any:
         return {"operator": True, "participant": None}
 
     def job() -> dict[str, Any]:
+        if who.name not in c.cnaps.directory:  # (a key file from another world)
+            raise ApiError(403, "unknown_participant", f"{who.name} is not a participant of "
+                           "this world: its key is not valid here")
         p = c.cnaps.directory.get(who.name)
         return {"operator": False, "participant": p.name, "code": p.code,
                 "kind": p.kind.value}

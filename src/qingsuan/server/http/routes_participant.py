@@ -123,7 +123,7 @@ async def statement(date: str, participant: Reading, c: Core) -> Response:
     def job() -> bytes:
         try:
             return c.gateway.statement(participant, day)
-        except KeyError:
+        except (KeyError, ValueError):
             raise ApiError(404, "no_statement", f"no statement of {day} for {participant}: "
                            "the day is not closed yet, or was not a business day",
                            "date") from None
