@@ -107,7 +107,11 @@ def parse_block(ck: Checker, top: Doc, participants: dict[str, str],
     if doc is None or not ck.keys(doc, "wallets", ("institutions", "users"), ("campaigns",)):
         return None
     institutions = _institutions(ck, doc, participants, customers)
-    users = _users(ck, doc, institutions)
+    # a user of a listed institution that has a problem of its own is not reported again
+    listed = doc.get("institutions")
+    written = {str(item.get("participant")) for item in listed if isinstance(item, dict)
+               } if isinstance(listed, list) else set()
+    users = _users(ck, doc, institutions, written)
     campaigns = _campaigns(ck, doc, customers)
     return WalletsSpec(institutions, users, campaigns,
                        frozenset(t for t, kind in terminals.items() if kind == "pos"))
@@ -140,7 +144,7 @@ def _institutions(ck: Checker, doc: Doc, participants: dict[str, str],
     return out
 
 
-def _users(ck: Checker, doc: Doc, institutions: dict[str, str]
+def _users(ck: Checker, doc: Doc, institutions: dict[str, str], written: set[str]
            ) -> dict[str, tuple[str, str]]:
     out: dict[str, tuple[str, str]] = {}
     for raw, line in ck.seq(doc, "users"):
@@ -154,8 +158,9 @@ def _users(ck: Checker, doc: Doc, institutions: dict[str, str]
         name = ck.text(item, "name", what)
         inst = ck.text(item, "institution", what)
         if inst is not None and inst not in institutions:
-            ck.add(item.line_of("institution"), f"{what}: institution {inst!r} is not listed "
-                                                "under wallets: institutions")
+            if inst not in written:
+                ck.add(item.line_of("institution"), f"{what}: institution {inst!r} is not "
+                                                    "listed under wallets: institutions")
             inst = None
         if phone in out:
             ck.add(item.line_of("phone"), f"wallets user {phone} is listed twice")
