@@ -82,8 +82,8 @@ def test_the_report_parses_and_every_plot_is_an_embedded_png(written: tuple[Resu
                                                              ) -> None:
     _, out = written
     page = _parse(out / "report.html")
-    # profile, queues, liquidity, funds in transit, costs
-    assert len(page.images) == 5 == len(page.captions)
+    # profile, queues, liquidity, funds in transit, costs, historical regimes
+    assert len(page.images) == 6 == len(page.captions)
     for img in page.images:
         src = str(img["src"])
         assert src.startswith("data:image/png;base64,")  # nothing fetched from elsewhere
@@ -97,8 +97,8 @@ def test_every_number_printed_equals_summary_json(written: tuple[Result, Path]) 
     _, out = written
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
     page = _parse(out / "report.html")
-    # per system at least 5, per participant 4 figures and 5 costs
-    assert len(page.cells) >= 3 * 5 + 9 * (4 + 5)
+    # per system at least 5, per participant 4 figures and 5 costs, per regime 5
+    assert len(page.cells) >= 3 * 5 + 9 * (4 + 5) + 5 * 5
     for key, kind, text in page.cells:
         value: Any = summary
         for part in key.split("."):

@@ -380,6 +380,10 @@ class Metrics:
             }
         return out
 
+    def waited_value_s(self) -> float:
+        """Σ value x seconds waited, all systems, settled or given back at the end."""
+        return float(self.total_queue_time_value.sum() + self.total_unsettled_wait_value.sum())
+
     def system_summary(self, s: TrafficSystem) -> dict[str, Any]:
         """Per system: value-weighted queue time, delayed items, peak queue and transit."""
         credited = int(self.total_value[s, :, BulkCode.CREDITED].sum())

@@ -284,6 +284,60 @@ def costs_per_bank(summary: dict[str, Any], lab: Labels) -> Plot | None:
     return Plot(lab("Costs per bank", "成本"), _png(fig), reading)
 
 
+_REGIME_LABELS: Final = {"draft_houses": ("draft houses", "票号"),
+                         "correspondent": ("correspondent banks", "同业头寸"),
+                         "hub_post": ("hub by post", "手工联行"),
+                         "hub_wire": ("EIS wire hub", "电子联行"),
+                         "cnaps": ("CNAPS", "现代化支付系统")}
+
+
+def regime_comparison(summary: dict[str, Any], lab: Labels) -> Plot | None:
+    regimes = summary.get("regimes")
+    if not regimes:
+        return None
+    names = [n for n in _REGIME_LABELS if n in regimes]
+    labels = [lab(*_REGIME_LABELS[n]) for n in names]
+    panels = (("liquidity_fen", 1e10, lab("liquidity needed", "所需流动性") + "\n100M CNY"),
+              ("in_transit_fen", 1e10, lab("in transit on average", "平均在途资金")
+               + "\n100M CNY"),
+              ("delay_s", 3600.0, lab("delay (value-weighted)", "延迟") + "\nhours"))
+    fig, axes = plt.subplots(1, 3, figsize=(FIG_SIZE[0] + 1.5, 3.2), sharey=True)
+    for ax, (key, unit, title) in zip(axes, panels, strict=True):
+        ax.barh(labels, [regimes[n][key] / unit for n in names],
+                color=["#7f7f7f", "#bf9000", "#c55a11", "#548235", "#1f4e79"][:len(names)])
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(labelsize=8)
+        ax.grid(alpha=0.3, axis="x")
+    axes[0].invert_yaxis()
+    c, corr = regimes["cnaps"], regimes["correspondent"]
+    ratio = corr["liquidity_fen"] / c["liquidity_fen"] if c["liquidity_fen"] else 0.0
+    post = short_cny(regimes["hub_post"]["in_transit_fen"])
+    reading = (f"On the same payments, correspondent banking needs {ratio:.1f} times CNAPS's "
+               f"liquidity ({corr['accounts']:,} accounts); the hubs need only the net "
+               f"debits but leave {post} in transit by post; drafts take "
+               f"{regimes['parameters']['draft_days']} days.")
+    return Plot(lab("Historical regimes", "历代清算方式"), _png(fig), reading)
+
+
+def _regime_table(summary: dict[str, Any]) -> str:
+    regimes = summary.get("regimes")
+    if not regimes:
+        return ""
+    head = ("<tr><th>regime</th><th>liquidity needed CNY</th><th>in transit CNY</th>"
+            "<th>delay s</th><th>cost CNY</th><th>accounts</th></tr>")
+    rows = []
+    for name, (english, chinese) in _REGIME_LABELS.items():
+        if name not in regimes:
+            continue
+        k = f"regimes.{name}"
+        rows.append("<tr>" + f"<td>{html.escape(english)} {chinese}</td>" + "".join([
+            _cell(summary, f"{k}.liquidity_fen"), _cell(summary, f"{k}.in_transit_fen"),
+            _cell(summary, f"{k}.delay_s", "float"), _cell(summary, f"{k}.cost_fen"),
+            _cell(summary, f"{k}.accounts", "int")]) + "</tr>")
+    return ("<h2>Historical regimes on the same payments</h2><table>" + head
+            + "".join(rows) + "</table>")
+
+
 # ---------------------------------------------------------------------- the page
 
 
@@ -380,9 +434,9 @@ def render(summary: dict[str, Any], tables: dict[str, pa.Table],
             liquidity_per_participant(summary, lab),
             funds_in_transit(summary, tables["transit"].to_pylist(), lab),
         ]
-        cost = costs_per_bank(summary, lab)
-        if cost is not None:
-            plots.append(cost)
+        for extra_plot in (costs_per_bank(summary, lab), regime_comparison(summary, lab)):
+            if extra_plot is not None:
+                plots.append(extra_plot)
     plots.extend(extra)
     checks = ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in summary["checks"].items())
     title = (f"{summary['scenario']}: {summary['days']} day(s) from {summary['from'][:10]}, "
@@ -401,6 +455,7 @@ def render(summary: dict[str, Any], tables: dict[str, pa.Table],
         "summary.json and the Parquet files beside this page.</p>"
         f"<h2>Systems</h2>{_system_table(summary)}"
         f"<h2>Participants</h2>{_participant_table(summary)}{_cost_table(summary)}"
+        f"{_regime_table(summary)}"
         f"{figures}</body></html>\n")
 
 

@@ -16,11 +16,12 @@ from qingsuan.clock import from_datetime
 from qingsuan.money import AmountError, parse_amount
 from qingsuan.sim.costs import CostRates
 from qingsuan.sim.policies import Policy, PolicyKind
+from qingsuan.sim.sim_regimes import RegimeParams
 from qingsuan.sim.stress import Maintenance, Outage, Squeeze, SqueezeOf, Stress, StressKind
 from qingsuan.sim.yamlloc import LDict, LList
 
 #: top-level keys of a scenario that belong to the simulator
-BLOCK_KEYS: Final = ("stress", "cash_managers", "costs")
+BLOCK_KEYS: Final = ("stress", "cash_managers", "costs", "regimes")
 #: stress blocks one file may hold
 MAX_STRESS: Final = 1_000
 _SYSTEMS: Final = ("HVPS", "BEPS", "IBPS")
@@ -41,6 +42,7 @@ class SimBlocks:
     #: bank -> its cash manager's HVPS release policy (unlisted: release at once)
     cash_managers: tuple[tuple[str, Policy], ...] = ()
     costs: CostRates = field(default_factory=CostRates)
+    regimes: RegimeParams = field(default_factory=RegimeParams)
 
     def policy(self, bank: str) -> Policy:
         return dict(self.cash_managers).get(bank, Policy())
@@ -51,7 +53,28 @@ def parse_blocks(ck: Checker, top: LDict, participants: set[str],
     """The simulator's blocks of a scenario (absent: none)."""
     return SimBlocks(_stress(ck, top, participants),
                      _cash_managers(ck, top, participants, beps_item_limit_fen),
-                     _costs(ck, top))
+                     _costs(ck, top), _regimes(ck, top))
+
+
+def _regimes(ck: Checker, top: LDict) -> RegimeParams:
+    raw = top.get("regimes")
+    d = RegimeParams()
+    if raw is None or raw == {}:
+        return d
+    if not isinstance(raw, LDict):
+        ck.add(top.line_of("regimes"), "regimes must be a mapping of parameters")
+        return d
+    if not ck.keys(raw, "regimes", (), ("draft_days", "escort_rate", "post_days",
+                                        "wire_days")):
+        return d
+    days = {k: whole(ck, raw, k, "regimes", 0, 366, getattr(d, k))
+            for k in ("draft_days", "post_days", "wire_days")}
+    escort = share_ppm(ck, raw, "escort_rate", "regimes", lo_open=False) \
+        if "escort_rate" in raw else d.escort_ppm
+    if None in days.values() or escort is None:
+        return d
+    return RegimeParams(int(days["draft_days"] or 0), escort, int(days["post_days"] or 0),
+                        int(days["wire_days"] or 0), raw.line)
 
 
 def _cash_managers(ck: Checker, top: LDict, participants: set[str],
@@ -255,6 +278,17 @@ def minutes(ck: Checker, doc: LDict, key: str, what: str, default: int) -> int |
     value = doc.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1_440:
         ck.add(doc.line_of(key), f"{what}: {key} must be whole minutes from 0 to 1440 "
+                                 f"(got {value!r})")
+        return None
+    return value
+
+
+def whole(ck: Checker, doc: LDict, key: str, what: str, lo: int, hi: int, default: int
+          ) -> int | None:
+    """A whole number from lo to hi."""
+    value = doc.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        ck.add(doc.line_of(key), f"{what}: {key} must be a whole number from {lo} to {hi} "
                                  f"(got {value!r})")
         return None
     return value

@@ -27,7 +27,14 @@ import pyarrow as pa
 from qingsuan.banks import reconcile
 from qingsuan.banks.bulk import BulkCode
 from qingsuan.calendar import HvpsPhase, load_calendar
-from qingsuan.clock import US_PER_DAY, US_PER_MINUTE, format_time, from_datetime, to_beijing
+from qingsuan.clock import (
+    US_PER_DAY,
+    US_PER_MINUTE,
+    US_PER_SECOND,
+    format_time,
+    from_datetime,
+    to_beijing,
+)
 from qingsuan.sim.costs import bank_costs
 from qingsuan.sim.metrics import (
     NET_SYSTEMS,
@@ -45,6 +52,7 @@ from qingsuan.sim.report import render
 from qingsuan.sim.runner import Runner
 from qingsuan.sim.scenario import Customer, Scenario
 from qingsuan.sim.sim_queue import Batch
+from qingsuan.sim.sim_regimes import Regimes
 from qingsuan.sim.stress import boundaries, held_back, squeezed
 from qingsuan.sim.traffic import (
     Limits,
@@ -260,6 +268,7 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
     cutoff_minutes = int(sc.params["hvps.cutoff"])
     overnight_fen: dict[str, int] = dict.fromkeys(names, 0)
     hvps = world.cnaps.hvps
+    regimes = Regimes(sc.sim.regimes, len(names))
 
     def hold(now_us: int, b: Batch) -> npt.NDArray[np.bool_]:
         """Transfers that may not go now: a stress period (sim/stress.py), or a bank's
@@ -301,6 +310,8 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
         for s in SYSTEMS:
             mine = system == s
             generated[s] += (int(mine.sum()), int(amount[mine].sum()))
+        regimes.day(midnight + US_PER_DAY, traffic.at_us[keep], participant_of[payer],
+                    participant_of[payee], amount)
         t, i = max(midnight, clock.now_us()), 0
         day_end = midnight + US_PER_DAY
         while t < day_end:
@@ -349,7 +360,24 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
                                   overnight_fen)
     summary["cash_managers"] = {name: p.kind.value for name, p in sc.sim.cash_managers}
     summary["reasons"] = {c.name.lower(): REASONS[c] for c in OUTCOMES if REASONS[c]}
+    regimes.cnaps(_daily_peak_liquidity(tables), metrics.waited_value_s(),
+                  int(generated[:, 1].sum()))
+    summary["regimes"] = regimes.summary((end - first) / US_PER_SECOND)
     return Result(summary, tables, done, time.perf_counter() - wall0)
+
+
+def _daily_peak_liquidity(tables: dict[str, pa.Table]) -> int:
+    """The largest day's liquidity used by all participants together (each at its own
+    peak of that day)."""
+    peak: dict[tuple[str, str], int] = {}
+    for r in tables["liquidity"].select(["bucket_start", "participant",
+                                         "liquidity_used_fen"]).to_pylist():
+        key = (r["bucket_start"][:10], r["participant"])
+        peak[key] = max(peak.get(key, 0), int(r["liquidity_used_fen"]))
+    days: dict[str, int] = {}
+    for (day, _), value in peak.items():
+        days[day] = days.get(day, 0) + value
+    return max(days.values(), default=0)
 
 
 def _split(b: Batch, max_piece_fen: dict[int, int]) -> Batch:
