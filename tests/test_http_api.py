@@ -465,3 +465,27 @@ def test_dashboard_page_and_its_live_feed(api: Api) -> None:
     assert_refusal(api.get("/v1/operator/stream", params={"count": 1}), 403, "operator_only")
     assert_refusal(api.get("/v1/operator/stream", "operator", params={"count": 0}), 422,
                    "invalid_field", "count")
+
+
+def test_cancel_a_waiting_payment_not_a_settled_one(api: Api) -> None:
+    # after the cut-off a large transfer needs HVPS, which is closed: the bank holds it
+    assert api.clock(at="2026-11-26T18:00").status_code == 200
+    held = api.transfer(id="H1", amount="900000.00").json()
+    assert held["status"] == "accepted" and "held_until" in held
+    done = api.post("/v1/participants/ICBC/payments/API/H1/cancel")
+    assert done.status_code == 200 and done.json()["payment"]["status"] == "cancelled"
+    again = api.post("/v1/participants/ICBC/payments/API/H1/cancel")
+    assert again.status_code == 409 and again.json()["reason"]
+    assert_refusal(api.post("/v1/participants/ICBC/payments/API/NONE/cancel"), 404,
+                   "unknown_payment")
+    # a payment queued in HVPS (more than ICBC holds) is cancelled in CNAPS
+    assert api.clock(at="2026-11-27T10:00").status_code == 200
+    assert parse_pacs002(api.xml(pacs009(20_000_000_000, "M2", "T2")).content)[0].status == \
+        "ACSP"
+    queued = api.post("/v1/participants/ICBC/payments/M2/T2/cancel")
+    assert queued.status_code == 200, queued.text
+    assert api.get("/v1/participants/ICBC/positions").json()["hvps_queue"]["count"] == 0
+    # settled: too late
+    assert api.transfer(id="U1", urgent=True).json()["iso_status"] == "ACSC"
+    late = api.post("/v1/participants/ICBC/payments/API/U1/cancel")
+    assert late.status_code == 409 and late.json()["payment"]["status"] == "credited"

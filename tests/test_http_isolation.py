@@ -27,6 +27,7 @@ PARTICIPANT_ROUTES: list[tuple[str, str, str]] = [
     ("POST", f"{P}/messages", "xml"),
     ("POST", f"{P}/transfers", "json"),
     ("GET", f"{P}/payments/{{msg_id}}/{{tx_id}}", ""),
+    ("POST", f"{P}/payments/{{msg_id}}/{{tx_id}}/cancel", "cancel"),
     ("GET", f"{P}/statements/{{date}}", ""),
     ("GET", f"{P}/reports/intraday", ""),
     ("GET", f"{P}/positions", ""),
@@ -70,6 +71,8 @@ def _call(api: Api, who: str, method: str, template: str, body: str, participant
                         headers={"content-type": "application/xml"})
     if body == "json":
         return api.post(path, who, json=order(id="OTHER"))
+    if body == "cancel":
+        return api.post(path, who)
     return api.get(path, who)
 
 
@@ -90,6 +93,11 @@ def test_another_participants_key_is_refused_on_every_route(
 def test_own_key_on_own_path_sees_only_its_own(world: Api, method: str, template: str,
                                                body: str) -> None:
     answer = _call(world, "CCB", method, template, body, "CCB")
+    if template.endswith("/cancel"):  # ICBC's payment on CCB's path: no such payment
+        assert answer.status_code == 404 and answer.json()["reason"] == "unknown_payment"
+        mine = _call(world, "CCB", method, template, body, "CCB", "API", "C1")
+        assert mine.status_code == 409  # CCB's own: netted already, nothing to cancel
+        return
     if "payments" in template:  # ICBC's payment ids on CCB's own path: not found
         assert answer.status_code == 404 and answer.json()["reason"] == "unknown_payment"
         theirs = _call(world, "CCB", method, template, body, "CCB", "ICBCM1", "ICBCT1")

@@ -113,6 +113,14 @@ async def payment(msg_id: MsgId, tx_id: TxId, participant: Reading, c: Core) -> 
     return doc
 
 
+@router.post("/payments/{msg_id}/{tx_id}/cancel", summary="Cancel a payment that waits")
+async def cancel(msg_id: MsgId, tx_id: TxId, participant: Acting, c: Core) -> Any:
+    """撤销: cancel one of your payments while it still waits: queued in HVPS, behind the
+    BEPS debit cap, or held by your bank until HVPS opens (a camt.056 does the same in
+    XML). 409 with CNAPS's reason when it no longer waits (settled, netted, refused)."""
+    return await c.writer.call(lambda: transfers.cancel(c.world, participant, msg_id, tx_id))
+
+
 @router.get("/statements/{date}", response_class=Response, summary="camt.053 statement",
             responses={200: {"content": {XML: {"schema": {"type": "string"}}},
                              "description": "camt.053"}})

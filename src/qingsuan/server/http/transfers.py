@@ -117,3 +117,24 @@ def book(world: World, participant: str, order: TransferIn) -> dict[str, Any]:
 REFUSAL_FIELD: Final = {"AM02": "amount", "AM04": "amount", "AC01": "creditor.account",
                         "AC04": "creditor.account", "BE01": "creditor.name",
                         "AM05": "id", "DT01": "system"}
+
+
+def cancel(world: World, participant: str, msg_id: str, tx_id: str) -> dict[str, Any]:
+    """撤销: cancel one of ``participant``'s payments while it waits (queued in HVPS, behind
+    the BEPS cap, held by the bank until HVPS opens), as the banks' logged ``cancel``
+    event. 404 (nothing logged) when it has no such payment; 409 with CNAPS's reason when
+    the payment no longer waits (it is in the log: the refusal is the bank's record)."""
+    ref = ref_of(participant, msg_id, tx_id)
+    banks = world.banks
+    if ref not in banks.payments:
+        raise ApiError(404, "unknown_payment", f"{participant} sent no payment "
+                       f"{msg_id}/{tx_id} through its bank", "tx_id")
+    world.engine.command("banks.event", dumps({"do": "cancel", "order": -1,
+                                               "fields": {"target": ref}}))
+    action = banks.actions[-1]
+    doc = record_view(world, ref, msg_id, tx_id, banks.payments[ref])
+    if not action["ok"]:
+        reason = action["reason"] or {"code": "NARR", "message": "not cancelled"}
+        raise ApiError(409, reason["code"], f"not cancelled: {reason['message']}", "tx_id",
+                       extra={"payment": doc})
+    return {"cancelled": True, "payment": doc}
