@@ -314,3 +314,14 @@ def test_the_budget_is_never_overspent_by_many_claims() -> None:
     assert codes.count(None) == 5 and set(codes) == {None, "BUDGET_EXHAUSTED"}
     spring = out["wallets"]["campaigns"]["spring"]
     assert spring["claimed"] == 5
+
+
+def test_a_large_qr_payment_needs_the_card_pin() -> None:
+    out = run(ev("09:00", "qr_pay", id="nopin", user="13800000001", card=ALICE_CARD,
+                 terminal="POS00001", amount="1500.00")
+              + ev("09:01", "qr_pay", id="pin", user="13800000001", card=ALICE_CARD,
+                   terminal="POS00001", amount="1500.00", pin="123456"))
+    assert out["payments"]["nopin"]["response_code"] == "55"
+    assert rec(out, "pin")["status"] == "done"
+    assert out["balances"]["customers"]["alice"] == "3500.00"
+    assert "123456" not in json.dumps(out)
