@@ -489,3 +489,40 @@ def test_cancel_a_waiting_payment_not_a_settled_one(api: Api) -> None:
     assert api.transfer(id="U1", urgent=True).json()["iso_status"] == "ACSC"
     late = api.post("/v1/participants/ICBC/payments/API/U1/cancel")
     assert late.status_code == 409 and late.json()["payment"]["status"] == "credited"
+
+
+# ---------------------------------------------------------------------- operations
+
+
+def test_operator_pledges_releases_and_sets_parameters(api: Api) -> None:
+    pledged = api.post("/v1/operator/participants/ICBC/pledge", "operator",
+                       json={"value": "5000000.00"})
+    assert pledged.status_code == 200, pledged.text
+    assert pledged.json()["credit"]["pledged"] == "5000000.00"
+    too_much = api.post("/v1/operator/participants/ICBC/release", "operator",
+                        json={"value": "6000000.00"})
+    assert too_much.status_code == 409 and too_much.json()["field"] == "value"
+    released = api.post("/v1/operator/participants/ICBC/release", "operator",
+                        json={"value": "5000000.00"})
+    assert released.status_code == 200 and released.json()["credit"]["pledged"] == "0.00"
+    assert_refusal(api.post("/v1/operator/participants/NOPE/pledge", "operator",
+                            json={"value": "1.00"}), 404, "unknown_participant")
+    assert_refusal(api.post("/v1/operator/participants/ICBC/pledge", "operator",
+                            json={"value": "1.001"}), 422, "amount_precision", "value")
+    before = api.get("/v1/operator/params", "operator").json()
+    assert before["banks.name_check"] in ("on", "off")
+    after = api.post("/v1/operator/params", "operator",
+                     json={"params": {"ibps.item_limit": "100000.00"}})
+    assert after.status_code == 200 and after.json()["ibps.item_limit"] == "100000.00"
+    # the new limit is the bank's: 60,000.00 mobile urgent goes through IBPS now
+    assert api.transfer(id="M1", amount="60000.00", channel="mobile",
+                        urgent=True).json()["system"] == "IBPS"
+    seq = api.core.engine.applied_seq
+    assert_refusal(api.post("/v1/operator/params", "operator",
+                            json={"params": {"no.such": "1"}}), 422, "invalid_param")
+    assert_refusal(api.post("/v1/operator/params", "operator",
+                            json={"params": {"ibps.item_limit": "lots"}}), 422,
+                   "invalid_param", "params.ibps.item_limit")
+    assert_refusal(api.post("/v1/operator/params", "operator", json={"params": {}}), 422,
+                   "missing_field")
+    assert api.core.engine.applied_seq == seq

@@ -37,6 +37,10 @@ OPERATOR_ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/v1/operator/clock", {"advance": "1h"}),
     ("POST", "/v1/operator/tick", None),
     ("GET", "/v1/operator/stream", None),  # (the dashboard's feed: every participant's)
+    ("POST", "/v1/operator/participants/{participant}/pledge", {"value": "1.00"}),
+    ("POST", "/v1/operator/participants/{participant}/release", {"value": "1.00"}),
+    ("GET", "/v1/operator/params", None),
+    ("POST", "/v1/operator/params", {"params": {"hvps.lsm_interval_minutes": "15"}}),
 ]
 #: routes whose answer is the same for every key (or needs none): nobody's data
 PUBLIC_ROUTES = {("GET", "/v1/health"), ("GET", "/v1/me"), ("GET", "/v1/participants"),
@@ -119,6 +123,10 @@ def test_own_key_on_own_path_sees_only_its_own(world: Api, method: str, template
 def test_operator_routes_refuse_participants(world: Api, method: str, path: str,
                                              body: Any) -> None:
     params = {"count": 1} if path.endswith("/stream") else None
+    path = path.format(participant="ICBC")
+    if path.endswith("/release"):  # (something pledged to release)
+        assert world.post("/v1/operator/participants/ICBC/pledge", OPERATOR,
+                          json={"value": "1.00"}).status_code == 200
     for who in NAMES:
         answer = world.client.request(method, path, headers=world.h(who), json=body,
                                       params=params)

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field
 
-from qingsuan.server.http import inputs
+from qingsuan.server.http import inputs, operations
 from qingsuan.server.http.clock import clock_view, move_to
 from qingsuan.server.http.deps import Core, Operator
 from qingsuan.server.http.errors import ERRORS, ApiError
@@ -79,3 +79,46 @@ async def tick(_: Operator, c: Core) -> Any:
         return {**clock_view(c.world, c.clock), "ticks": 1}
 
     return await c.writer.call(job)
+
+
+class CollateralIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    value: str = Field(description="the collateral's value in yuan (its lendable part is "
+                                   "the value less the haircut, hvps.pledge_haircut)",
+                       examples=["5000000.00"])
+
+
+@router.post("/participants/{participant}/pledge", summary="Pledge collateral (质押)")
+async def pledge(participant: str, change: Annotated[CollateralIn, Body()], _: Operator,
+                 c: Core) -> Any:
+    """Pledge collateral for the participant's automatic pledge financing in HVPS; its
+    positions after."""
+    return await c.writer.call(lambda: operations.collateral(
+        c.world, participant, "pledge", change.value))
+
+
+@router.post("/participants/{participant}/release", summary="Release collateral (解押)")
+async def release(participant: str, change: Annotated[CollateralIn, Body()], _: Operator,
+                  c: Core) -> Any:
+    """Release pledged collateral (409 when more than is free: financing drawn on it)."""
+    return await c.writer.call(lambda: operations.collateral(
+        c.world, participant, "release", change.value))
+
+
+class ParamsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    params: dict[str, str | bool] = Field(
+        description="parameter name -> value as docs/PARAMETERS.md writes it",
+        examples=[{"hvps.lsm_interval_minutes": "15", "banks.name_check": True}])
+
+
+@router.get("/params", summary="The rule parameters in force")
+async def get_params(_: Operator, c: Core) -> Any:
+    return await c.writer.call(lambda: c.engine.params.written())
+
+
+@router.post("/params", summary="Change rule parameters")
+async def set_params(change: Annotated[ParamsIn, Body()], _: Operator, c: Core) -> Any:
+    """Change parameters from now on, all or none (each checked first; logged, so a
+    replay sees the same values); the parameters in force after."""
+    return await c.writer.call(lambda: operations.set_params(c.world, change.params))
