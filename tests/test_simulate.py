@@ -119,7 +119,8 @@ def test_the_national_day_week_conserves_money_and_settles_the_holiday_on_its_re
     s = result.summary
     assert all(s["checks"].values()), s["checks"]
     for name, sysm in s["systems"].items():
-        assert sum(v["items"] for v in sysm["outcomes"].values()) == sysm["generated_items"]
+        assert sum(v["items"] for v in sysm["outcomes"].values()) == \
+            sysm["generated_items"], name
     flows = result.tables["flows"].to_pylist()
     assert {r["bucket_start"][:10] for r in flows if r["system"] == "HVPS"} == \
         {"2026-09-30", "2026-10-08"}

@@ -312,9 +312,9 @@ def regime_comparison(summary: dict[str, Any], lab: Labels) -> Plot | None:
     c, corr = regimes["cnaps"], regimes["correspondent"]
     ratio = corr["liquidity_fen"] / c["liquidity_fen"] if c["liquidity_fen"] else 0.0
     post = short_cny(regimes["hub_post"]["in_transit_fen"])
-    reading = (f"On the same payments, correspondent banking needs {ratio:.1f} times CNAPS's "
-               f"liquidity ({corr['accounts']:,} accounts); the hubs need only the net "
-               f"debits but leave {post} in transit by post; drafts take "
+    reading = (f"On the same payments, correspondent banking needs {ratio:.1f} times the "
+               f"liquidity CNAPS used ({corr['accounts']:,} accounts); the hubs need only "
+               f"the net debits but leave {post} in transit by post; drafts take "
                f"{regimes['parameters']['draft_days']} days.")
     return Plot(lab("Historical regimes", "历代清算方式"), _png(fig), reading)
 
