@@ -6,12 +6,12 @@ in which it is filed, not of the original's."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from enum import Enum
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from qingsuan.calendar import card_clearing_date
 from qingsuan.cards.records import MAX_TXNS, CardTxn, amount_fen, hhmm
+from qingsuan.cards.requests import CardRequest, Mti
 from qingsuan.clock import to_beijing_naive
 from qingsuan.money import format_fen
 from qingsuan.params import Params
@@ -126,38 +126,39 @@ class DisputeRefusal(CodedReason):
                               "cannot re-present the chargeback that followed")
 
 
-def file(sw: CardSwitch, f: dict[str, str], body: str, now_us: int) -> dict[str, str]:
+def file(sw: CardSwitch, req: CardRequest, now_us: int) -> dict[str, str]:
     """差错处理: a credit adjustment, chargeback or representment becomes an item of the
     clearing day in which it is filed (the next cut-off), between issuer and acquirer,
     with the cardholder's and the merchant's postings at once; a retrieval request and
     its reply move no money (docs/CARDS.md)."""
-    key = f"{f.get('32', '')}|{f.get('11', '')}|{f.get('7', '')}"
+    key = req.key
     seen = sw.txns.get(key)
     if seen is not None:
-        if seen.body == body:
+        if seen.body == req.body:
             return _answer(seen)
         return {"t": "0630", "key": key, "status": "refused",
                 "reason": DisputeRefusal.DUPLICATE.code,
                 "message": DisputeRefusal.DUPLICATE.meaning}
     if len(sw.txns) >= MAX_TXNS:
         raise RuntimeError(f"the switch holds {MAX_TXNS} transactions: refusing more")
-    original = sw.txns.get(f.get("original_key", ""))
-    kind = next((k for k in DisputeKind if k.value == f.get("dispute")), None)
-    txn = CardTxn(key, "0620", kind.proc if kind else "22",
+    original = sw.txns.get(req.original_key or "")
+    kind = next((k for k in DisputeKind if k.value == req.dispute), None)
+    txn = CardTxn(key, Mti.DISPUTE.value, kind.proc if kind else "22",
                   original.pan_masked if original else "",
                   original.issuer if original else None,
-                  original.acquirer if original else f.get("32", ""),
-                  original.terminal if original else "", amount_fen(f.get("4", "0")),
-                  "", "refused", now_us, body, f.get("37", ""),
+                  original.acquirer if original else req.acquirer or "",
+                  original.terminal if original else "",
+                  amount_fen(req.amount_text if req.amount_text is not None else "0"),
+                  "", "refused", now_us, req.body, req.rrn or "",
                   card=original.card if original else "",
                   card_kind=original.card_kind if original else "debit",
-                  original_key=f.get("original_key", ""),
+                  original_key=req.original_key or "",
                   dispute=kind.value if kind else "")
     sw.txns[key] = txn
     assert sw.engine is not None
     cutoff = hhmm(int(sw.engine.params["cards.cutoff"]))
     txn.clearing_date = card_clearing_date(to_beijing_naive(now_us), cutoff).isoformat()
-    refusal = _check(sw, txn, kind, original, f.get("32", ""), f.get("dispute_reason"))
+    refusal = _check(sw, txn, kind, original, req.acquirer or "", req.dispute_reason)
     if refusal is not None:
         txn.rc = refusal[0].code
         txn.note = refusal[1]
@@ -241,7 +242,7 @@ def _check(sw: CardSwitch, txn: CardTxn, kind: DisputeKind | None,
             return DisputeRefusal.RETRIEVAL_NEEDED, refused
     if kind is DisputeKind.REPRESENTMENT:
         chargeback = steps[DisputeKind.FIRST_CHARGEBACK.value]
-        charged_for = _REASONS.get(_JSON.decode(chargeback.body).get("dispute_reason") or "")
+        charged_for = _REASONS.get(CardRequest.from_body(chargeback.body).dispute_reason or "")
         request = steps.get(DisputeKind.RETRIEVAL_REQUEST.value)
         if charged_for is not None and charged_for.needs_documents and request is not None \
                 and request.status != "answered":
@@ -326,6 +327,3 @@ def _answer(txn: CardTxn) -> dict[str, str]:
     return {"t": "0630", "key": txn.key, "status": "refused", "reason": txn.rc,
             "message": txn.note}
 
-
-#: one decoder for the logged requests' JSON
-_JSON: Final = json.JSONDecoder()

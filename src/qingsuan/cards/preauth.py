@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from qingsuan.cards.records import CardTxn, Terminal, amount_fen
+from qingsuan.cards.requests import CardRequest, Mti, Processing
 
 if TYPE_CHECKING:
     from qingsuan.cards.switch import CardSwitch
@@ -17,43 +18,44 @@ _DAY_US: Final = 86_400_000_000
 _PPM: Final = 1_000_000
 
 
-def authorise(sw: CardSwitch, f: dict[str, str], key: str, body: str, now_us: int
-              ) -> dict[str, str]:
+def authorise(sw: CardSwitch, req: CardRequest, key: str, now_us: int) -> dict[str, str]:
     """预授权 (0100, processing code 03): the issuer checks it like a POS purchase and
     holds the amount: a pending transfer from the cardholder to its "due to the switch"
     that expires by itself after ``cards.preauth_days``. Nothing is booked at the
     acquirer and nothing is cleared: only the completion is."""
     assert sw.engine is not None
-    pan = f.get("card", "")  # the card's token (cards/vault.py)
-    amount = amount_fen(f.get("4", "0"))
-    terminal = sw.terminals.get(f.get("41", ""))
-    txn = CardTxn(key, "0100", "03", f.get("pan_masked", ""), None,
-                  terminal.acquirer if terminal else f.get("32", ""), f.get("41", ""),
-                  amount, "96", "declined", now_us, body, f.get("37", ""), card=pan)
+    pan = req.card if req.card is not None else ""  # the card's token (cards/vault.py)
+    amount = amount_fen(req.amount_text if req.amount_text is not None else "0")
+    terminal_id = req.terminal if req.terminal is not None else ""
+    terminal = sw.terminals.get(terminal_id)
+    txn = CardTxn(key, Mti.AUTHORISATION.value, Processing.PREAUTH.value,
+                  req.pan_masked if req.pan_masked is not None else "", None,
+                  terminal.acquirer if terminal else req.acquirer or "", terminal_id,
+                  amount, "96", "declined", now_us, req.body, req.rrn or "", card=pan)
     sw.txns[key] = txn
     card = sw.cards.get(pan)
     txn.card_kind = card.kind if card else "debit"
-    txn.rc = _decide(sw, txn, f, pan, amount, terminal, now_us)
+    txn.rc = _decide(sw, txn, req, pan, amount, terminal, now_us)
     if txn.rc == "00":
         txn.status = "authorised"
         sw._open_preauths[key] = txn
     return sw._answer(txn)
 
 
-def _decide(sw: CardSwitch, txn: CardTxn, f: dict[str, str], pan: str, amount: int,
+def _decide(sw: CardSwitch, txn: CardTxn, req: CardRequest, pan: str, amount: int,
             terminal: Terminal | None, now_us: int) -> str:
     from qingsuan.ledger import Transfer, TransferFlags
 
     assert sw.engine is not None
-    if terminal is None or terminal.kind != "pos" or f.get("3", "")[:2] != "03":
+    if terminal is None or terminal.kind != "pos" or req.proc != Processing.PREAUTH:
         return "12"
-    refused = sw._route(txn, f, pan, terminal)
+    refused = sw._route(txn, req, pan, terminal)
     if refused is not None:
         return refused
     mode = sw.hosts.get(txn.issuer or "", "up")
     if mode == "down":
         return "91"  # no stand-in for a pre-authorisation: only the issuer can hold
-    rc = sw._issuer_decides(txn, f, pan, "03", amount, terminal, now_us)
+    rc = sw._issuer_decides(txn, req, pan, "03", amount, terminal, now_us)
     if mode == "slow":  # the switch reverses what the issuer held: nothing stays held
         txn.late_rc = rc
         return "68"
@@ -109,21 +111,23 @@ def _release_hold(sw: CardSwitch, preauth: CardTxn) -> None:
     sw._open_preauths.pop(preauth.key, None)
 
 
-def _original(sw: CardSwitch, f: dict[str, str], now_us: int) -> tuple[CardTxn | None, str]:
+def _original(sw: CardSwitch, req: CardRequest, now_us: int
+              ) -> tuple[CardTxn | None, str]:
     """The pre-authorisation a cancel or completion names: (it, "00") when its hold is
     open and the request may act on it; else (it or None, response code): 25 unknown,
     12 not a pre-authorisation, not open (cancelled, completed, expired, reversed,
     declined), another card, or another merchant."""
-    original = sw.txns.get(f.get("original_key", ""))
+    original = sw.txns.get(req.original_key or "")
     if original is None:
         return None, "25"
     if original.mti != "0100" or original.proc != "03":
         return original, "12"
     if status(sw, original, now_us) != "authorised":
         return original, "12"
-    if f.get("card") not in (None, original.card):
+    if req.card not in (None, original.card):
         return original, "12"
-    terminal = sw.terminals.get(f.get("41", original.terminal))
+    terminal = sw.terminals.get(req.terminal if req.terminal is not None
+                                else original.terminal)
     held_at = sw.terminals[original.terminal]
     if terminal is None or terminal.acquirer != held_at.acquirer or \
             terminal.merchant != held_at.merchant:
@@ -131,30 +135,32 @@ def _original(sw: CardSwitch, f: dict[str, str], now_us: int) -> tuple[CardTxn |
     return original, "00"
 
 
-def _linked_txn(sw: CardSwitch, f: dict[str, str], key: str, body: str, now_us: int,
+def _linked_txn(sw: CardSwitch, req: CardRequest, key: str, now_us: int,
                 mti: str, proc: str, original: CardTxn | None) -> CardTxn:
-    terminal_id = f.get("41", original.terminal if original else "")
+    terminal_id = req.terminal if req.terminal is not None else \
+        original.terminal if original else ""
     terminal = sw.terminals.get(terminal_id)
     txn = CardTxn(key, mti, proc, original.pan_masked if original else "",
                   original.issuer if original else None,
-                  terminal.acquirer if terminal else f.get("32", ""), terminal_id,
-                  amount_fen(f.get("4", "0")), "96", "declined", now_us, body,
-                  f.get("37", ""), card=original.card if original else "",
+                  terminal.acquirer if terminal else req.acquirer or "", terminal_id,
+                  amount_fen(req.amount_text if req.amount_text is not None else "0"),
+                  "96", "declined", now_us, req.body, req.rrn or "",
+                  card=original.card if original else "",
                   card_kind=original.card_kind if original else "debit",
-                  original_key=f.get("original_key", ""))
+                  original_key=req.original_key or "")
     sw.txns[key] = txn
     return txn
 
 
-def cancel(sw: CardSwitch, f: dict[str, str], key: str, body: str, now_us: int
-           ) -> dict[str, str]:
+def cancel(sw: CardSwitch, req: CardRequest, key: str, now_us: int) -> dict[str, str]:
     """预授权撤销 (0100, processing code 20): the merchant releases the hold of an open
     pre-authorisation. Unknown 25; not an open pre-authorisation (cancelled, completed,
     expired, reversed) 12; an amount (field 4, if given and not zero) other than the
     pre-authorised one 13. The cancel is kept under its own key (status "done"), so a
     true retry gets the first answer."""
-    original, rc = _original(sw, f, now_us)
-    txn = _linked_txn(sw, f, key, body, now_us, "0100", "20", original)
+    original, rc = _original(sw, req, now_us)
+    txn = _linked_txn(sw, req, key, now_us, Mti.AUTHORISATION.value, Processing.RETURN.value,
+                      original)
     if rc == "00" and original is not None:
         if not txn.amount_fen:  # field 4 absent (or zero): the pre-authorised amount
             txn.amount_fen = original.amount_fen
@@ -172,25 +178,24 @@ def cancel(sw: CardSwitch, f: dict[str, str], key: str, body: str, now_us: int
     return sw._answer(txn)
 
 
-def reverse(sw: CardSwitch, original: CardTxn, f: dict[str, str], now_us: int
+def reverse(sw: CardSwitch, original: CardTxn, req: CardRequest, now_us: int
             ) -> dict[str, str]:
     """冲正 of a pre-authorisation: the hold is released and it is "reversed"; one whose
     hold is gone already (cancelled, expired) answers 00 and changes nothing; a
     completed one 12 (reverse the completion); a cancel 12."""
-    if original.proc != "03":
-        return sw._reply(f, "12")
+    if original.proc != Processing.PREAUTH:
+        return sw._reply(req, "12")
     state = status(sw, original, now_us)
     if state in ("cancelled", "expired"):
-        return sw._reply(f, "00")
+        return sw._reply(req, "00")
     if state != "authorised":
-        return sw._reply(f, "12")
+        return sw._reply(req, "12")
     _release_hold(sw, original)
     original.status = "reversed"
-    return sw._reply(f, "00")
+    return sw._reply(req, "00")
 
 
-def complete(sw: CardSwitch, f: dict[str, str], key: str, body: str, now_us: int
-             ) -> dict[str, str]:
+def complete(sw: CardSwitch, req: CardRequest, key: str, now_us: int) -> dict[str, str]:
     """预授权完成 (0200 request or 0220 advice, processing code 00, condition code 25 =
     06): a new transaction for at most the pre-authorised amount times (1 +
     ``cards.preauth_tolerance``) (13). The issuer posts its hold (POST_PENDING for up to
@@ -198,11 +203,11 @@ def complete(sw: CardSwitch, f: dict[str, str], key: str, body: str, now_us: int
     difference (51 if the account cannot bear it: then nothing is posted); the acquirer
     books it as a purchase. It clears like a purchase on its clearing day; the
     pre-authorisation becomes "completed"."""
-    original, rc = _original(sw, f, now_us)
-    mti = f.get("t", "0200")
-    txn = _linked_txn(sw, f, key, body, now_us, mti, "00", original)
+    original, rc = _original(sw, req, now_us)
+    mti = req.mti if req.mti is not None else Mti.FINANCIAL.value
+    txn = _linked_txn(sw, req, key, now_us, mti, Processing.PURCHASE.value, original)
     if rc == "00" and original is not None:
-        rc = _decide_completion(sw, txn, f, original)
+        rc = _decide_completion(sw, txn, req, original)
     txn.rc = rc
     if rc == "00" and original is not None:
         sw._approve(txn, now_us)
@@ -212,14 +217,14 @@ def complete(sw: CardSwitch, f: dict[str, str], key: str, body: str, now_us: int
     return sw._answer(txn)
 
 
-def _decide_completion(sw: CardSwitch, txn: CardTxn, f: dict[str, str], original: CardTxn
+def _decide_completion(sw: CardSwitch, txn: CardTxn, req: CardRequest, original: CardTxn
                        ) -> str:
     from qingsuan.ledger import Transfer, TransferFlags
 
     assert sw.engine is not None
-    if f.get("3", "")[:2] != "00" or f.get("25") != "06":
+    if req.proc != Processing.PURCHASE or req.pos_condition != "06":
         return "12"  # not a completion (condition code 06)
-    if f.get("49", "156") != "156":
+    if (req.currency if req.currency is not None else "156") != "156":
         return "30"
     held = original.amount_fen
     tolerance = int(sw.engine.params["cards.preauth_tolerance"])

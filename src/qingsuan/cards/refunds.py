@@ -16,26 +16,28 @@ from qingsuan.cards.records import (
     backwards,
     mdr_fen,
 )
+from qingsuan.cards.requests import CardRequest, Mti, Processing
 
 if TYPE_CHECKING:
     from qingsuan.cards.switch import CardSwitch
 
 
-def refund(sw: CardSwitch, f: dict[str, str], key: str, body: str, now_us: int
-           ) -> dict[str, str]:
+def refund(sw: CardSwitch, req: CardRequest, key: str, now_us: int) -> dict[str, str]:
     """退货 (0220, processing code 20): a new transaction with its own key and the flows
     reversed: the issuer credits the cardholder, the acquirer takes it from what it owes
     the merchant."""
-    original = sw.txns.get(f.get("original_key", ""))
-    amount = amount_fen(f.get("4", "0"))
-    terminal = sw.terminals.get(f.get("41", ""))
-    txn = CardTxn(key, "0220", "20", original.pan_masked if original else "",
+    original = sw.txns.get(req.original_key or "")
+    amount = amount_fen(req.amount_text if req.amount_text is not None else "0")
+    terminal_id = req.terminal if req.terminal is not None else ""
+    terminal = sw.terminals.get(terminal_id)
+    txn = CardTxn(key, Mti.ADVICE.value, Processing.RETURN.value,
+                  original.pan_masked if original else "",
                   original.issuer if original else None,
-                  terminal.acquirer if terminal else f.get("32", ""), f.get("41", ""),
-                  amount, "96", "declined", now_us, body, f.get("37", ""),
+                  terminal.acquirer if terminal else req.acquirer or "", terminal_id,
+                  amount, "96", "declined", now_us, req.body, req.rrn or "",
                   card=original.card if original else "",
                   card_kind=original.card_kind if original else "debit",
-                  original_key=f.get("original_key", ""))
+                  original_key=req.original_key or "")
     sw.txns[key] = txn
     txn.rc = _decide(sw, txn, original, terminal)
     if txn.rc == "00":

@@ -29,6 +29,7 @@ from qingsuan.cards.records import (
     backwards,
     hhmm,
 )
+from qingsuan.cards.requests import CardRequest, Mti, Processing
 from qingsuan.clock import US_PER_DAY, to_beijing, to_beijing_naive
 from qingsuan.money import format_fen
 from qingsuan.statejson import shallow
@@ -117,11 +118,11 @@ class CardSwitch:
             self._issuer_cache.clear()
             return {"ok": True}
         if kind == "cards.request":
-            return self._request(doc, text, timestamp_us)
+            return self._request(CardRequest.from_fields(doc, text), timestamp_us)
         if kind == "cards.fault":
             return self._fault(doc["participant"], doc["mode"])
         if kind == "cards.dispute":
-            return disputes.file(self, doc, text, timestamp_us)
+            return disputes.file(self, CardRequest.from_fields(doc, text), timestamp_us)
         raise ValueError(f"unknown card command {kind!r}")
 
     def setup(self, cards: list[Card], terminals: list[Terminal]) -> None:
@@ -194,46 +195,47 @@ class CardSwitch:
 
     # ------------------------------------------------------------------ decisions
 
-    def _request(self, f: dict[str, str], body: str, now_us: int) -> dict[str, str]:
-        mti = f.get("t", "")
-        if mti == "0400":
-            return self._reversal(f, body, now_us)
-        if mti == "0200" and f.get("3", "")[:2] == "20" and "original_key" in f:
-            return self._void(f, now_us)
-        key = f"{f.get('32', '')}|{f.get('11', '')}|{f.get('7', '')}"
+    def _request(self, req: CardRequest, now_us: int) -> dict[str, str]:
+        mti = req.mti if req.mti is not None else ""
+        if mti == Mti.REVERSAL:
+            return self._reversal(req, now_us)
+        if mti == Mti.FINANCIAL and req.proc == Processing.RETURN and \
+                req.original_key is not None:
+            return self._void(req, now_us)
+        key = req.key
         seen = self.txns.get(key)
         if seen is not None:
-            if seen.body == body:
+            if seen.body == req.body:
                 return self._answer(seen)  # a true retry: the same answer again
-            return self._reply(f, "94")
+            return self._reply(req, "94")
         if len(self.txns) >= MAX_TXNS:
             raise RuntimeError(f"the switch holds {MAX_TXNS} transactions: refusing more")
-        if mti != "0200":
-            if mti == "0220":
-                if f.get("3", "")[:2] == "00":
-                    return preauth.complete(self, f, key, body, now_us)
-                return refunds.refund(self, f, key, body, now_us)
-            if mti == "0100":
-                if f.get("3", "")[:2] == "20":
-                    return preauth.cancel(self, f, key, body, now_us)
-                return preauth.authorise(self, f, key, body, now_us)
-        elif "original_key" in f:  # 0200 naming an original: a pre-authorisation completion
-            return preauth.complete(self, f, key, body, now_us)
-        pan = f.get("card", "")  # the token (cards/vault.py): the switch never sees a PAN
-        proc = f.get("3", "000000")[:2]
-        amount = int(f.get("4", "0") or 0)
-        terminal = self.terminals.get(f.get("41", ""))
+        if mti != Mti.FINANCIAL:
+            if mti == Mti.ADVICE:
+                if req.proc == Processing.PURCHASE:
+                    return preauth.complete(self, req, key, now_us)
+                return refunds.refund(self, req, key, now_us)
+            if mti == Mti.AUTHORISATION:
+                if req.proc == Processing.RETURN:
+                    return preauth.cancel(self, req, key, now_us)
+                return preauth.authorise(self, req, key, now_us)
+        elif req.original_key is not None:  # 0200 naming an original: a completion
+            return preauth.complete(self, req, key, now_us)
+        pan = req.card if req.card is not None else ""  # the token: never a PAN
+        proc = (req.processing_code if req.processing_code is not None else "000000")[:2]
+        amount = int(req.amount_text or 0)
+        terminal = self.terminals.get(req.terminal if req.terminal is not None else "")
         card = self.cards.get(pan)
         # The switch keeps every transaction: its strings are the card's, the terminal's
         # and shared constants where they can be, not copies from each request.
         txn = CardTxn(key, _SHARED.get(mti, mti), _SHARED.get(proc, proc),
-                      card.pan_masked if card else f.get("pan_masked", ""), None,
-                      terminal.acquirer if terminal else f.get("32", ""),
-                      terminal.id if terminal else f.get("41", ""),
-                      amount, "96", "declined", now_us, body, f.get("37", ""),
+                      card.pan_masked if card else req.pan_masked or "", None,
+                      terminal.acquirer if terminal else req.acquirer or "",
+                      terminal.id if terminal else req.terminal or "",
+                      amount, "96", "declined", now_us, req.body, req.rrn or "",
                       card=card.token if card else pan)
         self.txns[key] = txn
-        txn.rc = self._decide(txn, f, pan, proc, amount, terminal, now_us)
+        txn.rc = self._decide(txn, req, pan, proc, amount, terminal, now_us)
         txn.card_kind = card.kind if card else "debit"
         if txn.rc == "00":
             self._approve(txn, now_us)
@@ -259,19 +261,19 @@ class CardSwitch:
         if terminal is not None and terminal.merchant is not None:
             self._open_by_merchant.get(terminal.merchant, {}).pop(txn.key, None)
 
-    def _decide(self, txn: CardTxn, f: dict[str, str], pan: str, proc: str, amount: int,
+    def _decide(self, txn: CardTxn, req: CardRequest, pan: str, proc: str, amount: int,
                 terminal: Terminal | None, now_us: int) -> str:
         assert self.engine is not None
         if terminal is None or (proc == "01" and terminal.kind != "atm") or \
                 (proc == "00" and terminal.kind != "pos") or proc not in ("00", "01", "31"):
             return "12"
-        refused = self._route(txn, f, pan, terminal)
+        refused = self._route(txn, req, pan, terminal)
         if refused is not None:
             return refused
         mode = self.hosts.get(txn.issuer or "", "up")
         if mode == "down":  # no answer within cards.issuer_timeout
-            return self._stand_in(txn, f, pan, proc, amount, terminal)
-        rc = self._issuer_decides(txn, f, pan, proc, amount, terminal, now_us)
+            return self._stand_in(txn, req, pan, proc, amount, terminal)
+        rc = self._issuer_decides(txn, req, pan, proc, amount, terminal, now_us)
         if rc != "00" or proc == "31":
             if mode == "slow":
                 txn.late_rc = rc
@@ -289,16 +291,15 @@ class CardSwitch:
         return "00" if self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn)) \
             else "96"
 
-    def _route(self, txn: CardTxn, f: dict[str, str], pan: str, terminal: Terminal
+    def _route(self, txn: CardTxn, req: CardRequest, pan: str, terminal: Terminal
                ) -> str | None:
         """The switch's own checks before it asks the issuer; on success the issuer is set.
         A terminal that is not the acquirer's (field 32) 12: a participant acts only for
         itself; currency not CNY 30; Luhn 14 (no token: the vault gives none to a PAN that
         is not digits with a right check digit); no issuer for the BIN 15."""
-        acquirer = f.get("32")
-        if acquirer is not None and acquirer != terminal.acquirer:
+        if req.acquirer is not None and req.acquirer != terminal.acquirer:
             return "12"
-        if f.get("49", "156") != "156":
+        if (req.currency if req.currency is not None else "156") != "156":
             return "30"
         if not pan:
             return "14"
@@ -336,7 +337,7 @@ class CardSwitch:
             self._clearing_cache = (minute, cutoff, day)
         return self._clearing_cache[2]
 
-    def _stand_in(self, txn: CardTxn, f: dict[str, str], pan: str, proc: str, amount: int,
+    def _stand_in(self, txn: CardTxn, req: CardRequest, pan: str, proc: str, amount: int,
                   terminal: Terminal) -> str:
         """代授权: with ``cards.standin`` on, the switch approves for an issuer that is down
         a POS purchase up to ``cards.standin_limit`` that needs no PIN, from its own card
@@ -351,7 +352,7 @@ class CardSwitch:
             return "14"
         if card.status != "active":
             return "05"
-        if f.get("pin_hash") is not None or (
+        if req.pin_hash is not None or (
                 card.kind == "debit" and amount > int(params["cards.pos_no_pin_limit"])):
             return "91"  # a PIN only the issuer can verify
         if amount <= 0:
@@ -377,7 +378,7 @@ class CardSwitch:
             self.daily[k] = self.daily.get(k, 0) + allowance * txn.amount_fen
         return True
 
-    def _issuer_decides(self, txn: CardTxn, f: dict[str, str], pan: str, proc: str,
+    def _issuer_decides(self, txn: CardTxn, req: CardRequest, pan: str, proc: str,
                         amount: int, terminal: Terminal, now_us: int) -> str:
         """The issuer host's answer (banks/issuer.py) from its card record and the
         cardholder's account; on a balance inquiry the switch keeps the balance."""
@@ -397,7 +398,7 @@ class CardSwitch:
             limit = ledger.overdraft_limit_fen(account)
             if proc == "01":
                 used = self.daily.get(f"{pan}|{self._day(now_us)}", 0)
-        rc = issuer.authorise(card, pin_hash=f.get("pin_hash"), proc=proc, amount_fen=amount,
+        rc = issuer.authorise(card, pin_hash=req.pin_hash, proc=proc, amount_fen=amount,
                               at_atm=terminal.kind == "atm", available_fen=available,
                               overdraft_limit_fen=limit, withdrawn_today_fen=used,
                               rules=self._rules)
@@ -405,18 +406,18 @@ class CardSwitch:
             txn.balance_fen = available
         return rc
 
-    def _void(self, f: dict[str, str], now_us: int) -> dict[str, str]:
+    def _void(self, req: CardRequest, now_us: int) -> dict[str, str]:
         """撤销 (0200, processing code 20): the merchant cancels a purchase of the same
         clearing day; it undoes the original like a reversal. A void after a reversal is
         22, of something not an approved purchase 12, of an unknown original 25."""
-        original = self.txns.get(f.get("original_key", ""))
+        original = self.txns.get(req.original_key or "")
         if original is None:
-            return self._reply(f, "25")
+            return self._reply(req, "25")
         if original.status == "reversed":
-            return self._reply(f, "22")
+            return self._reply(req, "22")
         if original.status != "approved" or original.proc != "00" or original.refunded_fen:
-            return self._reply(f, "12")  # not a purchase, cleared, or partly refunded
-        return self._undo(original, f)
+            return self._reply(req, "12")  # not a purchase, cleared, or partly refunded
+        return self._undo(original, req)
 
     def _issuer_leg(self, txn: CardTxn) -> list[tuple[int, int, int]]:
         """The issuer's posting: it debits the cardholder and owes the switch (purchase,
@@ -452,24 +453,23 @@ class CardSwitch:
         return [(reg.id(acquirer, "due_from_switch"), reg.id(acquirer, credit_to),
                  txn.amount_fen)]
 
-    def _reversal(self, f: dict[str, str], body: str, now_us: int) -> dict[str, str]:
+    def _reversal(self, req: CardRequest, now_us: int) -> dict[str, str]:
         """0400: undo an approved original exactly; a second reversal changes nothing."""
         assert self.engine is not None
-        original_key = f.get("original_key", "")
-        original = self.txns.get(original_key)
+        original = self.txns.get(req.original_key or "")
         if original is None:
-            return self._reply(f, "25")
+            return self._reply(req, "25")
         if original.status == "declined":
-            return self._reply(f, "12")
+            return self._reply(req, "12")
         if original.status == "reversed":
-            return self._reply(f, "00")  # idempotent: already undone
-        if original.mti == "0100":
-            return preauth.reverse(self, original, f, now_us)
+            return self._reply(req, "00")  # idempotent: already undone
+        if original.mti == Mti.AUTHORISATION:
+            return preauth.reverse(self, original, req, now_us)
         if original.status != "approved" or original.refunded_fen:
-            return self._reply(f, "12")  # cleared already (too late), or partly refunded
-        return self._undo(original, f)
+            return self._reply(req, "12")  # cleared already (too late), or partly refunded
+        return self._undo(original, req)
 
-    def _undo(self, original: CardTxn, f: dict[str, str]) -> dict[str, str]:
+    def _undo(self, original: CardTxn, req: CardRequest) -> dict[str, str]:
         """Take an approved transaction back out of both banks' books, exactly."""
         assert self.engine is not None
         if original.proc in ("00", "01", "20") and original.issuer is not None:
@@ -482,7 +482,7 @@ class CardSwitch:
             if not self._post(original, backwards(legs), allowance=-1 if issuer_booked else 0):
                 # only a refund can fail to come back: the cardholder spent the money
                 assert original.proc == "20"
-                return self._reply(f, "51")
+                return self._reply(req, "51")
             if not issuer_booked:
                 original.advice = "cancelled"
             if original.proc == "20":
@@ -490,7 +490,7 @@ class CardSwitch:
                 refunded.refunded_fen -= original.amount_fen
         original.status = "reversed"
         self._unindex_open(original)
-        return self._reply(f, "00")
+        return self._reply(req, "00")
 
     def _cover(self, txn: CardTxn) -> None:
         """What the cardholder's account cannot bear of a debit the issuer must book
@@ -508,8 +508,9 @@ class CardSwitch:
             self.engine.open_derived([AccountSpec(bank, "cardholder_receivable",
                                                   NormalSide.DEBIT)])
 
-    def _reply(self, f: dict[str, str], rc: str) -> dict[str, str]:
-        return {"t": _response_mti(f.get("t", "0200")), "11": f.get("11", ""), "39": rc}
+    def _reply(self, req: CardRequest, rc: str) -> dict[str, str]:
+        return {"t": _response_mti(req.mti if req.mti is not None else "0200"),
+                "11": req.stan if req.stan is not None else "", "39": rc}
 
     def _answer(self, txn: CardTxn) -> dict[str, str]:
         out = {"t": _response_mti(txn.mti), "39": txn.rc, "key": txn.key}
