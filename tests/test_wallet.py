@@ -145,8 +145,23 @@ def test_replay_of_the_log_rebuilds_the_same_state(tmp_path: Path) -> None:
 def test_a_world_without_wallets_keeps_no_wallet_state_and_reports_none() -> None:
     out = run_scenario(load_scenario(ROOT / "cards.yaml"), store="memory:")
     assert "wallets" not in out and "reserve_covers_wallets" not in out["checks"]
-    wallets = next(s for s in world_systems() if s.prefix == "wallets")
-    assert wallets.dump_state() == b""
+    builder = next(s for s in world_systems() if s.prefix == "world")
+    assert builder.dump_state() == b""
+
+
+def test_snapshots_keep_the_parts_stores_written_before_wallets_have() -> None:
+    # a store written before wallets existed holds exactly these parts in its snapshots:
+    # the engine refuses a snapshot missing a system's part, so wallets add none
+    from qingsuan.clock import VirtualClock
+    from qingsuan.world import World
+
+    world = World.open("memory:", VirtualClock(0))
+    state = world.engine._dump_state()
+    world.close()
+    header = json.loads(state[len(b"QSNAP2\n") + 8:].split(b"}", 1)[0] + b"}")
+    assert set(header) == {"ledger", "registry", "params", "engine", "system:banks",
+                           "system:cards", "system:cnaps", "system:world"}
+    assert header["system:world"] == 0
 
 
 # ---------------------------------------------------------------------- binding

@@ -44,8 +44,7 @@ def world_systems() -> list[System]:
     cnaps = Cnaps()
     switch = CardSwitch(cnaps)
     banks = Banks(cnaps, switch)
-    wallets = Wallets(banks, switch)
-    return [cnaps, switch, banks, wallets, Builder(cnaps, switch, banks, wallets)]
+    return [cnaps, switch, banks, Builder(cnaps, switch, banks, Wallets(banks, switch))]
 
 
 def world_spec(sc: Scenario, vault: CardVault | None = None) -> dict[str, Any]:
@@ -79,7 +78,10 @@ def world_spec(sc: Scenario, vault: CardVault | None = None) -> dict[str, Any]:
 
 class Builder:
     """The engine system with prefix ``world``: applies ``world.build``, opening the whole
-    world while applying one logged command. Holds no state of its own."""
+    world while applying one logged command. Holds no state of its own; it hosts the
+    payment institutions and the app (wallets/system.py), whose state is its state: empty
+    in a world without wallets, so such a world's snapshots and state hash are what they
+    were before wallets existed, and stores written before them still open."""
 
     prefix = "world"
 
@@ -90,12 +92,16 @@ class Builder:
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
+        self.wallets.attach(engine)
+
+    def after_apply(self) -> None:
+        self.wallets.after_apply()
 
     def dump_state(self) -> bytes:
-        return b""
+        return self.wallets.dump_state()
 
     def load_state(self, state: bytes) -> None:
-        pass
+        self.wallets.load_state(state)
 
     def apply(self, kind: str, timestamp_us: int, body: bytes) -> Any:
         if kind != "world.build":
@@ -229,11 +235,11 @@ class World:
         systems = world_systems()
         engine = Engine.open(store, clock, snapshot_every=snapshot_every, systems=systems,
                              readonly=readonly, create=create)
-        cnaps, switch, banks, wallets, _ = systems
+        cnaps, switch, banks, builder = systems
         assert isinstance(cnaps, Cnaps) and isinstance(switch, CardSwitch)
-        assert isinstance(banks, Banks) and isinstance(wallets, Wallets)
+        assert isinstance(banks, Banks) and isinstance(builder, Builder)
         world = cls(engine, cnaps, switch, banks, store, card_key_file, sandbox_seed,
-                    wallets=wallets)
+                    wallets=builder.wallets)
         if vault is not None:
             try:
                 world.use_vault(vault)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from qingsuan.ledger import PendingState
+from qingsuan.wallets.events import wallets_of
 
 if TYPE_CHECKING:
     from qingsuan.banks.system import Banks
@@ -49,8 +50,8 @@ def money_conserved(b: Banks) -> bool:
                  for kind in ("intraday_credit", "overnight_credit"))
     deposits = sum(_posted(b, c.bank, c.ledger_name) for c in b.directory.by_id.values())
     # money customers hold at payment institutions (wallets) and in voucher funds
-    wallets = b.engine.systems.get("wallets")
-    deposits += wallets.held_fen() if wallets is not None else 0  # type: ignore[attr-defined]
+    wallets = wallets_of(b.engine)
+    deposits += wallets.held_fen() if wallets is not None else 0
     # what customers hold or were charged: deposits, what merchants are still owed, cash
     # taken out of ATMs, and the fees banks charged them (channel fees, MDR)
     owed = sum(_posted(b, n, "due_to_merchants") + _posted(b, n, "fee_income")

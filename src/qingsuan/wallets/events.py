@@ -17,7 +17,13 @@ def handler(do: str) -> Callable[[Any, dict[str, Any]], None]:
     """The banks' handler of ``do``: hands the event to the wallets system."""
 
     def run(b: Any, f: dict[str, Any]) -> None:
-        b.engine.systems["wallets"].handle(do, f)
+        wallets_of(b.engine).handle(do, f)
 
     run.__name__ = f"wallet_{do}"
     return run
+
+
+def wallets_of(engine: Any) -> Any:
+    """The world's wallets system (hosted by the world's builder, prefix ``world``: its
+    state is the builder's), or None in an engine without one."""
+    return getattr(engine.systems.get("world"), "wallets", None)

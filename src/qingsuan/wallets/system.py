@@ -1,4 +1,6 @@
-"""The payment institutions and the app as an engine system (prefix ``wallets``).
+"""The payment institutions and the app as a system of the engine (prefix ``wallets``),
+hosted by the world's builder (world.py: its state is the builder's, so stores written
+before wallets existed still open).
 
 The world's builder opens it with ``wallets.setup`` (part of ``world.build``: the
 institutions, the users and their wallets, the voucher campaigns and their funds); the app's
