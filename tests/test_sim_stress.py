@@ -3,8 +3,10 @@ and a bad block refused with its line."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -20,6 +22,7 @@ SQUEEZE = "  - {kind: squeeze, share: 0.5, of: balances}\n"
 MAINTENANCE = ("  - {kind: maintenance, system: BEPS, from: 2026-09-30T12:00, "
                "until: 2026-09-30T12:30}\n")
 SCALE = 4e-4
+BEIJING = ZoneInfo("Asia/Shanghai")
 
 
 @cache
@@ -27,6 +30,11 @@ def _run(*blocks: str) -> Result:
     text = BASE + ("stress:\n" + "".join(blocks) if blocks else "")
     return simulate(parse_scenario(text, "s.yaml"), Options(seed=5, scale=SCALE,
                                                              keep_items=True))
+
+
+def _hm(at: datetime) -> str:
+    """An items.parquet time as 'THH:MM', Beijing time."""
+    return at.astimezone(BEIJING).strftime("T%H:%M")
 
 
 def _others_hvps_delay(r: Result, but: str) -> int:
@@ -48,10 +56,10 @@ def test_an_outage_holds_the_participants_payments_and_drains_the_others() -> No
     assert out.summary["checks"] == base.summary["checks"] and all(out.summary["checks"]
                                                                    .values())
     ccb = [r for r in out.tables["items"].to_pylist() if r["sender"] == "CCB"]
-    during = [r for r in ccb if "T10:00" <= r["arrival"][10:16] < "T13:00"]
-    assert during and all(r["done"][10:16] >= "T13:00" for r in during)
+    during = [r for r in ccb if "T10:00" <= _hm(r["arrival"]) < "T13:00"]
+    assert during and all(_hm(r["done"]) >= "T13:00" for r in during)
     assert all(r["queue_time_s"] > 0 for r in during if r["outcome"] == "credited")
-    assert not any("T10:00" <= r["done"][10:16] < "T13:00" for r in ccb)
+    assert not any("T10:00" <= _hm(r["done"]) < "T13:00" for r in ccb)
     rows = out.tables["liquidity"].to_pylist()
     noon = next(r for r in rows if r["participant"] == "CCB" and r["bucket_start"][11:16]
                 == "12:00")
@@ -74,9 +82,9 @@ def test_a_squeeze_cuts_the_opening_balances_and_queues_grow() -> None:
 def test_a_maintenance_window_holds_the_systems_transfers_until_it_ends() -> None:
     base, held = _run(), _run(MAINTENANCE)
     beps = [r for r in held.tables["items"].to_pylist() if r["system"] == "BEPS"]
-    assert not any("T12:00" <= r["done"][10:16] < "T12:30" for r in beps)
-    waited = [r for r in beps if "T12:00" <= r["arrival"][10:16] < "T12:30"]
-    assert waited and all(r["done"][10:16] == "T12:30" and r["queue_time_s"] > 0
+    assert not any("T12:00" <= _hm(r["done"]) < "T12:30" for r in beps)
+    waited = [r for r in beps if "T12:00" <= _hm(r["arrival"]) < "T12:30"]
+    assert waited and all(_hm(r["done"]) == "T12:30" and r["queue_time_s"] > 0
                           for r in waited)
     assert held.summary["systems"]["BEPS"]["delayed_items"] >= len(waited) > \
         base.summary["systems"]["BEPS"]["delayed_items"]

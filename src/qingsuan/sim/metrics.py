@@ -40,6 +40,7 @@ REASONS: Final = {BulkCode.CREDITED: "", BulkCode.OVER_LIMIT: "AM02",
 _BIG: Final = np.iinfo(np.int64).max
 _PPM: Final = 1_000_000
 
+_TIME: Final = pa.timestamp("us", tz="Asia/Shanghai")
 #: every table's schema: fixed columns and types, so the bytes depend on the data only
 SCHEMAS: Final = {
     "flows": pa.schema([("bucket_start", pa.string()), ("system", pa.string()),
@@ -63,7 +64,7 @@ SCHEMAS: Final = {
                             ("end_position_fen", pa.int64()), ("cap_fen", pa.int64())]),
     "transit": pa.schema([("bucket_start", pa.string()), ("system", pa.string()),
                           ("peak_fen", pa.int64()), ("end_fen", pa.int64())]),
-    "items": pa.schema([("arrival", pa.string()), ("done", pa.string()),
+    "items": pa.schema([("arrival", _TIME), ("done", _TIME),
                         ("system", pa.string()), ("payer", pa.int64()), ("payee", pa.int64()),
                         ("sender", pa.string()), ("receiver", pa.string()),
                         ("amount_fen", pa.int64()), ("outcome", pa.string()),
@@ -237,14 +238,18 @@ class Metrics:
                       o.amount_fen[stuck].astype(np.float64) * o.queue_time_s[stuck])
         if self.keep_items:
             names = np.array(self.names, dtype=object)
-            self.rows["items"].append(pa.Table.from_pydict({
-                "arrival": [format_time(int(x)) for x in o.arrival_us],
-                "done": [format_time(o.done_us)] * len(o.amount_fen),
-                "system": [SYSTEMS[int(x)].name for x in o.system],
+            systems = np.array([x.name for x in SYSTEMS], dtype=object)
+            outcomes = np.array([x.name.lower() for x in OUTCOMES], dtype=object)
+            n = len(o.amount_fen)
+            self.rows["items"].append(pa.table({
+                "arrival": pa.array(o.arrival_us, _TIME),
+                "done": pa.array(np.full(n, o.done_us, np.int64), _TIME),
+                "system": pa.array(systems[o.system], pa.string()),
                 "payer": o.payer, "payee": o.payee,
-                "sender": names[o.sender].tolist(), "receiver": names[o.receiver].tolist(),
+                "sender": pa.array(names[o.sender], pa.string()),
+                "receiver": pa.array(names[o.receiver], pa.string()),
                 "amount_fen": o.amount_fen,
-                "outcome": [OUTCOMES[int(x)].name.lower() for x in o.code],
+                "outcome": pa.array(outcomes[o.code], pa.string()),
                 "queue_time_s": o.queue_time_s}, schema=SCHEMAS["items"]))
 
     def sample(self, s: Sample) -> None:
