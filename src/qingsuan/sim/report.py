@@ -115,7 +115,8 @@ def _hours(bucket_start: str, first: str) -> float:
 
 
 def _time_axis(ax: Any, days: int) -> None:
-    step = 3 if days == 1 else 12
+    # about ten labels whatever the length: every 3 h of a day, every 12 h or whole days
+    step = 3 if days == 1 else max(12, 24 * -(-days // 10))
     ticks = list(range(0, 24 * days + 1, step))
     ax.set_xticks(ticks)
     ax.set_xticklabels([f"{h % 24:02d}:00" if days == 1 else f"D{h // 24 + 1} {h % 24:02d}h"
