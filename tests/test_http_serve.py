@@ -10,6 +10,8 @@ import socket
 import subprocess
 import sys
 import threading
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +41,7 @@ class Served:
         self.proc.wait(timeout=30)
 
 
-def serve(store: Path, *extra: str, new_keys: bool = True) -> Served:
+def serve(store: Path | str, *extra: str, new_keys: bool = True) -> Served:
     proc = subprocess.Popen(
         [sys.executable, "-m", "qingsuan", "serve", "--store", str(store), "--port", "0",
          "--http-port", "0", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -94,9 +96,24 @@ def test_serve_http_durable_clean_stop_and_restart(tmp_path: Path, core: str) ->
         assert again.stop() == 0
 
 
-def test_kill_9_loses_no_acknowledged_transfer(tmp_path: Path) -> None:
-    store = tmp_path / "s.db"
-    served = serve(store, "--api-keys", "sandbox", new_keys=False)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[str]]:
+    """``serve``'s arguments for a store: a SQLite file, or a PostgreSQL schema (with a
+    card key file: no key file lives beside such a store)."""
+    if request.param == "sqlite":
+        yield [str(tmp_path / "s.db")]
+        return
+    import psycopg
+
+    dsn = request.getfixturevalue("pg_dsn")
+    schema = f"t_{uuid.uuid4().hex[:16]}"
+    yield [f"{dsn}?schema={schema}", "--card-key-file", str(tmp_path / "card.key")]
+    with psycopg.connect(dsn.replace("+psycopg", "", 1), autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+def test_kill_9_loses_no_acknowledged_transfer(store: list[str]) -> None:
+    served = serve(*store, "--api-keys", "sandbox", new_keys=False)
     acked: list[str] = []
     stop = threading.Event()
 
@@ -126,7 +143,7 @@ def test_kill_9_loses_no_acknowledged_transfer(tmp_path: Path) -> None:
     stop.set()
     for t in threads:
         t.join()
-    again = serve(store, "--api-keys", "sandbox", new_keys=False)
+    again = serve(*store, "--api-keys", "sandbox", new_keys=False)
     try:
         with httpx.Client(base_url=again.url, timeout=30) as http:
             for pid in acked:

@@ -306,8 +306,7 @@ def _http_or_exit(on: bool, host: str, port: int | None, key_kind: str,
     if not on:
         return HttpLaunch.off()
     try:
-        return HttpLaunch.prepare(host, port, key_kind, key_file, url, world,
-                                  stored_world_spec=stored_world_spec, store_url=store_url)
+        return HttpLaunch.prepare(host, port, key_kind, key_file, url, world)
     except (OSError, ValueError) as exc:
         fail(f"--http-port {port}: {exc}" if isinstance(exc, OSError) else str(exc))
 

@@ -5,9 +5,9 @@ prints once listening."""
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
@@ -33,11 +33,10 @@ class HttpLaunch:
 
     @classmethod
     def prepare(cls, host: str, port: int | None, key_kind: str, key_file: str | None,
-                url: str, world: Any, *, stored_world_spec: Callable[[Any], Any],
-                store_url: Callable[[str], Any]) -> HttpLaunch:
+                url: str, world: Any) -> HttpLaunch:
         """OSError: the port asked for cannot be bound; ValueError: the key file cannot be
         read."""
-        names = _participants(url, world, stored_world_spec, store_url)
+        names = _participants(url, world)
         path = Path(key_file) if key_file is not None else key_file_of(url)
         if key_kind == "sandbox":
             ring, _ = KeyRing.for_world(names, sandbox=True)
@@ -100,14 +99,22 @@ class HttpLaunch:
         return lines
 
 
-def _participants(url: str, world: Any, stored_world_spec: Callable[[Any], Any],
-                  store_url: Callable[[str], Any]) -> list[str]:
-    """The participants of the world the store holds, or of the scenario for a new one."""
+def _participants(url: str, world: Any) -> list[str]:
+    """The participants of the world the store holds, or of the scenario for a new store
+    (or one that cannot be read: opening it for the engine then says why)."""
     if not url.startswith("memory:"):
-        where = store_url(url)
-        path = getattr(where, "path", None)
-        if path is None or (path.exists() and path.stat().st_size > 0):
-            spec, _ = stored_world_spec(where)
-            if spec is not None:
+        from qingsuan.store import open_log
+
+        try:
+            log = open_log(url, readonly=True)
+        except Exception:  # no store yet (a new file, a schema without tables), or broken
+            log = None
+        if log is not None:
+            try:
+                first = next(iter(log.entries(0)), None)
+            finally:
+                log.close()
+            if first is not None and first.kind == "world.build":
+                spec = json.loads(first.payload[8:])  # (after the 8-byte timestamp)
                 return [str(p[0]) for p in spec["participants"]]
     return [p.name for p in world.participants]
