@@ -6,7 +6,6 @@ faults of an issuer host, sent to the switch as its logged commands would be.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.cards.disputes import DisputeKind
@@ -27,7 +26,7 @@ def _now(b: Banks) -> int:
 
 def _switch(b: Banks, kind: str, fields: dict[str, Any]) -> Any:
     """Send the switch a message (the body its logged command would carry)."""
-    return b.switch.apply(kind, _now(b), json.dumps(fields, sort_keys=True).encode())
+    return b.switch.take(kind, fields, _now(b))
 
 
 def _next_stan(b: Banks) -> int:

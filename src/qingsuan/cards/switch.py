@@ -125,6 +125,17 @@ class CardSwitch:
             return disputes.file(self, CardRequest.from_fields(doc, text), timestamp_us)
         raise ValueError(f"unknown card command {kind!r}")
 
+    def take(self, kind: str, fields: dict[str, Any], now_us: int) -> Any:
+        """A request or dispute step from a bank of the world, while it applies its own
+        logged command: as :meth:`apply` of the body ``fields`` would carry, without
+        reading that body back."""
+        body = json.dumps(fields, sort_keys=True)
+        if kind == "cards.request":
+            return self._request(CardRequest.from_fields(fields, body), now_us)
+        if kind == "cards.dispute":
+            return disputes.file(self, CardRequest.from_fields(fields, body), now_us)
+        return self.apply(kind, now_us, body.encode())
+
     def setup(self, cards: list[Card], terminals: list[Terminal]) -> None:
         assert self.engine is not None
         self.engine.command("cards.setup", json.dumps(
