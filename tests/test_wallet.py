@@ -118,22 +118,30 @@ def test_the_built_in_story_runs_with_every_check_passing() -> None:
                              "mirrors_match": True, "suspense_explained": True,
                              "reserve_covers_wallets": True}
     customers = out["balances"]["customers"]
-    # 5000 - 500 top-up - 36 coffee; 800 - 130 (the dinner less the voucher) + 200 withdrawn
-    assert customers["lilei"] == "4464.00" and customers["lilei-ccb"] == "870.00"
-    # the restaurant gets the full 150.00, less its MDR on the 130.00 the card paid
-    assert customers["noodles"] == "149.22"
+    # 5000 - 500 top-up - 36 coffee - 300 repaid to the credit card; 800 - 130 (the
+    # dinner less the voucher) + 200 withdrawn; 600 spent on credit, 300 repaid
+    assert customers["lilei"] == "4164.00" and customers["lilei-ccb"] == "870.00"
+    assert customers["lilei-cc"] == "-300.00"
+    # the restaurant gets the full 150.00, less its MDR on the 130.00 the card paid, and
+    # the 600.00 banquet less its MDR
+    assert customers["noodles"] == "745.62"
     assert out["wallets"]["users"]["13800000001"]["wallet"] == "200.00"
     assert out["wallets"]["users"]["13900000002"]["wallet"] == "100.00"
     refusals = {k: v["reason"]["code"] for k, v in out["wallets"]["records"].items()
                 if v["status"] == "refused"}
     assert refusals == {"bind-wrong-name": "NAME_MISMATCH", "bind-unknown": "UNKNOWN_CARD",
                         "bind-closed": "ACCOUNT_CLOSED", "claim-2": "CLAIM_LIMIT",
-                        "coffee-again": "CODE_USED", "coffee-late": "CODE_EXPIRED"}
+                        "coffee-again": "CODE_USED", "coffee-late": "CODE_EXPIRED",
+                        "repay-too-much": "REPAYMENT_TOO_LARGE"}
     spring = out["wallets"]["campaigns"]["city-spring"]
     assert (spring["used"], spring["spend_driven"], spring["discounts_paid"],
             spring["leverage"]) == (1, "150.00", "20.00", "7.50")
     evening = rec(out, "balances-evening")["cards"]
-    assert [v["balance"] for v in evening.values()] == ["4464.00", "870.00"]
+    assert [v["balance"] for v in evening.values()] == ["4464.00", "870.00", "0.00"]
+    (statement,) = out["wallets"]["statements"]["622848*********5124"]
+    assert (statement["owed"], statement["minimum"], statement["due"], statement["repaid"]) \
+        == ("600.00", "60.00", "2026-12-15T20:00:00+08:00", "300.00")
+    assert out["payments"]["repay"]["system"] == "IBPS"
 
 
 def test_replay_of_the_log_rebuilds_the_same_state(tmp_path: Path) -> None:

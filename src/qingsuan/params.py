@@ -192,6 +192,18 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
     ParamSpec("wallets.balance_limit", ParamKind.AMOUNT, "100000.00",
               "most a wallet at a payment institution may hold (WALLET_LIMIT above it)",
               optional=True),
+    ParamSpec("credit.due_days", ParamKind.INT, "20",
+              "days from a credit card's statement (账单日) to its due date (到期还款日)",
+              minimum=1, optional=True),
+    ParamSpec("credit.min_payment_rate", ParamKind.RATE, "0.1",
+              "a credit card's minimum payment (最低还款额): this share of what is owed",
+              optional=True),
+    ParamSpec("credit.min_payment_floor", ParamKind.AMOUNT, "10.00",
+              "the minimum payment is at least this (or all that is owed, if less)",
+              optional=True),
+    ParamSpec("credit.daily_interest_rate", ParamKind.RATE, "0.0005",
+              "interest per day on what a statement left unpaid after its due date, charged "
+              "at the next statement", optional=True),
 )
 
 _BY_NAME: Final = {spec.name: spec for spec in SPECS}

@@ -238,6 +238,9 @@ def _command_fields(event: Event, world: World) -> dict[str, Any]:
     token and masked PAN, a card PIN the world's PIN verification value (cards/vault.py:
     neither the PAN nor the PIN is ever logged)."""
     fields = dict(event.fields)
+    if "from_card" in fields:  # a repayment's paying card (wallets/credit.py)
+        paying = world.card_vault().card_fields(fields.pop("from_card"))
+        fields["from_card"], fields["from_pan_masked"] = paying["card"], paying["pan_masked"]
     if "card" in fields:
         vault = world.card_vault()
         pan = fields.pop("card")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qingsuan.money import format_fen
+from qingsuan.wallets.credit import report as credit_report
 from qingsuan.wallets.vouchers import report as voucher_report
 
 if TYPE_CHECKING:
@@ -46,4 +47,5 @@ def outcome(w: Wallets) -> dict[str, Any]:
                          for name in w.institutions},
         "records": w.records,
         "campaigns": voucher_report(w),
+        "statements": credit_report(w),
     }

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from qingsuan.banks import outgoing
 from qingsuan.money import format_fen
+from qingsuan.wallets import credit
 from qingsuan.wallets.reasons import WalletReason
 
 if TYPE_CHECKING:
@@ -125,15 +126,19 @@ def follow(w: Wallets) -> None:
         if status not in _DONE and status not in _FAILED:
             still.append(op)
             continue
-        user = w.users[op["phone"]]
-        pool = w.banks.directory.by_id[w.institutions[user.institution]]
         rec = w.records[op["id"]]
         ok = status in _DONE
+        rec["status"] = "done" if ok else "failed"
+        if not ok:
+            rec["reason"] = w.banks.payments[op["id"]].reason
+        if op["do"] == "card_repayment":
+            if ok:
+                credit.repaid(w, op["card"], op["amount"])
+            continue
+        user = w.users[op["phone"]]
+        pool = w.banks.directory.by_id[w.institutions[user.institution]]
         # a top-up credited goes to the wallet; a withdrawal that failed comes back to it
         if ok == (op["do"] == "wallet_top_up"):
             moved = _post(w, user.institution, pool.ledger_name, user.wallet, op["amount"])
             assert moved, (op, status)  # the collection account was just credited
-        rec["status"] = "done" if ok else "failed"
-        if not ok:
-            rec["reason"] = w.banks.payments[op["id"]].reason
     w.waiting = still

@@ -30,6 +30,10 @@ class WalletReason(CodedReason):
     VOUCHER_WINDOW = ("VOUCHER_WINDOW", "the voucher is outside its validity window")
     VOUCHER_MERCHANT = ("VOUCHER_MERCHANT", "the merchant is not eligible for the voucher")
     VOUCHER_THRESHOLD = ("VOUCHER_THRESHOLD", "the amount is below the voucher's threshold")
+    NOT_CREDIT_CARD = ("NOT_CREDIT_CARD", "the card is not a credit card")
+    REPAYMENT_TOO_LARGE = ("REPAYMENT_TOO_LARGE", "the repayment is larger than the balance "
+                                                  "owed")
+    INSUFFICIENT_FUNDS = ("INSUFFICIENT_FUNDS", "the paying account's balance is too low")
 
     def detail(self, message: str) -> dict[str, str]:
         """The JSON form of the outcome: code and a message naming what was wrong."""

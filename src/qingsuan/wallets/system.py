@@ -22,7 +22,7 @@ from qingsuan.cards.records import Terminal
 from qingsuan.clock import format_time
 from qingsuan.engine import AccountSpec
 from qingsuan.ledger import AccountFlags, NormalSide
-from qingsuan.wallets import app, funds, vouchers
+from qingsuan.wallets import app, credit, funds, vouchers
 from qingsuan.wallets.reasons import WalletReason
 from qingsuan.wallets.state import Campaign, PaymentCode, User, Voucher, dump
 
@@ -61,8 +61,10 @@ class Wallets:
         self.merchants: dict[str, str] = {}
         #: every app event's fate, by its id
         self.records: dict[str, dict[str, Any]] = {}
-        #: top-ups and withdrawals whose IBPS item has not ended yet
+        #: top-ups, withdrawals and repayments whose IBPS item has not ended yet
         self.waiting: list[dict[str, Any]] = []
+        #: credit-card statements by card token, oldest first (wallets/credit.py)
+        self.statements: dict[str, list[dict[str, Any]]] = {}
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -171,7 +173,9 @@ class Wallets:
             "vouchers": {k: dump(v) for k, v in self.vouchers.items()},
             "voucher_order": list(self.vouchers),
             "records": self.records, "record_order": list(self.records),
-            "waiting": self.waiting}, sort_keys=True, ensure_ascii=False).encode()
+            "waiting": self.waiting, "statements": self.statements,
+            "statement_order": list(self.statements)},
+            sort_keys=True, ensure_ascii=False).encode()
 
     def load_state(self, state: bytes) -> None:
         self._reset()
@@ -186,6 +190,7 @@ class Wallets:
         self.vouchers = {k: Voucher(**doc["vouchers"][k]) for k in doc["voucher_order"]}
         self.records = {k: doc["records"][k] for k in doc["record_order"]}
         self.waiting = doc["waiting"]
+        self.statements = {k: doc["statements"][k] for k in doc["statement_order"]}
 
 
 HANDLERS: Final[dict[str, Handler]] = {
@@ -198,4 +203,6 @@ HANDLERS: Final[dict[str, Handler]] = {
     "wallet_withdrawal": funds.withdrawal,
     "wallet_transfer": funds.transfer,
     "claim_voucher": vouchers.claim,
+    "credit_statement": credit.statement,
+    "card_repayment": credit.repayment,
 }

@@ -29,6 +29,8 @@ EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "wallet_withdrawal": (("id", "user", "card", "amount"), ()),
     "wallet_transfer": (("id", "from", "to", "amount"), ()),
     "claim_voucher": (("id", "user", "campaign"), ()),
+    "credit_statement": (("id", "card"), ()),
+    "card_repayment": (("id", "user", "from_card", "card", "amount"), ()),
 }
 assert set(EVENT_FIELDS) == set(WALLET_EVENTS)
 
@@ -274,10 +276,11 @@ def check_event(ck: Checker, doc: Doc, fields: dict[str, Any], spec: WalletsSpec
                                          "under wallets: users")
                 ok = False
             fields[key] = phone
-    if "card" in doc:
-        fields["card"] = ck.text(doc, "card", what, _PAN_RE, " (a quoted card number of 13 "
-                                                             "to 19 digits)")
-        ok = ok and fields["card"] is not None
+    for key in ("card", "from_card"):
+        if key in doc:
+            fields[key] = ck.text(doc, key, what, _PAN_RE, " (a quoted card number of 13 "
+                                                           "to 19 digits)")
+            ok = ok and fields[key] is not None
     if "amount" in doc:
         fields["amount_fen"] = ck.amount(doc, "amount", what, allow_zero=False, default=None)
         ok = ok and fields["amount_fen"] is not None
