@@ -348,3 +348,15 @@ def test_a_large_qr_payment_needs_the_card_pin() -> None:
     assert rec(out, "pin")["status"] == "done"
     assert out["balances"]["customers"]["alice"] == "3500.00"
     assert "123456" not in json.dumps(out)
+
+
+def test_a_subsidy_ibps_refuses_stays_in_the_fund_and_the_record_says_why() -> None:
+    out = run(ev("09:00", "claim_voucher", id="v", user="13800000002", campaign="spring")
+              + "  - {at: 2026-11-25T09:30, do: set_param, name: ibps.closed, value: \"on\"}\n"
+              + ev("10:00", "qr_pay", id="pay", user="13800000002", card=BOB_CARD,
+                   terminal="POS00001", amount="100.00", voucher="spring"))
+    assert rec(out, "pay")["subsidy_failed"]["code"] == "DT01"
+    spring = out["wallets"]["campaigns"]["spring"]
+    assert (spring["used"], spring["discounts_paid"], spring["fund_left"]) == \
+        (1, "0.00", "100.00")
+    assert out["balances"]["customers"]["shop"] == "79.52"

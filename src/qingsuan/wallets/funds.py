@@ -15,18 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from qingsuan.banks import outgoing
 from qingsuan.money import format_fen
-from qingsuan.wallets import credit
 from qingsuan.wallets.reasons import WalletReason
 
 if TYPE_CHECKING:
     from qingsuan.banks.directory import CustomerAccount
     from qingsuan.wallets.state import User
     from qingsuan.wallets.system import Wallets
-
-#: what an IBPS record's status means for a top-up or withdrawal waiting on it
-_DONE = ("credited", "settled")
-_FAILED = ("rejected", "returned", "cancelled")
-
 
 def _card_account(w: Wallets, f: dict[str, Any], do: str, user: User
                   ) -> CustomerAccount | None:
@@ -39,7 +33,8 @@ def _card_account(w: Wallets, f: dict[str, Any], do: str, user: User
     return w.banks.directory.by_id[card.account.split(":", 2)[2]]
 
 
-def _post(w: Wallets, book: str, debit: str, credit: str, amount_fen: int) -> bool:
+def post(w: Wallets, book: str, debit: str, credit: str, amount_fen: int) -> bool:
+    """One transfer in ``book``; whether it was booked (a wallet must not overdraw)."""
     assert w.banks.books is not None
     return w.banks.books.post(book, debit, credit, amount_fen).done
 
@@ -81,7 +76,7 @@ def withdrawal(w: Wallets, f: dict[str, Any]) -> None:
         return
     amount = int(f["amount_fen"])
     pool = w.banks.directory.by_id[w.institutions[user.institution]]
-    if not _post(w, user.institution, user.wallet, pool.ledger_name, amount):
+    if not post(w, user.institution, user.wallet, pool.ledger_name, amount):
         w.refuse(f, do, WalletReason.INSUFFICIENT_WALLET, f"{user.phone} cannot withdraw "
                  f"{format_fen(amount)}")
         return
@@ -110,35 +105,8 @@ def transfer(w: Wallets, f: dict[str, Any]) -> None:
         w.refuse(f, do, WalletReason.WALLET_LIMIT, f"{payee.phone}'s wallet would hold more "
                  f"than {format_fen(w.param('wallets.balance_limit'))}")
         return
-    if not _post(w, payer.institution, payer.wallet, payee.wallet, amount):
+    if not post(w, payer.institution, payer.wallet, payee.wallet, amount):
         w.refuse(f, do, WalletReason.INSUFFICIENT_WALLET, f"{payer.phone} cannot pay "
                  f"{format_fen(amount)}")
         return
     w.record(f, do, user=payer.phone, to=payee.phone, amount=format_fen(amount))
-
-
-def follow(w: Wallets) -> None:
-    """Book what IBPS finished: a top-up credited to the collection account goes to the
-    wallet; a withdrawal refused or returned goes back to it."""
-    still = []
-    for op in w.waiting:
-        status = w.banks.payments[op["id"]].status
-        if status not in _DONE and status not in _FAILED:
-            still.append(op)
-            continue
-        rec = w.records[op["id"]]
-        ok = status in _DONE
-        rec["status"] = "done" if ok else "failed"
-        if not ok:
-            rec["reason"] = w.banks.payments[op["id"]].reason
-        if op["do"] == "card_repayment":
-            if ok:
-                credit.repaid(w, op["card"], op["amount"])
-            continue
-        user = w.users[op["phone"]]
-        pool = w.banks.directory.by_id[w.institutions[user.institution]]
-        # a top-up credited goes to the wallet; a withdrawal that failed comes back to it
-        if ok == (op["do"] == "wallet_top_up"):
-            moved = _post(w, user.institution, pool.ledger_name, user.wallet, op["amount"])
-            assert moved, (op, status)  # the collection account was just credited
-    w.waiting = still

@@ -22,7 +22,7 @@ from qingsuan.cards.records import Terminal
 from qingsuan.clock import format_time
 from qingsuan.engine import AccountSpec
 from qingsuan.ledger import AccountFlags, NormalSide
-from qingsuan.wallets import app, credit, funds, vouchers
+from qingsuan.wallets import app, credit, follow, funds, vouchers
 from qingsuan.wallets.reasons import WalletReason
 from qingsuan.wallets.state import Campaign, PaymentCode, User, Voucher, dump
 
@@ -113,7 +113,7 @@ class Wallets:
 
     def after_apply(self) -> None:
         if self.waiting:
-            funds.follow(self)
+            follow.follow(self)
 
     # ------------------------------------------------------------------ helpers
 

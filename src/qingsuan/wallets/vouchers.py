@@ -97,8 +97,7 @@ def redeem(w: Wallets, voucher_id: str, payment_id: str, merchant: str, price_fe
     voucher.status, voucher.used_by = "used", payment_id
     campaign.used += 1
     campaign.spend_fen += price_fen
-    campaign.paid_fen += campaign.discount_fen
-    assert campaign.paid_fen <= campaign.committed_fen() <= campaign.budget_fen
+    assert campaign.used <= campaign.claimed
     b = w.banks
     assert b.books is not None
     payee = b.directory.by_id[merchant]
@@ -106,15 +105,25 @@ def redeem(w: Wallets, voucher_id: str, payment_id: str, merchant: str, price_fe
         done = b.books.post(payee.bank, campaign.fund, payee.ledger_name,
                             campaign.discount_fen).done
         assert done, "the fund holds every committed discount"
+        subsidy_paid(w, campaign.id)
         return "book"
     sponsor = b.directory.by_id[campaign.sponsor]
     ref = f"{payment_id}.subsidy"
+    w.waiting.append({"id": ref, "do": "voucher_subsidy", "campaign": campaign.id,
+                      "payment": payment_id})
     outgoing.net_payment(b, {
         "id": ref, "system": "IBPS", "kind": "credit", "amount_fen": campaign.discount_fen,
         "payer": ["customer", sponsor.bank, sponsor.account, sponsor.id],
         "payee": ["customer", payee.bank, payee.account, payee.id],
         "payee_name": payee.name, "payer_ledger": campaign.fund})
     return ref
+
+
+def subsidy_paid(w: Wallets, campaign_id: str) -> None:
+    """The merchant has the discount: it counts as paid from the budget."""
+    campaign = w.campaigns[campaign_id]
+    campaign.paid_fen += campaign.discount_fen
+    assert campaign.paid_fen <= campaign.committed_fen() <= campaign.budget_fen
 
 
 def report(w: Wallets) -> dict[str, Any]:
