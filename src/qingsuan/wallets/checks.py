@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from qingsuan.money import format_fen
@@ -45,7 +46,9 @@ def outcome(w: Wallets) -> dict[str, Any]:
         "institutions": {name: {"reserve": format_fen(reserve_fen(w, name)),
                                 "customer_funds": format_fen(customer_funds_fen(w, name))}
                          for name in w.institutions},
-        "records": w.records,
+        # each record's keys sorted, as a snapshot keeps them: a resumed run prints the
+        # same bytes as an uninterrupted one
+        "records": {k: json.loads(json.dumps(v, sort_keys=True)) for k, v in w.records.items()},
         "campaigns": voucher_report(w),
         "statements": credit_report(w),
     }
