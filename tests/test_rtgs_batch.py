@@ -84,3 +84,50 @@ def test_release_cascade_and_resubmitted_queue() -> None:
     funded = run_rtgs([100, 0], [0, 0], [1, 1], [80, 10], [5, 5], start_queued=[True, False])
     assert funded.status.tolist() == [1, 1]  # funds came in meanwhile: both settle
     assert funded.settle_order.tolist() == [0, 1]
+
+
+@settings(max_examples=120, deadline=None)
+@given(st.lists(st.integers(0, 1500), min_size=4, max_size=4),
+       st.lists(st.sampled_from([0, 0, 500, 2000]), min_size=4, max_size=4), payments)
+def test_batch_draws_pledge_credit_like_the_per_payment_path(
+        balances: list[int], pledges: list[int], pays: list[tuple[int, int, int, int]]) -> None:
+    """Pledge credit counts in what a participant can pay: a batch that needs it draws it
+    and repays it from incoming funds, ending where the per-payment path ends (statuses,
+    balances, credit still drawn), with every book balanced."""
+    pays = [(s, r if r != s else (s + 1) % 4, a, p) for s, r, a, p in pays]
+    sender, receiver, amount, priority = (np.array(c, np.int64) for c in zip(*pays, strict=True))
+    ends = []
+    for batch in (False, True):
+        engine, cn = _world(balances)
+        for name, value in zip(NAMES, pledges, strict=True):
+            if value:
+                assert cn.pledge(name, value, 0).ok
+        if batch:
+            res = cn.rtgs_batch(NAMES, sender, receiver, amount, priority)
+            settled = (res.status == SETTLED).tolist()
+        else:
+            for i, (s, r, a, p) in enumerate(pays):
+                cn.submit_hvps(f"p{i}", NAMES[s], NAMES[r], a, p)
+            settled = [cn.hvps.payments[f"p{i}"].status is HvpsStatus.SETTLED
+                       for i in range(len(pays))]
+        engine.ledger.check_invariants()
+        ends.append((settled, [(cn.hvps._balance(n), cn.hvps.credit[n].drawn_fen)
+                               for n in NAMES]))
+    assert ends[0] == ends[1]
+
+
+def test_credit_needed_is_the_depth_below_zero() -> None:
+    from qingsuan.cnaps.rtgs_batch import credit_needed
+
+    # 0 (free 20) pays 100, receives 30, pays 50: 20 -> -80 -> -50 -> -100, needs 100;
+    # 1 (free 0) receives 100 before it pays 30: it never goes below zero
+    free = np.array([20, 0, 500], np.int64)
+    sender, receiver = np.array([0, 1, 0]), np.array([1, 0, 2])
+    amount = np.array([100, 30, 50])
+    assert credit_needed(free, sender, receiver, amount, np.array([0, 1, 2])).tolist() == \
+        [100, 0, 0]
+    # 1's payment first: it pays 30 from nothing (needs 30); 0 goes 20 -> 50 -> -50 -> -100
+    assert credit_needed(free, sender, receiver, amount, np.array([1, 0, 2])).tolist() == \
+        [100, 30, 0]
+    # 0's second payment alone: 20 - 50 = -30
+    assert credit_needed(free, sender, receiver, amount, np.array([2])).tolist() == [30, 0, 0]

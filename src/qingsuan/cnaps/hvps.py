@@ -551,6 +551,20 @@ class Hvps:
              amount_fen),
         ]
 
+    def free_fen(self, participant: str) -> int:
+        """What the participant holds for HVPS without drawing on its pledge credit."""
+        return self._free(participant)
+
+    def draw_credit(self, participant: str, amount_fen: int) -> None:
+        """Draw ``amount_fen`` of the participant's unused pledge credit into its
+        settlement account now (a batch of payments that needs it, cnaps/system.py)."""
+        result = self.engine.post(self._draw(participant, amount_fen), linked=True)
+        assert result.all_done, result.failures()
+
+    def repay_credit(self, participant: str) -> None:
+        """Repay drawn pledge credit from the free balance, overnight credit first."""
+        self._repay(participant)
+
     def _repay(self, participant: str) -> None:
         """Incoming funds repay pledge financing, overnight credit first."""
         line = self.credit[participant]

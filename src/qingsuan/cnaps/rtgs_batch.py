@@ -156,6 +156,30 @@ def run_rtgs(balance: npt.ArrayLike, sender: npt.ArrayLike, receiver: npt.ArrayL
                         np.array(bal, np.int64))
 
 
+def credit_needed(free_fen: I64, sender: I64, receiver: I64, amount: I64, order: I64) -> I64:
+    """What each participant must draw on its pledge credit (质押融资) so that its free
+    balance never goes below zero while the payments settle in ``order``: the depth of
+    its lowest running balance below zero (0 if it never goes there)."""
+    p = len(free_fen)
+    out: I64 = np.zeros(p, np.int64)
+    if len(order) == 0:
+        return out
+    s, r, a = sender[order], receiver[order], amount[order]
+    who = np.empty(2 * len(order), np.int64)
+    delta = np.empty(2 * len(order), np.int64)
+    who[0::2], who[1::2] = s, r  # each payment leaves its sender, then reaches its receiver
+    delta[0::2], delta[1::2] = -a, a
+    by = np.argsort(who, kind="stable")  # each participant's movements, in settlement order
+    who, delta = who[by], delta[by]
+    running = np.cumsum(delta)
+    starts = np.flatnonzero(np.r_[True, who[1:] != who[:-1]])
+    before = np.r_[0, running[starts[1:] - 1]]  # the running sum where each group begins
+    lowest = np.minimum.reduceat(running, starts) - before
+    lowest = np.minimum(lowest, 0)
+    out[who[starts]] = np.maximum(0, -(free_fen[who[starts]] + lowest))
+    return out
+
+
 def post_settlements(engine: Engine, names: list[str], sender: I64, receiver: I64,
                      amount: I64, order: I64) -> None:
     """Post settled payments into the ledger as part of the current command: each one gross

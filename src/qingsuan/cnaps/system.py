@@ -27,7 +27,7 @@ from qingsuan.cnaps.participants import (
     ParticipantStatus,
     check_code,
 )
-from qingsuan.cnaps.rtgs_batch import BatchOutcome, post_settlements, run_rtgs
+from qingsuan.cnaps.rtgs_batch import BatchOutcome, credit_needed, post_settlements, run_rtgs
 from qingsuan.reasons import Reason
 
 if TYPE_CHECKING:
@@ -193,7 +193,18 @@ class Cnaps:
                            bypass_fifo=bool(self.engine.params["hvps.bypass_fifo"])
                            if self.engine else False, start_queued=waiting)
         assert self.engine is not None
+        # Pledge credit counts in what a participant can pay (available_fen): a payer that
+        # needs it draws it before the settlements post, and incoming funds repay it after,
+        # as for a payment that comes alone.
+        free = np.array([hvps.free_fen(x) for x in names], np.int64)
+        need = credit_needed(free, sender, receiver, amount, outcome.settle_order)
+        for k in np.flatnonzero(need).tolist():
+            hvps.draw_credit(names[k], int(need[k]))
         post_settlements(self.engine, names, sender, receiver, amount, outcome.settle_order)
+        paid = np.zeros(len(names), np.int64)
+        np.add.at(paid, receiver[outcome.settle_order], 1)
+        for k in np.flatnonzero((paid > 0) | (need > 0)).tolist():
+            hvps.repay_credit(names[k])
         return outcome
 
     def _apply_net_batch(self, timestamp_us: int, body: bytes) -> NettingResult:
