@@ -526,3 +526,34 @@ def test_operator_pledges_releases_and_sets_parameters(api: Api) -> None:
     assert_refusal(api.post("/v1/operator/params", "operator", json={"params": {}}), 422,
                    "missing_field")
     assert api.core.engine.applied_seq == seq
+
+
+# ---------------------------------------------------------------------- inquiries
+
+
+def test_ibps_account_and_balance_inquiries(api: Api) -> None:
+    path = "/v1/participants/CCB/inquiries"
+    found = api.get(f"{path}/account", "CCB", params={"bank": "ICBC", "account": ICBC1,
+                                                      "name": "Holder ICBC 1"}).json()
+    assert found["exists"] is True and found["name_matches"] is True
+    wrong = api.get(f"{path}/account", "CCB", params={"bank": ICBC, "account": ICBC1,
+                                                      "name": "Someone"}).json()
+    assert wrong["name_matches"] is False
+    none = api.get(f"{path}/account", "CCB", params={"bank": "ICBC", "account": "123456"})
+    assert none.json()["exists"] is False and none.json()["reason"] == "AC01"
+    assert_refusal(api.get(f"{path}/account", "CCB", params={"bank": "X", "account": ICBC1}),
+                   422, "unknown_participant", "bank")
+    assert_refusal(api.get(f"{path}/account", "CCB", params={"bank": "ICBC"}), 422,
+                   "missing_field", "account")
+    refused = api.get(f"{path}/balance", "CCB", params={"bank": "ICBC", "account": ICBC1})
+    assert refused.json()["answered"] is False and refused.json()["reason"] == "AG01"
+    given = api.post("/v1/participants/ICBC/consents", json={"account": ICBC1, "asker": "CCB"})
+    assert given.status_code == 200, given.text
+    seen = api.get(f"{path}/balance", "CCB", params={"bank": "ICBC", "account": ICBC1}).json()
+    assert seen["answered"] is True and seen["balance"] == "100000000.00"
+    # only CCB was let in
+    other = api.get("/v1/participants/ABC/inquiries/balance", "ABC",
+                    params={"bank": "ICBC", "account": ICBC1}).json()
+    assert other["answered"] is False
+    assert_refusal(api.post("/v1/participants/ICBC/consents",
+                            json={"account": ICBC1, "asker": "ICBC"}), 422, "invalid_field")

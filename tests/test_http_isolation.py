@@ -31,6 +31,9 @@ PARTICIPANT_ROUTES: list[tuple[str, str, str]] = [
     ("GET", f"{P}/statements/{{date}}", ""),
     ("GET", f"{P}/reports/intraday", ""),
     ("GET", f"{P}/positions", ""),
+    ("GET", f"{P}/inquiries/account", "inquiry"),
+    ("GET", f"{P}/inquiries/balance", "inquiry"),
+    ("POST", f"{P}/consents", "consent"),
 ]
 OPERATOR_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/v1/operator/clock", None),
@@ -77,6 +80,10 @@ def _call(api: Api, who: str, method: str, template: str, body: str, participant
         return api.post(path, who, json=order(id="OTHER"))
     if body == "cancel":
         return api.post(path, who)
+    if body == "inquiry":
+        return api.get(path, who, params={"bank": "ICBC", "account": "9222020000000010017"})
+    if body == "consent":
+        return api.post(path, who, json={"account": "9222020000000010017", "asker": "ABC"})
     return api.get(path, who)
 
 
@@ -109,6 +116,12 @@ def test_own_key_on_own_path_sees_only_its_own(world: Api, method: str, template
         mine = _call(world, "CCB", method, template, body, "CCB", "API", "C1")
         assert mine.status_code == 200 and mine.json()["tx_id"] == "C1"
         return
+    if body == "inquiry":  # CCB asks about ICBC's customer: exists; no consent, no balance
+        assert answer.status_code == 200 and "balance\"" not in answer.text
+        return
+    if body == "consent":  # CCB cannot consent for ICBC's customer
+        assert answer.status_code == 422 and answer.json()["reason"] == "unknown_account"
+        return
     if body == "xml":  # CCB's hub sends a message in its own name: ICBC's agent refused
         assert answer.status_code == 200 and b"RC01" in answer.content
         return
@@ -139,7 +152,7 @@ def test_operator_routes_refuse_participants(world: Api, method: str, path: str,
 def test_operator_reads_but_never_acts_for_a_participant(world: Api) -> None:
     for method, template, body in PARTICIPANT_ROUTES:
         answer = _call(world, OPERATOR, method, template, body, "ICBC")
-        if body:
+        if body:  # (the routes that act: sending, cancelling, asking as a bank)
             assert answer.status_code == 403, template
             assert answer.json()["reason"] == "participant_only"
         else:

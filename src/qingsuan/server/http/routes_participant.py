@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Body, Path, Request
+from fastapi import APIRouter, Body, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from qingsuan.clock import to_beijing
 from qingsuan.cnaps.gateway import ACCEPTED
 from qingsuan.messages import MessageRejection, build_rejection_pacs002, parse_inbound
 from qingsuan.messages.xmlio import DEFAULT_MAX_BYTES
-from qingsuan.server.http import inputs, transfers, views
+from qingsuan.server.http import inputs, inquiries, transfers, views
 from qingsuan.server.http.deps import Acting, Core, Reading, accepts_json
 from qingsuan.server.http.errors import ERRORS, ApiError
 
@@ -155,3 +155,33 @@ async def positions(participant: Reading, c: Core) -> Any:
     return await c.writer.call(lambda: views.positions(c.world, participant))
 
 
+
+
+@router.get("/inquiries/account", summary="IBPS account inquiry")
+async def account_inquiry(participant: Acting, c: Core,
+                          bank: Annotated[str, Query(description="CNAPS name or bank code")],
+                          account: Annotated[str, Query(description="account number")],
+                          name: Annotated[str | None, Query(description="holder's name, "
+                                                            "to check")] = None) -> Any:
+    """Does the account exist at that bank (AC01 no, AC04 closed), and is it in that
+    name? A query: nothing is logged."""
+    return await c.writer.call(lambda: inquiries.account(c.world, bank, account, name))
+
+
+@router.get("/inquiries/balance", summary="IBPS balance inquiry")
+async def balance_inquiry(participant: Acting, c: Core,
+                          bank: Annotated[str, Query(description="CNAPS name or bank code")],
+                          account: Annotated[str, Query(description="account number")]
+                          ) -> Any:
+    """Another bank's customer's balance, answered only when the holder has consented
+    to you seeing it (AG01 otherwise). A query: nothing is logged."""
+    return await c.writer.call(lambda: inquiries.balance(c.world, participant, bank,
+                                                         account))
+
+
+@router.post("/consents", summary="Let another participant see a customer's balance")
+async def consent(given: Annotated[inquiries.ConsentIn, Body()], participant: Acting,
+                  c: Core) -> Any:
+    """Your customer consents to `asker` seeing its balance (IBPS balance inquiry);
+    logged."""
+    return await c.writer.call(lambda: inquiries.consent(c.world, participant, given))
