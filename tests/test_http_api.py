@@ -557,3 +557,22 @@ def test_ibps_account_and_balance_inquiries(api: Api) -> None:
     assert other["answered"] is False
     assert_refusal(api.post("/v1/participants/ICBC/consents",
                             json={"account": ICBC1, "asker": "ICBC"}), 422, "invalid_field")
+
+
+def test_json_institution_transfer_settles_or_queues(api: Api) -> None:
+    path = "/v1/participants/ICBC/institution-transfers"
+    done = api.post(path, json={"id": "L1", "creditor_bank": "CCB", "amount": "1000000.00",
+                                "priority": "urgent"})
+    assert done.status_code == 201 and done.json()["iso_status"] == "ACSC", done.text
+    queued = api.post(path, json={"id": "L2", "creditor_bank": CCB, "amount": "200000000.00"})
+    assert queued.status_code == 201 and queued.json()["iso_status"] == "ACSP"
+    assert api.get("/v1/participants/ICBC/positions").json()["hvps_queue"]["count"] == 1
+    assert_refusal(api.post(path, json={"id": "L1", "creditor_bank": "CCB", "amount": "1.00"}),
+                   409, "duplicate", "id")
+    assert_refusal(api.post(path, json={"id": "L3", "creditor_bank": "ICBC",
+                                        "amount": "1.00"}), 422, "same_account")
+    assert_refusal(api.post(path, json={"id": "L3", "creditor_bank": "CCB",
+                                        "amount": "-1.00"}), 422, "amount_negative", "amount")
+    assert_refusal(api.post(path, json={"id": "L3", "creditor_bank": "CCB", "amount": "1.00",
+                                        "priority": "correction"}), 422, "invalid_field",
+                   "priority")

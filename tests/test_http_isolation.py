@@ -26,6 +26,7 @@ P = "/v1/participants/{participant}"
 PARTICIPANT_ROUTES: list[tuple[str, str, str]] = [
     ("POST", f"{P}/messages", "xml"),
     ("POST", f"{P}/transfers", "json"),
+    ("POST", f"{P}/institution-transfers", "institution"),
     ("GET", f"{P}/payments/{{msg_id}}/{{tx_id}}", ""),
     ("POST", f"{P}/payments/{{msg_id}}/{{tx_id}}/cancel", "cancel"),
     ("GET", f"{P}/statements/{{date}}", ""),
@@ -80,6 +81,9 @@ def _call(api: Api, who: str, method: str, template: str, body: str, participant
         return api.post(path, who, json=order(id="OTHER"))
     if body == "cancel":
         return api.post(path, who)
+    if body == "institution":
+        return api.post(path, who, json={"id": "OTHER", "creditor_bank": "ABC",
+                                         "amount": "1.00"})
     if body == "inquiry":
         return api.get(path, who, params={"bank": "ICBC", "account": "9222020000000010017"})
     if body == "consent":
@@ -118,6 +122,10 @@ def test_own_key_on_own_path_sees_only_its_own(world: Api, method: str, template
         return
     if body == "inquiry":  # CCB asks about ICBC's customer: exists; no consent, no balance
         assert answer.status_code == 200 and "balance\"" not in answer.text
+        return
+    if body == "institution":  # CCB's own payment (refused: HVPS has closed for the day)
+        assert answer.status_code == 422 and answer.json()["payment"]["system"] == "HVPS"
+        assert answer.json()["payment"]["tx_id"] == "OTHER" and "ICBC" not in answer.text
         return
     if body == "consent":  # CCB cannot consent for ICBC's customer
         assert answer.status_code == 422 and answer.json()["reason"] == "unknown_account"

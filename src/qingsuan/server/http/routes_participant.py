@@ -102,6 +102,22 @@ async def send_transfer(order: Annotated[transfers.TransferIn, Body()], particip
     return JSONResponse(doc, status_code=201)
 
 
+@router.post("/institution-transfers", status_code=201,
+             summary="Send the bank's own payment (JSON pacs.009)")
+async def send_institution_transfer(
+        order: Annotated[transfers.InstitutionTransferIn, Body()], participant: Acting,
+        c: Core) -> JSONResponse:
+    """Your bank's own payment to another bank (hvps.112: interbank lending, say), from
+    its own funds through HVPS: settled at once (ACSC) or queued for liquidity (ACSP)."""
+    doc = await c.writer.call(lambda: transfers.book_institution(c.world, participant,
+                                                                 order))
+    if doc["status"] == "rejected":
+        reason = doc["reason"] or {"code": "NARR", "message": "rejected"}
+        return JSONResponse({"reason": reason["code"], "field": None,
+                             "message": reason["message"], "payment": doc}, status_code=422)
+    return JSONResponse(doc, status_code=201)
+
+
 @router.get("/payments/{msg_id}/{tx_id}", summary="A payment's status")
 async def payment(msg_id: MsgId, tx_id: TxId, participant: Reading, c: Core) -> Any:
     """One of your payments, by its message id and transaction id (a JSON transfer's:

@@ -115,8 +115,7 @@ def book(world: World, participant: str, order: TransferIn) -> dict[str, Any]:
 
 #: the field a bank's refusal points at, by its reason code
 REFUSAL_FIELD: Final = {"AM02": "amount", "AM04": "amount", "AC01": "creditor.account",
-                        "AC04": "creditor.account", "BE01": "creditor.name",
-                        "AM05": "id", "DT01": "system"}
+                        "BE01": "creditor.name", "AM05": "id", "DT01": "system"}
 
 
 def cancel(world: World, participant: str, msg_id: str, tx_id: str) -> dict[str, Any]:
@@ -138,3 +137,40 @@ def cancel(world: World, participant: str, msg_id: str, tx_id: str) -> dict[str,
         raise ApiError(409, reason["code"], f"not cancelled: {reason['message']}", "tx_id",
                        extra={"payment": doc})
     return {"cancelled": True, "payment": doc}
+
+
+class InstitutionTransferIn(BaseModel):
+    """The bank's own payment to another bank (hvps.112, pacs.009): from its own funds,
+    through HVPS."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(description="your id for it (its payment id is API/<id>)",
+                    examples=["MM-LOAN-0001"])
+    creditor_bank: str = Field(description="the bank paid: CNAPS name or bank code",
+                               examples=["CCB"])
+    amount: str = Field(description="CNY as a string of yuan, at most two decimals",
+                        examples=["1000000.00"])
+    priority: Literal["urgent", "normal"] = "normal"
+
+
+def book_institution(world: World, participant: str, order: InstitutionTransferIn
+                     ) -> dict[str, Any]:
+    amount = inputs.amount_fen(order.amount)
+    inputs.payment_id(order.id)
+    directory = world.cnaps.directory
+    bank = order.creditor_bank
+    receiver = directory.by_code(bank) if bank.isdigit() else \
+        directory.get(bank) if bank in directory else None
+    if receiver is None or receiver.name not in world.banks.members:
+        raise ApiError(422, "unknown_participant", f"{inputs.clip(bank)} is not a bank in "
+                       "this world (GET /v1/participants lists them)", "creditor_bank")
+    if receiver.name == participant:
+        raise ApiError(422, "same_account", "a bank does not pay itself through HVPS",
+                       "creditor_bank")
+    ref = ref_of(participant, JSON_MSG_ID, order.id)
+    if ref in world.banks.payments:
+        raise ApiError(409, "duplicate", f"you sent a payment {JSON_MSG_ID}/{order.id} "
+                       "before (AM05)", "id")
+    record = world.banks.institution_transfer(ref, participant, receiver.name, amount,
+                                              order.priority)
+    return record_view(world, ref, JSON_MSG_ID, order.id, record)
