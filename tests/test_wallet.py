@@ -137,7 +137,9 @@ def test_the_built_in_story_runs_with_every_check_passing() -> None:
     assert (spring["used"], spring["spend_driven"], spring["discounts_paid"],
             spring["leverage"]) == (1, "150.00", "20.00", "7.50")
     evening = rec(out, "balances-evening")["cards"]
-    assert [v["balance"] for v in evening.values()] == ["4464.00", "870.00", "0.00"]
+    assert [(v["card"], v["balance"]) for v in evening] == [
+        ("622202*********0014", "4464.00"), ("621700*********0094", "870.00"),
+        ("622848*********5124", "0.00")]  # in the order bound
     (statement,) = out["wallets"]["statements"]["622848*********5124"]
     assert (statement["owed"], statement["minimum"], statement["due"], statement["repaid"]) \
         == ("600.00", "60.00", "2026-12-15T20:00:00+08:00", "300.00")
@@ -201,8 +203,9 @@ def test_the_balances_view_asks_the_issuer_each_time() -> None:
               + ev("10:00", "card_balances", id="q2", user="13800000001"))
     masked = out["wallets"]["users"]["13800000001"]["cards"][0]
     assert ALICE_CARD not in json.dumps(out)  # only the masked number anywhere
-    assert rec(out, "q1")["cards"][masked]["balance"] == "5000.00"
-    assert rec(out, "q2")["cards"][masked]["balance"] == "4960.00"
+    assert rec(out, "q1")["cards"] == [{"card": masked, "response_code": "00",
+                                        "balance": "5000.00"}]
+    assert rec(out, "q2")["cards"][0]["balance"] == "4960.00"
 
 
 # ---------------------------------------------------------------------- funds

@@ -9,7 +9,6 @@ the card's token and masked number, never the number, never a balance."""
 from __future__ import annotations
 
 import hashlib
-import json
 from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.cards.iso8583 import ResponseCode
@@ -26,8 +25,8 @@ _MEANINGS: Final[dict[str, str]] = {c.value: c.meaning for c in ResponseCode}
 
 def _card_request(w: Wallets, token: str, masked: str, terminal: str, proc: str,
                   amount_fen: int, pin_hash: str | None = None) -> dict[str, str]:
-    """Send the switch a card request from ``terminal`` (the body its logged command
-    would carry); the STAN is the banks' (one counter for every terminal request)."""
+    """Send the switch a card request from ``terminal``, as the banks send theirs
+    (:meth:`CardSwitch.take`); the STAN is the banks' (one counter for every terminal)."""
     b = w.banks
     b.stan += 1
     acquirer = w.switch.terminals[terminal].acquirer
@@ -37,8 +36,7 @@ def _card_request(w: Wallets, token: str, masked: str, terminal: str, proc: str,
               "37": f"{b.stan:012d}"}
     if pin_hash is not None:
         fields["pin_hash"] = pin_hash
-    answer: dict[str, str] = w.switch.apply("cards.request", w.now_us,
-                                            json.dumps(fields, sort_keys=True).encode())
+    answer: dict[str, str] = w.switch.take("cards.request", fields, w.now_us)
     return answer
 
 
@@ -104,12 +102,13 @@ def card_balances(w: Wallets, f: dict[str, Any]) -> None:
         return
     from qingsuan.wallets.system import APP_TERMINAL
 
-    answers = {}
+    answers = []  # in the order the cards were bound
     for token, masked in user.cards:
         answer = _card_request(w, token, masked, APP_TERMINAL, "31", 0)
         rc = answer["39"]
-        answers[masked] = {"response_code": rc, "balance": answer.get("54")} if rc == "00" \
-            else {"response_code": rc, "message": _MEANINGS.get(rc, "declined")}
+        answers.append({"card": masked, "response_code": rc, "balance": answer.get("54")}
+                       if rc == "00" else {"card": masked, "response_code": rc,
+                                           "message": _MEANINGS.get(rc, "declined")})
     w.record(f, do, user=user.phone, cards=answers)
 
 
