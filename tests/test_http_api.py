@@ -576,3 +576,29 @@ def test_json_institution_transfer_settles_or_queues(api: Api) -> None:
     assert_refusal(api.post(path, json={"id": "L3", "creditor_bank": "CCB", "amount": "1.00",
                                         "priority": "correction"}), 422, "invalid_field",
                    "priority")
+
+
+def test_inbox_of_notices_polled_with_a_cursor(api: Api) -> None:
+    assert api.transfer(urgent=True).status_code == 201  # HVPS: ICBC settled, CCB credited
+    assert api.transfer(id="T2").status_code == 201  # BEPS: ICBC netted, CCB incoming
+    first = api.get("/v1/participants/CCB/notices", "CCB").json()
+    events = [(n["system"], n["event"]) for n in first["notices"]]
+    assert ("HVPS", "credited") in events and ("BEPS", "incoming") in events
+    assert all(n["payment_id"] is None and n["ref"].startswith("ICBC/")
+               for n in first["notices"] if n["event"] in ("credited", "incoming"))
+    mine = api.get("/v1/participants/ICBC/notices").json()["notices"]
+    assert {(n["event"], n["payment_id"]) for n in mine} >= {("settled", "API/T1"),
+                                                            ("netted", "API/T2")}
+    assert not any(n["event"] in ("credited", "incoming") for n in mine)
+    again = api.get("/v1/participants/CCB/notices", "CCB", params={"after": first["next"]})
+    assert again.json()["notices"] == []
+    assert api.transfer(id="T3", urgent=True).status_code == 201
+    new = api.get("/v1/participants/CCB/notices", "CCB",
+                  params={"after": first["next"]}).json()["notices"]
+    assert [n["event"] for n in new] == ["credited"] and new[0]["ref"] == "ICBC/API/T3"
+    one = api.get("/v1/participants/ICBC/notices", params={"limit": 1}).json()
+    assert len(one["notices"]) <= len(api.core.cnaps.net) + 1
+    assert_refusal(api.get("/v1/participants/ICBC/notices", params={"after": "x;y"}), 422,
+                   "invalid_cursor", "after")
+    assert_refusal(api.get("/v1/participants/ICBC/notices", params={"limit": 0}), 422,
+                   "invalid_field", "limit")

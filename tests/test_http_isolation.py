@@ -32,6 +32,7 @@ PARTICIPANT_ROUTES: list[tuple[str, str, str]] = [
     ("GET", f"{P}/statements/{{date}}", ""),
     ("GET", f"{P}/reports/intraday", ""),
     ("GET", f"{P}/positions", ""),
+    ("GET", f"{P}/notices", ""),
     ("GET", f"{P}/inquiries/account", "inquiry"),
     ("GET", f"{P}/inquiries/balance", "inquiry"),
     ("POST", f"{P}/consents", "consent"),
@@ -137,6 +138,11 @@ def test_own_key_on_own_path_sees_only_its_own(world: Api, method: str, template
         assert answer.status_code == 422 and answer.json()["reason"] == "unknown_account"
         return
     assert answer.status_code == 200, answer.text
+    if template.endswith("/notices"):  # ICBC's payments only as they reach CCB
+        notes = answer.json()["notices"]
+        assert notes and all((n["ref"] and n["ref"].startswith("CCB/")) or
+                             n["event"] in ("credited", "incoming") for n in notes), notes
+        return
     assert CCB in answer.text and ICBC not in answer.text  # CCB's account, not ICBC's
 
 

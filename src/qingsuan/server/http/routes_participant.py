@@ -12,7 +12,7 @@ from qingsuan.clock import to_beijing
 from qingsuan.cnaps.gateway import ACCEPTED
 from qingsuan.messages import MessageRejection, build_rejection_pacs002, parse_inbound
 from qingsuan.messages.xmlio import DEFAULT_MAX_BYTES
-from qingsuan.server.http import inputs, inquiries, transfers, views
+from qingsuan.server.http import inputs, inquiries, notices, transfers, views
 from qingsuan.server.http.deps import Acting, Core, Reading, accepts_json
 from qingsuan.server.http.errors import ERRORS, ApiError
 
@@ -201,3 +201,15 @@ async def consent(given: Annotated[inquiries.ConsentIn, Body()], participant: Ac
     """Your customer consents to `asker` seeing its balance (IBPS balance inquiry);
     logged."""
     return await c.writer.call(lambda: inquiries.consent(c.world, participant, given))
+
+
+@router.get("/notices", summary="Your inbox: what CNAPS told you")
+async def inbox(participant: Reading, c: Core,
+                after: Annotated[str | None, Query(description="the `next` of your last "
+                                                   "poll; omit for the first")] = None,
+                limit: Annotated[int, Query(ge=1, le=notices.MAX_LIMIT, description=(
+                    "notices of each system at most"))] = 100) -> Any:
+    """Your notices in time order: your payments queued, settled, netted, rejected,
+    returned, cancelled; payments to you credited (HVPS) or incoming (BEPS, IBPS);
+    pledges and credit drawn. Poll with `after` set to the last answer's `next`."""
+    return await c.writer.call(lambda: notices.inbox(c.world, participant, after, limit))
