@@ -375,8 +375,8 @@ class CnapsGateway:
     def statement(self, participant: str, business_date: dt.date) -> bytes:
         """camt.053: the participant's settlement account statement of a closed day."""
         me = self.cnaps.directory.get(participant)
-        days = self.cnaps.hvps.statements.get(self.cnaps.directory.settling(participant), [])
-        doc = next((d for d in days if d["date"] == business_date.isoformat()), None)
+        doc = self.cnaps.hvps.statement(self.cnaps.directory.settling(participant),
+                                        business_date)
         if doc is None:
             raise KeyError(f"no statement of {business_date} for {participant} (the day is "
                            "not closed, or it was not a business day)")

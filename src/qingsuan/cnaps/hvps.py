@@ -755,19 +755,36 @@ class Hvps:
                 assert result.all_done, result.failures()
                 self._notice(close_us, name, "", "overnight_credit",
                              f"{format_fen(amount)}, interest {format_fen(interest)}")
+        # A day's statement keeps only its closing balance and moment: its entries are in
+        # the ledger, read when the statement is asked for (statement()), so the state does
+        # not grow with every settlement.
         for name in sorted(self.queues):
-            self.statements.setdefault(name, []).append(self._statement(name, day, close_us))
+            self.statements.setdefault(name, []).append(
+                {"participant": name, "date": day.isoformat(), "close_us": close_us,
+                 "closing_fen": self._balance(name)})
 
-    def _statement(self, name: str, day: dt.date, close_us: int) -> dict[str, Any]:
-        """The day's entries on the participant's settlement account (camt.053 content)."""
+    def statement(self, name: str, day: dt.date) -> dict[str, Any] | None:
+        """The closed business day's statement of a settlement account (camt.053 content):
+        opening and closing balance and the day's entries; None if that day is not closed
+        (or was no business day)."""
+        kept = next((d for d in self.statements.get(name, [])
+                     if d["date"] == day.isoformat()), None)
+        if kept is None:
+            return None
+        if "entries" in kept:  # a state written before statements were read on demand
+            return kept
+        return self._statement(name, day, int(kept["close_us"]), int(kept["closing_fen"]))
+
+    def _statement(self, name: str, day: dt.date, close_us: int, closing_fen: int | None = None
+                   ) -> dict[str, Any]:
+        """The entries on the participant's settlement account in the day up to
+        ``close_us``, and its balance then (``closing_fen``; now, if not given)."""
         account = self._acc(PBOC, f"settlement:{name}")
         start_us = close_us - US_PER_DAY
         entries = []
-        closing = self._balance(name)
+        closing = self._balance(name) if closing_fen is None else closing_fen
         moved = 0
-        for rec in self.engine.ledger.history(account, limit=1_000_000):
-            if rec.timestamp_us <= start_us or rec.timestamp_us > close_us:
-                continue
+        for rec in self.engine.ledger.history_between(account, start_us, close_us):
             t = rec.transfer
             credit = t.credit_account_id == account
             moved += t.amount_fen if credit else -t.amount_fen

@@ -953,6 +953,21 @@ class Ledger:
         rows = np.nonzero((self._tr.cols["dr"][:n] == row) | (self._tr.cols["cr"][:n] == row))[0]
         return [self._record(int(r)) for r in rows[-limit:]]
 
+    def history_between(self, account_id: int, after_us: int, until_us: int
+                        ) -> list[TransferRecord]:
+        """The account's transfers applied at a time in (``after_us``, ``until_us``], in
+        order. Transfers are stored in time order (the ledger's time never goes back), so
+        only that stretch of the table is read (a day's statement, not all history)."""
+        row = self._acc_index[account_id]
+        self._flush_tail()
+        n = self._tr.n
+        c = self._tr.cols
+        ts = c["ts"][:n]
+        lo = int(np.searchsorted(ts, after_us, side="right"))
+        hi = int(np.searchsorted(ts, until_us, side="right"))
+        rows = lo + np.nonzero((c["dr"][lo:hi] == row) | (c["cr"][lo:hi] == row))[0]
+        return [self._record(int(r)) for r in rows]
+
     def pending_state(self, transfer_id: int) -> PendingState | None:
         return self._pending_state.get(transfer_id)
 
