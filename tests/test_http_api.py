@@ -602,3 +602,19 @@ def test_inbox_of_notices_polled_with_a_cursor(api: Api) -> None:
                    "invalid_cursor", "after")
     assert_refusal(api.get("/v1/participants/ICBC/notices", params={"limit": 0}), 422,
                    "invalid_field", "limit")
+
+
+def test_operator_suspends_and_reactivates_a_participant(api: Api) -> None:
+    path = "/v1/operator/participants/ICBC/status"
+    suspended = api.post(path, "operator", json={"status": "suspended"})
+    assert suspended.status_code == 200 and suspended.json()["status"] == "suspended"
+    refused = api.transfer(urgent=True)  # HVPS refuses a suspended sender
+    assert_refusal(refused, 422, "AG01")
+    (report,) = parse_pacs002(api.xml(pacs008()).content)
+    assert report.status == "RJCT" and report.reason_code == "AG01"
+    assert api.post(path, "operator", json={"status": "active"}).json()["status"] == "active"
+    assert api.transfer(id="T2", urgent=True).json()["iso_status"] == "ACSC"
+    assert_refusal(api.post(path, "operator", json={"status": "asleep"}), 422,
+                   "invalid_field", "status")
+    assert_refusal(api.post("/v1/operator/participants/NOPE/status", "operator",
+                            json={"status": "active"}), 404, "unknown_participant")

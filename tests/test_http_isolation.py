@@ -45,6 +45,7 @@ OPERATOR_ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/v1/operator/participants/{participant}/pledge", {"value": "1.00"}),
     ("POST", "/v1/operator/participants/{participant}/release", {"value": "1.00"}),
     ("GET", "/v1/operator/params", None),
+    ("POST", "/v1/operator/participants/{participant}/status", {"status": "active"}),
     ("POST", "/v1/operator/params", {"params": {"hvps.lsm_interval_minutes": "15"}}),
 ]
 #: routes whose answer is the same for every key (or needs none): nobody's data

@@ -52,3 +52,20 @@ def set_params(world: World, values: dict[str, Any]) -> dict[str, str]:
         raise ApiError(422, "invalid_param", str(exc)[:300],
                        f"params.{named}" if named else "params") from None
     return world.engine.params.written()
+
+
+def set_status(world: World, participant: str, status: str) -> dict[str, Any]:
+    """暂停/恢复: suspend a participant (it may receive, not send), close it (neither) or
+    make it active again; logged as CNAPS's status command."""
+    from qingsuan.cnaps.participants import ParticipantStatus
+
+    directory = world.cnaps.directory
+    if participant not in directory or participant not in world.banks.members:
+        raise ApiError(404, "unknown_participant", f"no participant {participant!r}",
+                       "participant")
+    outcome = world.cnaps.set_status(participant, ParticipantStatus(status))
+    if not outcome.ok:  # (CNAPS refuses nothing here today; kept for when it does)
+        code, text = outcome.reason or ("NARR", "refused")
+        raise ApiError(409, code, text, "status")
+    p = directory.get(participant)
+    return {"participant": p.name, "code": p.code, "status": p.status.value}

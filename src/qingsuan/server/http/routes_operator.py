@@ -122,3 +122,18 @@ async def set_params(change: Annotated[ParamsIn, Body()], _: Operator, c: Core) 
     """Change parameters from now on, all or none (each checked first; logged, so a
     replay sees the same values); the parameters in force after."""
     return await c.writer.call(lambda: operations.set_params(c.world, change.params))
+
+
+class StatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["active", "suspended", "closed"] = Field(
+        description="suspended: it may receive, not send; closed: neither")
+
+
+@router.post("/participants/{participant}/status", summary="Suspend or reactivate")
+async def set_status(participant: str, change: Annotated[StatusIn, Body()], _: Operator,
+                     c: Core) -> Any:
+    """暂停: a suspended participant's HVPS payments are refused (AG01) until it is made
+    active again; a closed one is not paid either."""
+    return await c.writer.call(lambda: operations.set_status(c.world, participant,
+                                                             change.status))
