@@ -194,8 +194,9 @@ DEMO_ORDER = ("intrabank", "cards", "cards-refund", "cards-timeout", "cards-disp
               "cards-preauth", "netting", "channels", "hvps-queue", "hvps-gridlock",
               "hvps-end-of-day", "returns", "ibps-night", "weekend", "holiday-cards")
 
-#: built-in scenarios that are worlds, not stories (no events to play)
-NOT_STORIES = frozenset({"card-sandbox"})
+#: built-in scenarios that are worlds, not stories (no events to play): the card
+#: sandbox's world, and the simulator's stress example
+NOT_STORIES = frozenset({"card-sandbox", "sim-stress"})
 
 
 def _stories() -> list[str]:
