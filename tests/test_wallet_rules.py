@@ -214,3 +214,10 @@ def test_a_sponsor_cannot_pledge_more_than_it_holds() -> None:
     with pytest.raises(ScenarioError) as err:
         parse_scenario(_scenario(1, "", budget="100000.01"), "bad.yaml")
     assert "sponsor city holds 100000.00, less than its campaigns' budgets" in str(err.value)
+
+
+def test_the_apps_own_terminal_id_is_not_a_scenario_terminals() -> None:
+    text = _scenario(1, "").replace('id: "POS00001"', 'id: "APPQUERY"')
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(text, "bad.yaml")
+    assert "terminal id APPQUERY is the app's own" in str(err.value)
