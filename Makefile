@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint venv clean fuzz
+.PHONY: demo test bench lint venv clean fuzz fonts
 
 venv: $(STAMP)
 
@@ -36,6 +36,16 @@ fuzz: $(STAMP)
 	@echo "make fuzz: 10,000 seeds of deterministic simulation testing, then 1,000,000 ISO 8583 frames and 100,000 ISO 20022 documents at the edges (docs/RELIABILITY.md), about 20 to 30 minutes on one core"
 	$(BIN)/qingsuan fuzz --seeds 10000
 	$(BIN)/qingsuan fuzz --frames 1000000 --xml 100000
+
+# A font for the Chinese labels of `qingsuan simulate --out` reports (Debian's WenQuanYi
+# Micro Hei). Best effort: without root or apt-get it says what to install, and the
+# report falls back to English labels.
+fonts:
+	@if fc-list :lang=zh 2>/dev/null | grep -q .; then echo "a Chinese font is installed"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-wqy-microhei \
+	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-wqy-microhei); \
+	else echo "install a Chinese font (Debian: apt-get install fonts-wqy-microhei) for the report's labels"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
