@@ -145,8 +145,11 @@ def test_a_bad_cash_manager_or_cost_block_names_its_line(block: str, message: st
         f"s.yaml:{BASE.count(chr(10)) + 2}" in str(caught.value)
 
 
-def test_collateral_is_refused_until_the_bulk_path_draws_pledge_credit() -> None:
+def test_a_world_with_pledged_collateral_simulates_with_every_check_passing() -> None:
+    """The bulk path draws pledge credit when a batch needs it (cnaps/rtgs_batch.py
+    credit_needed): a world with collateral runs, books balanced, money conserved."""
     text = BASE.replace('{name: ICBC,  code: "102100000013"}',
                         '{name: ICBC,  code: "102100000013", collateral: "1000.00"}')
-    with pytest.raises(ValueError, match="cannot take pledged collateral yet"):
-        simulate(parse_scenario(text, "s.yaml"), Options(scale=1e-5))
+    summary = simulate(parse_scenario(text, "s.yaml"), Options(scale=1e-5)).summary
+    assert summary["checks"] == {"books_balanced": True, "money_conserved": True,
+                                 "mirrors_match": True, "suspense_explained": True}

@@ -188,12 +188,6 @@ def simulate(sc: Scenario, options: Options, on_progress: Progress | None = None
     spec = sc.traffic if options.scale is None else sc.traffic.scaled(options.scale)
     wall0 = time.perf_counter()
     world_sc = with_traffic_world(sc, spec)
-    pledged = [p.name for p in world_sc.participants if p.collateral_fen]
-    if pledged:
-        # the bulk path counts unused pledge credit as liquidity but does not draw it:
-        # a payment that needs it would stop the run (docs/SIMULATE.md, "Not yet")
-        raise ValueError(f"{sc.file}: simulate cannot take pledged collateral yet "
-                         f"({', '.join(pledged)}): remove it, or squeeze it to nothing")
     runner = Runner(world_sc, store=options.store)
     try:
         runner.build_world()
