@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 
@@ -12,6 +13,7 @@ from qingsuan.clock import format_time, from_datetime, to_beijing_naive
 from qingsuan.money import format_fen
 from qingsuan.sim.runner import PaymentRecord, Posting, Runner, StepHook
 from qingsuan.sim.scenario import Event
+from qingsuan.wallets.events import WALLET_EVENTS
 
 _NOTICE_WORDS = {
     "queued": "HVPS queues {ref}: {detail}",
@@ -187,6 +189,9 @@ def narrator(out: Console, *, step: bool = False,
             out.print(f"[bold]{day} {when}[/] {event.do} {target}: {verdict}")
         elif event.do == "set_param":
             out.print(f"[bold]{day} {when}[/] parameter {f['name']} set to {f['value']}")
+        elif event.do in WALLET_EVENTS:
+            for i, line in enumerate(_wallet_words(event, runner)):
+                out.print(f"[bold]{day} {when}[/] {line}" if i == 0 else f"  {line}")
         for n in runner.step_notices:
             template = _NOTICE_WORDS.get(n.event)
             if template is None or n.event in ("credited",) or (
@@ -200,6 +205,139 @@ def narrator(out: Console, *, step: bool = False,
                 wait("  press Enter for the next step ")
 
     return narrate
+
+
+def _masked(pan: str) -> str:
+    """A card number as the story shows it: first 6 and last 4 digits (a masked number
+    from the app's records, 622202*********0014, is shown the same way)."""
+    return f"{pan[:6]}...{pan[-4:]}"
+
+
+def _wallet_words(event: Event, runner: Runner) -> list[str]:
+    """An app event in words: what the user (or the issuer) did, then what the app, the
+    institution, the switch or the issuer answered, read from the event's record in the
+    wallets' outcome (after the step: an IBPS item the bank accepted at once is done)."""
+    f = event.fields
+    wallets = runner.world.wallets
+    assert wallets is not None
+    rec = wallets.records.get(str(f["id"]), {})
+
+    def who(key: str = "user") -> str:
+        user = wallets.users.get(str(f.get(key)))
+        return f"{user.name} ({user.phone})" if user is not None else str(f.get(key))
+
+    def name(customer: object) -> str:
+        return runner.scenario.customer(str(customer)).name
+
+    amount = format_fen(f["amount_fen"]) if "amount_fen" in f else ""
+    card = _masked(f["card"]) if "card" in f else ""
+    if event.do == "qr_pay":
+        if f.get("code") is not None:
+            code = wallets.codes.get(str(f["code"]))
+            whose = who() if code is None else \
+                f"{wallets.users[code.phone].name}'s"
+            first = (f"the merchant at terminal {f['terminal']} scans {whose} payment code "
+                     f"({f['code']}) for {amount} CNY (被扫)")
+        else:
+            voucher = f", using a voucher of campaign {f['voucher']}" \
+                if f.get("voucher") is not None else ""
+            first = (f"{who()} scans the QR code of terminal {f['terminal']} (主扫) and pays "
+                     f"{amount} CNY with card {card}{voucher}")
+    else:
+        first = _WALLET_ASKS[event.do].format(
+            who=who(), card=card, amount=amount, to=who("to"), payer=who("from"),
+            campaign=f.get("campaign", ""),
+            from_card=_masked(f["from_card"]) if "from_card" in f else "")
+    lines = [first]
+    status = rec.get("status")
+    if status in ("refused", "declined", "failed"):
+        reason = rec.get("reason") or {}
+        lines.append(f"[red]{status}[/] {reason.get('code', '')}: {reason.get('message', '')}"
+                     + (" - nothing was booked" if status == "refused" else ""))
+        return lines
+    via_ibps = str(f["id"]) in runner.payments and event.do != "qr_pay"
+    return lines + _wallet_outcome(event.do, rec, via_ibps, name)
+
+
+_WALLET_ASKS = {
+    "bind_card": "{who} binds card {card} in the app (绑卡): the switch finds its issuer by "
+                 "the card's BIN, and the issuer checks the card, its account and the "
+                 "cardholder's name",
+    "unbind_card": "{who} unbinds card {card} (解绑): the app can no longer use it",
+    "card_balances": "{who} opens the balances of every bound card: a balance inquiry "
+                     "(余额查询) goes through the switch to each issuer, with the user's "
+                     "consent; the app keeps no copy",
+    "payment_code": "{who} shows a payment code (付款码) for card {card}: one-time and "
+                    "short-lived",
+    "wallet_top_up": "{who} tops up the wallet (充值) with {amount} CNY from card {card} by "
+                     "quick pay (快捷支付): a real-time IBPS debit (实时借记) of the card's "
+                     "account for the institution",
+    "wallet_withdrawal": "{who} withdraws {amount} CNY from the wallet to card {card} "
+                         "(提现): the institution sends an IBPS credit to the card's bank",
+    "wallet_transfer": "{payer} sends {to} {amount} CNY wallet to wallet (转账)",
+    "claim_voucher": "{who} claims a voucher (领券) of campaign {campaign}",
+    "credit_statement": "the issuer's statement run (账单日) for credit card {card}",
+    "card_repayment": "{who} repays {amount} CNY of credit card {card} (还款) from debit "
+                      "card {from_card}",
+}
+
+
+def _wallet_outcome(do: str, rec: dict[str, Any], via_ibps: bool,
+                    name: Callable[[object], str]) -> list[str]:
+    """What an app event that was not refused did, in words."""
+    pending = rec.get("status") == "pending"
+    if do == "bind_card":
+        return [f"{rec['issuer']} confirms: the card is bound, and with it the quick-pay "
+                "agreement (快捷支付协议); the app keeps the card's token, never its number"]
+    if do == "unbind_card":
+        return ["done: its payment codes stop working"]
+    if do == "card_balances":
+        cards = rec.get("cards") or []
+        return [f"card {_masked(c['card'])}: balance {c['balance']} CNY"
+                if c["response_code"] == "00" else
+                f"card {_masked(c['card'])}: the issuer answers {c['response_code']} "
+                f"({c.get('message', '')})" for c in cards]
+    if do == "payment_code":
+        return [f"code {rec['code']}, valid until {str(rec['expires_at'])[11:19]}: the "
+                "merchant may scan it once"]
+    if do == "qr_pay":
+        out = [f"the switch carries it to the issuer as a purchase (0200) at the merchant's "
+               f"terminal; approved (00): the card pays {rec['card_paid']} CNY to "
+               f"{name(rec['merchant'])}, which the switch clears at its cut-off with the "
+               "merchant's MDR"]
+        if rec.get("voucher") is not None:
+            how = "in its own book" if rec.get("subsidy") == "book" else \
+                f"by an IBPS credit ({rec.get('subsidy')})"
+            out.append(f"the voucher (消费券) takes {rec['discount']} CNY off: the sponsor's "
+                       f"bank pays {name(rec['merchant'])} the discount from the campaign's "
+                       f"fund {how}, so the merchant receives the full {rec['price']} CNY")
+        return out
+    ibps = "pending while IBPS carries it" if pending else \
+        "the receiving bank accepts it in real time"
+    if do == "wallet_top_up":
+        return [f"{ibps}; the institution's collection account is credited and the "
+                "money goes to the wallet; its reserve (备付金) at the PBOC grows at the next "
+                "IBPS session"]
+    if do == "wallet_withdrawal":
+        return [f"the wallet's money goes to the collection account, then out by IBPS: "
+                f"{ibps}"]
+    if do == "wallet_transfer":
+        return ["booked at once in the institution's book, no bank involved"]
+    if do == "claim_voucher":
+        return [f"done: {rec['discount']} CNY off, valid until {str(rec['valid_until'])[:10]};"
+                " the discount is committed against the campaign's budget (never overspent)"]
+    if do == "credit_statement":
+        interest = f"; interest {rec['interest']} CNY on what was unpaid after the last due " \
+            "date" if rec.get("interest") not in (None, "0.00") else ""
+        return [f"{rec['issuer']} finds {rec['owed']} CNY owed: minimum payment (最低还款额) "
+                f"{rec['minimum']} CNY, due (到期还款日) {str(rec['due'])[:10]}{interest}"]
+    if do == "card_repayment":
+        against = f" (statement {rec['statement']}: minimum {rec['minimum']} CNY due " \
+            f"{str(rec['due'])[:10]})" if rec.get("statement") else ""
+        how = f"an IBPS credit to the issuer: {ibps}" if via_ibps else \
+            "booked at once: both cards are the issuer's"
+        return [f"{how}{against}"]
+    return ["done"]
 
 
 def _tick_words(runner: Runner, at_us: int) -> str:
