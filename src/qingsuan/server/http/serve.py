@@ -23,6 +23,11 @@ import uvicorn
 GRACEFUL_S: Final = 10.0
 #: how long the server gets to start listening
 START_S: Final = 30.0
+#: connections and requests at once; past it uvicorn answers 503 at once (a flood of
+#: connections cannot take the process's memory)
+MAX_CONCURRENCY: Final = 4096
+#: a keep-alive connection idle this long is closed
+KEEP_ALIVE_S: Final = 30
 
 log = logging.getLogger("qingsuan.http")
 
@@ -49,7 +54,8 @@ class HttpServer:
         self.sock = sock
         config = uvicorn.Config(app, lifespan="off", access_log=False, log_level="warning",
                                 timeout_graceful_shutdown=int(GRACEFUL_S),
-                                server_header=False)
+                                limit_concurrency=MAX_CONCURRENCY,
+                                timeout_keep_alive=KEEP_ALIVE_S, server_header=False)
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="qingsuan-http", daemon=True)
         self._error: BaseException | None = None
