@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.cards.iso8583 import ResponseCode
 from qingsuan.clock import format_time, to_beijing
-from qingsuan.wallets import vouchers
+from qingsuan.wallets import qr, vouchers
 from qingsuan.wallets.reasons import WalletReason
 
 if TYPE_CHECKING:
@@ -130,7 +130,33 @@ def payment_code(w: Wallets, f: dict[str, Any]) -> None:
     expires_us = w.now_us + w.param("wallets.payment_code_validity") * 1_000_000
     w.codes[f["id"]] = PaymentCode(code, user.phone, f["card"], expires_us)
     w.record(f, do, user=user.phone, card=masked, code=code,
-             expires_at=format_time(expires_us))
+             expires_at=format_time(expires_us),
+             payload=qr.payment_code_payload(user.institution, code, expires_us))
+
+
+def code_image(w: Wallets, code_id: str) -> qr.QrImage:
+    """The QR image the app shows for the payment code issued by event ``code_id``
+    (KeyError when there is none); showing it changes nothing."""
+    pc = w.codes[code_id]
+    return qr.render(qr.payment_code_payload(w.users[pc.phone].institution, pc.code,
+                                             pc.expires_us))
+
+
+def merchant_image(w: Wallets, terminal: str) -> qr.QrImage:
+    """The merchant's standing code (收款码) for a terminal: it names the acquirer and the
+    terminal, which is all a user's scan tells the app (the amount is keyed in)."""
+    return qr.render(qr.merchant_code_payload(w.switch.terminals[terminal].acquirer,
+                                              terminal))
+
+
+def scanned_code(w: Wallets, payload: str) -> str | None:
+    """The id of the payment code event a scanned payload names, or None when the app
+    issued no such code (an image proves nothing: the code's state decides)."""
+    read = qr.read_payload(payload)
+    if read.kind != "pay":
+        return None
+    return next((k for k, pc in w.codes.items() if pc.code == read.code
+                 and w.users[pc.phone].institution == read.institution), None)
 
 
 def qr_pay(w: Wallets, f: dict[str, Any]) -> None:
