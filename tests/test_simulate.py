@@ -131,3 +131,29 @@ def test_the_national_day_week_conserves_money_and_settles_the_holiday_on_its_re
         assert all(x["status"] == "settled" for x in sessions)
         back = [x for x in sessions if x["at"].startswith("2026-10-08")]
         assert back[0]["gross_debits_fen"] == max(x["gross_debits_fen"] for x in back)
+
+
+def test_the_output_does_not_depend_on_how_far_ahead_the_day_is_generated(
+        scenario: Scenario, tmp_path: Path) -> None:
+    """Generated window by window (memory stays with the windows): 5 minutes ahead or the
+    whole day at once, the same summary.json and Parquet files, byte for byte."""
+    def written(ahead: int, out: Path) -> dict[str, bytes]:
+        paths = simulate(scenario, Options(seed=3, scale=TINY, keep_items=True,
+                                           generate_minutes=ahead)).write(out, report=False)
+        return {p.name: p.read_bytes() for p in paths}
+
+    near, whole = written(5, tmp_path / "near"), written(1_440, tmp_path / "whole")
+    assert set(near) >= {"summary.json", "flows.parquet", "items.parquet"}
+    assert near == whole
+
+
+def test_the_traffic_does_not_depend_on_the_window_played(scenario: Scenario) -> None:
+    """Windows of 5 or 30 minutes batch the transfers differently (queue times are
+    measured per window), but the transfers generated are the same."""
+    def traffic(chunk: int) -> list[tuple[object, ...]]:
+        items = simulate(scenario, Options(seed=4, scale=TINY, keep_items=True,
+                                           chunk_minutes=chunk)).tables["items"]
+        cols = ("arrival", "system", "payer", "payee", "amount_fen")
+        return sorted(zip(*(items.column(c).to_pylist() for c in cols), strict=True))
+
+    assert traffic(5) == traffic(30)

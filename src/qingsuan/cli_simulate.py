@@ -50,6 +50,9 @@ def simulate(
     ] = "memory:",
     chunk_minutes: Annotated[int, typer.Option(
         help="simulated minutes of arrivals sent to the banks as one batch")] = 10,
+    generate_minutes: Annotated[int, typer.Option(
+        help="simulated minutes of arrivals generated at once (memory; the output does "
+             "not depend on it)")] = 60,
     bucket_minutes: Annotated[int, typer.Option(
         help="metrics' time bucket, minutes (must divide a day)")] = 60,
     keep_items: Annotated[bool, typer.Option(
@@ -79,7 +82,7 @@ def simulate(
     try:
         options = Options(days=days, seed=seed, scale=scale, store=store,
                           chunk_minutes=chunk_minutes, bucket_minutes=bucket_minutes,
-                          keep_items=keep_items)
+                          keep_items=keep_items, generate_minutes=generate_minutes)
     except ValueError as exc:
         fail(str(exc))
     sc = load_or_exit(file)

@@ -83,40 +83,61 @@ class Regimes:
         self.tallies["correspondent"].accounts = n * (n - 1)
         for name in ("hub_post", "hub_wire", "cnaps"):
             self.tallies[name].accounts = n
+        self.net = np.zeros(n, np.int64)
+        self.prefunding = Prefunding(n)
+        self.day_end_us = 0
 
-    def day(self, day_end_us: int, at_us: I64, sender: I64, receiver: I64,
-            amount_fen: I64) -> None:
-        """One day's interbank transfers (sender != receiver)."""
+    def start_day(self, day_end_us: int) -> None:
+        self.net[:] = 0
+        self.prefunding = Prefunding(self.participants)
+        self.day_end_us = day_end_us
+
+    def add(self, at_us: I64, sender: I64, receiver: I64, amount_fen: I64) -> None:
+        """Some of the day's interbank transfers (sender != receiver), in time order,
+        after those added before."""
         assert (sender != receiver).all()
-        n, p = len(amount_fen), self.params
-        if n == 0:
+        if not len(amount_fen):
             return
+        p = self.params
         value = int(amount_fen.sum())
         weights = amount_fen.astype(np.float64)
-        net = np.zeros(self.participants, np.int64)
-        np.add.at(net, receiver, amount_fen)
-        np.subtract.at(net, sender, amount_fen)
-        net_debits = int(np.maximum(-net, 0).sum())  # Σ net debits = Σ net credits
-        # draft houses: each receiving branch pays out what it receives net, in cash moved
-        # there by escort; every draft takes draft_days
+        np.add.at(self.net, receiver, amount_fen)
+        np.subtract.at(self.net, sender, amount_fen)
+        self.prefunding.add(sender, receiver, amount_fen)
+        # draft houses: every draft takes draft_days
         t = self.tallies["draft_houses"]
-        t.liquidity_fen = max(t.liquidity_fen, net_debits)
         t.transit_value_s += float(weights.sum()) * p.draft_days * US_PER_DAY / US_PER_SECOND
         t.value_fen += value
-        t.cost_fen += net_debits * p.escort_ppm // PPM
-        # correspondent banking: prefunding that credits every payment at once
-        t = self.tallies["correspondent"]
-        t.liquidity_fen = max(t.liquidity_fen,
-                              prefunding_fen(at_us, sender, receiver, amount_fen))
-        t.value_fen += value
+        self.tallies["correspondent"].value_fen += value
         # a hub: net at the day's end, payees credited transit_days later
-        waited = (day_end_us - at_us).astype(np.float64) / US_PER_SECOND
+        waited = (self.day_end_us - at_us).astype(np.float64) / US_PER_SECOND
         for name, days in (("hub_post", p.post_days), ("hub_wire", p.wire_days)):
             t = self.tallies[name]
-            t.liquidity_fen = max(t.liquidity_fen, net_debits)
             t.transit_value_s += float((weights * (waited + days * US_PER_DAY
                                                    / US_PER_SECOND)).sum())
             t.value_fen += value
+
+    def end_day(self) -> None:
+        """The day's liquidity needs, once all its transfers were added."""
+        net_debits = int(np.maximum(-self.net, 0).sum())  # Σ net debits = Σ net credits
+        # draft houses: each receiving branch pays out what it receives net, in cash moved
+        # there by escort
+        t = self.tallies["draft_houses"]
+        t.liquidity_fen = max(t.liquidity_fen, net_debits)
+        t.cost_fen += net_debits * self.params.escort_ppm // PPM
+        # correspondent banking: prefunding that credits every payment at once
+        t = self.tallies["correspondent"]
+        t.liquidity_fen = max(t.liquidity_fen, self.prefunding.total_fen())
+        for name in ("hub_post", "hub_wire"):
+            t = self.tallies[name]
+            t.liquidity_fen = max(t.liquidity_fen, net_debits)
+
+    def day(self, day_end_us: int, at_us: I64, sender: I64, receiver: I64,
+            amount_fen: I64) -> None:
+        """One whole day's interbank transfers (sender != receiver)."""
+        self.start_day(day_end_us)
+        self.add(at_us, sender, receiver, amount_fen)
+        self.end_day()
 
     def cnaps(self, liquidity_fen: int, waited_value_s: float, value_fen: int) -> None:
         """CNAPS's figures, from the simulation."""
@@ -131,19 +152,43 @@ class Regimes:
                 **{name: t.doc(period_s) for name, t in self.tallies.items()}}
 
 
+class Prefunding:
+    """The correspondent banks' prefunding, fed in time order: for every unordered pair
+    the running net flow (lower index pays higher: +), its high and its low of the day."""
+
+    def __init__(self, participants: int) -> None:
+        self.n = participants
+        self.running = np.zeros(participants * participants, np.int64)
+        self.high = np.zeros(participants * participants, np.int64)
+        self.low = np.zeros(participants * participants, np.int64)
+
+    def add(self, sender: I64, receiver: I64, amount_fen: I64) -> None:
+        if not len(amount_fen):
+            return
+        lo, hi = np.minimum(sender, receiver), np.maximum(sender, receiver)
+        pair = lo * self.n + hi
+        flow = np.where(sender == lo, amount_fen, -amount_fen)  # + lo pays hi, - hi pays lo
+        order = np.argsort(pair, kind="stable")  # in time order within a pair
+        pair, flow = pair[order], flow[order]
+        starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+        running = np.cumsum(flow)
+        base = np.repeat(np.r_[0, running[starts[1:] - 1]], np.diff(np.r_[starts, len(flow)]))
+        running = running - base  # each pair's own running net in this part, from 0
+        key = pair[starts]
+        before = self.running[key]
+        self.high[key] = np.maximum(self.high[key], before + np.maximum.reduceat(running, starts))
+        self.low[key] = np.minimum(self.low[key], before + np.minimum.reduceat(running, starts))
+        self.running[key] = before + np.add.reduceat(flow, starts)
+
+    def total_fen(self) -> int:
+        return int(np.maximum(self.high, 0).sum() + np.maximum(-self.low, 0).sum())
+
+
 def prefunding_fen(at_us: I64, sender: I64, receiver: I64, amount_fen: I64) -> int:
     """Σ over ordered pairs (s, r) of the most s's account at r must hold for every
     payment s -> r of the day to be credited at once: the peak of the running bilateral
     net flow s -> r (payments r -> s refill it), at least 0."""
-    lo, hi = np.minimum(sender, receiver), np.maximum(sender, receiver)
-    pair = lo * (int(max(sender.max(), receiver.max())) + 1) + hi
-    flow = np.where(sender == lo, amount_fen, -amount_fen)  # + lo pays hi, - hi pays lo
-    order = np.lexsort((at_us, pair))
-    pair, flow = pair[order], flow[order]
-    starts = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
-    running = np.cumsum(flow)
-    base = np.repeat(np.r_[0, running[starts[1:] - 1]], np.diff(np.r_[starts, len(flow)]))
-    running = running - base  # each pair's own running net, from 0
-    high = np.maximum.reduceat(running, starts)
-    low = np.minimum.reduceat(running, starts)
-    return int(np.maximum(high, 0).sum() + np.maximum(-low, 0).sum())
+    order = np.argsort(at_us, kind="stable")
+    f = Prefunding(int(max(sender.max(), receiver.max())) + 1)
+    f.add(sender[order], receiver[order], amount_fen[order])
+    return f.total_fen()

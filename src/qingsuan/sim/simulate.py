@@ -55,13 +55,14 @@ from qingsuan.sim.sim_queue import Batch
 from qingsuan.sim.sim_regimes import Regimes
 from qingsuan.sim.stress import boundaries, held_back, squeezed
 from qingsuan.sim.traffic import (
+    SLOT_MINUTES,
+    DayGenerator,
     Limits,
     Member,
     Network,
     TrafficSpec,
     TrafficSystem,
     expected_outflow_fen,
-    generate_day,
 )
 from qingsuan.world import World
 
@@ -85,12 +86,18 @@ class Options:
     bucket_minutes: int = 60
     #: one row per transfer in items.parquet (memory grows with the run)
     keep_items: bool = False
+    #: minutes of arrivals generated at once, ahead of the windows (memory against calls;
+    #: the traffic and every output are the same whatever it is)
+    generate_minutes: int = 60
 
     def __post_init__(self) -> None:
         if not 1 <= self.days <= MAX_DAYS:
             raise ValueError(f"days must be from 1 to {MAX_DAYS} (got {self.days})")
         if not 1 <= self.chunk_minutes <= 1_440 or not 1 <= self.bucket_minutes <= 1_440:
             raise ValueError("chunk and bucket minutes must be from 1 to 1440")
+        if not SLOT_MINUTES <= self.generate_minutes <= 1_440:
+            raise ValueError(f"generate minutes must be from {SLOT_MINUTES} to 1440 "
+                             f"(got {self.generate_minutes})")
         if 1_440 % self.bucket_minutes:
             raise ValueError(f"bucket minutes must divide a day (got {self.bucket_minutes})")
         if self.scale is not None and not 0 < self.scale <= 100:
@@ -263,6 +270,7 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
     overnight_fen: dict[str, int] = dict.fromkeys(names, 0)
     hvps = world.cnaps.hvps
     regimes = Regimes(sc.sim.regimes, len(names))
+    ahead = options.generate_minutes // SLOT_MINUTES
 
     def hold(now_us: int, b: Batch) -> npt.NDArray[np.bool_]:
         """Transfers that may not go now: a stress period (sim/stress.py), or a bank's
@@ -286,27 +294,31 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
             runner.engine.tick()
         raise AssertionError(f"the world kept asking to be ticked before {format_time(at_us)}")
 
+    def arrivals_until(traffic: DayGenerator, until_us: int) -> Batch:
+        """The day's transfers arriving before ``until_us`` not sent yet, generated
+        now (nothing arrives before the clock starts)."""
+        fresh = traffic.take_until(until_us, ahead)
+        keep = fresh.at_us >= sc.start_us
+        at, amount = fresh.at_us[keep], fresh.amount_fen[keep]
+        system = fresh.system[keep].astype(np.int64)
+        payer, payee = fresh.payer[keep], fresh.payee[keep]
+        sender, receiver = participant_of[payer], participant_of[payee]
+        for s in SYSTEMS:
+            mine = system == s
+            generated[s] += (int(mine.sum()), int(amount[mine].sum()))
+        regimes.add(at, sender, receiver, amount)
+        return _split(Batch(at, system, payer, payee, sender, receiver, amount,
+                            np.full(len(at), -1, np.int64), np.zeros(len(at), np.bool_)),
+                      splitters)
+
     for day in range(options.days):
         midnight = first + day * US_PER_DAY
         tick_until(max(midnight, clock.now_us()))
         metrics.start_day(day, state.balances())
-        traffic = generate_day(spec, network, limits, options.seed, day, midnight,
+        traffic = DayGenerator(spec, network, limits, options.seed, day, midnight,
                                business[day])
-        keep = traffic.at_us >= sc.start_us  # nothing arrives before the clock starts
-        at, amount = traffic.at_us[keep], traffic.amount_fen[keep]
-        system = traffic.system[keep].astype(np.int64)
-        payer, payee = traffic.payer[keep], traffic.payee[keep]
-        arrivals = _split(Batch(at, system, payer, payee, participant_of[payer],
-                                participant_of[payee], amount,
-                                np.full(len(at), -1, np.int64), np.zeros(len(at), np.bool_)),
-                          splitters)
-        at = arrivals.at_us
-        for s in SYSTEMS:
-            mine = system == s
-            generated[s] += (int(mine.sum()), int(amount[mine].sum()))
-        regimes.day(midnight + US_PER_DAY, traffic.at_us[keep], participant_of[payer],
-                    participant_of[payee], amount)
-        t, i = max(midnight, clock.now_us()), 0
+        regimes.start_day(midnight + US_PER_DAY)
+        t = max(midnight, clock.now_us())
         day_end = midnight + US_PER_DAY
         while t < day_end:
             tick_until(t)
@@ -317,25 +329,26 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
             cut = next((c for c in cuts if t < c < w_end), None)
             if cut is not None:
                 w_end = cut  # a stress period starts or ends then
-            j = int(np.searchsorted(at, w_end, side="left"))
+            fresh = arrivals_until(traffic, w_end)
             if len(held):
                 # what waits goes again as the window opens (after a session, at the end
                 # of a stress period), then with the window's arrivals
                 now = max(t, clock.now_us())
                 clock.advance_to(now)
                 held = _send(world, held, now, metrics, hold(now, held))
-            if j > i:
-                now = max(int(at[j - 1]), clock.now_us())
+            if len(fresh):
+                now = max(int(fresh.at_us[-1]), clock.now_us())
                 clock.advance_to(now)
-                batch = Batch.concat([held, arrivals.take(np.arange(i, j))])
+                batch = Batch.concat([held, fresh])
                 held = _send(world, batch, now, metrics, hold(now, batch))
-                done += j - i
-                i = j
+                done += len(fresh)
+            del fresh
             tick_until(w_end)
             metrics.sample(state.sample(w_end - 1, held))
             t = w_end
             if on_progress is not None:
                 on_progress(t, done, expected)
+        regimes.end_day()
         for name in names:  # pledge credit left unpaid as the day ends (overnight)
             line = hvps.credit.get(name)
             overnight_fen[name] += line.overnight_fen if line else 0

@@ -248,9 +248,14 @@ def draw_amounts(rng: np.random.Generator, n: int, mean_fen: float, sigma: float
     """n lognormal amounts in [lo_fen, hi_fen], mean per item ``mean_fen``, by inverse
     transform (one uniform per item, no redraws), rounded to the fen."""
     hi = math.inf if hi_fen is None else float(hi_fen)
-    mu = calibrate_mu(mean_fen, sigma, float(lo_fen), hi)
+    return _lognormal(rng, n, calibrate_mu(mean_fen, sigma, float(lo_fen), hi), sigma,
+                      lo_fen, hi_fen)
+
+
+def _lognormal(rng: np.random.Generator, n: int, mu: float, sigma: float, lo_fen: int,
+               hi_fen: int | None) -> I64:
     pa = _phi((math.log(lo_fen) - mu) / sigma)
-    pb = 1.0 if hi_fen is None else _phi((math.log(hi) - mu) / sigma)
+    pb = 1.0 if hi_fen is None else _phi((math.log(float(hi_fen)) - mu) / sigma)
     u = pa + rng.random(n) * (pb - pa)
     x = np.exp(mu + sigma * _ndtri(u))
     top = np.iinfo(np.int64).max // 4 if hi_fen is None else hi_fen
@@ -263,23 +268,6 @@ def draw_amounts(rng: np.random.Generator, n: int, mean_fen: float, sigma: float
 def _minutes(text: str) -> int:
     hours, minutes = text.split(":")
     return int(hours) * 60 + int(minutes)
-
-
-def draw_times(rng: np.random.Generator, n: int,
-               profile: tuple[tuple[str, str, float], ...]) -> I64:
-    """n arrival times in microseconds after midnight, sorted, from the profile: a segment
-    with probability rate x length, then uniformly within it."""
-    starts = np.array([_minutes(a) for a, _, _ in profile], np.int64) * US_PER_MINUTE
-    ends = np.array([_minutes(b) for _, b, _ in profile], np.int64) * US_PER_MINUTE
-    assert (ends > starts).all() and ends.max() <= US_PER_DAY
-    weight = np.array([rate for *_, rate in profile], np.float64) * (ends - starts)
-    cdf = np.cumsum(weight / weight.sum())
-    cdf[-1] = 1.0
-    seg = np.searchsorted(cdf, rng.random(n), side="right")
-    length = ends[seg] - starts[seg]
-    at = starts[seg] + np.minimum(np.floor(rng.random(n) * length).astype(np.int64),
-                                  length - 1)
-    return np.sort(at)
 
 
 # ---------------------------------------------------------------------- a day
@@ -319,35 +307,133 @@ class Limits:
         return 1, self.ibps_item_limit_fen
 
 
+#: the generator's slot (minutes): a day's items of one system are spread over the day's
+#: slots by the arrival profile (one multinomial draw per day and system), and each slot
+#: is drawn from a stream of its own (seed, day, system, slot), so the traffic is the same
+#: byte for byte however the simulator windows it. Every profile boundary is a multiple.
+SLOT_MINUTES: Final = 5
+SLOTS_PER_DAY: Final = 1_440 // SLOT_MINUTES
+
+
+def _empty_day() -> DayTraffic:
+    empty = np.zeros(0, np.int64)
+    return DayTraffic(empty, np.zeros(0, np.int8), empty, empty, empty)
+
+
+def _concat(parts: list[DayTraffic]) -> DayTraffic:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return _empty_day()
+    if len(parts) == 1:
+        return parts[0]
+    return DayTraffic(*(np.concatenate([getattr(p, k) for p in parts])
+                        for k in ("at_us", "system", "payer", "payee", "amount_fen")))
+
+
+def slot_weights(profile: tuple[tuple[str, str, float], ...]) -> F64:
+    """Each slot's share of a system's day (rate x overlap with each profile segment)."""
+    weight = np.zeros(SLOTS_PER_DAY, np.float64)
+    for a, b, rate in profile:
+        lo, hi = _minutes(a), _minutes(b)
+        assert lo % SLOT_MINUTES == 0 and hi % SLOT_MINUTES == 0, "profile off the slots"
+        weight[lo // SLOT_MINUTES:hi // SLOT_MINUTES] += rate
+    return np.asarray(weight / weight.sum(), np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class _Stream:
+    """One system's day: its items per slot and what its amounts need."""
+
+    system: SystemTraffic
+    counts: I64
+    mu: float
+    lo_fen: int
+    hi_fen: int | None
+
+
+class DayGenerator:
+    """Day ``day``'s transfers, generated slot by slot as they are asked for (memory: the
+    slots not yet played, not the day). Each system's slot counts come from the stream
+    (seed, day, system); each slot's transfers from the stream (seed, day, system) spawned
+    with key (slot,) (numpy's SeedSequence): changing one system changes no other, and
+    how the day is taken (window sizes) changes nothing."""
+
+    def __init__(self, spec: TrafficSpec, network: Network, limits: Limits, seed: int,
+                 day: int, midnight_us: int, hvps_open: bool) -> None:
+        self.network, self.seed, self.day, self.midnight_us = network, seed, day, midnight_us
+        self.streams: list[_Stream] = []
+        for s in spec.systems:
+            n = spec.items_per_day(s)
+            if n <= 0 or (DEFAULTS[s.system].business_days_only and not hvps_open):
+                continue
+            if n > MAX_ITEMS_PER_DAY:
+                raise ValueError(f"{s.system.name}: {n:,} transfers a day is more than "
+                                 f"{MAX_ITEMS_PER_DAY:,}: lower the scale")
+            if network.eligible(s.system).sum() == 0:
+                continue
+            rng = np.random.default_rng(self._seq(s.system))
+            counts = rng.multinomial(n, slot_weights(DEFAULTS[s.system].profile))
+            lo, hi = limits.bounds(s.system)
+            mu = calibrate_mu(s.mean_fen, s.sigma, float(lo),
+                              math.inf if hi is None else float(hi))
+            self.streams.append(_Stream(s, np.asarray(counts, np.int64), mu, lo, hi))
+        self.next_slot = 0
+        self.pending = _empty_day()
+
+    def _seq(self, system: TrafficSystem, *slot: int) -> np.random.SeedSequence:
+        return np.random.SeedSequence([self.seed, self.day, int(system)], spawn_key=slot)
+
+    @property
+    def items(self) -> int:
+        return int(sum(int(x.counts.sum()) for x in self.streams))
+
+    def slot(self, k: int) -> DayTraffic:
+        """Slot k's transfers, in time order (ties: HVPS, BEPS, IBPS, then draw)."""
+        parts = []
+        start_us = self.midnight_us + k * SLOT_MINUTES * US_PER_MINUTE
+        for x in self.streams:
+            n = int(x.counts[k])
+            if not n:
+                continue
+            rng = np.random.default_rng(self._seq(x.system.system, k))
+            at = start_us + np.sort(np.floor(rng.random(n) * (SLOT_MINUTES * US_PER_MINUTE))
+                                    .astype(np.int64))
+            sender, receiver = self.network.pairs(rng, n, x.system.system)
+            payer = self.network.customer_of(rng, sender)
+            payee = self.network.customer_of(rng, receiver)
+            amount = _lognormal(rng, n, x.mu, x.system.sigma, x.lo_fen, x.hi_fen)
+            parts.append(DayTraffic(at, np.full(n, int(x.system.system), np.int8), payer,
+                                    payee, amount))
+        day = _concat(parts)
+        if len(parts) < 2:
+            return day
+        order = np.lexsort((day.system, day.at_us))  # by time, then system (stable)
+        return DayTraffic(day.at_us[order], day.system[order], day.payer[order],
+                          day.payee[order], day.amount_fen[order])
+
+    def take_until(self, until_us: int, ahead_slots: int = 1) -> DayTraffic:
+        """The transfers arriving before ``until_us`` not taken yet; slots are generated
+        ``ahead_slots`` at a time (memory against calls; the transfers do not change)."""
+        parts = [self.pending]
+        while (self.next_slot < SLOTS_PER_DAY and self.midnight_us + self.next_slot
+               * SLOT_MINUTES * US_PER_MINUTE < until_us):
+            last = min(self.next_slot + max(ahead_slots, 1), SLOTS_PER_DAY)
+            parts += [self.slot(k) for k in range(self.next_slot, last)]
+            self.next_slot = last
+        day = _concat(parts)
+        j = int(np.searchsorted(day.at_us, until_us, side="left"))
+        self.pending = DayTraffic(*(getattr(day, k)[j:] for k in
+                                    ("at_us", "system", "payer", "payee", "amount_fen")))
+        return DayTraffic(*(getattr(day, k)[:j] for k in
+                            ("at_us", "system", "payer", "payee", "amount_fen")))
+
+
 def generate_day(spec: TrafficSpec, network: Network, limits: Limits, seed: int, day: int,
                  midnight_us: int, hvps_open: bool) -> DayTraffic:
-    """Day ``day``'s transfers (midnight_us: its start, Beijing time). Each system draws
-    from its own stream (seed, day, system): changing one system changes no other."""
-    parts = []
-    for s in spec.systems:
-        n = spec.items_per_day(s)
-        if n <= 0 or (DEFAULTS[s.system].business_days_only and not hvps_open):
-            continue
-        if n > MAX_ITEMS_PER_DAY:
-            raise ValueError(f"{s.system.name}: {n:,} transfers a day is more than "
-                             f"{MAX_ITEMS_PER_DAY:,}: lower the scale")
-        if network.eligible(s.system).sum() == 0:
-            continue
-        rng = np.random.default_rng([seed, day, int(s.system)])
-        at = midnight_us + draw_times(rng, n, DEFAULTS[s.system].profile)
-        sender, receiver = network.pairs(rng, n, s.system)
-        payer = network.customer_of(rng, sender)
-        payee = network.customer_of(rng, receiver)
-        lo, hi = limits.bounds(s.system)
-        amount = draw_amounts(rng, n, s.mean_fen, s.sigma, lo, hi)
-        parts.append((at, np.full(n, int(s.system), np.int8), payer, payee, amount))
-    if not parts:
-        empty = np.zeros(0, np.int64)
-        return DayTraffic(empty, np.zeros(0, np.int8), empty, empty, empty)
-    cols = [np.concatenate([p[k] for p in parts]) for k in range(5)]
-    order = np.lexsort((cols[1], cols[0]))  # by time, then system (a stable sort)
-    return DayTraffic(cols[0][order], cols[1][order].astype(np.int8), cols[2][order],
-                      cols[3][order], cols[4][order])
+    """Day ``day``'s transfers, whole (midnight_us: its start, Beijing time): the same as
+    a :class:`DayGenerator` taken in any windows."""
+    gen = DayGenerator(spec, network, limits, seed, day, midnight_us, hvps_open)
+    return gen.take_until(midnight_us + US_PER_DAY, SLOTS_PER_DAY)
 
 
 def expected_outflow_fen(spec: TrafficSpec, network: Network) -> F64:
