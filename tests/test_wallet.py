@@ -118,21 +118,25 @@ def test_the_built_in_story_runs_with_every_check_passing() -> None:
                              "mirrors_match": True, "suspense_explained": True,
                              "reserve_covers_wallets": True}
     customers = out["balances"]["customers"]
-    # 5000 - 500 top-up - 36 coffee - 300 repaid to the credit card; 800 - 130 (the
-    # dinner less the voucher) + 200 withdrawn; 600 spent on credit, 300 repaid
-    assert customers["lilei"] == "4164.00" and customers["lilei-ccb"] == "870.00"
+    # 5000 - 500 top-up - 36 coffee - 300 repaid to the credit card - 9 for two metro
+    # rides; 800 - 130 (the dinner less the voucher) + 200 withdrawn; 600 spent on
+    # credit, 300 repaid
+    assert customers["lilei"] == "4155.00" and customers["lilei-ccb"] == "870.00"
     assert customers["lilei-cc"] == "-300.00"
     # the restaurant gets the full 150.00, less its MDR on the 130.00 the card paid, and
     # the 600.00 banquet less its MDR
     assert customers["noodles"] == "745.62"
     assert out["wallets"]["users"]["13800000001"]["wallet"] == "200.00"
-    assert out["wallets"]["users"]["13900000002"]["wallet"] == "100.00"
+    assert out["wallets"]["users"]["13900000002"]["wallet"] == "70.00"  # 30.00 coffee
+    assert customers["cafe"] == "65.86"  # 36.00 by card less its MDR, 30.00 from a wallet
+    assert customers["metro"] == "8.98"  # the rides, cleared the next day, less its MDR
+    assert customers["city"] == "800000.00"  # the café campaign's 50.00 came back
     refusals = {k: v["reason"]["code"] for k, v in out["wallets"]["records"].items()
                 if v["status"] == "refused"}
     assert refusals == {"bind-wrong-name": "NAME_MISMATCH", "bind-unknown": "UNKNOWN_CARD",
                         "bind-closed": "ACCOUNT_CLOSED", "claim-2": "CLAIM_LIMIT",
                         "coffee-again": "CODE_USED", "coffee-late": "CODE_EXPIRED",
-                        "repay-too-much": "REPAYMENT_TOO_LARGE"}
+                        "repay-too-much": "REPAYMENT_TOO_LARGE", "ride-far": "RIDE_LIMIT"}
     spring = out["wallets"]["campaigns"]["city-spring"]
     assert (spring["used"], spring["spend_driven"], spring["discounts_paid"],
             spring["leverage"]) == (1, "150.00", "20.00", "7.50")

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 import segno
+from test_wallet import ALICE_CARD, ev, rec, world
 
 from qingsuan.clock import parse_time
 from qingsuan.sim.runner import Runner
 from qingsuan.wallets import app, qr
-from tests.test_wallet import ALICE_CARD, ev, rec, world
 
 
 @pytest.fixture(autouse=True)

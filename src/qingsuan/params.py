@@ -192,6 +192,12 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
     ParamSpec("wallets.balance_limit", ParamKind.AMOUNT, "100000.00",
               "most a wallet at a payment institution may hold (WALLET_LIMIT above it)",
               optional=True),
+    ParamSpec("wallets.transit_ride_limit", ParamKind.AMOUNT, "20.00",
+              "the highest fare a gate authorises offline with the transit code (乘车码) "
+              "(RIDE_LIMIT above it)", optional=True),
+    ParamSpec("wallets.transit_daily_limit", ParamKind.AMOUNT, "100.00",
+              "the most one user may ride offline in a day before the batch clears it "
+              "(DAILY_LIMIT beyond it)", optional=True),
     ParamSpec("credit.due_days", ParamKind.INT, "20",
               "days from a credit card's statement (账单日) to its due date (到期还款日)",
               minimum=1, optional=True),

@@ -246,7 +246,7 @@ def _wallet_words(event: Event, runner: Runner) -> list[str]:
     else:
         first = _WALLET_ASKS[event.do].format(
             who=who(), card=card, amount=amount, to=who("to"), payer=who("from"),
-            campaign=f.get("campaign", ""),
+            campaign=f.get("campaign", ""), terminal=f.get("terminal", ""),
             from_card=_masked(f["from_card"]) if "from_card" in f else "")
     lines = [first]
     status = rec.get("status")
@@ -279,6 +279,13 @@ _WALLET_ASKS = {
     "credit_statement": "the issuer's statement run (账单日) for credit card {card}",
     "card_repayment": "{who} repays {amount} CNY of credit card {card} (还款) from debit "
                       "card {from_card}",
+    "wallet_pay": "{who} scans the QR code of terminal {terminal} and pays {amount} CNY "
+                  "from the wallet's balance (余额支付)",
+    "close_campaign": "campaign {campaign} ends (活动结束): its validity window is over",
+    "transit_ride": "{who} shows the transit code (乘车码) of card {card} at gate {terminal}: "
+                    "fare {amount} CNY",
+    "transit_clearing": "the gates' acquirer sends the batch of earlier days' rides "
+                        "through the card switch (乘车码清算)",
 }
 
 
@@ -337,6 +344,27 @@ def _wallet_outcome(do: str, rec: dict[str, Any], via_ibps: bool,
         how = f"an IBPS credit to the issuer: {ibps}" if via_ibps else \
             "booked at once: both cards are the issuer's"
         return [f"{how}{against}"]
+    if do == "wallet_pay":
+        how = f"an IBPS credit to {name(rec['merchant'])}'s bank: {ibps}" if via_ibps else \
+            f"booked at once: {name(rec['merchant'])} banks with the institution"
+        return [f"the institution takes it from the wallet to its collection account and "
+                f"pays the merchant by {how}; no card, no switch"]
+    if do == "close_campaign":
+        return [f"{rec['expired']} unused voucher(s) expire; the unused budget, "
+                f"{rec['returned']} CNY, goes back from the campaign's fund to the sponsor "
+                f"{name(rec['sponsor'])}"]
+    if do == "transit_ride":
+        return ["the gate opens at once, authorised offline (脱机): no switch, no issuer; "
+                "within the per-ride and daily offline limits, it waits for the next day's "
+                "batch"]
+    if do == "transit_clearing":
+        out = [f"{rec['rides']} ride(s): each a purchase (0200) at its gate's terminal, "
+               f"decided by the issuer; {len(rec['cleared'])} approved for {rec['amount']} "
+               "CNY, cleared at the switch's cut-off"]
+        out += [f"[red]declined[/] {d['ride']} ({d['response_code']}: {d['message']}): the "
+                "rider owes the fare (欠费); the gates refuse the code until a later batch "
+                "collects it" for d in rec.get("declined") or []]
+        return out
     return ["done"]
 
 

@@ -20,10 +20,10 @@ if TYPE_CHECKING:
     from qingsuan.wallets.state import User
     from qingsuan.wallets.system import Wallets
 
-_MEANINGS: Final[dict[str, str]] = {c.value: c.meaning for c in ResponseCode}
+MEANINGS: Final[dict[str, str]] = {c.value: c.meaning for c in ResponseCode}
 
 
-def _card_request(w: Wallets, token: str, masked: str, terminal: str, proc: str,
+def card_request(w: Wallets, token: str, masked: str, terminal: str, proc: str,
                   amount_fen: int, pin_hash: str | None = None) -> dict[str, str]:
     """Send the switch a card request from ``terminal``, as the banks send theirs
     (:meth:`CardSwitch.take`); the STAN is the banks' (one counter for every terminal)."""
@@ -104,11 +104,11 @@ def card_balances(w: Wallets, f: dict[str, Any]) -> None:
 
     answers = []  # in the order the cards were bound
     for token, masked in user.cards:
-        answer = _card_request(w, token, masked, APP_TERMINAL, "31", 0)
+        answer = card_request(w, token, masked, APP_TERMINAL, "31", 0)
         rc = answer["39"]
         answers.append({"card": masked, "response_code": rc, "balance": answer.get("54")}
                        if rc == "00" else {"card": masked, "response_code": rc,
-                                           "message": _MEANINGS.get(rc, "declined")})
+                                           "message": MEANINGS.get(rc, "declined")})
     w.record(f, do, user=user.phone, cards=answers)
 
 
@@ -190,7 +190,7 @@ def qr_pay(w: Wallets, f: dict[str, Any]) -> None:
         if picked is None:
             return
         voucher_id, discount = picked
-    answer = _card_request(w, token, masked, terminal.id, "00", amount - discount,
+    answer = card_request(w, token, masked, terminal.id, "00", amount - discount,
                            f.get("pin_hash"))
     rc = answer["39"]
     b = w.banks
@@ -201,7 +201,7 @@ def qr_pay(w: Wallets, f: dict[str, Any]) -> None:
                    price=_fmt(amount), card_paid=_fmt(amount - discount))
     if rc != "00":
         card_record.move(w.now_us, "declined")
-        card_record.reason = {"code": rc, "message": _MEANINGS.get(rc, "declined")}
+        card_record.reason = {"code": rc, "message": MEANINGS.get(rc, "declined")}
         rec["status"] = "declined"
         rec["reason"] = card_record.reason
         return

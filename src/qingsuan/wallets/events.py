@@ -10,7 +10,8 @@ from typing import Any, Final
 #: the app's and the institutions' scenario events
 WALLET_EVENTS: Final = ("bind_card", "unbind_card", "card_balances", "payment_code",
                         "qr_pay", "wallet_top_up", "wallet_withdrawal", "wallet_transfer",
-                        "claim_voucher", "credit_statement", "card_repayment")
+                        "claim_voucher", "credit_statement", "card_repayment", "wallet_pay",
+                        "close_campaign", "transit_ride", "transit_clearing")
 
 
 def handler(do: str) -> Callable[[Any, dict[str, Any]], None]:

@@ -110,3 +110,34 @@ def transfer(w: Wallets, f: dict[str, Any]) -> None:
                  f"{format_fen(amount)}")
         return
     w.record(f, do, user=payer.phone, to=payee.phone, amount=format_fen(amount))
+
+
+def pay_merchant(w: Wallets, f: dict[str, Any]) -> None:
+    """余额支付: the user scans the merchant's code and pays from the wallet. The
+    institution takes the money from the wallet to its collection account and pays the
+    merchant's account by an IBPS credit (in its own book when the merchant banks with
+    it); refused by IBPS or returned, the money goes back to the wallet."""
+    do = "wallet_pay"
+    user = w.user(f, do)
+    if user is None:
+        return
+    amount = int(f["amount_fen"])
+    terminal = w.switch.terminals[f["terminal"]]
+    merchant = w.banks.directory.by_id[(terminal.merchant or "::").split(":", 2)[2]]
+    pool = w.banks.directory.by_id[w.institutions[user.institution]]
+    if not post(w, user.institution, user.wallet, pool.ledger_name, amount):
+        w.refuse(f, do, WalletReason.INSUFFICIENT_WALLET, f"{user.phone} cannot pay "
+                 f"{format_fen(amount)} from the wallet")
+        return
+    rec = w.record(f, do, user=user.phone, merchant=merchant.id, amount=format_fen(amount))
+    if merchant.bank == user.institution:  # the merchant's account is at the institution
+        moved = post(w, user.institution, pool.ledger_name, merchant.ledger_name, amount)
+        assert moved, "the collection account was just credited"
+        return
+    rec["status"] = "pending"
+    w.waiting.append({"id": f["id"], "do": do, "phone": user.phone, "amount": amount})
+    outgoing.net_payment(w.banks, {
+        "id": f["id"], "system": "IBPS", "kind": "credit", "amount_fen": amount,
+        "payer": ["customer", pool.bank, pool.account, pool.id],
+        "payee": ["customer", merchant.bank, merchant.account, merchant.id],
+        "payee_name": merchant.name})

@@ -34,6 +34,13 @@ class WalletReason(CodedReason):
     REPAYMENT_TOO_LARGE = ("REPAYMENT_TOO_LARGE", "the repayment is larger than the balance "
                                                   "owed")
     INSUFFICIENT_FUNDS = ("INSUFFICIENT_FUNDS", "the paying account's balance is too low")
+    CAMPAIGN_OPEN = ("CAMPAIGN_OPEN", "the campaign's validity window has not ended")
+    CAMPAIGN_CLOSED = ("CAMPAIGN_CLOSED", "the campaign is closed and its budget returned")
+    SUBSIDY_PENDING = ("SUBSIDY_PENDING", "a discount of the campaign is still in IBPS")
+    RIDE_LIMIT = ("RIDE_LIMIT", "the fare is above the gate's offline limit per ride")
+    DAILY_LIMIT = ("DAILY_LIMIT", "the day's offline rides would pass the daily limit")
+    TRANSIT_DEBT = ("TRANSIT_DEBT", "a ride the issuer declined is still unpaid")
+    NO_RIDES = ("NO_RIDES", "no offline ride of an earlier day is waiting to be cleared")
 
     def detail(self, message: str) -> dict[str, str]:
         """The JSON form of the outcome: code and a message naming what was wrong."""

@@ -62,6 +62,8 @@ class Campaign:
     used: int = 0
     spend_fen: int = 0    # the full prices of the purchases vouchers were used on
     paid_fen: int = 0     # discounts paid to merchants
+    returned_fen: int = 0  # the unused budget given back to the sponsor at the close
+    closed: bool = False
 
     @property
     def fund(self) -> str:
@@ -77,9 +79,28 @@ class Campaign:
 class Voucher:
     campaign: str
     phone: str
-    status: str = "claimed"  # claimed, used
+    status: str = "claimed"  # claimed, used, expired (unused when the campaign closed)
     used_by: str = ""
 
 
 def dump(obj: Any) -> dict[str, Any]:
     return asdict(obj)
+
+
+@dataclass
+class Ride:
+    """A ride through a gate authorised offline with the transit code (乘车码), waiting for
+    the next day's batch (``authorised``), cleared through the switch (``cleared``), or
+    declined by the issuer and retried at each later batch (``declined``: the user's
+    debt to the operator, 欠费)."""
+
+    phone: str
+    card: str             # the card's token, never its number
+    masked: str
+    terminal: str
+    fare_fen: int
+    at_us: int
+    day: str              # the Beijing date of the ride (the daily offline limit's day)
+    status: str = "authorised"
+    attempts: int = 0
+    cleared_by: str = ""  # the switch record of the attempt that paid it

@@ -22,9 +22,9 @@ from qingsuan.cards.records import Terminal
 from qingsuan.clock import format_time
 from qingsuan.engine import AccountSpec
 from qingsuan.ledger import AccountFlags, NormalSide
-from qingsuan.wallets import app, credit, follow, funds, vouchers
+from qingsuan.wallets import app, credit, follow, funds, transit, vouchers
 from qingsuan.wallets.reasons import WalletReason
-from qingsuan.wallets.state import Campaign, PaymentCode, User, Voucher, dump
+from qingsuan.wallets.state import Campaign, PaymentCode, Ride, User, Voucher, dump
 
 if TYPE_CHECKING:
     from qingsuan.banks.system import Banks
@@ -65,6 +65,8 @@ class Wallets:
         self.waiting: list[dict[str, Any]] = []
         #: credit-card statements by card token, oldest first (wallets/credit.py)
         self.statements: dict[str, list[dict[str, Any]]] = {}
+        #: transit rides authorised offline, by the ride's event id (wallets/transit.py)
+        self.rides: dict[str, Ride] = {}
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -174,7 +176,9 @@ class Wallets:
             "voucher_order": list(self.vouchers),
             "records": self.records, "record_order": list(self.records),
             "waiting": self.waiting, "statements": self.statements,
-            "statement_order": list(self.statements)},
+            "statement_order": list(self.statements),
+            **({"rides": {k: dump(v) for k, v in self.rides.items()},
+                "ride_order": list(self.rides)} if self.rides else {})},
             sort_keys=True, ensure_ascii=False).encode()
 
     def load_state(self, state: bytes) -> None:
@@ -191,6 +195,8 @@ class Wallets:
         self.records = {k: doc["records"][k] for k in doc["record_order"]}
         self.waiting = doc["waiting"]
         self.statements = {k: doc["statements"][k] for k in doc["statement_order"]}
+        rides = doc.get("rides", {})  # kept only once there is a ride
+        self.rides = {k: Ride(**rides[k]) for k in doc.get("ride_order", [])}
 
 
 HANDLERS: Final[dict[str, Handler]] = {
@@ -205,4 +211,8 @@ HANDLERS: Final[dict[str, Handler]] = {
     "claim_voucher": vouchers.claim,
     "credit_statement": credit.statement,
     "card_repayment": credit.repayment,
+    "wallet_pay": funds.pay_merchant,
+    "close_campaign": vouchers.close,
+    "transit_ride": transit.ride,
+    "transit_clearing": transit.clearing,
 }

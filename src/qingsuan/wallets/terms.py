@@ -31,6 +31,10 @@ EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     "claim_voucher": (("id", "user", "campaign"), ()),
     "credit_statement": (("id", "card"), ()),
     "card_repayment": (("id", "user", "from_card", "card", "amount"), ()),
+    "wallet_pay": (("id", "user", "terminal", "amount"), ()),
+    "close_campaign": (("id", "campaign"), ()),
+    "transit_ride": (("id", "user", "card", "terminal", "amount"), ()),
+    "transit_clearing": (("id",), ()),
 }
 assert set(EVENT_FIELDS) == set(WALLET_EVENTS)
 
@@ -299,6 +303,12 @@ def check_event(ck: Checker, doc: Doc, fields: dict[str, Any], spec: WalletsSpec
         fields[key] = str(doc[key])
     if do == "qr_pay":
         ok = _check_qr(ck, doc, fields, spec, known, what) and ok
+    elif "terminal" in doc:  # wallet_pay (the merchant's code), transit_ride (the gate)
+        fields["terminal"] = str(doc["terminal"])
+        if fields["terminal"] not in spec.pos_terminals:
+            ck.add(doc.line_of("terminal"), f"{what}: terminal {doc['terminal']!r} is not a "
+                                            "listed POS terminal of a merchant")
+            ok = False
     return ok
 
 

@@ -30,6 +30,9 @@ def claim(w: Wallets, f: dict[str, Any]) -> None:
         return
     campaign = w.campaigns[f["campaign"]]
     now = w.now_us
+    if campaign.closed:
+        w.refuse(f, do, WalletReason.CAMPAIGN_CLOSED, f"campaign {campaign.id}")
+        return
     if not campaign.claim_from_us <= now <= campaign.claim_until_us:
         w.refuse(f, do, WalletReason.CLAIM_WINDOW, f"campaign {campaign.id} takes claims "
                  f"from {format_time(campaign.claim_from_us)} to "
@@ -126,6 +129,46 @@ def subsidy_paid(w: Wallets, campaign_id: str) -> None:
     assert campaign.paid_fen <= campaign.committed_fen() <= campaign.budget_fen
 
 
+def close(w: Wallets, f: dict[str, Any]) -> None:
+    """The campaign ends (活动结束) after its validity window: the vouchers still unused
+    expire and what is left of the fund goes back to the sponsor's account, in the
+    sponsor bank's book. Refused while the window is open or a discount is in IBPS."""
+    do = "close_campaign"
+    campaign = w.campaigns[f["campaign"]]
+    if campaign.closed:
+        w.refuse(f, do, WalletReason.CAMPAIGN_CLOSED, f"campaign {campaign.id} was closed "
+                 "already")
+        return
+    if w.now_us <= campaign.valid_until_us:
+        w.refuse(f, do, WalletReason.CAMPAIGN_OPEN, f"campaign {campaign.id}'s vouchers are "
+                 f"valid until {format_time(campaign.valid_until_us)}")
+        return
+    flying = [op["id"] for op in w.waiting if op["do"] == "voucher_subsidy"
+              and op["campaign"] == campaign.id]
+    if flying:
+        w.refuse(f, do, WalletReason.SUBSIDY_PENDING, f"{', '.join(flying)} not ended yet")
+        return
+    expired = 0
+    for voucher in w.vouchers.values():
+        if voucher.campaign == campaign.id and voucher.status == "claimed":
+            voucher.status = "expired"
+            expired += 1
+    left = w.balance_fen(campaign.sponsor_bank, campaign.fund)
+    # every discount committed but not paid is free again: the fund holds exactly the
+    # budget less the discounts paid (a refused subsidy's money came back to it)
+    assert left == campaign.budget_fen - campaign.paid_fen, (left, campaign)
+    b = w.banks
+    assert b.books is not None
+    if left:
+        sponsor = b.directory.by_id[campaign.sponsor]
+        done = b.books.post(campaign.sponsor_bank, campaign.fund, sponsor.ledger_name,
+                            left).done
+        assert done, "the fund holds what is left"
+    campaign.closed, campaign.returned_fen = True, left
+    w.record(f, do, campaign=campaign.id, sponsor=campaign.sponsor, expired=expired,
+             returned=format_fen(left))
+
+
 def report(w: Wallets) -> dict[str, Any]:
     """Each campaign: vouchers claimed and used, the spending they drove, the discounts
     paid, the budget left, and the leverage (spend driven per yuan of discount)."""
@@ -136,5 +179,6 @@ def report(w: Wallets) -> dict[str, Any]:
                      "spend_driven": format_fen(c.spend_fen),
                      "discounts_paid": format_fen(c.paid_fen),
                      "fund_left": format_fen(w.balance_fen(c.sponsor_bank, c.fund)),
-                     "leverage": f"{c.spend_fen / c.paid_fen:.2f}" if c.paid_fen else None}
+                     "leverage": f"{c.spend_fen / c.paid_fen:.2f}" if c.paid_fen else None,
+                     "returned": format_fen(c.returned_fen) if c.closed else None}
     return out
