@@ -57,6 +57,10 @@ class Wallets:
         self.campaigns: dict[str, Campaign] = {}
         #: vouchers by the id of the claim
         self.vouchers: dict[str, Voucher] = {}
+        #: (campaign, phone) -> the ids of the user's vouchers of the campaign, in claim
+        #: order: derived from ``vouchers`` (rebuilt on load, never in the state), so a
+        #: claim or a payment looks at the user's own vouchers, not at everyone's
+        self.held: dict[tuple[str, str], list[str]] = {}
         #: merchant customer id -> its merchant category code (MCC)
         self.merchants: dict[str, str] = {}
         #: every app event's fate, by its id
@@ -192,6 +196,8 @@ class Wallets:
         self.codes = {k: PaymentCode(**doc["codes"][k]) for k in doc["code_order"]}
         self.campaigns = {c["id"]: Campaign(**c) for c in doc["campaigns"]}
         self.vouchers = {k: Voucher(**doc["vouchers"][k]) for k in doc["voucher_order"]}
+        for k, v in self.vouchers.items():
+            self.held.setdefault((v.campaign, v.phone), []).append(k)
         self.records = {k: doc["records"][k] for k in doc["record_order"]}
         self.waiting = doc["waiting"]
         self.statements = {k: doc["statements"][k] for k in doc["statement_order"]}

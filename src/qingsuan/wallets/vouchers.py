@@ -38,8 +38,7 @@ def claim(w: Wallets, f: dict[str, Any]) -> None:
                  f"from {format_time(campaign.claim_from_us)} to "
                  f"{format_time(campaign.claim_until_us)}")
         return
-    held = sum(1 for v in w.vouchers.values()
-               if v.campaign == campaign.id and v.phone == user.phone)
+    held = len(w.held.get((campaign.id, user.phone), ()))
     if held >= campaign.per_user:
         w.refuse(f, do, WalletReason.CLAIM_LIMIT, f"{user.phone} has {held} of campaign "
                  f"{campaign.id}'s vouchers, at most {campaign.per_user}")
@@ -52,6 +51,7 @@ def claim(w: Wallets, f: dict[str, Any]) -> None:
     campaign.claimed += 1
     assert campaign.committed_fen() <= campaign.budget_fen
     w.vouchers[f["id"]] = Voucher(campaign.id, user.phone)
+    w.held.setdefault((campaign.id, user.phone), []).append(f["id"])
     w.record(f, do, user=user.phone, campaign=campaign.id,
              discount=format_fen(campaign.discount_fen),
              valid_until=format_time(campaign.valid_until_us))
@@ -62,8 +62,8 @@ def pick(w: Wallets, f: dict[str, Any], user: User, campaign_id: str, merchant: 
     """The user's first unused voucher of the campaign and its discount, if it applies
     to this payment; otherwise the payment is refused with the reason (and None)."""
     campaign = w.campaigns[campaign_id]
-    voucher_id = next((k for k, v in w.vouchers.items() if v.campaign == campaign_id
-                       and v.phone == user.phone and v.status == "claimed"), None)
+    voucher_id = next((k for k in w.held.get((campaign_id, user.phone), ())
+                       if w.vouchers[k].status == "claimed"), None)
     problem = _problem(w, campaign, voucher_id, merchant, amount_fen)
     if problem is not None:
         w.refuse(f, "qr_pay", *problem)
