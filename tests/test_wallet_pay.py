@@ -105,3 +105,22 @@ def test_the_loader_names_a_gate_or_merchant_that_is_not_a_pos_terminal() -> Non
                  amount="1.00"))
     with pytest.raises(ScenarioError, match="close_campaign c: campaign 'autumn' is not"):
         world(ev("09:30", "close_campaign", id="c", campaign="autumn"))
+
+
+def test_the_derived_indexes_are_rebuilt_from_the_state() -> None:
+    # who holds which card and which vouchers is derived, not stored: a world loaded from
+    # its state must refuse a second binding and find the user's voucher as before
+    from test_wallet import world
+
+    from qingsuan.sim.runner import Runner
+
+    runner = Runner(world(CLAIMS), store="memory:")
+    runner.run()
+    w = runner.world.wallets
+    assert w is not None
+    bound, held = dict(w.bound), dict(w.held)
+    assert bound and held == {("spring", "13800000001"): ["va"],
+                              ("spring", "13800000002"): ["vb"]}
+    w.load_state(w.dump_state())
+    assert (w.bound, w.held) == (bound, held)
+    runner.close()

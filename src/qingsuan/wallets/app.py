@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.cards.iso8583 import ResponseCode
 from qingsuan.clock import format_time, to_beijing
+from qingsuan.money import format_fen
 from qingsuan.wallets import qr, vouchers
 from qingsuan.wallets.reasons import WalletReason
 
@@ -64,7 +65,8 @@ def bind_card(w: Wallets, f: dict[str, Any]) -> None:
         w.refuse(f, do, WalletReason.NAME_MISMATCH, f"{card.issuer} does not confirm the "
                                                     f"name given for card {masked}")
         return
-    holder = next((u for u in w.users.values() if u.masked(token) is not None), None)
+    bound_to = w.bound.get(token)
+    holder = None if bound_to is None else w.users[bound_to]
     if holder is not None:
         who = "this user" if holder is user else "another user"
         w.refuse(f, do, WalletReason.ALREADY_BOUND, f"card {masked} is bound to {who}")
@@ -75,6 +77,7 @@ def bind_card(w: Wallets, f: dict[str, Any]) -> None:
                                                      f"most {limit} (wallets.max_cards)")
         return
     user.cards.append([token, masked])
+    w.bound[token] = user.phone
     w.record(f, do, user=user.phone, card=masked, issuer=card.issuer)
 
 
@@ -89,6 +92,7 @@ def unbind_card(w: Wallets, f: dict[str, Any]) -> None:
         w.refuse(f, do, WalletReason.NOT_BOUND, f"card {f['pan_masked']}")
         return
     user.cards = [c for c in user.cards if c[0] != f["card"]]
+    del w.bound[f["card"]]
     w.record(f, do, user=user.phone, card=masked)
 
 
@@ -231,7 +235,4 @@ def _scan_code(w: Wallets, f: dict[str, Any]) -> tuple[User, str] | None:
     return w.users[pc.phone], pc.card
 
 
-def _fmt(amount_fen: int) -> str:
-    from qingsuan.money import format_fen
-
-    return format_fen(amount_fen)
+_fmt = format_fen

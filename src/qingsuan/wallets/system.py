@@ -61,6 +61,9 @@ class Wallets:
         #: order: derived from ``vouchers`` (rebuilt on load, never in the state), so a
         #: claim or a payment looks at the user's own vouchers, not at everyone's
         self.held: dict[tuple[str, str], list[str]] = {}
+        #: bound card token -> its user's phone: derived from the users' cards (rebuilt
+        #: on load, never in the state), so binding need not look at every user
+        self.bound: dict[str, str] = {}
         #: merchant customer id -> its merchant category code (MCC)
         self.merchants: dict[str, str] = {}
         #: every app event's fate, by its id
@@ -193,6 +196,7 @@ class Wallets:
         self.active = True
         self.institutions, self.merchants = doc["institutions"], doc["merchants"]
         self.users = {u["phone"]: User(**u) for u in doc["users"]}
+        self.bound = {token: u.phone for u in self.users.values() for token, _ in u.cards}
         self.codes = {k: PaymentCode(**doc["codes"][k]) for k in doc["code_order"]}
         self.campaigns = {c["id"]: Campaign(**c) for c in doc["campaigns"]}
         self.vouchers = {k: Voucher(**doc["vouchers"][k]) for k in doc["voucher_order"]}
