@@ -169,3 +169,17 @@ def test_a_day_taken_in_any_windows_is_the_same_day_byte_for_byte() -> None:
     # another day of the same seed is other traffic
     other = generate_day(spec, _network(), LIMITS, 9, 1, MIDNIGHT, True)
     assert other.amount_fen.tobytes() != whole.amount_fen.tobytes()
+
+
+def test_participants_are_drawn_with_their_weights_and_a_zero_weight_never() -> None:
+    """The alias table draws each participant with its eligible weight (2,000 of them
+    as in the national day, one a payment institution, never in BEPS)."""
+    members = [Member(f"B{i}", i != 3, np.array([i])) for i in range(2_000)]
+    network = Network(members, 1.1)
+    drawn = network.draw(np.random.default_rng(1), 2_000_000, TrafficSystem.BEPS)
+    share = np.bincount(drawn, minlength=2_000) / 2_000_000
+    weight = network.eligible(TrafficSystem.BEPS)
+    assert share[3] == 0 and weight[3] == 0
+    top = slice(0, 20)  # the big banks: within 3 standard errors of their weights
+    error = np.sqrt(weight[top] * (1 - weight[top]) / 2_000_000)
+    assert (np.abs(share[top] - weight[top]) <= 3 * error + 1e-12).all()

@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -196,10 +197,13 @@ def simulate(sc: Scenario, options: Options, on_progress: Progress | None = None
     wall0 = time.perf_counter()
     world_sc = with_traffic_world(sc, spec)
     runner = Runner(world_sc, store=options.store)
+    # one thread draws the next slots of traffic while the world plays these
+    pool = ThreadPoolExecutor(1, thread_name_prefix="traffic")
     try:
         runner.build_world()
-        return _run(runner, world_sc, spec, options, on_progress, wall0)
+        return _run(runner, world_sc, spec, options, on_progress, wall0, pool)
     finally:
+        pool.shutdown(cancel_futures=True)
         runner.close()
 
 
@@ -238,7 +242,7 @@ class _State:
 
 
 def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
-         on_progress: Progress | None, wall0: float) -> Result:
+         on_progress: Progress | None, wall0: float, pool: Executor) -> Result:
     world, clock = runner.world, runner.clock
     directory = directory_columns(world)
     network = network_of(sc, spec, directory)
@@ -271,6 +275,7 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
     hvps = world.cnaps.hvps
     regimes = Regimes(sc.sim.regimes, len(names))
     ahead = options.generate_minutes // SLOT_MINUTES
+    regime_work: list[Future[None]] = []
 
     def hold(now_us: int, b: Batch) -> npt.NDArray[np.bool_]:
         """Transfers that may not go now: a stress period (sim/stress.py), or a bank's
@@ -297,7 +302,7 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
     def arrivals_until(traffic: DayGenerator, until_us: int) -> Batch:
         """The day's transfers arriving before ``until_us`` not sent yet, generated
         now (nothing arrives before the clock starts)."""
-        fresh = traffic.take_until(until_us, ahead)
+        fresh = traffic.take_until(until_us, ahead, pool)
         keep = fresh.at_us >= sc.start_us
         at, amount = fresh.at_us[keep], fresh.amount_fen[keep]
         system = fresh.system[keep].astype(np.int64)
@@ -306,7 +311,8 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
         for s in SYSTEMS:
             mine = system == s
             generated[s] += (int(mine.sum()), int(amount[mine].sum()))
-        regimes.add(at, sender, receiver, amount)
+        # the regimes' tallies (sorts, mostly without the GIL) in the pool, in order
+        regime_work.append(pool.submit(regimes.add, at, sender, receiver, amount))
         return _split(Batch(at, system, payer, payee, sender, receiver, amount,
                             np.full(len(at), -1, np.int64), np.zeros(len(at), np.bool_)),
                       splitters)
@@ -348,7 +354,11 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
             t = w_end
             if on_progress is not None:
                 on_progress(t, done, expected)
+        for work in regime_work:
+            work.result()
+        regime_work.clear()
         regimes.end_day()
+        traffic.close()
         for name in names:  # pledge credit left unpaid as the day ends (overnight)
             line = hvps.credit.get(name)
             overnight_fen[name] += line.overnight_fen if line else 0
