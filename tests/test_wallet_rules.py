@@ -74,7 +74,8 @@ def _random_traffic(seed: int, n: int) -> str:
         i, j = rng.randrange(3), rng.randrange(3)
         amount = f"{rng.randint(1, 90000) / 100:.2f}"
         kind = rng.choice(["wallet_top_up", "wallet_top_up", "wallet_withdrawal",
-                           "wallet_transfer", "qr_pay", "claim_voucher"])
+                           "wallet_transfer", "qr_pay", "claim_voucher", "wallet_pay",
+                           "transit_ride"])
         who = f'user: "138{i:08d}"'
         if kind == "wallet_transfer":
             if i == j:
@@ -83,7 +84,11 @@ def _random_traffic(seed: int, n: int) -> str:
         rest = {"wallet_transfer": f"amount: \"{amount}\"",
                 "claim_voucher": "campaign: spring",
                 "qr_pay": f'card: "{CARDS[i]}", terminal: POS00001, amount: "{amount}", '
-                          "voucher: spring"}.get(kind, f'card: "{CARDS[j]}", amount: "{amount}"')
+                          "voucher: spring",
+                "wallet_pay": f'terminal: POS00001, amount: "{amount}"',
+                "transit_ride": f'card: "{CARDS[i]}", terminal: POS00001, '
+                                f'amount: "{rng.randint(1, 2500) / 100:.2f}"'}.get(
+            kind, f'card: "{CARDS[j]}", amount: "{amount}"')
         lines.append(f"  - {{at: {at}, do: {kind}, id: e{k}, {who}, {rest}}}\n")
     return "".join(lines)
 
@@ -105,7 +110,9 @@ def test_the_reserve_covers_the_wallets_after_every_step_of_random_traffic(seed:
     out = Runner(sc, store="memory:", on_step=check).run()
     assert all(out["checks"].values()), out["checks"]
     statuses = {r["status"] for r in out["wallets"]["records"].values()}
-    assert {"done", "refused"} <= statuses  # the traffic did both
+    assert {"done", "refused", "authorised"} <= statuses  # the traffic did each
+    paid = {r["do"] for r in out["wallets"]["records"].values() if r["status"] == "done"}
+    assert "wallet_pay" in paid
     assert len(steps) >= 140  # every event (transfers to oneself were left out)
 
 
