@@ -993,3 +993,22 @@ def test_card_story_narrates_the_cut_off_and_the_cups_session() -> None:
     assert "clearing day 2026-11-25" in ticks["2026-11-25 23:00"]
     assert ticks["2026-11-26 09:00"].startswith("the CUPS net settlement session in HVPS")
     assert "clearing day 2026-11-25" in ticks["2026-11-26 09:00"]
+
+
+def test_a_suspended_participant_sends_nothing_and_a_closed_one_receives_nothing() -> None:
+    """As in HVPS: a suspended sender is refused (AG01) in BEPS and IBPS with nothing
+    moved; a closed receiver too; reactivated, the sender pays again."""
+    from qingsuan.cnaps.participants import ParticipantStatus
+
+    w = World(balances={"ICBC": 1000})
+    assert w.cnaps.set_status("ICBC", ParticipantStatus.SUSPENDED).ok
+    out = w.ibps("s1", "ICBC", "CCB", 100)
+    assert (out.ok, out.status, code(out)) == (False, "rejected", "AG01")
+    assert w.pos("IBPS") == {"ICBC": 0, "CCB": 0, "BOC": 0}
+    assert w.cnaps.set_status("ICBC", ParticipantStatus.ACTIVE).ok
+    assert w.ibps("s2", "ICBC", "CCB", 100).status == "netted"
+    assert w.cnaps.set_status("BOC", ParticipantStatus.CLOSED).ok
+    out = w.ibps("s3", "ICBC", "BOC", 100)
+    assert (out.ok, out.status, code(out)) == (False, "rejected", "AG01")
+    assert w.pos("IBPS") == {"ICBC": -100, "CCB": 100, "BOC": 0}
+    w.check()

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from qingsuan.calendar import HvpsPhase
 from qingsuan.clock import US_PER_MINUTE, from_datetime, to_beijing_naive
+from qingsuan.cnaps.participants import ParticipantStatus
 from qingsuan.money import format_fen
 from qingsuan.params import PPM
 from qingsuan.reasons import Reason
@@ -307,6 +308,13 @@ class NetSystem:
             barred = self.directory.barred(who, self.name, self.engine.params)
             if barred is not None:
                 return (Reason.AG01.code, f"{role} {barred}")
+        # as in HVPS: a suspended participant sends nothing (a return excepted: it only
+        # gives back what it received), and nobody pays a closed one
+        status = self.directory.get(sender).status
+        if status is not ParticipantStatus.ACTIVE and item.original is None:
+            return (Reason.AG01.code, f"sender {sender} is {status.value}")
+        if self.directory.get(receiver).status is ParticipantStatus.CLOSED:
+            return (Reason.AG01.code, f"receiver {receiver} is closed")
         if item.amount_fen <= 0:
             return (Reason.AM02.code, "amount must be positive")
         # a return (退汇) sends back money already netted: no item limit stops it
