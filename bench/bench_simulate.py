@@ -5,10 +5,13 @@ the transfers per second and the process's peak memory; every check must hold.
     python bench/bench_simulate.py [--file scenarios/national-day.yaml]
                                    [--scales 0.001,0.01,0.1] [--days 1] [--out DIR]
                                    [--participants 2000] [--store x.db] [--profile DIR]
+    python bench/bench_simulate.py --cards 0.01 [--participants 2000]
 
 ``--participants N`` adds city commercial banks after the file's participants until there
 are N (the issue's national day has 2,000); ``--store`` puts the command log on SQLite (a
 new file per scale); ``--profile DIR`` runs each scale under py-spy (raw stacks in DIR).
+``--cards SCALE`` only generates a card day (sim/sim_cards.py): the switch cannot play
+it yet.
 
 A benchmark, not a test: figures go to docs/SIMULATE.md ("Speed"). Each scale runs in a
 process of its own, so that the peak memory is that scale's.
@@ -52,6 +55,39 @@ print(json.dumps({"items": result.items, "wall_s": wall, "write_s": write,
 """
 
 
+_CARDS = """
+import json, sys, time
+import numpy as np
+t0 = time.perf_counter()
+from qingsuan.clock import parse_time
+from qingsuan.sim.sim_cards import NOT_PLAYABLE, CardDay, CardTraffic, day_totals
+from qingsuan.sim.traffic import Member, Network
+scale, banks = float(sys.argv[1]), int(sys.argv[2])
+network = Network([Member(f"B{k}", True, np.arange(k * 50, (k + 1) * 50))
+                   for k in range(banks)], 1.1)
+day = CardDay(CardTraffic(scale=scale), network, 1, 0, parse_time("2026-09-30T00:00"))
+items, value, _, _ = day_totals(day, banks)
+wall = time.perf_counter() - t0
+hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status")
+              if line.startswith("VmHWM:"))
+print(json.dumps({"items": items, "value_fen": value, "wall_s": wall,
+                  "peak_mb": hwm_kb / 1024, "refused": NOT_PLAYABLE}))
+"""
+
+
+def cards(scale: str, banks: int) -> None:
+    """A card day generated (slot by slot, not played: the switch has no batch entry)."""
+    done = subprocess.run([sys.executable, "-c", _CARDS, scale, str(banks)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode:
+        sys.exit(f"cards {scale}: {done.stderr.strip()}")
+    r = json.loads(done.stdout.strip().splitlines()[-1])
+    Console().print(f"card day at scale {scale}, {banks:,} banks: {r['items']:,} "
+                    f"transactions, {r['value_fen'] / 100:,.2f} CNY generated in "
+                    f"{r['wall_s']:.1f} s ({r['items'] / r['wall_s']:,.0f}/s), peak "
+                    f"{r['peak_mb']:,.0f} MB; not played: {r['refused']}")
+
+
 def with_participants(file: str, total: int, folder: Path) -> str:
     """The scenario with city commercial banks (313, codes with their check digit) added
     after its listed participants until there are ``total``, written into ``folder``."""
@@ -82,7 +118,12 @@ def main() -> None:
     ap.add_argument("--store", default="",
                     help="a SQLite file name: the log on SQLite (scale appended)")
     ap.add_argument("--profile", default="", help="py-spy raw stacks into this folder")
+    ap.add_argument("--cards", default="",
+                    help="only generate a card day at this scale (0.01: 10.4 million)")
     args = ap.parse_args()
+    if args.cards:
+        cards(args.cards, args.participants or 2_000)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="bench-simulate-"))
     if args.participants:
         args.file = with_participants(args.file, args.participants, tmp)

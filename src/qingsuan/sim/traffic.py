@@ -287,11 +287,11 @@ def draw_amounts(rng: np.random.Generator, n: int, mean_fen: float, sigma: float
     """n lognormal amounts in [lo_fen, hi_fen], mean per item ``mean_fen``, by inverse
     transform (one uniform per item, no redraws), rounded to the fen."""
     hi = math.inf if hi_fen is None else float(hi_fen)
-    return _lognormal(rng, n, calibrate_mu(mean_fen, sigma, float(lo_fen), hi), sigma,
+    return lognormal_amounts(rng, n, calibrate_mu(mean_fen, sigma, float(lo_fen), hi), sigma,
                       lo_fen, hi_fen)
 
 
-def _lognormal(rng: np.random.Generator, n: int, mu: float, sigma: float, lo_fen: int,
+def lognormal_amounts(rng: np.random.Generator, n: int, mu: float, sigma: float, lo_fen: int,
                hi_fen: int | None) -> I64:
     pa = _phi((math.log(lo_fen) - mu) / sigma)
     pb = 1.0 if hi_fen is None else _phi((math.log(float(hi_fen)) - mu) / sigma)
@@ -442,7 +442,7 @@ class DayGenerator:
             sender, receiver = self.network.pairs(rng, n, x.system.system)
             payer = self.network.customer_of(rng, sender)
             payee = self.network.customer_of(rng, receiver)
-            amount = _lognormal(rng, n, x.mu, x.system.sigma, x.lo_fen, x.hi_fen)
+            amount = lognormal_amounts(rng, n, x.mu, x.system.sigma, x.lo_fen, x.hi_fen)
             parts.append(DayTraffic(at, np.full(n, int(x.system.system), np.int8), payer,
                                     payee, amount))
         day = _concat(parts)
