@@ -98,3 +98,19 @@ def test_a_declined_ride_is_a_debt_the_next_batch_collects() -> None:
     assert rec(out, "r3")["status"] == "authorised"
     assert out["balances"]["customers"]["carol"] == "95.00"  # 300 - 290 + 100 - 15
     assert wallet(out, CAROL) == "190.00"
+
+
+def test_a_world_loaded_from_its_state_still_knows_the_rider_s_rides() -> None:
+    from qingsuan.sim.runner import Runner
+
+    text = BASE.replace("{PARAMS}", "{}").replace("{BUDGET}", "100.00").replace(
+        "{PER_USER}", "1")
+    runner = Runner(parse_scenario(text + ride("25T08:40", "r1", "5.00")
+                                   + ride("25T08:50", "r2", "6.00"), "w.yaml"),
+                    store="memory:")
+    runner.run()
+    w = runner.world.wallets
+    assert w is not None and w.rides_of == {ALICE: ["r1", "r2"]}
+    w.load_state(w.dump_state())
+    assert w.rides_of == {ALICE: ["r1", "r2"]} and w.rides["r2"].fare_fen == 600
+    runner.close()

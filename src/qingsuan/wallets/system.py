@@ -74,6 +74,9 @@ class Wallets:
         self.statements: dict[str, list[dict[str, Any]]] = {}
         #: transit rides authorised offline, by the ride's event id (wallets/transit.py)
         self.rides: dict[str, Ride] = {}
+        #: phone -> the ids of the user's rides, oldest first: derived from ``rides``
+        #: (rebuilt on load), so a gate looks at the rider's own rides only
+        self.rides_of: dict[str, list[str]] = {}
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -207,6 +210,8 @@ class Wallets:
         self.statements = {k: doc["statements"][k] for k in doc["statement_order"]}
         rides = doc.get("rides", {})  # kept only once there is a ride
         self.rides = {k: Ride(**rides[k]) for k in doc.get("ride_order", [])}
+        for k, r in self.rides.items():
+            self.rides_of.setdefault(r.phone, []).append(k)
 
 
 HANDLERS: Final[dict[str, Handler]] = {

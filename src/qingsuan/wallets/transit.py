@@ -39,7 +39,7 @@ def ride(w: Wallets, f: dict[str, Any]) -> None:
         w.refuse(f, do, WalletReason.NOT_BOUND, f"card {f['pan_masked']}")
         return
     fare = int(f["amount_fen"])
-    mine = [r for r in w.rides.values() if r.phone == user.phone]
+    mine = [w.rides[k] for k in w.rides_of.get(user.phone, ())]
     unpaid = [r for r in mine if r.status == "declined"]
     if unpaid:
         w.refuse(f, do, WalletReason.TRANSIT_DEBT, f"{user.phone} owes "
@@ -60,6 +60,7 @@ def ride(w: Wallets, f: dict[str, Any]) -> None:
                  "(wallets.transit_daily_limit)")
         return
     w.rides[f["id"]] = Ride(user.phone, f["card"], masked, f["terminal"], fare, w.now_us, day)
+    w.rides_of.setdefault(user.phone, []).append(f["id"])
     w.record(f, do, user=user.phone, card=masked, terminal=f["terminal"],
              fare=format_fen(fare), status="authorised")
 
