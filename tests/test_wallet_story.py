@@ -46,6 +46,17 @@ def test_the_wallet_story_tells_each_app_event() -> None:
         "2026-12-15",
         "refused REPAYMENT_TOO_LARGE",
         "an IBPS credit to the issuer",
+        "Han Meimei (13900000002) scans the QR code of terminal POS00002 and pays 30.00 CNY "
+        "from the wallet's balance (余额支付)",
+        "an IBPS credit to Corner Cafe's bank",
+        "shows the transit code (乘车码) of card 622202...0014 at gate GATE0001: fare 4.00",
+        "authorised offline (脱机): no switch, no issuer",
+        "refused RIDE_LIMIT",
+        "2 ride(s): each a purchase (0200) at its gate's terminal, decided by the issuer; 2 "
+        "approved for 9.00 CNY",
+        "campaign cafe-evening ends (活动结束)",
+        "the unused budget, 50.00 CNY, goes back from the campaign's fund to the sponsor City "
+        "of Hangzhou",
     ]
     missing = [s for s in expected if s not in text]
     assert missing == []
