@@ -154,3 +154,8 @@ def _unfilter(raw: bytes, row_bytes: int, height: int) -> bytes:
 
 def test_segno_is_the_pinned_version() -> None:
     assert segno.__version__ == "1.6.6"  # the images' bytes depend on it
+
+
+def test_only_the_app_s_payloads_are_drawn() -> None:
+    with pytest.raises(ValueError, match="payload: must start with qingsuan://"):
+        qr.render("6222020200000000014")  # a card number is never a code's payload
