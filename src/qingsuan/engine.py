@@ -319,6 +319,12 @@ class Engine:
         return self.ledger.create_transfer_rows(
             [(base + i + 1, *row) for i, row in enumerate(rows)], self.now_us)
 
+    @property
+    def failed(self) -> str | None:
+        """Why the engine stopped taking commands (fail-stop: a command failed while its
+        group was being applied or made durable), or None while it runs."""
+        return self._failed
+
     def next_derived_id(self) -> int:
         """The id :meth:`post` gives its next transfer (to void a reservation later)."""
         return DERIVED_ID_BASE + self._derived_seq + 1

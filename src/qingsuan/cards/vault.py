@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from qingsuan.cards.iso8583 import luhn_ok, mask_pan
 from qingsuan.cards.pin import SANDBOX_PVK, pin_verification_value
+from qingsuan.store import file_beside
 
 #: the environment variable holding a world's card key (64 hex digits)
 KEY_ENV: Final = "QINGSUAN_CARD_KEY"
@@ -181,12 +182,7 @@ class CardVault:
 
 def key_file_of(store: str) -> Path | None:
     """The key file next to a SQLite store (``STORE.keys``); None for other stores."""
-    path: str | None = None
-    if store.startswith("sqlite:///"):
-        path = store[len("sqlite:///"):]
-    elif "://" not in store and not store.startswith("memory:"):
-        path = store
-    return Path(path + KEY_FILE_SUFFIX) if path else None
+    return file_beside(store, KEY_FILE_SUFFIX)
 
 
 def resolve(store: str, *, key_file: str | Path | None = None, create: bool = False,

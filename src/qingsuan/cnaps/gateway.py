@@ -205,13 +205,13 @@ class CnapsGateway:
             # the bank's own payment: it books it from its own funds (hvps.112)
             record = self.banks.institution_transfer(ref, sender.name, receiver.name,
                                                      item.amount_fen, item.priority)
-            return _record_status(record.system, record.status, record.reason)
+            return record_status(record.system, record.status, record.reason)
         if self.banks is not None and item.kind == "customer":
             assert item.debtor_account is not None and item.creditor_account is not None
             record = self.banks.customer_transfer(
                 ref, item.system, item.priority, sender.name, receiver.name, item.amount_fen,
                 item.debtor_account, item.creditor_account, item.creditor_name)
-            return _record_status(record.system, record.status, record.reason)
+            return record_status(record.system, record.status, record.reason)
         if item.system != "HVPS":
             if item.kind != "customer":
                 return ("RJCT", "NARR", f"{item.system} carries customer transfers (pacs.008)")
@@ -411,8 +411,8 @@ class CnapsGateway:
                          entries=entries)
 
 
-def _record_status(system: str, status: str, reason: dict[str, str] | None
-                   ) -> tuple[str, str | None, str | None]:
+def record_status(system: str, status: str, reason: dict[str, str] | None
+                  ) -> tuple[str, str | None, str | None]:
     """The pacs.002 status of a customer transfer from the banks' record of it."""
     if status == "returned":  # settled, then the receiving bank sent it back (a pacs.004)
         reason = reason or {"code": "NARR", "message": "returned"}

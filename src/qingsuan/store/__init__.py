@@ -20,6 +20,7 @@ See :mod:`qingsuan.store.base` for the chain, the checkpoint and the errors, and
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
@@ -62,12 +63,24 @@ __all__ = [
     "WriterInfo",
     "WriterLockedError",
     "entry_hash",
+    "file_beside",
     "open_log",
     "snapshot_hash",
 ]
 
 _SQLITE_SCHEMES = ("sqlite", "sqlite+pysqlite")
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgresql+psycopg")
+
+
+def file_beside(store: str, suffix: str) -> Path | None:
+    """The file named ``STORE + suffix`` beside a SQLite store (a store's key files); None
+    for PostgreSQL and memory stores, which have no file to sit beside."""
+    path: str | None = None
+    if store.startswith("sqlite:///"):
+        path = store[len("sqlite:///"):]
+    elif "://" not in store and not store.startswith("memory:"):
+        path = store
+    return Path(path + suffix) if path else None
 
 
 def open_log(url: str | os.PathLike[str], *, verify: bool = True, readonly: bool = False,

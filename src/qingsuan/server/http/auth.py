@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from qingsuan.store import file_beside
+
 #: the operator's principal name (not a participant's: those are CNAPS names in capitals)
 OPERATOR: Final = "operator"
 KEY_FILE_SUFFIX: Final = ".apikeys"
@@ -115,9 +117,4 @@ def sandbox_key(name: str) -> str:
 
 def key_file_of(store: str) -> Path | None:
     """``STORE.apikeys`` beside a SQLite store; None for PostgreSQL and memory stores."""
-    path: str | None = None
-    if store.startswith("sqlite:///"):
-        path = store[len("sqlite:///"):]
-    elif "://" not in store and not store.startswith("memory:"):
-        path = store
-    return Path(path + KEY_FILE_SUFFIX) if path else None
+    return file_beside(store, KEY_FILE_SUFFIX)

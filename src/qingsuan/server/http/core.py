@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.cards.vault import CardVault
 from qingsuan.cnaps.gateway import CnapsGateway
-from qingsuan.engine import EngineFailed
+from qingsuan.engine import Engine, EngineFailed
 from qingsuan.server.card_core import CardCore
 from qingsuan.server.card_edge import SwitchAnswer
 from qingsuan.server.http.clock import SandboxClock
@@ -35,10 +35,9 @@ if TYPE_CHECKING:
 MAX_DEFERRED: Final = 4096
 
 
-def engine_failed(engine: Any) -> str | None:
-    """Why the engine stopped (fail-stop), or None. (The engine keeps it privately.)"""
-    failed = getattr(engine, "_failed", None)
-    return None if failed is None else str(failed)
+def engine_failed(engine: Engine) -> str | None:
+    """Why the engine stopped (fail-stop), or None."""
+    return engine.failed
 
 
 class SandboxCore(CardCore):

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.clock import format_time
-from qingsuan.cnaps.gateway import _record_status  # the pacs.002 status of a bank record
+from qingsuan.cnaps.gateway import record_status  # the pacs.002 status of a bank record
 from qingsuan.cnaps.hvps import Priority
 from qingsuan.cnaps.participants import ParticipantKind
 from qingsuan.money import format_fen
@@ -58,7 +58,7 @@ def payment(world: World, participant: str, msg_id: str, tx_id: str) -> dict[str
 
 def record_view(world: World, ref: str, msg_id: str, tx_id: str, record: PaymentRecord
                 ) -> dict[str, Any]:
-    iso, code, info = _record_status(record.system, record.status, record.reason)
+    iso, code, info = record_status(record.system, record.status, record.reason)
     doc: dict[str, Any] = {
         "msg_id": msg_id, "tx_id": tx_id, "payment_id": f"{msg_id}/{tx_id}",
         "kind": record.kind, "system": record.system, "status": record.status,
