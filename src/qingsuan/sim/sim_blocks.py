@@ -1,7 +1,8 @@
 """The scenario blocks only ``qingsuan simulate`` reads (docs/SIMULATE.md): ``stress:``,
-``cash_managers:`` and ``costs:``, checked when the file is loaded, each problem with its
-line. The scenario loader calls :func:`parse_blocks`; the blocks' meaning lives in
-sim/stress.py, sim/policies.py and sim/costs.py.
+``cash_managers:``, ``costs:``, ``regimes:`` and ``payroll:``, checked when the file is
+loaded, each problem with its line. The scenario loader calls :func:`parse_blocks`; the
+blocks' meaning lives in sim/stress.py, sim/policies.py, sim/costs.py, sim/sim_regimes.py
+and sim/sim_payroll.py.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from qingsuan.clock import from_datetime
 from qingsuan.money import AmountError, parse_amount
 from qingsuan.sim.costs import CostRates
 from qingsuan.sim.policies import Policy, PolicyKind
+from qingsuan.sim.sim_payroll import Payroll
 from qingsuan.sim.sim_regimes import RegimeParams
 from qingsuan.sim.stress import Maintenance, Outage, Squeeze, SqueezeOf, Stress, StressKind
 from qingsuan.sim.yamlloc import LDict, LList
 
 #: top-level keys of a scenario that belong to the simulator
-BLOCK_KEYS: Final = ("stress", "cash_managers", "costs", "regimes")
+BLOCK_KEYS: Final = ("stress", "cash_managers", "costs", "regimes", "payroll")
 #: stress blocks one file may hold
 MAX_STRESS: Final = 1_000
 _SYSTEMS: Final = ("HVPS", "BEPS", "IBPS")
@@ -43,6 +45,8 @@ class SimBlocks:
     cash_managers: tuple[tuple[str, Policy], ...] = ()
     costs: CostRates = field(default_factory=CostRates)
     regimes: RegimeParams = field(default_factory=RegimeParams)
+    #: BEPS payroll credits on payroll days (None: no payroll block)
+    payroll: Payroll | None = None
 
     def policy(self, bank: str) -> Policy:
         return dict(self.cash_managers).get(bank, Policy())
@@ -53,7 +57,39 @@ def parse_blocks(ck: Checker, top: LDict, participants: set[str],
     """The simulator's blocks of a scenario (absent: none)."""
     return SimBlocks(_stress(ck, top, participants),
                      _cash_managers(ck, top, participants, beps_item_limit_fen),
-                     _costs(ck, top), _regimes(ck, top))
+                     _costs(ck, top), _regimes(ck, top),
+                     _payroll(ck, top, beps_item_limit_fen))
+
+
+def _payroll(ck: Checker, top: LDict, beps_item_limit_fen: int) -> Payroll | None:
+    raw = top.get("payroll")
+    if raw is None or raw == {}:
+        return None
+    if not isinstance(raw, LDict):
+        ck.add(top.line_of("payroll"), "payroll must be a mapping (days, share, mean)")
+        return None
+    if not ck.keys(raw, "payroll", (), ("days", "share", "mean", "sigma")):
+        return None
+    d = Payroll()
+    days = raw.get("days", list(d.days))
+    if (not isinstance(days, list) or not days or len(days) > 31
+            or any(isinstance(x, bool) or not isinstance(x, int) or not 1 <= x <= 31
+                   for x in days)):
+        ck.add(raw.line_of("days"), f"payroll: days must be a list of days of the month "
+                                    f"from 1 to 31 (got {days!r})")
+        return None
+    share = share_ppm(ck, raw, "share", "payroll", hi="100") if "share" in raw \
+        else d.share_ppm
+    mean = amount_fen(ck, raw, "mean", "payroll", d.mean_fen)
+    if mean > beps_item_limit_fen:
+        ck.add(raw.line_of("mean"), f"payroll: mean must be at most the BEPS item limit "
+                                    f"{beps_item_limit_fen / 100:,.2f} (got {mean / 100:,.2f})")
+        return None
+    sigma = share_ppm(ck, raw, "sigma", "payroll", hi="4") if "sigma" in raw \
+        else d.sigma_ppm
+    if share is None or sigma is None:
+        return None
+    return Payroll(tuple(sorted(set(days))), share, mean, sigma, raw.line)
 
 
 def _regimes(ck: Checker, top: LDict) -> RegimeParams:

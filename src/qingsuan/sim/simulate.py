@@ -261,6 +261,11 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
                 for d in range(options.days)]
     expected = sum(spec.items_per_day(s) for d in range(options.days) for s in spec.systems
                    if business[d] or s.system is not TrafficSystem.HVPS)
+    if sc.sim.payroll is not None:  # progress only: the payroll days' extra BEPS credits
+        expected += sum(sc.sim.payroll.items(spec.items_per_day(s))
+                        for d in range(options.days) for s in spec.systems
+                        if s.system is TrafficSystem.BEPS
+                        and sc.sim.payroll.on(to_beijing(first + d * US_PER_DAY).date()))
     generated = np.zeros((len(SYSTEMS), 2), np.int64)  # items, value
     held = Batch.empty()
     done = 0
@@ -276,6 +281,7 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
     regimes = Regimes(sc.sim.regimes, len(names))
     ahead = options.generate_minutes // SLOT_MINUTES
     regime_work: list[Future[None]] = []
+    payroll_items = 0
 
     def hold(now_us: int, b: Batch) -> npt.NDArray[np.bool_]:
         """Transfers that may not go now: a stress period (sim/stress.py), or a bank's
@@ -321,8 +327,11 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
         midnight = first + day * US_PER_DAY
         tick_until(max(midnight, clock.now_us()))
         metrics.start_day(day, state.balances())
+        payroll = sc.sim.payroll
         traffic = DayGenerator(spec, network, limits, options.seed, day, midnight,
-                               business[day])
+                               business[day], payroll if payroll is not None
+                               and payroll.on(to_beijing(midnight).date()) else None)
+        payroll_items += traffic.payroll_items
         regimes.start_day(midnight + US_PER_DAY)
         t = max(midnight, clock.now_us())
         day_end = midnight + US_PER_DAY
@@ -380,6 +389,11 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
     regimes.cnaps(_daily_peak_liquidity(tables), metrics.waited_value_s(),
                   int(generated[:, 1].sum()))
     summary["regimes"] = regimes.summary((end - first) / US_PER_SECOND)
+    if sc.sim.payroll is not None:
+        p = sc.sim.payroll
+        summary["payroll"] = {"days": list(p.days), "share_ppm": p.share_ppm,
+                              "mean_fen": p.mean_fen, "sigma_ppm": p.sigma_ppm,
+                              "generated_items": payroll_items}
     return Result(summary, tables, done, time.perf_counter() - wall0)
 
 

@@ -21,6 +21,7 @@ import numpy as np
 import numpy.typing as npt
 
 from qingsuan.clock import US_PER_DAY, US_PER_MINUTE
+from qingsuan.sim.sim_payroll import PAYROLL_PROFILE, PAYROLL_STREAM, Payroll
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -381,13 +382,15 @@ def slot_weights(profile: tuple[tuple[str, str, float], ...]) -> F64:
 
 @dataclass(frozen=True, slots=True)
 class _Stream:
-    """One system's day: its items per slot and what its amounts need."""
+    """One stream of the day (a system's traffic, or BEPS's payroll credits): its items
+    per slot, what its amounts need and the key of its random stream."""
 
     system: SystemTraffic
     counts: I64
     mu: float
     lo_fen: int
     hi_fen: int | None
+    key: int
 
 
 class DayGenerator:
@@ -398,9 +401,12 @@ class DayGenerator:
     how the day is taken (window sizes) changes nothing."""
 
     def __init__(self, spec: TrafficSpec, network: Network, limits: Limits, seed: int,
-                 day: int, midnight_us: int, hvps_open: bool) -> None:
+                 day: int, midnight_us: int, hvps_open: bool,
+                 payroll: Payroll | None = None) -> None:
+        """``payroll``: BEPS payroll credits to add (a payroll day's; sim/sim_payroll.py)."""
         self.network, self.seed, self.day, self.midnight_us = network, seed, day, midnight_us
         self.streams: list[_Stream] = []
+        self.payroll_items = 0
         for s in spec.systems:
             n = spec.items_per_day(s)
             if n <= 0 or (DEFAULTS[s.system].business_days_only and not hvps_open):
@@ -410,19 +416,29 @@ class DayGenerator:
                                  f"{MAX_ITEMS_PER_DAY:,}: lower the scale")
             if network.eligible(s.system).sum() == 0:
                 continue
-            rng = np.random.default_rng(self._seq(s.system))
-            counts = rng.multinomial(n, slot_weights(DEFAULTS[s.system].profile))
-            lo, hi = limits.bounds(s.system)
-            mu = calibrate_mu(s.mean_fen, s.sigma, float(lo),
-                              math.inf if hi is None else float(hi))
-            self.streams.append(_Stream(s, np.asarray(counts, np.int64), mu, lo, hi))
-            network.alias(s.system)  # built here, before a pool's thread draws
+            self._add(s, n, DEFAULTS[s.system].profile, int(s.system), limits)
+            if payroll is not None and s.system is TrafficSystem.BEPS:
+                extra = payroll.items(n)
+                if extra:
+                    self.payroll_items = extra
+                    self._add(SystemTraffic(s.system, extra, extra * payroll.mean_fen,
+                                            payroll.sigma), extra, PAYROLL_PROFILE,
+                              PAYROLL_STREAM, limits)
         self.next_slot = 0
         self.pending = _empty_day()
         self.prefetched: dict[int, Future[DayTraffic]] = {}
 
-    def _seq(self, system: TrafficSystem, *slot: int) -> np.random.SeedSequence:
-        return np.random.SeedSequence([self.seed, self.day, int(system)], spawn_key=slot)
+    def _add(self, s: SystemTraffic, n: int, profile: tuple[tuple[str, str, float], ...],
+             key: int, limits: Limits) -> None:
+        rng = np.random.default_rng(self._seq(key))
+        counts = rng.multinomial(n, slot_weights(profile))
+        lo, hi = limits.bounds(s.system)
+        mu = calibrate_mu(s.mean_fen, s.sigma, float(lo), math.inf if hi is None else float(hi))
+        self.streams.append(_Stream(s, np.asarray(counts, np.int64), mu, lo, hi, key))
+        self.network.alias(s.system)  # built here, before a pool's thread draws
+
+    def _seq(self, key: int, *slot: int) -> np.random.SeedSequence:
+        return np.random.SeedSequence([self.seed, self.day, key], spawn_key=slot)
 
     @property
     def items(self) -> int:
@@ -436,7 +452,7 @@ class DayGenerator:
             n = int(x.counts[k])
             if not n:
                 continue
-            rng = np.random.default_rng(self._seq(x.system.system, k))
+            rng = np.random.default_rng(self._seq(x.key, k))
             at = start_us + np.sort(np.floor(rng.random(n) * (SLOT_MINUTES * US_PER_MINUTE))
                                     .astype(np.int64))
             sender, receiver = self.network.pairs(rng, n, x.system.system)
