@@ -488,3 +488,23 @@ def test_serve_with_another_world_file_than_its_store_says_so(tmp_path: Path) ->
     sandbox = SCENARIOS / "card-sandbox.yaml"
     assert_refused(invoke("serve", sandbox, "--store", store, "--port", "0"), 2,
                    "holds the world 'cards'", "not the one")
+
+
+@pytest.mark.postgres
+def test_a_new_postgresql_schema_is_a_new_store_for_serve(pg_dsn: str) -> None:
+    """``serve SCENARIO --store postgresql://...?schema=NEW`` builds the world there: a
+    schema with no tables yet is an empty store, not "no command log there" (exit 2)."""
+    import uuid
+
+    import psycopg
+
+    from qingsuan.cli_common import store_url, stored_world_spec
+
+    schema = f"new_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(pg_dsn.replace("+psycopg", "", 1), autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        assert stored_world_spec(store_url(f"{pg_dsn}?schema={schema}")) == (None, 0)
+    finally:
+        with psycopg.connect(pg_dsn.replace("+psycopg", "", 1), autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -168,7 +168,14 @@ def stored_world_spec(url: StoreUrl) -> tuple[dict[str, Any] | None, int]:
     """What the world in a store was built from (the body of its first command,
     ``world.build``) and how many log entries it holds; (None, 0) for an empty store. Opened
     read-only: nothing is locked or written. Exit 2 when it is not a world's log."""
-    log = open_log_or_exit(url, readonly=True)
+    from qingsuan.store import EmptyStoreError, open_log
+
+    try:  # a new PostgreSQL schema or database: nothing there yet, a new store
+        log = open_log(url.text, readonly=True)
+    except EmptyStoreError:
+        return None, 0
+    except Exception:
+        log = open_log_or_exit(url, readonly=True)  # the same error, said as for any open
     try:
         count = log.last_seq
         first = next(iter(log.entries(0)), None)

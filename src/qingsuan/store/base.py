@@ -93,6 +93,11 @@ class NotAStoreError(LogError):
     program's database. Nothing was written."""
 
 
+class EmptyStoreError(NotAStoreError):
+    """Nothing there yet (a database or schema without tables), opened read-only: a new
+    store once opened for writing."""
+
+
 class BrokenChainError(LogError):
     """The log is damaged or was tampered with; the store will not open.
 

@@ -50,6 +50,7 @@ from qingsuan.store.base import (
     GENESIS_HASH,
     Checkpoint,
     CommandLog,
+    EmptyStoreError,
     LogEntry,
     LogError,
     NotAStoreError,
@@ -176,7 +177,7 @@ def _check_schema_readonly(engine: Engine, where: str) -> None:
         with engine.connect() as conn:
             tables = sa.inspect(conn).get_table_names()
             if not tables:
-                raise NotAStoreError(f"{where}: no command log there (no tables)")
+                raise EmptyStoreError(f"{where}: no command log there (no tables)")
             _not_ours(tables, where, allow_empty=False, allow_foreign=False)
             _check_format(_format_version(conn), where)
             found = conn.execute(
