@@ -84,13 +84,10 @@ def bind_card(w: Wallets, f: dict[str, Any]) -> None:
 def unbind_card(w: Wallets, f: dict[str, Any]) -> None:
     """解绑: the card is no longer the app's to use (its codes stop working)."""
     do = "unbind_card"
-    user = w.user(f, do)
-    if user is None:
+    found = w.bound_card(f, do)
+    if found is None:
         return
-    masked = user.masked(f["card"])
-    if masked is None:
-        w.refuse(f, do, WalletReason.NOT_BOUND, f"card {f['pan_masked']}")
-        return
+    user, masked = found
     user.cards = [c for c in user.cards if c[0] != f["card"]]
     del w.bound[f["card"]]
     w.record(f, do, user=user.phone, card=masked)
@@ -120,13 +117,10 @@ def payment_code(w: Wallets, f: dict[str, Any]) -> None:
     """付款码: a one-time code for a bound card, valid ``wallets.payment_code_validity``
     seconds; the merchant scans it once."""
     do = "payment_code"
-    user = w.user(f, do)
-    if user is None:
+    found = w.bound_card(f, do)
+    if found is None:
         return
-    masked = user.masked(f["card"])
-    if masked is None:
-        w.refuse(f, do, WalletReason.NOT_BOUND, f"card {f['pan_masked']}")
-        return
+    user, masked = found
     from qingsuan.wallets.state import PaymentCode
 
     digest = hashlib.sha256(f"{f['id']}|{user.phone}|{w.now_us}".encode()).digest()

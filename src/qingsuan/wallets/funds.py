@@ -22,15 +22,15 @@ if TYPE_CHECKING:
     from qingsuan.wallets.state import User
     from qingsuan.wallets.system import Wallets
 
-def _card_account(w: Wallets, f: dict[str, Any], do: str, user: User
-                  ) -> CustomerAccount | None:
-    """The bank account behind a bound card (the quick-pay agreement's account)."""
-    masked = user.masked(f["card"])
-    if masked is None:
-        w.refuse(f, do, WalletReason.NOT_BOUND, f"card {f['pan_masked']}")
+def _card_account(w: Wallets, f: dict[str, Any], do: str
+                  ) -> tuple[User, CustomerAccount] | None:
+    """The request's user and the bank account behind its bound card (the quick-pay
+    agreement's account)."""
+    found = w.bound_card(f, do)
+    if found is None:
         return None
     card = w.switch.cards[f["card"]]
-    return w.banks.directory.by_id[card.account.split(":", 2)[2]]
+    return found[0], w.banks.directory.by_id[card.account.split(":", 2)[2]]
 
 
 def post(w: Wallets, book: str, debit: str, credit: str, amount_fen: int) -> bool:
@@ -45,12 +45,10 @@ def _room_fen(w: Wallets, user: User) -> int:
 
 def top_up(w: Wallets, f: dict[str, Any]) -> None:
     do = "wallet_top_up"
-    user = w.user(f, do)
-    if user is None:
+    found = _card_account(w, f, do)
+    if found is None:
         return
-    account = _card_account(w, f, do, user)
-    if account is None:
-        return
+    user, account = found
     amount = int(f["amount_fen"])
     if amount > _room_fen(w, user):
         w.refuse(f, do, WalletReason.WALLET_LIMIT, f"amount {format_fen(amount)} would take "
@@ -68,12 +66,10 @@ def top_up(w: Wallets, f: dict[str, Any]) -> None:
 
 def withdrawal(w: Wallets, f: dict[str, Any]) -> None:
     do = "wallet_withdrawal"
-    user = w.user(f, do)
-    if user is None:
+    found = _card_account(w, f, do)
+    if found is None:
         return
-    account = _card_account(w, f, do, user)
-    if account is None:
-        return
+    user, account = found
     amount = int(f["amount_fen"])
     pool = w.banks.directory.by_id[w.institutions[user.institution]]
     if not post(w, user.institution, user.wallet, pool.ledger_name, amount):

@@ -162,6 +162,18 @@ class Wallets:
             self.refuse(f, do, WalletReason.UNKNOWN_USER, f"{key} {f.get(key)!r}")
         return found
 
+    def bound_card(self, f: dict[str, Any], do: str) -> tuple[User, str] | None:
+        """The request's user and the masked number of its card ``card``, which must be
+        bound to that user (else the refusal is recorded and None comes back)."""
+        user = self.user(f, do)
+        if user is None:
+            return None
+        masked = user.masked(f["card"])
+        if masked is None:
+            self.refuse(f, do, WalletReason.NOT_BOUND, f"card {f['pan_masked']}")
+            return None
+        return user, masked
+
     def held_fen(self) -> int:
         """Money customers hold outside the banks' deposits: wallet balances and the
         campaigns' funds (money_conserved counts them beside the deposits)."""

@@ -31,13 +31,10 @@ def _day(at_us: int) -> str:
 def ride(w: Wallets, f: dict[str, Any]) -> None:
     """A ride authorised offline at the gate ``terminal`` for the fare ``amount``."""
     do = "transit_ride"
-    user = w.user(f, do)
-    if user is None:
+    found = w.bound_card(f, do)  # the app draws transit codes for bound cards only
+    if found is None:
         return
-    masked = user.masked(f["card"])
-    if masked is None:  # the app draws transit codes for bound cards only
-        w.refuse(f, do, WalletReason.NOT_BOUND, f"card {f['pan_masked']}")
-        return
+    user, masked = found
     fare = int(f["amount_fen"])
     mine = [w.rides[k] for k in w.rides_of.get(user.phone, ())]
     unpaid = [r for r in mine if r.status == "declined"]
