@@ -29,11 +29,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench_world import bank_code, luhn_pan  # the same synthetic codes and card numbers
 from rich.console import Console
 
 from qingsuan.banks import reconcile
 from qingsuan.clock import parse_time
-from qingsuan.cnaps.participants import check_digit
 from qingsuan.params import Params
 from qingsuan.sim.runner import Runner
 from qingsuan.sim.scenario import Card, Customer, Merchant, Participant, Scenario, Terminal
@@ -44,22 +44,6 @@ BANKS = 10
 START = "2026-11-25T09:00"
 DISCOUNT_FEN = 1_000  # 10.00 off
 THRESHOLD_FEN = 5_000
-
-
-def bank_code(i: int) -> str:
-    body = f"{300 + i:03d}1000{i:04d}"
-    return body + check_digit(body)
-
-
-def luhn_pan(i: int) -> str:
-    body = f"622202{i:012d}"
-    total = 0
-    for k, ch in enumerate(reversed(body)):
-        d = int(ch)
-        if k % 2 == 0:
-            d = d * 2 - 9 if d * 2 > 9 else d * 2
-        total += d
-    return body + str((10 - total % 10) % 10)
 
 
 def phone(i: int) -> str:
