@@ -461,7 +461,8 @@ def test_dashboard_page_and_its_live_feed(api: Api) -> None:
     assert icbc["balance"] == "99998765.50" and set(icbc["net"]) == {"BEPS", "IBPS"}
     assert doc["last_payments"][0] == {"id": "ICBC/API/T1", "system": "HVPS",
                                        "status": "credited",
-                                       "at": "2026-11-26T10:00:00+08:00"}
+                                       "at": "2026-11-26T10:00:00+08:00",
+                                       "from": "ICBC", "to": "CCB", "amount": "1234.50"}
     assert_refusal(api.get("/v1/operator/stream", params={"count": 1}), 403, "operator_only")
     assert_refusal(api.get("/v1/operator/stream", "operator", params={"count": 0}), 422,
                    "invalid_field", "count")

@@ -28,6 +28,7 @@ from qingsuan.world import PBOC
 
 if TYPE_CHECKING:
     from qingsuan.server.http.core import SandboxCore
+    from qingsuan.world import World
 
 #: seconds between two snapshots of the stream
 INTERVAL_S: Final = 1.0
@@ -66,9 +67,24 @@ def snapshot(core: SandboxCore) -> dict[str, Any]:
         "hvps_queued": hvps.queued_total, "hvps_queued_value": format_fen(hvps.queued_value_fen),
         "participants": rows,
         "last_payments": [{"id": ref, "system": rec.system, "status": rec.status,
-                           "at": format_time(rec.history[-1][0]) if rec.history else None}
+                           "at": format_time(rec.history[-1][0]) if rec.history else None,
+                           **_between(world, ref)}
                           for ref, rec in reversed(last)],
     }
+
+
+def _between(world: World, ref: str) -> dict[str, Any]:
+    """Who pays whom how much, as CNAPS saw the payment (nothing for a payment CNAPS did
+    not carry: 行内, or refused by the bank before it was sent)."""
+    cnaps = world.cnaps
+    seen: Any = cnaps.hvps.payments.get(ref)
+    for net in cnaps.net.values():
+        if seen is not None:
+            break
+        seen = net.items.get(ref)
+    if seen is None:
+        return {}
+    return {"from": seen.sender, "to": seen.receiver, "amount": format_fen(seen.amount_fen)}
 
 
 @router.get("/v1/operator/stream", tags=["operator"], responses=ERRORS,
