@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench lint venv clean fuzz fonts
+.PHONY: demo test bench lint venv clean fuzz fonts browser
 
 venv: $(STAMP)
 
@@ -46,6 +46,15 @@ fonts:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-wqy-microhei \
 	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-wqy-microhei); \
 	else echo "install a Chinese font (Debian: apt-get install fonts-wqy-microhei) for the report's labels"; fi
+
+# Debian's Chromium for the dashboard's browser test (Playwright drives it; Playwright's own
+# browsers are not downloaded)
+browser:
+	@if [ -x /usr/bin/chromium ]; then echo "chromium is installed: /usr/bin/chromium"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium \
+	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium); \
+	else echo "install Debian's chromium (apt-get install chromium) for tests/test_http_dashboard_browser.py"; fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench
