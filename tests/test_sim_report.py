@@ -120,3 +120,18 @@ def test_without_a_chinese_font_the_labels_are_english_and_the_page_says_so(
     with pytest.warns(UserWarning, match="no font for Chinese"):
         page = report.render(result.summary, result.tables)
     assert "English labels only" in page and "日内" not in page
+
+
+def test_a_run_with_payroll_days_shows_its_credits(written: tuple[Result, Path],
+                                                   tmp_path: Path) -> None:
+    result, _ = written
+    summary = {**result.summary, "payroll": {"days": [10, 25], "share_ppm": 1_000_000,
+                                             "mean_fen": 800_000, "sigma_ppm": 600_000,
+                                             "generated_items": 1_395}}
+    path = tmp_path / "report.html"
+    path.write_text(report.render(summary, result.tables), encoding="utf-8")
+    cells = {key: text for key, _, text in _parse(path).cells}
+    assert cells["payroll.generated_items"] == "1,395"
+    assert cells["payroll.mean_fen"] == "8,000.00"
+    # a run without a payroll block shows no payroll table
+    assert "payroll credits" not in report.render(result.summary, result.tables)

@@ -373,6 +373,17 @@ def _system_table(summary: dict[str, Any]) -> str:
     return "<table>" + head + "".join(rows) + "</table>"
 
 
+def _payroll_table(summary: dict[str, Any]) -> str:
+    """The payroll days' BEPS credits (in BEPS's figures above), when the file has them."""
+    if "payroll" not in summary:
+        return ""
+    days = ", ".join(str(d) for d in summary["payroll"]["days"])
+    return ("<table><tr><th>payroll credits (BEPS)</th><th>salary mean CNY</th>"
+            f"<th>days of the month</th></tr><tr>"
+            f"{_cell(summary, 'payroll.generated_items', 'int')}"
+            f"{_cell(summary, 'payroll.mean_fen')}<td>{html.escape(days)}</td></tr></table>")
+
+
 def _participant_table(summary: dict[str, Any]) -> str:
     head = ("<tr><th>participant</th><th>peak liquidity used CNY</th><th>available CNY</th>"
             "<th>used ppm</th><th>peak credit drawn CNY</th></tr>")
@@ -454,7 +465,7 @@ def render(summary: dict[str, Any], tables: dict[str, pa.Table],
         f"{summary['participants']} participants, {summary['customers']:,} customers. "
         f"Checks: {html.escape(checks)}. Amounts in CNY; exact figures in fen are in "
         "summary.json and the Parquet files beside this page.</p>"
-        f"<h2>Systems</h2>{_system_table(summary)}"
+        f"<h2>Systems</h2>{_system_table(summary)}{_payroll_table(summary)}"
         f"<h2>Participants</h2>{_participant_table(summary)}{_cost_table(summary)}"
         f"{_regime_table(summary)}"
         f"{figures}</body></html>\n")
