@@ -9,12 +9,15 @@ from qingsuan import __version__
 from qingsuan.server.http import (
     dashboard,
     errors,
+    routes_callbacks,
     routes_meta,
     routes_operator,
     routes_participant,
 )
 from qingsuan.server.http.auth import KeyRing
+from qingsuan.server.http.callbacks import Registry
 from qingsuan.server.http.core import SandboxCore
+from qingsuan.server.http.delivery import Deliverer, DeliveryParams
 from qingsuan.server.http.metrics import Metrics, MetricsMiddleware
 
 DESCRIPTION = """\
@@ -31,9 +34,13 @@ reason code when the bank or CNAPS refused a payment, an API code otherwise.
 """
 
 
-def create_app(core: SandboxCore, keys: KeyRing, *, metrics: Metrics | None = None
-               ) -> FastAPI:
-    """The API over ``core`` (which owns the world and its single writer), with ``keys``."""
+def create_app(core: SandboxCore, keys: KeyRing, *, metrics: Metrics | None = None,
+               callbacks: Registry | None = None, delivery: DeliveryParams | None = None,
+               deliver: bool = True) -> FastAPI:
+    """The API over ``core`` (which owns the world and its single writer), with ``keys``.
+    ``callbacks``: the connected participants (default: the file beside a SQLite store,
+    loopback URLs only); ``delivery``: how their deliveries are tried; ``deliver``: start
+    the thread that delivers (off: a test calls ``app.state.deliverer.step``)."""
     app = FastAPI(title="Qingsuan CNAPS sandbox", version=__version__,
                   description=DESCRIPTION, openapi_tags=[
                       {"name": "participant", "description": "as a participant's hub"},
@@ -45,10 +52,23 @@ def create_app(core: SandboxCore, keys: KeyRing, *, metrics: Metrics | None = No
     app.include_router(routes_meta.router)
     app.include_router(routes_participant.router, tags=["participant"])
     app.include_router(routes_operator.router, tags=["operator"])
+    app.include_router(routes_callbacks.router)
     app.include_router(dashboard.router)
     watch = metrics if metrics is not None else Metrics()
     app.state.metrics = watch
-    core.writer.on_batch = lambda jobs: watch.after_batch(core, jobs)
+    registry = callbacks if callbacks is not None else Registry.beside(core.store)
+    deliverer = Deliverer(core, registry, delivery)
+    app.state.callbacks, app.state.deliverer = registry, deliverer
+    core.on_close.append(deliverer.stop)
+    if deliver:
+        deliverer.start()
+
+    def after_batch(jobs: int) -> None:
+        watch.after_batch(core, jobs)
+        if registry.by_name:  # (something may be new to deliver)
+            deliverer.wake()
+
+    core.writer.on_batch = after_batch
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus() -> Response:

@@ -13,7 +13,7 @@ call raises, and so the server exits 1 and restarts from the log.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -48,6 +48,10 @@ class SandboxCore(CardCore):
         super().__init__(scenario, store, sandbox_clock, snapshot_every=snapshot_every,
                          vault=vault, key_file=key_file)
         self.clock: SandboxClock = sandbox_clock
+        #: the store's URL (files kept beside a SQLite store: the connected participants)
+        self.store = store
+        #: stopped at close, before the writer (the webhook deliveries)
+        self.on_close: list[Callable[[], None]] = []
         engine = self.engine
         try:
             self.clock.resume(max(engine.now_us, engine.ledger.last_timestamp_us))
@@ -128,6 +132,8 @@ class SandboxCore(CardCore):
         self.closing.set()
         if self.http is not None:
             self.http.stop()
+        for stop in self.on_close:
+            stop()
         self.writer.stop()
         with self.lock:
             super().close()

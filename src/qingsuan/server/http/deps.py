@@ -43,7 +43,8 @@ Who = Annotated[Principal, Depends(principal)]
 Core = Annotated[SandboxCore, Depends(core)]
 
 
-def _known(c: SandboxCore, participant: str) -> None:
+def known_participant(c: SandboxCore, participant: str) -> None:
+    """404 unless ``participant`` is one of the world's."""
     directory = c.cnaps.directory
     if participant not in directory or participant not in c.world.banks.members:
         raise ApiError(404, "unknown_participant", f"no participant {participant!r} "
@@ -58,7 +59,7 @@ async def acting_participant(participant: str, who: Who, c: Core) -> str:
     if who.name != participant:
         raise ApiError(403, "not_yours", "this key acts for its own participant only",
                        "participant")
-    _known(c, participant)
+    known_participant(c, participant)
     return participant
 
 
@@ -67,7 +68,7 @@ async def reading_participant(participant: str, who: Who, c: Core) -> str:
     if not who.operator and who.name != participant:
         raise ApiError(403, "not_yours", "this key sees its own participant only",
                        "participant")
-    _known(c, participant)
+    known_participant(c, participant)
     return participant
 
 

@@ -57,3 +57,43 @@ def inbox(world: World, participant: str, after: str | None, limit: int) -> dict
                     for at, system, ref, event, detail in found],
         "next": "-".join(f"{k}.{v}" for k, v in positions.items()),
     }
+
+
+def sources(world: World) -> list[tuple[str, list[Any]]]:
+    cnaps = world.cnaps
+    sources: list[tuple[str, list[Any]]] = [("HVPS", cnaps.hvps.notices)]
+    return sources + [(name, net.notices) for name, net in cnaps.net.items()]
+
+
+def next_for(world: World, participant: str, read: dict[str, int]
+             ) -> tuple[str, int, dict[str, Any]] | None:
+    """The earliest of ``participant``'s notices not read yet (``read``: how many of each
+    system's notices are behind it; moved past others' notices here, in place), as
+    (system, its index in that system's notices, the notice as the inbox shows it); None
+    when there is none. The index is a notice's stable name: the notices are rebuilt the
+    same from the log."""
+    mine = {participant, world.cnaps.directory.settling(participant)}
+    best: tuple[int, str, int, Any] | None = None
+    for system, notices in sources(world):
+        index = min(read.get(system, 0), len(notices))
+        while index < len(notices):
+            n = notices[index]
+            who = n.participant if system == "HVPS" else n[1]
+            if who in mine:
+                break
+            index += 1
+        read[system] = index  # (others' notices are never this participant's)
+        if index < len(notices):
+            at = notices[index].at_us if system == "HVPS" else notices[index][0]
+            if best is None or at < best[0]:
+                best = (at, system, index, notices[index])
+    if best is None:
+        return None
+    at, system, index, n = best
+    ref, event, detail = (n.ref, n.event, n.detail) if system == "HVPS" else n[2:]
+    prefix = f"{participant}/"
+    doc: dict[str, Any] = {
+        "at": format_time(at), "system": system, "event": event,
+        "payment_id": ref.removeprefix(prefix) if ref.startswith(prefix) else None,
+        "ref": ref or None, "detail": detail or None}
+    return system, index, doc
