@@ -53,6 +53,8 @@ class Receiver:
     got: list[Received] = field(default_factory=list)
     script: dict[str, list[str]] = field(default_factory=dict)
     release: threading.Event = field(default_factory=threading.Event)
+    #: set at each POST
+    arrived: threading.Event = field(default_factory=threading.Event)
 
     def on(self, path: str) -> list[Received]:
         return [r for r in self.got if r.path == path]
@@ -66,6 +68,7 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             hub.got.append(Received(self.path, dict(self.headers), body))
+            hub.arrived.set()
             steps = hub.script.get(self.path, [])
             how = steps.pop(0) if steps else "ok"
             if how == "never":  # holds the request past the sandbox's timeout
@@ -317,3 +320,20 @@ def test_callback_urls_are_checked_and_loopback_only(
     assert receiver.on("/CCB") == []
     assert api.client.delete("/v1/participants/CCB/callback",
                              headers=api.h("CCB")).json()["reason"] == "not_connected"
+
+
+def test_the_delivery_thread_delivers_by_itself(receiver: Receiver) -> None:
+    """As `qingsuan serve` runs it: nobody steps the deliveries."""
+    from fastapi.testclient import TestClient
+
+    ring, keys = KeyRing.for_world(NAMES)
+    core = SandboxCore(SANDBOX, f"memory://{uuid.uuid4().hex}", SandboxClock("virtual", START))
+    try:
+        app = create_app(core, ring, delivery=PARAMS)  # (the thread starts)
+        api = Api(TestClient(app, raise_server_exceptions=False), core, keys)
+        connect(api, "CCB", f"{receiver.url}/CCB")
+        pay_ccb(api, "T1")
+        assert receiver.arrived.wait(30), "no delivery within 30 s"
+        assert receiver.got[0].doc["payment"]["ref"] == "ICBC/API/T1"
+    finally:
+        core.close()  # (stops the thread)

@@ -157,6 +157,13 @@ class Registry:
                 reg.failures = [*reg.failures, failure][-MAX_FAILURES:]
             self.save()
 
+    def skip(self, participant: str, reg: Registration, read: dict[str, int]) -> None:
+        """Move the cursor past notices that are not the participant's (not saved: losing
+        it costs a scan, not a message)."""
+        with self.lock:
+            if self.by_name.get(participant) is reg:
+                reg.read = dict(read)
+
     def save(self) -> None:
         """Write the file whole (0600), synced, then renamed over the old one."""
         if self.path is None:

@@ -146,7 +146,8 @@ class Deliverer:
         with self.core.lock:
             world = self.core.world
             found = next_for(world, name, read)
-            if found is None:
+            if found is None:  # (past others' notices: not scanned again at each look)
+                self.registry.skip(name, reg, read)
                 return None
             system, index, notice = found
             read[system] = index + 1
@@ -167,6 +168,10 @@ class Deliverer:
                    MESSAGE_ID_HEADER: message.message_id,
                    ATTEMPT_HEADER: str(message.attempts),
                    SIGNATURE_HEADER: sign(reg.secret, message.body)}
+        late = f"no answer within {self.params.timeout_s:g} s"
+        # (httpx's timeout bounds each read: a receiver trickling its answer byte by byte
+        # is bounded here, as a whole)
+        deadline = time.monotonic() + self.params.timeout_s
         try:
             with self.client.stream("POST", reg.url, content=message.body, headers=headers,
                                     timeout=self.params.timeout_s) as answer:
@@ -176,8 +181,10 @@ class Deliverer:
                     raw += chunk
                     if len(raw) > MAX_ANSWER:
                         break
+                    if time.monotonic() > deadline:
+                        return late
         except httpx.TimeoutException:
-            return f"no answer within {self.params.timeout_s:g} s"
+            return late
         except httpx.HTTPError as exc:
             return f"{type(exc).__name__}: {exc}"[:300]
         if not 200 <= status < 300:
