@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_http_api import CCB1, NAMES, SANDBOX, START, Api, order
 
 from qingsuan.server.http import KeyRing, SandboxClock, SandboxCore, create_app
@@ -337,3 +339,32 @@ def test_the_delivery_thread_delivers_by_itself(receiver: Receiver) -> None:
         assert receiver.got[0].doc["payment"]["ref"] == "ICBC/API/T1"
     finally:
         core.close()  # (stops the thread)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20)
+    | st.floats(allow_nan=False, allow_infinity=False),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=3),
+    max_leaves=8)
+URLS = st.builds(lambda a, b, c: a + b + c,
+                 st.sampled_from(["", "http://", "https://", "ftp://", "http://127.0.0.1",
+                                  "http://[", "http://localhost:"]),
+                 st.text(max_size=30), st.sampled_from(["", "/", ":99999", "@x"]))
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.one_of(URLS, JSON_VALUES), st.booleans())
+def test_random_callback_registrations_never_5xx(sandbox: tuple[Api, Deliverer], url: Any,
+                                                 wrapped: bool) -> None:
+    api, _ = sandbox  # (the deliveries are not stepped: nothing is POSTed anywhere)
+    body = {"url": url} if wrapped else url
+    answer = api.client.put("/v1/participants/ICBC/callback", headers=api.h("ICBC"),
+                            json=body)
+    assert answer.status_code in (200, 400, 422), answer.text
+    if answer.status_code != 200:
+        assert answer.json()["reason"] and answer.json()["message"]
+    else:
+        host = answer.json()["url"].split("//", 1)[1]
+        assert host.startswith(("127.", "localhost", "[::1]")), answer.json()
