@@ -213,6 +213,9 @@ def test_a_bank_that_answers_wrongly_is_retried_with_the_same_id_then_given_up(
     # the next message goes (T2), and the given-up one is not sent again
     assert deliverer.step(30) == 1
     assert receiver.got[3].doc["payment"]["ref"] == "ICBC/API/T2"
+    metrics = api.client.get("/metrics").text
+    for outcome, count in (("failed", 2), ("given_up", 1), ("delivered", 1)):
+        assert f'qingsuan_callback_attempts_total{{outcome="{outcome}"}} {count}.0' in metrics
     drain(deliverer, 10_000)
     assert len(receiver.got) == 4
 

@@ -57,7 +57,7 @@ def create_app(core: SandboxCore, keys: KeyRing, *, metrics: Metrics | None = No
     watch = metrics if metrics is not None else Metrics()
     app.state.metrics = watch
     registry = callbacks if callbacks is not None else Registry.beside(core.store)
-    deliverer = Deliverer(core, registry, delivery)
+    deliverer = Deliverer(core, registry, delivery, observe=watch.callback_attempt)
     app.state.callbacks, app.state.deliverer = registry, deliverer
     core.on_close.append(deliverer.stop)
     if deliver:

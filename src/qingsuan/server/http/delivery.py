@@ -23,6 +23,7 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -88,8 +89,11 @@ class Pending:
 class Deliverer:
     def __init__(self, core: SandboxCore, registry: Registry,
                  params: DeliveryParams | None = None,
-                 client: httpx.Client | None = None) -> None:
+                 client: httpx.Client | None = None,
+                 observe: Callable[[str], None] | None = None) -> None:
+        """``observe``: told each attempt's outcome (delivered, failed, given_up)."""
         self.core = core
+        self.observe = observe
         self.registry = registry
         self.params = params or DeliveryParams()
         self.client = client or httpx.Client(follow_redirects=False)
@@ -124,6 +128,9 @@ class Deliverer:
                 continue
             message.attempts += 1
             error = self._post(reg, message)
+            if self.observe is not None:
+                self.observe("delivered" if error is None else "given_up"
+                             if message.attempts >= self.params.max_attempts else "failed")
             if error is None:
                 self.registry.advance(name, reg, message.read_after)
                 self.pending.pop(name)

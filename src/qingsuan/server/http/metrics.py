@@ -47,6 +47,9 @@ class Metrics:
                            registry=r)
         self.up = Gauge("qingsuan_engine_up", "1 while the engine takes commands", registry=r)
         self.up.set(1)
+        self.callbacks = Counter("qingsuan_callback_attempts", "webhook delivery attempts, "
+                                 "by outcome (delivered, failed: retried, given_up)",
+                                 ["outcome"], registry=r)
 
     def after_batch(self, core: SandboxCore, jobs: int) -> None:
         """On the writer's thread, after a batch (ints read without the lock: a gauge may
@@ -59,6 +62,9 @@ class Metrics:
         self.hvps_queued_value.set(hvps.queued_value_fen)
         self.clock.set(core.clock.now_us() / 1e6)
         self.up.set(0 if core.failure is not None else 1)
+
+    def callback_attempt(self, outcome: str) -> None:
+        self.callbacks.labels(outcome).inc()
 
     def response(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
