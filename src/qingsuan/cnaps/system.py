@@ -188,7 +188,9 @@ class Cnaps:
             raise_closed = np.zeros(n, np.int8)
             return BatchOutcome(raise_closed, np.zeros(0, np.int64), np.full(n, -1, np.int64),
                                 np.zeros(len(names), np.int64))
-        avail = np.array([hvps.available_fen(x) for x in names], np.int64)
+        # what each can pay: its free balance plus unused pledge credit (available_fen)
+        free = np.array([hvps.free_fen(x) for x in names], np.int64)
+        avail = free + np.array([hvps.credit[x].unused_fen for x in names], np.int64)
         outcome = run_rtgs(avail, sender, receiver, amount, priority,
                            bypass_fifo=bool(self.engine.params["hvps.bypass_fifo"])
                            if self.engine else False, start_queued=waiting)
@@ -196,7 +198,6 @@ class Cnaps:
         # Pledge credit counts in what a participant can pay (available_fen): a payer that
         # needs it draws it before the settlements post, and incoming funds repay it after,
         # as for a payment that comes alone.
-        free = np.array([hvps.free_fen(x) for x in names], np.int64)
         need = credit_needed(free, sender, receiver, amount, outcome.settle_order)
         for k in np.flatnonzero(need).tolist():
             hvps.draw_credit(names[k], int(need[k]))
