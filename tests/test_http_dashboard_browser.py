@@ -97,6 +97,11 @@ def test_dashboard_shows_the_world_and_a_transfer_live(served: Served, page: Any
                        {"id": "LOAN-1", "creditor_bank": "ABC", "amount": "150000000.00",
                         "priority": "urgent"})
     assert lent.status_code == 201 and lent.json()["status"] == "queued", lent.text
+    # and 1.00 at the normal priority, behind it (HVPS keeps the more urgent first)
+    lent = served.post("/v1/participants/CCB/institution-transfers", "CCB",
+                       {"id": "LOAN-2", "creditor_bank": "BOC", "amount": "1.00",
+                        "priority": "normal"})
+    assert lent.status_code == 201 and lent.json()["status"] == "queued", lent.text
 
     page.goto(f"{served.url}/dashboard#key={served.keys['operator']}")
     expect(page.locator("#now")).to_have_text("2026-11-26 10:00:00")
@@ -109,10 +114,10 @@ def test_dashboard_shows_the_world_and_a_transfer_live(served: Served, page: Any
     expect(icbc.locator("td.balance")).to_have_text("100,000,000.00")
     expect(ccb.locator("td.balance")).to_have_text("100,000,000.00")
     # the HVPS queue per priority: CCB's urgent loan waits
-    expect(ccb.locator("td.queue")).to_contain_text("urgent 1")
+    expect(ccb.locator("td.queue")).to_have_text("urgent 1, normal 1")
     expect(icbc.locator("td.queue")).to_have_text("-")
-    expect(page.locator("#queued")).to_have_text("1")
-    expect(page.locator("#queuedv")).to_contain_text("150,000,000.00")
+    expect(page.locator("#queued")).to_have_text("2")
+    expect(page.locator("#queuedv")).to_contain_text("150,000,001.00")
     # BEPS net positions against the caps: ICBC owes what it sent, CCB is owed it
     expect(icbc.locator("td.beps")).to_contain_text("-1,234.50")
     expect(icbc.locator("td.beps")).to_contain_text("10,000,000.00")

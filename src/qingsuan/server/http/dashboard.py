@@ -47,8 +47,10 @@ def snapshot(core: SandboxCore) -> dict[str, Any]:
     for name in banks.members:
         if cnaps.directory.settling(name) != name:
             continue
-        levels = {Priority(p.priority).name.lower(): 0 for p in hvps.queued(name)}
-        for pay in hvps.queued(name):
+        queued = hvps.queued(name)
+        # most urgent first (correction, extra_urgent, ..., normal)
+        levels = {Priority(p).name.lower(): 0 for p in sorted({q.priority for q in queued})}
+        for pay in queued:
             levels[Priority(pay.priority).name.lower()] += 1
         rows.append({
             "name": name,

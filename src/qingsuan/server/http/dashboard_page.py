@@ -30,6 +30,8 @@ PAGE = r"""<!doctype html>
   th { font-weight: 600; color: #44506a; background: #fafbfc; vertical-align: bottom; }
   th .zh { display: block; margin: 0; font-size: .85em; }
   th:first-child, td:first-child, td.text, th.text { text-align: left; }
+  td.queue { white-space: normal; min-width: 9em; }
+  .scroll { overflow-x: auto; }  /* a wide table scrolls in its box, not the page */
   .neg { color: #b00020; }
   .cap { color: #7a8398; }
   .meter { display: block; height: 4px; background: #eceef2; border-radius: 2px;
@@ -59,22 +61,22 @@ PAGE = r"""<!doctype html>
     <b id="rate">-</b><span class="sub" id="entries"></span></div>
 </div>
 <h2>Participants <span class="zh">参与者 · 金额单位：元 (CNY)</span></h2>
-<table id="participants"><thead><tr>
+<div class="scroll"><table id="participants"><thead><tr>
   <th>participant<span class="zh">参与者</span></th>
   <th>settlement balance<span class="zh">清算账户余额</span></th>
   <th class="text">HVPS queue by priority<span class="zh">大额排队 (按优先级)</span></th>
   <th>BEPS position / cap<span class="zh">小额净额 / 上限</span></th>
   <th>IBPS position / cap<span class="zh">网银净额 / 上限</span></th>
   <th>gridlock settled<span class="zh">死锁化解</span></th>
-</tr></thead><tbody></tbody></table>
+</tr></thead><tbody></tbody></table></div>
 <h2>Last payments <span class="zh">最近支付</span></h2>
-<table id="payments"><thead><tr>
+<div class="scroll"><table id="payments"><thead><tr>
   <th>payment<span class="zh">支付</span></th>
   <th class="text">system<span class="zh">系统</span></th>
   <th class="text">from → to<span class="zh">付款行 → 收款行</span></th>
   <th>amount<span class="zh">金额 (元)</span></th>
   <th class="text">status<span class="zh">状态</span></th><th>at<span class="zh">时间</span></th>
-</tr></thead><tbody></tbody></table>
+</tr></thead><tbody></tbody></table></div>
 <script>
 "use strict";
 const $ = (id) => document.getElementById(id);
@@ -87,6 +89,8 @@ function yuan(text) {
   const [whole, fen] = text.replace("-", "").split(".");
   return sign + whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",") + "." + (fen || "00");
 }
+// a count (an integer) grouped by thousands
+const count = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 function cell(text, cls) {
   const td = document.createElement("td");
   td.textContent = text;
@@ -138,10 +142,10 @@ function show(doc) {
   $("phase").textContent = PHASES[doc.clock.hvps_phase] || doc.clock.hvps_phase;
   $("day").textContent = doc.clock.business_date
     ? "business day 工作日 " + doc.clock.business_date : "no business day";
-  $("queued").textContent = doc.hvps_queued;
+  $("queued").textContent = count(doc.hvps_queued);
   $("queuedv").textContent = yuan(doc.hvps_queued_value) + " 元";
-  $("rate").textContent = doc.entries_per_s + " entries/s";
-  $("entries").textContent = doc.log_entries + " log entries 日志条目";
+  $("rate").textContent = count(doc.entries_per_s) + " entries/s";
+  $("entries").textContent = count(doc.log_entries) + " log entries 日志条目";
   rows("participants", doc.participants, (p) => [
     cell(p.name), cell(yuan(p.balance), "balance"),
     cell(Object.entries(p.queued).map(([k, v]) => k + " " + v).join(", ") || "-",
