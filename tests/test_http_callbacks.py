@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from test_http_api import CCB1, NAMES, SANDBOX, START, Api, order
 
 from qingsuan.server.http import KeyRing, SandboxClock, SandboxCore, create_app
-from qingsuan.server.http.callbacks import Registry
+from qingsuan.server.http.callbacks import Registry, verify
 from qingsuan.server.http.delivery import Deliverer, DeliveryParams
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -166,6 +166,9 @@ def test_a_connected_bank_receives_its_incoming_payment_signed(
     # signed with CCB's secret, not another's
     other = hmac.new(secrets["ICBC"].encode(), incoming.body, hashlib.sha256).hexdigest()
     assert incoming.headers["Qingsuan-Signature"] != f"sha256={other}"
+    signature = incoming.headers["Qingsuan-Signature"]
+    assert verify(secrets["CCB"], incoming.body, signature)
+    assert not verify(secrets["CCB"], incoming.body.replace(b"1234.50", b"9234.50"), signature)
 
     (sent,) = receiver.on("/ICBC")
     assert sent.doc["type"] == "notice" and sent.doc["notice"]["event"] == "netted"

@@ -45,6 +45,12 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
+def verify(secret: str, body: bytes, signature: str) -> bool:
+    """What a receiver does with a delivery before trusting it: is ``signature`` (the
+    header) the body's, with its secret? (compared in constant time)"""
+    return hmac.compare_digest(sign(secret, body), signature)
+
+
 def check_url(url: str, *, allow_remote: bool = False) -> str:
     """The callback URL, or 422: http(s), no user:password, and a loopback host unless
     ``allow_remote`` (a sandbox must not be made to POST to other machines)."""
