@@ -9,7 +9,10 @@ from qingsuan import __version__
 from qingsuan.server.http import (
     dashboard,
     errors,
+    routes_app,
+    routes_batch,
     routes_callbacks,
+    routes_confirm,
     routes_meta,
     routes_operator,
     routes_participant,
@@ -53,6 +56,9 @@ def create_app(core: SandboxCore, keys: KeyRing, *, metrics: Metrics | None = No
     app.include_router(routes_participant.router, tags=["participant"])
     app.include_router(routes_operator.router, tags=["operator"])
     app.include_router(routes_callbacks.router)
+    app.include_router(routes_batch.router, tags=["participant"])
+    app.include_router(routes_confirm.router, tags=["participant"])
+    app.include_router(routes_app.router)
     app.include_router(dashboard.router)
     watch = metrics if metrics is not None else Metrics()
     app.state.metrics = watch
