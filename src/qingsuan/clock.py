@@ -184,10 +184,7 @@ def to_beijing_naive(at_us: int) -> datetime:
 
 def from_datetime(value: datetime) -> int:
     """Datetime -> microseconds since the epoch; a naive datetime is Beijing time."""
-    if value.tzinfo is None:
-        delta = value - _EPOCH_BEIJING_NAIVE
-    else:
-        delta = value - _EPOCH_UTC
+    delta = value - (_EPOCH_BEIJING_NAIVE if value.tzinfo is None else _EPOCH_UTC)
     return (delta.days * US_PER_DAY) + delta.seconds * US_PER_SECOND + delta.microseconds
 
 
