@@ -38,7 +38,13 @@ PARTICIPANT_ROUTES: list[tuple[str, str, str]] = [
     ("PUT", f"{P}/callback", "callback"),
     ("GET", f"{P}/callback", ""),
     ("DELETE", f"{P}/callback", "disconnect"),
+    ("POST", f"{P}/transfer-batches", "batch"),
+    ("GET", f"{P}/transfer-batches/{{batch_id}}", ""),
+    ("GET", f"{P}/transfer-batches/{{batch_id}}/items", ""),
 ]
+#: a CSV batch of ICBC's customer paying CCB's (routes_batch.py)
+BATCH_CSV = ("debtor_account,creditor_bank,creditor_account,creditor_name,amount\n"
+             "9222020000000010017,CCB,9217000000000010011,Holder CCB 1,1.00\n")
 HOOK = {"url": "http://127.0.0.1:9/hook"}  # (never called: no delivery is stepped here)
 OPERATOR_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/v1/operator/clock", None),
@@ -56,6 +62,17 @@ OPERATOR_ROUTES: list[tuple[str, str, Any]] = [
 #: routes whose answer is the same for every key (or needs none): nobody's data
 PUBLIC_ROUTES = {("GET", "/v1/health"), ("GET", "/v1/me"), ("GET", "/v1/participants"),
                  ("GET", "/metrics"), ("GET", "/dashboard")}  # (the page holds no data)
+#: the consumer app's routes (routes_app.py): they take a user's app key, never a
+#: participant's (test below); that a user sees only their own cards, codes, vouchers and
+#: statements is tested user against user in test_http_app_api.py
+APP_ROUTES: list[tuple[str, str]] = [
+    ("GET", "/v1/app/me"), ("GET", "/v1/app/cards"), ("POST", "/v1/app/cards"),
+    ("POST", "/v1/app/codes"), ("GET", "/v1/app/codes/{code_id}"),
+    ("GET", "/v1/app/codes/{code_id}/qr.png"), ("GET", "/v1/app/codes/{code_id}/qr.svg"),
+    ("POST", "/v1/app/payments"), ("GET", "/v1/app/vouchers"), ("POST", "/v1/app/vouchers"),
+    ("GET", "/v1/app/statements"), ("POST", "/v1/app/repayments")]
+#: logging in (a phone and its key) and the app's page (it holds no data)
+APP_PUBLIC = {("POST", "/v1/app/login"), ("GET", "/app")}
 
 
 @pytest.fixture
@@ -71,6 +88,10 @@ def world() -> Iterator[Api]:
             id="C1", debtor_account=CCB1, creditor={"bank": "ICBC", "account":
                                                     "9222020000000010025",
                                                     "name": "Holder ICBC 2"})).status_code == 201
+        batch = api.post("/v1/participants/ICBC/transfer-batches", content=BATCH_CSV,
+                         headers={"content-type": "text/csv"})
+        assert batch.status_code == 201, batch.text
+        api.batch_id = batch.json()["id"]  # type: ignore[attr-defined]
         assert api.clock(at="2026-11-26T20:00").status_code == 200
         yield api
     finally:
@@ -80,7 +101,7 @@ def world() -> Iterator[Api]:
 def _call(api: Api, who: str, method: str, template: str, body: str, participant: str,
           msg_id: str = "API", tx_id: str = "T1") -> Any:
     path = template.format(participant=participant, msg_id=msg_id, tx_id=tx_id,
-                           date="2026-11-26")
+                           date="2026-11-26", batch_id=getattr(api, "batch_id", "B1"))
     if body == "xml":
         return api.post(path, who, content=pacs008("OTHERM", "OTHERT"),
                         headers={"content-type": "application/xml"})
@@ -95,6 +116,8 @@ def _call(api: Api, who: str, method: str, template: str, body: str, participant
         return api.get(path, who, params={"bank": "ICBC", "account": "9222020000000010017"})
     if body == "consent":
         return api.post(path, who, json={"account": "9222020000000010017", "asker": "ABC"})
+    if body == "batch":
+        return api.post(path, who, content=BATCH_CSV, headers={"content-type": "text/csv"})
     if body == "callback":
         return api.client.put(path, headers=api.h(who), json=HOOK)
     if body == "disconnect":
@@ -143,6 +166,14 @@ def test_own_key_on_own_path_sees_only_its_own(world: Api, method: str, template
         return
     if body == "xml":  # CCB's hub sends a message in its own name: ICBC's agent refused
         assert answer.status_code == 200 and b"RC01" in answer.content
+        return
+    if body == "batch":  # CCB's batch pays from an ICBC account: refused, nothing booked
+        assert answer.status_code == 422 and answer.json()["reason"] == "unknown_account"
+        assert answer.json()["line"] == 2
+        return
+    if "transfer-batches/" in template:  # ICBC's batch id on CCB's own path: not found
+        assert answer.status_code == 404 and answer.json()["reason"] == "unknown_batch"
+        assert "Holder" not in answer.text
         return
     if body == "json":  # CCB's hub pays from an ICBC account: not its customer
         assert answer.status_code == 422 and answer.json()["reason"] == "unknown_account"
@@ -197,7 +228,7 @@ def test_operator_reads_but_never_acts_for_a_participant(world: Api) -> None:
 
 def test_every_route_has_an_isolation_test(world: Api) -> None:
     tested = {(m, p) for m, p, _ in PARTICIPANT_ROUTES} | \
-        {(m, p) for m, p, _ in OPERATOR_ROUTES} | PUBLIC_ROUTES
+        {(m, p) for m, p, _ in OPERATOR_ROUTES} | PUBLIC_ROUTES | set(APP_ROUTES) | APP_PUBLIC
     # (the OpenAPI's paths: FastAPI 0.165 keeps an included router's routes inside it, so
     # app.routes no longer lists them)
     paths = world.client.get("/openapi.json").json()["paths"]
@@ -260,3 +291,16 @@ def test_a_key_of_a_participant_this_world_lacks_sees_nothing() -> None:
                 "unknown_participant"
     finally:
         core.close()
+
+
+@pytest.mark.parametrize(("method", "path"), APP_ROUTES)
+def test_app_routes_take_no_participants_or_operators_key(world: Api, method: str,
+                                                         path: str) -> None:
+    seq = world.core.engine.applied_seq
+    body = {"card_id": "x", "card": "x", "from_card": "x", "amount": "1.00",
+            "campaign": "x", "name": "x", "terminal": "POS00001"}
+    for who in [*NAMES, OPERATOR]:
+        answer = world.client.request(method, path.format(code_id="C1"), headers=world.h(who),
+                                      json=body if method == "POST" else None)
+        assert answer.status_code == 401 and answer.json()["reason"] == "bad_key", answer.text
+    assert world.core.engine.applied_seq == seq
