@@ -1,0 +1,356 @@
+"""The app's one phone-sized page (``/app``): HTML, CSS and script inline (no files to ship
+with the package). It logs in with the user's phone and app key, then reads and acts
+through ``/v1/app`` with ``fetch`` (the key travels in the Authorization header, never in
+a URL); amounts arrive as strings of yuan and are only regrouped, never computed."""
+
+PAGE = r"""<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<title>Qingsuan Pay 清算付</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+  * { box-sizing: border-box; }
+  body { font: 15px/1.4 system-ui, "WenQuanYi Micro Hei", "Noto Sans CJK SC", sans-serif;
+         margin: 0; color: #1d2430; background: #eef1f5; }
+  main { max-width: 480px; margin: 0 auto; padding: 0 12px 24px; }
+  header { background: #c8102e; color: #fff; padding: 14px 16px 16px; }
+  header h1 { font-size: 18px; margin: 0; font-weight: 600; }
+  header .who { font-size: 13px; opacity: .9; margin-top: 2px; }
+  header .wallet { font-size: 13px; margin-top: 6px; }
+  header .wallet b { font-size: 20px; font-variant-numeric: tabular-nums; }
+  section { background: #fff; border-radius: 10px; margin-top: 12px; padding: 12px 14px;
+            box-shadow: 0 1px 2px rgba(0,0,0,.06); }
+  h2 { font-size: 15px; margin: 0 0 8px; font-weight: 600; display: flex;
+       justify-content: space-between; align-items: center; }
+  .zh { color: #6b7488; font-weight: normal; margin-left: 4px; }
+  label { display: block; font-size: 13px; color: #5a6478; margin: 8px 0 2px; }
+  input, select { width: 100%; font: inherit; padding: 8px 10px; border: 1px solid #cfd5df;
+                  border-radius: 6px; background: #fff; }
+  button { font: inherit; border: 0; border-radius: 6px; padding: 9px 14px;
+           background: #c8102e; color: #fff; cursor: pointer; }
+  button.small { padding: 4px 10px; font-size: 13px; background: #eef1f5; color: #1d2430; }
+  button.wide { width: 100%; margin-top: 10px; }
+  button:disabled { opacity: .5; }
+  .row { display: flex; justify-content: space-between; align-items: baseline; gap: 8px; }
+  .bank { padding: 10px 12px; border-radius: 8px; margin-top: 8px; color: #fff;
+          background: linear-gradient(135deg, #3b5b92, #23395d); }
+  .bank.credit { background: linear-gradient(135deg, #8a5a14, #5b3a0b); }
+  .bank .pan { font-family: ui-monospace, "DejaVu Sans Mono", monospace; letter-spacing: 1px;
+               font-size: 15px; margin-top: 4px; }
+  .bank .bal { font-size: 19px; font-variant-numeric: tabular-nums; font-weight: 600; }
+  .bank .small { font-size: 12px; opacity: .85; }
+  .money { font-variant-numeric: tabular-nums; white-space: nowrap; }
+  #qrbox { text-align: center; }
+  #qr { width: 200px; height: 200px; image-rendering: pixelated; display: block;
+        margin: 8px auto 4px; }
+  #codeDigits { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 16px;
+                letter-spacing: 1px; }
+  #countdown { color: #5a6478; font-size: 13px; }
+  #countdown.over { color: #b00020; }
+  .voucher { border: 1px dashed #e3a008; background: #fffaeb; border-radius: 8px;
+             padding: 8px 10px; margin-top: 8px; }
+  .voucher b { color: #c8102e; font-size: 17px; }
+  .muted { color: #7a8398; font-size: 13px; }
+  .ok { color: #1a7f37; font-size: 14px; margin-top: 6px; }
+  .err { color: #b00020; font-size: 14px; margin-top: 6px; }
+  .hidden { display: none; }
+</style>
+</head>
+<body>
+<header>
+  <h1>Qingsuan Pay <span class="zh" style="color:#fde2e6">清算付</span></h1>
+  <div class="who" id="who">Log in 登录</div>
+  <div class="wallet hidden" id="walletLine">Wallet 钱包余额 <b id="wallet" class="money"></b>
+    <span class="muted" style="color:#fde2e6" id="now"></span></div>
+</header>
+<main>
+<section id="login">
+  <h2>Log in <span class="zh">登录</span></h2>
+  <form id="loginForm">
+    <label for="phone">Phone 手机号</label>
+    <input id="phone" inputmode="numeric" autocomplete="username" placeholder="13800000001">
+    <label for="key">App key 密钥</label>
+    <input id="key" type="password" autocomplete="current-password">
+    <button class="wide" type="submit">Log in 登录</button>
+    <div id="loginMsg" class="err"></div>
+  </form>
+</section>
+
+<div id="app" class="hidden">
+<section id="cardsBox">
+  <h2><span>Cards <span class="zh">我的银行卡</span></span>
+      <button class="small" id="refresh" type="button">Refresh 刷新</button></h2>
+  <div class="muted" id="cardsNote">Balances asked of each bank now 实时查询</div>
+  <div id="cards"></div>
+  <details id="bindBox"><summary class="muted">Bind a card 绑卡</summary>
+    <form id="bindForm">
+      <label for="bindPan">Card number 卡号</label>
+      <input id="bindPan" inputmode="numeric" autocomplete="off">
+      <label for="bindName">Cardholder 持卡人姓名</label>
+      <input id="bindName" autocomplete="off">
+      <button class="wide" type="submit">Bind 绑定</button>
+      <div id="bindMsg"></div>
+    </form>
+  </details>
+</section>
+
+<section id="codeBox">
+  <h2>Payment code <span class="zh">付款码</span></h2>
+  <label for="codeCard">Pay with 付款卡</label>
+  <select id="codeCard" class="cardPick"></select>
+  <button class="wide" id="showCode" type="button">Show payment code 出示付款码</button>
+  <div id="qrbox" class="hidden">
+    <img id="qr" alt="payment code QR 付款码">
+    <div id="codeDigits"></div>
+    <div id="countdown"></div>
+  </div>
+  <div id="codeMsg"></div>
+</section>
+
+<section id="payBox">
+  <h2>Scan to pay <span class="zh">扫一扫付款</span></h2>
+  <form id="payForm">
+    <label for="merchant">Merchant's code 收款码</label>
+    <input id="merchant" placeholder="qingsuan://merchant?... or POS00001" autocomplete="off">
+    <label for="amount">Amount 金额 (¥)</label>
+    <input id="amount" inputmode="decimal" placeholder="0.00" autocomplete="off">
+    <label for="payCard">Card 付款卡</label>
+    <select id="payCard" class="cardPick"></select>
+    <label for="payVoucher">Voucher 消费券</label>
+    <select id="payVoucher"><option value="">none 不使用</option></select>
+    <button class="wide" type="submit">Pay 付款</button>
+    <div id="payMsg"></div>
+  </form>
+</section>
+
+<section id="vouchersBox">
+  <h2>Vouchers <span class="zh">消费券</span></h2>
+  <div id="campaigns"></div>
+  <div id="myVouchers"></div>
+  <div id="voucherMsg"></div>
+</section>
+
+<section id="repayBox">
+  <h2>Credit card repayment <span class="zh">信用卡还款</span></h2>
+  <div id="statements"></div>
+  <form id="repayForm">
+    <label for="repayCard">Repay card 还款卡</label>
+    <select id="repayCard"></select>
+    <label for="repayFrom">From 付款卡</label>
+    <select id="repayFrom"></select>
+    <label for="repayAmount">Amount 金额 (¥)</label>
+    <input id="repayAmount" inputmode="decimal" placeholder="0.00" autocomplete="off">
+    <button class="wide" type="submit">Repay 还款</button>
+    <div id="repayMsg"></div>
+  </form>
+</section>
+<p class="muted" style="text-align:center"><button class="small" id="logout"
+  type="button">Log out 退出</button></p>
+</div>
+</main>
+<script>
+"use strict";
+let KEY = null, CARDS = [], timer = null, codeUrl = null;
+const $ = (id) => document.getElementById(id);
+
+// "1234567.50" -> "1,234,567.50": the amount's digits regrouped, never a float
+function yuan(text) {
+  if (text === null || text === undefined) return "-";
+  const neg = text.startsWith("-"), body = neg ? text.slice(1) : text;
+  const [whole, frac] = body.split(".");
+  const grouped = whole.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+  return (neg ? "-" : "") + "¥" + grouped + "." + ((frac || "") + "00").slice(0, 2);
+}
+// the first 6 and last 4 digits only, whatever the number's length
+function masked(m) { return m.slice(0, 4) + " " + m.slice(4, 6) + "** **** " + m.slice(-4); }
+function esc(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;",
+    '"': "&quot;", "'": "&#39;"}[c]));
+}
+function say(id, text, ok) { const el = $(id); el.className = ok ? "ok" : "err";
+  el.textContent = text; }
+
+async function call(method, path, body) {
+  const opts = {method, headers: {"Authorization": "Bearer " + KEY}};
+  if (body !== undefined) { opts.headers["Content-Type"] = "application/json";
+    opts.body = JSON.stringify(body); }
+  const res = await fetch("/v1/app" + path, opts);
+  const doc = await res.json();
+  if (!res.ok) { const e = new Error(doc.message || res.statusText);
+    e.reason = doc.reason; e.field = doc.field; e.status = res.status; throw e; }
+  return doc;
+}
+function why(e) { return (e.reason ? e.reason + ": " : "") + e.message; }
+
+$("loginForm").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const phone = $("phone").value.trim(), key = $("key").value;
+  const res = await fetch("/v1/app/login", {method: "POST",
+    headers: {"Content-Type": "application/json"}, body: JSON.stringify({phone, key})});
+  const doc = await res.json();
+  if (!res.ok) { say("loginMsg", doc.message + " (" + res.status + ")"); return; }
+  KEY = key; $("key").value = "";
+  $("login").classList.add("hidden"); $("app").classList.remove("hidden");
+  showMe(doc);
+  await Promise.all([loadCards(), loadVouchers(), loadStatements()]);
+});
+$("logout").addEventListener("click", () => location.reload());
+
+function showMe(doc) {
+  $("who").textContent = doc.name + " · " + doc.phone.slice(0, 3) + "****" +
+    doc.phone.slice(-4) + " · " + doc.institution;
+  $("wallet").textContent = yuan(doc.wallet);
+  $("walletLine").classList.remove("hidden");
+}
+
+async function loadCards() {
+  try {
+    const doc = await call("GET", "/cards");
+    CARDS = doc.cards;
+    $("cards").innerHTML = CARDS.length ? CARDS.map((c) => `
+      <div class="bank ${c.kind === "credit" ? "credit" : ""}" data-card="${esc(c.card_id)}">
+        <div class="row"><span>${esc(c.issuer)} · ${c.kind === "credit" ?
+          "Credit 信用卡" : "Debit 借记卡"}</span>
+          <span class="bal money">${c.response_code === "00" ? yuan(c.balance) :
+            esc(c.message || "no answer")}</span></div>
+        <div class="pan">${esc(masked(c.card))}</div>
+        <div class="small">${c.kind === "credit" ? "Balance 余额 (owed shows in repayment)" :
+          "Balance 余额"}</div>
+      </div>`).join("") : '<p class="muted">No card bound yet 尚未绑卡</p>';
+    const opts = (pick) => CARDS.filter(pick).map((c) =>
+      `<option value="${esc(c.card_id)}">${esc(c.issuer)} ${esc(c.card.slice(-4))}</option>`)
+      .join("");
+    for (const el of document.querySelectorAll(".cardPick")) el.innerHTML = opts(() => true);
+    $("repayFrom").innerHTML = opts((c) => c.kind !== "credit");
+    $("repayCard").innerHTML = opts((c) => c.kind === "credit");
+    const me = await call("GET", "/me");
+    showMe(me);
+  } catch (e) { $("cards").innerHTML = `<p class="err">${esc(why(e))}</p>`; }
+}
+$("refresh").addEventListener("click", loadCards);
+
+$("bindForm").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    const doc = await call("POST", "/cards", {card: $("bindPan").value.trim(),
+                                             name: $("bindName").value.trim()});
+    $("bindPan").value = "";
+    say("bindMsg", "Bound 已绑定 " + masked(doc.card), true);
+    await Promise.all([loadCards(), loadStatements()]);
+  } catch (e) { say("bindMsg", why(e)); }
+});
+
+$("showCode").addEventListener("click", async () => {
+  const card = $("codeCard").value;
+  if (!card) { say("codeMsg", "Bind a card first 请先绑卡"); return; }
+  try {
+    const code = await call("POST", "/codes", {card_id: card});
+    const res = await fetch(code.png, {headers: {"Authorization": "Bearer " + KEY}});
+    if (codeUrl) URL.revokeObjectURL(codeUrl);
+    codeUrl = URL.createObjectURL(await res.blob());
+    $("qr").src = codeUrl;
+    $("qr").dataset.code = code.id;
+    $("codeDigits").textContent = code.code.replace(/(\d{4})(?=\d)/g, "$1 ");
+    $("qrbox").classList.remove("hidden");
+    $("codeMsg").textContent = "";
+    countdown(code.seconds_left);
+  } catch (e) { say("codeMsg", why(e)); }
+});
+
+// the code's time left, counted down here from what the server said when it issued it
+function countdown(seconds) {
+  clearInterval(timer);
+  let left = seconds;
+  const show = () => {
+    const el = $("countdown");
+    if (left > 0) { el.className = ""; el.textContent =
+      `Valid for ${left} s · 有效期 ${left} 秒 · one use 仅可使用一次`; }
+    else { el.className = "over"; el.textContent = "Expired 已过期 — show a new code";
+      clearInterval(timer); }
+    left -= 1;
+  };
+  show();
+  timer = setInterval(show, 1000);
+}
+
+$("payForm").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const scanned = $("merchant").value.trim();
+  const body = {card_id: $("payCard").value, amount: $("amount").value.trim()};
+  if (scanned.startsWith("qingsuan://")) body.merchant_code = scanned;
+  else body.terminal = scanned;
+  if ($("payVoucher").value) body.voucher = $("payVoucher").value;
+  try {
+    const doc = await call("POST", "/payments", body);
+    say("payMsg", `Paid 支付成功 ${yuan(doc.card_paid)}` + (doc.discount ?
+      ` (voucher 优惠 ${yuan(doc.discount)} off ${yuan(doc.price)})` : ""), true);
+    await Promise.all([loadCards(), loadVouchers(), loadStatements()]);
+  } catch (e) { say("payMsg", why(e)); }
+});
+
+async function loadVouchers() {
+  try {
+    const doc = await call("GET", "/vouchers");
+    $("campaigns").innerHTML = doc.campaigns.length ? doc.campaigns.map((c) => `
+      <div class="voucher" data-campaign="${esc(c.id)}"><div class="row">
+        <span><b>${yuan(c.discount)}</b> off ${yuan(c.threshold)} 满减</span>
+        ${c.claimable ? `<button class="small claim" type="button">Claim 领取</button>` :
+          '<span class="muted">claimed 已领取</span>'}</div>
+        <div class="muted">${esc(c.id)} · valid until 有效期至 ${esc(c.valid_until.slice(0, 10))}
+        </div></div>`).join("") : '<p class="muted">No campaign open 暂无活动</p>';
+    const mine = doc.vouchers;
+    $("myVouchers").innerHTML = mine.length ? '<label>My vouchers 我的券</label>' + mine.map(
+      (v) => `<div class="row voucherMine" data-voucher="${esc(v.id)}"><span>${esc(v.campaign)}
+        · ${yuan(v.discount)}</span><span class="muted">${esc(v.status)}</span></div>`).join("")
+      : "";
+    $("payVoucher").innerHTML = '<option value="">none 不使用</option>' +
+      [...new Set(mine.filter((v) => v.status === "claimed").map((v) => v.campaign))]
+        .map((c) => `<option value="${esc(c)}">${esc(c)}</option>`).join("");
+    for (const btn of document.querySelectorAll("#campaigns .claim"))
+      btn.addEventListener("click", () => claim(btn.closest(".voucher").dataset.campaign));
+  } catch (e) { say("voucherMsg", why(e)); }
+}
+async function claim(campaign) {
+  try {
+    const doc = await call("POST", "/vouchers", {campaign});
+    say("voucherMsg", `Claimed 领取成功: ${yuan(doc.discount)} off`, true);
+    await loadVouchers();
+  } catch (e) { say("voucherMsg", why(e)); }
+}
+
+async function loadStatements() {
+  try {
+    const doc = await call("GET", "/statements");
+    $("statements").innerHTML = doc.cards.length ? doc.cards.map((c) => {
+      const s = c.statements[c.statements.length - 1];
+      return `<div class="statement" data-card="${esc(c.card_id)}">
+        <div class="row"><span>${esc(c.issuer)} ${esc(masked(c.card))}</span></div>
+        <div class="row"><span>Owed now 当前欠款</span>
+          <b class="money owed">${yuan(c.owed)}</b></div>
+        ${s ? `<div class="row"><span>Statement 账单</span><span class="money">${yuan(s.owed)}
+          </span></div>
+        <div class="row"><span>Minimum 最低还款</span><span class="money minimum">
+          ${yuan(s.minimum)}</span></div>
+        <div class="row"><span>Due 到期还款日</span><span class="due">${esc(s.due.slice(0, 10))}
+          </span></div>
+        <div class="row"><span>Repaid 已还</span><span class="money repaid">${yuan(s.repaid)}
+          </span></div>` : '<div class="muted">No statement yet 暂无账单</div>'}</div>`;
+    }).join("") : '<p class="muted">No credit card bound 未绑定信用卡</p>';
+  } catch (e) { say("repayMsg", why(e)); }
+}
+
+$("repayForm").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    const doc = await call("POST", "/repayments", {card: $("repayCard").value,
+      from_card: $("repayFrom").value, amount: $("repayAmount").value.trim()});
+    say("repayMsg", `Repaid 还款${doc.status === "done" ? "成功" : "处理中"} ` +
+      `${yuan(doc.amount)} · owed now 剩余 ${yuan(doc.owed)}`, true);
+    await Promise.all([loadCards(), loadStatements()]);
+  } catch (e) { say("repayMsg", why(e)); }
+});
+</script>
+</body>
+</html>
+"""
