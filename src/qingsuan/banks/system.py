@@ -189,6 +189,8 @@ class Banks:
         interval = int(self.engine.params["hvps.lsm_interval_minutes"]) if self.engine else 0
         if interval and hvps.queued_total:
             candidates.append(hvps.last_lsm_us + interval * 60_000_000)
+        # an IBPS item a connected receiver has not answered ends AB05 at its deadline
+        candidates.append(cnaps.ibps.next_confirm_deadline_us())
         waiting = self.held + self.returns_pending
         candidates += [h["due_us"] for h in waiting
                        if h["due_us"] is not None and h["due_us"] > after_us]

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from qingsuan.calendar import HvpsPhase
-from qingsuan.clock import US_PER_MINUTE, from_datetime, to_beijing_naive
+from qingsuan.clock import US_PER_MINUTE, format_time, from_datetime, to_beijing_naive
 from qingsuan.cnaps.participants import ParticipantStatus
 from qingsuan.money import format_fen
 from qingsuan.params import PPM
@@ -49,6 +49,10 @@ PBOC: Final = "PBOC"
 #: BEPS, IBPS, and the card switch's daily net positions (CUPS) that settle in HVPS sessions
 SYSTEMS: Final = ("BEPS", "IBPS", "CUPS")
 MAX_ITEMS: Final = 50_000_000
+#: The status of an IBPS item waiting for a connected receiver's answer.
+AWAITING: Final = "awaiting_confirmation"
+#: The reason codes a connected receiver may reject an IBPS item with.
+CONFIRM_REJECT_CODES: Final = ("AC01", "AC04", "AC06", "AG01", "BE01", "NARR")
 #: The maintenance switch of each system that can close on its own (the card switch's
 #: positions settle in HVPS sessions: they stop only when HVPS does).
 CLOSED_PARAM: Final = {"BEPS": "beps.closed", "IBPS": "ibps.closed"}
@@ -64,7 +68,8 @@ class NetItem:
     amount_fen: int
     arrival: int
     submitted_us: int
-    status: str = "accepted"   # accepted, queued, netted, settled, rejected, cancelled
+    status: str = "accepted"   # accepted, queued, netted, settled, rejected, cancelled,
+    #                            awaiting_confirmation (IBPS, a connected receiver)
     netted_us: int | None = None
     settled_us: int | None = None
     session: int | None = None
@@ -120,7 +125,8 @@ class NetSystem:
 
     def __init__(self, engine: Engine, directory: Directory, hvps: Hvps, name: str,
                  accounts: AccountsView,
-                 agreements: set[tuple[str, str]]) -> None:
+                 agreements: set[tuple[str, str]],
+                 connected: set[str] | None = None) -> None:
         assert name in SYSTEMS
         self.engine = engine
         #: the timetable walk's cache (advance): valid below this time, for this version
@@ -153,6 +159,10 @@ class NetSystem:
         #: participants whose cap is backed by earmarked funds, and the reservation held
         self.earmark_backed: set[str] = set()
         self.earmarks: dict[str, tuple[int, int]] = {}
+        #: participants that answer IBPS confirmations themselves (shared with CNAPS)
+        self.connected: set[str] = connected if connected is not None else set()
+        #: IBPS items waiting for a connected receiver: ref -> (deadline, who answers)
+        self.awaiting: dict[str, tuple[int, str]] = {}
 
     # ------------------------------------------------------------------ participants
 
@@ -277,15 +287,20 @@ class NetSystem:
         reason = self._refuse(item, sender, receiver, now_us)
         if reason is None and kind.endswith("_debit"):
             reason = self._debit_receipt(item)
-        if reason is None and self.name == "IBPS":
+        answerer = self._answerer(item, receiver)
+        if reason is None and self.name == "IBPS" and answerer is None:
             reason = self._confirm(item)
         if reason is not None:
             return self._reject(item, reason, now_us)
+        if answerer is not None:
+            return self._await(item, answerer, now_us)
         if s == r:
             self._net(item, now_us)  # both sides in one settlement account: nothing to net
             return NetOutcome(True, item.status)
-        if self.positions[s] - amount_fen < -self.caps[s] or (self.queues[s] and
-                                                              self.name == "BEPS"):
+        # items awaiting a connected receiver's answer hold part of the cap
+        held = self.held_fen(s) if self.awaiting else 0
+        if self.positions[s] - held - amount_fen < -self.caps[s] or (
+                self.queues[s] and self.name == "BEPS"):
             if self.name == "IBPS":
                 return self._reject(item, (Reason.AM14.code, (
                     f"{s}'s IBPS net debit cap {format_fen(self.caps[s])} would be exceeded "
@@ -364,6 +379,93 @@ class NetSystem:
         if draw * PPM >= ratio * (1 << 32):
             return (Reason.NARR.code, f"{item.receiver} rejected the item")
         return None
+
+    # ------------------------------------------------------------------ connected receivers
+
+    def _answerer(self, item: NetItem, receiver: str) -> str | None:
+        """The connected participant that answers this IBPS item itself, if any (the
+        receiver named, or the direct participant it settles through). A return (退汇)
+        only gives back what was received: the simulated path takes it, as before."""
+        if self.name != "IBPS" or not self.connected or item.original is not None:
+            return None
+        for who in (receiver, item.receiver):
+            if who in self.connected:
+                return who
+        return None
+
+    def held_fen(self, sender: str) -> int:
+        """What the sender's items awaiting an answer hold of its net debit cap."""
+        return sum(self.items[ref].amount_fen for ref in self.awaiting
+                   if self.items[ref].sender == sender
+                   and self.items[ref].receiver != sender)
+
+    def _await(self, item: NetItem, answerer: str, now_us: int) -> NetOutcome:
+        """The item waits for the connected receiver's answer; its amount holds the
+        sender's cap meanwhile, so that an accepted item always nets."""
+        s = item.sender
+        if s != item.receiver and (self.positions[s] - self.held_fen(s) - item.amount_fen
+                                   < -self.caps[s]):
+            return self._reject(item, (Reason.AM14.code, (
+                f"{s}'s IBPS net debit cap {format_fen(self.caps[s])} would be exceeded "
+                f"(position {format_fen(self.positions[s])}, "
+                f"{format_fen(self.held_fen(s))} awaiting confirmation)")), now_us)
+        timeout_ms = int(self.engine.params["ibps.confirm_timeout_ms"])
+        deadline = now_us + timeout_ms * 1000
+        item.status = AWAITING
+        self.awaiting[item.ref] = (deadline, answerer)
+        # the detail: the answer's deadline, as every API shows a time
+        self._notice(now_us, answerer, item.ref, "confirm_request", format_time(deadline))
+        return NetOutcome(True, AWAITING)
+
+    def confirm(self, ref: str, by: str, accept: bool, reason: tuple[str, str] | None,
+                now_us: int) -> NetOutcome:
+        """A connected receiver's answer to an item awaiting confirmation: accepted, it
+        nets; rejected, it ends with the receiver's reason. Too late (at or after the
+        deadline), the item has already been rejected AB05 and the answer is refused."""
+        self.advance(now_us)  # a deadline reached rejects the item before the answer
+        item = self.items.get(ref)
+        if item is None or self.name != "IBPS":
+            return NetOutcome(False, "unknown", (Reason.NARR.code, f"no IBPS item {ref}"))
+        held = self.awaiting.get(ref)
+        if held is None:
+            return NetOutcome(False, item.status, (
+                Reason.NARR.code, f"{ref} is {item.status}: it awaits no confirmation"
+                + (f" ({item.reason[0]})" if item.reason else "")))
+        deadline, answerer = held
+        if by != answerer:
+            return NetOutcome(False, "unknown", (Reason.NARR.code, f"no IBPS item {ref}"))
+        assert now_us < deadline, "advance rejects an item at its deadline"
+        del self.awaiting[ref]
+        if not accept:
+            assert reason is not None and reason[0] in CONFIRM_REJECT_CODES, reason
+            return self._reject(item, (reason[0], f"{answerer} rejected the item: "
+                                                  f"{reason[1]}"), now_us)
+        if self.closed:
+            return self._reject(item, self._closed_reason(), now_us)
+        s = item.sender
+        if s != item.receiver and (self.positions[s] - self.held_fen(s) - item.amount_fen
+                                   < -self.caps[s]):
+            # the cap was lowered while the item waited
+            return self._reject(item, (Reason.AM14.code, (
+                f"{s}'s IBPS net debit cap {format_fen(self.caps[s])} would be exceeded "
+                f"(position {format_fen(self.positions[s])})")), now_us)
+        self._net(item, now_us)
+        self._release(item.receiver, now_us)
+        return NetOutcome(True, item.status)
+
+    def _expire(self, now_us: int) -> None:
+        """Items whose receiver did not answer by the deadline end rejected (AB05)."""
+        due = sorted((deadline, ref) for ref, (deadline, _) in self.awaiting.items()
+                     if deadline <= now_us)
+        timeout_ms = int(self.engine.params["ibps.confirm_timeout_ms"])
+        for _deadline, ref in due:
+            _, answerer = self.awaiting.pop(ref)
+            self._reject(self.items[ref], (Reason.AB05.code, (
+                f"{answerer} did not answer within {timeout_ms} ms")), now_us)
+
+    def next_confirm_deadline_us(self) -> int | None:
+        """The first deadline of an item awaiting confirmation (the wake-up rule)."""
+        return min((d for d, _ in self.awaiting.values()), default=None)
 
     def _reject(self, item: NetItem, reason: tuple[str, str], now_us: int) -> NetOutcome:
         item.status = "rejected"
@@ -478,6 +580,8 @@ class NetSystem:
         """Run the sessions whose time has come (only while HVPS is open and this system is
         not closed for maintenance; positions carry over nights, weekends, holidays and
         maintenance to the next session that runs)."""
+        if self.awaiting:
+            self._expire(now_us)
         closed = self.closed
         if not closed:  # open (again): what waited behind a cap during maintenance nets now
             for name in [n for n, q in self.queues.items() if q]:
@@ -613,7 +717,8 @@ class NetSystem:
             "earmark_backed": sorted(self.earmark_backed),
             "settled_batches": self.settled_batches,
             "earmarks": {k: list(v) for k, v in sorted(self.earmarks.items())},
-        }
+        } | ({"awaiting": {k: list(v) for k, v in sorted(self.awaiting.items())}}
+             if self.awaiting else {})  # absent when empty: older states hash the same
 
     def load_json(self, doc: dict[str, Any]) -> None:
         self.positions = {k: int(v) for k, v in doc["positions"].items()}
@@ -637,6 +742,8 @@ class NetSystem:
         self.earmark_backed = set(doc["earmark_backed"])
         self.settled_batches = list(doc.get("settled_batches", []))
         self.earmarks = {k: (int(v[0]), int(v[1])) for k, v in doc["earmarks"].items()}
+        self.awaiting = {k: (int(v[0]), str(v[1]))
+                         for k, v in doc.get("awaiting", {}).items()}
 
 
 def _local_date(at_us: int) -> dt.date:
@@ -644,7 +751,9 @@ def _local_date(at_us: int) -> dt.date:
 
 
 __all__ = [
+    "AWAITING",
     "BEPS_KINDS",
+    "CONFIRM_REJECT_CODES",
     "SYSTEMS",
     "US_PER_MINUTE",
     "NetItem",

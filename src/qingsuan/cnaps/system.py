@@ -15,7 +15,14 @@ import numpy as np
 
 from qingsuan.calendar import HvpsPhase
 from qingsuan.cnaps.hvps import Hvps, Outcome, Priority, dumps
-from qingsuan.cnaps.netsys import SYSTEMS, AccountsView, NetOutcome, NetSystem, SimAccount
+from qingsuan.cnaps.netsys import (
+    CONFIRM_REJECT_CODES,
+    SYSTEMS,
+    AccountsView,
+    NetOutcome,
+    NetSystem,
+    SimAccount,
+)
 from qingsuan.cnaps.netting import ACCEPTED as NET_ACCEPTED
 from qingsuan.cnaps.netting import REJECTED as NET_REJECTED
 from qingsuan.cnaps.netting import NettingResult, net_items
@@ -54,6 +61,8 @@ class Cnaps:
         self.agreements: set[tuple[str, str]] = set()
         #: (bank, account, asking participant): the holder lets the asker see its balance
         self.consents: set[tuple[str, str, str]] = set()
+        #: participants connected from outside: they answer IBPS confirmations themselves
+        self.connected: set[str] = set()
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -62,7 +71,7 @@ class Cnaps:
     def _make(self, engine: Engine) -> None:
         self._hvps = Hvps(engine, self.directory)
         self.net = {name: NetSystem(engine, self.directory, self._hvps, name, self._lookup,
-                                    self.agreements) for name in SYSTEMS}
+                                    self.agreements, self.connected) for name in SYSTEMS}
 
     @property
     def _lookup(self) -> AccountsView:
@@ -116,6 +125,23 @@ class Cnaps:
                 doc["ref"], doc["kind"], doc["sender"], doc["receiver"], int(doc["amount_fen"]),
                 timestamp_us, doc.get("payer"), doc.get("payee"), doc.get("original"),
                 doc.get("payee_name"))
+        if kind == "cnaps.connect":
+            if doc["participant"] not in self.directory:  # checked before logging too
+                return Outcome(False, "rejected", (
+                    Reason.RC01.code, f"{doc['participant']!r} is not a participant"))
+            if doc["connected"]:
+                self.connected.add(doc["participant"])
+            else:
+                self.connected.discard(doc["participant"])
+            return Outcome(True, "connected" if doc["connected"] else "disconnected")
+        if kind == "cnaps.ibps_confirm":
+            reason = None if doc["accept"] else (str(doc["code"]), str(doc["message"]))
+            if reason is not None and reason[0] not in CONFIRM_REJECT_CODES:
+                return NetOutcome(False, "refused", (  # checked before logging too
+                    Reason.NARR.code, f"code {reason[0]!r} is not one of "
+                                      f"{', '.join(CONFIRM_REJECT_CODES)}"))
+            return self.ibps.confirm(doc["ref"], doc["by"], bool(doc["accept"]), reason,
+                                     timestamp_us)
         if kind == "cnaps.net_cancel":
             return self.net[doc["system"]].cancel(doc["ref"], doc["by"], timestamp_us)
         if kind == "cnaps.net_cap":
@@ -304,7 +330,9 @@ class Cnaps:
             "accounts": [[a.bank, a.number, a.name, a.ledger_name, a.closed]
                          for _, a in sorted(self.accounts.items())],
             "agreements": sorted(self.agreements),
-            "consents": sorted(self.consents)})
+            "consents": sorted(self.consents)}
+            # absent when nobody is connected: a world without them hashes as before
+            | ({"connected": sorted(self.connected)} if self.connected else {}))
 
     def load_state(self, state: bytes) -> None:
         doc = json.loads(state)
@@ -316,6 +344,8 @@ class Cnaps:
         self.agreements.update((a, b) for a, b in doc["agreements"])
         self.consents.clear()
         self.consents.update((a, b, c) for a, b, c in doc.get("consents", []))
+        self.connected.clear()
+        self.connected.update(doc.get("connected", []))
         assert self.engine is not None
         self._make(self.engine)
         self.hvps.load_json(doc["hvps"])
@@ -369,6 +399,31 @@ class Cnaps:
         if payee_name is not None:
             doc["payee_name"] = payee_name
         result: NetOutcome = self._command("cnaps.net_submit", doc)
+        return result
+
+    def connect(self, participant: str, connected: bool = True) -> Outcome:
+        """Mark a participant as connected from outside (it answers its IBPS confirmation
+        requests itself, within ``ibps.confirm_timeout_ms``) or not (the simulated
+        responder answers for it). An unknown participant is refused, nothing logged."""
+        if participant not in self.directory:
+            return Outcome(False, "rejected", (Reason.RC01.code,
+                                               f"{participant!r} is not a participant"))
+        result: Outcome = self._command("cnaps.connect", {"participant": participant,
+                                                          "connected": bool(connected)})
+        return result
+
+    def ibps_confirm(self, ref: str, by: str, accept: bool, code: str | None = None,
+                     message: str = "") -> NetOutcome:
+        """A connected receiver's answer to an IBPS item awaiting its confirmation. A
+        rejection needs a code of ``CONFIRM_REJECT_CODES``: another is refused unlogged."""
+        if not accept and code not in CONFIRM_REJECT_CODES:
+            return NetOutcome(False, "refused", (
+                Reason.NARR.code, f"code {code!r} is not one of "
+                                  f"{', '.join(CONFIRM_REJECT_CODES)}"))
+        doc: dict[str, Any] = {"ref": ref, "by": by, "accept": bool(accept)}
+        if not accept:
+            doc |= {"code": code, "message": message}
+        result: NetOutcome = self._command("cnaps.ibps_confirm", doc)
         return result
 
     def cancel_net(self, system: str, ref: str, by: str) -> NetOutcome:
