@@ -186,3 +186,22 @@ def test_amounts_that_could_overflow_are_refused_before_logging(tmp_path: Path) 
     with pytest.raises(ValueError):
         runner.world.banks.bulk_transfers([4] * 3000, [0] * 3000, [10**15] * 3000)
     assert runner.engine.applied_seq == entries
+
+
+def test_a_system_a_bank_may_not_use_is_barred_until_the_parameter_allows_it(
+        tmp_path: Path) -> None:
+    """The members barred from each system are worked out once and remembered: a change
+    of ``cnaps.bank_systems`` is seen by the next batch."""
+    runner = _runner(tmp_path)
+    before = _balances(runner)
+    runner.engine.set_params({"cnaps.bank_systems": "HVPS,IBPS"})  # no BEPS for banks
+    codes = runner.world.banks.bulk_transfers([0, 2], [2, 0], [1_000, 1_000],
+                                              [False, True])
+    assert codes.tolist() == [BulkCode.BARRED, BulkCode.CREDITED]  # BEPS barred; IBPS not
+    runner.engine.set_params({"cnaps.bank_systems": "HVPS,BEPS,IBPS"})
+    assert runner.world.banks.bulk_transfers([0], [2], [1_000]).tolist() == \
+        [BulkCode.CREDITED]
+    # the barred one moved nothing; c paid a 10.00 by IBPS and a paid it back by BEPS
+    assert _balances(runner) == before
+    assert runner.world.banks.bulk_tally["BEPS:credited"] == (1, 1_000)
+    _checks(runner)

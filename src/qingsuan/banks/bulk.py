@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import struct
+import weakref
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, Final
 
@@ -30,6 +31,7 @@ import numpy.typing as npt
 from qingsuan.calendar import HvpsPhase
 from qingsuan.cnaps.hvps import Priority
 from qingsuan.cnaps.netting import ACCEPTED as NET_ACCEPTED
+from qingsuan.cnaps.participants import SYSTEMS_PARAM
 from qingsuan.cnaps.rtgs_batch import SETTLED
 from qingsuan.ledger.types import MAX_TOTAL_FEN
 from qingsuan.money import MAX_AMOUNT_FEN
@@ -141,9 +143,7 @@ def apply(b: Banks, body: bytes) -> npt.NDArray[np.int8]:
         urgent, Route.IBPS, np.where(amount > beps_limit, Route.HVPS, Route.BEPS)))
     code = np.full(n, BulkCode.CREDITED, np.int8)
     code[(route == Route.IBPS) & (amount > ibps_limit)] = BulkCode.OVER_LIMIT
-    for r in (Route.HVPS, Route.BEPS, Route.IBPS):
-        barred = np.array([cnaps.directory.barred(name, r.name, engine.params) is not None
-                           for name in b.members], np.bool_)
+    for r, barred in _barred(b).items():
         if barred.any():
             code[(route == r) & (barred[bp] | barred[bq])] = BulkCode.BARRED
     code[(cols.closed[payee] | cols.closed[payer]) & (code == BulkCode.CREDITED)] = \
@@ -192,6 +192,28 @@ def apply(b: Banks, body: bytes) -> npt.NDArray[np.int8]:
                             amount[paid])
     _count(b, route, code, amount)
     return code
+
+
+#: each world's members barred from each system, and what that was worked out from (the
+#: members and the parameters saying which kind may use which system): asked per batch,
+#: it changes only with those
+_BARRED: weakref.WeakKeyDictionary[Banks, tuple[tuple[object, ...], dict[
+    Route, npt.NDArray[np.bool_]]]] = weakref.WeakKeyDictionary()
+
+
+def _barred(b: Banks) -> dict[Route, npt.NDArray[np.bool_]]:
+    """Per system, which members may not use it (their kind's ``cnaps.*_systems``)."""
+    assert b.engine is not None
+    params = b.engine.params
+    key = (len(b.members), *(params[name] for name in SYSTEMS_PARAM.values()))
+    held = _BARRED.get(b)
+    if held is not None and held[0] == key:
+        return held[1]
+    masks = {r: np.array([b.cnaps.directory.barred(name, r.name, params) is not None
+                          for name in b.members], np.bool_)
+             for r in (Route.HVPS, Route.BEPS, Route.IBPS)}
+    _BARRED[b] = (key, masks)
+    return masks
 
 
 def _funded(engine: Any, accounts: I64, amount: I64) -> npt.NDArray[np.bool_]:

@@ -14,7 +14,7 @@ the outcomes payment by payment.
 
 from __future__ import annotations
 
-from collections import deque
+from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -68,8 +68,10 @@ def run_rtgs(balance: npt.ArrayLike, sender: npt.ArrayLike, receiver: npt.ArrayL
     if n and (min(amt) <= 0 or min(pri) < 0 or max(pri) >= LEVELS):
         raise ValueError("amounts must be positive and priorities 0..5")
     participants = len(bal)
-    queues: list[list[deque[int]]] = [[deque() for _ in range(LEVELS)]
-                                      for _ in range(participants)]
+    # a participant's six queues are made when it first queues something (most of 2,000
+    # participants never do in a batch); read only where qmin says something is queued
+    queues: defaultdict[int, list[deque[int]]] = defaultdict(
+        lambda: [deque() for _ in range(LEVELS)])
     qmin = [_NONE] * participants  # most urgent level with something queued
     status = bytearray(n)
     order: list[int] = []
