@@ -195,5 +195,6 @@ def _logged(outcome: Outcome, log: CommandLog) -> bool:
     if outcome.seq > log.last_seq:
         return False
     entry = next(iter(log.entries(outcome.seq - 1)), None)
+    # (a command's payload is its 8-byte timestamp, then the body)
     return entry is not None and entry.seq == outcome.seq and entry.kind == "banks.bulk" \
-        and hashlib.sha256(entry.payload).hexdigest() == outcome.digest
+        and hashlib.sha256(memoryview(entry.payload)[8:]).hexdigest() == outcome.digest
