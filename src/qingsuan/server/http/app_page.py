@@ -21,8 +21,8 @@ PAGE = r"""<!doctype html>
   header .wallet b { font-size: 20px; font-variant-numeric: tabular-nums; }
   section { background: #fff; border-radius: 10px; margin-top: 12px; padding: 12px 14px;
             box-shadow: 0 1px 2px rgba(0,0,0,.06); }
-  h2 { font-size: 15px; margin: 0 0 8px; font-weight: 600; display: flex;
-       justify-content: space-between; align-items: center; }
+  h2 { font-size: 15px; margin: 0 0 8px; font-weight: 600; }
+  h2.bar { display: flex; justify-content: space-between; align-items: center; }
   .zh { color: #6b7488; font-weight: normal; margin-left: 4px; }
   label { display: block; font-size: 13px; color: #5a6478; margin: 8px 0 2px; }
   input, select { width: 100%; font: inherit; padding: 8px 10px; border: 1px solid #cfd5df;
@@ -55,6 +55,11 @@ PAGE = r"""<!doctype html>
   .ok { color: #1a7f37; font-size: 14px; margin-top: 6px; }
   .err { color: #b00020; font-size: 14px; margin-top: 6px; }
   .hidden { display: none; }
+  .statement { border-bottom: 1px solid #eceef2; padding-bottom: 6px; margin-bottom: 4px; }
+  .stmtHead { margin-bottom: 2px; flex-wrap: wrap; justify-content: flex-start; }
+  .stmtHead b { white-space: nowrap; margin-right: 8px; }
+  .okTag { color: #1a7f37; font-size: 12px; background: #e7f5ec; border-radius: 4px;
+           padding: 1px 6px; white-space: nowrap; }
 </style>
 </head>
 <body>
@@ -62,7 +67,7 @@ PAGE = r"""<!doctype html>
   <h1>Qingsuan Pay <span class="zh" style="color:#fde2e6">清算付</span></h1>
   <div class="who" id="who">Log in 登录</div>
   <div class="wallet hidden" id="walletLine">Wallet 钱包余额 <b id="wallet" class="money"></b>
-    <span class="muted" style="color:#fde2e6" id="now"></span></div>
+  </div>
 </header>
 <main>
 <section id="login">
@@ -79,7 +84,7 @@ PAGE = r"""<!doctype html>
 
 <div id="app" class="hidden">
 <section id="cardsBox">
-  <h2><span>Cards <span class="zh">我的银行卡</span></span>
+  <h2 class="bar"><span>Cards <span class="zh">我的银行卡</span></span>
       <button class="small" id="refresh" type="button">Refresh 刷新</button></h2>
   <div class="muted" id="cardsNote">Balances asked of each bank now 实时查询</div>
   <div id="cards"></div>
@@ -164,6 +169,9 @@ function yuan(text) {
 }
 // the first 6 and last 4 digits only, whatever the number's length
 function masked(m) { return m.slice(0, 4) + " " + m.slice(4, 6) + "** **** " + m.slice(-4); }
+// a credit card's account below zero is what its holder owes (shown without the sign)
+function owes(c) { return c.kind === "credit" && String(c.balance).startsWith("-"); }
+const STATUS = {claimed: "unused 未使用", used: "used 已使用", expired: "expired 已过期"};
 function esc(s) {
   return String(s).replace(/[&<>"']/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;",
     '"': "&quot;", "'": "&#39;"}[c]));
@@ -189,7 +197,8 @@ $("loginForm").addEventListener("submit", async (ev) => {
   const res = await fetch("/v1/app/login", {method: "POST",
     headers: {"Content-Type": "application/json"}, body: JSON.stringify({phone, key})});
   const doc = await res.json();
-  if (!res.ok) { say("loginMsg", doc.message + " (" + res.status + ")"); return; }
+  if (!res.ok) { say("loginMsg", "登录失败 · " + doc.message + " (" + res.status + ")");
+    return; }
   KEY = key; $("key").value = "";
   $("login").classList.add("hidden"); $("app").classList.remove("hidden");
   showMe(doc);
@@ -212,18 +221,21 @@ async function loadCards() {
       <div class="bank ${c.kind === "credit" ? "credit" : ""}" data-card="${esc(c.card_id)}">
         <div class="row"><span>${esc(c.issuer)} · ${c.kind === "credit" ?
           "Credit 信用卡" : "Debit 借记卡"}</span>
-          <span class="bal money">${c.response_code === "00" ? yuan(c.balance) :
-            esc(c.message || "no answer")}</span></div>
+          <span class="bal money">${c.response_code !== "00" ? esc(c.message || "no answer")
+            : owes(c) ? yuan(c.balance.slice(1)) : yuan(c.balance)}</span></div>
         <div class="pan">${esc(masked(c.card))}</div>
-        <div class="small">${c.kind === "credit" ? "Balance 余额 (owed shows in repayment)" :
+        <div class="small">${owes(c) ? "Owed 已用额度 (repay below 见下方还款)" :
           "Balance 余额"}</div>
       </div>`).join("") : '<p class="muted">No card bound yet 尚未绑卡</p>';
     const opts = (pick) => CARDS.filter(pick).map((c) =>
       `<option value="${esc(c.card_id)}">${esc(c.issuer)} ${esc(c.card.slice(-4))}</option>`)
       .join("");
-    for (const el of document.querySelectorAll(".cardPick")) el.innerHTML = opts(() => true);
-    $("repayFrom").innerHTML = opts((c) => c.kind !== "credit");
-    $("repayCard").innerHTML = opts((c) => c.kind === "credit");
+    // redrawn after every action: each list keeps the card the user had picked
+    const fill = (el, pick) => { const was = el.value; el.innerHTML = opts(pick);
+      if (CARDS.some((c) => c.card_id === was)) el.value = was; };
+    for (const el of document.querySelectorAll(".cardPick")) fill(el, () => true);
+    fill($("repayFrom"), (c) => c.kind !== "credit");
+    fill($("repayCard"), (c) => c.kind === "credit");
     const me = await call("GET", "/me");
     showMe(me);
   } catch (e) { $("cards").innerHTML = `<p class="err">${esc(why(e))}</p>`; }
@@ -283,6 +295,7 @@ $("payForm").addEventListener("submit", async (ev) => {
   if ($("payVoucher").value) body.voucher = $("payVoucher").value;
   try {
     const doc = await call("POST", "/payments", body);
+    $("voucherMsg").textContent = "";
     say("payMsg", `Paid 支付成功 ${yuan(doc.card_paid)}` + (doc.discount ?
       ` (voucher 优惠 ${yuan(doc.discount)} off ${yuan(doc.price)})` : ""), true);
     await Promise.all([loadCards(), loadVouchers(), loadStatements()]);
@@ -302,7 +315,8 @@ async function loadVouchers() {
     const mine = doc.vouchers;
     $("myVouchers").innerHTML = mine.length ? '<label>My vouchers 我的券</label>' + mine.map(
       (v) => `<div class="row voucherMine" data-voucher="${esc(v.id)}"><span>${esc(v.campaign)}
-        · ${yuan(v.discount)}</span><span class="muted">${esc(v.status)}</span></div>`).join("")
+        · ${yuan(v.discount)}</span>
+        <span class="muted">${esc(STATUS[v.status] || v.status)}</span></div>`).join("")
       : "";
     $("payVoucher").innerHTML = '<option value="">none 不使用</option>' +
       [...new Set(mine.filter((v) => v.status === "claimed").map((v) => v.campaign))]
@@ -325,7 +339,9 @@ async function loadStatements() {
     $("statements").innerHTML = doc.cards.length ? doc.cards.map((c) => {
       const s = c.statements[c.statements.length - 1];
       return `<div class="statement" data-card="${esc(c.card_id)}">
-        <div class="row"><span>${esc(c.issuer)} ${esc(masked(c.card))}</span></div>
+        <div class="row stmtHead"><b>${esc(c.issuer)} ${esc(masked(c.card))}</b>
+          ${s && s.minimum_met ? '<span class="okTag">minimum met 已达最低还款</span>' : ""}
+        </div>
         <div class="row"><span>Owed now 当前欠款</span>
           <b class="money owed">${yuan(c.owed)}</b></div>
         ${s ? `<div class="row"><span>Statement 账单</span><span class="money">${yuan(s.owed)}
