@@ -201,6 +201,15 @@ def test_payment_code_with_its_qr_image(app: App) -> None:
     assert app.get(f"/codes/{code['id']}", LI).json()["state"] == "used"
 
 
+def test_a_code_expires_with_the_sandbox_clock(app: App) -> None:
+    code = app.post("/codes", LI, {"card_id": app.card_id(LI, "0014")}).json()
+    moved = app.client.post("/v1/operator/clock", headers=app.h("operator"),
+                            json={"advance": "61s"})
+    assert moved.status_code == 200, moved.text
+    seen = app.get(f"/codes/{code['id']}", LI).json()
+    assert (seen["state"], seen["seconds_left"]) == ("expired", 0)
+
+
 # ---------------------------------------------------------------------- paying, vouchers
 
 
@@ -213,6 +222,10 @@ def test_claim_a_voucher_and_pay_a_merchants_code_with_it(app: App) -> None:
     refused(app.post("/vouchers", LI, {"campaign": "city-spring"}), 409, "CLAIM_LIMIT",
             "campaign")
     refused(app.post("/vouchers", LI, {"campaign": "no-such"}), 422, "unknown_campaign",
+            "campaign")
+    # the café's evening campaign takes claims from 17:00 only (it is 10:00)
+    assert "cafe-evening" not in {c["id"] for c in listed["campaigns"]}
+    refused(app.post("/vouchers", LI, {"campaign": "cafe-evening"}), 422, "CLAIM_WINDOW",
             "campaign")
     assert app.get("/vouchers", HAN).json()["vouchers"] == []  # Li's voucher is his
     # Li scans the noodle house's code (收款码) and pays 150.00 with his CCB card
