@@ -41,6 +41,9 @@ PARTICIPANT_ROUTES: list[tuple[str, str, str]] = [
     ("POST", f"{P}/transfer-batches", "batch"),
     ("GET", f"{P}/transfer-batches/{{batch_id}}", ""),
     ("GET", f"{P}/transfer-batches/{{batch_id}}/items", ""),
+    ("GET", f"{P}/ibps/confirmations", ""),
+    ("PUT", f"{P}/ibps/confirmations", "confirm_connect"),
+    ("POST", f"{P}/ibps/confirmations/answers", "confirm_answer"),
 ]
 #: a CSV batch of ICBC's customer paying CCB's (routes_batch.py)
 BATCH_CSV = ("debtor_account,creditor_bank,creditor_account,creditor_name,amount\n"
@@ -58,6 +61,8 @@ OPERATOR_ROUTES: list[tuple[str, str, Any]] = [
     ("POST", "/v1/operator/params", {"params": {"hvps.lsm_interval_minutes": "15"}}),
     ("PUT", "/v1/operator/participants/{participant}/callback", HOOK),
     ("DELETE", "/v1/operator/participants/{participant}/callback", None),
+    ("PUT", "/v1/operator/participants/{participant}/ibps/confirmations",
+     {"connected": False}),
 ]
 #: routes whose answer is the same for every key (or needs none): nobody's data
 PUBLIC_ROUTES = {("GET", "/v1/health"), ("GET", "/v1/me"), ("GET", "/v1/participants"),
@@ -122,6 +127,10 @@ def _call(api: Api, who: str, method: str, template: str, body: str, participant
         return api.client.put(path, headers=api.h(who), json=HOOK)
     if body == "disconnect":
         return api.client.delete(path, headers=api.h(who))
+    if body == "confirm_connect":
+        return api.client.put(path, headers=api.h(who), json={"connected": True})
+    if body == "confirm_answer":  # ICBC's own transfer (to CCB, by HVPS): asked of nobody
+        return api.post(path, who, json={"ref": "ICBC/API/T1", "answer": "accept"})
     return api.get(path, who)
 
 
@@ -185,6 +194,10 @@ def test_own_key_on_own_path_sees_only_its_own(world: Api, method: str, template
     if body == "disconnect":  # CCB was not connected
         assert answer.status_code == 404 and answer.json()["reason"] == "not_connected"
         return
+    if body == "confirm_answer":  # ICBC's payment was never CCB's to confirm: no data
+        assert answer.status_code == 404 and answer.json()["reason"] == "unknown_request"
+        assert "Holder" not in answer.text and "amount" not in answer.text
+        return
     assert answer.status_code == 200, answer.text
     if template.endswith("/notices"):  # ICBC's payments only as they reach CCB
         notes = answer.json()["notices"]
@@ -193,6 +206,11 @@ def test_own_key_on_own_path_sees_only_its_own(world: Api, method: str, template
         return
     if template.endswith("/callback"):  # CCB's own (not connected), nothing of ICBC's
         assert answer.json() == {"participant": "CCB", "connected": False}
+        return
+    if template.endswith("/ibps/confirmations"):  # CCB's own requests: none of ICBC's
+        doc = answer.json()
+        assert doc["participant"] == "CCB" and doc["pending"] == []
+        assert "ICBC" not in answer.text
         return
     assert CCB in answer.text and ICBC not in answer.text  # CCB's account, not ICBC's
 
