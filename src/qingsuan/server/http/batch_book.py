@@ -79,8 +79,13 @@ def _payers(participant: str, rows: Rows, index: AccountIndex) -> npt.NDArray[np
     found = [index.by_number.get((participant, a)) for a in rows.debtor]
     if None in found:
         k = found.index(None)
+        try:  # (not checked as text on the fast path: say first if it is no number)
+            inputs.account(rows.debtor[k], "debtor_account")
+        except ApiError as exc:
+            raise refuse(rows.line[k], exc.field, exc) from None
         raise refuse(rows.line[k], "debtor_account", ApiError(
-            422, "unknown_account", f"{participant} holds no account {rows.debtor[k]}"))
+            422, "unknown_account", f"{participant} holds no account "
+            f"{inputs.clip(rows.debtor[k])}"))
     return np.array(found, np.int64)
 
 
@@ -108,9 +113,13 @@ def _payees(world: World, rows: Rows, index: AccountIndex, banks_of: list[str]
     found = [index.by_number.get(key) for key in zip(banks_of, rows.account, strict=True)]
     if None in found:
         k = found.index(None)
+        try:
+            inputs.account(rows.account[k], "creditor_account")
+        except ApiError as exc:
+            raise refuse(rows.line[k], exc.field, exc) from None
         raise refuse(rows.line[k], "creditor_account", ApiError(
-            422, "unknown_account", f"{banks_of[k]} holds no account {rows.account[k]} "
-            "(a batch pays only accounts of this world)"))
+            422, "unknown_account", f"{banks_of[k]} holds no account "
+            f"{inputs.clip(rows.account[k])} (a batch pays only accounts of this world)"))
     payee = np.array(found, np.int64)
     if world.banks.name_check():  # (a single transfer would be returned BE01)
         names = index.names

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from qingsuan.clock import format_time
-from qingsuan.server.http import batch_book, batch_parse
+from qingsuan.server.http import batch_book, batch_gc, batch_parse
 from qingsuan.server.http.batch_book import AccountIndex
 from qingsuan.server.http.batch_parse import MAX_BODY_BYTES, Rows
 from qingsuan.server.http.batch_store import BatchStore, Outcome
@@ -76,7 +76,9 @@ def _parse(kind: str, body: bytes) -> Rows:
     except UnicodeDecodeError as exc:
         raise ApiError(400, "invalid_encoding", f"a batch is UTF-8 text (byte {exc.start} "
                        "is not)") from None
-    return batch_parse.parse_csv(text) if kind == "csv" else batch_parse.parse_jsonl(text)
+    with batch_gc.paused():
+        return batch_parse.parse_csv(text) if kind == "csv" else \
+            batch_parse.parse_jsonl(text)
 
 
 @router.post("", status_code=201, openapi_extra=_BODY,
@@ -98,8 +100,9 @@ async def send_batch(request: Request, participant: Acting, c: Core) -> JSONResp
     rows = await run_in_threadpool(_parse, kind, body)
 
     def job() -> Outcome:
-        outcome = batch_book.book(c.world, participant, rows, index,
-                                  format_time(c.engine.now_us))
+        with batch_gc.paused():
+            outcome = batch_book.book(c.world, participant, rows, index,
+                                      format_time(c.engine.now_us))
         store.save(outcome)  # (before the group commit: see batch_store.py)
         return outcome
 
