@@ -144,6 +144,18 @@ def test_log_in_see_cards_show_a_code_claim_pay_and_repay(served: Served, page: 
     page.locator("#codeBox").scroll_into_view_if_needed()
     shot(page, "code")
 
+    # the café scans it (the merchant's side, not the app's): the page sees it spent
+    code_id = page.locator("#qr").get_attribute("data-code")
+    with served.core.lock:
+        served.core.world.engine.command("banks.event", json.dumps(
+            {"do": "qr_pay", "order": -1, "fields": {"id": "cafe-scan", "code": code_id,
+                                                     "terminal": "POS00002",
+                                                     "amount_fen": 3600}}).encode())
+    expect(page.locator("#countdown")).to_contain_text("商户已扫码")
+    expect(qr).to_have_class("spent")  # the spent code is dimmed
+    expect(cards.nth(0).locator(".bal")).to_have_text("¥4,964.00")  # 5,000.00 less 36.00
+    shot(page, "code-scanned")
+
     # claim the city's spring voucher (20 off 100); it becomes Li's
     spring = page.locator('#campaigns .voucher[data-campaign="city-spring"]')
     expect(spring).to_contain_text("¥20.00")
@@ -180,7 +192,7 @@ def test_log_in_see_cards_show_a_code_claim_pay_and_repay(served: Served, page: 
     expect(stmt.locator(".repaid")).to_have_text("¥300.00")
     expect(stmt).to_contain_text("minimum met 已达最低还款")
     expect(page.locator("#myVouchers")).to_contain_text("used 已使用")
-    expect(cards.nth(0).locator(".bal")).to_have_text("¥4,700.00")
+    expect(cards.nth(0).locator(".bal")).to_have_text("¥4,664.00")
     page.locator("#repayBox").scroll_into_view_if_needed()
     shot(page, "repay")
     shot(page, "full", full=True)

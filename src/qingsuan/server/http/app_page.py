@@ -48,6 +48,8 @@ PAGE = r"""<!doctype html>
                 letter-spacing: 1px; }
   #countdown { color: #5a6478; font-size: 13px; }
   #countdown.over { color: #b00020; }
+  #countdown.ok { color: #1a7f37; font-weight: 600; }
+  #qr.spent { opacity: .2; }  /* a used or expired code is not to be shown to anyone */
   .voucher { border: 1px dashed #e3a008; background: #fffaeb; border-radius: 8px;
              padding: 8px 10px; margin-top: 8px; }
   .voucher b { color: #c8102e; font-size: 17px; }
@@ -262,25 +264,39 @@ $("showCode").addEventListener("click", async () => {
     if (codeUrl) URL.revokeObjectURL(codeUrl);
     codeUrl = URL.createObjectURL(await res.blob());
     $("qr").src = codeUrl;
+    $("qr").classList.remove("spent");
     $("qr").dataset.code = code.id;
     $("codeDigits").textContent = code.code.replace(/(\d{4})(?=\d)/g, "$1 ");
     $("qrbox").classList.remove("hidden");
     $("codeMsg").textContent = "";
-    countdown(code.seconds_left);
+    countdown(code.id, code.seconds_left);
   } catch (e) { say("codeMsg", why(e)); }
 });
 
-// the code's time left, counted down here from what the server said when it issued it
-function countdown(seconds) {
+// the code's time left, counted down here from what the server said when it issued it;
+// every other second the server is asked whether a merchant has scanned it (used) or the
+// sandbox's clock has passed its expiry
+function countdown(id, seconds) {
   clearInterval(timer);
-  let left = seconds;
-  const show = () => {
-    const el = $("countdown");
+  let left = seconds, tick = 0;
+  const el = $("countdown");
+  const over = (text) => { el.className = "over"; el.textContent = text;
+    $("qr").classList.add("spent"); clearInterval(timer); };
+  const show = async () => {
     if (left > 0) { el.className = ""; el.textContent =
       `Valid for ${left} s · 有效期 ${left} 秒 · one use 仅可使用一次`; }
-    else { el.className = "over"; el.textContent = "Expired 已过期 — show a new code";
-      clearInterval(timer); }
+    else { over("Expired 已过期 — show a new code"); return; }
     left -= 1;
+    if (tick++ % 2) return;
+    try {
+      const now = await call("GET", "/codes/" + encodeURIComponent(id));
+      if ($("qr").dataset.code !== id) return;  // (a newer code is shown)
+      if (now.state === "used") {
+        el.className = "ok"; el.textContent = "Scanned by the merchant 商户已扫码";
+        $("qr").classList.add("spent");
+        clearInterval(timer); loadCards();
+      } else if (now.state === "expired") over("Expired 已过期 — show a new code");
+    } catch (e) { /* the next tick asks again */ }
   };
   show();
   timer = setInterval(show, 1000);
