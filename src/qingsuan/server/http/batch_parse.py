@@ -19,6 +19,7 @@ import csv
 import json
 import re
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Final
 
 import numpy as np
@@ -101,10 +102,11 @@ def _fast_rows(lines: list[str], with_urgent: bool) -> Rows | None:
     path then names the line. Account numbers are not checked here: the accounts of the
     world are looked up (batch_book.py), and one that is not there is refused then."""
     width = 6 if with_urgent else 5
-    cells = [ln.split(",") for ln in lines]
-    if any(len(c) != width for c in cells):
+    if set(map(str.count, lines, repeat(","))) != {width - 1}:
         return None
-    cols = list(zip(*cells, strict=True))
+    # one split of the whole text, then columns by slicing: no list per line
+    flat = ",".join(lines).split(",")
+    cols = [flat[k::width] for k in range(width)]
     if not _AMOUNTS.fullmatch(",".join(cols[4])):
         return None
     whole, decimals = zip(*(a.partition(".")[::2] for a in cols[4]), strict=True)
