@@ -228,3 +228,29 @@ def test_the_apps_own_terminal_id_is_not_a_scenario_terminals() -> None:
     with pytest.raises(ScenarioError) as err:
         parse_scenario(text, "bad.yaml")
     assert "terminal id APPQUERY is the app's own" in str(err.value)
+
+
+
+def test_an_unknown_terminal_or_campaign_is_refused_not_a_stopped_engine() -> None:
+    """The loader and the HTTP edge check terminals and campaigns first; a logged command
+    that still names one the world lacks is refused with its reason, and the run goes on
+    (it used to stop the engine on a KeyError)."""
+    events = (f'  - {{at: 2026-11-25T08:00, do: bind_card, id: bind0, user: "13800000000", '
+              f'card: "{CARDS[0]}", name: "U0"}}\n'
+              '  - {at: 2026-11-25T09:00, do: claim_voucher, id: c1, user: "13800000000", '
+              'campaign: spring}\n'
+              f'  - {{at: 2026-11-25T09:01, do: qr_pay, id: p1, user: "13800000000", '
+              f'card: "{CARDS[0]}", terminal: POS00001, amount: "10.00"}}\n')
+    sc = parse_scenario(_scenario(1, events), "rules.yaml")
+    for event in sc.events:  # names the loader would have refused
+        if event.do == "claim_voucher":
+            event.fields["campaign"] = "autumn"
+        if event.do == "qr_pay":
+            event.fields["terminal"] = "POS99999"
+    out = Runner(sc, store="memory:").run()
+    records = out["wallets"]["records"]
+    assert (records["c1"]["status"], records["c1"]["reason"]["code"]) == \
+        ("refused", "UNKNOWN_CAMPAIGN")
+    assert (records["p1"]["status"], records["p1"]["reason"]["code"]) == \
+        ("refused", "UNKNOWN_TERMINAL")
+    assert all(out["checks"].values()), out["checks"]

@@ -180,7 +180,11 @@ def qr_pay(w: Wallets, f: dict[str, Any]) -> None:
                                                 f"{user.phone}")
         return
     amount = int(f["amount_fen"])
-    terminal = w.switch.terminals[f["terminal"]]
+    # checked again here, not only by the edges: a logged command never stops the engine
+    terminal = w.switch.terminals.get(f["terminal"])
+    if terminal is None:
+        w.refuse(f, do, WalletReason.UNKNOWN_TERMINAL, f"terminal {f['terminal']!r}")
+        return
     merchant = (terminal.merchant or "::").split(":", 2)[2]
     voucher_id, discount = None, 0
     if f.get("voucher") is not None:

@@ -11,6 +11,8 @@ class WalletReason(CodedReason):
 
     UNKNOWN_USER = ("UNKNOWN_USER", "no such user of the app")
     UNKNOWN_CARD = ("UNKNOWN_CARD", "the switch knows no such card")
+    UNKNOWN_TERMINAL = ("UNKNOWN_TERMINAL", "the switch knows no such terminal")
+    UNKNOWN_CAMPAIGN = ("UNKNOWN_CAMPAIGN", "no such voucher campaign")
     CARD_NOT_ACTIVE = ("CARD_NOT_ACTIVE", "the issuer says the card is not active")
     NAME_MISMATCH = ("NAME_MISMATCH", "the name is not the cardholder's")
     ACCOUNT_CLOSED = ("ACCOUNT_CLOSED", "the card's account is closed")

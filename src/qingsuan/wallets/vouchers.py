@@ -23,12 +23,23 @@ if TYPE_CHECKING:
     from qingsuan.wallets.system import Wallets
 
 
+def _campaign(w: Wallets, f: dict[str, Any], do: str) -> Campaign | None:
+    """The campaign ``f`` names, or the refusal recorded (the edges check it first; a
+    logged command never stops the engine on it)."""
+    found = w.campaigns.get(str(f["campaign"]))
+    if found is None:
+        w.refuse(f, do, WalletReason.UNKNOWN_CAMPAIGN, f"campaign {f['campaign']!r}")
+    return found
+
+
 def claim(w: Wallets, f: dict[str, Any]) -> None:
     do = "claim_voucher"
     user = w.user(f, do)
     if user is None:
         return
-    campaign = w.campaigns[f["campaign"]]
+    campaign = _campaign(w, f, do)
+    if campaign is None:
+        return
     now = w.now_us
     if campaign.closed:
         w.refuse(f, do, WalletReason.CAMPAIGN_CLOSED, f"campaign {campaign.id}")
@@ -134,7 +145,9 @@ def close(w: Wallets, f: dict[str, Any]) -> None:
     expire and what is left of the fund goes back to the sponsor's account, in the
     sponsor bank's book. Refused while the window is open or a discount is in IBPS."""
     do = "close_campaign"
-    campaign = w.campaigns[f["campaign"]]
+    campaign = _campaign(w, f, do)
+    if campaign is None:
+        return
     if campaign.closed:
         w.refuse(f, do, WalletReason.CAMPAIGN_CLOSED, f"campaign {campaign.id} was closed "
                  "already")
