@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_http_api import CCB1, ICBC1, ICBC2, NAMES, Api, assert_refusal, open_api
 
 from qingsuan.banks import reconcile
@@ -226,3 +228,27 @@ def test_an_outcome_whose_command_never_reached_the_log_is_not_shown(tmp_path: P
         assert again.get(f"{mine}/{doc['id']}").status_code == 200
     finally:
         core.close()
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(st.lists(st.lists(st.text(max_size=24), min_size=0, max_size=7).map(",".join),
+                min_size=0, max_size=4),
+       st.sampled_from(["text/csv", "application/x-ndjson"]), st.booleans())
+def test_random_files_never_5xx(api: Api, lines: list[str], kind: str, header: bool
+                                ) -> None:
+    text = (HEADER if header else "") + "\n".join(lines)
+    answer = api.post(ROUTE.format("ICBC"), content=text.encode(),
+                      headers={"content-type": kind})
+    assert answer.status_code < 500, answer.text
+    if answer.status_code >= 400:
+        assert answer.json()["reason"] and answer.json()["message"]
+
+
+def test_jsonl_unknown_creditor_is_named_as_json_names_it(api: Api) -> None:
+    row = {"debtor_account": ICBC1, "amount": "1.00",
+           "creditor": {"bank": "CCB", "account": "9217000000000099999", "name": "X"}}
+    answer = api.post(ROUTE.format("ICBC"), content=json.dumps(row).encode(),
+                      headers={"content-type": "application/x-ndjson"})
+    assert_refusal(answer, 422, "unknown_account", "creditor.account")
+    assert answer.json()["line"] == 1

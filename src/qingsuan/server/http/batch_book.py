@@ -58,7 +58,7 @@ def book(world: World, participant: str, rows: Rows, index: AccountIndex, at: st
     payee = _payees(world, rows, index, banks_of)
     same = np.flatnonzero(payer == payee)
     if same.size:
-        raise refuse(rows.line[int(same[0])], "creditor_account", ApiError(
+        raise refuse(rows.line[int(same[0])], rows.field("creditor_account"), ApiError(
             422, "same_account", "the debtor and creditor are the same account"))
     engine = world.engine
     beps_limit = world.cnaps.beps.item_limit_fen("ordinary_credit", engine.now_us) or 0
@@ -102,7 +102,7 @@ def _banks(world: World, rows: Rows) -> list[str]:
     out = [named[b] for b in rows.bank]
     if None in out:
         k = out.index(None)
-        raise refuse(rows.line[k], "creditor_bank", ApiError(
+        raise refuse(rows.line[k], rows.field("creditor_bank"), ApiError(
             422, "unknown_participant", f"{inputs.clip(rows.bank[k])} is not a bank in this "
             "world (GET /v1/participants lists them)"))
     return [b for b in out if b is not None]
@@ -114,10 +114,10 @@ def _payees(world: World, rows: Rows, index: AccountIndex, banks_of: list[str]
     if None in found:
         k = found.index(None)
         try:
-            inputs.account(rows.account[k], "creditor_account")
+            inputs.account(rows.account[k], rows.field("creditor_account"))
         except ApiError as exc:
             raise refuse(rows.line[k], exc.field, exc) from None
-        raise refuse(rows.line[k], "creditor_account", ApiError(
+        raise refuse(rows.line[k], rows.field("creditor_account"), ApiError(
             422, "unknown_account", f"{banks_of[k]} holds no account "
             f"{inputs.clip(rows.account[k])} (a batch pays only accounts of this world)"))
     payee = np.array(found, np.int64)
@@ -127,7 +127,7 @@ def _payees(world: World, rows: Rows, index: AccountIndex, banks_of: list[str]
                  if names[p or 0] != n]
         if wrong:
             k = wrong[0]
-            raise refuse(rows.line[k], "creditor_name", ApiError(
+            raise refuse(rows.line[k], rows.field("creditor_name"), ApiError(
                 422, "BE01", f"the name {inputs.clip(rows.name[k])} does not match account "
                 f"{rows.account[k]} at {banks_of[k]}"))
     return payee

@@ -57,6 +57,12 @@ class Rows:
     name: list[str]
     amount_fen: npt.NDArray[np.int64]
     urgent: npt.NDArray[np.bool_]
+    #: fields named as JSON lines name them (``creditor.account``), not as CSV columns
+    dotted: bool = False
+
+    def field(self, column: str) -> str:
+        """A CSV column's name as this batch's format names that field."""
+        return column.replace("creditor_", "creditor.") if self.dotted else column
 
     def __len__(self) -> int:
         return len(self.line)
@@ -136,7 +142,11 @@ def _slow_csv(lines: list[str], with_urgent: bool) -> Rows:
     out = _Builder()
     for k, raw in enumerate(lines):
         number = k + 2
-        cells = next(csv.reader([raw.rstrip("\r")]), [])
+        try:
+            cells = next(csv.reader([raw.rstrip("\r")]), [])
+        except csv.Error as exc:  # (a stray carriage return, a NUL)
+            raise ApiError(422, "invalid_line", f"line {number}: not a CSV line ({exc})",
+                           "line", extra={"line": number}) from None
         if len(cells) != width:
             raise ApiError(422, "invalid_line", f"line {number}: {width} columns expected, "
                            f"{len(cells)} found", "line", extra={"line": number})
@@ -192,7 +202,9 @@ def parse_jsonl(text: str) -> Rows:
                                                      "string"))
         out.add(number, str(fields[0]), str(fields[1]), str(fields[2]), str(fields[3]),
                 doc.get("amount"), urgent, dotted=True)
-    return out.rows()
+    rows = out.rows()
+    rows.dotted = True
+    return rows
 
 
 class _Builder:
