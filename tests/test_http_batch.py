@@ -252,3 +252,11 @@ def test_jsonl_unknown_creditor_is_named_as_json_names_it(api: Api) -> None:
                       headers={"content-type": "application/x-ndjson"})
     assert_refusal(answer, 422, "unknown_account", "creditor.account")
     assert answer.json()["line"] == 1
+
+
+def test_a_total_too_large_for_the_books_is_refused(api: Api) -> None:
+    seq = api.core.engine.applied_seq
+    huge = line("9999999999999.99")  # each within the item limit, ~1.15e18 fen together
+    answer = send_csv(api, HEADER + huge * 1200)
+    assert_refusal(answer, 422, "amount_too_large", "amount")
+    assert api.core.engine.applied_seq == seq

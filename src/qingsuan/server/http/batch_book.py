@@ -22,6 +22,8 @@ import numpy.typing as npt
 from qingsuan.banks import bulk
 from qingsuan.banks.bulk import Route
 from qingsuan.cnaps.participants import ParticipantKind
+from qingsuan.ledger.types import MAX_TOTAL_FEN
+from qingsuan.money import format_fen
 from qingsuan.server.http import inputs
 from qingsuan.server.http.batch_parse import Rows, refuse
 from qingsuan.server.http.batch_store import Outcome
@@ -52,6 +54,12 @@ def book(world: World, participant: str, rows: Rows, index: AccountIndex, at: st
          ) -> Outcome:
     """Resolve ``rows`` (ApiError naming the first bad line, nothing logged), then log them
     as one bulk command; the outcome of each item."""
+    # the bulk path refuses (unlogged) a total that could overflow a balance: say so as a
+    # 422 here rather than let its ValueError become a 500
+    if float(rows.amount_fen.sum(dtype=np.float64)) >= MAX_TOTAL_FEN / 4:
+        raise ApiError(422, "amount_too_large", "the batch's total is too large for the "
+                       f"books (at most {format_fen(MAX_TOTAL_FEN // 4 - 1)}): split it",
+                       "amount")
     index.refresh(world)
     payer = _payers(participant, rows, index)
     banks_of = _banks(world, rows)
