@@ -371,3 +371,14 @@ def test_the_pacs028_example_asks_about_the_pacs008_example(
         ("ICBC20261126T00001", "ACSC")]
     code, out = qingsuan("cnaps send examples/pacs028.xml --as CCB --store world.db")
     assert code == 1 and "RC01" in out
+
+
+def test_an_ibps_item_waiting_for_its_receiver_is_pending_not_accepted() -> None:
+    """pacs.002 for an IBPS credit to a connected receiver that has not confirmed yet:
+    PDNG (it may still be refused), not ACSP."""
+    from qingsuan.cnaps.gateway import _net_status
+    from qingsuan.cnaps.netsys import AWAITING
+
+    assert _net_status(True, AWAITING, None)[:2] == ("PDNG", None)
+    assert _net_status(True, "netted", None)[0] == "ACSP"
+    assert _net_status(True, "queued", None)[0] == "PDNG"

@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 
 from qingsuan.clock import to_beijing
 from qingsuan.cnaps.hvps import HvpsStatus, Priority
+from qingsuan.cnaps.netsys import AWAITING
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.messages import (
     CAMT056,
@@ -429,12 +430,15 @@ def record_status(system: str, status: str, reason: dict[str, str] | None
 def _net_status(ok: bool, status: str, reason: tuple[str, str] | None
                 ) -> tuple[str, str | None, str | None]:
     """BEPS/IBPS: netted is final for the participants but settles later in central-bank
-    money (ACSP); queued behind the cap is pending (PDNG); refused is RJCT."""
+    money (ACSP); queued behind the cap, or waiting for a connected receiver's
+    confirmation, is pending (PDNG); refused is RJCT."""
     if not ok:
         code, text = reason or ("NARR", "rejected")
         return ("RJCT", code, text[:105])
     if status == "queued":
         return ("PDNG", None, "queued: beyond the net debit cap")
+    if status == AWAITING:
+        return ("PDNG", None, "awaiting the receiver's confirmation")
     return ("ACSP", None, "netted: settles at the next session")
 
 
