@@ -4,7 +4,7 @@ as one logged bulk command and durable before its answer.
     .venv/bin/python bench/bench_http_batch.py --items 100000 --batches 5
 
 Starts ``qingsuan serve`` on a new SQLite store (free ports, the documented sandbox keys),
-then POSTs ``--batches`` CSV files of ``--items`` transfers each to
+then POSTs ``--batches`` CSV (or ``--jsonl``: JSON lines) files of ``--items`` transfers each to
 ``/v1/participants/ICBC/transfer-batches`` (ICBC's customers paying the other banks'
 customers 1.00 to 9.99: BEPS), one after the other on one keep-alive connection, and prints
 items/s end to end (from the first byte sent to the answer read; the file is made before
@@ -48,12 +48,16 @@ def start(store: Path) -> tuple[subprocess.Popen[str], str, int]:
     raise SystemExit("the server did not start")
 
 
-def batch_file(items: int, seed: int) -> bytes:
-    rows = [HEADER]
+def batch_file(items: int, seed: int, jsonl: bool = False) -> bytes:
+    rows = [] if jsonl else [HEADER]
     for k in range(items):
         bank, account, name = PAYEES[(k + seed) % len(PAYEES)]
         fen = 100 + (k * 7 + seed) % 900
-        rows.append(f"{PAYERS[k % 2]},{bank},{account},{name},{fen // 100}.{fen % 100:02d}\n")
+        amount = f"{fen // 100}.{fen % 100:02d}"
+        rows.append(json.dumps({"debtor_account": PAYERS[k % 2], "amount": amount,
+                                "creditor": {"bank": bank, "account": account,
+                                             "name": name}}) + "\n" if jsonl else
+                    f"{PAYERS[k % 2]},{bank},{account},{name},{amount}\n")
     return "".join(rows).encode()
 
 
@@ -61,8 +65,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=100_000, help="transfers per batch")
     parser.add_argument("--batches", type=int, default=5)
+    parser.add_argument("--jsonl", action="store_true", help="JSON lines instead of CSV")
     args = parser.parse_args()
-    files = [batch_file(args.items, seed) for seed in range(args.batches)]
+    files = [batch_file(args.items, seed, args.jsonl) for seed in range(args.batches)]
+    kind = "application/x-ndjson" if args.jsonl else "text/csv"
     with tempfile.TemporaryDirectory() as tmp:
         proc, host, port = start(Path(tmp) / "bench.db")
         try:
@@ -73,7 +79,7 @@ def main() -> None:
                 began = time.perf_counter()
                 conn.request("POST", "/v1/participants/ICBC/transfer-batches", body=body,
                              headers={"Authorization": "Bearer sandbox-ICBC",
-                                      "Content-Type": "text/csv"})
+                                      "Content-Type": kind})
                 answer = conn.getresponse()
                 doc = json.loads(answer.read())
                 took = time.perf_counter() - began

@@ -260,3 +260,27 @@ def test_a_total_too_large_for_the_books_is_refused(api: Api) -> None:
     answer = send_csv(api, HEADER + huge * 1200)
     assert_refusal(answer, 422, "amount_too_large", "amount")
     assert api.core.engine.applied_seq == seq
+
+
+GOOD_JSON = {"debtor_account": ICBC1, "amount": "1.00",
+             "creditor": {"bank": "CCB", "account": CCB1, "name": "Holder CCB 1"}}
+
+
+@pytest.mark.parametrize(("bad", "reason", "field"), [
+    ({**GOOD_JSON, "urgent": 1}, "invalid_type", "urgent"),
+    ({**GOOD_JSON, "amount": 1.5}, "invalid_amount", "amount"),
+    ({**GOOD_JSON, "amount": "1,00"}, "invalid_amount", "amount"),
+    ({**GOOD_JSON, "amount": "-1.00"}, "amount_negative", "amount"),
+    ({**GOOD_JSON, "memo": "x"}, "unknown_field", "memo"),
+    ({**GOOD_JSON, "creditor": {"bank": "CCB", "account": CCB1}}, "missing_field",
+     "creditor.name"),
+    ({k: v for k, v in GOOD_JSON.items() if k != "amount"}, "invalid_amount", "amount"),
+])
+def test_jsonl_bad_line_is_named(api: Api, bad: dict[str, Any], reason: str, field: str
+                                 ) -> None:
+    seq = api.core.engine.applied_seq
+    body = "\n".join(json.dumps(r) for r in (GOOD_JSON, GOOD_JSON, bad, GOOD_JSON))
+    answer = api.post(ROUTE.format("ICBC"), content=body.encode(),
+                      headers={"content-type": "application/x-ndjson"})
+    assert_refusal(answer, 422, reason, field)
+    assert answer.json()["line"] == 3 and api.core.engine.applied_seq == seq
