@@ -284,3 +284,36 @@ def test_jsonl_bad_line_is_named(api: Api, bad: dict[str, Any], reason: str, fie
                       headers={"content-type": "application/x-ndjson"})
     assert_refusal(answer, 422, reason, field)
     assert answer.json()["line"] == 3 and api.core.engine.applied_seq == seq
+
+
+def test_a_batch_resent_with_its_key_is_not_booked_twice(tmp_path: Path) -> None:
+    ring, keys = KeyRing.for_world(NAMES)
+    store = f"sqlite:///{tmp_path}/s.db"
+    path = ROUTE.format("ICBC") + "?key=PAYROLL-2026-11"
+    client, core = open_api(store, ring)
+    api = Api(client, core, keys)
+    try:
+        first = api.post(path, content=HEADER + line(), headers={"content-type": "text/csv"})
+        assert first.status_code == 201 and first.json()["key"] == "PAYROLL-2026-11"
+        seq = core.engine.applied_seq
+        again = api.post(path, content=HEADER + line(), headers={"content-type": "text/csv"})
+        assert_refusal(again, 409, "duplicate", "key")
+        assert again.json()["batch"] == first.json()["id"] and core.engine.applied_seq == seq
+        bad = api.post(ROUTE.format("ICBC") + "?key=a/b", content=HEADER + line(),
+                       headers={"content-type": "text/csv"})
+        assert_refusal(bad, 422, "invalid_id", "key")
+        # CCB's own key space: the same key is CCB's first batch
+        ccb = api.post(ROUTE.format("CCB") + "?key=PAYROLL-2026-11", "CCB",
+                       content=HEADER + line(debtor=CCB1, bank="ICBC", account=ICBC2,
+                                             name="Holder ICBC 2"),
+                       headers={"content-type": "text/csv"})
+        assert ccb.status_code == 201, ccb.text
+    finally:
+        core.close()
+    client, core = open_api(store, ring)  # a restart remembers the key
+    api = Api(client, core, keys)
+    try:
+        again = api.post(path, content=HEADER + line(), headers={"content-type": "text/csv"})
+        assert again.status_code == 409 and again.json()["batch"] == first.json()["id"]
+    finally:
+        core.close()

@@ -59,6 +59,8 @@ class Outcome:
     amount_fen: npt.NDArray[np.int64]
     #: SHA-256 (hex) of the bulk command's body, as logged
     digest: str
+    #: the client's idempotency key (``?key=``), if it gave one
+    key: str | None = None
 
     def summary(self) -> dict[str, Any]:
         credited = self.code == BulkCode.CREDITED
@@ -77,7 +79,7 @@ class Outcome:
                                       "value": _fen(self.amount_fen[hit].sum())}
         n = len(self.code)
         return {
-            "id": self.id, "participant": self.participant, "at": self.at,
+            "id": self.id, "key": self.key, "participant": self.participant, "at": self.at,
             "items": n, "value": _fen(self.amount_fen.sum()),
             "credited": {"count": int(credited.sum()),
                          "value": _fen(self.amount_fen[credited].sum())},
@@ -105,7 +107,7 @@ class Outcome:
     def to_bytes(self) -> bytes:
         head = json.dumps({"id": self.id, "participant": self.participant, "at": self.at,
                            "seq": self.seq, "n": len(self.code),
-                           "digest": self.digest}).encode() + b"\n"
+                           "digest": self.digest, "key": self.key}).encode() + b"\n"
         return b"".join([head, self.line.astype("<i4").tobytes(),
                          self.route.astype("<i1").tobytes(), self.code.astype("<i1").tobytes(),
                          self.amount_fen.astype("<i8").tobytes()])
@@ -123,7 +125,8 @@ class Outcome:
             cols.append(arr)
         return cls(doc["id"], doc["participant"], doc["at"], int(doc["seq"]),
                    cols[0].astype(np.int32), cols[1].astype(np.int8),
-                   cols[2].astype(np.int8), cols[3].astype(np.int64), doc["digest"])
+                   cols[2].astype(np.int8), cols[3].astype(np.int64), doc["digest"],
+                   doc.get("key"))
 
 
 class BatchStore:
@@ -135,11 +138,17 @@ class BatchStore:
         self._memory: dict[tuple[str, str], Outcome] = {}
         self._files: dict[tuple[str, str], Path] = {}
         self._checked: set[tuple[str, str]] = set()
+        #: (participant, idempotency key) -> batch id
+        self._keys: dict[tuple[str, str], str] = {}
         if directory is not None and directory.is_dir():
             for path in directory.iterdir():
                 match = _NAME.match(path.name)
                 if match is not None:
                     self._files[(match.group(1), match.group(2))] = path
+                    with open(path, "rb") as f:
+                        key = json.loads(f.readline()).get("key")
+                    if key is not None:
+                        self._keys[(match.group(1), key)] = match.group(2)
 
     @classmethod
     def beside(cls, store: str) -> BatchStore:
@@ -148,6 +157,9 @@ class BatchStore:
     def save(self, outcome: Outcome) -> None:
         """Keep ``outcome`` (synced to disk when there is a directory)."""
         key = (outcome.participant, outcome.id)
+        if outcome.key is not None:
+            with self.lock:
+                self._keys[(outcome.participant, outcome.key)] = outcome.id
         if self.directory is None:
             with self.lock:
                 self._memory[key] = outcome
@@ -184,6 +196,13 @@ class BatchStore:
         with self.lock:
             self._checked.add(key)
         return found
+
+    def by_key(self, participant: str, key: str, log: CommandLog) -> Outcome | None:
+        """``participant``'s batch sent with idempotency key ``key``, if its command is in
+        ``log`` (or was logged by this process)."""
+        with self.lock:
+            batch_id = self._keys.get((participant, key))
+        return None if batch_id is None else self.get(participant, batch_id, log)
 
     def added(self, outcome: Outcome) -> None:
         """``outcome`` was just logged by this process: no need to look it up."""

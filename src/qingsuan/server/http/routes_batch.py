@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from qingsuan.clock import format_time
-from qingsuan.server.http import batch_book, batch_gc, batch_parse
+from qingsuan.server.http import batch_book, batch_gc, batch_parse, inputs
 from qingsuan.server.http.batch_book import AccountIndex
 from qingsuan.server.http.batch_parse import MAX_BODY_BYTES, Rows
 from qingsuan.server.http.batch_store import BatchStore, Outcome
@@ -83,7 +83,12 @@ def _parse(kind: str, body: bytes) -> Rows:
 
 @router.post("", status_code=201, openapi_extra=_BODY,
              summary="Send a batch of customer transfers (CSV or JSON lines)")
-async def send_batch(request: Request, participant: Acting, c: Core) -> JSONResponse:
+async def send_batch(request: Request, participant: Acting, c: Core,
+                     key: Annotated[str | None, Query(description=(
+                         "your idempotency key for this batch (1 to 35 letters, digits, "
+                         "- _ .): a batch sent again with the same key is refused 409 "
+                         "`duplicate` naming the first one's id, never booked twice"))] = None
+                     ) -> JSONResponse:
     """Your customers' transfers, up to 1,000,000 in one body of up to 128 MiB
     (`batch_parse.MAX_ITEMS`, `MAX_BODY_BYTES`): `text/csv` with the header
     `debtor_account,creditor_bank,creditor_account,creditor_name,amount[,urgent]`, or
@@ -96,18 +101,25 @@ async def send_batch(request: Request, participant: Acting, c: Core) -> JSONResp
     201 with the batch id, counts and value credited and rejected by reason, and the
     link to each item's status."""
     store, index = _state(request, c)
+    if key is not None:
+        inputs.payment_id(key, "key")
     kind, body = await _read(request)
     rows = await run_in_threadpool(_parse, kind, body)
 
     def job() -> Outcome:
+        prior = None if key is None else store.by_key(participant, key, c.engine.log)
+        if prior is not None:
+            raise ApiError(409, "duplicate", f"you sent a batch with key {key!r} before: "
+                           f"{prior.id}", "key", extra={"batch": prior.id})
         with batch_gc.paused():
             outcome = batch_book.book(c.world, participant, rows, index,
                                       format_time(c.engine.now_us))
+        outcome.key = key
         store.save(outcome)  # (before the group commit: see batch_store.py)
+        store.added(outcome)  # (a resend in this same group is a duplicate already)
         return outcome
 
     outcome = await c.writer.call(job)
-    store.added(outcome)
     summary = await run_in_threadpool(outcome.summary)
     return JSONResponse(summary, status_code=201,
                         headers={"Location": summary["items_url"].rsplit("/", 1)[0]})
