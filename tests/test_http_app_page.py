@@ -3,36 +3,29 @@ Chromium driven by Playwright on the wallet world served by uvicorn on a loopbac
 Li Lei logs in, sees his three bound cards with the balances his banks give (masked
 numbers, yuan with two decimals), shows a payment code (its QR image and countdown),
 claims the city's voucher, pays the noodle house's code with it, and repays his credit
-card from his ICBC card. Screenshots go to $QINGSUAN_SHOTS (default /root/lead/shots/)."""
+card from his ICBC card. Screenshots go to $QINGSUAN_SHOTS
+(default: qingsuan-shots in the temporary directory)."""
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from browser import CHROMIUM, SHOTS, require_chromium
 from test_http_app_api import HAN, HAN_ABC, LI, LI_CCB, LI_CREDIT, LI_ICBC, START, WALLET
 
 from qingsuan.server.http import KeyRing, SandboxClock, SandboxCore, create_app
 from qingsuan.server.http.app_auth import sandbox_user_key
 from qingsuan.server.http.serve import HttpServer, bind
 
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(os.environ.get("QINGSUAN_SHOTS", "/root/lead/shots"))
 PHONE = {"width": 390, "height": 844}
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing (CI is set: the app's page must be tested in a "
-                    "browser; `make browser` installs Debian's chromium)", pytrace=False)
-    pytest.skip(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium",
-                allow_module_level=True)
+require_chromium("the app's page")
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

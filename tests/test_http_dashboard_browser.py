@@ -3,34 +3,25 @@ opens the page on a small world served by uvicorn on a loopback port, and finds 
 operator watches (settlement balances, HVPS queues per priority, BEPS/IBPS positions
 against their caps, the last payments, the clock and HVPS's phase); a transfer made
 through the API then appears without a reload (the page reads the SSE stream).
-Screenshots (1280x800) go to $QINGSUAN_SHOTS (default /root/lead/shots/)."""
+Screenshots (1280x800) go to $QINGSUAN_SHOTS (default: qingsuan-shots in the
+temporary directory)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from browser import CHROMIUM, SHOTS, require_chromium
 from test_http_api import CCB1, ICBC1, NAMES, SANDBOX, START, order
 
 from qingsuan.server.http import KeyRing, SandboxClock, SandboxCore, create_app
 from qingsuan.server.http.serve import HttpServer, bind
 
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(os.environ.get("QINGSUAN_SHOTS", "/root/lead/shots"))
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing (CI is set: the dashboard must be tested in a "
-                    "browser; `make browser` installs Debian's chromium)",
-                    pytrace=False)
-    pytest.skip(f"{CHROMIUM} is missing: `make browser` installs Debian's chromium",
-                allow_module_level=True)
+require_chromium("the dashboard")
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

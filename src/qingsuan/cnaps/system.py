@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from qingsuan.calendar import HvpsPhase
-from qingsuan.cnaps.hvps import Hvps, Outcome, Priority, dumps
+from qingsuan.cnaps.hvps import Hvps, HvpsPayment, Outcome, Priority, dumps
 from qingsuan.cnaps.netsys import (
     CONFIRM_REJECT_CODES,
     SYSTEMS,
     AccountsView,
+    NetItem,
     NetOutcome,
     NetSystem,
     SimAccount,
@@ -98,6 +99,18 @@ class Cnaps:
         return self._hvps
 
     # ------------------------------------------------------------------ applying
+
+    def payment(self, ref: str) -> HvpsPayment | NetItem | None:
+        """The payment CNAPS carries under ``ref``: an HVPS payment, or a BEPS or IBPS item
+        (both say sender, receiver and amount_fen); None if none has it."""
+        found = self.hvps.payments.get(ref)
+        if found is not None:
+            return found
+        for net in self.net.values():
+            item = net.items.get(ref)
+            if item is not None:
+                return item
+        return None
 
     def apply(self, kind: str, timestamp_us: int, body: bytes) -> Any:
         if kind == "cnaps.rtgs_batch":

@@ -78,12 +78,7 @@ def snapshot(core: SandboxCore) -> dict[str, Any]:
 def _between(world: World, ref: str) -> dict[str, Any]:
     """Who pays whom how much, as CNAPS saw the payment (nothing for a payment CNAPS did
     not carry: 行内, or refused by the bank before it was sent)."""
-    cnaps = world.cnaps
-    seen: Any = cnaps.hvps.payments.get(ref)
-    for net in cnaps.net.values():
-        if seen is not None:
-            break
-        seen = net.items.get(ref)
+    seen = world.cnaps.payment(ref)
     if seen is None:
         return {}
     return {"from": seen.sender, "to": seen.receiver, "amount": format_fen(seen.amount_fen)}

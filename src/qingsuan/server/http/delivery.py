@@ -247,12 +247,7 @@ def _payment(world: Any, ref: str | None) -> dict[str, Any] | None:
     """An incoming payment as its receiver is told: who pays, how much."""
     if not ref:
         return None
-    cnaps = world.cnaps
-    seen: Any = cnaps.hvps.payments.get(ref)
-    for net in cnaps.net.values():
-        if seen is not None:
-            break
-        seen = net.items.get(ref)
+    seen = world.cnaps.payment(ref)
     if seen is None:
         return None
     return {"ref": ref, "from": seen.sender, "to": seen.receiver,
