@@ -3,6 +3,7 @@ its refusals (each a clear 4xx with a reason, never a 5xx), the clock, and a res
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import uuid
@@ -82,14 +83,21 @@ def open_api(store: str, keys: KeyRing, clock: SandboxClock | None = None) -> tu
     return TestClient(create_app(core, keys), raise_server_exceptions=False), core
 
 
-@pytest.fixture
-def api() -> Iterator[Api]:
+@contextlib.contextmanager
+def sandbox_api() -> Iterator[Api]:
+    """The sandbox world on a fresh memory store, its documented keys, a client."""
     ring, keys = KeyRing.for_world(NAMES)
     client, core = open_api(f"memory://{uuid.uuid4().hex}", ring)
     try:
         yield Api(client, core, keys)
     finally:
         core.close()
+
+
+@pytest.fixture
+def api() -> Iterator[Api]:
+    with sandbox_api() as opened:
+        yield opened
 
 
 def order(**fields: Any) -> dict[str, Any]:

@@ -5,7 +5,6 @@ the line and field with nothing booked; its outcome kept across a restart."""
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_http_api import CCB1, ICBC1, ICBC2, NAMES, Api, assert_refusal, open_api
+from test_http_api import CCB1, ICBC1, ICBC2, NAMES, Api, assert_refusal, open_api, sandbox_api
 
 from qingsuan.banks import reconcile
 from qingsuan.server.http import KeyRing
@@ -26,12 +25,8 @@ ROUTE = "/v1/participants/{}/transfer-batches"
 
 @pytest.fixture
 def api() -> Iterator[Api]:
-    ring, keys = KeyRing.for_world(NAMES)
-    client, core = open_api(f"memory://{uuid.uuid4().hex}", ring)
-    try:
-        yield Api(client, core, keys)
-    finally:
-        core.close()
+    with sandbox_api() as opened:
+        yield opened
 
 
 def line(amount: str = "100.00", debtor: str = ICBC1, bank: str = "CCB",

@@ -11,9 +11,7 @@ from urllib.parse import quote
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_http_api import NAMES, Api, open_api, order, pacs008
-
-from qingsuan.server.http import KeyRing
+from test_http_api import Api, order, pacs008, sandbox_api
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -28,12 +26,8 @@ FIELDS = ["id", "debtor_account", "amount", "channel", "urgent", "system", "cred
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[Api]:
-    ring, keys = KeyRing.for_world(NAMES)
-    client, core = open_api(f"memory://{uuid.uuid4().hex}", ring)
-    try:
-        yield Api(client, core, keys)
-    finally:
-        core.close()
+    with sandbox_api() as opened:
+        yield opened
 
 
 def _ok(answer: Any) -> None:
