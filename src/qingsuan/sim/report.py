@@ -180,21 +180,29 @@ def _clock(hours: float) -> str:
     return (f"day {day + 1} " if day else "") + f"{h // 60:02d}:{h % 60:02d}"
 
 
-def queues_over_day(summary: dict[str, Any], queues: list[dict[str, Any]], lab: Labels
-                    ) -> Plot:
-    first, days = summary["from"], summary["days"]
-    series = _series(queues, first, "end_value_fen", lambda r: str(r["system"]),
-                     grid=_grid(summary))
+def _steps_per_system(series: dict[str, dict[float, int]], days: int, ylabel: str, title: str
+                      ) -> Any:
+    """One step line per system of amounts in fen over the run, drawn in 100M CNY."""
     fig, ax = plt.subplots(figsize=FIG_SIZE)
     for name, points in sorted(series.items()):
         xs = sorted(points)
         ax.step(xs, [points[x] / 1e10 for x in xs], where="post", label=name,
                 color=_SYSTEM_COLOURS.get(name))
-    ax.set_ylabel(lab("100M CNY waiting", "排队金额 亿元"), fontsize=8)
-    ax.set_title(lab("Value waiting in queues (end of each bucket)", "排队金额"), fontsize=10)
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=10)
     _time_axis(ax, days)
     if series:
         ax.legend(fontsize=8)
+    return fig
+
+
+def queues_over_day(summary: dict[str, Any], queues: list[dict[str, Any]], lab: Labels
+                    ) -> Plot:
+    first, days = summary["from"], summary["days"]
+    series = _series(queues, first, "end_value_fen", lambda r: str(r["system"]),
+                     grid=_grid(summary))
+    fig = _steps_per_system(series, days, lab("100M CNY waiting", "排队金额 亿元"),
+                            lab("Value waiting in queues (end of each bucket)", "排队金额"))
     hv = summary["systems"]["HVPS"]
     reading = (f"HVPS: at most {short_cny(hv['peak_queue_value_fen'])} waited at once; "
                f"{hv['delayed_items']:,} payments settled late, value-weighted queue time "
@@ -237,17 +245,8 @@ def funds_in_transit(summary: dict[str, Any], transit: list[dict[str, Any]], lab
     first, days = summary["from"], summary["days"]
     series = _series(transit, first, "peak_fen", lambda r: str(r["system"]), "max",
                      grid=_grid(summary))
-    fig, ax = plt.subplots(figsize=FIG_SIZE)
-    for name, points in sorted(series.items()):
-        xs = sorted(points)
-        ax.step(xs, [points[x] / 1e10 for x in xs], where="post", label=name,
-                color=_SYSTEM_COLOURS.get(name))
-    ax.set_ylabel(lab("100M CNY", "亿元"), fontsize=8)
-    ax.set_title(lab("Funds in transit: netted, not yet settled in HVPS",
-                     "在途资金"), fontsize=10)
-    _time_axis(ax, days)
-    if series:
-        ax.legend(fontsize=8)
+    fig = _steps_per_system(series, days, lab("100M CNY", "亿元"),
+                            lab("Funds in transit: netted, not yet settled in HVPS", "在途资金"))
     parts = [f"{n} up to {short_cny(summary['systems'][n]['peak_in_transit_fen'])}"
              for n in ("BEPS", "IBPS")]
     settled = sum(x["status"] == "settled" for v in summary["net_sessions"].values()
