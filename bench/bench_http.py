@@ -36,13 +36,15 @@ _LENGTH = re.compile(rb"content-length:\s*(\d+)", re.IGNORECASE)
 
 
 def start(store: Path, core: str) -> tuple[subprocess.Popen[str], str, int]:
+    """``qingsuan serve`` on a new store, free ports, the documented sandbox keys: the
+    process and where its HTTP API listens (named within its first lines of output)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "qingsuan", "serve", "--store", str(store), "--port", "0",
          "--http-port", "0", "--api-keys", "sandbox", "--core", core],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"})
     assert proc.stdout is not None
-    for _ in range(3):
+    for _ in range(5):
         line = proc.stdout.readline()
         if "HTTP API listening" in line:
             url = line.split("http://", 1)[1].split()[0]

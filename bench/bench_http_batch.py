@@ -18,34 +18,18 @@ import argparse
 import http.client
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from bench_http import start  # qingsuan serve on a new store, free ports, sandbox keys
 
 HEADER = "debtor_account,creditor_bank,creditor_account,creditor_name,amount\n"
 PAYERS = ["9222020000000010017", "9222020000000010025"]
 PAYEES = [("CCB", "9217000000000010011", "Holder CCB 1"),
           ("ABC", "9228480000000010017", "Holder ABC 1"),
           ("BOC", "9216610000000010015", "Holder BOC 1")]
-
-
-def start(store: Path) -> tuple[subprocess.Popen[str], str, int]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qingsuan", "serve", "--store", str(store), "--port", "0",
-         "--http-port", "0", "--api-keys", "sandbox", "--core", "inline"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert proc.stdout is not None
-    for _ in range(5):
-        line = proc.stdout.readline()
-        if "HTTP API listening" in line:
-            url = line.split("http://", 1)[1].split()[0]
-            host, port = url.rsplit(":", 1)
-            return proc, host, int(port)
-    proc.kill()
-    raise SystemExit("the server did not start")
 
 
 def batch_file(items: int, seed: int, jsonl: bool = False) -> bytes:
@@ -70,7 +54,7 @@ def main() -> None:
     files = [batch_file(args.items, seed, args.jsonl) for seed in range(args.batches)]
     kind = "application/x-ndjson" if args.jsonl else "text/csv"
     with tempfile.TemporaryDirectory() as tmp:
-        proc, host, port = start(Path(tmp) / "bench.db")
+        proc, host, port = start(Path(tmp) / "bench.db", "inline")
         try:
             conn = http.client.HTTPConnection(host, port, timeout=300)
             rates = []
