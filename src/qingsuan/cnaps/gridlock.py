@@ -492,6 +492,45 @@ def lsm(inst: QueueInstance) -> BoolArray:
     return mask
 
 
+#: how gridlock resolution settled a queued payment (:func:`resolve`'s answer)
+STAYS: Final = 0
+BILATERAL: Final = 1
+MULTILATERAL: Final = 2
+#: the steps, by code (STAYS has none)
+STEP_NAMES: Final = ("", "bilateral", "multilateral")
+#: ``hvps.lsm``'s choices
+ALGORITHMS: Final = ("off", "bilateral", "multilateral", "lsm")
+
+
+def resolve(inst: QueueInstance, algorithm: str, bilateral_candidates: int = 64, *,
+            steps: bool = False) -> npt.NDArray[np.int8]:
+    """Gridlock resolution as HVPS runs it (``hvps.lsm``): per queued payment, the step that
+    settles it (BILATERAL, MULTILATERAL) or STAYS.
+
+    ``bilateral`` settles what `bilateral_offset` settles; ``multilateral`` and ``lsm`` the
+    optimum (`multilateral_offset`, `lsm`). With ``steps`` the optimum is split into its
+    bilateral step (what `bilateral_offset` settles, a feasible solution hence part of the
+    optimum) and the rest, the multilateral step: DOMAIN.md's "bilateral, then
+    multilateral". The set settled is the same either way; ``steps`` costs one more pass.
+    """
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"gridlock resolution: unknown algorithm {algorithm!r} (one of "
+                         f"{', '.join(ALGORITHMS)})")
+    out = np.zeros(inst.payments, np.int8)
+    if algorithm == "off" or inst.payments < 2:
+        return out
+    if algorithm == "bilateral":
+        out[bilateral_offset(inst, bilateral_candidates)] = BILATERAL
+        return out
+    best = multilateral_offset(inst) if algorithm == "multilateral" else lsm(inst)
+    out[best] = MULTILATERAL
+    if steps and best.any():
+        pair = bilateral_offset(inst, bilateral_candidates)
+        assert not (pair & ~best).any(), "a feasible solution lies outside the optimum"
+        out[pair] = BILATERAL
+    return out
+
+
 # ---------------------------------------------------------------------- optimal (MILP)
 
 

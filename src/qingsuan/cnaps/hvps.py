@@ -292,7 +292,7 @@ class Hvps:
         interval = int(self.engine.params["hvps.lsm_interval_minutes"])
         if (interval and self.queued_total and now_us - self.last_lsm_us >= interval * US_PER_MINUTE
                 and self.phase(now_us)[0] is HvpsPhase.OPEN):
-            self._gridlock(now_us, "multilateral")
+            self._gridlock(now_us, None)  # hvps.lsm's choice, "off" included (HVPS.md)
 
     def next_wakeup_us(self, after_us: int) -> int | None:
         """When the driver should tick next: the next cut-off or close, or the next periodic
@@ -662,13 +662,8 @@ class Hvps:
             amount=np.array([p.amount_fen for p in queued], np.int64),
             priority=np.array([p.priority for p in queued], np.int64),
         )
-        if algo == "bilateral":
-            mask = gridlock.bilateral_offset(
-                inst, int(self.engine.params["hvps.bilateral_candidates"]))
-        elif algo == "multilateral":
-            mask = gridlock.multilateral_offset(inst)
-        else:
-            mask = gridlock.lsm(inst)
+        mask = gridlock.resolve(inst, algo,
+                                int(self.engine.params["hvps.bilateral_candidates"])) > 0
         gridlock.check_solution(inst, mask)
         chosen = [p for p, m in zip(queued, mask.tolist(), strict=True) if m]
         if not chosen:
