@@ -30,7 +30,7 @@ _SYSTEMS: Final = ("HVPS", "BEPS", "IBPS")
 
 
 class Checker(Protocol):
-    """What the scenario loader's checker offers (sim/scenario.py)."""
+    """What the scenario loader's checker offers (sim/scenario_checker.py)."""
 
     def add(self, line: int, message: str) -> None: ...
 

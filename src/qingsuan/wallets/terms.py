@@ -51,7 +51,7 @@ class Doc(Protocol):
 
 
 class Checker(Protocol):
-    """The loader's problem collector (sim/scenario.py)."""
+    """The loader's problem collector (sim/scenario_checker.py)."""
 
     def add(self, line: int, message: str) -> None: ...
     def mapping(self, value: Any, line: int, what: str) -> Any: ...
@@ -65,7 +65,7 @@ class Checker(Protocol):
 
 
 class CustomerLike(Protocol):
-    """A customer as the loader read it (sim/scenario.py Customer)."""
+    """A customer as the loader read it (sim/scenario_model.py Customer)."""
 
     @property
     def bank(self) -> str: ...
