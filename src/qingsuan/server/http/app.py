@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from qingsuan import __version__
 from qingsuan.server.http import (
@@ -16,6 +19,7 @@ from qingsuan.server.http import (
     routes_meta,
     routes_operator,
     routes_participant,
+    transfers,
 )
 from qingsuan.server.http.auth import KeyRing
 from qingsuan.server.http.callbacks import Registry
@@ -81,6 +85,26 @@ def create_app(core: SandboxCore, keys: KeyRing, *, metrics: Metrics | None = No
         return watch.response()
 
     app.add_middleware(MetricsMiddleware, metrics=watch)
+    _with_schemas(app, transfers.TransferIn)
     return app
+
+
+def _with_schemas(app: FastAPI, *models: type[BaseModel]) -> None:
+    """Put ``models`` (bodies that routes read themselves, named by ``$ref`` in their
+    ``openapi_extra``) in the OpenAPI components, as FastAPI does for a typed body."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = build()
+            schemas = doc.setdefault("components", {}).setdefault("schemas", {})
+            for model in models:
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                schemas.update(schema.pop("$defs", {}))
+                schemas[model.__name__] = schema
+            app.openapi_schema = doc
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 

@@ -12,7 +12,7 @@ from qingsuan.clock import to_beijing
 from qingsuan.cnaps.gateway import ACCEPTED
 from qingsuan.messages import MessageRejection, build_rejection_pacs002, parse_inbound
 from qingsuan.messages.xmlio import DEFAULT_MAX_BYTES
-from qingsuan.server.http import inputs, inquiries, notices, transfers, views
+from qingsuan.server.http import inputs, inquiries, notices, transfer_order, transfers, views
 from qingsuan.server.http.deps import Acting, Core, Reading, accepts_json
 from qingsuan.server.http.errors import ERRORS, ApiError
 
@@ -81,25 +81,31 @@ def _refused(request: Request, c: Core, rejection: MessageRejection) -> Response
                     headers={"Qingsuan-Reason": rejection.reason_code})
 
 
+#: the transfer route's body in the OpenAPI: the pydantic model's schema (app.py puts it
+#: in the components), read by transfer_order.parse_order rather than by FastAPI
+TRANSFER_BODY: Final[dict[str, Any]] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/TransferIn"}}}}}
+
+
 @router.post("/transfers", status_code=201, summary="Send a customer transfer (JSON)",
+             openapi_extra=TRANSFER_BODY, response_model=None,
              responses={201: {"description": "the bank took the order: its payment"},
                         422: {"description": "refused: a bad field (nothing logged), or the "
                                              "bank refused the order at once (the body's "
                                              "payment, logged, has status rejected)"}})
-async def send_transfer(order: Annotated[transfers.TransferIn, Body()], participant: Acting,
-                        c: Core) -> JSONResponse:
+async def send_transfer(request: Request, participant: Acting, c: Core) -> JSONResponse:
     """Your customer's transfer, booked and routed by your bank as at its counter or in
     its app. 201 with the payment (`status`: accepted, settled, queued, netted, credited
     within the bank; `iso_status` as a pacs.002 would say it). A refusal by the bank at
     once (insufficient funds AM04, above the IBPS limit AM02, a closed account AC04) is
     422 with its ISO reason and the payment it recorded."""
+    refused = transfer_order.content_type_error(request.headers.get("content-type"))
+    if refused is not None:
+        raise refused
+    order = transfer_order.parse_order(await request.body())
     doc = await c.writer.call(lambda: transfers.book(c.world, participant, order))
-    if doc["status"] == "rejected":
-        reason = doc["reason"] or {"code": "NARR", "message": "rejected"}
-        return JSONResponse({"reason": reason["code"],
-                             "field": transfers.REFUSAL_FIELD.get(reason["code"]),
-                             "message": reason["message"], "payment": doc}, status_code=422)
-    return JSONResponse(doc, status_code=201)
+    status, body = transfers.answer(doc)
+    return JSONResponse(body, status_code=status)
 
 
 @router.post("/institution-transfers", status_code=201,

@@ -15,6 +15,7 @@ from qingsuan.cnaps.hvps import dumps
 from qingsuan.cnaps.participants import ParticipantKind
 from qingsuan.server.http import inputs
 from qingsuan.server.http.errors import ApiError
+from qingsuan.server.http.transfer_order import Order
 from qingsuan.server.http.views import record_view, ref_of
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ class Creditor(BaseModel):
 
 
 class TransferIn(BaseModel):
-    """A customer's transfer order."""
+    """A customer's transfer order (the route's OpenAPI schema; a body is checked by
+    transfer_order.parse_order, which answers as this model would)."""
 
     model_config = ConfigDict(extra="forbid")
     id: str = Field(description="your id for it, unique among your payments (1 to 35 "
@@ -64,26 +66,22 @@ class Checked:
     receiver: str
 
 
-def check(world: World, participant: str, order: TransferIn) -> Checked:
-    """Every refusal of an order (ApiError, nothing logged); what to book otherwise."""
-    amount = inputs.amount_fen(order.amount)
-    inputs.payment_id(order.id)
-    inputs.account(order.debtor_account, "debtor_account")
-    inputs.account(order.creditor.account, "creditor.account")
-    inputs.name(order.creditor.name, "creditor.name")
+def check(world: World, participant: str, order: Order) -> Checked:
+    """The refusals of an order that need the world (ApiError, nothing logged); what to
+    book otherwise (transfer_order.parse_order checked the rest)."""
     banks, directory = world.banks, world.cnaps.directory
     debtor = banks.directory.by_number.get((participant, order.debtor_account))
     if debtor is None:
         raise ApiError(422, "unknown_account", f"{participant} holds no account "
                        f"{order.debtor_account}", "debtor_account")
-    bank = order.creditor.bank
+    bank = order.creditor_bank
     receiver = directory.by_code(bank) if bank.isdigit() else \
         directory.get(bank) if bank in directory else None
     if receiver is None or receiver.kind is ParticipantKind.CARD_SWITCH or \
             receiver.name not in banks.members:
         raise ApiError(422, "unknown_participant", f"{inputs.clip(bank)} is not a bank in "
                        "this world (GET /v1/participants lists them)", "creditor.bank")
-    if receiver.name == participant and order.creditor.account == order.debtor_account:
+    if receiver.name == participant and order.creditor_account == order.debtor_account:
         raise ApiError(422, "same_account", "the debtor and creditor are the same account",
                        "creditor.account")
     ref = ref_of(participant, JSON_MSG_ID, order.id)
@@ -91,26 +89,36 @@ def check(world: World, participant: str, order: TransferIn) -> Checked:
         raise ApiError(409, "duplicate", f"you sent a payment {JSON_MSG_ID}/{order.id} "
                        f"before (AM05): GET /v1/participants/{participant}/payments/"
                        f"{JSON_MSG_ID}/{order.id} tells what became of it", "id")
-    return Checked(ref, amount, debtor.id, receiver.name)
+    return Checked(ref, order.amount_fen, debtor.id, receiver.name)
 
 
-def book(world: World, participant: str, order: TransferIn) -> dict[str, Any]:
+def book(world: World, participant: str, order: Order) -> dict[str, Any]:
     """Log the order for the bank to carry out; the payment as it stands after applying."""
     c = check(world, participant, order)
     banks = world.banks
     if order.system is not None:
         record = banks.customer_transfer(
             c.ref, order.system, "urgent" if order.urgent else "normal", participant,
-            c.receiver, c.amount_fen, order.debtor_account, order.creditor.account,
-            order.creditor.name)
+            c.receiver, c.amount_fen, order.debtor_account, order.creditor_account,
+            order.creditor_name)
     else:
         world.engine.command("banks.event", dumps({
             "do": "transfer", "order": -1, "fields": {
                 "id": c.ref, "amount_fen": c.amount_fen, "channel": order.channel,
                 "urgent": order.urgent, "from_customer": c.debtor_id, "to_customer": None,
-                "to_account": [c.receiver, order.creditor.account, order.creditor.name]}}))
+                "to_account": [c.receiver, order.creditor_account, order.creditor_name]}}))
         record = banks.payments[c.ref]
     return record_view(world, c.ref, JSON_MSG_ID, order.id, record)
+
+
+def answer(doc: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    """The HTTP answer to a booked order: 201 with the payment, or 422 with the bank's
+    ISO reason when it refused the order at once (the payment, recorded, in the body)."""
+    if doc["status"] != "rejected":
+        return 201, doc
+    reason = doc["reason"] or {"code": "NARR", "message": "rejected"}
+    return 422, {"reason": reason["code"], "field": REFUSAL_FIELD.get(reason["code"]),
+                 "message": reason["message"], "payment": doc}
 
 
 #: the field a bank's refusal points at, by its reason code
