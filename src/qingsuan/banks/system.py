@@ -18,7 +18,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from qingsuan.banks import acquirer, bulk, incoming, outgoing
+from qingsuan.banks import acquirer, bulk, card_bulk, incoming, outgoing
 from qingsuan.banks.books import Books
 from qingsuan.banks.directory import CustomerAccount, Directory, ResponderView
 from qingsuan.banks.records import PaymentRecord
@@ -108,6 +108,8 @@ class Banks:
     def apply(self, kind: str, timestamp_us: int, body: bytes) -> Any:
         if kind == "banks.bulk":
             return bulk.apply(self, body)
+        if kind == "banks.cards":
+            return card_bulk.apply(self, body)
         doc = json.loads(body)
         if kind == "banks.setup":
             return self._setup(doc)
@@ -289,6 +291,26 @@ class Banks:
             amount[i:i + bulk.MAX_BULK], flags[i:i + bulk.MAX_BULK]))
             for i in range(0, len(amount), bulk.MAX_BULK)]
         return np.concatenate(codes) if codes else np.zeros(0, np.int8)
+
+    def card_transactions(self, cardholder: Any, acceptor: Any, amount_fen: Any, kind: Any,
+                          card_kind: Any) -> Any:
+        """Many card purchases and withdrawals at once through the switch's batch entry
+        (banks/card_bulk.py, cards/batch.py): cardholders by their index in the
+        directory's order, a purchase's merchant likewise, a withdrawal's ATM by its index
+        among the world's ATMs; ``kind`` 0 purchase, 1 withdrawal; ``card_kind`` 0 debit,
+        1 credit. Logged as commands of up to ``card_bulk.MAX_CARD_BULK``; returns a
+        response code per transaction (0 approved, 51, 61). Raises ValueError, nothing
+        logged, for a batch that cannot be applied."""
+        import numpy as np
+
+        assert self.engine is not None
+        cols = [np.asarray(c, np.int64) for c in (cardholder, acceptor, amount_fen, kind,
+                                                  card_kind)]
+        card_bulk.check(self, *cols)
+        step = card_bulk.MAX_CARD_BULK
+        codes = [self.engine.command("banks.cards", card_bulk.encode(
+            *(c[i:i + step] for c in cols))) for i in range(0, len(cols[2]), step)]
+        return np.concatenate(codes) if codes else np.zeros(0, np.uint8)
 
     def bulk_columns(self) -> bulk.Columns:
         """The directory as columns for the bulk path (derived; rebuilt when it grew)."""

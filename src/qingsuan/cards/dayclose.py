@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from qingsuan.cards import clearing
+from qingsuan.cards import batch, clearing
 from qingsuan.cards.records import (
     CLEARING_KIND,
     SWITCH,
@@ -43,13 +43,13 @@ def close_due(sw: CardSwitch, now_us: int) -> None:
     """Close every clearing day whose cut-off has come."""
     assert sw.engine is not None
     cutoff = hhmm(int(sw.engine.params["cards.cutoff"]))
-    for day in sorted(sw._open_by_day):
+    for day in sorted(set(sw._open_by_day) | set(sw.batch_days)):
         ends = from_datetime(dt.datetime.combine(dt.date.fromisoformat(day), cutoff))
         if ends > now_us:
             continue
-        if day in sw.days_closed or not any(awaiting_clearing(t)
-                                            for t in sw._open_by_day[day]):
-            del sw._open_by_day[day]  # nothing of it left to clear (all reversed)
+        if day in sw.days_closed or (day not in sw.batch_days and not any(
+                awaiting_clearing(t) for t in sw._open_by_day[day])):
+            sw._open_by_day.pop(day, None)  # nothing of it left to clear (all reversed)
             continue
         close_day(sw, day, now_us)
 
@@ -65,16 +65,21 @@ def close_day(sw: CardSwitch, day: str, now_us: int) -> None:
     txns = [t for t in sw.txns.values() if t.clearing_date == day and awaiting_clearing(t)]
     sw.days_closed.append(day)
     sw._open_by_day.pop(day, None)
+    bulk = batch.take_day(sw, day)  # what batches brought to the day (cards/batch.py)
     postings = merchant_payouts(sw.engine, sw.terminals, sw.merchant_carry, txns,
-                                sw.payouts, day)
-    onus = [t for t in txns if t.issuer == t.acquirer]
-    for t in onus:  # 本行卡: the bank owes itself; nothing crosses to another bank
-        postings.append((reg.id(t.acquirer, "due_to_switch"),
-                         reg.id(t.acquirer, "due_from_switch"), t.amount_fen))
+                                sw.payouts, day,
+                                batch.payouts_of(sw, bulk) if bulk is not None else None)
+    onus = [(t.acquirer, t.amount_fen) for t in txns if t.issuer == t.acquirer]
+    if bulk is not None:
+        onus += sorted(bulk.onus_fen.items())
+    for bank, amount in onus:  # 本行卡: the bank owes itself; nothing crosses to another bank
+        postings.append((reg.id(bank, "due_to_switch"), reg.id(bank, "due_from_switch"),
+                         amount))
     inter = [t for t in txns if t.issuer != t.acquirer and t.issuer is not None]
     positions: dict[str, int] = {}
-    if inter:
-        positions = _interbank(sw.engine, params, inter, postings)
+    if inter or (bulk is not None and bulk.totals):
+        positions = _interbank(sw.engine, params, inter, postings,
+                               bulk.totals if bulk is not None else {})
     if postings:
         done = sw.engine.post(postings, linked=True)
         assert done.all_done, done.failures()
@@ -95,14 +100,16 @@ def close_day(sw: CardSwitch, day: str, now_us: int) -> None:
 
 
 def _interbank(engine: Engine, params: Params, inter: list[CardTxn],
-               postings: list[tuple[int, int, int]]) -> dict[str, int]:
+               postings: list[tuple[int, int, int]], batched: dict[str, list[int]]
+               ) -> dict[str, int]:
     """The net positions of the day's interbank items (the switch's included; they sum to
-    zero), with the fees each side got or paid fixed on the items; appends each bank's
-    move of its dues into ``cups_clearing`` and of its fee difference to
+    zero), with the fees each side got or paid fixed on the items, and those the day's
+    batches cleared (``batched``: cards/batch.py's totals per participant); appends each
+    bank's move of its dues into ``cups_clearing`` and of its fee difference to
     ``interchange_income`` / ``interchange_expense`` to ``postings``."""
     reg = engine.registry
     names = sorted({t.issuer for t in inter if t.issuer} | {t.acquirer for t in inter}
-                   | {SWITCH})
+                   | {SWITCH} | set(batched))
     index = {n: i for i, n in enumerate(names)}
     result = clearing.clear(
         np.array([index[t.issuer] for t in inter if t.issuer], np.int64),
@@ -125,6 +132,10 @@ def _interbank(engine: Engine, params: Params, inter: list[CardTxn],
     positions: dict[str, int] = {}
     for n in names:
         p = int(result.positions_fen[index[n]])
+        if n in batched:  # [items, owed, due, fees paid, fees received, position]
+            owed[n] += batched[n][1]
+            due[n] += batched[n][2]
+            p += batched[n][5]
         positions[n] = p
         if n == SWITCH:  # the network fees it took (or, for refunds, gave back)
             if p > 0:
@@ -147,14 +158,16 @@ def _interbank(engine: Engine, params: Params, inter: list[CardTxn],
 
 def merchant_payouts(engine: Engine, terminals: dict[str, Terminal],
                      merchant_carry: dict[str, int], txns: list[CardTxn],
-                     payouts: list[tuple[str, str, str, int]], day: str
+                     payouts: list[tuple[str, str, str, int]], day: str,
+                     batched: dict[str, tuple[str, int, int]] | None = None
                      ) -> list[tuple[int, int, int]]:
     """收单清算: each acquirer pays each of its merchants the day's takings net of the
     MDR (its fee income) and of the refunds; a merchant whose refunds exceed its
     takings pays the difference from its account, and what even that cannot cover it
     still owes (kept in ``merchant_carry``, deducted from its next payout). A merchant
     whose account is at another bank is paid through BEPS: the payout is added to
-    ``payouts`` (day, acquirer, merchant, amount) for the acquiring bank to send."""
+    ``payouts`` (day, acquirer, merchant, amount) for the acquiring bank to send.
+    ``batched``: the day's batch purchases per merchant, (acquirer, takings, MDR)."""
     reg, ledger = engine.registry, engine.ledger
     net: dict[str, int] = {}
     mdr_total: dict[str, int] = {}
@@ -174,6 +187,10 @@ def merchant_payouts(engine: Engine, terminals: dict[str, Terminal],
             net[m] = net.get(m, 0) + t.amount_fen
         else:  # refunds, chargebacks, credit adjustments; the MDR is not given back
             net[m] = net.get(m, 0) - t.amount_fen
+    for m, (acquirer, takings, mdr) in (batched or {}).items():
+        acquirer_of[m] = acquirer
+        net[m] = net.get(m, 0) + takings - mdr
+        mdr_total[m] = mdr_total.get(m, 0) + mdr
     postings: list[tuple[int, int, int]] = []
     for m in sorted(net):
         bank, name = m.split(":", 1)

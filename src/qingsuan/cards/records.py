@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
+
+import numpy as np
+import numpy.typing as npt
 
 from qingsuan.cards.clearing import PURCHASE, REFUND, TO_ACQUIRER, TO_ISSUER, WITHDRAWAL
+
+_Fen = TypeVar("_Fen", int, npt.NDArray[np.int64])
 
 #: the card switch's name as a CNAPS participant
 SWITCH: Final = "CUPS"
@@ -120,8 +125,9 @@ def amount_fen(text: str) -> int:
     return int(text) if text.isdigit() and len(text) <= 12 else 0
 
 
-def mdr_fen(amount_fen: int, mdr_ppm: int) -> int:
-    """The merchant discount on an amount, rounded half-up to the fen."""
+def mdr_fen(amount_fen: _Fen, mdr_ppm: _Fen) -> _Fen:
+    """The merchant discount on an amount, rounded half-up to the fen (ints, or int64
+    columns: the card batch's, cards/batch.py)."""
     return (amount_fen * mdr_ppm + 500_000) // 1_000_000
 
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from qingsuan.banks import issuer
 from qingsuan.banks.issuer import IssuerRules
 from qingsuan.calendar import card_clearing_date
-from qingsuan.cards import dayclose, disputes, preauth, refunds
+from qingsuan.cards import batch, dayclose, disputes, preauth, refunds
 from qingsuan.cards.disputes import ChargebackReason, DisputeKind, DisputeRefusal
 from qingsuan.cards.records import (
     MAX_TXNS,
@@ -98,6 +98,10 @@ class CardSwitch:
         #: pre-authorisations whose hold is still open (key -> txn): ticks look here for
         #: expired holds, not at every transaction; rebuilt from ``txns`` on load
         self._open_preauths: dict[str, CardTxn] = {}
+        #: clearing date (not yet closed) -> what batches brought to it (cards/batch.py)
+        self.batch_days: dict[str, batch.BatchDay] = {}
+        #: clearing date (closed) -> its batches' figures per participant (for reports)
+        self.batch_cleared: dict[str, dict[str, dict[str, int]]] = {}
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -394,12 +398,6 @@ class CardSwitch:
         """The issuer host's answer (banks/issuer.py) from its card record and the
         cardholder's account; on a balance inquiry the switch keeps the balance."""
         assert self.engine is not None
-        params = self.engine.params
-        if self._rules_version != params.version:
-            self._rules = IssuerRules(int(params["cards.pos_no_pin_limit"]),
-                                      int(params["cards.pin_tries"]),
-                                      int(params["cards.daily_withdrawal_limit"]))
-            self._rules_version = params.version
         card = self.cards.get(pan)
         available = limit = used = 0
         if card is not None:
@@ -412,10 +410,21 @@ class CardSwitch:
         rc = issuer.authorise(card, pin_hash=req.pin_hash, proc=proc, amount_fen=amount,
                               at_atm=terminal.kind == "atm", available_fen=available,
                               overdraft_limit_fen=limit, withdrawn_today_fen=used,
-                              rules=self._rules)
+                              rules=self.issuer_rules())
         if proc == "31" and rc == "00":
             txn.balance_fen = available
         return rc
+
+    def issuer_rules(self) -> IssuerRules:
+        """The issuers' rules from the parameters, kept while the parameters stand."""
+        assert self.engine is not None
+        params = self.engine.params
+        if self._rules_version != params.version:
+            self._rules = IssuerRules(int(params["cards.pos_no_pin_limit"]),
+                                      int(params["cards.pin_tries"]),
+                                      int(params["cards.daily_withdrawal_limit"]))
+            self._rules_version = params.version
+        return self._rules
 
     def _void(self, req: CardRequest, now_us: int) -> dict[str, str]:
         """撤销 (0200, processing code 20): the merchant cancels a purchase of the same
@@ -533,7 +542,8 @@ class CardSwitch:
 
     def next_cutoff_us(self, after_us: int) -> int | None:
         """The next cut-off (日切) while approved transactions wait to be cleared."""
-        if not any(awaiting_clearing(t) for day in self._open_by_day.values() for t in day):
+        if not self.batch_days and not any(
+                awaiting_clearing(t) for day in self._open_by_day.values() for t in day):
             return None
         return self.cutoff_after_us(after_us)
 
@@ -566,7 +576,11 @@ class CardSwitch:
     # ------------------------------------------------------------------ state
 
     def dump_state(self) -> bytes:
-        return json.dumps({
+        extra: dict[str, Any] = {}
+        if self.batch_days or self.batch_cleared:  # only then: older states stay as they were
+            extra["batch"] = {"open": {d: b.to_state() for d, b in self.batch_days.items()},
+                              "cleared": self.batch_cleared}
+        return json.dumps({**extra,
             "cards": [shallow(c) for c in self.cards.values()],
             "terminals": [shallow(t) for t in self.terminals.values()],
             "bins": self.bins, "txns": [shallow(t) for t in self.txns.values()],
@@ -589,6 +603,9 @@ class CardSwitch:
         self.payouts = [(str(d), str(a), str(m), int(v)) for d, a, m, v in doc["payouts"]]
         self.merchant_carry = {k: int(v) for k, v in doc.get("merchant_carry", {}).items()}
         self.hosts = {k: str(v) for k, v in doc.get("hosts", {}).items()}
+        held = doc.get("batch", {"open": {}, "cleared": {}})
+        self.batch_days = {d: batch.BatchDay.from_state(b) for d, b in held["open"].items()}
+        self.batch_cleared = held["cleared"]
         self._issuer_cache.clear()
         self._open_by_merchant = {}
         self._open_by_day = {}

@@ -1,0 +1,272 @@
+"""The switch's batch entry (批量授权): many card purchases and withdrawals at once, as
+columns, for a simulated day of millions of transactions (docs/CARDS.md, "The batch entry").
+
+One batch is part of one logged command (the banks' ``banks.cards``, banks/card_bulk.py)
+and stands for an instant: every item has the command's time, so its clearing day (field
+15) and the day of its withdrawal allowance. Each item is decided by the issuer's own rule
+(:func:`qingsuan.banks.issuer.authorise`, the per-request path's) for a card whose PIN the
+terminal verified: the daily withdrawal allowance (61) and the funds or credit limit of the
+cardholder's account (51), taken in the batch's order per cardholder, so a declined item
+does not count against the ones after it. Approved items are booked as the per-request
+path books them (the issuer debits the cardholder and owes the switch; the acquirer is
+owed by the switch and owes the merchant or paid the ATM's cash), through the ledger's
+vector path, and cleared at once into the day's totals: fees per item by
+:func:`qingsuan.cards.clearing.clear` with the parameters in force, positions, the on-us
+amounts and each merchant's takings and MDR. The cut-off closes them with the day's
+per-request transactions (cards/dayclose.py): the same postings, the same payouts, the same
+positions for the CUPS net system's next session.
+
+What a batch keeps no record of: the items themselves (no ``CardTxn``, no clearing-file
+line, no reversal, void, refund or dispute of them); what it answers is a response code
+per item. Its fees are fixed with the fee parameters of the moment it is applied (the
+per-request path's at the cut-off): a fee parameter changed between a batch and its
+cut-off applies to later batches only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+import numpy as np
+import numpy.typing as npt
+
+from qingsuan.banks import issuer
+from qingsuan.cards import clearing
+from qingsuan.cards.records import SWITCH, mdr_fen
+
+if TYPE_CHECKING:
+    from qingsuan.cards.switch import CardSwitch
+
+I64 = npt.NDArray[np.int64]
+U8 = npt.NDArray[np.uint8]
+
+#: the response codes a batch item gets, as numbers (ISO 8583 field 39)
+APPROVED: Final = 0
+NO_FUNDS: Final = 51
+OVER_WITHDRAWAL_LIMIT: Final = 61
+#: what the stand-in card and its terminal carry: the PIN the terminal verified
+_VERIFIED: Final = "verified"
+
+
+@dataclass(frozen=True, slots=True)
+class Items:
+    """One batch as columns (each of one value per item): the issuer and the acquirer
+    (indices into ``names``, the switch's place there being :data:`SWITCH`'s), the
+    cardholder's account and the account the acquirer credits (its ``due_to_merchants``
+    for a purchase, the ATM's cash for a withdrawal; ledger ids), the issuer's
+    ``due_to_switch`` and the acquirer's ``due_from_switch`` (ledger ids), the merchant's
+    account (ledger id, -1 for a withdrawal) and its discount rate (ppm), the kind
+    (:data:`clearing.PURCHASE` or :data:`clearing.WITHDRAWAL`), the card kind
+    (:data:`clearing.DEBIT` or :data:`clearing.CREDIT`) and the amount (fen, above 0)."""
+
+    names: list[str]
+    issuer: I64
+    acquirer: I64
+    cardholder: I64
+    acceptor: I64
+    due_to_switch: I64
+    due_from_switch: I64
+    merchant: I64
+    mdr_ppm: I64
+    kind: I64
+    card_kind: I64
+    amount_fen: I64
+
+
+@dataclass(slots=True)
+class BatchDay:
+    """What batches brought to one clearing day, until its cut-off: per participant (by
+    name) the clearing totals, per bank the on-us amount, per merchant (ledger id) the
+    takings and the MDR."""
+
+    #: participant -> [items, owed (pays gross), due (receives gross), fees paid, fees
+    #: received, position]
+    totals: dict[str, list[int]] = field(default_factory=dict)
+    onus_fen: dict[str, int] = field(default_factory=dict)
+    #: merchant ledger id -> [takings, MDR]
+    merchants: dict[int, list[int]] = field(default_factory=dict)
+
+    def to_state(self) -> dict[str, Any]:
+        return {"totals": self.totals, "onus": self.onus_fen,
+                "merchants": [[k, *v] for k, v in sorted(self.merchants.items())]}
+
+    @classmethod
+    def from_state(cls, doc: dict[str, Any]) -> BatchDay:
+        return cls({k: [int(x) for x in v] for k, v in doc["totals"].items()},
+                   {k: int(v) for k, v in doc["onus"].items()},
+                   {int(m[0]): [int(m[1]), int(m[2])] for m in doc["merchants"]})
+
+    def positions(self) -> dict[str, int]:
+        return {name: t[5] for name, t in self.totals.items()}
+
+
+@dataclass(slots=True)
+class _Card:
+    """The issuer's card record for a batch item: active, its PIN verified at the
+    terminal (the batch carries no PIN), of the item's card kind."""
+
+    kind: str
+    pin_hash: str | None = _VERIFIED
+    status: str = "active"
+    wrong_pins: int = 0
+
+
+def authorise(sw: CardSwitch, items: Items, now_us: int) -> U8:
+    """Each item's response code (:data:`APPROVED`, :data:`OVER_WITHDRAWAL_LIMIT`,
+    :data:`NO_FUNDS`), as the issuer decides them one by one in the batch's order. A
+    cardholder whose items all fit (funds and withdrawal allowance) is settled with sums;
+    only the others are walked, item by item, through the issuer's rule."""
+    assert sw.engine is not None
+    n = len(items.amount_fen)
+    rc = np.zeros(n, np.uint8)
+    if n == 0:
+        return rc
+    engine = sw.engine
+    rules = sw.issuer_rules()
+    day = sw._day(now_us)
+    holders, slot = np.unique(items.cardholder, return_inverse=True)
+    headroom = engine.ledger.debit_headroom_fen(holders)
+    total = np.zeros(len(holders), np.int64)
+    np.add.at(total, slot, items.amount_fen)
+    withdrawal = items.kind == clearing.WITHDRAWAL
+    cash = np.zeros(len(holders), np.int64)
+    used = np.zeros(len(holders), np.int64)
+    if withdrawal.any():
+        np.add.at(cash, slot[withdrawal], items.amount_fen[withdrawal])
+        for h in np.flatnonzero(cash).tolist():
+            used[h] = sw.daily.get(_allowance_key(sw, int(holders[h]), day), 0)
+    short = (total > headroom) | (used + cash > rules.daily_withdrawal_limit_fen)
+    for h in np.flatnonzero(short).tolist():
+        rows = np.flatnonzero(slot == h)
+        left, spent = int(headroom[h]), int(used[h])
+        for i in rows.tolist():
+            amount = int(items.amount_fen[i])
+            proc = "01" if withdrawal[i] else "00"
+            card = _Card("credit" if items.card_kind[i] == clearing.CREDIT else "debit")
+            # available - amount < -limit is the issuer's test: the headroom is both
+            code = issuer.authorise(card, pin_hash=_VERIFIED, proc=proc, amount_fen=amount,
+                                    at_atm=proc == "01", available_fen=left,
+                                    overdraft_limit_fen=0, withdrawn_today_fen=spent,
+                                    rules=rules)
+            if code == "00":
+                left -= amount
+                spent += amount if proc == "01" else 0
+            else:
+                rc[i] = int(code)
+    ok = rc == APPROVED
+    taken = np.zeros(len(holders), np.int64)
+    np.add.at(taken, slot[ok & withdrawal], items.amount_fen[ok & withdrawal])
+    for h in np.flatnonzero(taken).tolist():
+        key = _allowance_key(sw, int(holders[h]), day)
+        sw.daily[key] = sw.daily.get(key, 0) + int(taken[h])
+    return rc
+
+
+def _allowance_key(sw: CardSwitch, account_id: int, day: str) -> str:
+    """A batch names accounts, not cards: its withdrawals count against an allowance per
+    cardholder account and day, kept beside the cards' (``CardSwitch.daily``)."""
+    assert sw.engine is not None
+    return f"{sw.engine.registry.name(account_id)}|{day}"
+
+
+def book(sw: CardSwitch, items: Items, rc: U8) -> None:
+    """The approved items' postings, as the per-request path's legs (switch.py
+    ``_issuer_leg``, ``_acquirer_leg``), in two vector posts."""
+    assert sw.engine is not None
+    ok = np.flatnonzero(rc == APPROVED)
+    if not ok.size:
+        return
+    amount = items.amount_fen[ok]
+    sw.engine.post_columns(np.concatenate([items.cardholder[ok], items.due_from_switch[ok]]),
+                           np.concatenate([items.due_to_switch[ok], items.acceptor[ok]]),
+                           np.concatenate([amount, amount]))
+
+
+def record(sw: CardSwitch, items: Items, rc: U8, now_us: int) -> BatchDay | None:
+    """The approved items into their clearing day's totals (the switch's
+    :attr:`~qingsuan.cards.switch.CardSwitch.batch_days`); the day, or None if nothing
+    was approved."""
+    assert sw.engine is not None
+    ok = rc == APPROVED
+    if not ok.any():
+        return None
+    day = sw.batch_days.setdefault(sw._clearing_date(now_us), BatchDay())
+    names = items.names
+    onus = ok & (items.issuer == items.acquirer)
+    if onus.any():
+        per_bank = np.zeros(len(names), np.int64)
+        np.add.at(per_bank, items.acquirer[onus], items.amount_fen[onus])
+        for k in np.flatnonzero(per_bank).tolist():
+            day.onus_fen[names[k]] = day.onus_fen.get(names[k], 0) + int(per_bank[k])
+    inter = np.flatnonzero(ok & (items.issuer != items.acquirer))
+    if inter.size:
+        _clear_into(sw, day, items, inter)
+    shop = np.flatnonzero(ok & (items.merchant >= 0))
+    if shop.size:
+        merchants, where = np.unique(items.merchant[shop], return_inverse=True)
+        amount = items.amount_fen[shop]
+        takings = np.zeros(len(merchants), np.int64)
+        mdr = np.zeros(len(merchants), np.int64)
+        np.add.at(takings, where, amount)
+        np.add.at(mdr, where, mdr_fen(amount, items.mdr_ppm[shop]))
+        for m, t, d in zip(merchants.tolist(), takings.tolist(), mdr.tolist(), strict=True):
+            held = day.merchants.get(m)
+            if held is None:
+                day.merchants[m] = [t, d]
+            else:
+                held[0] += t
+                held[1] += d
+    return day
+
+
+def _clear_into(sw: CardSwitch, day: BatchDay, items: Items, rows: I64) -> None:
+    """The interbank items' fees and positions (cards/clearing.py) added to the day's."""
+    from qingsuan.cards.dayclose import fee_schedule
+
+    assert sw.engine is not None
+    names = items.names
+    switch = names.index(SWITCH)
+    result = clearing.clear(items.issuer[rows], items.acquirer[rows], items.kind[rows],
+                            items.card_kind[rows], items.amount_fen[rows],
+                            n_participants=len(names), switch=switch,
+                            schedule=fee_schedule(sw.engine.params))
+    amount = items.amount_fen[rows]
+    owed = np.zeros(len(names), np.int64)
+    due = np.zeros(len(names), np.int64)
+    np.add.at(owed, items.issuer[rows], amount)  # purchases and withdrawals: issuer pays
+    np.add.at(due, items.acquirer[rows], amount)
+    columns = (result.count, owed, due, result.fees_paid_fen, result.fees_received_fen,
+               result.positions_fen)
+    touched = np.flatnonzero(result.count | result.fees_paid_fen | result.fees_received_fen)
+    for k in touched.tolist():
+        held = day.totals.setdefault(names[k], [0] * len(columns))
+        for j, col in enumerate(columns):
+            held[j] += int(col[k])
+
+
+def take_day(sw: CardSwitch, day: str) -> BatchDay | None:
+    """The batches' part of a clearing day, at its cut-off (cards/dayclose.py); its
+    per-participant figures stay in :attr:`CardSwitch.batch_cleared` for reports."""
+    found = sw.batch_days.pop(day, None)
+    if found is not None:
+        sw.batch_cleared[day] = {name: dict(zip(CLEARED_KEYS, t, strict=True))
+                                 for name, t in sorted(found.totals.items())}
+    return found
+
+
+#: a cleared batch day's figures per participant (:attr:`CardSwitch.batch_cleared`)
+CLEARED_KEYS: Final = ("items", "owed_fen", "due_fen", "fees_paid_fen", "fees_received_fen",
+                       "position_fen")
+
+
+def payouts_of(sw: CardSwitch, day: BatchDay) -> dict[str, tuple[str, int, int]]:
+    """The day's batch takings per merchant, by ledger name: (acquirer, takings, MDR);
+    a batch's merchant banks with its acquirer."""
+    assert sw.engine is not None
+    reg = sw.engine.registry
+    out: dict[str, tuple[str, int, int]] = {}
+    for m, (takings, mdr) in day.merchants.items():
+        name = reg.name(m)
+        out[name] = (name.split(":", 1)[0], takings, mdr)
+    return out
