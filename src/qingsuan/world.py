@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
+import orjson
 
 from qingsuan.banks.books import bank_accounts
 from qingsuan.banks.system import Banks
@@ -289,9 +290,10 @@ class World:
 
     def submit(self, event: Event, fields: dict[str, Any]) -> None:
         """Log one scenario event for the banks to carry out (fields as JSON values)."""
-        self.engine.command("banks.event", json.dumps(
+        # orjson: a tenth of json's cost, the same document (decoded by either)
+        self.engine.command("banks.event", orjson.dumps(
             {"do": event.do, "order": event.order, "fields": fields},
-            sort_keys=True, ensure_ascii=False).encode())
+            option=orjson.OPT_SORT_KEYS))
 
     def next_due_us(self) -> int | None:
         """The next moment the world must be ticked at (the one wake-up rule)."""

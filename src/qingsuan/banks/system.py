@@ -18,6 +18,8 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+import orjson
+
 from qingsuan.banks import acquirer, bulk, card_bulk, incoming, outgoing
 from qingsuan.banks.books import Books
 from qingsuan.banks.directory import CustomerAccount, Directory, ResponderView
@@ -110,7 +112,7 @@ class Banks:
             return bulk.apply(self, body)
         if kind == "banks.cards":
             return card_bulk.apply(self, body)
-        doc = json.loads(body)
+        doc = orjson.loads(body)
         if kind == "banks.setup":
             return self._setup(doc)
         if kind == "banks.event":
