@@ -84,7 +84,15 @@ def _between(world: World, ref: str) -> dict[str, Any]:
     return {"from": seen.sender, "to": seen.receiver, "amount": format_fen(seen.amount_fen)}
 
 
-@router.get("/v1/operator/stream", tags=["operator"], responses=ERRORS,
+#: one event of the stream (OpenAPI 3.1: the schema of a text/event-stream is an event's)
+_EVENT: dict[str, Any] = {"type": "object", "required": ["data"], "properties": {
+    "data": {"type": "string", "contentMediaType": "application/json",
+             "description": "the dashboard's snapshot"}}}
+
+
+@router.get("/v1/operator/stream", tags=["operator"], response_class=StreamingResponse,
+            responses={**ERRORS, 200: {"description": "server-sent events, one a second",
+                                       "content": {"text/event-stream": {"schema": _EVENT}}}},
             summary="The dashboard's live feed (server-sent events)")
 async def stream(request: Request, _: Operator, c: Core,
                  count: Annotated[int | None, Query(ge=1, le=100_000, description=(

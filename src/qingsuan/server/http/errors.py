@@ -17,6 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 
 class ApiError(Exception):
@@ -91,12 +92,28 @@ def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return ApiError(status, reason, message, field).response()
 
 
-def _http_error(_: Request, exc: Exception) -> JSONResponse:
+#: the methods a 405's ``Allow`` may list
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _allowed(request: Request) -> str:
+    """Every method some route takes at this path. (Starlette's 405 names only the methods
+    of the first route it found there: a path whose GET and POST are two routes would
+    answer a DELETE with ``Allow: GET``, against RFC 9110.)"""
+    routes = request.app.router.routes
+    return ", ".join(m for m in _METHODS if any(
+        route.matches({**request.scope, "method": m})[0] == Match.FULL for route in routes))
+
+
+def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     reason = _STATUS_REASONS.get(exc.status_code, "http_error")
     detail = exc.detail if isinstance(exc.detail, str) else reason.replace("_", " ")
-    return ApiError(exc.status_code, reason, detail,
-                    headers=getattr(exc, "headers", None)).response()
+    headers = dict(getattr(exc, "headers", None) or {})
+    if exc.status_code == 405:
+        headers["Allow"] = _allowed(request) or headers.get("Allow", "")
+        detail = f"{request.method} is not taken here; this path takes {headers['Allow']}"
+    return ApiError(exc.status_code, reason, detail, headers=headers or None).response()
 
 
 def _api_error(_: Request, exc: Exception) -> JSONResponse:

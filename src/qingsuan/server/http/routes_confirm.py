@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from qingsuan.clock import format_time
 from qingsuan.cnaps.netsys import CONFIRM_REJECT_CODES
@@ -27,7 +27,9 @@ class ConnectionIn(BaseModel):
     """Whether the participant answers its IBPS confirmation requests itself."""
 
     model_config = ConfigDict(extra="forbid")
-    connected: bool = Field(description="true: you answer; false: the simulated bank does")
+    # strict: 0, 1 or "yes" are not booleans (the schema says boolean; a typo must not
+    # silently connect or disconnect)
+    connected: StrictBool = Field(description="true: you answer; false: the simulated bank does")
 
 
 class AnswerIn(BaseModel):

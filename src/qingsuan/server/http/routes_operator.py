@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from qingsuan.server.http import inputs, operations
 from qingsuan.server.http.clock import clock_view, move_to
@@ -105,9 +105,17 @@ async def release(participant: str, change: Annotated[CollateralIn, Body()], _: 
         c.world, participant, "release", change.value))
 
 
+def _string_or_boolean(value: Any) -> Any:
+    # before pydantic's lax reading, which takes 1 for true: the schema says string or boolean
+    if not isinstance(value, str | bool):
+        raise ValueError("a value is a string (or true, false) as docs/PARAMETERS.md writes "
+                         "it: \"15\", not 15")
+    return value
+
+
 class ParamsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    params: dict[str, str | bool] = Field(
+    params: dict[str, Annotated[str | bool, BeforeValidator(_string_or_boolean)]] = Field(
         description="parameter name -> value as docs/PARAMETERS.md writes it",
         examples=[{"hvps.lsm_interval_minutes": "15", "banks.name_check": True}])
 
