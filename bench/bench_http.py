@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 
 PAYERS = [  # (bank, debtor account, creditor bank, creditor account, creditor name)
     ("ICBC", "9222020000000010017", "CCB", "9217000000000010011", "Holder CCB 1"),
@@ -88,15 +89,39 @@ async def connection(host: str, port: int, n: int, until: float, warm: float,
         writer.close()
 
 
-async def drive(host: str, port: int, in_flight: int, duration: float, warmup: float
-                ) -> tuple[list[float], dict[int, int], float]:
+def cpu_s(procs: list[psutil.Process]) -> list[float]:
+    """CPU seconds (user + system) each process has used so far."""
+    out = []
+    for proc in procs:
+        try:
+            times = proc.cpu_times()
+            out.append(times.user + times.system)
+        except psutil.Error:
+            out.append(0.0)
+    return out
+
+
+async def drive(host: str, port: int, in_flight: int, duration: float, warmup: float,
+                server: list[psutil.Process]
+                ) -> tuple[list[float], dict[int, int], float, list[float]]:
+    """Latencies, status counts, the measured span, and the CPU seconds in it of the
+    server's processes and of this client (last)."""
     latencies: list[float] = []
     codes: dict[int, int] = {}
     begin = time.perf_counter()
     warm, until = begin + warmup, begin + warmup + duration
+    loop = asyncio.get_running_loop()
+    marks: list[list[float]] = []
+
+    def mark() -> None:
+        marks.append([*cpu_s(server), time.process_time()])
+
+    loop.call_later(warmup, mark)
     await asyncio.gather(*(connection(host, port, n, until, warm, latencies, codes)
                            for n in range(in_flight)))
-    return latencies, codes, time.perf_counter() - warm
+    mark()
+    used = [b - a for a, b in zip(marks[0], marks[1], strict=True)]
+    return latencies, codes, time.perf_counter() - warm, used
 
 
 def main() -> None:
@@ -115,9 +140,12 @@ def main() -> None:
     for run in range(1, args.runs + 1):
         with tempfile.TemporaryDirectory() as tmp:
             proc, host, port = start(Path(tmp) / "bench.db", args.core)
+            main_proc = psutil.Process(proc.pid)
+            server = [main_proc, *main_proc.children()]
             try:
-                lat, codes, span = asyncio.run(drive(host, port, args.in_flight,
-                                                     args.duration, args.warmup))
+                lat, codes, span, used = asyncio.run(drive(host, port, args.in_flight,
+                                                           args.duration, args.warmup,
+                                                           server))
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)
@@ -128,6 +156,9 @@ def main() -> None:
               f"(--core {args.core}); latency ms p50 {np.percentile(ms, 50):.1f}, "
               f"p90 {np.percentile(ms, 90):.1f}, p99 {np.percentile(ms, 99):.1f}, "
               f"max {ms.max():.1f}; codes {dict(sorted(codes.items()))}")
+        per = ", ".join(f"{name} {cpu / max(1, len(lat)) * 1e6:.0f}" for name, cpu in zip(
+            [f"server pid {p.pid}" for p in server] + ["client"], used, strict=True))
+        print(f"  CPU µs per transfer: {per}; load average {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from qingsuan.server.http.errors import ApiError
 from qingsuan.server.http.writer import Job, Writer
 
 if TYPE_CHECKING:
+    from qingsuan.server.http.edge_link import EdgeLink
     from qingsuan.server.http.serve import HttpServer
     from qingsuan.sim.scenario import Scenario
 
@@ -64,6 +65,8 @@ class SandboxCore(CardCore):
         self.failure: str | None = None
         self.batches = 0
         self.http: HttpServer | None = None
+        #: the link to the HTTP edge process, when HTTP is read there (stopped first)
+        self.edge: EdgeLink | None = None
         #: set when the server stops: long-lived answers (the dashboard's stream) end
         self.closing = threading.Event()
         self.writer = Writer(self)
@@ -127,9 +130,11 @@ class SandboxCore(CardCore):
         self.http = server
 
     def close(self) -> None:
-        """Stop the HTTP server (requests in flight are answered), then the writer (jobs
-        handed in are run), then close the log."""
+        """Stop the HTTP edge process and the HTTP server (requests in flight are
+        answered), then the writer (jobs handed in are run), then close the log."""
         self.closing.set()
+        if self.edge is not None:  # (its requests in flight need the writer and the app)
+            self.edge.stop()
         if self.http is not None:
             self.http.stop()
         for stop in self.on_close:

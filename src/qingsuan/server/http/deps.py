@@ -13,12 +13,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from qingsuan.server.http import access
 from qingsuan.server.http.auth import KeyRing, Principal
 from qingsuan.server.http.core import SandboxCore
 from qingsuan.server.http.errors import ApiError
 
 _bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API key>")
-_CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
 async def core(request: Request) -> SandboxCore:
@@ -29,36 +29,29 @@ async def core(request: Request) -> SandboxCore:
 async def principal(request: Request,
                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
               ) -> Principal:
-    if credentials is None:
-        raise ApiError(401, "missing_key", "send your API key as 'Authorization: Bearer KEY'",
-                       headers=_CHALLENGE)
     ring: KeyRing = request.app.state.keys
-    who = ring.who(credentials.credentials)
-    if who is None:
-        raise ApiError(401, "bad_key", "this API key is not known here", headers=_CHALLENGE)
-    return who
+    return access.principal(ring, None if credentials is None else credentials.credentials)
 
 
 Who = Annotated[Principal, Depends(principal)]
 Core = Annotated[SandboxCore, Depends(core)]
 
 
+def known_participants(c: SandboxCore) -> frozenset[str]:
+    """The participants a path may name: the world's banks in the CNAPS directory."""
+    directory = c.cnaps.directory
+    return frozenset(n for n in c.world.banks.members if n in directory)
+
+
 def known_participant(c: SandboxCore, participant: str) -> None:
     """404 unless ``participant`` is one of the world's."""
-    directory = c.cnaps.directory
-    if participant not in directory or participant not in c.world.banks.members:
-        raise ApiError(404, "unknown_participant", f"no participant {participant!r} "
-                       "(GET /v1/participants lists them)", "participant")
+    access.must_know(c.cnaps.directory if participant in c.world.banks.members else (),
+                     participant)
 
 
 async def acting_participant(participant: str, who: Who, c: Core) -> str:
     """The path's participant, when the key is that participant's (to send, to cancel)."""
-    if who.operator:
-        raise ApiError(403, "participant_only", "the operator's key sends no payments: use "
-                       f"{participant}'s key")
-    if who.name != participant:
-        raise ApiError(403, "not_yours", "this key acts for its own participant only",
-                       "participant")
+    access.acting(who, participant)
     known_participant(c, participant)
     return participant
 

@@ -50,12 +50,14 @@ def bind(host: str, port: int) -> socket.socket:
 class HttpServer:
     """uvicorn serving ``app`` on ``sock`` from a thread of its own."""
 
-    def __init__(self, app: Any, sock: socket.socket) -> None:
+    def __init__(self, app: Any, sock: socket.socket, *, keep_alive_s: int | None = None
+                 ) -> None:
         self.sock = sock
         config = uvicorn.Config(app, lifespan="off", access_log=False, log_level="warning",
                                 timeout_graceful_shutdown=int(GRACEFUL_S),
                                 limit_concurrency=MAX_CONCURRENCY,
-                                timeout_keep_alive=KEEP_ALIVE_S, server_header=False)
+                                timeout_keep_alive=keep_alive_s or KEEP_ALIVE_S,
+                                server_header=False)
         self.server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name="qingsuan-http", daemon=True)
         self._error: BaseException | None = None

@@ -6,8 +6,9 @@ not be applied must never reach the log."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
 #: the message id of every JSON transfer (its payment id is ``API/<id>``)
 JSON_MSG_ID: Final = "API"
+#: orders of one logged group at most
+MAX_GROUP: Final = 4096
 
 
 class Creditor(BaseModel):
@@ -86,9 +89,7 @@ def check(world: World, participant: str, order: Order) -> Checked:
                        "creditor.account")
     ref = ref_of(participant, JSON_MSG_ID, order.id)
     if ref in banks.payments:
-        raise ApiError(409, "duplicate", f"you sent a payment {JSON_MSG_ID}/{order.id} "
-                       f"before (AM05): GET /v1/participants/{participant}/payments/"
-                       f"{JSON_MSG_ID}/{order.id} tells what became of it", "id")
+        raise _duplicate(participant, order.id)
     return Checked(ref, order.amount_fen, debtor.id, receiver.name)
 
 
@@ -102,13 +103,68 @@ def book(world: World, participant: str, order: Order) -> dict[str, Any]:
             c.receiver, c.amount_fen, order.debtor_account, order.creditor_account,
             order.creditor_name)
     else:
-        world.engine.command("banks.event", dumps({
-            "do": "transfer", "order": -1, "fields": {
-                "id": c.ref, "amount_fen": c.amount_fen, "channel": order.channel,
-                "urgent": order.urgent, "from_customer": c.debtor_id, "to_customer": None,
-                "to_account": [c.receiver, order.creditor_account, order.creditor_name]}}))
+        world.engine.command("banks.event", _event(c, order))
         record = banks.payments[c.ref]
     return record_view(world, c.ref, JSON_MSG_ID, order.id, record)
+
+
+def _event(c: Checked, order: Order) -> bytes:
+    """The banks' logged event of a checked order the bank routes."""
+    return dumps({"do": "transfer", "order": -1, "fields": {
+        "id": c.ref, "amount_fen": c.amount_fen, "channel": order.channel,
+        "urgent": order.urgent, "from_customer": c.debtor_id, "to_customer": None,
+        "to_account": [c.receiver, order.creditor_account, order.creditor_name]}})
+
+
+#: an order's answer in a group: (status, body), or its refusal
+Booked = tuple[int, dict[str, Any]] | ApiError
+
+
+def book_group(world: World, orders: Sequence[tuple[str, Order]]) -> list[Booked]:
+    """Many participants' orders at once (the HTTP edge's batch): each checked as
+    :func:`book` checks it, those the bank routes logged as ONE group of banks' events
+    (one log entry: ``Engine.command_group``), applied in order; an order naming its
+    system is booked alone, in its turn. Each order's answer (:func:`answer`) or refusal,
+    in order. The orders of a group are checked before any of them is applied (an id
+    used twice in it is a duplicate), as concurrent requests are: none of them waits for
+    another's answer."""
+    out: list[Booked | None] = [None] * len(orders)
+    group: list[tuple[int, Checked, Order]] = []
+
+    def flush() -> None:
+        if group:
+            world.engine.command_group("banks.event", [_event(c, o) for _, c, o in group])
+            for i, c, o in group:
+                out[i] = answer(record_view(world, c.ref, JSON_MSG_ID, o.id,
+                                            world.banks.payments[c.ref]))
+            group.clear()
+
+    seen: set[str] = set()
+    for i, (participant, order) in enumerate(orders):
+        try:
+            if order.system is not None:
+                flush()
+                out[i] = answer(book(world, participant, order))
+                continue
+            c = check(world, participant, order)
+            if c.ref in seen:
+                raise _duplicate(participant, order.id)
+        except ApiError as exc:
+            out[i] = exc
+            continue
+        seen.add(c.ref)
+        group.append((i, c, order))
+        if len(group) >= MAX_GROUP:
+            flush()
+    flush()
+    assert all(o is not None for o in out)
+    return cast(list[Booked], out)
+
+
+def _duplicate(participant: str, tx_id: str) -> ApiError:
+    return ApiError(409, "duplicate", f"you sent a payment {JSON_MSG_ID}/{tx_id} before "
+                    f"(AM05): GET /v1/participants/{participant}/payments/{JSON_MSG_ID}/"
+                    f"{tx_id} tells what became of it", "id")
 
 
 def answer(doc: dict[str, Any]) -> tuple[int, dict[str, Any]]:

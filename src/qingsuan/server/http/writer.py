@@ -29,10 +29,23 @@ MAX_BATCH: Final = 1024
 MAX_WAITING: Final = 16_384
 
 Job = Callable[[], Any]
+#: a job's outcome: (True, its result) or (False, the exception it raised)
+Result = tuple[bool, Any]
+
+
+class _Group:
+    """Jobs handed in together from another thread (the HTTP edge's batch): their
+    results, and whom to tell once all are durable."""
+
+    __slots__ = ("done", "left", "results")
+
+    def __init__(self, done: Callable[[list[Result]], None], n: int) -> None:
+        self.done, self.left = done, n
+        self.results: list[Result] = [(False, None)] * n
 
 
 class BatchRunner(Protocol):
-    def run_batch(self, jobs: list[Job]) -> list[tuple[bool, Any]]:
+    def run_batch(self, jobs: list[Job]) -> list[Result]:
         """Run ``jobs`` under the lock with one group commit: (ok, result or exception)."""
 
 
@@ -41,8 +54,8 @@ class Writer:
                  ) -> None:
         self.runner = runner
         self.on_batch = on_batch
-        self._jobs: collections.deque[tuple[Job, asyncio.AbstractEventLoop,
-                                            asyncio.Future[Any]]] = collections.deque()
+        # (job, the event loop and future that await it) or (job, None, (group, index))
+        self._jobs: collections.deque[tuple[Job, Any, Any]] = collections.deque()
         self._cv = threading.Condition()
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="qingsuan-engine", daemon=True)
@@ -53,14 +66,34 @@ class Writer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
         with self._cv:
-            if self._stopping:
-                raise ApiError(503, "stopping", "the sandbox is stopping")
-            if len(self._jobs) >= MAX_WAITING:
-                raise ApiError(503, "busy", f"{MAX_WAITING} requests are waiting for the "
-                               "engine: try again shortly", headers={"Retry-After": "1"})
+            refused = self._refusal()
+            if refused is not None:
+                raise refused
             self._jobs.append((job, loop, future))
             self._cv.notify()
         return await future
+
+    def submit(self, jobs: list[Job], done: Callable[[list[Result]], None]) -> None:
+        """From any thread: run ``jobs`` in order (in one batch or more) and call ``done``
+        with their results, on the writer's thread, once all of them are durable (or
+        refused: each then fails with the refusal)."""
+        group = _Group(done, len(jobs))
+        with self._cv:
+            refused = self._refusal()
+            if refused is None:
+                self._jobs.extend((job, None, (group, i)) for i, job in enumerate(jobs))
+                self._cv.notify()
+        if refused is not None:
+            done([(False, refused)] * len(jobs))
+
+    def _refusal(self) -> ApiError | None:
+        """Why a job handed in now is not taken (the condition's lock held)."""
+        if self._stopping:
+            return ApiError(503, "stopping", "the sandbox is stopping")
+        if len(self._jobs) >= MAX_WAITING:
+            return ApiError(503, "busy", f"{MAX_WAITING} requests are waiting for the "
+                            "engine: try again shortly", headers={"Retry-After": "1"})
+        return None
 
     def _run(self) -> None:
         while True:
@@ -76,9 +109,16 @@ class Writer:
                 results = [(False, exc)] * len(batch)
             # one wake-up per event loop for the whole batch, not one per answer
             answers: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any],
-                                                                tuple[bool, Any]]]] = {}
+                                                                Result]]] = {}
             for (_, loop, future), result in zip(batch, results, strict=True):
-                answers.setdefault(loop, []).append((future, result))
+                if loop is not None:
+                    answers.setdefault(loop, []).append((future, result))
+                    continue
+                group, index = future
+                group.results[index] = result
+                group.left -= 1
+                if not group.left:
+                    group.done(group.results)
             for loop, settled in answers.items():
                 with contextlib.suppress(RuntimeError):  # (that loop is closed: nobody
                     loop.call_soon_threadsafe(_settle_all, settled)  # waits for them)
@@ -93,7 +133,7 @@ class Writer:
         self._thread.join(timeout_s)
 
 
-def _settle_all(settled: list[tuple[asyncio.Future[Any], tuple[bool, Any]]]) -> None:
+def _settle_all(settled: list[tuple[asyncio.Future[Any], Result]]) -> None:
     for future, (ok, value) in settled:
         if future.done():  # the client went away: the job ran all the same
             continue
