@@ -215,3 +215,18 @@ def test_replay_rebuilds_the_same_state(tmp_path: Any) -> None:
     runner.close()
     replayed = replay(store, world_systems())
     assert replayed.state_hash() == state
+
+
+def test_a_merchant_without_its_own_rate_is_charged_the_batchs() -> None:
+    """h2 (no merchant terms of its own) sells 100.00 to h0 with the batch's 0.6%: paid
+    99.40 at the cut-off; m2's own rate (0) still applies to m2."""
+    runner = Runner(parse_scenario(WORLD, "batch.yaml"), store="memory:")
+    runner.build_world()
+    runner.clock.advance_to(parse_time(AT))
+    codes = runner.world.banks.card_transactions([0, 0], [2, 5], [10_000, 10_000], [0, 0],
+                                                 [0, 0], mdr_ppm=6_000)
+    assert codes.tolist() == [0, 0]
+    _play(runner, UNTIL)
+    assert runner.balance_fen("BOC", "customer:h2") == 120_000 + 9_940
+    assert runner.balance_fen("BOC", "customer:m2") == 10_000
+    _checks(runner)

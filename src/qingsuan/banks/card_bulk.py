@@ -5,11 +5,12 @@ For the simulator: a batch of card transactions (cardholder, acceptor, amount, k
 kind) is one logged command (``banks.cards``). The cardholder is a customer of the issuer
 (its bank); a purchase's acceptor is a merchant customer, whose bank acquires it and whose
 discount rate (its ``mdr_ppm`` in the directory) the acquirer charges; a withdrawal's
-acceptor is an ATM of the world, whose bank acquires it. The switch decides each item by
-the issuer's rule, the banks' books take the approved ones as the per-request path books
-them, and the day's cut-off clears and settles them with the rest (docs/CARDS.md, "The
-batch entry"). No record is kept per item: the command answers a response code per item,
-and the banks keep counts and values per kind and outcome.
+acceptor is an ATM of the world, whose bank acquires it. A merchant without a discount
+rate of its own in the directory is charged the batch's (its header's ``mdr_ppm``). The
+switch decides each item by the issuer's rule, the banks' books take the approved ones as
+the per-request path books them, and the day's cut-off clears and settles them with the
+rest (docs/CARDS.md, "The batch entry"). No record is kept per item: the command answers
+a response code per item, and the banks keep counts and values per kind and outcome.
 """
 
 from __future__ import annotations
@@ -41,19 +42,23 @@ KINDS: Final = {clearing.PURCHASE: "purchase", clearing.WITHDRAWAL: "withdrawal"
 I64 = npt.NDArray[np.int64]
 
 
-def encode(cardholder: Any, acceptor: Any, amount_fen: Any, kind: Any, card_kind: Any
-           ) -> bytes:
-    """The command's body: a small JSON header, then the columns."""
-    header = json.dumps({"n": len(amount_fen)}).encode()
+def encode(cardholder: Any, acceptor: Any, amount_fen: Any, kind: Any, card_kind: Any,
+           mdr_ppm: int = 0) -> bytes:
+    """The command's body: a small JSON header (the count, the discount rate of merchants
+    without one of their own), then the columns."""
+    header = json.dumps({"n": len(amount_fen), "mdr_ppm": mdr_ppm}).encode()
     return b"".join([_U32.pack(len(header)), header,
                      *(np.asarray(col, dtype).tobytes() for col, dtype in zip(
                          (cardholder, acceptor, amount_fen, kind, card_kind), _COLUMNS,
                          strict=True))])
 
 
-def decode(body: bytes) -> tuple[I64, I64, I64, I64, I64]:
+def decode(body: bytes) -> tuple[I64, I64, I64, I64, I64, int]:
     (hlen,) = _U32.unpack_from(body)
-    n = int(json.loads(body[_U32.size:_U32.size + hlen])["n"])
+    header = json.loads(body[_U32.size:_U32.size + hlen])
+    n, mdr = int(header["n"]), int(header["mdr_ppm"])
+    if not 0 <= mdr <= 1_000_000:
+        raise ValueError(f"a discount rate is 0 to 1,000,000 ppm, not {mdr}")
     if not 0 < n <= MAX_CARD_BULK:
         raise ValueError(f"a card batch holds 1 to {MAX_CARD_BULK} transactions, not {n}")
     buf = memoryview(body)[_U32.size + hlen:]
@@ -65,19 +70,19 @@ def decode(body: bytes) -> tuple[I64, I64, I64, I64, I64]:
         cols.append(arr.astype(np.int64))
     if offset != len(buf):
         raise ValueError("a card batch's columns do not fill its body")
-    return cols[0], cols[1], cols[2], cols[3], cols[4]
+    return cols[0], cols[1], cols[2], cols[3], cols[4], mdr
 
 
 class CardColumns:
     """What a card batch needs of the world as columns (derived, never stored): each
-    customer's discount rate, each member's card accounts, the ATMs."""
+    customer's discount rate (-1: none of its own), each member's card accounts, the ATMs."""
 
     def __init__(self, b: Banks) -> None:
         assert b.engine is not None
         reg = b.engine.registry
         self.size = len(b.directory)
-        self.mdr_ppm = np.array([c.mdr_ppm or 0 for c in b.directory.by_id.values()],
-                                np.int64)
+        self.mdr_ppm = np.array([-1 if c.mdr_ppm is None else c.mdr_ppm
+                                 for c in b.directory.by_id.values()], np.int64)
         self.members = len(b.members)
         self.names = [*b.members, SWITCH]
         self.due_to_switch = np.array([reg.id(n, "due_to_switch") for n in b.members],
@@ -147,13 +152,15 @@ def check(b: Banks, cardholder: I64, acceptor: I64, amount: I64, kind: I64,
 def apply(b: Banks, body: bytes) -> npt.NDArray[np.uint8]:
     """Apply one card batch; a response code per transaction (cards/batch.py)."""
     assert b.engine is not None
-    cardholder, acceptor, amount, kind, card_kind = decode(body)
+    cardholder, acceptor, amount, kind, card_kind, default_mdr = decode(body)
     check(b, cardholder, acceptor, amount, kind, card_kind)
     cols, accounts = columns(b), b.bulk_columns()
     issuer = accounts.bank[cardholder]
     purchase = kind == clearing.PURCHASE
     shop = np.where(purchase, acceptor, 0)
     atm = np.where(purchase, 0, acceptor)
+    mdr = cols.mdr_ppm[shop]
+    mdr = np.where(mdr < 0, default_mdr, mdr)  # a merchant's own rate, else the batch's
     acquirer = np.where(purchase, accounts.bank[shop], cols.atm_bank[atm] if len(
         cols.atm_bank) else 0)
     items = batch.Items(
@@ -162,7 +169,7 @@ def apply(b: Banks, body: bytes) -> npt.NDArray[np.uint8]:
                  cols.atm_cash[atm] if len(cols.atm_cash) else 0),
         cols.due_to_switch[issuer], cols.due_from_switch[acquirer],
         np.where(purchase, accounts.account[shop], -1),
-        np.where(purchase, cols.mdr_ppm[shop], 0), kind, card_kind, amount)
+        np.where(purchase, mdr, 0), kind, card_kind, amount)
     now = b.engine.now_us
     rc = batch.authorise(b.switch, items, now)
     batch.book(b.switch, items, rc)

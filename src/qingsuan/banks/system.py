@@ -295,12 +295,13 @@ class Banks:
         return np.concatenate(codes) if codes else np.zeros(0, np.int8)
 
     def card_transactions(self, cardholder: Any, acceptor: Any, amount_fen: Any, kind: Any,
-                          card_kind: Any) -> Any:
+                          card_kind: Any, mdr_ppm: int = 0) -> Any:
         """Many card purchases and withdrawals at once through the switch's batch entry
         (banks/card_bulk.py, cards/batch.py): cardholders by their index in the
         directory's order, a purchase's merchant likewise, a withdrawal's ATM by its index
         among the world's ATMs; ``kind`` 0 purchase, 1 withdrawal; ``card_kind`` 0 debit,
-        1 credit. Logged as commands of up to ``card_bulk.MAX_CARD_BULK``; returns a
+        1 credit; ``mdr_ppm`` the discount rate of merchants without one of their own
+        (0 to 1,000,000). Logged as commands of up to ``card_bulk.MAX_CARD_BULK``; returns a
         response code per transaction (0 approved, 51, 61). Raises ValueError, nothing
         logged, for a batch that cannot be applied."""
         import numpy as np
@@ -309,9 +310,11 @@ class Banks:
         cols = [np.asarray(c, np.int64) for c in (cardholder, acceptor, amount_fen, kind,
                                                   card_kind)]
         card_bulk.check(self, *cols)
+        if not 0 <= mdr_ppm <= 1_000_000:
+            raise ValueError(f"mdr_ppm must be 0 to 1,000,000 (got {mdr_ppm})")
         step = card_bulk.MAX_CARD_BULK
         codes = [self.engine.command("banks.cards", card_bulk.encode(
-            *(c[i:i + step] for c in cols))) for i in range(0, len(cols[2]), step)]
+            *(c[i:i + step] for c in cols), mdr_ppm=mdr_ppm)) for i in range(0, len(cols[2]), step)]
         return np.concatenate(codes) if codes else np.zeros(0, np.uint8)
 
     def bulk_columns(self) -> bulk.Columns:
