@@ -1,23 +1,24 @@
 """Schemathesis over the sandbox's OpenAPI (issue 15: "schemathesis over the OpenAPI with no
 5xx"): every operation of /openapi.json, called in-process with requests generated from its
-schema, by a participant's key and by the operator's, is answered without a 5xx and as the
-schema says (status codes, content types, bodies where the schema gives them)."""
+schema, by a participant's key and by the operator's (and the app's by a user's key), is
+answered without a 5xx and as the schema says: status codes, content types, headers, bodies
+where the schema gives them, data invalid by the schema refused 4xx, a 405 naming in
+`Allow` the methods the path takes. docs/SERVER.md, "Contract tests"."""
 
 from __future__ import annotations
 
-import warnings
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import schemathesis
+from schemathesis.config import SchemathesisConfig
 from test_http_api import Api, sandbox_api
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")
-    import schemathesis
-    from schemathesis.config import SchemathesisConfig
+from test_http_app_api import LI, App, bind_all, open_app
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
 
 def _openapi() -> dict[str, Any]:
     """The sandbox's /openapi.json, read once at collection (the routes do not depend on the
@@ -31,11 +32,14 @@ OPENAPI = _openapi()
 # A batch in JSON lines is text as a CSV one is (schemathesis has no serializer of its own
 # for application/x-ndjson: without this it could not send the operation's second body)
 schemathesis.serializer.alias("application/x-ndjson", "text/plain")
-#: Few examples per operation, the same ones every run: a contract test, not a fuzzing campaign
-#: (tests/test_http_fuzz.py and `qingsuan fuzz` go wider).
+#: Random examples per operation (besides the schema's examples and the coverage phase's
+#: edge cases), the same ones every run: a contract test, not a fuzzing campaign
+#: (tests/test_http_fuzz.py and `qingsuan fuzz` go wider). More, by hand:
+#: QINGSUAN_SCHEMATHESIS_EXAMPLES=200 .venv/bin/pytest tests/test_http_schemathesis.py
+EXAMPLES = int(os.environ.get("QINGSUAN_SCHEMATHESIS_EXAMPLES", "6"))
 schema = schemathesis.openapi.from_dict(OPENAPI, config=SchemathesisConfig.from_dict({
     "seed": 15,
-    "generation": {"max-examples": 6, "deterministic": True, "database": "none"},
+    "generation": {"max-examples": EXAMPLES, "deterministic": True, "database": "none"},
     # `participant` is the key's own (another's is a 403 before any check of the input:
     # tests/test_http_isolation.py); the stream ends after one event instead of never
     "parameters": {"participant": "ICBC", "count": 1},
@@ -78,6 +82,23 @@ def test_every_operation_with_a_participant_key(case: Any, api: Api) -> None:
 @schema.parametrize()
 def test_every_operation_with_the_operator_key(case: Any, api: Api) -> None:
     _call(case, api, "operator")
+
+
+@pytest.fixture(scope="module")
+def wallets() -> Iterator[App]:
+    opened = open_app()
+    try:
+        bind_all(opened)
+        yield opened
+    finally:
+        opened.core.close()
+
+
+@schema.include(path_regex="^/v1/app/").parametrize()
+def test_every_app_operation_with_a_users_key(case: Any, wallets: App) -> None:
+    # the app's routes take a user's key (a participant's is 401 there): the wallet world
+    case.operation.app = case.operation.schema.app = wallets.client.app
+    case.call_and_validate(headers=wallets.h(LI))
 
 
 # ---------------------------------------------------------------- what the run found, pinned
