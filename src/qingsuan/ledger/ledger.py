@@ -18,10 +18,12 @@ Two paths compute the same result:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import heapq
 import io
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -73,6 +75,13 @@ _UNKNOWN_ACCOUNT: Final = (-1, 0, 0, 0, 0)
 _BALANCE_SLOTS: Final = ((0, "dp"), (1, "dpo"), (2, "cp"), (3, "cpo"))
 #: Largest direct id -> row table for account lookups (8 bytes per slot).
 _TABLE_MAX: Final = 1 << 24
+#: Transfer rows per block of the history's digest (part of the state hash's definition:
+#: a ledger of fewer rows hashes every row itself; see :meth:`Ledger.state_hash`).
+HISTORY_BLOCK_ROWS: Final = 1 << 18
+#: blocks being digested at once when the history is not kept (memory against waiting)
+_INFLIGHT_BLOCKS: Final = 2
+#: _find_row's answer for a transfer that was stored and then forgotten (history not kept)
+_FORGOTTEN: Final = -2
 
 
 class LedgerInvariantError(AssertionError):
@@ -132,10 +141,19 @@ class _Columns:
 class Ledger:
     """All the books of one world. Deterministic: the same calls give the same state."""
 
-    def __init__(self, max_amount_fen: int = MAX_AMOUNT_FEN, *, vectorise: bool = True) -> None:
+    def __init__(self, max_amount_fen: int = MAX_AMOUNT_FEN, *, vectorise: bool = True,
+                 keep_history: bool = True,
+                 history_block_rows: int = HISTORY_BLOCK_ROWS) -> None:
+        if history_block_rows < 1:
+            raise ValueError(f"history_block_rows must be positive, not {history_block_rows}")
         self.max_amount_fen = max_amount_fen
         #: False forces the exact item-by-item path (tests compare the two paths).
         self.vectorise = vectorise
+        #: False: transfer rows are kept only until their block is digested, except
+        #: pending transfers (docs/LEDGER.md, "History retention"); a memory setting, not
+        #: state: balances, codes and the state hash are the same either way
+        self.keep_history = keep_history
+        self.history_block_rows = history_block_rows
         self.books: dict[int, str] = {}
         self._acc = _Columns(
             ("id", "book", "normal", "flags", "limit", "code", "dp", "dpo", "cp", "cpo"),
@@ -156,6 +174,25 @@ class Ledger:
         self._tr_index: dict[int, int] = {}
         self._mono_end = 0
         self._mono_last_id = 0
+        # History retention. Row numbers are global (0 = the first transfer ever stored);
+        # the columns hold rows [_base, _base + _tr.n). Rows below _base were forgotten
+        # (keep_history False) after their block went into the digest chain, but for
+        # pending transfers, kept in _kept (row -> fields) and _kept_ids (id -> row).
+        self._base = 0
+        self._kept: dict[int, tuple[int, ...]] = {}
+        self._kept_ids: dict[int, int] = {}
+        #: runs [lo, hi] of forgotten ids of the increasing prefix; forgotten others
+        self._gone_lo: list[int] = []
+        self._gone_hi: list[int] = []
+        self._gone_ids: set[int] = set()
+        #: the id of the last row below _base in the increasing prefix (0: none)
+        self._base_last_mono_id = 0
+        #: sha256 chain over the first _digested blocks' digests (in flight: _inflight)
+        self._chain = b""
+        self._digested = 0
+        #: blocks being digested, each with the copy of its rows it reads
+        self._inflight: list[tuple[Future[bytes], list[npt.NDArray[Any]]]] = []
+        self._spare: list[list[npt.NDArray[Any]]] = []  # copies to reuse
         # The exact path's tail, kept in Python ints because numpy element reads and writes
         # are the costly part of a card authorisation's two postings. It is written into
         # the columns every _TAIL_ROWS rows, and before anything reads them
@@ -290,7 +327,12 @@ class Ledger:
 
     @property
     def transfer_count(self) -> int:
-        return self._tr.n + len(self._buffer)
+        return self._base + self._tr.n + len(self._buffer)
+
+    @property
+    def held_transfer_count(self) -> int:
+        """Transfer rows held in memory (all of them while the history is kept)."""
+        return self._tr.n + len(self._buffer) + len(self._kept)
 
     # ------------------------------------------------------------------ transfers
 
@@ -312,8 +354,9 @@ class Ledger:
         codes = np.zeros(n, np.uint8)
         if n == 0:
             return BatchResult(codes)
-        if self._tr.n + n > MAX_TRANSFERS:
+        if self.transfer_count + n > MAX_TRANSFERS:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
+        self._maybe_forget()
         self._tr.reserve(n)
         plain = self.vectorise and not (
             batch.flags.any() or batch.pending_id.any() or batch.timeout_us.any())
@@ -389,6 +432,8 @@ class Ledger:
         n = len(rows)
         if self.transfer_count + n > MAX_TRANSFERS:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
+        if not self._buffer:
+            self._maybe_forget()
         static = self._static
         prepared = []
         for row in rows:
@@ -425,17 +470,31 @@ class Ledger:
     # of order closes the prefix; later rows go to the dict.
 
     def _find_row(self, tid: int) -> int | None:
+        """The global row of a stored transfer, None if there is none, _FORGOTTEN if it
+        was stored and its row forgotten (history not kept)."""
         if self._mono_end and tid <= self._mono_last_id:
-            ids = self._tr.cols["id"]
-            m = min(self._mono_end, self._tr.n)
+            base = self._base
+            m = min(self._mono_end, base + self._tr.n)
             if self._mono_end > m:  # part of the prefix is still in the exact path's buffer
                 for k, row in enumerate(self._buffer):
                     if row[0] == tid and m + k < self._mono_end:
                         return m + k
-            pos = int(np.searchsorted(ids[:m], tid))
-            if pos < m and int(ids[pos]) == tid:
-                return pos
-        return self._tr_index.get(tid)
+            if m > base:
+                ids = self._tr.cols["id"]
+                pos = int(np.searchsorted(ids[:m - base], tid))
+                if pos < m - base and int(ids[pos]) == tid:
+                    return base + pos
+            if base and tid <= self._base_last_mono_id:
+                kept = self._kept_ids.get(tid)
+                if kept is not None:
+                    return kept
+                k = bisect.bisect_right(self._gone_lo, tid) - 1
+                if k >= 0 and tid <= self._gone_hi[k]:
+                    return _FORGOTTEN
+        found = self._tr_index.get(tid)
+        if found is None and tid in self._gone_ids:
+            return _FORGOTTEN
+        return found
 
     def _index_new_row(self, tid: int, row: int) -> None:
         if row == self._mono_end and tid > self._mono_last_id:
@@ -448,7 +507,8 @@ class Ledger:
         if row < self._mono_end:
             assert row == self._mono_end - 1
             self._mono_end -= 1
-            self._mono_last_id = self._row_fields(row - 1)[0] if row > 0 else 0
+            self._mono_last_id = (self._row_fields(row - 1)[0] if row > self._base
+                                  else self._base_last_mono_id)
         else:
             del self._tr_index[tid]
 
@@ -503,12 +563,14 @@ class Ledger:
         flags = acc["flags"]
         if ((flags[di] | flags[ci]) & _CLOSED).any():
             return 0
-        monotone = (self._tr.n == self._mono_end and int(ids[0]) > self._mono_last_id
+        monotone = (self._base + self._tr.n == self._mono_end
+                    and int(ids[0]) > self._mono_last_id
                     and bool((ids[1:] > ids[:-1]).all()))
         ids_list: list[int] | None = None
         if not monotone:
             ids_list = ids.tolist()
-            if len(set(ids_list)) != n or not self._tr_index.keys().isdisjoint(ids_list):
+            if len(set(ids_list)) != n or not self._tr_index.keys().isdisjoint(ids_list) \
+                    or not self._gone_ids.isdisjoint(ids_list):
                 return 0
             if self._mono_end and bool(self._in_mono_prefix(ids).any()):
                 return 0
@@ -525,9 +587,16 @@ class Ledger:
         return stop
 
     def _in_mono_prefix(self, ids: I64) -> npt.NDArray[np.bool_]:
-        prefix = self._tr.cols["id"][: self._mono_end]
-        pos = np.minimum(np.searchsorted(prefix, ids), len(prefix) - 1)
-        hit: npt.NDArray[np.bool_] = prefix[pos] == ids
+        base = self._base
+        hit: npt.NDArray[np.bool_] = np.zeros(len(ids), np.bool_)
+        if self._mono_end > base:
+            prefix = self._tr.cols["id"][: self._mono_end - base]
+            pos = np.minimum(np.searchsorted(prefix, ids), len(prefix) - 1)
+            hit |= prefix[pos] == ids
+        if self._gone_lo:  # forgotten runs of the prefix (the kept rows lie inside them)
+            lo, hi = np.array(self._gone_lo, np.int64), np.array(self._gone_hi, np.int64)
+            k = np.searchsorted(lo, ids, side="right") - 1
+            hit |= (k >= 0) & (ids <= hi[np.maximum(k, 0)])
         return hit
 
     def _first_limit_breach(self, di: I64, ci: I64, amt: I64) -> int:
@@ -592,24 +661,25 @@ class Ledger:
         np.add.at(acc["dpo"], di[:stop], amt)
         np.add.at(acc["cpo"], ci[:stop], amt)
         tr = self._tr
-        base = tr.n
-        end = base + stop
+        lo = tr.n
+        hi = lo + stop
         c = tr.cols
-        c["id"][base:end] = batch.id[:stop]
-        c["dr"][base:end] = di[:stop]
-        c["cr"][base:end] = ci[:stop]
-        c["amount"][base:end] = amt
-        c["flags"][base:end] = 0
-        c["pending_id"][base:end] = 0
-        c["timeout"][base:end] = 0
-        c["code"][base:end] = batch.code[:stop]
-        c["ts"][base:end] = ts
-        tr.n = end
+        c["id"][lo:hi] = batch.id[:stop]
+        c["dr"][lo:hi] = di[:stop]
+        c["cr"][lo:hi] = ci[:stop]
+        c["amount"][lo:hi] = amt
+        c["flags"][lo:hi] = 0
+        c["pending_id"][lo:hi] = 0
+        c["timeout"][lo:hi] = 0
+        c["code"][lo:hi] = batch.code[:stop]
+        c["ts"][lo:hi] = ts
+        tr.n = hi
+        end = self._base + hi  # global rows
         if ids_list is None:  # monotone batch: extends the binary-searched prefix
             self._mono_end = end
             self._mono_last_id = int(batch.id[stop - 1])
         else:
-            self._tr_index.update(zip(ids_list[:stop], range(base, end), strict=True))
+            self._tr_index.update(zip(ids_list[:stop], range(end - stop, end), strict=True))
 
     # -- exact path ------------------------------------------------------------------
     #
@@ -723,12 +793,15 @@ class Ledger:
 
     def _row_fields(self, row: int) -> tuple[int, ...]:
         """(id, dr, cr, amount, flags, pending_id, timeout, code, ts) of a stored or
-        buffered row."""
-        n = self._tr.n
+        buffered row (global row number; a forgotten one is a KeyError)."""
+        base = self._base
+        n = base + self._tr.n
         if row >= n:
             return self._buffer[row - n]
+        if row < base:
+            return self._kept[row]
         c = self._tr.cols
-        return tuple(int(c[name][row]) for name in self._tr.names)
+        return tuple(int(c[name][row - base]) for name in self._tr.names)
 
     def _rollback(self, undo: list[tuple[Any, ...]]) -> None:
         for entry in reversed(undo):
@@ -737,7 +810,8 @@ class Ledger:
                 self._scratch[entry[1]][entry[2]] -= entry[3]
             elif kind == "row":
                 fields = self._buffer.pop()
-                self._unindex_last_row(fields[0], self._tr.n + len(self._buffer))
+                self._unindex_last_row(fields[0],
+                                       self._base + self._tr.n + len(self._buffer))
             elif kind == "pstate":
                 if entry[2] is None:
                     del self._pending_state[entry[1]]
@@ -754,6 +828,8 @@ class Ledger:
         if flags & ~int(KNOWN_TRANSFER_FLAGS):
             return R.UNKNOWN_FLAGS
         row = self._find_row(tid)
+        if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
+            return R.EXISTS
         if row is not None:
             return self._compare_existing(row, dr, cr, amt, flags, pid, tmo, code)
         mode = flags & _EXCLUSIVE
@@ -823,6 +899,8 @@ class Ledger:
         prow = self._find_row(pid)
         if prow is None:
             return R.PENDING_TRANSFER_NOT_FOUND
+        if prow == _FORGOTTEN:  # pending transfers are never forgotten
+            return R.PENDING_TRANSFER_NOT_PENDING
         _, p_di, p_ci, p_amt, p_flags, *_ = self._row_fields(prow)
         if not p_flags & _PENDING:
             return R.PENDING_TRANSFER_NOT_PENDING
@@ -856,7 +934,7 @@ class Ledger:
 
     def _buffer_row(self, tid: int, di: int, ci: int, amt: int, flags: int, pid: int,
                     tmo: int, code: int) -> int:
-        row = self._tr.n + len(self._buffer)
+        row = self._base + self._tr.n + len(self._buffer)
         if row >= MAX_TRANSFERS:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
         self._buffer.append((tid, di, ci, amt, flags, pid, tmo, code, self._ts))
@@ -885,7 +963,89 @@ class Ledger:
 
     def _is_full_amount(self, pending_id: int, amount: int) -> bool:
         prow = self._find_row(pending_id)
-        return prow is not None and self._row_fields(prow)[3] == amount
+        return prow is not None and prow != _FORGOTTEN and self._row_fields(prow)[3] == amount
+
+    # ------------------------------------------------------------------ history retention
+
+    def _chain_upto(self, blocks: int) -> bytes:
+        """The digest chain over the first ``blocks`` full blocks of transfer rows:
+        c(k) = sha256(c(k - 1) + digest of block k). Blocks past those already digested
+        are read from the columns."""
+        while self._inflight:
+            self._chain_next()
+        size = self.history_block_rows
+        while self._digested < blocks:
+            lo = self._digested * size - self._base
+            block = [self._tr.cols[name][lo:lo + size] for name in self._tr.names]
+            self._chain = hashlib.sha256(self._chain + _block_digest(block)).digest()
+            self._digested += 1
+        assert self._digested >= blocks
+        return self._chain
+
+    def _chain_next(self) -> None:
+        """The oldest block in flight into the chain (waiting for its digest)."""
+        future, copy = self._inflight.pop(0)
+        self._chain = hashlib.sha256(self._chain + future.result()).digest()
+        self._spare.append(copy)
+
+    def _maybe_forget(self) -> None:
+        """Without the history: once the columns hold two blocks, digest their full
+        blocks (in a thread, overlapping the caller's work) and drop their rows, but
+        for the pending transfers' (kept: a post, a void or an expiry reads them)."""
+        size = self.history_block_rows
+        if self.keep_history or self._tr.n < 2 * size or self._buffer:
+            return
+        base = self._base
+        full = (base + self._tr.n) // size
+        if self._digested < base // size:
+            raise AssertionError("forgotten blocks must have been digested")
+        new_base = full * size
+        drop = new_base - base
+        c = self._tr.cols
+        for k in range(self._digested, full):
+            while len(self._inflight) >= _INFLIGHT_BLOCKS:
+                self._chain_next()
+            # a copy (into a reused one: no fresh pages) for the thread to read
+            copy = self._spare.pop() if self._spare else [
+                np.empty(size, c[name].dtype) for name in self._tr.names]
+            lo = k * size - base
+            for name, out in zip(self._tr.names, copy, strict=True):
+                np.copyto(out, c[name][lo:lo + size])
+            self._inflight.append((_digest_pool().submit(_block_digest, copy), copy))
+        self._digested = full
+        ids, flags = c["id"][:drop], c["flags"][:drop]
+        # the pending transfers' rows stay
+        for local in np.flatnonzero(flags & _PENDING).tolist():
+            row = base + local
+            fields = tuple(int(c[name][local]) for name in self._tr.names)
+            self._kept[row] = fields
+            if row < self._mono_end:
+                self._kept_ids[fields[0]] = row
+        # what was stored stays known by id: runs of the increasing prefix, others by id
+        prefix = min(self._mono_end, new_base) - base
+        if prefix > 0:
+            run_ids = ids[:prefix]
+            breaks = np.flatnonzero(run_ids[1:] != run_ids[:-1] + 1) + 1
+            starts = np.r_[0, breaks]
+            ends = np.r_[breaks - 1, prefix - 1]
+            for lo, hi in zip(run_ids[starts].tolist(), run_ids[ends].tolist(), strict=True):
+                if self._gone_hi and lo == self._gone_hi[-1] + 1:
+                    self._gone_hi[-1] = hi
+                else:
+                    self._gone_lo.append(lo)
+                    self._gone_hi.append(hi)
+            self._base_last_mono_id = int(run_ids[-1])
+        if self._tr_index:
+            for tid, row in list(self._tr_index.items()):
+                if row < new_base and row not in self._kept:
+                    del self._tr_index[tid]
+                    self._gone_ids.add(tid)
+        keep = self._tr.n - drop
+        for name in self._tr.names:
+            col = c[name]
+            col[:keep] = col[drop:drop + keep]
+        self._tr.n = keep
+        self._base = new_base
 
     # ------------------------------------------------------------------ expiry
 
@@ -906,17 +1066,17 @@ class Ledger:
         expired: list[int] = []
         if self._expiry and self._expiry[0][0] <= now_us:
             self._flush_tail()
-        tc = self._tr.cols
         acc = self._acc.cols
         while self._expiry and self._expiry[0][0] <= now_us:
             expires_at, tid, row = heapq.heappop(self._expiry)
-            if (row >= self._tr.n or int(tc["id"][row]) != tid
-                    or int(tc["ts"][row]) + int(tc["timeout"][row]) != expires_at
-                    or self._pending_state.get(tid) is not PendingState.PENDING):
+            if row >= self.transfer_count or \
+                    self._pending_state.get(tid) is not PendingState.PENDING:
                 continue  # rolled back with its chain, or already posted/voided
-            amt = int(tc["amount"][row])
-            acc["dp"][int(tc["dr"][row])] -= amt
-            acc["cp"][int(tc["cr"][row])] -= amt
+            r_id, r_dr, r_cr, amt, _, _, r_timeout, _, r_ts = self._row_fields(row)
+            if r_id != tid or r_ts + r_timeout != expires_at:
+                continue  # its row was rolled back and taken by another transfer
+            acc["dp"][r_dr] -= amt
+            acc["cp"][r_cr] -= amt
             self._pending_state[tid] = PendingState.EXPIRED
             expired.append(tid)
         return expired
@@ -925,33 +1085,43 @@ class Ledger:
 
     def lookup_transfer(self, transfer_id: int) -> TransferRecord | None:
         row = self._find_row(transfer_id)
-        return None if row is None else self._record(row)
+        return None if row is None or row == _FORGOTTEN else self._record(row)
 
     def _record(self, row: int) -> TransferRecord:
         self._flush_tail()
-        c = self._tr.cols
         acc_id = self._acc.cols["id"]
-        tid = int(c["id"][row])
-        flags = int(c["flags"][row])
-        transfer = Transfer(tid, int(acc_id[c["dr"][row]]), int(acc_id[c["cr"][row]]),
-                            int(c["amount"][row]), TransferFlags(flags),
-                            int(c["pending_id"][row]), int(c["timeout"][row]),
-                            int(c["code"][row]))
+        tid, dr, cr, amount, flags, pending_id, timeout, code, ts = self._row_fields(row)
+        transfer = Transfer(tid, int(acc_id[dr]), int(acc_id[cr]), amount,
+                            TransferFlags(flags), pending_id, timeout, code)
         state = self._pending_state.get(tid) if flags & _PENDING else None
-        return TransferRecord(transfer, int(c["ts"][row]), state)
+        return TransferRecord(transfer, ts, state)
+
+    def _kept_rows(self, account_row: int | None = None, after_us: int | None = None,
+                   until_us: int | None = None) -> list[int]:
+        """The rows held below the columns (pending transfers whose block was forgotten),
+        in order: those of an account and applied in (``after_us``, ``until_us``]."""
+        return [r for r, f in sorted(self._kept.items())
+                if (account_row is None or account_row in (f[1], f[2]))
+                and (after_us is None or after_us < f[8])
+                and (until_us is None or f[8] <= until_us)]
 
     def transfers_since(self, row: int) -> list[TransferRecord]:
-        """Stored transfers from position ``row`` on, in the order applied."""
+        """Stored transfers from position ``row`` on, in the order applied (those still
+        held: without the history, the forgotten ones are left out)."""
         self._flush_tail()
-        return [self._record(r) for r in range(row, self._tr.n)]
+        held = [r for r in self._kept_rows() if r >= row]
+        held += range(max(row, self._base), self._base + self._tr.n)
+        return [self._record(r) for r in held]
 
     def history(self, account_id: int, limit: int = 10_000) -> list[TransferRecord]:
-        """The account's transfers in the order applied (most recent ``limit``)."""
+        """The account's transfers in the order applied (most recent ``limit``; those
+        still held when the history is not kept)."""
         row = self._acc_index[account_id]
         self._flush_tail()
         n = self._tr.n
         rows = np.nonzero((self._tr.cols["dr"][:n] == row) | (self._tr.cols["cr"][:n] == row))[0]
-        return [self._record(int(r)) for r in rows[-limit:]]
+        held = self._kept_rows(row) + (rows + self._base).tolist()
+        return [self._record(r) for r in held[-limit:]]
 
     def history_between(self, account_id: int, after_us: int, until_us: int
                         ) -> list[TransferRecord]:
@@ -966,7 +1136,8 @@ class Ledger:
         lo = int(np.searchsorted(ts, after_us, side="right"))
         hi = int(np.searchsorted(ts, until_us, side="right"))
         rows = lo + np.nonzero((c["dr"][lo:hi] == row) | (c["cr"][lo:hi] == row))[0]
-        return [self._record(int(r)) for r in rows]
+        held = self._kept_rows(row, after_us, until_us) + (rows + self._base).tolist()
+        return [self._record(r) for r in held]
 
     def pending_state(self, transfer_id: int) -> PendingState | None:
         return self._pending_state.get(transfer_id)
@@ -1022,27 +1193,50 @@ class Ledger:
     # ------------------------------------------------------------------ state
 
     def state_hash(self) -> bytes:
-        """SHA-256 over the canonical state: equal hashes mean identical ledgers."""
+        """SHA-256 over the canonical state: equal hashes mean identical ledgers.
+
+        The transfer rows enter block by block: every full block of
+        ``history_block_rows`` rows through the digest chain, the rows after the last
+        full block one by one. So the hash is the same whether the history is kept or
+        not, and a ledger of fewer rows than a block hashes as it always did."""
         self._flush_tail()
         h = hashlib.sha256()
         h.update(repr(sorted(self.books.items())).encode())
-        for cols in (self._acc, self._tr):
-            h.update(cols.n.to_bytes(8, "little"))
-            for name in cols.names:
-                h.update(np.ascontiguousarray(cols.view(name)).tobytes())
+        h.update(self._acc.n.to_bytes(8, "little"))
+        for name in self._acc.names:
+            h.update(np.ascontiguousarray(self._acc.view(name)).tobytes())
+        total = self.transfer_count
+        h.update(total.to_bytes(8, "little"))
+        full = total // self.history_block_rows
+        if full:
+            h.update(b"blocks" + full.to_bytes(8, "little") + self._chain_upto(full))
+        start = full * self.history_block_rows - self._base
+        for name in self._tr.names:
+            h.update(np.ascontiguousarray(self._tr.view(name)[start:]).tobytes())
         h.update(repr(sorted((k, int(v)) for k, v in self._pending_state.items())).encode())
         h.update(repr(sorted(self._expiry)).encode())
         h.update(self.last_timestamp_us.to_bytes(8, "little", signed=True))
         return h.digest()
 
     def to_bytes(self) -> bytes:
-        """Serialise the whole state (for snapshots)."""
+        """Serialise the whole state (for snapshots; the held transfer rows, and when
+        some were forgotten the digest of their blocks)."""
         self._flush_tail()
         buf = io.BytesIO()
         arrays: dict[str, npt.NDArray[Any]] = {}
         for prefix, cols in (("a_", self._acc), ("t_", self._tr)):
             for name in cols.names:
                 arrays[prefix + name] = cols.view(name)
+        if self._base or self.history_block_rows != HISTORY_BLOCK_ROWS:
+            chain = self._chain_upto(0)  # over the blocks digested so far
+            arrays["h_meta"] = np.array([
+                self._base, self.history_block_rows, self._mono_end, self._mono_last_id,
+                self._base_last_mono_id, self._digested], np.int64)
+            arrays["h_chain"] = np.frombuffer(chain, np.uint8)
+            kept = sorted(self._kept.items())
+            arrays["h_kept"] = np.array([[r, *f] for r, f in kept], np.int64).reshape(-1, 10)
+            arrays["h_gone"] = np.array([self._gone_lo, self._gone_hi], np.int64)
+            arrays["h_gone_ids"] = np.array(sorted(self._gone_ids), np.int64)
         pend = sorted(self._pending_state.items())
         arrays["p_id"] = np.array([k for k, _ in pend], np.int64)
         arrays["p_state"] = np.array([int(v) for _, v in pend], np.int8)
@@ -1069,11 +1263,25 @@ class Ledger:
                 cols.n = n
             ledger._acc_index = {int(v): i for i, v in enumerate(ledger._acc.view("id"))}
             ids = ledger._tr.view("id")
-            increasing = np.nonzero(ids[1:] <= ids[:-1])[0]
-            mono_end = int(increasing[0]) + 1 if len(increasing) else len(ids)
-            ledger._mono_end = mono_end
-            ledger._mono_last_id = int(ids[mono_end - 1]) if mono_end else 0
-            ledger._tr_index = {int(v): mono_end + i for i, v in enumerate(ids[mono_end:])}
+            if "h_meta" in z:  # some rows forgotten (or blocks of another size)
+                base, block, mono_end, mono_last, base_last, digested = z["h_meta"].tolist()
+                ledger.history_block_rows = block
+                ledger._base, ledger._base_last_mono_id = base, base_last
+                ledger._chain, ledger._digested = z["h_chain"].tobytes(), digested
+                ledger._kept = {int(r[0]): tuple(r[1:]) for r in z["h_kept"].tolist()}
+                ledger._gone_lo, ledger._gone_hi = (x.tolist() for x in z["h_gone"])
+                ledger._gone_ids = set(z["h_gone_ids"].tolist())
+            else:
+                increasing = np.nonzero(ids[1:] <= ids[:-1])[0]
+                mono_end = int(increasing[0]) + 1 if len(increasing) else len(ids)
+                mono_last = int(ids[mono_end - 1]) if mono_end else 0
+            base = ledger._base
+            ledger._mono_end, ledger._mono_last_id = mono_end, mono_last
+            held = max(mono_end - base, 0)
+            ledger._tr_index = {int(v): base + held + i for i, v in enumerate(ids[held:])}
+            ledger._tr_index.update((f[0], r) for r, f in ledger._kept.items()
+                                    if r >= mono_end)
+            ledger._kept_ids = {f[0]: r for r, f in ledger._kept.items() if r < mono_end}
             ledger._pending_state = {
                 int(k): PendingState(int(v))
                 for k, v in zip(z["p_id"].tolist(), z["p_state"].tolist(), strict=True)}
@@ -1084,6 +1292,31 @@ class Ledger:
 
 _I64_MIN: Final = -(1 << 63)
 _I64_MAX: Final = (1 << 63) - 1
+_DIGEST_POOL: list[ThreadPoolExecutor] = []
+
+
+def _digest_pool() -> ThreadPoolExecutor:
+    """One thread digesting forgotten blocks (hashlib and numpy release the GIL)."""
+    if not _DIGEST_POOL:
+        _DIGEST_POOL.append(ThreadPoolExecutor(1, thread_name_prefix="ledger-digest"))
+    return _DIGEST_POOL[0]
+
+
+def _block_digest(columns: Sequence[npt.NDArray[Any]]) -> bytes:
+    """SHA-256 of one block of transfer rows, column by column: a column of one value
+    as that value (C), the id column counting up by one as its first id (P), any other
+    as its bytes (R); so a bulk posting's block hashes about half its bytes."""
+    h = hashlib.sha256()
+    for k, col in enumerate(columns):
+        first = col[:1].tobytes()
+        if bool((col == col[0]).all()):
+            h.update(b"C" + first)
+        elif k == 0 and bool((col[1:] - col[:-1] == 1).all()):
+            h.update(b"P" + first)
+        else:
+            h.update(b"R")
+            h.update(np.ascontiguousarray(col).data)
+    return h.digest()
 
 
 def _plain_ints(transfers: Sequence[Transfer]) -> bool:
