@@ -16,8 +16,7 @@ count of the others.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from qingsuan.server.http import inputs
 from qingsuan.server.http.errors import ApiError
@@ -33,9 +32,9 @@ MAX_BODY_BYTES: Final = 64 * 1024
 _JSON_TYPES: Final = ("application/json",)
 
 
-@dataclass(frozen=True, slots=True)
-class Order:
-    """A customer's transfer order, every value checked but against the world."""
+class Order(NamedTuple):
+    """A customer's transfer order, every value checked but against the world (a named
+    tuple: it crosses to the engine's process by the thousand, and pickles as a tuple)."""
 
     id: str
     debtor_account: str
