@@ -1,5 +1,5 @@
 """Generated card traffic (sim/sim_cards.py): seeded, calibrated to its targets, interbank
-between banks, the same whatever the windows; the switch cannot play it yet (refused)."""
+between banks, the same whatever the windows (played: tests/test_sim_cards_play.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from qingsuan.clock import US_PER_HOUR, parse_time
-from qingsuan.sim.sim_cards import NOT_PLAYABLE, CardDay, CardTraffic, day_totals
+from qingsuan.sim.sim_cards import CardDay, CardTraffic, day_totals
 from qingsuan.sim.traffic import Member, Network
 
 MIDNIGHT = parse_time("2026-09-30T00:00")
@@ -71,6 +71,3 @@ def test_bad_card_targets_name_the_field(kwargs: dict[str, float], message: str)
     with pytest.raises(ValueError, match=message):
         CardTraffic(**kwargs)  # type: ignore[arg-type]
 
-
-def test_the_refusal_says_what_the_switch_lacks() -> None:
-    assert "CardSwitch.take" in NOT_PLAYABLE and "batch entry" in NOT_PLAYABLE

@@ -72,6 +72,8 @@ def world_spec(sc: Scenario, vault: CardVault | None = None) -> dict[str, Any]:
         "card_key_check": vault.check_value() if vault is not None and sc.cards else "",
         "terminals": [[t.id, t.kind, t.bank, t.merchant, t.cash_fen] for t in sc.terminals],
     }
+    if sc.traffic is not None and sc.traffic.cards is not None:
+        spec["card_switch"] = "traffic"  # card traffic to play: the switch joins
     if sc.wallets is not None:  # only then: a world without wallets is built as before
         spec["wallets"] = sc.wallets.setup(customers)
     return spec
@@ -115,7 +117,7 @@ class Builder:
         for name, value in doc["params"].items():
             engine.params.set(name, value)
         participants, customers = doc["participants"], doc["customers"]
-        has_switch = bool(doc["cards"] or doc["terminals"])
+        has_switch = bool(doc["cards"] or doc["terminals"] or doc.get("card_switch"))
         members = [p[0] for p in participants]
         joins = [(name, code, ParticipantKind.PAYMENT_INSTITUTION
                   if kind == "payment_institution" else ParticipantKind.DIRECT_BANK)

@@ -250,12 +250,17 @@ def take_day(sw: CardSwitch, day: str) -> BatchDay | None:
     per-participant figures stay in :attr:`CardSwitch.batch_cleared` for reports."""
     found = sw.batch_days.pop(day, None)
     if found is not None:
-        sw.batch_cleared[day] = {name: dict(zip(CLEARED_KEYS, t, strict=True))
-                                 for name, t in sorted(found.totals.items())}
+        figures = {name: dict(zip(CLEARED_KEYS, t, strict=True))
+                   for name, t in found.totals.items()}
+        for acquirer, _, mdr in payouts_of(sw, found).values():
+            held = figures.setdefault(acquirer, dict.fromkeys(CLEARED_KEYS, 0))
+            held["mdr_fen"] = held.get("mdr_fen", 0) + mdr
+        sw.batch_cleared[day] = dict(sorted(figures.items()))
     return found
 
 
-#: a cleared batch day's figures per participant (:attr:`CardSwitch.batch_cleared`)
+#: a cleared batch day's figures per participant (:attr:`CardSwitch.batch_cleared`), and
+#: ``mdr_fen``: the discount its merchants paid it (an acquirer's)
 CLEARED_KEYS: Final = ("items", "owed_fen", "due_fen", "fees_paid_fen", "fees_received_fen",
                        "position_fen")
 

@@ -6,6 +6,16 @@ from __future__ import annotations
 from qingsuan.money import AmountError, format_fen, parse_amount
 from qingsuan.params import Params
 from qingsuan.sim.scenario_checker import FileChecker
+from qingsuan.sim.sim_blocks import share_ppm
+from qingsuan.sim.sim_cards import (
+    CARD_CREDIT_SHARE_PPM,
+    CARD_ITEMS_PER_DAY,
+    CARD_MDR_PPM,
+    CARD_SIGMA,
+    CARD_VALUE_PER_DAY_FEN,
+    MAX_CARD_ITEMS_PER_DAY,
+    CardTraffic,
+)
 from qingsuan.sim.traffic import (
     DEFAULTS,
     MAX_CUSTOMERS_PER_BANK,
@@ -62,11 +72,17 @@ def parse_traffic(ck: FileChecker, top: LDict, params: Params) -> TrafficSpec | 
     names = list(sdoc) if sdoc is not None else [k.name for k in TrafficSystem]
     if raw_systems is not None and sdoc is None:
         return None
+    cards: CardTraffic | None = None
     for key in names:
         kind = TrafficSystem.__members__.get(str(key))
         line = sdoc.line_of(key) if sdoc is not None else doc.line
+        if key == "cards" and sdoc is not None:
+            cards = _cards(ck, sdoc, scale)
+            bad |= cards is None
+            continue
         if kind is None:
-            ck.add(line, f"traffic: systems: unknown system {key!r} (HVPS, BEPS or IBPS)")
+            ck.add(line, f"traffic: systems: unknown system {key!r} (HVPS, BEPS, IBPS or "
+                         f"cards)")
             bad = True
             continue
         d = DEFAULTS[kind]
@@ -116,6 +132,53 @@ def parse_traffic(ck: FileChecker, top: LDict, params: Params) -> TrafficSpec | 
     if bad:
         return None
     return TrafficSpec(tuple(systems), scale, zipf, per_bank, customer_liquidity, settlement,
-                       top.line_of("traffic"))
+                       top.line_of("traffic"), cards)
+
+
+def _cards(ck: FileChecker, sdoc: LDict, scale: float) -> CardTraffic | None:
+    """``systems: cards:`` (docs/SIMULATE.md, "Card traffic"): the card day's targets, the
+    lognormal's shape, the share of credit cards and the generated merchants' rate."""
+    line = sdoc.line_of("cards")
+    one = sdoc.get("cards")
+    if one is None:  # `cards:` alone: the defaults
+        one = LDict()
+        one.line, one.key_lines = line, {}
+    cd = ck.mapping(one, line, "traffic: cards")
+    if cd is None or not ck.keys(cd, "traffic: cards", (), (
+            "items_per_day", "value_per_day", "sigma", "credit_share", "mdr")):
+        return None
+    items = cd.get("items_per_day", CARD_ITEMS_PER_DAY)
+    if isinstance(items, bool) or not isinstance(items, int) or items < 1:
+        ck.add(cd.line_of("items_per_day"), f"traffic: cards: items_per_day must be a whole "
+                                            f"number above 0 (got {items!r})")
+        return None
+    value = CARD_VALUE_PER_DAY_FEN
+    if "value_per_day" in cd:
+        try:
+            value = parse_amount(cd["value_per_day"], allow_zero=False,
+                                 field="traffic: cards: value_per_day",
+                                 max_fen=MAX_VALUE_PER_DAY_FEN)
+        except AmountError as exc:
+            ck.add(cd.line_of("value_per_day"), str(exc))
+            return None
+    sigma = cd.get("sigma", CARD_SIGMA)
+    if isinstance(sigma, bool) or not isinstance(sigma, int | float) or not 0 < sigma <= 4:
+        ck.add(cd.line_of("sigma"), f"traffic: cards: sigma must be a number above 0 and at "
+                                    f"most 4 (got {sigma!r})")
+        return None
+    credit = (share_ppm(ck, cd, "credit_share", "traffic: cards", lo_open=False)
+              if "credit_share" in cd else CARD_CREDIT_SHARE_PPM)
+    mdr = (share_ppm(ck, cd, "mdr", "traffic: cards", lo_open=False)
+           if "mdr" in cd else CARD_MDR_PPM)
+    if credit is None or mdr is None:
+        return None
+    if value < items:
+        ck.add(line, "traffic: cards: value_per_day must be at least 0.01 CNY per item")
+        return None
+    if round(items * scale) > MAX_CARD_ITEMS_PER_DAY:
+        ck.add(line, f"traffic: cards: {items:,} items a day at scale {scale:g} is more "
+                     f"than {MAX_CARD_ITEMS_PER_DAY:,}")
+        return None
+    return CardTraffic(items, value, float(sigma), scale, credit, mdr)
 
 

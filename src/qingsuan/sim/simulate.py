@@ -52,6 +52,7 @@ from qingsuan.sim.policies import PolicyKind, release, split
 from qingsuan.sim.report import render
 from qingsuan.sim.runner import Runner
 from qingsuan.sim.scenario import Customer, Scenario
+from qingsuan.sim.sim_cards import CardPlayer
 from qingsuan.sim.sim_queue import Batch
 from qingsuan.sim.sim_regimes import Regimes
 from qingsuan.sim.stress import boundaries, held_back, squeezed
@@ -282,6 +283,10 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
     ahead = options.generate_minutes // SLOT_MINUTES
     regime_work: list[Future[None]] = []
     payroll_items = 0
+    cards = (CardPlayer(world, spec, network, options.seed, first, bucket_us,
+                        US_PER_DAY // bucket_us, options.days)
+             if spec.cards is not None else None)  # card traffic (sim/sim_cards.py)
+    expected += cards.items_per_day() * options.days if cards is not None else 0
 
     def hold(now_us: int, b: Batch) -> npt.NDArray[np.bool_]:
         """Transfers that may not go now: a stress period (sim/stress.py), or a bank's
@@ -332,6 +337,8 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
                                business[day], payroll if payroll is not None
                                and payroll.on(to_beijing(midnight).date()) else None)
         payroll_items += traffic.payroll_items
+        if cards is not None:
+            cards.start_day(day, midnight)
         regimes.start_day(midnight + US_PER_DAY)
         t = max(midnight, clock.now_us())
         day_end = midnight + US_PER_DAY
@@ -358,6 +365,8 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
                 held = _send(world, batch, now, metrics, hold(now, batch))
                 done += len(fresh)
             del fresh
+            if cards is not None:  # the window's card transactions: one batch
+                done += cards.play_until(w_end, sc.start_us, clock)
             tick_until(w_end)
             metrics.sample(state.sample(w_end - 1, held))
             t = w_end
@@ -394,6 +403,9 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
         summary["payroll"] = {"days": list(p.days), "share_ppm": p.share_ppm,
                               "mean_fen": p.mean_fen, "sigma_ppm": p.sigma_ppm,
                               "generated_items": payroll_items}
+    if cards is not None:
+        summary["cards"] = cards.summary(first, end)
+        tables["cards"] = cards.table()
     return Result(summary, tables, done, time.perf_counter() - wall0)
 
 

@@ -15,13 +15,16 @@ import math
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import numpy as np
 import numpy.typing as npt
 
 from qingsuan.clock import US_PER_DAY, US_PER_MINUTE
 from qingsuan.sim.sim_payroll import PAYROLL_PROFILE, PAYROLL_STREAM, Payroll
+
+if TYPE_CHECKING:
+    from qingsuan.sim.sim_cards import CardTraffic
 
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
@@ -105,10 +108,13 @@ class TrafficSpec:
     #: (None: the balance the file lists)
     settlement_liquidity: float | None = None
     line: int = 0
+    #: card traffic (a ``cards`` system, sim/sim_cards.py): its targets before the scale
+    cards: CardTraffic | None = None
 
     def scaled(self, scale: float) -> TrafficSpec:
         return TrafficSpec(self.systems, scale, self.zipf, self.customers_per_bank,
-                           self.customer_liquidity, self.settlement_liquidity, self.line)
+                           self.customer_liquidity, self.settlement_liquidity, self.line,
+                           self.cards)
 
     def items_per_day(self, s: SystemTraffic) -> int:
         return round(s.items_per_day * self.scale)
@@ -511,8 +517,12 @@ def generate_day(spec: TrafficSpec, network: Network, limits: Limits, seed: int,
 
 def expected_outflow_fen(spec: TrafficSpec, network: Network) -> F64:
     """Each participant's expected daily outflow (value sent) over the systems of the
-    block, in fen (a float: for sizing opening balances, never booked as is)."""
+    block (card transactions: as issuer), in fen (a float: for sizing opening balances,
+    never booked as is)."""
     out = np.zeros(len(network.members), np.float64)
     for s in spec.systems:
         out += network.sender_share(s.system) * s.value_per_day_fen * spec.scale
+    if spec.cards is not None:  # the issuers pay (banks only: drawn as BEPS's pairs)
+        out += network.sender_share(TrafficSystem.BEPS) * spec.cards.value_per_day_fen \
+            * spec.scale
     return out
