@@ -86,8 +86,10 @@ def simulate(
     except ValueError as exc:
         fail(str(exc))
     sc = load_or_exit(file)
-    if sc.traffic is None:
-        fail(f"{file}: no traffic: block to simulate (see docs/SIMULATE.md)")
+    if sc.traffic is None and sc.app is None:
+        fail(f"{file}: no traffic: block (nor app: block) to simulate (see docs/SIMULATE.md)")
+    if sweep and sc.traffic is None:
+        fail(f"{file}: --sweep varies the traffic: block's liquidity: the file has none")
     if sc.events:
         err().print(f"{file}: note: simulate plays the generated traffic only; its "
                     f"{len(sc.events)} scripted events are for run and demo", markup=False)
@@ -205,6 +207,15 @@ def _print_summary(console: Console, result: Result, written: list[Path]) -> Non
     console.print("net sessions: " + ", ".join(
         f"{name} {sum(x['status'] == 'settled' for x in v)} settled"
         for name, v in sessions.items()))
+    if "app" in s:
+        app = s["app"]
+        console.print(f"app: {app['payments']['items']:,} payments, "
+                      f"{app['payments']['approved_items']:,} approved "
+                      f"({_short_cny(app['payments']['approved_value_fen'])} CNY)"
+                      + (f"; campaign {app['campaign']['id']}: {app['campaign']['used']:,} "
+                         f"vouchers used of {app['campaign']['claimed']:,} claimed, "
+                         f"leverage {app['campaign']['leverage']}"
+                         if "campaign" in app else ""), markup=False)
     checks = s["checks"]
     console.print("checks: " + ", ".join(f"{k} {'yes' if v else 'NO'}"
                                          for k, v in checks.items()))

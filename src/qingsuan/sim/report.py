@@ -257,6 +257,37 @@ def funds_in_transit(summary: dict[str, Any], transit: list[dict[str, Any]], lab
     return Plot(lab("Funds in transit", "在途资金"), _png(fig), reading)
 
 
+def app_payments(summary: dict[str, Any], rows: list[dict[str, Any]], lab: Labels,
+                 bucket_h: float) -> Plot | None:
+    """The app's payments per bucket of arrival: approved, and declined or refused."""
+    if "app" not in summary:
+        return None
+    payments = [r for r in rows if r["kind"].startswith(("qr_pay", "wallet_pay"))]
+    first, days = summary["from"], summary["days"]
+    series = _series(payments, first, "items",
+                     lambda r: "done" if r["status"] == "done" else "not",
+                     grid=_grid(summary))
+    fig, ax = plt.subplots(figsize=FIG_SIZE)
+    done = sorted(series["done"].items())
+    nots = series["not"]
+    xs = [h + bucket_h / 2 for h, _ in done]
+    ax.bar(xs, [v for _, v in done], width=bucket_h * 0.9, color="#2e7d32",
+           label=lab("approved", "成功"))
+    ax.bar(xs, [nots.get(h, 0) for h, _ in done], width=bucket_h * 0.9,
+           bottom=[v for _, v in done], color="#c62828", label=lab("declined", "失败"))
+    ax.set_ylabel(lab("payments", "笔数"), fontsize=8)
+    ax.set_title(lab("App payments per bucket (QR both ways, wallet)",
+                     "云闪付 每时段支付笔数"), fontsize=10)
+    _time_axis(ax, days)
+    ax.legend(fontsize=8)
+    pay = summary["app"]["payments"]
+    top = max(done, key=lambda p: (p[1], -p[0]), default=None)
+    reading = (f"{pay['approved_items']:,} of {pay['items']:,} payments approved"
+               + (f"; the busiest bucket starts at {_clock(top[0])} ({top[1]:,} approved)"
+                  if top else "") + ".")
+    return Plot(lab("App payments over the day", "云闪付支付"), _png(fig), reading)
+
+
 def costs_per_bank(summary: dict[str, Any], lab: Labels) -> Plot | None:
     costs = summary.get("costs")
     if not costs:
@@ -398,6 +429,45 @@ def _participant_table(summary: dict[str, Any]) -> str:
     return "<table>" + head + "".join(rows) + "</table>"
 
 
+def _app_table(summary: dict[str, Any]) -> str:
+    """The app's payments and the voucher campaign (消费券), when the file has an app:."""
+    if "app" not in summary:
+        return ""
+    a = summary["app"]
+    declines = ", ".join(f"{k} {v:,}" for k, v in a["payments"]["declines"].items())
+    rows = ("<table><tr><th>app 云闪付</th><th>payments 支付</th><th>value CNY</th>"
+            "<th>approved 成功</th><th>approved CNY</th><th>declined by reason</th>"
+            "<th>cards bound 绑卡</th></tr><tr><td>QR and wallet</td>"
+            + _cell(summary, "app.payments.items", "int")
+            + _cell(summary, "app.payments.value_fen")
+            + _cell(summary, "app.payments.approved_items", "int")
+            + _cell(summary, "app.payments.approved_value_fen")
+            + f"<td>{html.escape(declines or 'none')}</td>"
+            + _cell(summary, "app.cards_bound", "int") + "</tr></table>")
+    keys = [("top-ups 充值", "wallet_top_up"), ("withdrawals 提现", "wallet_withdrawal"),
+            ("repayments 还款", "card_repayment")]
+    rows += ("<table><tr><th>event</th><th>items</th><th>done</th><th>done CNY</th></tr>"
+             + "".join(f"<tr><td>{label}</td>"
+                       + _cell(summary, f"app.events.{k}.items", "int")
+                       + _cell(summary, f"app.events.{k}.done_items", "int")
+                       + _cell(summary, f"app.events.{k}.done_value_fen") + "</tr>"
+                       for label, k in keys if k in a["events"]) + "</table>")
+    if "campaign" in a:
+        c = "app.campaign"
+        rows += ("<table><tr><th>campaign 消费券</th><th>budget CNY</th><th>claimed 领取</th>"
+                 "<th>used 使用</th><th>voucher value CNY</th><th>spend driven CNY</th>"
+                 "<th>leverage 撬动</th><th>budget left CNY</th><th>fund left CNY</th></tr>"
+                 f"<tr><td>{html.escape(a['campaign']['id'])}</td>"
+                 + _cell(summary, f"{c}.budget_fen") + _cell(summary, f"{c}.claimed", "int")
+                 + _cell(summary, f"{c}.used", "int")
+                 + _cell(summary, f"{c}.voucher_value_fen")
+                 + _cell(summary, f"{c}.spend_driven_fen")
+                 + _cell(summary, f"{c}.leverage", "float")
+                 + _cell(summary, f"{c}.budget_left_fen")
+                 + _cell(summary, f"{c}.fund_left_fen") + "</tr></table>")
+    return "<h2>The app and its voucher campaign 云闪付与消费券</h2>" + rows
+
+
 def _cost_table(summary: dict[str, Any]) -> str:
     costs = summary.get("costs")
     if not costs:
@@ -445,7 +515,9 @@ def render(summary: dict[str, Any], tables: dict[str, pa.Table],
             liquidity_per_participant(summary, lab),
             funds_in_transit(summary, tables["transit"].to_pylist(), lab),
         ]
-        for extra_plot in (costs_per_bank(summary, lab), regime_comparison(summary, lab)):
+        for extra_plot in (costs_per_bank(summary, lab), regime_comparison(summary, lab),
+                           app_payments(summary, tables["app"].to_pylist()
+                                        if "app" in tables else [], lab, bucket_h)):
             if extra_plot is not None:
                 plots.append(extra_plot)
     plots.extend(extra)
@@ -466,6 +538,7 @@ def render(summary: dict[str, Any], tables: dict[str, pa.Table],
         "summary.json and the Parquet files beside this page.</p>"
         f"<h2>Systems</h2>{_system_table(summary)}{_payroll_table(summary)}"
         f"<h2>Participants</h2>{_participant_table(summary)}{_cost_table(summary)}"
+        f"{_app_table(summary)}"
         f"{_regime_table(summary)}"
         f"{figures}</body></html>\n")
 

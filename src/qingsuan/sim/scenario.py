@@ -41,6 +41,7 @@ from qingsuan.sim.scenario_world import (
     parse_participants,
     parse_terminals,
 )
+from qingsuan.sim.sim_app_block import parse_app
 from qingsuan.sim.sim_blocks import BLOCK_KEYS, parse_blocks
 from qingsuan.sim.yamlloc import YamlError, load
 from qingsuan.wallets import terms as wallet_terms
@@ -112,7 +113,7 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
         raise ScenarioError(ck.problems)
     ck.keys(top, "scenario", ("name", "start", "run_until", "participants"),
             ("description", "timezone", "calendar", "params", "customers", "cards",
-             "terminals", "events", "traffic", "wallets", *BLOCK_KEYS))
+             "terminals", "events", "traffic", "wallets", "app", *BLOCK_KEYS))
     name = ck.text(top, "name", "scenario", re.compile(r"^[\w\-. ]{1,80}$"),
                    " (letters, digits, - _ . and spaces, at most 80)") or "unnamed"
     description = str(top.get("description") or "")
@@ -153,12 +154,13 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     wallets = wallet_terms.parse_block(ck, top, {p.name: p.kind for p in participants},
                                        {c.id: c for c in customers},
                                        {t.id: t.kind for t in terminals})
+    app = parse_app(ck, top, wallets, {t.id: t for t in terminals})
     events = parse_events(ck, top, start, until, participants, customers, wallets)
     if ck.problems:
         raise ScenarioError(ck.problems)
     assert start is not None and until is not None
     return Scenario(name, file, description, start, until, calendar, params,
                     tuple(participants), tuple(customers), tuple(cards), tuple(terminals),
-                    tuple(events), traffic, sim, wallets)
+                    tuple(events), traffic, sim, wallets, app)
 
 

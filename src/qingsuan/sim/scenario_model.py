@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from qingsuan.cards.pin import pin_verification_value
 from qingsuan.params import Params
+from qingsuan.sim.sim_app_block import AppSpec
 from qingsuan.sim.sim_blocks import SimBlocks
 from qingsuan.sim.traffic import (
     TrafficSpec,
@@ -135,6 +136,8 @@ class Scenario:
     sim: SimBlocks = field(default_factory=SimBlocks)
     #: payment institutions, app users and voucher campaigns (``wallets:``, WALLETS.md)
     wallets: wallet_terms.WalletsSpec | None = None
+    #: the app's generated day for ``qingsuan simulate`` (``app:``, sim/sim_app_block.py)
+    app: AppSpec | None = None
 
     def participant(self, name: str) -> Participant:
         return next(p for p in self.participants if p.name == name)
@@ -147,5 +150,3 @@ def hash_pin(pan: str, pin: str) -> bytes:
     """A PIN is never kept in clear: the issuer keeps its PIN verification value under the
     sandbox's PIN verification key (cards/pin.py)."""
     return pin_verification_value(pan, pin)
-
-

@@ -52,6 +52,7 @@ from qingsuan.sim.policies import PolicyKind, release, split
 from qingsuan.sim.report import render
 from qingsuan.sim.runner import Runner
 from qingsuan.sim.scenario import Customer, Scenario
+from qingsuan.sim.sim_app import AppPlayer, with_app_world
 from qingsuan.sim.sim_cards import CardPlayer
 from qingsuan.sim.sim_queue import Batch
 from qingsuan.sim.sim_regimes import Regimes
@@ -192,11 +193,15 @@ def directory_columns(world: World) -> list[tuple[str, bool]]:
 def simulate(sc: Scenario, options: Options, on_progress: Progress | None = None) -> Result:
     """Run ``options.days`` whole days (from the start's midnight, Beijing time) of the
     scenario's generated traffic through its world."""
-    if sc.traffic is None:
-        raise ValueError(f"{sc.file}: no traffic: block to simulate (docs/SIMULATE.md)")
-    spec = sc.traffic if options.scale is None else sc.traffic.scaled(options.scale)
+    if sc.traffic is None and sc.app is None:
+        raise ValueError(f"{sc.file}: no traffic: block (nor app: block) to simulate "
+                         "(docs/SIMULATE.md)")
+    traffic = sc.traffic or TrafficSpec(())  # an app: block alone: no CNAPS traffic
+    spec = traffic if options.scale is None else traffic.scaled(options.scale)
     wall0 = time.perf_counter()
     world_sc = with_traffic_world(sc, spec)
+    if sc.app is not None:
+        world_sc = with_app_world(world_sc)
     runner = Runner(world_sc, store=options.store)
     # one thread draws the next slots of traffic while the world plays these
     pool = ThreadPoolExecutor(1, thread_name_prefix="traffic")
@@ -283,6 +288,10 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
     ahead = options.generate_minutes // SLOT_MINUTES
     regime_work: list[Future[None]] = []
     payroll_items = 0
+    app = (AppPlayer(world, clock, sc, options.seed, first, end) if sc.app is not None
+           else None)
+    if app is not None:  # the users bind their cards as the simulation starts
+        app.bind_cards()
     cards = (CardPlayer(world, spec, network, options.seed, first, bucket_us,
                         US_PER_DAY // bucket_us, options.days)
              if spec.cards is not None else None)  # card traffic (sim/sim_cards.py)
@@ -337,6 +346,8 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
                                business[day], payroll if payroll is not None
                                and payroll.on(to_beijing(midnight).date()) else None)
         payroll_items += traffic.payroll_items
+        if app is not None:
+            app.start_day(day, midnight)
         if cards is not None:
             cards.start_day(day, midnight)
         regimes.start_day(midnight + US_PER_DAY)
@@ -358,6 +369,8 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
                 now = max(t, clock.now_us())
                 clock.advance_to(now)
                 held = _send(world, held, now, metrics, hold(now, held))
+            if app is not None:  # the app's events of the window, a group per minute
+                app.play_until(w_end)
             if len(fresh):
                 now = max(int(fresh.at_us[-1]), clock.now_us())
                 clock.advance_to(now)
@@ -406,6 +419,10 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
     if cards is not None:
         summary["cards"] = cards.summary(first, end)
         tables["cards"] = cards.table()
+    if app is not None:
+        summary["app"] = app.summary()
+        summary["checks"].update(app.checks())
+        tables["app"] = app.table(first, bucket_us)
     return Result(summary, tables, done, time.perf_counter() - wall0)
 
 

@@ -73,8 +73,7 @@ def pick(w: Wallets, f: dict[str, Any], user: User, campaign_id: str, merchant: 
     """The user's first unused voucher of the campaign and its discount, if it applies
     to this payment; otherwise the payment is refused with the reason (and None)."""
     campaign = w.campaigns[campaign_id]
-    voucher_id = next((k for k in w.held.get((campaign_id, user.phone), ())
-                       if w.vouchers[k].status == "claimed"), None)
+    voucher_id = _first_unused(w, campaign_id, user.phone)
     problem = _problem(w, campaign, voucher_id, merchant, amount_fen)
     if problem is not None:
         w.refuse(f, "qr_pay", *problem)
@@ -83,11 +82,25 @@ def pick(w: Wallets, f: dict[str, Any], user: User, campaign_id: str, merchant: 
     return voucher_id, campaign.discount_fen
 
 
+def applies(w: Wallets, campaign_id: str, phone: str, merchant: str, amount_fen: int,
+            at_us: int) -> bool:
+    """Whether the user's first unused voucher of the campaign would apply to a payment
+    at ``at_us`` (what the app offers at checkout; a query: nothing changes)."""
+    return _problem(w, w.campaigns[campaign_id], _first_unused(w, campaign_id, phone),
+                    merchant, amount_fen, at_us) is None
+
+
+def _first_unused(w: Wallets, campaign_id: str, phone: str) -> str | None:
+    return next((k for k in w.held.get((campaign_id, phone), ())
+                 if w.vouchers[k].status == "claimed"), None)
+
+
 def _problem(w: Wallets, campaign: Campaign, voucher_id: str | None, merchant: str,
-             amount_fen: int) -> tuple[WalletReason, str] | None:
+             amount_fen: int, at_us: int | None = None) -> tuple[WalletReason, str] | None:
     if voucher_id is None:
         return WalletReason.NO_VOUCHER, f"campaign {campaign.id}"
-    if not campaign.valid_from_us <= w.now_us <= campaign.valid_until_us:
+    now = w.now_us if at_us is None else at_us
+    if not campaign.valid_from_us <= now <= campaign.valid_until_us:
         return (WalletReason.VOUCHER_WINDOW, f"voucher {voucher_id} is valid from "
                 f"{format_time(campaign.valid_from_us)} to "
                 f"{format_time(campaign.valid_until_us)}")
