@@ -100,6 +100,9 @@ class Builder:
     def after_apply(self) -> None:
         self.wallets.after_apply()
 
+    def on_tick(self, now_us: int) -> None:
+        self.wallets.on_tick(now_us)
+
     def dump_state(self) -> bytes:
         return self.wallets.dump_state()
 

@@ -29,7 +29,7 @@ from qingsuan.cnaps.hvps import Notice, dumps
 from qingsuan.ledger.types import MAX_TOTAL_FEN
 from qingsuan.money import MAX_AMOUNT_FEN
 from qingsuan.reasons import Reason
-from qingsuan.wallets.events import WALLET_EVENTS
+from qingsuan.wallets.events import WALLET_EVENTS, wallets_of
 from qingsuan.wallets.events import handler as wallet_handler
 
 if TYPE_CHECKING:
@@ -195,6 +195,10 @@ class Banks:
             candidates.append(hvps.last_lsm_us + interval * 60_000_000)
         # an IBPS item a connected receiver has not answered ends AB05 at its deadline
         candidates.append(cnaps.ibps.next_confirm_deadline_us())
+        # the wallets' own moments: statements, the transit batch, a campaign's close
+        wallets = wallets_of(self.engine) if self.engine is not None else None
+        if wallets is not None:
+            candidates.append(wallets.next_due_us(after_us))
         waiting = self.held + self.returns_pending
         candidates += [h["due_us"] for h in waiting
                        if h["due_us"] is not None and h["due_us"] > after_us]

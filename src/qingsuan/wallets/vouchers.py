@@ -97,13 +97,15 @@ def _first_unused(w: Wallets, campaign_id: str, phone: str) -> str | None:
 
 def _problem(w: Wallets, campaign: Campaign, voucher_id: str | None, merchant: str,
              amount_fen: int, at_us: int | None = None) -> tuple[WalletReason, str] | None:
+    now = w.now_us if at_us is None else at_us
+    # the window first: once it is over the campaign closes and its vouchers expire,
+    # and the user is told why, not that there is no voucher
+    if not campaign.valid_from_us <= now <= campaign.valid_until_us:
+        return (WalletReason.VOUCHER_WINDOW, f"campaign {campaign.id}'s vouchers are "
+                f"valid from {format_time(campaign.valid_from_us)} to "
+                f"{format_time(campaign.valid_until_us)}")
     if voucher_id is None:
         return WalletReason.NO_VOUCHER, f"campaign {campaign.id}"
-    now = w.now_us if at_us is None else at_us
-    if not campaign.valid_from_us <= now <= campaign.valid_until_us:
-        return (WalletReason.VOUCHER_WINDOW, f"voucher {voucher_id} is valid from "
-                f"{format_time(campaign.valid_from_us)} to "
-                f"{format_time(campaign.valid_until_us)}")
     eligible = (not campaign.merchants and not campaign.mccs) or \
         merchant in campaign.merchants or w.merchants.get(merchant) in campaign.mccs
     if not eligible:
@@ -169,10 +171,9 @@ def close(w: Wallets, f: dict[str, Any]) -> None:
         w.refuse(f, do, WalletReason.CAMPAIGN_OPEN, f"campaign {campaign.id}'s vouchers are "
                  f"valid until {format_time(campaign.valid_until_us)}")
         return
-    flying = [op["id"] for op in w.waiting if op["do"] == "voucher_subsidy"
-              and op["campaign"] == campaign.id]
-    if flying:
-        w.refuse(f, do, WalletReason.SUBSIDY_PENDING, f"{', '.join(flying)} not ended yet")
+    in_ibps = flying(w, campaign.id)
+    if in_ibps:
+        w.refuse(f, do, WalletReason.SUBSIDY_PENDING, f"{', '.join(in_ibps)} not ended yet")
         return
     expired = 0
     for voucher in w.vouchers.values():
@@ -193,6 +194,12 @@ def close(w: Wallets, f: dict[str, Any]) -> None:
     campaign.closed, campaign.returned_fen = True, left
     w.record(f, do, campaign=campaign.id, sponsor=campaign.sponsor, expired=expired,
              returned=format_fen(left))
+
+
+def flying(w: Wallets, campaign_id: str) -> list[str]:
+    """The campaign's discounts still in IBPS (their items' ids)."""
+    return [op["id"] for op in w.waiting
+            if op["do"] == "voucher_subsidy" and op["campaign"] == campaign_id]
 
 
 def report(w: Wallets) -> dict[str, Any]:
