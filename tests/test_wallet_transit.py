@@ -43,22 +43,29 @@ def run(events: str, params: str = "{}") -> dict[str, Any]:
 
 
 def test_rides_pass_offline_and_clear_the_next_day_through_the_switch() -> None:
+    # no event sends a batch but the one asked for the same evening: the gates' acquirer
+    # sends one each morning at wallets.transit_clearing_time (08:00) by itself
     out = run(ride("25T08:40", "r1", "5.00") + ride("25T18:10", "r2", "6.00")
               + at("25T20:00", "transit_clearing", id="same-day")
-              + ride("26T07:50", "r3", "4.00")
-              + at("26T08:00", "transit_clearing", id="batch"))
+              + ride("26T07:50", "r3", "4.00"))
     assert [rec(out, k)["status"] for k in ("r1", "r2", "r3")] == ["authorised"] * 3
     # nothing reached the switch at the gate: no card record for a ride until the batch
     assert code(out, "same-day") == "NO_RIDES"
-    batch = rec(out, "batch")
+    batch = rec(out, "transit_clearing:2026-11-26")
+    assert batch["at"] == "2026-11-26T08:00:00+08:00"
     assert batch["cleared"] == ["r1", "r2"] and batch["amount"] == "11.00"
     assert batch["declined"] == []
     assert out["payments"]["r1"]["kind"] == "transit_ride"
     assert out["payments"]["r1"]["status"] == "settled"  # cut-off on the 26th, HVPS the 27th
-    assert "r3" not in out["payments"]  # today's ride waits for tomorrow's batch
+    # the day's ride waited for the next morning's batch (cleared at the switch's cut-off,
+    # settled on the next business day: Monday the 30th)
+    assert rec(out, "transit_clearing:2026-11-27")["cleared"] == ["r3"]
+    assert out["payments"]["r3"]["status"] == "cleared"
+    assert "transit_clearing:2026-11-28" not in out["wallets"]["records"]  # nothing left
     customers = out["balances"]["customers"]
-    assert customers["alice"] == "4989.00"
-    assert customers["mall"] == "10.94"  # less each ride's 0.50% MDR: 0.03 (0.025) + 0.03
+    assert customers["alice"] == "4985.00"  # all three rides paid
+    # less each ride's 0.50% MDR: 0.03 (0.025) + 0.03 + 0.02
+    assert customers["mall"] == "14.92"
 
 
 def test_the_gate_refuses_by_reason_and_books_nothing() -> None:
@@ -73,7 +80,10 @@ def test_the_gate_refuses_by_reason_and_books_nothing() -> None:
     assert code(out, "over") == "DAILY_LIMIT"
     assert code(out, "bob") == "NOT_BOUND"
     assert rec(out, "next-day")["status"] == "authorised"  # a new day, a new limit
-    assert out["balances"]["customers"]["alice"] == "5000.00"  # no batch was sent
+    # the refused rides were never sent: the batches collected r1, r2 and next-day only
+    assert rec(out, "transit_clearing:2026-11-26")["cleared"] == ["r1", "r2"]
+    assert rec(out, "transit_clearing:2026-11-27")["cleared"] == ["next-day"]
+    assert out["balances"]["customers"]["alice"] == "4987.99"
 
 
 def test_a_declined_ride_is_a_debt_the_next_batch_collects() -> None:
@@ -96,7 +106,9 @@ def test_a_declined_ride_is_a_debt_the_next_batch_collects() -> None:
     assert rec(out, "b2")["cleared"] == ["r1"]
     assert out["payments"]["r1.retry1"]["status"] == "settled"
     assert rec(out, "r3")["status"] == "authorised"
-    assert out["balances"]["customers"]["carol"] == "95.00"  # 300 - 290 + 100 - 15
+    # the morning after, the batch (by itself: no event) collects r3 too
+    assert rec(out, "transit_clearing:2026-11-28")["cleared"] == ["r3"]
+    assert out["balances"]["customers"]["carol"] == "92.00"  # 300 - 290 + 100 - 15 - 3
     assert wallet(out, CAROL) == "190.00"
 
 

@@ -198,6 +198,14 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
     ParamSpec("wallets.transit_daily_limit", ParamKind.AMOUNT, "100.00",
               "the most one user may ride offline in a day before the batch clears it "
               "(DAILY_LIMIT beyond it)", optional=True),
+    ParamSpec("wallets.transit_clearing_time", ParamKind.TIME, "08:00",
+              "each day at this time the gates' acquirer sends the batch of the transit "
+              "code's rides of earlier days (and the declined ones again) through the switch",
+              optional=True),
+    ParamSpec("credit.statement_day", ParamKind.INT, "1",
+              "the issuer's statement run (账单日): 00:00 on this day of every month (a "
+              "shorter month's last day), for every credit card that owes something",
+              minimum=1, optional=True),
     ParamSpec("credit.due_days", ParamKind.INT, "20",
               "days from a credit card's statement (账单日) to its due date (到期还款日)",
               minimum=1, optional=True),

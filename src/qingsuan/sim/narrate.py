@@ -180,7 +180,11 @@ def narrator(out: Console, *, step: bool = False,
             out.print(f"[bold]{day} {when}[/] reversal (冲正) of {f['target']}: the switch "
                       "undoes it exactly in both banks' books")
         elif event.do == "tick":
-            out.print(f"[bold]{day} {when}[/] {_tick_words(runner, event.at_us)}")
+            own = _wallet_wakeups(runner, event.at_us)
+            told = _tick_words(runner, event.at_us, "the app's own moment" if own else "")
+            out.print(f"[bold]{day} {when}[/] {told}")
+            for line in own:
+                out.print(f"  {line}")
         elif event.do in ("cancel", "reprioritise", "pledge", "release"):
             action = runner.actions[-1] if runner.actions else {}
             target = f.get("target") or f.get("participant")
@@ -257,6 +261,29 @@ def _wallet_words(event: Event, runner: Runner) -> list[str]:
         return lines
     via_ibps = str(f["id"]) in runner.payments and event.do != "qr_pay"
     return lines + _wallet_outcome(event.do, rec, via_ibps, name)
+
+
+def _wallet_wakeups(runner: Runner, at_us: int) -> list[str]:
+    """The wallets' own steps at a wake-up (wallets/wake.py: a statement run, the transit
+    batch, a campaign's close), told from their records of that moment: the latest ones,
+    their ids written with a colon (a scenario's ids never have one)."""
+    wallets = runner.world.wallets
+    if wallets is None or not wallets.active:
+        return []
+    at = format_time(at_us)
+    lines: list[str] = []
+    for rid in reversed(wallets.records):
+        rec = wallets.records[rid]
+        if rec["at"] != at:
+            break
+        if ":" in rid and rec["status"] != "refused":
+            card = _masked(str(rec["card"])) if "card" in rec else ""
+            asked = _WALLET_ASKS[rec["do"]].format(
+                who="", card=card, amount="", to="", payer="", terminal="", from_card="",
+                campaign=rec.get("campaign", ""))
+            lines[:0] = [asked, *_wallet_outcome(
+                rec["do"], rec, False, lambda c: runner.scenario.customer(str(c)).name)]
+    return lines
 
 
 _WALLET_ASKS = {
@@ -368,7 +395,7 @@ def _wallet_outcome(do: str, rec: dict[str, Any], via_ibps: bool,
     return ["done"]
 
 
-def _tick_words(runner: Runner, at_us: int) -> str:
+def _tick_words(runner: Runner, at_us: int, other: str = "") -> str:
     """What a wake-up of the clock is: each scheduled step of the systems due at ``at_us``
     (the card switch's cut-off, a net settlement session in HVPS, HVPS's day cycle)."""
     steps = _card_cutoff(runner, at_us) + _net_sessions(runner, at_us) + \
@@ -377,7 +404,7 @@ def _tick_words(runner: Runner, at_us: int) -> str:
         steps.append(f"HVPS's periodic gridlock search (every "
                      f"{runner.params['hvps.lsm_interval_minutes']} minutes while payments "
                      "queue)")
-    return "; ".join(steps) or "a scheduled step of the payment systems"
+    return "; ".join(steps) or other or "a scheduled step of the payment systems"
 
 
 def _card_cutoff(runner: Runner, at_us: int) -> list[str]:

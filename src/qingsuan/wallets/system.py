@@ -22,7 +22,7 @@ from qingsuan.cards.records import Terminal
 from qingsuan.clock import format_time
 from qingsuan.engine import AccountSpec
 from qingsuan.ledger import AccountFlags, NormalSide
-from qingsuan.wallets import app, credit, follow, funds, transit, vouchers
+from qingsuan.wallets import app, credit, follow, funds, transit, vouchers, wake
 from qingsuan.wallets.reasons import WalletReason
 from qingsuan.wallets.state import Campaign, PaymentCode, Ride, User, Voucher, dump
 
@@ -77,6 +77,15 @@ class Wallets:
         #: phone -> the ids of the user's rides, oldest first: derived from ``rides``
         #: (rebuilt on load), so a gate looks at the rider's own rides only
         self.rides_of: dict[str, list[str]] = {}
+        #: the wallets' own moments (wallets/wake.py): the last statement run (None until
+        #: the first command after the world opened, which sets it to that command's time)
+        #: and the last transit batch
+        self.statements_us: int | None = None
+        self.clearing_us = 0
+        #: derived, never in the state: the earliest day of a ride still open ("" when
+        #: not known: looked for again) and whether the switch holds any credit card
+        self._open_ride_day: str | None = ""
+        self._credit_cards: bool | None = None
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -124,8 +133,40 @@ class Wallets:
         HANDLERS[do](self, f)
 
     def after_apply(self) -> None:
+        if not self.active:
+            return
         if self.waiting:
             follow.follow(self)
+        if self.statements_us is None:
+            self.statements_us = self.now_us
+        wake.close_campaigns(self, self.now_us)
+
+    def on_tick(self, now_us: int) -> None:
+        """A logged tick (hosted by the world's builder): the statement run and the
+        transit batch whose time has come (wallets/wake.py)."""
+        if self.active:
+            wake.on_tick(self, now_us)
+
+    def next_due_us(self, after_us: int) -> int | None:
+        """The wallets' next moment after ``after_us`` (folded into the banks' wake-up)."""
+        return wake.next_due_us(self, after_us)
+
+    def has_credit_cards(self) -> bool:
+        if self._credit_cards is None:
+            self._credit_cards = any(c.kind == "credit" for c in self.switch.cards.values())
+        return self._credit_cards
+
+    def open_ride_day(self) -> str | None:
+        """The Beijing day of the earliest ride not cleared yet (None: every ride is)."""
+        if self._open_ride_day == "":
+            self._open_ride_day = min((r.day for r in self.rides.values()
+                                       if r.status in ("authorised", "declined")),
+                                      default=None)
+        return self._open_ride_day
+
+    def forget_open_ride_day(self) -> None:
+        """A ride was added or a batch ran: the earliest open ride is looked for again."""
+        self._open_ride_day = ""
 
     # ------------------------------------------------------------------ helpers
 
@@ -199,6 +240,7 @@ class Wallets:
             "records": self.records, "record_order": list(self.records),
             "waiting": self.waiting, "statements": self.statements,
             "statement_order": list(self.statements),
+            "wake": {"statements_us": self.statements_us, "clearing_us": self.clearing_us},
             **({"rides": {k: dump(v) for k, v in self.rides.items()},
                 "ride_order": list(self.rides)} if self.rides else {})},
             sort_keys=True, ensure_ascii=False).encode()
@@ -224,6 +266,10 @@ class Wallets:
         self.rides = {k: Ride(**rides[k]) for k in doc.get("ride_order", [])}
         for k, r in self.rides.items():
             self.rides_of.setdefault(r.phone, []).append(k)
+        # a store written before the wallets' own moments: its first command sets them
+        moments = doc.get("wake", {})
+        self.statements_us = moments.get("statements_us")
+        self.clearing_us = moments.get("clearing_us", 0)
 
 
 HANDLERS: Final[dict[str, Handler]] = {

@@ -58,6 +58,7 @@ def ride(w: Wallets, f: dict[str, Any]) -> None:
         return
     w.rides[f["id"]] = Ride(user.phone, f["card"], masked, f["terminal"], fare, w.now_us, day)
     w.rides_of.setdefault(user.phone, []).append(f["id"])
+    w.forget_open_ride_day()
     w.record(f, do, user=user.phone, card=masked, terminal=f["terminal"],
              fare=format_fen(fare), status="authorised")
 
@@ -75,6 +76,8 @@ def clearing(w: Wallets, f: dict[str, Any]) -> None:
         w.refuse(f, do, WalletReason.NO_RIDES, f"before {today}")
         return
     b = w.banks
+    w.clearing_us = w.now_us  # the next batch comes after this one
+    w.forget_open_ride_day()
     cleared, declined = [], []
     for ride_id, r in due:
         r.attempts += 1
