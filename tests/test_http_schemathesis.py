@@ -69,22 +69,22 @@ KNOWN_BUGS: dict[str, Any] = {
 }
 
 
-def _call(case: Any, api: Api, who: str) -> None:
+def _call(case: Any, app: Any, headers: dict[str, str]) -> None:
     # The operations were made at collection, before this module's sandbox: point them (and
     # the probes some checks send: without the key, with another method) at its app.
-    case.operation.app = case.operation.schema.app = api.client.app
+    case.operation.app = case.operation.schema.app = app
     known = KNOWN_BUGS.get(case.operation.label)
-    case.call_and_validate(headers=api.h(who), excluded_checks=[known] if known else None)
+    case.call_and_validate(headers=headers, excluded_checks=[known] if known else None)
 
 
 @schema.parametrize()
 def test_every_operation_with_a_participant_key(case: Any, api: Api) -> None:
-    _call(case, api, "ICBC")
+    _call(case, api.client.app, api.h("ICBC"))
 
 
 @schema.parametrize()
 def test_every_operation_with_the_operator_key(case: Any, api: Api) -> None:
-    _call(case, api, "operator")
+    _call(case, api.client.app, api.h("operator"))
 
 
 @pytest.fixture(scope="module")
@@ -116,8 +116,7 @@ def wallets() -> Iterator[App]:
 @schema.include(path_regex="^/v1/app/").parametrize()
 def test_every_app_operation_with_a_users_key(case: Any, wallets: App) -> None:
     # the app's routes take a user's key (a participant's is 401 there): the wallet world
-    case.operation.app = case.operation.schema.app = wallets.client.app
-    case.call_and_validate(headers=wallets.h(LI))
+    _call(case, wallets.client.app, wallets.h(LI))
 
 
 # ---------------------------------------------------------------- what the run found, pinned
