@@ -10,8 +10,9 @@ the transfers per second and the process's peak memory; every check must hold.
 ``--participants N`` adds city commercial banks after the file's participants until there
 are N (the issue's national day has 2,000); ``--store`` puts the command log on SQLite (a
 new file per scale); ``--profile DIR`` runs each scale under py-spy (raw stacks in DIR).
-``--cards SCALE`` only generates a card day (sim/sim_cards.py): the switch cannot play
-it yet.
+``--cards SCALE`` plays a card day instead (sim/sim_cards.py: the file's traffic block
+replaced by cards only; 2,000 participants unless ``--participants`` says): generation,
+the switch's batch entry, the cut-off's clearing, with the wall and CPU time.
 
 A benchmark, not a test: figures go to docs/SIMULATE.md ("Speed"). Each scale runs in a
 process of its own, so that the peak memory is that scale's.
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -56,36 +58,103 @@ print(json.dumps({"items": result.items, "wall_s": wall, "write_s": write,
 
 
 _CARDS = """
-import json, sys, time
-import numpy as np
+import json, resource, sys, time
 t0 = time.perf_counter()
-from qingsuan.clock import parse_time
-from qingsuan.sim.sim_cards import NOT_PLAYABLE, CardDay, CardTraffic, day_totals
-from qingsuan.sim.traffic import Member, Network
-scale, banks = float(sys.argv[1]), int(sys.argv[2])
-network = Network([Member(f"B{k}", True, np.arange(k * 50, (k + 1) * 50))
-                   for k in range(banks)], 1.1)
-day = CardDay(CardTraffic(scale=scale), network, 1, 0, parse_time("2026-09-30T00:00"))
-items, value, _, _ = day_totals(day, banks)
-wall = time.perf_counter() - t0
+from qingsuan.banks import reconcile
+from qingsuan.clock import US_PER_DAY, US_PER_HOUR, US_PER_MINUTE
+from qingsuan.sim.runner import Runner
+from qingsuan.sim.scenario import load_scenario
+from qingsuan.sim.sim_cards import CardPlayer
+from qingsuan.sim.simulate import (directory_columns, midnight_us, network_of,
+                                   with_traffic_world)
+file, store = sys.argv[1], sys.argv[2]
+sc = load_scenario(file)
+world_sc = with_traffic_world(sc, sc.traffic)
+runner = Runner(world_sc, store=store)
+runner.build_world()
+world, clock = runner.world, runner.clock
+first = midnight_us(sc.start_us)
+player = CardPlayer(world, sc.traffic, network_of(world_sc, sc.traffic,
+                    directory_columns(world)), 1, first, US_PER_HOUR, 24, 2)
+player.start_day(0, first)
+
+def tick_until(at_us):
+    while (due := world.next_due_us()) is not None and due <= at_us:
+        clock.advance_to(max(due, clock.now_us()))
+        runner.engine.tick()
+
+built = time.perf_counter()
+t, end = first, first + US_PER_DAY
+while t < end:  # simulate's windows: 10 minutes, cut where the world asks for a tick
+    tick_until(t)
+    w_end = min(t + 10 * US_PER_MINUTE, end)
+    due = world.next_due_us()
+    w_end = due if due is not None and t < due < w_end else w_end
+    player.play_until(w_end, sc.start_us, clock)
+    tick_until(w_end)
+    t = w_end
+played = time.perf_counter()
+tick_until(end + 10 * US_PER_HOUR)  # the next morning: the CUPS session settles the day
+settled = time.perf_counter()
+usage = resource.getrusage(resource.RUSAGE_SELF)
 hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status")
               if line.startswith("VmHWM:"))
-print(json.dumps({"items": items, "value_fen": value, "wall_s": wall,
-                  "peak_mb": hwm_kb / 1024, "refused": NOT_PLAYABLE}))
+cards = player.summary(first, end + 10 * US_PER_HOUR)
+banks = world.banks
+checks = (reconcile.books_balanced(banks) and reconcile.money_conserved(banks)
+          and reconcile.mirrors_match(banks) and reconcile.suspense_explained(banks))
+print(json.dumps({"items": cards["generated_items"], "value_fen": cards["generated_value_fen"],
+                  "approved": cards["outcomes"].get("approved", {}).get("items", 0),
+                  "approved_fen": cards["approved_value_fen"],
+                  "cleared": cards["clearing_days"],
+                  "settled": [x["at"] for x in cards["settlements"]
+                              if x["status"] == "settled"],
+                  "build_s": built - t0, "play_s": played - built,
+                  "settle_s": settled - played, "wall_s": settled - t0,
+                  "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mb": hwm_kb / 1024,
+                  "checks": checks}))
+"""
+
+#: the traffic block of a card day (the file's customers and liquidity, cards only)
+_CARD_TRAFFIC = """traffic:
+  scale: {scale}
+  customers_per_bank: 50
+  customer_liquidity: 2.0
+  settlement_liquidity: 0.5
+  zipf: 1.1
+  systems:
+    cards: {{}}
 """
 
 
-def cards(scale: str, banks: int) -> None:
-    """A card day generated (slot by slot, not played: the switch has no batch entry)."""
-    done = subprocess.run([sys.executable, "-c", _CARDS, scale, str(banks)],
+def cards(file: str, scale: str, store: str, folder: Path) -> None:
+    """A card day played (sim/sim_cards.py): the file's participants and customers, a
+    traffic block of cards only, one business day in simulate's windows through the
+    switch's batch entry and the cut-off's clearing, then the next morning's CUPS session
+    that settles it in HVPS."""
+    text = Path(file).read_text(encoding="utf-8")
+    head, sep, _ = text.partition("\nevents:" if "\nevents:" in text else "\ntraffic:")
+    assert sep, "the scenario needs a traffic: block at its end"
+    # a Wednesday: the next morning is a business day (HVPS settles the positions)
+    head = re.sub(r"(?m)^start: .*$", "start: 2026-11-25T00:00", head)
+    head = re.sub(r"(?m)^run_until: .*$", "run_until: 2026-11-26T23:59", head)
+    path = folder / f"cards-{scale}.yaml"
+    path.write_text(head + "\n" + _CARD_TRAFFIC.format(scale=scale), encoding="utf-8")
+    done = subprocess.run([sys.executable, "-c", _CARDS, str(path),
+                           str(folder / f"cards-{scale}.db") if store else "memory:"],
                           capture_output=True, text=True, check=False)
     if done.returncode:
         sys.exit(f"cards {scale}: {done.stderr.strip()}")
     r = json.loads(done.stdout.strip().splitlines()[-1])
-    Console().print(f"card day at scale {scale}, {banks:,} banks: {r['items']:,} "
-                    f"transactions, {r['value_fen'] / 100:,.2f} CNY generated in "
-                    f"{r['wall_s']:.1f} s ({r['items'] / r['wall_s']:,.0f}/s), peak "
-                    f"{r['peak_mb']:,.0f} MB; not played: {r['refused']}")
+    Console().print(f"card day at scale {scale}: {r['items']:,} transactions, "
+                    f"{r['value_fen'] / 100:,.2f} CNY; {r['approved']:,} approved "
+                    f"({r['approved_fen'] / 100:,.2f} CNY); cleared "
+                    f"{', '.join(r['cleared'])}, settled {', '.join(r['settled'])}; wall "
+                    f"{r['wall_s']:.1f} s (world {r['build_s']:.1f}, day {r['play_s']:.1f}, "
+                    f"settlement {r['settle_s']:.1f}), CPU {r['cpu_s']:.1f} s; "
+                    f"{r['items'] / r['play_s']:,.0f} transactions/s over the day, "
+                    f"{r['items'] / r['wall_s']:,.0f}/s over the run; peak "
+                    f"{r['peak_mb']:,.0f} MB; checks {'hold' if r['checks'] else 'FAIL'}")
 
 
 def with_participants(file: str, total: int, folder: Path) -> str:
@@ -119,12 +188,14 @@ def main() -> None:
                     help="a SQLite file name: the log on SQLite (scale appended)")
     ap.add_argument("--profile", default="", help="py-spy raw stacks into this folder")
     ap.add_argument("--cards", default="",
-                    help="only generate a card day at this scale (0.01: 10.4 million)")
+                    help="play a card day at this scale instead (0.01: 10.4 million)")
     args = ap.parse_args()
-    if args.cards:
-        cards(args.cards, args.participants or 2_000)
-        return
     tmp = Path(tempfile.mkdtemp(prefix="bench-simulate-"))
+    if args.cards:
+        cards(with_participants(args.file, args.participants or 2_000, tmp), args.cards,
+              args.store, tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     if args.participants:
         args.file = with_participants(args.file, args.participants, tmp)
     table = Table(title=f"simulate {Path(args.file).name}, {args.days} day(s)")

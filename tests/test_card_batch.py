@@ -230,3 +230,23 @@ def test_a_merchant_without_its_own_rate_is_charged_the_batchs() -> None:
     assert runner.balance_fen("BOC", "customer:h2") == 120_000 + 9_940
     assert runner.balance_fen("BOC", "customer:m2") == 10_000
     _checks(runner)
+
+
+def test_a_snapshot_keeps_the_open_batch_day() -> None:
+    """The switch's state with a batch day still open loads back to the same state, and
+    the cut-off closes it the same way (a restart from a snapshot carries on)."""
+    runner = Runner(parse_scenario(WORLD, "batch.yaml"), store="memory:")
+    runner.build_world()
+    runner.clock.advance_to(parse_time(AT))
+    runner.world.banks.card_transactions([0, 1, 2], [3, 4, 0], [10_000, 20_000, 5_000],
+                                         [0, 0, 1], [0, 1, 0], mdr_ppm=6_000)
+    switch = runner.switch
+    state = switch.dump_state()
+    assert b'"batch"' in state and switch.batch_days
+    again = type(switch)()
+    again.load_state(state)
+    assert again.dump_state() == state
+    switch.load_state(state)  # the loaded state closes the day as the original would
+    _play(runner, UNTIL)
+    assert runner.balance_fen("CCB", "customer:m0") == 10_000 - 60
+    _checks(runner)

@@ -49,6 +49,12 @@ OVER_WITHDRAWAL_LIMIT: Final = 61
 _VERIFIED: Final = "verified"
 
 
+#: a cleared batch day's figures per participant (:attr:`CardSwitch.batch_cleared`), and
+#: ``mdr_fen``: the discount its merchants paid it (an acquirer's)
+CLEARED_KEYS: Final = ("items", "owed_fen", "due_fen", "fees_paid_fen", "fees_received_fen",
+                       "position_fen")
+
+
 @dataclass(frozen=True, slots=True)
 class Items:
     """One batch as columns (each of one value per item): the issuer and the acquirer
@@ -76,29 +82,67 @@ class Items:
 
 @dataclass(slots=True)
 class BatchDay:
-    """What batches brought to one clearing day, until its cut-off: per participant (by
-    name) the clearing totals, per bank the on-us amount, per merchant (ledger id) the
-    takings and the MDR."""
+    """What batches brought to one clearing day, until its cut-off: per participant (a
+    row of ``totals`` per name of ``names``) the clearing totals, per bank the on-us
+    amount, per merchant (indexed by its ledger id) the takings and the MDR."""
 
-    #: participant -> [items, owed (pays gross), due (receives gross), fees paid, fees
-    #: received, position]
-    totals: dict[str, list[int]] = field(default_factory=dict)
+    #: the participants of ``totals``' rows
+    names: list[str] = field(default_factory=list)
+    #: per participant: items, owed (pays gross), due (receives gross), fees paid, fees
+    #: received, position (:data:`CLEARED_KEYS`)
+    totals: I64 = field(default_factory=lambda: np.zeros((0, len(CLEARED_KEYS)), np.int64))
     onus_fen: dict[str, int] = field(default_factory=dict)
-    #: merchant ledger id -> [takings, MDR]
-    merchants: dict[int, list[int]] = field(default_factory=dict)
+    takings_fen: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    mdr_fen: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+
+    def by_name(self) -> dict[str, list[int]]:
+        """The participants with a figure, each its :data:`CLEARED_KEYS` figures."""
+        return {self.names[k]: [int(x) for x in self.totals[k]]
+                for k in np.flatnonzero(self.totals.any(axis=1)).tolist()}
+
+    def merchants(self) -> dict[int, tuple[int, int]]:
+        """Merchant ledger id -> (takings, MDR), for those with takings."""
+        ids = np.flatnonzero(self.takings_fen)
+        return dict(zip(ids.tolist(), zip(self.takings_fen[ids].tolist(),
+                                          self.mdr_fen[ids].tolist(), strict=True),
+                        strict=True))
+
+    def align(self, names: list[str]) -> None:
+        """Rows in the order of ``names`` (the world's members grew since the last batch;
+        figures kept by name)."""
+        if self.names is names or self.names == names:
+            return
+        held = self.by_name()
+        self.names = list(names)
+        self.totals = np.zeros((len(names), len(CLEARED_KEYS)), np.int64)
+        for k, name in enumerate(names):
+            if name in held:
+                self.totals[k] = held.pop(name)
+        assert not held, f"participants left the world: {sorted(held)}"
+
+    def grow(self, size: int) -> None:
+        """Room for merchant ledger ids below ``size``."""
+        if len(self.takings_fen) < size:
+            more = max(size, 2 * len(self.takings_fen)) - len(self.takings_fen)
+            self.takings_fen = np.concatenate([self.takings_fen, np.zeros(more, np.int64)])
+            self.mdr_fen = np.concatenate([self.mdr_fen, np.zeros(more, np.int64)])
 
     def to_state(self) -> dict[str, Any]:
-        return {"totals": self.totals, "onus": self.onus_fen,
-                "merchants": [[k, *v] for k, v in sorted(self.merchants.items())]}
+        return {"totals": self.by_name(), "onus": self.onus_fen,
+                "merchants": [[k, t, m] for k, (t, m) in self.merchants().items()]}
 
     @classmethod
     def from_state(cls, doc: dict[str, Any]) -> BatchDay:
-        return cls({k: [int(x) for x in v] for k, v in doc["totals"].items()},
-                   {k: int(v) for k, v in doc["onus"].items()},
-                   {int(m[0]): [int(m[1]), int(m[2])] for m in doc["merchants"]})
-
-    def positions(self) -> dict[str, int]:
-        return {name: t[5] for name, t in self.totals.items()}
+        day = cls(onus_fen={k: int(v) for k, v in doc["onus"].items()})
+        totals = doc["totals"]
+        day.names = sorted(totals)
+        day.totals = np.array([totals[n] for n in day.names], np.int64).reshape(
+            len(day.names), len(CLEARED_KEYS))
+        merchants = doc["merchants"]
+        day.grow(max((int(m[0]) for m in merchants), default=-1) + 1)
+        for m, t, d in merchants:
+            day.takings_fen[int(m)], day.mdr_fen[int(m)] = int(t), int(d)
+        return day
 
 
 @dataclass(slots=True)
@@ -204,19 +248,10 @@ def record(sw: CardSwitch, items: Items, rc: U8, now_us: int) -> BatchDay | None
         _clear_into(sw, day, items, inter)
     shop = np.flatnonzero(ok & (items.merchant >= 0))
     if shop.size:
-        merchants, where = np.unique(items.merchant[shop], return_inverse=True)
-        amount = items.amount_fen[shop]
-        takings = np.zeros(len(merchants), np.int64)
-        mdr = np.zeros(len(merchants), np.int64)
-        np.add.at(takings, where, amount)
-        np.add.at(mdr, where, mdr_fen(amount, items.mdr_ppm[shop]))
-        for m, t, d in zip(merchants.tolist(), takings.tolist(), mdr.tolist(), strict=True):
-            held = day.merchants.get(m)
-            if held is None:
-                day.merchants[m] = [t, d]
-            else:
-                held[0] += t
-                held[1] += d
+        merchant, amount = items.merchant[shop], items.amount_fen[shop]
+        day.grow(int(merchant.max()) + 1)
+        np.add.at(day.takings_fen, merchant, amount)
+        np.add.at(day.mdr_fen, merchant, mdr_fen(amount, items.mdr_ppm[shop]))
     return day
 
 
@@ -236,13 +271,9 @@ def _clear_into(sw: CardSwitch, day: BatchDay, items: Items, rows: I64) -> None:
     due = np.zeros(len(names), np.int64)
     np.add.at(owed, items.issuer[rows], amount)  # purchases and withdrawals: issuer pays
     np.add.at(due, items.acquirer[rows], amount)
-    columns = (result.count, owed, due, result.fees_paid_fen, result.fees_received_fen,
-               result.positions_fen)
-    touched = np.flatnonzero(result.count | result.fees_paid_fen | result.fees_received_fen)
-    for k in touched.tolist():
-        held = day.totals.setdefault(names[k], [0] * len(columns))
-        for j, col in enumerate(columns):
-            held[j] += int(col[k])
+    day.align(names)
+    day.totals += np.stack([result.count, owed, due, result.fees_paid_fen,
+                            result.fees_received_fen, result.positions_fen], axis=1)
 
 
 def take_day(sw: CardSwitch, day: str) -> BatchDay | None:
@@ -251,18 +282,12 @@ def take_day(sw: CardSwitch, day: str) -> BatchDay | None:
     found = sw.batch_days.pop(day, None)
     if found is not None:
         figures = {name: dict(zip(CLEARED_KEYS, t, strict=True))
-                   for name, t in found.totals.items()}
+                   for name, t in found.by_name().items()}
         for acquirer, _, mdr in payouts_of(sw, found).values():
             held = figures.setdefault(acquirer, dict.fromkeys(CLEARED_KEYS, 0))
             held["mdr_fen"] = held.get("mdr_fen", 0) + mdr
         sw.batch_cleared[day] = dict(sorted(figures.items()))
     return found
-
-
-#: a cleared batch day's figures per participant (:attr:`CardSwitch.batch_cleared`), and
-#: ``mdr_fen``: the discount its merchants paid it (an acquirer's)
-CLEARED_KEYS: Final = ("items", "owed_fen", "due_fen", "fees_paid_fen", "fees_received_fen",
-                       "position_fen")
 
 
 def payouts_of(sw: CardSwitch, day: BatchDay) -> dict[str, tuple[str, int, int]]:
@@ -271,7 +296,7 @@ def payouts_of(sw: CardSwitch, day: BatchDay) -> dict[str, tuple[str, int, int]]
     assert sw.engine is not None
     reg = sw.engine.registry
     out: dict[str, tuple[str, int, int]] = {}
-    for m, (takings, mdr) in day.merchants.items():
+    for m, (takings, mdr) in day.merchants().items():
         name = reg.name(m)
         out[name] = (name.split(":", 1)[0], takings, mdr)
     return out

@@ -77,10 +77,13 @@ def close_day(sw: CardSwitch, day: str, now_us: int) -> None:
                          amount))
     inter = [t for t in txns if t.issuer != t.acquirer and t.issuer is not None]
     positions: dict[str, int] = {}
-    if inter or (bulk is not None and bulk.totals):
-        positions = _interbank(sw.engine, params, inter, postings,
-                               bulk.totals if bulk is not None else {})
-    if postings:
+    batched = bulk.by_name() if bulk is not None else {}
+    if inter or batched:
+        positions = _interbank(sw.engine, params, inter, postings, batched)
+    if postings and bulk is not None:  # a merchant each, perhaps millions: the vector path
+        cols = np.array(postings, np.int64)
+        sw.engine.post_columns(cols[:, 0], cols[:, 1], cols[:, 2])  # each must succeed
+    elif postings:
         done = sw.engine.post(postings, linked=True)
         assert done.all_done, done.failures()
     if sw.cnaps is not None and any(positions.values()):
