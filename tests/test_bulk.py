@@ -130,6 +130,36 @@ def test_a_bulk_command_replays_to_the_same_state(tmp_path: Path) -> None:
     assert replay(str(tmp_path / "bulk.db"), world_systems()).state_hash() == expected
 
 
+def test_without_the_ledger_history_the_state_and_its_replay_are_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The simulator's setting (docs/LEDGER.md, "History retention"): a world whose
+    ledger forgets the bulk path's postings (blocks of 64 rows here, every ledger of the
+    test) ends with the same balances, checks and state hash as one that keeps them, and
+    its log replays to that same hash."""
+    from qingsuan.ledger import Ledger
+
+    monkeypatch.setitem(Ledger.__init__.__kwdefaults__, "history_block_rows", 64)
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "forgetful").mkdir()
+    kept, forgetful = _runner(tmp_path / "kept"), _runner(tmp_path / "forgetful")
+    forgetful.engine.ledger.keep_history = False
+    rng = np.random.default_rng(11)
+    for _ in range(8):
+        payer = rng.integers(0, 5, 300)
+        payee = (payer + rng.integers(1, 5, 300)) % 5
+        amount, urgent = rng.integers(1, 20_000, 300), rng.random(300) < 0.3
+        for runner in (kept, forgetful):
+            runner.world.banks.bulk_transfers(payer, payee, amount, urgent)
+    assert forgetful.engine.ledger.held_transfer_count < 200 < kept.engine.ledger.transfer_count
+    assert _balances(forgetful) == _balances(kept)
+    _checks(forgetful)
+    expected = kept.engine.state_hash()
+    assert forgetful.engine.state_hash() == expected
+    forgetful.engine.close()
+    assert replay(str(tmp_path / "forgetful" / "bulk.db"), world_systems()
+                  ).state_hash() == expected
+
+
 def _opening() -> list[int]:
     return [100_000, 100_000, 100_000, 0, 20_000_000]
 
