@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from qingsuan.calendar import HvpsPhase
+from qingsuan.clock import US_PER_MINUTE
+from qingsuan.cnaps import gridlock
 from qingsuan.cnaps.hvps import Hvps, HvpsPayment, Outcome, Priority, dumps
 from qingsuan.cnaps.netsys import (
     CONFIRM_REJECT_CODES,
@@ -35,7 +37,14 @@ from qingsuan.cnaps.participants import (
     ParticipantStatus,
     check_code,
 )
-from qingsuan.cnaps.rtgs_batch import BatchOutcome, credit_needed, post_settlements, run_rtgs
+from qingsuan.cnaps.rtgs_batch import (
+    QUEUED,
+    BatchOutcome,
+    credit_needed,
+    post_settlements,
+    post_together,
+    run_rtgs,
+)
 from qingsuan.reasons import Reason
 
 if TYPE_CHECKING:
@@ -64,6 +73,10 @@ class Cnaps:
         self.consents: set[tuple[str, str, str]] = set()
         #: participants connected from outside: they answer IBPS confirmations themselves
         self.connected: set[str] = set()
+        #: (step, sending participant) -> [payments, value fen] that gridlock resolution
+        #: settled in simulation-mode batches since the system was made (what the batches
+        #: answered, for the simulator's metrics: not part of the state)
+        self.batch_lsm: dict[tuple[str, str], list[int]] = {}
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -218,34 +231,87 @@ class Cnaps:
     def rtgs_columns(self, names: list[str], sender: Any, receiver: Any, amount: Any,
                      priority: Any, waiting: Any, timestamp_us: int) -> BatchOutcome:
         """HVPS in simulation mode, as part of the command being applied: payments as
-        columns (indices into ``names``) settle gross or wait (run_rtgs); the settled
-        ones are posted. Nothing settles outside the operating day (all stay queued)."""
+        columns (indices into ``names``) settle gross or wait (run_rtgs), then what waits
+        goes through gridlock resolution when it is due (``hvps.lsm``, on queueing or
+        every ``hvps.lsm_interval_minutes``); the settled ones are posted as HVPS posts
+        them. Nothing settles outside the operating day (all stay queued)."""
         n = len(amount)
         hvps = self.hvps
         phase, _ = hvps.phase(timestamp_us)
         if phase is not HvpsPhase.OPEN:
-            raise_closed = np.zeros(n, np.int8)
-            return BatchOutcome(raise_closed, np.zeros(0, np.int64), np.full(n, -1, np.int64),
-                                np.zeros(len(names), np.int64))
+            return BatchOutcome.nothing(n, len(names))
+        assert self.engine is not None
+        params = self.engine.params
+        interval_us = int(params["hvps.lsm_interval_minutes"]) * US_PER_MINUTE
+        due = bool(params["hvps.lsm_on_queue"]) or bool(
+            interval_us and timestamp_us - hvps.last_lsm_us >= interval_us)
+        algorithm = str(params["hvps.lsm"]) if due else "off"
         # what each can pay: its free balance plus unused pledge credit (available_fen)
         free = np.array([hvps.free_fen(x) for x in names], np.int64)
         avail = free + np.array([hvps.credit[x].unused_fen for x in names], np.int64)
         outcome = run_rtgs(avail, sender, receiver, amount, priority,
-                           bypass_fifo=bool(self.engine.params["hvps.bypass_fifo"])
-                           if self.engine else False, start_queued=waiting)
+                           bypass_fifo=bool(params["hvps.bypass_fifo"]), start_queued=waiting,
+                           lsm=algorithm,
+                           bilateral_candidates=int(params["hvps.bilateral_candidates"]),
+                           retry_rank=np.argsort(np.argsort(np.array(names, dtype=object))))
+        if algorithm != "off" and ((outcome.status == QUEUED)
+                                   | (outcome.settled_by != gridlock.STAYS)).any():
+            hvps.last_lsm_us = timestamp_us  # an attempt was made, as Hvps._gridlock notes
+        # in the order they settled: gross, then what gridlock resolution settled together,
+        # then what that released (gross again)
+        order = outcome.settle_order
+        together = outcome.settled_by[order] != gridlock.STAYS
+        cut = np.flatnonzero(together[1:] != together[:-1]) + 1
+        for k, run in enumerate(np.split(order, cut)):
+            if run.size and outcome.settled_by[run[0]] != gridlock.STAYS:
+                self._settle_together(names, sender, receiver, amount, run,
+                                      outcome.settled_by[run])
+            elif run.size:
+                self._settle_gross(names, sender, receiver, amount, run,
+                                   free if k == 0 else None)
+        return outcome
+
+    def _settle_gross(self, names: list[str], sender: Any, receiver: Any, amount: Any,
+                      run: Any, free: Any = None) -> None:
+        """Post payments settled one at a time, in ``run``'s order. Pledge credit counts in
+        what a participant can pay (available_fen): a payer that needs it draws it before
+        the settlements post, and incoming funds repay it after, as for a payment that
+        comes alone. ``free``: each one's free balance now (read if not given)."""
+        hvps = self.hvps
         assert self.engine is not None
-        # Pledge credit counts in what a participant can pay (available_fen): a payer that
-        # needs it draws it before the settlements post, and incoming funds repay it after,
-        # as for a payment that comes alone.
-        need = credit_needed(free, sender, receiver, amount, outcome.settle_order)
+        if free is None:
+            free = np.array([hvps.free_fen(x) for x in names], np.int64)
+        need = credit_needed(free, sender, receiver, amount, run)
         for k in np.flatnonzero(need).tolist():
             hvps.draw_credit(names[k], int(need[k]))
-        post_settlements(self.engine, names, sender, receiver, amount, outcome.settle_order)
+        post_settlements(self.engine, names, sender, receiver, amount, run)
         paid = np.zeros(len(names), np.int64)
-        np.add.at(paid, receiver[outcome.settle_order], 1)
+        np.add.at(paid, receiver[run], 1)
         for k in np.flatnonzero((paid > 0) | (need > 0)).tolist():
             hvps.repay_credit(names[k])
-        return outcome
+
+    def _settle_together(self, names: list[str], sender: Any, receiver: Any, amount: Any,
+                         chosen: Any, step: Any) -> None:
+        """Post what gridlock resolution settled in a batch as Hvps._settle_together does
+        (a participant short of its net draws pledge credit first; its receivers repay
+        after), and count it per step and sending participant (``batch_lsm``)."""
+        hvps = self.hvps
+        assert self.engine is not None
+        net = np.zeros(len(names), np.int64)
+        np.subtract.at(net, sender[chosen], amount[chosen])
+        np.add.at(net, receiver[chosen], amount[chosen])
+        for k in np.flatnonzero(net).tolist():
+            short = -(hvps.free_fen(names[k]) + int(net[k]))
+            if short > 0:
+                hvps.draw_credit(names[k], short)
+        post_together(self.engine, names, sender, receiver, amount, chosen)
+        for k in sorted(set(receiver[chosen].tolist()), key=lambda x: names[x]):
+            hvps.repay_credit(names[k])
+        for j, s, a in zip(step.tolist(), sender[chosen].tolist(), amount[chosen].tolist(),
+                           strict=True):
+            tally = self.batch_lsm.setdefault((gridlock.STEP_NAMES[j], names[s]), [0, 0])
+            tally[0] += 1
+            tally[1] += a
 
     def _apply_net_batch(self, timestamp_us: int, body: bytes) -> NettingResult:
         """Simulation mode for BEPS/IBPS: a columnar batch of items nets in one pass against
