@@ -203,6 +203,9 @@ def simulate(sc: Scenario, options: Options, on_progress: Progress | None = None
     if sc.app is not None:
         world_sc = with_app_world(world_sc)
     runner = Runner(world_sc, store=options.store)
+    # the bulk path's postings stay in the log, not in memory, unless items are kept
+    # (docs/LEDGER.md, "History retention": balances and state hash are the same)
+    runner.engine.ledger.keep_history = options.keep_items
     # one thread draws the next slots of traffic while the world plays these
     pool = ThreadPoolExecutor(1, thread_name_prefix="traffic")
     try:
