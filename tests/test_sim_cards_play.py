@@ -5,11 +5,14 @@ morning; metrics that add up, the same bytes for the same seed, and a checked bl
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
+from qingsuan.money import format_fen
 from qingsuan.sim.scenario import ScenarioError, parse_scenario
 from qingsuan.sim.simulate import Options, simulate
 
@@ -32,9 +35,10 @@ traffic:
 """
 
 
-def _run(tmp: Path, liquidity: str = "1.0", seed: int = 3) -> dict:
+def _run(tmp: Path, liquidity: str = "1.0", seed: int = 3, *, report: bool = False
+         ) -> dict[str, Any]:
     sc = parse_scenario(WORLD % liquidity, "card-day.yaml")
-    simulate(sc, Options(days=2, seed=seed)).write(tmp, report=False)
+    simulate(sc, Options(days=2, seed=seed)).write(tmp, report=report)
     return json.loads((tmp / "summary.json").read_text())
 
 
@@ -66,8 +70,18 @@ def test_a_card_day_is_approved_cleared_and_settled(tmp_path: Path) -> None:
     assert all(s["checks"].values())
 
 
-def test_the_cards_table_adds_up_to_the_summary(tmp_path: Path) -> None:
-    s = _run(tmp_path)
+def test_the_cards_table_and_the_report_add_up_to_the_summary(tmp_path: Path) -> None:
+    """cards.parquet's rows sum to the summary; the report's card figures are the
+    summary's (each printed with its key)."""
+    s = _run(tmp_path, report=True)
+    cells = re.findall(r'<td data-key="(cards\.[^"]+)" data-kind="(\w+)">([^<]*)</td>',
+                       (tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert len(cells) == 5 + 3 * 6 + 3  # the outcomes, three banks and the switch
+    for key, kind, text in cells:
+        value: Any = s
+        for part in key.split("."):
+            value = value[part]
+        assert text.replace(",", "") == (format_fen(value) if kind == "fen" else str(value))
     rows = pq.read_table(tmp_path / "cards.parquet").to_pylist()
     issued = [r for r in rows if r["role"] == "issuer"]
     assert sum(r["items"] for r in issued) == s["cards"]["generated_items"]

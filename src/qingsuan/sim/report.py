@@ -468,6 +468,47 @@ def _app_table(summary: dict[str, Any]) -> str:
     return "<h2>The app and its voucher campaign 云闪付与消费券</h2>" + rows
 
 
+def _card_table(summary: dict[str, Any], top: int = 20) -> str:
+    """Card traffic (a ``cards`` system): the outcomes, then the participants that
+    acquired the most (at most ``top``) with their fees from the closed clearing days."""
+    if "cards" not in summary:
+        return ""
+    c = summary["cards"]
+    head = ("<table><tr><th>card purchases 银行卡</th><th>generated</th><th>CNY</th>"
+            "<th>approved 成功</th><th>approved CNY</th><th>no funds 51</th>"
+            "<th>clearing days closed</th></tr><tr><td>interbank</td>"
+            + _cell(summary, "cards.generated_items", "int")
+            + _cell(summary, "cards.generated_value_fen")
+            + (_cell(summary, "cards.outcomes.approved.items", "int")
+               if "approved" in c["outcomes"] else "<td>0</td>")
+            + _cell(summary, "cards.approved_value_fen")
+            + (_cell(summary, "cards.outcomes.no_funds.items", "int")
+               if "no_funds" in c["outcomes"] else "<td>0</td>")
+            + f"<td>{len(c['clearing_days'])}</td></tr></table>")
+    people = c["participants"]
+    ranked = sorted((n for n in people if "acquirer" in people[n]),
+                    key=lambda n: -people[n]["acquirer"]["approved_value_fen"])[:top]
+    rows = []
+    for name in ranked + (["CUPS"] if "CUPS" in people else []):
+        k = f"cards.participants.{name}"
+        p = people[name]
+        cells = [f"<td>{html.escape(name)}</td>"]
+        for role in ("acquirer", "issuer"):
+            cells.append(_cell(summary, f"{k}.{role}.approved_value_fen") if role in p
+                         else "<td></td>")
+        for key in ("fees_received_fen", "fees_paid_fen", "mdr_fen", "position_fen"):
+            cells.append(_cell(summary, f"{k}.cleared.{key}")
+                         if key in p.get("cleared", {}) else "<td></td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    more = len(people) - len(rows)
+    note = (f"<p>The {top} participants that acquired the most, and the switch; "
+            f"{more:,} more in summary.json.</p>" if more > 0 else "")
+    return (f"<h2>Card traffic 银行卡跨行交易</h2>{head}<table><tr><th>participant</th>"
+            "<th>acquired CNY</th><th>issued CNY</th><th>fees received CNY</th>"
+            "<th>fees paid CNY</th><th>MDR CNY</th><th>clearing position CNY</th></tr>"
+            + "".join(rows) + f"</table>{note}")
+
+
 def _cost_table(summary: dict[str, Any]) -> str:
     costs = summary.get("costs")
     if not costs:
@@ -538,7 +579,7 @@ def render(summary: dict[str, Any], tables: dict[str, pa.Table],
         "summary.json and the Parquet files beside this page.</p>"
         f"<h2>Systems</h2>{_system_table(summary)}{_payroll_table(summary)}"
         f"<h2>Participants</h2>{_participant_table(summary)}{_cost_table(summary)}"
-        f"{_app_table(summary)}"
+        f"{_app_table(summary)}{_card_table(summary)}"
         f"{_regime_table(summary)}"
         f"{figures}</body></html>\n")
 
