@@ -368,6 +368,23 @@ class Engine:
             out[full] = account_id
         return out
 
+    def open_range(self, book: str, prefix: str, count: int,
+                   flags: AccountFlags = AccountFlags.NONE,
+                   normal: NormalSide = NormalSide.CREDIT) -> int:
+        """Open ``count`` accounts ``book:PREFIX0`` .. ``book:PREFIX{count-1}`` as part of
+        applying the current logged command, named by one registry range (no name kept per
+        account: a world of millions of generated customers). Returns the first id."""
+        book_id = self.registry.books[book]
+        first = self.registry.next_account_id()
+        self.registry.add_range(f"{book}:{prefix}", count, first)
+        for start in range(0, count, MAX_BATCH):
+            codes = self.ledger.create_accounts(
+                Account(first + k, book_id, normal, flags)
+                for k in range(start, min(count, start + MAX_BATCH)))
+            if any(code is not AccountResult.OK for code in codes):
+                raise ValueError(f"cannot open {book}:{prefix}N")
+        return first
+
     # ------------------------------------------------------------------ commands
 
     def _submit(self, commands: Sequence[tuple[str, bytes]]) -> list[Any]:

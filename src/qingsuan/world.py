@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 
 from qingsuan.banks.books import bank_accounts
+from qingsuan.banks.ranges import CustomerRange
 from qingsuan.banks.system import Banks
 from qingsuan.cards.iso8583 import mask_pan
 from qingsuan.cards.switch import SWITCH, CardSwitch
@@ -29,10 +30,12 @@ from qingsuan.cnaps.participants import ParticipantKind
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import AccountSpec, Engine, System
 from qingsuan.ledger import AccountFlags, NormalSide
+from qingsuan.ledger.batch import MAX_BATCH
 from qingsuan.wallets.system import Wallets
 
 if TYPE_CHECKING:
     from qingsuan.sim.scenario import Event, Scenario
+    from qingsuan.sim.scenario_model import CustomerTable
 
 PBOC: Final = "PBOC"
 #: the card switch's bank code as a CNAPS participant (category 903: the card switch)
@@ -53,7 +56,7 @@ def world_spec(sc: Scenario, vault: CardVault | None = None) -> dict[str, Any]:
     participants, customers, cards and terminals, amounts in fen. A card is its token,
     masked PAN, encrypted PAN and PIN verification value under ``vault`` (required when
     there are cards): the log never holds a PAN (cards/vault.py)."""
-    customers = {c.id: c for c in sc.customers}
+    table = sc.customer_table()
     if sc.cards and vault is None:
         raise CardKeyError("a world with cards is built with a card key")
     spec = {
@@ -64,19 +67,29 @@ def world_spec(sc: Scenario, vault: CardVault | None = None) -> dict[str, Any]:
                           sorted(p.caps_fen.items())] for p in sc.participants],
         "customers": [[c.id, c.bank, c.account, c.name, c.closed, c.credit_limit_fen,
                        c.balance_fen, c.merchant.mdr_ppm if c.merchant else None]
-                      for c in sc.customers],
+                      for c in table.listed],
         "cards": [[vault.token(c.pan), mask_pan(c.pan), vault.encrypt_pan(c.pan),
-                   customers[c.account].bank, c.account, c.kind,
+                   _bank_of(table, c.account), c.account, c.kind,
                    vault.key_pin_digest(c.pin_hash) if c.pin_hash else None]
                   for c in sc.cards] if vault is not None else [],
         "card_key_check": vault.check_value() if vault is not None and sc.cards else "",
         "terminals": [[t.id, t.kind, t.bank, t.merchant, t.cash_fen] for t in sc.terminals],
     }
+    if table.ranges:  # only then: a world of listed customers is described as before
+        spec["customer_ranges"] = [r.to_spec() for r in table.ranges]
     if sc.traffic is not None and sc.traffic.cards is not None:
         spec["card_switch"] = "traffic"  # card traffic to play: the switch joins
     if sc.wallets is not None:  # only then: a world without wallets is built as before
-        spec["wallets"] = sc.wallets.setup(customers)
+        # (merchants are listed customers: a range makes none)
+        spec["wallets"] = sc.wallets.setup({c.id: c for c in table.listed})
     return spec
+
+
+def _bank_of(table: CustomerTable, cid: str) -> str:
+    found = table.get(cid)
+    if found is None:
+        raise KeyError(f"no customer {cid!r}")
+    return found.bank
 
 
 class Builder:
@@ -145,7 +158,11 @@ class Builder:
         specs += [AccountSpec(bank, f"atm_cash:{tid}", NormalSide.DEBIT, _MNO)
                   for tid, kind, bank, _, _ in doc["terminals"] if kind == "atm"]
         engine.open_derived(specs)
-        self._open_balances(doc)
+        # generated customers (banks/ranges.py): one registry range of accounts each
+        ranges = [CustomerRange.from_spec(r) for r in doc.get("customer_ranges", ())]
+        firsts = [engine.open_range(r.bank, f"customer:{r.id_prefix}", r.count, _MNO)
+                  for r in ranges]
+        self._open_balances(doc, list(zip(ranges, firsts, strict=True)))
         for name, _, _, _, collateral, caps in participants:
             if collateral:
                 self._cnaps("cnaps.pledge", {
@@ -178,8 +195,11 @@ class Builder:
                           for tid, kind, bank, _, cash in doc["terminals"]],
             "members": members, "settling": members + ([SWITCH] if has_switch else []),
             "opening_settlement_fen": sum(p[3] for p in participants),
-            "opening_deposits_fen": sum(c[6] for c in customers),
+            "opening_deposits_fen": sum(c[6] for c in customers)
+            + sum(r.count * r.balance_fen for r in ranges),
         }).encode())
+        for rule in ranges:  # after the listed customers, in the directory's order
+            self.banks.directory.add_range(rule)
         if "wallets" in doc:
             self.wallets.apply("wallets.setup", timestamp_us, json.dumps(
                 doc["wallets"], sort_keys=True, ensure_ascii=False).encode())
@@ -189,9 +209,10 @@ class Builder:
         assert self.engine is not None
         return self.cnaps.apply(kind, self.engine.now_us, dumps(doc))
 
-    def _open_balances(self, doc: dict[str, Any]) -> None:
+    def _open_balances(self, doc: dict[str, Any], ranges: list[tuple[CustomerRange, int]]
+                       ) -> None:
         """The opening balances: settlement accounts (and each bank's mirror), customer
-        deposits, ATM cash."""
+        deposits (listed, then each range's from its first account id on), ATM cash."""
         assert self.engine is not None
         reg = self.engine.registry
         legs: list[tuple[int, int, int]] = []
@@ -205,10 +226,24 @@ class Builder:
             move(name, "reserve_at_pboc", "equity", balance)
         for cid, bank, *_, balance, _ in doc["customers"]:
             move(bank, "other_assets", f"customer:{cid}", balance)
+        for rule, first in ranges:  # after the listed customers, a block at a time
+            self._post(legs)
+            legs.clear()
+            other_assets = reg.id(rule.bank, "other_assets")
+            for start in range(0, rule.count if rule.balance_fen else 0, MAX_BATCH):
+                stop = min(rule.count, start + MAX_BATCH)
+                self.engine.post_columns(
+                    np.full(stop - start, other_assets, np.int64),
+                    np.arange(first + start, first + stop, dtype=np.int64),
+                    np.full(stop - start, rule.balance_fen, np.int64))
         for tid, kind, bank, _, cash in doc["terminals"]:
             if kind == "atm":
                 move(bank, f"atm_cash:{tid}", "equity", cash)
+        self._post(legs)
+
+    def _post(self, legs: list[tuple[int, int, int]]) -> None:
         if legs:  # as columns: a world of millions of customers opens in one pass
+            assert self.engine is not None
             cols = np.array(legs, np.int64)
             self.engine.post_columns(cols[:, 0], cols[:, 1], cols[:, 2])
 

@@ -104,12 +104,9 @@ class Columns:
     def __init__(self, b: Banks) -> None:
         assert b.engine is not None
         reg = b.engine.registry
-        customers = list(b.directory.by_id.values())
         bank_index = {name: k for k, name in enumerate(b.members)}
-        self.size = len(customers)
-        self.account = np.array([reg.id(c.bank, c.ledger_name) for c in customers], np.int64)
-        self.bank = np.array([bank_index[c.bank] for c in customers], np.int64)
-        self.closed = np.array([c.closed for c in customers], np.bool_)
+        self.size = len(b.directory)
+        self.account, self.bank, self.closed = b.directory.columns(reg, bank_index)
         #: [route, bank] -> the account a payer's debit goes to (BOOK row unused)
         self.outgoing = np.zeros((4, len(b.members)), np.int64)
         #: [route, bank] -> the account a payee's credit comes from

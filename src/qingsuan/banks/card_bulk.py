@@ -34,8 +34,11 @@ if TYPE_CHECKING:
 #: card transactions one command holds at most
 MAX_CARD_BULK: Final = 4_000_000
 _U32: Final = struct.Struct("<I")
-#: cardholder, acceptor (customer or ATM index), amount, kind, card kind
-_COLUMNS: Final = ("<u4", "<u4", "<i8", "<u1", "<u1")
+#: one transaction of a command: cardholder, acceptor (customer or ATM index), amount,
+#: kind, card kind (packed: 18 bytes)
+_RECORD: Final = np.dtype([("cardholder", "<u4"), ("acceptor", "<u4"), ("amount", "<i8"),
+                           ("kind", "<u1"), ("card_kind", "<u1")])
+_FIELDS: Final = ("cardholder", "acceptor", "amount", "kind", "card_kind")
 #: the kinds a batch carries (cards/clearing.py's numbering)
 KINDS: Final = {clearing.PURCHASE: "purchase", clearing.WITHDRAWAL: "withdrawal"}
 
@@ -45,12 +48,13 @@ I64 = npt.NDArray[np.int64]
 def encode(cardholder: Any, acceptor: Any, amount_fen: Any, kind: Any, card_kind: Any,
            mdr_ppm: int = 0) -> bytes:
     """The command's body: a small JSON header (the count, the discount rate of merchants
-    without one of their own), then the columns."""
+    without one of their own), then one packed record per transaction."""
     header = json.dumps({"n": len(amount_fen), "mdr_ppm": mdr_ppm}).encode()
-    return b"".join([_U32.pack(len(header)), header,
-                     *(np.asarray(col, dtype).tobytes() for col, dtype in zip(
-                         (cardholder, acceptor, amount_fen, kind, card_kind), _COLUMNS,
-                         strict=True))])
+    rows = np.zeros(len(amount_fen), _RECORD)
+    for name, col in zip(_FIELDS, (cardholder, acceptor, amount_fen, kind, card_kind),
+                         strict=True):
+        rows[name] = col
+    return _U32.pack(len(header)) + header + rows.tobytes()
 
 
 def decode(body: bytes) -> tuple[I64, I64, I64, I64, I64, int]:
@@ -59,18 +63,13 @@ def decode(body: bytes) -> tuple[I64, I64, I64, I64, I64, int]:
     n, mdr = int(header["n"]), int(header["mdr_ppm"])
     if not 0 <= mdr <= 1_000_000:
         raise ValueError(f"a discount rate is 0 to 1,000,000 ppm, not {mdr}")
-    if not 0 < n <= MAX_CARD_BULK:
-        raise ValueError(f"a card batch holds 1 to {MAX_CARD_BULK} transactions, not {n}")
-    buf = memoryview(body)[_U32.size + hlen:]
-    cols = []
-    offset = 0
-    for dtype in _COLUMNS:
-        arr = np.frombuffer(buf, np.dtype(dtype), count=n, offset=offset)
-        offset += arr.nbytes
-        cols.append(arr.astype(np.int64))
-    if offset != len(buf):
-        raise ValueError("a card batch's columns do not fill its body")
-    return cols[0], cols[1], cols[2], cols[3], cols[4], mdr
+    if not 0 < n <= MAX_CARD_BULK or len(body) != _U32.size + hlen + n * _RECORD.itemsize:
+        raise ValueError(f"a card batch holds 1 to {MAX_CARD_BULK} transactions of "
+                         f"{_RECORD.itemsize} bytes each")
+    rows = np.frombuffer(body, _RECORD, count=n, offset=_U32.size + hlen)
+    cardholder, acceptor, amount, kind, card_kind = (
+        rows[name].astype(np.int64) for name in _FIELDS)
+    return cardholder, acceptor, amount, kind, card_kind, mdr
 
 
 class CardColumns:

@@ -1,5 +1,6 @@
 """The banks' customer directory (客户信息): every customer account of every bank, found by
-its id or by (bank, account number) in one dictionary look-up, never by a scan.
+its id or by (bank, account number) in one dictionary look-up (or, for a generated
+customer, by reading its index off the id or number: banks/ranges.py), never by a scan.
 
 It is the one list of customers in a world: the receiving bank resolves payees from it,
 the simulated responder answers CNAPS from it, the acquirer finds its merchants in it.
@@ -7,10 +8,16 @@ the simulated responder answers CNAPS from it, the acquirer finds its merchants 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping, ValuesView
 from dataclasses import dataclass
 from typing import Any, Final
 
+import numpy as np
+import numpy.typing as npt
+
+from qingsuan.banks.ranges import CustomerRange, clash
 from qingsuan.cnaps.netsys import SimAccount
+from qingsuan.ledger.registry import AccountRegistry, split_index
 from qingsuan.reasons import Reason
 
 #: customers one world holds at most
@@ -39,32 +46,110 @@ class CustomerAccount:
 
 
 class Directory:
+    """The customers listed one by one (a dictionary each way), then the generated ranges
+    (banks/ranges.py: a rule each, nothing per customer). :attr:`by_id` and
+    :attr:`by_number` read both as one mapping; the directory's order (the bulk path's
+    numbering) is the listed customers in the order they were added, then each range."""
+
     def __init__(self) -> None:
-        self.by_id: dict[str, CustomerAccount] = {}
-        self.by_number: dict[tuple[str, str], CustomerAccount] = {}
+        self._listed: dict[str, CustomerAccount] = {}
+        self._numbers: dict[tuple[str, str], CustomerAccount] = {}
+        self.ranges: list[CustomerRange] = []
+        self._range_of_prefix: dict[str, CustomerRange] = {}
+        self._ranges_at: dict[str, list[CustomerRange]] = {}
+        self._size = 0
+        #: customer id -> the account; (bank, account number) -> the account
+        self.by_id = _ById(self)
+        self.by_number = _ByNumber(self)
 
     def add(self, customer: CustomerAccount) -> None:
-        if customer.id in self.by_id:
+        if self.ranges:
+            raise ValueError("listed customers are added before the generated ranges")
+        if customer.id in self._listed:
             raise ValueError(f"customer {customer.id} is already in the directory")
-        if (customer.bank, customer.account) in self.by_number:
+        if (customer.bank, customer.account) in self._numbers:
             raise ValueError(f"account {customer.account} at {customer.bank} is already open")
-        if len(self.by_id) >= MAX_CUSTOMERS:
+        self._check_room(1)
+        self._listed[customer.id] = customer
+        self._numbers[(customer.bank, customer.account)] = customer
+        self._size += 1
+
+    def add_range(self, rule: CustomerRange) -> None:
+        """Add a range of generated customers after the listed ones (and earlier ranges)."""
+        problem = clash([*self.ranges, rule], ((c.id, c.bank, c.account)
+                                                for c in self._listed.values()))
+        if problem is not None:
+            raise ValueError(problem)
+        self._check_room(rule.count)
+        self.ranges.append(rule)
+        self._range_of_prefix[rule.id_prefix] = rule
+        self._ranges_at.setdefault(rule.bank, []).append(rule)
+        self._size += rule.count
+
+    def _check_room(self, more: int) -> None:
+        if self._size + more > MAX_CUSTOMERS:
             raise ValueError(f"a world holds at most {MAX_CUSTOMERS} customers")
-        self.by_id[customer.id] = customer
-        self.by_number[(customer.bank, customer.account)] = customer
 
     def __len__(self) -> int:
-        return len(self.by_id)
+        return self._size
 
     def __getitem__(self, cid: str) -> CustomerAccount:
-        return self.by_id[cid]
+        found = self._listed.get(cid)  # the per-event path: one dictionary look-up
+        if found is None:
+            found = self.find_id(cid)
+            if found is None:
+                raise KeyError(cid)
+        return found
+
+    def customers(self) -> Iterator[CustomerAccount]:
+        """Every customer in the directory's order (a range's made as they are read)."""
+        yield from self._listed.values()
+        for rule in self.ranges:
+            for k in range(rule.count):
+                yield _member(rule, k)
+
+    def columns(self, registry: AccountRegistry, bank_index: dict[str, int]
+                ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.bool_]]:
+        """Every customer's ledger account id, bank (its index in ``bank_index``) and
+        whether it is closed, in the directory's order, as columns: a range's from its
+        rule (its accounts' ids are consecutive), never a record per customer."""
+        listed = self._listed.values()
+        account = [np.array([registry.id(c.bank, c.ledger_name) for c in listed], np.int64)]
+        bank = [np.array([bank_index[c.bank] for c in listed], np.int64)]
+        closed = [np.array([c.closed for c in listed], np.bool_)]
+        for rule in self.ranges:
+            first = registry.id(rule.bank, f"customer:{rule.id(0)}")
+            account.append(np.arange(first, first + rule.count, dtype=np.int64))
+            bank.append(np.full(rule.count, bank_index[rule.bank], np.int64))
+            closed.append(np.zeros(rule.count, np.bool_))
+        return np.concatenate(account), np.concatenate(bank), np.concatenate(closed)
+
+    def find_id(self, cid: str) -> CustomerAccount | None:
+        found = self._listed.get(cid)
+        if found is not None or not self.ranges:
+            return found
+        split = split_index(cid)
+        rule = self._range_of_prefix.get(split[0]) if split is not None else None
+        if rule is None or split is None or split[1] >= rule.count:
+            return None
+        return _member(rule, split[1])
+
+    def find_number(self, bank: str, account: str) -> CustomerAccount | None:
+        found = self._numbers.get((bank, account))
+        if found is not None:
+            return found
+        for rule in self._ranges_at.get(bank, ()):
+            k = rule.index_of_account(account)
+            if k is not None:
+                return _member(rule, k)
+        return None
 
     def resolve(self, bank: str, account: str, name: str | None, *, name_check: bool
                 ) -> tuple[CustomerAccount | None, tuple[str, str] | None]:
         """The receiving bank looks a payee up in its books: (the account, None), or (None,
         (reason code, message)) when it must return the payment: no such account (AC01), a
         closed account (AC04), or a name that does not match (BE01, with ``name_check``)."""
-        found = self.by_number.get((bank, account))
+        found = self.find_number(bank, account)
         if found is None:
             return None, (Reason.AC01.code, f"no account {account} at {bank}")
         if found.closed:
@@ -75,14 +160,76 @@ class Directory:
         return found, None
 
     def to_state(self) -> list[Any]:
-        return [c.to_state() for c in self.by_id.values()]
+        """The listed customers, then each range as ``{"range": rule}``."""
+        return [c.to_state() for c in self._listed.values()] + \
+            [{"range": rule.to_spec()} for rule in self.ranges]
 
     @classmethod
     def from_state(cls, doc: list[Any]) -> Directory:
         out = cls()
-        for cid, bank, account, name, closed, mdr in doc:
+        for item in doc:
+            if isinstance(item, dict):
+                out.add_range(CustomerRange.from_spec(item["range"]))
+                continue
+            cid, bank, account, name, closed, mdr = item
             out.add(CustomerAccount(cid, bank, account, name, bool(closed), mdr))
         return out
+
+
+def _member(rule: CustomerRange, k: int) -> CustomerAccount:
+    return CustomerAccount(rule.id(k), rule.bank, rule.account(k), rule.name(k))
+
+
+class _ById(Mapping[str, CustomerAccount]):
+    """Customer id -> account, over the listed customers and the ranges."""
+
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
+
+    def __getitem__(self, cid: str) -> CustomerAccount:
+        found = self._directory.find_id(cid)
+        if found is None:
+            raise KeyError(cid)
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return (c.id for c in self._directory.customers())
+
+    def __len__(self) -> int:
+        return len(self._directory)
+
+    def values(self) -> ValuesView[CustomerAccount]:
+        return _Values(self, self._directory)
+
+
+class _Values(ValuesView[CustomerAccount]):
+    """The accounts in the directory's order, without looking each id up again."""
+
+    def __init__(self, mapping: _ById, directory: Directory) -> None:
+        super().__init__(mapping)
+        self._directory = directory
+
+    def __iter__(self) -> Iterator[CustomerAccount]:
+        return self._directory.customers()
+
+
+class _ByNumber(Mapping[tuple[str, str], CustomerAccount]):
+    """(bank, account number) -> account, over the listed customers and the ranges."""
+
+    def __init__(self, directory: Directory) -> None:
+        self._directory = directory
+
+    def __getitem__(self, key: tuple[str, str]) -> CustomerAccount:
+        found = self._directory.find_number(*key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return ((c.bank, c.account) for c in self._directory.customers())
+
+    def __len__(self) -> int:
+        return len(self._directory)
 
 
 class ResponderView:
@@ -94,7 +241,7 @@ class ResponderView:
         self._banks = banks
 
     def get(self, key: tuple[str, str], /) -> SimAccount | None:
-        found = self._banks.directory.by_number.get(key)
+        found = self._banks.directory.find_number(*key)
         if found is None:
             return None
         return SimAccount(found.bank, found.account, found.name,

@@ -4,10 +4,13 @@ terminals, events and the problems found in a file. Plain frozen records, no par
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, overload
 
+from qingsuan.banks.ranges import CustomerRange, clash
 from qingsuan.cards.pin import pin_verification_value
+from qingsuan.ledger.registry import split_index
 from qingsuan.params import Params
 from qingsuan.sim.sim_app_block import AppSpec
 from qingsuan.sim.sim_blocks import SimBlocks
@@ -81,6 +84,84 @@ class Customer:
     credit_limit_fen: int = 0
 
 
+class CustomerTable(Sequence[Customer]):
+    """A scenario's customers: those listed one by one, then the generated ranges
+    (banks/ranges.py), each a rule that makes its customers only when one is read. A
+    world of ten million generated customers holds a few rules, not ten million records.
+    Found by id without a scan."""
+
+    __slots__ = ("_index", "_of_prefix", "_size", "listed", "ranges")
+
+    def __init__(self, listed: Iterable[Customer] = (),
+                 ranges: Iterable[CustomerRange] = ()) -> None:
+        self.listed = tuple(listed)
+        self.ranges = tuple(ranges)
+        problem = clash(self.ranges, ((c.id, c.bank, c.account) for c in self.listed))
+        if problem is not None:
+            raise ValueError(problem)
+        self._size = len(self.listed) + sum(r.count for r in self.ranges)
+        self._index: dict[str, Customer] | None = None  # built when first asked
+        self._of_prefix = {r.id_prefix: r for r in self.ranges}
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self) -> Iterator[Customer]:
+        yield from self.listed
+        for rule in self.ranges:
+            for k in range(rule.count):
+                yield _generated(rule, k)
+
+    @overload
+    def __getitem__(self, i: int) -> Customer: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Customer]: ...
+
+    def __getitem__(self, i: int | slice) -> Customer | Sequence[Customer]:
+        if isinstance(i, slice):
+            return tuple(self[k] for k in range(*i.indices(self._size)))
+        if i < 0:
+            i += self._size
+        if not 0 <= i < self._size:
+            raise IndexError(i)
+        if i < len(self.listed):
+            return self.listed[i]
+        i -= len(self.listed)
+        for rule in self.ranges:
+            if i < rule.count:
+                return _generated(rule, i)
+            i -= rule.count
+        raise AssertionError("the sizes add up")
+
+    def get(self, cid: str) -> Customer | None:
+        """The customer with id ``cid``, or None."""
+        if self._index is None:
+            self._index = {c.id: c for c in self.listed}
+        found = self._index.get(cid)
+        if found is not None or not self.ranges:
+            return found
+        split = split_index(cid)
+        rule = self._of_prefix.get(split[0]) if split is not None else None
+        k = rule.index_of_id(cid) if rule is not None else None
+        return _generated(rule, k) if rule is not None and k is not None else None
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, CustomerTable):
+            return self.listed == other.listed and self.ranges == other.ranges
+        return isinstance(other, Sequence) and not self.ranges and self.listed == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"CustomerTable({len(self.listed)} listed, ranges={self.ranges!r})"
+
+
+def _generated(rule: CustomerRange, k: int) -> Customer:
+    return Customer(rule.id(k), rule.bank, rule.account(k), rule.balance_fen, rule.name(k),
+                    None, 0)
+
+
 @dataclass(frozen=True, slots=True)
 class Card:
     """A card bound to a customer account. The PIN is kept only as a salted hash."""
@@ -126,7 +207,9 @@ class Scenario:
     calendar: str
     params: Params
     participants: tuple[Participant, ...]
-    customers: tuple[Customer, ...]
+    #: listed customers (a tuple) or a :class:`CustomerTable` with generated ranges; held
+    #: as a table either way
+    customers: Sequence[Customer]
     cards: tuple[Card, ...]
     terminals: tuple[Terminal, ...]
     events: tuple[Event, ...]
@@ -139,14 +222,28 @@ class Scenario:
     #: the app's generated day for ``qingsuan simulate`` (``app:``, sim/sim_app_block.py)
     app: AppSpec | None = None
 
+    def __post_init__(self) -> None:
+        if not isinstance(self.customers, CustomerTable):
+            object.__setattr__(self, "customers", CustomerTable(self.customers))
+
     def participant(self, name: str) -> Participant:
         return next(p for p in self.participants if p.name == name)
 
+    def customer_table(self) -> CustomerTable:
+        assert isinstance(self.customers, CustomerTable)
+        return self.customers
+
     def customer(self, cid: str) -> Customer:
-        return next(c for c in self.customers if c.id == cid)
+        """The customer with id ``cid`` (KeyError if none), found without a scan."""
+        found = self.customer_table().get(cid)
+        if found is None:
+            raise KeyError(f"no customer {cid!r}")
+        return found
 
 
 def hash_pin(pan: str, pin: str) -> bytes:
     """A PIN is never kept in clear: the issuer keeps its PIN verification value under the
     sandbox's PIN verification key (cards/pin.py)."""
     return pin_verification_value(pan, pin)
+
+
