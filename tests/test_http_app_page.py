@@ -3,7 +3,8 @@ Chromium driven by Playwright on the wallet world served by uvicorn on a loopbac
 Li Lei logs in, sees his three bound cards with the balances his banks give (masked
 numbers, yuan with two decimals), shows a payment code (its QR image and countdown),
 claims the city's voucher, pays the noodle house's code with it, and repays his credit
-card from his ICBC card. Screenshots go to $QINGSUAN_SHOTS
+card from his ICBC card; he tops up his wallet, withdraws to his CCB card, and rides the
+metro with the transit code, paid in the next morning's batch. Screenshots go to $QINGSUAN_SHOTS
 (default: qingsuan-shots in the temporary directory)."""
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 class Served:
     url: str
     core: SandboxCore
+    keys: dict[str, str]
 
     def post(self, path: str, phone: str, doc: dict[str, Any]) -> httpx.Response:
         return httpx.post(f"{self.url}/v1/app{path}", json=doc, timeout=30, headers={
@@ -46,14 +48,14 @@ def served() -> Iterator[Served]:
     """The wallet world at 10:00 on its first day: Li Lei has bound his ICBC and CCB debit
     cards and his ABC credit card, paid a 600.00 banquet with it, and ABC has run its
     statement; Han Meimei has bound her ABC card."""
-    ring, _ = KeyRing.for_world([p.name for p in WALLET.participants], sandbox=True)
+    ring, keys = KeyRing.for_world([p.name for p in WALLET.participants], sandbox=True)
     core = SandboxCore(WALLET, f"memory://{uuid.uuid4().hex}", SandboxClock("virtual", START))
     try:
         server = HttpServer(create_app(core, ring, deliver=False), bind("127.0.0.1", 0))
         server.start()
         core.serve_http(server)
         host, port = server.sock.getsockname()[:2]
-        s = Served(f"http://{host}:{port}", core)
+        s = Served(f"http://{host}:{port}", core, keys)
         for phone, pan, name in ((LI, LI_ICBC, "Li Lei"), (LI, LI_CCB, "Li Lei"),
                                  (LI, LI_CREDIT, "Li Lei"), (HAN, HAN_ABC, "Han Meimei")):
             assert s.post("/cards", phone, {"card": pan, "name": name}).status_code == 201
@@ -205,3 +207,69 @@ def test_a_wrong_key_does_not_log_in_and_a_user_sees_only_their_cards(
     expect(page.locator("#statements")).to_contain_text("No credit card bound")
     assert "0014" not in page.content() and "Li Lei" not in page.content()
     shot(page, "han")
+
+
+def test_top_up_withdraw_and_ride_with_the_transit_code(served: Served, page: Any) -> None:
+    expect = sync_api.expect
+    log_in(page, served.url, LI, sandbox_user_key(LI))
+    cards = page.locator("#cards .bank")
+    expect(cards).to_have_count(3)
+    # the wallet takes only the debit cards: ICBC and CCB
+    options = page.locator("#moveCard option").all_inner_texts()
+    assert options == ["ICBC 0014", "CCB 0094"]
+    expect(page.locator("#walletBal")).to_have_text("¥0.00")
+    page.select_option("#moveCard", index=0)
+    page.fill("#moveAmount", "1500.00")
+    page.click("#topUp")
+    expect(page.locator("#moveMsg")).to_contain_text("Top-up 充值 成功 ¥1,500.00")
+    expect(page.locator("#walletBal")).to_have_text("¥1,500.00")
+    expect(page.locator("#wallet")).to_have_text("¥1,500.00")  # the header's too
+    expect(cards.nth(0).locator(".bal")).to_have_text("¥3,500.00")
+    page.select_option("#moveCard", index=1)
+    page.fill("#moveAmount", "200.00")
+    page.click("#withdraw")
+    expect(page.locator("#moveMsg")).to_contain_text("Withdrawal 提现 成功 ¥200.00")
+    expect(page.locator("#walletBal")).to_have_text("¥1,300.00")
+    expect(cards.nth(1).locator(".bal")).to_have_text("¥1,000.00")
+    moves = page.locator("#moves .move")
+    expect(moves).to_have_count(2)
+    expect(moves.nth(0)).to_contain_text("Withdrawal 提现")
+    expect(moves.nth(0)).to_contain_text("−¥200.00")
+    expect(moves.nth(1)).to_contain_text("+¥1,500.00")
+    # more than the wallet holds: refused, the reason shown, nothing moves
+    page.fill("#moveAmount", "2000.00")
+    page.click("#withdraw")
+    expect(page.locator("#moveMsg")).to_contain_text("INSUFFICIENT_WALLET")
+    expect(page.locator("#walletBal")).to_have_text("¥1,300.00")
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    page.locator("#walletBox").scroll_into_view_if_needed()
+    shot(page, "wallet")
+
+    # the metro: the gate lets Li through offline; a fare above the limit is refused
+    page.select_option("#rideCard", index=0)
+    page.fill("#gate", "GATE0001")
+    page.fill("#fare", "4.00")
+    page.click("#rideForm button")
+    expect(page.locator("#rideMsg")).to_contain_text("Gate open 闸机已开")
+    rides = page.locator("#rides .ride")
+    expect(rides).to_have_count(1)
+    expect(rides.nth(0)).to_contain_text("待扣款")
+    expect(page.locator("#transitToday")).to_contain_text("Today 今日 ¥4.00 of ¥100.00")
+    page.fill("#fare", "25.00")
+    page.click("#rideForm button")
+    expect(page.locator("#rideMsg")).to_contain_text("RIDE_LIMIT")
+    expect(rides).to_have_count(1)
+    expect(cards.nth(0).locator(".bal")).to_have_text("¥3,500.00")  # nothing charged yet
+    page.locator("#transitBox").scroll_into_view_if_needed()
+    shot(page, "transit")
+    # the next morning the batch goes by itself (the sandbox's clock, no event)
+    moved = httpx.post(f"{served.url}/v1/operator/clock", json={"at": "2026-11-26T09:00"},
+                       timeout=30, headers={"Authorization":
+                                            f"Bearer {served.keys['operator']}"})
+    assert moved.status_code == 200, moved.text
+    page.click("#refresh")
+    expect(rides.nth(0)).to_contain_text("paid 已扣款")
+    expect(cards.nth(0).locator(".bal")).to_have_text("¥3,496.00")
+    page.locator("#transitBox").scroll_into_view_if_needed()
+    shot(page, "transit-paid")
+    shot(page, "money-full", full=True)

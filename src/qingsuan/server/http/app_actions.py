@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, Final
 
-from qingsuan.clock import format_time
+from qingsuan.clock import format_time, to_beijing
 from qingsuan.money import format_fen
 from qingsuan.server.http.errors import ApiError
 from qingsuan.wallets import app as wallet_app
@@ -33,10 +33,17 @@ REASON_FIELD: Final = {
     "CAMPAIGN_CLOSED": "campaign", "NO_VOUCHER": "voucher", "VOUCHER_WINDOW": "voucher",
     "VOUCHER_MERCHANT": "voucher", "VOUCHER_THRESHOLD": "amount",
     "NOT_CREDIT_CARD": "card", "REPAYMENT_TOO_LARGE": "amount",
-    "INSUFFICIENT_FUNDS": "from_card"}
+    "INSUFFICIENT_FUNDS": "from_card", "INSUFFICIENT_WALLET": "amount",
+    "WALLET_LIMIT": "amount", "RIDE_LIMIT": "amount", "DAILY_LIMIT": "amount"}
 #: refusals that are a conflict with what is already so (409); the others are 422
 CONFLICTS: Final = frozenset({"ALREADY_BOUND", "CLAIM_LIMIT", "BUDGET_EXHAUSTED",
-                              "CODE_USED", "CAMPAIGN_CLOSED"})
+                              "CODE_USED", "CAMPAIGN_CLOSED", "TRANSIT_DEBT"})
+#: IBPS's reasons for refusing an item that are about its amount (the others: none)
+IBPS_AMOUNT_REASONS: Final = frozenset({"AM02", "AM04", "AM14"})
+#: the app events that move a wallet's money, as GET /v1/app/wallet lists them
+WALLET_MOVES: Final = ("wallet_top_up", "wallet_withdrawal", "wallet_transfer", "wallet_pay")
+#: the user's wallet moves GET /v1/app/wallet lists at most, the latest first
+WALLET_MOVES_SHOWN: Final = 20
 
 
 def wallets_of(world: World) -> Wallets:
@@ -65,6 +72,11 @@ def _submit(world: World, do: str, phone: str, fields: dict[str, Any]) -> dict[s
         rc = rec["reason"]["code"]
         raise ApiError(422, f"DECLINED_{rc}", f"the card's issuer declined it: "
                        f"{rec['reason']['message']} (response code {rc})", "card",
+                       extra={"id": event_id})
+    if rec["status"] == "failed":  # IBPS refused the item at once: nothing moved
+        code = rec["reason"]["code"]
+        raise ApiError(422, f"IBPS_{code}", f"IBPS refused it: {rec['reason']['message']}",
+                       "amount" if code in IBPS_AMOUNT_REASONS else None,
                        extra={"id": event_id})
     return {"id": event_id, **rec}
 
@@ -287,3 +299,93 @@ def repay(world: World, phone: str, from_card: str, card: str, amount_fen: int
             "minimum")
     return {**{k: rec[k] for k in keep if k in rec},
             "owed": format_fen(credit.owed_fen(w, card))}
+
+
+# ---------------------------------------------------------------------- the wallet
+
+
+def _wallet_fen(w: Wallets, phone: str) -> str:
+    user = w.users[phone]
+    return format_fen(w.balance_fen(user.institution, user.wallet))
+
+
+def wallet(world: World, phone: str) -> dict[str, Any]:
+    """The wallet's balance and the user's latest moves of its money (top-ups,
+    withdrawals, wallet transfers either way, wallet payments), each with its status."""
+    w = wallets_of(world)
+    moves = []
+    for rid in reversed(w.records):  # the latest first
+        rec = w.records[rid]
+        if rec["do"] in WALLET_MOVES and phone in (rec.get("user"), rec.get("to")):
+            moves.append({"id": rid, "do": rec["do"], "at": rec["at"],
+                          "status": rec["status"], "amount": rec.get("amount"),
+                          "reason": rec["reason"],
+                          "direction": "in" if rec["do"] == "wallet_top_up" or (
+                              rec["do"] == "wallet_transfer" and rec.get("to") == phone)
+                          else "out"})
+            if len(moves) == WALLET_MOVES_SHOWN:
+                break
+    user = w.users[phone]
+    return {"wallet": _wallet_fen(w, phone), "institution": user.institution,
+            "limit": format_fen(w.param("wallets.balance_limit")), "moves": moves}
+
+
+def move_money(world: World, phone: str, do: str, card_id: str, amount_fen: int
+               ) -> dict[str, Any]:
+    """A top-up by quick pay from a bound card (wallet_top_up) or a withdrawal to it
+    (wallet_withdrawal): an IBPS item, ``pending`` until IBPS nets it (mostly at once)."""
+    assert do in ("wallet_top_up", "wallet_withdrawal")
+    w = wallets_of(world)
+    _, masked = _card(w, phone, card_id)
+    rec = _submit(world, do, phone, {"user": phone, "card": card_id, "pan_masked": masked,
+                                     "amount_fen": amount_fen})
+    return {"id": rec["id"], "at": rec["at"], "status": rec["status"], "card": masked,
+            "amount": rec["amount"], "wallet": _wallet_fen(w, phone)}
+
+
+# ---------------------------------------------------------------------- the transit code
+
+
+def gate_terminal(w: Wallets, gate: str) -> str:
+    """A gate is a merchant's POS terminal at the switch (the transit operator's)."""
+    found = w.switch.terminals.get(gate)
+    if found is None or found.kind != "pos" or found.merchant is None:
+        raise ApiError(422, "unknown_gate", "no gate of this id (a transit operator's "
+                       "terminal)", "gate")
+    return gate
+
+
+def ride(world: World, phone: str, card_id: str, gate: str, amount_fen: int
+         ) -> dict[str, Any]:
+    """乘车码: the user's transit code for a bound card shown at ``gate`` (the sandbox
+    stands in for the gate): authorised offline, cleared in the next day's batch."""
+    w = wallets_of(world)
+    _, masked = _card(w, phone, card_id)
+    gate_terminal(w, gate)
+    rec = _submit(world, "transit_ride", phone, {
+        "user": phone, "card": card_id, "pan_masked": masked, "terminal": gate,
+        "amount_fen": amount_fen})
+    return {"id": rec["id"], "at": rec["at"], "status": rec["status"], "card": masked,
+            "gate": gate, "fare": rec["fare"]}
+
+
+def transit(world: World, phone: str) -> dict[str, Any]:
+    """The user's rides (the latest first) with their fate in the batches, what the user
+    owes for declined ones, and the gates' offline limits with what today used."""
+    w = wallets_of(world)
+    mine = [(k, w.rides[k]) for k in reversed(w.rides_of.get(phone, ()))]
+    today = to_beijing(w.now_us).date().isoformat()
+    rides = []
+    for rid, r in mine:
+        row: dict[str, Any] = {"id": rid, "at": format_time(r.at_us), "gate": r.terminal,
+                               "card": r.masked, "fare": format_fen(r.fare_fen),
+                               "status": r.status}
+        paid = w.banks.payments.get(r.cleared_by) if r.cleared_by else None
+        if paid is not None:
+            row["cleared"] = paid.status
+        rides.append(row)
+    return {"rides": rides,
+            "owed": format_fen(sum(r.fare_fen for _, r in mine if r.status == "declined")),
+            "today": format_fen(sum(r.fare_fen for _, r in mine if r.day == today)),
+            "ride_limit": format_fen(w.param("wallets.transit_ride_limit")),
+            "daily_limit": format_fen(w.param("wallets.transit_daily_limit"))}

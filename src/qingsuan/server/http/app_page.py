@@ -60,6 +60,16 @@ PAGE = r"""<!doctype html>
   .statement { border-bottom: 1px solid #eceef2; padding-bottom: 6px; margin-bottom: 4px; }
   .stmtHead { margin-bottom: 2px; flex-wrap: wrap; justify-content: flex-start; }
   .stmtHead b { white-space: nowrap; margin-right: 8px; }
+  .pair { display: flex; gap: 8px; margin-top: 10px; }
+  .pair button { flex: 1; }
+  button.second { background: #fff; color: #c8102e; border: 1px solid #c8102e; }
+  .moves, .rides, #transitToday { margin-top: 8px; }
+  .move, .ride { border-top: 1px solid #eceef2; padding: 5px 0; font-size: 14px; }
+  .move .in { color: #1a7f37; }
+  .tag { font-size: 12px; border-radius: 4px; padding: 1px 6px; white-space: nowrap;
+         background: #eef1f5; color: #5a6478; }
+  .tag.cleared, .tag.done { background: #e7f5ec; color: #1a7f37; }
+  .tag.declined, .tag.failed { background: #fde8ec; color: #b00020; }
   .okTag { color: #1a7f37; font-size: 12px; background: #e7f5ec; border-radius: 4px;
            padding: 1px 6px; white-space: nowrap; }
 </style>
@@ -102,6 +112,23 @@ PAGE = r"""<!doctype html>
   </details>
 </section>
 
+<section id="walletBox">
+  <h2 class="bar"><span>Wallet <span class="zh">钱包</span></span>
+      <b class="money" id="walletBal"></b></h2>
+  <form id="moveForm">
+    <label for="moveCard">Bank card 银行卡</label>
+    <select id="moveCard" class="debitPick"></select>
+    <label for="moveAmount">Amount 金额 (¥)</label>
+    <input id="moveAmount" inputmode="decimal" placeholder="0.00" autocomplete="off">
+    <div class="pair">
+      <button type="submit" id="topUp">Top up 充值</button>
+      <button type="button" class="second" id="withdraw">Withdraw 提现</button>
+    </div>
+    <div id="moveMsg"></div>
+  </form>
+  <div class="moves" id="moves"></div>
+</section>
+
 <section id="codeBox">
   <h2>Payment code <span class="zh">付款码</span></h2>
   <label for="codeCard">Pay with 付款卡</label>
@@ -129,6 +156,26 @@ PAGE = r"""<!doctype html>
     <button class="wide" type="submit">Pay 付款</button>
     <div id="payMsg"></div>
   </form>
+</section>
+
+<section id="transitBox">
+  <h2>Transit code <span class="zh">乘车码</span></h2>
+  <div class="muted" id="transitNote">The gate lets you through offline; the fare is
+    charged to the card in the next morning's batch 先乘车后扣款</div>
+  <form id="rideForm">
+    <label for="rideCard">Card 扣款卡</label>
+    <select id="rideCard" class="cardPick"></select>
+    <div class="pair">
+      <div style="flex:1"><label for="gate">Gate 闸机</label>
+        <input id="gate" placeholder="GATE0001" autocomplete="off"></div>
+      <div style="flex:1"><label for="fare">Fare 票价 (¥)</label>
+        <input id="fare" inputmode="decimal" placeholder="0.00" autocomplete="off"></div>
+    </div>
+    <button class="wide" type="submit">Show at the gate 刷码过闸</button>
+    <div id="rideMsg"></div>
+  </form>
+  <div class="muted" id="transitToday"></div>
+  <div class="rides" id="rides"></div>
 </section>
 
 <section id="vouchersBox">
@@ -204,7 +251,8 @@ $("loginForm").addEventListener("submit", async (ev) => {
   KEY = key; $("key").value = "";
   $("login").classList.add("hidden"); $("app").classList.remove("hidden");
   showMe(doc);
-  await Promise.all([loadCards(), loadVouchers(), loadStatements()]);
+  await Promise.all([loadCards(), loadVouchers(), loadStatements(), loadWallet(),
+                     loadTransit()]);
 });
 $("logout").addEventListener("click", () => location.reload());
 
@@ -212,6 +260,7 @@ function showMe(doc) {
   $("who").textContent = doc.name + " · " + doc.phone.slice(0, 3) + "****" +
     doc.phone.slice(-4) + " · " + doc.institution;
   $("wallet").textContent = yuan(doc.wallet);
+  $("walletBal").textContent = yuan(doc.wallet);
   $("walletLine").classList.remove("hidden");
 }
 
@@ -237,12 +286,18 @@ async function loadCards() {
       if (CARDS.some((c) => c.card_id === was)) el.value = was; };
     for (const el of document.querySelectorAll(".cardPick")) fill(el, () => true);
     fill($("repayFrom"), (c) => c.kind !== "credit");
+    for (const el of document.querySelectorAll(".debitPick"))
+      fill(el, (c) => c.kind !== "credit");
     fill($("repayCard"), (c) => c.kind === "credit");
     const me = await call("GET", "/me");
     showMe(me);
   } catch (e) { $("cards").innerHTML = `<p class="err">${esc(why(e))}</p>`; }
 }
-$("refresh").addEventListener("click", loadCards);
+// (what an earlier action said is old news once the world is asked again)
+$("refresh").addEventListener("click", () => {
+  for (const id of ["moveMsg", "rideMsg"]) $(id).textContent = "";
+  return Promise.all([loadCards(), loadWallet(), loadTransit()]);
+});
 
 $("bindForm").addEventListener("submit", async (ev) => {
   ev.preventDefault();
@@ -316,6 +371,62 @@ $("payForm").addEventListener("submit", async (ev) => {
       ` (voucher 优惠 ${yuan(doc.discount)} off ${yuan(doc.price)})` : ""), true);
     await Promise.all([loadCards(), loadVouchers(), loadStatements()]);
   } catch (e) { say("payMsg", why(e)); }
+});
+
+const MOVES = {wallet_top_up: "Top-up 充值", wallet_withdrawal: "Withdrawal 提现",
+  wallet_transfer: "Transfer 转账", wallet_pay: "Wallet payment 余额支付"};
+const MOVE_STATUS = {done: "done 成功", pending: "pending 处理中", failed: "failed 失败",
+  refused: "refused 拒绝"};
+async function loadWallet() {
+  try {
+    const doc = await call("GET", "/wallet");
+    $("walletBal").textContent = yuan(doc.wallet);
+    $("wallet").textContent = yuan(doc.wallet);
+    $("moves").innerHTML = doc.moves.slice(0, 5).map((m) => `
+      <div class="row move" data-move="${esc(m.id)}"><span>${esc(MOVES[m.do] || m.do)}
+        <span class="tag ${esc(m.status)}">${esc(MOVE_STATUS[m.status] || m.status)}</span>
+        </span><span class="money ${m.direction === "in" ? "in" : ""}">${m.direction ===
+          "in" ? "+" : "−"}${yuan(m.amount)}</span></div>`).join("");
+  } catch (e) { say("moveMsg", why(e)); }
+}
+async function move(path, verb) {
+  try {
+    const doc = await call("POST", path, {card_id: $("moveCard").value,
+                                          amount: $("moveAmount").value.trim()});
+    say("moveMsg", `${verb} ${doc.status === "done" ? "成功" : "处理中"} ${yuan(doc.amount)}` +
+      ` · wallet 钱包 ${yuan(doc.wallet)}`, true);
+    $("moveAmount").value = "";
+    await Promise.all([loadWallet(), loadCards()]);
+  } catch (e) { say("moveMsg", why(e)); }
+}
+$("moveForm").addEventListener("submit", (ev) => { ev.preventDefault();
+  move("/top-ups", "Top-up 充值"); });
+$("withdraw").addEventListener("click", () => move("/withdrawals", "Withdrawal 提现"));
+
+const RIDE_STATUS = {authorised: "waiting for the batch 待扣款", cleared: "paid 已扣款",
+  declined: "unpaid 欠费"};
+async function loadTransit() {
+  try {
+    const doc = await call("GET", "/transit");
+    $("transitToday").textContent = `Today 今日 ${yuan(doc.today)} of ` +
+      `${yuan(doc.daily_limit)} · a ride 单程 ≤ ${yuan(doc.ride_limit)}` +
+      (doc.owed !== "0.00" ? ` · owed 欠费 ${yuan(doc.owed)}` : "");
+    $("rides").innerHTML = doc.rides.slice(0, 5).map((r) => `
+      <div class="ride" data-ride="${esc(r.id)}"><div class="row"><span>${esc(r.gate)} ·
+        ${esc(r.at.slice(5, 10))} ${esc(r.at.slice(11, 16))}</span>
+        <span class="money">${yuan(r.fare)}</span></div>
+        <span class="tag ${esc(r.status)}">${esc(RIDE_STATUS[r.status] || r.status)}</span>
+      </div>`).join("");
+  } catch (e) { say("rideMsg", why(e)); }
+}
+$("rideForm").addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  try {
+    const doc = await call("POST", "/transit/rides", {card_id: $("rideCard").value,
+      gate: $("gate").value.trim(), amount: $("fare").value.trim()});
+    say("rideMsg", `Gate open 闸机已开 · ${yuan(doc.fare)} charged in the next batch`, true);
+    await loadTransit();
+  } catch (e) { say("rideMsg", why(e)); }
 });
 
 async function loadVouchers() {

@@ -78,6 +78,27 @@ class RepayIn(BaseModel):
     amount: str = Field(description="CNY as a string of yuan", examples=["300.00"])
 
 
+class MoveIn(BaseModel):
+    """Money between the wallet and a bound card: a top-up (充值) by quick pay from it, or a
+    withdrawal (提现) to it."""
+
+    model_config = ConfigDict(extra="forbid")
+    card_id: CardId
+    amount: str = Field(description="CNY as a string of yuan, at most two decimals",
+                        examples=["500.00"])
+
+
+class RideIn(BaseModel):
+    """The user's transit code (乘车码) shown at a gate: the sandbox stands in for the
+    gate, which authorises the ride offline."""
+
+    model_config = ConfigDict(extra="forbid")
+    card_id: CardId
+    gate: str = Field(max_length=16, description="the gate's terminal id",
+                      examples=["GATE0001"])
+    amount: str = Field(description="the fare, CNY as a string of yuan", examples=["4.00"])
+
+
 CodeId = Annotated[str, Path(pattern=_ID, description="the payment code's id")]
 
 
@@ -168,6 +189,47 @@ async def repay(phone: AppUser, body: RepayIn, c: Core) -> dict[str, Any]:
     amount = inputs.amount_fen(body.amount)
     return dict(await _run(c, lambda: act.repay(c.world, phone, body.from_card, body.card,
                                                 amount)))
+
+
+@api.get("/wallet", summary="The wallet's balance and its latest moves")
+async def wallet(phone: AppUser, c: Core) -> dict[str, Any]:
+    """The balance, the wallet's limit, and the user's latest top-ups, withdrawals, wallet
+    transfers and wallet payments (at most 20, the latest first) with their status."""
+    return dict(await _run(c, lambda: act.wallet(c.world, phone)))
+
+
+@api.post("/top-ups", status_code=201, summary="Top up the wallet from a card (充值)")
+async def top_up(phone: AppUser, body: MoveIn, c: Core) -> dict[str, Any]:
+    """Quick pay (快捷支付): a real-time IBPS debit of the bound card's account for the
+    institution; ``pending`` until IBPS nets it, then the wallet is credited."""
+    amount = inputs.amount_fen(body.amount)
+    return dict(await _run(c, lambda: act.move_money(c.world, phone, "wallet_top_up",
+                                                     body.card_id, amount)))
+
+
+@api.post("/withdrawals", status_code=201, summary="Withdraw to a card's account (提现)")
+async def withdraw(phone: AppUser, body: MoveIn, c: Core) -> dict[str, Any]:
+    """An IBPS credit from the institution to the bound card's account; refused or
+    returned by the bank, the money goes back to the wallet."""
+    amount = inputs.amount_fen(body.amount)
+    return dict(await _run(c, lambda: act.move_money(c.world, phone, "wallet_withdrawal",
+                                                     body.card_id, amount)))
+
+
+@api.get("/transit", summary="The transit code's rides (乘车码)")
+async def transit(phone: AppUser, c: Core) -> dict[str, Any]:
+    """The user's rides with their fate in the next day's batch, what declined rides
+    owe, and the gates' offline limits with what today used."""
+    return dict(await _run(c, lambda: act.transit(c.world, phone)))
+
+
+@api.post("/transit/rides", status_code=201, summary="Ride through a gate (乘车码过闸)")
+async def ride(phone: AppUser, body: RideIn, c: Core) -> dict[str, Any]:
+    """The gate authorises the ride offline, at once; the ride waits for the next day's
+    batch (``authorised``)."""
+    amount = inputs.amount_fen(body.amount)
+    return dict(await _run(c, lambda: act.ride(c.world, phone, body.card_id, body.gate,
+                                               amount)))
 
 
 @router.get("/app", response_class=HTMLResponse, tags=["app"],

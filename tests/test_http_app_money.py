@@ -1,0 +1,135 @@
+"""The app's routes for the wallet's money and the transit code (/v1/app): top-up by quick
+pay from a bound card, withdrawal to one, the wallet's moves, rides through a gate with
+the transit code and their batch the next morning; refusals name the field, bad input
+logs nothing, and another user's key gets 404 for anything of Li's. The sandbox's clock
+brings the wallets' own moments (the statement run, the batch) with no event."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from test_http_app_api import HAN, LI, App, bind_all, open_app, refused
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+@pytest.fixture
+def app() -> Iterator[App]:
+    found = open_app()
+    try:
+        bind_all(found)
+        yield found
+    finally:
+        found.core.close()
+
+
+def balances(app: App, who: str) -> dict[str, str]:
+    return {c["card"][-4:]: c["balance"] for c in app.get("/cards", who).json()["cards"]}
+
+
+def move_clock(app: App, to: str) -> None:
+    moved = app.client.post("/v1/operator/clock", headers=app.h("operator"), json={"at": to})
+    assert moved.status_code == 200, moved.text
+
+
+def test_top_up_and_withdraw_between_the_wallet_and_the_cards(app: App) -> None:
+    icbc, ccb = app.card_id(LI, "0014"), app.card_id(LI, "0094")
+    up = app.post("/top-ups", LI, {"card_id": icbc, "amount": "500.00"})
+    assert up.status_code == 201, up.text
+    assert up.json()["status"] == "done" and up.json()["wallet"] == "500.00"
+    assert up.json()["card"] == "622202*********0014" and "6222020200000000014" not in up.text
+    out = app.post("/withdrawals", LI, {"card_id": ccb, "amount": "200.00"})
+    assert out.status_code == 201, out.text
+    assert (out.json()["status"], out.json()["wallet"]) == ("done", "300.00")
+    seen = app.get("/wallet", LI).json()
+    assert seen["wallet"] == "300.00" and seen["institution"] == "PAYCO"
+    assert [(m["do"], m["amount"], m["direction"], m["status"]) for m in seen["moves"]] == [
+        ("wallet_withdrawal", "200.00", "out", "done"),
+        ("wallet_top_up", "500.00", "in", "done")]
+    assert app.get("/me", LI).json()["wallet"] == "300.00"
+    cards = balances(app, LI)
+    assert (cards["0014"], cards["0094"]) == ("4500.00", "1000.00")
+    assert app.get("/wallet", HAN).json()["moves"] == []  # Li's moves are his
+
+
+def test_wallet_refusals_name_the_field_and_bad_input_logs_nothing(app: App) -> None:
+    icbc = app.card_id(LI, "0014")
+    seq = app.core.engine.applied_seq
+    refused(app.post("/top-ups", LI, {"card_id": icbc, "amount": "1.005"}), 422,
+            "amount_precision", "amount")
+    refused(app.post("/top-ups", LI, {"card_id": icbc, "amount": 5}), 422, "invalid_type",
+            "amount")
+    refused(app.post("/top-ups", LI, {"card_id": icbc, "amount": "-1.00"}), 422,
+            "amount_negative", "amount")
+    refused(app.post("/withdrawals", LI, {"card_id": "tok_nope", "amount": "1.00"}), 404,
+            "unknown_card", "card")
+    refused(app.post("/top-ups", LI, {"card_id": icbc, "amount": "1.00", "x": 1}), 422,
+            "unknown_field", "x")
+    refused(app.post("/top-ups", LI, {"amount": "1.00"}), 422, "missing_field", "card_id")
+    assert app.core.engine.applied_seq == seq  # none of them logged anything
+    # the wallets' refusals: logged, with their reason and the field
+    refused(app.post("/withdrawals", LI, {"card_id": icbc, "amount": "0.01"}), 422,
+            "INSUFFICIENT_WALLET", "amount")
+    refused(app.post("/top-ups", LI, {"card_id": icbc, "amount": "100000.01"}), 422,
+            "WALLET_LIMIT", "amount")
+    # more than the ICBC account holds: ICBC refuses the quick-pay debit, nothing moves
+    refused(app.post("/top-ups", LI, {"card_id": icbc, "amount": "5000.01"}), 422,
+            "IBPS_AM04", "amount")
+    assert app.get("/wallet", LI).json()["wallet"] == "0.00"
+    assert balances(app, LI)["0014"] == "5000.00"
+
+
+def test_another_user_cannot_move_money_with_li_s_cards(app: App) -> None:
+    li_card, gate = app.card_id(LI, "0014"), "GATE0001"
+    tries = [app.post("/top-ups", HAN, {"card_id": li_card, "amount": "1.00"}),
+             app.post("/withdrawals", HAN, {"card_id": li_card, "amount": "1.00"}),
+             app.post("/transit/rides", HAN, {"card_id": li_card, "gate": gate,
+                                              "amount": "1.00"})]
+    for answer in tries:
+        refused(answer, 404, "unknown_card", "card")
+        assert LI not in answer.text and "0014" not in answer.text
+    for path in ("/top-ups", "/withdrawals"):  # without a key: 401, never another's data
+        assert app.client.post("/v1/app" + path, json={"card_id": li_card,
+                                                        "amount": "1.00"}).status_code == 401
+    assert balances(app, LI)["0014"] == "5000.00"
+
+
+def test_rides_with_the_transit_code_clear_the_next_morning(app: App) -> None:
+    icbc = app.card_id(LI, "0014")
+    ride = app.post("/transit/rides", LI, {"card_id": icbc, "gate": "GATE0001",
+                                           "amount": "4.00"})
+    assert ride.status_code == 201, ride.text
+    assert (ride.json()["status"], ride.json()["fare"]) == ("authorised", "4.00")
+    refused(app.post("/transit/rides", LI, {"card_id": icbc, "gate": "GATE0001",
+                                            "amount": "25.00"}), 422, "RIDE_LIMIT", "amount")
+    seq = app.core.engine.applied_seq
+    refused(app.post("/transit/rides", LI, {"card_id": icbc, "gate": "NOGATE",
+                                            "amount": "4.00"}), 422, "unknown_gate", "gate")
+    refused(app.post("/transit/rides", LI, {"card_id": icbc, "gate": "GATE0001",
+                                            "amount": "4.001"}), 422, "amount_precision",
+            "amount")
+    assert app.core.engine.applied_seq == seq
+    seen = app.get("/transit", LI).json()
+    assert [(r["fare"], r["status"], r["gate"]) for r in seen["rides"]] == [
+        ("4.00", "authorised", "GATE0001")]
+    assert (seen["today"], seen["owed"], seen["ride_limit"], seen["daily_limit"]) == (
+        "4.00", "0.00", "20.00", "100.00")
+    assert balances(app, LI)["0014"] == "5000.00"  # offline: nothing reached the bank yet
+    assert app.get("/transit", HAN).json()["rides"] == []
+    # the next morning at 08:00 the gates' batch goes by itself: no event, the clock only
+    move_clock(app, "2026-11-26T09:00:00+08:00")
+    after = app.get("/transit", LI).json()["rides"][0]
+    assert after["status"] == "cleared" and after["cleared"] in ("approved", "cleared")
+    assert balances(app, LI)["0014"] == "4996.00"
+
+
+def test_the_statement_comes_on_its_day_with_the_sandbox_clock(app: App) -> None:
+    credit = app.card_id(LI, "5124")
+    assert app.post("/payments", LI, {"card_id": credit, "amount": "600.00",
+                                      "terminal": "POS00001"}).status_code == 201
+    assert app.get("/statements", LI).json()["cards"][0]["statements"] == []
+    move_clock(app, "2026-12-01T00:00:01+08:00")  # credit.statement_day: the 1st
+    stmt = app.get("/statements", LI).json()["cards"][0]["statements"]
+    assert [(s["at"], s["owed"], s["minimum"], s["due"][:10]) for s in stmt] == [
+        ("2026-12-01T00:00:00+08:00", "600.00", "60.00", "2026-12-21")]
