@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.cards.disputes import DisputeKind
 from qingsuan.cards.iso8583 import ResponseCode
+from qingsuan.cards.iso8583 import ResponseCode as RC
+from qingsuan.cards.requests import Mti, Processing
 from qingsuan.clock import to_beijing
 
 if TYPE_CHECKING:
@@ -64,22 +66,23 @@ def _card_answer(b: Banks, do: str, f: dict[str, Any], answer: dict[str, str]) -
         txn = b.switch.txns.get(answer["key"])
     now = _now(b)
     timeout_s = int(b.engine.params["cards.issuer_timeout"])
-    if rc in ("91", "68") or (txn is not None and txn.stand_in):
+    if rc in (RC.ISSUER_UNAVAILABLE, RC.RESPONSE_RECEIVED_TOO_LATE) or (
+            txn is not None and txn.stand_in):
         now += timeout_s * 1_000_000  # the switch waited for the issuer in vain
-    if rc == "00":
+    if rc == RC.APPROVED:
         record.move(now, "approved")
         record.stand_in = txn is not None and txn.stand_in
         return
     record.move(now, "declined")
     message = _RESPONSE_MEANINGS.get(rc, "declined")
     issuer = txn.issuer if txn is not None else None
-    if rc == "91" and issuer:
+    if rc == RC.ISSUER_UNAVAILABLE and issuer:
         message += f": {issuer} did not answer within {timeout_s} s (cards.issuer_timeout)"
-    elif rc == "68" and txn is not None:
+    elif rc == RC.RESPONSE_RECEIVED_TOO_LATE and txn is not None:
         message += f": {issuer}'s answer ({txn.late_rc}) came after {timeout_s} s"
-        if txn.late_rc == "00":
+        if txn.late_rc == RC.APPROVED:
             message += "; the switch reversed it at the issuer (冲正)"
-    elif rc == "12" and do in ("preauth_cancel", "preauth_completion"):
+    elif rc == RC.INVALID_TRANSACTION and do in ("preauth_cancel", "preauth_completion"):
         held = b.switch.txns.get(b.card_keys.get(f["target"], ""))
         if held is not None and held.status != "authorised":
             message = (f"invalid transaction: the pre-authorisation {f['target']} is "
@@ -88,21 +91,21 @@ def _card_answer(b: Banks, do: str, f: dict[str, Any], answer: dict[str, str]) -
 
 
 def atm_withdrawal(b: Banks, f: dict[str, Any]) -> None:
-    _card_request(b, "atm_withdrawal", f, "01")
+    _card_request(b, "atm_withdrawal", f, Processing.WITHDRAWAL)
 
 
 def pos_purchase(b: Banks, f: dict[str, Any]) -> None:
-    _card_request(b, "pos_purchase", f, "00")
+    _card_request(b, "pos_purchase", f, Processing.PURCHASE)
 
 
 def balance_inquiry(b: Banks, f: dict[str, Any]) -> None:
-    _card_request(b, "atm_balance_inquiry", f, "31")
+    _card_request(b, "atm_balance_inquiry", f, Processing.BALANCE)
 
 
 def preauth(b: Banks, f: dict[str, Any]) -> None:
     """预授权 (0100, processing code 03): the issuer holds the amount; the record moves on
     to "completed", "cancelled" or "expired" when the switch says so."""
-    _card_request(b, "preauth", f, "03", "0100")
+    _card_request(b, "preauth", f, Processing.PREAUTH, Mti.AUTHORISATION)
 
 
 def _linked_request(b: Banks, f: dict[str, Any], mti: str, proc: str
@@ -140,14 +143,15 @@ def _preauth_followup(b: Banks, f: dict[str, Any], mti: str, proc: str,
 
 def preauth_cancel(b: Banks, f: dict[str, Any]) -> None:
     """预授权撤销 (0100, processing code 20): the hotel releases the hold."""
-    _card_answer(b, "preauth_cancel", f, _preauth_followup(b, f, "0100", "20", None))
+    _card_answer(b, "preauth_cancel", f,
+                 _preauth_followup(b, f, Mti.AUTHORISATION, Processing.RETURN, None))
 
 
 def preauth_completion(b: Banks, f: dict[str, Any]) -> None:
     """预授权完成 (0200, processing code 00, condition code 06): a new transaction that
     posts the hold and clears like a purchase."""
     _card_answer(b, "preauth_completion", f,
-                 _preauth_followup(b, f, "0200", "00", f["amount_fen"]))
+                 _preauth_followup(b, f, Mti.FINANCIAL, Processing.PURCHASE, f["amount_fen"]))
 
 
 def reversal(b: Banks, f: dict[str, Any]) -> None:
@@ -157,16 +161,16 @@ def reversal(b: Banks, f: dict[str, Any]) -> None:
     answer = _switch(b, "cards.request", {"t": "0400", "11": f"{stan:06d}",
                                           "original_key": b.card_keys.get(target, "")})
     rc = answer["39"]
-    b.action("reversal", f, rc == "00", None if rc == "00" else
+    b.action("reversal", f, rc == RC.APPROVED, None if rc == RC.APPROVED else
              {"code": rc, "message": _RESPONSE_MEANINGS.get(rc, "")})
-    if rc == "00" and original is not None and original.status == "approved":
+    if rc == RC.APPROVED and original is not None and original.status == "approved":
         original.move(_now(b), "reversed")
 
 
 def pos_refund(b: Banks, f: dict[str, Any]) -> None:
     """退货: the merchant gives back all or part of a purchase (0220, processing code 20),
     at the terminal of the purchase, on the same or a later clearing day."""
-    fields, _ = _linked_request(b, f, "0220", "20")
+    fields, _ = _linked_request(b, f, Mti.ADVICE, Processing.RETURN)
     fields["4"] = f"{f['amount_fen']:012d}"
     _card_answer(b, "pos_refund", f, _switch(b, "cards.request", fields))
 
@@ -180,7 +184,7 @@ def pos_void(b: Banks, f: dict[str, Any]) -> None:
     rc = answer["39"]
     record = b.record(f["id"], "pos_void", "CUPS", response_code=rc)
     now = _now(b)
-    if rc == "00":
+    if rc == RC.APPROVED:
         record.move(now, "approved")
         if original is not None and original.status == "approved":
             original.move(now, "reversed")

@@ -14,6 +14,9 @@ import hmac
 from dataclasses import dataclass
 from typing import Protocol
 
+from qingsuan.cards.iso8583 import ResponseCode as RC
+from qingsuan.cards.requests import Processing
+
 
 class CardRecord(Protocol):
     """What the issuer keeps of a card (the switch holds the records for its BIN table)."""
@@ -39,9 +42,9 @@ def authorise(card: CardRecord | None, *, pin_hash: str | None, proc: str, amoun
     """The issuer's response code. Mutates the card's PIN counter and status (the
     issuer's own record), as the real host does when it answers."""
     if card is None:
-        return "14"
+        return RC.INVALID_CARD_NUMBER
     if card.status != "active":
-        return "05"
+        return RC.DO_NOT_HONOUR
     # An ATM always needs the PIN; at a POS a PIN given is checked, and a debit card
     # needs one above the no-PIN limit (小额免密免签).
     if at_atm or pin_hash is not None or (
@@ -51,14 +54,15 @@ def authorise(card: CardRecord | None, *, pin_hash: str | None, proc: str, amoun
             card.wrong_pins += 1
             if card.wrong_pins >= rules.pin_tries:
                 card.status = "blocked"
-            return "55"
+            return RC.WRONG_PIN
         card.wrong_pins = 0
-    if proc == "31":
-        return "00"
+    if proc == Processing.BALANCE:
+        return RC.APPROVED
     if amount_fen <= 0:
-        return "13"
-    if proc == "01" and withdrawn_today_fen + amount_fen > rules.daily_withdrawal_limit_fen:
-        return "61"
+        return RC.INVALID_AMOUNT
+    if proc == Processing.WITHDRAWAL and \
+            withdrawn_today_fen + amount_fen > rules.daily_withdrawal_limit_fen:
+        return RC.EXCEEDS_WITHDRAWAL_LIMIT
     if available_fen - amount_fen < -overdraft_limit_fen:
-        return "51"
-    return "00"
+        return RC.INSUFFICIENT_FUNDS
+    return RC.APPROVED

@@ -10,8 +10,9 @@ from enum import Enum
 from typing import TYPE_CHECKING, Final, NamedTuple
 
 from qingsuan.calendar import card_clearing_date
+from qingsuan.cards.iso8583 import ResponseCode as RC
 from qingsuan.cards.records import MAX_TXNS, CardTxn, amount_fen, hhmm
-from qingsuan.cards.requests import CardRequest, Mti
+from qingsuan.cards.requests import CardRequest, Mti, Processing
 from qingsuan.clock import to_beijing_naive
 from qingsuan.money import format_fen
 from qingsuan.params import Params
@@ -164,7 +165,7 @@ def file(sw: CardSwitch, req: CardRequest, now_us: int) -> dict[str, str]:
         txn.note = refusal[1]
         return _answer(txn)
     assert kind is not None and original is not None
-    txn.status, txn.rc = "accepted", "00"
+    txn.status, txn.rc = "accepted", RC.APPROVED
     if not kind.moves_money:  # 调单: documents only, no clearing item
         if kind is DisputeKind.RETRIEVAL_REPLY:
             request = _steps(sw, original)[DisputeKind.RETRIEVAL_REQUEST.value]
@@ -205,12 +206,14 @@ def _check(sw: CardSwitch, txn: CardTxn, kind: DisputeKind | None,
     what = kind.words
     if original is None:
         return DisputeRefusal.UNKNOWN_ORIGINAL, DisputeRefusal.UNKNOWN_ORIGINAL.meaning
-    if original.mti not in ("0200", "0220") or original.proc not in ("00", "01") or \
+    if original.mti not in (Mti.FINANCIAL, Mti.ADVICE) or \
+            original.proc not in (Processing.PURCHASE, Processing.WITHDRAWAL) or \
             original.status in ("declined", "reversed") or original.issuer is None:
         return DisputeRefusal.INVALID_ORIGINAL, DisputeRefusal.INVALID_ORIGINAL.meaning
     if original.status != "cleared":
         return DisputeRefusal.NOT_CLEARED, DisputeRefusal.NOT_CLEARED.meaning
-    if not _RULES[kind].any_card and (original.proc == "01" or original.card_kind != "credit"):
+    if not _RULES[kind].any_card and (original.proc == Processing.WITHDRAWAL
+                                      or original.card_kind != "credit"):
         return DisputeRefusal.NOT_ALLOWED, (
             f"a {what} is not allowed for "
             f"{'an ATM withdrawal' if original.proc == '01' else 'a debit card'} "
@@ -322,7 +325,7 @@ def _needs_retrieval(params: Params, filed: dt.date, reason: ChargebackReason,
 
 
 def _answer(txn: CardTxn) -> dict[str, str]:
-    if txn.rc == "00":
+    if txn.rc == RC.APPROVED:
         return {"t": "0630", "key": txn.key, "status": "accepted"}
     return {"t": "0630", "key": txn.key, "status": "refused", "reason": txn.rc,
             "message": txn.note}

@@ -26,7 +26,7 @@ import hmac
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any, Literal, cast
 
 import iso8583
@@ -134,7 +134,7 @@ _CLASS_RE = {"n": _N, "an": _AN, "ans": _ANS}
 _CLASS_NAME = {"n": "digits", "an": "letters and digits", "ans": "printable ASCII"}
 
 
-class ResponseCode(Enum):
+class ResponseCode(StrEnum):
     """Field 39 response codes used by the switch (DOMAIN.md §4)."""
 
     APPROVED = "00"

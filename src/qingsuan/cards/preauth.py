@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from qingsuan.cards.iso8583 import ResponseCode as RC
 from qingsuan.cards.records import CardTxn, Terminal, amount_fen
 from qingsuan.cards.requests import CardRequest, Mti, Processing
 
@@ -31,12 +32,13 @@ def authorise(sw: CardSwitch, req: CardRequest, key: str, now_us: int) -> dict[s
     txn = CardTxn(key, Mti.AUTHORISATION.value, Processing.PREAUTH.value,
                   req.pan_masked if req.pan_masked is not None else "", None,
                   terminal.acquirer if terminal else req.acquirer or "", terminal_id,
-                  amount, "96", "declined", now_us, req.body, req.rrn or "", card=pan)
+                  amount, RC.SYSTEM_MALFUNCTION, "declined", now_us, req.body, req.rrn or "",
+                  card=pan)
     sw.txns[key] = txn
     card = sw.cards.get(pan)
     txn.card_kind = card.kind if card else "debit"
     txn.rc = _decide(sw, txn, req, pan, amount, terminal, now_us)
-    if txn.rc == "00":
+    if txn.rc == RC.APPROVED:
         txn.status = "authorised"
         sw._open_preauths[key] = txn
     return sw._answer(txn)
@@ -48,18 +50,19 @@ def _decide(sw: CardSwitch, txn: CardTxn, req: CardRequest, pan: str, amount: in
 
     assert sw.engine is not None
     if terminal is None or terminal.kind != "pos" or req.proc != Processing.PREAUTH:
-        return "12"
+        return RC.INVALID_TRANSACTION
     refused = sw._route(txn, req, pan, terminal)
     if refused is not None:
         return refused
     mode = sw.hosts.get(txn.issuer or "", "up")
     if mode == "down":
-        return "91"  # no stand-in for a pre-authorisation: only the issuer can hold
-    rc = sw._issuer_decides(txn, req, pan, "03", amount, terminal, now_us)
+        # no stand-in for a pre-authorisation: only the issuer can hold
+        return RC.ISSUER_UNAVAILABLE
+    rc = sw._issuer_decides(txn, req, pan, Processing.PREAUTH, amount, terminal, now_us)
     if mode == "slow":  # the switch reverses what the issuer held: nothing stays held
         txn.late_rc = rc
-        return "68"
-    if rc != "00":
+        return RC.RESPONSE_RECEIVED_TOO_LATE
+    if rc != RC.APPROVED:
         return rc
     bank, name = sw.cards[pan].account.split(":", 1)
     reg = sw.engine.registry
@@ -71,8 +74,8 @@ def _decide(sw: CardSwitch, txn: CardTxn, req: CardRequest, pan: str, amount: in
                                     timeout_us=days * _DAY_US)])
     if not held.all_done:
         txn.hold_id = txn.expires_us = 0
-        return "96"
-    return "00"
+        return RC.SYSTEM_MALFUNCTION
+    return RC.APPROVED
 
 
 def status(sw: CardSwitch, txn: CardTxn, now_us: int) -> str:
@@ -119,20 +122,20 @@ def _original(sw: CardSwitch, req: CardRequest, now_us: int
     declined), another card, or another merchant."""
     original = sw.txns.get(req.original_key or "")
     if original is None:
-        return None, "25"
-    if original.mti != "0100" or original.proc != "03":
-        return original, "12"
+        return None, RC.ORIGINAL_NOT_FOUND
+    if original.mti != "0100" or original.proc != Processing.PREAUTH:
+        return original, RC.INVALID_TRANSACTION
     if status(sw, original, now_us) != "authorised":
-        return original, "12"
+        return original, RC.INVALID_TRANSACTION
     if req.card not in (None, original.card):
-        return original, "12"
+        return original, RC.INVALID_TRANSACTION
     terminal = sw.terminals.get(req.terminal if req.terminal is not None
                                 else original.terminal)
     held_at = sw.terminals[original.terminal]
     if terminal is None or terminal.acquirer != held_at.acquirer or \
             terminal.merchant != held_at.merchant:
-        return original, "12"  # only the merchant that holds it acts on it
-    return original, "00"
+        return original, RC.INVALID_TRANSACTION  # only the merchant that holds it acts on it
+    return original, RC.APPROVED
 
 
 def _linked_txn(sw: CardSwitch, req: CardRequest, key: str, now_us: int,
@@ -144,7 +147,7 @@ def _linked_txn(sw: CardSwitch, req: CardRequest, key: str, now_us: int,
                   original.issuer if original else None,
                   terminal.acquirer if terminal else req.acquirer or "", terminal_id,
                   amount_fen(req.amount_text if req.amount_text is not None else "0"),
-                  "96", "declined", now_us, req.body, req.rrn or "",
+                  RC.SYSTEM_MALFUNCTION, "declined", now_us, req.body, req.rrn or "",
                   card=original.card if original else "",
                   card_kind=original.card_kind if original else "debit",
                   original_key=req.original_key or "")
@@ -161,14 +164,15 @@ def cancel(sw: CardSwitch, req: CardRequest, key: str, now_us: int) -> dict[str,
     original, rc = _original(sw, req, now_us)
     txn = _linked_txn(sw, req, key, now_us, Mti.AUTHORISATION.value, Processing.RETURN.value,
                       original)
-    if rc == "00" and original is not None:
+    if rc == RC.APPROVED and original is not None:
         if not txn.amount_fen:  # field 4 absent (or zero): the pre-authorised amount
             txn.amount_fen = original.amount_fen
         mode = sw.hosts.get(original.issuer or "", "up")
         if txn.amount_fen != original.amount_fen:
-            rc = "13"
+            rc = RC.INVALID_AMOUNT
         elif mode != "up":
-            rc = "91" if mode == "down" else "68"  # the hold stays as it was
+            # the hold stays as it was
+            rc = RC.ISSUER_UNAVAILABLE if mode == "down" else RC.RESPONSE_RECEIVED_TOO_LATE
         else:
             _release_hold(sw, original)
             original.status = "cancelled"
@@ -184,15 +188,15 @@ def reverse(sw: CardSwitch, original: CardTxn, req: CardRequest, now_us: int
     hold is gone already (cancelled, expired) answers 00 and changes nothing; a
     completed one 12 (reverse the completion); a cancel 12."""
     if original.proc != Processing.PREAUTH:
-        return sw._reply(req, "12")
+        return sw._reply(req, RC.INVALID_TRANSACTION)
     state = status(sw, original, now_us)
     if state in ("cancelled", "expired"):
-        return sw._reply(req, "00")
+        return sw._reply(req, RC.APPROVED)
     if state != "authorised":
-        return sw._reply(req, "12")
+        return sw._reply(req, RC.INVALID_TRANSACTION)
     _release_hold(sw, original)
     original.status = "reversed"
-    return sw._reply(req, "00")
+    return sw._reply(req, RC.APPROVED)
 
 
 def complete(sw: CardSwitch, req: CardRequest, key: str, now_us: int) -> dict[str, str]:
@@ -206,10 +210,10 @@ def complete(sw: CardSwitch, req: CardRequest, key: str, now_us: int) -> dict[st
     original, rc = _original(sw, req, now_us)
     mti = req.mti if req.mti is not None else Mti.FINANCIAL.value
     txn = _linked_txn(sw, req, key, now_us, mti, Processing.PURCHASE.value, original)
-    if rc == "00" and original is not None:
+    if rc == RC.APPROVED and original is not None:
         rc = _decide_completion(sw, txn, req, original)
     txn.rc = rc
-    if rc == "00" and original is not None:
+    if rc == RC.APPROVED and original is not None:
         sw._approve(txn, now_us)
         original.status = "completed"
         sw._open_preauths.pop(original.key, None)
@@ -223,24 +227,25 @@ def _decide_completion(sw: CardSwitch, txn: CardTxn, req: CardRequest, original:
 
     assert sw.engine is not None
     if req.proc != Processing.PURCHASE or req.pos_condition != "06":
-        return "12"  # not a completion (condition code 06)
+        return RC.INVALID_TRANSACTION  # not a completion (condition code 06)
     if (req.currency if req.currency is not None else "156") != "156":
-        return "30"
+        return RC.FORMAT_ERROR
     held = original.amount_fen
     tolerance = int(sw.engine.params["cards.preauth_tolerance"])
     ceiling = held * (_PPM + tolerance) // _PPM
     if txn.amount_fen <= 0 or txn.amount_fen > ceiling:
-        return "13"
+        return RC.INVALID_AMOUNT
     mode = sw.hosts.get(original.issuer or "", "up")
     if mode != "up":
-        return "91" if mode == "down" else "68"  # the hold stays as it was
+        # the hold stays as it was
+        return RC.ISSUER_UNAVAILABLE if mode == "down" else RC.RESPONSE_RECEIVED_TOO_LATE
     reg, ledger = sw.engine.registry, sw.engine.ledger
     bank, name = sw.cards[txn.card].account.split(":", 1)
     account = reg.id(bank, name)
     extra = txn.amount_fen - held
     if extra > 0 and ledger.balance(account).available_fen - extra < \
             -ledger.overdraft_limit_fen(account):
-        return "51"
+        return RC.INSUFFICIENT_FUNDS
     legs: list[tuple[int, int, int] | Transfer] = [
         Transfer(0, 0, 0, min(txn.amount_fen, held), TransferFlags.POST_PENDING,
                  pending_id=original.hold_id)]
@@ -248,5 +253,5 @@ def _decide_completion(sw: CardSwitch, txn: CardTxn, req: CardRequest, original:
         legs.append((account, reg.id(bank, "due_to_switch"), extra))
     legs += sw._acquirer_leg(txn)
     if not sw.engine.post(legs, linked=True).all_done:
-        return "96"
-    return "00"
+        return RC.SYSTEM_MALFUNCTION
+    return RC.APPROVED

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from qingsuan.cards.iso8583 import ResponseCode as RC
 from qingsuan.cards.records import (
     TO_ISSUER_PROCS,
     CardTxn,
@@ -34,15 +35,15 @@ def refund(sw: CardSwitch, req: CardRequest, key: str, now_us: int) -> dict[str,
                   original.pan_masked if original else "",
                   original.issuer if original else None,
                   terminal.acquirer if terminal else req.acquirer or "", terminal_id,
-                  amount, "96", "declined", now_us, req.body, req.rrn or "",
+                  amount, RC.SYSTEM_MALFUNCTION, "declined", now_us, req.body, req.rrn or "",
                   card=original.card if original else "",
                   card_kind=original.card_kind if original else "debit",
                   original_key=req.original_key or "")
     sw.txns[key] = txn
     txn.rc = _decide(sw, txn, original, terminal)
-    if txn.rc == "00":
+    if txn.rc == RC.APPROVED:
         sw._approve(txn, now_us)
-    elif txn.rc == "68":
+    elif txn.rc == RC.RESPONSE_RECEIVED_TOO_LATE:
         txn.status = "reversed"
     return sw._answer(txn)
 
@@ -51,34 +52,35 @@ def _decide(sw: CardSwitch, txn: CardTxn, original: CardTxn | None,
             terminal: Terminal | None) -> str:
     assert sw.engine is not None
     if original is None:
-        return "25"
-    if original.mti not in ("0200", "0220") or original.proc != "00" or \
+        return RC.ORIGINAL_NOT_FOUND
+    if original.mti not in ("0200", "0220") or original.proc != Processing.PURCHASE or \
             original.status not in ("approved", "cleared") or original.issuer is None:
-        return "12"  # reversed, declined, or not a purchase (or a completion)
+        return RC.INVALID_TRANSACTION  # reversed, declined, or not a purchase (or a completion)
     bought_at = sw.terminals[original.terminal]
     if terminal is None or terminal.kind != "pos" or \
             terminal.acquirer != bought_at.acquirer or terminal.merchant != bought_at.merchant:
-        return "12"  # a refund comes from the merchant that sold
+        return RC.INVALID_TRANSACTION  # a refund comes from the merchant that sold
     if txn.amount_fen <= 0 or original.refunded_fen + txn.amount_fen > original.amount_fen:
-        return "13"
+        return RC.INVALID_AMOUNT
     merchant = terminal.merchant
     if merchant is not None and merchant_funds(sw, merchant) < txn.amount_fen:
-        return "51"  # the acquirer will not pay out what the merchant cannot cover
+        return RC.INSUFFICIENT_FUNDS  # the acquirer will not pay out what the merchant cannot cover
     mode = sw.hosts.get(original.issuer, "up")
     if mode == "down":
-        return "91"  # no stand-in for refunds: only the issuer credits its cardholder
+        # no stand-in for refunds: only the issuer credits its cardholder
+        return RC.ISSUER_UNAVAILABLE
     if mode == "slow":  # booked by the issuer, answered late, reversed by the switch
-        txn.late_rc = "00" if sw._post(txn, sw._issuer_leg(txn)) else "96"
-        if txn.late_rc == "00":
+        txn.late_rc = RC.APPROVED if sw._post(txn, sw._issuer_leg(txn)) else RC.SYSTEM_MALFUNCTION
+        if txn.late_rc == RC.APPROVED:
             undone = sw._post(txn, backwards(sw._issuer_leg(txn)))
             assert undone, "a reversal of what was just booked cannot fail"
-        return "68"
+        return RC.RESPONSE_RECEIVED_TOO_LATE
     if not sw._post(txn, sw._issuer_leg(txn) + sw._acquirer_leg(txn)):
-        return "96"
+        return RC.SYSTEM_MALFUNCTION
     txn.fee_base_fen = original.amount_fen
     txn.refunded_before_fen = original.refunded_fen
     original.refunded_fen += txn.amount_fen
-    return "00"
+    return RC.APPROVED
 
 
 def merchant_funds(sw: CardSwitch, merchant: str) -> int:
@@ -95,7 +97,7 @@ def merchant_funds(sw: CardSwitch, merchant: str) -> int:
         terminal = sw.terminals.get(t.terminal)
         if terminal is None or terminal.merchant != merchant:
             continue
-        if t.proc == "00":
+        if t.proc == Processing.PURCHASE:
             funds += t.amount_fen - mdr_fen(t.amount_fen, terminal.mdr_ppm)
         elif t.proc in TO_ISSUER_PROCS:
             funds -= t.amount_fen

@@ -18,6 +18,7 @@ from qingsuan.banks.issuer import IssuerRules
 from qingsuan.calendar import card_clearing_date
 from qingsuan.cards import batch, dayclose, disputes, preauth, refunds
 from qingsuan.cards.disputes import ChargebackReason, DisputeKind, DisputeRefusal
+from qingsuan.cards.iso8583 import ResponseCode as RC
 from qingsuan.cards.records import (
     MAX_TXNS,
     SWITCH,
@@ -222,7 +223,7 @@ class CardSwitch:
         if seen is not None:
             if seen.body == req.body:
                 return self._answer(seen)  # a true retry: the same answer again
-            return self._reply(req, "94")
+            return self._reply(req, RC.DUPLICATE_TRANSMISSION)
         if len(self.txns) >= MAX_TXNS:
             raise RuntimeError(f"the switch holds {MAX_TXNS} transactions: refusing more")
         if mti != Mti.FINANCIAL:
@@ -247,14 +248,14 @@ class CardSwitch:
                       card.pan_masked if card else req.pan_masked or "", None,
                       terminal.acquirer if terminal else req.acquirer or "",
                       terminal.id if terminal else req.terminal or "",
-                      amount, "96", "declined", now_us, req.body, req.rrn or "",
+                      amount, RC.SYSTEM_MALFUNCTION, "declined", now_us, req.body, req.rrn or "",
                       card=card.token if card else pan)
         self.txns[key] = txn
         txn.rc = self._decide(txn, req, pan, proc, amount, terminal, now_us)
         txn.card_kind = card.kind if card else "debit"
-        if txn.rc == "00":
+        if txn.rc == RC.APPROVED:
             self._approve(txn, now_us)
-        elif txn.rc == "68" and proc != "31":
+        elif txn.rc == RC.RESPONSE_RECEIVED_TOO_LATE and proc != Processing.BALANCE:
             txn.status = "reversed"  # the switch reversed it at the issuer (冲正)
         return self._answer(txn)
 
@@ -279,9 +280,10 @@ class CardSwitch:
     def _decide(self, txn: CardTxn, req: CardRequest, pan: str, proc: str, amount: int,
                 terminal: Terminal | None, now_us: int) -> str:
         assert self.engine is not None
-        if terminal is None or (proc == "01" and terminal.kind != "atm") or \
-                (proc == "00" and terminal.kind != "pos") or proc not in ("00", "01", "31"):
-            return "12"
+        if terminal is None or (proc == Processing.WITHDRAWAL and terminal.kind != "atm") or \
+                (proc == Processing.PURCHASE and terminal.kind != "pos") or \
+                proc not in (Processing.PURCHASE, Processing.WITHDRAWAL, Processing.BALANCE):
+            return RC.INVALID_TRANSACTION
         refused = self._route(txn, req, pan, terminal)
         if refused is not None:
             return refused
@@ -289,22 +291,23 @@ class CardSwitch:
         if mode == "down":  # no answer within cards.issuer_timeout
             return self._stand_in(txn, req, pan, proc, amount, terminal)
         rc = self._issuer_decides(txn, req, pan, proc, amount, terminal, now_us)
-        if rc != "00" or proc == "31":
+        if rc != RC.APPROVED or proc == Processing.BALANCE:
             if mode == "slow":
                 txn.late_rc = rc
-                return "68"
+                return RC.RESPONSE_RECEIVED_TOO_LATE
             return rc
         if mode == "slow":
             # the issuer approves and books it, but its answer comes after the timeout: the
             # acquirer gets 68 (no cash, no goods) and the switch sends the issuer a
             # reversal, which takes the issuer's booking back exactly
-            txn.late_rc = "00" if self._post(txn, self._issuer_leg(txn)) else "96"
-            if txn.late_rc == "00":
+            txn.late_rc = (RC.APPROVED if self._post(txn, self._issuer_leg(txn))
+                           else RC.SYSTEM_MALFUNCTION)
+            if txn.late_rc == RC.APPROVED:
                 undone = self._post(txn, backwards(self._issuer_leg(txn)), allowance=-1)
                 assert undone, "a reversal of what was just booked cannot fail"
-            return "68"
-        return "00" if self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn)) \
-            else "96"
+            return RC.RESPONSE_RECEIVED_TOO_LATE
+        return RC.APPROVED if self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn)) \
+            else RC.SYSTEM_MALFUNCTION
 
     def _route(self, txn: CardTxn, req: CardRequest, pan: str, terminal: Terminal
                ) -> str | None:
@@ -313,14 +316,14 @@ class CardSwitch:
         itself; currency not CNY 30; Luhn 14 (no token: the vault gives none to a PAN that
         is not digits with a right check digit); no issuer for the BIN 15."""
         if req.acquirer is not None and req.acquirer != terminal.acquirer:
-            return "12"
+            return RC.INVALID_TRANSACTION
         if (req.currency if req.currency is not None else "156") != "156":
-            return "30"
+            return RC.FORMAT_ERROR
         if not pan:
-            return "14"
+            return RC.INVALID_CARD_NUMBER
         issuer = self._issuer_of(txn.pan_masked[:6])
         if issuer is None:
-            return "15"
+            return RC.NO_SUCH_ISSUER
         txn.issuer = issuer
         return None
 
@@ -361,24 +364,24 @@ class CardSwitch:
         assert self.engine is not None
         params = self.engine.params
         card = self.cards.get(pan)
-        if not params["cards.standin"] or proc != "00" or terminal.kind != "pos":
-            return "91"
+        if not params["cards.standin"] or proc != Processing.PURCHASE or terminal.kind != "pos":
+            return RC.ISSUER_UNAVAILABLE
         if card is None:
-            return "14"
+            return RC.INVALID_CARD_NUMBER
         if card.status != "active":
-            return "05"
+            return RC.DO_NOT_HONOUR
         if req.pin_hash is not None or (
                 card.kind == "debit" and amount > int(params["cards.pos_no_pin_limit"])):
-            return "91"  # a PIN only the issuer can verify
+            return RC.ISSUER_UNAVAILABLE  # a PIN only the issuer can verify
         if amount <= 0:
-            return "13"
+            return RC.INVALID_AMOUNT
         if amount > int(params["cards.standin_limit"]):
-            return "91"
+            return RC.ISSUER_UNAVAILABLE
         result = self.engine.post(self._acquirer_leg(txn), linked=True)
         assert result.all_done, result.failures()
         txn.stand_in = True
         txn.advice = "pending"
-        return "00"
+        return RC.APPROVED
 
     def _post(self, txn: CardTxn, legs: list[tuple[int, int, int]], allowance: int = 1
               ) -> bool:
@@ -388,7 +391,7 @@ class CardSwitch:
         assert self.engine is not None
         if not self.engine.post(legs, linked=True).all_done:
             return False
-        if txn.proc == "01" and allowance:
+        if txn.proc == Processing.WITHDRAWAL and allowance:
             k = f"{txn.card}|{self._day(txn.at_us)}"
             self.daily[k] = self.daily.get(k, 0) + allowance * txn.amount_fen
         return True
@@ -405,13 +408,13 @@ class CardSwitch:
             account = self.engine.registry.account_id(card.account)
             available = ledger.available_fen(account)
             limit = ledger.overdraft_limit_fen(account)
-            if proc == "01":
+            if proc == Processing.WITHDRAWAL:
                 used = self.daily.get(f"{pan}|{self._day(now_us)}", 0)
         rc = issuer.authorise(card, pin_hash=req.pin_hash, proc=proc, amount_fen=amount,
                               at_atm=terminal.kind == "atm", available_fen=available,
                               overdraft_limit_fen=limit, withdrawn_today_fen=used,
                               rules=self.issuer_rules())
-        if proc == "31" and rc == "00":
+        if proc == Processing.BALANCE and rc == RC.APPROVED:
             txn.balance_fen = available
         return rc
 
@@ -432,11 +435,13 @@ class CardSwitch:
         22, of something not an approved purchase 12, of an unknown original 25."""
         original = self.txns.get(req.original_key or "")
         if original is None:
-            return self._reply(req, "25")
+            return self._reply(req, RC.ORIGINAL_NOT_FOUND)
         if original.status == "reversed":
-            return self._reply(req, "22")
-        if original.status != "approved" or original.proc != "00" or original.refunded_fen:
-            return self._reply(req, "12")  # not a purchase, cleared, or partly refunded
+            return self._reply(req, RC.SUSPECTED_MALFUNCTION)
+        if original.status != "approved" or original.proc != Processing.PURCHASE or \
+                original.refunded_fen:
+            # not a purchase, cleared, or partly refunded
+            return self._reply(req, RC.INVALID_TRANSACTION)
         return self._undo(original, req)
 
     def _issuer_leg(self, txn: CardTxn) -> list[tuple[int, int, int]]:
@@ -469,7 +474,8 @@ class CardSwitch:
             debit = f"atm_cash:{terminal.id}" if terminal.kind == "atm" else "due_to_merchants"
             return [(reg.id(acquirer, debit), reg.id(acquirer, "due_to_switch"),
                      txn.amount_fen)]
-        credit_to = f"atm_cash:{terminal.id}" if txn.proc == "01" else "due_to_merchants"
+        credit_to = (f"atm_cash:{terminal.id}" if txn.proc == Processing.WITHDRAWAL
+                     else "due_to_merchants")
         return [(reg.id(acquirer, "due_from_switch"), reg.id(acquirer, credit_to),
                  txn.amount_fen)]
 
@@ -478,21 +484,23 @@ class CardSwitch:
         assert self.engine is not None
         original = self.txns.get(req.original_key or "")
         if original is None:
-            return self._reply(req, "25")
+            return self._reply(req, RC.ORIGINAL_NOT_FOUND)
         if original.status == "declined":
-            return self._reply(req, "12")
+            return self._reply(req, RC.INVALID_TRANSACTION)
         if original.status == "reversed":
-            return self._reply(req, "00")  # idempotent: already undone
+            return self._reply(req, RC.APPROVED)  # idempotent: already undone
         if original.mti == Mti.AUTHORISATION:
             return preauth.reverse(self, original, req, now_us)
         if original.status != "approved" or original.refunded_fen:
-            return self._reply(req, "12")  # cleared already (too late), or partly refunded
+            # cleared already (too late), or partly refunded
+            return self._reply(req, RC.INVALID_TRANSACTION)
         return self._undo(original, req)
 
     def _undo(self, original: CardTxn, req: CardRequest) -> dict[str, str]:
         """Take an approved transaction back out of both banks' books, exactly."""
         assert self.engine is not None
-        if original.proc in ("00", "01", "20") and original.issuer is not None:
+        if original.proc in (Processing.PURCHASE, Processing.WITHDRAWAL, Processing.RETURN) and \
+                original.issuer is not None:
             legs = self._acquirer_leg(original)
             # a stand-in whose advice the issuer has not booked yet: only the acquirer's
             # side to undo, and the advice is cancelled
@@ -501,16 +509,16 @@ class CardSwitch:
                 legs = self._issuer_leg(original) + legs
             if not self._post(original, backwards(legs), allowance=-1 if issuer_booked else 0):
                 # only a refund can fail to come back: the cardholder spent the money
-                assert original.proc == "20"
-                return self._reply(req, "51")
+                assert original.proc == Processing.RETURN
+                return self._reply(req, RC.INSUFFICIENT_FUNDS)
             if not issuer_booked:
                 original.advice = "cancelled"
-            if original.proc == "20":
+            if original.proc == Processing.RETURN:
                 refunded = self.txns[original.original_key]
                 refunded.refunded_fen -= original.amount_fen
         original.status = "reversed"
         self._unindex_open(original)
-        return self._reply(req, "00")
+        return self._reply(req, RC.APPROVED)
 
     def _cover(self, txn: CardTxn) -> None:
         """What the cardholder's account cannot bear of a debit the issuer must book
