@@ -98,14 +98,19 @@ class CardCore:
                 out.append((answer["39"], "", "", None))
             else:
                 out.append((answer["39"], txn.key, txn.clearing_date or "", txn.balance_fen))
-        self.requests += len(bodies)
+        self.count_requests(len(bodies))
+        return out
+
+    def count_requests(self, n: int) -> None:
+        """``n`` more requests applied (any edge's)."""
+        self.requests += n
         if self.requests >= self._next_freeze:
-            # The switch keeps every transaction for the life of the process: move what
-            # exists out of the cyclic collector's reach, or its full collections scan
-            # them all (pauses of 100+ ms once there are some hundred thousand).
+            # The world keeps every transaction and payment for the life of the process:
+            # move what exists out of the cyclic collector's reach, or its full
+            # collections scan them all (pauses of 100+ ms once there are some hundred
+            # thousand).
             gc.freeze()
             self._next_freeze = self.requests + FREEZE_EVERY
-        return out
 
     # ------------------------------------------------------------------ time
 

@@ -103,6 +103,8 @@ class EdgeLink:
         def done(results: list[Result]) -> None:
             [(ok, value)] = results
             booked = value if ok else [value] * len(tickets)
+            with self.core.lock:
+                self.core.count_requests(len(tickets))
             self._send(("answers", [(ticket, *answer_of(one))
                                     for ticket, one in zip(tickets, booked, strict=True)]))
 
