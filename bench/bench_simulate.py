@@ -35,22 +35,26 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 
 _ONE = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from pathlib import Path
 t0 = time.perf_counter()
+load0 = os.getloadavg()[0]
 from qingsuan.sim.scenario import load_scenario
 from qingsuan.sim.simulate import Options, simulate
 file, scale, days, out, store = (sys.argv[1], float(sys.argv[2]), int(sys.argv[3]),
                                  sys.argv[4], sys.argv[5])
 result = simulate(load_scenario(file), Options(days=days, scale=scale, seed=1, store=store))
 wall = time.perf_counter() - t0
+usage = resource.getrusage(resource.RUSAGE_SELF)
 hwm_kb = next(int(line.split()[1]) for line in open("/proc/self/status")
               if line.startswith("VmHWM:"))
+load = (load0 + os.getloadavg()[0]) / 2
 t1 = time.perf_counter()
 if out:
     result.write(Path(out))
 write = time.perf_counter() - t1
 print(json.dumps({"items": result.items, "wall_s": wall, "write_s": write,
+                  "user_s": usage.ru_utime, "sys_s": usage.ru_stime, "load": load,
                   "checks": all(result.summary["checks"].values()),
                   "peak_mb": hwm_kb / 1024,
                   "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -203,8 +207,8 @@ def main() -> None:
     if args.participants:
         args.file = with_participants(args.file, args.participants, tmp)
     table = Table(title=f"simulate {Path(args.file).name}, {args.days} day(s)")
-    for col in ("scale", "transfers", "wall s", "transfers/s", "write s", "peak MB",
-                "checks"):
+    for col in ("scale", "transfers", "wall s", "CPU s (user + sys)", "load",
+                "transfers/s", "write s", "peak MB", "checks"):
         table.add_column(col, justify="right")
     for scale in args.scales.split(","):
         store = f"{tmp / scale}-{Path(args.store).name}" if args.store else "memory:"
@@ -221,6 +225,8 @@ def main() -> None:
         r = json.loads(next(line for line in reversed(done.stdout.splitlines())
                             if line.startswith("{")))
         table.add_row(scale, f"{r['items']:,}", f"{r['wall_s']:.1f}",
+                      f"{r['user_s'] + r['sys_s']:.1f} ({r['user_s']:.1f} + "
+                      f"{r['sys_s']:.1f})", f"{r['load']:.1f}",
                       f"{r['items'] / r['wall_s']:,.0f}",
                       f"{r['write_s']:.1f}" if args.out else "-", f"{r['peak_mb']:,.0f}",
                       "yes" if r["checks"] else "NO")

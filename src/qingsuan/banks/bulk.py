@@ -45,6 +45,8 @@ _U32: Final = struct.Struct("<I")
 _COLUMNS: Final = ("<u4", "<u4", "<i8", "<u1")
 
 I64 = npt.NDArray[np.int64]
+#: account ids up to this many more than a batch's items are tallied in a table by id
+_DENSE_IDS: Final = 1 << 22
 
 
 class Route(IntEnum):
@@ -222,10 +224,21 @@ def _funded(engine: Any, accounts: I64, amount: I64) -> npt.NDArray[np.bool_]:
     ok = np.ones(n, np.bool_)
     if n == 0:
         return ok
-    payers, slot = np.unique(accounts, return_inverse=True)
-    headroom = engine.ledger.debit_headroom_fen(payers)
-    total = np.zeros(len(payers), np.int64)
-    np.add.at(total, slot, amount)
+    top = int(accounts.max()) + 1
+    if top <= 4 * n + _DENSE_IDS:
+        # the registry's ids are dense: a table by account id instead of a sort (np.unique
+        # was most of this function's time on a batch of millions)
+        total = np.zeros(top, np.int64)
+        np.add.at(total, accounts, amount)
+        payers = np.flatnonzero(total)  # every amount is positive
+        headroom = np.zeros(top, np.int64)
+        headroom[payers] = engine.ledger.debit_headroom_fen(payers)
+        slot = accounts
+    else:
+        payers, slot = np.unique(accounts, return_inverse=True)
+        headroom = engine.ledger.debit_headroom_fen(payers)
+        total = np.zeros(len(payers), np.int64)
+        np.add.at(total, slot, amount)
     short_payer = total > headroom
     if not short_payer.any():
         return ok
