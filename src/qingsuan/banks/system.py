@@ -317,8 +317,11 @@ class Banks:
         if not 0 <= mdr_ppm <= 1_000_000:
             raise ValueError(f"mdr_ppm must be 0 to 1,000,000 (got {mdr_ppm})")
         step = card_bulk.MAX_CARD_BULK
+        holder, acceptor, amount, kinds, cards = cols
         codes = [self.engine.command("banks.cards", card_bulk.encode(
-            *(c[i:i + step] for c in cols), mdr_ppm=mdr_ppm)) for i in range(0, len(cols[2]), step)]
+            holder[i:i + step], acceptor[i:i + step], amount[i:i + step],
+            kinds[i:i + step], cards[i:i + step], mdr_ppm=mdr_ppm))
+            for i in range(0, len(amount), step)]
         return np.concatenate(codes) if codes else np.zeros(0, np.uint8)
 
     def bulk_columns(self) -> bulk.Columns:
