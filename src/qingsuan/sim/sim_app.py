@@ -23,7 +23,6 @@ state, so the events are drawn from the seed alone.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import numpy.typing as npt
+import orjson
 import pyarrow as pa
 
 from qingsuan.cards.iso8583 import luhn_ok
@@ -603,5 +603,6 @@ class AppPlayer:
 
 
 def _body(do: str, fields: dict[str, Any]) -> bytes:
-    return json.dumps({"do": do, "order": -1, "fields": fields}, sort_keys=True,
-                      ensure_ascii=False).encode()
+    """A ``banks.event`` command's body, as ``World.submit`` writes one (orjson)."""
+    return orjson.dumps({"do": do, "order": -1, "fields": fields},
+                        option=orjson.OPT_SORT_KEYS)
