@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import calendar
 from datetime import datetime, time, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from qingsuan.clock import BEIJING, US_PER_MINUTE, US_PER_SECOND, from_datetime, to_beijing
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from qingsuan.wallets.system import Wallets
 
 
+@lru_cache(maxsize=64)  # asked after every command, with the same last run mostly
 def statement_moment_after(after_us: int, day: int) -> int:
     """The first statement run strictly after ``after_us``: 00:00 Beijing on ``day`` of a
     month (the month's last day when it has fewer days)."""
@@ -74,9 +76,13 @@ def clearing_due_us(w: Wallets) -> int | None:
     first_day = w.open_ride_day()
     if first_day is None:
         return None
+    return _batch_after(first_day, w.clearing_us, w.param("wallets.transit_clearing_time"))
+
+
+@lru_cache(maxsize=64)  # asked after every command, with the same rides mostly
+def _batch_after(first_day: str, last_batch_us: int, minutes: int) -> int:
     next_day = datetime.fromisoformat(first_day).replace(tzinfo=BEIJING) + timedelta(days=1)
-    start = max(w.clearing_us + 1, from_datetime(next_day))
-    return clearing_moment_from(start, w.param("wallets.transit_clearing_time"))
+    return clearing_moment_from(max(last_batch_us + 1, from_datetime(next_day)), minutes)
 
 
 def next_due_us(w: Wallets, after_us: int) -> int | None:
