@@ -11,12 +11,18 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from qingsuan.cli import app as cli
+from qingsuan.clock import VirtualClock
+from qingsuan.money import format_fen
 from qingsuan.sim.scenario import ScenarioError, load_scenario, parse_scenario
 from qingsuan.sim.sim_app import AppPlan, app_day, with_app_world
 from qingsuan.sim.simulate import Options, Result, simulate
+from qingsuan.wallets import checks
+from qingsuan.world import World
 
 APP_DAY = Path(str(resources.files("qingsuan") / "scenarios" / "app-day.yaml"))
 
@@ -130,6 +136,47 @@ def test_the_budget_holds_whether_one_voucher_or_more_than_claimed(budget: str) 
     assert c["claimed"] == min(c["claims"], c["budget_fen"] // c["discount_fen"])
     assert c["committed_fen"] <= c["budget_fen"]
     assert c["discounts_paid_fen"] <= c["budget_fen"]
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(vouchers=st.integers(1, 60), claimers=st.sampled_from(["0.2", "0.5", "1"]),
+       seed=st.integers(0, 2**20))
+def test_no_budget_claimers_or_seed_overspends(vouchers: int, claimers: str, seed: int
+                                               ) -> None:
+    """Property: whatever the budget (in discounts), the share who claim and the seed,
+    the claims granted are exactly what the budget covers, and neither the commitments
+    nor the discounts paid exceed it."""
+    app = APP.replace("claimers: 0.8", f"claimers: {claimers}").replace(
+        "payments: 3", "payments: 1")
+    s = _run(_scenario(format_fen(vouchers * 2_000), app), seed=seed).summary
+    c = s["app"]["campaign"]
+    assert c["claimed"] == min(c["claims"], vouchers)
+    assert c["committed_fen"] <= c["budget_fen"]
+    assert c["discounts_paid_fen"] <= c["voucher_value_fen"] <= c["committed_fen"]
+    assert all(s["checks"].values())
+
+
+def test_replaying_the_log_rebuilds_the_app_s_day(tmp_path: Path) -> None:
+    """Every app event was logged before its outcome was read: the store's log, replayed
+    in a new process's world, gives the same wallets, campaign and records."""
+    store = str(tmp_path / "day.db")
+    sc = parse_scenario(_scenario())
+    s = simulate(sc, Options(store=store, seed=3)).summary["app"]
+    world = World.open(store, VirtualClock(sc.start_us), readonly=True)
+    w = world.wallets
+    assert w is not None
+    assert {name: {"reserve_fen": checks.reserve_fen(w, name),
+                   "customer_funds_fen": checks.customer_funds_fen(w, name)}
+            for name in w.institutions} == s["institutions"]
+    c = w.campaigns["dinner"]
+    assert (c.claimed, c.used, c.spend_fen, c.paid_fen) == (
+        s["campaign"]["claimed"], s["campaign"]["used"], s["campaign"]["spend_driven_fen"],
+        s["campaign"]["discounts_paid_fen"])
+    done = sum(1 for k, r in w.records.items()
+               if k.startswith("app.") and not k.endswith(".code") and r["status"] == "done"
+               and not k.startswith("app.bind"))
+    assert done == sum(e["done_items"] for e in s["events"].values())
+    world.engine.close()
 
 
 def test_events_follow_the_profile_and_the_rates() -> None:
