@@ -32,7 +32,7 @@ def test_an_axis_is_read_from_start_stop_count_or_a_list() -> None:
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("lsm=off,bilateral", "runs no gridlock resolution"),
+    ("lsm=off,fast", "'fast' is not one of off, bilateral, multilateral, lsm"),
     ("speed=1,2", "unknown setting"),
     ("liquidity", "write NAME=START:STOP:COUNT"),
     ("liquidity=0.1:0.5:1", "COUNT from 2"),
@@ -91,7 +91,7 @@ def test_the_command_writes_the_sweep_and_its_curve(tmp_path: Path) -> None:
     page = (out / "report.html").read_text(encoding="utf-8")
     assert page.count('src="data:image/png;base64,') == 1 and "<figcaption>" in page
     cells = _cells(page)
-    assert len(cells) == 3 * 7
+    assert len(cells) == 3 * 9
     for key, kind, text in cells:
         value: Any = doc
         for part in key.split("."):
@@ -100,6 +100,35 @@ def test_the_command_writes_the_sweep_and_its_curve(tmp_path: Path) -> None:
                                          else str(value)), key
 
 
-def test_a_sweep_over_lsm_is_refused_in_one_line() -> None:
-    done = CliRunner().invoke(app, ["simulate", str(FILE), "--sweep", "lsm=off,bilateral"])
-    assert done.exit_code == 2 and "runs no gridlock resolution" in done.output
+def test_gridlock_resolution_never_settles_less_than_none_on_the_same_traffic() -> None:
+    """The same traffic with little liquidity, without and with HVPS's gridlock resolution:
+    each step settles something only when it runs, and resolution never leaves more value
+    unsettled or settles less (the LSM shifts the liquidity-delay curve down)."""
+    axes = [parse_axis("liquidity=0.03,0.1"), parse_axis("lsm=off,bilateral,multilateral")]
+    assert axes[1].values == ("off", "bilateral", "multilateral")
+    rows = run_sweep(BASE, "s.yaml", OPTIONS, axes, workers=0)
+    assert [r["lsm"] for r in rows] == ["off", "bilateral", "multilateral"] * 2
+    for at in (rows[:3], rows[3:]):
+        off, bilateral, multilateral = at
+        assert off["hvps_lsm_bilateral_value_fen"] == off["hvps_lsm_multilateral_value_fen"] == 0
+        assert bilateral["hvps_lsm_multilateral_value_fen"] == 0
+        for r in (bilateral, multilateral):
+            assert r["hvps_credited_value_fen"] >= off["hvps_credited_value_fen"]
+            assert r["hvps_not_settled_value_fen"] <= off["hvps_not_settled_value_fen"]
+            assert r["checks"]
+    low = rows[:3]
+    assert low[2]["hvps_lsm_bilateral_value_fen"] + low[2]["hvps_lsm_multilateral_value_fen"] > 0
+
+
+def test_the_command_sweeps_lsm_and_draws_a_line_per_choice(tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    done = CliRunner().invoke(app, ["simulate", str(FILE), "--scale", "2e-4", "--seed", "8",
+                                    "--sweep", "liquidity=0.05,0.3",
+                                    "--sweep", "lsm=off,bilateral,multilateral",
+                                    "--workers", "0", "--out", str(out)],
+                              env={"COLUMNS": "150"})
+    assert done.exit_code == 0, done.output
+    doc = json.loads((out / "sweep.json").read_text(encoding="utf-8"))
+    assert doc["axes"][1] == {"name": "lsm", "values": ["off", "bilateral", "multilateral"]}
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "lsm multilateral:" in page and 'data-kind="text">bilateral<' in page

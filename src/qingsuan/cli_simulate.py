@@ -24,7 +24,7 @@ from qingsuan.cli_common import err, fail, load_or_exit, out, store_url, writabl
 from qingsuan.clock import format_time
 from qingsuan.money import format_fen
 from qingsuan.sim.metrics import write_tables
-from qingsuan.sim.report import render_sweep
+from qingsuan.sim.report import render_sweep, setting
 from qingsuan.sim.simulate import Options, Result
 from qingsuan.sim.simulate import simulate as run_simulation
 from qingsuan.sim.sweep import grid, parse_axis, run_sweep
@@ -136,7 +136,7 @@ def _sweep(file: Path, options: Options, specs: list[str], workers: int,
                 "liquidity used CNY", "costs CNY", "checks"):
         table.add_column(col, justify="right", no_wrap=True)
     for r in rows:
-        table.add_row(*(f"{r[a.name]:g}" for a in axes), f"{r['hvps_queue_time_s']:,.1f}",
+        table.add_row(*(setting(r[a.name]) for a in axes), f"{r['hvps_queue_time_s']:,.1f}",
                       _short_cny(r["hvps_not_settled_value_fen"]),
                       _short_cny(r["liquidity_used_fen"]), _short_cny(r["costs_fen"]),
                       "yes" if r["checks"] else "NO")

@@ -37,6 +37,8 @@ REASONS: Final = {BulkCode.CREDITED: "", BulkCode.OVER_LIMIT: "AM02",
                   BulkCode.NO_FUNDS: "AM04", BulkCode.CLOSED: "AC04",
                   BulkCode.NOT_SETTLED: "", BulkCode.OVER_CAP: "AM14",
                   BulkCode.BARRED: "AG01", BulkCode.SYSTEM_CLOSED: "DT01"}
+#: the steps of HVPS's gridlock resolution, as cnaps/gridlock.py names them
+LSM_STEPS: Final = ("bilateral", "multilateral")
 _BIG: Final = np.iinfo(np.int64).max
 _PPM: Final = 1_000_000
 
@@ -64,6 +66,9 @@ SCHEMAS: Final = {
                             ("end_position_fen", pa.int64()), ("cap_fen", pa.int64())]),
     "transit": pa.schema([("bucket_start", pa.string()), ("system", pa.string()),
                           ("peak_fen", pa.int64()), ("end_fen", pa.int64())]),
+    "lsm": pa.schema([("bucket_start", pa.string()), ("step", pa.string()),
+                      ("participant", pa.string()), ("items", pa.int64()),
+                      ("value_fen", pa.int64())]),
     "items": pa.schema([("arrival", _TIME), ("done", _TIME),
                         ("system", pa.string()), ("payer", pa.int64()), ("payee", pa.int64()),
                         ("sender", pa.string()), ("receiver", pa.string()),
@@ -133,6 +138,8 @@ class _Day:
     cap: I64 = field(init=False)
     transit_peak: I64 = field(init=False)
     transit_end: I64 = field(init=False)
+    lsm_items: I64 = field(init=False)
+    lsm_value: I64 = field(init=False)
     sampled: npt.NDArray[np.bool_] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -155,6 +162,8 @@ class _Day:
         self.cap = np.zeros((b, n, p), np.int64)
         self.transit_peak = np.zeros((b, n), np.int64)
         self.transit_end = np.zeros((b, n), np.int64)
+        self.lsm_items = np.zeros((b, len(LSM_STEPS), p), np.int64)
+        self.lsm_value = np.zeros((b, len(LSM_STEPS), p), np.int64)
         self.sampled = np.zeros(b, np.bool_)
 
 
@@ -192,6 +201,10 @@ class Metrics:
         self.peak_cap_use_ppm = np.zeros((len(NET_SYSTEMS), p), np.int64)
         self.peak_transit = np.zeros(len(NET_SYSTEMS), np.int64)
         self.peak_queue_total = np.zeros(len(SYSTEMS), np.int64)
+        # HVPS gridlock resolution: [step, sending participant], and the tally last seen
+        self.total_lsm_items = np.zeros((len(LSM_STEPS), p), np.int64)
+        self.total_lsm_value = np.zeros((len(LSM_STEPS), p), np.int64)
+        self._lsm_seen: dict[tuple[str, str], tuple[int, int]] = {}
 
     # ------------------------------------------------------------------ the day
 
@@ -251,6 +264,25 @@ class Metrics:
                 "amount_fen": o.amount_fen,
                 "outcome": pa.array(outcomes[o.code], pa.string()),
                 "queue_time_s": o.queue_time_s}, schema=SCHEMAS["items"]))
+
+    def lsm(self, at_us: int, tally: dict[tuple[str, str], list[int]]) -> None:
+        """What HVPS's gridlock resolution has settled since the last call, counted in the
+        bucket of ``at_us``: ``tally`` is the running (step, sending participant) ->
+        [payments, value] that CNAPS keeps (``Cnaps.batch_lsm``)."""
+        d = self.day
+        assert d is not None, "start_day first"
+        b = int(self._bucket(at_us))
+        where = {name: k for k, name in enumerate(self.names)}
+        for key, (items, value) in tally.items():
+            seen_items, seen_value = self._lsm_seen.get(key, (0, 0))
+            if items == seen_items:
+                continue
+            self._lsm_seen[key] = (items, value)
+            at = (LSM_STEPS.index(key[0]), where[key[1]])
+            d.lsm_items[b][at] += items - seen_items
+            d.lsm_value[b][at] += value - seen_value
+            self.total_lsm_items[at] += items - seen_items
+            self.total_lsm_value[at] += value - seen_value
 
     def sample(self, s: Sample) -> None:
         """The world's state after a window."""
@@ -340,6 +372,11 @@ class Metrics:
             "bucket_start": [starts[x] for x in b],
             "system": [NET_SYSTEMS[x].name for x in n],
             "peak_fen": d.transit_peak[b, n], "end_fen": d.transit_end[b, n]})
+        b, j, p = np.nonzero(d.lsm_items)
+        self._append("lsm", {
+            "bucket_start": [starts[x] for x in b], "step": [LSM_STEPS[x] for x in j],
+            "participant": [names[x] for x in p], "items": d.lsm_items[b, j, p],
+            "value_fen": d.lsm_value[b, j, p]})
 
     def _append(self, name: str, columns: dict[str, Any]) -> None:
         self.rows[name].append(pa.Table.from_pydict(columns, schema=SCHEMAS[name]))
@@ -373,6 +410,8 @@ class Metrics:
                         float(self.total_queue_time_value[s, k]), credited),
                     "peak_queue_value_fen": int(self.peak_queue_value[s, k]),
                 }
+                if s is TrafficSystem.HVPS:
+                    sent[s.name]["lsm"] = self._lsm_doc(k)
             out[name] = {
                 "peak_liquidity_used_fen": int(self.peak_used[k]),
                 "available_at_peak_fen": int(self.available_at_peak[k]),
@@ -405,7 +444,19 @@ class Metrics:
         }
         if s in NET_SYSTEMS:
             doc["peak_in_transit_fen"] = int(self.peak_transit[NET_SYSTEMS.index(s)])
+        if s is TrafficSystem.HVPS:
+            doc["lsm"] = self._lsm_doc(None)
+            settled = sum(x["value_fen"] for x in doc["lsm"].values())
+            doc["lsm_share_ppm"] = settled * _PPM // credited if credited else 0
         return doc
+
+    def _lsm_doc(self, participant: int | None) -> dict[str, dict[str, int]]:
+        """Payments and value settled by each step of gridlock resolution, by everyone or
+        by one sending participant."""
+        pick = slice(None) if participant is None else participant
+        return {step: {"items": int(self.total_lsm_items[j, pick].sum()),
+                       "value_fen": int(self.total_lsm_value[j, pick].sum())}
+                for j, step in enumerate(LSM_STEPS)}
 
 
 def weighted_time(value_seconds: float, value_fen: int) -> float:

@@ -207,7 +207,9 @@ def queues_over_day(summary: dict[str, Any], queues: list[dict[str, Any]], lab: 
     reading = (f"HVPS: at most {short_cny(hv['peak_queue_value_fen'])} waited at once; "
                f"{hv['delayed_items']:,} payments settled late, value-weighted queue time "
                f"{hv['queue_time_s']:,.1f} s"
-               f"; {hv['outcomes'].get('not_settled', {}).get('items', 0):,} not settled.")
+               f"; {hv['outcomes'].get('not_settled', {}).get('items', 0):,} not settled"
+               + (f"; gridlock resolution settled {hv['lsm_share_ppm'] / 1e4:.1f}% of the "
+                  "value credited" if hv.get("lsm_share_ppm") else "") + ".")
     return Plot(lab("Queues over the day", "日内排队"), _png(fig), reading)
 
 
@@ -403,6 +405,20 @@ def _system_table(summary: dict[str, Any]) -> str:
     return "<table>" + head + "".join(rows) + "</table>"
 
 
+def _lsm_table(summary: dict[str, Any]) -> str:
+    """What HVPS's gridlock resolution settled, by step (docs/GRIDLOCK.md)."""
+    hv = summary["systems"]["HVPS"]
+    if "lsm" not in hv:
+        return ""
+    rows = "".join(
+        f"<tr><td>{step} offsetting</td>"
+        f"{_cell(summary, f'systems.HVPS.lsm.{step}.items', 'int')}"
+        f"{_cell(summary, f'systems.HVPS.lsm.{step}.value_fen')}</tr>" for step in hv["lsm"])
+    return ("<table><tr><th>HVPS gridlock resolution</th><th>payments</th><th>CNY</th></tr>"
+            f"{rows}<tr><td>share of HVPS value credited, ppm</td><td></td>"
+            f"{_cell(summary, 'systems.HVPS.lsm_share_ppm', 'int')}</tr></table>")
+
+
 def _payroll_table(summary: dict[str, Any]) -> str:
     """The payroll days' BEPS credits (in BEPS's figures above), when the file has them."""
     if "payroll" not in summary:
@@ -577,7 +593,8 @@ def render(summary: dict[str, Any], tables: dict[str, pa.Table],
         f"{summary['participants']} participants, {summary['customers']:,} customers. "
         f"Checks: {html.escape(checks)}. Amounts in CNY; exact figures in fen are in "
         "summary.json and the Parquet files beside this page.</p>"
-        f"<h2>Systems</h2>{_system_table(summary)}{_payroll_table(summary)}"
+        f"<h2>Systems</h2>{_system_table(summary)}{_lsm_table(summary)}"
+        f"{_payroll_table(summary)}"
         f"<h2>Participants</h2>{_participant_table(summary)}{_cost_table(summary)}"
         f"{_app_table(summary)}{_card_table(summary)}"
         f"{_regime_table(summary)}"
@@ -587,23 +604,30 @@ def render(summary: dict[str, Any], tables: dict[str, pa.Table],
 # ---------------------------------------------------------------------- a sweep
 
 
+def setting(value: Any) -> str:
+    """A swept setting's value as printed: a number (0.05) or a name (multilateral)."""
+    return value if isinstance(value, str) else f"{value:g}"
+
+
 def liquidity_delay_curve(doc: dict[str, Any], lab: Labels) -> Plot:
     """HVPS's delay index (value-weighted wait, the unsettled counted until they were
     given back) against the first swept setting, a line per value of the second (the
-    classic trade-off: less liquidity, more delay)."""
+    classic trade-off: less liquidity, more delay; gridlock resolution shifts it)."""
     axes = [a["name"] for a in doc["axes"]]
     x_name = axes[0]
-    lines: dict[Any, list[tuple[float, float]]] = defaultdict(list)
+    lines: dict[Any, list[tuple[Any, float]]] = defaultdict(list)
     for p in doc["points"]:
         key = p[axes[1]] if len(axes) > 1 else None
         lines[key].append((p[x_name], p["hvps_delay_index_s"]))
     fig, ax = plt.subplots(figsize=FIG_SIZE)
     for key, points in lines.items():
-        points.sort()
-        ax.plot([x for x, _ in points], [y for _, y in points], marker="o",
-                label=f"{axes[1]} {key:g}" if key is not None else None)
-    ax.set_xlabel(lab(x_name, {"liquidity": "流动性", "buffer": "缓冲"}.get(x_name, "")),
-                  fontsize=8)
+        if not any(isinstance(x, str) for x, _ in points):
+            points.sort()  # numbers in order; names as the sweep listed them
+        ax.plot([setting(x) if isinstance(x, str) else x for x, _ in points],
+                [y for _, y in points], marker="o",
+                label=f"{axes[1]} {setting(key)}" if key is not None else None)
+    ax.set_xlabel(lab(x_name, {"liquidity": "流动性", "buffer": "缓冲",
+                               "lsm": "排队撮合"}.get(x_name, "")), fontsize=8)
     ax.set_ylabel(lab("HVPS delay s (value-weighted)", "大额延迟 秒"), fontsize=8)
     ax.set_title(lab("Liquidity-delay trade-off", "流动性与延迟"), fontsize=10)
     ax.grid(alpha=0.3)
@@ -612,8 +636,9 @@ def liquidity_delay_curve(doc: dict[str, Any], lab: Labels) -> Plot:
     parts = []
     for key, points in lines.items():
         (x0, y0), (x1, y1) = points[0], points[-1]
-        parts.append((f"{axes[1]} {key:g}: " if key is not None else "")
-                     + f"{y0:,.1f} s at {x_name} {x0:g}, {y1:,.1f} s at {x1:g}")
+        parts.append((f"{axes[1]} {setting(key)}: " if key is not None else "")
+                     + f"{y0:,.1f} s at {x_name} {setting(x0)}, {y1:,.1f} s at "
+                       f"{setting(x1)}")
     reading = ("HVPS's delay (value-weighted wait, unsettled payments counted until the "
                "cut-off): " + "; ".join(parts) + ".")
     return Plot(lab("Liquidity-delay curve", "流动性-延迟曲线"), _png(fig), reading)
@@ -631,11 +656,13 @@ def render_sweep(doc: dict[str, Any]) -> str:
         plot = liquidity_delay_curve(doc, Labels(family is not None))
     axes = [a["name"] for a in doc["axes"]]
     fields = ("hvps_delay_index_s", "hvps_queue_time_s", "hvps_delayed_value_fen",
-              "hvps_not_settled_value_fen", "liquidity_used_fen", "costs_fen")
+              "hvps_not_settled_value_fen", "hvps_lsm_bilateral_value_fen",
+              "hvps_lsm_multilateral_value_fen", "liquidity_used_fen", "costs_fen")
     head = "<tr>" + "".join(f"<th>{html.escape(n)}</th>" for n in (*axes, *fields)) + "</tr>"
     rows = []
     for k in range(len(doc["points"])):
-        cells = [_cell(doc, f"points.{k}.{a}", "float") for a in axes]
+        cells = [_cell(doc, f"points.{k}.{a}", "text" if isinstance(
+            doc["points"][k][a], str) else "float") for a in axes]
         cells += [_cell(doc, f"points.{k}.{f}", "float" if f.endswith("_s") else "fen")
                   for f in fields]
         rows.append("<tr>" + "".join(cells) + "</tr>")
