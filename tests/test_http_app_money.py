@@ -122,3 +122,35 @@ def test_the_statement_comes_on_its_day_with_the_sandbox_clock(app: App) -> None
     stmt = app.get("/statements", LI).json()["cards"][0]["statements"]
     assert [(s["at"], s["owed"], s["minimum"], s["due"][:10]) for s in stmt] == [
         ("2026-12-01T00:00:00+08:00", "600.00", "60.00", "2026-12-21")]
+
+
+@pytest.mark.parametrize("icbc_answers", [True, False])
+def test_a_campaign_closes_once_its_last_discount_leaves_ibps(app: App,
+                                                              icbc_answers: bool) -> None:
+    # the café banks with ICBC, which confirms IBPS credits itself (connected): the city's
+    # discount for a payment at 21:59:50 is still waiting for ICBC when the café's
+    # campaign's window ends (22:00): the close waits for it, then comes by itself
+    connected = app.client.put("/v1/operator/participants/ICBC/ibps/confirmations",
+                               headers=app.h("operator"), json={"connected": True})
+    assert connected.status_code == 200, connected.text
+    move_clock(app, "2026-11-25T17:10:00+08:00")
+    assert app.post("/vouchers", HAN, {"campaign": "cafe-evening"}).status_code == 201
+    move_clock(app, "2026-11-25T21:59:50+08:00")
+    paid = app.post("/payments", HAN, {"card_id": app.card_id(HAN, "0034"), "amount": "30.00",
+                                       "terminal": "POS00002", "voucher": "cafe-evening"})
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["card_paid"] == "25.00"
+    move_clock(app, "2026-11-25T22:00:05+08:00")
+    w = app.core.world.wallets
+    assert w is not None and not w.campaigns["cafe-evening"].closed
+    assert "close:cafe-evening" not in w.records  # (no refusal recorded either)
+    if icbc_answers:  # ICBC accepts the discount (at 22:00:05): paid from the budget
+        answer = app.client.post(
+            "/v1/participants/ICBC/ibps/confirmations/answers", headers=app.h("ICBC"),
+            json={"ref": f"{paid.json()['id']}.subsidy", "answer": "accept"})
+        assert answer.status_code == 200, answer.text
+    move_clock(app, "2026-11-25T22:01:00+08:00")  # unanswered: AB05 at 22:00:20
+    close = w.records["close:cafe-evening"]
+    assert (close["at"], close["returned"]) == (
+        ("2026-11-25T22:00:05+08:00", "45.00") if icbc_answers
+        else ("2026-11-25T22:00:20+08:00", "50.00"))
