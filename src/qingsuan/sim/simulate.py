@@ -231,12 +231,8 @@ class _State:
                            if reg.has(f"PBOC:settlement:{n}") else -1 for n in names]
 
     def balances(self) -> npt.NDArray[np.int64]:
-        ids = np.array(self.settlement, np.int64)
-        out = np.zeros(len(ids), np.int64)
-        known = ids >= 0
-        if known.any():  # one read of the ledger's columns for all participants
-            out[known] = self.ledger.posted_columns(ids[known])[0]
-        return out
+        return np.array([self.ledger.balance(a).posted_fen if a >= 0 else 0
+                         for a in self.settlement], np.int64)
 
     def sample(self, at_us: int, held: Batch) -> Sample:
         hvps, net = self.world.cnaps.hvps, self.world.cnaps.net
@@ -295,14 +291,14 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
     ahead = options.generate_minutes // SLOT_MINUTES
     regime_work: list[Future[None]] = []
     payroll_items = 0
-    cards = (CardPlayer(world, spec, network, options.seed, first, bucket_us,
-                        US_PER_DAY // bucket_us, options.days)
-             if spec.cards is not None else None)  # card traffic (sim/sim_cards.py)
-    expected += cards.items_per_day() * options.days if cards is not None else 0
     app = (AppPlayer(world, clock, sc, options.seed, first, end) if sc.app is not None
            else None)
     if app is not None:  # the users bind their cards as the simulation starts
         app.bind_cards()
+    cards = (CardPlayer(world, spec, network, options.seed, first, bucket_us,
+                        US_PER_DAY // bucket_us, options.days)
+             if spec.cards is not None else None)  # card traffic (sim/sim_cards.py)
+    expected += cards.items_per_day() * options.days if cards is not None else 0
 
     def hold(now_us: int, b: Batch) -> npt.NDArray[np.bool_]:
         """Transfers that may not go now: a stress period (sim/stress.py), or a bank's
@@ -353,10 +349,10 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
                                business[day], payroll if payroll is not None
                                and payroll.on(to_beijing(midnight).date()) else None)
         payroll_items += traffic.payroll_items
-        if cards is not None:
-            cards.start_day(day, midnight)
         if app is not None:
             app.start_day(day, midnight)
+        if cards is not None:
+            cards.start_day(day, midnight)
         regimes.start_day(midnight + US_PER_DAY)
         t = max(midnight, clock.now_us())
         day_end = midnight + US_PER_DAY
