@@ -760,3 +760,20 @@ def test_a_long_history_is_forgotten_by_blocks_and_hashes_the_same() -> None:
         assert ledger.balance(2).credits_posted_fen == 500 + 50 * 700
     assert snap.state_hash() == forgetful.state_hash() == kept.state_hash()
     assert len(forgetful.history(2)) < len(kept.history(2))
+
+
+def test_balance_columns_read_as_one_balance_at_a_time() -> None:
+    """posted_columns answers what balance() answers, for every account at once, with
+    reservations and the small path's unwritten tail included."""
+    ledger = make_ledger()
+    ledger.create_transfers([Transfer(1, 1, 2, 10_000), Transfer(2, 2, 3, 2_500),
+                             Transfer(3, 3, 4, 700, flags=F.PENDING),
+                             Transfer(4, 2, 1, 300, flags=F.PENDING)], 1)
+    ledger.create_transfers([Transfer(5, 10, 10, 1)], 2)  # refused: nothing moves
+    ids = [1, 2, 3, 4, 10]
+    posted, available = ledger.posted_columns(ids)
+    assert posted.tolist() == [ledger.balance(a).posted_fen for a in ids]
+    assert available.tolist() == [ledger.balance(a).available_fen for a in ids]
+    assert available.tolist() != posted.tolist()
+    with pytest.raises(KeyError):
+        ledger.posted_columns([99])

@@ -310,6 +310,21 @@ class Ledger:
         out[(acc["flags"][rows] & _CLOSED) != 0] = 0  # a closed account pays nothing
         return out
 
+    def posted_columns(self, account_ids: npt.ArrayLike) -> tuple[I64, I64]:
+        """``balance(id).posted_fen`` and ``.available_fen`` of many accounts at once, as
+        columns (the simulator samples every participant's settlement account after each
+        window)."""
+        self._flush_tail()
+        rows = self._lookup_rows(np.asarray(account_ids, np.int64))
+        if (rows < 0).any():
+            raise KeyError("unknown account in a balance query")
+        acc = self._acc.cols
+        dp, dpo, cp, cpo = (acc[name][rows] for name in ("dp", "dpo", "cp", "cpo"))
+        credit_normal = acc["normal"][rows] == _CREDIT_NORMAL
+        posted: I64 = np.where(credit_normal, cpo - dpo, dpo - cpo)
+        available: I64 = posted - np.where(credit_normal, dp, cp)
+        return posted, available
+
     def _totals(self, row: int) -> tuple[int, int, int, int] | list[int]:
         """An account's four totals: held by the exact path's tail since the last flush,
         else from the columns."""
