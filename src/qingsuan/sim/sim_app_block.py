@@ -9,7 +9,7 @@ parts per million, amounts in fen, so the spec holds no float.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from qingsuan.sim.sim_blocks import Checker, amount_fen, share_ppm, whole
@@ -91,27 +91,9 @@ class AppSpec:
     line: int = 0
 
     def parameters(self) -> dict[str, Any]:
-        """The block as summary.json gives it (fen, ppm, minutes)."""
-        return {"users": self.users, "institution": self.institution,
-                "merchants": self.merchants, "card_balance_fen": self.card_balance_fen,
-                "credit_holders_ppm": self.credit_holders_ppm,
-                "credit_limit_fen": self.credit_limit_fen,
-                "merchant_mdr_ppm": self.merchant_mdr_ppm,
-                "merchant_mccs": list(self.merchant_mccs),
-                "payments_ppm": self.payments_ppm, "payment_mean_fen": self.payment_mean_fen,
-                "payment_sigma_ppm": self.payment_sigma_ppm,
-                "payment_codes_ppm": self.payment_codes_ppm,
-                "wallet_payments_ppm": self.wallet_payments_ppm,
-                "top_ups_ppm": self.top_ups_ppm, "top_up_mean_fen": self.top_up_mean_fen,
-                "top_up_sigma_ppm": self.top_up_sigma_ppm,
-                "withdrawals_ppm": self.withdrawals_ppm,
-                "withdrawal_mean_fen": self.withdrawal_mean_fen,
-                "withdrawal_sigma_ppm": self.withdrawal_sigma_ppm,
-                "repayments_ppm": self.repayments_ppm,
-                "repayment_share_ppm": self.repayment_share_ppm,
-                "campaign": self.campaign, "claimers_ppm": self.claimers_ppm,
-                "claim_minutes": self.claim_minutes,
-                "voucher_use_ppm": self.voucher_use_ppm}
+        """The block as summary.json gives it (its fields: fen, ppm, minutes)."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v
+                for f in fields(self) if f.name != "line"}
 
 
 #: the field of AppSpec each number of the block sets
@@ -214,7 +196,7 @@ def _institution(ck: Checker, raw: LDict, wallets: Any) -> str | bool | None:
             return False
         return None
     name = raw["institution"]
-    if wallets is not None and name not in wallets.institutions:
+    if not isinstance(name, str) or (wallets is not None and name not in wallets.institutions):
         ck.add(raw.line_of("institution"), f"app: institution {name!r} is not listed under "
                                            "wallets: institutions")
         return False
