@@ -77,9 +77,9 @@ class Wallets:
         #: phone -> the ids of the user's rides, oldest first: derived from ``rides``
         #: (rebuilt on load), so a gate looks at the rider's own rides only
         self.rides_of: dict[str, list[str]] = {}
-        #: the wallets' own moments (wallets/wake.py): the last statement run (None until
-        #: the first command after the world opened, which sets it to that command's time)
-        #: and the last transit batch
+        #: the wallets' own moments (wallets/wake.py): the last statement run (the build
+        #: at first; None in a store written before them, until its next command) and the
+        #: last transit batch
         self.statements_us: int | None = None
         self.clearing_us = 0
         #: derived, never in the state: the earliest day of a ride still open ("" when
@@ -104,6 +104,7 @@ class Wallets:
         if self.active:
             raise ValueError("the wallets are set up already")
         self.active = True
+        self.statements_us = engine.now_us  # the first statement run comes after the build
         self.institutions = dict(doc["institutions"])
         self.merchants = dict(doc["merchants"])
         specs = []
