@@ -9,6 +9,7 @@ command: the log records what the world was built from.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -151,13 +152,14 @@ class Builder:
         if has_switch:
             specs += [AccountSpec(SWITCH, "equity", NormalSide.CREDIT),
                       AccountSpec(SWITCH, "fee_income", NormalSide.CREDIT)]
-        specs += [AccountSpec(bank, f"customer:{cid}", NormalSide.CREDIT,
-                              _MNO | AccountFlags.CLOSED if closed else _MNO,
-                              overdraft_limit_fen=limit)
-                  for cid, bank, _, _, closed, limit, _, _ in customers]
-        specs += [AccountSpec(bank, f"atm_cash:{tid}", NormalSide.DEBIT, _MNO)
-                  for tid, kind, bank, _, _ in doc["terminals"] if kind == "atm"]
-        engine.open_derived(specs)
+        # the listed customers' accounts as they are opened, not a list of a million
+        engine.open_derived(itertools.chain(specs, (
+            AccountSpec(bank, f"customer:{cid}", NormalSide.CREDIT,
+                        _MNO | AccountFlags.CLOSED if closed else _MNO,
+                        overdraft_limit_fen=limit)
+            for cid, bank, _, _, closed, limit, _, _ in customers), (
+            AccountSpec(bank, f"atm_cash:{tid}", NormalSide.DEBIT, _MNO)
+            for tid, kind, bank, _, _ in doc["terminals"] if kind == "atm")))
         # generated customers (banks/ranges.py): one registry range of accounts each
         ranges = [CustomerRange.from_spec(r) for r in doc.get("customer_ranges", ())]
         firsts = [engine.open_range(r.bank, f"customer:{r.id_prefix}", r.count, _MNO)
