@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import signal
@@ -27,6 +26,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import orjson
 import psutil
 
 CODES = {"ICBC": "102100099996", "CCB": "105100000017", "ABC": "103100000026",
@@ -101,10 +101,10 @@ async def connection(host: str, port: int, n: int, until: float, warm: float,
                 body = template.replace(b"@MSG@", b"B%dM%d" % (n, i)).replace(
                     b"@TX@", b"B%dT%d" % (n, i))
             else:
-                body = json.dumps({"id": f"B{n}-{i}", "debtor_account": debtor,
-                                   "amount": "1.00", "creditor": {
-                                       "bank": cbank, "account": caccount,
-                                       "name": cname}}).encode()
+                body = orjson.dumps({"id": f"B{n}-{i}", "debtor_account": debtor,
+                                     "amount": "1.00", "creditor": {
+                                         "bank": cbank, "account": caccount,
+                                         "name": cname}})
             writer.write(request(host, bank, body, xml))
             head = await reader.readuntil(b"\r\n\r\n")
             match = _LENGTH.search(head)

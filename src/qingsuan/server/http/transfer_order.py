@@ -15,8 +15,9 @@ count of the others.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final, NamedTuple
+
+import orjson
 
 from qingsuan.server.http import inputs
 from qingsuan.server.http.errors import ApiError
@@ -65,8 +66,8 @@ def parse_order(body: bytes) -> Order:
     if len(body) > MAX_BODY_BYTES:
         raise ApiError(413, "too_large", f"a transfer is at most {MAX_BODY_BYTES:,} bytes")
     try:
-        doc = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # (UnicodeDecodeError is a ValueError)
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:  # (also: not UTF-8, nested too deep)
         raise ApiError(400, "invalid_json", f"the body is not JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise ApiError(422, "invalid_type", "the body is a JSON object (the order), not "

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal, cast
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 from qingsuan.cnaps.hvps import dumps
@@ -109,11 +110,13 @@ def book(world: World, participant: str, order: Order) -> dict[str, Any]:
 
 
 def _event(c: Checked, order: Order) -> bytes:
-    """The banks' logged event of a checked order the bank routes."""
-    return dumps({"do": "transfer", "order": -1, "fields": {
+    """The banks' logged event of a checked order the bank routes (orjson: the document
+    hvps.dumps writes, at a tenth of the cost)."""
+    return orjson.dumps({"do": "transfer", "order": -1, "fields": {
         "id": c.ref, "amount_fen": c.amount_fen, "channel": order.channel,
         "urgent": order.urgent, "from_customer": c.debtor_id, "to_customer": None,
-        "to_account": [c.receiver, order.creditor_account, order.creditor_name]}})
+        "to_account": [c.receiver, order.creditor_account, order.creditor_name]}},
+        option=orjson.OPT_SORT_KEYS)
 
 
 #: an order's answer in a group: (status, body), or its refusal
