@@ -250,3 +250,40 @@ def test_a_snapshot_keeps_the_open_batch_day() -> None:
     _play(runner, UNTIL)
     assert runner.balance_fen("CCB", "customer:m0") == 10_000 - 60
     _checks(runner)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ITEMS, ITEMS)
+def test_requests_and_batches_on_the_same_day_close_together(first: list[Item],
+                                                             then: list[Item]) -> None:
+    """Some transactions one request at a time, then others as a batch, the same day:
+    the cut-off pays each merchant once for both (its per-request and batch takings less
+    the MDR) and ends where all of them one at a time end."""
+    codes, books, one = _per_request(first + then)
+    runner = Runner(parse_scenario(WORLD + _events(first), "batch.yaml"), store="memory:")
+    runner.build_world()
+    for event in runner.scenario.events:
+        runner._fire(event)
+    mixed = [int(runner.payments[f"t{k}"].response_code) for k in range(len(first))]
+    if then:
+        holder, acceptor, cash, amount = (np.array(c) for c in zip(*then, strict=True))
+        mixed += runner.world.banks.card_transactions(
+            holder, np.where(cash, acceptor, acceptor + HOLDERS), amount,
+            cash.astype(np.int64), (holder == 1).astype(np.int64)).tolist()
+    _play(runner, UNTIL)
+    assert mixed == codes
+    assert _books(runner) == books
+    _checks(runner)
+
+
+def test_a_batch_withdrawal_shares_the_cards_daily_allowance() -> None:
+    """h0 takes 500.00 at an ATM one request at a time; a batch withdrawal of 500.00 from
+    h0's account the same day is over the card's 900.00 a day (61), 400.00 is not."""
+    first: list[Item] = [(0, 0, True, 50_000)]
+    runner = Runner(parse_scenario(WORLD + _events(first), "batch.yaml"), store="memory:")
+    runner.build_world()
+    for event in runner.scenario.events:
+        runner._fire(event)
+    codes = runner.world.banks.card_transactions([0, 0], [1, 1], [50_000, 40_000], [1, 1],
+                                                 [0, 0])
+    assert runner.payments["t0"].response_code == "00" and codes.tolist() == [61, 0]

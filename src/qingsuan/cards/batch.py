@@ -25,6 +25,7 @@ cut-off applies to later batches only.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
@@ -84,7 +85,8 @@ class Items:
 class BatchDay:
     """What batches brought to one clearing day, until its cut-off: per participant (a
     row of ``totals`` per name of ``names``) the clearing totals, per bank the on-us
-    amount, per merchant (indexed by its ledger id) the takings and the MDR."""
+    amount, per merchant (indexed by its ledger id) the takings, the MDR and its acquirer
+    (a row of ``totals``)."""
 
     #: the participants of ``totals``' rows
     names: list[str] = field(default_factory=list)
@@ -94,18 +96,16 @@ class BatchDay:
     onus_fen: dict[str, int] = field(default_factory=dict)
     takings_fen: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
     mdr_fen: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
+    acquirer: I64 = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def by_name(self) -> dict[str, list[int]]:
         """The participants with a figure, each its :data:`CLEARED_KEYS` figures."""
         return {self.names[k]: [int(x) for x in self.totals[k]]
                 for k in np.flatnonzero(self.totals.any(axis=1)).tolist()}
 
-    def merchants(self) -> dict[int, tuple[int, int]]:
-        """Merchant ledger id -> (takings, MDR), for those with takings."""
-        ids = np.flatnonzero(self.takings_fen)
-        return dict(zip(ids.tolist(), zip(self.takings_fen[ids].tolist(),
-                                          self.mdr_fen[ids].tolist(), strict=True),
-                        strict=True))
+    def merchants(self) -> I64:
+        """The ledger ids of the merchants with takings."""
+        return np.flatnonzero(self.takings_fen)
 
     def align(self, names: list[str]) -> None:
         """Rows in the order of ``names`` (the world's members grew since the last batch;
@@ -113,35 +113,40 @@ class BatchDay:
         if self.names is names or self.names == names:
             return
         held = self.by_name()
+        where = {name: k for k, name in enumerate(names)}
+        missing = [n for n in self.names if n not in where]
+        assert not missing, f"participants left the world: {missing}"
+        remap = np.array([where[n] for n in self.names] or [0], np.int64)
+        self.acquirer = remap[self.acquirer]
         self.names = list(names)
         self.totals = np.zeros((len(names), len(CLEARED_KEYS)), np.int64)
-        for k, name in enumerate(names):
-            if name in held:
-                self.totals[k] = held.pop(name)
-        assert not held, f"participants left the world: {sorted(held)}"
+        for name, row in held.items():
+            self.totals[where[name]] = row
 
     def grow(self, size: int) -> None:
         """Room for merchant ledger ids below ``size``."""
         if len(self.takings_fen) < size:
             more = max(size, 2 * len(self.takings_fen)) - len(self.takings_fen)
-            self.takings_fen = np.concatenate([self.takings_fen, np.zeros(more, np.int64)])
-            self.mdr_fen = np.concatenate([self.mdr_fen, np.zeros(more, np.int64)])
+            zeros = np.zeros(more, np.int64)
+            self.takings_fen = np.concatenate([self.takings_fen, zeros])
+            self.mdr_fen = np.concatenate([self.mdr_fen, zeros])
+            self.acquirer = np.concatenate([self.acquirer, zeros])
 
     def to_state(self) -> dict[str, Any]:
-        return {"totals": self.by_name(), "onus": self.onus_fen,
-                "merchants": [[k, t, m] for k, (t, m) in self.merchants().items()]}
+        ids = self.merchants()
+        return {"names": self.names, "totals": self.totals.tolist(), "onus": self.onus_fen,
+                "merchants": np.stack([ids, self.takings_fen[ids], self.mdr_fen[ids],
+                                       self.acquirer[ids]], axis=1).tolist()}
 
     @classmethod
     def from_state(cls, doc: dict[str, Any]) -> BatchDay:
-        day = cls(onus_fen={k: int(v) for k, v in doc["onus"].items()})
-        totals = doc["totals"]
-        day.names = sorted(totals)
-        day.totals = np.array([totals[n] for n in day.names], np.int64).reshape(
-            len(day.names), len(CLEARED_KEYS))
-        merchants = doc["merchants"]
-        day.grow(max((int(m[0]) for m in merchants), default=-1) + 1)
-        for m, t, d in merchants:
-            day.takings_fen[int(m)], day.mdr_fen[int(m)] = int(t), int(d)
+        day = cls(list(doc["names"]), np.array(doc["totals"], np.int64).reshape(
+            len(doc["names"]), len(CLEARED_KEYS)), {k: int(v) for k, v in doc["onus"].items()})
+        rows = np.array(doc["merchants"], np.int64).reshape(-1, 4)
+        day.grow(int(rows[:, 0].max()) + 1 if len(rows) else 0)
+        ids = rows[:, 0]
+        day.takings_fen[ids], day.mdr_fen[ids], day.acquirer[ids] = rows[:, 1], rows[:, 2], \
+            rows[:, 3]
         return day
 
 
@@ -208,10 +213,24 @@ def authorise(sw: CardSwitch, items: Items, now_us: int) -> U8:
 
 
 def _allowance_key(sw: CardSwitch, account_id: int, day: str) -> str:
-    """A batch names accounts, not cards: its withdrawals count against an allowance per
-    cardholder account and day, kept beside the cards' (``CardSwitch.daily``)."""
+    """A batch names accounts, not cards: its withdrawals count against the daily
+    allowance of the account's first card in the switch's card file (the one the
+    per-request path counts, ``CardSwitch.daily``), or of the account when it has none."""
     assert sw.engine is not None
-    return f"{sw.engine.registry.name(account_id)}|{day}"
+    name = sw.engine.registry.name(account_id)
+    held = _CARD_OF.get(sw)
+    if held is None or held[0] != (id(sw.cards), len(sw.cards)):
+        first: dict[str, str] = {}
+        for card in sw.cards.values():
+            first.setdefault(card.account, card.token)
+        held = _CARD_OF[sw] = ((id(sw.cards), len(sw.cards)), first)
+    return f"{held[1].get(name, name)}|{day}"
+
+
+#: each switch's cardholder accounts -> their first card's token (derived from the card
+#: file, rebuilt when it grew or was loaded; cards are only ever added)
+_CARD_OF: weakref.WeakKeyDictionary[CardSwitch, tuple[tuple[int, int], dict[str, str]]] = \
+    weakref.WeakKeyDictionary()
 
 
 def book(sw: CardSwitch, items: Items, rc: U8) -> None:
@@ -237,6 +256,7 @@ def record(sw: CardSwitch, items: Items, rc: U8, now_us: int) -> BatchDay | None
         return None
     day = sw.batch_days.setdefault(sw._clearing_date(now_us), BatchDay())
     names = items.names
+    day.align(names)
     onus = ok & (items.issuer == items.acquirer)
     if onus.any():
         per_bank = np.zeros(len(names), np.int64)
@@ -252,6 +272,7 @@ def record(sw: CardSwitch, items: Items, rc: U8, now_us: int) -> BatchDay | None
         day.grow(int(merchant.max()) + 1)
         np.add.at(day.takings_fen, merchant, amount)
         np.add.at(day.mdr_fen, merchant, mdr_fen(amount, items.mdr_ppm[shop]))
+        day.acquirer[merchant] = items.acquirer[shop]  # a merchant's bank acquires it
     return day
 
 
@@ -271,7 +292,6 @@ def _clear_into(sw: CardSwitch, day: BatchDay, items: Items, rows: I64) -> None:
     due = np.zeros(len(names), np.int64)
     np.add.at(owed, items.issuer[rows], amount)  # purchases and withdrawals: issuer pays
     np.add.at(due, items.acquirer[rows], amount)
-    day.align(names)
     day.totals += np.stack([result.count, owed, due, result.fees_paid_fen,
                             result.fees_received_fen, result.positions_fen], axis=1)
 
@@ -283,20 +303,46 @@ def take_day(sw: CardSwitch, day: str) -> BatchDay | None:
     if found is not None:
         figures = {name: dict(zip(CLEARED_KEYS, t, strict=True))
                    for name, t in found.by_name().items()}
-        for acquirer, _, mdr in payouts_of(sw, found).values():
-            held = figures.setdefault(acquirer, dict.fromkeys(CLEARED_KEYS, 0))
-            held["mdr_fen"] = held.get("mdr_fen", 0) + mdr
+        ids = found.merchants()
+        mdr = np.zeros(len(found.names), np.int64)
+        np.add.at(mdr, found.acquirer[ids], found.mdr_fen[ids])
+        for k in np.flatnonzero(mdr).tolist():
+            held = figures.setdefault(found.names[k], dict.fromkeys(CLEARED_KEYS, 0))
+            held["mdr_fen"] = int(mdr[k])
         sw.batch_cleared[day] = dict(sorted(figures.items()))
     return found
 
 
-def payouts_of(sw: CardSwitch, day: BatchDay) -> dict[str, tuple[str, int, int]]:
-    """The day's batch takings per merchant, by ledger name: (acquirer, takings, MDR);
-    a batch's merchant banks with its acquirer."""
+def payouts(sw: CardSwitch, day: BatchDay, apart: set[str]
+            ) -> tuple[dict[str, tuple[str, int, int]], list[I64]]:
+    """The day's merchant payouts of the batches (收单清算, each acquirer pays its
+    merchants the takings less the MDR, its fee income): for the merchants named in
+    ``apart`` (those the day's per-request transactions or an earlier debt also concern),
+    by ledger name (acquirer, takings, MDR) for :func:`dayclose.merchant_payouts` to
+    settle with the rest; for the others at once, as posting columns (debit, credit,
+    amount): the payouts, then each acquirer's MDR to its fee income."""
     assert sw.engine is not None
     reg = sw.engine.registry
-    out: dict[str, tuple[str, int, int]] = {}
-    for m, (takings, mdr) in day.merchants().items():
-        name = reg.name(m)
-        out[name] = (name.split(":", 1)[0], takings, mdr)
-    return out
+    ids = day.merchants()
+    apart_ids = [reg.account_id(n) for n in apart if reg.has(n)]
+    named = np.isin(ids, apart_ids)
+    out = {}
+    for m in ids[named].tolist():
+        out[reg.name(m)] = (day.names[int(day.acquirer[m])], int(day.takings_fen[m]),
+                            int(day.mdr_fen[m]))
+    rest = ids[~named]
+    acquirers = [k for k, n in enumerate(day.names) if n != SWITCH]
+    owed_to = np.full(len(day.names), -1, np.int64)
+    fee_income = np.full(len(day.names), -1, np.int64)
+    for k in acquirers:
+        owed_to[k] = reg.id(day.names[k], "due_to_merchants")
+        fee_income[k] = reg.id(day.names[k], "fee_income")
+    acquirer = day.acquirer[rest]
+    pay = day.takings_fen[rest] - day.mdr_fen[rest]
+    mdr = np.zeros(len(day.names), np.int64)
+    np.add.at(mdr, acquirer, day.mdr_fen[rest])
+    paid, charged = pay > 0, np.flatnonzero(mdr)
+    assert (owed_to[acquirer] >= 0).all(), "a merchant without an acquiring bank"
+    return out, [np.concatenate([owed_to[acquirer[paid]], owed_to[charged]]),
+                 np.concatenate([rest[paid], fee_income[charged]]),
+                 np.concatenate([pay[paid], mdr[charged]])]

@@ -66,9 +66,13 @@ def close_day(sw: CardSwitch, day: str, now_us: int) -> None:
     sw.days_closed.append(day)
     sw._open_by_day.pop(day, None)
     bulk = batch.take_day(sw, day)  # what batches brought to the day (cards/batch.py)
+    merchants, paid = None, None
+    if bulk is not None:  # its merchants that the day's requests concern too: together
+        apart = {sw.terminals[t.terminal].merchant for t in txns
+                 if t.terminal in sw.terminals} | set(sw.merchant_carry)
+        merchants, paid = batch.payouts(sw, bulk, {m for m in apart if m is not None})
     postings = merchant_payouts(sw.engine, sw.terminals, sw.merchant_carry, txns,
-                                sw.payouts, day,
-                                batch.payouts_of(sw, bulk) if bulk is not None else None)
+                                sw.payouts, day, merchants)
     onus = [(t.acquirer, t.amount_fen) for t in txns if t.issuer == t.acquirer]
     if bulk is not None:
         onus += sorted(bulk.onus_fen.items())
@@ -80,9 +84,9 @@ def close_day(sw: CardSwitch, day: str, now_us: int) -> None:
     batched = bulk.by_name() if bulk is not None else {}
     if inter or batched:
         positions = _interbank(sw.engine, params, inter, postings, batched)
-    if postings and bulk is not None:  # a merchant each, perhaps millions: the vector path
-        cols = np.array(postings, np.int64)
-        sw.engine.post_columns(cols[:, 0], cols[:, 1], cols[:, 2])  # each must succeed
+    if paid is not None:  # a payout per merchant, perhaps millions: the vector path
+        cols = np.array(postings, np.int64).reshape(-1, 3)
+        sw.engine.post_columns(*(np.concatenate([cols[:, k], paid[k]]) for k in range(3)))
     elif postings:
         done = sw.engine.post(postings, linked=True)
         assert done.all_done, done.failures()
