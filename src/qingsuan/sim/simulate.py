@@ -239,18 +239,17 @@ class _State:
         return out
 
     def sample(self, at_us: int, held: Batch) -> Sample:
-        hvps, net = self.world.cnaps.hvps, self.world.cnaps.net
+        hvps = self.world.cnaps.hvps
+        net = [self.world.cnaps.net[s.name] for s in NET_SYSTEMS]  # (an enum's name is slow)
         lines = [hvps.credit.get(n) for n in self.names]
         queue_items, queue_value = held.queue_by(len(SYSTEMS), len(self.names))
         return Sample(
             at_us, self.balances(),
             np.array([x.lendable_fen if x else 0 for x in lines], np.int64),
             np.array([x.drawn_fen if x else 0 for x in lines], np.int64),
-            np.array([[net[s.name].positions.get(n, 0) for n in self.names]
-                      for s in NET_SYSTEMS], np.int64),
-            np.array([[net[s.name].caps.get(n, 0) for n in self.names]
-                      for s in NET_SYSTEMS], np.int64),
-            np.array([net[s.name].in_transit_fen for s in NET_SYSTEMS], np.int64),
+            np.array([[x.positions.get(n, 0) for n in self.names] for x in net], np.int64),
+            np.array([[x.caps.get(n, 0) for n in self.names] for x in net], np.int64),
+            np.array([x.in_transit_fen for x in net], np.int64),
             queue_items, queue_value)
 
 
