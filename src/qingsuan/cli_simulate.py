@@ -217,6 +217,16 @@ def _print_summary(console: Console, result: Result, written: list[Path]) -> Non
                          f"vouchers used of {app['campaign']['claimed']:,} claimed, "
                          f"leverage {app['campaign']['leverage']}"
                          if "campaign" in app else ""), markup=False)
+    if "cards" in s:
+        cards = s["cards"]
+        declined = ", ".join(f"{k} {v['items']:,}" for k, v in cards["outcomes"].items()
+                             if k != "approved")
+        console.print(f"cards: {cards['generated_items']:,} purchases, "
+                      f"{cards['outcomes'].get('approved', {}).get('items', 0):,} approved "
+                      f"({_short_cny(cards['approved_value_fen'])} CNY), declined: "
+                      f"{declined or 'none'}; {len(cards['clearing_days'])} clearing "
+                      f"day(s) closed, {len(cards['settlements'])} CUPS session(s)",
+                      markup=False)
     checks = s["checks"]
     console.print("checks: " + ", ".join(f"{k} {'yes' if v else 'NO'}"
                                          for k, v in checks.items()))
