@@ -71,7 +71,8 @@ def simulate(
              "(tcp://HOST:PORT)")] = None,
 ) -> None:
     """Simulate days of generated traffic (customer transfers through HVPS, BEPS and IBPS;
-    with an app: block, the consumer app's payments, wallets and voucher campaign) through
+    card purchases through the card switch with a cards system; with an app: block, the
+    consumer app's payments, wallets and voucher campaign) through
     the banks and CNAPS; print a summary, write metrics and report.html with --out;
     with --sweep, run a grid of settings on Dask and draw the liquidity-delay curve."""
     if out_dir is not None:
