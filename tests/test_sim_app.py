@@ -6,7 +6,9 @@ built-in app-day scenario runs."""
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from typer.testing import CliRunner
 from qingsuan.cli import app as cli
 from qingsuan.clock import VirtualClock
 from qingsuan.money import format_fen
+from qingsuan.sim import report
 from qingsuan.sim.scenario import ScenarioError, load_scenario, parse_scenario
 from qingsuan.sim.sim_app import AppPlan, app_day, with_app_world
 from qingsuan.sim.simulate import Options, Result, simulate
@@ -276,6 +279,11 @@ def test_the_built_in_app_day_runs_and_reports(tmp_path: Path) -> None:
     assert c["committed_fen"] == c["budget_fen"] == 200_000
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "云闪付与消费券" in page
-    assert 'data-key="app.campaign.spend_driven_fen"' in page
+    cells = re.findall(r'data-key="(app\.[^"]+)" data-kind="(\w+)">([^<]*)<', page)
+    assert len(cells) >= 20
+    for key, kind, text in cells:  # every figure of the section is summary.json's
+        value = functools.reduce(lambda d, k: d[k], key.split("."), s)
+        assert text == (report.grouped_cny(value) if kind == "fen" else f"{value:,}"
+                        if kind == "int" else str(value)), key
     assert (tmp_path / "app.parquet").exists()
     assert load_scenario(APP_DAY).app is not None
