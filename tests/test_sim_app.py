@@ -159,6 +159,18 @@ def test_no_budget_claimers_or_seed_overspends(vouchers: int, claimers: str, see
     assert all(s["checks"].values())
 
 
+def test_app_traffic_beside_cnaps_traffic_keeps_every_check() -> None:
+    """The app's events and the traffic: block's transfers in one world and one day: both
+    are played and every check holds."""
+    text = _scenario() + ("traffic: {scale: 0.00001, customers_per_bank: 5, "
+                          "settlement_liquidity: 2, systems: {IBPS: {}}}\n")
+    s = _run(text, seed=1).summary
+    assert all(s["checks"].values()) and len(s["checks"]) == 6
+    ibps = s["systems"]["IBPS"]
+    assert ibps["generated_items"] == 467 and ibps["outcomes"]["credited"]["items"] > 0
+    assert s["app"]["payments"]["approved_items"] > 0
+
+
 def test_replaying_the_log_rebuilds_the_app_s_day(tmp_path: Path) -> None:
     """Every app event was logged before its outcome was read: the store's log, replayed
     in a new process's world, gives the same wallets, campaign and records."""
