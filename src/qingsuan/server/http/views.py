@@ -4,6 +4,7 @@ times ISO 8601 Beijing time. A participant's views hold only what is its own."""
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.clock import format_time
@@ -56,6 +57,12 @@ def payment(world: World, participant: str, msg_id: str, tx_id: str) -> dict[str
     return None
 
 
+#: format_time of the moments payments' histories hold, remembered (a logged group's
+#: payments share theirs: 6 µs each, three a transfer's view, a sixth of an HTTP
+#: transfer's time in the engine's process)
+_moment: Final = functools.lru_cache(maxsize=4096)(format_time)
+
+
 def record_view(world: World, ref: str, msg_id: str, tx_id: str, record: PaymentRecord
                 ) -> dict[str, Any]:
     iso, code, info = record_status(record.system, record.status, record.reason)
@@ -64,7 +71,7 @@ def record_view(world: World, ref: str, msg_id: str, tx_id: str, record: Payment
         "kind": record.kind, "system": record.system, "status": record.status,
         "iso_status": iso, "reason": record.reason,
         "route": world.banks.routes.get(ref),
-        "history": [{"at": format_time(at), "status": s} for at, s in record.history],
+        "history": [{"at": _moment(at), "status": s} for at, s in record.history],
     }
     if iso != "RJCT" and (code or info):
         doc["note"] = info
