@@ -159,6 +159,18 @@ def test_no_budget_claimers_or_seed_overspends(vouchers: int, claimers: str, see
     assert all(s["checks"].values())
 
 
+def test_a_campaign_that_ends_during_the_run_gives_the_rest_back_and_stays_in_budget(
+        ) -> None:
+    text = _scenario().replace("valid_until: 2026-12-31T23:59",
+                               "valid_until: 2026-11-25T21:00")
+    s = simulate(parse_scenario(text), Options(seed=1, days=2)).summary
+    c = s["app"]["campaign"]
+    assert c["closed"] and c["fund_left_fen"] == 0
+    assert c["returned_fen"] == c["budget_fen"] - c["discounts_paid_fen"] > 0
+    assert 0 < c["used"] < c["claimed"]
+    assert all(s["checks"].values())
+
+
 def test_app_traffic_beside_cnaps_traffic_keeps_every_check() -> None:
     """The app's events and the traffic: block's transfers in one world and one day: both
     are played and every check holds."""

@@ -374,6 +374,7 @@ class AppPlayer:
         self.claims = all_claims.take(np.flatnonzero(keep))
         self.pending = _empty()
         self.day = 0
+        self.numbered = 0  # the next event's number in the day (its id)
         self.sent: list[_Sent] = []
         self.binds: list[str] = []
         #: events not sent, or sent otherwise, because of what the user saw in the app
@@ -565,6 +566,9 @@ class AppPlayer:
             "committed_fen": c.committed_fen(),
             "budget_left_fen": c.budget_fen - c.committed_fen(),
             "fund_left_fen": fund,
+            # closed the second its validity window ended (wallets/wake.py): what was left
+            # of the fund went back to the sponsor
+            "closed": c.closed, "returned_fen": c.returned_fen,
             # spend driven per yuan of the vouchers used (the article's 5 亿 -> 10.5 亿)
             "leverage": round(c.spend_fen / value, 4) if value else None,
         }
