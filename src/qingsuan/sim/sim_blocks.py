@@ -19,7 +19,17 @@ from qingsuan.sim.costs import CostRates
 from qingsuan.sim.policies import Policy, PolicyKind
 from qingsuan.sim.sim_payroll import Payroll
 from qingsuan.sim.sim_regimes import RegimeParams
-from qingsuan.sim.stress import Maintenance, Outage, Squeeze, SqueezeOf, Stress, StressKind
+from qingsuan.sim.stress import (
+    MAX_HOLIDAY_DAYS,
+    PPM,
+    Holiday,
+    Maintenance,
+    Outage,
+    Squeeze,
+    SqueezeOf,
+    Stress,
+    StressKind,
+)
 from qingsuan.sim.yamlloc import LDict, LList
 
 #: top-level keys of a scenario that belong to the simulator
@@ -237,6 +247,7 @@ def _stress(ck: Checker, top: LDict, participants: set[str]) -> tuple[Stress, ..
         StressKind.OUTAGE: lambda d, w, line: _outage(ck, d, w, line, participants),
         StressKind.SQUEEZE: lambda d, w, line: _squeeze(ck, d, w, line, participants),
         StressKind.MAINTENANCE: lambda d, w, line: _maintenance(ck, d, w, line),
+        StressKind.HOLIDAY: lambda d, w, line: _holiday(ck, d, w, line),
     }
     for k, (doc, line) in enumerate(zip(raw, raw.item_lines, strict=True)):
         what = f"stress[{k}]"
@@ -296,6 +307,40 @@ def _maintenance(ck: Checker, doc: LDict, what: str, line: int) -> Maintenance |
         return None
     period = _period(ck, doc, what)
     return Maintenance(str(system), *period, line) if period else None
+
+
+def _date(ck: Checker, doc: LDict, key: str, what: str) -> dt.date | None:
+    value = doc.get(key)
+    try:
+        if isinstance(value, dt.datetime):  # YAML reads 2026-10-01T00:00 as a date-time
+            raise ValueError
+        if isinstance(value, dt.date):  # and 2026-10-01 as a date
+            return value
+        if not isinstance(value, str):
+            raise ValueError
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        ck.add(doc.line_of(key), f"{what}: {key} must be a date like 2026-10-01 "
+                                 f"(got {value!r})")
+        return None
+
+
+def _holiday(ck: Checker, doc: LDict, what: str, line: int) -> Holiday | None:
+    if not ck.keys(doc, what, ("kind", "from", "until"), ("traffic", "deferred")):
+        return None
+    first, until = _date(ck, doc, "from", what), _date(ck, doc, "until", what)
+    traffic = share_ppm(ck, doc, "traffic", what, lo_open=False, hi="100") \
+        if "traffic" in doc else PPM  # an ordinary day's
+    deferred = share_ppm(ck, doc, "deferred", what, lo_open=False) \
+        if "deferred" in doc else 0
+    if first is None or until is None or traffic is None or deferred is None:
+        return None
+    if not 0 < (until - first).days <= MAX_HOLIDAY_DAYS:
+        ck.add(doc.line_of("until"), f"{what}: until must be after from, at most "
+                                     f"{MAX_HOLIDAY_DAYS} days on (the day after the last "
+                                     "holiday)")
+        return None
+    return Holiday(first, until, traffic, deferred, line)
 
 
 def amount_fen(ck: Checker, doc: LDict, key: str, what: str, default: int) -> int:

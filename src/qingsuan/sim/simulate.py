@@ -56,7 +56,14 @@ from qingsuan.sim.sim_app import AppPlayer, with_app_world
 from qingsuan.sim.sim_cards import CardPlayer
 from qingsuan.sim.sim_queue import Batch
 from qingsuan.sim.sim_regimes import Regimes
-from qingsuan.sim.stress import boundaries, held_back, squeezed
+from qingsuan.sim.stress import (
+    boundaries,
+    day_factors,
+    day_traffic,
+    held_back,
+    holiday_summary,
+    squeezed,
+)
 from qingsuan.sim.traffic import (
     SLOT_MINUTES,
     DayGenerator,
@@ -271,7 +278,11 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
     state = _State(world, names)
     business = [calendar.is_business_day(to_beijing(first + d * US_PER_DAY).date())
                 for d in range(options.days)]
-    expected = sum(spec.items_per_day(s) for d in range(options.days) for s in spec.systems
+    # each day's targets: a holiday block's share of an ordinary day (sim/stress.py)
+    day_specs = [day_traffic(spec, *day_factors(sc.sim.stress, to_beijing(
+        first + d * US_PER_DAY).date(), calendar.is_business_day)) for d in range(options.days)]
+    expected = sum(day_specs[d].items_per_day(s) for d in range(options.days)
+                   for s in day_specs[d].systems
                    if business[d] or s.system is not TrafficSystem.HVPS)
     if sc.sim.payroll is not None:  # progress only: the payroll days' extra BEPS credits
         expected += sum(sc.sim.payroll.items(spec.items_per_day(s))
@@ -348,7 +359,7 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
         tick_until(max(midnight, clock.now_us()))
         metrics.start_day(day, state.balances())
         payroll = sc.sim.payroll
-        traffic = DayGenerator(spec, network, limits, options.seed, day, midnight,
+        traffic = DayGenerator(day_specs[day], network, limits, options.seed, day, midnight,
                                business[day], payroll if payroll is not None
                                and payroll.on(to_beijing(midnight).date()) else None)
         payroll_items += traffic.payroll_items
@@ -413,6 +424,8 @@ def _run(runner: Runner, sc: Scenario, spec: TrafficSpec, options: Options,
                                   else int(sc.params["hvps.credit_rate"]), names, tables,
                                   overnight_fen)
     summary["cash_managers"] = {name: p.kind.value for name, p in sc.sim.cash_managers}
+    if holidays := holiday_summary(sc.sim.stress, calendar.is_business_day):
+        summary["holidays"] = holidays
     summary["reasons"] = {c.name.lower(): REASONS[c] for c in OUTCOMES if REASONS[c]}
     regimes.cnaps(_daily_peak_liquidity(tables), metrics.waited_value_s(),
                   int(generated[:, 1].sum()))

@@ -5,7 +5,11 @@ day, as data and pure functions the loop applies.
   ones to it still arrive: it becomes a liquidity sink, 流动性黑洞);
 * a **squeeze**: opening settlement balances and/or pledged collateral cut by a share;
 * a **maintenance** window of a system: nothing is sent to it for the period; the banks
-  hold its transfers and send them when it is back.
+  hold its transfers and send them when it is back;
+* a **holiday** week: the calendar already closes HVPS on the real holidays (its net
+  positions wait for the next business day); the block shapes the traffic over the
+  period (a share of an ordinary day's transfers) and sends the HVPS payments deferred
+  from its closed weekdays on the first business day after it (节后首日).
 
 The one thing a reader would get wrong: a held transfer is not refused; it waits (its
 queue time counts) and goes first once the period ends.
@@ -14,6 +18,8 @@ queue time counts) and goes first once the period ends.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Final
@@ -23,6 +29,7 @@ import numpy.typing as npt
 
 if TYPE_CHECKING:
     from qingsuan.sim.scenario import Participant
+    from qingsuan.sim.traffic import TrafficSpec
 
 I64 = npt.NDArray[np.int64]
 PPM: Final = 1_000_000
@@ -32,6 +39,7 @@ class StressKind(Enum):
     OUTAGE = "outage"
     SQUEEZE = "squeeze"
     MAINTENANCE = "maintenance"
+    HOLIDAY = "holiday"
 
 
 class SqueezeOf(Enum):
@@ -69,7 +77,83 @@ class Maintenance:
     line: int = 0
 
 
-Stress = Outage | Squeeze | Maintenance
+@dataclass(frozen=True, slots=True)
+class Holiday:
+    """A holiday period [first, until) of whole days (Beijing time)."""
+
+    first: dt.date
+    until: dt.date
+    #: each day's traffic as a share of an ordinary day's, parts per million (every system)
+    traffic_ppm: int = PPM
+    #: the share of an ordinary day's HVPS payments deferred from each closed weekday of the
+    #: period to the first business day after it, parts per million
+    deferred_ppm: int = 0
+    line: int = 0
+
+    def covers(self, day: dt.date) -> bool:
+        return self.first <= day < self.until
+
+    def closed_weekdays(self, is_business_day: Callable[[dt.date], bool]) -> int:
+        """Monday-to-Friday days of the period on which HVPS is closed (the calendar)."""
+        days = (self.first + dt.timedelta(k) for k in range((self.until - self.first).days))
+        return sum(1 for d in days if d.weekday() < 5 and not is_business_day(d))
+
+    def deferred_to(self, is_business_day: Callable[[dt.date], bool]) -> dt.date:
+        """The first business day on or after the period's end."""
+        day = self.until
+        for _ in range(MAX_HOLIDAY_DAYS * 2):
+            if is_business_day(day):
+                return day
+            day += dt.timedelta(1)
+        raise ValueError(f"no business day within {MAX_HOLIDAY_DAYS * 2} days after "
+                         f"{self.until.isoformat()}")
+
+
+#: days one holiday block may span
+MAX_HOLIDAY_DAYS: Final = 31
+
+Stress = Outage | Squeeze | Maintenance | Holiday
+
+
+def day_factors(blocks: tuple[Stress, ...], day: dt.date,
+                is_business_day: Callable[[dt.date], bool]) -> tuple[float, float]:
+    """(every system's traffic, HVPS's traffic) on ``day`` as shares of an ordinary day's:
+    the holiday blocks covering it multiply the traffic; on the first business day after a
+    block, HVPS also carries ``deferred`` x the block's closed weekdays of ordinary days."""
+    share, extra = 1.0, 0.0
+    for b in blocks:
+        if not isinstance(b, Holiday):
+            continue
+        if b.covers(day):
+            share *= b.traffic_ppm / PPM
+        elif b.deferred_ppm and day == b.deferred_to(is_business_day):
+            extra += b.deferred_ppm / PPM * b.closed_weekdays(is_business_day)
+    return share, share + extra
+
+
+def holiday_summary(blocks: tuple[Stress, ...], is_business_day: Callable[[dt.date], bool]
+                    ) -> list[dict[str, object]]:
+    """The holiday blocks as summary.json gives them (JSON-ready)."""
+    return [{"from": b.first.isoformat(), "until": b.until.isoformat(),
+             "traffic_ppm": b.traffic_ppm, "deferred_ppm": b.deferred_ppm,
+             "closed_weekdays": b.closed_weekdays(is_business_day),
+             "deferred_to": b.deferred_to(is_business_day).isoformat()}
+            for b in blocks if isinstance(b, Holiday)]
+
+
+def day_traffic(spec: TrafficSpec, share: float, hvps_share: float) -> TrafficSpec:
+    """The traffic block with every system's daily targets (count and value, so the mean
+    per item stays) scaled by ``share``, HVPS's by ``hvps_share``."""
+    from qingsuan.sim.traffic import TrafficSystem
+
+    if share == hvps_share == 1.0:
+        return spec
+    systems = tuple(dataclasses.replace(
+        s, items_per_day=round(s.items_per_day * f), value_per_day_fen=round(
+            s.value_per_day_fen * f))
+        for s in spec.systems
+        for f in (hvps_share if s.system is TrafficSystem.HVPS else share,))
+    return dataclasses.replace(spec, systems=systems)
 
 
 def squeezed(participants: tuple[Participant, ...], blocks: tuple[Stress, ...]
