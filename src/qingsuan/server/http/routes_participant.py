@@ -67,7 +67,7 @@ async def send_message(request: Request, participant: Acting, c: Core) -> Respon
     first = parse_inbound(xml, accept=ACCEPTED)  # (pure: no need of the engine's lock)
     if isinstance(first, MessageRejection):
         return _refused(request, c, first)
-    reply = await c.writer.call(lambda: c.gateway.receive(xml, participant))
+    reply = await c.writer.call(lambda: c.gateway.receive(xml, participant, first))
     return Response(reply, media_type=XML)
 
 
