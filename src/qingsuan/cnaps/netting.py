@@ -446,10 +446,13 @@ class _Netter:
                 pos[s] = v
                 if v < low[s]:
                     low[s] = v
-                pos[r] += a
-                if queues[r]:
+                pr = pos[r] + a
+                pos[r] = pr
+                q = queues[r]
+                if q:
                     cascades += 1
-                    release([r], i, rel_t, rel_j)
+                    if pr - q[0][0] >= floor[r]:  # else the head still does not fit: the
+                        release([r], i, rel_t, rel_j)  # cascade would stop at once
             i += 1
         self._write(lo, hi, failed, rel_t, rel_j)
         return len(failed) + cascades
