@@ -2,7 +2,9 @@
 against the world, in batches, one group commit per batch.
 
 A handler (on the HTTP server's event loop) hands the writer a job, a function of no
-arguments that reads or changes the world, and awaits its result. The thread takes every
+arguments that reads or changes the world, and awaits its result (:meth:`Writer.call`);
+the thread that reads the HTTP edge's batches hands it jobs with a function to call with
+their results (:meth:`Writer.submit`). The thread takes every
 job waiting (up to :data:`MAX_BATCH`), holds the core's lock (the card port takes the same
 lock: one writer at a time), applies them in order with the engine's commits deferred,
 makes them durable with one append and one fsync, and only then hands the results back.
