@@ -37,7 +37,7 @@ events:
 """
 #: (line, words of the reason) of every problem of INVALID
 INVALID_PROBLEMS = [
-    (2, "unknown key 'colour' (allowed: calendar, cards, "),
+    (2, "unknown key 'colour' (allowed: app, calendar, cards, "),
     (8, "more than two decimals"),
     (11, "target 'nope' is not the id of an earlier pos_purchase"),
 ]

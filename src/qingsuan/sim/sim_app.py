@@ -126,6 +126,9 @@ def with_app_world(sc: Scenario) -> Scenario:
     assert spec is not None and wallets is not None
     institution = spec.institution or next(iter(wallets.institutions))
     banks = [p.name for p in sc.participants if p.kind == "bank"]
+    if not banks and (spec.users or spec.merchants):
+        raise ValueError("app: generated users and merchants need a bank among the "
+                         "participants (their accounts and cards are at banks)")
     customers, cards, terminals = list(sc.customers), list(sc.cards), list(sc.terminals)
     users = dict(wallets.users)
     credit_every = PPM / spec.credit_holders_ppm if spec.credit_holders_ppm else 0.0
