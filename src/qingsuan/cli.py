@@ -195,8 +195,8 @@ DEMO_ORDER = ("intrabank", "cards", "cards-refund", "cards-timeout", "cards-disp
               "hvps-end-of-day", "returns", "ibps-night", "weekend", "holiday-cards")
 
 #: built-in scenarios that are worlds, not stories (no events to play): the card
-#: sandbox's world, and the simulator's stress examples
-NOT_STORIES = frozenset({"card-sandbox", "sim-stress", "sim-holiday-week"})
+#: sandbox's world, and the simulator's examples (stress, the app's generated day)
+NOT_STORIES = frozenset({"card-sandbox", "sim-stress", "sim-holiday-week", "app-day"})
 
 
 def _stories() -> list[str]:
