@@ -74,6 +74,10 @@ def test_the_cards_table_and_the_report_add_up_to_the_summary(tmp_path: Path) ->
     """cards.parquet's rows sum to the summary; the report's card figures are the
     summary's (each printed with its key)."""
     s = _run(tmp_path, report=True)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert 'alt="Card purchases over the day' in page  # the plot, with its reading:
+    assert f"{s['cards']['approved_value_fen'] * 100 // s['cards']['generated_value_fen']}% " \
+        "of the value generated was approved" in page
     cells = re.findall(r'<td data-key="(cards\.[^"]+)" data-kind="(\w+)">([^<]*)</td>',
                        (tmp_path / "report.html").read_text(encoding="utf-8"))
     assert len(cells) == 5 + 3 * 6 + 3  # the outcomes, three banks and the switch

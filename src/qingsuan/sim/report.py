@@ -265,29 +265,62 @@ def app_payments(summary: dict[str, Any], rows: list[dict[str, Any]], lab: Label
     if "app" not in summary:
         return None
     payments = [r for r in rows if r["kind"].startswith(("qr_pay", "wallet_pay"))]
-    first, days = summary["from"], summary["days"]
-    series = _series(payments, first, "items",
+    series = _series(payments, summary["from"], "items",
                      lambda r: "done" if r["status"] == "done" else "not",
                      grid=_grid(summary))
-    fig, ax = plt.subplots(figsize=FIG_SIZE)
-    done = sorted(series["done"].items())
-    nots = series["not"]
-    xs = [h + bucket_h / 2 for h, _ in done]
-    ax.bar(xs, [v for _, v in done], width=bucket_h * 0.9, color="#2e7d32",
-           label=lab("approved", "成功"))
-    ax.bar(xs, [nots.get(h, 0) for h, _ in done], width=bucket_h * 0.9,
-           bottom=[v for _, v in done], color="#c62828", label=lab("declined", "失败"))
-    ax.set_ylabel(lab("payments", "笔数"), fontsize=8)
-    ax.set_title(lab("App payments per bucket (QR both ways, wallet)",
-                     "云闪付 每时段支付笔数"), fontsize=10)
-    _time_axis(ax, days)
-    ax.legend(fontsize=8)
+    fig, done = _approved_bars(summary, series, lab, bucket_h, 1, lab("payments", "笔数"),
+                               lab("App payments per bucket (QR both ways, wallet)",
+                                   "云闪付 每时段支付笔数"))
     pay = summary["app"]["payments"]
     top = max(done, key=lambda p: (p[1], -p[0]), default=None)
     reading = (f"{pay['approved_items']:,} of {pay['items']:,} payments approved"
                + (f"; the busiest bucket starts at {_clock(top[0])} ({top[1]:,} approved)"
                   if top else "") + ".")
     return Plot(lab("App payments over the day", "云闪付支付"), _png(fig), reading)
+
+
+def card_purchases(summary: dict[str, Any], rows: list[dict[str, Any]], lab: Labels,
+                   bucket_h: float) -> Plot | None:
+    """Card traffic's value per bucket of arrival: approved, and declined (cards.parquet,
+    the issuers' rows)."""
+    if "cards" not in summary:
+        return None
+    issued = [r for r in rows if r["role"] == "issuer"]
+    series = _series(issued, summary["from"], "value_fen",
+                     lambda r: "done" if r["response_code"] == "00" else "not",
+                     grid=_grid(summary))
+    fig, done = _approved_bars(summary, series, lab, bucket_h, 1e10,
+                               lab("100M CNY", "亿元"),
+                               lab("Card purchases per bucket", "银行卡 每时段消费金额"))
+    cards = summary["cards"]
+    top = max(done, key=lambda p: (p[1], -p[0]), default=None)
+    total = cards["generated_value_fen"]
+    reading = (f"{cards['approved_value_fen'] * 100 // max(total, 1)}% of the value "
+               f"generated was approved" + (
+                   f"; the busiest bucket starts at {_clock(top[0])} "
+                   f"({top[1] * 100 // max(cards['approved_value_fen'], 1)}% of it)"
+                   if top and top[1] else "") + ".")
+    return Plot(lab("Card purchases over the day", "银行卡消费"), _png(fig), reading)
+
+
+def _approved_bars(summary: dict[str, Any], series: dict[str, dict[float, int]], lab: Labels,
+                   bucket_h: float, unit: float, ylabel: str, title: str
+                   ) -> tuple[Figure, list[tuple[float, int]]]:
+    """Bars per bucket: ``series["done"]`` in green, ``series["not"]`` on top in red
+    (values divided by ``unit``); the figure and the approved points."""
+    fig, ax = plt.subplots(figsize=FIG_SIZE)
+    done = sorted(series["done"].items())
+    nots = series["not"]
+    xs = [h + bucket_h / 2 for h, _ in done]
+    ax.bar(xs, [v / unit for _, v in done], width=bucket_h * 0.9, color="#2e7d32",
+           label=lab("approved", "成功"))
+    ax.bar(xs, [nots.get(h, 0) / unit for h, _ in done], width=bucket_h * 0.9,
+           bottom=[v / unit for _, v in done], color="#c62828", label=lab("declined", "失败"))
+    ax.set_ylabel(ylabel, fontsize=8)
+    ax.set_title(title, fontsize=10)
+    _time_axis(ax, summary["days"])
+    ax.legend(fontsize=8)
+    return fig, done
 
 
 def costs_per_bank(summary: dict[str, Any], lab: Labels) -> Plot | None:
@@ -574,7 +607,9 @@ def render(summary: dict[str, Any], tables: dict[str, pa.Table],
         ]
         for extra_plot in (costs_per_bank(summary, lab), regime_comparison(summary, lab),
                            app_payments(summary, tables["app"].to_pylist()
-                                        if "app" in tables else [], lab, bucket_h)):
+                                        if "app" in tables else [], lab, bucket_h),
+                           card_purchases(summary, tables["cards"].to_pylist()
+                                          if "cards" in tables else [], lab, bucket_h)):
             if extra_plot is not None:
                 plots.append(extra_plot)
     plots.extend(extra)
