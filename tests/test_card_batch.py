@@ -273,6 +273,7 @@ def test_requests_and_batches_on_the_same_day_close_together(first: list[Item],
     _play(runner, UNTIL)
     assert mixed == codes
     assert _books(runner) == books
+    assert runner.cnaps.net["CUPS"].positions == one.cnaps.net["CUPS"].positions
     _checks(runner)
 
 
