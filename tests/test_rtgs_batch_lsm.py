@@ -112,3 +112,21 @@ def test_a_circle_settles_by_offsetting_and_the_steps_are_named() -> None:
     only_pairs = run_rtgs([0, 0, 0], [0, 1, 2], [1, 2, 0], [50, 50, 50], [5, 5, 5],
                           lsm="bilateral")
     assert (only_pairs.status == SETTLED).sum() == 0
+
+
+def test_without_an_attempt_on_queueing_a_batch_resolves_only_when_the_interval_is_due() -> None:
+    """hvps.lsm_on_queue off: the first batch's attempt is due (none before), one a minute
+    later is not (the 5-minute interval), one 5 minutes after the first is again."""
+    engine, cn = _world([0, 0, 0, 0])
+    engine.set_params({"hvps.lsm": "lsm", "hvps.lsm_on_queue": "off",
+                       "hvps.lsm_interval_minutes": "5"})
+    pair = (np.array([0, 1]), np.array([1, 0]), np.array([100, 100]), np.array([5, 5]))
+    settled = []
+    start = engine.clock.now_us()
+    for minutes in (0, 1, 5):
+        engine.clock.advance_to(start + minutes * 60_000_000)
+        res = cn.rtgs_batch(NAMES, *pair)
+        settled.append(int((res.status == SETTLED).sum()))
+    assert settled == [2, 0, 2]
+    assert sum(n for n, _ in cn.batch_lsm.values()) == 4
+    engine.ledger.check_invariants()

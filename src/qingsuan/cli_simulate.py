@@ -62,7 +62,8 @@ def simulate(
     sweep: Annotated[list[str] | None, typer.Option(
         metavar="NAME=SPEC",
         help="run a grid instead of one run: NAME=START:STOP:COUNT or NAME=V1,V2 "
-             "(liquidity, buffer); repeat for a grid")] = None,
+             "(liquidity, buffer; lsm=off,bilateral,multilateral,lsm); repeat for a "
+             "grid")] = None,
     workers: Annotated[int, typer.Option(
         help="with --sweep: worker processes of the local Dask cluster (0: in this "
              "process)")] = 2,
