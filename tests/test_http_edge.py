@@ -156,19 +156,7 @@ def test_one_connection_mixing_both_gets_its_answers_in_order() -> None:
 
 
 def _read_answers(conn: socket.socket, n: int) -> list[tuple[int, Any]]:
-    stream = conn.makefile("rb")
-    out = []
-    for _ in range(n):
-        status = int(stream.readline().split()[1])
-        length = chunked = 0
-        while (line := stream.readline()) not in (b"\r\n", b""):
-            name, _, value = line.decode().partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-            chunked |= name.lower() == "transfer-encoding"
-        assert not chunked
-        out.append((status, json.loads(stream.read(length))))
-    return out
+    return _read_answers_from(conn.makefile("rb"), n)
 
 
 def test_the_relay_carries_a_chunked_batch_and_the_metrics_count_the_edge() -> None:
@@ -245,3 +233,38 @@ def test_an_order_that_passes_carries_its_values() -> None:
     with pytest.raises(ApiError) as refused:
         parse_order(b"[" * 60_000)
     assert refused.value.reason == "invalid_json"
+
+
+def test_expect_100_continue_on_both_doors() -> None:
+    """A client that waits for 100 Continue before its body (curl does, above 1 KiB) gets
+    it from the edge for a transfer and, relayed, from the application for a batch."""
+    csv = (f"debtor_account,creditor_bank,creditor_account,creditor_name,amount\n"
+           f"{ICBC1},CCB,{CCB1},Holder CCB 1,2.00\n").encode()
+    body = json.dumps(order(id="C1")).encode()
+    with edge_server() as (url, _):
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        for path, kind, data in (("/v1/participants/ICBC/transfers", "application/json", body),
+                                 ("/v1/participants/ICBC/transfer-batches", "text/csv", csv)):
+            with socket.create_connection((host, int(port)), timeout=30) as conn:
+                conn.sendall((f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                              f"{KEYS['ICBC']}\r\nContent-Type: {kind}\r\nContent-Length: "
+                              f"{len(data)}\r\nExpect: 100-continue\r\n\r\n").encode())
+                stream = conn.makefile("rb")
+                assert stream.readline().startswith(b"HTTP/1.1 100")
+                assert stream.readline() == b"\r\n"
+                conn.sendall(data)
+                [(status, answer)] = _read_answers_from(stream, 1)
+                assert status == 201, answer
+
+
+def _read_answers_from(stream: Any, n: int) -> list[tuple[int, Any]]:
+    out = []
+    for _ in range(n):
+        status = int(stream.readline().split()[1])
+        length = 0
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        out.append((status, json.loads(stream.read(length))))
+    return out
