@@ -18,7 +18,7 @@ from qingsuan.clock import parse_time
 from qingsuan.engine import replay
 from qingsuan.ledger.registry import AccountRegistry
 from qingsuan.sim.runner import Runner
-from qingsuan.sim.scenario import Event, parse_scenario
+from qingsuan.sim.scenario import Event, Scenario, parse_scenario
 from qingsuan.sim.scenario_model import CustomerTable
 from qingsuan.world import World, world_systems
 
@@ -45,7 +45,7 @@ def _transfer(order: int, at: str, payer: str, amount_fen: int, *, payee: str | 
         "from_customer": payer, "to_customer": payee, "to_account": to_account})
 
 
-def _scenario(*events: Event):  # type: ignore[no-untyped-def]
+def _scenario(*events: Event) -> Scenario:
     sc = parse_scenario(WORLD, "ranges.yaml")
     return dataclasses.replace(sc, customers=CustomerTable(sc.customers, (ICBC, CCB)),
                                events=events)
@@ -84,7 +84,7 @@ def test_a_customer_two_rules_or_a_rule_and_a_list_would_both_be_is_refused() ->
         CustomerTable((), (ICBC, dataclasses.replace(ICBC, id_prefix="other.")))
     listed = parse_scenario(WORLD, "ranges.yaml").customers
     clash = dataclasses.replace(listed[0], id="icbc.c7")
-    with pytest.raises(ValueError, match="icbc.c7"):
+    with pytest.raises(ValueError, match=r"icbc\.c7"):
         CustomerTable((clash,), (ICBC,))
     directory = Directory()
     directory.add_range(ICBC)
