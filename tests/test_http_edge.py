@@ -74,7 +74,8 @@ def edge_server() -> Iterator[tuple[str, SandboxCore]]:
 
 
 def bearer(who: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {KEYS[who]}"}
+    """The Authorization header of ``who``'s key (or of ``who`` itself: a key unknown)."""
+    return {"Authorization": f"Bearer {KEYS.get(who, who)}"}
 
 
 # each (who, path's participant, body as sent, content type): good orders, each refusal
@@ -105,6 +106,7 @@ REQUESTS: list[tuple[str | None, str, bytes, str | None]] = [
     ("CCB", "ICBC", json.dumps(order(id="T11")).encode(), "application/json"),
     ("operator", "ICBC", json.dumps(order(id="T12")).encode(), "application/json"),
     (None, "ICBC", json.dumps(order(id="T13")).encode(), "application/json"),
+    ("qs_icbc_0000", "ICBC", json.dumps(order(id="T15")).encode(), "application/json"),
     ("ICBC", "NOBODY", json.dumps(order(id="T14")).encode(), "application/json"),
 ]
 
