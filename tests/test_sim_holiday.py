@@ -24,7 +24,7 @@ HVPS_PER_DAY = 1_630_000
 @cache
 def _run(with_block: bool) -> Result:
     return simulate(parse_scenario(TEXT if with_block else BASE, "h.yaml"),
-                    Options(days=9, seed=3, scale=SCALE))
+                    Options(days=9, seed=3, scale=SCALE, chunk_minutes=30))
 
 
 def _business(day: dt.date) -> bool:
