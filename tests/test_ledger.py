@@ -777,3 +777,28 @@ def test_balance_columns_read_as_one_balance_at_a_time() -> None:
     assert available.tolist() != posted.tolist()
     with pytest.raises(KeyError):
         ledger.posted_columns([99])
+
+
+def test_a_stale_expiry_of_a_forgotten_row_is_skipped() -> None:
+    """A timed reservation rolled back with its chain leaves an expiry entry naming its
+    row; the row goes to another transfer, the id to a new reservation, and the row is then
+    forgotten: when the stale entry comes due nothing happens (the new reservation expires
+    at its own time), as in the ledger that keeps everything."""
+    kept, forgetful = _history_pair(2)
+    chain = [Transfer(10, 1, 2, 5, flags=F.LINKED | F.PENDING, timeout_us=100),
+             Transfer(11, 2, 2, 1)]
+    later = [Transfer(20, 1, 2, 1), Transfer(10, 1, 2, 5, flags=F.PENDING, timeout_us=1000)]
+    for ledger in (kept, forgetful):
+        assert ledger.create_transfers(chain, 1).codes.tolist() == [
+            R.LINKED_EVENT_FAILED, R.ACCOUNTS_MUST_BE_DIFFERENT]
+        assert ledger.create_transfers(later, 2).all_done
+        for k in range(3):
+            ledger.create_transfers(TransferBatch.of(
+                np.arange(100 + 10 * k, 110 + 10 * k), np.ones(10, np.int64),
+                np.full(10, 3), np.full(10, 1)), 3 + k)
+        ledger.advance_time(500)  # the stale entry (1 + 100) is due, the new one is not
+        assert ledger.pending_state(10) is PendingState.PENDING
+        ledger.advance_time(1_100)
+        assert ledger.pending_state(10) is PendingState.EXPIRED
+    assert forgetful.lookup_transfer(20) is None and kept.lookup_transfer(20) is not None
+    assert forgetful.state_hash() == kept.state_hash()

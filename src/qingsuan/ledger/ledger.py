@@ -1087,6 +1087,8 @@ class Ledger:
             if row >= self.transfer_count or \
                     self._pending_state.get(tid) is not PendingState.PENDING:
                 continue  # rolled back with its chain, or already posted/voided
+            if row < self._base and row not in self._kept:
+                continue  # rolled back, its row taken by a transfer since forgotten
             r_id, r_dr, r_cr, amt, _, _, r_timeout, _, r_ts = self._row_fields(row)
             if r_id != tid or r_ts + r_timeout != expires_at:
                 continue  # its row was rolled back and taken by another transfer
