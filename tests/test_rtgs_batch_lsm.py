@@ -130,3 +130,13 @@ def test_without_an_attempt_on_queueing_a_batch_resolves_only_when_the_interval_
     assert settled == [2, 0, 2]
     assert sum(n for n, _ in cn.batch_lsm.values()) == 4
     engine.ledger.check_invariants()
+
+
+def test_a_payment_to_oneself_blocks_the_offset_of_what_waits_behind_it() -> None:
+    # 0 owes itself 50 (it cannot pay: it waits), then owes 1 100 while 1 owes 0 100: the
+    # pair would offset, but 0's payment to 1 waits behind its payment to itself (FIFO)
+    out = run_rtgs([0, 0], [0, 0, 1], [0, 1, 0], [50, 100, 100], [5, 5, 5], lsm="lsm")
+    assert (out.status == SETTLED).tolist() == [False, False, False]
+    # more urgent than the payment to itself, the pair offsets
+    urgent = run_rtgs([0, 0], [0, 0, 1], [0, 1, 0], [50, 100, 100], [5, 4, 5], lsm="lsm")
+    assert (urgent.status == SETTLED).tolist() == [False, True, True]

@@ -206,8 +206,15 @@ def _resolve_gridlock(bal: list[int], snd: list[int], rcv: list[int], amt: list[
     in the order their queues are retried."""
     queued = np.flatnonzero(np.frombuffer(bytes(status), np.int8) == QUEUED)
     sender, receiver = np.array(snd, np.int64), np.array(rcv, np.int64)
-    # a payment to oneself moves nothing: it settles gross or not at all
-    queued = queued[sender[queued] != receiver[queued]]
+    # a payment to oneself moves nothing: it settles gross or not at all, and what waits
+    # behind it in its sender's queue (by level, then arrival) is not offered either
+    own = queued[sender[queued] == receiver[queued]]
+    if own.size:
+        level = np.array(pri, np.int64)
+        key = level * len(snd) + np.arange(len(snd))  # place in the sender's queue
+        first_own = np.full(len(bal), np.iinfo(np.int64).max)
+        np.minimum.at(first_own, sender[own], key[own])
+        queued = queued[key[queued] < first_own[sender[queued]]]
     if queued.size < 2:
         return []
     inst = gridlock.QueueInstance(
