@@ -69,13 +69,16 @@ PUBLIC_ROUTES = {("GET", "/v1/health"), ("GET", "/v1/me"), ("GET", "/v1/particip
                  ("GET", "/metrics"), ("GET", "/dashboard")}  # (the page holds no data)
 #: the consumer app's routes (routes_app.py): they take a user's app key, never a
 #: participant's (test below); that a user sees only their own cards, codes, vouchers and
-#: statements is tested user against user in test_http_app_api.py
+#: statements is tested user against user in test_http_app_api.py (its wallet, top-ups,
+#: withdrawals and transit rides in test_http_app_money.py)
 APP_ROUTES: list[tuple[str, str]] = [
     ("GET", "/v1/app/me"), ("GET", "/v1/app/cards"), ("POST", "/v1/app/cards"),
     ("POST", "/v1/app/codes"), ("GET", "/v1/app/codes/{code_id}"),
     ("GET", "/v1/app/codes/{code_id}/qr.png"), ("GET", "/v1/app/codes/{code_id}/qr.svg"),
     ("POST", "/v1/app/payments"), ("GET", "/v1/app/vouchers"), ("POST", "/v1/app/vouchers"),
-    ("GET", "/v1/app/statements"), ("POST", "/v1/app/repayments")]
+    ("GET", "/v1/app/statements"), ("POST", "/v1/app/repayments"),
+    ("GET", "/v1/app/wallet"), ("POST", "/v1/app/top-ups"), ("POST", "/v1/app/withdrawals"),
+    ("GET", "/v1/app/transit"), ("POST", "/v1/app/transit/rides")]
 #: logging in (a phone and its key) and the app's page (it holds no data)
 APP_PUBLIC = {("POST", "/v1/app/login"), ("GET", "/app")}
 
