@@ -209,11 +209,13 @@ class _Relayed:
     """A request for the application: its bytes not yet sent, whether it was read whole,
     whether it is a HEAD (its answer has no body)."""
 
-    __slots__ = ("complete", "head", "parts", "slot")
+    __slots__ = ("answered", "complete", "head", "parts", "slot")
 
     def __init__(self, slot: Slot, first: bytes, head: bool) -> None:
         self.slot, self.parts, self.head = slot, [first], head
         self.complete = False
+        #: part of the application's answer came (and may have been written)
+        self.answered = False
 
 
 class Connection(asyncio.Protocol):
@@ -472,6 +474,7 @@ class Connection(asyncio.Protocol):
 
     def relay_answer(self, data: bytes) -> None:
         if self._sending is not None:
+            self._sending.answered = True
             self._sending.slot.chunks.append(data)
             if self.slots and self.slots[0] is self._sending.slot:
                 self._write_ready()
@@ -494,8 +497,7 @@ class Connection(asyncio.Protocol):
         if request is None:
             return
         self._relayed.popleft()
-        if request.slot.chunks or (self.slots and self.slots[0] is request.slot and
-                                   request.slot.done):
+        if request.answered:
             self.close()  # part of an answer may have gone: the connection cannot go on
             return
         request.slot.keep_alive = False
@@ -510,7 +512,6 @@ class Upstream(asyncio.Protocol):
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.transport: asyncio.Transport | None = None
-        self.ready = False
         self._pending: list[bytes] = []
         self._parser = httptools.HttpResponseParser(self)
         self._status = 0
@@ -525,7 +526,10 @@ class Upstream(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)
-        self.transport, self.ready = transport, True
+        self.transport = transport
+        if self.conn.closing:  # (the client went away while this connected)
+            transport.close()
+            return
         transport.set_write_buffer_limits(high=RELAY_HIGH_BYTES)
         if self._pending:
             transport.write(b"".join(self._pending))
