@@ -270,3 +270,20 @@ def _read_answers_from(stream: Any, n: int) -> list[tuple[int, Any]]:
                 length = int(value)
         out.append((status, json.loads(stream.read(length))))
     return out
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+                     | st.text(max_size=12),
+                     lambda inner: st.lists(inner, max_size=4) |
+                     st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=64), _JSON.map(lambda v: json.dumps(v).encode()),
+                 _ORDER.map(lambda v: json.dumps(v).encode())))
+def test_any_body_is_an_order_or_a_4xx(body: bytes) -> None:
+    """No body makes the check raise anything but a refusal with a 4xx status."""
+    try:
+        parse_order(body)
+    except ApiError as exc:
+        assert 400 <= exc.status < 500 and exc.reason, exc
