@@ -230,7 +230,7 @@ def main() -> None:
                       f"{r['items'] / r['wall_s']:,.0f}",
                       f"{r['write_s']:.1f}" if args.out else "-", f"{r['peak_mb']:,.0f}",
                       "yes" if r["checks"] else "NO")
-    Console().print(table)
+    Console(width=160).print(table)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
