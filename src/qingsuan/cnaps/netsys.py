@@ -132,6 +132,8 @@ class NetSystem:
         #: the timetable walk's cache (advance): valid below this time, for this version
         self._walked_until_us = 0
         self._walked_version = -1
+        #: the parameters' version the queues were last swept at (advance): -1, sweep now
+        self._swept_version = -1
         #: shared with the other net system: what the simulated responders know
         self.accounts = accounts
         self.agreements = agreements
@@ -583,7 +585,13 @@ class NetSystem:
         if self.awaiting:
             self._expire(now_us)
         closed = self.closed
-        if not closed:  # open (again): what waited behind a cap during maintenance nets now
+        version = self.engine.params.version
+        if not closed and version != self._swept_version:
+            # open (again): what waited behind a cap during maintenance nets now. Only a
+            # parameter opens a system again, so the queues are swept once per parameters'
+            # version, not on every item (every other change that lets a queued item fit
+            # releases its queue where it happens): a sweep costs one look per participant
+            self._swept_version = version
             for name in [n for n, q in self.queues.items() if q]:
                 self._release(name, now_us)
         if (self.pending_session is not None and not closed
@@ -591,7 +599,6 @@ class NetSystem:
             self._try_session(self.pending_session, now_us)
         # the timetable is walked only once a session's time has come (or the parameters
         # changed): every session up to the last walk's time has been seen then
-        version = self.engine.params.version
         if now_us < self._walked_until_us and version == self._walked_version:
             return
         self._walked_version = version
@@ -721,6 +728,7 @@ class NetSystem:
              if self.awaiting else {})  # absent when empty: older states hash the same
 
     def load_json(self, doc: dict[str, Any]) -> None:
+        self._swept_version = -1
         self.positions = {k: int(v) for k, v in doc["positions"].items()}
         self.caps = {k: int(v) for k, v in doc["caps"].items()}
         self.items = {}
