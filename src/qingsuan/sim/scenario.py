@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+from qingsuan.banks.directory import MAX_CUSTOMERS as WORLD_MAX_CUSTOMERS
+from qingsuan.banks.ranges import CustomerRange
 from qingsuan.params import ParamError, Params
 from qingsuan.sim.scenario_checker import FileChecker
 from qingsuan.sim.scenario_events import EVENT_KINDS, RUNNABLE_EVENTS, parse_events
@@ -23,7 +25,9 @@ from qingsuan.sim.scenario_model import (
     MAX_PARTICIPANTS,
     Card,
     Customer,
+    CustomerTable,
     Event,
+    KnownCustomers,
     Merchant,
     Participant,
     Problem,
@@ -37,20 +41,22 @@ from qingsuan.sim.scenario_world import (
     check_calendar_years,
     listed,
     parse_cards,
+    parse_customer_ranges,
     parse_customers,
     parse_participants,
     parse_terminals,
 )
 from qingsuan.sim.sim_app_block import parse_app
 from qingsuan.sim.sim_blocks import BLOCK_KEYS, parse_blocks
-from qingsuan.sim.yamlloc import YamlError, load
+from qingsuan.sim.yamlloc import LDict, YamlError, load
 from qingsuan.wallets import terms as wallet_terms
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 __all__ = ["EVENT_KINDS", "MAX_CUSTOMERS", "MAX_EVENTS", "MAX_FILE_BYTES", "MAX_PARTICIPANTS",
-           "RUNNABLE_EVENTS", "Card", "Customer", "Event", "Merchant", "Participant",
+           "RUNNABLE_EVENTS", "Card", "Customer", "CustomerRange", "CustomerTable", "Event",
+           "Merchant", "Participant",
            "Problem", "Scenario", "ScenarioError", "Terminal", "hash_pin", "load_scenario",
            "parse_scenario"]
 
@@ -113,7 +119,8 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
         raise ScenarioError(ck.problems)
     ck.keys(top, "scenario", ("name", "start", "run_until", "participants"),
             ("description", "timezone", "calendar", "params", "customers", "cards",
-             "terminals", "events", "traffic", "wallets", "app", *BLOCK_KEYS))
+             "terminals", "events", "traffic", "wallets", "app", "customer_ranges",
+             *BLOCK_KEYS))
     name = ck.text(top, "name", "scenario", re.compile(r"^[\w\-. ]{1,80}$"),
                    " (letters, digits, - _ . and spaces, at most 80)") or "unnamed"
     description = str(top.get("description") or "")
@@ -147,7 +154,9 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
     # a reference to an entry that has its own problem is not reported again as unknown
     pnames = {p.name for p in participants} | listed(top, "participants", "name")
     customers = parse_customers(ck, top, pnames)
-    cards = parse_cards(ck, top, {c.id for c in customers} | listed(top, "customers", "id"))
+    table = _customer_table(ck, top, customers, parse_customer_ranges(ck, top, pnames))
+    cards = parse_cards(ck, top, KnownCustomers(
+        dict.fromkeys({c.id for c in customers} | listed(top, "customers", "id")), table))
     terminals = parse_terminals(ck, top, pnames, {c.id: c for c in customers})
     traffic = parse_traffic(ck, top, params)
     sim = parse_blocks(ck, top, pnames, int(params["beps.item_limit"]))
@@ -155,12 +164,27 @@ def parse_scenario(text: str, file: str = "<scenario>") -> Scenario:
                                        {c.id: c for c in customers},
                                        {t.id: t.kind for t in terminals})
     app = parse_app(ck, top, wallets, {t.id: t for t in terminals})
-    events = parse_events(ck, top, start, until, participants, customers, wallets)
+    events = parse_events(ck, top, start, until, participants, customers, wallets, table)
     if ck.problems:
         raise ScenarioError(ck.problems)
     assert start is not None and until is not None
     return Scenario(name, file, description, start, until, calendar, params,
-                    tuple(participants), tuple(customers), tuple(cards), tuple(terminals),
+                    tuple(participants), table, tuple(cards), tuple(terminals),
                     tuple(events), traffic, sim, wallets, app)
 
 
+def _customer_table(ck: FileChecker, top: LDict, customers: list[Customer],
+                    ranges: list[CustomerRange]) -> CustomerTable:
+    """The listed customers and the generated ranges, or the listed alone (and the
+    problem) when a rule would make a customer twice or the world too large."""
+    try:
+        table = CustomerTable(customers, ranges)
+    except ValueError as exc:
+        ck.add(top.line_of("customer_ranges"), str(exc))
+        return CustomerTable(customers)
+    if len(table) > WORLD_MAX_CUSTOMERS:
+        ck.add(top.line_of("customer_ranges"),
+               f"a world holds at most {WORLD_MAX_CUSTOMERS} customers (these make "
+               f"{len(table)})")
+        return CustomerTable(customers)
+    return table

@@ -11,7 +11,14 @@ from typing import Any, Final
 from qingsuan.cards.disputes import ChargebackReason, DisputeKind
 from qingsuan.params import ParamError, parse_value
 from qingsuan.sim.scenario_checker import ACCOUNT_RE, ID_RE, FileChecker
-from qingsuan.sim.scenario_model import MAX_EVENTS, Customer, Event, Participant
+from qingsuan.sim.scenario_model import (
+    MAX_EVENTS,
+    Customer,
+    CustomerTable,
+    Event,
+    KnownCustomers,
+    Participant,
+)
 from qingsuan.sim.scenario_world import listed
 from qingsuan.sim.yamlloc import LDict
 from qingsuan.vocabulary import BEPS_KINDS, CHANNELS, HOST_MODES, PRIORITY_LABELS
@@ -21,7 +28,8 @@ from qingsuan.wallets.events import WALLET_EVENTS
 
 def parse_events(ck: FileChecker, top: LDict, start: int | None, until: int | None,
                  participants: list[Participant], customers: list[Customer],
-                 wallets: wallet_terms.WalletsSpec | None = None) -> list[Event]:
+                 wallets: wallet_terms.WalletsSpec | None = None,
+                 table: CustomerTable | None = None) -> list[Event]:
     """The ``events:`` list, each checked against its kind's row of EVENT_TABLE."""
     out: list[Event] = []
     ids: set[str] = set()
@@ -30,6 +38,8 @@ def parse_events(ck: FileChecker, top: LDict, start: int | None, until: int | No
     # None: listed, but with a problem of its own (already reported)
     cust: dict[str, Customer | None] = dict.fromkeys(listed(top, "customers", "id"))
     cust.update((c.id, c) for c in customers)
+    if table is not None and table.ranges:  # and the generated customers, by their rules
+        cust = KnownCustomers(cust, table)
     items = ck.seq(top, "events")
     if len(items) > MAX_EVENTS:
         ck.add(top.line_of("events"), f"more than {MAX_EVENTS} events")

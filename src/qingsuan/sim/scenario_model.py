@@ -157,6 +157,34 @@ class CustomerTable(Sequence[Customer]):
         return f"CustomerTable({len(self.listed)} listed, ranges={self.ranges!r})"
 
 
+class KnownCustomers(dict[str, Customer | None]):
+    """The customers a file's events and cards may name, by id: the listed ones (None:
+    listed with a problem of its own, already reported) and, without a record each, every
+    customer of the generated ranges."""
+
+    def __init__(self, listed: dict[str, Customer | None], table: CustomerTable) -> None:
+        super().__init__(listed)
+        self._table = table
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or (
+            isinstance(key, str) and self._table.get(key) is not None)
+
+    def __getitem__(self, key: str) -> Customer | None:
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        found = self._table.get(key)
+        if found is None:
+            raise KeyError(key)
+        return found
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+
 def _generated(rule: CustomerRange, k: int) -> Customer:
     return Customer(rule.id(k), rule.bank, rule.account(k), rule.balance_fen, rule.name(k),
                     None, 0)

@@ -5,8 +5,10 @@ checked as it is read (docs/SCENARIOS.md).
 from __future__ import annotations
 
 import re
+from collections.abc import Container
 from typing import Any
 
+from qingsuan.banks.ranges import CustomerRange
 from qingsuan.cards.iso8583 import luhn_ok, mask_pan
 from qingsuan.cnaps.participants import ParticipantKind, check_code
 from qingsuan.money import format_fen
@@ -178,6 +180,46 @@ def parse_customers(ck: FileChecker, top: LDict, banks: set[str]) -> list[Custom
     return out
 
 
+def parse_customer_ranges(ck: FileChecker, top: LDict, banks: set[str]
+                          ) -> list[CustomerRange]:
+    """``customer_ranges:``: generated customers, a rule each (banks/ranges.py), e.g.
+    ``{bank: ICBC, count: 1000000, balance: "1000.00", id_prefix: icbc.c, account_prefix:
+    "6222", account_digits: 19}``: customers ``icbc.c0`` .. ``icbc.c999999``."""
+    out: list[CustomerRange] = []
+    for raw, line in ck.seq(top, "customer_ranges"):
+        doc = ck.mapping(raw, line, "a customer range")
+        if doc is None or not ck.keys(doc, "customer range", (
+                "bank", "count", "id_prefix", "account_digits"),
+                ("balance", "account_prefix", "name_prefix")):
+            continue
+        bank = ck.text(doc, "bank", "customer range")
+        if bank is not None and bank not in banks:
+            ck.add(doc.line_of("bank"), f"customer range: no participant named {bank!r}")
+            continue
+        balance = ck.amount(doc, "balance", f"customer range at {bank}")
+        numbers = {key: doc[key] for key in ("count", "account_digits")}
+        if any(isinstance(v, bool) or not isinstance(v, int) for v in numbers.values()):
+            ck.add(line, f"customer range at {bank}: count and account_digits must be whole "
+                         f"numbers (got {numbers['count']!r}, {numbers['account_digits']!r})")
+            continue
+        id_prefix = ck.text(doc, "id_prefix", f"customer range at {bank}")
+        account_prefix = ck.text(doc, "account_prefix", f"customer range at {bank}",
+                                 default="")
+        if None in (bank, balance, id_prefix, account_prefix):
+            continue
+        assert bank is not None and balance is not None
+        assert id_prefix is not None and account_prefix is not None
+        rule = dict(bank=bank, count=numbers["count"], balance_fen=balance,
+                    id_prefix=id_prefix, account_prefix=account_prefix,
+                    account_digits=numbers["account_digits"],
+                    name_prefix=str(doc.get("name_prefix", f"{bank} customer ")))
+        try:
+            out.append(CustomerRange(**rule))
+        except ValueError as exc:
+            ck.add(line, str(exc))
+    return out
+
+
 def _merchant(ck: FileChecker, raw: Any, line: int, cid: str | None) -> Merchant | None:
     doc = ck.mapping(raw, line, f"customer {cid}: merchant")
     if doc is None or not ck.keys(doc, f"customer {cid}: merchant", ("mid", "mcc"), ("mdr",)):
@@ -200,7 +242,7 @@ def _merchant(ck: FileChecker, raw: Any, line: int, cid: str | None) -> Merchant
     return Merchant(mid, mcc, mdr_ppm)
 
 
-def parse_cards(ck: FileChecker, top: LDict, customers: set[str]) -> list[Card]:
+def parse_cards(ck: FileChecker, top: LDict, customers: Container[str]) -> list[Card]:
     out: list[Card] = []
     pans: set[str] = set()
     for raw, line in ck.seq(top, "cards"):
