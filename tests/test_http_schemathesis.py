@@ -61,12 +61,8 @@ def api() -> Iterator[Api]:
 
 #: Known bugs in a file another change is rewriting (routes_participant.py): the one check
 #: each fails is left out for that operation only; every other check still runs on it.
-KNOWN_BUGS: dict[str, Any] = {
-    # A message refused whole answers 400 with a pacs.002 (application/xml), as
-    # docs/SERVER.md says, but the route's OpenAPI `responses` give 400 as the JSON refusal
-    # only: routes_participant.py's _XML_ANSWER needs a 400 with both content types.
-    "POST /v1/participants/{participant}/messages": schemathesis.checks.content_type_conformance,
-}
+#: checks left out for one operation, with the reason (none at present)
+KNOWN_BUGS: dict[str, Any] = {}
 
 
 def _call(case: Any, app: Any, headers: dict[str, str]) -> None:

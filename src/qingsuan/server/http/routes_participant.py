@@ -28,8 +28,11 @@ _XML_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {XML: 
     "schema": {"type": "string", "format": "binary"},
     "example": "<Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08\">"
                "...</Document>"}}}}
-_XML_ANSWER: dict[int | str, dict[str, Any]] = {200: {
-    "content": {XML: {"schema": {"type": "string"}}}, "description": "the answer message"}}
+_XML_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {XML: {"schema": {"type": "string"}}}, "description": "the answer message"},
+    400: {**ERRORS[400], "content": {XML: {"schema": {"type": "string"}}},
+          "description": "a message refused whole: a pacs.002 RJCT naming the reason "
+                         "(the JSON refusal with Accept: application/json)"}}
 
 MsgId = Annotated[str, Path(pattern=_ID_PATTERN, description="GrpHdr/MsgId (API for JSON)")]
 TxId = Annotated[str, Path(pattern=_ID_PATTERN, description="TxId (the id of a JSON one)")]
