@@ -22,16 +22,18 @@ test: $(STAMP)
 	$(BIN)/pytest -n 2 tests
 
 bench: $(STAMP)
-	@echo "make bench: 9 benchmarks, about 20 to 25 minutes on 2 cores (10 for the first 6; the next 2 build a world of 1,000,000 customers, the last one of 10,000,000 in 3 GiB). Figures: docs/PERFORMANCE.md"
-	@echo "[1/9] ledger" && $(BIN)/python bench/bench_ledger.py
-	@echo "[2/9] HVPS" && $(BIN)/python bench/bench_hvps.py --liquidity 0.1
-	@echo "[3/9] gridlock" && $(BIN)/python bench/bench_gridlock.py
-	@echo "[4/9] netting" && $(BIN)/python bench/bench_netting.py
-	@echo "[5/9] card clearing" && $(BIN)/python bench/bench_clearing.py
-	@echo "[6/9] card gateway (3 runs of 20 s)" && $(BIN)/python bench/bench_gateway.py --runs 3 --duration 20
-	@echo "[7/9] bulk path" && $(BIN)/python bench/bench_bulk.py --customers 1000000 --transfers 1000000 --runs 3
-	@echo "[8/9] world" && $(BIN)/python bench/bench_world.py --customers 10000,1000000 --events 20000
-	@echo "[9/9] memory" && $(BIN)/python bench/bench_memory.py --customers 1000000,10000000
+	@echo "make bench: 11 benchmarks, about 25 to 30 minutes on 2 cores (10 for the first 6; the next 2 build a world of 1,000,000 customers, the 9th one of 10,000,000 in 3 GiB; the last 2 drive qingsuan serve over HTTP). Figures: docs/PERFORMANCE.md"
+	@echo "[1/11] ledger" && $(BIN)/python bench/bench_ledger.py
+	@echo "[2/11] HVPS" && $(BIN)/python bench/bench_hvps.py --liquidity 0.1
+	@echo "[3/11] gridlock" && $(BIN)/python bench/bench_gridlock.py
+	@echo "[4/11] netting" && $(BIN)/python bench/bench_netting.py
+	@echo "[5/11] card clearing" && $(BIN)/python bench/bench_clearing.py
+	@echo "[6/11] card gateway (3 runs of 20 s)" && $(BIN)/python bench/bench_gateway.py --runs 3 --duration 20
+	@echo "[7/11] bulk path" && $(BIN)/python bench/bench_bulk.py --customers 1000000 --transfers 1000000 --runs 3
+	@echo "[8/11] world" && $(BIN)/python bench/bench_world.py --customers 10000,1000000 --events 20000
+	@echo "[9/11] memory" && $(BIN)/python bench/bench_memory.py --customers 1000000,10000000
+	@echo "[10/11] HTTP transfers (3 runs of 10 s, 64 in flight)" && $(BIN)/python bench/bench_http.py --in-flight 64 --duration 10 --runs 3
+	@echo "[11/11] HTTP batch endpoint" && $(BIN)/python bench/bench_http_batch.py --items 100000 --batches 5
 
 fuzz: $(STAMP)
 	@echo "make fuzz: 10,000 seeds of deterministic simulation testing, then 1,000,000 ISO 8583 frames and 100,000 ISO 20022 documents at the edges (docs/RELIABILITY.md), about 20 to 30 minutes on one core"
