@@ -610,12 +610,17 @@ def run(public: socket.socket, link: socket.socket, upstream: str, ring: KeyRing
             loop.close()
 
 
-def fork(public: socket.socket, link: socket.socket, upstream: str, ring: KeyRing) -> int:
-    """Start the edge process (forked: it inherits the sockets and the keys); its pid."""
+def fork(public: socket.socket, link: socket.socket, upstream: str, ring: KeyRing,
+         parents_end: socket.socket) -> int:
+    """Start the edge process (forked: it inherits the sockets and the keys); its pid.
+    ``parents_end`` is the link's other end: the child closes its copy, so that the link
+    reads end-of-file once the engine's process is gone, even if it never spoke (a store
+    that would not open, say), and the edge ends instead of holding the port."""
     pid = os.fork()
     if pid == 0:  # the child: never returns into the caller's code
         status = 0
         try:
+            parents_end.close()
             run(public, link, upstream, ring)
         except BaseException:
             status = 1

@@ -160,7 +160,7 @@ class Split:
             app_sock.close()
             shutil.rmtree(app_dir, ignore_errors=True)
             raise
-        pid = edge.fork(public, theirs, path, ring)
+        pid = edge.fork(public, theirs, path, ring, ours)
         theirs.close()
         public.close()
         return cls(address, app_sock, app_dir, ours, pid)
