@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from test_http_api import CCB1, ICBC1, ICBC2, NAMES, SANDBOX, START, open_api, order
 
 from qingsuan.server.http import KeyRing, SandboxClock, SandboxCore, create_app
+from qingsuan.server.http import edge as edge_module
 from qingsuan.server.http.deps import known_participants
 from qingsuan.server.http.edge import Edge
 from qingsuan.server.http.edge_link import EdgeLink
@@ -180,6 +181,22 @@ def test_the_relay_carries_a_chunked_batch_and_the_metrics_count_the_edge() -> N
         assert http.get("/v1/health").json()["status"] == "ok"
         assert http.get("/openapi.json").json()["components"]["schemas"]["TransferIn"]
     # the edge's own requests reach /metrics (sent once a second, and at the stop)
+
+
+def test_a_client_that_trickles_its_request_is_answered_408_and_cut_off(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A slowloris (a header sent a piece at a time, never finished) does not keep its
+    connection: past REQUEST_S it gets 408 and the connection closes."""
+    monkeypatch.setattr(edge_module, "REQUEST_S", 0.5)
+    with edge_server() as (url, _):
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as sock:
+            sock.sendall(b"POST /v1/participants/ICBC/transfers HTTP/1.1\r\nHost: x\r\n")
+            answer = b""
+            while chunk := sock.recv(4096):  # until the edge closes it
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b"request_timeout" in answer
 
 
 def test_a_stop_answers_what_was_received() -> None:

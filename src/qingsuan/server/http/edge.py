@@ -42,6 +42,9 @@ from qingsuan.server.http.errors import ApiError
 MAX_CONNECTIONS: Final = 4096
 #: a keep-alive connection idle this long is closed
 KEEP_ALIVE_S: Final = 30.0
+#: a request must be read whole within this long of its first byte: a client that trickles
+#: its header or body (slowloris) is answered 408 and cut off, not kept for ever
+REQUEST_S: Final = 60.0
 #: at a stop, how long requests in flight get
 GRACEFUL_S: Final = 10.0
 #: bytes relayed to the application unsent before the client is no longer read
@@ -175,6 +178,8 @@ class Edge:
         for conn in list(self.connections):
             if not conn.slots and not conn.mid_request and now - conn.last_s > KEEP_ALIVE_S:
                 conn.close()
+            elif conn.mid_request and now - conn.began_s > REQUEST_S:
+                conn.too_slow()
         self.loop.call_later(1.0, self._sweep)
 
     def gone(self) -> None:
@@ -230,6 +235,8 @@ class Connection(asyncio.Protocol):
         self.slots: collections.deque[Slot] = collections.deque()
         self.last_s = time.monotonic()
         self.mid_request = False
+        #: when the request being read began (its first byte)
+        self.began_s = self.last_s
         self.closing = False
         # the request being read
         self._url = b""
@@ -298,6 +305,7 @@ class Connection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self.mid_request = True
+        self.began_s = time.monotonic()
         self._url, self._headers, self._body, self._size = b"", [], [], 0
         self._chunked = False
 
@@ -433,6 +441,11 @@ class Connection(asyncio.Protocol):
         if not self.closing and self.transport is not None:
             self.closing = True
             self.transport.close()
+
+    def too_slow(self) -> None:
+        """The request took longer than REQUEST_S to arrive: 408, then close."""
+        self._fail(ApiError(408, "request_timeout", f"the request was not read whole within "
+                                                    f"{REQUEST_S:g} s of its first byte"))
 
     def _fail(self, exc: ApiError) -> None:
         """Unreadable input: answer it after what came before, then close."""
