@@ -55,7 +55,9 @@ def simulate(
     bucket_minutes: Annotated[int, typer.Option(
         help="metrics' time bucket, minutes (must divide a day)")] = 60,
     keep_items: Annotated[bool, typer.Option(
-        help="also write items.parquet, one row per transfer (memory grows with the run)")
+        help="also write items.parquet, one row per transfer, and keep the ledger's history "
+             "of postings (without it, full blocks of rows are hashed and dropped; memory "
+             "grows with the run)")
     ] = False,
     progress: Annotated[bool, typer.Option(help="show the progress display")] = True,
     sweep: Annotated[list[str] | None, typer.Option(
