@@ -140,3 +140,17 @@ def test_a_payment_to_oneself_blocks_the_offset_of_what_waits_behind_it() -> Non
     # more urgent than the payment to itself, the pair offsets
     urgent = run_rtgs([0, 0], [0, 0, 1], [0, 1, 0], [50, 100, 100], [5, 4, 5], lsm="lsm")
     assert (urgent.status == SETTLED).tolist() == [False, True, True]
+
+
+def test_the_gridlock_tally_survives_a_restart_from_a_snapshot() -> None:
+    """The batch path's tally by step (simulate's LSM metrics) is in CNAPS's saved state:
+    a world loaded from it reports the same value settled by offsetting."""
+    engine, cn = _world([0] * len(NAMES))
+    engine.set_params({"hvps.lsm": "lsm"})
+    sender, receiver, amount, priority = _columns([(0, 1, 100, 5), (1, 0, 100, 5)])
+    cn.rtgs_batch(NAMES, sender, receiver, amount, priority)
+    assert cn.batch_lsm == {("bilateral", NAMES[0]): [1, 100], ("bilateral", NAMES[1]): [1, 100]}
+    _, other = _world([0] * len(NAMES))
+    other.load_state(cn.dump_state())
+    assert other.batch_lsm == cn.batch_lsm
+    assert other.dump_state() == cn.dump_state()

@@ -422,7 +422,11 @@ class Cnaps:
             "agreements": sorted(self.agreements),
             "consents": sorted(self.consents)}
             # absent when nobody is connected: a world without them hashes as before
-            | ({"connected": sorted(self.connected)} if self.connected else {}))
+            | ({"connected": sorted(self.connected)} if self.connected else {})
+            # the batch path's gridlock tally (simulate's metrics), kept across a restart;
+            # absent until a batch resolved gridlock, so other worlds hash as before
+            | ({"batch_lsm": [[step, name, n, value] for (step, name), (n, value)
+                              in sorted(self.batch_lsm.items())]} if self.batch_lsm else {}))
 
     def load_state(self, state: bytes) -> None:
         doc = json.loads(state)
@@ -436,6 +440,8 @@ class Cnaps:
         self.consents.update((a, b, c) for a, b, c in doc.get("consents", []))
         self.connected.clear()
         self.connected.update(doc.get("connected", []))
+        self.batch_lsm = {(str(step), str(name)): [int(n), int(value)]
+                          for step, name, n, value in doc.get("batch_lsm", [])}
         assert self.engine is not None
         self._make(self.engine)
         self.hvps.load_json(doc["hvps"])
