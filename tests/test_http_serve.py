@@ -213,3 +213,30 @@ def test_sigterm_ends_a_dashboard_stream_and_stops_cleanly(tmp_path: Path) -> No
     assert served.stop() == 0  # the stream ends with the server: no wait for it
     watcher.join(timeout=30)
     assert not watcher.is_alive() and '"participants"' in events[0]
+
+
+def test_a_kill_9_of_the_engine_s_process_alone_frees_the_http_port(tmp_path: Path) -> None:
+    """kill -9 of `serve`'s main process alone (not its group, as an operator's kill of
+    one pid): the other processes see their links close and end, so the HTTP port is free
+    and a restart on the same port and store answers. (test_log_integrity's empty store
+    covers the edge's end when the engine's process never spoke.)"""
+    served = serve(tmp_path / "s.db", "--api-keys", "sandbox", new_keys=False)
+    port = int(served.url.rsplit(":", 1)[1])
+    served.proc.send_signal(signal.SIGKILL)  # the main process only
+    served.proc.wait(timeout=30)
+    deadline = threading.Event()
+    for _ in range(100):  # the edge ends within moments of the link's close
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) != 0:
+                break
+        deadline.wait(0.1)
+    else:
+        os.killpg(served.proc.pid, signal.SIGKILL)
+        pytest.fail(f"the HTTP port {port} still answers after the engine's process died")
+    again = serve(tmp_path / "s.db", "--api-keys", "sandbox", "--http-port", str(port),
+                  new_keys=False)
+    try:
+        with httpx.Client(base_url=again.url, timeout=30) as http:
+            assert http.get("/v1/me", headers=bearer("sandbox-ICBC")).status_code == 200
+    finally:
+        assert again.stop() == 0
