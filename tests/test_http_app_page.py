@@ -10,19 +10,17 @@ metro with the transit code, paid in the next morning's batch. Screenshots go to
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from browser import CHROMIUM, SHOTS, require_chromium
+from browser import SHOTS, chromium_page, require_chromium, served_over_http
 from test_http_app_api import HAN, HAN_ABC, LI, LI_CCB, LI_CREDIT, LI_ICBC, START, WALLET
 
-from qingsuan.server.http import KeyRing, SandboxClock, SandboxCore, create_app
+from qingsuan.server.http import SandboxCore
 from qingsuan.server.http.app_auth import sandbox_user_key
-from qingsuan.server.http.serve import HttpServer, bind
 
 PHONE = {"width": 390, "height": 844}
 
@@ -48,14 +46,9 @@ def served() -> Iterator[Served]:
     """The wallet world at 10:00 on its first day: Li Lei has bound his ICBC and CCB debit
     cards and his ABC credit card, paid a 600.00 banquet with it, and ABC has run its
     statement; Han Meimei has bound her ABC card."""
-    ring, keys = KeyRing.for_world([p.name for p in WALLET.participants], sandbox=True)
-    core = SandboxCore(WALLET, f"memory://{uuid.uuid4().hex}", SandboxClock("virtual", START))
-    try:
-        server = HttpServer(create_app(core, ring, deliver=False), bind("127.0.0.1", 0))
-        server.start()
-        core.serve_http(server)
-        host, port = server.sock.getsockname()[:2]
-        s = Served(f"http://{host}:{port}", core, keys)
+    with served_over_http(WALLET, START, [p.name for p in WALLET.participants],
+                          deliver=False) as (url, core, keys):
+        s = Served(url, core, keys)
         for phone, pan, name in ((LI, LI_ICBC, "Li Lei"), (LI, LI_CCB, "Li Lei"),
                                  (LI, LI_CREDIT, "Li Lei"), (HAN, HAN_ABC, "Han Meimei")):
             assert s.post("/cards", phone, {"card": pan, "name": name}).status_code == 201
@@ -71,25 +64,13 @@ def served() -> Iterator[Served]:
                     "id": "stmt-nov", **world.card_vault().card_fields(LI_CREDIT)}},
                 sort_keys=True).encode())
         yield s
-    finally:
-        core.close()
 
 
 @pytest.fixture
 def page(served: Served) -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=["--no-sandbox"])
-        try:
-            context = browser.new_context(viewport=PHONE, device_scale_factor=2,
-                                          is_mobile=True, has_touch=True)
-            page = context.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield page
-            assert not errors, f"the page's script failed: {errors}"
-        finally:
-            browser.close()
+    with chromium_page(viewport=PHONE, device_scale_factor=2, is_mobile=True,
+                       has_touch=True) as page:
+        yield page
 
 
 def shot(page: Any, name: str, *, full: bool = False) -> None:

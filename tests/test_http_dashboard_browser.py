@@ -8,18 +8,16 @@ temporary directory)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 import pytest
-from browser import CHROMIUM, SHOTS, require_chromium
+from browser import SHOTS, chromium_page, require_chromium, served_over_http
 from test_http_api import CCB1, ICBC1, NAMES, SANDBOX, START, order
 
-from qingsuan.server.http import KeyRing, SandboxClock, SandboxCore, create_app
-from qingsuan.server.http.serve import HttpServer, bind
+from qingsuan.server.http import SandboxCore
 
 require_chromium("the dashboard")
 
@@ -40,32 +38,14 @@ class Served:
 
 @pytest.fixture
 def served() -> Iterator[Served]:
-    ring, keys = KeyRing.for_world(NAMES, sandbox=True)
-    core = SandboxCore(SANDBOX, f"memory://{uuid.uuid4().hex}",
-                       SandboxClock("virtual", START))
-    try:
-        server = HttpServer(create_app(core, ring), bind("127.0.0.1", 0))
-        server.start()
-        core.serve_http(server)
-        host, port = server.sock.getsockname()[:2]
-        yield Served(f"http://{host}:{port}", core, keys)
-    finally:
-        core.close()
+    with served_over_http(SANDBOX, START, NAMES) as (url, core, keys):
+        yield Served(url, core, keys)
 
 
 @pytest.fixture
 def page(served: Served) -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                     args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            yield page
-            assert not errors, f"the page's script failed: {errors}"
-        finally:
-            browser.close()
+    with chromium_page(viewport={"width": 1280, "height": 800}) as page:
+        yield page
 
 
 def shot(page: Any, name: str) -> None:
