@@ -14,7 +14,6 @@ from decimal import Decimal, InvalidOperation
 from typing import Final, Protocol
 
 from qingsuan.clock import from_datetime
-from qingsuan.money import AmountError, parse_amount
 from qingsuan.sim.costs import CostRates
 from qingsuan.sim.policies import Policy, PolicyKind
 from qingsuan.sim.sim_payroll import Payroll
@@ -46,6 +45,9 @@ class Checker(Protocol):
 
     def keys(self, doc: LDict, what: str, required: Iterable[str], optional: Iterable[str]
              ) -> bool: ...
+
+    def amount(self, doc: LDict, key: str, what: str, *, allow_zero: bool = True,
+               default: int | None = 0) -> int | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,14 +346,10 @@ def _holiday(ck: Checker, doc: LDict, what: str, line: int) -> Holiday | None:
 
 
 def amount_fen(ck: Checker, doc: LDict, key: str, what: str, default: int) -> int:
-    """An amount written as a CNY string (at most two decimals), in fen."""
-    if key not in doc:
-        return default
-    try:
-        return parse_amount(doc[key], field=f"{what}: {key}", allow_zero=False)
-    except AmountError as exc:
-        ck.add(doc.line_of(key), str(exc))
-        return default
+    """An amount written as a CNY string (at most two decimals, above zero), in fen; the
+    default when it is absent, or when it is wrong (the checker has said why)."""
+    value = ck.amount(doc, key, what, allow_zero=False, default=default)
+    return default if value is None else value
 
 
 def minutes(ck: Checker, doc: LDict, key: str, what: str, default: int) -> int | None:
