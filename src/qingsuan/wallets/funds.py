@@ -77,12 +77,7 @@ def withdrawal(w: Wallets, f: dict[str, Any]) -> None:
                  f"{format_fen(amount)}")
         return
     w.record(f, do, user=user.phone, amount=format_fen(amount), status="pending")
-    w.waiting.append({"id": f["id"], "do": do, "phone": user.phone, "amount": amount})
-    outgoing.net_payment(w.banks, {
-        "id": f["id"], "system": "IBPS", "kind": "credit", "amount_fen": amount,
-        "payer": ["customer", pool.bank, pool.account, pool.id],
-        "payee": ["customer", account.bank, account.account, account.id],
-        "payee_name": account.name})
+    _pay_from_pool(w, f, do, user.phone, pool, account, amount)
 
 
 def transfer(w: Wallets, f: dict[str, Any]) -> None:
@@ -131,9 +126,17 @@ def pay_merchant(w: Wallets, f: dict[str, Any]) -> None:
         assert moved, "the collection account was just credited"
         return
     rec["status"] = "pending"
-    w.waiting.append({"id": f["id"], "do": do, "phone": user.phone, "amount": amount})
+    _pay_from_pool(w, f, do, user.phone, pool, merchant, amount)
+
+
+def _pay_from_pool(w: Wallets, f: dict[str, Any], do: str, phone: str, pool: CustomerAccount,
+                   payee: CustomerAccount, amount: int) -> None:
+    """The institution pays ``payee`` (a bank customer) from its collection account by an
+    IBPS credit; the move waits for IBPS's outcome (``w.waiting``: refused or returned, the
+    money goes back to ``phone``'s wallet)."""
+    w.waiting.append({"id": f["id"], "do": do, "phone": phone, "amount": amount})
     outgoing.net_payment(w.banks, {
         "id": f["id"], "system": "IBPS", "kind": "credit", "amount_fen": amount,
         "payer": ["customer", pool.bank, pool.account, pool.id],
-        "payee": ["customer", merchant.bank, merchant.account, merchant.id],
-        "payee_name": merchant.name})
+        "payee": ["customer", payee.bank, payee.account, payee.id],
+        "payee_name": payee.name})
