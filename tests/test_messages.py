@@ -21,6 +21,7 @@ from qingsuan.messages import (
     CAMT052,
     CAMT053,
     CAMT056,
+    CAMT060,
     INBOUND_TYPES,
     NOT_PROVIDED,
     PACS002,
@@ -39,6 +40,7 @@ from qingsuan.messages import (
     InvalidField,
     MessageError,
     MessageRejection,
+    ReportRequest,
     Return,
     Statement,
     StatementEntry,
@@ -48,6 +50,7 @@ from qingsuan.messages import (
     build_camt052,
     build_camt053,
     build_camt056,
+    build_camt060,
     build_pacs002,
     build_pacs003,
     build_pacs004,
@@ -62,6 +65,7 @@ from qingsuan.messages import (
     parse_camt052,
     parse_camt053,
     parse_camt056,
+    parse_camt060,
     parse_inbound,
     parse_pacs002,
     parse_pacs003,
@@ -167,6 +171,14 @@ def a_return(**changes: object) -> Return:
     return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
 
 
+def report_request(**changes: object) -> ReportRequest:
+    base = ReportRequest(
+        msg_id="RPT-REQ-1", created_at=T0, request_id="REQ-1",
+        requested_message="camt.053.001.08", account=ICBC, account_owner=ICBC,
+        from_date=DAY - timedelta(days=3), to_date=DAY)
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
 def statement(**changes: object) -> Statement:
     entries = (
         StatementEntry(reference="TX-1", amount_fen=12345, direction="debit",
@@ -207,6 +219,9 @@ ROUND_TRIPS = [
      [cancel_answer(accepted=False, reason_code="ARDT", additional_info="already settled")]),
     (CAMT053, build_camt053, parse_camt053, [statement()]),
     (CAMT052, build_camt052, parse_camt052, [statement(statement_id="RPT-1")]),
+    (CAMT060, build_camt060, parse_camt060,
+     [report_request(), report_request(request_id=None, requested_message="camt.052",
+                                       account=None, from_date=None, to_date=None)]),
 ]
 
 
@@ -801,7 +816,7 @@ DOMAIN_CLASSES = {
     PACS008: CreditTransfer, PACS009: CreditTransfer, PACS003: DirectDebit,
     PACS002: StatusReport, PACS004: Return, PACS028: StatusRequest, CAMT056: CancelRequest,
     CAMT029: CancelAnswer,
-    CAMT053: Statement, CAMT052: Statement,
+    CAMT053: Statement, CAMT052: Statement, CAMT060: ReportRequest,
 }
 
 

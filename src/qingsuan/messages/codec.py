@@ -28,6 +28,7 @@ from .generated.camt_029_001_09 import camt_029_001_09 as c029
 from .generated.camt_052_001_08 import camt_052_001_08 as c052
 from .generated.camt_053_001_08 import camt_053_001_08 as c053
 from .generated.camt_056_001_08 import camt_056_001_08 as c056
+from .generated.camt_060_001_05 import camt_060_001_05 as c060
 from .generated.pacs_002_001_10 import pacs_002_001_10 as p002
 from .generated.pacs_003_001_08 import pacs_003_001_08 as p003
 from .generated.pacs_004_001_09 import pacs_004_001_09 as p004
@@ -39,6 +40,7 @@ from .model import (
     CAMT052,
     CAMT053,
     CAMT056,
+    CAMT060,
     CNAPS_CENTRE_CODE,
     CURRENCY,
     MAX_NOTE,
@@ -57,6 +59,7 @@ from .model import (
     InvalidField,
     PaymentStatus,
     Priority,
+    ReportRequest,
     Return,
     Statement,
     StatementEntry,
@@ -1256,6 +1259,65 @@ def _from_camt052(doc: c052.Document) -> list[Statement]:
                          ("ITBD", "CLBD"), REPORT_PATHS)
 
 
+# --- camt.060: requests for a report ---------------------------------------------------------
+
+REPORT_REQUEST_PATHS: Final[Mapping[str, str]] = {
+    "msg_id": "/GrpHdr/MsgId",
+    "created_at": "/GrpHdr/CreDtTm",
+    "request_id": "Id",
+    "requested_message": "ReqdMsgNmId",
+    "account": "Acct/Id/Othr/Id",
+    "account_owner": "AcctOwnr/Agt/FinInstnId/ClrSysMmbId/MmbId",
+    "from_date": "RptgPrd/FrToDt/FrDt",
+    "to_date": "RptgPrd/FrToDt/ToDt",
+}
+
+
+def build_camt060(requests: ReportRequest | Sequence[ReportRequest]) -> bytes:
+    """camt.060.001.05: requests for reports sharing ``msg_id`` and ``created_at``; one
+    ``RptgReq`` each, its period (when given) of type ``ALLL``."""
+    items = _batch(requests, ReportRequest, ("msg_id", "created_at"))
+    m = c060
+    first = items[0]
+    doc = m.Document(acct_rptg_req=m.AccountReportingRequestV05(
+        grp_hdr=m.GroupHeader77(msg_id=first.msg_id, cre_dt_tm=_xdt(first.created_at)),
+        rptg_req=[
+            m.ReportingRequest5(
+                id=r.request_id, reqd_msg_nm_id=r.requested_message,
+                acct=_account(m, r.account),
+                acct_ownr=m.Party40Choice(agt=_agent(m, r.account_owner)),
+                rptg_prd=None if r.from_date is None else m.ReportingPeriod2(
+                    fr_to_dt=m.DatePeriodDetails1(
+                        fr_dt=_xd(r.from_date),
+                        to_dt=None if r.to_date is None else _xd(r.to_date)),
+                    tp=m.QueryType3Code.ALLL))
+            for r in items
+        ]))
+    return serialize(doc, CAMT060)
+
+
+def _from_camt060(doc: c060.Document) -> list[ReportRequest]:
+    base = "/Document/AcctRptgReq"
+    msg = doc.acct_rptg_req
+    hdr = msg.grp_hdr
+    created_at = _datetime(hdr.cre_dt_tm, f"{base}/GrpHdr/CreDtTm")
+    out: list[ReportRequest] = []
+    for i, req in enumerate(msg.rptg_req, 1):
+        rp = _item_path(base, "RptgReq", i, len(msg.rptg_req))
+        owner = _party_agent_code(req.acct_ownr, f"{rp}/AcctOwnr", req.id)
+        period = None if req.rptg_prd is None else req.rptg_prd.fr_to_dt
+        from_date = None if period is None else _date(
+            period.fr_dt, f"{rp}/RptgPrd/FrToDt/FrDt", req.id)
+        to_date = None if period is None or period.to_dt is None else _date(
+            period.to_dt, f"{rp}/RptgPrd/FrToDt/ToDt", req.id)
+        out.append(_make(
+            ReportRequest, REPORT_REQUEST_PATHS, base, rp, req.id,
+            msg_id=hdr.msg_id, created_at=created_at, request_id=req.id,
+            requested_message=req.reqd_msg_nm_id, account=_account_id(req.acct),
+            account_owner=owner, from_date=from_date, to_date=to_date))
+    return out
+
+
 # --- the field map (docs/MESSAGES.md prints it) -----------------------------------------------
 
 _LAYOUT: Final[Mapping[str, tuple[str, str, Mapping[str, str]]]] = {
@@ -1269,6 +1331,7 @@ _LAYOUT: Final[Mapping[str, tuple[str, str, Mapping[str, str]]]] = {
     CAMT029: ("/Document/RsltnOfInvstgtn", "CxlDtls/TxInfAndSts", CANCEL_ANSWER_PATHS),
     CAMT053: ("/Document/BkToCstmrStmt", "Stmt", STATEMENT_PATHS),
     CAMT052: ("/Document/BkToCstmrAcctRpt", "Rpt", REPORT_PATHS),
+    CAMT060: ("/Document/AcctRptgReq", "RptgReq", REPORT_REQUEST_PATHS),
 }
 
 
@@ -1301,6 +1364,7 @@ _DECODERS: Final[Mapping[str, tuple[type[Any], Callable[[Any], Sequence[DomainOb
     CAMT029: (c029.Document, _from_camt029),
     CAMT053: (c053.Document, _from_camt053),
     CAMT052: (c052.Document, _from_camt052),
+    CAMT060: (c060.Document, _from_camt060),
 }
 #: The message types :func:`parse_inbound` understands.
 INBOUND_TYPES: Final = tuple(_DECODERS)
@@ -1415,6 +1479,11 @@ def parse_camt053(xml: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Sta
 def parse_camt052(xml: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[Statement]:
     """The intraday reports of a camt.052; MessageError if bad."""
     return _parse_as(xml, CAMT052, Statement, max_bytes)
+
+
+def parse_camt060(xml: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[ReportRequest]:
+    """The report requests of a camt.060 (one per ``RptgReq``); MessageError if bad."""
+    return _parse_as(xml, CAMT060, ReportRequest, max_bytes)
 
 
 # --- rejecting ---------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ CAMT056: Final = "camt.056.001.08"
 CAMT029: Final = "camt.029.001.09"
 CAMT053: Final = "camt.053.001.08"
 CAMT052: Final = "camt.052.001.08"
+CAMT060: Final = "camt.060.001.05"
 HEAD001: Final = "head.001.001.02"
 
 _BANK_CODE_RE: Final = re.compile(r"[0-9]{12}", re.ASCII)
@@ -502,6 +503,51 @@ class Statement:
                 f"{self.closing_balance_fen} (fen)")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReportRequest:
+    """camt.060 (AccountReportingRequest): a participant asks for a report on its own
+    settlement account: ``requested_message`` (``ReqdMsgNmId``) names the report wanted
+    (camt.053 statement, camt.052 intraday report), ``from_date``/``to_date`` the period.
+
+    ``account_owner`` is the asking bank's code (``AcctOwnr/Agt``); ``account`` the
+    account asked about (``Acct/Id/Othr/Id``: a settlement account is named by its
+    participant's bank code, as in a statement), the owner's own when absent. Which
+    reports CNAPS answers, and for whom, is the gateway's rule, not the message's.
+    """
+
+    msg_id: str
+    created_at: datetime
+    request_id: str | None = None
+    requested_message: str
+    account: str | None = None
+    account_owner: str
+    from_date: date | None = None
+    to_date: date | None = None
+
+    def __post_init__(self) -> None:
+        check_text("msg_id", self.msg_id, MAX35)
+        check_datetime("created_at", self.created_at)
+        check_optional_text("request_id", self.request_id, MAX35)
+        check_text("requested_message", self.requested_message, MAX35)
+        check_optional_text("account", self.account, MAX34, code=codes.AC01)
+        check_bank_code("account_owner", self.account_owner)
+        if self.from_date is not None:
+            check_date("from_date", self.from_date)
+        if self.to_date is not None:
+            check_date("to_date", self.to_date)
+            if self.from_date is None:
+                raise InvalidField("to_date", codes.DT01, "a period's end needs its start "
+                                   "(from_date)")
+            if self.to_date < self.from_date:
+                raise InvalidField("to_date", codes.DT01, f"the period ends ({self.to_date}) "
+                                   f"before it starts ({self.from_date})")
+
+    @property
+    def account_asked(self) -> str:
+        """The account the report is of: ``account``, else the owner's own."""
+        return self.account if self.account is not None else self.account_owner
+
+
 def _party_name(name: str, value: object, *, required: bool, code: str) -> None:
     if value is None:
         if required:
@@ -521,5 +567,5 @@ def _account(name: str, value: object, *, required: bool, code: str) -> None:
 #: Any object a message decodes into.
 DomainObject = (
     CreditTransfer | DirectDebit | CancelRequest | CancelAnswer | StatusReport | StatusRequest
-    | Return | Statement
+    | Return | Statement | ReportRequest
 )

@@ -31,6 +31,7 @@ from .model import (
     CAMT052,
     CAMT053,
     CAMT056,
+    CAMT060,
     HEAD001,
     PACS002,
     PACS003,
@@ -47,7 +48,7 @@ ISO_NAMESPACE_PREFIX: Final = "urn:iso:std:iso:20022:tech:xsd:"
 #: Every message whose XSD ships in ``qingsuan/messages/xsd`` (tools/gen_messages.sh).
 MESSAGE_TYPES: Final = (
     PACS008, PACS009, PACS002, PACS004, PACS003, PACS028, CAMT056, CAMT029, CAMT053, CAMT052,
-    HEAD001,
+    CAMT060, HEAD001,
 )
 
 #: Inbound messages larger than this are refused before any parsing (a parameter of the
