@@ -434,9 +434,21 @@ class Ledger:
         building an object or a batch. Same rules and codes as :meth:`create_transfers`; a
         linked flag is refused (a chain needs a batch)."""
         assert not flags & _LINKED, "a linked transfer is posted in a batch"
-        result = self._create_rows(
-            [(tid, debit_id, credit_id, amount_fen, flags, pending_id, 0, 0)], timestamp_us)
-        return TransferResult(int(result.codes[0]))
+        # _create_rows for one unlinked row, without the list, the codes array and the
+        # chain bookkeeping (a reservation, its post or void: the bank tier's commonest)
+        self.advance_time(timestamp_us)
+        if self.transfer_count + 1 > MAX_TRANSFERS:
+            raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
+        if not self._buffer:
+            self._maybe_forget()
+        d, c = self._static(debit_id), self._static(credit_id)
+        self._ts = timestamp_us
+        code = self._apply_one((tid, debit_id, credit_id, amount_fen, flags, pending_id, 0, 0,
+                                d[0], c[0], d[1], c[1], d[2], c[2], d[3], c[3], d[4], c[4]),
+                               None)
+        if len(self._buffer) >= _TAIL_ROWS:
+            self._flush_tail()
+        return code
 
     def _create_rows(self, rows: Sequence[tuple[int, int, int, int, int, int, int, int]],
                      timestamp_us: int) -> BatchResult:
