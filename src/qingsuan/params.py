@@ -40,7 +40,8 @@ class ParamSpec:
     doc: str
     choices: tuple[str, ...] = ()
     minimum: int | None = None
-    #: a parameter of an optional part of a world (the wallets): among the written values
+    #: a parameter of an optional part of a world (the wallets, connected participants'
+    #: receipts): among the written values
     #: (reports, the world's description, the state hash) only once set, so that a world
     #: without that part is written and hashed exactly as before the part existed
     optional: bool = False
@@ -218,6 +219,11 @@ SPECS: Final[tuple[ParamSpec, ...]] = (
     ParamSpec("credit.daily_interest_rate", ParamKind.RATE, "0.0005",
               "interest per day on what a statement left unpaid after its due date, charged "
               "at the next statement", optional=True),
+    # -- connected participants (docs/SERVER.md; optional: only a world with one uses it)
+    ParamSpec("beps.receipt_timeout_minutes", ParamKind.INT, "1440",
+              "time a connected payer's bank has to give its receipt (回执) for a BEPS debit "
+              "before the debit ends rejected AB06 (the PBOC's deadlines run to days by "
+              "business type: one figure here)", minimum=1, optional=True),
 )
 
 _BY_NAME: Final = {spec.name: spec for spec in SPECS}

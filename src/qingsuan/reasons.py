@@ -33,6 +33,7 @@ class Reason(CodedReason):
     AM05 = ("AM05", "duplication")
     AM14 = ("AM14", "amount exceeds the agreed limit (net debit cap)")
     AB05 = ("AB05", "timeout at the creditor agent")
+    AB06 = ("AB06", "timeout at the instructed agent (a debit's payer's bank)")
     MD01 = ("MD01", "no mandate (payer authorisation agreement)")
     BE01 = ("BE01", "inconsistent with end customer (name does not match the account)")
     DT01 = ("DT01", "invalid date (system not open)")

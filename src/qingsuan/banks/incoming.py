@@ -163,6 +163,14 @@ def follow_net(b: Banks) -> bool:
                 continue
             if event == "queued":
                 record.move(at_us, "queued")
+                if ref["debit"] and not ref.get("reserved"):
+                    # a connected payer's bank gave its receipt and the debit queued: the
+                    # bank holds the funds until netting, as for a simulated receipt
+                    code, ref["reserve_id"] = _books(b).reserve(
+                        ref["sender"], f"customer:{ref['payer_id']}",
+                        f"{ref['system'].lower()}_clearing", ref["amount"])
+                    assert code.done, code  # BEPS checked the funds with the receipt
+                    ref["reserved"] = True
             elif event == "netted":
                 record.move(at_us, "netted")
                 _net_deliver(b, ref, record, at_us)

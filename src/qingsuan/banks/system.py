@@ -193,8 +193,10 @@ class Banks:
         interval = int(self.engine.params["hvps.lsm_interval_minutes"]) if self.engine else 0
         if interval and hvps.queued_total:
             candidates.append(hvps.last_lsm_us + interval * 60_000_000)
-        # an IBPS item a connected receiver has not answered ends AB05 at its deadline
-        candidates.append(cnaps.ibps.next_confirm_deadline_us())
+        # an item a connected participant has not answered ends at its deadline (an IBPS
+        # confirmation AB05, a BEPS debit receipt AB06)
+        candidates += [cnaps.ibps.next_confirm_deadline_us(),
+                       cnaps.beps.next_confirm_deadline_us()]
         # the wallets' own moments: statements, the transit batch, a campaign's close
         wallets = wallets_of(self.engine) if self.engine is not None else None
         if wallets is not None:

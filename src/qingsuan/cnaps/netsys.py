@@ -49,13 +49,40 @@ PBOC: Final = "PBOC"
 #: BEPS, IBPS, and the card switch's daily net positions (CUPS) that settle in HVPS sessions
 SYSTEMS: Final = ("BEPS", "IBPS", "CUPS")
 MAX_ITEMS: Final = 50_000_000
-#: The status of an IBPS item waiting for a connected receiver's answer.
+#: The status of an item waiting for a connected participant's answer: an IBPS item for
+#: its receiver's confirmation, a BEPS debit for the payer's bank's receipt (回执).
 AWAITING: Final = "awaiting_confirmation"
 #: The reason codes a connected receiver may reject an IBPS item with.
 CONFIRM_REJECT_CODES: Final = ("AC01", "AC04", "AC06", "AG01", "BE01", "NARR")
+#: The reason codes a connected payer's bank may refuse its receipt for a BEPS debit with.
+RECEIPT_REJECT_CODES: Final = tuple(r.code for r in (
+    Reason.AC01, Reason.AC04, Reason.AC06, Reason.AM04, Reason.MD01, Reason.NARR))
 #: The maintenance switch of each system that can close on its own (the card switch's
 #: positions settle in HVPS sessions: they stop only when HVPS does).
 CLOSED_PARAM: Final = {"BEPS": "beps.closed", "IBPS": "ibps.closed"}
+
+
+@dataclass(frozen=True, slots=True)
+class Asking:
+    """What a net system asks a connected participant, and how it ends when it is silent."""
+
+    command: str               # the logged answer
+    request: str               # the notice that asks (its detail: the deadline)
+    timeout_param: str
+    timeout_unit_us: int       # of the parameter's value
+    silent_code: str           # the item's end at the deadline without an answer
+    reject_codes: tuple[str, ...]
+
+
+#: Per system, defined once: IBPS asks the receiver to confirm a credit within seconds;
+#: BEPS asks the payer's bank for its receipt of a debit within a much longer deadline.
+#: AB06: the instructed agent (the debit's payer's bank) did not answer in time.
+ASKING: Final = {
+    "IBPS": Asking("cnaps.ibps_confirm", "confirm_request", "ibps.confirm_timeout_ms", 1000,
+                   Reason.AB05.code, CONFIRM_REJECT_CODES),
+    "BEPS": Asking("cnaps.beps_receipt", "receipt_request", "beps.receipt_timeout_minutes",
+                   US_PER_MINUTE, Reason.AB06.code, RECEIPT_REJECT_CODES),
+}
 
 
 @dataclass
@@ -69,7 +96,7 @@ class NetItem:
     arrival: int
     submitted_us: int
     status: str = "accepted"   # accepted, queued, netted, settled, rejected, cancelled,
-    #                            awaiting_confirmation (IBPS, a connected receiver)
+    #                            awaiting_confirmation (a connected participant's answer)
     netted_us: int | None = None
     settled_us: int | None = None
     session: int | None = None
@@ -161,9 +188,10 @@ class NetSystem:
         #: participants whose cap is backed by earmarked funds, and the reservation held
         self.earmark_backed: set[str] = set()
         self.earmarks: dict[str, tuple[int, int]] = {}
-        #: participants that answer IBPS confirmations themselves (shared with CNAPS)
+        #: participants that answer IBPS confirmations and BEPS debit receipts themselves
+        #: (shared with CNAPS)
         self.connected: set[str] = connected if connected is not None else set()
-        #: IBPS items waiting for a connected receiver: ref -> (deadline, who answers)
+        #: items waiting for a connected participant: ref -> (deadline, who answers)
         self.awaiting: dict[str, tuple[int, str]] = {}
 
     # ------------------------------------------------------------------ participants
@@ -287,11 +315,12 @@ class NetSystem:
                        payer=payer, payee=payee, original=original, payee_name=payee_name)
         self.items[ref] = item
         reason = self._refuse(item, sender, receiver, now_us)
-        if reason is None and kind.endswith("_debit"):
-            reason = self._debit_receipt(item)
-        answerer = self._answerer(item, receiver)
-        if reason is None and self.name == "IBPS" and answerer is None:
-            reason = self._confirm(item)
+        answerer = self._answerer(item, sender, receiver)
+        if reason is None and answerer is None:
+            if kind.endswith("_debit"):
+                reason = self._debit_receipt(item)
+            elif self.name == "IBPS":
+                reason = self._confirm(item)
         if reason is not None:
             return self._reject(item, reason, now_us)
         if answerer is not None:
@@ -352,12 +381,18 @@ class NetSystem:
         if account is None or account.closed:
             return (Reason.AC01.code if account is None else Reason.AC04.code,
                     f"the payer's bank {item.sender} has no open account {item.payer}")
-        if account.ledger_name is not None:
-            bank, name = account.ledger_name.split(":", 1)
-            avail = self.engine.ledger.balance(self.engine.registry.id(bank, name)).available_fen
-            if avail < item.amount_fen:
-                return (Reason.AM04.code, f"the payer's bank refuses: insufficient funds in "
-                                          f"{item.payer}")
+        return self._payer_short(item, account)
+
+    def _payer_short(self, item: NetItem, account: SimAccount | None) -> tuple[str, str] | None:
+        """AM04 when the payer's account is in the world's ledger and cannot pay the debit
+        (its books never go below zero, whoever gave the receipt)."""
+        if account is None or account.ledger_name is None:
+            return None
+        bank, name = account.ledger_name.split(":", 1)
+        avail = self.engine.ledger.balance(self.engine.registry.id(bank, name)).available_fen
+        if avail < item.amount_fen:
+            return (Reason.AM04.code, f"the payer's bank refuses: insufficient funds in "
+                                      f"{item.payer}")
         return None
 
     def _confirm(self, item: NetItem) -> tuple[str, str] | None:
@@ -382,66 +417,84 @@ class NetSystem:
             return (Reason.NARR.code, f"{item.receiver} rejected the item")
         return None
 
-    # ------------------------------------------------------------------ connected receivers
+    # ------------------------------------------------------------------ connected answerers
 
-    def _answerer(self, item: NetItem, receiver: str) -> str | None:
-        """The connected participant that answers this IBPS item itself, if any (the
-        receiver named, or the direct participant it settles through). A return (退汇)
-        only gives back what was received: the simulated path takes it, as before."""
-        if self.name != "IBPS" or not self.connected or item.original is not None:
+    def _answerer(self, item: NetItem, sender: str, receiver: str) -> str | None:
+        """The connected participant that answers this item itself, if any: for an IBPS
+        item its receiver, for a BEPS debit the payer's bank that gives the receipt (the
+        item's sender); the participant named, or the direct participant it settles
+        through. A return (退汇) only gives back what was received: the simulated path
+        takes it, as before."""
+        if not self.connected or item.original is not None:
             return None
-        for who in (receiver, item.receiver):
+        if self.name == "IBPS":
+            named = (receiver, item.receiver)
+        elif self.name == "BEPS" and item.kind.endswith("_debit"):
+            named = (sender, item.sender)
+        else:
+            return None
+        for who in named:
             if who in self.connected:
                 return who
         return None
 
     def held_fen(self, sender: str) -> int:
-        """What the sender's items awaiting an answer hold of its net debit cap."""
+        """What the sender's IBPS items awaiting an answer hold of its net debit cap (a
+        BEPS debit awaiting its receipt holds none: the payer's bank has not agreed yet,
+        and an accepted debit beyond the cap queues)."""
+        if self.name != "IBPS":
+            return 0
         return sum(self.items[ref].amount_fen for ref in self.awaiting
                    if self.items[ref].sender == sender
                    and self.items[ref].receiver != sender)
 
     def _await(self, item: NetItem, answerer: str, now_us: int) -> NetOutcome:
-        """The item waits for the connected receiver's answer; its amount holds the
-        sender's cap meanwhile, so that an accepted item always nets."""
+        """The item waits for the connected participant's answer. An IBPS item's amount
+        holds the sender's cap meanwhile, so that an accepted item always nets."""
         s = item.sender
-        if s != item.receiver and (self.positions[s] - self.held_fen(s) - item.amount_fen
-                                   < -self.caps[s]):
+        if self.name == "IBPS" and s != item.receiver and (
+                self.positions[s] - self.held_fen(s) - item.amount_fen < -self.caps[s]):
             return self._reject(item, (Reason.AM14.code, (
                 f"{s}'s IBPS net debit cap {format_fen(self.caps[s])} would be exceeded "
                 f"(position {format_fen(self.positions[s])}, "
                 f"{format_fen(self.held_fen(s))} awaiting confirmation)")), now_us)
-        timeout_ms = int(self.engine.params["ibps.confirm_timeout_ms"])
-        deadline = now_us + timeout_ms * 1000
+        asking = ASKING[self.name]
+        deadline = now_us + int(self.engine.params[asking.timeout_param]) * \
+            asking.timeout_unit_us
         item.status = AWAITING
         self.awaiting[item.ref] = (deadline, answerer)
         # the detail: the answer's deadline, as every API shows a time
-        self._notice(now_us, answerer, item.ref, "confirm_request", format_time(deadline))
+        self._notice(now_us, answerer, item.ref, asking.request, format_time(deadline))
         return NetOutcome(True, AWAITING)
 
     def confirm(self, ref: str, by: str, accept: bool, reason: tuple[str, str] | None,
                 now_us: int) -> NetOutcome:
-        """A connected receiver's answer to an item awaiting confirmation: accepted, it
-        nets; rejected, it ends with the receiver's reason. Too late (at or after the
-        deadline), the item has already been rejected AB05 and the answer is refused."""
+        """A connected participant's answer to an item awaiting it (an IBPS confirmation,
+        a BEPS debit receipt): accepted, it nets (a BEPS debit may queue behind the cap);
+        rejected, it ends with the answerer's reason. Too late (at or after the deadline),
+        the item has already been rejected (AB05, AB06) and the answer is refused."""
         self.advance(now_us)  # a deadline reached rejects the item before the answer
         item = self.items.get(ref)
-        if item is None or self.name != "IBPS":
-            return NetOutcome(False, "unknown", (Reason.NARR.code, f"no IBPS item {ref}"))
+        if item is None:
+            return NetOutcome(False, "unknown", (Reason.NARR.code,
+                                                 f"no {self.name} item {ref}"))
         held = self.awaiting.get(ref)
         if held is None:
             return NetOutcome(False, item.status, (
-                Reason.NARR.code, f"{ref} is {item.status}: it awaits no confirmation"
+                Reason.NARR.code, f"{ref} is {item.status}: it awaits no answer"
                 + (f" ({item.reason[0]})" if item.reason else "")))
         deadline, answerer = held
         if by != answerer:
-            return NetOutcome(False, "unknown", (Reason.NARR.code, f"no IBPS item {ref}"))
+            return NetOutcome(False, "unknown", (Reason.NARR.code,
+                                                 f"no {self.name} item {ref}"))
         assert now_us < deadline, "advance rejects an item at its deadline"
         del self.awaiting[ref]
         if not accept:
-            assert reason is not None and reason[0] in CONFIRM_REJECT_CODES, reason
+            assert reason is not None and reason[0] in ASKING[self.name].reject_codes, reason
             return self._reject(item, (reason[0], f"{answerer} rejected the item: "
                                                   f"{reason[1]}"), now_us)
+        if self.name == "BEPS":
+            return self._receipt_given(item, now_us)
         if self.closed:
             return self._reject(item, self._closed_reason(), now_us)
         s = item.sender
@@ -455,18 +508,38 @@ class NetSystem:
         self._release(item.receiver, now_us)
         return NetOutcome(True, item.status)
 
+    def _receipt_given(self, item: NetItem, now_us: int) -> NetOutcome:
+        """BEPS: the payer's bank gave its receipt: the debit enters netting as a simulated
+        receipt's does, netting at once or queueing (behind the cap, or while BEPS is
+        closed, to net when it reopens)."""
+        short = self._payer_short(item, self.accounts.get((item.sender, item.payer or "")))
+        if short is not None:
+            return self._reject(item, short, now_us)
+        s, r = item.sender, item.receiver
+        if self.closed or (s != r and (self.queues[s] or self.positions[s] - item.amount_fen
+                                       < -self.caps[s])):
+            item.status = "queued"
+            self.queues[s].append(item.ref)
+            self._notice(now_us, s, item.ref, "queued", f"cap {format_fen(self.caps[s])}")
+            return NetOutcome(True, "queued")
+        self._net(item, now_us)
+        self._release(r, now_us)
+        return NetOutcome(True, item.status)
+
     def _expire(self, now_us: int) -> None:
-        """Items whose receiver did not answer by the deadline end rejected (AB05)."""
+        """Items whose answerer was silent until the deadline end rejected (AB05, AB06)."""
         due = sorted((deadline, ref) for ref, (deadline, _) in self.awaiting.items()
                      if deadline <= now_us)
-        timeout_ms = int(self.engine.params["ibps.confirm_timeout_ms"])
+        asking = ASKING[self.name]
+        timeout = self.engine.params[asking.timeout_param]
+        unit = asking.timeout_param.rsplit("_", 1)[1]  # (units last in names: ms, minutes)
         for _deadline, ref in due:
             _, answerer = self.awaiting.pop(ref)
-            self._reject(self.items[ref], (Reason.AB05.code, (
-                f"{answerer} did not answer within {timeout_ms} ms")), now_us)
+            self._reject(self.items[ref], (asking.silent_code, (
+                f"{answerer} did not answer within {timeout} {unit}")), now_us)
 
     def next_confirm_deadline_us(self) -> int | None:
-        """The first deadline of an item awaiting confirmation (the wake-up rule)."""
+        """The first deadline of an item awaiting an answer (the wake-up rule)."""
         return min((d for d, _ in self.awaiting.values()), default=None)
 
     def _reject(self, item: NetItem, reason: tuple[str, str], now_us: int) -> NetOutcome:
@@ -759,11 +832,14 @@ def _local_date(at_us: int) -> dt.date:
 
 
 __all__ = [
+    "ASKING",
     "AWAITING",
     "BEPS_KINDS",
     "CONFIRM_REJECT_CODES",
+    "RECEIPT_REJECT_CODES",
     "SYSTEMS",
     "US_PER_MINUTE",
+    "Asking",
     "NetItem",
     "NetOutcome",
     "NetSystem",

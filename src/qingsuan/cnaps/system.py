@@ -18,7 +18,7 @@ from qingsuan.clock import US_PER_MINUTE
 from qingsuan.cnaps import gridlock
 from qingsuan.cnaps.hvps import Hvps, HvpsPayment, Outcome, Priority, dumps
 from qingsuan.cnaps.netsys import (
-    CONFIRM_REJECT_CODES,
+    ASKING,
     SYSTEMS,
     AccountsView,
     NetItem,
@@ -51,6 +51,8 @@ if TYPE_CHECKING:
     from qingsuan.engine import Engine
 
 _U32: Final = struct.Struct("<I")
+#: a connected participant's answer (cnaps.ibps_confirm, cnaps.beps_receipt) -> its system
+_ANSWERS: Final = {asking.command: name for name, asking in ASKING.items()}
 
 
 class Cnaps:
@@ -160,14 +162,15 @@ class Cnaps:
             else:
                 self.connected.discard(doc["participant"])
             return Outcome(True, "connected" if doc["connected"] else "disconnected")
-        if kind == "cnaps.ibps_confirm":
+        if kind in _ANSWERS:
+            net = self.net[_ANSWERS[kind]]
+            codes = ASKING[net.name].reject_codes
             reason = None if doc["accept"] else (str(doc["code"]), str(doc["message"]))
-            if reason is not None and reason[0] not in CONFIRM_REJECT_CODES:
+            if reason is not None and reason[0] not in codes:
                 return NetOutcome(False, "refused", (  # checked before logging too
-                    Reason.NARR.code, f"code {reason[0]!r} is not one of "
-                                      f"{', '.join(CONFIRM_REJECT_CODES)}"))
-            return self.ibps.confirm(doc["ref"], doc["by"], bool(doc["accept"]), reason,
-                                     timestamp_us)
+                    Reason.NARR.code, f"code {reason[0]!r} is not one of {', '.join(codes)}"))
+            return net.confirm(doc["ref"], doc["by"], bool(doc["accept"]), reason,
+                               timestamp_us)
         if kind == "cnaps.net_cancel":
             return self.net[doc["system"]].cancel(doc["ref"], doc["by"], timestamp_us)
         if kind == "cnaps.net_cap":
@@ -499,8 +502,10 @@ class Cnaps:
 
     def connect(self, participant: str, connected: bool = True) -> Outcome:
         """Mark a participant as connected from outside (it answers its IBPS confirmation
-        requests itself, within ``ibps.confirm_timeout_ms``) or not (the simulated
-        responder answers for it). An unknown participant is refused, nothing logged."""
+        requests and its BEPS debit receipt requests itself, within
+        ``ibps.confirm_timeout_ms`` and ``beps.receipt_timeout_minutes``) or not (the
+        simulated responder answers for it). An unknown participant is refused, nothing
+        logged."""
         if participant not in self.directory:
             return Outcome(False, "rejected", (Reason.RC01.code,
                                                f"{participant!r} is not a participant"))
@@ -512,14 +517,25 @@ class Cnaps:
                      message: str = "") -> NetOutcome:
         """A connected receiver's answer to an IBPS item awaiting its confirmation. A
         rejection needs a code of ``CONFIRM_REJECT_CODES``: another is refused unlogged."""
-        if not accept and code not in CONFIRM_REJECT_CODES:
+        return self._answer("IBPS", ref, by, accept, code, message)
+
+    def beps_receipt(self, ref: str, by: str, accept: bool, code: str | None = None,
+                     message: str = "") -> NetOutcome:
+        """A connected payer's bank's receipt (回执) for a BEPS debit awaiting it. A refusal
+        needs a code of ``RECEIPT_REJECT_CODES``: another is refused unlogged."""
+        return self._answer("BEPS", ref, by, accept, code, message)
+
+    def _answer(self, system: str, ref: str, by: str, accept: bool, code: str | None,
+                message: str) -> NetOutcome:
+        asking = ASKING[system]
+        if not accept and code not in asking.reject_codes:
             return NetOutcome(False, "refused", (
                 Reason.NARR.code, f"code {code!r} is not one of "
-                                  f"{', '.join(CONFIRM_REJECT_CODES)}"))
+                                  f"{', '.join(asking.reject_codes)}"))
         doc: dict[str, Any] = {"ref": ref, "by": by, "accept": bool(accept)}
         if not accept:
             doc |= {"code": code, "message": message}
-        result: NetOutcome = self._command("cnaps.ibps_confirm", doc)
+        result: NetOutcome = self._command(asking.command, doc)
         return result
 
     def cancel_net(self, system: str, ref: str, by: str) -> NetOutcome:
