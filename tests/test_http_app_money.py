@@ -154,3 +154,18 @@ def test_a_campaign_closes_once_its_last_discount_leaves_ibps(app: App,
     assert (close["at"], close["returned"]) == (
         ("2026-11-25T22:00:05+08:00", "45.00") if icbc_answers
         else ("2026-11-25T22:00:20+08:00", "50.00"))
+
+
+def test_the_wallet_s_moves_are_the_user_s_own_after_a_reload(app: App) -> None:
+    """The moves are read from the user's own records (an index rebuilt when the state
+    is loaded, never stored): the same moves before and after a reload."""
+    icbc = app.card_id(LI, "0014")
+    for amount in ("100.00", "50.00", "25.00"):
+        assert app.post("/top-ups", LI, {"card_id": icbc, "amount": amount}).status_code == 201
+    before = app.get("/wallet", LI).json()["moves"]
+    assert [m["amount"] for m in before] == ["25.00", "50.00", "100.00"]
+    wallets = app.core.world.wallets
+    assert wallets is not None
+    wallets.load_state(wallets.dump_state())
+    assert app.get("/wallet", LI).json()["moves"] == before
+    assert app.get("/wallet", HAN).json()["moves"] == []

@@ -68,6 +68,10 @@ class Wallets:
         self.merchants: dict[str, str] = {}
         #: every app event's fate, by its id
         self.records: dict[str, dict[str, Any]] = {}
+        #: phone -> the ids of the records naming the user (as ``user`` or ``to``), in
+        #: record order: derived from ``records`` (rebuilt on load, never in the state), so
+        #: a user's latest moves are read without looking at everyone's
+        self.records_of: dict[str, list[str]] = {}
         #: top-ups, withdrawals and repayments whose IBPS item has not ended yet
         self.waiting: list[dict[str, Any]] = []
         #: credit-card statements by card token, oldest first (wallets/credit.py)
@@ -188,8 +192,14 @@ class Wallets:
     def record(self, f: dict[str, Any], do: str, **extra: Any) -> dict[str, Any]:
         rec = {"do": do, "at": format_time(self.now_us), "status": "done", "reason": None,
                **extra}
+        if f["id"] not in self.records:
+            self._index_record(f["id"], rec)
         self.records[f["id"]] = rec
         return rec
+
+    def _index_record(self, rid: str, rec: dict[str, Any]) -> None:
+        for phone in {rec.get("user"), rec.get("to")} - {None}:
+            self.records_of.setdefault(str(phone), []).append(rid)
 
     def refuse(self, f: dict[str, Any], do: str, reason: WalletReason, message: str
                ) -> None:
@@ -261,6 +271,8 @@ class Wallets:
         for k, v in self.vouchers.items():
             self.held.setdefault((v.campaign, v.phone), []).append(k)
         self.records = {k: doc["records"][k] for k in doc["record_order"]}
+        for k, rec in self.records.items():
+            self._index_record(k, rec)
         self.waiting = doc["waiting"]
         self.statements = {k: doc["statements"][k] for k in doc["statement_order"]}
         rides = doc.get("rides", {})  # kept only once there is a ride

@@ -314,7 +314,7 @@ def wallet(world: World, phone: str) -> dict[str, Any]:
     withdrawals, wallet transfers either way, wallet payments), each with its status."""
     w = wallets_of(world)
     moves = []
-    for rid in reversed(w.records):  # the latest first
+    for rid in reversed(w.records_of.get(phone, ())):  # the latest first
         rec = w.records[rid]
         if rec["do"] in WALLET_MOVES and phone in (rec.get("user"), rec.get("to")):
             moves.append({"id": rid, "do": rec["do"], "at": rec["at"],
