@@ -1,10 +1,13 @@
-"""Routes: connected participants answering IBPS confirmation requests (issue 15).
+"""Routes: connected participants answering IBPS confirmation requests and BEPS debit
+receipt requests (issue 15).
 
-A participant connected for confirmations (by its own key or the operator's) answers the
-IBPS items paid to it itself: each waits (``awaiting_confirmation``) until it accepts or
-rejects it with a reason, or ``ibps.confirm_timeout_ms`` passes (then it ends ``AB05``).
-Its requests reach it as ``confirm_request`` notices (the inbox, and its webhook when it
-registered one) and are listed here. Every answer is a logged command (cnaps.ibps_confirm).
+A participant connected (by its own key or the operator's) answers the IBPS items paid to
+it and the BEPS debits drawn on its customers itself: each waits
+(``awaiting_confirmation``) until it accepts or rejects it with a reason, or its deadline
+passes (``ibps.confirm_timeout_ms``: then it ends ``AB05``; ``beps.receipt_timeout_minutes``:
+``AB06``). Its requests reach it as ``confirm_request`` and ``receipt_request`` notices (the
+inbox, and its webhook when it registered one) and are listed here. Every answer is a
+logged command (cnaps.ibps_confirm, cnaps.beps_receipt: netsys.ASKING).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from fastapi import APIRouter, Body
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from qingsuan.clock import format_time
-from qingsuan.cnaps.netsys import CONFIRM_REJECT_CODES
+from qingsuan.cnaps.netsys import ASKING, CONFIRM_REJECT_CODES, RECEIPT_REJECT_CODES
 from qingsuan.money import format_fen
 from qingsuan.server.http.deps import Acting, Core, Operator, Reading, known_participant
 from qingsuan.server.http.errors import ERRORS, ApiError
@@ -24,7 +27,8 @@ router = APIRouter(responses=ERRORS)
 
 
 class ConnectionIn(BaseModel):
-    """Whether the participant answers its IBPS confirmation requests itself."""
+    """Whether the participant answers its IBPS confirmation requests and its BEPS debit
+    receipt requests itself."""
 
     model_config = ConfigDict(extra="forbid")
     # strict: 0, 1 or "yes" are not booleans (the schema says boolean; a typo must not
@@ -42,6 +46,15 @@ class AnswerIn(BaseModel):
     code: str | None = Field(None, description="a rejection's reason: "
                                                + ", ".join(CONFIRM_REJECT_CODES))
     message: str = Field("", max_length=105, description="a rejection's text")
+
+
+class ReceiptIn(AnswerIn):
+    """A receipt (回执) for one BEPS debit drawn on your customer: accept, or refuse."""
+
+    ref: str = Field(min_length=1, max_length=200,
+                     description="the request's `ref` (GET .../beps/receipts)")
+    code: str | None = Field(None, description="a refusal's reason: "
+                                               + ", ".join(RECEIPT_REJECT_CODES))
 
 
 def _view(c: Any, participant: str) -> dict[str, Any]:
@@ -107,31 +120,81 @@ async def post_answer(participant: Acting, order: Annotated[AnswerIn, Body()],
     """Accepted, the item nets and your customer is credited; rejected (with `code`), the
     payer's bank gives its customer the money back. An answer at or after the deadline is
     refused (409 `too_late`): the item was rejected AB05 then."""
+    return await _answer(c, "IBPS", participant, order)
+
+
+@router.get("/v1/participants/{participant}/beps/receipts", tags=["participant"],
+            summary="Your BEPS debit receipt requests")
+async def get_receipts(participant: Reading, c: Core) -> Any:
+    """Whether you give the receipts (回执) for BEPS debits drawn on your customers
+    yourself (connected: `PUT .../ibps/confirmations`, one connection for both), the
+    deadline, and the debits waiting for your receipt (oldest deadline first)."""
+    result: dict[str, Any] = await c.writer.call(lambda: _receipts_view(c, participant))
+    return result
+
+
+@router.post("/v1/participants/{participant}/beps/receipts/answers",
+             tags=["participant"], summary="Give or refuse the receipt for a BEPS debit")
+async def post_receipt(participant: Acting, order: Annotated[ReceiptIn, Body()],
+                       c: Core) -> Any:
+    """Accepted, the debit nets (or queues behind your BEPS net debit cap) and your
+    customer is debited; refused (with `code`), nothing moves. A receipt at or after the
+    deadline is refused (409 `too_late`): the debit was rejected AB06 then."""
+    return await _answer(c, "BEPS", participant, order)
+
+
+def _receipts_view(c: Any, participant: str) -> dict[str, Any]:
+    """The participant's connection and the debits waiting for its receipt."""
+    beps = c.cnaps.beps
+    pending = []
+    for ref, (deadline, answerer) in sorted(beps.awaiting.items(),
+                                            key=lambda kv: (kv[1][0], kv[0])):
+        if answerer != participant:
+            continue
+        item = beps.items[ref]
+        pending.append({"ref": ref, "from": item.receiver, "kind": item.kind,
+                        "amount": format_fen(item.amount_fen), "payer_account": item.payer,
+                        "payee_account": item.payee,
+                        "received_at": format_time(item.submitted_us),
+                        "answer_by": format_time(deadline)})
+    return {"participant": participant, "connected": participant in c.cnaps.connected,
+            "timeout_minutes": int(c.engine.params["beps.receipt_timeout_minutes"]),
+            "pending": pending}
+
+
+async def _answer(c: Any, system: str, participant: str, order: AnswerIn) -> Any:
+    """One answer to a request of ``system`` (netsys.ASKING): checked, then logged."""
+    asking = ASKING[system]
+    what = "IBPS confirmation request" if system == "IBPS" else "BEPS debit receipt request"
     accept = order.answer == "accept"
-    if not accept and order.code not in CONFIRM_REJECT_CODES:
+    if not accept and order.code not in asking.reject_codes:
         raise ApiError(422, "invalid_code", "a rejection needs a code among "
-                       + ", ".join(CONFIRM_REJECT_CODES), "code")
+                       + ", ".join(asking.reject_codes), "code")
     if accept and order.code is not None:
         raise ApiError(422, "invalid_code", "an acceptance has no code", "code")
 
     def job() -> dict[str, Any]:
-        # (the writer ticked first: an item whose deadline has come is rejected AB05 by
-        # that logged tick, not by this query)
-        ibps = c.cnaps.ibps
-        item = ibps.items.get(order.ref)
-        held = ibps.awaiting.get(order.ref)
-        paid_to = {participant, c.cnaps.directory.settling(participant)}
+        # (the writer ticked first: an item whose deadline has come is rejected by that
+        # logged tick, not by this query)
+        net = c.cnaps.net[system]
+        item = net.items.get(order.ref)
+        held = net.awaiting.get(order.ref)
+        mine = {participant, c.cnaps.directory.settling(participant)}
         if item is None or (held[1] != participant if held is not None
-                            else item.receiver not in paid_to or item.kind == "positions"):
+                            else _asked_of(system, item) not in mine):
             # never asked of this participant: another's item is not shown
-            raise ApiError(404, "unknown_request", f"no IBPS confirmation request "
-                           f"{order.ref!r} for {participant}", "ref")
+            raise ApiError(404, "unknown_request", f"no {what} {order.ref!r} for "
+                           f"{participant}", "ref")
         if held is None:
-            _refuse_closed(order.ref, item)
-        outcome = c.cnaps.ibps_confirm(order.ref, participant, accept, order.code,
-                                       order.message)
+            _refuse_closed(order.ref, item, asking.silent_code)
+        if system == "IBPS":
+            outcome = c.cnaps.ibps_confirm(order.ref, participant, accept, order.code,
+                                           order.message)
+        else:
+            outcome = c.cnaps.beps_receipt(order.ref, participant, accept, order.code,
+                                           order.message)
         if not outcome.ok and outcome.status != "rejected":
-            _refuse_closed(order.ref, item)
+            _refuse_closed(order.ref, item, asking.silent_code)
         return {"ref": order.ref, "status": outcome.status,
                 "reason": None if outcome.reason is None else
                 {"code": outcome.reason[0], "message": outcome.reason[1]}}
@@ -139,11 +202,21 @@ async def post_answer(participant: Acting, order: Annotated[AnswerIn, Body()],
     return result
 
 
-def _refuse_closed(ref: str, item: Any) -> None:
+def _asked_of(system: str, item: Any) -> str | None:
+    """Who would have been asked about ``item``: an IBPS item's receiver, a BEPS debit's
+    payer's bank (its sender); nobody for anything else."""
+    if system == "IBPS":
+        return None if item.kind == "positions" else str(item.receiver)
+    return str(item.sender) if item.kind.endswith("_debit") else None
+
+
+def _refuse_closed(ref: str, item: Any, silent_code: str) -> None:
     """409: the item waits for no answer (any more)."""
-    if item.status == "rejected" and item.reason is not None and item.reason[0] == "AB05":
-        raise ApiError(409, "too_late", f"{ref} was rejected AB05 when its deadline passed: "
-                       "the answer comes too late", "ref", extra={"status": item.status})
+    if item.status == "rejected" and item.reason is not None and \
+            item.reason[0] == silent_code:
+        raise ApiError(409, "too_late", f"{ref} was rejected {silent_code} when its deadline "
+                       "passed: the answer comes too late", "ref",
+                       extra={"status": item.status})
     raise ApiError(409, "not_awaiting", f"{ref} is {item.status}: it waits for no answer "
                    "(answered already, or never asked)", "ref",
                    extra={"status": item.status})
