@@ -26,6 +26,9 @@ PARTICIPANT_ROUTES: list[tuple[str, str, str]] = [
     ("POST", f"{P}/messages", "xml"),
     ("POST", f"{P}/transfers", "json"),
     ("POST", f"{P}/institution-transfers", "institution"),
+    ("POST", f"{P}/direct-debits", "debit"),
+    ("POST", f"{P}/returns", "return"),
+    ("POST", f"{P}/reports", "report"),
     ("GET", f"{P}/payments/{{msg_id}}/{{tx_id}}", ""),
     ("POST", f"{P}/payments/{{msg_id}}/{{tx_id}}/cancel", "cancel"),
     ("GET", f"{P}/statements/{{date}}", ""),
@@ -122,6 +125,17 @@ def _call(api: Api, who: str, method: str, template: str, body: str, participant
     if body == "institution":
         return api.post(path, who, json={"id": "OTHER", "creditor_bank": "ABC",
                                          "amount": "1.00"})
+    if body == "debit":  # ICBC's customer collects from CCB's
+        return api.post(path, who, json={
+            "id": "OTHER", "debtor": {"bank": "CCB", "account": CCB1, "name": "Holder CCB 1"},
+            "creditor": {"account": "9222020000000010017", "name": "Holder ICBC 1"},
+            "amount": "1.00"})
+    if body == "return":  # ICBC gives back CCB's transfer C1, netted in BEPS
+        return api.post(path, who, json={
+            "id": "OTHER", "payment": {"sender": "CCB", "msg_id": "API", "tx_id": "C1"},
+            "amount": "1234.50", "reason": "AC04"})
+    if body == "report":
+        return api.post(path, who, json={"message": "camt.053", "date": "2026-11-26"})
     if body == "inquiry":
         return api.get(path, who, params={"bank": "ICBC", "account": "9222020000000010017"})
     if body == "consent":
@@ -175,6 +189,13 @@ def test_own_key_on_own_path_sees_only_its_own(world: Api, method: str, template
     if body == "institution":  # CCB's own payment (refused: HVPS has closed for the day)
         assert answer.status_code == 422 and answer.json()["payment"]["system"] == "HVPS"
         assert answer.json()["payment"]["tx_id"] == "OTHER" and "ICBC" not in answer.text
+        return
+    if body == "debit":  # CCB collects for an account that is ICBC's: not its customer
+        assert answer.status_code == 422 and answer.json()["reason"] == "unknown_account"
+        return
+    if body == "return":  # CCB cannot return its own payment: it received no C1
+        assert answer.status_code == 404 and answer.json()["reason"] == "unknown_payment"
+        assert "1234.50" not in answer.text
         return
     if body == "consent":  # CCB cannot consent for ICBC's customer
         assert answer.status_code == 422 and answer.json()["reason"] == "unknown_account"

@@ -383,8 +383,9 @@ def _check_calendar_covers(world: Any, at_us: int, at: str) -> None:
 
 @cnaps_app.command("send")
 def cnaps_send(
-    file: Annotated[Path, typer.Argument(help="pacs.008, pacs.009, pacs.003, pacs.004 or "
-                                              "camt.056 XML file (examples/, docs/CNAPS.md)")],
+    file: Annotated[Path, typer.Argument(help="pacs.008, pacs.009, pacs.003, pacs.004, "
+                                              "camt.056, pacs.028 or camt.060 XML file "
+                                              "(examples/, docs/CNAPS.md)")],
     participant: Annotated[str, typer.Option("--as", help="the sending participant's name")],
     store: Annotated[str, typer.Option(help="the world's command log (PATH.db or "
                                             "postgresql://...)")],
@@ -392,7 +393,8 @@ def cnaps_send(
                                                  "log's last time (default: that time)")
                   ] = None,
 ) -> None:
-    """Send one ISO 20022 message as a participant; print the answer (pacs.002/camt.029).
+    """Send one ISO 20022 message as a participant; print the answer (pacs.002/camt.029;
+    the camt.053/camt.052 a camt.060 asks for).
 
     Exit 0 when CNAPS accepted every transaction (settled, queued or netted), 1 when it
     rejected any (RJCT in the pacs.002, a refused cancellation in the camt.029), 2 on bad
@@ -429,13 +431,24 @@ _MAX_MESSAGE_BYTES: Final = 16 * 1024 * 1024
 
 def _rejected(answer: bytes) -> bool:
     """Whether CNAPS's answer refuses anything: a pacs.002 with RJCT (the message or one of
-    its transactions), a camt.029 refusing a cancellation."""
-    from qingsuan.messages import MessageError, parse_camt029, parse_pacs002
+    its transactions, a camt.060 refused), a camt.029 refusing a cancellation."""
+    from qingsuan.messages import (
+        CAMT029,
+        PACS002,
+        CancelAnswer,
+        MessageRejection,
+        StatusReport,
+        parse_inbound,
+    )
 
-    try:
-        return any(r.status == "RJCT" for r in parse_pacs002(answer))
-    except MessageError:
-        return not all(a.accepted for a in parse_camt029(answer))
+    inbound = parse_inbound(answer, max_bytes=len(answer) + 1)  # (a statement may be long)
+    if isinstance(inbound, MessageRejection):  # (never: CNAPS's answers are valid)
+        return True
+    if inbound.message_type == PACS002:
+        return any(isinstance(r, StatusReport) and r.status == "RJCT" for r in inbound.items)
+    if inbound.message_type == CAMT029:
+        return not all(isinstance(a, CancelAnswer) and a.accepted for a in inbound.items)
+    return False  # the report a camt.060 asked for
 
 
 @cnaps_app.command("statement")

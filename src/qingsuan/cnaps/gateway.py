@@ -3,7 +3,8 @@
 A participant sends pacs.008 (hvps.111 customer transfer), pacs.009 (hvps.112 institution
 transfer), camt.056 (ccms.307 cancel request) or pacs.028 (ccms.316 status request); it gets
 back pacs.002 (ccms.900: ACSC settled, ACSP queued, RJCT with an ISO reason code) or camt.029
-(ccms.308), and can ask for its camt.053 end-of-day statement and camt.052 intraday report.
+(ccms.308), and can ask for its camt.053 end-of-day statement and camt.052 intraday report
+(directly, or with a camt.060 report request).
 Decoding happens here, at the edge; HVPS sees only domain values, through logged commands.
 Bad input never raises: it gets a pacs.002 RJCT naming the reason (and the element, for
 schema violations) and changes nothing. A participant acts only for itself and sees only
@@ -13,7 +14,10 @@ its own accounts and payments.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any, Final, Protocol
 
 from qingsuan.clock import to_beijing
@@ -21,7 +25,10 @@ from qingsuan.cnaps.hvps import HvpsStatus, Priority
 from qingsuan.cnaps.netsys import AWAITING
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.messages import (
+    CAMT052,
+    CAMT053,
     CAMT056,
+    CAMT060,
     PACS003,
     PACS004,
     PACS008,
@@ -34,6 +41,7 @@ from qingsuan.messages import (
     InboundMessage,
     MessageRejection,
     PaymentStatus,
+    ReportRequest,
     Return,
     Statement,
     StatementEntry,
@@ -44,6 +52,7 @@ from qingsuan.messages import (
     build_camt053,
     build_pacs002,
     build_rejection_pacs002,
+    field_paths,
     parse_inbound,
 )
 
@@ -51,7 +60,13 @@ from qingsuan.messages import (
 #: next business day after the longest closure (National Day, 1-8 October) is within it; a
 #: date of 1990 or 2099 is a mistake, refused with DT01
 MAX_SETTLEMENT_DATE_DAYS: Final = 10
-ACCEPTED: Final = frozenset({PACS008, PACS009, PACS003, PACS004, PACS028, CAMT056})
+ACCEPTED: Final = frozenset({PACS008, PACS009, PACS003, PACS004, PACS028, CAMT056, CAMT060})
+#: what a camt.060's ReqdMsgNmId may ask for: the message's name, or the version CNAPS
+#: answers with
+REPORTS: Final[Mapping[str, str]] = {"camt.053": CAMT053, CAMT053: CAMT053,
+                                     "camt.052": CAMT052, CAMT052: CAMT052}
+#: the most days of statements one camt.060 asks for (a month's, with its weekends)
+MAX_REPORT_DAYS: Final = 31
 _PRIORITY: Final = {
     "correction": Priority.CORRECTION, "extra_urgent": Priority.EXTRA_URGENT,
     "pboc_charge": Priority.PBOC_CHARGE, "net_settlement": Priority.NET_SETTLEMENT,
@@ -127,10 +142,18 @@ class CnapsGateway:
             return self._returns(inbound, participant)
         if inbound.message_type == PACS028:
             return self._status_requests(inbound, participant)
+        if inbound.message_type == CAMT060:
+            answer = self.report(inbound, participant)
+            if isinstance(answer, ReportRefusal):
+                return self._reject_all(inbound, answer.reason_code, answer.message,
+                                        answer.element_path)
+            return answer
         return self._credit_transfers(inbound, participant)
 
-    def _reject_all(self, inbound: InboundMessage, code: str, message: str) -> bytes:
+    def _reject_all(self, inbound: InboundMessage, code: str, message: str,
+                    element_path: str | None = None) -> bytes:
         rejection = MessageRejection(reason_code=code, message=message,
+                                     element_path=element_path,
                                      message_type=inbound.message_type, msg_id=inbound.msg_id)
         return build_rejection_pacs002(rejection, msg_id=self._reply_id(),
                                        created_at=self._now())
@@ -145,7 +168,7 @@ class CnapsGateway:
             return self._reject_all(inbound, *package)
         for item in inbound.items:
             if isinstance(item, DirectDebit):
-                results.append((item, *self._one_debit(item, participant)))
+                results.append((item, *self.one_debit(item, participant)))
             else:
                 assert isinstance(item, CreditTransfer)
                 results.append((item, *self._one_transfer(item, participant)))
@@ -235,35 +258,37 @@ class CnapsGateway:
     def _returns(self, inbound: InboundMessage, participant: str) -> bytes:
         """pacs.004 (退汇): the receiving bank of a netted BEPS/IBPS credit sends it back."""
         reply_id, created = self._reply_id(), self._now()
-        dirx = self.cnaps.directory
         reports = []
         for item in inbound.items:
             assert isinstance(item, Return)
-            original_sender = dirx.by_code(item.receiving_agent_code)
-            code: str | None
-            info: str | None
-            status, code, info = "RJCT", "NARR", "no such netted credit"
-            net = self.cnaps.net.get(item.system)
-            ref = None if original_sender is None else self._ref(
-                original_sender.name, item.original_msg_id, item.original_tx_id)
-            if item.returning_agent_code != dirx.get(participant).code:
-                status, code, info = "RJCT", "RC01", "a participant returns only what it received"
-            elif net is not None and ref in net.items and net.items[ref].status in (
-                    "netted", "settled") and net.items[ref].receiver == dirx.settling(participant):
-                if item.returned_amount_fen != net.items[ref].amount_fen:
-                    status, code, info = "RJCT", "AM02", "a return gives back the whole amount"
-                else:
-                    out = self.cnaps.return_net(item.system, ref, item.reason_code,
-                                                item.additional_info or "returned")
-                    status, code, info = _net_status(out.ok, out.status, out.reason)
+            status, code, info = self.one_return(item, participant)
             reports.append(StatusReport(
                 msg_id=reply_id, created_at=created, original_msg_id=item.msg_id,
                 original_message_type=PACS004, original_tx_id=item.return_id, status=status,  # type: ignore[arg-type]
                 reason_code=code, additional_info=info))
         return build_pacs002(reports)
 
-    def _one_debit(self, item: DirectDebit, participant: str
+    def one_return(self, item: Return, participant: str
                    ) -> tuple[str, str | None, str | None]:
+        """One pacs.004 transaction (or its JSON form): (pacs.002 status, reason, text)."""
+        dirx = self.cnaps.directory
+        original_sender = dirx.by_code(item.receiving_agent_code)
+        net = self.cnaps.net.get(item.system)
+        ref = None if original_sender is None else self._ref(
+            original_sender.name, item.original_msg_id, item.original_tx_id)
+        if item.returning_agent_code != dirx.get(participant).code:
+            return ("RJCT", "RC01", "a participant returns only what it received")
+        if net is None or ref not in net.items or net.items[ref].status not in (
+                "netted", "settled") or net.items[ref].receiver != dirx.settling(participant):
+            return ("RJCT", "NARR", "no such netted credit")
+        if item.returned_amount_fen != net.items[ref].amount_fen:
+            return ("RJCT", "AM02", "a return gives back the whole amount")
+        out = self.cnaps.return_net(item.system, ref, item.reason_code,
+                                    item.additional_info or "returned")
+        return _net_status(out.ok, out.status, out.reason)
+
+    def one_debit(self, item: DirectDebit, participant: str
+                  ) -> tuple[str, str | None, str | None]:
         """pacs.003 (beps.127 ordinary debit): sent by the payee's bank; the payer's bank
         answers with its receipt (simulated) and, if it accepts, the item nets."""
         date_problem = self._date_problem(item.settlement_date)
@@ -378,13 +403,87 @@ class CnapsGateway:
 
     def statement(self, participant: str, business_date: dt.date) -> bytes:
         """camt.053: the participant's settlement account statement of a closed day."""
+        found = self._closed_day(participant, business_date)
+        if found is None:
+            raise KeyError(f"no statement of {business_date} for {participant} (the day is "
+                           "not closed, or it was not a business day)")
+        return build_camt053(found)
+
+    def _closed_day(self, participant: str, business_date: dt.date) -> Statement | None:
         me = self.cnaps.directory.get(participant)
         doc = self.cnaps.hvps.statement(self.cnaps.directory.settling(participant),
                                         business_date)
-        if doc is None:
-            raise KeyError(f"no statement of {business_date} for {participant} (the day is "
-                           "not closed, or it was not a business day)")
-        return build_camt053(self._statement(me.code, business_date, doc, "STMT"))
+        return None if doc is None else self._statement(me.code, business_date, doc, "STMT")
+
+    def report(self, inbound: InboundMessage, participant: str) -> bytes | ReportRefusal:
+        """camt.060: the reports asked for, of ``participant``'s own settlement account: a
+        camt.053 with the statement of each closed business day of the periods asked
+        (days without one, weekends and holidays, are left out), or the camt.052 of
+        today. Reads only: nothing is logged. A request for another's account, for a
+        report CNAPS does not make, or for days without any statement is refused whole
+        (:class:`ReportRefusal`), and shows nothing of anyone's account."""
+        me = self.cnaps.directory.get(participant)
+        requests = [item for item in inbound.items if isinstance(item, ReportRequest)]
+        assert requests and len(requests) == len(inbound.items)
+        refuse = functools.partial(_report_refusal, len(requests))
+        wanted: set[str] = set()
+        for i, req in enumerate(requests):
+            if req.account_owner != me.code:
+                return refuse(ReportRefusalKind.NOT_YOURS, "RC01", f"AcctOwnr "
+                              f"{req.account_owner} is not {participant} ({me.code}): a "
+                              "participant asks only for its own account's reports", i,
+                              "account_owner")
+            if req.account_asked != me.code:
+                return refuse(ReportRefusalKind.NOT_YOURS, "AC01", f"account "
+                              f"{req.account_asked[:35]} is not {participant}'s settlement "
+                              f"account (named by its bank code, {me.code})", i, "account")
+            message = REPORTS.get(req.requested_message)
+            if message is None:
+                return refuse(ReportRefusalKind.UNSUPPORTED, "NARR", f"ReqdMsgNmId "
+                              f"{req.requested_message!r}: CNAPS reports with camt.053 (the "
+                              "statement of a closed day) or camt.052 (the intraday report)",
+                              i, "requested_message")
+            wanted.add(message)
+        if len(wanted) > 1:
+            return refuse(ReportRefusalKind.UNSUPPORTED, "NARR", "one camt.060 asks for one "
+                          "kind of report (its answer is one message): camt.053 or camt.052",
+                          0, "requested_message")
+        if wanted == {CAMT052}:
+            today = self._now().date()
+            for i, req in enumerate(requests):
+                for field, day in (("from_date", req.from_date), ("to_date", req.to_date)):
+                    if day is not None and day != today:
+                        return refuse(ReportRefusalKind.NO_REPORT, "DT01", f"an intraday "
+                                      f"report (camt.052) is of today, {today}, not {day}: "
+                                      "ask camt.053 for a closed day", i, field)
+            return self.intraday_report(participant)
+        return self._statements(requests, participant)
+
+    def _statements(self, requests: list[ReportRequest], participant: str
+                    ) -> bytes | ReportRefusal:
+        refuse = functools.partial(_report_refusal, len(requests))
+        days: list[dt.date] = []
+        for i, req in enumerate(requests):
+            if req.from_date is None:
+                return refuse(ReportRefusalKind.INVALID_PERIOD, "DT01", "a statement "
+                              "(camt.053) request names its day: RptgPrd/FrToDt/FrDt (and "
+                              "ToDt for a period)", i, "from_date")
+            last = req.to_date or req.from_date
+            span = (last - req.from_date).days + 1
+            if len(days) + span > MAX_REPORT_DAYS:
+                return refuse(ReportRefusalKind.INVALID_PERIOD, "DT01", f"at most "
+                              f"{MAX_REPORT_DAYS} days of statements in one request", i,
+                              "to_date")
+            days += [req.from_date + dt.timedelta(days=n) for n in range(span)]
+        found = [s for s in (self._closed_day(participant, day) for day in sorted(set(days)))
+                 if s is not None]
+        if not found:
+            first, last = min(days), max(days)
+            period = str(first) if first == last else f"{first} to {last}"
+            return refuse(ReportRefusalKind.NO_REPORT, "DT01", f"no statement of {period} "
+                          f"for {participant}: not closed yet, or no business day", 0,
+                          "from_date")
+        return build_camt053(found)
 
     def intraday_report(self, participant: str) -> bytes:
         """camt.052: the settlement account's entries of today so far and its balance now."""
@@ -413,6 +512,37 @@ class CnapsGateway:
                          business_date=day, opening_balance_fen=int(doc["opening_fen"]),  # type: ignore[call-overload]
                          closing_balance_fen=int(doc["closing_fen"]),  # type: ignore[call-overload]
                          entries=entries)
+
+
+class ReportRefusalKind(StrEnum):
+    """Why a camt.060 is refused (the HTTP API answers each with its own status)."""
+
+    NOT_YOURS = "not_yours"                    # another's account: nothing shown
+    UNSUPPORTED = "unsupported_report"         # a ReqdMsgNmId CNAPS does not answer
+    INVALID_PERIOD = "invalid_period"          # no day, or too many days
+    NO_REPORT = "no_statement"                 # no closed business day in the period
+
+
+@dataclass(frozen=True, slots=True)
+class ReportRefusal:
+    """A camt.060 refused whole: its kind, the ISO reason of the pacs.002 RJCT answering
+    it, the message, and the request's field and element at fault."""
+
+    kind: ReportRefusalKind
+    reason_code: str
+    message: str
+    field: str
+    element_path: str
+
+
+def _report_refusal(count: int, kind: ReportRefusalKind, code: str, message: str,
+                    index: int, field: str) -> ReportRefusal:
+    """The refusal of a camt.060 of ``count`` requests, naming the ``index``-th one's
+    element that holds ``field``."""
+    path = field_paths(CAMT060)[field]
+    if count > 1:
+        path = path.replace("/RptgReq/", f"/RptgReq[{index + 1}]/", 1)
+    return ReportRefusal(kind, code, message, field, path)
 
 
 def record_status(system: str, status: str, reason: dict[str, str] | None
@@ -445,4 +575,4 @@ def _net_status(ok: bool, status: str, reason: tuple[str, str] | None
     return ("ACSP", None, "netted: settles at the next session")
 
 
-__all__ = ["CnapsGateway", "HvpsStatus"]
+__all__ = ["CnapsGateway", "HvpsStatus", "ReportRefusal", "ReportRefusalKind"]

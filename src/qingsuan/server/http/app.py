@@ -16,6 +16,7 @@ from qingsuan.server.http import (
     routes_batch,
     routes_callbacks,
     routes_confirm,
+    routes_iso,
     routes_meta,
     routes_operator,
     routes_participant,
@@ -58,6 +59,7 @@ def create_app(core: SandboxCore, keys: KeyRing, *, metrics: Metrics | None = No
     errors.install(app)
     app.include_router(routes_meta.router)
     app.include_router(routes_participant.router, tags=["participant"])
+    app.include_router(routes_iso.router, tags=["participant"])
     app.include_router(routes_operator.router, tags=["operator"])
     app.include_router(routes_callbacks.router)
     app.include_router(routes_batch.router, tags=["participant"])

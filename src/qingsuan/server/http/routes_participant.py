@@ -10,9 +10,17 @@ from fastapi.responses import JSONResponse, Response
 
 from qingsuan.clock import to_beijing
 from qingsuan.cnaps.gateway import ACCEPTED
-from qingsuan.messages import MessageRejection, build_rejection_pacs002, parse_inbound
+from qingsuan.messages import CAMT060, MessageRejection, build_rejection_pacs002, parse_inbound
 from qingsuan.messages.xmlio import DEFAULT_MAX_BYTES
-from qingsuan.server.http import inputs, inquiries, notices, transfer_order, transfers, views
+from qingsuan.server.http import (
+    inputs,
+    inquiries,
+    notices,
+    reports,
+    transfer_order,
+    transfers,
+    views,
+)
 from qingsuan.server.http.deps import Acting, Core, Reading, accepts_json
 from qingsuan.server.http.errors import ERRORS, ApiError
 
@@ -32,7 +40,12 @@ _XML_ANSWER: dict[int | str, dict[str, Any]] = {
     200: {"content": {XML: {"schema": {"type": "string"}}}, "description": "the answer message"},
     400: {**ERRORS[400], "content": {XML: {"schema": {"type": "string"}}},
           "description": "a message refused whole: a pacs.002 RJCT naming the reason "
-                         "(the JSON refusal with Accept: application/json)"}}
+                         "(the JSON refusal with Accept: application/json)"},
+    **{code: {**ERRORS[code], "content": {XML: {"schema": {"type": "string"}}},
+              "description": f"a camt.060 refused: {why} (a pacs.002 RJCT, or the JSON "
+                             "refusal with Accept: application/json)"}
+       for code, why in ((403, "another's account"), (404, "no statement of the period"),
+                         (422, "a report CNAPS does not make"))}}
 
 MsgId = Annotated[str, Path(pattern=_ID_PATTERN, description="GrpHdr/MsgId (API for JSON)")]
 TxId = Annotated[str, Path(pattern=_ID_PATTERN, description="TxId (the id of a JSON one)")]
@@ -60,16 +73,20 @@ async def read_xml(request: Request) -> bytes:
              response_class=Response, summary="Send an ISO 20022 message")
 async def send_message(request: Request, participant: Acting, c: Core) -> Response:
     """pacs.008 (customer transfer), pacs.009 (institution transfer), pacs.003 (BEPS
-    debit), pacs.004 (return), camt.056 (cancel request) or pacs.028 (status request),
-    validated against the official XSDs. The answer is CNAPS's: pacs.002 (camt.029 for a
-    camt.056), each transaction ACSC, ACSP, PDNG or RJCT with its reason; 200 even when
-    transactions are rejected. A message refused whole (not XML, not valid against its
-    XSD, a type CNAPS does not take) is 400 with a pacs.002 RJCT naming the reason and the
-    element, or the JSON refusal when you send `Accept: application/json`."""
+    debit), pacs.004 (return), camt.056 (cancel request), pacs.028 (status request) or
+    camt.060 (report request), validated against the official XSDs. The answer is
+    CNAPS's: pacs.002 (camt.029 for a camt.056), each transaction ACSC, ACSP, PDNG or RJCT
+    with its reason; 200 even when transactions are rejected; a camt.060 is answered with
+    the camt.053 or camt.052 asked for (403, 404, 422 with a pacs.002 RJCT when refused).
+    A message refused whole (not XML, not valid against its XSD, a type CNAPS does not
+    take) is 400 with a pacs.002 RJCT naming the reason and the element, or the JSON
+    refusal when you send `Accept: application/json`."""
     xml = await read_xml(request)
     first = parse_inbound(xml, accept=ACCEPTED)  # (pure: no need of the engine's lock)
     if isinstance(first, MessageRejection):
         return _refused(request, c, first)
+    if first.message_type == CAMT060:
+        return await reports.answer_xml(request, c, participant, first)
     reply = await c.writer.call(lambda: c.gateway.receive(xml, participant, first))
     return Response(reply, media_type=XML)
 
