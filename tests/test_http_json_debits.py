@@ -1,0 +1,241 @@
+"""pacs.003 (BEPS direct debit) and pacs.004 (return) in JSON: POST .../direct-debits and
+POST .../returns, answered by the gateway's code for the XML messages. Each refusal is a
+clear 4xx naming the field (amounts with more than two decimals or negative, unknown
+banks, accounts and payments, another participant's path), nothing logged; never a 5xx."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from test_http_api import CCB, CCB1, DAY, ICBC, ICBC1, Api, assert_refusal, at, sandbox_api
+
+from qingsuan.messages import DirectDebit, build_pacs003, parse_pacs002
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+DEBITS = "/v1/participants/{}/direct-debits"
+RETURNS = "/v1/participants/{}/returns"
+
+
+@pytest.fixture
+def api() -> Iterator[Api]:
+    with sandbox_api() as opened:
+        yield opened
+
+
+def debit(**fields: Any) -> dict[str, Any]:
+    """ICBC collects 88.00 from CCB's customer for its own customer."""
+    doc: dict[str, Any] = {
+        "id": "DD-1", "debtor": {"bank": "CCB", "account": CCB1, "name": "Holder CCB 1"},
+        "creditor": {"account": ICBC1, "name": "Holder ICBC 1"}, "amount": "88.00"}
+    doc.update(fields)
+    return doc
+
+
+def a_return(**fields: Any) -> dict[str, Any]:
+    """CCB gives back ICBC's BEPS transfer T1 of 1,234.50."""
+    doc: dict[str, Any] = {"id": "RT-1", "payment": {"sender": "ICBC", "msg_id": "API",
+                                                     "tx_id": "T1"},
+                           "amount": "1234.50", "reason": "AC04", "message": "account closed"}
+    doc.update(fields)
+    return doc
+
+
+def beps(api: Api, participant: str = "ICBC") -> dict[str, Any]:
+    net: dict[str, Any] = api.get(f"/v1/participants/{participant}/positions",
+                                  participant).json()["net"]
+    return net["BEPS"]
+
+
+# ---------------------------------------------------------------------- direct debits
+
+
+def test_json_debit_nets_in_beps_as_a_pacs003_would(api: Api) -> None:
+    answer = api.post(DEBITS.format("ICBC"), json=debit())
+    assert answer.status_code == 201, answer.text
+    doc = answer.json()
+    assert (doc["payment_id"], doc["system"], doc["kind"]) == ("API/DD-1", "BEPS",
+                                                              "ordinary_debit")
+    assert (doc["status"], doc["iso_status"], doc["amount"]) == ("netted", "ACSP", "88.00")
+    # ICBC is owed 88.00 in BEPS, CCB owes it
+    assert beps(api)["position"] == "88.00" and beps(api, "CCB")["position"] == "-88.00"
+    followed = api.get("/v1/participants/ICBC/payments/API/DD-1").json()
+    assert followed["status"] == "netted" and followed["system"] == "BEPS"
+    # the same debit as XML (its own ids): the same answer, the same positions
+    xml = build_pacs003(DirectDebit(
+        msg_id="ICBCD1", created_at=at(10), end_to_end_id="X1", tx_id="X1",
+        amount_fen=8_800, settlement_date=DAY, creditor_agent_code=ICBC,
+        debtor_agent_code=CCB, creditor_name="Holder ICBC 1", creditor_account=ICBC1,
+        debtor_name="Holder CCB 1", debtor_account=CCB1))
+    (report,) = parse_pacs002(api.xml(xml).content)
+    assert report.status == "ACSP" and beps(api)["position"] == "176.00"
+
+
+def test_the_payers_bank_refuses_with_its_reason_and_the_recorded_payment(api: Api) -> None:
+    unknown = api.post(DEBITS.format("ICBC"), json=debit(
+        debtor={"bank": "CCB", "account": "9217000000000099999", "name": "Nobody"}))
+    assert_refusal(unknown, 422, "AC01", "debtor.account")
+    assert unknown.json()["payment"]["status"] == "rejected"
+    assert unknown.json()["payment"]["iso_status"] == "RJCT"
+    too_much = api.post(DEBITS.format("ICBC"), json=debit(id="DD-2", amount="999999999.00"))
+    assert_refusal(too_much, 422, "AM04", "amount")
+    no_mandate = api.post(DEBITS.format("ICBC"), json=debit(id="DD-3", mandate="AGR-1"))
+    assert_refusal(no_mandate, 422, "MD01", "mandate")
+    assert no_mandate.json()["payment"]["kind"] == "periodic_debit"
+    assert beps(api)["position"] == "0.00"  # nothing netted
+    # each refusal is the payment's recorded status
+    assert api.get("/v1/participants/ICBC/payments/API/DD-2").json()["status"] == "rejected"
+
+
+@pytest.mark.parametrize(("amount", "reason"), [
+    ("88.001", "amount_precision"), ("-88.00", "amount_negative"), ("0.00", "amount_zero"),
+    ("1000000000000000.00", "amount_too_large"), ("eighty", "invalid_amount"),
+    (88, "invalid_type"), ("", "invalid_amount"),
+])
+def test_debit_amounts_are_refused_with_their_reason(api: Api, amount: Any,
+                                                     reason: str) -> None:
+    seq = api.core.engine.applied_seq
+    assert_refusal(api.post(DEBITS.format("ICBC"), json=debit(amount=amount)), 422, reason,
+                   "amount")
+    assert api.core.engine.applied_seq == seq
+
+
+@pytest.mark.parametrize(("fields", "status", "reason", "field"), [
+    ({"debtor": {"bank": "NOSUCH", "account": CCB1, "name": "Holder CCB 1"}}, 422,
+     "unknown_participant", "debtor.bank"),
+    ({"debtor": {"bank": "999999999999", "account": CCB1, "name": "Holder CCB 1"}}, 422,
+     "unknown_participant", "debtor.bank"),
+    ({"creditor": {"account": CCB1, "name": "Holder CCB 1"}}, 422, "unknown_account",
+     "creditor.account"),
+    ({"debtor": {"bank": "CCB", "account": "12", "name": "Holder CCB 1"}}, 422,
+     "invalid_account", "debtor.account"),
+    ({"creditor": {"account": ICBC1, "name": " "}}, 422, "invalid_name", "creditor.name"),
+    ({"id": "no spaces"}, 422, "invalid_id", "id"),
+    ({"mandate": "a/b"}, 422, "invalid_id", "mandate"),
+    ({"debtor": {"bank": "CCB", "account": CCB1}}, 422, "missing_field", "debtor.name"),
+    ({"system": "HVPS"}, 422, "unknown_field", "system"),
+])
+def test_debit_refusals_name_the_field(api: Api, fields: dict[str, Any], status: int,
+                                       reason: str, field: str) -> None:
+    seq = api.core.engine.applied_seq
+    assert_refusal(api.post(DEBITS.format("ICBC"), json=debit(**fields)), status, reason,
+                   field)
+    assert api.core.engine.applied_seq == seq
+
+
+def test_a_debit_id_used_before_is_a_conflict(api: Api) -> None:
+    assert api.post(DEBITS.format("ICBC"), json=debit()).status_code == 201
+    seq = api.core.engine.applied_seq
+    assert_refusal(api.post(DEBITS.format("ICBC"), json=debit()), 409, "duplicate", "id")
+    # a JSON transfer's id too: both are payments API/<id>
+    assert api.transfer(id="T9").status_code == 201
+    seq = api.core.engine.applied_seq
+    assert_refusal(api.post(DEBITS.format("ICBC"), json=debit(id="T9")), 409, "duplicate")
+    assert api.core.engine.applied_seq == seq
+    assert beps(api)["position"] == "-1146.50"  # 88.00 owed to ICBC, 1,234.50 it sent
+
+
+def test_debits_and_returns_act_for_the_keys_own_participant(api: Api) -> None:
+    seq = api.core.engine.applied_seq
+    for path, body in ((DEBITS, debit()), (RETURNS, a_return())):
+        for target in ("ICBC", "NOSUCHBANK"):
+            answer = api.post(path.format(target), "CCB", json=body)
+            assert_refusal(answer, 403, "not_yours", "participant")
+        assert_refusal(api.post(path.format("ICBC"), "operator", json=body), 403,
+                       "participant_only")
+        assert_refusal(api.client.post(path.format("ICBC"), json=body), 401, "missing_key")
+    assert api.core.engine.applied_seq == seq
+
+
+@pytest.mark.parametrize("path", [DEBITS, RETURNS])
+def test_bodies_that_are_not_orders_are_4xx(api: Api, path: str) -> None:
+    url = path.format("ICBC")
+    assert_refusal(api.post(url, content=b"{not json", headers={"content-type":
+                                                                 "application/json"}),
+                   400, "invalid_json")
+    assert_refusal(api.post(url, json=[1, 2]), 422, "invalid_type")
+    assert_refusal(api.post(url, json={}), 422, "missing_field")
+    assert api.post(url, json={"id": None}).status_code == 422
+    assert api.post(url, json="\x00" * 100).status_code == 422
+
+
+# ---------------------------------------------------------------------- returns
+
+
+def sent_and_netted(api: Api) -> None:
+    """ICBC's customer pays CCB's 1,234.50 at the counter: BEPS, netted."""
+    doc = api.transfer().json()
+    assert (doc["system"], doc["status"]) == ("BEPS", "credited"), doc
+    assert beps(api)["position"] == "-1234.50"
+
+
+def test_json_return_gives_the_credit_back(api: Api) -> None:
+    sent_and_netted(api)
+    answer = api.post(RETURNS.format("CCB"), "CCB", json=a_return())
+    assert answer.status_code == 201, answer.text
+    doc = answer.json()
+    assert (doc["system"], doc["amount"], doc["iso_status"]) == ("BEPS", "1234.50", "ACSP")
+    assert doc["payment"] == {"sender": "ICBC", "msg_id": "API", "tx_id": "T1"}
+    assert doc["status"] == "netted"
+    # the positions are back where they were
+    assert beps(api)["position"] == "0.00" and beps(api, "CCB")["position"] == "0.00"
+    # ICBC is told: its payment came back
+    notices = api.get("/v1/participants/ICBC/notices").json()["notices"]
+    assert any(n["event"] == "returned" and n["ref"] == "ICBC/API/T1" for n in notices)
+    seq = api.core.engine.applied_seq
+    assert_refusal(api.post(RETURNS.format("CCB"), "CCB", json=a_return(id="RT-2")), 409,
+                   "duplicate", "payment")
+    assert api.core.engine.applied_seq == seq
+
+
+def test_a_return_gives_back_the_whole_amount(api: Api) -> None:
+    sent_and_netted(api)
+    seq = api.core.engine.applied_seq
+    assert_refusal(api.post(RETURNS.format("CCB"), "CCB", json=a_return(amount="1000.00")),
+                   422, "AM02", "amount")
+    assert api.core.engine.applied_seq == seq and beps(api)["position"] == "-1234.50"
+
+
+@pytest.mark.parametrize(("fields", "status", "reason", "field"), [
+    ({"amount": "1234.501"}, 422, "amount_precision", "amount"),
+    ({"amount": "-1234.50"}, 422, "amount_negative", "amount"),
+    ({"amount": 1234.5}, 422, "invalid_type", "amount"),
+    ({"reason": "ac04"}, 422, "invalid_field", "reason"),
+    ({"reason": "ACCOUNT CLOSED"}, 422, "invalid_field", "reason"),
+    ({"message": "x" * 141}, 422, "invalid_field", "message"),
+    ({"id": "-bad"}, 422, "invalid_id", "id"),
+    ({"payment": {"sender": "NOSUCH", "msg_id": "API", "tx_id": "T1"}}, 422,
+     "unknown_participant", "payment.sender"),
+    ({"payment": {"sender": "ICBC", "msg_id": "API", "tx_id": "NOPE"}}, 404,
+     "unknown_payment", "payment"),
+    ({"payment": {"sender": "ICBC", "msg_id": "", "tx_id": "T1"}}, 422, "invalid_id",
+     "payment.msg_id"),
+    ({"payment": {"sender": "ICBC", "msg_id": "API"}}, 422, "missing_field",
+     "payment.tx_id"),
+])
+def test_return_refusals_name_the_field(api: Api, fields: dict[str, Any], status: int,
+                                        reason: str, field: str) -> None:
+    sent_and_netted(api)
+    seq = api.core.engine.applied_seq
+    assert_refusal(api.post(RETURNS.format("CCB"), "CCB", json=a_return(**fields)), status,
+                   reason, field)
+    assert api.core.engine.applied_seq == seq
+
+
+def test_only_the_receiving_bank_returns_and_only_netted_credits(api: Api) -> None:
+    sent_and_netted(api)
+    # BOC did not receive ICBC's T1: the same as no such payment, nothing of it shown
+    theirs = api.post(RETURNS.format("BOC"), "BOC", json=a_return())
+    assert_refusal(theirs, 404, "unknown_payment", "payment")
+    assert "1234.50" not in theirs.text
+    # nor does the sender return its own payment
+    assert_refusal(api.post(RETURNS.format("ICBC"), json=a_return()), 404, "unknown_payment")
+    # an HVPS payment is not returned here (BEPS and IBPS only)
+    assert api.transfer(id="U1", urgent=True).json()["system"] == "HVPS"
+    seq = api.core.engine.applied_seq
+    urgent = a_return(payment={"sender": "ICBC", "msg_id": "API", "tx_id": "U1"})
+    assert_refusal(api.post(RETURNS.format("CCB"), "CCB", json=urgent), 404,
+                   "unknown_payment")
+    assert api.core.engine.applied_seq == seq
