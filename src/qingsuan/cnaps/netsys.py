@@ -512,9 +512,10 @@ class NetSystem:
         """BEPS: the payer's bank gave its receipt: the debit enters netting as a simulated
         receipt's does, netting at once or queueing (behind the cap, or while BEPS is
         closed, to net when it reopens)."""
-        short = self._payer_short(item, self.accounts.get((item.sender, item.payer or "")))
-        if short is not None:
-            return self._reject(item, short, now_us)
+        if self._payer_short(item, self.accounts.get((item.sender, item.payer or ""))):
+            return self._reject(item, (Reason.AM04.code, (
+                f"{item.sender} gave its receipt, but {item.payer} has not the funds in the "
+                "world's books")), now_us)
         s, r = item.sender, item.receiver
         if self.closed or (s != r and (self.queues[s] or self.positions[s] - item.amount_fen
                                        < -self.caps[s])):
