@@ -17,8 +17,10 @@ from qingsuan.messages import (
     PACS009,
     CancelRequest,
     CreditTransfer,
+    ReportRequest,
     StatusRequest,
     build_camt056,
+    build_camt060,
     build_pacs008,
     build_pacs009,
     build_pacs028,
@@ -63,6 +65,11 @@ def messages() -> dict[str, bytes]:
             request_id="STS-8812", original_msg_id="ICBC20261126000001",
             original_message_type=PACS008, original_end_to_end_id="STEEL-INV-8812",
             original_tx_id="ICBC20261126T00001")),
+        # CCB asks for its statement of the story's day (camt.060): a camt.053 answers
+        "camt060.xml": build_camt060(ReportRequest(
+            msg_id="CCB20261126R00001", created_at=at(10, 20), request_id="STMT-1125",
+            requested_message="camt.053", account=CCB, account_owner=CCB,
+            from_date=DAY - dt.timedelta(days=1))),
     }
 
 
