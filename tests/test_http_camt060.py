@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_http_api import CCB, DAY, ICBC, Api, assert_refusal, at, sandbox_api
 
 from qingsuan.messages import (
@@ -274,3 +276,20 @@ def test_cnaps_send_answers_a_camt060(tmp_path: Path) -> None:
     (refused,) = parse_pacs002(theirs.stdout.encode())
     assert refused.status == "RJCT" and refused.reason_code == "RC01"
     assert "OPBD" not in theirs.stdout
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(element=st.sampled_from([b"ReqdMsgNmId", b"FrDt", b"ToDt", b"MmbId", b"Id", b"MsgId",
+                                b"CreDtTm", b"Tp"]),
+       text=st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40))
+def test_random_camt060_values_never_5xx(api: Api, element: bytes, text: str) -> None:
+    """Any value in any element of a camt.060: a report or a 4xx with a reason."""
+    xml = request(to_date=DAY)
+    start = xml.index(b"<" + element + b">") + len(element) + 2
+    end = xml.index(b"</" + element + b">", start)
+    value = text.replace("&", "&amp;").replace("<", "&lt;").encode()
+    answer = api.xml(xml[:start] + value + xml[end:], accept="application/json")
+    assert answer.status_code in (200, 400, 403, 404, 422), answer.text
+    if answer.status_code != 200:
+        assert answer.json()["reason"] and answer.json()["message"]

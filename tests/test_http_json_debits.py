@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_http_api import CCB, CCB1, DAY, ICBC, ICBC1, Api, assert_refusal, at, sandbox_api
 
 from qingsuan.messages import DirectDebit, build_pacs003, parse_pacs002
@@ -239,3 +241,26 @@ def test_only_the_receiving_bank_returns_and_only_netted_credits(api: Api) -> No
     assert_refusal(api.post(RETURNS.format("CCB"), "CCB", json=urgent), 404,
                    "unknown_payment")
     assert api.core.engine.applied_seq == seq
+
+
+# ---------------------------------------------------------------------- never a 5xx
+
+json_values = st.none() | st.booleans() | st.integers() | st.text(max_size=40) | st.floats(
+    allow_nan=False, allow_infinity=False) | st.dictionaries(st.text(max_size=8),
+                                                            st.text(max_size=12), max_size=3)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(route=st.sampled_from(["direct-debits", "returns", "reports"]),
+       changes=st.dictionaries(st.sampled_from(
+           ["id", "amount", "debtor", "creditor", "mandate", "payment", "reason", "message",
+            "date", "to"]), json_values, max_size=3))
+def test_random_bodies_never_5xx(api: Api, route: str, changes: dict[str, Any]) -> None:
+    base = {"direct-debits": debit(), "returns": a_return(),
+            "reports": {"message": "camt.053", "date": "2026-11-25"}}[route]
+    answer = api.post(f"/v1/participants/ICBC/{route}", json={**base, **changes})
+    assert answer.status_code < 500, answer.text
+    if answer.status_code >= 400:
+        body = answer.json()
+        assert body["reason"] and body["message"], body

@@ -33,7 +33,7 @@ MAX_ID_CHARS: Final = 35
 MAX_NOTE_CHARS: Final = 140
 #: the field a refusal by CNAPS points at, by its reason code
 REFUSAL_FIELD: Final = {"AM02": "amount", "AM04": "amount", "AC01": "debtor.account",
-                        "AC04": "debtor.account", "MD01": "mandate", "AG01": "debtor.bank"}
+                        "AC04": "debtor.account", "MD01": "mandate"}
 
 
 class Payer(BaseModel):
