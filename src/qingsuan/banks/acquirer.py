@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any, Final
 from qingsuan.cards.disputes import DisputeKind
 from qingsuan.cards.iso8583 import ResponseCode
 from qingsuan.cards.iso8583 import ResponseCode as RC
-from qingsuan.cards.requests import Mti, Processing
-from qingsuan.clock import to_beijing
+from qingsuan.cards.requests import Mti, Processing, terminal_request, transmission_time
 
 if TYPE_CHECKING:
     from qingsuan.banks.system import Banks
@@ -37,17 +36,16 @@ def _next_stan(b: Banks) -> int:
 
 
 def _card_request(b: Banks, do: str, f: dict[str, Any], proc: str, mti: str = "0200") -> None:
-    local = to_beijing(_now(b))
+    now = _now(b)
     stan = _next_stan(b)
-    terminal = b.terminals.get(f["terminal"])
-    # the card as the runner logged it: its token and masked PAN (cards/vault.py)
-    fields = {"t": mti, "card": f["card"], "pan_masked": f["pan_masked"], "3": f"{proc}0000",
-              "4": f"{f['amount_fen']:012d}", "7": local.strftime("%m%d%H%M%S"),
-              "11": f"{stan:06d}", "32": terminal[0] if terminal else "",
-              "41": f["terminal"], "49": "156", "37": f"{stan:012d}"}
-    if f.get("pin_hash") is not None:  # the terminal sends the PIN's hash, never the PIN
-        fields["pin_hash"] = f["pin_hash"]
-    answer = _switch(b, "cards.request", fields)
+    terminal_id = f["terminal"]
+    terminal = b.terminals.get(terminal_id)
+    # the card as the runner logged it: its token and masked PAN (cards/vault.py); the
+    # terminal sends the PIN's hash, never the PIN
+    request = terminal_request(mti, f"{proc}0000", f"{f['amount_fen']:012d}",
+                               transmission_time(now), stan, terminal[0] if terminal else "",
+                               terminal_id, f["card"], f["pan_masked"], f.get("pin_hash"))
+    answer = b.switch.take_request(request, now)
     if do == "atm_balance_inquiry":
         b.inquiries[f["id"]] = {"kind": do, "response_code": answer["39"],
                                 "balance": answer.get("54")}
@@ -119,7 +117,7 @@ def _linked_request(b: Banks, f: dict[str, Any], mti: str, proc: str
     terminal = b.terminals.get(terminal_id)
     stan = _next_stan(b)
     fields = {"t": mti, "3": f"{proc}0000",
-              "7": to_beijing(_now(b)).strftime("%m%d%H%M%S"),
+              "7": transmission_time(_now(b)),
               "11": f"{stan:06d}", "32": terminal[0] if terminal else "",
               "41": terminal_id, "37": f"{stan:012d}", "original_key": key}
     return fields, original
@@ -212,7 +210,7 @@ def dispute(b: Banks, f: dict[str, Any]) -> None:
     now = _now(b)
     stan = _next_stan(b)
     request = {"t": "0620", "32": filer, "11": f"{stan:06d}",
-               "7": to_beijing(now).strftime("%m%d%H%M%S"), "37": f"{stan:012d}",
+               "7": transmission_time(now), "37": f"{stan:012d}",
                "original_key": key, "dispute": f["kind"], "4": f"{f['amount_fen']:012d}"}
     if f.get("reason") is not None:
         request["dispute_reason"] = f["reason"]

@@ -30,7 +30,7 @@ from qingsuan.cards.records import (
     backwards,
     hhmm,
 )
-from qingsuan.cards.requests import CardRequest, Mti, Processing
+from qingsuan.cards.requests import CardRequest, Mti, Processing, dumps_fields
 from qingsuan.clock import US_PER_DAY, to_beijing, to_beijing_naive
 from qingsuan.money import format_fen
 from qingsuan.statejson import shallow
@@ -134,12 +134,16 @@ class CardSwitch:
         """A request or dispute step from a bank of the world, while it applies its own
         logged command: as :meth:`apply` of the body ``fields`` would carry, without
         reading that body back."""
-        body = json.dumps(fields, sort_keys=True)
+        body = dumps_fields(fields)
         if kind == "cards.request":
             return self._request(CardRequest.from_fields(fields, body), now_us)
         if kind == "cards.dispute":
             return disputes.file(self, CardRequest.from_fields(fields, body), now_us)
         return self.apply(kind, now_us, body.encode())
+
+    def take_request(self, req: CardRequest, now_us: int) -> dict[str, str]:
+        """:meth:`take` of a request already read (cards/requests.py terminal_request)."""
+        return self._request(req, now_us)
 
     def setup(self, cards: list[Card], terminals: list[Terminal]) -> None:
         assert self.engine is not None

@@ -1,0 +1,53 @@
+"""The card request's logged text and fields, built on the fast paths (cards/requests.py),
+are exactly what json and strftime make of them: the log, the duplicate check and the
+state hash depend on that text byte for byte."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qingsuan.cards.requests import (
+    CardRequest,
+    Mti,
+    dumps_fields,
+    terminal_request,
+    transmission_time,
+)
+from qingsuan.clock import to_beijing
+
+# strings with what json escapes and orjson might not, and the separators' characters
+TEXT = st.text(alphabet=st.sampled_from('ab09:," {}[]\\\x7f\x01\n\u00e9\u4e2d'), max_size=6)
+VALUE = st.one_of(TEXT, st.integers(-10, 10), st.none(), st.lists(TEXT, max_size=2))
+
+
+@settings(max_examples=400)
+@given(st.dictionaries(TEXT, VALUE, max_size=6))
+def test_the_fields_text_is_jsons_with_sorted_keys(fields: dict[str, object]) -> None:
+    assert dumps_fields(fields) == json.dumps(fields, sort_keys=True)
+
+
+@settings(max_examples=400)
+@given(st.integers(-10**15, 5 * 10**15))
+def test_field_7_is_the_beijing_time_of_sending(at_us: int) -> None:
+    assert transmission_time(at_us) == to_beijing(at_us).strftime("%m%d%H%M%S")
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(["0200", Mti.AUTHORISATION]), st.integers(0, 10**7),
+       st.one_of(TEXT, st.integers(0, 9)), TEXT, st.one_of(TEXT, st.none()),
+       st.one_of(TEXT, st.none()))
+def test_a_terminals_request_reads_as_its_logged_fields(
+        mti: str, stan: int, terminal: str | int, acquirer: str, pan_masked: str | None,
+        pin_hash: str | None) -> None:
+    fields: dict[str, object] = {
+        "t": mti, "card": "tok_ab", "pan_masked": pan_masked, "3": "000000",
+        "4": "000000012345", "7": "1207101010", "11": f"{stan:06d}", "32": acquirer,
+        "41": terminal, "49": "156", "37": f"{stan:012d}"}
+    if pin_hash is not None:
+        fields["pin_hash"] = pin_hash
+    built = terminal_request(mti, "000000", "000000012345", "1207101010", stan, acquirer,
+                             terminal, "tok_ab", pan_masked, pin_hash)
+    assert built == CardRequest.from_fields(fields, json.dumps(fields, sort_keys=True))
