@@ -64,6 +64,8 @@ OPERATOR_ROUTES: list[tuple[str, str, Any]] = [
     ("GET", "/v1/operator/params", None),
     ("POST", "/v1/operator/participants/{participant}/status", {"status": "active"}),
     ("POST", "/v1/operator/params", {"params": {"hvps.lsm_interval_minutes": "15"}}),
+    ("POST", "/v1/operator/participants", {"name": "NEWB", "code": "313100000013",
+                                           "settlement_balance": "1000.00"}),
     ("PUT", "/v1/operator/participants/{participant}/callback", HOOK),
     ("DELETE", "/v1/operator/participants/{participant}/callback", None),
     ("PUT", "/v1/operator/participants/{participant}/ibps/confirmations",
@@ -258,7 +260,7 @@ def test_operator_routes_refuse_participants(world: Api, method: str, path: str,
         assert answer.status_code == 403 and answer.json()["reason"] == "operator_only"
         assert "balance" not in answer.text
     assert world.client.request(method, path, headers=world.h(OPERATOR), json=body,
-                                params=params).status_code == 200
+                                params=params).status_code in (200, 201)  # (201: added)
 
 
 def test_operator_reads_but_never_acts_for_a_participant(world: Api) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,7 +28,7 @@ from qingsuan.cards.switch import Terminal as TerminalRecord
 from qingsuan.cards.vault import CardKeyError, CardVault, resolve
 from qingsuan.clock import Clock
 from qingsuan.cnaps.hvps import dumps
-from qingsuan.cnaps.participants import ParticipantKind
+from qingsuan.cnaps.participants import ParticipantKind, check_code
 from qingsuan.cnaps.system import Cnaps
 from qingsuan.engine import AccountSpec, Engine, System
 from qingsuan.ledger import AccountFlags, NormalSide
@@ -124,6 +125,8 @@ class Builder:
         self.wallets.load_state(state)
 
     def apply(self, kind: str, timestamp_us: int, body: bytes) -> Any:
+        if kind == "world.join":
+            return self._join(json.loads(body))
         if kind != "world.build":
             raise ValueError(f"unknown world command {kind!r}")
         engine = self.engine
@@ -207,6 +210,51 @@ class Builder:
                 doc["wallets"], sort_keys=True, ensure_ascii=False).encode())
         return None
 
+    def _join(self, doc: dict[str, Any]) -> JoinOutcome:
+        """``world.join``: one more participant while the world runs, opened exactly as
+        ``world.build`` opens each of its own (CNAPS join, the bank's books and settlement
+        account, the opening balance issued by the PBOC, collateral, caps, its customers).
+        Checked before it is logged; checked again here, so a replay never half-applies."""
+        problem = join_problem(self, doc)
+        if problem is not None:
+            return problem
+        engine = self.engine
+        assert engine is not None
+        name, balance = doc["name"], int(doc["settlement_balance_fen"])
+        joined = self._cnaps("cnaps.join", {"name": name, "code": doc["code"],
+                                            "kind": doc["kind"], "settles_through": None})
+        assert joined.ok, joined
+        customers = [(f"{name.lower()}_{account}", account, holder, int(fen))
+                     for account, holder, fen in doc["customers"]]
+        engine.open_derived([*bank_accounts(name), *(
+            AccountSpec(name, f"customer:{cid}", NormalSide.CREDIT, _MNO)
+            for cid, _, _, _ in customers)])
+        legs = [(PBOC, "issued", f"settlement:{name}", balance),
+                (name, "reserve_at_pboc", "equity", balance),
+                *((name, "other_assets", f"customer:{cid}", fen)
+                  for cid, _, _, fen in customers)]
+        reg = engine.registry
+        self._post([(reg.id(book, debit), reg.id(book, credit), fen)
+                    for book, debit, credit, fen in legs if fen])
+        if doc["collateral_fen"]:
+            self._cnaps("cnaps.pledge", {
+                "participant": name, "value_fen": int(doc["collateral_fen"]),
+                "haircut_ppm": int(engine.params["hvps.pledge_haircut"])})
+        for key, cap in doc["caps"]:
+            system, _, backing = key.partition("_")
+            capped = self._cnaps("cnaps.net_cap", {
+                "system": system.upper(), "participant": name, "cap_fen": int(cap),
+                "backing": "earmark" if backing else "collateral"})
+            assert capped.ok, (name, key, capped)
+        banks = self.banks
+        self.banks.apply("banks.setup", engine.now_us, json.dumps({
+            "customers": [[cid, name, account, holder, False, None]
+                          for cid, account, holder, _ in customers],
+            "terminals": [], "members": [*banks.members, name],
+            "settling": [*banks.settling, name], "opening_settlement_fen": balance,
+            "opening_deposits_fen": sum(fen for *_, fen in customers)}).encode())
+        return JoinOutcome(True, None, None, "joined")
+
     def _cnaps(self, kind: str, doc: dict[str, Any]) -> Any:
         assert self.engine is not None
         return self.cnaps.apply(kind, self.engine.now_us, dumps(doc))
@@ -248,6 +296,94 @@ class Builder:
             assert self.engine is not None
             cols = np.array(legs, np.int64)
             self.engine.post_columns(cols[:, 0], cols[:, 1], cols[:, 2])
+
+
+#: a participant added while the world runs: the kinds the banks' tier models (an indirect
+#: participant's books would settle in another's account: not modelled yet)
+JOIN_KINDS: Final = (ParticipantKind.DIRECT_BANK.value, ParticipantKind.PAYMENT_INSTITUTION.value)
+#: customers a ``world.join`` opens at most (a larger bank is a scenario's)
+MAX_JOIN_CUSTOMERS: Final = 1000
+#: names no participant may take: the PBOC's book, the card switch's, the operator's key
+RESERVED_NAMES: Final = frozenset({PBOC, SWITCH, "OPERATOR"})
+_NAME_RE: Final = re.compile(r"^[A-Za-z][A-Za-z0-9_\-]{0,31}$")
+_ACCOUNT_RE: Final = re.compile(r"^\d{6,32}$")
+
+
+@dataclass(frozen=True)
+class JoinOutcome:
+    """What ``world.join`` answered: joined, or why not (a reason code and the field)."""
+
+    ok: bool
+    reason: str | None
+    field: str | None
+    message: str
+
+
+def join_problem(builder: Builder, doc: dict[str, Any]) -> JoinOutcome | None:
+    """Why ``doc`` (a ``world.join`` body) cannot join this world, or None. The same
+    checks before the command is logged (the operator's answer) and when it is applied."""
+
+    def no(reason: str, field: str, message: str) -> JoinOutcome:
+        return JoinOutcome(False, reason, field, message)
+
+    engine, directory = builder.engine, builder.cnaps.directory
+    if engine is None or not engine.registry.books:
+        return no("no_world", "name", "the world is not built yet")
+    name, code, kind = doc["name"], doc["code"], doc["kind"]
+    if not isinstance(name, str) or not _NAME_RE.match(name) or \
+            name.upper() in RESERVED_NAMES:
+        return no("invalid_name", "name", "a participant's name is a letter, then letters, "
+                  "digits, _ or -, at most 32, and not PBOC, CUPS or operator "
+                  f"(got {str(name)[:40]!r})")
+    if kind not in JOIN_KINDS:
+        return no("invalid_field", "kind", f"kind is one of {', '.join(JOIN_KINDS)} "
+                  f"(got {str(kind)[:40]!r})")
+    problem = check_code(code, ParticipantKind(kind))
+    if problem is not None:
+        return no("invalid_code", "code", problem)
+    if name in directory or name in engine.registry.books or name in builder.banks.members:
+        return no("duplicate", "name", f"participant {name} is already in the directory")
+    holder = directory.by_code(code)
+    if holder is not None:
+        return no("duplicate", "code", f"code {code} already belongs to {holder.name}")
+    amounts = [("settlement_balance", doc["settlement_balance_fen"]),
+               ("collateral", doc["collateral_fen"]), *doc["caps"],
+               *((f"customers[{k}].balance", c[2]) for k, c in enumerate(doc["customers"]))]
+    for field, fen in amounts:
+        if not isinstance(fen, int) or isinstance(fen, bool) or fen < 0:
+            return no("invalid_amount", field, f"{field} is fen, never negative")
+    keys = [key for key, _ in doc["caps"]]
+    if len(set(keys)) != len(keys) or not set(keys) <= {
+            "beps", "ibps", "beps_earmark", "ibps_earmark"} or \
+            {"beps", "beps_earmark"} <= set(keys) or {"ibps", "ibps_earmark"} <= set(keys):
+        return no("invalid_field", "caps", "a cap is beps or ibps (collateral-backed) or "
+                  "beps_earmark or ibps_earmark, each system once")
+    earmarked = sum(fen for key, fen in doc["caps"] if key.endswith("_earmark"))
+    if earmarked > doc["settlement_balance_fen"]:
+        return no("invalid_field", "caps", "the earmarks total more than the opening "
+                  "settlement balance")
+    customers = doc["customers"]
+    if len(customers) > MAX_JOIN_CUSTOMERS:
+        return no("too_many_items", "customers", f"at most {MAX_JOIN_CUSTOMERS} customers")
+    if customers and builder.banks.directory.ranges:
+        return no("invalid_field", "customers", "this world's customers are generated by "
+                  "ranges: listed customers cannot be added after them")
+    accounts = [c[0] for c in customers]
+    for k, (account, holder_name, _) in enumerate(customers):
+        if not isinstance(account, str) or not _ACCOUNT_RE.match(account):
+            return no("invalid_account", f"customers[{k}].account",
+                      "an account number is 6 to 32 digits")
+        if not isinstance(holder_name, str) or not holder_name.strip() or \
+                len(holder_name) > 140 or not holder_name.isprintable():
+            return no("invalid_name", f"customers[{k}].name",
+                      "a name is 1 to 140 printable characters")
+        if accounts.index(account) != k:
+            return no("duplicate", f"customers[{k}].account", f"account {account} is listed "
+                      "twice")
+        if builder.banks.directory.find_id(f"{name.lower()}_{account}") is not None:
+            return no("duplicate", f"customers[{k}].account", f"customer id "
+                      f"{name.lower()}_{account} is taken")
+    return None
 
 
 @dataclass
@@ -327,6 +463,24 @@ class World:
         vault = self.card_vault(create=True) if sc.cards else None
         self.engine.command("world.build", json.dumps(
             world_spec(sc, vault), sort_keys=True, ensure_ascii=False).encode())
+
+    def join(self, doc: dict[str, Any]) -> JoinOutcome:
+        """Add one participant while the world runs, as ONE logged command (``world.join``)
+        whose body is its description (:func:`join_problem` says what it holds); a problem
+        is answered before anything is logged."""
+        builder = self.builder
+        problem = join_problem(builder, doc)
+        if problem is not None:
+            return problem
+        outcome: JoinOutcome = self.engine.command("world.join", json.dumps(
+            doc, sort_keys=True, ensure_ascii=False).encode())
+        return outcome
+
+    @property
+    def builder(self) -> Builder:
+        found = self.engine.systems["world"]
+        assert isinstance(found, Builder)
+        return found
 
     # ------------------------------------------------------------------ driving
 

@@ -48,9 +48,13 @@ class Principal:
 class KeyRing:
     """Principal name -> SHA-256 of its key; nothing else is kept."""
 
-    def __init__(self, hashes: dict[str, str]) -> None:
+    def __init__(self, hashes: dict[str, str], *, sandbox: bool = False,
+                 path: Path | None = None) -> None:
         self.hashes = dict(hashes)
         self._by_hash = {h: Principal(n) for n, h in self.hashes.items()}
+        #: how a participant added while serving gets its key: the documented sandbox
+        #: key, or a random one whose hash is written to ``path`` (when there is one)
+        self.sandbox, self.path = sandbox, path
 
     def who(self, key: str) -> Principal | None:
         return self._by_hash.get(hash_key(key))
@@ -69,10 +73,24 @@ class KeyRing:
         self._by_hash = {h: Principal(n) for n, h in self.hashes.items()}
         return keys
 
+    def admit(self, name: str) -> str:
+        """A key for a participant added while serving (the operator's answer shows it
+        once); its hash is in the key file, synced, before the participant is logged."""
+        assert name != OPERATOR
+        key = self.issue([name], sandbox=self.sandbox)[name]
+        if self.path is not None:
+            self.save(self.path)
+        return key
+
+    def learn(self, name: str, key_hash: str) -> None:
+        """Another process issued ``name`` a key (the HTTP edge learns it this way)."""
+        self.hashes[name] = key_hash
+        self._by_hash = {h: Principal(n) for n, h in self.hashes.items()}
+
     @classmethod
     def for_world(cls, participants: Iterable[str], *, sandbox: bool = False
                   ) -> tuple[KeyRing, dict[str, str]]:
-        ring = cls({})
+        ring = cls({}, sandbox=sandbox)
         keys = ring.issue([*participants, OPERATOR], sandbox=sandbox)
         return ring, keys
 

@@ -106,8 +106,17 @@ class Edge:
 
     # ------------------------------------------------------------------ the link
 
-    def hello(self, participants: list[str]) -> None:
+    def hello(self, participants: list[str], hashes: dict[str, str] | None = None) -> None:
         self.known = frozenset(participants)
+        if hashes is not None:  # (the keys as the engine's process has them now)
+            self.ring = KeyRing(hashes)
+
+    def learn(self, name: str, key_hash: str, token: int) -> None:
+        """A participant the operator added: its paths and its key work from now on."""
+        self.ring.learn(name, key_hash)
+        self.known = self.known | {name}
+        if self._link is not None and not self.link_gone:
+            self._link.write(_pack(("learnt", token)))
 
     def submit(self, conn: Connection, slot: Slot, participant: str,
                order: transfer_order.Order) -> None:
@@ -199,8 +208,10 @@ class _Link(asyncio.Protocol):
             if kind == "answers":
                 self.edge.answers(message[1])
             elif kind == "hello":
-                self.edge.hello(message[1])
+                self.edge.hello(*message[1:])
                 self.hello_seen.set_result(None)
+            elif kind == "learn":
+                self.edge.learn(message[1], message[2], message[3])
             elif kind == "stop":
                 self.edge.stop_asked.set()
 

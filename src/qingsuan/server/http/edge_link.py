@@ -9,14 +9,17 @@ go back only once durable.
 
 Messages, edge to engine: ``("jobs", [(ticket, participant, Order), ...])``, ``("stats",
 {status: count}, [latency_s, ...])`` (the edge's requests for /metrics), ``("stopped",)``.
-Engine to edge: ``("hello", participants)`` (the names a path may name), ``("answers",
-[(ticket, status, body, headers), ...])``, ``("stop",)``: stop accepting, answer what was
+Engine to edge: ``("hello", participants, key hashes)`` (the names a path may name, the
+keys it knows), ``("answers", [(ticket, status, body, headers), ...])``, ``("learn", name,
+key hash, token)`` (a participant the operator added: the edge answers ``("learnt",
+token)`` once it takes its transfers), ``("stop",)``: stop accepting, answer what was
 received, say ``stopped``.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import socket
 import threading
@@ -28,6 +31,7 @@ from qingsuan.server.http.errors import ApiError
 from qingsuan.server.http.writer import Result
 
 if TYPE_CHECKING:
+    from qingsuan.server.http.auth import KeyRing
     from qingsuan.server.http.core import SandboxCore
     from qingsuan.server.http.metrics import Metrics
     from qingsuan.server.http.transfer_order import Order
@@ -56,9 +60,12 @@ def answer_of(booked: transfers.Booked | BaseException) -> Answer:
 
 class EdgeLink:
     def __init__(self, core: SandboxCore, sock: socket.socket, metrics: Metrics,
-                 participants: list[str]) -> None:
+                 participants: list[str], ring: KeyRing | None = None) -> None:
         self.core, self.sock, self.metrics = core, sock, metrics
-        self.participants = participants
+        self.participants, self.ring = participants, ring
+        #: participants sent to the edge, by token, until it says it learnt them
+        self._learning: dict[int, threading.Event] = {}
+        self._tokens = itertools.count(1)
         self._send_lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="qingsuan-edge-link",
@@ -66,7 +73,8 @@ class EdgeLink:
 
     def start(self) -> None:
         self.sock.setblocking(True)
-        self._send(("hello", self.participants))
+        self._send(("hello", self.participants,
+                    dict(self.ring.hashes) if self.ring is not None else None))
         self._thread.start()
 
     def _send(self, message: Any) -> None:
@@ -89,12 +97,18 @@ class EdgeLink:
                         self._jobs(message[1])
                     elif message[0] == "stats":
                         self._stats(message[1], message[2])
+                    elif message[0] == "learnt":
+                        learnt = self._learning.pop(message[1], None)
+                        if learnt is not None:
+                            learnt.set()
                     elif message[0] == "stopped":
                         return
         except (OSError, ValueError) as exc:
             log.error("the link to the HTTP edge broke: %s", exc)
         finally:
             self._stopped.set()
+            for learnt in list(self._learning.values()):
+                learnt.set()  # (nobody left to wait for)
 
     def _jobs(self, jobs: list[tuple[int, str, Order]]) -> None:
         """The edge's batch as ONE writer job: its transfers in one logged group."""
@@ -111,6 +125,16 @@ class EdgeLink:
         orders = [(participant, order) for _, participant, order in jobs]
         self.core.writer.submit([functools.partial(transfers.book_group, self.core.world,
                                                    orders)], done)
+
+    def learn(self, name: str, key_hash: str) -> threading.Event:
+        """Tell the edge of a participant the operator added (the name its paths may
+        name, the hash of its key); the event is set once the edge has it (or is gone)."""
+        token = next(self._tokens)
+        learnt = self._learning[token] = threading.Event()
+        self._send(("learn", name, key_hash, token))
+        if self._stopped.is_set():
+            learnt.set()
+        return learnt
 
     def _stats(self, counts: dict[int, int], latencies: list[float]) -> None:
         requests, latency = self.metrics.requests, self.metrics.latency.labels(ROUTE)

@@ -69,6 +69,7 @@ class HttpLaunch:
             sys.stderr.write(note + "\n")
             return cls.off(note)
         key_path = path if key_kind == "random" else None
+        ring.path = key_path  # (a participant the operator adds gets its key written there)
         if not edge_process:
             return cls(sock, ring, new_keys, key_path, key_kind == "sandbox")
         try:
@@ -87,6 +88,7 @@ class HttpLaunch:
         from qingsuan.server.http.edge_link import EdgeLink
 
         assert self.sock is not None and self.ring is not None
+        self._keys_for_added(sorted(known_participants(core)))
         app = create_app(core, self.ring)
         server = HttpServer(app, self.sock, keep_alive_s=None if self.edge is None else
                             APP_KEEP_ALIVE_S)
@@ -94,10 +96,27 @@ class HttpLaunch:
         core.serve_http(server)
         if self.edge is not None:
             link = EdgeLink(core, self.edge.link, app.state.metrics,
-                            sorted(known_participants(core)))
+                            sorted(known_participants(core)), self.ring)
             core.edge = link
             core.on_close.append(self.edge.remove_socket_file)
             link.start()
+
+    def _keys_for_added(self, participants: list[str]) -> None:
+        """Keys for the participants the operator added (``world.join``) that have none
+        here: with sandbox keys, after every restart; with random keys, when the store's
+        key file is not kept (a PostgreSQL or memory store), shown now like the others."""
+        assert self.ring is not None
+        missing = [n for n in participants if n not in self.ring.hashes]
+        if not missing:
+            return
+        made = self.ring.issue(missing, sandbox=self.sandbox_keys)
+        if self.sandbox_keys:
+            return
+        if self.key_path is not None:
+            self.ring.save(self.key_path)
+        for name, key in sorted(made.items()):
+            sys.stdout.write(f"qingsuan: API key of {name}: {key} (shown once)\n")
+        sys.stdout.flush()
 
     def close_socket(self) -> None:
         """This process does not serve it (the core process does): close its copy."""

@@ -1,16 +1,20 @@
-"""The operator's routes: the clock (wall or virtual; set, advance) and running what is due.
-Every move of the clock is logged as ticks (server/http/clock.py)."""
+"""The operator's routes: the clock (wall or virtual; set, advance) and running what is due,
+participants (add, suspend, collateral), parameters. Every move of the clock is logged as
+ticks (server/http/clock.py); every other change as its own command."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from qingsuan.server.http import inputs, operations
+from qingsuan.server.http import inputs, joining, operations
 from qingsuan.server.http.clock import clock_view, move_to
 from qingsuan.server.http.deps import Core, Operator
+from qingsuan.server.http.edge_link import STOP_S
 from qingsuan.server.http.errors import ERRORS, ApiError
 
 router = APIRouter(prefix="/v1/operator", responses=ERRORS)
@@ -145,3 +149,21 @@ async def set_status(participant: str, change: Annotated[StatusIn, Body()], _: O
     active again; a closed one is not paid either."""
     return await c.writer.call(lambda: operations.set_status(c.world, participant,
                                                              change.status))
+
+
+@router.post("/participants", status_code=201, summary="Add a participant (加入)")
+async def add_participant(change: Annotated[joining.ParticipantIn, Body()], request: Request,
+                          _: Operator, c: Core) -> JSONResponse:
+    """A new CNAPS participant while the sandbox runs, opened as a scenario's are (its
+    settlement account funded with the opening balance, its bank's books, collateral,
+    caps, customers), logged as one command. The answer holds its API key, shown only
+    here; its transfers are taken at once. 409 `duplicate` for a name or code in use, 422
+    naming the field for a bad code (its check digit) or kind."""
+    ring = request.app.state.keys
+    answer, key_hash = await c.writer.call(lambda: joining.admit(
+        c.world, ring, joining.join_doc(c.world, change)))
+    if c.edge is not None:  # the HTTP edge takes its transfers before it is told it exists
+        learnt = c.edge.learn(change.name, key_hash)
+        await asyncio.to_thread(learnt.wait, STOP_S)
+    return JSONResponse(answer, status_code=201, headers={
+        "Location": f"/v1/participants/{change.name}/positions"})
