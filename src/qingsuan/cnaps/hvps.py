@@ -181,6 +181,9 @@ class Hvps:
         self.queued_value_fen = 0
         self.cutoffs_done: set[str] = set()
         self.days_closed: set[str] = set()
+        #: business days the operator closed before their time (end_of_day_now): day ->
+        #: the moment; HVPS stays closed for the rest of that business day
+        self.closed_early: dict[str, int] = {}
         self.cursor_date: str | None = None
         self.last_lsm_us = 0
         self._schedule_key: tuple[Any, ...] | None = None
@@ -263,8 +266,14 @@ class Hvps:
         moment = to_beijing_naive(at_us)
         state = sched.phase(moment)
         answer = (state.phase, state.business_date)
-        self._phase_cache = (sched, at_us, from_datetime(sched.phase_holds_until(moment)),
-                             answer)
+        until_us = from_datetime(sched.phase_holds_until(moment))
+        early_us = self.closed_early.get(state.business_date.isoformat()) \
+            if self.closed_early and state.business_date is not None else None
+        if early_us is not None:
+            if at_us >= early_us:
+                return HvpsPhase.CLOSED, None  # the operator closed the day (not cached)
+            until_us = min(until_us, early_us)
+        self._phase_cache = (sched, at_us, until_us, answer)
         return answer
 
     def advance(self, now_us: int) -> None:
@@ -714,9 +723,39 @@ class Hvps:
                     progress = True
         self._gridlock(now_us, None, window=True)
 
-    def _end_of_day(self, day: dt.date, close_us: int) -> None:
+    def end_of_day_refusal(self, now_us: int) -> str | None:
+        """Why the operator cannot close the business day now (None: it can)."""
+        phase, day = self.phase(now_us)
+        if phase is HvpsPhase.CLOSED or day is None:
+            return "HVPS is closed: no business day is open to close"
+        return None
+
+    def end_of_day_now(self, now_us: int) -> dict[str, Any]:
+        """日终 run by the operator before its time: the clearing window and the end of day
+        of the open business day now; HVPS is closed for the rest of that day (what
+        comes is held for the next one) and its statement ends now."""
+        refused = self.end_of_day_refusal(now_us)
+        if refused is not None:  # (checked before logging too)
+            return {"ok": False, "reason": refused}
+        self.advance(now_us)
+        _, day = self.phase(now_us)
+        assert day is not None
+        key = day.isoformat()
+        queued = [p.ref for n in sorted(self.queues) for p in self.queued(n)]
+        self.cutoffs_done.add(key)
+        self.days_closed.add(key)
+        self.closed_early[key] = now_us
+        self._phase_cache = (None, 0, 0, (HvpsPhase.CLOSED, None))
+        scheduled_us = from_datetime(self.schedule().session(day).closes_at)
+        self._end_of_day(day, now_us, from_us=scheduled_us - US_PER_DAY)
+        return {"ok": True, "business_date": key, "queued": queued,
+                "returned": [r for r in queued
+                             if self.payments[r].status is HvpsStatus.RETURNED]}
+
+    def _end_of_day(self, day: dt.date, close_us: int, from_us: int | None = None) -> None:
         """日终: return what is still queued, turn unpaid credit into overnight credit with
-        interest, and write each participant's statement of the day."""
+        interest, and write each participant's statement of the day (from ``from_us``: a
+        day closed early starts where its scheduled close would have)."""
         self._clearing_window(close_us)
         for name in sorted(self.queues):
             for pay in self.queued(name):
@@ -756,7 +795,8 @@ class Hvps:
         for name in sorted(self.queues):
             self.statements.setdefault(name, []).append(
                 {"participant": name, "date": day.isoformat(), "close_us": close_us,
-                 "closing_fen": self._balance(name)})
+                 "closing_fen": self._balance(name)}
+                | ({"from_us": from_us} if from_us is not None else {}))
 
     def statement(self, name: str, day: dt.date) -> dict[str, Any] | None:
         """The closed business day's statement of a settlement account (camt.053 content):
@@ -768,14 +808,15 @@ class Hvps:
             return None
         if "entries" in kept:  # a state written before statements were read on demand
             return kept
-        return self._statement(name, day, int(kept["close_us"]), int(kept["closing_fen"]))
+        return self._statement(name, day, int(kept["close_us"]), int(kept["closing_fen"]),
+                               kept.get("from_us"))
 
-    def _statement(self, name: str, day: dt.date, close_us: int, closing_fen: int | None = None
-                   ) -> dict[str, Any]:
+    def _statement(self, name: str, day: dt.date, close_us: int, closing_fen: int | None = None,
+                   from_us: int | None = None) -> dict[str, Any]:
         """The entries on the participant's settlement account in the day up to
         ``close_us``, and its balance then (``closing_fen``; now, if not given)."""
         account = self._acc(PBOC, f"settlement:{name}")
-        start_us = close_us - US_PER_DAY
+        start_us = close_us - US_PER_DAY if from_us is None else from_us
         entries = []
         closing = self._balance(name) if closing_fen is None else closing_fen
         moved = 0
@@ -814,7 +855,8 @@ class Hvps:
             "days_closed": sorted(self.days_closed),
             "cursor_date": self.cursor_date,
             "last_lsm_us": self.last_lsm_us,
-        }
+        } | ({"closed_early": dict(sorted(self.closed_early.items()))}  # (absent: as before)
+             if self.closed_early else {})
 
     def load_json(self, doc: dict[str, Any]) -> None:
         self.payments = {p["ref"]: HvpsPayment.from_json(p) for p in doc["payments"]}
@@ -827,6 +869,7 @@ class Hvps:
         self.arrivals = int(doc["arrivals"])
         self.cutoffs_done = set(doc["cutoffs_done"])
         self.days_closed = set(doc["days_closed"])
+        self.closed_early = {k: int(v) for k, v in doc.get("closed_early", {}).items()}
         self.cursor_date = doc["cursor_date"]
         self.last_lsm_us = int(doc["last_lsm_us"])
         queued = [self.payments[r] for q in self.queues.values() for lv in q for r in lv]

@@ -702,6 +702,29 @@ class NetSystem:
                     return at
         return None
 
+    def session_refusal(self, now_us: int) -> str | None:
+        """Why a session cannot run now (None: it can): it settles in HVPS while open."""
+        if self.closed:
+            return self._closed_reason()[1]
+        if self.hvps.phase(now_us)[0] is not HvpsPhase.OPEN:
+            return f"HVPS is not open: {self.name} positions settle in HVPS while it is open"
+        return None
+
+    def session_now(self, now_us: int) -> dict[str, Any]:
+        """A session the operator runs now, out of the timetable (the one that waits for
+        funds, if any): what it settled, or who is short (it then waits, as a scheduled
+        session does), or nothing to settle."""
+        refused = self.session_refusal(now_us)
+        if refused is not None:  # (checked before logging too)
+            return {"ok": False, "reason": refused}
+        key = self.pending_session or \
+            f"{to_beijing_naive(now_us).isoformat(timespec='seconds')}/operator"
+        items, positions = len(self.unsettled), {n: p for n, p in self.positions.items() if p}
+        self._try_session(key, now_us)
+        ran = bool(positions or items)
+        return {"ok": True, "key": key, "items": items if ran else 0, "positions": positions,
+                "status": self.sessions[-1]["status"] if ran else "nothing to settle"}
+
     def _try_session(self, key: str, now_us: int) -> None:
         """One multilateral net settlement in HVPS: all or nothing."""
         names = sorted(self.positions)

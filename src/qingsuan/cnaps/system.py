@@ -212,6 +212,10 @@ class Cnaps:
         if kind == "cnaps.release":
             return hvps.release(doc["participant"], int(doc["value_fen"]),
                                 int(doc["haircut_ppm"]), timestamp_us)
+        if kind == "cnaps.net_session":  # the operator's: a session now, out of the timetable
+            return self.net[doc["system"]].session_now(timestamp_us)
+        if kind == "cnaps.end_of_day":  # the operator's: 日终 now, before its time
+            return hvps.end_of_day_now(timestamp_us)
         raise ValueError(f"unknown CNAPS command {kind!r}")
 
     def _apply_rtgs_batch(self, timestamp_us: int, body: bytes) -> BatchOutcome:

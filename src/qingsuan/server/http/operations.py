@@ -1,7 +1,8 @@
 """The operator's commands on the world, each checked, then logged: pledge and release a
 participant's collateral (质押/解押: the banks' logged pledge and release events, as a
-scenario's), and change rule parameters (a logged ``param`` command, every value checked
-against the parameters' table first)."""
+scenario's), change rule parameters (a logged ``param`` command, every value checked
+against the parameters' table first), run a net settlement session or HVPS's end of day
+now (CNAPS's logged ``net_session`` and ``end_of_day``)."""
 
 from __future__ import annotations
 
@@ -69,3 +70,47 @@ def set_status(world: World, participant: str, status: str) -> dict[str, Any]:
         raise ApiError(409, code, text, "status")
     p = directory.get(participant)
     return {"participant": p.name, "code": p.code, "status": p.status.value}
+
+
+def net_session(world: World, system: str) -> dict[str, Any]:
+    """A BEPS, IBPS or card (CUPS) settlement session now: what it settled, or who is
+    short (the session then waits for funds, as a scheduled one does). 409 when it cannot
+    run now (HVPS not open, the system closed for maintenance)."""
+    from qingsuan.clock import format_time
+    from qingsuan.money import format_fen
+
+    net = world.cnaps.net[system]
+    now = world.engine.clock.now_us()
+    refused = net.session_refusal(now)
+    if refused is not None:
+        raise ApiError(409, "system_closed" if net.closed else "hvps_closed", refused,
+                       "system")
+    ran = world.engine.command("cnaps.net_session", dumps({"system": system}))
+    assert ran["ok"], ran  # (checked just above, under the writer's lock)
+    return {"system": system, "session": ran["key"], "at": format_time(now),
+            "status": ran["status"].split(":")[0], "detail": ran["status"],
+            "items_settled": ran["items"] if ran["status"] == "settled" else 0,
+            "positions": {n: format_fen(p) for n, p in sorted(ran["positions"].items())}}
+
+
+def end_of_day(world: World) -> dict[str, Any]:
+    """日终 now: HVPS's clearing window and end of day for the open business day (what
+    is still queued is returned AM04, credit drawn becomes overnight credit, the day's
+    statements are written), and HVPS closed until the next business day. 409 when HVPS
+    is closed already."""
+    from qingsuan.clock import format_time
+
+    hvps = world.cnaps.hvps
+    now = world.engine.clock.now_us()
+    refused = hvps.end_of_day_refusal(now)
+    if refused is not None:
+        raise ApiError(409, "hvps_closed", refused)
+    done = world.engine.command("cnaps.end_of_day", dumps({}))
+    assert done["ok"], done
+    returned = set(done["returned"])
+    return {"business_date": done["business_date"], "closed_at": format_time(now),
+            "hvps_phase": hvps.phase(now)[0].value,
+            "settled_in_window": [r for r in done["queued"] if r not in returned],
+            "returned": done["returned"],
+            "statements": f"/v1/participants/{{participant}}/statements/"
+                          f"{done['business_date']}"}

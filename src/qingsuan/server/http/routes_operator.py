@@ -167,3 +167,29 @@ async def add_participant(change: Annotated[joining.ParticipantIn, Body()], requ
         await asyncio.to_thread(learnt.wait, STOP_S)
     return JSONResponse(answer, status_code=201, headers={
         "Location": f"/v1/participants/{change.name}/positions"})
+
+
+class SessionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    system: Literal["BEPS", "IBPS", "CUPS", "cards"] = Field(
+        description="BEPS, IBPS, or the card switch's clearing positions (CUPS; cards says "
+                    "the same)", examples=["BEPS"])
+
+
+@router.post("/sessions", summary="Run a net settlement session now")
+async def run_session(change: Annotated[SessionIn, Body()], _: Operator, c: Core) -> Any:
+    """The system's net positions settle in HVPS now, out of its timetable (a session
+    waiting for funds is tried again): the items settled and the positions, or who is
+    short (it then waits, as a scheduled session does). Logged. 409 while HVPS is not open
+    or the system is closed for maintenance."""
+    system = "CUPS" if change.system == "cards" else change.system
+    return await c.writer.call(lambda: operations.net_session(c.world, system))
+
+
+@router.post("/end-of-day", summary="Close HVPS's business day now (日终)")
+async def end_of_day(_: Operator, c: Core) -> Any:
+    """The clearing window and end of day of the open business day, now: queued payments
+    that still cannot settle are returned (AM04), credit drawn becomes overnight credit,
+    the day's statements are written; HVPS stays closed until the next business day
+    (payments meanwhile are held for it). Logged. 409 when HVPS is closed."""
+    return await c.writer.call(lambda: operations.end_of_day(c.world))
