@@ -18,6 +18,8 @@ MNO: Final = AccountFlags.MUST_NOT_OVERDRAW
 _PENDING: Final = int(TransferFlags.PENDING)
 _POST: Final = int(TransferFlags.POST_PENDING)
 _VOID: Final = int(TransferFlags.VOID_PENDING)
+#: account ids the books keep read (a cache)
+MAX_IDS_KEPT: Final = 1 << 16
 
 #: (name, normal side, flags) of the accounts every participant's book has
 BANK_ACCOUNTS: Final = (
@@ -46,9 +48,22 @@ class Books:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        #: (book, name) -> account id, for the registry it was read from (an account's id
+        #: never changes; a snapshot loaded brings another registry: read again)
+        self._ids: dict[tuple[str, str], int] = {}
+        self._registry = engine.registry
 
     def id(self, book: str, name: str) -> int:
-        return self.engine.registry.id(book, name)
+        registry = self.engine.registry
+        if registry is not self._registry:
+            self._registry, self._ids = registry, {}
+        found = self._ids.get((book, name))
+        if found is None:
+            found = registry.id(book, name)
+            if len(self._ids) >= MAX_IDS_KEPT:
+                self._ids.clear()
+            self._ids[(book, name)] = found
+        return found
 
     def post(self, book: str, debit: str, credit: str, amount_fen: int) -> TransferResult:
         """Book one transfer in ``book``; its result (insufficient funds, closed ...)."""
@@ -75,12 +90,13 @@ class Books:
 
     def settle_and_post(self, reserve_id: int, book: str, debit: str, credit: str,
                         amount_fen: int) -> None:
-        """Book a reservation made by :meth:`reserve` and, in the same batch, a transfer
-        that cannot fail (the payee's credit it pays for)."""
-        result = self.engine.post_rows([(0, 0, 0, _POST, reserve_id),
-                                        (self.id(book, debit), self.id(book, credit),
-                                         amount_fen, 0, 0)])
-        assert result.all_done, result.failures()
+        """Book a reservation made by :meth:`reserve`, then a transfer that cannot fail
+        (the payee's credit it pays for): the ids, rows and codes of a batch of the two
+        (neither linked, each applied on its own), without building the batch."""
+        code = self.engine.post_one(0, 0, 0, _POST, reserve_id)
+        assert code.done, code
+        code = self.engine.post_one(self.id(book, debit), self.id(book, credit), amount_fen)
+        assert code.done, code
 
     def posted_fen(self, book: str, name: str) -> int:
         return self.engine.ledger.balance(self.id(book, name)).posted_fen

@@ -22,6 +22,8 @@ from qingsuan.reasons import Reason
 
 #: customers one world holds at most
 MAX_CUSTOMERS: Final = 10_000_000
+#: generated customers kept made (a cache: a look-up past it makes the record again)
+MAX_MADE: Final = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,10 @@ class Directory:
         self._range_of_prefix: dict[str, CustomerRange] = {}
         self._ranges_at: dict[str, list[CustomerRange]] = {}
         self._size = 0
+        #: generated customers already made, by id and by (bank, account number): records
+        #: never change once made, so an event's look-ups make none again
+        self._made: dict[str, CustomerAccount] = {}
+        self._made_numbers: dict[tuple[str, str], CustomerAccount] = {}
         #: customer id -> the account; (bank, account number) -> the account
         self.by_id = _ById(self)
         self.by_number = _ByNumber(self)
@@ -94,7 +100,7 @@ class Directory:
         return self._size
 
     def __getitem__(self, cid: str) -> CustomerAccount:
-        found = self._listed.get(cid)  # the per-event path: one dictionary look-up
+        found = self._listed.get(cid) or self._made.get(cid)  # the per-event path
         if found is None:
             found = self.find_id(cid)
             if found is None:
@@ -125,24 +131,33 @@ class Directory:
         return np.concatenate(account), np.concatenate(bank), np.concatenate(closed)
 
     def find_id(self, cid: str) -> CustomerAccount | None:
-        found = self._listed.get(cid)
+        found = self._listed.get(cid) or self._made.get(cid)
         if found is not None or not self.ranges:
             return found
         split = split_index(cid)
         rule = self._range_of_prefix.get(split[0]) if split is not None else None
         if rule is None or split is None or split[1] >= rule.count:
             return None
-        return _member(rule, split[1])
+        return self._keep(_member(rule, split[1]))
 
     def find_number(self, bank: str, account: str) -> CustomerAccount | None:
-        found = self._numbers.get((bank, account))
+        key = (bank, account)
+        found = self._numbers.get(key) or self._made_numbers.get(key)
         if found is not None:
             return found
         for rule in self._ranges_at.get(bank, ()):
             k = rule.index_of_account(account)
             if k is not None:
-                return _member(rule, k)
+                return self._keep(_member(rule, k))
         return None
+
+    def _keep(self, made: CustomerAccount) -> CustomerAccount:
+        if len(self._made) >= MAX_MADE:
+            self._made.clear()
+            self._made_numbers.clear()
+        self._made[made.id] = made
+        self._made_numbers[(made.bank, made.account)] = made
+        return made
 
     def resolve(self, bank: str, account: str, name: str | None, *, name_check: bool
                 ) -> tuple[CustomerAccount | None, tuple[str, str] | None]:

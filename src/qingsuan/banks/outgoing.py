@@ -69,12 +69,17 @@ def transfer(b: Banks, f: dict[str, Any]) -> None:
         payee_ref = f"{payee_bank}|{account}|{payee_name}"
         payee_net = ("outside", payee_bank, account, "")
     now = _now(b)
-    phase, _ = b.cnaps.hvps.phase(now)
+    same_bank = payer.bank == payee_bank
+    # only what the route can depend on is read (route_transfer's docstring)
+    express = f["channel"] == "mobile" and f["urgent"] and not same_bank
+    normal = not same_bank and not express
     decision = route_transfer(
-        channel=f["channel"], urgent=f["urgent"], same_bank=payer.bank == payee_bank,
-        amount_fen=f["amount_fen"], hvps_open=phase is HvpsPhase.OPEN,
-        beps_limit_fen=b.cnaps.beps.item_limit_fen("ordinary_credit", now) or 0,
-        ibps_limit_fen=int(b.engine.params["ibps.item_limit"]))
+        channel=f["channel"], urgent=f["urgent"], same_bank=same_bank,
+        amount_fen=f["amount_fen"],
+        hvps_open=normal and b.cnaps.hvps.phase(now)[0] is HvpsPhase.OPEN,
+        beps_limit_fen=(b.cnaps.beps.item_limit_fen("ordinary_credit", now) or 0) if normal
+        else 0,
+        ibps_limit_fen=int(b.engine.params["ibps.item_limit"]) if express else 0)
     b.routes[f["id"]] = decision.why
     if decision.route is Route.BOOK:
         _book_intrabank(b, f, payer.bank, payer.id, payee_ref)

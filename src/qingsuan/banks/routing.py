@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from functools import lru_cache
+from typing import Final
 
 from qingsuan.money import format_fen
 from qingsuan.vocabulary import CHANNELS
@@ -40,25 +42,45 @@ class Decision:
 
 def route_transfer(*, channel: str, urgent: bool, same_bank: bool, amount_fen: int,
                    hvps_open: bool, beps_limit_fen: int, ibps_limit_fen: int) -> Decision:
+    """The route; ``ibps_limit_fen`` is read only for a mobile urgent transfer, and
+    ``hvps_open`` and ``beps_limit_fen`` only for the others, between two banks."""
     if channel not in CHANNELS:
         raise ValueError(f"channel must be counter or mobile, not {channel!r}")
     if same_bank:
-        return Decision(Route.BOOK, "both accounts are in this bank: booked at once (行内)")
+        return _BOOK
     if channel == "mobile" and urgent:
         if amount_fen <= ibps_limit_fen:
-            return Decision(Route.IBPS, f"mobile urgent up to {format_fen(ibps_limit_fen)}: "
-                                        "IBPS, confirmed in real time, 7x24")
-        return Decision(Route.REFUSE, "above the IBPS item limit", (
-            "AM02", f"urgent mobile transfers go through IBPS, whose limit is "
-                    f"{format_fen(ibps_limit_fen)} per item: split the amount, or send it "
-                    "as a normal transfer"))
+            return _decision(Route.IBPS, ibps_limit_fen)
+        return _decision(Route.REFUSE, ibps_limit_fen)
     if amount_fen > beps_limit_fen:
-        if hvps_open:
-            return Decision(Route.HVPS, f"above the BEPS item limit {format_fen(beps_limit_fen)}"
-                                        ": HVPS, settled gross in real time")
-        return Decision(Route.HOLD, f"above the BEPS item limit {format_fen(beps_limit_fen)} "
-                                    "and HVPS is closed: held for its next opening")
+        return _decision(Route.HVPS if hvps_open else Route.HOLD, beps_limit_fen)
     if urgent and hvps_open:
-        return Decision(Route.HVPS, "urgent, and HVPS is open: settled gross in real time")
-    return Decision(Route.BEPS, f"up to {format_fen(beps_limit_fen)}, not urgent (or HVPS "
-                                "closed): BEPS, netted and settled at the next session")
+        return _URGENT
+    return _decision(Route.BEPS, beps_limit_fen)
+
+
+_BOOK: Final = Decision(Route.BOOK, "both accounts are in this bank: booked at once (行内)")
+_URGENT: Final = Decision(Route.HVPS, "urgent, and HVPS is open: settled gross in real time")
+
+
+@lru_cache(maxsize=256)
+def _decision(route: Route, limit_fen: int) -> Decision:
+    """A decision that names a limit (made once per limit: a transfer's route is decided
+    on every event, and the limits seldom change)."""
+    limit = format_fen(limit_fen)
+    if route is Route.IBPS:
+        return Decision(Route.IBPS, f"mobile urgent up to {limit}: IBPS, confirmed in real "
+                                    "time, 7x24")
+    if route is Route.REFUSE:
+        return Decision(Route.REFUSE, "above the IBPS item limit", (
+            "AM02", f"urgent mobile transfers go through IBPS, whose limit is {limit} per "
+                    "item: split the amount, or send it as a normal transfer"))
+    if route is Route.HVPS:
+        return Decision(Route.HVPS, f"above the BEPS item limit {limit}: HVPS, settled gross "
+                                    "in real time")
+    if route is Route.HOLD:
+        return Decision(Route.HOLD, f"above the BEPS item limit {limit} and HVPS is closed: "
+                                    "held for its next opening")
+    assert route is Route.BEPS, route
+    return Decision(Route.BEPS, f"up to {limit}, not urgent (or HVPS closed): BEPS, netted "
+                                "and settled at the next session")

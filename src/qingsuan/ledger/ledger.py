@@ -204,6 +204,10 @@ class Ledger:
         self._buffer: list[tuple[int, ...]] = []
         self._ts = 0
         self._pending_state: dict[int, PendingState] = {}
+        #: pending transfers not yet posted, voided or expired: id -> (row, debit row,
+        #: credit row, amount, debit id, credit id), so that a post or void reads no
+        #: column (a cache, not state: a miss reads the row, as after a load)
+        self._open_pending: dict[int, tuple[int, int, int, int, int, int]] = {}
         self._expiry: list[tuple[int, int, int]] = []  # (expires_at_us, transfer id, row)
         self.last_timestamp_us = 0
 
@@ -841,6 +845,7 @@ class Ledger:
             elif kind == "pstate":
                 if entry[2] is None:
                     del self._pending_state[entry[1]]
+                    self._open_pending.pop(entry[1], None)
                 else:
                     self._pending_state[entry[1]] = entry[2]
         undo.clear()
@@ -907,6 +912,7 @@ class Ledger:
             if undo is not None:
                 undo.append(("pstate", tid, None))
             self._pending_state[tid] = PendingState.PENDING
+            self._open_pending[tid] = (new_row, di, ci, amt, dr, cr)
             if tmo:
                 heapq.heappush(self._expiry, (self._ts + tmo, tid, new_row))
         return R.OK
@@ -922,17 +928,23 @@ class Ledger:
             return R.TIMEOUT_RESERVED_FOR_PENDING
         if amt < 0:
             return R.AMOUNT_MUST_BE_POSITIVE
-        prow = self._find_row(pid)
-        if prow is None:
-            return R.PENDING_TRANSFER_NOT_FOUND
-        if prow == _FORGOTTEN:  # pending transfers are never forgotten
-            return R.PENDING_TRANSFER_NOT_PENDING
-        _, p_di, p_ci, p_amt, p_flags, *_ = self._row_fields(prow)
-        if not p_flags & _PENDING:
-            return R.PENDING_TRANSFER_NOT_PENDING
-        acc_id = self._acc.cols["id"]
-        if dr not in (0, int(acc_id[p_di])) or cr not in (0, int(acc_id[p_ci])):
-            return R.PENDING_TRANSFER_HAS_DIFFERENT_ACCOUNTS
+        cached = self._open_pending.get(pid)
+        if cached is not None:
+            _, p_di, p_ci, p_amt, p_dr, p_cr = cached
+            if (dr and dr != p_dr) or (cr and cr != p_cr):
+                return R.PENDING_TRANSFER_HAS_DIFFERENT_ACCOUNTS
+        else:
+            prow = self._find_row(pid)
+            if prow is None:
+                return R.PENDING_TRANSFER_NOT_FOUND
+            if prow == _FORGOTTEN:  # pending transfers are never forgotten
+                return R.PENDING_TRANSFER_NOT_PENDING
+            _, p_di, p_ci, p_amt, p_flags, *_ = self._row_fields(prow)
+            if not p_flags & _PENDING:
+                return R.PENDING_TRANSFER_NOT_PENDING
+            acc_id = self._acc.cols["id"]
+            if (dr and dr != int(acc_id[p_di])) or (cr and cr != int(acc_id[p_ci])):
+                return R.PENDING_TRANSFER_HAS_DIFFERENT_ACCOUNTS
         state = self._pending_state[pid]
         if state is PendingState.POSTED:
             return R.PENDING_TRANSFER_ALREADY_POSTED
@@ -956,6 +968,7 @@ class Ledger:
         if undo is not None:
             undo += [*changes, ("row",), ("pstate", pid, state)]
         self._pending_state[pid] = PendingState.POSTED if post else PendingState.VOIDED
+        self._open_pending.pop(pid, None)
         return R.OK
 
     def _buffer_row(self, tid: int, di: int, ci: int, amt: int, flags: int, pid: int,
@@ -1101,6 +1114,7 @@ class Ledger:
             acc["dp"][r_dr] -= amt
             acc["cp"][r_cr] -= amt
             self._pending_state[tid] = PendingState.EXPIRED
+            self._open_pending.pop(tid, None)
             expired.append(tid)
         return expired
 
