@@ -160,3 +160,34 @@ def test_replay_and_restart_reach_the_same_state(tmp_path: Path) -> None:
     finally:
         core.close()
 
+
+
+def test_a_session_short_of_funds_waits_and_settles_when_run_again(api: Api) -> None:
+    """A bank added with 100.00 in its settlement account owes 5,000.00 in BEPS: the
+    session waits for it; once it pledges collateral, the same session settles."""
+    added = api.post("/v1/operator/participants", "operator", json={
+        "name": "NEWB", "code": "313100000013", "settlement_balance": "100.00",
+        "customers": [{"account": "6200000000000001", "name": "New Holder 1",
+                       "balance": "30000.00"}]})
+    assert added.status_code == 201, added.text
+    api.keys["NEWB"] = added.json()["api_key"]
+    sent = api.post("/v1/participants/NEWB/transfers", "NEWB", json={
+        "id": "N1", "debtor_account": "6200000000000001", "amount": "5000.00",
+        "creditor": {"bank": "CCB", "account": CCB1, "name": "Holder CCB 1"}})
+    assert (sent.json()["system"], sent.json()["status"]) == ("BEPS", "credited"), sent.text
+    short = session(api, "BEPS").json()
+    assert (short["status"], short["items_settled"]) == ("waiting", 0)
+    assert short["detail"] == "waiting: NEWB short 4900.00"
+    assert short["positions"] == {"CCB": "5000.00", "NEWB": "-5000.00"}
+    assert api.get("/v1/participants/NEWB/payments/API/N1", "NEWB").json()["status"] == \
+        "credited"
+    assert api.post("/v1/operator/participants/NEWB/pledge", "operator",
+                    json={"value": "10000.00"}).status_code == 200
+    again = session(api, "BEPS").json()
+    assert (again["session"], again["status"], again["items_settled"]) == \
+        (short["session"], "settled", 1)
+    assert api.get("/v1/participants/NEWB/payments/API/N1", "NEWB").json()["status"] == \
+        "settled"
+    positions = api.get("/v1/participants/NEWB/positions", "NEWB").json()
+    assert positions["settlement"]["balance"] == "0.00"  # 100.00 and 4,900.00 of credit
+    assert positions["credit"]["drawn"] == "4900.00"
