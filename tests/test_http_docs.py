@@ -34,7 +34,7 @@ def _free_port() -> int:
 
 def test_the_server_page_session_runs_as_written(tmp_path: Path) -> None:
     pairs = _session()
-    assert len(pairs) == 6, [p[0][:40] for p in pairs]
+    assert len(pairs) == 7, [p[0][:40] for p in pairs]
     port = _free_port()
     (tmp_path / "examples").symlink_to(ROOT / "examples")
     script = []
