@@ -4,6 +4,8 @@ state hash depend on that text byte for byte."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 
 from hypothesis import given, settings
@@ -16,6 +18,7 @@ from qingsuan.cards.requests import (
     terminal_request,
     transmission_time,
 )
+from qingsuan.cards.vault import CardVault
 from qingsuan.clock import to_beijing
 
 # strings with what json escapes and orjson might not, and the separators' characters
@@ -51,3 +54,12 @@ def test_a_terminals_request_reads_as_its_logged_fields(
     built = terminal_request(mti, "000000", "000000012345", "1207101010", stan, acquirer,
                              terminal, "tok_ab", pan_masked, pin_hash)
     assert built == CardRequest.from_fields(fields, json.dumps(fields, sort_keys=True))
+
+
+@settings(max_examples=100)
+@given(st.binary(min_size=32, max_size=32), st.text(max_size=30))
+def test_a_cards_token_is_the_hmac_of_its_number(key: bytes, pan: str) -> None:
+    vault = CardVault(key)
+    token_key = hmac.digest(key, b"qingsuan card key|token", "sha256")
+    assert vault.token(pan) == "tok_" + hmac.new(token_key, pan.encode(),
+                                                 hashlib.sha256).hexdigest()[:24]

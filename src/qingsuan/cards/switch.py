@@ -87,8 +87,18 @@ class CardSwitch:
         # Derived look-ups, not state (rebuilt on demand; cleared when the cards change):
         self._issuer_cache: dict[str, str | None] = {}
         self._day_cache: tuple[int, str] = (-1, "")
-        self._cutoff_cache: tuple[object, int] = (None, 0)
-        self._clearing_cache: tuple[int, int, str] = (-1, -1, "")
+        #: (the parameters, their version, the cut-off after the time last asked about)
+        self._cutoff_cache: tuple[object, int, int] = (None, -1, 0)
+        #: (the cut-off that ends a clearing day, its date)
+        self._clearing_cache: tuple[int, str] = (-1, "")
+        #: ledger name -> account id of the cardholders' accounts (a customer's id is
+        #: derived from its name, the slow look-up of the registry), and (terminal,
+        #: processing code) -> the acquirer's two accounts of its leg
+        self._account_ids: dict[str, int] = {}
+        self._acquirer_ids: dict[tuple[str, str], tuple[int, int]] = {}
+        #: an approved transaction still waiting for its clearing day, with that day's list
+        #: in ``_open_by_day``: while both hold, :meth:`next_cutoff_us` need not look
+        self._waiting: tuple[list[CardTxn], CardTxn] | None = None
         #: merchant (ledger name) -> its transactions not yet cleared (refunds look here,
         #: not at every transaction the switch holds); rebuilt from ``txns`` on load
         self._open_by_merchant: dict[str, dict[str, CardTxn]] = {}
@@ -107,6 +117,23 @@ class CardSwitch:
     def attach(self, engine: Engine) -> None:
         self.engine = engine
 
+    def _forget_derived(self) -> None:
+        """Clear the look-ups derived from the cards, the terminals and the registry."""
+        self._issuer_cache.clear()
+        self._account_ids.clear()
+        self._acquirer_ids.clear()
+        self._waiting = None
+
+    def _account_id(self, name: str) -> int:
+        """The id of a cardholder's account (KeyError naming it if there is none)."""
+        hit = self._account_ids.get(name)
+        if hit is None:
+            assert self.engine is not None
+            hit = self.engine.registry.account_id(name)
+            if len(self._account_ids) < _CACHE_LIMIT:
+                self._account_ids[name] = hit
+        return hit
+
     # ------------------------------------------------------------------ commands
 
     def apply(self, kind: str, timestamp_us: int, body: bytes) -> Any:
@@ -120,7 +147,7 @@ class CardSwitch:
             self.key_check = str(doc.get("key_check", ""))
             for t in doc["terminals"]:
                 self.terminals[t["id"]] = Terminal(**t)
-            self._issuer_cache.clear()
+            self._forget_derived()
             return {"ok": True}
         if kind == "cards.request":
             return self._request(CardRequest.from_fields(doc, text), timestamp_us)
@@ -352,12 +379,15 @@ class CardSwitch:
     def _clearing_date(self, now_us: int) -> str:
         """The clearing day (field 15) a transaction of this time belongs to."""
         assert self.engine is not None
-        minute = now_us // 60_000_000
-        cutoff = int(self.engine.params["cards.cutoff"])
-        if self._clearing_cache[:2] != (minute, cutoff):
+        # one clearing day runs from a cut-off to the next: the date holds until the cut-off
+        # after the time it was found for (which the parameter's time of day fixes)
+        ends_us = self.cutoff_after_us(now_us)
+        held_ends_us, day = self._clearing_cache
+        if held_ends_us != ends_us:
+            cutoff = int(self.engine.params["cards.cutoff"])
             day = card_clearing_date(to_beijing_naive(now_us), hhmm(cutoff)).isoformat()
-            self._clearing_cache = (minute, cutoff, day)
-        return self._clearing_cache[2]
+            self._clearing_cache = (ends_us, day)
+        return day
 
     def _stand_in(self, txn: CardTxn, req: CardRequest, pan: str, proc: str, amount: int,
                   terminal: Terminal) -> str:
@@ -409,7 +439,7 @@ class CardSwitch:
         available = limit = used = 0
         if card is not None:
             ledger = self.engine.ledger
-            account = self.engine.registry.account_id(card.account)
+            account = self._account_id(card.account)
             available = ledger.available_fen(account)
             limit = ledger.overdraft_limit_fen(account)
             if proc == Processing.WITHDRAWAL:
@@ -453,35 +483,46 @@ class CardSwitch:
         withdrawal), or is owed by the switch and credits the cardholder (refund)."""
         assert self.engine is not None
         reg = self.engine.registry
-        card = self.cards[txn.card]
-        bank, name = card.account.split(":", 1)
+        account = self.cards[txn.card].account
+        bank = account.split(":", 1)[0]
+        holder = self._account_id(account)
         if txn.proc in TO_ISSUER_PROCS:
-            return [(reg.id(bank, "due_from_switch"), reg.id(bank, name), txn.amount_fen)]
+            return [(reg.id(bank, "due_from_switch"), holder, txn.amount_fen)]
         if txn.receivable_fen:  # beyond what the account could bear (stand-in, representment)
-            return [(reg.id(bank, name), reg.id(bank, "due_to_switch"),
+            return [(holder, reg.id(bank, "due_to_switch"),
                      txn.amount_fen - txn.receivable_fen),
                     (reg.id(bank, "cardholder_receivable"), reg.id(bank, "due_to_switch"),
                      txn.receivable_fen)][0 if txn.receivable_fen < txn.amount_fen else 1:]
-        return [(reg.id(bank, name), reg.id(bank, "due_to_switch"), txn.amount_fen)]
+        return [(holder, reg.id(bank, "due_to_switch"), txn.amount_fen)]
 
     def _acquirer_leg(self, txn: CardTxn) -> list[tuple[int, int, int]]:
         """The acquirer's posting: owed by the switch, it pays the cash (ATM) or owes the
         merchant (POS); for a refund it takes the amount from what it owes the merchant
         and owes the switch."""
+        ids = self._acquirer_ids.get((txn.terminal, txn.proc))
+        if ids is None:
+            ids = self._acquirer_accounts(txn.terminal, txn.proc)
+        return [(ids[0], ids[1], txn.amount_fen)]
+
+    def _acquirer_accounts(self, terminal_id: str, proc: str) -> tuple[int, int]:
+        """The (debit, credit) accounts of the acquirer's leg at a terminal (kept: a
+        terminal and its acquirer's accounts never change)."""
         assert self.engine is not None
         reg = self.engine.registry
-        terminal = self.terminals[txn.terminal]
+        terminal = self.terminals[terminal_id]
         acquirer = terminal.acquirer
-        if txn.proc in TO_ISSUER_PROCS:
+        if proc in TO_ISSUER_PROCS:
             # a refund, chargeback or credit adjustment: from what the acquirer owes the
             # merchant, or, at an ATM (it did not dispense), from the cash found in it
             debit = f"atm_cash:{terminal.id}" if terminal.kind == "atm" else "due_to_merchants"
-            return [(reg.id(acquirer, debit), reg.id(acquirer, "due_to_switch"),
-                     txn.amount_fen)]
-        credit_to = (f"atm_cash:{terminal.id}" if txn.proc == Processing.WITHDRAWAL
-                     else "due_to_merchants")
-        return [(reg.id(acquirer, "due_from_switch"), reg.id(acquirer, credit_to),
-                 txn.amount_fen)]
+            ids = (reg.id(acquirer, debit), reg.id(acquirer, "due_to_switch"))
+        else:
+            credit_to = (f"atm_cash:{terminal.id}" if proc == Processing.WITHDRAWAL
+                         else "due_to_merchants")
+            ids = (reg.id(acquirer, "due_from_switch"), reg.id(acquirer, credit_to))
+        if len(self._acquirer_ids) < _CACHE_LIMIT:
+            self._acquirer_ids[terminal_id, proc] = ids
+        return ids
 
     def _reversal(self, req: CardRequest, now_us: int) -> dict[str, str]:
         """0400: undo an approved original exactly; a second reversal changes nothing."""
@@ -554,27 +595,46 @@ class CardSwitch:
 
     def next_cutoff_us(self, after_us: int) -> int | None:
         """The next cut-off (日切) while approved transactions wait to be cleared."""
-        if not self.batch_days and not any(
-                awaiting_clearing(t) for day in self._open_by_day.values() for t in day):
+        if not self.batch_days and not self._awaiting_clearing():
             return None
         return self.cutoff_after_us(after_us)
+
+    def _awaiting_clearing(self) -> bool:
+        """Whether any transaction waits for its clearing day to close (asked after every
+        command: the one found last time is looked at first)."""
+        held = self._waiting
+        if held is not None:
+            day, txn = held
+            # the lists of open days only grow: still its day's list, it is still in it
+            if awaiting_clearing(txn) and self._open_by_day.get(txn.clearing_date) is day:
+                return True
+        for day in self._open_by_day.values():
+            for txn in day:
+                if awaiting_clearing(txn):
+                    self._waiting = (day, txn)
+                    return True
+        self._waiting = None
+        return False
 
     def cutoff_after_us(self, after_us: int) -> int:
         """The first cut-off (``cards.cutoff``, Beijing time) after ``after_us``."""
         assert self.engine is not None
         # Asked after every command: the last answer holds for the day before it (Beijing
         # has no daylight saving), unless ``cards.cutoff`` changed.
-        cutoff = self.engine.params["cards.cutoff"]
-        held_cutoff, at = self._cutoff_cache
-        if held_cutoff == cutoff and at - US_PER_DAY <= after_us < at:
+        params = self.engine.params
+        held_params, version, at = self._cutoff_cache
+        if held_params is params and version == params.version and \
+                at - US_PER_DAY <= after_us < at:
             return at
-        at = dayclose.cutoff_after_us(self.engine.params, after_us)
-        self._cutoff_cache = (cutoff, at)
+        at = dayclose.cutoff_after_us(params, after_us)
+        self._cutoff_cache = (params, params.version, at)
         return at
 
     def next_preauth_expiry_us(self, after_us: int) -> int | None:
         """When the next open pre-authorisation's hold expires (a tick then marks it
         "expired"), if after ``after_us``."""
+        if not self._open_preauths:
+            return None
         return preauth.next_expiry_us(self, after_us)
 
     def on_tick(self, now_us: int) -> None:
@@ -618,7 +678,7 @@ class CardSwitch:
         held = doc.get("batch", {"open": {}, "cleared": {}})
         self.batch_days = {d: batch.BatchDay.from_state(b) for d, b in held["open"].items()}
         self.batch_cleared = held["cleared"]
-        self._issuer_cache.clear()
+        self._forget_derived()
         self._open_by_merchant = {}
         self._open_by_day = {}
         self._open_preauths = {}

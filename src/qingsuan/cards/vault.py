@@ -49,6 +49,14 @@ KEY_FILE_SUFFIX: Final = ".keys"
 _NONCE_BYTES: Final = 12
 
 
+def _hmac_pads(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """HMAC-SHA256 under ``key`` (at most a block) as its inner and outer hash states
+    (RFC 2104): ``H(K^opad | H(K^ipad | m))`` is then two copies and updates."""
+    block = key.ljust(hashlib.sha256().block_size, b"\0")
+    return (hashlib.sha256(bytes(b ^ 0x36 for b in block)),
+            hashlib.sha256(bytes(b ^ 0x5C for b in block)))
+
+
 class CardKeyError(ValueError):
     """No usable card key (missing, malformed, or not the key the world was built with).
     The message never holds key material."""
@@ -61,7 +69,10 @@ class CardVault:
 
     master: bytes = field(repr=False)
     origin: str = "given"
-    _token: hmac.HMAC = field(init=False, repr=False, compare=False)
+    #: the token key's HMAC as its two padded hash states (inner, outer): a token is two
+    #: copies of C hash objects, not a Python HMAC object per card request
+    _token: tuple[hashlib._Hash, hashlib._Hash] = field(init=False, repr=False,
+                                                         compare=False)
     _nonce: hmac.HMAC = field(init=False, repr=False, compare=False)
     _pin: hmac.HMAC = field(init=False, repr=False, compare=False)
     _aead: AESGCM = field(init=False, repr=False, compare=False)
@@ -70,7 +81,7 @@ class CardVault:
         if len(self.master) != KEY_BYTES:
             raise CardKeyError(f"a card key is {KEY_BYTES} bytes ({2 * KEY_BYTES} hex digits)")
         set_ = object.__setattr__  # frozen: derived once here
-        set_(self, "_token", hmac.new(self._sub(b"token"), digestmod=hashlib.sha256))
+        set_(self, "_token", _hmac_pads(self._sub(b"token")))
         set_(self, "_nonce", hmac.new(self._sub(b"nonce"), digestmod=hashlib.sha256))
         set_(self, "_pin", hmac.new(self._sub(b"pin"), digestmod=hashlib.sha256))
         set_(self, "_aead", AESGCM(self._sub(b"encrypt")))
@@ -120,9 +131,10 @@ class CardVault:
     def token(self, pan: str) -> str:
         """The card's identifier in the engine: one HMAC (the gateway's only per-request
         cost here)."""
-        mac = self._token.copy()
-        mac.update(pan.encode())
-        return TOKEN_PREFIX + mac.hexdigest()[:TOKEN_HEX]
+        inner, outer = self._token[0].copy(), self._token[1].copy()
+        inner.update(pan.encode())
+        outer.update(inner.digest())
+        return TOKEN_PREFIX + outer.hexdigest()[:TOKEN_HEX]
 
     def card_fields(self, pan: str) -> dict[str, str]:
         """What a request carries instead of field 2: the token (empty for a PAN that is
