@@ -29,6 +29,7 @@ from test_http_api import (
 )
 from test_http_serve import serve
 
+from qingsuan.banks import reconcile
 from qingsuan.cnaps.participants import check_digit
 from qingsuan.engine import replay
 from qingsuan.server.http import KeyRing, SandboxClock, SandboxCore, create_app
@@ -127,6 +128,11 @@ def test_an_added_bank_sends_and_receives_at_once_and_sees_only_its_own(api: Api
     assert api.get("/v1/participants/NEWB/payments/API/N1", "NEWB").json()["status"] == \
         "credited"
     assert api.get("/v1/participants/NEWB/payments/API/N1", "operator").status_code == 200
+    # the world's invariants hold with it: money conserved (its opening balance and
+    # deposits counted), mirrors, balanced books, transit explained
+    banks = api.core.world.banks
+    assert reconcile.books_balanced(banks) and reconcile.mirrors_match(banks)
+    assert reconcile.money_conserved(banks) and reconcile.suspense_explained(banks)
 
 
 def test_a_payment_institution_joins_with_an_institution_code(api: Api) -> None:

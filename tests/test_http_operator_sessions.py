@@ -19,6 +19,7 @@ from test_http_api import (
     sandbox_api,
 )
 
+from qingsuan.banks import reconcile
 from qingsuan.engine import replay
 from qingsuan.messages import parse_camt053
 from qingsuan.money import parse_amount
@@ -118,6 +119,8 @@ def test_end_of_day_now_returns_the_queue_closes_hvps_and_writes_the_statement(
     assert any(e.amount_fen == 100_000 for e in statement.entries)  # L1
     assert_refusal(api.post(END, "operator"), 409, "hvps_closed")
     assert_refusal(session(api, "BEPS"), 409, "hvps_closed", "system")
+    banks = api.core.world.banks  # (the returned payment's money is back with its payer)
+    assert reconcile.money_conserved(banks) and reconcile.suspense_explained(banks)
     # HVPS stays closed for the day: an urgent payment goes by BEPS now (HVPS closed)
     assert api.transfer(id="T2", urgent=True).json()["system"] == "BEPS"
     # the scheduled close at 17:30 does not close the day again; the 27th opens as usual
