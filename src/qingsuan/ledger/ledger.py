@@ -57,6 +57,7 @@ _LINKED: Final = int(TransferFlags.LINKED)
 _MNO: Final = int(AccountFlags.MUST_NOT_OVERDRAW)
 _CLOSED: Final = int(AccountFlags.CLOSED)
 _EXCLUSIVE: Final = _PENDING | _POST | _VOID
+_UNKNOWN_FLAGS: Final = ~int(KNOWN_TRANSFER_FLAGS)
 _CREDIT_NORMAL: Final = int(NormalSide.CREDIT)
 _DEBIT_NORMAL: Final = int(NormalSide.DEBIT)
 
@@ -336,8 +337,7 @@ class Ledger:
 
     def _column_totals(self, row: int) -> tuple[int, int, int, int]:
         c = self._acc.cols
-        return (int(c["dp"][row]), int(c["dpo"][row]), int(c["cp"][row]),
-                int(c["cpo"][row]))
+        return (c["dp"].item(row), c["dpo"].item(row), c["cp"].item(row), c["cpo"].item(row))
 
     @property
     def account_count(self) -> int:
@@ -482,9 +482,9 @@ class Ledger:
             row = self._acc_index.get(account_id)
             if row is None:
                 return _UNKNOWN_ACCOUNT
-            c = self._acc.cols
-            hit = (row, int(c["book"][row]), int(c["flags"][row]), int(c["normal"][row]),
-                   int(c["limit"][row]))
+            c = self._acc.cols  # .item: a Python int without a numpy scalar first
+            hit = (row, c["book"].item(row), c["flags"].item(row), c["normal"].item(row),
+                   c["limit"].item(row))
             self._acc_static[account_id] = hit
         return hit
 
@@ -856,7 +856,7 @@ class Ledger:
          dnormal, cnormal, dlimit, climit) = t
         if not 0 < tid <= MAX_ID:
             return R.ID_OUT_OF_RANGE
-        if flags & ~int(KNOWN_TRANSFER_FLAGS):
+        if flags & _UNKNOWN_FLAGS:
             return R.UNKNOWN_FLAGS
         row = self._find_row(tid)
         if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
