@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import uuid
@@ -313,3 +317,69 @@ def test_serve_keeps_an_added_bank_across_a_restart(tmp_path: Path) -> None:
     finally:
         assert again.stop() == 0
 
+
+
+def _serve_reading_keys(store: Path, new_keys: bool = True) -> tuple[Any, str, dict[str, str]]:
+    """`qingsuan serve` with random keys: the process, its URL and the keys it printed
+    (an added participant's, when the key file is new, as the world opens)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qingsuan", "serve", "--store", str(store), "--port", "0",
+         "--http-port", "0", "--clock", "virtual"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True)
+    assert proc.stdout is not None
+    lines: list[str] = []
+    while not any("HTTP API listening" in line for line in lines) or (
+            new_keys and not any("keys above are shown once" in line for line in lines)):
+        lines.append(proc.stdout.readline())
+        assert lines[-1], (lines, proc.stderr and proc.stderr.read())
+    url = next(line for line in lines if "HTTP API listening" in line).split(
+        "listening on ", 1)[1].split()[0]
+    keys = {line.split("API key of ", 1)[1].split(":")[0]: line.split()[5]
+            for line in lines if "API key of " in line}
+    return proc, url, keys
+
+
+def test_new_random_keys_include_the_added_bank_and_survive_the_next_restart(
+        tmp_path: Path) -> None:
+    """With random keys: the added bank's key is kept in the key file; deleting the file
+    issues new keys for every participant, the added one too (printed as the world
+    opens), and those are kept for the restart after."""
+    store, key_file = tmp_path / "s.db", tmp_path / "s.db.apikeys"
+
+    def stop(proc: Any) -> None:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+
+    def pays(url: str, key: str, tx: str) -> int:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            return http.post("/v1/participants/NEWB/transfers",
+                             headers={"Authorization": f"Bearer {key}"}, json=pay(
+                                 "NEWB", tx, NEWB1, "CCB", CCB1, "Holder CCB 1", "1.00")
+                             ).status_code
+
+    proc, url, keys = _serve_reading_keys(store)
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            added = http.post(ADD, json=newb(), headers={
+                "Authorization": f"Bearer {keys['operator']}"})
+            assert added.status_code == 201, added.text
+        first = added.json()["api_key"]
+        assert pays(url, first, "N1") == 201
+        assert first not in key_file.read_text() and '"NEWB"' in key_file.read_text()
+    finally:
+        stop(proc)
+    key_file.unlink()  # new keys for everyone
+    proc, url, keys = _serve_reading_keys(store)
+    try:
+        assert set(keys) == {*NAMES, "NEWB", "operator"}, keys
+        assert pays(url, keys["NEWB"], "N2") == 201
+        assert pays(url, first, "N3") == 401
+    finally:
+        stop(proc)
+    proc, url, again = _serve_reading_keys(store, new_keys=False)
+    try:
+        assert again == {}  # (nothing new: the file holds every key's hash)
+        assert pays(url, keys["NEWB"], "N4") == 201
+    finally:
+        stop(proc)

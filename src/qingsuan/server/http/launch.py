@@ -130,6 +130,11 @@ class HttpLaunch:
     def keys_made(self) -> None:
         """The world is open: keep the new keys' hashes (only theirs: 0600)."""
         if self.new_keys and self.key_path is not None and self.ring is not None:
+            if self.key_path.exists():  # the engine's process wrote keys of added participants
+                with contextlib.suppress(ValueError):
+                    for name, key_hash in KeyRing.load(self.key_path).hashes.items():
+                        if name not in self.ring.hashes:
+                            self.ring.learn(name, key_hash)
             self.ring.save(self.key_path)
 
     def ready_lines(self) -> list[str]:
