@@ -1,6 +1,7 @@
 """The card request's logged text and fields, built on the fast paths (cards/requests.py),
-are exactly what json and strftime make of them: the log, the duplicate check and the
-state hash depend on that text byte for byte."""
+are exactly what json and strftime make of them, and a card's token and PIN verification
+value (cards/vault.py, cards/pin.py) exactly the HMACs: the log, the duplicate check and
+the state hash depend on them byte for byte."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from qingsuan.cards.pin import SANDBOX_PVK, hmac_pads, hmac_sha256
 from qingsuan.cards.requests import (
     CardRequest,
     Mti,
@@ -63,3 +65,17 @@ def test_a_cards_token_is_the_hmac_of_its_number(key: bytes, pan: str) -> None:
     token_key = hmac.digest(key, b"qingsuan card key|token", "sha256")
     assert vault.token(pan) == "tok_" + hmac.new(token_key, pan.encode(),
                                                  hashlib.sha256).hexdigest()[:24]
+
+
+@settings(max_examples=100)
+@given(st.binary(max_size=100), st.binary(max_size=100))
+def test_the_pads_make_the_standard_hmac(key: bytes, value: bytes) -> None:
+    assert hmac_sha256(hmac_pads(key), value).digest() == hmac.digest(key, value, "sha256")
+
+
+def test_a_pin_verification_value_is_the_hmac_of_the_pan_and_pin() -> None:
+    vault = CardVault(bytes(range(32)))
+    pin_key = hmac.digest(bytes(range(32)), b"qingsuan card key|pin", "sha256")
+    pvv = hmac.digest(SANDBOX_PVK, b"6222020000000012347|123456", "sha256")
+    assert vault.pvv("6222020000000012347", "123456") == hmac.new(
+        pin_key, pvv, hashlib.sha256).hexdigest()

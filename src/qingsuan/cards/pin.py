@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 from typing import Any, Final
 
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
@@ -65,10 +64,33 @@ def _pan_int(pan: str) -> int:
     return int.from_bytes(_pan_block(pan))
 
 
+def hmac_pads(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
+    """HMAC-SHA256 under ``key`` as its inner and outer hash states with nothing fed yet
+    (RFC 2104): :func:`hmac_sha256` of a value is then two copies of C hash objects, not
+    a Python HMAC object per card request."""
+    if len(key) > _SHA256_BLOCK:
+        key = hashlib.sha256(key).digest()
+    block = key.ljust(_SHA256_BLOCK, b"\0")
+    return (hashlib.sha256(bytes(b ^ 0x36 for b in block)),
+            hashlib.sha256(bytes(b ^ 0x5C for b in block)))
+
+
+def hmac_sha256(pads: tuple[hashlib._Hash, hashlib._Hash], value: bytes) -> hashlib._Hash:
+    """HMAC-SHA256 of ``value`` under the key of ``pads`` (:func:`hmac_pads`): the outer
+    hash object, to take its digest or hexdigest."""
+    inner, outer = pads[0].copy(), pads[1].copy()
+    inner.update(value)
+    outer.update(inner.digest())
+    return outer
+
+
+_SHA256_BLOCK: Final = 64
+
+
 @functools.lru_cache(maxsize=64)
-def _keyed_mac(pvk: bytes) -> hmac.HMAC:
+def _keyed_mac(pvk: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
     """HMAC-SHA256 keyed with ``pvk`` and nothing fed yet (copied for each value)."""
-    return hmac.new(pvk, digestmod=hashlib.sha256)
+    return hmac_pads(pvk)
 
 
 def check_pin(pin: str) -> None:
@@ -104,6 +126,4 @@ def decrypt_pin_block(block: bytes, pan: str, zpk: bytes = SANDBOX_ZPK) -> str:
 def pin_verification_value(pan: str, pin: str, pvk: bytes = SANDBOX_PVK) -> bytes:
     """What the issuer stores and compares: HMAC-SHA256(PVK, PAN | PIN)."""
     check_pin(pin)
-    mac = _keyed_mac(pvk).copy()
-    mac.update(f"{pan}|{pin}".encode())
-    return mac.digest()
+    return hmac_sha256(_keyed_mac(pvk), f"{pan}|{pin}".encode()).digest()

@@ -36,7 +36,7 @@ from typing import Final
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from qingsuan.cards.iso8583 import luhn_ok, mask_pan
-from qingsuan.cards.pin import SANDBOX_PVK, pin_verification_value
+from qingsuan.cards.pin import SANDBOX_PVK, hmac_pads, hmac_sha256, pin_verification_value
 from qingsuan.store import file_beside
 
 #: the environment variable holding a world's card key (64 hex digits)
@@ -47,14 +47,6 @@ TOKEN_HEX: Final = 24
 #: the suffix of the key file next to a SQLite store
 KEY_FILE_SUFFIX: Final = ".keys"
 _NONCE_BYTES: Final = 12
-
-
-def _hmac_pads(key: bytes) -> tuple[hashlib._Hash, hashlib._Hash]:
-    """HMAC-SHA256 under ``key`` (at most a block) as its inner and outer hash states
-    (RFC 2104): ``H(K^opad | H(K^ipad | m))`` is then two copies and updates."""
-    block = key.ljust(hashlib.sha256().block_size, b"\0")
-    return (hashlib.sha256(bytes(b ^ 0x36 for b in block)),
-            hashlib.sha256(bytes(b ^ 0x5C for b in block)))
 
 
 class CardKeyError(ValueError):
@@ -69,21 +61,21 @@ class CardVault:
 
     master: bytes = field(repr=False)
     origin: str = "given"
-    #: the token key's HMAC as its two padded hash states (inner, outer): a token is two
-    #: copies of C hash objects, not a Python HMAC object per card request
+    #: the token and PIN keys' HMACs as padded hash states (cards/pin.py hmac_pads)
     _token: tuple[hashlib._Hash, hashlib._Hash] = field(init=False, repr=False,
                                                          compare=False)
     _nonce: hmac.HMAC = field(init=False, repr=False, compare=False)
-    _pin: hmac.HMAC = field(init=False, repr=False, compare=False)
+    _pin: tuple[hashlib._Hash, hashlib._Hash] = field(init=False, repr=False,
+                                                       compare=False)
     _aead: AESGCM = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.master) != KEY_BYTES:
             raise CardKeyError(f"a card key is {KEY_BYTES} bytes ({2 * KEY_BYTES} hex digits)")
         set_ = object.__setattr__  # frozen: derived once here
-        set_(self, "_token", _hmac_pads(self._sub(b"token")))
+        set_(self, "_token", hmac_pads(self._sub(b"token")))
         set_(self, "_nonce", hmac.new(self._sub(b"nonce"), digestmod=hashlib.sha256))
-        set_(self, "_pin", hmac.new(self._sub(b"pin"), digestmod=hashlib.sha256))
+        set_(self, "_pin", hmac_pads(self._sub(b"pin")))
         set_(self, "_aead", AESGCM(self._sub(b"encrypt")))
 
     def _sub(self, label: bytes) -> bytes:
@@ -131,10 +123,7 @@ class CardVault:
     def token(self, pan: str) -> str:
         """The card's identifier in the engine: one HMAC (the gateway's only per-request
         cost here)."""
-        inner, outer = self._token[0].copy(), self._token[1].copy()
-        inner.update(pan.encode())
-        outer.update(inner.digest())
-        return TOKEN_PREFIX + outer.hexdigest()[:TOKEN_HEX]
+        return TOKEN_PREFIX + hmac_sha256(self._token, pan.encode()).hexdigest()[:TOKEN_HEX]
 
     def card_fields(self, pan: str) -> dict[str, str]:
         """What a request carries instead of field 2: the token (empty for a PAN that is
@@ -166,9 +155,7 @@ class CardVault:
 
     def key_pin_digest(self, digest: bytes) -> str:
         """The PIN verification value of a terminal's PIN digest (hex)."""
-        mac = self._pin.copy()
-        mac.update(digest)
-        return mac.hexdigest()
+        return hmac_sha256(self._pin, digest).hexdigest()
 
     def pvv(self, pan: str, pin: str) -> str:
         """The PIN verification value of a PAN and PIN under this world's PIN key (hex)."""
