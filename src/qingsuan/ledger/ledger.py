@@ -440,12 +440,16 @@ class Ledger:
         assert not flags & _LINKED, "a linked transfer is posted in a batch"
         # _create_rows for one unlinked row, without the list, the codes array and the
         # chain bookkeeping (a reservation, its post or void: the bank tier's commonest)
-        self.advance_time(timestamp_us)
+        if timestamp_us != self.last_timestamp_us or (
+                self._expiry and self._expiry[0][0] <= timestamp_us):
+            self.advance_time(timestamp_us)  # (at the same time with nothing due: a no-op)
         if self.transfer_count + 1 > MAX_TRANSFERS:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
         if not self._buffer:
             self._maybe_forget()
-        d, c = self._static(debit_id), self._static(credit_id)
+        static = self._acc_static
+        d = static.get(debit_id) or self._static(debit_id)
+        c = static.get(credit_id) or self._static(credit_id)
         self._ts = timestamp_us
         code = self._apply_one((tid, debit_id, credit_id, amount_fen, flags, pending_id, 0, 0,
                                 d[0], c[0], d[1], c[1], d[2], c[2], d[3], c[3], d[4], c[4]),
@@ -458,16 +462,19 @@ class Ledger:
                      timestamp_us: int) -> BatchResult:
         """The small-batch exact path: (id, debit, credit, amount, flags, pending id,
         timeout, code) rows of ints, with each account's attributes from the int cache."""
-        self.advance_time(timestamp_us)
+        if timestamp_us != self.last_timestamp_us or (
+                self._expiry and self._expiry[0][0] <= timestamp_us):
+            self.advance_time(timestamp_us)  # (at the same time with nothing due: a no-op)
         n = len(rows)
         if self.transfer_count + n > MAX_TRANSFERS:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
         if not self._buffer:
             self._maybe_forget()
-        static = self._static
+        static, kept = self._static, self._acc_static
         prepared = []
         for row in rows:
-            d, c = static(row[1]), static(row[2])
+            d = kept.get(row[1]) or static(row[1])
+            c = kept.get(row[2]) or static(row[2])
             prepared.append((*row, d[0], c[0], d[1], c[1], d[2], c[2], d[3], c[3], d[4], c[4]))
         codes = np.zeros(n, np.uint8)
         self._ts = timestamp_us
@@ -890,7 +897,9 @@ class Ledger:
             return R.DEBIT_ACCOUNT_CLOSED
         if cflags & _CLOSED:
             return R.CREDIT_ACCOUNT_CLOSED
-        dbal, cbal = self._bal(di), self._bal(ci)  # [dp, dpo, cp, cpo]
+        scratch = self._scratch
+        dbal = scratch.get(di) or self._bal(di)  # [dp, dpo, cp, cpo]
+        cbal = scratch.get(ci) or self._bal(ci)
         if dflags & _MNO and dnormal == _CREDIT_NORMAL and (
                 dbal[3] - dbal[1] - dbal[0] - amt < -dlimit):
             return R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS
