@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qingsuan.clock import from_datetime, to_beijing_naive
-from qingsuan.cnaps.hvps import Notice, Priority
+from qingsuan.cnaps.hvps import Priority
 
 if TYPE_CHECKING:
     from qingsuan.banks.books import Books
@@ -45,7 +45,7 @@ def follow_hvps(b: Banks) -> bool:
         n = notices[seen]
         seen += 1
         b.cursors["hvps"] = seen
-        b.step_notices.append(n)
+        b.note_step(n)
         ref = b.hvps_refs.get(n.ref)
         record = b.payments.get(n.ref)
         if ref is None or record is None or n.participant != ref["sender"]:
@@ -144,10 +144,11 @@ def follow_net(b: Banks) -> bool:
         seen = b.cursors.get(name, 0)
         while seen < len(net.notices):
             moved = True
-            at_us, participant, ref_id, event, detail = net.notices[seen]
+            notice = net.notices[seen]
+            at_us, participant, ref_id, event, _ = notice
             seen += 1
             b.cursors[name] = seen
-            b.step_notices.append(Notice(at_us, participant, ref_id, f"{name}:{event}", detail))
+            b.note_step((name, notice))
             if name == "CUPS" and event == "settled" and ref_id.startswith("cards:"):
                 _card_day_settled(b, at_us, ref_id)
             ref = b.net_refs.get(ref_id)

@@ -54,8 +54,9 @@ class Banks:
         self.switch = switch
         self.engine: Engine | None = None
         self.books: Books | None = None
-        #: the notices followed during the current command (narration; not state)
-        self.step_notices: list[Notice] = []
+        #: the notices followed during the current command (narration; not state): a
+        #: net system's as (system, its notice tuple) until read (:attr:`step_notices`)
+        self._steps: list[Notice | tuple[str, tuple[int, str, str, str, str]]] = []
         self._ticked = False
         self._params_version = -1
         #: BEPS's item limit for the local day it was read on (banks/outgoing.py; derived)
@@ -101,6 +102,26 @@ class Banks:
         #: bulk transfers: "ROUTE:outcome" -> (count, value in fen)
         self.bulk_tally: dict[str, tuple[int, int]] = {}
         self._bulk_columns: bulk.Columns | None = None
+
+    @property
+    def step_notices(self) -> list[Notice]:
+        """The notices followed during the current command (narration; not state), a net
+        system's event named ``SYSTEM:event``. Made when read: a run reads them only to
+        narrate."""
+        steps = self._steps
+        for i, step in enumerate(steps):
+            if isinstance(step, tuple):
+                name, (at_us, participant, ref, event, detail) = step
+                steps[i] = Notice(at_us, participant, ref, f"{name}:{event}", detail)
+        return steps  # type: ignore[return-value]  # (every item made a Notice above)
+
+    @step_notices.setter
+    def step_notices(self, notices: list[Notice]) -> None:
+        self._steps = list(notices)
+
+    def note_step(self, step: Notice | tuple[str, tuple[int, str, str, str, str]]) -> None:
+        """A notice followed: an HVPS notice, or a net system's (its name, its tuple)."""
+        self._steps.append(step)
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
