@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -20,6 +21,9 @@ from typing import Any
 
 import httpx
 import pytest
+from test_customer_ranges import CCB as CCB_RANGE
+from test_customer_ranges import ICBC as ICBC_RANGE
+from test_customer_ranges import WORLD
 from test_http_api import (
     CCB1,
     ICBC1,
@@ -34,6 +38,7 @@ from test_http_api import (
 from test_http_serve import serve
 
 from qingsuan.banks import reconcile
+from qingsuan.clock import VirtualClock
 from qingsuan.cnaps.participants import check_digit
 from qingsuan.engine import replay
 from qingsuan.server.http import KeyRing, SandboxClock, SandboxCore, create_app
@@ -41,7 +46,9 @@ from qingsuan.server.http.deps import known_participants
 from qingsuan.server.http.edge import Edge
 from qingsuan.server.http.edge_link import EdgeLink
 from qingsuan.server.http.serve import HttpServer, bind
-from qingsuan.world import world_systems
+from qingsuan.sim.scenario import parse_scenario
+from qingsuan.sim.scenario_model import CustomerTable
+from qingsuan.world import World, world_systems
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -383,3 +390,26 @@ def test_new_random_keys_include_the_added_bank_and_survive_the_next_restart(
         assert pays(url, keys["NEWB"], "N4") == 201
     finally:
         stop(proc)
+
+
+def test_a_world_of_generated_customers_takes_a_bank_but_not_its_listed_customers() -> None:
+    """Listed customers come before the generated ranges in the directory's order (the
+    bulk path's numbering): a bank joining such a world brings none; without, it joins."""
+    sc = parse_scenario(WORLD, "ranges.yaml")
+    sc = dataclasses.replace(sc, customers=CustomerTable(sc.customers, (ICBC_RANGE, CCB_RANGE)))
+    world = World.open(f"memory://{uuid.uuid4().hex}", VirtualClock(START), create=True)
+    try:
+        world.build(sc)
+        doc = {"name": "NEWB", "code": NEWB_CODE, "kind": "direct_bank",
+               "settlement_balance_fen": 100_000, "collateral_fen": 0, "caps": [],
+               "customers": [[NEWB1, "New Holder 1", 0]]}
+        before = world.engine.applied_seq
+        refused = world.join(doc)
+        assert (refused.ok, refused.reason, refused.field) == (False, "invalid_field",
+                                                               "customers")
+        assert world.engine.applied_seq == before
+        joined = world.join({**doc, "customers": []})
+        assert joined.ok and world.banks.members[-1] == "NEWB"
+        assert len(world.banks.directory) == 1 + 50 + 30
+    finally:
+        world.close()
