@@ -21,7 +21,7 @@ import json
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -282,12 +282,16 @@ class Engine:
         their own: replay repeats them). Tuples are (debit id, credit id, amount); ids are
         assigned from the engine's own range. ``linked``: all or none."""
         n = len(transfers)
-        if all(isinstance(t, tuple) for t in transfers):  # the common case: no objects
+        if not any(isinstance(t, Transfer) for t in transfers):  # the common case: tuples
             base = DERIVED_ID_BASE + self._derived_seq
             self._derived_seq += n
-            last = n - 1
-            rows = [(base + i + 1, t[0], t[1], t[2], _LINKED if linked and i < last else 0)
-                    for i, t in enumerate(transfers) if isinstance(t, tuple)]
+            plain = cast("Sequence[tuple[int, int, int]]", transfers)
+            if linked:
+                last = n - 1
+                rows = [(base + i, d, c, a, _LINKED if i <= last else 0)
+                        for i, (d, c, a) in enumerate(plain, 1)]
+            else:
+                rows = [(base + i, d, c, a, 0) for i, (d, c, a) in enumerate(plain, 1)]
             return self.ledger.create_transfer_tuples(rows, self.now_us)
         out: list[Transfer] = []
         for i, t in enumerate(transfers):
