@@ -58,6 +58,8 @@ _MNO: Final = int(AccountFlags.MUST_NOT_OVERDRAW)
 _CLOSED: Final = int(AccountFlags.CLOSED)
 _EXCLUSIVE: Final = _PENDING | _POST | _VOID
 _UNKNOWN_FLAGS: Final = ~int(KNOWN_TRANSFER_FLAGS)
+#: the codes of a transfer that is (already) in the ledger are OK and EXISTS, the lowest
+_DONE_MAX: Final = int(TransferResult.EXISTS)
 _CREDIT_NORMAL: Final = int(NormalSide.CREDIT)
 _DEBIT_NORMAL: Final = int(NormalSide.DEBIT)
 
@@ -419,7 +421,15 @@ class Ledger:
             return self.create_transfers(
                 [Transfer(tid, dr, cr, amount, TransferFlags(flags))
                  for tid, dr, cr, amount, flags in rows], timestamp_us)
-        return self._create_rows([(*row, 0, 0, 0) for row in rows], timestamp_us)
+        self._begin_small(len(rows), timestamp_us)
+        static, kept = self._static, self._acc_static
+        prepared = []
+        for tid, dr, cr, amount, flags in rows:  # _create_rows's rows, built at once
+            d = kept.get(dr) or static(dr)
+            c = kept.get(cr) or static(cr)
+            prepared.append((tid, dr, cr, amount, flags, 0, 0, 0, d[0], c[0], d[1], c[1],
+                             d[2], c[2], d[3], c[3], d[4], c[4]))
+        return BatchResult(np.array(self._run_small(prepared), np.uint8))
 
     def create_transfer_rows(self, rows: Sequence[tuple[int, int, int, int, int, int]],
                              timestamp_us: int) -> BatchResult:
@@ -462,24 +472,62 @@ class Ledger:
                      timestamp_us: int) -> BatchResult:
         """The small-batch exact path: (id, debit, credit, amount, flags, pending id,
         timeout, code) rows of ints, with each account's attributes from the int cache."""
-        if timestamp_us != self.last_timestamp_us or (
-                self._expiry and self._expiry[0][0] <= timestamp_us):
-            self.advance_time(timestamp_us)  # (at the same time with nothing due: a no-op)
-        n = len(rows)
-        if self.transfer_count + n > MAX_TRANSFERS:
-            raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
-        if not self._buffer:
-            self._maybe_forget()
+        self._begin_small(len(rows), timestamp_us)
         static, kept = self._static, self._acc_static
         prepared = []
         for row in rows:
             d = kept.get(row[1]) or static(row[1])
             c = kept.get(row[2]) or static(row[2])
             prepared.append((*row, d[0], c[0], d[1], c[1], d[2], c[2], d[3], c[3], d[4], c[4]))
-        codes = np.zeros(n, np.uint8)
+        return BatchResult(np.array(self._run_small(prepared), np.uint8))
+
+    def _begin_small(self, n: int, timestamp_us: int) -> None:
+        """What the small-batch path does before its ``n`` rows: the time (expiring what
+        is due), the ledger's limit, the history's retention."""
+        if timestamp_us != self.last_timestamp_us or (
+                self._expiry and self._expiry[0][0] <= timestamp_us):
+            self.advance_time(timestamp_us)  # (at the same time with nothing due: a no-op)
+        if self.transfer_count + n > MAX_TRANSFERS:
+            raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
+        if not self._buffer:
+            self._maybe_forget()
         self._ts = timestamp_us
-        self._run_exact(prepared, 0, codes, defer=True)
-        return BatchResult(codes)
+
+    def _run_small(self, prepared: Sequence[tuple[int, ...]]) -> list[int]:
+        """:meth:`_run_exact` (deferred) for a small batch, its codes in a list: the same
+        rows applied in order, a linked chain all or nothing (its other transfers
+        LINKED_EVENT_FAILED, a chain left open LINKED_CHAIN_OPEN at its end)."""
+        codes: list[int] = []
+        undo: list[tuple[Any, ...]] = []
+        chain_start = -1  # index where the current linked chain began
+        chain_failed = False
+        apply_one = self._apply_one
+        for i, t in enumerate(prepared):
+            linked = t[4] & _LINKED
+            if chain_start < 0:
+                if not linked:  # a transfer on its own
+                    codes.append(apply_one(t, None))
+                    continue
+                chain_start, chain_failed, undo = i, False, []
+            if chain_failed:
+                code = R.LINKED_EVENT_FAILED
+            else:
+                code = apply_one(t, undo)
+                if code > _DONE_MAX:
+                    chain_failed = True
+                    self._rollback(undo)
+                    codes[chain_start:i] = [R.LINKED_EVENT_FAILED] * (i - chain_start)
+            codes.append(code)
+            if not linked:  # this transfer closes the chain
+                chain_start = -1
+        if chain_start >= 0:  # the batch ended inside a chain: the whole chain fails
+            if not chain_failed:
+                self._rollback(undo)
+            codes[chain_start:] = [R.LINKED_EVENT_FAILED] * (len(codes) - chain_start)
+            codes[-1] = R.LINKED_CHAIN_OPEN
+        if len(self._buffer) >= _TAIL_ROWS:
+            self._flush_tail()
+        return codes
 
     def _static(self, account_id: int) -> tuple[int, int, int, int, int]:
         """(row, book, flags, normal, limit) of an account; row -1 if unknown. Accounts
