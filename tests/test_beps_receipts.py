@@ -80,7 +80,7 @@ def test_not_connected_the_simulated_bank_answers_at_once(core: SandboxCore) -> 
 def test_accepted_receipt_nets_and_the_payer_is_debited(core: SandboxCore) -> None:
     assert core.cnaps.connect("CCB").ok
     payer, payee = available(core, "CCB", "ccb1"), available(core, "ICBC", "icbc1")
-    assert collect(core, "D1") == "accepted"
+    assert collect(core, "D1") == AWAITING  # the payer's bank is asked for its receipt
     beps = core.cnaps.beps
     item = beps.items["D1"]
     assert item.status == AWAITING
@@ -140,7 +140,7 @@ def test_silence_rejects_ab06_at_the_deadline_not_before(core: SandboxCore) -> N
     assert core.world.next_due_us() == deadline
     move_to(core, deadline - 1)
     assert core.cnaps.beps.items["D1"].status == AWAITING
-    assert core.world.banks.payments["D1"].status == "accepted"
+    assert core.world.banks.payments["D1"].status == AWAITING
     move_to(core, deadline)
     item = core.cnaps.beps.items["D1"]
     assert item.status == "rejected" and item.reason is not None
@@ -191,7 +191,7 @@ def test_the_connected_bank_decides_on_the_mandate(core: SandboxCore) -> None:
     # no agreement on file with CNAPS: the simulated bank would refuse MD01 at once; the
     # connected bank keeps its own mandates and is asked
     core.cnaps.connect("CCB")
-    assert collect(core, "D1", kind="periodic_debit") == "accepted"
+    assert collect(core, "D1", kind="periodic_debit") == AWAITING
     assert core.cnaps.beps_receipt("D1", "CCB", False, "MD01", "no mandate").reason == (
         "MD01", "CCB rejected the item: no mandate")
     core.cnaps.connect("CCB", False)

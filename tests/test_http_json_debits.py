@@ -54,17 +54,28 @@ def beps(api: Api, participant: str = "ICBC") -> dict[str, Any]:
 # ---------------------------------------------------------------------- direct debits
 
 
+def customer_fen(api: Api, bank: str, account: str) -> int:
+    """A customer's posted balance in its bank's books, by account number."""
+    world, engine = api.core.world, api.core.engine
+    cid = world.banks.directory.by_number[(bank, account)].id
+    return engine.ledger.balance(engine.registry.id(bank, f"customer:{cid}")).posted_fen
+
+
 def test_json_debit_nets_in_beps_as_a_pacs003_would(api: Api) -> None:
+    payer, payee = customer_fen(api, "CCB", CCB1), customer_fen(api, "ICBC", ICBC1)
     answer = api.post(DEBITS.format("ICBC"), json=debit())
     assert answer.status_code == 201, answer.text
     doc = answer.json()
     assert (doc["payment_id"], doc["system"], doc["kind"]) == ("API/DD-1", "BEPS",
                                                               "ordinary_debit")
-    assert (doc["status"], doc["iso_status"], doc["amount"]) == ("netted", "ACSP", "88.00")
-    # ICBC is owed 88.00 in BEPS, CCB owes it
+    # netted, and the payee's bank credited its customer at once
+    assert (doc["status"], doc["iso_status"]) == ("credited", "ACSP")
+    # ICBC is owed 88.00 in BEPS, CCB owes it; CCB debited its customer, ICBC credited its own
     assert beps(api)["position"] == "88.00" and beps(api, "CCB")["position"] == "-88.00"
+    assert customer_fen(api, "CCB", CCB1) == payer - 8_800
+    assert customer_fen(api, "ICBC", ICBC1) == payee + 8_800
     followed = api.get("/v1/participants/ICBC/payments/API/DD-1").json()
-    assert followed["status"] == "netted" and followed["system"] == "BEPS"
+    assert followed["status"] == "credited" and followed["system"] == "BEPS"
     # the same debit as XML (its own ids): the same answer, the same positions
     xml = build_pacs003(DirectDebit(
         msg_id="ICBCD1", created_at=at(10), end_to_end_id="X1", tx_id="X1",
@@ -73,6 +84,24 @@ def test_json_debit_nets_in_beps_as_a_pacs003_would(api: Api) -> None:
         debtor_name="Holder CCB 1", debtor_account=CCB1))
     (report,) = parse_pacs002(api.xml(xml).content)
     assert report.status == "ACSP" and beps(api)["position"] == "176.00"
+    assert customer_fen(api, "CCB", CCB1) == payer - 17_600
+    assert customer_fen(api, "ICBC", ICBC1) == payee + 17_600
+
+
+def test_a_debit_for_an_account_the_payee_bank_lacks_is_refused_before_cnaps(api: Api) -> None:
+    """The payee's bank asks only for its own customer: a creditor account it does not
+    hold is refused AC01 (a pacs.002 RJCT) before CNAPS or the payer's bank sees it."""
+    payer = customer_fen(api, "CCB", CCB1)
+    xml = build_pacs003(DirectDebit(
+        msg_id="ICBCD2", created_at=at(10), end_to_end_id="X2", tx_id="X2",
+        amount_fen=8_800, settlement_date=DAY, creditor_agent_code=ICBC,
+        debtor_agent_code=CCB, creditor_name="Nobody", creditor_account="9222020000000099999",
+        debtor_name="Holder CCB 1", debtor_account=CCB1))
+    (report,) = parse_pacs002(api.xml(xml).content)
+    assert (report.status, report.reason_code) == ("RJCT", "AC01")
+    assert "ICBC" in (report.additional_info or "")
+    assert "ICBC/ICBCD2/X2" not in api.core.cnaps.beps.items  # CNAPS never saw it
+    assert beps(api)["position"] == "0.00" and customer_fen(api, "CCB", CCB1) == payer
 
 
 def test_the_payers_bank_refuses_with_its_reason_and_the_recorded_payment(api: Api) -> None:

@@ -84,15 +84,19 @@ def test_connected_bank_sees_and_gives_its_receipt(api: Api) -> None:
     assert [(n["event"], n["system"], n["detail"]) for n in notes if n["ref"] == REF] == [
         ("receipt_request", "BEPS", DEADLINE)]
     assert position(api, "CCB") == 0
+    payer, payee = balance(api, "CCB", "ccb1"), balance(api, "ICBC", "icbc1")
     done = answer(api, answer="accept")
     assert done.status_code == 200, done.text
     assert done.json() == {"ref": REF, "status": "netted", "reason": None}
-    assert payment(api)["status"] == "netted"
+    assert payment(api)["status"] == "credited"  # netted, and ICBC credited its customer
     assert (position(api, "CCB"), position(api, "ICBC")) == (-32_150, 32_150)
+    # CCB debited its customer on its receipt; ICBC credited its own
+    assert balance(api, "CCB", "ccb1") == payer - 32_150
+    assert balance(api, "ICBC", "icbc1") == payee + 32_150
     assert api.get(R, "CCB").json()["pending"] == []
     again = answer(api, answer="reject", code="AM04")
     assert again.status_code == 409 and again.json()["reason"] == "not_awaiting"
-    assert payment(api)["status"] == "netted"
+    assert payment(api)["status"] == "credited"
 
 
 @pytest.mark.parametrize("code", ["AC04", "AM04", "MD01"])
@@ -182,9 +186,11 @@ def test_not_connected_the_simulated_bank_answers_at_once(api: Api) -> None:
     connect_ccb(api)
     connect_ccb(api, connected=False)
     assert api.get(R, "CCB").json()["connected"] is False
+    payer = balance(api, "CCB", "ccb1")
     assert collect(api) == ("ACSP", None)
-    assert payment(api)["status"] == "netted"
+    assert payment(api)["status"] == "credited"
     assert position(api, "CCB") == -32_150
+    assert balance(api, "CCB", "ccb1") == payer - 32_150
     # the simulated bank refuses what the account cannot pay, at once
     assert collect(api, 10**12, "DD2") == ("RJCT", "AM04")
 

@@ -5,15 +5,19 @@ credits it, or sends the payment back (退汇: AC01 no such account, AC04 closed
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.clock import from_datetime, to_beijing_naive
 from qingsuan.cnaps.hvps import Priority
+from qingsuan.cnaps.netsys import ASKING, AWAITING
 
 if TYPE_CHECKING:
     from qingsuan.banks.books import Books
     from qingsuan.banks.records import PaymentRecord
     from qingsuan.banks.system import Banks
+
+#: the notice that asks a connected payer's bank for its receipt of a debit
+_RECEIPT_REQUEST: Final = ASKING["BEPS"].request
 
 
 def _books(b: Banks) -> Books:
@@ -162,7 +166,9 @@ def follow_net(b: Banks) -> bool:
                 continue
             if participant != ref["sender"] and event != "incoming":
                 continue
-            if event == "queued":
+            if event == _RECEIPT_REQUEST:  # a debit: the payer's bank has not answered yet
+                record.move(at_us, AWAITING)
+            elif event == "queued":
                 record.move(at_us, "queued")
                 if ref["debit"] and not ref.get("reserved"):
                     # a connected payer's bank gave its receipt and the debit queued: the

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from qingsuan.banks import acquirer, bulk, card_bulk, incoming, outgoing
+from qingsuan.banks import acquirer, bulk, card_bulk, hub_debits, incoming, outgoing
 from qingsuan.banks.books import Books
 from qingsuan.banks.directory import CustomerAccount, Directory, ResponderView
 from qingsuan.banks.records import PaymentRecord
@@ -245,12 +245,7 @@ class Banks:
         sending bank to book and send; its record after applying. A reference already
         used is refused (AM05) and nothing is logged."""
         assert self.engine is not None
-        refusal = None
-        if ref in self.payments:
-            refusal = Reason.AM05.detail(f"payment {ref} was sent before")
-        for account in (debtor_account, creditor_account):
-            if not account.isascii() or not account.isalnum():
-                refusal = Reason.AC01.detail(f"{account!r} is not an account number")
+        refusal = self._hub_refusal(ref, debtor_account, creditor_account)
         if refusal is not None:
             return self._refused("pacs.008", system, refusal)
         self.engine.command("banks.event", dumps({
@@ -259,6 +254,23 @@ class Banks:
                 "receiver": receiver, "amount_fen": amount_fen,
                 "debtor_account": debtor_account, "creditor_account": creditor_account,
                 "creditor_name": creditor_name}}))
+        return self.payments[ref]
+
+    def customer_direct_debit(self, ref: str, sender: str, receiver: str, amount_fen: int,
+                              kind: str, debtor_account: str, creditor_account: str
+                              ) -> PaymentRecord:
+        """Log a direct debit a payee's bank's hub sent (pacs.003: ``sender`` the payee's
+        bank, ``receiver`` the payer's) for the banks to book (banks/hub_debits.py); its
+        record after applying. A reference used before is refused (AM05), nothing logged."""
+        assert self.engine is not None
+        refusal = self._hub_refusal(ref, debtor_account, creditor_account)
+        if refusal is not None:
+            return self._refused("pacs.003", "BEPS", refusal)
+        self.engine.command("banks.event", dumps({
+            "do": hub_debits.CUSTOMER_DIRECT_DEBIT, "order": -1, "fields": {
+                "id": ref, "sender": sender, "receiver": receiver, "amount_fen": amount_fen,
+                "kind": kind, "debtor_account": debtor_account,
+                "creditor_account": creditor_account}}))
         return self.payments[ref]
 
     def institution_transfer(self, ref: str, sender: str, receiver: str, amount_fen: int,
@@ -280,6 +292,16 @@ class Banks:
                 "payer": ["participant", sender], "payee": ["participant", receiver],
                 "sender": sender, "receiver": receiver}}))
         return self.payments[ref]
+
+    def _hub_refusal(self, ref: str, *accounts: str) -> dict[str, str] | None:
+        """Why a hub's message is refused before anything is logged: an account that is no
+        account number (AC01), else a reference used before (AM05); None if neither."""
+        for account in accounts:
+            if not account.isascii() or not account.isalnum():
+                return Reason.AC01.detail(f"{account!r} is not an account number")
+        if ref in self.payments:
+            return Reason.AM05.detail(f"payment {ref} was sent before")
+        return None
 
     def _refused(self, kind: str, system: str, reason: dict[str, str]) -> PaymentRecord:
         """The record of a message refused before anything was logged (kept nowhere)."""
@@ -455,6 +477,7 @@ HANDLERS: Final[dict[str, Handler]] = {
     "set_param": _set_param,
     "transfer": outgoing.transfer,
     "customer_credit_transfer": outgoing.customer_credit_transfer,
+    hub_debits.CUSTOMER_DIRECT_DEBIT: hub_debits.customer_direct_debit,
     "hvps_payment": outgoing.hvps_payment,
     "beps_payment": outgoing.net_payment,
     "ibps_payment": outgoing.net_payment,

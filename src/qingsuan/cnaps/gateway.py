@@ -102,6 +102,10 @@ class CustomerBanks(Protocol):
     def institution_transfer(self, ref: str, sender: str, receiver: str, amount_fen: int,
                              priority: str) -> Any: ...
 
+    def customer_direct_debit(self, ref: str, sender: str, receiver: str, amount_fen: int,
+                              kind: str, debtor_account: str, creditor_account: str
+                              ) -> Any: ...
+
 
 class CnapsGateway:
     def __init__(self, cnaps: Cnaps, banks: CustomerBanks | None = None) -> None:
@@ -290,7 +294,9 @@ class CnapsGateway:
     def one_debit(self, item: DirectDebit, participant: str
                   ) -> tuple[str, str | None, str | None]:
         """pacs.003 (beps.127 ordinary debit): sent by the payee's bank; the payer's bank
-        answers with its receipt (simulated) and, if it accepts, the item nets."""
+        answers with its receipt (simulated, or its own when connected) and, if it accepts,
+        the item nets. With the world's banks, the payer's customer is debited and the
+        payee's credited (banks/hub_debits.py)."""
         date_problem = self._date_problem(item.settlement_date)
         if date_problem is not None:
             return date_problem
@@ -304,6 +310,12 @@ class CnapsGateway:
             return ("RJCT", "NARR", "debits travel in BEPS")
         kind = "periodic_debit" if item.mandate_id else "ordinary_debit"
         ref = self._ref(payee_bank.name, item.msg_id, item.tx_id)
+        if self.banks is not None:
+            # the banks book it: the payer's customer debited, the payee's credited
+            record = self.banks.customer_direct_debit(
+                ref, payee_bank.name, payer_bank.name, item.amount_fen, kind,
+                item.debtor_account, item.creditor_account)
+            return record_status(record.system, record.status, record.reason)
         net = self.cnaps.submit_net("BEPS", ref, kind, payer_bank.name, payee_bank.name,
                                     item.amount_fen, item.debtor_account, item.creditor_account)
         return _net_status(net.ok, net.status, net.reason)
