@@ -203,15 +203,22 @@ def sent_and_netted(api: Api) -> None:
 
 
 def test_json_return_gives_the_credit_back(api: Api) -> None:
+    payer, payee = customer_fen(api, "ICBC", ICBC1), customer_fen(api, "CCB", CCB1)
     sent_and_netted(api)
+    assert customer_fen(api, "CCB", CCB1) == payee + 123_450
     answer = api.post(RETURNS.format("CCB"), "CCB", json=a_return())
     assert answer.status_code == 201, answer.text
     doc = answer.json()
     assert (doc["system"], doc["amount"], doc["iso_status"]) == ("BEPS", "1234.50", "ACSP")
     assert doc["payment"] == {"sender": "ICBC", "msg_id": "API", "tx_id": "T1"}
     assert doc["status"] == "netted"
-    # the positions are back where they were
+    # the positions are back where they were, and so are both customers' balances: CCB
+    # took the credit back from its customer, ICBC gave it back to its own
     assert beps(api)["position"] == "0.00" and beps(api, "CCB")["position"] == "0.00"
+    assert customer_fen(api, "CCB", CCB1) == payee
+    assert customer_fen(api, "ICBC", ICBC1) == payer
+    returned = api.get("/v1/participants/ICBC/payments/API/T1").json()
+    assert returned["status"] == "returned" and returned["reason"]["code"] == "AC04"
     # ICBC is told: its payment came back
     notices = api.get("/v1/participants/ICBC/notices").json()["notices"]
     assert any(n["event"] == "returned" and n["ref"] == "ICBC/API/T1" for n in notices)
@@ -219,6 +226,23 @@ def test_json_return_gives_the_credit_back(api: Api) -> None:
     assert_refusal(api.post(RETURNS.format("CCB"), "CCB", json=a_return(id="RT-2")), 409,
                    "duplicate", "payment")
     assert api.core.engine.applied_seq == seq
+
+
+def test_a_credit_the_customer_has_spent_is_not_returned(api: Api) -> None:
+    """The bank takes a return's amount back from the customer it credited: spent (here
+    reserved for a larger payment), the return is refused AM04 and nothing moves."""
+    sent_and_netted(api)
+    whole_fen = customer_fen(api, "CCB", CCB1)
+    everything = f"{whole_fen // 100}.{whole_fen % 100:02d}"
+    spent = api.transfer("CCB", id="SPEND", debtor_account=CCB1, amount=everything,
+                         creditor={"bank": "ICBC", "account": ICBC1, "name": "Holder ICBC 1"})
+    assert spent.status_code == 201, spent.text
+    held = customer_fen(api, "CCB", CCB1)
+    assert_refusal(api.post(RETURNS.format("CCB"), "CCB", json=a_return()), 422, "AM04",
+                   "amount")
+    assert beps(api, "CCB")["position"] == "1234.50"  # no return item
+    assert customer_fen(api, "CCB", CCB1) == held
+    assert api.get("/v1/participants/ICBC/payments/API/T1").json()["status"] == "credited"
 
 
 def test_a_return_gives_back_the_whole_amount(api: Api) -> None:

@@ -207,15 +207,19 @@ def _card_day_settled(b: Banks, at_us: int, batch: str) -> None:
             b.payments[pid].move(at_us, "settled")
 
 
+def payee_of(b: Banks, ref: dict[str, Any]) -> tuple[str | None, tuple[str, str] | None]:
+    """The customer id a BEPS/IBPS item pays at its receiving bank, or why it cannot."""
+    return _resolve(b, ref["receiver"], ref["payee_id"] or
+                    f"{ref['receiver']}|{ref['payee_account']}|{ref['payee_name']}")
+
+
 def _net_deliver(b: Banks, ref: dict[str, Any], record: PaymentRecord, at_us: int) -> None:
     """The item is netted: the payer's bank books the debit, the payee's bank credits its
     customer, or returns the credit (退汇) if it has no such account."""
     clearing = f"{ref['system'].lower()}_clearing"
     books = _books(b)
     payer_ledger = ref.get("payer_ledger") or f"customer:{ref['payer_id']}"
-    payee_id, problem = _resolve(
-        b, ref["receiver"],
-        ref["payee_id"] or f"{ref['receiver']}|{ref['payee_account']}|{ref['payee_name']}")
+    payee_id, problem = payee_of(b, ref)
     reserved = not ref["debit"] or ref.get("reserved")
     if problem is None and reserved:  # the common case: one batch for both banks' books
         books.settle_and_post(ref["reserve_id"], ref["receiver"], clearing,
@@ -231,22 +235,33 @@ def _net_deliver(b: Banks, ref: dict[str, Any], record: PaymentRecord, at_us: in
         record.move(at_us, "credited")
         return
     # the receiving bank cannot apply it: it sends the credit back (退汇)
+    send_back(b, ref, record, problem[0], problem[1])
+
+
+def send_back(b: Banks, ref: dict[str, Any], record: PaymentRecord, code: str, message: str
+              ) -> Any:
+    """The receiving bank sends a netted credit back (退汇) with its reason, the amount in
+    its clearing account: CNAPS's outcome of the return item. Netted at once, the payer's
+    bank credits its customer; behind the returning bank's cap, it owes the money until
+    the return nets (banks/incoming.py follow_net)."""
+    clearing = f"{ref['system'].lower()}_clearing"
     outcome = b.cnaps_command("cnaps.net_return", {
-        "system": ref["system"], "ref": ref["id"], "code": problem[0], "message": problem[1]})
+        "system": ref["system"], "ref": ref["id"], "code": code, "message": message})
     if not outcome.ok:
-        return
-    record.reason = {"code": problem[0], "message": f"{problem[1]}: returned (退汇) to "
-                                                    f"{ref['payer_id']}"}
+        return outcome
+    record.reason = {"code": code, "message": f"{message}: returned (退汇) to "
+                                              f"{ref['payer_id']}"}
     returning = {**ref, "id": f"{ref['id']}/return", "kind": "net_return",
-                 "sender": ref["receiver"], "receiver": ref["sender"],
-                 "original": ref["id"], "payer_ledger": payer_ledger}
+                 "sender": ref["receiver"], "receiver": ref["sender"], "original": ref["id"],
+                 "payer_ledger": ref.get("payer_ledger") or f"customer:{ref['payer_id']}"}
     if outcome.status == "queued":
         # behind the returning bank's cap: it owes the money back until the return nets,
         # and the payer is credited then
-        books.post_all([(ref["receiver"], clearing, "returns_payable", ref["amount"])])
+        _books(b).post_all([(ref["receiver"], clearing, "returns_payable", ref["amount"])])
         b.net_refs[returning["id"]] = returning
-        return
+        return outcome
     _return_netted(b, returning)
+    return outcome
 
 
 def _return_netted(b: Banks, returning: dict[str, Any], *, waited: bool = False) -> None:

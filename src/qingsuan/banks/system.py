@@ -20,7 +20,15 @@ from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from qingsuan.banks import acquirer, bulk, card_bulk, hub_debits, incoming, outgoing
+from qingsuan.banks import (
+    acquirer,
+    bulk,
+    card_bulk,
+    hub_debits,
+    hub_returns,
+    incoming,
+    outgoing,
+)
 from qingsuan.banks.books import Books
 from qingsuan.banks.directory import CustomerAccount, Directory, ResponderView
 from qingsuan.banks.records import PaymentRecord
@@ -41,7 +49,8 @@ if TYPE_CHECKING:
 #: return sent back through HVPS); a world that needs more is looping, a bug
 MAX_FOLLOW_ROUNDS: Final = 64
 
-Handler = Callable[["Banks", dict[str, Any]], None]
+#: an event's handler: it returns nothing, but for a hub's return (CNAPS's outcome of it)
+Handler = Callable[["Banks", dict[str, Any]], Any]
 
 
 class Banks:
@@ -142,9 +151,9 @@ class Banks:
             handler = HANDLERS.get(doc["do"])
             if handler is None:
                 raise ValueError(f"the banks do not handle events of kind {doc['do']!r}")
-            handler(self, doc["fields"])
+            result = handler(self, doc["fields"])  # (None, but for a hub's return)
             self.events_done = max(self.events_done, int(doc["order"]))
-            return None
+            return result
         raise ValueError(f"unknown banks command {kind!r}")
 
     def _setup(self, doc: dict[str, Any]) -> None:
@@ -272,6 +281,16 @@ class Banks:
                 "kind": kind, "debtor_account": debtor_account,
                 "creditor_account": creditor_account}}))
         return self.payments[ref]
+
+    def customer_return(self, system: str, ref: str, code: str, message: str) -> Any:
+        """Log a return (pacs.004) a receiving bank's hub sent of the netted credit ``ref``
+        (checked by the gateway: netted, received by that bank, the whole amount) for the
+        bank to take back from its customer and send (banks/hub_returns.py); CNAPS's
+        outcome of the return item, or the bank's refusal."""
+        assert self.engine is not None
+        return self.engine.command("banks.event", dumps({
+            "do": hub_returns.CUSTOMER_RETURN, "order": -1, "fields": {
+                "system": system, "ref": ref, "code": code, "message": message}}))
 
     def institution_transfer(self, ref: str, sender: str, receiver: str, amount_fen: int,
                              priority: str) -> PaymentRecord:
@@ -478,6 +497,7 @@ HANDLERS: Final[dict[str, Handler]] = {
     "transfer": outgoing.transfer,
     "customer_credit_transfer": outgoing.customer_credit_transfer,
     hub_debits.CUSTOMER_DIRECT_DEBIT: hub_debits.customer_direct_debit,
+    hub_returns.CUSTOMER_RETURN: hub_returns.customer_return,
     "hvps_payment": outgoing.hvps_payment,
     "beps_payment": outgoing.net_payment,
     "ibps_payment": outgoing.net_payment,

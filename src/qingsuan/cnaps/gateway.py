@@ -106,6 +106,8 @@ class CustomerBanks(Protocol):
                               kind: str, debtor_account: str, creditor_account: str
                               ) -> Any: ...
 
+    def customer_return(self, system: str, ref: str, code: str, message: str) -> Any: ...
+
 
 class CnapsGateway:
     def __init__(self, cnaps: Cnaps, banks: CustomerBanks | None = None) -> None:
@@ -287,8 +289,11 @@ class CnapsGateway:
             return ("RJCT", "NARR", "no such netted credit")
         if item.returned_amount_fen != net.items[ref].amount_fen:
             return ("RJCT", "AM02", "a return gives back the whole amount")
-        out = self.cnaps.return_net(item.system, ref, item.reason_code,
-                                    item.additional_info or "returned")
+        message = item.additional_info or "returned"
+        if self.banks is not None:  # the bank takes it back from the customer it credited
+            out = self.banks.customer_return(item.system, ref, item.reason_code, message)
+        else:
+            out = self.cnaps.return_net(item.system, ref, item.reason_code, message)
         return _net_status(out.ok, out.status, out.reason)
 
     def one_debit(self, item: DirectDebit, participant: str
