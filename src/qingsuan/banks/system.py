@@ -222,25 +222,29 @@ class Banks:
             return None
         candidates = [switch.next_cutoff_us(after_us), switch.next_preauth_expiry_us(after_us)]
         hvps = cnaps.hvps
-        interval = int(self.engine.params["hvps.lsm_interval_minutes"]) if self.engine else 0
-        if interval and hvps.queued_total:
-            candidates.append(hvps.last_lsm_us + interval * 60_000_000)
+        # (each part looked at only when it holds something: this runs after every command)
+        if hvps.queued_total:
+            interval = int(self.engine.params["hvps.lsm_interval_minutes"]) if self.engine else 0
+            if interval:
+                candidates.append(hvps.last_lsm_us + interval * 60_000_000)
         # an item a connected participant has not answered ends at its deadline (an IBPS
         # confirmation AB05, a BEPS debit receipt AB06)
-        candidates += [cnaps.ibps.next_confirm_deadline_us(),
-                       cnaps.beps.next_confirm_deadline_us()]
+        for net in (cnaps.ibps, cnaps.beps):
+            if net.awaiting:
+                candidates.append(net.next_confirm_deadline_us())
         # the wallets' own moments: statements, the transit batch, a campaign's close
         wallets = wallets_of(self.engine) if self.engine is not None else None
         if wallets is not None:
             candidates.append(wallets.next_due_us(after_us))
-        waiting = self.held + self.returns_pending
-        candidates += [h["due_us"] for h in waiting
-                       if h["due_us"] is not None and h["due_us"] > after_us]
-        if any(h["due_us"] is None for h in waiting) and self.engine is not None and \
-                not self.engine.params["hvps.closed"]:
-            # held while HVPS was closed for maintenance: it is back, so the next opening
-            candidates.append(from_datetime(hvps.schedule().next_open(
-                to_beijing_naive(after_us))))
+        if self.held or self.returns_pending:
+            waiting = self.held + self.returns_pending
+            candidates += [h["due_us"] for h in waiting
+                           if h["due_us"] is not None and h["due_us"] > after_us]
+            if any(h["due_us"] is None for h in waiting) and self.engine is not None and \
+                    not self.engine.params["hvps.closed"]:
+                # held while HVPS was closed for maintenance: it is back, so the next opening
+                candidates.append(from_datetime(hvps.schedule().next_open(
+                    to_beijing_naive(after_us))))
         future = [t for t in candidates if t is not None and t > after_us]
         return min(future) if future else None
 
