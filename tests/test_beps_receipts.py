@@ -6,50 +6,24 @@ at once as before; the log replays to the same state and a restart resumes the w
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Iterator
-from importlib import resources
 from pathlib import Path
 
 import pytest
+import test_net_confirm
+from test_net_confirm import CCB1, ICBC1, START, available, open_core
 
-from qingsuan.clock import US_PER_MINUTE, format_time, from_datetime
+from qingsuan.clock import US_PER_MINUTE, format_time
 from qingsuan.cnaps.netsys import AWAITING, RECEIPT_REJECT_CODES
 from qingsuan.engine import replay
-from qingsuan.server.http import SandboxClock, SandboxCore
-from qingsuan.sim.scenario import load_scenario
+from qingsuan.server.http import SandboxCore
 from qingsuan.sim.scenario_model import Event
 from qingsuan.world import world_systems
 
-SANDBOX = load_scenario(Path(str(resources.files("qingsuan") / "scenarios" /
-                                 "card-sandbox.yaml")))
-ICBC1, CCB1 = "9222020000000010017", "9217000000000010011"
-START = from_datetime(dt.datetime(2026, 11, 26, 10, 0))  # a Thursday
 DEADLINE = START + 1440 * US_PER_MINUTE  # beps.receipt_timeout_minutes's default
 
-
-@pytest.fixture(autouse=True)
-def _card_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("QINGSUAN_CARD_KEY", "5c" * 32)
-
-
-def open_core(store: str, resume: bool = False) -> SandboxCore:
-    return SandboxCore(SANDBOX, store,
-                       SandboxClock("virtual") if resume else SandboxClock("virtual", START))
-
-
-@pytest.fixture
-def core(tmp_path: Path) -> Iterator[SandboxCore]:
-    c = open_core(str(tmp_path / "w.db"))
-    try:
-        yield c
-    finally:
-        c.close()
-
-
-def available(core: SandboxCore, bank: str, customer: str) -> int:
-    engine = core.engine
-    return engine.ledger.balance(engine.registry.id(bank, f"customer:{customer}")).available_fen
+# the IBPS confirmations' world (the card sandbox at START, its card key): the same fixtures
+_card_key = pytest.fixture(autouse=True)(test_net_confirm._card_key.__wrapped__)  # type: ignore[attr-defined]
+core = pytest.fixture(test_net_confirm.core.__wrapped__)  # type: ignore[attr-defined]
 
 
 def collect(core: SandboxCore, ref: str, amount_fen: int = 32_150,
