@@ -41,11 +41,13 @@ TRANSFERS = "/v1/participants/{}/transfers"
 
 
 @contextlib.contextmanager
-def edge_server() -> Iterator[tuple[str, SandboxCore]]:
-    """A sandbox on a memory store with the edge in front: its URL and its core."""
+def edge_server(ring: KeyRing = RING) -> Iterator[tuple[str, SandboxCore]]:
+    """A sandbox on a memory store with the edge in front: its URL and its core. The edge
+    holds its own copy of the keys, as the forked edge process does (a participant added
+    while serving reaches it over the link)."""
     core = SandboxCore(SANDBOX, f"memory://{uuid.uuid4().hex}",
                        SandboxClock("virtual", START))
-    app = create_app(core, RING, deliver=False)
+    app = create_app(core, ring, deliver=False)
     folder = tempfile.mkdtemp(prefix="qingsuan-edge-test-")
     path = str(Path(folder) / "app.sock")
     app_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -56,11 +58,12 @@ def edge_server() -> Iterator[tuple[str, SandboxCore]]:
     core.serve_http(server)
     public = bind("127.0.0.1", 0)
     ours, theirs = socket.socketpair()
-    link = EdgeLink(core, ours, app.state.metrics, sorted(known_participants(core)))
+    link = EdgeLink(core, ours, app.state.metrics, sorted(known_participants(core)), ring)
     core.edge = link
+    edges_ring = KeyRing(dict(ring.hashes))
 
     async def edge_main() -> None:
-        await Edge(RING, path).serve(public, theirs)
+        await Edge(edges_ring, path).serve(public, theirs)
 
     thread = threading.Thread(target=lambda: asyncio.run(edge_main()), daemon=True)
     thread.start()

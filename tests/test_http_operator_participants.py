@@ -4,16 +4,11 @@ through the application and through the HTTP edge, after a restart and in a repl
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import os
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,24 +23,20 @@ from test_http_api import (
     CCB1,
     ICBC1,
     NAMES,
-    SANDBOX,
     START,
     Api,
     assert_refusal,
     open_api,
     sandbox_api,
 )
+from test_http_edge import edge_server
 from test_http_serve import serve
 
 from qingsuan.banks import reconcile
 from qingsuan.clock import VirtualClock
 from qingsuan.cnaps.participants import check_digit
 from qingsuan.engine import replay
-from qingsuan.server.http import KeyRing, SandboxClock, SandboxCore, create_app
-from qingsuan.server.http.deps import known_participants
-from qingsuan.server.http.edge import Edge
-from qingsuan.server.http.edge_link import EdgeLink
-from qingsuan.server.http.serve import HttpServer, bind
+from qingsuan.server.http import KeyRing, SandboxClock
 from qingsuan.sim.scenario import parse_scenario
 from qingsuan.sim.scenario_model import CustomerTable
 from qingsuan.world import World, world_systems
@@ -242,42 +233,9 @@ def test_restart_and_replay_rebuild_the_added_bank_and_its_key_stays_valid(
         core.close()
 
 
-@contextlib.contextmanager
-def edge_in_front(ring: KeyRing) -> Iterator[tuple[str, SandboxCore]]:
-    """The sandbox with the HTTP edge in front (as tests/test_http_edge.py runs it), the
-    edge holding its own copy of the keys, as the forked edge process does."""
-    core = SandboxCore(SANDBOX, f"memory://{uuid.uuid4().hex}", SandboxClock("virtual", START))
-    app = create_app(core, ring, deliver=False)
-    path = str(Path(tempfile.mkdtemp(prefix="qingsuan-join-test-")) / "app.sock")
-    app_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    app_sock.bind(path)
-    app_sock.listen(64)
-    server = HttpServer(app, app_sock)
-    server.start()
-    core.serve_http(server)
-    public = bind("127.0.0.1", 0)
-    ours, theirs = socket.socketpair()
-    link = EdgeLink(core, ours, app.state.metrics, sorted(known_participants(core)), ring)
-    core.edge = link
-    edges_ring = KeyRing(dict(ring.hashes))
-
-    async def edge_main() -> None:
-        await Edge(edges_ring, path).serve(public, theirs)
-
-    thread = threading.Thread(target=lambda: asyncio.run(edge_main()), daemon=True)
-    thread.start()
-    link.start()
-    host, port = public.getsockname()[:2]
-    try:
-        yield f"http://{host}:{port}", core
-    finally:
-        core.close()
-        thread.join(timeout=30)
-
-
 def test_the_http_edge_takes_the_added_bank_s_transfers_at_once() -> None:
     ring, keys = KeyRing.for_world(NAMES)
-    with edge_in_front(ring) as (url, core), httpx.Client(base_url=url, timeout=30) as http:
+    with edge_server(ring) as (url, core), httpx.Client(base_url=url, timeout=30) as http:
         operator = {"Authorization": f"Bearer {keys['operator']}"}
         added = http.post(ADD, headers=operator, json=newb())  # (relayed to the app)
         assert added.status_code == 201, added.text
