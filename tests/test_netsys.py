@@ -311,6 +311,10 @@ def test_beps_ordinary_credit_limit_and_periodic_credit_without_limit() -> None:
     assert payroll.status == "netted"
     assert w.pos("BEPS") == {"ICBC": -11 * LIMIT, "CCB": 11 * LIMIT, "BOC": 0}
     w.check()
+    # the limit is a parameter: a change holds from the next item, the same day
+    w.engine.set_params({"beps.item_limit": "100000.00"})
+    assert w.beps("over-now-fits", "ICBC", "CCB", LIMIT + 1).status == "netted"
+    assert code(w.beps("over-new", "ICBC", "CCB", 10_000_001)) == "AM02"
 
 
 def test_beps_holiday_item_limit_applies_on_saturday() -> None:

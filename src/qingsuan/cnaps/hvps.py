@@ -46,6 +46,9 @@ if TYPE_CHECKING:
     from qingsuan.engine import Engine
 
 PBOC: Final = "PBOC"
+#: Beijing is UTC+8 all year: a time's local day is a division
+_BEIJING_OFFSET_US: Final = 8 * 60 * US_PER_MINUTE
+_NEVER_US: Final = 1 << 62
 MNO: Final = AccountFlags.MUST_NOT_OVERDRAW
 #: Upper bound on payments waiting in all queues at once.
 MAX_QUEUED: Final = 5_000_000
@@ -190,6 +193,12 @@ class Hvps:
         self._schedule: HvpsSchedule | None = None
         self._phase_cache: tuple[Any, int, int, tuple[HvpsPhase, dt.date | None]] = (
             None, 0, 0, (HvpsPhase.CLOSED, None))
+        #: the parameters object and version the schedule was last checked against
+        self._schedule_params: object = None
+        self._schedule_version = -1
+        #: advance's walk of the day cycle, skipped while it could do nothing: (Beijing day
+        #: number, parameters object, version, the first cut-off or close not yet run)
+        self._walk_cache: tuple[int, object, int, int] = (-1, None, -1, 0)
 
     # ------------------------------------------------------------------ accounts
 
@@ -244,6 +253,11 @@ class Hvps:
 
     def schedule(self) -> HvpsSchedule:
         params = self.engine.params
+        # asked several times per payment: the parameters did not change since
+        if params is self._schedule_params and params.version == self._schedule_version:
+            assert self._schedule is not None
+            return self._schedule
+        self._schedule_params, self._schedule_version = params, params.version
         key = (params["calendar.name"], params["calendar.missing_year"], params["hvps.open"],
                params["hvps.cutoff"], params["hvps.clearing_end"])
         if self._schedule is None or key != self._schedule_key:
@@ -279,6 +293,20 @@ class Hvps:
     def advance(self, now_us: int) -> None:
         """Run the day-cycle steps whose time has come: the cut-off's clearing-window
         settlement, and the end of day. Called before every HVPS command and on ticks."""
+        params = self.engine.params
+        day_number = (now_us + _BEIJING_OFFSET_US) // US_PER_DAY
+        walked_day, walked_params, walked_version, next_step_us = self._walk_cache
+        if not (day_number == walked_day and now_us < next_step_us and
+                params is walked_params and params.version == walked_version):
+            self._walk(now_us)
+            self._walk_cache = (day_number, params, params.version, self._next_step_us(now_us))
+        interval = int(params["hvps.lsm_interval_minutes"])
+        if (interval and self.queued_total and now_us - self.last_lsm_us >= interval * US_PER_MINUTE
+                and self.phase(now_us)[0] is HvpsPhase.OPEN):
+            self._gridlock(now_us, None)  # hvps.lsm's choice, "off" included (HVPS.md)
+
+    def _walk(self, now_us: int) -> None:
+        """Run every cut-off and close due by ``now_us`` from the cursor's day to today."""
         today = to_beijing_naive(now_us).date()
         if self.cursor_date is None:
             self.cursor_date = (today - dt.timedelta(days=1)).isoformat()
@@ -298,10 +326,20 @@ class Hvps:
                     self._end_of_day(day, close_us)
             day += dt.timedelta(days=1)
         self.cursor_date = (today - dt.timedelta(days=1)).isoformat()
-        interval = int(self.engine.params["hvps.lsm_interval_minutes"])
-        if (interval and self.queued_total and now_us - self.last_lsm_us >= interval * US_PER_MINUTE
-                and self.phase(now_us)[0] is HvpsPhase.OPEN):
-            self._gridlock(now_us, None)  # hvps.lsm's choice, "off" included (HVPS.md)
+
+    def _next_step_us(self, now_us: int) -> int:
+        """The first of today's cut-off and close after ``now_us`` (the end of time if
+        none): until then, on the same day, :meth:`_walk` would find nothing to run and set
+        the cursor to the day it holds already."""
+        today = to_beijing_naive(now_us).date()
+        sched = self.schedule()
+        later = []
+        for day in (today - dt.timedelta(days=1), today):  # the days the walk looks at
+            if sched.calendar.is_business_day(day):
+                session = sched.session(day)
+                later += [t for t in (from_datetime(session.cutoff_at),
+                                      from_datetime(session.closes_at)) if t > now_us]
+        return min(later, default=_NEVER_US)
 
     def next_wakeup_us(self, after_us: int) -> int | None:
         """When the driver should tick next: the next cut-off or close, or the next periodic
@@ -871,6 +909,7 @@ class Hvps:
         self.days_closed = set(doc["days_closed"])
         self.closed_early = {k: int(v) for k, v in doc.get("closed_early", {}).items()}
         self.cursor_date = doc["cursor_date"]
+        self._walk_cache = (-1, None, -1, 0)  # a state loaded: walk the day cycle again
         self.last_lsm_us = int(doc["last_lsm_us"])
         queued = [self.payments[r] for q in self.queues.values() for lv in q for r in lv]
         self.queued_total = len(queued)

@@ -32,7 +32,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from qingsuan.calendar import HvpsPhase
-from qingsuan.clock import US_PER_MINUTE, format_time, from_datetime, to_beijing_naive
+from qingsuan.clock import (
+    US_PER_DAY,
+    US_PER_HOUR,
+    US_PER_MINUTE,
+    format_time,
+    from_datetime,
+    to_beijing_naive,
+)
 from qingsuan.cnaps.participants import ParticipantStatus
 from qingsuan.money import format_fen
 from qingsuan.params import PPM
@@ -193,6 +200,9 @@ class NetSystem:
         self.connected: set[str] = connected if connected is not None else set()
         #: items waiting for a connected participant: ref -> (deadline, who answers)
         self.awaiting: dict[str, tuple[int, str]] = {}
+        #: BEPS's ordinary-credit limit, asked for every item, kept for the (Beijing day,
+        #: parameters object, its version) it holds for (derived, never in the state)
+        self._limit_cache: tuple[int, object, int, int] = (-1, None, -1, 0)
 
     # ------------------------------------------------------------------ participants
 
@@ -293,9 +303,18 @@ class NetSystem:
             return int(self.engine.params["ibps.item_limit"])
         if kind != "ordinary_credit":
             return None  # periodic credits and debits have no item limit
+        # asked for every item: the answer holds for a Beijing day (the calendar comes from
+        # the parameters, so for their version too)
+        day = (now_us + _BEIJING_OFFSET_US) // US_PER_DAY
+        params = self.engine.params
+        cached_day, cached_params, cached_version, limit = self._limit_cache
+        if cached_day == day and cached_params is params and cached_version == params.version:
+            return limit
         business = self.hvps.schedule().calendar.is_business_day(_local_date(now_us))
         key = "beps.item_limit" if business else "beps.holiday_item_limit"
-        return int(self.engine.params[key])
+        limit = int(params[key])
+        self._limit_cache = (day, params, params.version, limit)
+        return limit
 
     def submit(self, ref: str, kind: str, sender: str, receiver: str, amount_fen: int,
                now_us: int, payer: str | None, payee: str | None,
@@ -412,6 +431,8 @@ class NetSystem:
             return (Reason.BE01.code, f"the name {item.payee_name!r} does not match account "
                                       f"{item.payee} at {item.receiver}")
         ratio = int(params["ibps.sim_accept_ratio"])
+        if ratio >= PPM:  # every draw (below 2**32) is accepted: no need to draw
+            return None
         draw = int.from_bytes(hashlib.sha256(f"{item.ref}".encode()).digest()[:4], "big")
         if draw * PPM >= ratio * (1 << 32):
             return (Reason.NARR.code, f"{item.receiver} rejected the item")
@@ -849,6 +870,10 @@ class NetSystem:
         self.earmarks = {k: (int(v[0]), int(v[1])) for k, v in doc["earmarks"].items()}
         self.awaiting = {k: (int(v[0]), str(v[1]))
                          for k, v in doc.get("awaiting", {}).items()}
+
+
+#: Beijing is UTC+8 all year: a time's local day is a division
+_BEIJING_OFFSET_US: Final = 8 * US_PER_HOUR
 
 
 def _local_date(at_us: int) -> dt.date:

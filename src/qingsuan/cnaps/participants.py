@@ -116,6 +116,11 @@ class Directory:
     def __init__(self) -> None:
         self._by_name: dict[str, Participant] = {}
         self._by_code: dict[str, Participant] = {}
+        #: :meth:`barred`'s answers for one parameters object at one version (asked twice
+        #: per payment; a participant's kind never changes, only the parameters do)
+        self._barred: dict[tuple[str, str], str | None] = {}
+        self._barred_params: object = None
+        self._barred_version = -1
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
@@ -157,13 +162,22 @@ class Directory:
     def barred(self, name: str, system: str, params: Mapping[str, object]) -> str | None:
         """None if ``name`` may send and receive through ``system`` (HVPS, BEPS, IBPS),
         else why not: its kind's ``cnaps.*_systems`` parameter leaves the system out."""
+        version = getattr(params, "version", None)  # Params counts its changes
+        if version is not None:
+            if params is not self._barred_params or version != self._barred_version:
+                self._barred, self._barred_params, self._barred_version = {}, params, version
+            key = (name, system)
+            if key in self._barred:
+                return self._barred[key]
         kind = self.get(name).kind
         param = SYSTEMS_PARAM[kind]
         allowed = [s for s in str(params[param]).split(",") if s]
-        if system in allowed:
-            return None
-        return (f"{name} is a {kind.value.replace('_', ' ')}: it may use "
-                f"{', '.join(allowed) or 'no CNAPS system'} only ({param}), not {system}")
+        answer = None if system in allowed else (
+            f"{name} is a {kind.value.replace('_', ' ')}: it may use "
+            f"{', '.join(allowed) or 'no CNAPS system'} only ({param}), not {system}")
+        if version is not None:
+            self._barred[(name, system)] = answer
+        return answer
 
     def settling(self, name: str) -> str:
         """The direct participant whose settlement account carries ``name``'s payments."""
