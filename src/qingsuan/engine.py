@@ -61,6 +61,8 @@ MAX_DEFERRED: Final = 65_536
 
 _TS: Final = struct.Struct("<q")
 _LINKED: Final = int(TransferFlags.LINKED)
+#: the codes of a transfer done (OK) or done before (EXISTS), the lowest
+_DONE_MAX: Final = int(TransferResult.EXISTS)
 #: Transfer ids from here up are the engine's own: postings a system makes while applying a
 #: logged command (clients use ids below it).
 DERIVED_ID_BASE: Final = 1 << 62
@@ -318,6 +320,18 @@ class Engine:
         return self.ledger.create_transfer_row(DERIVED_ID_BASE + self._derived_seq, debit_id,
                                                credit_id, amount_fen, flags, pending_id,
                                                self.now_us)
+
+    def post_pair(self, debit_id: int, credit_id: int, amount_fen: int,
+                  debit_id2: int, credit_id2: int, amount_fen2: int) -> bool:
+        """:meth:`post` of two transfers linked (all or none), as ints: whether both are
+        done (a card's issuer and acquirer legs, without the lists and the batch result;
+        the same ids, rules and rows)."""
+        seq = self._derived_seq
+        self._derived_seq = seq + 2
+        first, second = self.ledger.create_transfer_pair(
+            DERIVED_ID_BASE + seq + 1, debit_id, credit_id, amount_fen,
+            DERIVED_ID_BASE + seq + 2, debit_id2, credit_id2, amount_fen2, self.now_us)
+        return first <= _DONE_MAX and second <= _DONE_MAX
 
     def post_rows(self, rows: Sequence[tuple[int, int, int, int, int]]) -> BatchResult:
         """Several transfers as (debit id, credit id, amount, flags, pending id) rows, as

@@ -298,10 +298,16 @@ class CardSwitch:
         self._index_open(txn)
 
     def _index_open(self, txn: CardTxn) -> None:
-        self._open_by_day.setdefault(txn.clearing_date, []).append(txn)
+        day = self._open_by_day.get(txn.clearing_date)
+        if day is None:
+            day = self._open_by_day[txn.clearing_date] = []
+        day.append(txn)
         terminal = self.terminals.get(txn.terminal)
         if terminal is not None and terminal.merchant is not None:
-            self._open_by_merchant.setdefault(terminal.merchant, {})[txn.key] = txn
+            held = self._open_by_merchant.get(terminal.merchant)
+            if held is None:  # (not setdefault: no new dict per approval)
+                held = self._open_by_merchant[terminal.merchant] = {}
+            held[txn.key] = txn
 
     def _unindex_open(self, txn: CardTxn) -> None:
         terminal = self.terminals.get(txn.terminal)
@@ -337,8 +343,7 @@ class CardSwitch:
                 undone = self._post(txn, backwards(self._issuer_leg(txn)), allowance=-1)
                 assert undone, "a reversal of what was just booked cannot fail"
             return RC.RESPONSE_RECEIVED_TOO_LATE
-        return RC.APPROVED if self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn)) \
-            else RC.SYSTEM_MALFUNCTION
+        return RC.APPROVED if self._post_both(txn) else RC.SYSTEM_MALFUNCTION
 
     def _route(self, txn: CardTxn, req: CardRequest, pan: str, terminal: Terminal
                ) -> str | None:
@@ -423,12 +428,40 @@ class CardSwitch:
         against the card's daily allowance, -1 gives it back (the cardholder's leg taken
         back), 0 leaves it."""
         assert self.engine is not None
-        if not self.engine.post(legs, linked=True).all_done:
+        if len(legs) == 2:  # the issuer's leg and the acquirer's (a reversal's): commonest
+            (d1, c1, a1), (d2, c2, a2) = legs
+            if not self.engine.post_pair(d1, c1, a1, d2, c2, a2):
+                return False
+        elif not self.engine.post(legs, linked=True).all_done:
             return False
         if txn.proc == Processing.WITHDRAWAL and allowance:
-            k = f"{txn.card}|{self._day(txn.at_us)}"
-            self.daily[k] = self.daily.get(k, 0) + allowance * txn.amount_fen
+            self._count_withdrawal(txn, allowance)
         return True
+
+    def _post_both(self, txn: CardTxn) -> bool:
+        """:meth:`_post` of ``_issuer_leg(txn) + _acquirer_leg(txn)`` for a purchase or
+        withdrawal the issuer approved (the commonest posting: the same two transfers,
+        without building the legs)."""
+        assert self.engine is not None
+        if txn.proc in TO_ISSUER_PROCS or txn.receivable_fen:
+            return self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn))
+        account = self.cards[txn.card].account
+        holder = self._account_id(account)
+        owed = self.engine.registry.id(account.split(":", 1)[0], "due_to_switch")
+        acquirer = self._acquirer_ids.get((txn.terminal, txn.proc))
+        if acquirer is None:
+            acquirer = self._acquirer_accounts(txn.terminal, txn.proc)
+        amount = txn.amount_fen
+        if not self.engine.post_pair(holder, owed, amount, acquirer[0], acquirer[1], amount):
+            return False
+        if txn.proc == Processing.WITHDRAWAL:
+            self._count_withdrawal(txn, 1)
+        return True
+
+    def _count_withdrawal(self, txn: CardTxn, allowance: int) -> None:
+        """+1: a withdrawal counts against the card's daily allowance; -1: given back."""
+        k = f"{txn.card}|{self._day(txn.at_us)}"
+        self.daily[k] = self.daily.get(k, 0) + allowance * txn.amount_fen
 
     def _issuer_decides(self, txn: CardTxn, req: CardRequest, pan: str, proc: str,
                         amount: int, terminal: Terminal, now_us: int) -> str:
@@ -438,10 +471,7 @@ class CardSwitch:
         card = self.cards.get(pan)
         available = limit = used = 0
         if card is not None:
-            ledger = self.engine.ledger
-            account = self._account_id(card.account)
-            available = ledger.available_fen(account)
-            limit = ledger.overdraft_limit_fen(account)
+            available, limit = self.engine.ledger.funds_fen(self._account_id(card.account))
             if proc == Processing.WITHDRAWAL:
                 used = self.daily.get(f"{pan}|{self._day(now_us)}", 0)
         rc = issuer.authorise(card, pin_hash=req.pin_hash, proc=proc, amount_fen=amount,

@@ -76,6 +76,9 @@ _SMALL_BATCH: Final = 16
 _TAIL_ROWS: Final = 256
 _UNKNOWN_ACCOUNT: Final = (-1, 0, 0, 0, 0)
 _BALANCE_SLOTS: Final = ((0, "dp"), (1, "dpo"), (2, "cp"), (3, "cpo"))
+#: accounts of the tail whose balances are written back one element at a time; more are
+#: written as columns
+_FEW_ACCOUNTS: Final = 16
 #: Largest direct id -> row table for account lookups (8 bytes per slot).
 _TABLE_MAX: Final = 1 << 24
 #: Transfer rows per block of the history's digest (part of the state hash's definition:
@@ -291,11 +294,22 @@ class Ledger:
     def available_fen(self, account_id: int) -> int:
         """``balance(account_id).available_fen`` without building the Balance (a card
         authorisation asks it every time)."""
-        row, _, _, normal, _ = self._static(account_id)
+        row, _, _, normal, _ = self._acc_static.get(account_id) or self._static(account_id)
         if row < 0:
             raise KeyError(account_id)
-        dp, dpo, cp, cpo = self._totals(row)
+        # read into the exact path's tail: the transfer that usually follows (a card's
+        # debit of this account) then finds it there, not in the columns again
+        dp, dpo, cp, cpo = self._scratch.get(row) or self._bal(row)
         return _available_fen(dp, dpo, cp, cpo, normal)
+
+    def funds_fen(self, account_id: int) -> tuple[int, int]:
+        """(:meth:`available_fen`, :meth:`overdraft_limit_fen`) of an account at once (a
+        card authorisation's issuer asks both)."""
+        row, _, _, normal, limit = self._acc_static.get(account_id) or self._static(account_id)
+        if row < 0:
+            raise KeyError(account_id)
+        dp, dpo, cp, cpo = self._scratch.get(row) or self._bal(row)
+        return _available_fen(dp, dpo, cp, cpo, normal), limit
 
     def debit_headroom_fen(self, account_ids: npt.ArrayLike) -> I64:
         """What each account may still be debited (posted balance less pending outflows
@@ -467,6 +481,36 @@ class Ledger:
         if len(self._buffer) >= _TAIL_ROWS:
             self._flush_tail()
         return code
+
+    def create_transfer_pair(self, tid: int, debit_id: int, credit_id: int, amount_fen: int,
+                             tid2: int, debit_id2: int, credit_id2: int, amount_fen2: int,
+                             timestamp_us: int) -> tuple[int, int]:
+        """Two plain transfers linked all or nothing (a card's issuer and acquirer legs),
+        as ints: :meth:`create_transfer_tuples` of ``[(tid, debit_id, credit_id,
+        amount_fen, LINKED), (tid2, debit_id2, credit_id2, amount_fen2, 0)]`` without the
+        lists, the codes array and the batch result. The same rules, codes, rollback and
+        stored rows (the property tests compare); returns the two codes."""
+        self._begin_small(2, timestamp_us)
+        kept, static = self._acc_static, self._static
+        d = kept.get(debit_id) or static(debit_id)
+        c = kept.get(credit_id) or static(credit_id)
+        undo: list[tuple[Any, ...]] = []
+        first = self._apply_plain(tid, debit_id, credit_id, amount_fen, _LINKED, d, c, undo)
+        if first > _DONE_MAX:  # the first failed: it changed nothing, the second not tried
+            codes = (first, R.LINKED_EVENT_FAILED)
+        else:
+            d = kept.get(debit_id2) or static(debit_id2)
+            c = kept.get(credit_id2) or static(credit_id2)
+            # a failing transfer changes nothing: only the first's effects to undo
+            second = self._apply_plain(tid2, debit_id2, credit_id2, amount_fen2, 0, d, c, None)
+            if second > _DONE_MAX:
+                self._rollback(undo)
+                codes = (R.LINKED_EVENT_FAILED, second)
+            else:
+                codes = (first, second)
+        if len(self._buffer) >= _TAIL_ROWS:
+            self._flush_tail()
+        return codes
 
     def _create_rows(self, rows: Sequence[tuple[int, int, int, int, int, int, int, int]],
                      timestamp_us: int) -> BatchResult:
@@ -834,6 +878,9 @@ class Ledger:
             self._flush_rows()
 
     def _flush_balances(self) -> None:
+        if len(self._scratch) > _FEW_ACCOUNTS:
+            self._flush_many_balances()
+            return
         acc = self._acc.cols
         moved = [0, 0, 0, 0]
         original = self._scratch_original
@@ -846,6 +893,24 @@ class Ledger:
                 if delta:
                     moved[slot] += delta
                     acc[name][row] = bal[slot]
+        if moved[0] != moved[2] or moved[1] != moved[3]:
+            raise LedgerInvariantError("debits and credits moved by different amounts")
+        self._scratch = {}
+        self._scratch_original = {}
+
+    def _flush_many_balances(self) -> None:
+        """:meth:`_flush_balances` for many accounts (a tail of a few hundred card
+        postings): the changed slots written as columns, not element by element."""
+        scratch, original = self._scratch, self._scratch_original
+        rows = np.fromiter(scratch, np.int64, len(scratch))
+        now = np.array(list(scratch.values()), np.int64)
+        delta = now - np.array([original[row] for row in scratch], np.int64)
+        acc = self._acc.cols
+        for slot, name in _BALANCE_SLOTS:
+            changed = delta[:, slot] != 0
+            acc[name][rows[changed]] = now[changed, slot]
+        # in Python ints: the check must not wrap
+        moved = [sum(column) for column in delta.T.tolist()]
         if moved[0] != moved[2] or moved[1] != moved[3]:
             raise LedgerInvariantError("debits and credits moved by different amounts")
         self._scratch = {}
@@ -972,6 +1037,57 @@ class Ledger:
             self._open_pending[tid] = (new_row, di, ci, amt, dr, cr)
             if tmo:
                 heapq.heappush(self._expiry, (self._ts + tmo, tid, new_row))
+        return R.OK
+
+    def _apply_plain(self, tid: int, dr: int, cr: int, amt: int, flags: int,
+                     d: tuple[int, int, int, int, int], c: tuple[int, int, int, int, int],
+                     undo: list[tuple[Any, ...]] | None) -> TransferResult:
+        """:meth:`_apply_one` of a posted transfer (``flags`` 0 or LINKED, no pending id,
+        timeout or code), the accounts' (row, book, flags, normal, limit) given: the same
+        checks in the same order, without those that cannot fail for it."""
+        if not 0 < tid <= MAX_ID:
+            return R.ID_OUT_OF_RANGE
+        row = self._find_row(tid)
+        if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
+            return R.EXISTS
+        if row is not None:
+            return self._compare_existing(row, dr, cr, amt, flags, 0, 0, 0)
+        if amt <= 0:
+            return R.AMOUNT_MUST_BE_POSITIVE
+        if amt > self.max_amount_fen:
+            return R.AMOUNT_TOO_LARGE
+        if dr == cr:
+            return R.ACCOUNTS_MUST_BE_DIFFERENT
+        di, dbook, dflags, dnormal, dlimit = d
+        ci, cbook, cflags, cnormal, climit = c
+        if di < 0:
+            return R.DEBIT_ACCOUNT_NOT_FOUND
+        if ci < 0:
+            return R.CREDIT_ACCOUNT_NOT_FOUND
+        if dbook != cbook:
+            return R.ACCOUNTS_IN_DIFFERENT_BOOKS
+        if dflags & _CLOSED:
+            return R.DEBIT_ACCOUNT_CLOSED
+        if cflags & _CLOSED:
+            return R.CREDIT_ACCOUNT_CLOSED
+        scratch = self._scratch
+        dbal = scratch.get(di) or self._bal(di)  # [dp, dpo, cp, cpo]
+        cbal = scratch.get(ci) or self._bal(ci)
+        if dflags & _MNO and dnormal == _CREDIT_NORMAL and (
+                dbal[3] - dbal[1] - dbal[0] - amt < -dlimit):
+            return R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS
+        if cflags & _MNO and cnormal == _DEBIT_NORMAL and (
+                cbal[1] - cbal[3] - cbal[2] - amt < -climit):
+            return R.CREDIT_ACCOUNT_INSUFFICIENT_FUNDS
+        if dbal[1] + dbal[0] + amt >= MAX_TOTAL_FEN:
+            return R.OVERFLOWS_DEBITS
+        if cbal[3] + cbal[2] + amt >= MAX_TOTAL_FEN:
+            return R.OVERFLOWS_CREDITS
+        dbal[1] += amt
+        cbal[3] += amt
+        self._buffer_row(tid, di, ci, amt, flags, 0, 0, 0)
+        if undo is not None:
+            undo += [("bal", di, 1, amt), ("bal", ci, 3, amt), ("row",)]
         return R.OK
 
     def _apply_phase_two(self, t: tuple[int, ...], undo: list[tuple[Any, ...]] | None
