@@ -17,7 +17,7 @@ from typing import IO
 import pytest
 
 from qingsuan.clock import VirtualClock
-from qingsuan.engine import Engine, EngineFailed, ReplayError, replay
+from qingsuan.engine import Engine, ReplayError, replay
 from qingsuan.ledger import (
     Account,
     AccountFlags,
@@ -271,70 +271,3 @@ def test_command_group_is_one_entry_applied_in_order_and_replayed(log_url: str) 
         assert engine.applied_seq == before + 1  # refused groups log nothing
     with Engine.open(log_url, VirtualClock(5), systems=[_Echo()]) as again:
         assert again.state_hash() == expected
-
-
-# ------------------------------------------------ deferred groups appended by a writer thread
-
-
-def _transfers(engine: Engine, clock: VirtualClock, n: int) -> None:
-    for k in range(n):
-        clock.advance_to(100 + k)
-        engine.submit_transfers([Transfer(100 + k, 1, 2, 10 + k)])
-
-
-def test_overlapped_groups_are_durable_in_order_and_replay_identically(log_url: str) -> None:
-    """With ``overlap`` each group is appended by a writer thread while the next is applied:
-    when the block ends every command is durable, in order, and the log is the one the
-    same commands make without overlap (entry for entry)."""
-    clock = VirtualClock(10)
-    with Engine.open(log_url, clock) as engine:
-        _world(engine)
-        with engine.deferred_commits(3, overlap=True):
-            _transfers(engine, clock, 10)
-        assert engine.log.last_seq == engine.applied_seq == 11
-        assert engine.ledger.balance(2).posted_fen == sum(10 + k for k in range(10))
-        expected = engine.state_hash()
-        overlapped = [(e.seq, e.kind, e.payload, e.hash) for e in engine.log.entries(0)]
-    assert replay(log_url).state_hash() == expected
-    plain_url = log_url + "-plain" if log_url.startswith("memory") else None
-    if plain_url is not None:  # the same commands without overlap: the same entries
-        clock = VirtualClock(10)
-        with Engine.open(plain_url, clock) as plain:
-            _world(plain)
-            with plain.deferred_commits(3):
-                _transfers(plain, clock, 10)
-            assert [(e.seq, e.kind, e.payload, e.hash)
-                    for e in plain.log.entries(0)] == overlapped
-
-
-class _DiskFull(OSError):
-    pass
-
-
-def test_a_failed_overlapped_append_stops_the_engine(tmp_path: Path) -> None:
-    """The writer thread's append fails: the engine raises that error at the next group
-    (or at the end), takes no more commands, and the store holds the groups before it."""
-    url = str(tmp_path / "engine.db")
-    clock = VirtualClock(10)
-    engine = Engine.open(url, clock)
-    _world(engine)
-    append = engine.log.append
-    calls = 0
-
-    def failing_append(commands: object) -> object:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise _DiskFull("no space left on device")
-        return append(commands)  # type: ignore[arg-type]
-
-    engine.log.append = failing_append  # type: ignore[method-assign]
-    with pytest.raises(_DiskFull), engine.deferred_commits(2, overlap=True):
-        _transfers(engine, clock, 10)  # groups [2,3], [4,5] (fails), then [6,7] joins
-    assert engine.failed is not None and "entries 4 to 5" in engine.failed
-    with pytest.raises(EngineFailed):
-        engine.submit_transfers([Transfer(999, 1, 2, 1)])
-    engine.log.close()
-    with Engine.open(url, VirtualClock(200)) as again:  # the durable prefix: two groups
-        assert again.applied_seq == 3
-        assert again.ledger.balance(2).posted_fen == 10 + 11

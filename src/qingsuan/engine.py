@@ -19,7 +19,6 @@ import contextlib
 import hashlib
 import json
 import struct
-import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol, cast
@@ -137,9 +136,6 @@ class Engine:
         #: commands applied but not yet appended (deferred_commits), and the group size
         self._deferred: list[tuple[str, bytes]] | None = None
         self._defer_max = 0
-        #: deferred_commits(overlap=True): the writer thread appending the last group
-        self._overlap = False
-        self._writer: _GroupAppend | None = None
         self._derived_seq = 0
         #: Time of the command being applied (systems post at this time).
         self.now_us = 0
@@ -430,35 +426,24 @@ class Engine:
     # ------------------------------------------------- deferred group commit
 
     @contextlib.contextmanager
-    def deferred_commits(self, max_entries: int = 4096, *, overlap: bool = False
-                         ) -> Iterator[None]:
+    def deferred_commits(self, max_entries: int = 4096) -> Iterator[None]:
         """Apply commands at once but make them durable in groups of up to
         ``max_entries`` (one append, one fsync), and at the end. For a driver that
         acknowledges nothing before the group is durable (a scenario run reports at the
         end): a crash loses only commands nobody was told about, and the log stays the
-        exact record of the state (a restart replays the durable prefix).
-
-        ``overlap``: a group is appended by a writer thread while the next group is
-        applied (the store's work and its fsync on the other CPU); at most one group is
-        in flight, and every group is durable when the block ends. A failed append stops
-        the engine at the next group or at the end (nothing was acknowledged meanwhile).
-        For a driver that acknowledges only at the end, never for a server."""
+        exact record of the state (a restart replays the durable prefix)."""
         if not 0 < max_entries <= MAX_DEFERRED:
             raise ValueError(f"max_entries must be 1 to {MAX_DEFERRED}, got {max_entries}")
         assert self._deferred is None, "deferred commits do not nest"
-        self._deferred, self._defer_max, self._overlap = [], max_entries, overlap
+        self._deferred, self._defer_max = [], max_entries
         try:
             yield
         finally:
             try:
                 if self._failed is None:
-                    self._overlap = False  # the last group: durable before the block ends
                     self.flush()
             finally:
-                try:
-                    self._join_writer()
-                finally:
-                    self._deferred, self._overlap = None, False
+                self._deferred = None
 
     def _submit_deferred(self, commands: Sequence[tuple[str, bytes]]) -> list[Any]:
         assert self._deferred is not None
@@ -479,40 +464,21 @@ class Engine:
 
     def flush(self) -> None:
         """Make the commands applied under :meth:`deferred_commits` durable now (not
-        after a failure: what the log holds is then the truth, to restart from); with
-        ``overlap``, hand them to the writer thread once the group before is durable."""
+        after a failure: what the log holds is then the truth, to restart from)."""
         if not self._deferred or self._failed is not None:
             return
-        self._join_writer()  # at most one group in flight, appended in order
-        group, self._deferred = self._deferred, []
-        first, last = self.applied_seq - len(group) + 1, self.applied_seq
-        snapshot_due = bool(self.snapshot_every) and last % self.snapshot_every < len(group)
-        if self._overlap and not snapshot_due:  # (a snapshot needs its entries durable)
-            self._writer = _GroupAppend(self.log, group, first, last)
-            self._writer.start()
-            return
+        first = self.applied_seq - len(self._deferred) + 1
         try:
-            entries = self.log.append(group)
+            entries = self.log.append(self._deferred)
         except BaseException as exc:
             # whether the group is durable is not known: the state is ahead of the log
-            self._failed = f"the append of entries {first} to {last}: {exc}"
+            self._failed = f"the append of entries {first} to {self.applied_seq}: {exc}"
             raise
-        assert entries[0].seq == first and entries[-1].seq == last, (entries[0].seq, first, last)
-        if snapshot_due:
+        assert entries[0].seq == first and entries[-1].seq == self.applied_seq, \
+            (entries[0].seq, first, self.applied_seq)
+        self._deferred.clear()
+        if self.snapshot_every and self.applied_seq % self.snapshot_every < len(entries):
             self.snapshot()
-
-    def _join_writer(self) -> None:
-        """Wait for the group the writer thread appends; its failure stops the engine
-        and is raised here, as a failed append in this thread would be."""
-        writer, self._writer = self._writer, None
-        if writer is None:
-            return
-        writer.join()
-        if writer.error is not None:
-            # whether the group is durable is not known: the state is ahead of the log
-            self._failed = (f"the append of entries {writer.first} to {writer.last}: "
-                            f"{writer.error}")
-            raise writer.error
 
     def command(self, kind: str, body: bytes = b"") -> Any:
         """Log a system command stamped with the clock's time, then apply it."""
@@ -661,28 +627,6 @@ class Engine:
         return h.digest()
 
 
-class _GroupAppend(threading.Thread):
-    """One deferred group appended (one transaction, one fsync) on a thread of its own:
-    the store's driver and the fsync release the interpreter, so the engine applies the
-    next group meanwhile. The result is read only after :meth:`join`."""
-
-    def __init__(self, log: CommandLog, group: list[tuple[str, bytes]], first: int,
-                 last: int) -> None:
-        super().__init__(name="qingsuan-append", daemon=False)
-        self.log, self.group, self.first, self.last = log, group, first, last
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            entries = self.log.append(self.group)
-            if entries[0].seq != self.first or entries[-1].seq != self.last:
-                raise AssertionError(f"appended entries {entries[0].seq} to "
-                                     f"{entries[-1].seq}, expected {self.first} to "
-                                     f"{self.last}")
-        except BaseException as exc:  # handed to the engine's thread at join
-            self.error = exc
-
-
 def replay(url: str | CommandLog, systems: Iterable[System] = (), *,
            until_seq: int | None = None) -> Engine:
     """Rebuild the state from the log alone, from the first entry, ignoring snapshots, up to
@@ -699,7 +643,6 @@ def replay(url: str | CommandLog, systems: Iterable[System] = (), *,
     engine.params = Params()
     engine._derived_seq, engine.now_us, engine._failed = 0, 0, None
     engine._deferred, engine._defer_max = None, 0
-    engine._overlap, engine._writer = False, None
     engine.systems = {}
     engine._after = []
     try:

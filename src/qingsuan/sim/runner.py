@@ -156,9 +156,7 @@ class Runner:
         # customers), skip them and read only what the events make. Unfrozen after.
         gc.freeze()
         try:
-            # the outcome is reported at the end: a group's append overlaps the next's
-            # apply (a writer thread), every group durable before the outcome
-            with self.engine.deferred_commits(self.commit_every, overlap=True):
+            with self.engine.deferred_commits(self.commit_every):
                 while True:
                     due = self.world.next_due_us()
                     if i < len(events) and (due is None or events[i].at_us <= due):
