@@ -75,6 +75,8 @@ _SMALL_BATCH: Final = 16
 #: rows the exact path keeps out of the columns before writing them in bulk
 _TAIL_ROWS: Final = 256
 _UNKNOWN_ACCOUNT: Final = (-1, 0, 0, 0, 0)
+#: the balances a failed check gives back (never read)
+_NO_BAL: Final[list[int]] = []
 _BALANCE_SLOTS: Final = ((0, "dp"), (1, "dpo"), (2, "cp"), (3, "cpo"))
 #: accounts of the tail whose balances are written back one element at a time; more are
 #: written as columns
@@ -994,35 +996,10 @@ class Ledger:
             return R.TIMEOUT_NEGATIVE
         if tmo and not mode & _PENDING:
             return R.TIMEOUT_RESERVED_FOR_PENDING
-        if amt <= 0:
-            return R.AMOUNT_MUST_BE_POSITIVE
-        if amt > self.max_amount_fen:
-            return R.AMOUNT_TOO_LARGE
-        if dr == cr:
-            return R.ACCOUNTS_MUST_BE_DIFFERENT
-        if di < 0:
-            return R.DEBIT_ACCOUNT_NOT_FOUND
-        if ci < 0:
-            return R.CREDIT_ACCOUNT_NOT_FOUND
-        if dbook != cbook:
-            return R.ACCOUNTS_IN_DIFFERENT_BOOKS
-        if dflags & _CLOSED:
-            return R.DEBIT_ACCOUNT_CLOSED
-        if cflags & _CLOSED:
-            return R.CREDIT_ACCOUNT_CLOSED
-        scratch = self._scratch
-        dbal = scratch.get(di) or self._bal(di)  # [dp, dpo, cp, cpo]
-        cbal = scratch.get(ci) or self._bal(ci)
-        if dflags & _MNO and dnormal == _CREDIT_NORMAL and (
-                dbal[3] - dbal[1] - dbal[0] - amt < -dlimit):
-            return R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS
-        if cflags & _MNO and cnormal == _DEBIT_NORMAL and (
-                cbal[1] - cbal[3] - cbal[2] - amt < -climit):
-            return R.CREDIT_ACCOUNT_INSUFFICIENT_FUNDS
-        if dbal[1] + dbal[0] + amt >= MAX_TOTAL_FEN:
-            return R.OVERFLOWS_DEBITS
-        if cbal[3] + cbal[2] + amt >= MAX_TOTAL_FEN:
-            return R.OVERFLOWS_CREDITS
+        verdict, dbal, cbal = self._check_new(dr, cr, amt, di, ci, dbook, cbook, dflags,
+                                              cflags, dnormal, cnormal, dlimit, climit)
+        if verdict:
+            return verdict
         pending = bool(mode & _PENDING)
         dslot, cslot = (0, 2) if pending else (1, 3)
         dbal[dslot] += amt
@@ -1039,6 +1016,44 @@ class Ledger:
                 heapq.heappush(self._expiry, (self._ts + tmo, tid, new_row))
         return R.OK
 
+    def _check_new(self, dr: int, cr: int, amt: int, di: int, ci: int, dbook: int,
+                   cbook: int, dflags: int, cflags: int, dnormal: int, cnormal: int,
+                   dlimit: int, climit: int
+                   ) -> tuple[TransferResult, list[int], list[int]]:
+        """The checks of a new transfer on its amount and its accounts, in their order
+        (:meth:`_apply_one` and :meth:`_apply_plain`): the first failing code, or OK (0)
+        with the two accounts' held balances ``[dp, dpo, cp, cpo]`` to apply it to."""
+        if amt <= 0:
+            return R.AMOUNT_MUST_BE_POSITIVE, _NO_BAL, _NO_BAL
+        if amt > self.max_amount_fen:
+            return R.AMOUNT_TOO_LARGE, _NO_BAL, _NO_BAL
+        if dr == cr:
+            return R.ACCOUNTS_MUST_BE_DIFFERENT, _NO_BAL, _NO_BAL
+        if di < 0:
+            return R.DEBIT_ACCOUNT_NOT_FOUND, _NO_BAL, _NO_BAL
+        if ci < 0:
+            return R.CREDIT_ACCOUNT_NOT_FOUND, _NO_BAL, _NO_BAL
+        if dbook != cbook:
+            return R.ACCOUNTS_IN_DIFFERENT_BOOKS, _NO_BAL, _NO_BAL
+        if dflags & _CLOSED:
+            return R.DEBIT_ACCOUNT_CLOSED, _NO_BAL, _NO_BAL
+        if cflags & _CLOSED:
+            return R.CREDIT_ACCOUNT_CLOSED, _NO_BAL, _NO_BAL
+        scratch = self._scratch
+        dbal = scratch.get(di) or self._bal(di)  # [dp, dpo, cp, cpo]
+        cbal = scratch.get(ci) or self._bal(ci)
+        if dflags & _MNO and dnormal == _CREDIT_NORMAL and (
+                dbal[3] - dbal[1] - dbal[0] - amt < -dlimit):
+            return R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS, _NO_BAL, _NO_BAL
+        if cflags & _MNO and cnormal == _DEBIT_NORMAL and (
+                cbal[1] - cbal[3] - cbal[2] - amt < -climit):
+            return R.CREDIT_ACCOUNT_INSUFFICIENT_FUNDS, _NO_BAL, _NO_BAL
+        if dbal[1] + dbal[0] + amt >= MAX_TOTAL_FEN:
+            return R.OVERFLOWS_DEBITS, _NO_BAL, _NO_BAL
+        if cbal[3] + cbal[2] + amt >= MAX_TOTAL_FEN:
+            return R.OVERFLOWS_CREDITS, _NO_BAL, _NO_BAL
+        return R.OK, dbal, cbal
+
     def _apply_plain(self, tid: int, dr: int, cr: int, amt: int, flags: int,
                      d: tuple[int, int, int, int, int], c: tuple[int, int, int, int, int],
                      undo: list[tuple[Any, ...]] | None) -> TransferResult:
@@ -1052,37 +1067,12 @@ class Ledger:
             return R.EXISTS
         if row is not None:
             return self._compare_existing(row, dr, cr, amt, flags, 0, 0, 0)
-        if amt <= 0:
-            return R.AMOUNT_MUST_BE_POSITIVE
-        if amt > self.max_amount_fen:
-            return R.AMOUNT_TOO_LARGE
-        if dr == cr:
-            return R.ACCOUNTS_MUST_BE_DIFFERENT
         di, dbook, dflags, dnormal, dlimit = d
         ci, cbook, cflags, cnormal, climit = c
-        if di < 0:
-            return R.DEBIT_ACCOUNT_NOT_FOUND
-        if ci < 0:
-            return R.CREDIT_ACCOUNT_NOT_FOUND
-        if dbook != cbook:
-            return R.ACCOUNTS_IN_DIFFERENT_BOOKS
-        if dflags & _CLOSED:
-            return R.DEBIT_ACCOUNT_CLOSED
-        if cflags & _CLOSED:
-            return R.CREDIT_ACCOUNT_CLOSED
-        scratch = self._scratch
-        dbal = scratch.get(di) or self._bal(di)  # [dp, dpo, cp, cpo]
-        cbal = scratch.get(ci) or self._bal(ci)
-        if dflags & _MNO and dnormal == _CREDIT_NORMAL and (
-                dbal[3] - dbal[1] - dbal[0] - amt < -dlimit):
-            return R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS
-        if cflags & _MNO and cnormal == _DEBIT_NORMAL and (
-                cbal[1] - cbal[3] - cbal[2] - amt < -climit):
-            return R.CREDIT_ACCOUNT_INSUFFICIENT_FUNDS
-        if dbal[1] + dbal[0] + amt >= MAX_TOTAL_FEN:
-            return R.OVERFLOWS_DEBITS
-        if cbal[3] + cbal[2] + amt >= MAX_TOTAL_FEN:
-            return R.OVERFLOWS_CREDITS
+        verdict, dbal, cbal = self._check_new(dr, cr, amt, di, ci, dbook, cbook, dflags,
+                                              cflags, dnormal, cnormal, dlimit, climit)
+        if verdict:
+            return verdict
         dbal[1] += amt
         cbal[3] += amt
         self._buffer_row(tid, di, ci, amt, flags, 0, 0, 0)
