@@ -170,11 +170,18 @@ class Scheduler:
 _EPOCH_BEIJING: Final = datetime(1970, 1, 1, tzinfo=UTC).astimezone(BEIJING)
 _EPOCH_BEIJING_NAIVE: Final = _EPOCH_BEIJING.replace(tzinfo=None)
 _EPOCH_UTC: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_BEIJING_OFFSET_US: Final = 8 * US_PER_HOUR
 
 
 def to_beijing(at_us: int) -> datetime:
     """Microseconds since the epoch -> aware Beijing datetime."""
     return _EPOCH_BEIJING + timedelta(microseconds=at_us)
+
+
+def beijing_day(at_us: int) -> int:
+    """The Beijing calendar day of a time as a count of days (the epoch's Beijing day is
+    0): a division, Beijing being UTC+8 all year. For answers that hold for a local day."""
+    return (at_us + _BEIJING_OFFSET_US) // US_PER_DAY
 
 
 def to_beijing_naive(at_us: int) -> datetime:

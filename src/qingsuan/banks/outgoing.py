@@ -6,13 +6,12 @@ reorder, pledge and release on the participant's behalf.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from qingsuan.banks import incoming
 from qingsuan.banks.routing import Route, route_transfer
 from qingsuan.calendar import HvpsPhase
-from qingsuan.clock import US_PER_DAY, format_time, from_datetime, to_beijing_naive
+from qingsuan.clock import format_time, from_datetime, to_beijing_naive
 from qingsuan.cnaps.hvps import Priority
 from qingsuan.ledger import TransferResult
 from qingsuan.money import format_fen
@@ -78,7 +77,8 @@ def transfer(b: Banks, f: dict[str, Any]) -> None:
         channel=f["channel"], urgent=f["urgent"], same_bank=same_bank,
         amount_fen=f["amount_fen"],
         hvps_open=normal and b.cnaps.hvps.phase(now)[0] is HvpsPhase.OPEN,
-        beps_limit_fen=_beps_limit_fen(b, now) if normal else 0,
+        beps_limit_fen=(b.cnaps.beps.item_limit_fen("ordinary_credit", now) or 0)
+        if normal else 0,
         ibps_limit_fen=int(b.engine.params["ibps.item_limit"]) if express else 0)
     b.routes[f["id"]] = decision.why
     if decision.route is Route.BOOK:
@@ -111,26 +111,6 @@ def transfer(b: Banks, f: dict[str, Any]) -> None:
             _hold(b, fields, record)
     if fee and record.status == "rejected":  # refused at once: the fee is given back
         _books(b).post_all([(payer.bank, "fee_income", f"customer:{payer.id}", fee)])
-
-
-def _beps_limit_fen(b: Banks, now_us: int) -> int:
-    """BEPS's item limit for an ordinary credit now: one for business days, another for
-    the other days, so it holds for the local day while no parameter changes (kept on
-    the banks, derived, never in the state)."""
-    assert b.engine is not None
-    params = b.engine.params
-    key = (params, params.version, (now_us - _LOCAL_MIDNIGHT_US) // US_PER_DAY)
-    kept = b.beps_limit_kept
-    if kept is not None and kept[0][0] is params and kept[0][1:] == key[1:]:
-        return kept[1]
-    limit = b.cnaps.beps.item_limit_fen("ordinary_credit", now_us) or 0
-    b.beps_limit_kept = (key, limit)
-    return limit
-
-
-#: the first local (Beijing) midnight of the epoch, in the clock's microseconds: local
-#: days are counted from it
-_LOCAL_MIDNIGHT_US = from_datetime(datetime(1970, 1, 1))
 
 
 def _hold(b: Banks, fields: dict[str, Any], record: Any) -> None:

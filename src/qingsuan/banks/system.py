@@ -68,8 +68,6 @@ class Banks:
         self._steps: list[Notice | tuple[str, tuple[int, str, str, str, str]]] = []
         self._ticked = False
         self._params_version = -1
-        #: BEPS's item limit for the local day it was read on (banks/outgoing.py; derived)
-        self.beps_limit_kept: tuple[tuple[Any, int, int], int] | None = None
         self._reset()
 
     def _reset(self) -> None:

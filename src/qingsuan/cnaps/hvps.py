@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from qingsuan.calendar import HvpsPhase, HvpsSchedule, OperatingWindows, load_calendar
-from qingsuan.clock import US_PER_DAY, US_PER_MINUTE, from_datetime, to_beijing_naive
+from qingsuan.clock import (
+    US_PER_DAY,
+    US_PER_MINUTE,
+    beijing_day,
+    from_datetime,
+    to_beijing_naive,
+)
 from qingsuan.cnaps.participants import Directory, Participant, ParticipantStatus
 from qingsuan.ledger import AccountFlags, NormalSide
 from qingsuan.money import format_fen
@@ -46,8 +52,6 @@ if TYPE_CHECKING:
     from qingsuan.engine import Engine
 
 PBOC: Final = "PBOC"
-#: Beijing is UTC+8 all year: a time's local day is a division
-_BEIJING_OFFSET_US: Final = 8 * 60 * US_PER_MINUTE
 _NEVER_US: Final = 1 << 62
 MNO: Final = AccountFlags.MUST_NOT_OVERDRAW
 #: Upper bound on payments waiting in all queues at once.
@@ -294,7 +298,7 @@ class Hvps:
         """Run the day-cycle steps whose time has come: the cut-off's clearing-window
         settlement, and the end of day. Called before every HVPS command and on ticks."""
         params = self.engine.params
-        day_number = (now_us + _BEIJING_OFFSET_US) // US_PER_DAY
+        day_number = beijing_day(now_us)
         walked_day, walked_params, walked_version, next_step_us = self._walk_cache
         if not (day_number == walked_day and now_us < next_step_us and
                 params is walked_params and params.version == walked_version):

@@ -33,9 +33,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from qingsuan.calendar import HvpsPhase
 from qingsuan.clock import (
-    US_PER_DAY,
-    US_PER_HOUR,
     US_PER_MINUTE,
+    beijing_day,
     format_time,
     from_datetime,
     to_beijing_naive,
@@ -305,7 +304,7 @@ class NetSystem:
             return None  # periodic credits and debits have no item limit
         # asked for every item: the answer holds for a Beijing day (the calendar comes from
         # the parameters, so for their version too)
-        day = (now_us + _BEIJING_OFFSET_US) // US_PER_DAY
+        day = beijing_day(now_us)
         params = self.engine.params
         cached_day, cached_params, cached_version, limit = self._limit_cache
         if cached_day == day and cached_params is params and cached_version == params.version:
@@ -870,10 +869,6 @@ class NetSystem:
         self.earmarks = {k: (int(v[0]), int(v[1])) for k, v in doc["earmarks"].items()}
         self.awaiting = {k: (int(v[0]), str(v[1]))
                          for k, v in doc.get("awaiting", {}).items()}
-
-
-#: Beijing is UTC+8 all year: a time's local day is a division
-_BEIJING_OFFSET_US: Final = 8 * US_PER_HOUR
 
 
 def _local_date(at_us: int) -> dt.date:
