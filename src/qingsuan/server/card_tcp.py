@@ -51,6 +51,7 @@ from typing import Any, Final, cast
 
 from qingsuan.cards.framing import DEFAULT_MAX_FRAME, FrameDecoder, FrameFormat, FramingError
 from qingsuan.cards.framing import frame as frame_payload
+from qingsuan.collector import GC_THRESHOLDS, few_collections
 from qingsuan.server.card_edge import (
     EdgeConfig,
     Forward,
@@ -87,11 +88,6 @@ SWEEPS_PER_TIMEOUT: Final = 4
 #: warnings of one kind are counted over this window, then summed up
 WARNING_WINDOW_S: Final = 60.0
 
-#: the cyclic collector's thresholds in the server's processes (CPython's: 700, 10, 10).
-#: What a request allocates is freed at once by reference counting or kept for the life
-#: of the process (the switch's transactions, which the core also freezes): frequent
-#: young collections find nothing and cost a few per cent of the CPU.
-GC_THRESHOLDS: Final = (20_000, 20, 20)
 
 CoreFactory = Callable[[], Any]
 
@@ -881,12 +877,8 @@ class CardServer:
     async def serve(self, host: str, port: int,
                     ready: Callable[[str, int], None] | None = None) -> int:
         """Listen until stopped; returns the exit status (0 clean, 1 core failure)."""
-        previous = gc.get_threshold()
-        gc.set_threshold(*GC_THRESHOLDS)
-        try:
+        with few_collections():
             return await self._serve(host, port, ready)
-        finally:
-            gc.set_threshold(*previous)
 
     async def _serve(self, host: str, port: int,
                      ready: Callable[[str, int], None] | None) -> int:

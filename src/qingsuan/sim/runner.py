@@ -10,7 +10,6 @@ exactly where an uninterrupted run does.
 
 from __future__ import annotations
 
-import gc
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from qingsuan.cards.switch import CardSwitch
 from qingsuan.clock import VirtualClock
 from qingsuan.cnaps.hvps import Notice
 from qingsuan.cnaps.system import Cnaps
+from qingsuan.collector import few_collections
 from qingsuan.engine import Engine
 from qingsuan.ledger import TransferFlags
 from qingsuan.ledger.registry import AccountRegistry
@@ -153,23 +153,19 @@ class Runner:
         i = 0
         # The built world (and the scenario) outlive the run: frozen, the collector's full
         # passes, which read every object of the heap (seconds for a world of millions of
-        # customers), skip them and read only what the events make. Unfrozen after.
-        gc.freeze()
-        try:
-            with self.engine.deferred_commits(self.commit_every):
-                while True:
-                    due = self.world.next_due_us()
-                    if i < len(events) and (due is None or events[i].at_us <= due):
-                        self._fire(events[i])
-                        i += 1
-                        if self.on_progress is not None and i % PROGRESS_EVERY == 0:
-                            self.on_progress(i, len(events))
-                    elif due is not None and due <= until:
-                        self._tick(due)
-                    else:
-                        break
-        finally:
-            gc.unfreeze()
+        # customers), skip them and read only what the events make (collector.py).
+        with few_collections(freeze=True), self.engine.deferred_commits(self.commit_every):
+            while True:
+                due = self.world.next_due_us()
+                if i < len(events) and (due is None or events[i].at_us <= due):
+                    self._fire(events[i])
+                    i += 1
+                    if self.on_progress is not None and i % PROGRESS_EVERY == 0:
+                        self.on_progress(i, len(events))
+                elif due is not None and due <= until:
+                    self._tick(due)
+                else:
+                    break
         if self.on_progress is not None:
             self.on_progress(len(events), len(events))
         result = self.outcome()

@@ -33,7 +33,8 @@ from urllib.parse import unquote
 import httptools
 import orjson
 
-from qingsuan.server.card_tcp import GC_THRESHOLDS, _Messages, _pack
+from qingsuan.collector import GC_THRESHOLDS
+from qingsuan.server.card_tcp import _Messages, _pack
 from qingsuan.server.http import access, transfer_order
 from qingsuan.server.http.auth import KeyRing
 from qingsuan.server.http.errors import ApiError
