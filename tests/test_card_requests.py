@@ -40,21 +40,24 @@ def test_field_7_is_the_beijing_time_of_sending(at_us: int) -> None:
     assert transmission_time(at_us) == to_beijing(at_us).strftime("%m%d%H%M%S")
 
 
-@settings(max_examples=200)
+@settings(max_examples=300)
 @given(st.sampled_from(["0200", Mti.AUTHORISATION]), st.integers(0, 10**7),
        st.one_of(TEXT, st.integers(0, 9)), TEXT, st.one_of(TEXT, st.none()),
-       st.one_of(TEXT, st.none()))
+       st.one_of(TEXT, st.none()),
+       st.one_of(st.integers(-10**13, 10**13), st.booleans()),
+       st.integers(-10**15, 5 * 10**15))
 def test_a_terminals_request_reads_as_its_logged_fields(
         mti: str, stan: int, terminal: str | int, acquirer: str, pan_masked: str | None,
-        pin_hash: str | None) -> None:
+        pin_hash: str | None, amount_fen: int, at_us: int) -> None:
     fields: dict[str, object] = {
         "t": mti, "card": "tok_ab", "pan_masked": pan_masked, "3": "000000",
-        "4": "000000012345", "7": "1207101010", "11": f"{stan:06d}", "32": acquirer,
-        "41": terminal, "49": "156", "37": f"{stan:012d}"}
+        "4": f"{amount_fen:012d}", "7": to_beijing(at_us).strftime("%m%d%H%M%S"),
+        "11": f"{stan:06d}", "32": acquirer, "41": terminal, "49": "156",
+        "37": f"{stan:012d}"}
     if pin_hash is not None:
         fields["pin_hash"] = pin_hash
-    built = terminal_request(mti, "000000", "000000012345", "1207101010", stan, acquirer,
-                             terminal, "tok_ab", pan_masked, pin_hash)
+    built = terminal_request(mti, "000000", amount_fen, at_us, stan, acquirer, terminal,
+                             "tok_ab", pan_masked, pin_hash)
     assert built == CardRequest.from_fields(fields, json.dumps(fields, sort_keys=True))
 
 

@@ -42,19 +42,21 @@ def _card_request(b: Banks, do: str, f: dict[str, Any], proc: str, mti: str = "0
     terminal = b.terminals.get(terminal_id)
     # the card as the runner logged it: its token and masked PAN (cards/vault.py); the
     # terminal sends the PIN's hash, never the PIN
-    request = terminal_request(mti, f"{proc}0000", f"{f['amount_fen']:012d}",
-                               transmission_time(now), stan, terminal[0] if terminal else "",
-                               terminal_id, f["card"], f["pan_masked"], f.get("pin_hash"))
+    request = terminal_request(mti, proc + "0000", f["amount_fen"], now, stan,
+                               terminal[0] if terminal else "", terminal_id, f["card"],
+                               f["pan_masked"], f.get("pin_hash"))
     answer = b.switch.take_request(request, now)
     if do == "atm_balance_inquiry":
         b.inquiries[f["id"]] = {"kind": do, "response_code": answer["39"],
                                 "balance": answer.get("54")}
         return
-    _card_answer(b, do, f, answer)
+    _card_answer(b, do, f, answer, now)
 
 
-def _card_answer(b: Banks, do: str, f: dict[str, Any], answer: dict[str, str]) -> None:
-    """The acquirer's record of a card transaction from the switch's answer."""
+def _card_answer(b: Banks, do: str, f: dict[str, Any], answer: dict[str, str],
+                 now: int | None = None) -> None:
+    """The acquirer's record of a card transaction from the switch's answer (``now``: the
+    engine's time, if the caller has it)."""
     assert b.engine is not None
     rc = answer["39"]
     record = b.record(f["id"], do, "CUPS", response_code=rc)
@@ -62,7 +64,8 @@ def _card_answer(b: Banks, do: str, f: dict[str, Any], answer: dict[str, str]) -
     if "key" in answer:  # the switch keeps it (approved or declined)
         b.link_card(f["id"], answer["key"])
         txn = b.switch.txns.get(answer["key"])
-    now = _now(b)
+    if now is None:
+        now = b.engine.now_us
     if rc == RC.APPROVED and (txn is None or not txn.stand_in):  # the common case
         record.move(now, "approved")
         return

@@ -220,15 +220,15 @@ def luhn_ok(pan: str) -> bool:
     """True if ``pan`` is all digits (at least 2) and passes the Luhn (mod 10) check."""
     if len(pan) < 2 or not pan.isascii() or not pan.isdigit():
         return False
-    rev = pan[::-1]
-    # each digit in a doubled place becomes the digit sum of its double; then the digits
-    # are summed as bytes ("0" is 48)
-    digits = (rev[0::2] + rev[1::2].translate(_LUHN_DOUBLED)).encode()
-    return (sum(digits) - 48 * len(digits)) % 10 == 0
+    digits = pan.encode()
+    # from the right, the check digit and every second one count as they are, each digit
+    # in a doubled place as the digit sum of its double; summed as bytes ("0" is 48)
+    return (sum(digits[-1::-2]) + sum(digits.translate(_LUHN_DOUBLED)[-2::-2])
+            - 48 * len(digits)) % 10 == 0
 
 
 #: a doubled Luhn digit's contribution (digits over 9 less 9), as a digit
-_LUHN_DOUBLED = str.maketrans("0123456789", "0246813579")
+_LUHN_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")
 
 
 # --- content checks ------------------------------------------------------------------------

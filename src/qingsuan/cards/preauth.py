@@ -58,7 +58,8 @@ def _decide(sw: CardSwitch, txn: CardTxn, req: CardRequest, pan: str, amount: in
     if mode == "down":
         # no stand-in for a pre-authorisation: only the issuer can hold
         return RC.ISSUER_UNAVAILABLE
-    rc = sw._issuer_decides(txn, req, pan, Processing.PREAUTH, amount, terminal, now_us)
+    rc = sw._issuer_decides(txn, req, sw.cards.get(pan), Processing.PREAUTH, amount,
+                            terminal, now_us)
     if mode == "slow":  # the switch reverses what the issuer held: nothing stays held
         txn.late_rc = rc
         return RC.RESPONSE_RECEIVED_TOO_LATE

@@ -114,10 +114,15 @@ CLEARING_KIND: Final = {"00": PURCHASE, "01": WITHDRAWAL, "20": REFUND, "22": TO
 TO_ISSUER_PROCS: Final = ("20", "22")
 
 
+#: the statuses of a transaction that waits for its clearing day (with a processing code
+#: that clears)
+AWAITING_STATUSES: Final = ("approved", "accepted")
+
+
 def awaiting_clearing(t: CardTxn) -> bool:
     """Approved (a dispute step: accepted) and waiting for its clearing day to close
     (inquiries never clear)."""
-    return t.status in ("approved", "accepted") and t.proc in CLEARING_KIND
+    return t.status in AWAITING_STATUSES and t.proc in CLEARING_KIND
 
 
 def amount_fen(text: str) -> int:

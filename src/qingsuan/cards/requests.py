@@ -123,6 +123,10 @@ _transmitted_day: list[Any] = [None, ""]
 #: is arithmetic on it
 _BEIJING_OFFSET_S: Final = to_beijing(0).hour * 3600 + to_beijing(0).minute * 60
 _S_PER_DAY: Final = 86_400
+#: "hhmm" of each minute of a day, and "ss" of each second of a minute (index, not format:
+#: a request's field 7 costs no int formatting)
+_HHMM: Final = tuple(f"{m // 60:02d}{m % 60:02d}" for m in range(_S_PER_DAY // 60))
+_SS: Final = tuple(f"{s:02d}" for s in range(60))
 
 
 def transmission_time(at_us: int) -> str:
@@ -133,25 +137,34 @@ def transmission_time(at_us: int) -> str:
     if held[0] != day:
         held[1] = to_beijing(at_us).strftime("%m%d")
         held[0] = day
-    hour, second = divmod(second, 3600)
-    minute, second = divmod(second, 60)
-    return f"{held[1]}{hour:02d}{minute:02d}{second:02d}"
+    mmdd: str = held[1]
+    return mmdd + _HHMM[second // 60] + _SS[second % 60]
 
 
-def terminal_request(mti: str, processing_code: str, amount_text: str, transmitted: str,
-                     stan: int, acquirer: str, terminal: str, card: Any, pan_masked: Any,
+def terminal_request(mti: str, processing_code: str, amount_fen: Any, at_us: int, stan: int,
+                     acquirer: str, terminal: str, card: Any, pan_masked: Any,
                      pin_hash: Any) -> CardRequest:
     """A terminal's request (purchase, withdrawal, balance inquiry, pre-authorisation) as
-    the acquirer sends it, with the body its logged command would carry (the fields
-    ``t 3 4 7 11 32 37 41 49 card pan_masked`` and ``pin_hash`` if not None, as
-    :func:`dumps_fields` writes them), built without a dict and its encoding: a card
-    purchase is the commonest command of a world."""
-    stan_text, rrn = f"{stan:06d}", f"{stan:012d}"
+    the acquirer sends it at ``at_us``, with the body its logged command would carry (the
+    fields ``t 3 4 7 11 32 37 41 49 card pan_masked`` and ``pin_hash`` if not None, as
+    :func:`dumps_fields` writes them; field 4 ``f"{amount_fen:012d}"``, field 7
+    :func:`transmission_time`, 11 and 37 the STAN in 6 and 12 digits), built without a
+    dict and its encoding: a card purchase is the commonest command of a world."""
+    # (zfill of an int's digits is its "0Nd" format, sign first; digits need no escaping)
+    digits = str(stan)
+    stan_text, rrn = digits.zfill(6), digits.zfill(12)
+    if type(amount_fen) is int:
+        amount_text = str(amount_fen).zfill(12)
+        amount_json = f'"{amount_text}"'
+    else:  # as the format makes it of anything else (a bool), or fails
+        amount_text = f"{amount_fen:012d}"
+        amount_json = encode_basestring_ascii(amount_text)
+    transmitted = transmission_time(at_us)
     enc = encode_basestring_ascii
     try:
         body = (f'{{"11": "{stan_text}", "3": {enc(processing_code)}, "32": {enc(acquirer)}, '
-                f'"37": "{rrn}", "4": {enc(amount_text)}, "41": {enc(terminal)}, '
-                f'"49": "156", "7": {enc(transmitted)}, "card": {enc(card)}, '
+                f'"37": "{rrn}", "4": {amount_json}, "41": {enc(terminal)}, '
+                f'"49": "156", "7": "{transmitted}", "card": {enc(card)}, '
                 f'"pan_masked": {enc(pan_masked)}, '
                 + (f'"pin_hash": {enc(pin_hash)}, ' if pin_hash is not None else "")
                 + f'"t": {enc(mti)}}}')

@@ -20,6 +20,7 @@ from qingsuan.cards import batch, dayclose, disputes, preauth, refunds
 from qingsuan.cards.disputes import ChargebackReason, DisputeKind, DisputeRefusal
 from qingsuan.cards.iso8583 import ResponseCode as RC
 from qingsuan.cards.records import (
+    AWAITING_STATUSES,
     MAX_TXNS,
     SWITCH,
     TO_ISSUER_PROCS,
@@ -168,10 +169,6 @@ class CardSwitch:
             return disputes.file(self, CardRequest.from_fields(fields, body), now_us)
         return self.apply(kind, now_us, body.encode())
 
-    def take_request(self, req: CardRequest, now_us: int) -> dict[str, str]:
-        """:meth:`take` of a request already read (cards/requests.py terminal_request)."""
-        return self._request(req, now_us)
-
     def setup(self, cards: list[Card], terminals: list[Terminal]) -> None:
         assert self.engine is not None
         self.engine.command("cards.setup", json.dumps(
@@ -246,8 +243,8 @@ class CardSwitch:
         mti = req.mti if req.mti is not None else ""
         if mti == Mti.REVERSAL:
             return self._reversal(req, now_us)
-        if mti == Mti.FINANCIAL and req.proc == Processing.RETURN and \
-                req.original_key is not None:
+        if mti == Mti.FINANCIAL and req.original_key is not None and \
+                req.proc == Processing.RETURN:
             return self._void(req, now_us)
         key = req.key
         seen = self.txns.get(key)
@@ -275,20 +272,24 @@ class CardSwitch:
         card = self.cards.get(pan)
         # The switch keeps every transaction: its strings are the card's, the terminal's
         # and shared constants where they can be, not copies from each request.
+        # (``card``: the token, which is the card's when the switch has it)
         txn = CardTxn(key, _SHARED.get(mti, mti), _SHARED.get(proc, proc),
                       card.pan_masked if card else req.pan_masked or "", None,
                       terminal.acquirer if terminal else req.acquirer or "",
                       terminal.id if terminal else req.terminal or "",
                       amount, RC.SYSTEM_MALFUNCTION, "declined", now_us, req.body, req.rrn or "",
-                      card=card.token if card else pan)
+                      card=pan, card_kind=card.kind if card else "debit")
         self.txns[key] = txn
-        txn.rc = self._decide(txn, req, pan, proc, amount, terminal, now_us)
-        txn.card_kind = card.kind if card else "debit"
+        txn.rc = self._decide(txn, req, card, proc, amount, terminal, now_us)
         if txn.rc == RC.APPROVED:
             self._approve(txn, now_us)
         elif txn.rc == RC.RESPONSE_RECEIVED_TOO_LATE and proc != Processing.BALANCE:
             txn.status = "reversed"  # the switch reversed it at the issuer (冲正)
         return self._answer(txn)
+
+    #: :meth:`take` of a request already read (cards/requests.py terminal_request): the
+    #: request itself, no call between (a card purchase is the commonest command)
+    take_request = _request
 
     def _approve(self, txn: CardTxn, now_us: int) -> None:
         """Approved: it belongs to the clearing day of its time (field 15)."""
@@ -314,20 +315,22 @@ class CardSwitch:
         if terminal is not None and terminal.merchant is not None:
             self._open_by_merchant.get(terminal.merchant, {}).pop(txn.key, None)
 
-    def _decide(self, txn: CardTxn, req: CardRequest, pan: str, proc: str, amount: int,
-                terminal: Terminal | None, now_us: int) -> str:
+    def _decide(self, txn: CardTxn, req: CardRequest, card: Card | None, proc: str,
+                amount: int, terminal: Terminal | None, now_us: int) -> str:
+        """The answer to a purchase, withdrawal or balance inquiry of ``card`` (the
+        switch's record of the request's token, if it has one)."""
         assert self.engine is not None
         if terminal is None or (proc == Processing.WITHDRAWAL and terminal.kind != "atm") or \
                 (proc == Processing.PURCHASE and terminal.kind != "pos") or \
                 proc not in (Processing.PURCHASE, Processing.WITHDRAWAL, Processing.BALANCE):
             return RC.INVALID_TRANSACTION
-        refused = self._route(txn, req, pan, terminal)
+        refused = self._route(txn, req, txn.card, terminal)
         if refused is not None:
             return refused
-        mode = self.hosts.get(txn.issuer or "", "up")
+        mode = self.hosts.get(txn.issuer or "", "up") if self.hosts else "up"
         if mode == "down":  # no answer within cards.issuer_timeout
-            return self._stand_in(txn, req, pan, proc, amount, terminal)
-        rc = self._issuer_decides(txn, req, pan, proc, amount, terminal, now_us)
+            return self._stand_in(txn, req, card, proc, amount, terminal)
+        rc = self._issuer_decides(txn, req, card, proc, amount, terminal, now_us)
         if rc != RC.APPROVED or proc == Processing.BALANCE:
             if mode == "slow":
                 txn.late_rc = rc
@@ -394,15 +397,14 @@ class CardSwitch:
             self._clearing_cache = (ends_us, day)
         return day
 
-    def _stand_in(self, txn: CardTxn, req: CardRequest, pan: str, proc: str, amount: int,
-                  terminal: Terminal) -> str:
+    def _stand_in(self, txn: CardTxn, req: CardRequest, card: Card | None, proc: str,
+                  amount: int, terminal: Terminal) -> str:
         """代授权: with ``cards.standin`` on, the switch approves for an issuer that is down
         a POS purchase up to ``cards.standin_limit`` that needs no PIN, from its own card
         file (unknown 14, blocked 05); the acquirer books it now, the issuer when it is
         back (an advice). Anything else: 91."""
         assert self.engine is not None
         params = self.engine.params
-        card = self.cards.get(pan)
         if not params["cards.standin"] or proc != Processing.PURCHASE or terminal.kind != "pos":
             return RC.ISSUER_UNAVAILABLE
         if card is None:
@@ -463,17 +465,17 @@ class CardSwitch:
         k = f"{txn.card}|{self._day(txn.at_us)}"
         self.daily[k] = self.daily.get(k, 0) + allowance * txn.amount_fen
 
-    def _issuer_decides(self, txn: CardTxn, req: CardRequest, pan: str, proc: str,
+    def _issuer_decides(self, txn: CardTxn, req: CardRequest, card: Card | None, proc: str,
                         amount: int, terminal: Terminal, now_us: int) -> str:
-        """The issuer host's answer (banks/issuer.py) from its card record and the
-        cardholder's account; on a balance inquiry the switch keeps the balance."""
+        """The issuer host's answer (banks/issuer.py) from its card record (``card``, the
+        switch's record of ``txn.card``) and the cardholder's account; on a balance
+        inquiry the switch keeps the balance."""
         assert self.engine is not None
-        card = self.cards.get(pan)
         available = limit = used = 0
         if card is not None:
             available, limit = self.engine.ledger.funds_fen(self._account_id(card.account))
             if proc == Processing.WITHDRAWAL:
-                used = self.daily.get(f"{pan}|{self._day(now_us)}", 0)
+                used = self.daily.get(f"{txn.card}|{self._day(now_us)}", 0)
         rc = issuer.authorise(card, pin_hash=req.pin_hash, proc=proc, amount_fen=amount,
                               at_atm=terminal.kind == "atm", available_fen=available,
                               overdraft_limit_fen=limit, withdrawn_today_fen=used,
@@ -616,7 +618,9 @@ class CardSwitch:
                 "11": req.stan if req.stan is not None else "", "39": rc}
 
     def _answer(self, txn: CardTxn) -> dict[str, str]:
-        out = {"t": _response_mti(txn.mti), "39": txn.rc, "key": txn.key}
+        # (a kept transaction's type is one the switch takes: its response type is known)
+        out = {"t": _RESPONSE_MTIS.get(txn.mti) or _response_mti(txn.mti), "39": txn.rc,
+               "key": txn.key}
         if txn.balance_fen is not None:
             out["54"] = format_fen(txn.balance_fen)
         return out
@@ -625,19 +629,20 @@ class CardSwitch:
 
     def next_cutoff_us(self, after_us: int) -> int | None:
         """The next cut-off (日切) while approved transactions wait to be cleared."""
+        # Asked after every command: the transaction found waiting last time is looked at
+        # first. The lists of open days only grow: still its day's list, it is still in it;
+        # its processing code clears (it was found so), and only its status can change.
+        held = self._waiting
+        if held is not None and held[1].status in AWAITING_STATUSES and \
+                self._open_by_day.get(held[1].clearing_date) is held[0]:
+            return self.cutoff_after_us(after_us)
         if not self.batch_days and not self._awaiting_clearing():
             return None
         return self.cutoff_after_us(after_us)
 
     def _awaiting_clearing(self) -> bool:
-        """Whether any transaction waits for its clearing day to close (asked after every
-        command: the one found last time is looked at first)."""
-        held = self._waiting
-        if held is not None:
-            day, txn = held
-            # the lists of open days only grow: still its day's list, it is still in it
-            if awaiting_clearing(txn) and self._open_by_day.get(txn.clearing_date) is day:
-                return True
+        """Whether any transaction waits for its clearing day to close (the first found is
+        kept for :meth:`next_cutoff_us` to look at first next time)."""
         for day in self._open_by_day.values():
             for txn in day:
                 if awaiting_clearing(txn):
