@@ -822,3 +822,28 @@ def test_a_stale_expiry_of_a_forgotten_row_is_skipped() -> None:
         assert ledger.pending_state(10) is PendingState.EXPIRED
     assert forgetful.lookup_transfer(20) is None and kept.lookup_transfer(20) is not None
     assert forgetful.state_hash() == kept.state_hash()
+
+
+def test_account_totals_kept_as_a_block_grow_and_snapshot_as_columns() -> None:
+    """The four totals live side by side in one 2-D block (a row read or written at
+    once): the ledger grows past its first capacity with every balance kept, and its
+    columns, state hash and snapshot are those of plain columns."""
+    ledger = Ledger()
+    ledger.create_book(1, "A")
+    n = 3000  # past the account columns' first capacity (1024), twice
+    ledger.create_accounts([Account(1, 1, NormalSide.DEBIT)] + [
+        Account(i, 1, NormalSide.CREDIT) for i in range(2, n + 1)])
+    for i in range(2, n + 1):
+        ledger.create_transfer_row(i, 1, i, i, int(F.PENDING) if i % 3 == 0 else 0, 0, i)
+    ledger._flush_tail()
+    acc = ledger._acc
+    for name in ("dp", "dpo", "cp", "cpo"):
+        assert np.shares_memory(acc.view(name), acc.block)
+    assert ledger.balance(2).posted_fen == 2 and ledger.balance(3).posted_fen == 0
+    assert acc.view("cp")[2] == 3 and acc.view("dpo")[0] == sum(
+        i for i in range(2, n + 1) if i % 3)
+    copy = Ledger.from_bytes(ledger.to_bytes())
+    assert copy.state_hash() == ledger.state_hash()
+    for i in (1, 2, 3, n):
+        assert copy.balance(i) == ledger.balance(i)
+    ledger.check_invariants()

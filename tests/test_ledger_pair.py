@@ -161,26 +161,25 @@ def test_engine_post_pair_takes_the_ids_post_would() -> None:
 @settings(max_examples=200, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=plan, tail=st.sampled_from((1, 3, 8)))
-def test_balances_written_back_as_columns_equal_element_by_element(
+def test_balances_written_back_as_a_block_equal_writing_every_batch(
         steps: list[tuple[Any, int]], tail: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The tail's balances written back into the columns for many accounts at once (as
-    for a few hundred card postings) give what writing them one by one gives."""
-    monkeypatch.setattr(ledger_module, "_TAIL_ROWS", tail)
-    columns, elements = _ledger(), _ledger()
+    """The tail's balances written back into the account columns' block, many accounts
+    at once, give the columns of a ledger that writes them at the end of every batch."""
+    held, written = _ledger(), _ledger()
     ts = 0
     for item, dt in steps:
         ts += dt
-        for ledger, few in ((columns, 0), (elements, 10**9)):
-            monkeypatch.setattr(ledger_module, "_FEW_ACCOUNTS", few)
+        for ledger, rows in ((held, tail), (written, 0)):
+            monkeypatch.setattr(ledger_module, "_TAIL_ROWS", rows)
             if isinstance(item, list):
                 ledger.create_transfers(item, ts)
             else:
                 (i1, d1, c1, a1), (i2, d2, c2, a2) = item
                 ledger.create_transfer_pair(i1, d1, c1, a1, i2, d2, c2, a2, ts)
-            ledger._flush_tail()  # the columns read below, not the tail
+        held._flush_tail()  # the columns read below, not the tail
         for name in ("dp", "dpo", "cp", "cpo"):
-            assert columns._acc.view(name).tolist() == elements._acc.view(name).tolist()
-    assert columns.state_hash() == elements.state_hash()
+            assert held._acc.view(name).tolist() == written._acc.view(name).tolist()
+    assert held.state_hash() == written.state_hash()
 
 
 def test_a_retry_of_forgotten_rows_is_exists_on_both_paths(

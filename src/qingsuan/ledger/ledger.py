@@ -25,6 +25,7 @@ import io
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, Final
 
 import numpy as np
@@ -77,10 +78,9 @@ _TAIL_ROWS: Final = 256
 _UNKNOWN_ACCOUNT: Final = (-1, 0, 0, 0, 0)
 #: the balances a failed check gives back (never read)
 _NO_BAL: Final[list[int]] = []
-_BALANCE_SLOTS: Final = ((0, "dp"), (1, "dpo"), (2, "cp"), (3, "cpo"))
-#: accounts of the tail whose balances are written back one element at a time; more are
-#: written as columns
-_FEW_ACCOUNTS: Final = 16
+#: an account's four totals, side by side in one block of the account columns (one read
+#: gives all four: see _Columns)
+_BALANCES: Final = ("dp", "dpo", "cp", "cpo")
 #: Largest direct id -> row table for account lookups (8 bytes per slot).
 _TABLE_MAX: Final = 1 << 24
 #: Transfer rows per block of the history's digest (part of the state hash's definition:
@@ -121,14 +121,32 @@ class BatchResult:
 
 
 class _Columns:
-    """Growable parallel int64 columns (amortised doubling, no per-item objects)."""
+    """Growable parallel columns (amortised doubling, no per-item objects).
 
-    def __init__(self, names: Sequence[str], dtypes: Sequence[Any], capacity: int = 1024):
+    The int64 columns named in ``block`` are kept side by side in one 2-D array
+    (``block``; each column a strided view of it): a row of them is one read and one
+    write (an account's four totals, read by the exact path one account at a time and
+    written back many accounts at once). A column's values are the same either way."""
+
+    def __init__(self, names: Sequence[str], dtypes: Sequence[Any], capacity: int = 1024,
+                 block: Sequence[str] = ()):
         self.names = tuple(names)
+        self.block_names = tuple(block)
         self.n = 0
         self.cols: dict[str, npt.NDArray[Any]] = {
             name: np.zeros(capacity, dtype) for name, dtype in zip(names, dtypes, strict=True)
+            if name not in self.block_names
         }
+        assert all(np.dtype(dtype) == np.int64 for name, dtype in zip(names, dtypes,
+                                                                     strict=True)
+                   if name in self.block_names)
+        self.block: npt.NDArray[np.int64] = np.zeros((capacity, len(self.block_names)),
+                                                     np.int64)
+        self._view_block()
+
+    def _view_block(self) -> None:
+        for j, name in enumerate(self.block_names):
+            self.cols[name] = self.block[:, j]
 
     def reserve(self, extra: int) -> None:
         need = self.n + extra
@@ -138,9 +156,15 @@ class _Columns:
         while cap < need:
             cap *= 2
         for name, col in self.cols.items():
+            if name in self.block_names:
+                continue
             grown = np.zeros(cap, col.dtype)
             grown[: self.n] = col[: self.n]
             self.cols[name] = grown
+        block = np.zeros((cap, len(self.block_names)), np.int64)
+        block[: self.n] = self.block[: self.n]
+        self.block = block
+        self._view_block()
 
     def view(self, name: str) -> npt.NDArray[Any]:
         return self.cols[name][: self.n]
@@ -167,6 +191,7 @@ class Ledger:
             ("id", "book", "normal", "flags", "limit", "code", "dp", "dpo", "cp", "cpo"),
             (np.int64, np.int64, np.int8, np.uint8, np.int64, np.int64,
              np.int64, np.int64, np.int64, np.int64),
+            block=_BALANCES,
         )
         self._acc_index: dict[int, int] = {}
         self._acc_static: dict[int, tuple[int, int, int, int, int]] = {}
@@ -204,10 +229,9 @@ class Ledger:
         # are the costly part of a card authorisation's two postings. It is written into
         # the columns every _TAIL_ROWS rows, and before anything reads them
         # (:meth:`_flush_tail`); :meth:`balance` reads the scratch directly.
-        #: balances of the accounts the tail touched
+        #: balances of the accounts the tail touched (the columns hold them as they were
+        #: read, until the tail is written)
         self._scratch: dict[int, list[int]] = {}
-        #: those balances as they were read (to write back only what changed)
-        self._scratch_original: dict[int, tuple[int, int, int, int]] = {}
         #: rows applied and not yet in the columns (row numbers continue the columns')
         self._buffer: list[tuple[int, ...]] = []
         self._ts = 0
@@ -353,9 +377,9 @@ class Ledger:
         held = self._scratch.get(row)
         return held if held is not None else self._column_totals(row)
 
-    def _column_totals(self, row: int) -> tuple[int, int, int, int]:
-        c = self._acc.cols
-        return (c["dp"].item(row), c["dpo"].item(row), c["cp"].item(row), c["cpo"].item(row))
+    def _column_totals(self, row: int) -> list[int]:
+        totals: list[int] = self._acc.block[row].tolist()  # the four at once (_Columns)
+        return totals
 
     @property
     def account_count(self) -> int:
@@ -880,67 +904,41 @@ class Ledger:
             self._flush_rows()
 
     def _flush_balances(self) -> None:
-        if len(self._scratch) > _FEW_ACCOUNTS:
-            self._flush_many_balances()
-            return
-        acc = self._acc.cols
-        moved = [0, 0, 0, 0]
-        original = self._scratch_original
-        for row, bal in self._scratch.items():
-            before = original[row]
-            # Only the slots that changed are written back (numpy element writes are the
-            # costly part for a card's four accounts).
-            for slot, name in _BALANCE_SLOTS:
-                delta = bal[slot] - before[slot]
-                if delta:
-                    moved[slot] += delta
-                    acc[name][row] = bal[slot]
-        if moved[0] != moved[2] or moved[1] != moved[3]:
-            raise LedgerInvariantError("debits and credits moved by different amounts")
-        self._scratch = {}
-        self._scratch_original = {}
-
-    def _flush_many_balances(self) -> None:
-        """:meth:`_flush_balances` for many accounts (a tail of a few hundred card
-        postings): the changed slots written as columns, not element by element."""
-        scratch, original = self._scratch, self._scratch_original
-        rows = np.fromiter(scratch, np.int64, len(scratch))
-        now = np.array(list(scratch.values()), np.int64)
-        delta = now - np.array([original[row] for row in scratch], np.int64)
-        acc = self._acc.cols
-        for slot, name in _BALANCE_SLOTS:
-            changed = delta[:, slot] != 0
-            acc[name][rows[changed]] = now[changed, slot]
+        """The tail's balances written into the columns' block at once (a tail of a few
+        hundred card postings touches as many accounts), asserting that debits and
+        credits moved by the same amounts: the columns still hold what the tail read."""
+        scratch = self._scratch
+        k = len(scratch)
+        rows = np.fromiter(scratch, np.int64, k)
+        now = np.fromiter(chain.from_iterable(scratch.values()), np.int64, 4 * k
+                          ).reshape(k, 4)
+        block = self._acc.block
+        delta = now - block[rows]
+        block[rows] = now
         # in Python ints: the check must not wrap
         moved = [sum(column) for column in delta.T.tolist()]
         if moved[0] != moved[2] or moved[1] != moved[3]:
             raise LedgerInvariantError("debits and credits moved by different amounts")
         self._scratch = {}
-        self._scratch_original = {}
 
     def _flush_rows(self) -> None:
         rows = self._buffer
         tr = self._tr
-        base, k = tr.n, len(rows)
+        base, k, width = tr.n, len(rows), len(tr.names)
         tr.reserve(k)
-        if k <= 4:  # element writes beat building arrays for a handful of rows
-            cols = [tr.cols[name] for name in tr.names]
-            for j, fields in enumerate(rows):
-                for col, value in zip(cols, fields, strict=True):
-                    col[base + j] = value
-        else:
-            columns = list(zip(*rows, strict=True))
-            for name, values in zip(tr.names, columns, strict=True):
-                tr.cols[name][base: base + k] = values
+        # one int64 array of all the fields (no per-value type discovery), then a column
+        # at a time; the 16-bit columns' values were checked to fit (flags, code)
+        fields = np.fromiter(chain.from_iterable(rows), np.int64, k * width
+                             ).reshape(k, width)
+        for j, name in enumerate(tr.names):
+            tr.cols[name][base: base + k] = fields[:, j]
         tr.n = base + k
         self._buffer = []
 
     def _bal(self, row: int) -> list[int]:
         bal = self._scratch.get(row)
         if bal is None:
-            before = self._column_totals(row)
-            self._scratch_original[row] = before
-            bal = self._scratch[row] = list(before)
+            bal = self._scratch[row] = self._column_totals(row)
         return bal
 
     def _row_fields(self, row: int) -> tuple[int, ...]:
