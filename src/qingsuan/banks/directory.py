@@ -254,10 +254,21 @@ class ResponderView:
 
     def __init__(self, banks: Any) -> None:
         self._banks = banks
+        #: (bank, account number) -> (the record, its answer): an answer is made once for
+        #: as long as the directory holds the same record (both immutable; a record that
+        #: changes, an account closed, is a new record)
+        self._answers: dict[tuple[str, str], tuple[CustomerAccount, SimAccount]] = {}
 
     def get(self, key: tuple[str, str], /) -> SimAccount | None:
         found = self._banks.directory.find_number(*key)
         if found is None:
             return None
-        return SimAccount(found.bank, found.account, found.name,
-                          f"{found.bank}:{found.ledger_name}", found.closed)
+        kept = self._answers.get(key)
+        if kept is not None and kept[0] is found:
+            return kept[1]
+        answer = SimAccount(found.bank, found.account, found.name,
+                            f"{found.bank}:{found.ledger_name}", found.closed)
+        if len(self._answers) >= MAX_MADE:
+            self._answers.clear()
+        self._answers[key] = (found, answer)
+        return answer

@@ -10,7 +10,7 @@ from typing import Any
 from qingsuan.clock import format_time
 
 
-@dataclass
+@dataclass(slots=True)
 class PaymentRecord:
     """A payment's fate: its status, the reason of a refusal or return, its history."""
 
