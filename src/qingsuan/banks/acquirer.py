@@ -9,9 +9,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.cards.disputes import DisputeKind
-from qingsuan.cards.iso8583 import ResponseCode
+from qingsuan.cards.iso8583 import RC_APPROVED, ResponseCode
 from qingsuan.cards.iso8583 import ResponseCode as RC
-from qingsuan.cards.requests import Mti, Processing, terminal_request, transmission_time
+from qingsuan.cards.requests import (
+    PROC_PURCHASE,
+    Mti,
+    Processing,
+    terminal_request,
+    transmission_time,
+)
 
 if TYPE_CHECKING:
     from qingsuan.banks.system import Banks
@@ -66,7 +72,7 @@ def _card_answer(b: Banks, do: str, f: dict[str, Any], answer: dict[str, str],
         txn = b.switch.txns.get(answer["key"])
     if now is None:
         now = b.engine.now_us
-    if rc == RC.APPROVED and (txn is None or not txn.stand_in):  # the common case
+    if rc == RC_APPROVED and (txn is None or not txn.stand_in):  # the common case
         record.move(now, "approved")
         return
     timeout_s = int(b.engine.params["cards.issuer_timeout"])
@@ -99,7 +105,7 @@ def atm_withdrawal(b: Banks, f: dict[str, Any]) -> None:
 
 
 def pos_purchase(b: Banks, f: dict[str, Any]) -> None:
-    _card_request(b, "pos_purchase", f, Processing.PURCHASE)
+    _card_request(b, "pos_purchase", f, PROC_PURCHASE)
 
 
 def balance_inquiry(b: Banks, f: dict[str, Any]) -> None:

@@ -14,8 +14,9 @@ import hmac
 from dataclasses import dataclass
 from typing import Protocol
 
+from qingsuan.cards.iso8583 import RC_APPROVED
 from qingsuan.cards.iso8583 import ResponseCode as RC
-from qingsuan.cards.requests import Processing
+from qingsuan.cards.requests import PROC_BALANCE, PROC_WITHDRAWAL
 
 
 class CardRecord(Protocol):
@@ -56,13 +57,13 @@ def authorise(card: CardRecord | None, *, pin_hash: str | None, proc: str, amoun
                 card.status = "blocked"
             return RC.WRONG_PIN
         card.wrong_pins = 0
-    if proc == Processing.BALANCE:
-        return RC.APPROVED
+    if proc == PROC_BALANCE:
+        return RC_APPROVED
     if amount_fen <= 0:
         return RC.INVALID_AMOUNT
-    if proc == Processing.WITHDRAWAL and \
+    if proc == PROC_WITHDRAWAL and \
             withdrawn_today_fen + amount_fen > rules.daily_withdrawal_limit_fen:
         return RC.EXCEEDS_WITHDRAWAL_LIMIT
     if available_fen - amount_fen < -overdraft_limit_fen:
         return RC.INSUFFICIENT_FUNDS
-    return RC.APPROVED
+    return RC_APPROVED

@@ -45,6 +45,16 @@ class Processing(StrEnum):
     BALANCE = "31"      # 余额查询
 
 
+#: the types and codes a request's common path compares with, as module globals (imported
+#: by name; as RC_APPROVED in cards/iso8583.py: an enum member read from its class is slow)
+MTI_FINANCIAL: Final = Mti.FINANCIAL
+MTI_REVERSAL: Final = Mti.REVERSAL
+PROC_PURCHASE: Final = Processing.PURCHASE
+PROC_WITHDRAWAL: Final = Processing.WITHDRAWAL
+PROC_BALANCE: Final = Processing.BALANCE
+PROC_RETURN: Final = Processing.RETURN
+
+
 @dataclass(slots=True)  # not frozen: that __init__ costs a call per field, per request
 class CardRequest:
     """One request: the ISO 8583 fields the switch reads, by name (field numbers in the

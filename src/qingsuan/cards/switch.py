@@ -18,6 +18,7 @@ from qingsuan.banks.issuer import IssuerRules
 from qingsuan.calendar import card_clearing_date
 from qingsuan.cards import batch, dayclose, disputes, preauth, refunds
 from qingsuan.cards.disputes import ChargebackReason, DisputeKind, DisputeRefusal
+from qingsuan.cards.iso8583 import RC_APPROVED, RC_SYSTEM_MALFUNCTION, RC_TOO_LATE
 from qingsuan.cards.iso8583 import ResponseCode as RC
 from qingsuan.cards.records import (
     AWAITING_STATUSES,
@@ -31,7 +32,18 @@ from qingsuan.cards.records import (
     backwards,
     hhmm,
 )
-from qingsuan.cards.requests import CardRequest, Mti, Processing, dumps_fields
+from qingsuan.cards.requests import (
+    MTI_FINANCIAL,
+    MTI_REVERSAL,
+    PROC_BALANCE,
+    PROC_PURCHASE,
+    PROC_RETURN,
+    PROC_WITHDRAWAL,
+    CardRequest,
+    Mti,
+    Processing,
+    dumps_fields,
+)
 from qingsuan.clock import US_PER_DAY, to_beijing, to_beijing_naive
 from qingsuan.money import format_fen
 from qingsuan.statejson import shallow
@@ -241,10 +253,10 @@ class CardSwitch:
 
     def _request(self, req: CardRequest, now_us: int) -> dict[str, str]:
         mti = req.mti if req.mti is not None else ""
-        if mti == Mti.REVERSAL:
+        if mti == MTI_REVERSAL:
             return self._reversal(req, now_us)
-        if mti == Mti.FINANCIAL and req.original_key is not None and \
-                req.proc == Processing.RETURN:
+        if mti == MTI_FINANCIAL and req.original_key is not None and \
+                req.proc == PROC_RETURN:
             return self._void(req, now_us)
         key = req.key
         seen = self.txns.get(key)
@@ -254,7 +266,7 @@ class CardSwitch:
             return self._reply(req, RC.DUPLICATE_TRANSMISSION)
         if len(self.txns) >= MAX_TXNS:
             raise RuntimeError(f"the switch holds {MAX_TXNS} transactions: refusing more")
-        if mti != Mti.FINANCIAL:
+        if mti != MTI_FINANCIAL:
             if mti == Mti.ADVICE:
                 if req.proc == Processing.PURCHASE:
                     return preauth.complete(self, req, key, now_us)
@@ -277,13 +289,13 @@ class CardSwitch:
                       card.pan_masked if card else req.pan_masked or "", None,
                       terminal.acquirer if terminal else req.acquirer or "",
                       terminal.id if terminal else req.terminal or "",
-                      amount, RC.SYSTEM_MALFUNCTION, "declined", now_us, req.body, req.rrn or "",
+                      amount, RC_SYSTEM_MALFUNCTION, "declined", now_us, req.body, req.rrn or "",
                       card=pan, card_kind=card.kind if card else "debit")
         self.txns[key] = txn
         txn.rc = self._decide(txn, req, card, proc, amount, terminal, now_us)
-        if txn.rc == RC.APPROVED:
+        if txn.rc == RC_APPROVED:
             self._approve(txn, now_us)
-        elif txn.rc == RC.RESPONSE_RECEIVED_TOO_LATE and proc != Processing.BALANCE:
+        elif txn.rc == RC_TOO_LATE and proc != PROC_BALANCE:
             txn.status = "reversed"  # the switch reversed it at the issuer (冲正)
         return self._answer(txn)
 
@@ -320,9 +332,9 @@ class CardSwitch:
         """The answer to a purchase, withdrawal or balance inquiry of ``card`` (the
         switch's record of the request's token, if it has one)."""
         assert self.engine is not None
-        if terminal is None or (proc == Processing.WITHDRAWAL and terminal.kind != "atm") or \
-                (proc == Processing.PURCHASE and terminal.kind != "pos") or \
-                proc not in (Processing.PURCHASE, Processing.WITHDRAWAL, Processing.BALANCE):
+        if terminal is None or (proc == PROC_WITHDRAWAL and terminal.kind != "atm") or \
+                (proc == PROC_PURCHASE and terminal.kind != "pos") or \
+                proc not in _TERMINAL_PROCS:
             return RC.INVALID_TRANSACTION
         refused = self._route(txn, req, txn.card, terminal)
         if refused is not None:
@@ -331,7 +343,7 @@ class CardSwitch:
         if mode == "down":  # no answer within cards.issuer_timeout
             return self._stand_in(txn, req, card, proc, amount, terminal)
         rc = self._issuer_decides(txn, req, card, proc, amount, terminal, now_us)
-        if rc != RC.APPROVED or proc == Processing.BALANCE:
+        if rc != RC_APPROVED or proc == PROC_BALANCE:
             if mode == "slow":
                 txn.late_rc = rc
                 return RC.RESPONSE_RECEIVED_TOO_LATE
@@ -346,7 +358,7 @@ class CardSwitch:
                 undone = self._post(txn, backwards(self._issuer_leg(txn)), allowance=-1)
                 assert undone, "a reversal of what was just booked cannot fail"
             return RC.RESPONSE_RECEIVED_TOO_LATE
-        return RC.APPROVED if self._post_both(txn) else RC.SYSTEM_MALFUNCTION
+        return RC_APPROVED if self._post_both(txn) else RC_SYSTEM_MALFUNCTION
 
     def _route(self, txn: CardTxn, req: CardRequest, pan: str, terminal: Terminal
                ) -> str | None:
@@ -456,7 +468,7 @@ class CardSwitch:
         amount = txn.amount_fen
         if not self.engine.post_pair(holder, owed, amount, acquirer[0], acquirer[1], amount):
             return False
-        if txn.proc == Processing.WITHDRAWAL:
+        if txn.proc == PROC_WITHDRAWAL:
             self._count_withdrawal(txn, 1)
         return True
 
@@ -474,13 +486,13 @@ class CardSwitch:
         available = limit = used = 0
         if card is not None:
             available, limit = self.engine.ledger.funds_fen(self._account_id(card.account))
-            if proc == Processing.WITHDRAWAL:
+            if proc == PROC_WITHDRAWAL:
                 used = self.daily.get(f"{txn.card}|{self._day(now_us)}", 0)
         rc = issuer.authorise(card, pin_hash=req.pin_hash, proc=proc, amount_fen=amount,
                               at_atm=terminal.kind == "atm", available_fen=available,
                               overdraft_limit_fen=limit, withdrawn_today_fen=used,
                               rules=self.issuer_rules())
-        if proc == Processing.BALANCE and rc == RC.APPROVED:
+        if proc == PROC_BALANCE and rc == RC_APPROVED:
             txn.balance_fen = available
         return rc
 
@@ -732,6 +744,8 @@ def _response_mti(mti: str) -> str:
         "0210"
 
 
+#: what a terminal's request does (purchase, withdrawal, balance inquiry)
+_TERMINAL_PROCS: Final = (PROC_PURCHASE, PROC_WITHDRAWAL, PROC_BALANCE)
 #: message types and processing codes, one string each
 _SHARED: Final = {v: v for v in ("0100", "0200", "0220", "0400", "00", "01", "03", "20", "31")}
 _RESPONSE_MTIS: Final = {m: m[:2] + str(int(m[2]) + 1) + m[3] for m in
