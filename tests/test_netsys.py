@@ -999,6 +999,31 @@ def test_card_story_narrates_the_cut_off_and_the_cups_session() -> None:
     assert "clearing day 2026-11-25" in ticks["2026-11-26 09:00"]
 
 
+def test_admission_follows_statuses_and_parameters_after_earlier_items() -> None:
+    """Participants that sent and received before are admitted again by the rules in
+    force now: a receiver closed since, a kind's systems changed by a parameter, and
+    changed back (the admission kept per parameters must not outlive them)."""
+    from qingsuan.cnaps.participants import ParticipantStatus
+
+    w = World(balances={"ICBC": 1000})
+    assert w.beps("a1", "ICBC", "CCB", 100).status == "netted"
+    w.engine.set_params({"cnaps.bank_systems": "HVPS,IBPS"})
+    out = w.beps("a2", "ICBC", "CCB", 100)
+    assert (out.ok, out.status, code(out)) == (False, "rejected", "AG01")
+    assert out.reason is not None and out.reason[1].startswith("sender ICBC")
+    assert w.ibps("a3", "ICBC", "CCB", 100).status == "netted"
+    w.engine.set_params({"cnaps.bank_systems": "HVPS,BEPS,IBPS"})
+    assert w.beps("a4", "ICBC", "CCB", 100).status == "netted"
+    assert w.cnaps.set_status("CCB", ParticipantStatus.CLOSED).ok
+    out = w.beps("a5", "ICBC", "CCB", 100)
+    assert (out.ok, out.status, code(out)) == (False, "rejected", "AG01")
+    assert out.reason is not None and out.reason[1] == "receiver CCB is closed"
+    out = w.beps("a6", "ICBC", "NOBANK", 100)
+    assert (out.ok, code(out)) == (False, "RC01")
+    assert w.pos("BEPS") == {"ICBC": -200, "CCB": 200, "BOC": 0}
+    w.check()
+
+
 def test_a_suspended_participant_sends_nothing_and_a_closed_one_receives_nothing() -> None:
     """As in HVPS: a suspended sender is refused (AG01) in BEPS and IBPS with nothing
     moved; a closed receiver too; reactivated, the sender pays again."""

@@ -48,7 +48,7 @@ from qingsuan.vocabulary import BEPS_KINDS
 
 if TYPE_CHECKING:
     from qingsuan.cnaps.hvps import Hvps
-    from qingsuan.cnaps.participants import Directory
+    from qingsuan.cnaps.participants import Directory, Participant
     from qingsuan.engine import Engine
 
 PBOC: Final = "PBOC"
@@ -66,6 +66,10 @@ RECEIPT_REJECT_CODES: Final = tuple(r.code for r in (
 #: The maintenance switch of each system that can close on its own (the card switch's
 #: positions settle in HVPS sessions: they stop only when HVPS does).
 CLOSED_PARAM: Final = {"BEPS": "beps.closed", "IBPS": "ibps.closed"}
+
+
+#: a net system's notice: (at, participant, ref, event, detail)
+NetNotice = tuple[int, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,8 +188,7 @@ class NetSystem:
         self.pending_session: str | None = None
         self.unsettled: list[str] = []      # netted items waiting for the next session
         self.arrivals = 0
-        #: (at, participant, ref, event, detail)
-        self.notices: list[tuple[int, str, str, str, str]] = []
+        self.notices: list[NetNotice] = []
         #: (at, value of netted items not yet settled in central-bank money)
         self.in_transit: list[tuple[int, int]] = []
         self.in_transit_fen = 0
@@ -202,6 +205,16 @@ class NetSystem:
         #: BEPS's ordinary-credit limit, asked for every item, kept for the (Beijing day,
         #: parameters object, its version) it holds for (derived, never in the state)
         self._limit_cache: tuple[int, object, int, int] = (-1, None, -1, 0)
+        #: the maintenance switch's value, kept for the (parameters object, its version)
+        #: it was read at (asked several times per item; derived, never in the state)
+        self._closed_cache: tuple[object, int, bool] = (None, -1, False)
+        #: the participants admitted as sender or receiver (:meth:`_admit`) for the
+        #: parameters object and version in :attr:`_admitted_for` (derived)
+        self._admitted: dict[str, Participant] = {}
+        self._admitted_for: tuple[object, int] = (None, -1)
+        #: a listed participant's name -> the direct participant it settles through (a
+        #: participant's kind and place never change, nobody leaves the directory)
+        self._settles: dict[str, str] = {}
 
     # ------------------------------------------------------------------ participants
 
@@ -287,8 +300,15 @@ class NetSystem:
     def closed(self) -> bool:
         """Closed for maintenance (维护窗口): it takes no business, nets nothing and runs
         no session (PBOC: 暂停受理业务; the banks hold their customers' payments)."""
+        # asked several times per item: only a parameter changes it
+        params = self.engine.params
+        held_params, version, closed = self._closed_cache
+        if held_params is params and version == params.version:
+            return closed
         param = CLOSED_PARAM.get(self.name)
-        return param is not None and bool(self.engine.params[param])
+        closed = param is not None and bool(params[param])
+        self._closed_cache = (params, params.version, closed)
+        return closed
 
     def _closed_reason(self) -> tuple[str, str]:
         return (Reason.DT01.code, f"{self.name} is closed for maintenance "
@@ -326,8 +346,7 @@ class NetSystem:
                 Reason.AM05.code, f"duplicate item {ref}: already {existing.status}"))
         if len(self.items) >= MAX_ITEMS:
             raise RuntimeError(f"{self.name} holds {MAX_ITEMS} items: refusing more")
-        s = self.directory.settling(sender) if sender in self.directory else sender
-        r = self.directory.settling(receiver) if receiver in self.directory else receiver
+        s, r = self._settling(sender), self._settling(receiver)
         self.arrivals += 1
         item = NetItem(ref, self.name, kind, s, r, amount_fen, self.arrivals, now_us,
                        payer=payer, payee=payee, original=original, payee_name=payee_name)
@@ -362,22 +381,52 @@ class NetSystem:
         self._release(r, now_us)
         return NetOutcome(True, item.status)
 
+    def _settling(self, name: str) -> str:
+        """The direct participant whose position carries ``name``'s items (a name not in
+        the directory stands for itself: the item is refused RC01)."""
+        found = self._settles.get(name)
+        if found is None:
+            if name not in self.directory:
+                return name  # (not kept: it may join later)
+            found = self._settles[name] = self.directory.settling(name)
+        return found
+
+    def _admit(self, who: str, role: str) -> Participant | tuple[str, str]:
+        """``who``, the item's sender or receiver (``role``), as a participant that may use
+        this system, or why it may not (RC01 not listed, AG01 barred by its kind's
+        ``cnaps.*_systems``). Asked twice per item: a participant admitted is kept until
+        the parameters change (nobody leaves the directory, a kind never changes)."""
+        params = self.engine.params
+        held_params, version = self._admitted_for
+        if held_params is not params or version != params.version:
+            self._admitted, self._admitted_for = {}, (params, params.version)
+        found = self._admitted.get(who)
+        if found is not None:
+            return found
+        if who not in self.directory:
+            return (Reason.RC01.code, f"{role} {who!r} is not a {self.name} participant")
+        barred = self.directory.barred(who, self.name, params)
+        if barred is not None:
+            return (Reason.AG01.code, f"{role} {barred}")
+        found = self._admitted[who] = self.directory.get(who)
+        return found
+
     def _refuse(self, item: NetItem, sender: str, receiver: str, now_us: int
                 ) -> tuple[str, str] | None:
         if self.closed:
             return self._closed_reason()
-        for who, role in ((sender, "sender"), (receiver, "receiver")):
-            if who not in self.directory:
-                return (Reason.RC01.code, f"{role} {who!r} is not a {self.name} participant")
-            barred = self.directory.barred(who, self.name, self.engine.params)
-            if barred is not None:
-                return (Reason.AG01.code, f"{role} {barred}")
+        paying = self._admit(sender, "sender")
+        if isinstance(paying, tuple):
+            return paying
+        paid = self._admit(receiver, "receiver")
+        if isinstance(paid, tuple):
+            return paid
         # as in HVPS: a suspended participant sends nothing (a return excepted: it only
         # gives back what it received), and nobody pays a closed one
-        status = self.directory.get(sender).status
+        status = paying.status
         if status is not ParticipantStatus.ACTIVE and item.original is None:
             return (Reason.AG01.code, f"sender {sender} is {status.value}")
-        if self.directory.get(receiver).status is ParticipantStatus.CLOSED:
+        if paid.status is ParticipantStatus.CLOSED:
             return (Reason.AG01.code, f"receiver {receiver} is closed")
         if item.amount_fen <= 0:
             return (Reason.AM02.code, "amount must be positive")
@@ -594,6 +643,8 @@ class NetSystem:
 
     def _release(self, name: str, now_us: int) -> None:
         """Incoming credits (or a higher cap) release the head of a BEPS queue, in cascade."""
+        if not self.queues.get(name):
+            return  # (most often: nothing waits behind its cap)
         if self.closed:
             return  # nothing nets during maintenance: the queue waits for the reopening
         work = deque([name])
@@ -676,10 +727,14 @@ class NetSystem:
         """Run the sessions whose time has come (only while HVPS is open and this system is
         not closed for maintenance; positions carry over nights, weekends, holidays and
         maintenance to the next session that runs)."""
+        version = self.engine.params.version
+        if (now_us < self._walked_until_us and version == self._walked_version
+                and version == self._swept_version and self.pending_session is None
+                and not self.awaiting):
+            return  # (every step below would do nothing: asked before every item)
         if self.awaiting:
             self._expire(now_us)
         closed = self.closed
-        version = self.engine.params.version
         if not closed and version != self._swept_version:
             # open (again): what waited behind a cap during maintenance nets now. Only a
             # parameter opens a system again, so the queues are swept once per parameters'
@@ -885,6 +940,7 @@ __all__ = [
     "US_PER_MINUTE",
     "Asking",
     "NetItem",
+    "NetNotice",
     "NetOutcome",
     "NetSystem",
     "SimAccount",
