@@ -75,6 +75,11 @@ _EXACT_WINDOW: Final = 32
 _SMALL_BATCH: Final = 16
 #: rows the exact path keeps out of the columns before writing them in bulk
 _TAIL_ROWS: Final = 256
+#: an account as the exact path reads it: (row, book, flags, normal, limit)
+_Static = tuple[int, int, int, int, int]
+#: a transfer as the exact path takes it: (id, debit id, credit id, amount, flags, pending
+#: id, timeout, code, the debit account, the credit account)
+_Prepared = tuple[int, int, int, int, int, int, int, int, _Static, _Static]
 _UNKNOWN_ACCOUNT: Final = (-1, 0, 0, 0, 0)
 #: the balances a failed check gives back (never read)
 _NO_BAL: Final[list[int]] = []
@@ -194,7 +199,7 @@ class Ledger:
             block=_BALANCES,
         )
         self._acc_index: dict[int, int] = {}
-        self._acc_static: dict[int, tuple[int, int, int, int, int]] = {}
+        self._acc_static: dict[int, _Static] = {}
         self._acc_sorted_ids: I64 | None = None
         self._acc_sorted_rows: I64 | None = None
         self._acc_table: I64 | None = None
@@ -325,7 +330,7 @@ class Ledger:
             raise KeyError(account_id)
         # read into the exact path's tail: the transfer that usually follows (a card's
         # debit of this account) then finds it there, not in the columns again
-        dp, dpo, cp, cpo = self._scratch.get(row) or self._bal(row)
+        dp, dpo, cp, cpo = self._scratch.get(row) or self._load(row)
         return _available_fen(dp, dpo, cp, cpo, normal)
 
     def funds_fen(self, account_id: int) -> tuple[int, int]:
@@ -334,7 +339,7 @@ class Ledger:
         row, _, _, normal, limit = self._acc_static.get(account_id) or self._static(account_id)
         if row < 0:
             raise KeyError(account_id)
-        dp, dpo, cp, cpo = self._scratch.get(row) or self._bal(row)
+        dp, dpo, cp, cpo = self._scratch.get(row) or self._load(row)
         return _available_fen(dp, dpo, cp, cpo, normal), limit
 
     def debit_headroom_fen(self, account_ids: npt.ArrayLike) -> I64:
@@ -465,10 +470,8 @@ class Ledger:
         static, kept = self._static, self._acc_static
         prepared = []
         for tid, dr, cr, amount, flags in rows:  # _create_rows's rows, built at once
-            d = kept.get(dr) or static(dr)
-            c = kept.get(cr) or static(cr)
-            prepared.append((tid, dr, cr, amount, flags, 0, 0, 0, d[0], c[0], d[1], c[1],
-                             d[2], c[2], d[3], c[3], d[4], c[4]))
+            prepared.append((tid, dr, cr, amount, flags, 0, 0, 0,
+                             kept.get(dr) or static(dr), kept.get(cr) or static(cr)))
         return BatchResult(np.array(self._run_small(prepared), np.uint8))
 
     def create_transfer_rows(self, rows: Sequence[tuple[int, int, int, int, int, int]],
@@ -493,17 +496,16 @@ class Ledger:
         if timestamp_us != self.last_timestamp_us or (
                 self._expiry and self._expiry[0][0] <= timestamp_us):
             self.advance_time(timestamp_us)  # (at the same time with nothing due: a no-op)
-        if self.transfer_count + 1 > MAX_TRANSFERS:
+        held = len(self._buffer)
+        if self._base + self._tr.n + held >= MAX_TRANSFERS:  # transfer_count + 1 > MAX
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
-        if not self._buffer:
+        if not held:
             self._maybe_forget()
         static = self._acc_static
-        d = static.get(debit_id) or self._static(debit_id)
-        c = static.get(credit_id) or self._static(credit_id)
         self._ts = timestamp_us
-        code = self._apply_one((tid, debit_id, credit_id, amount_fen, flags, pending_id, 0, 0,
-                                d[0], c[0], d[1], c[1], d[2], c[2], d[3], c[3], d[4], c[4]),
-                               None)
+        code = self._apply_one(tid, debit_id, credit_id, amount_fen, flags, pending_id, 0, 0,
+                               static.get(debit_id) or self._static(debit_id),
+                               static.get(credit_id) or self._static(credit_id), None)
         if len(self._buffer) >= _TAIL_ROWS:
             self._flush_tail()
         return code
@@ -544,11 +546,8 @@ class Ledger:
         timeout, code) rows of ints, with each account's attributes from the int cache."""
         self._begin_small(len(rows), timestamp_us)
         static, kept = self._static, self._acc_static
-        prepared = []
-        for row in rows:
-            d = kept.get(row[1]) or static(row[1])
-            c = kept.get(row[2]) or static(row[2])
-            prepared.append((*row, d[0], c[0], d[1], c[1], d[2], c[2], d[3], c[3], d[4], c[4]))
+        prepared = [(*row, kept.get(row[1]) or static(row[1]), kept.get(row[2]) or static(row[2]))
+                    for row in rows]
         return BatchResult(np.array(self._run_small(prepared), np.uint8))
 
     def _begin_small(self, n: int, timestamp_us: int) -> None:
@@ -563,7 +562,7 @@ class Ledger:
             self._maybe_forget()
         self._ts = timestamp_us
 
-    def _run_small(self, prepared: Sequence[tuple[int, ...]]) -> list[int]:
+    def _run_small(self, prepared: Sequence[_Prepared]) -> list[int]:
         """:meth:`_run_exact` (deferred) for a small batch, its codes in a list: the same
         rows applied in order, a linked chain all or nothing (its other transfers
         LINKED_EVENT_FAILED, a chain left open LINKED_CHAIN_OPEN at its end)."""
@@ -576,13 +575,13 @@ class Ledger:
             linked = t[4] & _LINKED
             if chain_start < 0:
                 if not linked:  # a transfer on its own
-                    codes.append(apply_one(t, None))
+                    codes.append(apply_one(*t, None))
                     continue
                 chain_start, chain_failed, undo = i, False, []
             if chain_failed:
                 code = R.LINKED_EVENT_FAILED
             else:
-                code = apply_one(t, undo)
+                code = apply_one(*t, undo)
                 if code > _DONE_MAX:
                     chain_failed = True
                     self._rollback(undo)
@@ -599,7 +598,7 @@ class Ledger:
             self._flush_tail()
         return codes
 
-    def _static(self, account_id: int) -> tuple[int, int, int, int, int]:
+    def _static(self, account_id: int) -> _Static:
         """(row, book, flags, normal, limit) of an account; row -1 if unknown. Accounts
         never change these after they are opened, so they are cached as Python ints."""
         hit = self._acc_static.get(account_id)
@@ -650,13 +649,6 @@ class Ledger:
         if found is None and tid in self._gone_ids:
             return _FORGOTTEN
         return found
-
-    def _index_new_row(self, tid: int, row: int) -> None:
-        if row == self._mono_end and tid > self._mono_last_id:
-            self._mono_end += 1
-            self._mono_last_id = tid
-        else:
-            self._tr_index[tid] = row
 
     def _unindex_last_row(self, tid: int, row: int) -> None:
         if row < self._mono_end:
@@ -852,17 +844,19 @@ class Ledger:
         # static account attributes gathered once (numpy scalar reads are slow per item)
         acc = self._acc.cols
         dsafe, csafe = np.maximum(di_arr, 0), np.maximum(ci_arr, 0)
+        # each account as _static gives it: (row, book, flags, normal, limit), row -1 if
+        # unknown (the other attributes then those of row 0, never read)
+        debits, credits = (
+            zip(rows.tolist(), acc["book"][safe].tolist(), acc["flags"][safe].tolist(),
+                acc["normal"][safe].tolist(), acc["limit"][safe].tolist(), strict=True)
+            for rows, safe in ((di_arr, dsafe), (ci_arr, csafe)))
         cols = zip(rest.id.tolist(), rest.debit_account_id.tolist(),
                    rest.credit_account_id.tolist(), rest.amount_fen.tolist(),
                    rest.flags.tolist(), rest.pending_id.tolist(), rest.timeout_us.tolist(),
-                   rest.code.tolist(), di_arr.tolist(), ci_arr.tolist(),
-                   acc["book"][dsafe].tolist(), acc["book"][csafe].tolist(),
-                   acc["flags"][dsafe].tolist(), acc["flags"][csafe].tolist(),
-                   acc["normal"][dsafe].tolist(), acc["normal"][csafe].tolist(),
-                   acc["limit"][dsafe].tolist(), acc["limit"][csafe].tolist(), strict=True)
+                   rest.code.tolist(), debits, credits, strict=True)
         self._run_exact(cols, start, codes)
 
-    def _run_exact(self, cols: Iterable[tuple[int, ...]], start: int,
+    def _run_exact(self, cols: Iterable[_Prepared], start: int,
                    codes: npt.NDArray[np.uint8], *, defer: bool = False) -> None:
         """Apply prepared rows item by item (linked chains all or nothing), then write the
         touched balances and the new rows back (``defer``: only once the tail is full)."""
@@ -878,7 +872,7 @@ class Ledger:
             if in_chain and chain_failed:
                 code = R.LINKED_EVENT_FAILED
             else:
-                code = self._apply_one(t, undo if in_chain else None)
+                code = self._apply_one(*t, undo if in_chain else None)
                 if in_chain and not code.done:
                     chain_failed = True
                     self._rollback(undo)
@@ -936,9 +930,13 @@ class Ledger:
         self._buffer = []
 
     def _bal(self, row: int) -> list[int]:
-        bal = self._scratch.get(row)
-        if bal is None:
-            bal = self._scratch[row] = self._column_totals(row)
+        """An account's totals ``[dp, dpo, cp, cpo]`` held in the tail, read into it from
+        the columns if not there yet."""
+        return self._scratch.get(row) or self._load(row)
+
+    def _load(self, row: int) -> list[int]:
+        """An account's totals read into the tail (not held there yet)."""
+        bal = self._scratch[row] = self._column_totals(row)
         return bal
 
     def _row_fields(self, row: int) -> tuple[int, ...]:
@@ -970,42 +968,44 @@ class Ledger:
                     self._pending_state[entry[1]] = entry[2]
         undo.clear()
 
-    def _apply_one(self, t: tuple[int, ...], undo: list[tuple[Any, ...]] | None
+    def _apply_one(self, tid: int, dr: int, cr: int, amt: int, flags: int, pid: int, tmo: int,
+                   code: int, d: _Static, c: _Static,
+                   undo: list[tuple[Any, ...]] | None
                    ) -> TransferResult:
-        (tid, dr, cr, amt, flags, pid, tmo, code, di, ci, dbook, cbook, dflags, cflags,
-         dnormal, cnormal, dlimit, climit) = t
+        """One transfer of the exact path, the accounts' (row, book, flags, normal, limit)
+        given (:meth:`_static`): its code, and if done its effects applied (``undo``: how
+        to take them back, for a linked chain)."""
         if not 0 < tid <= MAX_ID:
             return R.ID_OUT_OF_RANGE
         if flags & _UNKNOWN_FLAGS:
             return R.UNKNOWN_FLAGS
         row = self._find_row(tid)
-        if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
-            return R.EXISTS
         if row is not None:
+            if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
+                return R.EXISTS
             return self._compare_existing(row, dr, cr, amt, flags, pid, tmo, code)
         mode = flags & _EXCLUSIVE
         if mode & (mode - 1):
             return R.FLAGS_ARE_MUTUALLY_EXCLUSIVE
         if mode & (_POST | _VOID):
-            return self._apply_phase_two(t, undo)
+            return self._apply_phase_two(tid, dr, cr, amt, flags, pid, tmo, code, undo)
         if pid != 0:
             return R.PENDING_ID_MUST_BE_ZERO
         if tmo < 0:
             return R.TIMEOUT_NEGATIVE
-        if tmo and not mode & _PENDING:
+        if tmo and not mode:
             return R.TIMEOUT_RESERVED_FOR_PENDING
-        verdict, dbal, cbal = self._check_new(dr, cr, amt, di, ci, dbook, cbook, dflags,
-                                              cflags, dnormal, cnormal, dlimit, climit)
+        verdict, dbal, cbal = self._check_new(dr, cr, amt, d, c)
         if verdict:
             return verdict
-        pending = bool(mode & _PENDING)
-        dslot, cslot = (0, 2) if pending else (1, 3)
+        di, ci = d[0], c[0]
+        dslot, cslot = (0, 2) if mode else (1, 3)  # reserved (PENDING) or posted at once
         dbal[dslot] += amt
         cbal[cslot] += amt
         new_row = self._buffer_row(tid, di, ci, amt, flags, 0, tmo, code)
         if undo is not None:
             undo += [("bal", di, dslot, amt), ("bal", ci, cslot, amt), ("row",)]
-        if pending:
+        if mode:
             if undo is not None:
                 undo.append(("pstate", tid, None))
             self._pending_state[tid] = PendingState.PENDING
@@ -1014,19 +1014,20 @@ class Ledger:
                 heapq.heappush(self._expiry, (self._ts + tmo, tid, new_row))
         return R.OK
 
-    def _check_new(self, dr: int, cr: int, amt: int, di: int, ci: int, dbook: int,
-                   cbook: int, dflags: int, cflags: int, dnormal: int, cnormal: int,
-                   dlimit: int, climit: int
+    def _check_new(self, dr: int, cr: int, amt: int, d: _Static, c: _Static
                    ) -> tuple[TransferResult, list[int], list[int]]:
-        """The checks of a new transfer on its amount and its accounts, in their order
-        (:meth:`_apply_one` and :meth:`_apply_plain`): the first failing code, or OK (0)
-        with the two accounts' held balances ``[dp, dpo, cp, cpo]`` to apply it to."""
+        """The checks of a new transfer on its amount and its accounts (their (row, book,
+        flags, normal, limit)), in their order (:meth:`_apply_one` and
+        :meth:`_apply_plain`): the first failing code, or OK (0) with the two accounts'
+        held balances ``[dp, dpo, cp, cpo]`` to apply it to."""
         if amt <= 0:
             return R.AMOUNT_MUST_BE_POSITIVE, _NO_BAL, _NO_BAL
         if amt > self.max_amount_fen:
             return R.AMOUNT_TOO_LARGE, _NO_BAL, _NO_BAL
         if dr == cr:
             return R.ACCOUNTS_MUST_BE_DIFFERENT, _NO_BAL, _NO_BAL
+        di, dbook, dflags, dnormal, dlimit = d
+        ci, cbook, cflags, cnormal, climit = c
         if di < 0:
             return R.DEBIT_ACCOUNT_NOT_FOUND, _NO_BAL, _NO_BAL
         if ci < 0:
@@ -1038,8 +1039,8 @@ class Ledger:
         if cflags & _CLOSED:
             return R.CREDIT_ACCOUNT_CLOSED, _NO_BAL, _NO_BAL
         scratch = self._scratch
-        dbal = scratch.get(di) or self._bal(di)  # [dp, dpo, cp, cpo]
-        cbal = scratch.get(ci) or self._bal(ci)
+        dbal = scratch.get(di) or self._load(di)  # [dp, dpo, cp, cpo]
+        cbal = scratch.get(ci) or self._load(ci)
         if dflags & _MNO and dnormal == _CREDIT_NORMAL and (
                 dbal[3] - dbal[1] - dbal[0] - amt < -dlimit):
             return R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS, _NO_BAL, _NO_BAL
@@ -1053,7 +1054,7 @@ class Ledger:
         return R.OK, dbal, cbal
 
     def _apply_plain(self, tid: int, dr: int, cr: int, amt: int, flags: int,
-                     d: tuple[int, int, int, int, int], c: tuple[int, int, int, int, int],
+                     d: _Static, c: _Static,
                      undo: list[tuple[Any, ...]] | None) -> TransferResult:
         """:meth:`_apply_one` of a posted transfer (``flags`` 0 or LINKED, no pending id,
         timeout or code), the accounts' (row, book, flags, normal, limit) given: the same
@@ -1061,16 +1062,14 @@ class Ledger:
         if not 0 < tid <= MAX_ID:
             return R.ID_OUT_OF_RANGE
         row = self._find_row(tid)
-        if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
-            return R.EXISTS
         if row is not None:
+            if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
+                return R.EXISTS
             return self._compare_existing(row, dr, cr, amt, flags, 0, 0, 0)
-        di, dbook, dflags, dnormal, dlimit = d
-        ci, cbook, cflags, cnormal, climit = c
-        verdict, dbal, cbal = self._check_new(dr, cr, amt, di, ci, dbook, cbook, dflags,
-                                              cflags, dnormal, cnormal, dlimit, climit)
+        verdict, dbal, cbal = self._check_new(dr, cr, amt, d, c)
         if verdict:
             return verdict
+        di, ci = d[0], c[0]
         dbal[1] += amt
         cbal[3] += amt
         self._buffer_row(tid, di, ci, amt, flags, 0, 0, 0)
@@ -1078,9 +1077,9 @@ class Ledger:
             undo += [("bal", di, 1, amt), ("bal", ci, 3, amt), ("row",)]
         return R.OK
 
-    def _apply_phase_two(self, t: tuple[int, ...], undo: list[tuple[Any, ...]] | None
+    def _apply_phase_two(self, tid: int, dr: int, cr: int, amt: int, flags: int, pid: int,
+                         tmo: int, code: int, undo: list[tuple[Any, ...]] | None
                          ) -> TransferResult:
-        tid, dr, cr, amt, flags, pid, tmo, code = t[:8]
         if pid == 0:
             return R.PENDING_ID_REQUIRED
         if pid == tid:
@@ -1134,11 +1133,17 @@ class Ledger:
 
     def _buffer_row(self, tid: int, di: int, ci: int, amt: int, flags: int, pid: int,
                     tmo: int, code: int) -> int:
-        row = self._base + self._tr.n + len(self._buffer)
+        """A new row into the tail, indexed by its id (see _find_row): its row number."""
+        buffer = self._buffer
+        row = self._base + self._tr.n + len(buffer)
         if row >= MAX_TRANSFERS:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
-        self._buffer.append((tid, di, ci, amt, flags, pid, tmo, code, self._ts))
-        self._index_new_row(tid, row)
+        buffer.append((tid, di, ci, amt, flags, pid, tmo, code, self._ts))
+        if row == self._mono_end and tid > self._mono_last_id:
+            self._mono_end = row + 1
+            self._mono_last_id = tid
+        else:
+            self._tr_index[tid] = row
         return row
 
     def _compare_existing(self, row: int, dr: int, cr: int, amt: int, flags: int, pid: int,
