@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.clock import from_datetime, to_beijing_naive
 from qingsuan.cnaps.hvps import Priority
-from qingsuan.cnaps.netsys import ASKING, AWAITING
+from qingsuan.cnaps.netsys import ASKING, AWAITING, NetNotice
 
 if TYPE_CHECKING:
     from qingsuan.banks.books import Books
     from qingsuan.banks.records import PaymentRecord
     from qingsuan.banks.system import Banks
+    from qingsuan.cnaps.netsys import NetSystem
 
 #: the notice that asks a connected payer's bank for its receipt of a debit
 _RECEIPT_REQUEST: Final = ASKING["BEPS"].request
@@ -144,57 +145,63 @@ def _unwind(b: Banks, ref: dict[str, Any]) -> None:
 
 def follow_net(b: Banks) -> bool:
     moved = False
+    cursors = b.cursors
     for name, net in b.cnaps.net.items():
-        seen = b.cursors.get(name, 0)
-        while seen < len(net.notices):
+        notices = net.notices
+        seen = cursors.get(name, 0)
+        while seen < len(notices):  # (acting on them may add more: a return, say)
             moved = True
-            notice = net.notices[seen]
-            at_us, participant, ref_id, event, _ = notice
-            seen += 1
-            b.cursors[name] = seen
-            b.note_step((name, notice))
-            if name == "CUPS" and event == "settled" and ref_id.startswith("cards:"):
-                _card_day_settled(b, at_us, ref_id)
-            ref = b.net_refs.get(ref_id)
-            if ref is not None and ref.get("kind") == "net_return":
-                if event == "netted" and participant == ref["sender"]:
-                    del b.net_refs[ref_id]
-                    _return_netted(b, ref, waited=True)
-                continue
-            record = b.payments.get(ref_id)
-            if ref is None or record is None:
-                continue
-            if participant != ref["sender"] and event != "incoming":
-                continue
-            if event == _RECEIPT_REQUEST:  # a debit: the payer's bank has not answered yet
-                record.move(at_us, AWAITING)
-            elif event == "queued":
-                record.move(at_us, "queued")
-                if ref["debit"] and not ref.get("reserved"):
-                    # a connected payer's bank gave its receipt and the debit queued: the
-                    # bank holds the funds until netting, as for a simulated receipt
-                    code, ref["reserve_id"] = _books(b).reserve(
-                        ref["sender"], f"customer:{ref['payer_id']}",
-                        f"{ref['system'].lower()}_clearing", ref["amount"])
-                    assert code.done, code  # BEPS checked the funds with the receipt
-                    ref["reserved"] = True
-            elif event == "netted":
-                record.move(at_us, "netted")
-                _net_deliver(b, ref, record, at_us)
-            elif event == "settled" and record.status != "returned":
-                record.move(at_us, "settled")
-            elif event in ("rejected", "cancelled"):
-                item = net.items[ref_id]
-                _net_unwind(b, ref)
-                record.move(at_us, event)
-                if item.reason is not None:
-                    record.reason = {"code": item.reason[0], "message": item.reason[1]}
-                if ref_id.startswith("payout:") and item.reason is not None and \
-                        item.reason[0] == "DT01":
-                    # a merchant payout BEPS refused while closed: the acquirer still owes
-                    # it, and sends it again once BEPS takes business
-                    b.payouts_waiting.append(ref)
+            new = notices[seen:]
+            seen = cursors[name] = len(notices)
+            b.note_net_steps(name, new)
+            _act_on_net(b, name, net, new)
     return moved
+
+
+def _act_on_net(b: Banks, name: str, net: NetSystem, notices: list[NetNotice]) -> None:
+    """Act on a net system's notices, in order."""
+    for at_us, participant, ref_id, event, _ in notices:
+        if event == "incoming":
+            continue  # the receiving bank credits its customer on the "netted" notice
+        if name == "CUPS" and event == "settled" and ref_id.startswith("cards:"):
+            _card_day_settled(b, at_us, ref_id)
+        ref = b.net_refs.get(ref_id)
+        if ref is not None and ref.get("kind") == "net_return":
+            if event == "netted" and participant == ref["sender"]:
+                del b.net_refs[ref_id]
+                _return_netted(b, ref, waited=True)
+            continue
+        record = b.payments.get(ref_id)
+        if ref is None or record is None or participant != ref["sender"]:
+            continue
+        if event == _RECEIPT_REQUEST:  # a debit: the payer's bank has not answered yet
+            record.move(at_us, AWAITING)
+        elif event == "queued":
+            record.move(at_us, "queued")
+            if ref["debit"] and not ref.get("reserved"):
+                # a connected payer's bank gave its receipt and the debit queued: the
+                # bank holds the funds until netting, as for a simulated receipt
+                code, ref["reserve_id"] = _books(b).reserve(
+                    ref["sender"], f"customer:{ref['payer_id']}",
+                    f"{ref['system'].lower()}_clearing", ref["amount"])
+                assert code.done, code  # BEPS checked the funds with the receipt
+                ref["reserved"] = True
+        elif event == "netted":
+            record.move(at_us, "netted")
+            _net_deliver(b, ref, record, at_us)
+        elif event == "settled" and record.status != "returned":
+            record.move(at_us, "settled")
+        elif event in ("rejected", "cancelled"):
+            item = net.items[ref_id]
+            _net_unwind(b, ref)
+            record.move(at_us, event)
+            if item.reason is not None:
+                record.reason = {"code": item.reason[0], "message": item.reason[1]}
+            if ref_id.startswith("payout:") and item.reason is not None and \
+                    item.reason[0] == "DT01":
+                # a merchant payout BEPS refused while closed: the acquirer still owes
+                # it, and sends it again once BEPS takes business
+                b.payouts_waiting.append(ref)
 
 
 def _card_day_settled(b: Banks, at_us: int, batch: str) -> None:

@@ -34,6 +34,7 @@ from qingsuan.banks.directory import CustomerAccount, Directory, ResponderView
 from qingsuan.banks.records import PaymentRecord
 from qingsuan.clock import from_datetime, to_beijing_naive
 from qingsuan.cnaps.hvps import Notice, dumps
+from qingsuan.cnaps.netsys import NetNotice
 from qingsuan.ledger.types import MAX_TOTAL_FEN
 from qingsuan.money import MAX_AMOUNT_FEN
 from qingsuan.reasons import Reason
@@ -48,6 +49,11 @@ if TYPE_CHECKING:
 #: rounds of following notices after one command (each round may make new ones: a
 #: return sent back through HVPS); a world that needs more is looping, a bug
 MAX_FOLLOW_ROUNDS: Final = 64
+
+#: what the banks follow after each command, in this order: each returns whether it acted
+FOLLOWERS: Final[tuple[Callable[[Banks], bool], ...]] = (
+    incoming.follow_hvps, acquirer.follow_cards, incoming.follow_net, outgoing.send_held,
+    outgoing.follow_payouts)
 
 #: an event's handler: it returns nothing, but for a hub's return (CNAPS's outcome of it)
 Handler = Callable[["Banks", dict[str, Any]], Any]
@@ -64,8 +70,9 @@ class Banks:
         self.engine: Engine | None = None
         self.books: Books | None = None
         #: the notices followed during the current command (narration; not state): a
-        #: net system's as (system, its notice tuple) until read (:attr:`step_notices`)
-        self._steps: list[Notice | tuple[str, tuple[int, str, str, str, str]]] = []
+        #: net system's as (system, a list of its notice tuples) until read
+        #: (:attr:`step_notices`)
+        self._steps: list[Notice | tuple[str, list[NetNotice]]] = []
         self._ticked = False
         self._params_version = -1
         self._reset()
@@ -106,6 +113,9 @@ class Banks:
         self.cursors: dict[str, int] = {}
         #: the next moment the world must be ticked at (None: nothing scheduled)
         self.wake_us: int | None = None
+        #: when the card cut-off was last folded into :attr:`wake_us` by a command (None:
+        #: not since the last whole fold); derived, not state (see after_apply)
+        self._cutoff_folded_us: int | None = None
         #: bulk transfers: "ROUTE:outcome" -> (count, value in fen)
         self.bulk_tally: dict[str, tuple[int, int]] = {}
         self._bulk_columns: bulk.Columns | None = None
@@ -116,19 +126,29 @@ class Banks:
         system's event named ``SYSTEM:event``. Made when read: a run reads them only to
         narrate."""
         steps = self._steps
-        for i, step in enumerate(steps):
-            if isinstance(step, tuple):
-                name, (at_us, participant, ref, event, detail) = step
-                steps[i] = Notice(at_us, participant, ref, f"{name}:{event}", detail)
+        if any(isinstance(step, tuple) for step in steps):
+            made: list[Notice] = []
+            for step in steps:
+                if isinstance(step, tuple):
+                    name, notices = step
+                    made += [Notice(at_us, participant, ref, f"{name}:{event}", detail)
+                             for at_us, participant, ref, event, detail in notices]
+                else:
+                    made.append(step)
+            self._steps = steps = made  # type: ignore[assignment]
         return steps  # type: ignore[return-value]  # (every item made a Notice above)
 
     @step_notices.setter
     def step_notices(self, notices: list[Notice]) -> None:
         self._steps = list(notices)
 
-    def note_step(self, step: Notice | tuple[str, tuple[int, str, str, str, str]]) -> None:
-        """A notice followed: an HVPS notice, or a net system's (its name, its tuple)."""
+    def note_step(self, step: Notice) -> None:
+        """An HVPS notice followed."""
         self._steps.append(step)
+
+    def note_net_steps(self, system: str, notices: list[NetNotice]) -> None:
+        """A net system's notices followed, in order (made Notices only when read)."""
+        self._steps.append((system, notices))
 
     def attach(self, engine: Engine) -> None:
         self.engine = engine
@@ -173,33 +193,53 @@ class Banks:
         """Follow what the payment systems told the banks, send held payments whose time
         has come, and fold the next scheduled moment into :attr:`wake_us`."""
         assert self.engine is not None
-        for _ in range(MAX_FOLLOW_ROUNDS):
-            moved = incoming.follow_hvps(self)
-            moved |= acquirer.follow_cards(self)
-            moved |= incoming.follow_net(self)
-            moved |= outgoing.send_held(self)
-            moved |= outgoing.follow_payouts(self)
-            if not moved:
-                break
-        else:
-            raise AssertionError("the banks kept following notices: a loop")
+        self._follow()
         now = self.engine.now_us
         version = self.engine.params.version
-        if self._ticked or self.wake_us is None:
-            self.wake_us = self.next_due_us(now)
+        if self._ticked or self.wake_us is None or version != self._params_version:
+            # a whole fold: it sets the wake-up after a tick (or when none was set), and
+            # brings it forward after a change of parameters
+            nxt = self.next_due_us(now)
+            self._cutoff_folded_us = None
+            if self._ticked or self.wake_us is None or (nxt is not None and nxt < self.wake_us):
+                self.wake_us = nxt
         else:
             # The timetable's moments (HVPS cut-off and close, net sessions) are each the
-            # next one after a time: folded in at an earlier time, they are not later now,
-            # unless a parameter changed the timetable. Otherwise only what a command
+            # next one after a time: folded in at an earlier time, they are not earlier
+            # now, unless a parameter changed the timetable. Otherwise only what a command
             # creates can bring the wake-up forward: open card transactions (the cut-off),
             # a pre-authorisation, a held payment, a queue. (A fold of everything gives
-            # the same moment, only slower: after a restart, say.)
-            nxt = (self.next_due_us(now) if version != self._params_version
-                   else self._state_due_us(now))
+            # the same moment, only slower: after a restart, say.) The card cut-off is a
+            # timetable moment too once there are transactions to clear: folded in once
+            # since the last whole fold, it is not earlier now either.
+            moments = self._state_moments(now)
+            folded = self._cutoff_folded_us
+            if moments and (folded is None or now < folded):
+                cutoff = self.switch.next_cutoff_us(now)
+                if cutoff is not None:
+                    moments.append(cutoff)
+                    self._cutoff_folded_us = now
+            nxt = _first_after(moments, now)
             if nxt is not None and nxt < self.wake_us:
                 self.wake_us = nxt
         self._params_version = version
         self._ticked = False
+
+    def _follow(self) -> None:
+        """Run the followers in turn (HVPS's notices, the card switch's, BEPS/IBPS's, the
+        held payments, the merchant payouts) until each in a row found nothing to do.
+        Each acts on all it finds; one that finds nothing changes nothing: a whole turn of
+        them finding nothing is the end, wherever the turn began."""
+        quiet, everyone = 0, len(FOLLOWERS)  # quiet: followers in a row that found nothing
+        for _ in range(MAX_FOLLOW_ROUNDS):
+            for follow in FOLLOWERS:
+                if follow(self):
+                    quiet = 0
+                else:
+                    quiet += 1
+                    if quiet == everyone:
+                        return
+        raise AssertionError("the banks kept following notices: a loop")
 
     def next_due_us(self, after_us: int) -> int | None:
         """The world's one wake-up rule: the first moment after ``after_us`` at which a
@@ -215,10 +255,18 @@ class Banks:
 
     def _state_due_us(self, after_us: int) -> int | None:
         """The moments that depend on what the world holds, not on the timetable alone."""
+        moments = self._state_moments(after_us)
+        if moments:
+            moments.append(self.switch.next_cutoff_us(after_us))
+        return _first_after(moments, after_us)
+
+    def _state_moments(self, after_us: int) -> list[int | None]:
+        """The moments of :meth:`_state_due_us` but the card cut-off, in a list that is
+        not empty once there is a directory (None: no such moment)."""
         cnaps, switch = self.cnaps, self.switch
         if not cnaps.directory:
-            return None
-        candidates = [switch.next_cutoff_us(after_us), switch.next_preauth_expiry_us(after_us)]
+            return []
+        candidates = [switch.next_preauth_expiry_us(after_us)]
         hvps = cnaps.hvps
         # (each part looked at only when it holds something: this runs after every command)
         if hvps.queued_total:
@@ -227,7 +275,8 @@ class Banks:
                 candidates.append(hvps.last_lsm_us + interval * 60_000_000)
         # an item a connected participant has not answered ends at its deadline (an IBPS
         # confirmation AB05, a BEPS debit receipt AB06)
-        for net in (cnaps.ibps, cnaps.beps):
+        nets = cnaps.net
+        for net in (nets["IBPS"], nets["BEPS"]):
             if net.awaiting:
                 candidates.append(net.next_confirm_deadline_us())
         # the wallets' own moments: statements, the transit batch, a campaign's close
@@ -243,8 +292,7 @@ class Banks:
                 # held while HVPS was closed for maintenance: it is back, so the next opening
                 candidates.append(from_datetime(hvps.schedule().next_open(
                     to_beijing_naive(after_us))))
-        future = [t for t in candidates if t is not None and t > after_us]
-        return min(future) if future else None
+        return candidates
 
     # ------------------------------------------------------------------ edges
 
@@ -485,6 +533,15 @@ class Banks:
         self.cursors = {k: int(v) for k, v in doc["cursors"].items()}
         self.wake_us = doc["wake_us"]
         self.bulk_tally = {k: (int(c), int(v)) for k, (c, v) in doc["bulk"].items()}
+
+
+def _first_after(moments: list[int | None], after_us: int) -> int | None:
+    """The earliest of ``moments`` after ``after_us`` (None: none is)."""
+    first = None
+    for t in moments:  # (a loop, not a list and min: this runs after every command)
+        if t is not None and t > after_us and (first is None or t < first):
+            first = t
+    return first
 
 
 def _set_param(b: Banks, f: dict[str, Any]) -> None:
