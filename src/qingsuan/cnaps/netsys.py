@@ -95,7 +95,7 @@ ASKING: Final = {
 }
 
 
-@dataclass
+@dataclass(slots=True)
 class NetItem:
     ref: str
     system: str
@@ -137,6 +137,10 @@ class NetOutcome:
     ok: bool
     status: str
     reason: tuple[str, str] | None = None
+
+
+#: the answer to an item that netted at once (immutable: one for all)
+NETTED: Final = NetOutcome(True, "netted")
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,7 +368,7 @@ class NetSystem:
             return self._await(item, answerer, now_us)
         if s == r:
             self._net(item, now_us)  # both sides in one settlement account: nothing to net
-            return NetOutcome(True, item.status)
+            return NETTED
         # items awaiting a connected receiver's answer hold part of the cap
         held = self.held_fen(s) if self.awaiting else 0
         if self.positions[s] - held - amount_fen < -self.caps[s] or (
@@ -379,7 +383,7 @@ class NetSystem:
             return NetOutcome(True, "queued")
         self._net(item, now_us)
         self._release(r, now_us)
-        return NetOutcome(True, item.status)
+        return NETTED
 
     def _settling(self, name: str) -> str:
         """The direct participant whose position carries ``name``'s items (a name not in
@@ -575,7 +579,7 @@ class NetSystem:
                 f"(position {format_fen(self.positions[s])})")), now_us)
         self._net(item, now_us)
         self._release(item.receiver, now_us)
-        return NetOutcome(True, item.status)
+        return NETTED
 
     def _receipt_given(self, item: NetItem, now_us: int) -> NetOutcome:
         """BEPS: the payer's bank gave its receipt: the debit enters netting as a simulated
@@ -594,7 +598,7 @@ class NetSystem:
             return NetOutcome(True, "queued")
         self._net(item, now_us)
         self._release(r, now_us)
-        return NetOutcome(True, item.status)
+        return NETTED
 
     def _expire(self, now_us: int) -> None:
         """Items whose answerer was silent until the deadline end rejected (AB05, AB06)."""
