@@ -381,6 +381,28 @@ def test_small_object_path_equals_column_path(batch_list: list[list[Transfer]]) 
     assert small.state_hash() == columns.state_hash()
 
 
+long_chains = st.lists(st.lists(st.one_of(plain, pending, phase2, linked, linked),
+                                max_size=40), max_size=5)
+
+
+@settings(max_examples=150, deadline=None)
+@given(long_chains)
+def test_tuples_of_any_length_equal_the_column_path(batch_list: list[list[Transfer]]) -> None:
+    """``create_transfer_tuples`` (the engine's postings: (id, debit, credit, amount,
+    flags)), a few on the small path, more (a netting session's linked chain) straight
+    into a column batch, give the codes and the state of the column path of objects."""
+    tuples, columns = make_ledger(), make_ledger(vectorise=False)
+    for ts, batch in enumerate(batch_list):
+        rows = [(t.id, t.debit_account_id, t.credit_account_id, t.amount_fen, int(t.flags))
+                for t in batch]
+        got = tuples.create_transfer_tuples(rows, ts)
+        want = columns.create_transfers(TransferBatch.from_transfers(
+            [Transfer(*row[:4], F(row[4])) for row in rows]), ts)
+        assert list(got.codes) == list(want.codes), rows
+        tuples.check_invariants()
+    assert tuples.state_hash() == columns.state_hash()
+
+
 @settings(max_examples=200, deadline=None)
 @given(chains)
 def test_one_row_path_equals_column_path(batch_list: list[list[Transfer]]) -> None:

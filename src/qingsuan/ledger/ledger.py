@@ -62,6 +62,8 @@ _UNKNOWN_FLAGS: Final = ~int(KNOWN_TRANSFER_FLAGS)
 #: the codes of a transfer that is (already) in the ledger are OK and EXISTS, the lowest
 _DONE_MAX: Final = int(TransferResult.EXISTS)
 _CREDIT_NORMAL: Final = int(NormalSide.CREDIT)
+#: the normal side of an account by its stored value (without an enum call per balance)
+_SIDE_OF: Final = {int(side): side for side in NormalSide}
 _DEBIT_NORMAL: Final = int(NormalSide.DEBIT)
 
 R = TransferResult
@@ -318,9 +320,13 @@ class Ledger:
         return account_id in self._acc_index
 
     def balance(self, account_id: int) -> Balance:
-        row = self._acc_index[account_id]
-        dp, dpo, cp, cpo = self._totals(row)
-        return Balance(dp, dpo, cp, cpo, NormalSide(int(self._acc.cols["normal"][row])))
+        row, _, _, normal, _ = self._acc_static.get(account_id) or self._static(account_id)
+        if row < 0:
+            raise KeyError(account_id)
+        # held by the exact path's tail since the last flush, else from the columns
+        dp, dpo, cp, cpo = self._scratch.get(row) or self._column_totals(row)
+        side = _SIDE_OF.get(normal)
+        return Balance(dp, dpo, cp, cpo, NormalSide(normal) if side is None else side)
 
     def available_fen(self, account_id: int) -> int:
         """``balance(account_id).available_fen`` without building the Balance (a card
@@ -375,12 +381,6 @@ class Ledger:
         posted: I64 = np.where(credit_normal, cpo - dpo, dpo - cpo)
         available: I64 = posted - np.where(credit_normal, dp, cp)
         return posted, available
-
-    def _totals(self, row: int) -> tuple[int, int, int, int] | list[int]:
-        """An account's four totals: held by the exact path's tail since the last flush,
-        else from the columns."""
-        held = self._scratch.get(row)
-        return held if held is not None else self._column_totals(row)
 
     def _column_totals(self, row: int) -> list[int]:
         totals: list[int] = self._acc.block[row].tolist()  # the four at once (_Columns)
@@ -463,9 +463,11 @@ class Ledger:
         engine's own postings (a card authorisation's two, say), without building objects.
         Same rules and codes as :meth:`create_transfers`."""
         if not 0 < len(rows) <= _SMALL_BATCH:
-            return self.create_transfers(
-                [Transfer(tid, dr, cr, amount, TransferFlags(flags))
-                 for tid, dr, cr, amount, flags in rows], timestamp_us)
+            if not rows:
+                return self.create_transfers([], timestamp_us)
+            # the column paths' batch straight from the tuples (no objects on the way)
+            return self.create_transfers(TransferBatch.of(*zip(*rows, strict=True)),
+                                         timestamp_us)
         self._begin_small(len(rows), timestamp_us)
         static, kept = self._static, self._acc_static
         prepared = []
@@ -563,9 +565,9 @@ class Ledger:
         self._ts = timestamp_us
 
     def _run_small(self, prepared: Sequence[_Prepared]) -> list[int]:
-        """:meth:`_run_exact` (deferred) for a small batch, its codes in a list: the same
-        rows applied in order, a linked chain all or nothing (its other transfers
-        LINKED_EVENT_FAILED, a chain left open LINKED_CHAIN_OPEN at its end)."""
+        """The exact path over prepared rows, their codes in a list: applied in order, a
+        linked chain all or nothing (its other transfers LINKED_EVENT_FAILED, a chain left
+        open LINKED_CHAIN_OPEN at its end); the tail written into the columns once full."""
         codes: list[int] = []
         undo: list[tuple[Any, ...]] = []
         chain_start = -1  # index where the current linked chain began
@@ -854,39 +856,8 @@ class Ledger:
                    rest.credit_account_id.tolist(), rest.amount_fen.tolist(),
                    rest.flags.tolist(), rest.pending_id.tolist(), rest.timeout_us.tolist(),
                    rest.code.tolist(), debits, credits, strict=True)
-        self._run_exact(cols, start, codes)
-
-    def _run_exact(self, cols: Iterable[_Prepared], start: int,
-                   codes: npt.NDArray[np.uint8], *, defer: bool = False) -> None:
-        """Apply prepared rows item by item (linked chains all or nothing), then write the
-        touched balances and the new rows back (``defer``: only once the tail is full)."""
-        chain_start = -1  # index (relative) where the current linked chain began
-        chain_failed = False
-        undo: list[tuple[Any, ...]] = []
-        i = -1
-        for i, t in enumerate(cols):
-            linked = bool(t[4] & _LINKED)
-            in_chain = chain_start >= 0 or linked
-            if in_chain and chain_start < 0:
-                chain_start, chain_failed, undo = i, False, []
-            if in_chain and chain_failed:
-                code = R.LINKED_EVENT_FAILED
-            else:
-                code = self._apply_one(*t, undo if in_chain else None)
-                if in_chain and not code.done:
-                    chain_failed = True
-                    self._rollback(undo)
-                    codes[start + chain_start: start + i] = R.LINKED_EVENT_FAILED
-            codes[start + i] = code
-            if in_chain and not linked:  # this transfer closes the chain
-                chain_start = -1
-        if chain_start >= 0:  # the batch ended inside a chain: the whole chain fails
-            if not chain_failed:
-                self._rollback(undo)
-            codes[start + chain_start: start + i + 1] = R.LINKED_EVENT_FAILED
-            codes[start + i] = R.LINKED_CHAIN_OPEN
-        if not defer or len(self._buffer) >= _TAIL_ROWS:
-            self._flush_tail()
+        codes[start:stop] = self._run_small(list(cols))
+        self._flush_tail()
 
     def _flush_tail(self) -> None:
         """Write what the exact path holds in Python into the columns, before anything
