@@ -135,8 +135,8 @@ _BEIJING_OFFSET_S: Final = to_beijing(0).hour * 3600 + to_beijing(0).minute * 60
 _S_PER_DAY: Final = 86_400
 #: "hhmm" of each minute of a day, and "ss" of each second of a minute (index, not format:
 #: a request's field 7 costs no int formatting)
-_HHMM: Final = tuple(f"{m // 60:02d}{m % 60:02d}" for m in range(_S_PER_DAY // 60))
 _SS: Final = tuple(f"{s:02d}" for s in range(60))
+_HHMM: Final = tuple(hh + mm for hh in _SS[:24] for mm in _SS)
 
 
 def transmission_time(at_us: int) -> str:
