@@ -22,10 +22,11 @@ import bisect
 import hashlib
 import heapq
 import io
-from collections.abc import Iterable, Sequence
+import struct
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, starmap
 from typing import Any, Final
 
 import numpy as np
@@ -67,6 +68,19 @@ _SIDE_OF: Final = {int(side): side for side in NormalSide}
 _DEBIT_NORMAL: Final = int(NormalSide.DEBIT)
 
 R = TransferResult
+#: members read on the hot paths, as module globals: in Python 3.11 reading a member off
+#: its enum class (TransferResult.OK) costs about 1,000 instructions (EnumType defines
+#: __getattr__, which sends every attribute read off the class down the slow generic path)
+_OK: Final = TransferResult.OK
+_EXISTS: Final = TransferResult.EXISTS
+_LINKED_EVENT_FAILED: Final = TransferResult.LINKED_EVENT_FAILED
+_IS_PENDING: Final = PendingState.PENDING
+_IS_POSTED: Final = PendingState.POSTED
+_IS_VOIDED: Final = PendingState.VOIDED
+_IS_EXPIRED: Final = PendingState.EXPIRED
+#: every result code by its value (without an enum call per code read)
+_RESULT_OF: Final = tuple(TransferResult)
+assert all(int(code) == value for value, code in enumerate(_RESULT_OF))
 
 #: Upper bound on accounts and stored transfers; beyond it is a configuration error.
 MAX_ACCOUNTS: Final = 50_000_000
@@ -113,18 +127,18 @@ class BatchResult:
         return len(self.codes)
 
     def __getitem__(self, i: int) -> TransferResult:
-        return TransferResult(int(self.codes[i]))
+        return _RESULT_OF[int(self.codes[i])]
 
     @property
     def all_done(self) -> bool:
         if len(self.codes) <= 64:  # a card's two postings: skip numpy's per-call cost
-            return max(self.codes.tolist(), default=0) <= R.EXISTS
-        return bool(np.all(self.codes <= R.EXISTS))
+            return max(self.codes.tolist(), default=0) <= _DONE_MAX
+        return bool(np.all(self.codes <= _DONE_MAX))
 
     def failures(self) -> list[tuple[int, TransferResult]]:
         """(index, code) of every transfer that was not done."""
-        idx = np.nonzero(self.codes > R.EXISTS)[0]
-        return [(int(i), TransferResult(int(self.codes[i]))) for i in idx]
+        idx = np.nonzero(self.codes > _DONE_MAX)[0]
+        return [(int(i), _RESULT_OF[int(self.codes[i])]) for i in idx]
 
 
 class _Columns:
@@ -134,6 +148,8 @@ class _Columns:
     (``block``; each column a strided view of it): a row of them is one read and one
     write (an account's four totals, read by the exact path one account at a time and
     written back many accounts at once). A column's values are the same either way."""
+
+    __slots__ = ("block", "block_names", "cols", "n", "names")
 
     def __init__(self, names: Sequence[str], dtypes: Sequence[Any], capacity: int = 1024,
                  block: Sequence[str] = ()):
@@ -179,6 +195,43 @@ class _Columns:
 
 class Ledger:
     """All the books of one world. Deterministic: the same calls give the same state."""
+
+    # slots: the exact path reads a dozen of these per transfer, and an instance dict of
+    # this many keys is not a split dict with the fast attribute reads
+    __slots__ = (
+        "_acc",
+        "_acc_index",
+        "_acc_sorted_ids",
+        "_acc_sorted_rows",
+        "_acc_static",
+        "_acc_table",
+        "_base",
+        "_base_last_mono_id",
+        "_buffer",
+        "_chain",
+        "_digested",
+        "_expiry",
+        "_gone_hi",
+        "_gone_ids",
+        "_gone_lo",
+        "_inflight",
+        "_kept",
+        "_kept_ids",
+        "_mono_end",
+        "_mono_last_id",
+        "_open_pending",
+        "_pending_state",
+        "_scratch",
+        "_tr",
+        "_tr_index",
+        "_ts",
+        "books",
+        "history_block_rows",
+        "keep_history",
+        "last_timestamp_us",
+        "max_amount_fen",
+        "vectorise",
+    )
 
     def __init__(self, max_amount_fen: int = MAX_AMOUNT_FEN, *, vectorise: bool = True,
                  keep_history: bool = True,
@@ -527,7 +580,7 @@ class Ledger:
         undo: list[tuple[Any, ...]] = []
         first = self._apply_plain(tid, debit_id, credit_id, amount_fen, _LINKED, d, c, undo)
         if first > _DONE_MAX:  # the first failed: it changed nothing, the second not tried
-            codes = (first, R.LINKED_EVENT_FAILED)
+            codes = (first, _LINKED_EVENT_FAILED)
         else:
             d = kept.get(debit_id2) or static(debit_id2)
             c = kept.get(credit_id2) or static(credit_id2)
@@ -535,7 +588,7 @@ class Ledger:
             second = self._apply_plain(tid2, debit_id2, credit_id2, amount_fen2, 0, d, c, None)
             if second > _DONE_MAX:
                 self._rollback(undo)
-                codes = (R.LINKED_EVENT_FAILED, second)
+                codes = (_LINKED_EVENT_FAILED, second)
             else:
                 codes = (first, second)
         if len(self._buffer) >= _TAIL_ROWS:
@@ -581,20 +634,20 @@ class Ledger:
                     continue
                 chain_start, chain_failed, undo = i, False, []
             if chain_failed:
-                code = R.LINKED_EVENT_FAILED
+                code = _LINKED_EVENT_FAILED
             else:
                 code = apply_one(*t, undo)
                 if code > _DONE_MAX:
                     chain_failed = True
                     self._rollback(undo)
-                    codes[chain_start:i] = [R.LINKED_EVENT_FAILED] * (i - chain_start)
+                    codes[chain_start:i] = [_LINKED_EVENT_FAILED] * (i - chain_start)
             codes.append(code)
             if not linked:  # this transfer closes the chain
                 chain_start = -1
         if chain_start >= 0:  # the batch ended inside a chain: the whole chain fails
             if not chain_failed:
                 self._rollback(undo)
-            codes[chain_start:] = [R.LINKED_EVENT_FAILED] * (len(codes) - chain_start)
+            codes[chain_start:] = [_LINKED_EVENT_FAILED] * (len(codes) - chain_start)
             codes[-1] = R.LINKED_CHAIN_OPEN
         if len(self._buffer) >= _TAIL_ROWS:
             self._flush_tail()
@@ -873,10 +926,8 @@ class Ledger:
         hundred card postings touches as many accounts), asserting that debits and
         credits moved by the same amounts: the columns still hold what the tail read."""
         scratch = self._scratch
-        k = len(scratch)
-        rows = np.fromiter(scratch, np.int64, k)
-        now = np.fromiter(chain.from_iterable(scratch.values()), np.int64, 4 * k
-                          ).reshape(k, 4)
+        rows = np.fromiter(scratch, np.int64, len(scratch))
+        now = _int64_rows(scratch.values(), _TOTALS)
         block = self._acc.block
         delta = now - block[rows]
         block[rows] = now
@@ -889,12 +940,11 @@ class Ledger:
     def _flush_rows(self) -> None:
         rows = self._buffer
         tr = self._tr
-        base, k, width = tr.n, len(rows), len(tr.names)
+        base, k = tr.n, len(rows)
         tr.reserve(k)
-        # one int64 array of all the fields (no per-value type discovery), then a column
-        # at a time; the 16-bit columns' values were checked to fit (flags, code)
-        fields = np.fromiter(chain.from_iterable(rows), np.int64, k * width
-                             ).reshape(k, width)
+        # one int64 array of all the fields, then a column at a time; the 16-bit
+        # columns' values were checked to fit (flags, code)
+        fields = _int64_rows(rows, _ROW)
         for j, name in enumerate(tr.names):
             tr.cols[name][base: base + k] = fields[:, j]
         tr.n = base + k
@@ -907,7 +957,8 @@ class Ledger:
 
     def _load(self, row: int) -> list[int]:
         """An account's totals read into the tail (not held there yet)."""
-        bal = self._scratch[row] = self._column_totals(row)
+        bal: list[int] = self._acc.block[row].tolist()  # _column_totals, without the call
+        self._scratch[row] = bal
         return bal
 
     def _row_fields(self, row: int) -> tuple[int, ...]:
@@ -953,7 +1004,7 @@ class Ledger:
         row = self._find_row(tid)
         if row is not None:
             if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
-                return R.EXISTS
+                return _EXISTS
             return self._compare_existing(row, dr, cr, amt, flags, pid, tmo, code)
         mode = flags & _EXCLUSIVE
         if mode & (mode - 1):
@@ -979,11 +1030,11 @@ class Ledger:
         if mode:
             if undo is not None:
                 undo.append(("pstate", tid, None))
-            self._pending_state[tid] = PendingState.PENDING
+            self._pending_state[tid] = _IS_PENDING
             self._open_pending[tid] = (new_row, di, ci, amt, dr, cr)
             if tmo:
                 heapq.heappush(self._expiry, (self._ts + tmo, tid, new_row))
-        return R.OK
+        return _OK
 
     def _check_new(self, dr: int, cr: int, amt: int, d: _Static, c: _Static
                    ) -> tuple[TransferResult, list[int], list[int]]:
@@ -1022,7 +1073,7 @@ class Ledger:
             return R.OVERFLOWS_DEBITS, _NO_BAL, _NO_BAL
         if cbal[3] + cbal[2] + amt >= MAX_TOTAL_FEN:
             return R.OVERFLOWS_CREDITS, _NO_BAL, _NO_BAL
-        return R.OK, dbal, cbal
+        return _OK, dbal, cbal
 
     def _apply_plain(self, tid: int, dr: int, cr: int, amt: int, flags: int,
                      d: _Static, c: _Static,
@@ -1035,7 +1086,7 @@ class Ledger:
         row = self._find_row(tid)
         if row is not None:
             if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
-                return R.EXISTS
+                return _EXISTS
             return self._compare_existing(row, dr, cr, amt, flags, 0, 0, 0)
         verdict, dbal, cbal = self._check_new(dr, cr, amt, d, c)
         if verdict:
@@ -1046,7 +1097,7 @@ class Ledger:
         self._buffer_row(tid, di, ci, amt, flags, 0, 0, 0)
         if undo is not None:
             undo += [("bal", di, 1, amt), ("bal", ci, 3, amt), ("row",)]
-        return R.OK
+        return _OK
 
     def _apply_phase_two(self, tid: int, dr: int, cr: int, amt: int, flags: int, pid: int,
                          tmo: int, code: int, undo: list[tuple[Any, ...]] | None
@@ -1077,11 +1128,11 @@ class Ledger:
             if (dr and dr != int(acc_id[p_di])) or (cr and cr != int(acc_id[p_ci])):
                 return R.PENDING_TRANSFER_HAS_DIFFERENT_ACCOUNTS
         state = self._pending_state[pid]
-        if state is PendingState.POSTED:
+        if state is _IS_POSTED:
             return R.PENDING_TRANSFER_ALREADY_POSTED
-        if state is PendingState.VOIDED:
+        if state is _IS_VOIDED:
             return R.PENDING_TRANSFER_ALREADY_VOIDED
-        if state is PendingState.EXPIRED:
+        if state is _IS_EXPIRED:
             return R.PENDING_TRANSFER_EXPIRED
         post = bool(flags & _POST)
         amount = p_amt if amt == 0 else amt
@@ -1098,9 +1149,9 @@ class Ledger:
         self._buffer_row(tid, p_di, p_ci, amount, flags, pid, 0, code)
         if undo is not None:
             undo += [*changes, ("row",), ("pstate", pid, state)]
-        self._pending_state[pid] = PendingState.POSTED if post else PendingState.VOIDED
+        self._pending_state[pid] = _IS_POSTED if post else _IS_VOIDED
         self._open_pending.pop(pid, None)
-        return R.OK
+        return _OK
 
     def _buffer_row(self, tid: int, di: int, ci: int, amt: int, flags: int, pid: int,
                     tmo: int, code: int) -> int:
@@ -1135,7 +1186,7 @@ class Ledger:
             return R.EXISTS_WITH_DIFFERENT_TIMEOUT
         if s_code != code:
             return R.EXISTS_WITH_DIFFERENT_CODE
-        return R.EXISTS
+        return _EXISTS
 
     def _is_full_amount(self, pending_id: int, amount: int) -> bool:
         prow = self._find_row(pending_id)
@@ -1229,7 +1280,9 @@ class Ledger:
         if now_us > _I64_MAX:  # stored in an int64 column (perhaps later, from the tail)
             raise ValueError(f"timestamp {now_us} does not fit 64 bits")
         self.last_timestamp_us = now_us
-        return self.expire_pending(now_us)
+        if self._expiry and self._expiry[0][0] <= now_us:
+            return self.expire_pending(now_us)
+        return []  # nothing due (the engine moves the time before every command)
 
     def expire_pending(self, now_us: int) -> list[int]:
         """Void every pending transfer whose timeout has passed at ``now_us``. Returns their
@@ -1241,7 +1294,7 @@ class Ledger:
         while self._expiry and self._expiry[0][0] <= now_us:
             expires_at, tid, row = heapq.heappop(self._expiry)
             if row >= self.transfer_count or \
-                    self._pending_state.get(tid) is not PendingState.PENDING:
+                    self._pending_state.get(tid) is not _IS_PENDING:
                 continue  # rolled back with its chain, or already posted/voided
             if row < self._base and row not in self._kept:
                 continue  # rolled back, its row taken by a transfer since forgotten
@@ -1250,7 +1303,7 @@ class Ledger:
                 continue  # its row was rolled back and taken by another transfer
             acc["dp"][r_dr] -= amt
             acc["cp"][r_cr] -= amt
-            self._pending_state[tid] = PendingState.EXPIRED
+            self._pending_state[tid] = _IS_EXPIRED
             self._open_pending.pop(tid, None)
             expired.append(tid)
         return expired
@@ -1513,6 +1566,24 @@ def _hash_parts(parts: Sequence[Any]) -> bytes:
 def _block_digest(columns: Sequence[npt.NDArray[Any]]) -> bytes:
     """SHA-256 of one block of transfer rows (see _block_parts)."""
     return _hash_parts(_block_parts(columns))
+
+
+#: the tail's rows and balances as machine ints, for _int64_rows
+_ROW: Final = struct.Struct("=9q")
+_TOTALS: Final = struct.Struct("=4q")
+
+
+def _int64_rows(rows: Collection[Sequence[int]], packer: struct.Struct) -> I64:
+    """Rows of ints (``packer`` says how many each) as a 2-D int64 array: packed by
+    struct, without numpy's per-value conversion steps; a value past 64 bits raises
+    numpy's OverflowError, as writing it into a column would."""
+    width = packer.size // 8
+    try:
+        data = b"".join(starmap(packer.pack, rows))
+    except struct.error:  # not all 64-bit ints: numpy's conversion, and its error
+        return np.fromiter(chain.from_iterable(rows), np.int64, len(rows) * width
+                           ).reshape(-1, width)
+    return np.frombuffer(data, np.int64).reshape(-1, width)
 
 
 def _plain_ints(transfers: Sequence[Transfer]) -> bool:

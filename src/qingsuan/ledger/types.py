@@ -113,7 +113,16 @@ class TransferResult(IntEnum):
     @property
     def done(self) -> bool:
         """True when the transfer is in the ledger (new or an idempotent retry)."""
-        return self in (TransferResult.OK, TransferResult.EXISTS)
+        return self in _DONE_CODES
+
+
+#: the codes of a transfer that is (already) in the ledger, as a module global: in Python
+#: 3.11 reading a member off its enum class (TransferResult.OK) costs about 1,000
+#: instructions (EnumType defines __getattr__, which sends every attribute read off the
+#: class down the slow generic path)
+_DONE_CODES: Final = (TransferResult.OK, TransferResult.EXISTS)
+#: the credit side, as a module global (see _DONE_CODES)
+_CREDIT: Final = NormalSide.CREDIT
 
 
 class PendingState(IntEnum):
@@ -167,7 +176,7 @@ class Balance:
     @property
     def posted_fen(self) -> int:
         """The booked balance on the normal side."""
-        if self.normal is NormalSide.CREDIT:
+        if self.normal is _CREDIT:
             return self.credits_posted_fen - self.debits_posted_fen
         return self.debits_posted_fen - self.credits_posted_fen
 
@@ -181,7 +190,7 @@ class Balance:
 def available_fen(dp: int, dpo: int, cp: int, cpo: int, normal: int) -> int:
     """What an account with these totals (debits pending and posted, credits pending and
     posted) may still spend on its normal side: posted less pending outflows."""
-    if normal == NormalSide.CREDIT:
+    if normal == _CREDIT:
         return cpo - dpo - dp
     return dpo - cpo - cp
 
