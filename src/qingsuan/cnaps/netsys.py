@@ -39,7 +39,8 @@ from qingsuan.clock import (
     from_datetime,
     to_beijing_naive,
 )
-from qingsuan.cnaps.participants import ParticipantStatus
+from qingsuan.cnaps.hvps import PHASE_OPEN
+from qingsuan.cnaps.participants import PARTICIPANT_ACTIVE, PARTICIPANT_CLOSED
 from qingsuan.money import format_fen
 from qingsuan.params import PPM
 from qingsuan.reasons import Reason
@@ -428,9 +429,9 @@ class NetSystem:
         # as in HVPS: a suspended participant sends nothing (a return excepted: it only
         # gives back what it received), and nobody pays a closed one
         status = paying.status
-        if status is not ParticipantStatus.ACTIVE and item.original is None:
+        if status is not PARTICIPANT_ACTIVE and item.original is None:
             return (Reason.AG01.code, f"sender {sender} is {status.value}")
-        if paid.status is ParticipantStatus.CLOSED:
+        if paid.status is PARTICIPANT_CLOSED:
             return (Reason.AG01.code, f"receiver {receiver} is closed")
         if item.amount_fen <= 0:
             return (Reason.AM02.code, "amount must be positive")
@@ -748,7 +749,7 @@ class NetSystem:
             for name in [n for n, q in self.queues.items() if q]:
                 self._release(name, now_us)
         if (self.pending_session is not None and not closed
-                and self.hvps.phase(now_us)[0] is HvpsPhase.OPEN):
+                and self.hvps.phase(now_us)[0] is PHASE_OPEN):
             self._try_session(self.pending_session, now_us)
         # the timetable is walked only once a session's time has come (or the parameters
         # changed): every session up to the last walk's time has been seen then
@@ -766,7 +767,7 @@ class NetSystem:
                     continue
                 self.sessions_done.add(key)
                 phase, _ = self.hvps.phase(at)
-                if closed or phase is not HvpsPhase.OPEN:
+                if closed or phase is not PHASE_OPEN:
                     continue  # closed (night, weekend, holiday, maintenance): positions carry
                 if self.pending_session is None:
                     self._try_session(key, now_us)
