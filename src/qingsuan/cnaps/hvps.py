@@ -217,19 +217,34 @@ class Hvps:
         #: advance's walk of the day cycle, skipped while it could do nothing: (Beijing day
         #: number, parameters object, version, the first cut-off or close not yet run)
         self._walk_cache: tuple[int, object, int, int] = (-1, None, -1, 0)
+        #: per direct participant, the ids of the accounts a gross settlement moves
+        #: (_gross_ids): looked up once, not six times per payment
+        self._gross: dict[str, tuple[int, int, int, int]] = {}
 
     # ------------------------------------------------------------------ accounts
 
     def _acc(self, book: str, name: str) -> int:
         return self.engine.registry.id(book, name)
 
+    def _gross_ids(self, participant: str) -> tuple[int, int, int, int]:
+        """The ids of a direct participant's settlement account in the PBOC's book, its
+        mirror (reserve_at_pboc), hvps_outgoing and hvps_incoming (accounts are never
+        removed nor renumbered: kept once found)."""
+        ids = self._gross.get(participant)
+        if ids is None:
+            ids = self._gross[participant] = (
+                self._acc(PBOC, f"settlement:{participant}"),
+                self._acc(participant, "reserve_at_pboc"),
+                self._acc(participant, "hvps_outgoing"),
+                self._acc(participant, "hvps_incoming"))
+        return ids
+
     def _balance(self, participant: str) -> int:
-        return self.engine.ledger.balance(self._acc(PBOC, f"settlement:{participant}")).posted_fen
+        return self.engine.ledger.balance(self._gross_ids(participant)[0]).posted_fen
 
     def _free(self, participant: str) -> int:
         """The balance less funds earmarked (圈存) for BEPS/IBPS: what HVPS may use."""
-        return self.engine.ledger.balance(
-            self._acc(PBOC, f"settlement:{participant}")).available_fen
+        return self.engine.ledger.balance(self._gross_ids(participant)[0]).available_fen
 
     def available_fen(self, participant: str) -> int:
         """Free balance plus unused pledge financing: what the participant can pay now."""
@@ -594,10 +609,12 @@ class Hvps:
         short = amt - self._free(s)
         if short > 0:
             transfers += self._draw(s, short)
+        s_settlement, s_reserve, s_outgoing, _ = self._gross_ids(s)
+        r_settlement, r_reserve, _, r_incoming = self._gross_ids(r)
         transfers += [
-            (self._acc(PBOC, f"settlement:{s}"), self._acc(PBOC, f"settlement:{r}"), amt),
-            (self._acc(s, "hvps_outgoing"), self._acc(s, "reserve_at_pboc"), amt),
-            (self._acc(r, "reserve_at_pboc"), self._acc(r, "hvps_incoming"), amt),
+            (s_settlement, r_settlement, amt),
+            (s_outgoing, s_reserve, amt),
+            (r_reserve, r_incoming, amt),
         ]
         result = self.engine.post(transfers, linked=True)
         assert result.all_done, (pay.ref, result.failures())
@@ -692,6 +709,8 @@ class Hvps:
         """Release what the participant's funds now cover: the head first (FIFO); with
         bypass-FIFO any queued payment that fits. Returns the receivers credited."""
         receivers: list[str] = []
+        if not any(self.queues[name]):
+            return receivers  # nothing queued (most payments settle at once)
         bypass = bool(self.engine.params["hvps.bypass_fifo"])
         progress = True
         while progress:
@@ -928,6 +947,7 @@ class Hvps:
         self.closed_early = {k: int(v) for k, v in doc.get("closed_early", {}).items()}
         self.cursor_date = doc["cursor_date"]
         self._walk_cache = (-1, None, -1, 0)  # a state loaded: walk the day cycle again
+        self._gross = {}
         self.last_lsm_us = int(doc["last_lsm_us"])
         queued = [self.payments[r] for q in self.queues.values() for lv in q for r in lv]
         self.queued_total = len(queued)
