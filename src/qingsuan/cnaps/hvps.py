@@ -248,7 +248,11 @@ class Hvps:
 
     def available_fen(self, participant: str) -> int:
         """Free balance plus unused pledge financing: what the participant can pay now."""
-        return self._free(participant) + self.credit[participant].unused_fen
+        return self._available(participant, self._free(participant))
+
+    def _available(self, participant: str, free_fen: int) -> int:
+        """What the participant can pay now, its free balance ``free_fen`` read already."""
+        return free_fen + self.credit[participant].unused_fen
 
     def join(self, p: Participant) -> None:
         """Add a participant; a direct one gets its settlement account, its mirror, its
@@ -426,8 +430,9 @@ class Hvps:
             return Outcome(True, "settled")
         ahead = None if self.engine.params["hvps.bypass_fifo"] else self._head(s_set,
                                                                                 pay.priority)
-        if ahead is None and self.available_fen(s_set) >= amount_fen:
-            self._settle_gross(pay, now_us, "gross")
+        free = self._free(s_set)  # (read once: the settlement needs it too)
+        if ahead is None and self._available(s_set, free) >= amount_fen:
+            self._settle_gross(pay, now_us, "gross", free)
             self._after_settlement(now_us, {r_set, s_set})
             return Outcome(True, pay.status.value)
         self._enqueue(pay, now_us, self._why_queued(pay, ahead))
@@ -603,10 +608,12 @@ class Hvps:
 
     # ------------------------------------------------------------------ settlement
 
-    def _settle_gross(self, pay: HvpsPayment, now_us: int, how: str) -> None:
+    def _settle_gross(self, pay: HvpsPayment, now_us: int, how: str,
+                      free_fen: int | None = None) -> None:
+        """Settle one payment now (``free_fen``: the sender's free balance, if read)."""
         s, r, amt = pay.sender, pay.receiver, pay.amount_fen
         transfers: list[tuple[int, int, int]] = []
-        short = amt - self._free(s)
+        short = amt - (self._free(s) if free_fen is None else free_fen)
         if short > 0:
             transfers += self._draw(s, short)
         s_settlement, s_reserve, s_outgoing, _ = self._gross_ids(s)

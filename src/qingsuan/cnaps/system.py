@@ -139,6 +139,15 @@ class Cnaps:
         after decoding, and what another system sends CNAPS while applying its own
         command (the banks: a message, without encoding and decoding it again)."""
         hvps = self.hvps
+        if kind == "cnaps.net_submit":  # (the commands of every payment first)
+            return self.net[doc["system"]].submit(
+                doc["ref"], doc["kind"], doc["sender"], doc["receiver"], int(doc["amount_fen"]),
+                timestamp_us, doc.get("payer"), doc.get("payee"), doc.get("original"),
+                doc.get("payee_name"))
+        if kind == "cnaps.hvps_submit":
+            return hvps.submit(doc["ref"], doc["sender"], doc["receiver"], int(doc["amount_fen"]),
+                               int(doc["priority"]), doc["kind"], timestamp_us,
+                               doc.get("debtor"), doc.get("creditor"))
         if kind == "cnaps.join":
             try:
                 hvps.join(Participant(doc["name"], doc["code"], ParticipantKind(doc["kind"]),
@@ -148,11 +157,6 @@ class Cnaps:
             for net in self.net.values():
                 net.join(doc["name"])
             return Outcome(True, "joined")
-        if kind == "cnaps.net_submit":
-            return self.net[doc["system"]].submit(
-                doc["ref"], doc["kind"], doc["sender"], doc["receiver"], int(doc["amount_fen"]),
-                timestamp_us, doc.get("payer"), doc.get("payee"), doc.get("original"),
-                doc.get("payee_name"))
         if kind == "cnaps.connect":
             if doc["participant"] not in self.directory:  # checked before logging too
                 return Outcome(False, "rejected", (
@@ -198,10 +202,6 @@ class Cnaps:
         if kind == "cnaps.status":
             self.directory.set_status(doc["participant"], ParticipantStatus(doc["status"]))
             return Outcome(True, doc["status"])
-        if kind == "cnaps.hvps_submit":
-            return hvps.submit(doc["ref"], doc["sender"], doc["receiver"], int(doc["amount_fen"]),
-                               int(doc["priority"]), doc["kind"], timestamp_us,
-                               doc.get("debtor"), doc.get("creditor"))
         if kind == "cnaps.hvps_cancel":
             return hvps.cancel(doc["ref"], doc["by"], timestamp_us)
         if kind == "cnaps.hvps_reprioritise":
