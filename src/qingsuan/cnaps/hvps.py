@@ -118,9 +118,11 @@ class HvpsPayment:
         return cls(**doc)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Notice:
-    """What a participant is told: queued, released, settled, cancelled, returned, ..."""
+    """What a participant is told: queued, released, settled, cancelled, returned, ...
+    Never changed once made (not frozen: a frozen dataclass's __init__ sets each field
+    through object.__setattr__, four times the cost, and a payment makes two or more)."""
 
     at_us: int
     participant: str
@@ -434,7 +436,7 @@ class Hvps:
         if ahead is None and self._available(s_set, free) >= amount_fen:
             self._settle_gross(pay, now_us, "gross", free)
             self._after_settlement(now_us, {r_set, s_set})
-            return Outcome(True, pay.status.value)
+            return Outcome(True, "settled")
         self._enqueue(pay, now_us, self._why_queued(pay, ahead))
         if self.engine.params["hvps.lsm_on_queue"]:
             self._gridlock(now_us, None)
