@@ -445,10 +445,10 @@ class Hvps:
     def _refuse(self, sender: str, receiver: str, amount_fen: int, now_us: int
                 ) -> tuple[str, str] | None:
         phase, _ = self.phase(now_us)
-        if self.engine.params["hvps.closed"]:
-            return (Reason.DT01.code, "HVPS is closed for maintenance (hvps.closed): it "
-                                      "accepts no payments until it reopens")
-        if phase is not PHASE_OPEN:
+        if phase is not PHASE_OPEN:  # (closed, among others, while hvps.closed is set)
+            if self.engine.params["hvps.closed"]:
+                return (Reason.DT01.code, "HVPS is closed for maintenance (hvps.closed): it "
+                                          "accepts no payments until it reopens")
             when = "in the clearing window (only funding, cancelling and reordering)" \
                 if phase is HvpsPhase.CLEARING_WINDOW else "closed"
             opens = ""
@@ -703,7 +703,8 @@ class Hvps:
 
     def _after_settlement(self, now_us: int, touched: set[str]) -> None:
         """Incoming credits retry the receivers' queues (cascading), then repay credit."""
-        work = sorted(touched)
+        # nothing queued anywhere (most of the time): no queue to retry, only credit to repay
+        work = sorted(touched) if self.queued_total else []
         seen_receivers = set(touched)
         while work:
             name = work.pop(0)
