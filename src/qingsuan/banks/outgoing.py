@@ -9,10 +9,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qingsuan.banks import incoming
-from qingsuan.banks.routing import Route, route_transfer
-from qingsuan.calendar import HvpsPhase
+from qingsuan.banks.routing import (
+    ROUTE_BEPS,
+    ROUTE_BOOK,
+    ROUTE_HOLD,
+    ROUTE_HVPS,
+    ROUTE_IBPS,
+    ROUTE_REFUSE,
+    route_transfer,
+)
 from qingsuan.clock import format_time, from_datetime, to_beijing_naive
-from qingsuan.cnaps.hvps import Priority
+from qingsuan.cnaps.hvps import PHASE_OPEN, Priority
 from qingsuan.ledger import TransferResult
 from qingsuan.money import format_fen
 from qingsuan.reasons import Reason
@@ -29,14 +36,6 @@ _REASONS: dict[TransferResult, Reason] = {
     TransferResult.CREDIT_ACCOUNT_NOT_FOUND: Reason.AC01,
     TransferResult.AMOUNT_TOO_LARGE: Reason.AM02,
 }
-
-
-#: the enum members a transfer's routing compares with, read as module globals: on Python
-#: 3.11 a read through the enum class (``Route.BOOK``) takes the metaclass's slow
-#: attribute path (about 100 ns, several a transfer)
-_BOOK, _HVPS, _BEPS, _IBPS, _HOLD, _REFUSE = (Route.BOOK, Route.HVPS, Route.BEPS, Route.IBPS,
-                                              Route.HOLD, Route.REFUSE)
-_HVPS_OPEN = HvpsPhase.OPEN
 
 
 def _now(b: Banks) -> int:
@@ -84,18 +83,18 @@ def transfer(b: Banks, f: dict[str, Any]) -> None:
     decision = route_transfer(
         channel=f["channel"], urgent=f["urgent"], same_bank=same_bank,
         amount_fen=f["amount_fen"],
-        hvps_open=normal and b.cnaps.hvps.phase(now)[0] is _HVPS_OPEN,
+        hvps_open=normal and b.cnaps.hvps.phase(now)[0] is PHASE_OPEN,
         beps_limit_fen=(b.cnaps.beps.item_limit_fen("ordinary_credit", now) or 0)
         if normal else 0,
         ibps_limit_fen=int(b.engine.params["ibps.item_limit"]) if express else 0)
     b.routes[f["id"]] = decision.why
     route = decision.route
-    if route is _BOOK:
+    if route is ROUTE_BOOK:
         _book_intrabank(b, f, payer.bank, payer.id, payee_ref)
         return
-    record = b.record(f["id"], "transfer", "IBPS" if route is _REFUSE
-                      else "HVPS" if route is _HOLD else route.value)
-    if route is _REFUSE:
+    record = b.record(f["id"], "transfer", "IBPS" if route is ROUTE_REFUSE
+                      else "HVPS" if route is ROUTE_HOLD else route.value)
+    if route is ROUTE_REFUSE:
         assert decision.refusal is not None
         record.move(now, "rejected")
         record.reason = {"code": decision.refusal[0], "message": decision.refusal[1]}
@@ -103,10 +102,10 @@ def transfer(b: Banks, f: dict[str, Any]) -> None:
     fee = _charge_fee(b, payer.bank, payer.id, record)
     if fee is None:
         return
-    if route is _BEPS or route is _IBPS:
+    if route is ROUTE_BEPS or route is ROUTE_IBPS:
         _send_net(b, "transfer", {
             "id": f["id"], "system": route.value,
-            "kind": "ordinary_credit" if route is _BEPS else "credit",
+            "kind": "ordinary_credit" if route is ROUTE_BEPS else "credit",
             "amount_fen": f["amount_fen"], "payee_name": payee_name,
             "payer": ("customer", payer.bank, payer.account, payer.id), "payee": payee_net})
     else:
@@ -114,7 +113,7 @@ def transfer(b: Banks, f: dict[str, Any]) -> None:
                   "priority": "urgent" if f["urgent"] else "normal",
                   "payer": ("customer", payer.id), "payee": ("customer", payee_ref),
                   "sender": payer.bank, "receiver": payee_bank}
-        if route is _HVPS:
+        if route is ROUTE_HVPS:
             _send_hvps(b, "transfer", fields)
         else:
             _hold(b, fields, record)
@@ -151,7 +150,7 @@ def send_held(b: Banks) -> bool:
         return False
     now = _now(b)
     phase, _ = b.cnaps.hvps.phase(now)
-    if phase is not _HVPS_OPEN:
+    if phase is not PHASE_OPEN:
         return False
     waiting = [r for r in b.returns_pending if r["due_us"] is None or r["due_us"] <= now]
     if waiting:
