@@ -102,7 +102,7 @@ class Directory:
     def __getitem__(self, cid: str) -> CustomerAccount:
         found = self._listed.get(cid) or self._made.get(cid)  # the per-event path
         if found is None:
-            found = self.find_id(cid)
+            found = self._generated(cid)
             if found is None:
                 raise KeyError(cid)
         return found
@@ -132,13 +132,19 @@ class Directory:
 
     def find_id(self, cid: str) -> CustomerAccount | None:
         found = self._listed.get(cid) or self._made.get(cid)
-        if found is not None or not self.ranges:
-            return found
+        return found if found is not None else self._generated(cid)
+
+    def _generated(self, cid: str) -> CustomerAccount | None:
+        """The generated customer ``cid`` (not made yet), or None."""
+        if not self.ranges:
+            return None
         split = split_index(cid)
         rule = self._range_of_prefix.get(split[0]) if split is not None else None
         if rule is None or split is None or split[1] >= rule.count:
             return None
-        return self._keep(_member(rule, split[1]))
+        # (split_index accepts only the canonical index, so cid is the rule's id for it)
+        return self._keep(CustomerAccount(cid, rule.bank, rule.account(split[1]),
+                                          rule.name(split[1])))
 
     def find_number(self, bank: str, account: str) -> CustomerAccount | None:
         key = (bank, account)
