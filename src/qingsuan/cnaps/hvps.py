@@ -459,16 +459,16 @@ class Hvps:
                 except ValueError:
                     opens = ""
             return (Reason.DT01.code, f"HVPS is {when}{opens}")
-        for who, role in ((sender, "sender"), (receiver, "receiver")):
-            if who not in self.directory:
-                return (Reason.RC01.code, f"{role} {who!r} is not an HVPS participant")
-            barred = self.directory.barred(who, "HVPS", self.engine.params)
-            if barred is not None:
-                return (Reason.AG01.code, f"{role} {barred}")
-        if self.directory.get(sender).status is not PARTICIPANT_ACTIVE:
-            return (Reason.AG01.code, f"sender {sender} is "
-                                      f"{self.directory.get(sender).status.value}")
-        if self.directory.get(receiver).status is PARTICIPANT_CLOSED:
+        params = self.engine.params
+        paying = self.directory.admit(sender, "sender", "HVPS", params)
+        if isinstance(paying, tuple):
+            return paying
+        paid = self.directory.admit(receiver, "receiver", "HVPS", params)
+        if isinstance(paid, tuple):
+            return paid
+        if paying.status is not PARTICIPANT_ACTIVE:
+            return (Reason.AG01.code, f"sender {sender} is {paying.status.value}")
+        if paid.status is PARTICIPANT_CLOSED:
             return (Reason.AG01.code, f"receiver {receiver} is closed")
         if amount_fen <= 0:
             return (Reason.AM02.code, "amount must be positive")

@@ -49,7 +49,7 @@ from qingsuan.vocabulary import BEPS_KINDS
 
 if TYPE_CHECKING:
     from qingsuan.cnaps.hvps import Hvps
-    from qingsuan.cnaps.participants import Directory, Participant
+    from qingsuan.cnaps.participants import Directory
     from qingsuan.engine import Engine
 
 PBOC: Final = "PBOC"
@@ -213,10 +213,6 @@ class NetSystem:
         #: the maintenance switch's value, kept for the (parameters object, its version)
         #: it was read at (asked several times per item; derived, never in the state)
         self._closed_cache: tuple[object, int, bool] = (None, -1, False)
-        #: the participants admitted as sender or receiver (:meth:`_admit`) for the
-        #: parameters object and version in :attr:`_admitted_for` (derived)
-        self._admitted: dict[str, Participant] = {}
-        self._admitted_for: tuple[object, int] = (None, -1)
         #: a listed participant's name -> the direct participant it settles through (a
         #: participant's kind and place never change, nobody leaves the directory)
         self._settles: dict[str, str] = {}
@@ -396,34 +392,15 @@ class NetSystem:
             found = self._settles[name] = self.directory.settling(name)
         return found
 
-    def _admit(self, who: str, role: str) -> Participant | tuple[str, str]:
-        """``who``, the item's sender or receiver (``role``), as a participant that may use
-        this system, or why it may not (RC01 not listed, AG01 barred by its kind's
-        ``cnaps.*_systems``). Asked twice per item: a participant admitted is kept until
-        the parameters change (nobody leaves the directory, a kind never changes)."""
-        params = self.engine.params
-        held_params, version = self._admitted_for
-        if held_params is not params or version != params.version:
-            self._admitted, self._admitted_for = {}, (params, params.version)
-        found = self._admitted.get(who)
-        if found is not None:
-            return found
-        if who not in self.directory:
-            return (Reason.RC01.code, f"{role} {who!r} is not a {self.name} participant")
-        barred = self.directory.barred(who, self.name, params)
-        if barred is not None:
-            return (Reason.AG01.code, f"{role} {barred}")
-        found = self._admitted[who] = self.directory.get(who)
-        return found
-
     def _refuse(self, item: NetItem, sender: str, receiver: str, now_us: int
                 ) -> tuple[str, str] | None:
         if self.closed:
             return self._closed_reason()
-        paying = self._admit(sender, "sender")
+        params = self.engine.params
+        paying = self.directory.admit(sender, "sender", self.name, params)
         if isinstance(paying, tuple):
             return paying
-        paid = self._admit(receiver, "receiver")
+        paid = self.directory.admit(receiver, "receiver", self.name, params)
         if isinstance(paid, tuple):
             return paid
         # as in HVPS: a suspended participant sends nothing (a return excepted: it only

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Final
 
+from qingsuan.reasons import Reason
+
 
 class ParticipantKind(Enum):
     DIRECT_BANK = "direct_bank"
@@ -44,6 +46,9 @@ KIND_INDIRECT_BANK: Final = ParticipantKind.INDIRECT_BANK
 PARTICIPANT_ACTIVE: Final = ParticipantStatus.ACTIVE
 PARTICIPANT_CLOSED: Final = ParticipantStatus.CLOSED
 
+
+#: the article before a system's name in a refusal ("an HVPS participant")
+_ARTICLE: Final = {"HVPS": "an"}
 
 #: Bank code 行号: 3-digit bank category, 4-digit area (city), 4-digit branch, 1 check
 #: digit. The card switch's code (category 903) keeps a check character of its own and is
@@ -186,6 +191,20 @@ class Directory:
         if version is not None:
             self._barred[(name, system)] = answer
         return answer
+
+    def admit(self, name: str, role: str, system: str, params: Mapping[str, object]
+              ) -> Participant | tuple[str, str]:
+        """``name``, a payment's sender or receiver (``role``), as a participant that may
+        use ``system``, or why it may not: (RC01, not listed) or (AG01, its kind's
+        ``cnaps.*_systems`` parameter leaves the system out: :meth:`barred`)."""
+        found = self._by_name.get(name)
+        if found is None:
+            return (Reason.RC01.code, f"{role} {name!r} is not {_ARTICLE.get(system, 'a')} "
+                                      f"{system} participant")
+        barred = self.barred(name, system, params)
+        if barred is not None:
+            return (Reason.AG01.code, f"{role} {barred}")
+        return found
 
     def settling(self, name: str) -> str:
         """The direct participant whose settlement account carries ``name``'s payments."""
