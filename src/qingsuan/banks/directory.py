@@ -143,8 +143,7 @@ class Directory:
         if rule is None or split is None or split[1] >= rule.count:
             return None
         # (split_index accepts only the canonical index, so cid is the rule's id for it)
-        return self._keep(CustomerAccount(cid, rule.bank, rule.account(split[1]),
-                                          rule.name(split[1])))
+        return self._keep(_member(rule, split[1], cid))
 
     def find_number(self, bank: str, account: str) -> CustomerAccount | None:
         key = (bank, account)
@@ -197,8 +196,10 @@ class Directory:
         return out
 
 
-def _member(rule: CustomerRange, k: int) -> CustomerAccount:
-    return CustomerAccount(rule.id(k), rule.bank, rule.account(k), rule.name(k))
+def _member(rule: CustomerRange, k: int, cid: str | None = None) -> CustomerAccount:
+    """Customer ``k`` of ``rule`` (``cid``: its id, when known already)."""
+    return CustomerAccount(cid if cid is not None else rule.id(k), rule.bank, rule.account(k),
+                           rule.name(k))
 
 
 class _ById(Mapping[str, CustomerAccount]):
