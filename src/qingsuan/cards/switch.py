@@ -284,13 +284,13 @@ class CardSwitch:
         card = self.cards.get(pan)
         # The switch keeps every transaction: its strings are the card's, the terminal's
         # and shared constants where they can be, not copies from each request.
-        # (``card``: the token, which is the card's when the switch has it)
         txn = CardTxn(key, _SHARED.get(mti, mti), _SHARED.get(proc, proc),
                       card.pan_masked if card else req.pan_masked or "", None,
                       terminal.acquirer if terminal else req.acquirer or "",
                       terminal.id if terminal else req.terminal or "",
                       amount, RC_SYSTEM_MALFUNCTION, "declined", now_us, req.body, req.rrn or "",
-                      card=pan, card_kind=card.kind if card else "debit")
+                      card=card.token if card else pan,
+                      card_kind=card.kind if card else "debit")
         self.txns[key] = txn
         txn.rc = self._decide(txn, req, card, proc, amount, terminal, now_us)
         if txn.rc == RC_APPROVED:
@@ -358,7 +358,8 @@ class CardSwitch:
                 undone = self._post(txn, backwards(self._issuer_leg(txn)), allowance=-1)
                 assert undone, "a reversal of what was just booked cannot fail"
             return RC.RESPONSE_RECEIVED_TOO_LATE
-        return RC_APPROVED if self._post_both(txn) else RC_SYSTEM_MALFUNCTION
+        return (RC_APPROVED if self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn))
+                else RC_SYSTEM_MALFUNCTION)
 
     def _route(self, txn: CardTxn, req: CardRequest, pan: str, terminal: Terminal
                ) -> str | None:
@@ -448,28 +449,8 @@ class CardSwitch:
                 return False
         elif not self.engine.post(legs, linked=True).all_done:
             return False
-        if txn.proc == Processing.WITHDRAWAL and allowance:
+        if txn.proc == PROC_WITHDRAWAL and allowance:
             self._count_withdrawal(txn, allowance)
-        return True
-
-    def _post_both(self, txn: CardTxn) -> bool:
-        """:meth:`_post` of ``_issuer_leg(txn) + _acquirer_leg(txn)`` for a purchase or
-        withdrawal the issuer approved (the commonest posting: the same two transfers,
-        without building the legs)."""
-        assert self.engine is not None
-        if txn.proc in TO_ISSUER_PROCS or txn.receivable_fen:
-            return self._post(txn, self._issuer_leg(txn) + self._acquirer_leg(txn))
-        account = self.cards[txn.card].account
-        holder = self._account_id(account)
-        owed = self.engine.registry.id(account.split(":", 1)[0], "due_to_switch")
-        acquirer = self._acquirer_ids.get((txn.terminal, txn.proc))
-        if acquirer is None:
-            acquirer = self._acquirer_accounts(txn.terminal, txn.proc)
-        amount = txn.amount_fen
-        if not self.engine.post_pair(holder, owed, amount, acquirer[0], acquirer[1], amount):
-            return False
-        if txn.proc == PROC_WITHDRAWAL:
-            self._count_withdrawal(txn, 1)
         return True
 
     def _count_withdrawal(self, txn: CardTxn, allowance: int) -> None:
@@ -630,9 +611,7 @@ class CardSwitch:
                 "11": req.stan if req.stan is not None else "", "39": rc}
 
     def _answer(self, txn: CardTxn) -> dict[str, str]:
-        # (a kept transaction's type is one the switch takes: its response type is known)
-        out = {"t": _RESPONSE_MTIS.get(txn.mti) or _response_mti(txn.mti), "39": txn.rc,
-               "key": txn.key}
+        out = {"t": _response_mti(txn.mti), "39": txn.rc, "key": txn.key}
         if txn.balance_fen is not None:
             out["54"] = format_fen(txn.balance_fen)
         return out
