@@ -43,6 +43,7 @@ from qingsuan.ledger import (
 )
 from qingsuan.ledger.batch import MAX_BATCH
 from qingsuan.ledger.registry import AccountRegistry
+from qingsuan.ledger.types import DONE_MAX
 from qingsuan.params import Params
 from qingsuan.store import CommandLog, LogEntry, Proof, Snapshot, open_log
 
@@ -60,8 +61,6 @@ MAX_DEFERRED: Final = 65_536
 
 _TS: Final = struct.Struct("<q")
 _LINKED: Final = int(TransferFlags.LINKED)
-#: the codes of a transfer done (OK) or done before (EXISTS), the lowest
-_DONE_MAX: Final = int(TransferResult.EXISTS)
 #: Transfer ids from here up are the engine's own: postings a system makes while applying a
 #: logged command (clients use ids below it).
 DERIVED_ID_BASE: Final = 1 << 62
@@ -327,7 +326,7 @@ class Engine:
         first, second = self.ledger.create_transfer_pair(
             DERIVED_ID_BASE + seq + 1, debit_id, credit_id, amount_fen,
             DERIVED_ID_BASE + seq + 2, debit_id2, credit_id2, amount_fen2, self.now_us)
-        return first <= _DONE_MAX and second <= _DONE_MAX
+        return first <= DONE_MAX and second <= DONE_MAX
 
     def post_rows(self, rows: Sequence[tuple[int, int, int, int, int]]) -> BatchResult:
         """Several transfers as (debit id, credit id, amount, flags, pending id) rows, as

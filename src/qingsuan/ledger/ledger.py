@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from qingsuan.ledger.batch import I64, TransferBatch
 from qingsuan.ledger.types import (
+    DONE_MAX,
     KNOWN_TRANSFER_FLAGS,
     MAX_ID,
     MAX_TOTAL_FEN,
@@ -60,8 +61,6 @@ _MNO: Final = int(AccountFlags.MUST_NOT_OVERDRAW)
 _CLOSED: Final = int(AccountFlags.CLOSED)
 _EXCLUSIVE: Final = _PENDING | _POST | _VOID
 _UNKNOWN_FLAGS: Final = ~int(KNOWN_TRANSFER_FLAGS)
-#: the codes of a transfer that is (already) in the ledger are OK and EXISTS, the lowest
-_DONE_MAX: Final = int(TransferResult.EXISTS)
 _CREDIT_NORMAL: Final = int(NormalSide.CREDIT)
 #: the normal side of an account by its stored value (without an enum call per balance)
 _SIDE_OF: Final = {int(side): side for side in NormalSide}
@@ -132,12 +131,12 @@ class BatchResult:
     @property
     def all_done(self) -> bool:
         if len(self.codes) <= 64:  # a card's two postings: skip numpy's per-call cost
-            return max(self.codes.tolist(), default=0) <= _DONE_MAX
-        return bool(np.all(self.codes <= _DONE_MAX))
+            return max(self.codes.tolist(), default=0) <= DONE_MAX
+        return bool(np.all(self.codes <= DONE_MAX))
 
     def failures(self) -> list[tuple[int, TransferResult]]:
         """(index, code) of every transfer that was not done."""
-        idx = np.nonzero(self.codes > _DONE_MAX)[0]
+        idx = np.nonzero(self.codes > DONE_MAX)[0]
         return [(int(i), _RESULT_OF[int(self.codes[i])]) for i in idx]
 
 
@@ -579,14 +578,14 @@ class Ledger:
         c = kept.get(credit_id) or static(credit_id)
         undo: list[tuple[Any, ...]] = []
         first = self._apply_plain(tid, debit_id, credit_id, amount_fen, _LINKED, d, c, undo)
-        if first > _DONE_MAX:  # the first failed: it changed nothing, the second not tried
+        if first > DONE_MAX:  # the first failed: it changed nothing, the second not tried
             codes = (first, _LINKED_EVENT_FAILED)
         else:
             d = kept.get(debit_id2) or static(debit_id2)
             c = kept.get(credit_id2) or static(credit_id2)
             # a failing transfer changes nothing: only the first's effects to undo
             second = self._apply_plain(tid2, debit_id2, credit_id2, amount_fen2, 0, d, c, None)
-            if second > _DONE_MAX:
+            if second > DONE_MAX:
                 self._rollback(undo)
                 codes = (_LINKED_EVENT_FAILED, second)
             else:
@@ -637,7 +636,7 @@ class Ledger:
                 code = _LINKED_EVENT_FAILED
             else:
                 code = apply_one(*t, undo)
-                if code > _DONE_MAX:
+                if code > DONE_MAX:
                     chain_failed = True
                     self._rollback(undo)
                     codes[chain_start:i] = [_LINKED_EVENT_FAILED] * (i - chain_start)
@@ -1280,16 +1279,15 @@ class Ledger:
         if now_us > _I64_MAX:  # stored in an int64 column (perhaps later, from the tail)
             raise ValueError(f"timestamp {now_us} does not fit 64 bits")
         self.last_timestamp_us = now_us
-        if self._expiry and self._expiry[0][0] <= now_us:
-            return self.expire_pending(now_us)
-        return []  # nothing due (the engine moves the time before every command)
+        return self.expire_pending(now_us)
 
     def expire_pending(self, now_us: int) -> list[int]:
         """Void every pending transfer whose timeout has passed at ``now_us``. Returns their
         ids. Called at the start of every batch, and by the engine's clock ticks."""
+        if not (self._expiry and self._expiry[0][0] <= now_us):
+            return []  # nothing due (the engine moves the time before every command)
         expired: list[int] = []
-        if self._expiry and self._expiry[0][0] <= now_us:
-            self._flush_tail()
+        self._flush_tail()
         acc = self._acc.cols
         while self._expiry and self._expiry[0][0] <= now_us:
             expires_at, tid, row = heapq.heappop(self._expiry)

@@ -120,6 +120,8 @@ class TransferResult(IntEnum):
 #: 3.11 reading a member off its enum class (TransferResult.OK) costs about 1,000
 #: instructions (EnumType defines __getattr__, which sends every attribute read off the
 #: class down the slow generic path)
+#: the codes of a transfer that is (already) in the ledger are OK and EXISTS, the lowest
+DONE_MAX: Final = int(TransferResult.EXISTS)
 _DONE_CODES: Final = (TransferResult.OK, TransferResult.EXISTS)
 #: the credit side, as a module global (see _DONE_CODES)
 _CREDIT: Final = NormalSide.CREDIT
