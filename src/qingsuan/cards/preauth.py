@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from qingsuan.cards.iso8583 import ResponseCode as RC
-from qingsuan.cards.records import CardTxn, Terminal, amount_fen
+from qingsuan.cards.records import Card, CardTxn, Terminal, amount_fen
 from qingsuan.cards.requests import CardRequest, Mti, Processing
 
 if TYPE_CHECKING:
@@ -37,15 +37,15 @@ def authorise(sw: CardSwitch, req: CardRequest, key: str, now_us: int) -> dict[s
     sw.txns[key] = txn
     card = sw.cards.get(pan)
     txn.card_kind = card.kind if card else "debit"
-    txn.rc = _decide(sw, txn, req, pan, amount, terminal, now_us)
+    txn.rc = _decide(sw, txn, req, pan, card, amount, terminal, now_us)
     if txn.rc == RC.APPROVED:
         txn.status = "authorised"
         sw._open_preauths[key] = txn
     return sw._answer(txn)
 
 
-def _decide(sw: CardSwitch, txn: CardTxn, req: CardRequest, pan: str, amount: int,
-            terminal: Terminal | None, now_us: int) -> str:
+def _decide(sw: CardSwitch, txn: CardTxn, req: CardRequest, pan: str, card: Card | None,
+            amount: int, terminal: Terminal | None, now_us: int) -> str:
     from qingsuan.ledger import Transfer, TransferFlags
 
     assert sw.engine is not None
@@ -58,8 +58,7 @@ def _decide(sw: CardSwitch, txn: CardTxn, req: CardRequest, pan: str, amount: in
     if mode == "down":
         # no stand-in for a pre-authorisation: only the issuer can hold
         return RC.ISSUER_UNAVAILABLE
-    rc = sw._issuer_decides(txn, req, sw.cards.get(pan), Processing.PREAUTH, amount,
-                            terminal, now_us)
+    rc = sw._issuer_decides(txn, req, card, Processing.PREAUTH, amount, terminal, now_us)
     if mode == "slow":  # the switch reverses what the issuer held: nothing stays held
         txn.late_rc = rc
         return RC.RESPONSE_RECEIVED_TOO_LATE
