@@ -58,6 +58,14 @@ _GROUP_ITEM: Final = struct.Struct("<I")
 MAX_GROUP: Final = 65_536
 #: commands applied ahead of their append at most (deferred_commits)
 MAX_DEFERRED: Final = 65_536
+#: several commands, each stamped with its own time, in one log entry: a run's events
+#: between two wake-ups (Engine.command_in_window), applied exactly as entries of their own
+#: would be (the systems' after-steps after each). One hash and one row for the lot.
+KIND_WINDOW: Final = "window"
+#: a window item's head: the length of its kind, then of its stamped payload
+_WINDOW_ITEM: Final = struct.Struct("<HI")
+#: commands one window holds at most
+MAX_WINDOW: Final = 4096
 
 _TS: Final = struct.Struct("<q")
 _LINKED: Final = int(TransferFlags.LINKED)
@@ -135,6 +143,13 @@ class Engine:
         #: commands applied but not yet appended (deferred_commits), and the group size
         self._deferred: list[tuple[str, bytes]] | None = None
         self._defer_max = 0
+        #: commands those entries hold (a window entry holds several)
+        self._deferred_commands = 0
+        #: commands applied under deferred_commits since the last entry, to be logged as
+        #: one window entry (command_in_window)
+        self._window: list[tuple[str, bytes]] = []
+        #: commands the applied window entries hold beyond one each (commands_applied)
+        self._window_extra = 0
         self._derived_seq = 0
         #: Time of the command being applied (systems post at this time).
         self.now_us = 0
@@ -169,7 +184,7 @@ class Engine:
     def register(self, system: System) -> None:
         if system.prefix in self.systems or system.prefix in (KIND_ACCOUNTS, KIND_TRANSFERS,
                                                               KIND_TICK, KIND_PARAM,
-                                                              KIND_GROUP):
+                                                              KIND_GROUP, KIND_WINDOW):
             raise ValueError(f"a system with prefix {system.prefix!r} is already registered")
         self.systems[system.prefix] = system
         attach = getattr(system, "attach", None)
@@ -232,6 +247,8 @@ class Engine:
                 if code is AccountResult.OK:
                     self.registry.add_account(account.id, account.book, name)
             return results
+        if kind == KIND_WINDOW:
+            return self._apply_window(payload)
         (ts,) = _TS.unpack_from(payload)
         body = payload[_TS.size:]
         self.now_us = ts
@@ -273,6 +290,28 @@ class Engine:
             pos += n
         if pos != end:
             raise ValueError("a group's last command is cut short")
+        return out
+
+    def _apply_window(self, payload: bytes) -> list[Any]:
+        """A window's commands in order, each at its own time, the systems' after-steps
+        between them (the caller runs them after the last, as after any entry)."""
+        pos, end = _TS.size, len(payload)
+        out: list[Any] = []
+        while pos < end:
+            klen, plen = _WINDOW_ITEM.unpack_from(payload, pos)
+            pos += _WINDOW_ITEM.size
+            kind = payload[pos:pos + klen].decode()
+            pos += klen
+            if kind in (KIND_WINDOW, KIND_GROUP, KIND_ACCOUNTS, KIND_TRANSFERS):
+                raise ValueError(f"a window holds no {kind!r} command")
+            if out:
+                for after in self._after:
+                    after()
+            out.append(self._apply(kind, payload[pos:pos + plen]))
+            pos += plen
+        if pos != end or not out:
+            raise ValueError("a window's last command is cut short")
+        self._window_extra += len(out) - 1
         return out
 
     # ------------------------------------------------- postings made while applying
@@ -409,6 +448,8 @@ class Engine:
             raise EngineFailed(f"the engine stopped after a command it could not apply "
                                f"({self._failed}); restart it from the log")
         if self._deferred is not None:
+            if self._window:  # the commands before this one come first in the log
+                self._close_window()
             return self._submit_deferred(commands)
         entries = self.log.append(commands)  # durable before anything is acknowledged
         try:
@@ -434,7 +475,7 @@ class Engine:
         if not 0 < max_entries <= MAX_DEFERRED:
             raise ValueError(f"max_entries must be 1 to {MAX_DEFERRED}, got {max_entries}")
         assert self._deferred is None, "deferred commits do not nest"
-        self._deferred, self._defer_max = [], max_entries
+        self._deferred, self._defer_max, self._deferred_commands = [], max_entries, 0
         try:
             yield
         finally:
@@ -442,7 +483,7 @@ class Engine:
                 if self._failed is None:
                     self.flush()
             finally:
-                self._deferred = None
+                self._deferred, self._window = None, []
 
     def _submit_deferred(self, commands: Sequence[tuple[str, bytes]]) -> list[Any]:
         assert self._deferred is not None
@@ -457,14 +498,69 @@ class Engine:
                 raise
             self.applied_seq += 1
             self._deferred.append((kind, payload))
-        if len(self._deferred) >= self._defer_max:
+            self._deferred_commands += 1
+        if self._deferred_commands >= self._defer_max:
             self.flush()
         return results
+
+    def command_in_window(self, kind: str, body: bytes = b"") -> Any:
+        """A system command stamped with the clock's time, applied at once. Under
+        :meth:`deferred_commits` it is logged with the commands applied next to it (until
+        another kind of command, a flush or :data:`MAX_WINDOW`) as one window entry: one
+        hash and one row for a run of scenario events, each replayed at its own time with
+        the systems' after-steps between them, exactly as entries of their own. Otherwise
+        it is :meth:`command`."""
+        if self._deferred is None:
+            return self.command(kind, body)
+        if self._failed is not None:
+            raise EngineFailed(f"the engine stopped after a command it could not apply "
+                               f"({self._failed}); restart it from the log")
+        payload = _TS.pack(self.clock.now_us()) + body
+        try:
+            result = self._apply(kind, payload)
+            for after in self._after:
+                after()
+        except BaseException as exc:
+            self._failed = f"entry {self.applied_seq + 1}: {exc}"
+            raise
+        window = self._window
+        window.append((kind, payload))
+        if len(window) >= MAX_WINDOW:
+            self._close_window()
+        if self._deferred_commands + len(self._window) >= self._defer_max:
+            self.flush()
+        return result
+
+    def _close_window(self) -> None:
+        """The open window's commands as one deferred entry (a single command as itself)."""
+        assert self._deferred is not None
+        window, self._window = self._window, []
+        if len(window) == 1:
+            self._deferred.append(window[0])
+        else:
+            parts = [window[0][1][:_TS.size]]  # the entry's time: its first command's
+            for kind, payload in window:
+                encoded = kind.encode()
+                parts += [_WINDOW_ITEM.pack(len(encoded), len(payload)), encoded, payload]
+            self._deferred.append((KIND_WINDOW, b"".join(parts)))
+            self._window_extra += len(window) - 1
+        self._deferred_commands += len(window)
+        self.applied_seq += 1
+
+    @property
+    def commands_applied(self) -> int:
+        """Commands applied: log entries, a window entry counting its commands (and the
+        commands of the window still open)."""
+        return self.applied_seq + self._window_extra + len(self._window)
 
     def flush(self) -> None:
         """Make the commands applied under :meth:`deferred_commits` durable now (not
         after a failure: what the log holds is then the truth, to restart from)."""
-        if not self._deferred or self._failed is not None:
+        if self._failed is not None:
+            return
+        if self._window:
+            self._close_window()
+        if not self._deferred:
             return
         first = self.applied_seq - len(self._deferred) + 1
         try:
@@ -476,6 +572,7 @@ class Engine:
         assert entries[0].seq == first and entries[-1].seq == self.applied_seq, \
             (entries[0].seq, first, self.applied_seq)
         self._deferred.clear()
+        self._deferred_commands = 0
         if self.snapshot_every and self.applied_seq % self.snapshot_every < len(entries):
             self.snapshot()
 
@@ -577,7 +674,7 @@ class Engine:
 
     def snapshot(self) -> Snapshot:
         """Store the current state in the log's snapshot table (fast restart)."""
-        if self._deferred:
+        if self._deferred or self._window:
             self.flush()  # the state it describes must be in the log first
         snap = Snapshot.of(self.applied_seq, self._dump_state())
         self.log.save_snapshot(snap)
@@ -587,11 +684,17 @@ class Engine:
         parts = {"ledger": self.ledger.to_bytes(),
                  "registry": self.registry.to_bytes(),
                  "params": json.dumps(self.params.written(), sort_keys=True).encode(),
-                 "engine": json.dumps({"derived_seq": self._derived_seq}).encode()}
+                 "engine": json.dumps(self._engine_state()).encode()}
         for prefix, system in sorted(self.systems.items()):
             parts[f"system:{prefix}"] = system.dump_state()
         header = json.dumps({k: len(v) for k, v in parts.items()}).encode()
         return _SNAPSHOT_MAGIC + _TS.pack(len(header)) + header + b"".join(parts.values())
+
+    def _engine_state(self) -> dict[str, int]:
+        state = {"derived_seq": self._derived_seq}
+        if self._window_extra:  # only a log with windows has any (older snapshots: none)
+            state["window_extra"] = self._window_extra
+        return state
 
     def _load_state(self, state: bytes) -> None:
         if not state.startswith(_SNAPSHOT_MAGIC):
@@ -608,7 +711,9 @@ class Engine:
         self.ledger = Ledger.from_bytes(parts["ledger"])
         self.registry = AccountRegistry.from_bytes(parts["registry"])
         self.params = Params(json.loads(parts["params"]))
-        self._derived_seq = int(json.loads(parts["engine"])["derived_seq"])
+        engine_state = json.loads(parts["engine"])
+        self._derived_seq = int(engine_state["derived_seq"])
+        self._window_extra = int(engine_state.get("window_extra", 0))
         for prefix, system in self.systems.items():
             blob = parts.get(f"system:{prefix}")
             if blob is None:
@@ -641,7 +746,8 @@ def replay(url: str | CommandLog, systems: Iterable[System] = (), *,
     engine.ledger, engine.registry, engine.applied_seq = Ledger(), AccountRegistry(), 0
     engine.params = Params()
     engine._derived_seq, engine.now_us, engine._failed = 0, 0, None
-    engine._deferred, engine._defer_max = None, 0
+    engine._deferred, engine._defer_max, engine._deferred_commands = None, 0, 0
+    engine._window, engine._window_extra = [], 0
     engine.systems = {}
     engine._after = []
     try:

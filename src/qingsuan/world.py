@@ -485,9 +485,11 @@ class World:
     # ------------------------------------------------------------------ driving
 
     def submit(self, event: Event, fields: dict[str, Any]) -> None:
-        """Log one scenario event for the banks to carry out (fields as JSON values)."""
+        """Log one scenario event for the banks to carry out (fields as JSON values). Under
+        deferred commits (a run) the events between two other commands (a tick) share one
+        log entry (Engine.command_in_window)."""
         # orjson: a tenth of json's cost, the same document (decoded by either)
-        self.engine.command("banks.event", orjson.dumps(
+        self.engine.command_in_window("banks.event", orjson.dumps(
             {"do": event.do, "order": event.order, "fields": fields},
             option=orjson.OPT_SORT_KEYS))
 

@@ -41,7 +41,7 @@ def outcome(world: World, sc: Scenario) -> dict[str, Any]:
         "hvps_queue": [{"at": format_time(at), "queued": count, "value": format_fen(value)}
                        for at, count, value in world.cnaps.hvps.queue_length],
         "checks": checks(world),
-        "log": {"entries": engine.applied_seq,
+        "log": {"entries": engine.commands_applied,
                 "transfers": engine.ledger.transfer_count,
                 "state_hash": engine.state_hash().hex()},
     }
