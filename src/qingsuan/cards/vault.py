@@ -47,6 +47,8 @@ TOKEN_HEX: Final = 24
 #: the suffix of the key file next to a SQLite store
 KEY_FILE_SUFFIX: Final = ".keys"
 _NONCE_BYTES: Final = 12
+#: cards whose token and masked PAN a vault keeps, at most (about 200 bytes each)
+MAX_CARDS_KEPT: Final = 1 << 20
 
 
 class CardKeyError(ValueError):
@@ -68,6 +70,12 @@ class CardVault:
     _pin: tuple[hashlib._Hash, hashlib._Hash] = field(init=False, repr=False,
                                                        compare=False)
     _aead: AESGCM = field(init=False, repr=False, compare=False)
+    #: PAN -> (token, masked PAN) of the cards tokenised so far whose PAN passes the Luhn
+    #: check: a world's cards are tokenised when it is built, then each of their requests
+    #: asks again (one dict read instead of a Luhn check, an HMAC and a mask per request).
+    #: Process memory only, like the scenario that holds the same PANs: never logged,
+    #: dumped or shown (docs/SECURITY.md)
+    _kept: dict[str, tuple[str, str]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.master) != KEY_BYTES:
@@ -77,6 +85,7 @@ class CardVault:
         set_(self, "_nonce", hmac.new(self._sub(b"nonce"), digestmod=hashlib.sha256))
         set_(self, "_pin", hmac_pads(self._sub(b"pin")))
         set_(self, "_aead", AESGCM(self._sub(b"encrypt")))
+        set_(self, "_kept", {})
 
     def _sub(self, label: bytes) -> bytes:
         return hmac.digest(self.master, b"qingsuan card key|" + label, "sha256")
@@ -122,14 +131,28 @@ class CardVault:
 
     def token(self, pan: str) -> str:
         """The card's identifier in the engine: one HMAC (the gateway's only per-request
-        cost here)."""
-        return TOKEN_PREFIX + hmac_sha256(self._token, pan.encode()).hexdigest()[:TOKEN_HEX]
+        cost here), kept for a PAN that passes the Luhn check."""
+        kept = self._kept.get(pan)
+        if kept is not None:
+            return kept[0]
+        return self._token_of(pan, luhn_ok(pan))
+
+    def _token_of(self, pan: str, luhn: bool) -> str:
+        """The token of a PAN not kept yet (``luhn``: whether it passes the Luhn check);
+        kept with its masked PAN if it passes and there is room."""
+        token = TOKEN_PREFIX + hmac_sha256(self._token, pan.encode()).hexdigest()[:TOKEN_HEX]
+        if luhn and len(self._kept) < MAX_CARDS_KEPT:
+            self._kept[pan] = (token, mask_pan(pan))
+        return token
 
     def card_fields(self, pan: str) -> dict[str, str]:
         """What a request carries instead of field 2: the token (empty for a PAN that is
         not digits with a right check digit: the switch answers 14) and the masked PAN."""
+        kept = self._kept.get(pan)  # (a PAN kept passed the Luhn check)
+        if kept is not None:
+            return {"card": kept[0], "pan_masked": kept[1]}
         ok = luhn_ok(pan)  # (digits only, as ASCII)
-        return {"card": self.token(pan) if ok else "", "pan_masked": mask_pan(pan)}
+        return {"card": self._token_of(pan, True) if ok else "", "pan_masked": mask_pan(pan)}
 
     def encrypt_pan(self, pan: str) -> str:
         """The PAN as the card file keeps it: hex of nonce | AES-GCM ciphertext and tag,
