@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+from qingsuan.cnaps.netsys import SYSTEMS
 from qingsuan.engine import AccountSpec
 from qingsuan.ledger import AccountFlags, NormalSide, TransferFlags, TransferResult
 
@@ -18,6 +19,9 @@ MNO: Final = AccountFlags.MUST_NOT_OVERDRAW
 _PENDING: Final = int(TransferFlags.PENDING)
 _POST: Final = int(TransferFlags.POST_PENDING)
 _VOID: Final = int(TransferFlags.VOID_PENDING)
+#: each net system's clearing account in a bank's book (BEPS: beps_clearing), named once
+#: (formatted per item before)
+CLEARING: Final = {system: f"{system.lower()}_clearing" for system in SYSTEMS}
 #: account ids the books keep read (a cache)
 MAX_IDS_KEPT: Final = 1 << 16
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Final
 
+from qingsuan.banks.books import CLEARING
 from qingsuan.clock import from_datetime, to_beijing_naive
 from qingsuan.cnaps.hvps import Priority
 from qingsuan.cnaps.netsys import ASKING, AWAITING, NetNotice
+from qingsuan.reasons import Reason
 
 if TYPE_CHECKING:
     from qingsuan.banks.books import Books
@@ -30,7 +32,15 @@ def _resolve(b: Banks, bank: str, payee: str) -> tuple[str | None, tuple[str, st
     """The payee's customer id at ``bank``, or why the bank must return the payment.
     ``payee``: a customer id, or ``BANK|ACCOUNT|NAME`` for an account not listed."""
     if "|" not in payee:
-        customer = b.customer(payee)
+        customer = b.directory[payee]
+        if customer.bank == bank:
+            # its own bank: the account its number finds is this customer (one customer
+            # per number, and the name is its own), so only a closed account stops it
+            # (directory.resolve's answer, without looking the number up again)
+            if customer.closed:
+                return None, (Reason.AC04.code,
+                              f"account {customer.account} at {bank} is closed")
+            return customer.id, None
         account, name = customer.account, customer.name
     else:
         _, account, name = payee.split("|", 2)
@@ -148,6 +158,8 @@ def follow_net(b: Banks) -> bool:
     cursors = b.cursors
     for name, net in b.cnaps.net.items():
         notices = net.notices
+        if cursors.get(name, 0) >= len(notices):
+            continue  # (most often: nothing new)
         seen = cursors.get(name, 0)
         while seen < len(notices):  # (acting on them may add more: a return, say)
             moved = True
@@ -160,21 +172,25 @@ def follow_net(b: Banks) -> bool:
 
 def _act_on_net(b: Banks, name: str, net: NetSystem, notices: list[NetNotice]) -> None:
     """Act on a net system's notices, in order."""
+    net_refs, payments = b.net_refs, b.payments
     for at_us, participant, ref_id, event, _ in notices:
         if event == "incoming":
             continue  # the receiving bank credits its customer on the "netted" notice
         if name == "CUPS" and event == "settled" and ref_id.startswith("cards:"):
             _card_day_settled(b, at_us, ref_id)
-        ref = b.net_refs.get(ref_id)
+        ref = net_refs.get(ref_id)
         if ref is not None and ref.get("kind") == "net_return":
             if event == "netted" and participant == ref["sender"]:
-                del b.net_refs[ref_id]
+                del net_refs[ref_id]
                 _return_netted(b, ref, waited=True)
             continue
-        record = b.payments.get(ref_id)
+        record = payments.get(ref_id)
         if ref is None or record is None or participant != ref["sender"]:
             continue
-        if event == _RECEIPT_REQUEST:  # a debit: the payer's bank has not answered yet
+        if event == "netted":  # (the most frequent first: the tests exclude each other)
+            record.move(at_us, "netted")
+            _net_deliver(b, ref, record, at_us)
+        elif event == _RECEIPT_REQUEST:  # a debit: the payer's bank has not answered yet
             record.move(at_us, AWAITING)
         elif event == "queued":
             record.move(at_us, "queued")
@@ -182,13 +198,10 @@ def _act_on_net(b: Banks, name: str, net: NetSystem, notices: list[NetNotice]) -
                 # a connected payer's bank gave its receipt and the debit queued: the
                 # bank holds the funds until netting, as for a simulated receipt
                 code, ref["reserve_id"] = _books(b).reserve(
-                    ref["sender"], f"customer:{ref['payer_id']}",
-                    f"{ref['system'].lower()}_clearing", ref["amount"])
+                    ref["sender"], f"customer:{ref['payer_id']}", CLEARING[ref["system"]],
+                    ref["amount"])
                 assert code.done, code  # BEPS checked the funds with the receipt
                 ref["reserved"] = True
-        elif event == "netted":
-            record.move(at_us, "netted")
-            _net_deliver(b, ref, record, at_us)
         elif event == "settled" and record.status != "returned":
             record.move(at_us, "settled")
         elif event in ("rejected", "cancelled"):
@@ -223,9 +236,8 @@ def payee_of(b: Banks, ref: dict[str, Any]) -> tuple[str | None, tuple[str, str]
 def _net_deliver(b: Banks, ref: dict[str, Any], record: PaymentRecord, at_us: int) -> None:
     """The item is netted: the payer's bank books the debit, the payee's bank credits its
     customer, or returns the credit (退汇) if it has no such account."""
-    clearing = f"{ref['system'].lower()}_clearing"
+    clearing = CLEARING[ref["system"]]
     books = _books(b)
-    payer_ledger = ref.get("payer_ledger") or f"customer:{ref['payer_id']}"
     payee_id, problem = payee_of(b, ref)
     reserved = not ref["debit"] or ref.get("reserved")
     if problem is None and reserved:  # the common case: one batch for both banks' books
@@ -234,6 +246,7 @@ def _net_deliver(b: Banks, ref: dict[str, Any], record: PaymentRecord, at_us: in
         record.move(at_us, "credited")
         return
     if not reserved:
+        payer_ledger = ref.get("payer_ledger") or f"customer:{ref['payer_id']}"
         books.post_all([(ref["sender"], payer_ledger, clearing, ref["amount"])])
     else:
         books.settle_reservation(ref["reserve_id"], post=True)
@@ -251,7 +264,7 @@ def send_back(b: Banks, ref: dict[str, Any], record: PaymentRecord, code: str, m
     its clearing account: CNAPS's outcome of the return item. Netted at once, the payer's
     bank credits its customer; behind the returning bank's cap, it owes the money until
     the return nets (banks/incoming.py follow_net)."""
-    clearing = f"{ref['system'].lower()}_clearing"
+    clearing = CLEARING[ref["system"]]
     outcome = b.cnaps_command("cnaps.net_return", {
         "system": ref["system"], "ref": ref["id"], "code": code, "message": message})
     if not outcome.ok:
@@ -273,7 +286,7 @@ def send_back(b: Banks, ref: dict[str, Any], record: PaymentRecord, code: str, m
 
 def _return_netted(b: Banks, returning: dict[str, Any], *, waited: bool = False) -> None:
     """A return item netted: the original payer's bank gives its customer the money back."""
-    clearing = f"{returning['system'].lower()}_clearing"
+    clearing = CLEARING[returning["system"]]
     legs = [(returning["receiver"], clearing, returning["payer_ledger"], returning["amount"])]
     if waited:  # the returning bank no longer owes it
         legs.insert(0, (returning["sender"], "returns_payable", clearing, returning["amount"]))

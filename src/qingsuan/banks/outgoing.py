@@ -9,14 +9,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from qingsuan.banks import incoming
+from qingsuan.banks.books import CLEARING
 from qingsuan.banks.routing import (
     ROUTE_BEPS,
     ROUTE_BOOK,
-    ROUTE_HOLD,
     ROUTE_HVPS,
     ROUTE_IBPS,
     ROUTE_REFUSE,
-    route_transfer,
+    route,
 )
 from qingsuan.clock import format_time, from_datetime, to_beijing_naive
 from qingsuan.cnaps.hvps import PHASE_OPEN, Priority
@@ -25,6 +25,7 @@ from qingsuan.money import format_fen
 from qingsuan.reasons import Reason
 
 if TYPE_CHECKING:
+    from qingsuan.banks.records import PaymentRecord
     from qingsuan.banks.system import Banks
 
 _REASONS: dict[TransferResult, Reason] = {
@@ -65,60 +66,65 @@ def _short(payer: str, bank: str, amount_fen: int,
 def transfer(b: Banks, f: dict[str, Any]) -> None:
     """A customer's transfer at a channel: the bank routes it (banks/routing.py)."""
     assert b.engine is not None
-    payer = b.customer(f["from_customer"])
-    if f.get("to_customer") is not None:
-        payee = b.customer(f["to_customer"])
-        payee_bank, payee_ref = payee.bank, payee.id
-        payee_net = ("customer", payee.bank, payee.account, payee.id)
-        payee_name: str | None = payee.name
+    directory = b.directory
+    pid = f["id"]
+    payer = directory[f["from_customer"]]
+    to_customer = f.get("to_customer")
+    if to_customer is not None:
+        payee = directory[to_customer]
+        payee_ref = payee_id = payee.id
+        payee_bank, payee_account, payee_name = payee.bank, payee.account, payee.name
     else:  # an account that is not a listed customer: it may not exist (a return)
-        payee_bank, account, payee_name = f["to_account"]
-        payee_ref = f"{payee_bank}|{account}|{payee_name}"
-        payee_net = ("outside", payee_bank, account, "")
-    now = _now(b)
-    same_bank = payer.bank == payee_bank
+        payee_bank, payee_account, payee_name = f["to_account"]
+        payee_ref = f"{payee_bank}|{payee_account}|{payee_name}"
+        payee_id = ""
+    now = b.engine.now_us
+    payer_bank = payer.bank
+    same_bank = payer_bank == payee_bank
+    channel, urgent, amount = f["channel"], f["urgent"], f["amount_fen"]
     # only what the route can depend on is read (route_transfer's docstring)
-    express = f["channel"] == "mobile" and f["urgent"] and not same_bank
+    express = channel == "mobile" and urgent and not same_bank
     normal = not same_bank and not express
-    decision = route_transfer(
-        channel=f["channel"], urgent=f["urgent"], same_bank=same_bank,
-        amount_fen=f["amount_fen"],
-        hvps_open=normal and b.cnaps.hvps.phase(now)[0] is PHASE_OPEN,
-        beps_limit_fen=(b.cnaps.beps.item_limit_fen("ordinary_credit", now) or 0)
-        if normal else 0,
-        ibps_limit_fen=int(b.engine.params["ibps.item_limit"]) if express else 0)
-    b.routes[f["id"]] = decision.why
-    route = decision.route
-    if route is ROUTE_BOOK:
-        _book_intrabank(b, f, payer.bank, payer.id, payee_ref)
+    cnaps = b.cnaps
+    decision = route(
+        channel, urgent, same_bank, amount,
+        normal and cnaps.hvps.phase(now)[0] is PHASE_OPEN,
+        (cnaps.net["BEPS"].item_limit_fen("ordinary_credit", now) or 0) if normal else 0,
+        int(b.engine.params["ibps.item_limit"]) if express else 0)
+    b.routes[pid] = decision.why
+    route_ = decision.route
+    if route_ is ROUTE_BOOK:
+        _book_intrabank(b, f, payer_bank, payer.id, payee_ref)
         return
-    record = b.record(f["id"], "transfer", "IBPS" if route is ROUTE_REFUSE
-                      else "HVPS" if route is ROUTE_HOLD else route.value)
-    if route is ROUTE_REFUSE:
+    # (the record's system named here, not by the route's value: an enum's value property
+    # is Python code)
+    system = "BEPS" if route_ is ROUTE_BEPS else "IBPS" if route_ is ROUTE_IBPS or \
+        route_ is ROUTE_REFUSE else "HVPS"
+    record = b.record(pid, "transfer", system)
+    if route_ is ROUTE_REFUSE:
         assert decision.refusal is not None
         record.move(now, "rejected")
         record.reason = {"code": decision.refusal[0], "message": decision.refusal[1]}
         return
-    fee = _charge_fee(b, payer.bank, payer.id, record)
+    fee = _charge_fee(b, payer_bank, payer.id, record)
     if fee is None:
         return
-    if route is ROUTE_BEPS or route is ROUTE_IBPS:
-        _send_net(b, "transfer", {
-            "id": f["id"], "system": route.value,
-            "kind": "ordinary_credit" if route is ROUTE_BEPS else "credit",
-            "amount_fen": f["amount_fen"], "payee_name": payee_name,
-            "payer": ("customer", payer.bank, payer.account, payer.id), "payee": payee_net})
+    if route_ is ROUTE_BEPS or route_ is ROUTE_IBPS:
+        _submit_net(b, record, pid, system,
+                    "ordinary_credit" if route_ is ROUTE_BEPS else "credit", amount,
+                    payee_name, payer_bank, payer.account, payer.id, payee_bank,
+                    payee_account, payee_id, None)
     else:
-        fields = {"id": f["id"], "amount_fen": f["amount_fen"],
-                  "priority": "urgent" if f["urgent"] else "normal",
+        fields = {"id": pid, "amount_fen": amount,
+                  "priority": "urgent" if urgent else "normal",
                   "payer": ("customer", payer.id), "payee": ("customer", payee_ref),
-                  "sender": payer.bank, "receiver": payee_bank}
-        if route is ROUTE_HVPS:
+                  "sender": payer_bank, "receiver": payee_bank}
+        if route_ is ROUTE_HVPS:
             _send_hvps(b, "transfer", fields)
         else:
             _hold(b, fields, record)
     if fee and record.status == "rejected":  # refused at once: the fee is given back
-        _books(b).post_all([(payer.bank, "fee_income", f"customer:{payer.id}", fee)])
+        _books(b).post_all([(payer_bank, "fee_income", f"customer:{payer.id}", fee)])
 
 
 def _hold(b: Banks, fields: dict[str, Any], record: Any) -> None:
@@ -255,41 +261,57 @@ def net_payment(b: Banks, f: dict[str, Any]) -> None:
 
 
 def _send_net(b: Banks, do: str, f: dict[str, Any]) -> None:
-    """A BEPS or IBPS item. A credit's funds are reserved at once; a debit's payer bank
-    reserves them when it gives its receipt (回执)."""
-    now = _now(b)
-    system, kind, amount = f["system"], f["kind"], f["amount_fen"]
+    """A BEPS or IBPS item, its fields as an event names them (:func:`_submit_net`)."""
+    system = f["system"]
     _, sender, payer_account, payer_id = f["payer"]
     _payee_kind, receiver, payee_account, payee_id = f["payee"]
     record = b.record(f["id"], do, system)
     record.system = system
+    # a payer's account other than the customer's (an acquirer's due_to_merchants) is
+    # noted in the item's reference
+    payer_ledger = (f.get("payer_ledger") or f"customer:{payer_id}") \
+        if "payer_ledger" in f else None
+    _submit_net(b, record, f["id"], system, f["kind"], f["amount_fen"], f.get("payee_name"),
+                sender, payer_account, payer_id, receiver, payee_account, payee_id,
+                payer_ledger)
+
+
+def _submit_net(b: Banks, record: PaymentRecord, pid: str, system: str, kind: str,
+                amount: int, payee_name: str | None, sender: str, payer_account: str,
+                payer_id: str, receiver: str, payee_account: str, payee_id: str,
+                payer_ledger: str | None) -> None:
+    """A BEPS or IBPS item sent to CNAPS (its record made). A credit's funds are reserved
+    at once; a debit's payer bank reserves them when it gives its receipt (回执).
+    ``payer_ledger``: the account that pays, when not the customer's."""
+    assert b.engine is not None and b.books is not None
+    now = b.engine.now_us
     debit = kind.endswith("_debit")
-    ref = {"id": f["id"], "system": system, "sender": sender, "receiver": receiver,
-           "payee_name": f.get("payee_name") or "", "amount": amount, "payer_id": payer_id,
+    ref = {"id": pid, "system": system, "sender": sender, "receiver": receiver,
+           "payee_name": payee_name or "", "amount": amount, "payer_id": payer_id,
            "payee_id": payee_id, "payee_account": payee_account, "debit": debit,
            "reserve_id": 0}
-    payer_ledger = f.get("payer_ledger") or f"customer:{payer_id}"
-    if "payer_ledger" in f:
+    if payer_ledger is not None:
         ref["payer_ledger"] = payer_ledger
-    clearing = f"{system.lower()}_clearing"
+    else:
+        payer_ledger = f"customer:{payer_id}"
+    clearing = CLEARING[system]
     if not debit:
-        code, ref["reserve_id"] = _books(b).reserve(sender, payer_ledger, clearing, amount)
+        code, ref["reserve_id"] = b.books.reserve(sender, payer_ledger, clearing, amount)
         if not code.done:
             record.move(now, "rejected")
             record.reason = _short(payer_id, sender, amount, code)
             return
     record.move(now, "accepted")
-    b.net_refs[f["id"]] = ref
-    doc: dict[str, Any] = {"system": system, "ref": f["id"], "kind": kind, "sender": sender,
-                           "receiver": receiver, "amount_fen": amount, "payer": payer_account,
-                           "payee": payee_account}
-    if f.get("payee_name") is not None:
-        doc["payee_name"] = f["payee_name"]
-    outcome = b.cnaps_command("cnaps.net_submit", doc)
+    b.net_refs[pid] = ref
+    # CNAPS takes the message as its logged cnaps.net_submit would carry it (a bank's
+    # message made while a logged command is applied is not logged itself): handed over
+    # as its fields, not as a document to take apart again
+    outcome = b.cnaps.net[system].submit(pid, kind, sender, receiver, int(amount), now,
+                                         payer_account, payee_account, None, payee_name)
     if debit and outcome.status == "queued":
         # the payer's bank has given its receipt: it holds the funds until netting
-        code, ref["reserve_id"] = _books(b).reserve(sender, f"customer:{payer_id}", clearing,
-                                                    amount)
+        code, ref["reserve_id"] = b.books.reserve(sender, f"customer:{payer_id}", clearing,
+                                                  amount)
         assert code.done, code
         ref["reserved"] = True
 

@@ -55,43 +55,64 @@ def route_transfer(*, channel: str, urgent: bool, same_bank: bool, amount_fen: i
                    hvps_open: bool, beps_limit_fen: int, ibps_limit_fen: int) -> Decision:
     """The route; ``ibps_limit_fen`` is read only for a mobile urgent transfer, and
     ``hvps_open`` and ``beps_limit_fen`` only for the others, between two banks."""
+    return route(channel, urgent, same_bank, amount_fen, hvps_open, beps_limit_fen,
+                 ibps_limit_fen)
+
+
+def route(channel: str, urgent: bool, same_bank: bool, amount_fen: int, hvps_open: bool,
+          beps_limit_fen: int, ibps_limit_fen: int) -> Decision:
+    """:func:`route_transfer` with its arguments in order (the per-transfer call: a call
+    by keywords costs more)."""
     if channel not in CHANNELS:
         raise ValueError(f"channel must be counter or mobile, not {channel!r}")
     if same_bank:
         return _BOOK
     if channel == "mobile" and urgent:
         if amount_fen <= ibps_limit_fen:
-            return _decision(ROUTE_IBPS, ibps_limit_fen)
-        return _decision(ROUTE_REFUSE, ibps_limit_fen)
+            return _ibps(ibps_limit_fen)
+        return _refuse(ibps_limit_fen)
     if amount_fen > beps_limit_fen:
-        return _decision(ROUTE_HVPS if hvps_open else ROUTE_HOLD, beps_limit_fen)
+        return _hvps(beps_limit_fen) if hvps_open else _hold(beps_limit_fen)
     if urgent and hvps_open:
         return _URGENT
-    return _decision(ROUTE_BEPS, beps_limit_fen)
+    return _beps(beps_limit_fen)
 
 
 _BOOK: Final = Decision(Route.BOOK, "both accounts are in this bank: booked at once (行内)")
 _URGENT: Final = Decision(Route.HVPS, "urgent, and HVPS is open: settled gross in real time")
 
 
+# The decisions that name a limit, made once per limit (a transfer's route is decided on
+# every event, and the limits seldom change): a cache per route, keyed by the limit alone
+# (a Route in the key would be hashed by Enum.__hash__, Python code, on every transfer).
+
 @lru_cache(maxsize=256)
-def _decision(route: Route, limit_fen: int) -> Decision:
-    """A decision that names a limit (made once per limit: a transfer's route is decided
-    on every event, and the limits seldom change)."""
-    limit = format_fen(limit_fen)
-    if route is Route.IBPS:
-        return Decision(Route.IBPS, f"mobile urgent up to {limit}: IBPS, confirmed in real "
-                                    "time, 7x24")
-    if route is Route.REFUSE:
-        return Decision(Route.REFUSE, "above the IBPS item limit", (
-            "AM02", f"urgent mobile transfers go through IBPS, whose limit is {limit} per "
-                    "item: split the amount, or send it as a normal transfer"))
-    if route is Route.HVPS:
-        return Decision(Route.HVPS, f"above the BEPS item limit {limit}: HVPS, settled gross "
-                                    "in real time")
-    if route is Route.HOLD:
-        return Decision(Route.HOLD, f"above the BEPS item limit {limit} and HVPS is closed: "
-                                    "held for its next opening")
-    assert route is Route.BEPS, route
-    return Decision(Route.BEPS, f"up to {limit}, not urgent (or HVPS closed): BEPS, netted "
-                                "and settled at the next session")
+def _ibps(limit_fen: int) -> Decision:
+    return Decision(Route.IBPS, f"mobile urgent up to {format_fen(limit_fen)}: IBPS, "
+                                "confirmed in real time, 7x24")
+
+
+@lru_cache(maxsize=256)
+def _refuse(limit_fen: int) -> Decision:
+    return Decision(Route.REFUSE, "above the IBPS item limit", (
+        "AM02", f"urgent mobile transfers go through IBPS, whose limit is "
+                f"{format_fen(limit_fen)} per item: split the amount, or send it as a "
+                "normal transfer"))
+
+
+@lru_cache(maxsize=256)
+def _hvps(limit_fen: int) -> Decision:
+    return Decision(Route.HVPS, f"above the BEPS item limit {format_fen(limit_fen)}: HVPS, "
+                                "settled gross in real time")
+
+
+@lru_cache(maxsize=256)
+def _hold(limit_fen: int) -> Decision:
+    return Decision(Route.HOLD, f"above the BEPS item limit {format_fen(limit_fen)} and HVPS "
+                                "is closed: held for its next opening")
+
+
+@lru_cache(maxsize=256)
+def _beps(limit_fen: int) -> Decision:
+    return Decision(Route.BEPS, f"up to {format_fen(limit_fen)}, not urgent (or HVPS "
+                                "closed): BEPS, netted and settled at the next session")

@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from qingsuan.calendar import HvpsPhase
 from qingsuan.clock import (
+    US_PER_DAY,
+    US_PER_HOUR,
     US_PER_MINUTE,
     beijing_day,
     format_time,
@@ -68,6 +70,11 @@ RECEIPT_REJECT_CODES: Final = tuple(r.code for r in (
 #: positions settle in HVPS sessions: they stop only when HVPS does).
 CLOSED_PARAM: Final = {"BEPS": "beps.closed", "IBPS": "ibps.closed"}
 
+
+#: Beijing time's offset from UTC (UTC+8 all year, as clock.beijing_day counts days): a
+#: Beijing day's first microsecond is ``day * US_PER_DAY - _BEIJING_OFFSET_US``
+_BEIJING_OFFSET_US: Final = 8 * US_PER_HOUR
+assert beijing_day(-_BEIJING_OFFSET_US) == 0 and beijing_day(-_BEIJING_OFFSET_US - 1) == -1
 
 #: a net system's notice: (at, participant, ref, event, detail)
 NetNotice = tuple[int, str, str, str, str]
@@ -207,9 +214,10 @@ class NetSystem:
         self.connected: set[str] = connected if connected is not None else set()
         #: items waiting for a connected participant: ref -> (deadline, who answers)
         self.awaiting: dict[str, tuple[int, str]] = {}
-        #: BEPS's ordinary-credit limit, asked for every item, kept for the (Beijing day,
-        #: parameters object, its version) it holds for (derived, never in the state)
-        self._limit_cache: tuple[int, object, int, int] = (-1, None, -1, 0)
+        #: BEPS's ordinary-credit limit, asked for every item, kept for the (Beijing day as
+        #: its first and past-the-last microsecond, parameters object, its version) it
+        #: holds for (derived, never in the state)
+        self._limit_cache: tuple[int, int, object, int, int] = (0, 0, None, -1, 0)
         #: the maintenance switch's value, kept for the (parameters object, its version)
         #: it was read at (asked several times per item; derived, never in the state)
         self._closed_cache: tuple[object, int, bool] = (None, -1, False)
@@ -325,15 +333,16 @@ class NetSystem:
             return None  # periodic credits and debits have no item limit
         # asked for every item: the answer holds for a Beijing day (the calendar comes from
         # the parameters, so for their version too)
-        day = beijing_day(now_us)
         params = self.engine.params
-        cached_day, cached_params, cached_version, limit = self._limit_cache
-        if cached_day == day and cached_params is params and cached_version == params.version:
+        start_us, end_us, cached_params, cached_version, limit = self._limit_cache
+        if start_us <= now_us < end_us and cached_params is params and \
+                cached_version == params.version:
             return limit
         business = self.hvps.schedule().calendar.is_business_day(_local_date(now_us))
         key = "beps.item_limit" if business else "beps.holiday_item_limit"
         limit = int(params[key])
-        self._limit_cache = (day, params, params.version, limit)
+        start_us = beijing_day(now_us) * US_PER_DAY - _BEIJING_OFFSET_US
+        self._limit_cache = (start_us, start_us + US_PER_DAY, params, params.version, limit)
         return limit
 
     def submit(self, ref: str, kind: str, sender: str, receiver: str, amount_fen: int,
@@ -341,19 +350,23 @@ class NetSystem:
                original: str | None = None, payee_name: str | None = None) -> NetOutcome:
         """An item (or a BEPS package of one) arrives from the sender's bank."""
         self.advance(now_us)
-        existing = self.items.get(ref)
+        items = self.items
+        existing = items.get(ref)
         if existing is not None:
             return NetOutcome(False, existing.status, (
                 Reason.AM05.code, f"duplicate item {ref}: already {existing.status}"))
-        if len(self.items) >= MAX_ITEMS:
+        if len(items) >= MAX_ITEMS:
             raise RuntimeError(f"{self.name} holds {MAX_ITEMS} items: refusing more")
         s, r = self._settling(sender), self._settling(receiver)
         self.arrivals += 1
+        # (the fields in order: a call by keywords costs more)
         item = NetItem(ref, self.name, kind, s, r, amount_fen, self.arrivals, now_us,
-                       payer=payer, payee=payee, original=original, payee_name=payee_name)
-        self.items[ref] = item
+                       "accepted", None, None, None, None, payer, payee, original, None,
+                       payee_name)
+        items[ref] = item
         reason = self._refuse(item, sender, receiver, now_us)
-        answerer = self._answerer(item, sender, receiver)
+        # (nobody connected, nobody answers for itself: the common case, asked first)
+        answerer = self._answerer(item, sender, receiver) if self.connected else None
         if reason is None and answerer is None:
             if kind.endswith("_debit"):
                 reason = self._debit_receipt(item)
@@ -379,7 +392,8 @@ class NetSystem:
             self._notice(now_us, s, ref, "queued", f"cap {format_fen(self.caps[s])}")
             return NetOutcome(True, "queued")
         self._net(item, now_us)
-        self._release(r, now_us)
+        if self.queues.get(r):  # (_release's own first test: most often nothing waits)
+            self._release(r, now_us)
         return NETTED
 
     def _settling(self, name: str) -> str:
@@ -606,22 +620,27 @@ class NetSystem:
         s, r = item.sender, item.receiver
         assert self.positions.get(s, 0) - item.amount_fen >= -self.caps.get(s, 0) or s == r
         if s != r:
-            self.positions[s] -= item.amount_fen
-            self.positions[r] += item.amount_fen
+            amount = item.amount_fen
+            positions = self.positions
+            position = positions[s] = positions[s] - amount
+            positions[r] += amount
             ms, mr = self.metrics[s], self.metrics[r]
-            ms.netted_value_fen += item.amount_fen
+            ms.netted_value_fen += amount
             ms.netted_count += 1
-            ms.low_position_fen = min(ms.low_position_fen, self.positions[s])
-            mr.received_value_fen += item.amount_fen
+            if position < ms.low_position_fen:
+                ms.low_position_fen = position
+            mr.received_value_fen += amount
             if item.status == "queued":
                 ms.queue_time_us += now_us - item.submitted_us
-            self.in_transit_fen += item.amount_fen
-            self.in_transit.append((now_us, self.in_transit_fen))
+            in_transit = self.in_transit_fen = self.in_transit_fen + amount
+            self.in_transit.append((now_us, in_transit))
         item.status = "netted"
         item.netted_us = now_us
-        self.unsettled.append(item.ref)
-        self._notice(now_us, s, item.ref, "netted", self.name)
-        self._notice(now_us, r, item.ref, "incoming", self.name)
+        ref = item.ref
+        self.unsettled.append(ref)
+        notices, name = self.notices, self.name  # (_notice's tuples, appended here)
+        notices.append((now_us, s, ref, "netted", name))
+        notices.append((now_us, r, ref, "incoming", name))
 
     def _release(self, name: str, now_us: int) -> None:
         """Incoming credits (or a higher cap) release the head of a BEPS queue, in cascade."""

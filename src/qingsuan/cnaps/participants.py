@@ -134,6 +134,10 @@ class Directory:
         self._barred: dict[tuple[str, str], str | None] = {}
         self._barred_params: object = None
         self._barred_version = -1
+        #: :meth:`admit`'s admissions (name, system) -> the participant, for the same
+        #: parameters object and version as :attr:`_barred` (emptied with it); a
+        #: participant once listed stays listed, the same object
+        self._admitted: dict[tuple[str, str], Participant] = {}
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
@@ -179,6 +183,7 @@ class Directory:
         if version is not None:
             if params is not self._barred_params or version != self._barred_version:
                 self._barred, self._barred_params, self._barred_version = {}, params, version
+                self._admitted = {}
             key = (name, system)
             if key in self._barred:
                 return self._barred[key]
@@ -197,6 +202,11 @@ class Directory:
         """``name``, a payment's sender or receiver (``role``), as a participant that may
         use ``system``, or why it may not: (RC01, not listed) or (AG01, its kind's
         ``cnaps.*_systems`` parameter leaves the system out: :meth:`barred`)."""
+        if params is self._barred_params and \
+                getattr(params, "version", None) == self._barred_version:
+            admitted = self._admitted.get((name, system))  # (twice per payment)
+            if admitted is not None:
+                return admitted
         found = self._by_name.get(name)
         if found is None:
             return (Reason.RC01.code, f"{role} {name!r} is not {_ARTICLE.get(system, 'a')} "
@@ -204,6 +214,8 @@ class Directory:
         barred = self.barred(name, system, params)
         if barred is not None:
             return (Reason.AG01.code, f"{role} {barred}")
+        if params is self._barred_params:  # (barred kept its answer for these parameters)
+            self._admitted[(name, system)] = found
         return found
 
     def settling(self, name: str) -> str:
