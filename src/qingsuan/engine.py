@@ -66,6 +66,8 @@ KIND_WINDOW: Final = "window"
 _WINDOW_ITEM: Final = struct.Struct("<HI")
 #: commands one window holds at most
 MAX_WINDOW: Final = 4096
+#: system command kinds whose system is kept found (a world has a few dozen kinds)
+MAX_TARGETS_KEPT: Final = 1024
 
 _TS: Final = struct.Struct("<q")
 _LINKED: Final = int(TransferFlags.LINKED)
@@ -134,6 +136,8 @@ class Engine:
         #: The rule parameters in force; changed only by logged ``param`` commands.
         self.params = Params()
         self.systems: dict[str, System] = {}
+        #: command kind -> its system, for the kinds applied so far (Engine._apply)
+        self._targets: dict[str, System] = {}
         #: what systems do after every applied log entry (the banks follow notices)
         self._after: list[Callable[[], None]] = []
         for system in systems:
@@ -187,6 +191,7 @@ class Engine:
                                                               KIND_GROUP, KIND_WINDOW):
             raise ValueError(f"a system with prefix {system.prefix!r} is already registered")
         self.systems[system.prefix] = system
+        self._targets.clear()
         attach = getattr(system, "attach", None)
         if attach is not None:
             attach(self)
@@ -233,6 +238,12 @@ class Engine:
         return result
 
     def _apply(self, kind: str, payload: bytes) -> Any:
+        target = self._targets.get(kind)
+        if target is not None:  # a system's kind seen before (most commands): found at once
+            (ts,) = _TS.unpack_from(payload)
+            self.now_us = ts
+            self.ledger.advance_time(ts)
+            return target.apply(kind, ts, payload[_TS.size:])
         if kind == KIND_TRANSFERS:
             batch, ts = decode_batch(payload)
             self.now_us = ts
@@ -270,6 +281,8 @@ class Engine:
         target = self.systems.get(kind.split(".", 1)[0])
         if target is None:
             raise ValueError(f"unknown command kind {kind!r}")
+        if len(self._targets) < MAX_TARGETS_KEPT:
+            self._targets[kind] = target
         self.ledger.advance_time(ts)
         return target.apply(kind, ts, body)
 
@@ -748,7 +761,7 @@ def replay(url: str | CommandLog, systems: Iterable[System] = (), *,
     engine._derived_seq, engine.now_us, engine._failed = 0, 0, None
     engine._deferred, engine._defer_max, engine._deferred_commands = None, 0, 0
     engine._window, engine._window_extra = [], 0
-    engine.systems = {}
+    engine.systems, engine._targets = {}, {}
     engine._after = []
     try:
         if not 0 <= last <= log.last_seq:
