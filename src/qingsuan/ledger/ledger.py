@@ -221,6 +221,10 @@ class Ledger:
         "_open_pending",
         "_pending_state",
         "_scratch",
+        "_span_end",
+        "_span_first",
+        "_span_row",
+        "_span_static",
         "_tr",
         "_tr_index",
         "_ts",
@@ -252,7 +256,21 @@ class Ledger:
              np.int64, np.int64, np.int64, np.int64),
             block=_BALANCES,
         )
+        #: account id -> row, for the accounts outside the spans (see _row_of)
         self._acc_index: dict[int, int] = {}
+        # Spans: runs of accounts opened one after another (consecutive ids at consecutive
+        # rows, the same book, flags, normal side and limit: a range of generated
+        # customers), one entry a run, not one dict entry an account (a world of 10
+        # million customers would keep a 1 GiB dict). Sorted by first id, never
+        # overlapping; an account opened past the last span's end extends it or begins a
+        # new one, any other goes to _acc_index.
+        self._span_first: list[int] = []
+        #: one past each span's last id
+        self._span_end: list[int] = []
+        #: each span's first row
+        self._span_row: list[int] = []
+        #: each span's accounts' (book, flags, normal, limit), as _static gives them
+        self._span_static: list[tuple[int, int, int, int]] = []
         self._acc_static: dict[int, _Static] = {}
         self._acc_sorted_ids: I64 | None = None
         self._acc_sorted_rows: I64 | None = None
@@ -326,7 +344,7 @@ class Ledger:
     def _check_account(self, a: Account) -> AccountResult:
         if not 0 < a.id <= MAX_ID:
             return AccountResult.ID_OUT_OF_RANGE
-        row = self._acc_index.get(a.id)
+        row = self._row_of(a.id)
         if row is not None:
             return (AccountResult.EXISTS if self.account(a.id) == a
                     else AccountResult.EXISTS_WITH_DIFFERENT_FIELDS)
@@ -351,11 +369,76 @@ class Ledger:
         cols["limit"][row] = a.overdraft_limit_fen
         cols["code"][row] = a.code
         self._acc.n += 1
-        self._acc_index[a.id] = row
+        self._index_account(a.id, row, (int(a.book), int(a.flags), int(a.normal),
+                                        int(a.overdraft_limit_fen)))
         self._acc_sorted_ids = None
 
+    def _index_account(self, account_id: int, row: int,
+                       static: tuple[int, int, int, int]) -> None:
+        """Make a new account (its ``static``: book, flags, normal, limit) found by id:
+        past the last span's end it extends that span (the next id at the next row, the
+        same static fields) or begins a new one; below, it goes to the dict."""
+        ends = self._span_end
+        if ends and account_id < ends[-1]:
+            self._acc_index[account_id] = row
+            return
+        if ends and account_id == ends[-1] and static == self._span_static[-1] and \
+                row == self._span_row[-1] + account_id - self._span_first[-1]:
+            ends[-1] = account_id + 1
+            return
+        self._span_first.append(account_id)
+        ends.append(account_id + 1)
+        self._span_row.append(row)
+        self._span_static.append(static)
+
+    def _reindex_accounts(self) -> None:
+        """The id lookups rebuilt from the account columns (after a load): their runs of
+        consecutive ids and equal static fields as spans, as _index_account would have
+        made them (or longer: any split of a run is as good)."""
+        self._acc_index, self._acc_static = {}, {}
+        self._span_first, self._span_end, self._span_row, self._span_static = [], [], [], []
+        n = self._acc.n
+        if not n:
+            return
+        c = self._acc.cols
+        ids = c["id"][:n]
+        statics = [c[name][:n] for name in ("book", "flags", "normal", "limit")]
+        breaks = ids[1:] - 1 != ids[:-1]  # (ids are positive: no wrap)
+        for col in statics:
+            breaks |= col[1:] != col[:-1]
+        starts = np.flatnonzero(np.r_[True, breaks]).tolist()
+        firsts = ids[starts].tolist()
+        fields = list(zip(*(col[starts].tolist() for col in statics), strict=True))
+        ends = self._span_end
+        for lo, hi, first, static in zip(starts, [*starts[1:], n], firsts, fields,
+                                         strict=True):
+            if ends and first < ends[-1]:  # below a span: by id
+                self._acc_index.update(zip(ids[lo:hi].tolist(), range(lo, hi), strict=True))
+                continue
+            self._span_first.append(first)
+            ends.append(first + hi - lo)
+            self._span_row.append(lo)
+            self._span_static.append(static)
+
+    def _row_of(self, account_id: int) -> int | None:
+        """An account's row, None if there is none: the dict, else the span holding it."""
+        row = self._acc_index.get(account_id)
+        if row is None:
+            first = self._span_first
+            k = bisect.bisect_right(first, account_id) - 1
+            if k >= 0 and account_id < self._span_end[k]:
+                return self._span_row[k] + account_id - first[k]
+        return row
+
+    def _account_row(self, account_id: int) -> int:
+        """An account's row (KeyError if there is none)."""
+        row = self._row_of(account_id)
+        if row is None:
+            raise KeyError(account_id)
+        return row
+
     def account(self, account_id: int) -> Account:
-        row = self._acc_index[account_id]
+        row = self._account_row(account_id)
         c = self._acc.cols
         return Account(account_id, int(c["book"][row]), NormalSide(int(c["normal"][row])),
                        AccountFlags(int(c["flags"][row])), int(c["limit"][row]),
@@ -369,7 +452,7 @@ class Ledger:
         return hit[4]
 
     def has_account(self, account_id: int) -> bool:
-        return account_id in self._acc_index
+        return self._row_of(account_id) is not None
 
     def balance(self, account_id: int) -> Balance:
         row, _, _, normal, _ = self._acc_static.get(account_id) or self._static(account_id)
@@ -658,11 +741,16 @@ class Ledger:
         hit = self._acc_static.get(account_id)
         if hit is None:
             row = self._acc_index.get(account_id)
-            if row is None:
-                return _UNKNOWN_ACCOUNT
-            c = self._acc.cols  # .item: a Python int without a numpy scalar first
-            hit = (row, c["book"].item(row), c["flags"].item(row), c["normal"].item(row),
-                   c["limit"].item(row))
+            if row is not None:
+                c = self._acc.cols  # .item: a Python int without a numpy scalar first
+                hit = (row, c["book"].item(row), c["flags"].item(row), c["normal"].item(row),
+                       c["limit"].item(row))
+            else:  # in a span (a generated customer's): its fields without a column read
+                first = self._span_first
+                k = bisect.bisect_right(first, account_id) - 1
+                if k < 0 or account_id >= self._span_end[k]:
+                    return _UNKNOWN_ACCOUNT
+                hit = (self._span_row[k] + account_id - first[k], *self._span_static[k])
             self._acc_static[account_id] = hit
         return hit
 
@@ -1341,7 +1429,7 @@ class Ledger:
     def history(self, account_id: int, limit: int = 10_000) -> list[TransferRecord]:
         """The account's transfers in the order applied (most recent ``limit``; those
         still held when the history is not kept)."""
-        row = self._acc_index[account_id]
+        row = self._account_row(account_id)
         self._flush_tail()
         n = self._tr.n
         rows = np.nonzero((self._tr.cols["dr"][:n] == row) | (self._tr.cols["cr"][:n] == row))[0]
@@ -1353,7 +1441,7 @@ class Ledger:
         """The account's transfers applied at a time in (``after_us``, ``until_us``], in
         order. Transfers are stored in time order (the ledger's time never goes back), so
         only that stretch of the table is read (a day's statement, not all history)."""
-        row = self._acc_index[account_id]
+        row = self._account_row(account_id)
         self._flush_tail()
         n = self._tr.n
         c = self._tr.cols
@@ -1486,7 +1574,7 @@ class Ledger:
                 for name in cols.names:
                     cols.cols[name][:n] = z[prefix + name]
                 cols.n = n
-            ledger._acc_index = {int(v): i for i, v in enumerate(ledger._acc.view("id"))}
+            ledger._reindex_accounts()
             ids = ledger._tr.view("id")
             if "h_meta" in z:  # some rows forgotten (or blocks of another size)
                 base, block, mono_end, mono_last, base_last, digested = z["h_meta"].tolist()
