@@ -52,36 +52,40 @@ def _resolve(b: Banks, bank: str, payee: str) -> tuple[str | None, tuple[str, st
 
 def follow_hvps(b: Banks) -> bool:
     """Act on HVPS's notices: settle, credit, release or return the funds."""
-    notices = b.cnaps.hvps.notices
-    seen = b.cursors.get("hvps", 0)
+    hvps = b.cnaps.hvps
+    notices = hvps.notices
+    cursors = b.cursors
+    seen = cursors.get("hvps", 0)
     if seen >= len(notices):
         return False
-    while seen < len(notices):
-        n = notices[seen]
-        seen += 1
-        b.cursors["hvps"] = seen
-        b.note_step(n)
-        ref = b.hvps_refs.get(n.ref)
-        record = b.payments.get(n.ref)
-        if ref is None or record is None or n.participant != ref["sender"]:
-            continue
-        if n.event == "queued":
-            record.move(n.at_us, "queued")
-        elif n.event == "settled":
-            record.move(n.at_us, "settled")
-            _complete(b, ref, record, n.at_us)
-        elif n.event in ("rejected", "returned", "cancelled"):
-            pay = b.cnaps.hvps.payments[n.ref]
-            record.move(n.at_us, n.event)
-            if pay.reason is not None:
-                code, message = pay.reason
-                record.reason = {"code": code, "message": message}
-            if ref["kind"] == "return":
-                # the money belongs to the payer: it stays in transit and the return is
-                # sent again when HVPS next takes payments (never kept by the bank)
-                b.returns_pending.append({**ref, "due_us": _next_open_us(b, n.at_us)})
-            else:
-                _unwind(b, ref)
+    hvps_refs, payments = b.hvps_refs, b.payments
+    while seen < len(notices):  # (acting on them may add more: a return, say)
+        new = notices[seen:]
+        seen = cursors["hvps"] = len(notices)
+        b.note_steps(new)
+        for n in new:
+            ref = hvps_refs.get(n.ref)
+            record = payments.get(n.ref)
+            if ref is None or record is None or n.participant != ref["sender"]:
+                continue
+            event = n.event
+            if event == "settled":  # (the most frequent first: the tests exclude each other)
+                record.move(n.at_us, "settled")
+                _complete(b, ref, record, n.at_us)
+            elif event == "queued":
+                record.move(n.at_us, "queued")
+            elif event in ("rejected", "returned", "cancelled"):
+                pay = hvps.payments[n.ref]
+                record.move(n.at_us, event)
+                if pay.reason is not None:
+                    code, message = pay.reason
+                    record.reason = {"code": code, "message": message}
+                if ref["kind"] == "return":
+                    # the money belongs to the payer: it stays in transit and the return
+                    # is sent again when HVPS next takes payments (never kept by the bank)
+                    b.returns_pending.append({**ref, "due_us": _next_open_us(b, n.at_us)})
+                else:
+                    _unwind(b, ref)
     return True
 
 
@@ -94,10 +98,14 @@ def _complete(b: Banks, ref: dict[str, Any], record: PaymentRecord, at_us: int) 
         return
     problem = None
     if ref["kind"] == "customer":
-        books.settle_reservation(ref["reserve_id"], post=True)
+        # (the payee looked up first: the look-up books nothing, and then the reservation's
+        # post and the credit are one call, the same ledger moves in the same order)
         payee_id, problem = _resolve(b, receiver, ref["payee"])
         if problem is None:
-            books.post_all([(receiver, "hvps_incoming", f"customer:{payee_id}", amount)])
+            books.settle_and_post(ref["reserve_id"], receiver, "hvps_incoming",
+                                  f"customer:{payee_id}", amount)
+        else:
+            books.settle_reservation(ref["reserve_id"], post=True)
     else:
         books.post_all([(receiver, "hvps_incoming", "equity", amount)])
     if problem is not None:

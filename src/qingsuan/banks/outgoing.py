@@ -6,7 +6,7 @@ reorder, pledge and release on the participant's behalf.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.banks import incoming
 from qingsuan.banks.books import CLEARING
@@ -37,6 +37,11 @@ _REASONS: dict[TransferResult, Reason] = {
     TransferResult.CREDIT_ACCOUNT_NOT_FOUND: Reason.AC01,
     TransferResult.AMOUNT_TOO_LARGE: Reason.AM02,
 }
+
+
+#: a priority's level by the name an event gives (Priority.parse reads the enum by name, and
+#: takes other spellings too: asked for those)
+_LEVELS: Final = {p.label: int(p) for p in Priority}
 
 
 def _now(b: Banks) -> int:
@@ -248,10 +253,12 @@ def _send_hvps(b: Banks, do: str, f: dict[str, Any]) -> None:
     b.hvps_refs[f["id"]] = {"id": f["id"], "kind": kind, "payer": payer, "payee": payee,
                             "sender": sender, "receiver": receiver, "amount": amount,
                             "reserve_id": reserve_id}
-    b.cnaps_command("cnaps.hvps_submit", {
-        "ref": f["id"], "sender": sender, "receiver": receiver, "amount_fen": amount,
-        "priority": int(Priority.parse(f["priority"])), "kind": kind, "debtor": payer,
-        "creditor": payee})
+    level = _LEVELS.get(f["priority"])
+    # HVPS takes the message as its logged cnaps.hvps_submit would carry it, handed over as
+    # its fields (a bank's message made while a logged command is applied is not logged)
+    b.cnaps.hvps.submit(f["id"], sender, receiver, int(amount),
+                        int(Priority.parse(f["priority"])) if level is None else level, kind,
+                        now, payer, payee)
 
 
 # ---------------------------------------------------------------------- BEPS and IBPS

@@ -142,9 +142,9 @@ class Banks:
     def step_notices(self, notices: list[Notice]) -> None:
         self._steps = list(notices)
 
-    def note_step(self, step: Notice) -> None:
-        """An HVPS notice followed."""
-        self._steps.append(step)
+    def note_steps(self, steps: list[Notice]) -> None:
+        """HVPS notices followed, in order."""
+        self._steps += steps
 
     def note_net_steps(self, system: str, notices: list[NetNotice]) -> None:
         """A net system's notices followed, in order (made Notices only when read)."""

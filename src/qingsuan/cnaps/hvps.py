@@ -211,8 +211,9 @@ class Hvps:
         self.last_lsm_us = 0
         self._schedule_key: tuple[Any, ...] | None = None
         self._schedule: HvpsSchedule | None = None
-        self._phase_cache: tuple[Any, int, int, tuple[HvpsPhase, dt.date | None]] = (
-            None, 0, 0, (HvpsPhase.CLOSED, None))
+        #: phase's answer, for (the parameters object, its version, a span of time)
+        self._phase_cache: tuple[Any, int, int, int, tuple[HvpsPhase, dt.date | None]] = (
+            None, -1, 0, 0, (HvpsPhase.CLOSED, None))
         #: the parameters object and version the schedule was last checked against
         self._schedule_params: object = None
         self._schedule_version = -1
@@ -222,6 +223,9 @@ class Hvps:
         #: per direct participant, the ids of the accounts a gross settlement moves
         #: (_gross_ids): looked up once, not six times per payment
         self._gross: dict[str, tuple[int, int, int, int]] = {}
+        #: a listed participant's name -> the direct participant it settles through (a
+        #: participant's kind and place never change, nobody leaves the directory)
+        self._settles: dict[str, str] = {}
 
     # ------------------------------------------------------------------ accounts
 
@@ -308,14 +312,17 @@ class Hvps:
         return self._schedule
 
     def phase(self, at_us: int) -> tuple[HvpsPhase, dt.date | None]:
-        if self.engine.params["hvps.closed"]:
-            return HvpsPhase.CLOSED, None
         # Asked several times per command: the answer holds over a span of the day
-        # (HvpsSchedule.phase_holds_until), for as long as the timetable is the same.
-        sched = self.schedule()
-        held_sched, start_us, end_us, answer = self._phase_cache
-        if held_sched is sched and start_us <= at_us < end_us:
+        # (HvpsSchedule.phase_holds_until), for as long as the parameters (the timetable,
+        # hvps.closed) are the same: looked at first
+        params = self.engine.params
+        held_params, held_version, start_us, end_us, answer = self._phase_cache
+        if held_params is params and held_version == params.version and \
+                start_us <= at_us < end_us:
             return answer
+        if params["hvps.closed"]:
+            return HvpsPhase.CLOSED, None
+        sched = self.schedule()
         moment = to_beijing_naive(at_us)
         state = sched.phase(moment)
         answer = (state.phase, state.business_date)
@@ -326,7 +333,7 @@ class Hvps:
             if at_us >= early_us:
                 return HvpsPhase.CLOSED, None  # the operator closed the day (not cached)
             until_us = min(until_us, early_us)
-        self._phase_cache = (sched, at_us, until_us, answer)
+        self._phase_cache = (params, params.version, at_us, until_us, answer)
         return answer
 
     def advance(self, now_us: int) -> None:
@@ -339,8 +346,10 @@ class Hvps:
                 params is walked_params and params.version == walked_version):
             self._walk(now_us)
             self._walk_cache = (day_number, params, params.version, self._next_step_us(now_us))
+        if not self.queued_total:
+            return  # (nothing queued: no gridlock to resolve, whatever the interval)
         interval = int(params["hvps.lsm_interval_minutes"])
-        if (interval and self.queued_total and now_us - self.last_lsm_us >= interval * US_PER_MINUTE
+        if (interval and now_us - self.last_lsm_us >= interval * US_PER_MINUTE
                 and self.phase(now_us)[0] is PHASE_OPEN):
             self._gridlock(now_us, None)  # hvps.lsm's choice, "off" included (HVPS.md)
 
@@ -415,11 +424,11 @@ class Hvps:
                            (Reason.AM05.code, f"duplicate message {ref}: already "
                                               f"{existing.status.value}"))
         reason = self._refuse(sender, receiver, amount_fen, now_us)
-        s_set = self.directory.settling(sender) if sender in self.directory else sender
-        r_set = self.directory.settling(receiver) if receiver in self.directory else receiver
+        s_set, r_set = self._settling(sender), self._settling(receiver)
         self.arrivals += 1
+        # (the fields in order: a call by keywords costs more)
         pay = HvpsPayment(ref, s_set, r_set, amount_fen, int(priority), kind, self.arrivals,
-                          now_us, PAY_QUEUED, debtor=debtor, creditor=creditor)
+                          now_us, PAY_QUEUED, None, None, None, None, debtor, creditor)
         self.payments[ref] = pay
         if reason is not None:
             pay.status = HvpsStatus.REJECTED
@@ -430,8 +439,9 @@ class Hvps:
             # both sides settle in the same account: nothing moves in central-bank money
             self._mark_settled(pay, now_us, "gross")
             return Outcome(True, "settled")
-        ahead = None if self.engine.params["hvps.bypass_fifo"] else self._head(s_set,
-                                                                                pay.priority)
+        # (nothing queued anywhere, most of the time: nobody is ahead)
+        ahead = None if not self.queued_total or self.engine.params["hvps.bypass_fifo"] \
+            else self._head(s_set, pay.priority)
         free = self._free(s_set)  # (read once: the settlement needs it too)
         if ahead is None and self._available(s_set, free) >= amount_fen:
             self._settle_gross(pay, now_us, "gross", free)
@@ -441,6 +451,16 @@ class Hvps:
         if self.engine.params["hvps.lsm_on_queue"]:
             self._gridlock(now_us, None)
         return Outcome(True, pay.status.value)
+
+    def _settling(self, name: str) -> str:
+        """The direct participant whose settlement account carries ``name``'s payments (a
+        name not in the directory stands for itself: the payment is refused RC01)."""
+        found = self._settles.get(name)
+        if found is None:
+            if name not in self.directory:
+                return name  # (not kept: it may join later)
+            found = self._settles[name] = self.directory.settling(name)
+        return found
 
     def _refuse(self, sender: str, receiver: str, amount_fen: int, now_us: int
                 ) -> tuple[str, str] | None:
@@ -693,18 +713,28 @@ class Hvps:
         ms.settled_count += 1
         mr.received_value_fen += pay.amount_fen
         if pay.sender != pay.receiver:
-            ms.net_flow_fen -= pay.amount_fen
-            ms.min_net_flow_fen = min(ms.min_net_flow_fen, ms.net_flow_fen)
+            flow = ms.net_flow_fen = ms.net_flow_fen - pay.amount_fen
+            if flow < ms.min_net_flow_fen:
+                ms.min_net_flow_fen = flow
             mr.net_flow_fen += pay.amount_fen
         if how in ("bilateral", "multilateral", "window"):
             ms.gridlock_value_fen += pay.amount_fen
-        self._notice(now_us, pay.sender, pay.ref, "settled", how)
-        self._notice(now_us, pay.receiver, pay.ref, "credited", how)
+        notices = self.notices  # (_notice's, appended here)
+        notices.append(Notice(now_us, pay.sender, pay.ref, "settled", how))
+        notices.append(Notice(now_us, pay.receiver, pay.ref, "credited", how))
 
     def _after_settlement(self, now_us: int, touched: set[str]) -> None:
         """Incoming credits retry the receivers' queues (cascading), then repay credit."""
-        # nothing queued anywhere (most of the time): no queue to retry, only credit to repay
-        work = sorted(touched) if self.queued_total else []
+        if not self.queued_total:
+            # nothing queued anywhere (most of the time): no queue to retry, only credit to
+            # repay, by those that drew some (_repay's own first test)
+            credit = self.credit
+            for name in sorted(touched):
+                line = credit[name]
+                if line.intraday_fen + line.overnight_fen:  # (drawn_fen)
+                    self._repay(name)
+            return
+        work = sorted(touched)
         seen_receivers = set(touched)
         while work:
             name = work.pop(0)
@@ -830,7 +860,7 @@ class Hvps:
         self.cutoffs_done.add(key)
         self.days_closed.add(key)
         self.closed_early[key] = now_us
-        self._phase_cache = (None, 0, 0, (HvpsPhase.CLOSED, None))
+        self._phase_cache = (None, -1, 0, 0, (HvpsPhase.CLOSED, None))
         scheduled_us = from_datetime(self.schedule().session(day).closes_at)
         self._end_of_day(day, now_us, from_us=scheduled_us - US_PER_DAY)
         return {"ok": True, "business_date": key, "queued": queued,
