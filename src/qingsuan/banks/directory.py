@@ -8,8 +8,8 @@ the simulated responder answers CNAPS from it, the acquirer finds its merchants 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, ValuesView
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, ValuesView
+from dataclasses import dataclass, fields
 from typing import Any, Final
 
 import numpy as np
@@ -17,13 +17,15 @@ import numpy.typing as npt
 
 from qingsuan.banks.ranges import CustomerRange, clash
 from qingsuan.cnaps.netsys import SimAccount
-from qingsuan.ledger.registry import AccountRegistry, split_index
+from qingsuan.ledger.registry import AccountRegistry
 from qingsuan.reasons import Reason
 
 #: customers one world holds at most
 MAX_CUSTOMERS: Final = 10_000_000
 #: generated customers kept made (a cache: a look-up past it makes the record again)
 MAX_MADE: Final = 1 << 16
+#: the digits a generated customer's id ends in (its index in its range)
+_DIGITS: Final = "0123456789"
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,18 +140,29 @@ class Directory:
         """The generated customer ``cid`` (not made yet), or None."""
         if not self.ranges:
             return None
-        split = split_index(cid)
-        rule = self._range_of_prefix.get(split[0]) if split is not None else None
-        if rule is None or split is None or split[1] >= rule.count:
+        # registry.split_index inline (most events' at a million customers meet one not
+        # made yet): the prefix (not ending in a digit), then the index
+        prefix = cid.rstrip(_DIGITS)
+        rule = self._range_of_prefix.get(prefix)
+        if rule is None:
             return None
-        # (split_index accepts only the canonical index, so cid is the rule's id for it)
-        return self._keep(_member(rule, split[1], cid))
+        digits = cid[len(prefix):]
+        # the canonical index alone (no leading zero but 0 itself), so that cid is the
+        # rule's id for it
+        if not digits or (digits[0] == "0" and len(digits) > 1):
+            return None
+        k = int(digits)
+        return self._keep(_member(rule, k, cid)) if k < rule.count else None
 
     def find_number(self, bank: str, account: str) -> CustomerAccount | None:
-        key = (bank, account)
+        return self.number_of((bank, account))
+
+    def number_of(self, key: tuple[str, str]) -> CustomerAccount | None:
+        """:meth:`find_number` of ``(bank, account number)`` as one key (the responder's)."""
         found = self._numbers.get(key) or self._made_numbers.get(key)
         if found is not None:
             return found
+        bank, account = key
         for rule in self._ranges_at.get(bank, ()):
             k = rule.index_of_account(account)
             if k is not None:
@@ -169,7 +182,7 @@ class Directory:
         """The receiving bank looks a payee up in its books: (the account, None), or (None,
         (reason code, message)) when it must return the payment: no such account (AC01), a
         closed account (AC04), or a name that does not match (BE01, with ``name_check``)."""
-        found = self.find_number(bank, account)
+        found = self.number_of((bank, account))
         if found is None:
             return None, (Reason.AC01.code, f"no account {account} at {bank}")
         if found.closed:
@@ -196,10 +209,49 @@ class Directory:
         return out
 
 
+def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
+    """The setters of a frozen slots dataclass's fields, which must be ``names`` in order:
+    a record filled through them is the record its ``__init__`` makes (no __post_init__),
+    at a third of the cost (the frozen __init__ calls object.__setattr__ once a field,
+    which looks the slot up again each time)."""
+    assert tuple(f.name for f in fields(cls)) == names, (cls, names)
+    assert "__post_init__" not in cls.__dict__, cls
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_NEW: Final = object.__new__
+#: (a generated customer's record is made at its first meeting: at a million customers,
+#: two an event)
+_SET_ID, _SET_BANK, _SET_ACCOUNT, _SET_NAME, _SET_CLOSED, _SET_MDR = _slot_setters(
+    CustomerAccount, ("id", "bank", "account", "name", "closed", "mdr_ppm"))
+#: (and the responder's answer about it, made once for each record)
+_SET_SIM = _slot_setters(SimAccount, ("bank", "number", "name", "ledger_name", "closed"))
+
+
 def _member(rule: CustomerRange, k: int, cid: str | None = None) -> CustomerAccount:
-    """Customer ``k`` of ``rule`` (``cid``: its id, when known already)."""
-    return CustomerAccount(cid if cid is not None else rule.id(k), rule.bank, rule.account(k),
-                           rule.name(k))
+    """Customer ``k`` of ``rule`` (``cid``: its id, when known already): an open account,
+    no merchant, as ``CustomerAccount(id, bank, account, name)``."""
+    made = _NEW(CustomerAccount)
+    _SET_ID(made, cid if cid is not None else rule.id(k))
+    _SET_BANK(made, rule.bank)
+    _SET_ACCOUNT(made, rule.account(k))
+    _SET_NAME(made, rule.name(k))
+    _SET_CLOSED(made, False)
+    _SET_MDR(made, None)
+    return made
+
+
+def _answer(found: CustomerAccount) -> SimAccount:
+    """What the responder answers about ``found``: ``SimAccount(bank, number, name,
+    "BANK:customer:ID", closed)``."""
+    set_bank, set_number, set_name, set_ledger_name, set_closed = _SET_SIM
+    answer = _NEW(SimAccount)
+    set_bank(answer, found.bank)
+    set_number(answer, found.account)
+    set_name(answer, found.name)
+    set_ledger_name(answer, f"{found.bank}:customer:{found.id}")  # its ledger_name in full
+    set_closed(answer, found.closed)
+    return answer
 
 
 class _ById(Mapping[str, CustomerAccount]):
@@ -267,14 +319,13 @@ class ResponderView:
         self._answers: dict[tuple[str, str], tuple[CustomerAccount, SimAccount]] = {}
 
     def get(self, key: tuple[str, str], /) -> SimAccount | None:
-        found = self._banks.directory.find_number(*key)
+        found = self._banks.directory.number_of(key)
         if found is None:
             return None
         kept = self._answers.get(key)
         if kept is not None and kept[0] is found:
             return kept[1]
-        answer = SimAccount(found.bank, found.account, found.name,
-                            f"{found.bank}:{found.ledger_name}", found.closed)
+        answer = _answer(found)
         if len(self._answers) >= MAX_MADE:
             self._answers.clear()
         self._answers[key] = (found, answer)

@@ -29,6 +29,17 @@ def split_index(name: str) -> tuple[str, int] | None:
     return prefix, int(digits)
 
 
+def _member_id(hit: tuple[int, int], name: str, digits_at: int) -> int | None:
+    """The id of range member ``name`` (its index from ``digits_at`` on) in the range
+    ``hit`` (count, first id), or None when it is not one: an index past the count or
+    not canonical, as :func:`split_index` reads it."""
+    digits = name[digits_at:]
+    if not digits or (digits[0] == "0" and len(digits) > 1):
+        return None
+    k = int(digits)
+    return hit[1] + k if k < hit[0] else None
+
+
 class AccountRegistry:
     def __init__(self) -> None:
         #: book name -> book id
@@ -41,6 +52,10 @@ class AccountRegistry:
         self._ranges: dict[str, tuple[int, int]] = {}
         self._range_starts: list[int] = []
         self._range_prefixes: list[str] = []
+        #: the ranges again by book, then the rest of the prefix: (count, first id) under
+        #: every split of the full prefix at a colon (a book's name may hold one), so that
+        #: :meth:`id` finds a range member's id without making its full name
+        self._ranges_in: dict[str, dict[str, tuple[int, int]]] = {}
 
     def add_book(self, book_id: int, name: str) -> None:
         self.books[name] = book_id
@@ -77,6 +92,9 @@ class AccountRegistry:
                     first_id <= aid <= last_id:
                 raise ValueError(f"account {name} (id {aid}) falls in the range {prefix}N")
         self._ranges[prefix] = (count, first_id)
+        for at, sign in enumerate(prefix):
+            if sign == ":":
+                self._ranges_in.setdefault(prefix[:at], {})[prefix[at + 1:]] = (count, first_id)
         self._range_starts.insert(k, first_id)
         self._range_prefixes.insert(k, prefix)
         self._max_id = max(self._max_id, last_id)
@@ -94,13 +112,10 @@ class AccountRegistry:
         found = self._ids.get(full_name)
         if found is not None or not self._ranges:
             return found
-        split = split_index(full_name)
-        if split is None:
-            return None
-        hit = self._ranges.get(split[0])
-        if hit is None or split[1] >= hit[0]:
-            return None
-        return hit[1] + split[1]
+        # (split_index inline: no tuple made)
+        prefix = full_name.rstrip(_DIGITS)
+        hit = self._ranges.get(prefix)
+        return _member_id(hit, full_name, len(prefix)) if hit is not None else None
 
     def next_account_id(self) -> int:
         return self._max_id + 1
@@ -110,7 +125,18 @@ class AccountRegistry:
 
     def id(self, book: str, name: str) -> int:
         """The id of account ``book:name``; KeyError naming it if unknown."""
-        found = self._lookup(f"{book}:{name}")
+        # a range member first, read off its name (no account is named as one: add_range
+        # and add_account see to it), without making the full name: at a million
+        # customers most events meet customers whose ids no cache holds
+        in_book = self._ranges_in.get(book)
+        if in_book is not None:
+            prefix = name.rstrip(_DIGITS)
+            hit = in_book.get(prefix)
+            if hit is not None:
+                found = _member_id(hit, name, len(prefix))
+                if found is not None:
+                    return found
+        found = self._ids.get(f"{book}:{name}")
         if found is None:
             raise KeyError(f"no account {book}:{name}")
         return found
