@@ -60,6 +60,7 @@ _LINKED: Final = int(TransferFlags.LINKED)
 _MNO: Final = int(AccountFlags.MUST_NOT_OVERDRAW)
 _CLOSED: Final = int(AccountFlags.CLOSED)
 _EXCLUSIVE: Final = _PENDING | _POST | _VOID
+_PHASE_TWO: Final = _POST | _VOID
 _UNKNOWN_FLAGS: Final = ~int(KNOWN_TRANSFER_FLAGS)
 _CREDIT_NORMAL: Final = int(NormalSide.CREDIT)
 #: the normal side of an account by its stored value (without an enum call per balance)
@@ -90,6 +91,8 @@ _EXACT_WINDOW: Final = 32
 _SMALL_BATCH: Final = 16
 #: rows the exact path keeps out of the columns before writing them in bulk
 _TAIL_ROWS: Final = 256
+#: most accounts' balances kept in Python after the tail wrote them (Ledger._clean)
+_CLEAN_ROWS: Final = 1 << 16
 #: an account as the exact path reads it: (row, book, flags, normal, limit)
 _Static = tuple[int, int, int, int, int]
 #: a transfer as the exact path takes it: (id, debit id, credit id, amount, flags, pending
@@ -208,6 +211,7 @@ class Ledger:
         "_base_last_mono_id",
         "_buffer",
         "_chain",
+        "_clean",
         "_digested",
         "_expiry",
         "_gone_hi",
@@ -309,6 +313,10 @@ class Ledger:
         #: balances of the accounts the tail touched (the columns hold them as they were
         #: read, until the tail is written)
         self._scratch: dict[int, list[int]] = {}
+        #: balances of accounts the tail wrote into the columns, as the columns hold them
+        #: (a cache, not state: at most _CLEAN_ROWS; a row written in the columns by
+        #: another path is dropped): the tail takes them back without a numpy read
+        self._clean: dict[int, list[int]] = {}
         #: rows applied and not yet in the columns (row numbers continue the columns')
         self._buffer: list[tuple[int, ...]] = []
         self._ts = 0
@@ -458,8 +466,10 @@ class Ledger:
         row, _, _, normal, _ = self._acc_static.get(account_id) or self._static(account_id)
         if row < 0:
             raise KeyError(account_id)
-        # held by the exact path's tail since the last flush, else from the columns
-        dp, dpo, cp, cpo = self._scratch.get(row) or self._column_totals(row)
+        # held by the exact path's tail since the last flush, else as it last wrote them
+        # into the columns, else from the columns
+        dp, dpo, cp, cpo = (self._scratch.get(row) or self._clean.get(row)
+                            or self._column_totals(row))
         side = _SIDE_OF.get(normal)
         return Balance(dp, dpo, cp, cpo, NormalSide(normal) if side is None else side)
 
@@ -638,11 +648,15 @@ class Ledger:
             raise RuntimeError(f"ledger holds {MAX_TRANSFERS} transfers: refusing more")
         if not held:
             self._maybe_forget()
-        static = self._acc_static
         self._ts = timestamp_us
-        code = self._apply_one(tid, debit_id, credit_id, amount_fen, flags, pending_id, 0, 0,
-                               static.get(debit_id) or self._static(debit_id),
-                               static.get(credit_id) or self._static(credit_id), None)
+        if flags & _PHASE_TWO:  # a post or void: the pending transfer's accounts, not these
+            code = self._apply_one(tid, debit_id, credit_id, amount_fen, flags, pending_id,
+                                   0, 0, _UNKNOWN_ACCOUNT, _UNKNOWN_ACCOUNT, None)
+        else:
+            static = self._acc_static
+            code = self._apply_one(tid, debit_id, credit_id, amount_fen, flags, pending_id,
+                                   0, 0, static.get(debit_id) or self._static(debit_id),
+                                   static.get(credit_id) or self._static(credit_id), None)
         if len(self._buffer) >= _TAIL_ROWS:
             self._flush_tail()
         return code
@@ -947,6 +961,7 @@ class Ledger:
                        ids_list: list[int] | None) -> None:
         acc = self._acc.cols
         amt = batch.amount_fen[:stop]
+        self._clean.clear()  # the columns change under it
         np.add.at(acc["dpo"], di[:stop], amt)
         np.add.at(acc["cpo"], ci[:stop], amt)
         tr = self._tr
@@ -1022,6 +1037,10 @@ class Ledger:
         moved = [sum(column) for column in delta.T.tolist()]
         if moved[0] != moved[2] or moved[1] != moved[3]:
             raise LedgerInvariantError("debits and credits moved by different amounts")
+        clean = self._clean  # the lists now hold what the columns hold
+        if len(clean) + len(scratch) > _CLEAN_ROWS:
+            clean.clear()
+        clean.update(scratch)
         self._scratch = {}
 
     def _flush_rows(self) -> None:
@@ -1037,14 +1056,12 @@ class Ledger:
         tr.n = base + k
         self._buffer = []
 
-    def _bal(self, row: int) -> list[int]:
-        """An account's totals ``[dp, dpo, cp, cpo]`` held in the tail, read into it from
-        the columns if not there yet."""
-        return self._scratch.get(row) or self._load(row)
-
     def _load(self, row: int) -> list[int]:
-        """An account's totals read into the tail (not held there yet)."""
-        bal: list[int] = self._acc.block[row].tolist()  # _column_totals, without the call
+        """An account's totals read into the tail (not held there yet): as the tail last
+        wrote them (_clean), else from the columns."""
+        bal = self._clean.get(row)
+        if bal is None:
+            bal = self._acc.block[row].tolist()  # _column_totals, without the call
         self._scratch[row] = bal
         return bal
 
@@ -1088,11 +1105,15 @@ class Ledger:
             return R.ID_OUT_OF_RANGE
         if flags & _UNKNOWN_FLAGS:
             return R.UNKNOWN_FLAGS
-        row = self._find_row(tid)
-        if row is not None:
-            if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
-                return _EXISTS
-            return self._compare_existing(row, dr, cr, amt, flags, pid, tmo, code)
+        # _find_row only where it can find one: a new id (the common case) is above the
+        # increasing prefix and in neither dict (without the call)
+        if (self._mono_end and tid <= self._mono_last_id) or tid in self._tr_index or \
+                tid in self._gone_ids:
+            row = self._find_row(tid)
+            if row is not None:
+                if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
+                    return _EXISTS
+                return self._compare_existing(row, dr, cr, amt, flags, pid, tmo, code)
         mode = flags & _EXCLUSIVE
         if mode & (mode - 1):
             return R.FLAGS_ARE_MUTUALLY_EXCLUSIVE
@@ -1170,11 +1191,15 @@ class Ledger:
         checks in the same order, without those that cannot fail for it."""
         if not 0 < tid <= MAX_ID:
             return R.ID_OUT_OF_RANGE
-        row = self._find_row(tid)
-        if row is not None:
-            if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
-                return _EXISTS
-            return self._compare_existing(row, dr, cr, amt, flags, 0, 0, 0)
+        # _find_row only where it can find one: a new id (the common case) is above the
+        # increasing prefix and in neither dict (without the call)
+        if (self._mono_end and tid <= self._mono_last_id) or tid in self._tr_index or \
+                tid in self._gone_ids:
+            row = self._find_row(tid)
+            if row is not None:
+                if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
+                    return _EXISTS
+                return self._compare_existing(row, dr, cr, amt, flags, 0, 0, 0)
         verdict, dbal, cbal = self._check_new(dr, cr, amt, d, c)
         if verdict:
             return verdict
@@ -1225,17 +1250,20 @@ class Ledger:
         amount = p_amt if amt == 0 else amt
         if amount > p_amt or (not post and amount != p_amt):
             return R.PENDING_TRANSFER_EXCEEDED
-        dbal, cbal = self._bal(p_di), self._bal(p_ci)
+        scratch = self._scratch  # (_bal, without the calls)
+        dbal = scratch.get(p_di) or self._load(p_di)
+        cbal = scratch.get(p_ci) or self._load(p_ci)
         dbal[0] -= p_amt
         cbal[2] -= p_amt
-        changes: list[tuple[Any, ...]] = [("bal", p_di, 0, -p_amt), ("bal", p_ci, 2, -p_amt)]
         if post:
             dbal[1] += amount
             cbal[3] += amount
-            changes += [("bal", p_di, 1, amount), ("bal", p_ci, 3, amount)]
         self._buffer_row(tid, p_di, p_ci, amount, flags, pid, 0, code)
         if undo is not None:
-            undo += [*changes, ("row",), ("pstate", pid, state)]
+            undo += [("bal", p_di, 0, -p_amt), ("bal", p_ci, 2, -p_amt)]
+            if post:
+                undo += [("bal", p_di, 1, amount), ("bal", p_ci, 3, amount)]
+            undo += [("row",), ("pstate", pid, state)]
         self._pending_state[pid] = _IS_POSTED if post else _IS_VOIDED
         self._open_pending.pop(pid, None)
         return _OK
@@ -1389,6 +1417,8 @@ class Ledger:
                 continue  # its row was rolled back and taken by another transfer
             acc["dp"][r_dr] -= amt
             acc["cp"][r_cr] -= amt
+            self._clean.pop(r_dr, None)  # (no longer what the columns hold)
+            self._clean.pop(r_cr, None)
             self._pending_state[tid] = _IS_EXPIRED
             self._open_pending.pop(tid, None)
             expired.append(tid)
@@ -1654,9 +1684,13 @@ def _block_digest(columns: Sequence[npt.NDArray[Any]]) -> bytes:
     return _hash_parts(_block_parts(columns))
 
 
-#: the tail's rows and balances as machine ints, for _int64_rows
-_ROW: Final = struct.Struct("=9q")
-_TOTALS: Final = struct.Struct("=4q")
+#: the tail's rows and balances as machine ints, for _int64_rows: native longs where a
+#: long is 64 bits (struct converts a long digit by digit, a long long through a byte
+#: array: half the cost of a row); the same bytes, the same range, the same errors
+_INT64_CODE: Final = "l" if struct.calcsize("@l") == 8 else "q"
+_ROW: Final = struct.Struct(f"@9{_INT64_CODE}")
+_TOTALS: Final = struct.Struct(f"@4{_INT64_CODE}")
+assert _ROW.size == 9 * 8 and _TOTALS.size == 4 * 8
 
 
 def _int64_rows(rows: Collection[Sequence[int]], packer: struct.Struct) -> I64:
