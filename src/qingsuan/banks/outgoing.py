@@ -439,7 +439,7 @@ def follow_payouts(b: Banks) -> bool:
     """收单清算 across banks: after a card cut-off the acquirer pays each merchant that banks
     elsewhere its day's takings (net of the MDR) by a BEPS credit from what it owes its
     merchants (DOMAIN story 2, step 8); the merchant's bank credits it when it nets."""
-    moved = _resend_payouts(b)
+    moved = _resend_payouts(b) if b.payouts_waiting else False  # (its own first test)
     payouts = b.switch.payouts
     seen = b.cursors.get("payouts", 0)
     if seen >= len(payouts):

@@ -75,6 +75,8 @@ class Banks:
         self._steps: list[Notice | tuple[str, list[NetNotice]]] = []
         self._ticked = False
         self._params_version = -1
+        #: (engine, its wallets system): :meth:`_wallets`'s answer (derived, not state)
+        self._wallets_of: tuple[Engine | None, Any] = (None, None)
         self._reset()
 
     def _reset(self) -> None:
@@ -276,11 +278,13 @@ class Banks:
         # an item a connected participant has not answered ends at its deadline (an IBPS
         # confirmation AB05, a BEPS debit receipt AB06)
         nets = cnaps.net
-        for net in (nets["IBPS"], nets["BEPS"]):
-            if net.awaiting:
-                candidates.append(net.next_confirm_deadline_us())
+        ibps, beps = nets["IBPS"], nets["BEPS"]
+        if ibps.awaiting:
+            candidates.append(ibps.next_confirm_deadline_us())
+        if beps.awaiting:
+            candidates.append(beps.next_confirm_deadline_us())
         # the wallets' own moments: statements, the transit batch, a campaign's close
-        wallets = wallets_of(self.engine) if self.engine is not None else None
+        wallets = self._wallets()
         if wallets is not None:
             candidates.append(wallets.next_due_us(after_us))
         if self.held or self.returns_pending:
@@ -293,6 +297,20 @@ class Banks:
                 candidates.append(from_datetime(hvps.schedule().next_open(
                     to_beijing_naive(after_us))))
         return candidates
+
+    def _wallets(self) -> Any:
+        """The world's wallets system (None without one), kept once found for the engine
+        it was found in (a system registered stays, its wallets the same object): asked
+        after every command."""
+        engine = self.engine
+        if engine is None:
+            return None
+        held_engine, wallets = self._wallets_of
+        if held_engine is not engine:
+            wallets = wallets_of(engine)
+            if wallets is not None:  # (none yet: asked again, a world may register later)
+                self._wallets_of = (engine, wallets)
+        return wallets
 
     # ------------------------------------------------------------------ edges
 

@@ -221,6 +221,11 @@ class NetSystem:
         #: the maintenance switch's value, kept for the (parameters object, its version)
         #: it was read at (asked several times per item; derived, never in the state)
         self._closed_cache: tuple[object, int, bool] = (None, -1, False)
+        #: the simulated IBPS receiver's rules read from the parameters, for (parameters
+        #: object, its version): whether it answers too late, the timeout as written, the
+        #: name check, the accept ratio (derived, never in the state)
+        self._confirm_rules: tuple[object, int, bool, int | bool | str, int | bool | str, int] = (
+            None, -1, False, 0, False, 0)
         #: a listed participant's name -> the direct participant it settles through (a
         #: participant's kind and place never change, nobody leaves the directory)
         self._settles: dict[str, str] = {}
@@ -461,20 +466,23 @@ class NetSystem:
     def _confirm(self, item: NetItem) -> tuple[str, str] | None:
         """IBPS: the receiving participant must accept or reject within the timeout."""
         params = self.engine.params
-        latency = int(params["ibps.sim_latency_ms"])
-        if latency > int(params["ibps.confirm_timeout_ms"]):
-            return (Reason.AB05.code, f"{item.receiver} did not answer within "
-                                      f"{params['ibps.confirm_timeout_ms']} ms")
+        rules = self._confirm_rules
+        if rules[0] is not params or rules[1] != params.version:  # (kept: asked per item)
+            timeout = params["ibps.confirm_timeout_ms"]
+            rules = self._confirm_rules = (
+                params, params.version, int(params["ibps.sim_latency_ms"]) > int(timeout),
+                timeout, params["banks.name_check"], int(params["ibps.sim_accept_ratio"]))
+        _, _, too_slow, timeout, name_check, ratio = rules
+        if too_slow:
+            return (Reason.AB05.code, f"{item.receiver} did not answer within {timeout} ms")
         account = self.accounts.get((item.receiver, item.payee or ""))
         if account is None:
             return (Reason.AC01.code, f"{item.receiver} has no account {item.payee}")
         if account.closed:
             return (Reason.AC04.code, f"account {item.payee} at {item.receiver} is closed")
-        if (params["banks.name_check"] and item.payee_name
-                and item.payee_name != account.name):
+        if name_check and item.payee_name and item.payee_name != account.name:
             return (Reason.BE01.code, f"the name {item.payee_name!r} does not match account "
                                       f"{item.payee} at {item.receiver}")
-        ratio = int(params["ibps.sim_accept_ratio"])
         if ratio >= PPM:  # every draw (below 2**32) is accepted: no need to draw
             return None
         draw = int.from_bytes(hashlib.sha256(f"{item.ref}".encode()).digest()[:4], "big")
