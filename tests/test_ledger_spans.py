@@ -143,3 +143,60 @@ def test_random_openings_are_found_as_a_dict_would(
     loaded = Ledger.from_bytes(ledger.to_bytes())
     _check_lookups(loaded, opened, probes)
     assert loaded.to_bytes() == ledger.to_bytes()
+
+
+def _range_both(setup: list[Account], first_id: int, count: int, book: int,
+                normal: NormalSide = NormalSide.CREDIT, flags: AccountFlags = MNO,
+                limit: int = 0, code: int = 0) -> tuple[Ledger, Ledger]:
+    """The same range opened by create_account_range and by create_accounts, after the
+    same setup: the same results and the same snapshot bytes."""
+    ranged, single = _books(Ledger()), _books(Ledger())
+    for one in (ranged, single):
+        assert one.create_accounts(setup) == [AccountResult.OK] * len(setup)
+    got = ranged.create_account_range(first_id, count, book, normal, flags, limit, code)
+    want = single.create_accounts(Account(first_id + k, book, normal, flags, limit, code)
+                                  for k in range(count))
+    assert got == want
+    assert ranged.to_bytes() == single.to_bytes()
+    assert ranged.state_hash() == single.state_hash()
+    return ranged, single
+
+
+def test_a_range_at_once_equals_account_by_account() -> None:
+    bank = [Account(1, 1, NormalSide.DEBIT)]
+    # a new range: columns at once, one span
+    ranged, _ = _range_both(bank, 100, 1000, 1, limit=300, code=5)
+    assert ranged._span_first == [1, 100] and ranged._span_end == [2, 1100]
+    _check_lookups(ranged, {a.id: a for a in bank} | {
+        100 + k: Account(100 + k, 1, NormalSide.CREDIT, MNO, 300, 5) for k in range(1000)},
+        {0, 2, 99, 1100})
+    # continuing the last span: it grows
+    run = [Account(10 + k, 1, NormalSide.CREDIT, MNO) for k in range(5)]
+    ranged, _ = _range_both(run, 15, 20, 1)
+    assert ranged._span_first == [10] and ranged._span_end == [35]
+    assert ranged.create_transfer_row(1, 34, 10, 0, 0, 0, 1) is R.AMOUNT_MUST_BE_POSITIVE
+    # the account-by-account path where it differs: ids known, below the spans, invalid
+    _range_both(run, 12, 10, 1)  # EXISTS, then new
+    _range_both(run, 5, 3, 1)  # below the last span: by id
+    _range_both(run, 50, 3, 9)  # no such book
+    _range_both(run, 50, 3, 1, limit=-1)
+    _range_both(run, 50, 3, 1, flags=AccountFlags(4))
+    _range_both(run, 0, 3, 1)
+    _range_both(run, 50, 0, 1)
+    _range_both([*run, Account(3, 2, NormalSide.CREDIT)], 40, 5, 2, NormalSide.DEBIT,
+                AccountFlags.NONE)
+
+
+def test_a_range_then_a_snapshot_and_more() -> None:
+    ledger = _books(Ledger())
+    ledger.create_accounts([Account(1, 1, NormalSide.DEBIT)])
+    assert ledger.create_account_range(2, 10_000, 1) == [AccountResult.OK] * 10_000
+    assert ledger.create_transfer_row(5, 1, 9_999, 700, 0, 0, 3) is R.OK
+    loaded = Ledger.from_bytes(ledger.to_bytes())
+    assert loaded.to_bytes() == ledger.to_bytes()
+    assert loaded._span_first == ledger._span_first == [1, 2]
+    for one in (ledger, loaded):
+        assert one.create_account_range(10_002, 5, 1) == [AccountResult.OK] * 5
+        assert one.create_account_range(10_000, 5, 1)[:3] == [AccountResult.EXISTS] * 3
+        assert one.balance(9_999).posted_fen == 700
+    assert loaded.to_bytes() == ledger.to_bytes()

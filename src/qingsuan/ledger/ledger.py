@@ -349,6 +349,63 @@ class Ledger:
             results.append(code)
         return results
 
+    def create_account_range(self, first_id: int, count: int, book: int,
+                             normal: NormalSide = NormalSide.CREDIT,
+                             flags: AccountFlags = AccountFlags.NONE,
+                             overdraft_limit_fen: int = 0, code: int = 0
+                             ) -> list[AccountResult]:
+        """:meth:`create_accounts` of the ``count`` accounts ``first_id`` ..
+        ``first_id + count - 1``, all with these fields (a range of generated customers):
+        the same results and state, written as columns at once and kept as one span when
+        every one is new past every known id and valid (a new range), else account by
+        account."""
+        if count <= 0:
+            return []
+        if not self._range_is_new(first_id, count, book, normal, flags, overdraft_limit_fen,
+                                  code):
+            return self.create_accounts(
+                Account(first_id + k, book, normal, flags, overdraft_limit_fen, code)
+                for k in range(count))
+        acc = self._acc
+        acc.reserve(count)
+        lo, hi = acc.n, acc.n + count
+        cols = acc.cols
+        cols["id"][lo:hi] = np.arange(first_id, first_id + count, dtype=np.int64)
+        cols["book"][lo:hi] = book
+        cols["normal"][lo:hi] = int(normal)
+        cols["flags"][lo:hi] = int(flags)
+        cols["limit"][lo:hi] = overdraft_limit_fen
+        cols["code"][lo:hi] = code
+        acc.block[lo:hi] = 0
+        acc.n = hi
+        # as _index_account account by account: the first extends the last span or
+        # begins one, the others extend it
+        self._index_account(first_id, lo, (book, int(flags), int(normal), overdraft_limit_fen))
+        self._span_end[-1] = first_id + count
+        self._acc_sorted_ids = None
+        return [AccountResult.OK] * count
+
+    def _range_is_new(self, first_id: int, count: int, book: int, normal: NormalSide,
+                      flags: AccountFlags, limit: int, code: int) -> bool:
+        """Whether :meth:`create_accounts` would give every account of the range OK (valid
+        fields, no id known) and keep them all in one span (past the last span's end),
+        with plain ints that fit their columns."""
+        last = first_id + count - 1
+        if not (type(first_id) is type(count) is type(book) is type(limit) is type(code)
+                is int and first_id > 0 and last <= MAX_ID and book in self.books
+                and 0 <= limit <= _I64_MAX and 0 <= code <= _I64_MAX
+                and int(normal) in (_DEBIT_NORMAL, _CREDIT_NORMAL)
+                and not int(flags) & ~(_MNO | _CLOSED)
+                and self._acc.n + count <= MAX_ACCOUNTS):
+            return False
+        ends = self._span_end
+        if ends and first_id < ends[-1]:
+            return False
+        index = self._acc_index  # ids below the spans' ends, or after them
+        if len(index) <= count:
+            return not any(first_id <= i <= last for i in index)
+        return not any(i in index for i in range(first_id, last + 1))
+
     def _check_account(self, a: Account) -> AccountResult:
         if not 0 < a.id <= MAX_ID:
             return AccountResult.ID_OUT_OF_RANGE
