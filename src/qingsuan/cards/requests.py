@@ -151,6 +151,21 @@ def transmission_time(at_us: int) -> str:
     return mmdd + _HHMM[second // 60] + _SS[second % 60]
 
 
+#: JSON strings (json's quoting) of the values a terminal's requests repeat: their message
+#: types, processing codes, acquirers and terminals (at most MAX_QUOTED_KEPT)
+_QUOTED: dict[str, str] = {}
+MAX_QUOTED_KEPT: Final = 1 << 16
+
+
+def _quote(value: Any) -> str:
+    """``value`` as a JSON string (TypeError if it is not a string), kept while there is
+    room."""
+    quoted = encode_basestring_ascii(value)
+    if len(_QUOTED) < MAX_QUOTED_KEPT:
+        _QUOTED[value] = quoted
+    return quoted
+
+
 def terminal_request(mti: str, processing_code: str, amount_fen: Any, at_us: int, stan: int,
                      acquirer: str, terminal: str, card: Any, pan_masked: Any,
                      pin_hash: Any) -> CardRequest:
@@ -170,14 +185,18 @@ def terminal_request(mti: str, processing_code: str, amount_fen: Any, at_us: int
         amount_text = f"{amount_fen:012d}"
         amount_json = encode_basestring_ascii(amount_text)
     transmitted = transmission_time(at_us)
-    enc = encode_basestring_ascii
+    enc, kept = encode_basestring_ascii, _QUOTED.get
     try:
-        body = (f'{{"11": "{stan_text}", "3": {enc(processing_code)}, "32": {enc(acquirer)}, '
-                f'"37": "{rrn}", "4": {amount_json}, "41": {enc(terminal)}, '
+        # (a JSON string is never empty: ``or`` quotes what is not kept yet; a value not
+        # a string, hashable or not, raises TypeError)
+        body = (f'{{"11": "{stan_text}", "3": {kept(processing_code) or _quote(processing_code)}, '
+                f'"32": {kept(acquirer) or _quote(acquirer)}, '
+                f'"37": "{rrn}", "4": {amount_json}, '
+                f'"41": {kept(terminal) or _quote(terminal)}, '
                 f'"49": "156", "7": "{transmitted}", "card": {enc(card)}, '
                 f'"pan_masked": {enc(pan_masked)}, '
                 + (f'"pin_hash": {enc(pin_hash)}, ' if pin_hash is not None else "")
-                + f'"t": {enc(mti)}}}')
+                + f'"t": {kept(mti) or _quote(mti)}}}')
     except TypeError:  # a value not a string: as json writes it, read back as the switch would
         fields = {"t": mti, "card": card, "pan_masked": pan_masked, "3": processing_code,
                   "4": amount_text, "7": transmitted, "11": stan_text, "32": acquirer,
