@@ -83,9 +83,11 @@ PAY_QUEUED: Final = HvpsStatus.QUEUED
 PAY_SETTLED: Final = HvpsStatus.SETTLED
 
 
-@dataclass
+@dataclass(slots=True)
 class HvpsPayment:
-    """One hvps.111 (customer, pacs.008) or hvps.112 (institution, pacs.009) payment."""
+    """One hvps.111 (customer, pacs.008) or hvps.112 (institution, pacs.009) payment.
+    (Slots: one is made per payment, without an instance dict, which the collector would
+    read too.)"""
 
     ref: str
     sender: str
