@@ -57,6 +57,13 @@ class Books:
         self._ids: dict[tuple[str, str], int] = {}
         self._registry = engine.registry
 
+    def _kept(self) -> dict[tuple[str, str], int]:
+        """The ids kept, for the engine's registry now (emptied when it is another)."""
+        registry = self.engine.registry
+        if registry is not self._registry:
+            self._registry, self._ids = registry, {}
+        return self._ids
+
     def id(self, book: str, name: str) -> int:
         registry = self.engine.registry
         if registry is not self._registry:
@@ -71,7 +78,11 @@ class Books:
 
     def post(self, book: str, debit: str, credit: str, amount_fen: int) -> TransferResult:
         """Book one transfer in ``book``; its result (insufficient funds, closed ...)."""
-        return self.engine.post_one(self.id(book, debit), self.id(book, credit), amount_fen)
+        # (the kept ids read here, :meth:`id` asked only for one not kept: once per event)
+        ids = self._ids if self.engine.registry is self._registry else self._kept()
+        return self.engine.post_one(ids.get((book, debit)) or self.id(book, debit),
+                                    ids.get((book, credit)) or self.id(book, credit),
+                                    amount_fen)
 
     def post_all(self, legs: list[tuple[str, str, str, int]]) -> None:
         """Book transfers that cannot fail (transit accounts, or funds reserved before)."""
@@ -87,9 +98,12 @@ class Books:
                 ) -> tuple[TransferResult, int]:
         """A reservation (pending transfer): the customer can no longer spend the funds.
         Returns its result and its id (to post or void it later)."""
-        reserve_id = self.engine.next_derived_id()
-        code = self.engine.post_one(self.id(book, debit), self.id(book, credit), amount_fen,
-                                    _PENDING)
+        engine = self.engine
+        reserve_id = engine.next_derived_id()
+        ids = self._ids if engine.registry is self._registry else self._kept()
+        code = engine.post_one(ids.get((book, debit)) or self.id(book, debit),
+                               ids.get((book, credit)) or self.id(book, credit), amount_fen,
+                               _PENDING)
         return code, reserve_id
 
     def settle_reservation(self, reserve_id: int, *, post: bool) -> None:
@@ -102,9 +116,12 @@ class Books:
         """Book a reservation made by :meth:`reserve`, then a transfer that cannot fail
         (the payee's credit it pays for): the ids, rows and codes of a batch of the two
         (neither linked, each applied on its own), without building the batch."""
-        code = self.engine.post_one(0, 0, 0, _POST, reserve_id)
+        engine = self.engine
+        code = engine.post_one(0, 0, 0, _POST, reserve_id)
         assert code.done, code
-        code = self.engine.post_one(self.id(book, debit), self.id(book, credit), amount_fen)
+        ids = self._ids if engine.registry is self._registry else self._kept()
+        code = engine.post_one(ids.get((book, debit)) or self.id(book, debit),
+                               ids.get((book, credit)) or self.id(book, credit), amount_fen)
         assert code.done, code
 
     def posted_fen(self, book: str, name: str) -> int:

@@ -195,8 +195,9 @@ def _charge_fee(b: Banks, bank: str, customer: str, record: Any) -> int | None:
 def _book_intrabank(b: Banks, f: dict[str, Any], bank: str, payer: str, payee_ref: str
                     ) -> None:
     """行内: the bank books it at once in its own book (or refuses: no such account)."""
+    assert b.engine is not None and b.books is not None  # (read here: once per event)
     record = b.record(f["id"], "transfer", "BOOK")
-    now = _now(b)
+    now = b.engine.now_us
     record.move(now, "accepted")
     if "|" in payee_ref:
         _, account, name = payee_ref.split("|", 2)
@@ -207,7 +208,7 @@ def _book_intrabank(b: Banks, f: dict[str, Any], bank: str, payer: str, payee_re
             record.move(now, "rejected")
             return
         payee_ref = found.id
-    code = _books(b).post(bank, f"customer:{payer}", f"customer:{payee_ref}", f["amount_fen"])
+    code = b.books.post(bank, f"customer:{payer}", f"customer:{payee_ref}", f["amount_fen"])
     if code.done:
         record.move(now, "credited")
         return
@@ -231,7 +232,8 @@ def hvps_payment(b: Banks, f: dict[str, Any]) -> None:
 def _send_hvps(b: Banks, do: str, f: dict[str, Any]) -> None:
     """The sending bank accepts its customer's order (reserving the funds) or its own
     payment, then sends it to HVPS (hvps.111 customer / hvps.112 institution)."""
-    now = _now(b)
+    assert b.engine is not None and b.books is not None  # (read here: once per payment)
+    now = b.engine.now_us
     payer_kind, payer = f["payer"]
     _payee_kind, payee = f["payee"]
     kind = "customer" if payer_kind == "customer" else "institution"
@@ -241,10 +243,10 @@ def _send_hvps(b: Banks, do: str, f: dict[str, Any]) -> None:
     reserve_id = f.get("reserve_id", 0)
     if "reserve_id" not in f:  # (a held payment's funds are reserved already)
         if kind == "customer":
-            code, reserve_id = _books(b).reserve(sender, f"customer:{payer}",
-                                                 "hvps_outgoing", amount)
+            code, reserve_id = b.books.reserve(sender, f"customer:{payer}",
+                                               "hvps_outgoing", amount)
         else:
-            code = _books(b).post(sender, "equity", "hvps_outgoing", amount)
+            code = b.books.post(sender, "equity", "hvps_outgoing", amount)
         if not code.done:
             record.move(now, "rejected")
             record.reason = _short(payer, sender, amount, code)
