@@ -5,6 +5,7 @@ with a plain dict of what was opened."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -200,3 +201,25 @@ def test_a_range_then_a_snapshot_and_more() -> None:
         assert one.create_account_range(10_000, 5, 1)[:3] == [AccountResult.EXISTS] * 3
         assert one.balance(9_999).posted_fen == 700
     assert loaded.to_bytes() == ledger.to_bytes()
+
+
+def test_posted_and_available_fen_equal_the_balance_s() -> None:
+    ledger = _books(Ledger())
+    ledger.create_accounts([Account(1, 1, NormalSide.DEBIT), Account(2, 1, NormalSide.DEBIT)])
+    ledger.create_account_range(10, 5, 1, NormalSide.CREDIT, MNO, 100)
+    rows = [(1, 1, 10, 900, 0, 0), (2, 10, 11, 300, 2, 0), (3, 11, 2, 50, 0, 0),
+            (4, 0, 0, 0, 4, 2), (5, 12, 1, 80, 0, 0)]
+    for tid, dr, cr, amount, flags, pending in rows:
+        ledger.create_transfer_row(tid, dr, cr, amount, flags, pending, tid)
+        for account_id in (1, 2, 10, 11, 12, 13):
+            balance = ledger.balance(account_id)
+            assert ledger.posted_fen(account_id) == balance.posted_fen
+            assert ledger.available_fen(account_id) == balance.available_fen
+    ledger._flush_tail()  # from the columns and the written balances kept in Python
+    for account_id in (1, 2, 10, 11, 12, 13):
+        assert ledger.posted_fen(account_id) == ledger.balance(account_id).posted_fen
+    loaded = Ledger.from_bytes(ledger.to_bytes())
+    for account_id in (1, 2, 10, 11, 12, 13):
+        assert loaded.posted_fen(account_id) == ledger.balance(account_id).posted_fen
+    with pytest.raises(KeyError):
+        ledger.posted_fen(15)

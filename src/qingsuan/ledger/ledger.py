@@ -530,6 +530,16 @@ class Ledger:
         side = _SIDE_OF.get(normal)
         return Balance(dp, dpo, cp, cpo, NormalSide(normal) if side is None else side)
 
+    def posted_fen(self, account_id: int) -> int:
+        """``balance(account_id).posted_fen`` without building the Balance (a frozen
+        dataclass: its __init__ is the costly part of a balance query)."""
+        row, _, _, normal, _ = self._acc_static.get(account_id) or self._static(account_id)
+        if row < 0:
+            raise KeyError(account_id)
+        _, dpo, _, cpo = (self._scratch.get(row) or self._clean.get(row)
+                          or self._column_totals(row))
+        return cpo - dpo if normal == _CREDIT_NORMAL else dpo - cpo
+
     def available_fen(self, account_id: int) -> int:
         """``balance(account_id).available_fen`` without building the Balance (a card
         authorisation asks it every time)."""
