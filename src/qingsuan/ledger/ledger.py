@@ -721,9 +721,13 @@ class Ledger:
                                    0, 0, _UNKNOWN_ACCOUNT, _UNKNOWN_ACCOUNT, None)
         else:
             static = self._acc_static
-            code = self._apply_one(tid, debit_id, credit_id, amount_fen, flags, pending_id,
-                                   0, 0, static.get(debit_id) or self._static(debit_id),
-                                   static.get(credit_id) or self._static(credit_id), None)
+            d = static.get(debit_id) or self._static(debit_id)
+            c = static.get(credit_id) or self._static(credit_id)
+            if flags or pending_id:  # a reservation (or a row that fails its checks)
+                code = self._apply_one(tid, debit_id, credit_id, amount_fen, flags,
+                                       pending_id, 0, 0, d, c, None)
+            else:  # posted at once: _apply_one's checks that can fail for it, in order
+                code = self._apply_plain(tid, debit_id, credit_id, amount_fen, 0, d, c, None)
         if len(self._buffer) >= _TAIL_ROWS:
             self._flush_tail()
         return code
