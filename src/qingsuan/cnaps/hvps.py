@@ -426,7 +426,9 @@ class Hvps:
                            (Reason.AM05.code, f"duplicate message {ref}: already "
                                               f"{existing.status.value}"))
         reason = self._refuse(sender, receiver, amount_fen, now_us)
-        s_set, r_set = self._settling(sender), self._settling(receiver)
+        settles = self._settles  # (_settling's kept answers read first: asked per payment)
+        s_set = settles.get(sender) or self._settling(sender)
+        r_set = settles.get(receiver) or self._settling(receiver)
         self.arrivals += 1
         # (the fields in order: a call by keywords costs more)
         pay = HvpsPayment(ref, s_set, r_set, amount_fen, int(priority), kind, self.arrivals,

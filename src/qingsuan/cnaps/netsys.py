@@ -362,7 +362,9 @@ class NetSystem:
                 Reason.AM05.code, f"duplicate item {ref}: already {existing.status}"))
         if len(items) >= MAX_ITEMS:
             raise RuntimeError(f"{self.name} holds {MAX_ITEMS} items: refusing more")
-        s, r = self._settling(sender), self._settling(receiver)
+        settles = self._settles  # (_settling's kept answers read first: asked per item)
+        s = settles.get(sender) or self._settling(sender)
+        r = settles.get(receiver) or self._settling(receiver)
         self.arrivals += 1
         # (the fields in order: a call by keywords costs more)
         item = NetItem(ref, self.name, kind, s, r, amount_fen, self.arrivals, now_us,
@@ -413,9 +415,12 @@ class NetSystem:
 
     def _refuse(self, item: NetItem, sender: str, receiver: str, now_us: int
                 ) -> tuple[str, str] | None:
-        if self.closed:
-            return self._closed_reason()
         params = self.engine.params
+        held_params, version, closed = self._closed_cache  # (closed's kept answer first)
+        if held_params is not params or version != params.version:
+            closed = self.closed
+        if closed:
+            return self._closed_reason()
         paying = self.directory.admit(sender, "sender", self.name, params)
         if isinstance(paying, tuple):
             return paying
