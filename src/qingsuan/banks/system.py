@@ -77,6 +77,8 @@ class Banks:
         self._params_version = -1
         #: (engine, its wallets system): :meth:`_wallets`'s answer (derived, not state)
         self._wallets_of: tuple[Engine | None, Any] = (None, None)
+        #: CNAPS's participants directory, once seen not empty (derived, not state)
+        self._participants_seen: object = None
         self._reset()
 
     def _reset(self) -> None:
@@ -266,8 +268,11 @@ class Banks:
         """The moments of :meth:`_state_due_us` but the card cut-off, in a list that is
         not empty once there is a directory (None: no such moment)."""
         cnaps, switch = self.cnaps, self.switch
-        if not cnaps.directory:
-            return []
+        directory = cnaps.directory
+        if directory is not self._participants_seen:  # (its length asked once, not per command)
+            if not directory:
+                return []
+            self._participants_seen = directory  # (nobody leaves it: never empty again)
         candidates = [switch.next_preauth_expiry_us(after_us)]
         hvps = cnaps.hvps
         # (each part looked at only when it holds something: this runs after every command)
