@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import qingsuan.ledger.ledger as ledger_module
 from qingsuan.ledger import (
     Account,
     AccountFlags,
@@ -223,3 +224,23 @@ def test_posted_and_available_fen_equal_the_balance_s() -> None:
         assert loaded.posted_fen(account_id) == ledger.balance(account_id).posted_fen
     with pytest.raises(KeyError):
         ledger.posted_fen(15)
+
+
+def test_the_static_cache_bound_changes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Accounts' static fields kept for at most a few accounts (cleared when full) or for
+    all: the same codes and the same state."""
+    def run() -> tuple[list[int], bytes]:
+        ledger = _books(Ledger())
+        ledger.create_accounts([Account(1, 1, NormalSide.DEBIT)])
+        ledger.create_account_range(10, 20, 1, NormalSide.CREDIT, MNO)
+        codes = []
+        for k in range(60):
+            payer, payee = 10 + k * 7 % 21, 10 + k * 3 % 20
+            codes.append(int(ledger.create_transfer_row(100 + k, 1, payee, 50, 0, 0, k)))
+            codes.append(int(ledger.create_transfer_row(300 + k, payer, payee, 70, 0, 0, k)))
+        assert len(ledger._acc_static) <= ledger_module._STATIC_KEPT
+        return codes, ledger.to_bytes()
+
+    want = run()
+    monkeypatch.setattr(ledger_module, "_STATIC_KEPT", 3)
+    assert run() == want

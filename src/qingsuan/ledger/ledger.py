@@ -93,6 +93,9 @@ _SMALL_BATCH: Final = 16
 _TAIL_ROWS: Final = 256
 #: most accounts' balances kept in Python after the tail wrote them (Ledger._clean)
 _CLEAN_ROWS: Final = 1 << 16
+#: most accounts' static fields kept as Python ints (Ledger._acc_static): a run that meets
+#: every customer of a world of millions would otherwise keep a tuple for each
+_STATIC_KEPT: Final = 1 << 20
 #: an account as the exact path reads it: (row, book, flags, normal, limit)
 _Static = tuple[int, int, int, int, int]
 #: a transfer as the exact path takes it: (id, debit id, credit id, amount, flags, pending
@@ -836,7 +839,10 @@ class Ledger:
                 if k < 0 or account_id >= self._span_end[k]:
                     return _UNKNOWN_ACCOUNT
                 hit = (self._span_row[k] + account_id - first[k], *self._span_static[k])
-            self._acc_static[account_id] = hit
+            kept = self._acc_static
+            if len(kept) >= _STATIC_KEPT:
+                kept.clear()
+            kept[account_id] = hit
         return hit
 
     def create_transfer(self, transfer: Transfer, timestamp_us: int) -> TransferResult:
