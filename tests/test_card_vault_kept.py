@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from qingsuan.cards import vault as vault_module
+from qingsuan.cards.pin import SANDBOX_PVK, pin_verification_value
 from qingsuan.cards.vault import CardVault
 
 PAN = "6222020000000010017"  # passes the Luhn check
@@ -51,3 +52,18 @@ def test_the_kept_pans_are_not_shown() -> None:
     vault.card_fields(PAN)
     assert PAN not in repr(vault)
     assert vault == CardVault(vault.master, vault.origin)  # not part of its value
+
+
+def test_kept_pin_values_are_the_fresh_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    vault = CardVault.generate()
+    fresh = CardVault(vault.master)
+    digest = pin_verification_value(PAN, "123456", SANDBOX_PVK)
+    value = vault.key_pin_digest(digest)  # as the world's build keys a card's value
+    assert vault.pvv(PAN, "123456") == value == fresh.pvv(PAN, "123456")
+    assert vault.key_pin_digest(digest) == value
+    assert vault.pvv(PAN, "123457") == fresh.pvv(PAN, "123457") != value
+    assert vault.tokenise({"pin_hash": digest.hex()}) == fresh.tokenise(
+        {"pin_hash": digest.hex()}) == {"pin_hash": value}
+    monkeypatch.setattr(vault_module, "MAX_CARDS_KEPT", len(vault._pin_values))
+    assert vault.pvv(OTHER, "123456") == fresh.pvv(OTHER, "123456")  # computed, not kept
+    assert len(vault._pin_values) == 2

@@ -47,7 +47,8 @@ TOKEN_HEX: Final = 24
 #: the suffix of the key file next to a SQLite store
 KEY_FILE_SUFFIX: Final = ".keys"
 _NONCE_BYTES: Final = 12
-#: cards whose token and masked PAN a vault keeps, at most (about 200 bytes each)
+#: cards whose token and masked PAN a vault keeps, at most (about 200 bytes each), and PIN
+#: digests whose verification value it keeps (about 150 bytes each)
 MAX_CARDS_KEPT: Final = 1 << 20
 
 
@@ -76,6 +77,10 @@ class CardVault:
     #: Process memory only, like the scenario that holds the same PANs: never logged,
     #: dumped or shown (docs/SECURITY.md)
     _kept: dict[str, tuple[str, str]] = field(init=False, repr=False, compare=False)
+    #: terminal PIN digest -> its PIN verification value, for as many cards: the cards'
+    #: values are keyed when the world is built, then each request with the right PIN
+    #: asks again (one dict read instead of an HMAC). Process memory only, as ``_kept``
+    _pin_values: dict[bytes, str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.master) != KEY_BYTES:
@@ -86,6 +91,7 @@ class CardVault:
         set_(self, "_pin", hmac_pads(self._sub(b"pin")))
         set_(self, "_aead", AESGCM(self._sub(b"encrypt")))
         set_(self, "_kept", {})
+        set_(self, "_pin_values", {})
 
     def _sub(self, label: bytes) -> bytes:
         return hmac.digest(self.master, b"qingsuan card key|" + label, "sha256")
@@ -178,7 +184,12 @@ class CardVault:
 
     def key_pin_digest(self, digest: bytes) -> str:
         """The PIN verification value of a terminal's PIN digest (hex)."""
-        return hmac_sha256(self._pin, digest).hexdigest()
+        value = self._pin_values.get(digest)
+        if value is None:
+            value = hmac_sha256(self._pin, digest).hexdigest()
+            if len(self._pin_values) < MAX_CARDS_KEPT:
+                self._pin_values[digest] = value
+        return value
 
     def pvv(self, pan: str, pin: str) -> str:
         """The PIN verification value of a PAN and PIN under this world's PIN key (hex)."""
