@@ -446,12 +446,10 @@ class Engine:
         book_id = self.registry.books[book]
         first = self.registry.next_account_id()
         self.registry.add_range(f"{book}:{prefix}", count, first)
-        for start in range(0, count, MAX_BATCH):
-            codes = self.ledger.create_accounts(
-                Account(first + k, book_id, normal, flags)
-                for k in range(start, min(count, start + MAX_BATCH)))
-            if any(code is not AccountResult.OK for code in codes):
-                raise ValueError(f"cannot open {book}:{prefix}N")
+        # one span of the ledger's accounts (no id -> row entry each: Ledger._spans)
+        codes = self.ledger.create_account_range(first, count, book_id, normal, flags)
+        if any(code is not AccountResult.OK for code in codes):
+            raise ValueError(f"cannot open {book}:{prefix}N")
         return first
 
     # ------------------------------------------------------------------ commands
