@@ -141,7 +141,7 @@ class Runner:
             self._seen_transfers = self.engine.ledger.transfer_count
 
     def balance_fen(self, book: str, name: str) -> int:
-        return self.engine.ledger.balance(self.registry.id(book, name)).posted_fen
+        return self.engine.ledger.posted_fen(self.registry.id(book, name))
 
     # ------------------------------------------------------------------ running
 
