@@ -20,6 +20,15 @@ from typing import Final
 GC_THRESHOLDS: Final = (20_000, 20, 20)
 
 
+def freeze_survivors() -> None:
+    """Within ``few_collections(freeze=True)``: leave what is alive now out of every later
+    pass too (a run's payment records and transactions, kept for the life of the world).
+    Without it the young passes read each kept object again until it reaches the oldest
+    generation: a run's passes found nothing to free yet cost 6-12% of its time, the
+    more the larger the world. O(1); the block's end returns them to the collector."""
+    gc.freeze()
+
+
 @contextlib.contextmanager
 def few_collections(*, freeze: bool = False) -> Iterator[None]:
     """Collect rarely while the block runs (:data:`GC_THRESHOLDS`); with ``freeze``, the

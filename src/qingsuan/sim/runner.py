@@ -22,7 +22,7 @@ from qingsuan.cards.switch import CardSwitch
 from qingsuan.clock import VirtualClock
 from qingsuan.cnaps.hvps import Notice
 from qingsuan.cnaps.system import Cnaps
-from qingsuan.collector import few_collections
+from qingsuan.collector import few_collections, freeze_survivors
 from qingsuan.engine import Engine
 from qingsuan.ledger import TransferFlags
 from qingsuan.ledger.registry import AccountRegistry
@@ -56,6 +56,9 @@ PROGRESS_EVERY = 1024
 
 #: commands a run makes durable together (one append and one fsync)
 COMMIT_EVERY = 1024
+#: events after which what the run keeps is left out of the collector's passes
+#: (collector.freeze_survivors)
+FREEZE_EVERY = 1024
 
 #: the card events whose PIN the terminal turns into a PIN block before sending
 _CARD_PIN_EVENTS = ("atm_withdrawal", "atm_balance_inquiry", "pos_purchase", "preauth",
@@ -160,6 +163,8 @@ class Runner:
                 if i < len(events) and (due is None or events[i].at_us <= due):
                     self._fire(events[i])
                     i += 1
+                    if i % FREEZE_EVERY == 0:
+                        freeze_survivors()
                     if self.on_progress is not None and i % PROGRESS_EVERY == 0:
                         self.on_progress(i, len(events))
                 elif due is not None and due <= until:
