@@ -113,6 +113,14 @@ def test_the_resumed_run_is_compared_with_the_whole_one(
     assert bad, "some crash lands between an event and its duplicate"
 
 
+@pytest.mark.parametrize("seed", [2163, 2214, 2230, 2540])
+def test_a_run_stopped_after_a_window_of_events_resumes_their_duplicates(seed: int) -> None:
+    """These seeds crash right after a window entry (a run's events logged together,
+    engine.py): the resume reads the window's last event, as it reads a lone one."""
+    verdict = run_case(generate(seed))
+    assert verdict.ok, verdict.problems
+
+
 def test_a_failing_seed_prints_its_reproduction_and_writes_its_scenario(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fuzz.Runner, "mirrors_match", lambda self: False)

@@ -308,22 +308,12 @@ class Engine:
     def _apply_window(self, payload: bytes) -> list[Any]:
         """A window's commands in order, each at its own time, the systems' after-steps
         between them (the caller runs them after the last, as after any entry)."""
-        pos, end = _TS.size, len(payload)
         out: list[Any] = []
-        while pos < end:
-            klen, plen = _WINDOW_ITEM.unpack_from(payload, pos)
-            pos += _WINDOW_ITEM.size
-            kind = payload[pos:pos + klen].decode()
-            pos += klen
-            if kind in (KIND_WINDOW, KIND_GROUP, KIND_ACCOUNTS, KIND_TRANSFERS):
-                raise ValueError(f"a window holds no {kind!r} command")
+        for kind, stamped in window_commands(payload):
             if out:
                 for after in self._after:
                     after()
-            out.append(self._apply(kind, payload[pos:pos + plen]))
-            pos += plen
-        if pos != end or not out:
-            raise ValueError("a window's last command is cut short")
+            out.append(self._apply(kind, stamped))
         self._window_extra += len(out) - 1
         return out
 
@@ -667,6 +657,8 @@ class Engine:
             if not isinstance(batch, TransferBatch):
                 batch = TransferBatch.from_transfers(batch)
             commands.append((KIND_TRANSFERS, encode_batch(batch, ts)))
+        if self._window:  # the open window's entry comes first (as _submit would log it)
+            self._close_window()
         first = self.applied_seq + 1
         results = self._submit(commands)
         receipts = []
@@ -740,6 +732,25 @@ class Engine:
         for _, system in sorted(self.systems.items()):
             h.update(system.dump_state())
         return h.digest()
+
+
+def window_commands(payload: bytes) -> list[tuple[str, bytes]]:
+    """The commands of a ``window`` entry's payload, in order: (kind, its time + body).
+    ValueError for a payload cut short or holding a kind a window does not hold."""
+    pos, end = _TS.size, len(payload)
+    out: list[tuple[str, bytes]] = []
+    while pos + _WINDOW_ITEM.size <= end:
+        klen, plen = _WINDOW_ITEM.unpack_from(payload, pos)
+        pos += _WINDOW_ITEM.size
+        kind = payload[pos:pos + klen].decode()
+        pos += klen
+        if kind in (KIND_WINDOW, KIND_GROUP, KIND_ACCOUNTS, KIND_TRANSFERS):
+            raise ValueError(f"a window holds no {kind!r} command")
+        out.append((kind, payload[pos:pos + plen]))
+        pos += plen
+    if pos != end or not out or len(out[-1][1]) < _TS.size:
+        raise ValueError("a window's last command is cut short")
+    return out
 
 
 def replay(url: str | CommandLog, systems: Iterable[System] = (), *,

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import yaml
 
-from qingsuan.engine import replay
+from qingsuan.engine import KIND_WINDOW, replay, window_commands
 from qingsuan.money import format_fen
 from qingsuan.sim.runner import Runner
 from qingsuan.sim.scenario import Event, Scenario, ScenarioError, load_scenario, parse_scenario
@@ -411,9 +411,14 @@ class _Driver:
         right after the event, before any tick: the log's last entry tells)."""
         log = runner.engine.log
         last = next(iter(log.entries(log.last_seq - 1)), None) if log.last_seq else None
-        if last is None or last.kind != "banks.event":
+        if last is None:
             return
-        order = int(json.loads(last.payload[8:])["order"])
+        kind, payload = last.kind, last.payload
+        if kind == KIND_WINDOW:  # a run's events logged together: the last one tells
+            kind, payload = window_commands(payload)[-1]
+        if kind != "banks.event":
+            return
+        order = int(json.loads(payload[8:])["order"])
         event = next(e for e in scenario.events if e.order == order)
         for dup in self.after.get(str(event.fields.get("id", "")), []):
             self.send(runner, dup)
