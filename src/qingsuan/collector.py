@@ -25,7 +25,9 @@ def freeze_survivors() -> None:
     pass too (a run's payment records and transactions, kept for the life of the world).
     Without it the young passes read each kept object again until it reaches the oldest
     generation: a run's passes found nothing to free yet cost 6-12% of its time, the
-    more the larger the world. O(1); the block's end returns them to the collector."""
+    more the larger the world. O(1); the block's end returns them to the collector.
+    Garbage cycles not yet collected are frozen too and freed only then: a run's passes
+    found none (their ``collected`` was 0), so nothing is held that a pass would free."""
     gc.freeze()
 
 
