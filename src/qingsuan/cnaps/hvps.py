@@ -225,9 +225,6 @@ class Hvps:
         #: per direct participant, the ids of the accounts a gross settlement moves
         #: (_gross_ids): looked up once, not six times per payment
         self._gross: dict[str, tuple[int, int, int, int]] = {}
-        #: a listed participant's name -> the direct participant it settles through (a
-        #: participant's kind and place never change, nobody leaves the directory)
-        self._settles: dict[str, str] = {}
 
     # ------------------------------------------------------------------ accounts
 
@@ -426,9 +423,10 @@ class Hvps:
                            (Reason.AM05.code, f"duplicate message {ref}: already "
                                               f"{existing.status.value}"))
         reason = self._refuse(sender, receiver, amount_fen, now_us)
-        settles = self._settles  # (_settling's kept answers read first: asked per payment)
-        s_set = settles.get(sender) or self._settling(sender)
-        r_set = settles.get(receiver) or self._settling(receiver)
+        # (the directory's kept answers read first: asked per payment)
+        settles = self.directory.settles
+        s_set = settles.get(sender) or self.directory.settling_kept(sender)
+        r_set = settles.get(receiver) or self.directory.settling_kept(receiver)
         self.arrivals += 1
         # (the fields in order: a call by keywords costs more)
         pay = HvpsPayment(ref, s_set, r_set, amount_fen, int(priority), kind, self.arrivals,
@@ -456,15 +454,6 @@ class Hvps:
             self._gridlock(now_us, None)
         return Outcome(True, pay.status.value)
 
-    def _settling(self, name: str) -> str:
-        """The direct participant whose settlement account carries ``name``'s payments (a
-        name not in the directory stands for itself: the payment is refused RC01)."""
-        found = self._settles.get(name)
-        if found is None:
-            if name not in self.directory:
-                return name  # (not kept: it may join later)
-            found = self._settles[name] = self.directory.settling(name)
-        return found
 
     def _refuse(self, sender: str, receiver: str, amount_fen: int, now_us: int
                 ) -> tuple[str, str] | None:

@@ -226,9 +226,6 @@ class NetSystem:
         #: name check, the accept ratio (derived, never in the state)
         self._confirm_rules: tuple[object, int, bool, int | bool | str, int | bool | str, int] = (
             None, -1, False, 0, False, 0)
-        #: a listed participant's name -> the direct participant it settles through (a
-        #: participant's kind and place never change, nobody leaves the directory)
-        self._settles: dict[str, str] = {}
 
     # ------------------------------------------------------------------ participants
 
@@ -362,9 +359,10 @@ class NetSystem:
                 Reason.AM05.code, f"duplicate item {ref}: already {existing.status}"))
         if len(items) >= MAX_ITEMS:
             raise RuntimeError(f"{self.name} holds {MAX_ITEMS} items: refusing more")
-        settles = self._settles  # (_settling's kept answers read first: asked per item)
-        s = settles.get(sender) or self._settling(sender)
-        r = settles.get(receiver) or self._settling(receiver)
+        # (the directory's kept answers read first: asked per item)
+        settles = self.directory.settles
+        s = settles.get(sender) or self.directory.settling_kept(sender)
+        r = settles.get(receiver) or self.directory.settling_kept(receiver)
         self.arrivals += 1
         # (the fields in order: a call by keywords costs more)
         item = NetItem(ref, self.name, kind, s, r, amount_fen, self.arrivals, now_us,
@@ -403,15 +401,6 @@ class NetSystem:
             self._release(r, now_us)
         return NETTED
 
-    def _settling(self, name: str) -> str:
-        """The direct participant whose position carries ``name``'s items (a name not in
-        the directory stands for itself: the item is refused RC01)."""
-        found = self._settles.get(name)
-        if found is None:
-            if name not in self.directory:
-                return name  # (not kept: it may join later)
-            found = self._settles[name] = self.directory.settling(name)
-        return found
 
     def _refuse(self, item: NetItem, sender: str, receiver: str, now_us: int
                 ) -> tuple[str, str] | None:

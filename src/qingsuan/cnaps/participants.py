@@ -138,6 +138,9 @@ class Directory:
         #: parameters object and version as :attr:`_barred` (emptied with it); a
         #: participant once listed stays listed, the same object
         self._admitted: dict[tuple[str, str], Participant] = {}
+        #: :meth:`settling_kept`'s answers (a listed participant's never changes): HVPS and
+        #: BEPS/IBPS ask for the sender's and the receiver's per payment
+        self.settles: dict[str, str] = {}
 
     def __contains__(self, name: object) -> bool:
         return name in self._by_name
@@ -222,6 +225,16 @@ class Directory:
         """The direct participant whose settlement account carries ``name``'s payments."""
         p = self.get(name)
         return p.settles_through if p.kind is KIND_INDIRECT_BANK else p.name  # type: ignore[return-value]
+
+    def settling_kept(self, name: str) -> str:
+        """:meth:`settling`, kept in :attr:`settles`; a name not in the directory stands
+        for itself (its payment is refused RC01) and is not kept: it may join later."""
+        found = self.settles.get(name)
+        if found is None:
+            if name not in self._by_name:
+                return name
+            found = self.settles[name] = self.settling(name)
+        return found
 
     def set_status(self, name: str, status: ParticipantStatus) -> None:
         self.get(name).status = status

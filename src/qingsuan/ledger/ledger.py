@@ -1200,11 +1200,9 @@ class Ledger:
         # increasing prefix and in neither dict (without the call)
         if (self._mono_end and tid <= self._mono_last_id) or tid in self._tr_index or \
                 tid in self._gone_ids:
-            row = self._find_row(tid)
-            if row is not None:
-                if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
-                    return _EXISTS
-                return self._compare_existing(row, dr, cr, amt, flags, pid, tmo, code)
+            again = self._retried(tid, dr, cr, amt, flags, pid, tmo, code)
+            if again is not None:
+                return again
         mode = flags & _EXCLUSIVE
         if mode & (mode - 1):
             return R.FLAGS_ARE_MUTUALLY_EXCLUSIVE
@@ -1274,6 +1272,17 @@ class Ledger:
             return R.OVERFLOWS_CREDITS, _NO_BAL, _NO_BAL
         return _OK, dbal, cbal
 
+    def _retried(self, tid: int, dr: int, cr: int, amt: int, flags: int, pid: int,
+                 tmo: int, code: int) -> TransferResult | None:
+        """The answer to a transfer id stored before (EXISTS, or how its body differs);
+        None if it is new after all."""
+        row = self._find_row(tid)
+        if row is None:
+            return None
+        if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
+            return _EXISTS
+        return self._compare_existing(row, dr, cr, amt, flags, pid, tmo, code)
+
     def _apply_plain(self, tid: int, dr: int, cr: int, amt: int, flags: int,
                      d: _Static, c: _Static,
                      undo: list[tuple[Any, ...]] | None) -> TransferResult:
@@ -1286,11 +1295,9 @@ class Ledger:
         # increasing prefix and in neither dict (without the call)
         if (self._mono_end and tid <= self._mono_last_id) or tid in self._tr_index or \
                 tid in self._gone_ids:
-            row = self._find_row(tid)
-            if row is not None:
-                if row == _FORGOTTEN:  # stored once; its body is no longer held to compare
-                    return _EXISTS
-                return self._compare_existing(row, dr, cr, amt, flags, 0, 0, 0)
+            again = self._retried(tid, dr, cr, amt, flags, 0, 0, 0)
+            if again is not None:
+                return again
         verdict, dbal, cbal = self._check_new(dr, cr, amt, d, c)
         if verdict:
             return verdict
