@@ -68,6 +68,9 @@ _WINDOW_ITEM: Final = struct.Struct("<HI")
 MAX_WINDOW: Final = 4096
 #: system command kinds whose system is kept found (a world has a few dozen kinds)
 MAX_TARGETS_KEPT: Final = 1024
+#: the engine's own command kinds (a system's prefix may be none of them)
+_BUILT_IN_KINDS: Final = frozenset((KIND_ACCOUNTS, KIND_TRANSFERS, KIND_TICK, KIND_PARAM,
+                                    KIND_GROUP, KIND_WINDOW))
 
 _TS: Final = struct.Struct("<q")
 _LINKED: Final = int(TransferFlags.LINKED)
@@ -186,9 +189,7 @@ class Engine:
         return self.log.proof()
 
     def register(self, system: System) -> None:
-        if system.prefix in self.systems or system.prefix in (KIND_ACCOUNTS, KIND_TRANSFERS,
-                                                              KIND_TICK, KIND_PARAM,
-                                                              KIND_GROUP, KIND_WINDOW):
+        if system.prefix in self.systems or system.prefix in _BUILT_IN_KINDS:
             raise ValueError(f"a system with prefix {system.prefix!r} is already registered")
         self.systems[system.prefix] = system
         self._targets.clear()
@@ -239,11 +240,20 @@ class Engine:
 
     def _apply(self, kind: str, payload: bytes) -> Any:
         target = self._targets.get(kind)
-        if target is not None:  # a system's kind seen before (most commands): found at once
-            (ts,) = _TS.unpack_from(payload)
-            self.now_us = ts
-            self.ledger.advance_time(ts)
-            return target.apply(kind, ts, payload[_TS.size:])
+        if target is None:  # a built-in kind, or a system's not applied before
+            if kind in _BUILT_IN_KINDS:
+                return self._apply_built_in(kind, payload)
+            target = self.systems.get(kind.split(".", 1)[0])
+            if target is None:
+                raise ValueError(f"unknown command kind {kind!r}")
+            if len(self._targets) < MAX_TARGETS_KEPT:
+                self._targets[kind] = target
+        (ts,) = _TS.unpack_from(payload)
+        self.now_us = ts
+        self.ledger.advance_time(ts)
+        return target.apply(kind, ts, payload[_TS.size:])
+
+    def _apply_built_in(self, kind: str, payload: bytes) -> Any:
         if kind == KIND_TRANSFERS:
             batch, ts = decode_batch(payload)
             self.now_us = ts
@@ -276,15 +286,8 @@ class Engine:
                 if tick is not None:
                     tick(ts)
             return voided
-        if kind == KIND_GROUP:
-            return self._apply_group(ts, body)
-        target = self.systems.get(kind.split(".", 1)[0])
-        if target is None:
-            raise ValueError(f"unknown command kind {kind!r}")
-        if len(self._targets) < MAX_TARGETS_KEPT:
-            self._targets[kind] = target
-        self.ledger.advance_time(ts)
-        return target.apply(kind, ts, body)
+        assert kind == KIND_GROUP, kind
+        return self._apply_group(ts, body)
 
     def _apply_group(self, ts: int, payload: bytes) -> list[Any]:
         (klen,) = struct.unpack_from("<H", payload)
@@ -444,10 +447,13 @@ class Engine:
 
     # ------------------------------------------------------------------ commands
 
-    def _submit(self, commands: Sequence[tuple[str, bytes]]) -> list[Any]:
+    def _check_running(self) -> None:
         if self._failed is not None:
             raise EngineFailed(f"the engine stopped after a command it could not apply "
                                f"({self._failed}); restart it from the log")
+
+    def _submit(self, commands: Sequence[tuple[str, bytes]]) -> list[Any]:
+        self._check_running()
         if self._deferred is not None:
             if self._window:  # the commands before this one come first in the log
                 self._close_window()
@@ -490,19 +496,25 @@ class Engine:
         assert self._deferred is not None
         results = []
         for kind, payload in commands:
-            try:
-                results.append(self._apply(kind, payload))
-                for after in self._after:
-                    after()
-            except BaseException as exc:
-                self._failed = f"entry {self.applied_seq + 1}: {exc}"
-                raise
+            results.append(self._apply_ahead(kind, payload))
             self.applied_seq += 1
             self._deferred.append((kind, payload))
             self._deferred_commands += 1
         if self._deferred_commands >= self._defer_max:
             self.flush()
         return results
+
+    def _apply_ahead(self, kind: str, payload: bytes) -> Any:
+        """Apply a command ahead of its append (deferred commits), then the systems'
+        after-steps; one that cannot be applied stops the engine."""
+        try:
+            result = self._apply(kind, payload)
+            for after in self._after:
+                after()
+        except BaseException as exc:
+            self._failed = f"entry {self.applied_seq + 1}: {exc}"
+            raise
+        return result
 
     def command_in_window(self, kind: str, body: bytes = b"") -> Any:
         """A system command stamped with the clock's time, applied at once. Under
@@ -513,17 +525,9 @@ class Engine:
         it is :meth:`command`."""
         if self._deferred is None:
             return self.command(kind, body)
-        if self._failed is not None:
-            raise EngineFailed(f"the engine stopped after a command it could not apply "
-                               f"({self._failed}); restart it from the log")
+        self._check_running()
         payload = _TS.pack(self.clock.now_us()) + body
-        try:
-            result = self._apply(kind, payload)
-            for after in self._after:
-                after()
-        except BaseException as exc:
-            self._failed = f"entry {self.applied_seq + 1}: {exc}"
-            raise
+        result = self._apply_ahead(kind, payload)
         window = self._window
         window.append((kind, payload))
         if len(window) >= MAX_WINDOW:
@@ -657,10 +661,8 @@ class Engine:
             if not isinstance(batch, TransferBatch):
                 batch = TransferBatch.from_transfers(batch)
             commands.append((KIND_TRANSFERS, encode_batch(batch, ts)))
-        if self._window:  # the open window's entry comes first (as _submit would log it)
-            self._close_window()
-        first = self.applied_seq + 1
         results = self._submit(commands)
+        first = self.applied_seq - len(results) + 1  # (after an open window's entry, if any)
         receipts = []
         for i, res in enumerate(results):
             assert isinstance(res, BatchResult)
