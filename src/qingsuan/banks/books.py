@@ -65,30 +65,32 @@ class Books:
         return self._ids
 
     def id(self, book: str, name: str) -> int:
-        registry = self.engine.registry
-        if registry is not self._registry:
-            self._registry, self._ids = registry, {}
-        found = self._ids.get((book, name))
+        ids = self._kept()
+        found = ids.get((book, name))
         if found is None:
-            found = registry.id(book, name)
-            if len(self._ids) >= MAX_IDS_KEPT:
-                self._ids.clear()
-            self._ids[(book, name)] = found
+            found = self._registry.id(book, name)
+            if len(ids) >= MAX_IDS_KEPT:
+                ids.clear()
+            ids[(book, name)] = found
         return found
+
+    def _pair(self, book: str, debit: str, credit: str) -> tuple[int, int]:
+        """The ids of a posting's two accounts (the kept ones read here, :meth:`id` asked
+        only for one not kept: every posting asks)."""
+        ids = self._ids if self.engine.registry is self._registry else self._kept()
+        return (ids.get((book, debit)) or self.id(book, debit),
+                ids.get((book, credit)) or self.id(book, credit))
 
     def post(self, book: str, debit: str, credit: str, amount_fen: int) -> TransferResult:
         """Book one transfer in ``book``; its result (insufficient funds, closed ...)."""
-        # (the kept ids read here, :meth:`id` asked only for one not kept: once per event)
-        ids = self._ids if self.engine.registry is self._registry else self._kept()
-        return self.engine.post_one(ids.get((book, debit)) or self.id(book, debit),
-                                    ids.get((book, credit)) or self.id(book, credit),
-                                    amount_fen)
+        debit_id, credit_id = self._pair(book, debit, credit)
+        return self.engine.post_one(debit_id, credit_id, amount_fen)
 
     def post_all(self, legs: list[tuple[str, str, str, int]]) -> None:
         """Book transfers that cannot fail (transit accounts, or funds reserved before)."""
         if len(legs) == 1:  # one transfer: the single-row path (the same id, row and code)
             ((book, debit, credit, amount),) = legs
-            code = self.engine.post_one(self.id(book, debit), self.id(book, credit), amount)
+            code = self.engine.post_one(*self._pair(book, debit, credit), amount)
             assert code.done, code
             return
         result = self.engine.post([(self.id(b, d), self.id(b, c), a) for b, d, c, a in legs])
@@ -98,13 +100,9 @@ class Books:
                 ) -> tuple[TransferResult, int]:
         """A reservation (pending transfer): the customer can no longer spend the funds.
         Returns its result and its id (to post or void it later)."""
-        engine = self.engine
-        reserve_id = engine.next_derived_id()
-        ids = self._ids if engine.registry is self._registry else self._kept()
-        code = engine.post_one(ids.get((book, debit)) or self.id(book, debit),
-                               ids.get((book, credit)) or self.id(book, credit), amount_fen,
-                               _PENDING)
-        return code, reserve_id
+        reserve_id = self.engine.next_derived_id()
+        debit_id, credit_id = self._pair(book, debit, credit)
+        return self.engine.post_one(debit_id, credit_id, amount_fen, _PENDING), reserve_id
 
     def settle_reservation(self, reserve_id: int, *, post: bool) -> None:
         """Book (post) or release (void) a reservation made by :meth:`reserve`."""
@@ -116,13 +114,11 @@ class Books:
         """Book a reservation made by :meth:`reserve`, then a transfer that cannot fail
         (the payee's credit it pays for): the ids, rows and codes of a batch of the two
         (neither linked, each applied on its own), without building the batch."""
-        engine = self.engine
-        code = engine.post_one(0, 0, 0, _POST, reserve_id)
+        code = self.engine.post_one(0, 0, 0, _POST, reserve_id)
         assert code.done, code
-        ids = self._ids if engine.registry is self._registry else self._kept()
-        code = engine.post_one(ids.get((book, debit)) or self.id(book, debit),
-                               ids.get((book, credit)) or self.id(book, credit), amount_fen)
+        debit_id, credit_id = self._pair(book, debit, credit)
+        code = self.engine.post_one(debit_id, credit_id, amount_fen)
         assert code.done, code
 
     def posted_fen(self, book: str, name: str) -> int:
-        return self.engine.ledger.balance(self.id(book, name)).posted_fen
+        return self.engine.ledger.posted_fen(self.id(book, name))
