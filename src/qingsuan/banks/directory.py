@@ -185,12 +185,8 @@ class Directory:
         found = self.number_of((bank, account))
         if found is None:
             return None, (Reason.AC01.code, f"no account {account} at {bank}")
-        if found.closed:
-            return None, (Reason.AC04.code, f"account {account} at {bank} is closed")
-        if name_check and name and name != found.name:
-            return None, (Reason.BE01.code, f"the name {name!r} does not match account "
-                                            f"{account} at {bank}")
-        return found, None
+        problem = refusal(found, name, name_check=name_check)
+        return (None, problem) if problem is not None else (found, None)
 
     def to_state(self) -> list[Any]:
         """The listed customers, then each range as ``{"range": rule}``."""
@@ -207,6 +203,18 @@ class Directory:
             cid, bank, account, name, closed, mdr = item
             out.add(CustomerAccount(cid, bank, account, name, bool(closed), mdr))
         return out
+
+
+def refusal(found: CustomerAccount, name: str | None, *, name_check: bool
+            ) -> tuple[str, str] | None:
+    """Why the receiving bank returns a payment to an account it holds: closed (AC04), or
+    a name that does not match (BE01, with ``name_check``); None if neither."""
+    if found.closed:
+        return (Reason.AC04.code, f"account {found.account} at {found.bank} is closed")
+    if name_check and name and name != found.name:
+        return (Reason.BE01.code, f"the name {name!r} does not match account "
+                                  f"{found.account} at {found.bank}")
+    return None
 
 
 def _slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:

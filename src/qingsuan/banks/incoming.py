@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Final
 
 from qingsuan.banks.books import CLEARING
+from qingsuan.banks.directory import refusal
 from qingsuan.clock import from_datetime, to_beijing_naive
 from qingsuan.cnaps.hvps import Priority
 from qingsuan.cnaps.netsys import ASKING, AWAITING, NetNotice
-from qingsuan.reasons import Reason
 
 if TYPE_CHECKING:
     from qingsuan.banks.books import Books
@@ -35,12 +35,9 @@ def _resolve(b: Banks, bank: str, payee: str) -> tuple[str | None, tuple[str, st
         customer = b.directory[payee]
         if customer.bank == bank:
             # its own bank: the account its number finds is this customer (one customer
-            # per number, and the name is its own), so only a closed account stops it
-            # (directory.resolve's answer, without looking the number up again)
-            if customer.closed:
-                return None, (Reason.AC04.code,
-                              f"account {customer.account} at {bank} is closed")
-            return customer.id, None
+            # per number), so directory.resolve's answer without looking it up again
+            problem = refusal(customer, customer.name, name_check=False)
+            return (None, problem) if problem is not None else (customer.id, None)
         account, name = customer.account, customer.name
     else:
         _, account, name = payee.split("|", 2)
