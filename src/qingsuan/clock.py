@@ -184,6 +184,14 @@ def beijing_day(at_us: int) -> int:
     return (at_us + _BEIJING_OFFSET_US) // US_PER_DAY
 
 
+def beijing_day_start_us(day: int) -> int:
+    """The first microsecond of Beijing day ``day`` (as :func:`beijing_day` counts them)."""
+    return day * US_PER_DAY - _BEIJING_OFFSET_US
+
+
+assert beijing_day(beijing_day_start_us(0)) == 0 and beijing_day(beijing_day_start_us(0) - 1) == -1
+
+
 def to_beijing_naive(at_us: int) -> datetime:
     """Beijing wall time without tzinfo: the calendar's and the schedules' convention."""
     return _EPOCH_BEIJING_NAIVE + timedelta(microseconds=at_us)

@@ -454,7 +454,6 @@ class Hvps:
             self._gridlock(now_us, None)
         return Outcome(True, pay.status.value)
 
-
     def _refuse(self, sender: str, receiver: str, amount_fen: int, now_us: int
                 ) -> tuple[str, str] | None:
         phase, _ = self.phase(now_us)

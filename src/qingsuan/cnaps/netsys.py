@@ -34,9 +34,9 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from qingsuan.calendar import HvpsPhase
 from qingsuan.clock import (
     US_PER_DAY,
-    US_PER_HOUR,
     US_PER_MINUTE,
     beijing_day,
+    beijing_day_start_us,
     format_time,
     from_datetime,
     to_beijing_naive,
@@ -70,11 +70,6 @@ RECEIPT_REJECT_CODES: Final = tuple(r.code for r in (
 #: positions settle in HVPS sessions: they stop only when HVPS does).
 CLOSED_PARAM: Final = {"BEPS": "beps.closed", "IBPS": "ibps.closed"}
 
-
-#: Beijing time's offset from UTC (UTC+8 all year, as clock.beijing_day counts days): a
-#: Beijing day's first microsecond is ``day * US_PER_DAY - _BEIJING_OFFSET_US``
-_BEIJING_OFFSET_US: Final = 8 * US_PER_HOUR
-assert beijing_day(-_BEIJING_OFFSET_US) == 0 and beijing_day(-_BEIJING_OFFSET_US - 1) == -1
 
 #: a net system's notice: (at, participant, ref, event, detail)
 NetNotice = tuple[int, str, str, str, str]
@@ -343,7 +338,7 @@ class NetSystem:
         business = self.hvps.schedule().calendar.is_business_day(_local_date(now_us))
         key = "beps.item_limit" if business else "beps.holiday_item_limit"
         limit = int(params[key])
-        start_us = beijing_day(now_us) * US_PER_DAY - _BEIJING_OFFSET_US
+        start_us = beijing_day_start_us(beijing_day(now_us))
         self._limit_cache = (start_us, start_us + US_PER_DAY, params, params.version, limit)
         return limit
 
@@ -401,15 +396,11 @@ class NetSystem:
             self._release(r, now_us)
         return NETTED
 
-
     def _refuse(self, item: NetItem, sender: str, receiver: str, now_us: int
                 ) -> tuple[str, str] | None:
-        params = self.engine.params
-        held_params, version, closed = self._closed_cache  # (closed's kept answer first)
-        if held_params is not params or version != params.version:
-            closed = self.closed
-        if closed:
+        if self.closed:
             return self._closed_reason()
+        params = self.engine.params
         paying = self.directory.admit(sender, "sender", self.name, params)
         if isinstance(paying, tuple):
             return paying
