@@ -17,15 +17,13 @@ import numpy.typing as npt
 
 from qingsuan.banks.ranges import CustomerRange, clash
 from qingsuan.cnaps.netsys import SimAccount
-from qingsuan.ledger.registry import AccountRegistry
+from qingsuan.ledger.registry import DIGITS, AccountRegistry, canonical_index
 from qingsuan.reasons import Reason
 
 #: customers one world holds at most
 MAX_CUSTOMERS: Final = 10_000_000
 #: generated customers kept made (a cache: a look-up past it makes the record again)
 MAX_MADE: Final = 1 << 16
-#: the digits a generated customer's id ends in (its index in its range)
-_DIGITS: Final = "0123456789"
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,25 +138,23 @@ class Directory:
         """The generated customer ``cid`` (not made yet), or None."""
         if not self.ranges:
             return None
-        # registry.split_index inline (most events' at a million customers meet one not
-        # made yet): the prefix (not ending in a digit), then the index
-        prefix = cid.rstrip(_DIGITS)
+        # registry.split_index's steps, the prefix looked up before the index is read
+        # (most events at a million customers meet one not made yet)
+        prefix = cid.rstrip(DIGITS)
         rule = self._range_of_prefix.get(prefix)
         if rule is None:
             return None
-        digits = cid[len(prefix):]
-        # the canonical index alone (no leading zero but 0 itself), so that cid is the
-        # rule's id for it
-        if not digits or (digits[0] == "0" and len(digits) > 1):
-            return None
-        k = int(digits)
-        return self._keep(_member(rule, k, cid)) if k < rule.count else None
+        k = canonical_index(cid[len(prefix):])  # (canonical: cid is the rule's id for k)
+        return self._keep(_member(rule, k, cid)) if k is not None and k < rule.count \
+            else None
 
     def find_number(self, bank: str, account: str) -> CustomerAccount | None:
+        """The customer holding account number ``account`` at ``bank`` (None if none)."""
         return self.number_of((bank, account))
 
     def number_of(self, key: tuple[str, str]) -> CustomerAccount | None:
-        """:meth:`find_number` of ``(bank, account number)`` as one key (the responder's)."""
+        """:meth:`find_number` of ``(bank, account number)`` as one key (the responder's,
+        the mapping view's)."""
         found = self._numbers.get(key) or self._made_numbers.get(key)
         if found is not None:
             return found
@@ -257,7 +253,7 @@ def _answer(found: CustomerAccount) -> SimAccount:
     set_bank(answer, found.bank)
     set_number(answer, found.account)
     set_name(answer, found.name)
-    set_ledger_name(answer, f"{found.bank}:customer:{found.id}")  # its ledger_name in full
+    set_ledger_name(answer, f"{found.bank}:{found.ledger_name}")  # its ledger_name in full
     set_closed(answer, found.closed)
     return answer
 
@@ -302,7 +298,7 @@ class _ByNumber(Mapping[tuple[str, str], CustomerAccount]):
         self._directory = directory
 
     def __getitem__(self, key: tuple[str, str]) -> CustomerAccount:
-        found = self._directory.find_number(*key)
+        found = self._directory.number_of(key)
         if found is None:
             raise KeyError(key)
         return found

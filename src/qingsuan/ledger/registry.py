@@ -16,28 +16,33 @@ import bisect
 import json
 from typing import Any, Final
 
-_DIGITS: Final = "0123456789"
+#: the characters a range member's name ends in (its index)
+DIGITS: Final = "0123456789"
+
+
+def canonical_index(digits: str) -> int | None:
+    """The index a range member's trailing ``digits`` give: canonical decimal (no leading
+    zero but ``0`` itself), so that the name is the one its range gives that index; None
+    otherwise (no digits, or a leading zero)."""
+    if not digits or (digits[0] == "0" and len(digits) > 1):
+        return None
+    return int(digits)
 
 
 def split_index(name: str) -> tuple[str, int] | None:
-    """``name`` as (prefix, index) when it ends in a canonical decimal index (no leading
-    zero but ``0`` itself): the form range members are named in; None otherwise."""
-    prefix = name.rstrip(_DIGITS)
-    digits = name[len(prefix):]
-    if not digits or (digits[0] == "0" and len(digits) > 1):
-        return None
-    return prefix, int(digits)
+    """``name`` as (prefix, index) when it ends in a canonical decimal index: the form
+    range members are named in; None otherwise."""
+    prefix = name.rstrip(DIGITS)
+    k = canonical_index(name[len(prefix):])
+    return None if k is None else (prefix, k)
 
 
 def _member_id(hit: tuple[int, int], name: str, digits_at: int) -> int | None:
     """The id of range member ``name`` (its index from ``digits_at`` on) in the range
     ``hit`` (count, first id), or None when it is not one: an index past the count or
-    not canonical, as :func:`split_index` reads it."""
-    digits = name[digits_at:]
-    if not digits or (digits[0] == "0" and len(digits) > 1):
-        return None
-    k = int(digits)
-    return hit[1] + k if k < hit[0] else None
+    not canonical."""
+    k = canonical_index(name[digits_at:])
+    return hit[1] + k if k is not None and k < hit[0] else None
 
 
 class AccountRegistry:
@@ -77,7 +82,7 @@ class AccountRegistry:
         already; no named account may fall in the range, by name or by id."""
         if count <= 0 or first_id <= 0:
             raise ValueError(f"a range of {count} accounts from id {first_id}")
-        if not prefix or prefix[-1] in _DIGITS:
+        if not prefix or prefix[-1] in DIGITS:
             raise ValueError(f"a range's prefix ends in a letter or a sign: {prefix!r}")
         if prefix in self._ranges:
             raise ValueError(f"account names {prefix}N are used twice")
@@ -113,7 +118,7 @@ class AccountRegistry:
         if found is not None or not self._ranges:
             return found
         # (split_index inline: no tuple made)
-        prefix = full_name.rstrip(_DIGITS)
+        prefix = full_name.rstrip(DIGITS)
         hit = self._ranges.get(prefix)
         return _member_id(hit, full_name, len(prefix)) if hit is not None else None
 
@@ -130,7 +135,7 @@ class AccountRegistry:
         # customers most events meet customers whose ids no cache holds
         in_book = self._ranges_in.get(book)
         if in_book is not None:
-            prefix = name.rstrip(_DIGITS)
+            prefix = name.rstrip(DIGITS)
             hit = in_book.get(prefix)
             if hit is not None:
                 found = _member_id(hit, name, len(prefix))
