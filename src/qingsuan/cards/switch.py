@@ -387,13 +387,11 @@ class CardSwitch:
 
     def _issuer_of(self, bin_: str) -> str | None:
         """The issuer by BIN (the first 6 digits, kept in clear for routing): the longest
-        prefix of it in the BIN table."""
-        hit = self._issuer_cache.get(bin_, "?")
-        if hit == "?":
-            hit = next((self.bins[bin_[:n]] for n in range(len(bin_), 0, -1)
-                        if bin_[:n] in self.bins), None)
-            if len(self._issuer_cache) < _CACHE_LIMIT:
-                self._issuer_cache[bin_] = hit
+        prefix of it in the BIN table, kept (_route reads the kept answer first)."""
+        hit = next((self.bins[bin_[:n]] for n in range(len(bin_), 0, -1)
+                    if bin_[:n] in self.bins), None)
+        if len(self._issuer_cache) < _CACHE_LIMIT:
+            self._issuer_cache[bin_] = hit
         return hit
 
     def _day(self, now_us: int) -> str:

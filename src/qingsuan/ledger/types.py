@@ -113,17 +113,16 @@ class TransferResult(IntEnum):
     @property
     def done(self) -> bool:
         """True when the transfer is in the ledger (new or an idempotent retry)."""
-        return self in _DONE_CODES
+        return self <= DONE_MAX
 
 
-#: the codes of a transfer that is (already) in the ledger, as a module global: in Python
-#: 3.11 reading a member off its enum class (TransferResult.OK) costs about 1,000
-#: instructions (EnumType defines __getattr__, which sends every attribute read off the
-#: class down the slow generic path)
-#: the codes of a transfer that is (already) in the ledger are OK and EXISTS, the lowest
+#: the codes of a transfer that is (already) in the ledger are OK and EXISTS, the lowest:
+#: their bound as a module global (in Python 3.11 reading a member off its enum class,
+#: TransferResult.OK, costs about 1,000 instructions: EnumType defines __getattr__, which
+#: sends every attribute read off the class down the slow generic path)
 DONE_MAX: Final = int(TransferResult.EXISTS)
-_DONE_CODES: Final = (TransferResult.OK, TransferResult.EXISTS)
-#: the credit side, as a module global (see _DONE_CODES)
+assert int(TransferResult.OK) == 0 and min(map(int, TransferResult)) == 0
+#: the credit side, as a module global (for the same reason)
 _CREDIT: Final = NormalSide.CREDIT
 
 
