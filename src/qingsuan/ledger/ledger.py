@@ -380,17 +380,16 @@ class Ledger:
         lo, hi = acc.n, acc.n + count
         cols = acc.cols
         cols["id"][lo:hi] = np.arange(first_id, first_id + count, dtype=np.int64)
-        cols["book"][lo:hi] = book
-        cols["normal"][lo:hi] = int(normal)
-        cols["flags"][lo:hi] = int(flags)
-        cols["limit"][lo:hi] = overdraft_limit_fen
-        cols["code"][lo:hi] = code
-        acc.block[lo:hi] = 0
+        # rows past n are zeros (the columns are made zeroed, grown by copying the first n,
+        # and n never goes down), totals included: a zero is not written again, so the
+        # pages of a range's zero columns stay unwritten
+        for name, value in (("book", book), ("normal", int(normal)), ("flags", int(flags)),
+                            ("limit", overdraft_limit_fen), ("code", code)):
+            if value:
+                cols[name][lo:hi] = value
         acc.n = hi
-        # as _index_account account by account: the first extends the last span or
-        # begins one, the others extend it
-        self._index_account(first_id, lo, (book, int(flags), int(normal), overdraft_limit_fen))
-        self._span_end[-1] = first_id + count
+        self._index_run(first_id, lo, count, (book, int(flags), int(normal),
+                                              overdraft_limit_fen))
         self._acc_sorted_ids = None
         return [AccountResult.OK] * count
 
@@ -408,12 +407,10 @@ class Ledger:
                 and self._acc.n + count <= MAX_ACCOUNTS):
             return False
         ends = self._span_end
-        if ends and first_id < ends[-1]:
-            return False
-        index = self._acc_index  # ids below the spans' ends, or after them
-        if len(index) <= count:
-            return not any(first_id <= i <= last for i in index)
-        return not any(i in index for i in range(first_id, last + 1))
+        # past the last span's end no id is known: the dict holds only ids below a span's
+        # end (_index_account), and nothing without a span
+        assert ends or not self._acc_index
+        return not ends or first_id >= ends[-1]
 
     def _check_account(self, a: Account) -> AccountResult:
         if not 0 < a.id <= MAX_ID:
@@ -483,16 +480,24 @@ class Ledger:
         starts = np.flatnonzero(np.r_[True, breaks]).tolist()
         firsts = ids[starts].tolist()
         fields = list(zip(*(col[starts].tolist() for col in statics), strict=True))
-        ends = self._span_end
         for lo, hi, first, static in zip(starts, [*starts[1:], n], firsts, fields,
                                          strict=True):
-            if ends and first < ends[-1]:  # below a span: by id
-                self._acc_index.update(zip(ids[lo:hi].tolist(), range(lo, hi), strict=True))
-                continue
-            self._span_first.append(first)
-            ends.append(first + hi - lo)
-            self._span_row.append(lo)
-            self._span_static.append(static)
+            self._index_run(first, lo, hi - lo, static)
+
+    def _index_run(self, first_id: int, row: int, count: int,
+                   static: tuple[int, int, int, int]) -> None:
+        """Make ``count`` new accounts found by id, consecutive ids from ``first_id`` at
+        consecutive rows from ``row`` with the same ``static`` fields, as _index_account
+        one by one would: below the last span's end into the dict (the whole run is:
+        the span holds the end's id), else the first extends the last span or begins
+        one, the others extend it."""
+        ends = self._span_end
+        if ends and first_id < ends[-1]:
+            self._acc_index.update(zip(range(first_id, first_id + count),
+                                       range(row, row + count), strict=True))
+            return
+        self._index_account(first_id, row, static)
+        ends[-1] = first_id + count
 
     def _row_of(self, account_id: int) -> int | None:
         """An account's row, None if there is none: the dict, else the span holding it."""
@@ -1348,7 +1353,7 @@ class Ledger:
         amount = p_amt if amt == 0 else amt
         if amount > p_amt or (not post and amount != p_amt):
             return R.PENDING_TRANSFER_EXCEEDED
-        scratch = self._scratch  # (_bal, without the calls)
+        scratch = self._scratch  # (_load, without the calls)
         dbal = scratch.get(p_di) or self._load(p_di)
         cbal = scratch.get(p_ci) or self._load(p_ci)
         dbal[0] -= p_amt
