@@ -11,6 +11,7 @@ import pytest
 
 from qingsuan.clock import VirtualClock
 from qingsuan.engine import KIND_WINDOW, MAX_WINDOW, Engine, ReplayError, replay
+from qingsuan.sim.runner import COMMIT_EVERY
 from qingsuan.store import open_log
 
 
@@ -102,7 +103,7 @@ def test_a_window_holds_no_more_than_a_commit_group() -> None:
         _run(engine, clock, commit_every=2)
         assert engine.applied_seq == 4  # (a b) (c) tick (d e)
         assert engine.commands_applied == 6
-    assert MAX_WINDOW >= 1024  # a run's commit group (sim/runner.COMMIT_EVERY) fits one
+    assert MAX_WINDOW >= COMMIT_EVERY  # a run's commit group fits one window
 
 
 def test_without_deferred_commits_a_window_command_is_an_entry() -> None:

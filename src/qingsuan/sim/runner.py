@@ -55,7 +55,7 @@ ProgressHook = Callable[[int, int], None]
 PROGRESS_EVERY = 1024
 
 #: commands a run makes durable together (one append and one fsync)
-COMMIT_EVERY = 1024
+COMMIT_EVERY = 4096
 #: events after which what the run keeps is left out of the collector's passes
 #: (collector.freeze_survivors)
 FREEZE_EVERY = 1024
