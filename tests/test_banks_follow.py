@@ -56,8 +56,10 @@ def check_as_plain_rule(monkeypatch: pytest.MonkeyPatch, scenario: Any) -> list[
         assert b.engine is not None
         ticked, version_before = b._ticked, b._params_version
         real_after(b)
-        # every follower, called again, finds nothing (the plain rule's last round)
+        # every follower, called again, finds nothing (the plain rule's last round), and
+        # the cursors are at their lists' ends (what _follow's shortcut reads)
         assert not any(follow(b) for follow in FOLLOWERS)
+        assert b._caught_up() or bool(b.held or b.returns_pending or b.payouts_waiting)
         now, version = b.engine.now_us, b.engine.params.version
         wake = plain.get(id(b))
         if ticked or wake is None:
