@@ -167,15 +167,17 @@ class Banks:
         if kind == "banks.cards":
             return card_bulk.apply(self, body)
         doc = orjson.loads(body)
-        if kind == "banks.setup":
-            return self._setup(doc)
         if kind == "banks.event":
             handler = HANDLERS.get(doc["do"])
             if handler is None:
                 raise ValueError(f"the banks do not handle events of kind {doc['do']!r}")
             result = handler(self, doc["fields"])  # (None, but for a hub's return)
-            self.events_done = max(self.events_done, int(doc["order"]))
+            order = int(doc["order"])
+            if order > self.events_done:
+                self.events_done = order
             return result
+        if kind == "banks.setup":
+            return self._setup(doc)
         raise ValueError(f"unknown banks command {kind!r}")
 
     def _setup(self, doc: dict[str, Any]) -> None:
@@ -307,7 +309,8 @@ class Banks:
             candidates.append(ibps.next_confirm_deadline_us())
         if beps.awaiting:
             candidates.append(beps.next_confirm_deadline_us())
-        # the wallets' own moments: statements, the transit batch, a campaign's close
+        # the wallets' own moments: statements, the transit batch, a campaign's close (an
+        # inactive wallets system has none: not asked)
         wallets = self._wallets()
         if wallets is not None:
             candidates.append(wallets.next_due_us(after_us))
