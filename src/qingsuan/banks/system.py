@@ -311,8 +311,10 @@ class Banks:
             candidates.append(beps.next_confirm_deadline_us())
         # the wallets' own moments: statements, the transit batch, a campaign's close (an
         # inactive wallets system has none: not asked)
-        wallets = self._wallets()
-        if wallets is not None:
+        kept_for, wallets = self._wallets_of
+        if kept_for is not self.engine:
+            wallets = self._wallets()
+        if wallets is not None and wallets.active:
             candidates.append(wallets.next_due_us(after_us))
         if self.held or self.returns_pending:
             waiting = self.held + self.returns_pending
@@ -326,17 +328,16 @@ class Banks:
         return candidates
 
     def _wallets(self) -> Any:
-        """The world's wallets system (None without one), kept once found for the engine
-        it was found in (a system registered stays, its wallets the same object): asked
-        after every command."""
+        """The world's wallets system (None without one), found in the engine now and kept
+        for it (a system registered stays, its wallets the same object): after every
+        command :meth:`_state_moments` reads the kept one, and asks here only when it was
+        kept for another engine (or none was found yet: a world may register later)."""
         engine = self.engine
         if engine is None:
             return None
-        held_engine, wallets = self._wallets_of
-        if held_engine is not engine:
-            wallets = wallets_of(engine)
-            if wallets is not None:  # (none yet: asked again, a world may register later)
-                self._wallets_of = (engine, wallets)
+        wallets = wallets_of(engine)
+        if wallets is not None:
+            self._wallets_of = (engine, wallets)
         return wallets
 
     # ------------------------------------------------------------------ edges
