@@ -67,19 +67,24 @@ class Books:
     def id(self, book: str, name: str) -> int:
         ids = self._kept()
         found = ids.get((book, name))
-        if found is None:
-            found = self._registry.id(book, name)
-            if len(ids) >= MAX_IDS_KEPT:
-                ids.clear()
-            ids[(book, name)] = found
+        return found if found is not None else self._read(ids, book, name)
+
+    def _read(self, ids: dict[tuple[str, str], int], book: str, name: str) -> int:
+        """An id not kept in ``ids`` (:meth:`_kept`'s answer), read from the registry and
+        kept."""
+        found = self._registry.id(book, name)
+        if len(ids) >= MAX_IDS_KEPT:
+            ids.clear()
+        ids[(book, name)] = found
         return found
 
     def _pair(self, book: str, debit: str, credit: str) -> tuple[int, int]:
-        """The ids of a posting's two accounts (the kept ones read here, :meth:`id` asked
-        only for one not kept: every posting asks)."""
+        """The ids of a posting's two accounts (the kept ones read here, the registry
+        asked only for one not kept: every posting asks, and most customers' accounts
+        are met once in a while)."""
         ids = self._ids if self.engine.registry is self._registry else self._kept()
-        return (ids.get((book, debit)) or self.id(book, debit),
-                ids.get((book, credit)) or self.id(book, credit))
+        return (ids.get((book, debit)) or self._read(ids, book, debit),
+                ids.get((book, credit)) or self._read(ids, book, credit))
 
     def post(self, book: str, debit: str, credit: str, amount_fen: int) -> TransferResult:
         """Book one transfer in ``book``; its result (insufficient funds, closed ...)."""
