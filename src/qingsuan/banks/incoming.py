@@ -35,9 +35,11 @@ def _resolve(b: Banks, bank: str, payee: str) -> tuple[str | None, tuple[str, st
         customer = b.directory[payee]
         if customer.bank == bank:
             # its own bank: the account its number finds is this customer (one customer
-            # per number), so directory.resolve's answer without looking it up again
-            problem = refusal(customer, customer.name, name_check=False)
-            return (None, problem) if problem is not None else (customer.id, None)
+            # per number), so directory.resolve's answer without looking it up again; the
+            # name is its own, so only a closed account is refused
+            if not customer.closed:
+                return customer.id, None
+            return None, refusal(customer, customer.name, name_check=False)
         account, name = customer.account, customer.name
     else:
         _, account, name = payee.split("|", 2)
@@ -88,7 +90,8 @@ def follow_hvps(b: Banks) -> bool:
 
 def _complete(b: Banks, ref: dict[str, Any], record: PaymentRecord, at_us: int) -> None:
     receiver, amount = ref["receiver"], ref["amount"]
-    books = _books(b)
+    books = b.books
+    assert books is not None  # (read here: once per payment)
     if ref["kind"] == "return":  # a return came back: the payer gets its money again
         books.post_all([(receiver, "hvps_incoming", f"customer:{ref['payee']}", amount)])
         b.payments[ref["original"]].move(at_us, "returned")
@@ -242,7 +245,8 @@ def _net_deliver(b: Banks, ref: dict[str, Any], record: PaymentRecord, at_us: in
     """The item is netted: the payer's bank books the debit, the payee's bank credits its
     customer, or returns the credit (退汇) if it has no such account."""
     clearing = CLEARING[ref["system"]]
-    books = _books(b)
+    books = b.books
+    assert books is not None  # (read here: once per item)
     payee_id, problem = payee_of(b, ref)
     reserved = not ref["debit"] or ref.get("reserved")
     if problem is None and reserved:  # the common case: one batch for both banks' books
