@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Final
 from qingsuan.cnaps.netsys import SYSTEMS
 from qingsuan.engine import AccountSpec
 from qingsuan.ledger import AccountFlags, NormalSide, TransferFlags, TransferResult
+from qingsuan.ledger.types import DONE_MAX  # (code <= DONE_MAX: code.done without a call)
 
 if TYPE_CHECKING:
     from qingsuan.engine import Engine
@@ -96,7 +97,7 @@ class Books:
         if len(legs) == 1:  # one transfer: the single-row path (the same id, row and code)
             ((book, debit, credit, amount),) = legs
             code = self.engine.post_one(*self._pair(book, debit, credit), amount)
-            assert code.done, code
+            assert code <= DONE_MAX, code
             return
         result = self.engine.post([(self.id(b, d), self.id(b, c), a) for b, d, c, a in legs])
         assert result.all_done, result.failures()
@@ -112,7 +113,7 @@ class Books:
     def settle_reservation(self, reserve_id: int, *, post: bool) -> None:
         """Book (post) or release (void) a reservation made by :meth:`reserve`."""
         code = self.engine.post_one(0, 0, 0, _POST if post else _VOID, reserve_id)
-        assert code.done, code
+        assert code <= DONE_MAX, code
 
     def settle_and_post(self, reserve_id: int, book: str, debit: str, credit: str,
                         amount_fen: int) -> None:
@@ -120,10 +121,10 @@ class Books:
         (the payee's credit it pays for): the ids, rows and codes of a batch of the two
         (neither linked, each applied on its own), without building the batch."""
         code = self.engine.post_one(0, 0, 0, _POST, reserve_id)
-        assert code.done, code
+        assert code <= DONE_MAX, code
         debit_id, credit_id = self._pair(book, debit, credit)
         code = self.engine.post_one(debit_id, credit_id, amount_fen)
-        assert code.done, code
+        assert code <= DONE_MAX, code
 
     def posted_fen(self, book: str, name: str) -> int:
         return self.engine.ledger.posted_fen(self.id(book, name))

@@ -21,6 +21,7 @@ from qingsuan.banks.routing import (
 from qingsuan.clock import format_time, from_datetime, to_beijing_naive
 from qingsuan.cnaps.hvps import PHASE_OPEN, Priority
 from qingsuan.ledger import TransferResult
+from qingsuan.ledger.types import DONE_MAX  # (code <= DONE_MAX: code.done without a call)
 from qingsuan.money import format_fen
 from qingsuan.reasons import Reason
 
@@ -209,7 +210,7 @@ def _book_intrabank(b: Banks, f: dict[str, Any], bank: str, payer: str, payee_re
             return
         payee_ref = found.id
     code = b.books.post(bank, f"customer:{payer}", f"customer:{payee_ref}", f["amount_fen"])
-    if code.done:
+    if code <= DONE_MAX:
         record.move(now, "credited")
         return
     reason = _REASONS.get(code, Reason.NARR)
@@ -247,7 +248,7 @@ def _send_hvps(b: Banks, do: str, f: dict[str, Any]) -> None:
                                                "hvps_outgoing", amount)
         else:
             code = b.books.post(sender, "equity", "hvps_outgoing", amount)
-        if not code.done:
+        if code > DONE_MAX:
             record.move(now, "rejected")
             record.reason = _short(payer, sender, amount, code)
             return
@@ -306,7 +307,7 @@ def _submit_net(b: Banks, record: PaymentRecord, pid: str, system: str, kind: st
     clearing = CLEARING[system]
     if not debit:
         code, ref["reserve_id"] = b.books.reserve(sender, payer_ledger, clearing, amount)
-        if not code.done:
+        if code > DONE_MAX:
             record.move(now, "rejected")
             record.reason = _short(payer_id, sender, amount, code)
             return
