@@ -209,9 +209,9 @@ class NetSystem:
         self.connected: set[str] = connected if connected is not None else set()
         #: items waiting for a connected participant: ref -> (deadline, who answers)
         self.awaiting: dict[str, tuple[int, str]] = {}
-        #: BEPS's ordinary-credit limit, asked for every item, kept for the (Beijing day as
-        #: its first and past-the-last microsecond, parameters object, its version) it
-        #: holds for (derived, never in the state)
+        #: the item limit (IBPS's, or BEPS's for ordinary credits), asked for every item,
+        #: kept for the (Beijing day as its first and past-the-last microsecond, parameters
+        #: object, its version) it holds for (derived, never in the state)
         self._limit_cache: tuple[int, int, object, int, int] = (0, 0, None, -1, 0)
         #: the maintenance switch's value, kept for the (parameters object, its version)
         #: it was read at (asked several times per item; derived, never in the state)
@@ -306,8 +306,11 @@ class NetSystem:
     def closed(self) -> bool:
         """Closed for maintenance (维护窗口): it takes no business, nets nothing and runs
         no session (PBOC: 暂停受理业务; the banks hold their customers' payments)."""
+        return self._closed_under(self.engine.params)
+
+    def _closed_under(self, params: Any) -> bool:
+        """:attr:`closed` under ``params``, the parameters in force (read already)."""
         # asked several times per item: only a parameter changes it
-        params = self.engine.params
         held_params, version, closed = self._closed_cache
         if held_params is params and version == params.version:
             return closed
@@ -324,19 +327,22 @@ class NetSystem:
     def item_limit_fen(self, kind: str, now_us: int) -> int | None:
         """The per-item limit of ``kind`` now: IBPS's; BEPS ordinary credits have one limit
         on business days and another on the other (calendar) days; the rest none."""
-        if self.name == "IBPS":
-            return int(self.engine.params["ibps.item_limit"])
-        if kind != "ordinary_credit":
+        ibps = self.name == "IBPS"
+        if not ibps and kind != "ordinary_credit":
             return None  # periodic credits and debits have no item limit
-        # asked for every item: the answer holds for a Beijing day (the calendar comes from
-        # the parameters, so for their version too)
+        # asked for every item: the answer holds for a Beijing day (BEPS's business days
+        # come from the calendar, named in the parameters) and the parameters' version
         params = self.engine.params
         start_us, end_us, cached_params, cached_version, limit = self._limit_cache
         if start_us <= now_us < end_us and cached_params is params and \
                 cached_version == params.version:
             return limit
-        business = self.hvps.schedule().calendar.is_business_day(_local_date(now_us))
-        key = "beps.item_limit" if business else "beps.holiday_item_limit"
+        if ibps:
+            key = "ibps.item_limit"
+        elif self.hvps.schedule().calendar.is_business_day(_local_date(now_us)):
+            key = "beps.item_limit"
+        else:
+            key = "beps.holiday_item_limit"
         limit = int(params[key])
         start_us = beijing_day_start_us(beijing_day(now_us))
         self._limit_cache = (start_us, start_us + US_PER_DAY, params, params.version, limit)
@@ -398,9 +404,9 @@ class NetSystem:
 
     def _refuse(self, item: NetItem, sender: str, receiver: str, now_us: int
                 ) -> tuple[str, str] | None:
-        if self.closed:
-            return self._closed_reason()
         params = self.engine.params
+        if self._closed_under(params):
+            return self._closed_reason()
         paying = self.directory.admit(sender, "sender", self.name, params)
         if isinstance(paying, tuple):
             return paying
@@ -611,11 +617,11 @@ class NetSystem:
 
     def _net(self, item: NetItem, now_us: int) -> None:
         s, r = item.sender, item.receiver
-        assert self.positions.get(s, 0) - item.amount_fen >= -self.caps.get(s, 0) or s == r
         if s != r:
             amount = item.amount_fen
             positions = self.positions
             position = positions[s] = positions[s] - amount
+            assert position >= -self.caps[s], (item.ref, s, position)
             positions[r] += amount
             ms, mr = self.metrics[s], self.metrics[r]
             ms.netted_value_fen += amount
