@@ -59,11 +59,13 @@ class Cnaps:
     """The engine system with prefix ``cnaps``."""
 
     prefix = "cnaps"
+    #: HVPS, made when the system is attached to an engine (none before). A plain
+    #: attribute, not a property: the banks read it several times per event
+    hvps: Hvps
 
     def __init__(self) -> None:
         self.engine: Engine | None = None
         self.directory = Directory()
-        self._hvps: Hvps | None = None
         self.net: dict[str, NetSystem] = {}
         #: what the simulated participants know (BEPS receipts, IBPS confirmations,
         #: inquiries): accounts registered with CNAPS alone, until a world's banks answer
@@ -85,8 +87,8 @@ class Cnaps:
         self._make(engine)
 
     def _make(self, engine: Engine) -> None:
-        self._hvps = Hvps(engine, self.directory)
-        self.net = {name: NetSystem(engine, self.directory, self._hvps, name, self._lookup,
+        self.hvps = Hvps(engine, self.directory)
+        self.net = {name: NetSystem(engine, self.directory, self.hvps, name, self._lookup,
                                     self.agreements, self.connected) for name in SYSTEMS}
 
     @property
@@ -107,11 +109,6 @@ class Cnaps:
     @property
     def ibps(self) -> NetSystem:
         return self.net["IBPS"]
-
-    @property
-    def hvps(self) -> Hvps:
-        assert self._hvps is not None, "attach the system to an engine first"
-        return self._hvps
 
     # ------------------------------------------------------------------ applying
 
