@@ -40,12 +40,7 @@ from qingsuan.clock import (
     from_datetime,
     to_beijing_naive,
 )
-from qingsuan.cnaps.participants import (
-    PARTICIPANT_ACTIVE,
-    PARTICIPANT_CLOSED,
-    Directory,
-    Participant,
-)
+from qingsuan.cnaps.participants import Directory, Participant
 from qingsuan.ledger import AccountFlags, NormalSide
 from qingsuan.money import format_fen
 from qingsuan.params import PPM
@@ -471,17 +466,10 @@ class Hvps:
                 except ValueError:
                     opens = ""
             return (Reason.DT01.code, f"HVPS is {when}{opens}")
-        params = self.engine.params
-        paying = self.directory.admit(sender, "sender", "HVPS", params)
-        if isinstance(paying, tuple):
-            return paying
-        paid = self.directory.admit(receiver, "receiver", "HVPS", params)
-        if isinstance(paid, tuple):
-            return paid
-        if paying.status is not PARTICIPANT_ACTIVE:
-            return (Reason.AG01.code, f"sender {sender} is {paying.status.value}")
-        if paid.status is PARTICIPANT_CLOSED:
-            return (Reason.AG01.code, f"receiver {receiver} is closed")
+        refusal = self.directory.refuse_payment(sender, receiver, "HVPS", self.engine.params,
+                                                False)
+        if refusal is not None:
+            return refusal
         if amount_fen <= 0:
             return (Reason.AM02.code, "amount must be positive")
         return None

@@ -42,7 +42,6 @@ from qingsuan.clock import (
     to_beijing_naive,
 )
 from qingsuan.cnaps.hvps import PHASE_OPEN
-from qingsuan.cnaps.participants import PARTICIPANT_ACTIVE, PARTICIPANT_CLOSED
 from qingsuan.money import format_fen
 from qingsuan.params import PPM
 from qingsuan.reasons import Reason
@@ -53,6 +52,7 @@ if TYPE_CHECKING:
     from qingsuan.cnaps.hvps import Hvps
     from qingsuan.cnaps.participants import Directory
     from qingsuan.engine import Engine
+    from qingsuan.params import Params
 
 PBOC: Final = "PBOC"
 #: BEPS, IBPS, and the card switch's daily net positions (CUPS) that settle in HVPS sessions
@@ -308,7 +308,7 @@ class NetSystem:
         no session (PBOC: 暂停受理业务; the banks hold their customers' payments)."""
         return self._closed_under(self.engine.params)
 
-    def _closed_under(self, params: Any) -> bool:
+    def _closed_under(self, params: Params) -> bool:
         """:attr:`closed` under ``params``, the parameters in force (read already)."""
         # asked several times per item: only a parameter changes it
         held_params, version, closed = self._closed_cache
@@ -407,19 +407,12 @@ class NetSystem:
         params = self.engine.params
         if self._closed_under(params):
             return self._closed_reason()
-        paying = self.directory.admit(sender, "sender", self.name, params)
-        if isinstance(paying, tuple):
-            return paying
-        paid = self.directory.admit(receiver, "receiver", self.name, params)
-        if isinstance(paid, tuple):
-            return paid
-        # as in HVPS: a suspended participant sends nothing (a return excepted: it only
-        # gives back what it received), and nobody pays a closed one
-        status = paying.status
-        if status is not PARTICIPANT_ACTIVE and item.original is None:
-            return (Reason.AG01.code, f"sender {sender} is {status.value}")
-        if paid.status is PARTICIPANT_CLOSED:
-            return (Reason.AG01.code, f"receiver {receiver} is closed")
+        # as in HVPS; a return (退汇) only gives back what was received: a suspended
+        # participant sends it too
+        refusal = self.directory.refuse_payment(sender, receiver, self.name, params,
+                                                item.original is not None)
+        if refusal is not None:
+            return refusal
         if item.amount_fen <= 0:
             return (Reason.AM02.code, "amount must be positive")
         # a return (退汇) sends back money already netted: no item limit stops it

@@ -11,9 +11,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from qingsuan.reasons import Reason
+
+if TYPE_CHECKING:
+    from qingsuan.params import Params
 
 
 class ParticipantKind(Enum):
@@ -200,14 +203,13 @@ class Directory:
             self._barred[(name, system)] = answer
         return answer
 
-    def admit(self, name: str, role: str, system: str, params: Mapping[str, object]
+    def admit(self, name: str, role: str, system: str, params: Params
               ) -> Participant | tuple[str, str]:
         """``name``, a payment's sender or receiver (``role``), as a participant that may
         use ``system``, or why it may not: (RC01, not listed) or (AG01, its kind's
         ``cnaps.*_systems`` parameter leaves the system out: :meth:`barred`)."""
-        if params is self._barred_params and \
-                getattr(params, "version", None) == self._barred_version:
-            admitted = self._admitted.get((name, system))  # (twice per payment)
+        if params is self._barred_params and params.version == self._barred_version:
+            admitted = self._admitted.get((name, system))
             if admitted is not None:
                 return admitted
         found = self._by_name.get(name)
@@ -220,6 +222,36 @@ class Directory:
         if params is self._barred_params:  # (barred kept its answer for these parameters)
             self._admitted[(name, system)] = found
         return found
+
+    def refuse_payment(self, sender: str, receiver: str, system: str,
+                       params: Params, returning: bool) -> tuple[str, str] | None:
+        """Why ``system`` (HVPS, BEPS, IBPS) takes no payment from ``sender`` to ``receiver``
+        (None: it takes it): either is not admitted (:meth:`admit`; the sender's refusal
+        first), the sender is not active (a suspended participant sends nothing; a return,
+        ``returning``, excepted: it only gives back what it received), or the receiver is
+        closed (nobody pays it)."""
+        # (asked per payment: both admissions are read from what admit kept, while the
+        # parameters it kept them for are in force)
+        paying = paid = None
+        if params is self._barred_params and params.version == self._barred_version:
+            paying = self._admitted.get((sender, system))
+            paid = self._admitted.get((receiver, system))
+        if paying is None:
+            answer = self.admit(sender, "sender", system, params)
+            if isinstance(answer, tuple):
+                return answer
+            paying = answer
+        if paid is None:
+            answer = self.admit(receiver, "receiver", system, params)
+            if isinstance(answer, tuple):
+                return answer
+            paid = answer
+        status = paying.status
+        if status is not PARTICIPANT_ACTIVE and not returning:
+            return (Reason.AG01.code, f"sender {sender} is {status.value}")
+        if paid.status is PARTICIPANT_CLOSED:
+            return (Reason.AG01.code, f"receiver {receiver} is closed")
+        return None
 
     def settling(self, name: str) -> str:
         """The direct participant whose settlement account carries ``name``'s payments."""
