@@ -216,6 +216,8 @@ class NetSystem:
         #: the maintenance switch's value, kept for the (parameters object, its version)
         #: it was read at (asked several times per item; derived, never in the state)
         self._closed_cache: tuple[object, int, bool] = (None, -1, False)
+        #: the ids of this system's clearing accounts by book (_clearing_id; derived)
+        self._clearing_ids: dict[str, int] = {}
         #: the simulated IBPS receiver's rules read from the parameters, for (parameters
         #: object, its version): whether it answers too late, the timeout as written, the
         #: name check, the accept ratio (derived, never in the state)
@@ -796,15 +798,22 @@ class NetSystem:
     def _try_session(self, key: str, now_us: int) -> None:
         """One multilateral net settlement in HVPS: all or nothing."""
         names = sorted(self.positions)
-        pos = {n: self.positions[n] for n in names if self.positions[n]}
+        pos = {n: p for n, p in sorted(self.positions.items()) if p}
         assert sum(pos.values()) == 0, f"{self.name} positions do not sum to zero"
         if not pos and not self.unsettled:
             self.pending_session = None
             return
         for n in sorted(self.earmarks):  # the earmarked funds pay this session's debits
             self._unearmark(n)
-        short = {n: -p - self.hvps.available_fen(n) for n, p in pos.items()
-                 if p < 0 and self.hvps.available_fen(n) < -p}
+        hvps = self.hvps
+        # each one's free balance, read once: nothing moves until the session posts
+        free = {n: hvps._free(n) for n in pos}
+        short = {}
+        for n, p in pos.items():
+            if p < 0:
+                available = hvps._available(n, free[n])
+                if available < -p:
+                    short[n] = -p - available
         if short:
             self._re_earmark(now_us)
             self.pending_session = key
@@ -817,20 +826,21 @@ class NetSystem:
                 self.sessions[-1]["status"] = status
             return
         transfers: list[tuple[int, int, int]] = []
-        acc = self.engine.registry.id
         for n in sorted(pos):  # draw credit where the balance alone is short
-            need = -pos[n] - self.hvps._free(n)
+            need = -pos[n] - free[n]
             if need > 0:
-                transfers += self.hvps._draw(n, need)
-        clearing = acc(PBOC, f"{self.key}_clearing")
+                transfers += hvps._draw(n, need)
+        clearing = self._clearing_id(PBOC)
         for n in sorted(pos):  # credits first ...
             if pos[n] > 0:
-                transfers += [(clearing, acc(PBOC, f"settlement:{n}"), pos[n]),
-                              (acc(n, "reserve_at_pboc"), acc(n, f"{self.key}_clearing"), pos[n])]
+                settlement, reserve, _, _ = hvps._gross_ids(n)
+                transfers += [(clearing, settlement, pos[n]),
+                              (reserve, self._clearing_id(n), pos[n])]
         for n in sorted(pos):  # ... then debits: no account dips below its final balance
             if pos[n] < 0:
-                transfers += [(acc(PBOC, f"settlement:{n}"), clearing, -pos[n]),
-                              (acc(n, f"{self.key}_clearing"), acc(n, "reserve_at_pboc"), -pos[n])]
+                settlement, reserve, _, _ = hvps._gross_ids(n)
+                transfers += [(settlement, clearing, -pos[n]),
+                              (self._clearing_id(n), reserve, -pos[n])]
         if transfers:
             result = self.engine.post(transfers, linked=True)
             assert result.all_done, result.failures()
@@ -839,17 +849,19 @@ class NetSystem:
             self.sessions.pop()
         self.sessions.append({"key": key, "status": "settled", "at_us": now_us,
                               "positions": pos, "items": len(self.unsettled)})
+        items, notices = self.items, self.notices  # (_notice's tuples, appended here)
         for ref in self.unsettled:
-            item = self.items[ref]
+            item = items[ref]
             item.status = "settled"
             item.settled_us = now_us
             item.session = number
-            self._notice(now_us, item.sender, ref, "settled", key)
+            notices.append((now_us, item.sender, ref, "settled", key))
             if item.kind == "positions":
                 self.settled_batches.append(ref)
         self.unsettled = []
+        positions = self.positions
         for n in names:
-            self.positions[n] = 0
+            positions[n] = 0
         self.in_transit_fen = 0
         self.in_transit.append((now_us, 0))
         self.pending_session = None
@@ -858,8 +870,20 @@ class NetSystem:
         self._re_earmark(now_us)
         # funds arriving in central-bank money release the HVPS queues they now cover
         self.hvps.funds_arrived({n for n, p in pos.items() if p > 0}, now_us)
+        queues = self.queues
         for n in names:  # every position is back to zero: the caps have room again
-            self._release(n, now_us)
+            if queues.get(n):  # (_release's own first test: most often nothing waits)
+                self._release(n, now_us)
+
+    def _clearing_id(self, book: str) -> int:
+        """The id of this system's clearing account in ``book`` (the PBOC's, or a direct
+        participant's): a session posts to each (accounts are never removed nor
+        renumbered: kept once found)."""
+        found = self._clearing_ids.get(book)
+        if found is None:
+            found = self._clearing_ids[book] = self.engine.registry.id(
+                book, f"{self.key}_clearing")
+        return found
 
     def _re_earmark(self, now_us: int) -> None:
         """Earmark the caps again after a session; a participant that can no longer fund
