@@ -145,7 +145,8 @@ class CreditLine:
 
     @property
     def unused_fen(self) -> int:
-        return max(0, self.lendable_fen - self.drawn_fen)
+        # (drawn_fen's sum, not its property: read for every payment)
+        return max(0, self.lendable_fen - self.intraday_fen - self.overnight_fen)
 
 
 @dataclass

@@ -329,8 +329,7 @@ class NetSystem:
     def item_limit_fen(self, kind: str, now_us: int) -> int | None:
         """The per-item limit of ``kind`` now: IBPS's; BEPS ordinary credits have one limit
         on business days and another on the other (calendar) days; the rest none."""
-        ibps = self.name == "IBPS"
-        if not ibps and kind != "ordinary_credit":
+        if kind != "ordinary_credit" and self.name != "IBPS":
             return None  # periodic credits and debits have no item limit
         # asked for every item: the answer holds for a Beijing day (BEPS's business days
         # come from the calendar, named in the parameters) and the parameters' version
@@ -339,7 +338,7 @@ class NetSystem:
         if start_us <= now_us < end_us and cached_params is params and \
                 cached_version == params.version:
             return limit
-        if ibps:
+        if self.name == "IBPS":
             key = "ibps.item_limit"
         elif self.hvps.schedule().calendar.is_business_day(_local_date(now_us)):
             key = "beps.item_limit"
