@@ -241,11 +241,11 @@ class Hvps:
         return ids
 
     def _balance(self, participant: str) -> int:
-        return self.engine.ledger.balance(self._gross_ids(participant)[0]).posted_fen
+        return self.engine.ledger.posted_fen(self._gross_ids(participant)[0])
 
     def _free(self, participant: str) -> int:
         """The balance less funds earmarked (圈存) for BEPS/IBPS: what HVPS may use."""
-        return self.engine.ledger.balance(self._gross_ids(participant)[0]).available_fen
+        return self.engine.ledger.available_fen(self._gross_ids(participant)[0])
 
     def available_fen(self, participant: str) -> int:
         """Free balance plus unused pledge financing: what the participant can pay now."""

@@ -442,7 +442,7 @@ class NetSystem:
         if account is None or account.ledger_name is None:
             return None
         bank, name = account.ledger_name.split(":", 1)
-        avail = self.engine.ledger.balance(self.engine.registry.id(bank, name)).available_fen
+        avail = self.engine.ledger.available_fen(self.engine.registry.id(bank, name))
         if avail < item.amount_fen:
             return (Reason.AM04.code, f"the payer's bank refuses: insufficient funds in "
                                       f"{item.payer}")
