@@ -808,7 +808,7 @@ class Hvps:
     def _clearing_window(self, now_us: int) -> None:
         """清算窗口: settle by level, then amount, then time (any that fits), then offset."""
         progress = True
-        while progress:
+        while progress and self.queued_total:  # (most often nothing is queued)
             progress = False
             queued = sorted((p for n in sorted(self.queues) for p in self.queued(n)),
                             key=lambda p: (p.priority, p.amount_fen, p.arrival))
@@ -853,7 +853,8 @@ class Hvps:
         interest, and write each participant's statement of the day (from ``from_us``: a
         day closed early starts where its scheduled close would have)."""
         self._clearing_window(close_us)
-        for name in sorted(self.queues):
+        # what is still queued is returned (most days: nothing, and no queue is read)
+        for name in sorted(self.queues) if self.queued_total else ():
             for pay in self.queued(name):
                 self._dequeue(pay, close_us)
                 pay.status = HvpsStatus.RETURNED
