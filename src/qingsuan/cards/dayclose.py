@@ -128,20 +128,20 @@ def _interbank(engine: Engine, params: Params, inter: list[CardTxn],
         n_participants=len(names), switch=index[SWITCH], schedule=fee_schedule(params),
         fee_base_fen=np.array([t.fee_base_fen or t.amount_fen for t in inter], np.int64),
         refunded_before_fen=np.array([t.refunded_before_fen for t in inter], np.int64))
-    for i, t in enumerate(inter):  # the clearing files show these, as cleared
-        t.issuer_fee_net_fen = int(result.issuer_fee_net_fen[i])
-        t.acquirer_fee_net_fen = int(result.acquirer_fee_net_fen[i])
-    owed = {n: 0 for n in names}
-    due = {n: 0 for n in names}
-    for t in inter:
-        owed[t.payer] += t.amount_fen
-        due[t.payee] += t.amount_fen
+    # the clearing files show these, as cleared (as Python ints: one column read each)
+    for t, issuer_fee, acquirer_fee in zip(inter, result.issuer_fee_net_fen.tolist(),
+                                           result.acquirer_fee_net_fen.tolist(), strict=True):
+        t.issuer_fee_net_fen = issuer_fee
+        t.acquirer_fee_net_fen = acquirer_fee
+    # what each owes (as payer: CardTxn.payer) and is due (as payee) of the items' amounts
+    # are the clearing's gross debit and credit totals
     positions: dict[str, int] = {}
-    for n in names:
-        p = int(result.positions_fen[index[n]])
+    for n, p, owed, due in zip(names, result.positions_fen.tolist(),
+                               result.debit_total_fen.tolist(),
+                               result.credit_total_fen.tolist(), strict=True):
         if n in batched:  # [items, owed, due, fees paid, fees received, position]
-            owed[n] += batched[n][1]
-            due[n] += batched[n][2]
+            owed += batched[n][1]
+            due += batched[n][2]
             p += batched[n][5]
         positions[n] = p
         if n == SWITCH:  # the network fees it took (or, for refunds, gave back)
@@ -151,11 +151,11 @@ def _interbank(engine: Engine, params: Params, inter: list[CardTxn],
                 postings.append((reg.id(n, "fee_income"), reg.id(n, "cups_clearing"), -p))
             continue
         clear_acc = reg.id(n, "cups_clearing")
-        if owed[n]:
-            postings.append((reg.id(n, "due_to_switch"), clear_acc, owed[n]))
-        if due[n]:
-            postings.append((clear_acc, reg.id(n, "due_from_switch"), due[n]))
-        fee = p - (due[n] - owed[n])
+        if owed:
+            postings.append((reg.id(n, "due_to_switch"), clear_acc, owed))
+        if due:
+            postings.append((clear_acc, reg.id(n, "due_from_switch"), due))
+        fee = p - (due - owed)
         if fee > 0:
             postings.append((clear_acc, reg.id(n, "interchange_income"), fee))
         elif fee < 0:
