@@ -105,8 +105,6 @@ _Static = tuple[int, int, int, int, int]
 #: id, timeout, code, the debit account, the credit account)
 _Prepared = tuple[int, int, int, int, int, int, int, int, _Static, _Static]
 _UNKNOWN_ACCOUNT: Final = (-1, 0, 0, 0, 0)
-#: the balances a failed check gives back (never read)
-_NO_BAL: Final[list[int]] = []
 #: an account's four totals, side by side in one block of the account columns (one read
 #: gives all four: see _Columns)
 _BALANCES: Final = ("dp", "dpo", "cp", "cpo")
@@ -1223,13 +1221,11 @@ class Ledger:
             return R.TIMEOUT_NEGATIVE
         if tmo and not mode:
             return R.TIMEOUT_RESERVED_FOR_PENDING
-        verdict, dbal, cbal = self._check_new(dr, cr, amt, d, c)
+        dslot, cslot = (0, 2) if mode else (1, 3)  # reserved (PENDING) or posted at once
+        verdict = self._post_new(dr, cr, amt, d, c, dslot, cslot)
         if verdict:
             return verdict
         di, ci = d[0], c[0]
-        dslot, cslot = (0, 2) if mode else (1, 3)  # reserved (PENDING) or posted at once
-        dbal[dslot] += amt
-        cbal[cslot] += amt
         new_row = self._buffer_row(tid, di, ci, amt, flags, 0, tmo, code)
         if undo is not None:
             undo += [("bal", di, dslot, amt), ("bal", ci, cslot, amt), ("row",)]
@@ -1242,44 +1238,47 @@ class Ledger:
                 heapq.heappush(self._expiry, (self._ts + tmo, tid, new_row))
         return _OK
 
-    def _check_new(self, dr: int, cr: int, amt: int, d: _Static, c: _Static
-                   ) -> tuple[TransferResult, list[int], list[int]]:
+    def _post_new(self, dr: int, cr: int, amt: int, d: _Static, c: _Static, dslot: int,
+                  cslot: int) -> TransferResult:
         """The checks of a new transfer on its amount and its accounts (their (row, book,
         flags, normal, limit)), in their order (:meth:`_apply_one` and
-        :meth:`_apply_plain`): the first failing code, or OK (0) with the two accounts'
-        held balances ``[dp, dpo, cp, cpo]`` to apply it to."""
+        :meth:`_apply_plain`): the first failing code (nothing changed), or OK (0) with
+        the amount added to the total ``dslot`` of the debit account's held balances
+        ``[dp, dpo, cp, cpo]`` and to ``cslot`` of the credit account's."""
         if amt <= 0:
-            return R.AMOUNT_MUST_BE_POSITIVE, _NO_BAL, _NO_BAL
+            return R.AMOUNT_MUST_BE_POSITIVE
         if amt > self.max_amount_fen:
-            return R.AMOUNT_TOO_LARGE, _NO_BAL, _NO_BAL
+            return R.AMOUNT_TOO_LARGE
         if dr == cr:
-            return R.ACCOUNTS_MUST_BE_DIFFERENT, _NO_BAL, _NO_BAL
+            return R.ACCOUNTS_MUST_BE_DIFFERENT
         di, dbook, dflags, dnormal, dlimit = d
         ci, cbook, cflags, cnormal, climit = c
         if di < 0:
-            return R.DEBIT_ACCOUNT_NOT_FOUND, _NO_BAL, _NO_BAL
+            return R.DEBIT_ACCOUNT_NOT_FOUND
         if ci < 0:
-            return R.CREDIT_ACCOUNT_NOT_FOUND, _NO_BAL, _NO_BAL
+            return R.CREDIT_ACCOUNT_NOT_FOUND
         if dbook != cbook:
-            return R.ACCOUNTS_IN_DIFFERENT_BOOKS, _NO_BAL, _NO_BAL
+            return R.ACCOUNTS_IN_DIFFERENT_BOOKS
         if dflags & _CLOSED:
-            return R.DEBIT_ACCOUNT_CLOSED, _NO_BAL, _NO_BAL
+            return R.DEBIT_ACCOUNT_CLOSED
         if cflags & _CLOSED:
-            return R.CREDIT_ACCOUNT_CLOSED, _NO_BAL, _NO_BAL
+            return R.CREDIT_ACCOUNT_CLOSED
         scratch = self._scratch
         dbal = scratch.get(di) or self._load(di)  # [dp, dpo, cp, cpo]
         cbal = scratch.get(ci) or self._load(ci)
         if dflags & _MNO and dnormal == _CREDIT_NORMAL and (
                 dbal[3] - dbal[1] - dbal[0] - amt < -dlimit):
-            return R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS, _NO_BAL, _NO_BAL
+            return R.DEBIT_ACCOUNT_INSUFFICIENT_FUNDS
         if cflags & _MNO and cnormal == _DEBIT_NORMAL and (
                 cbal[1] - cbal[3] - cbal[2] - amt < -climit):
-            return R.CREDIT_ACCOUNT_INSUFFICIENT_FUNDS, _NO_BAL, _NO_BAL
+            return R.CREDIT_ACCOUNT_INSUFFICIENT_FUNDS
         if dbal[1] + dbal[0] + amt >= MAX_TOTAL_FEN:
-            return R.OVERFLOWS_DEBITS, _NO_BAL, _NO_BAL
+            return R.OVERFLOWS_DEBITS
         if cbal[3] + cbal[2] + amt >= MAX_TOTAL_FEN:
-            return R.OVERFLOWS_CREDITS, _NO_BAL, _NO_BAL
-        return _OK, dbal, cbal
+            return R.OVERFLOWS_CREDITS
+        dbal[dslot] += amt
+        cbal[cslot] += amt
+        return _OK
 
     def _retried(self, tid: int, dr: int, cr: int, amt: int, flags: int, pid: int,
                  tmo: int, code: int) -> TransferResult | None:
@@ -1307,12 +1306,10 @@ class Ledger:
             again = self._retried(tid, dr, cr, amt, flags, 0, 0, 0)
             if again is not None:
                 return again
-        verdict, dbal, cbal = self._check_new(dr, cr, amt, d, c)
+        verdict = self._post_new(dr, cr, amt, d, c, 1, 3)
         if verdict:
             return verdict
         di, ci = d[0], c[0]
-        dbal[1] += amt
-        cbal[3] += amt
         self._buffer_row(tid, di, ci, amt, flags, 0, 0, 0)
         if undo is not None:
             undo += [("bal", di, 1, amt), ("bal", ci, 3, amt), ("row",)]
