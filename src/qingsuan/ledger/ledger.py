@@ -526,7 +526,7 @@ class Ledger:
 
     def overdraft_limit_fen(self, account_id: int) -> int:
         """How far a must-not-overdraw account may go below zero (KeyError if unknown)."""
-        hit = self._static(account_id)
+        hit = self._acc_static.get(account_id) or self._static(account_id)
         if hit[0] < 0:
             raise KeyError(account_id)
         return hit[4]
@@ -845,24 +845,25 @@ class Ledger:
 
     def _static(self, account_id: int) -> _Static:
         """(row, book, flags, normal, limit) of an account; row -1 if unknown. Accounts
-        never change these after they are opened, so they are cached as Python ints."""
-        hit = self._acc_static.get(account_id)
-        if hit is None:
-            row = self._acc_index.get(account_id)
-            if row is not None:
-                c = self._acc.cols  # .item: a Python int without a numpy scalar first
-                hit = (row, c["book"].item(row), c["flags"].item(row), c["normal"].item(row),
-                       c["limit"].item(row))
-            else:  # in a span (a generated customer's): its fields without a column read
-                first = self._span_first
-                k = bisect.bisect_right(first, account_id) - 1
-                if k < 0 or account_id >= self._span_end[k]:
-                    return _UNKNOWN_ACCOUNT
-                hit = (self._span_row[k] + account_id - first[k], *self._span_static[k])
-            kept = self._acc_static
-            if len(kept) >= _STATIC_KEPT:
-                kept.clear()
-            kept[account_id] = hit
+        never change these after they are opened, so they are cached as Python ints in
+        _acc_static: callers read it first (``kept.get(id) or self._static(id)``), this
+        finds and keeps what it misses."""
+        row = self._acc_index.get(account_id)
+        if row is not None:
+            c = self._acc.cols  # .item: a Python int without a numpy scalar first
+            hit = (row, c["book"].item(row), c["flags"].item(row), c["normal"].item(row),
+                   c["limit"].item(row))
+        else:  # in a span (a generated customer's): its fields without a column read
+            first = self._span_first
+            k = bisect.bisect_right(first, account_id) - 1
+            if k < 0 or account_id >= self._span_end[k]:
+                return _UNKNOWN_ACCOUNT
+            book, flags, normal, limit = self._span_static[k]
+            hit = (self._span_row[k] + account_id - first[k], book, flags, normal, limit)
+        kept = self._acc_static
+        if len(kept) >= _STATIC_KEPT:
+            kept.clear()
+        kept[account_id] = hit
         return hit
 
     def create_transfer(self, transfer: Transfer, timestamp_us: int) -> TransferResult:
