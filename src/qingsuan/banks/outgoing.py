@@ -112,8 +112,9 @@ def transfer(b: Banks, f: dict[str, Any]) -> None:
         record.move(now, "rejected")
         record.reason = {"code": decision.refusal[0], "message": decision.refusal[1]}
         return
-    fee = _charge_fee(b, payer_bank, payer.id, record)
-    if fee is None:
+    # the channel fee (banks.channel_fee, default 0: read here, charged only when set)
+    fee = int(b.engine.params["banks.channel_fee"])
+    if fee and not _charge_fee(b, payer_bank, payer.id, record, fee):
         return
     if route_ is ROUTE_BEPS or route_ is ROUTE_IBPS:
         _submit_net(b, record, pid, system,
@@ -179,18 +180,14 @@ def send_held(b: Banks) -> bool:
     return True
 
 
-def _charge_fee(b: Banks, bank: str, customer: str, record: Any) -> int | None:
-    """The channel fee (banks.channel_fee, default 0) is the bank's fee income: the fee
-    charged, or None (the payment refused) when the customer cannot pay it."""
-    assert b.engine is not None
-    fee = int(b.engine.params["banks.channel_fee"])
-    if not fee:
-        return 0
+def _charge_fee(b: Banks, bank: str, customer: str, record: Any, fee: int) -> bool:
+    """The channel fee is the bank's fee income: whether the customer paid it (if not,
+    the payment is refused)."""
     if _books(b).post(bank, f"customer:{customer}", "fee_income", fee).done:
-        return fee
+        return True
     record.move(_now(b), "rejected")
     record.reason = Reason.AM04.detail(f"insufficient funds for the fee {format_fen(fee)}")
-    return None
+    return False
 
 
 def _book_intrabank(b: Banks, f: dict[str, Any], bank: str, payer: str, payee_ref: str
