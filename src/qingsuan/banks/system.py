@@ -495,12 +495,15 @@ class Banks:
 
     # ------------------------------------------------------------------ helpers
 
-    def record(self, pid: str, kind: str, system: str, **extra: Any) -> PaymentRecord:
+    def record(self, pid: str, kind: str, system: str, response_code: str | None = None
+               ) -> PaymentRecord:
+        """The record of payment ``pid``, made (with ``response_code``, a card answer's)
+        if there is none yet."""
         rec = self.payments.get(pid)
         if rec is None:
-            # (without extra fields, a plain call: unpacking an empty dict costs more)
-            rec = self.payments[pid] = PaymentRecord(kind, system, **extra) if extra \
-                else PaymentRecord(kind, system)
+            # (without a response code, a plain call: a keyword costs more)
+            rec = self.payments[pid] = PaymentRecord(kind, system) if response_code is None \
+                else PaymentRecord(kind, system, response_code=response_code)
         return rec
 
     def cnaps_command(self, kind: str, doc: dict[str, Any]) -> Any:
