@@ -166,9 +166,9 @@ def follow_net(b: Banks) -> bool:
     cursors = b.cursors
     for name, net in b.cnaps.net.items():
         notices = net.notices
-        if cursors.get(name, 0) >= len(notices):
-            continue  # (most often: nothing new)
         seen = cursors.get(name, 0)
+        if seen >= len(notices):
+            continue  # (most often: nothing new)
         while seen < len(notices):  # (acting on them may add more: a return, say)
             moved = True
             new = notices[seen:]
@@ -187,13 +187,15 @@ def _act_on_net(b: Banks, name: str, net: NetSystem, notices: list[NetNotice]) -
         if name == "CUPS" and event == "settled" and ref_id.startswith("cards:"):
             _card_day_settled(b, at_us, ref_id)
         ref = net_refs.get(ref_id)
-        if ref is not None and ref.get("kind") == "net_return":
+        if ref is None:
+            continue
+        if "kind" in ref and ref["kind"] == "net_return":  # (tests, not a call of get)
             if event == "netted" and participant == ref["sender"]:
                 del net_refs[ref_id]
                 _return_netted(b, ref, waited=True)
             continue
         record = payments.get(ref_id)
-        if ref is None or record is None or participant != ref["sender"]:
+        if record is None or participant != ref["sender"]:
             continue
         if event == "netted":  # (the most frequent first: the tests exclude each other)
             record.move(at_us, "netted")
