@@ -286,14 +286,14 @@ class CardSwitch:
         terminal = self.terminals.get(req.terminal if req.terminal is not None else "")
         card = self.cards.get(pan)
         # The switch keeps every transaction: its strings are the card's, the terminal's
-        # and shared constants where they can be, not copies from each request.
+        # and shared constants where they can be, not copies from each request. (All by
+        # position, through ``card`` and ``card_kind``: keywords cost a match each.)
         txn = CardTxn(key, _SHARED.get(mti, mti), _SHARED.get(proc, proc),
                       card.pan_masked if card else req.pan_masked or "", None,
                       terminal.acquirer if terminal else req.acquirer or "",
                       terminal.id if terminal else req.terminal or "",
                       amount, RC_SYSTEM_MALFUNCTION, "declined", now_us, req.body, req.rrn or "",
-                      card=card.token if card else pan,
-                      card_kind=card.kind if card else "debit")
+                      None, card.token if card else pan, card.kind if card else "debit")
         self.txns[key] = txn
         txn.rc = self._decide(txn, req, card, proc, amount, terminal, now_us)
         if txn.rc == RC_APPROVED:
