@@ -80,6 +80,9 @@ class CardRequest:
     original_key: str | None        # the transaction a void, reversal, completion names
     dispute: str | None             # a dispute step (disputes.DisputeKind)
     dispute_reason: str | None      # why the issuer charges back (disputes.ChargebackReason)
+    #: the transaction's key at the switch: acquirer, STAN and transmission time (made
+    #: once, with the request: every request is looked up by it)
+    key: str
 
     @classmethod
     def from_body(cls, body: str) -> CardRequest:
@@ -92,15 +95,11 @@ class CardRequest:
     @classmethod
     def from_fields(cls, f: dict[str, Any], body: str) -> CardRequest:
         get = f.get
-        return cls(body, get("t"), get("3"), get("4"), get("7"), get("11"), get("25"),
-                   get("32"), get("37"), get("41"), get("49"), get("card"),
-                   get("pan_masked"), get("pin_hash"), get("original_key"), get("dispute"),
-                   get("dispute_reason"))
-
-    @property
-    def key(self) -> str:
-        """The transaction's key at the switch: acquirer, STAN and transmission time."""
-        return f"{self.acquirer or ''}|{self.stan or ''}|{self.transmitted or ''}"
+        transmitted, stan, acquirer = get("7"), get("11"), get("32")
+        return cls(body, get("t"), get("3"), get("4"), transmitted, stan, get("25"), acquirer,
+                   get("37"), get("41"), get("49"), get("card"), get("pan_masked"),
+                   get("pin_hash"), get("original_key"), get("dispute"), get("dispute_reason"),
+                   f"{acquirer or ''}|{stan or ''}|{transmitted or ''}")
 
     @property
     def proc(self) -> str:
@@ -206,6 +205,8 @@ def terminal_request(mti: str, processing_code: str, amount_fen: Any, at_us: int
         if pin_hash is not None:
             fields["pin_hash"] = pin_hash
         return CardRequest.from_fields(fields, dumps_fields(fields))
+    # (the acquirer is a string here, the STAN and time never empty: the key as from_fields
+    # makes it)
     return CardRequest(body, mti, processing_code, amount_text, transmitted, stan_text, None,
                        acquirer, rrn, terminal, "156", card, pan_masked, pin_hash, None, None,
-                       None)
+                       None, f"{acquirer}|{stan_text}|{transmitted}")
