@@ -88,15 +88,18 @@ def transfer(b: Banks, f: dict[str, Any]) -> None:
     payer_bank = payer.bank
     same_bank = payer_bank == payee_bank
     channel, urgent, amount = f["channel"], f["urgent"], f["amount_fen"]
-    # only what the route can depend on is read (route_transfer's docstring)
+    # only what the route can depend on is read (route_transfer's docstring): whether
+    # HVPS is open only for an urgent transfer or one above the BEPS limit
     express = channel == "mobile" and urgent and not same_bank
     normal = not same_bank and not express
     cnaps = b.cnaps
+    beps_limit = (cnaps.net["BEPS"].item_limit_fen("ordinary_credit", now) or 0) \
+        if normal else 0
     decision = route(
         channel, urgent, same_bank, amount,
-        normal and cnaps.hvps.phase(now)[0] is PHASE_OPEN,
-        (cnaps.net["BEPS"].item_limit_fen("ordinary_credit", now) or 0) if normal else 0,
-        int(b.engine.params["ibps.item_limit"]) if express else 0)
+        normal and (urgent or amount > beps_limit) and
+        cnaps.hvps.phase(now)[0] is PHASE_OPEN,
+        beps_limit, int(b.engine.params["ibps.item_limit"]) if express else 0)
     b.routes[pid] = decision.why
     route_ = decision.route
     if route_ is ROUTE_BOOK:

@@ -54,7 +54,8 @@ class Decision:
 def route_transfer(*, channel: str, urgent: bool, same_bank: bool, amount_fen: int,
                    hvps_open: bool, beps_limit_fen: int, ibps_limit_fen: int) -> Decision:
     """The route; ``ibps_limit_fen`` is read only for a mobile urgent transfer, and
-    ``hvps_open`` and ``beps_limit_fen`` only for the others, between two banks."""
+    ``beps_limit_fen`` only for the others, between two banks; ``hvps_open`` only for
+    those of them that are urgent or above ``beps_limit_fen``."""
     return route(channel, urgent, same_bank, amount_fen, hvps_open, beps_limit_fen,
                  ibps_limit_fen)
 
