@@ -83,3 +83,26 @@ def test_the_kept_balances_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
             is R.OK
     assert [ledger.posted_fen(10 + k) for k in range(5)] == [100] * 5
     ledger.check_invariants()
+
+
+def test_the_tail_check_sums_exactly() -> None:
+    """_flush_balances compares the debits and credits the tail moved by their exact sums:
+    int64 sums of large totals would wrap."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    big = 1 << 62
+    values = rng.integers(-big, big, size=(1_000, 4), dtype=np.int64)
+    values[:5] = [[big - 1, -big, 1, -1]] * 5
+    values[5:10] = [[-(1 << 63), (1 << 63) - 1, 0, -(1 << 32)]] * 5
+    exact = [sum(column) for column in values.T.tolist()]
+    assert ledger_module._exact_column_sums(values) == exact
+    assert ledger_module._exact_column_sums(values[:0]) == [0, 0, 0, 0]
+
+
+def test_a_tail_whose_debits_and_credits_differ_is_refused() -> None:
+    ledger = _ledger()
+    assert ledger.create_transfer_row(1, 1, 10, 1_000, 0, 0, 1) is R.OK
+    ledger._scratch[ledger._static(10)[0]][3] += 1  # a credit without its debit: a bug
+    with pytest.raises(ledger_module.LedgerInvariantError):
+        ledger._flush_tail()
