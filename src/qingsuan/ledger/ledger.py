@@ -1130,7 +1130,7 @@ class Ledger:
         hundred card postings touches as many accounts), asserting that debits and
         credits moved by the same amounts: the columns still hold what the tail read."""
         scratch = self._scratch
-        rows = np.fromiter(scratch, np.int64, len(scratch))
+        rows = _int64_values(scratch)
         now = _int64_rows(scratch.values(), _TOTALS)
         acc = self._acc
         delta = now - acc.block.take(rows, axis=0)
@@ -1804,10 +1804,20 @@ _TOTALS_ROW: Final = _TOTALS.size
 assert _TOTALS_ROW == len(_BALANCES) * np.dtype(np.int64).itemsize
 
 
+def _int64_values(values: Collection[int]) -> I64:
+    """Ints as an int64 array: packed by struct in one call, without numpy's per-value
+    conversion steps; a value past 64 bits raises numpy's OverflowError, as writing it
+    into a column would."""
+    try:
+        data = struct.pack(f"@{len(values)}{_INT64_CODE}", *values)
+    except struct.error:  # not all 64-bit ints: numpy's conversion, and its error
+        return np.fromiter(values, np.int64, len(values))
+    return np.frombuffer(data, np.int64)
+
+
 def _int64_rows(rows: Collection[Sequence[int]], packer: struct.Struct) -> I64:
     """Rows of ints (``packer`` says how many each) as a 2-D int64 array: packed by
-    struct, without numpy's per-value conversion steps; a value past 64 bits raises
-    numpy's OverflowError, as writing it into a column would."""
+    struct a row at a time (as :func:`_int64_values`), with its errors."""
     width = packer.size // 8
     try:
         data = b"".join(starmap(packer.pack, rows))
