@@ -20,13 +20,15 @@ from typing import Any, Final
 DIGITS: Final = "0123456789"
 
 
-def canonical_index(digits: str) -> int | None:
+def canonical_index(digits: str, count: int | None = None) -> int | None:
     """The index a range member's trailing ``digits`` give: canonical decimal (no leading
     zero but ``0`` itself), so that the name is the one its range gives that index; None
-    otherwise (no digits, or a leading zero)."""
+    otherwise (no digits, or a leading zero), and when ``count`` is given for one not below
+    it (past the range's end)."""
     if not digits or (digits[0] == "0" and len(digits) > 1):
         return None
-    return int(digits)
+    k = int(digits)
+    return k if count is None or k < count else None
 
 
 def split_index(name: str) -> tuple[str, int] | None:
@@ -35,14 +37,6 @@ def split_index(name: str) -> tuple[str, int] | None:
     prefix = name.rstrip(DIGITS)
     k = canonical_index(name[len(prefix):])
     return None if k is None else (prefix, k)
-
-
-def _member_id(hit: tuple[int, int], name: str, digits_at: int) -> int | None:
-    """The id of range member ``name`` (its index from ``digits_at`` on) in the range
-    ``hit`` (count, first id), or None when it is not one: an index past the count or
-    not canonical."""
-    k = canonical_index(name[digits_at:])
-    return hit[1] + k if k is not None and k < hit[0] else None
 
 
 class AccountRegistry:
@@ -119,8 +113,11 @@ class AccountRegistry:
             return found
         # (split_index inline: no tuple made)
         prefix = full_name.rstrip(DIGITS)
-        hit = self._ranges.get(prefix)
-        return _member_id(hit, full_name, len(prefix)) if hit is not None else None
+        hit = self._ranges.get(prefix)  # (count, first id)
+        if hit is None:
+            return None
+        k = canonical_index(full_name[len(prefix):], hit[0])
+        return None if k is None else hit[1] + k
 
     def next_account_id(self) -> int:
         return self._max_id + 1
@@ -136,11 +133,11 @@ class AccountRegistry:
         in_book = self._ranges_in.get(book)
         if in_book is not None:
             prefix = name.rstrip(DIGITS)
-            hit = in_book.get(prefix)
+            hit = in_book.get(prefix)  # (count, first id)
             if hit is not None:
-                found = _member_id(hit, name, len(prefix))
-                if found is not None:
-                    return found
+                k = canonical_index(name[len(prefix):], hit[0])
+                if k is not None:
+                    return hit[1] + k
         found = self._ids.get(f"{book}:{name}")
         if found is None:
             raise KeyError(f"no account {book}:{name}")
