@@ -137,10 +137,10 @@ class Directory:
         self._barred: dict[tuple[str, str], str | None] = {}
         self._barred_params: object = None
         self._barred_version = -1
-        #: :meth:`admit`'s admissions (name, system) -> the participant, for the same
+        #: :meth:`admit`'s admissions, system -> name -> the participant, for the same
         #: parameters object and version as :attr:`_barred` (emptied with it); a
         #: participant once listed stays listed, the same object
-        self._admitted: dict[tuple[str, str], Participant] = {}
+        self._admitted: dict[str, dict[str, Participant]] = {}
         #: :meth:`settling_kept`'s answers (a listed participant's never changes): HVPS and
         #: BEPS/IBPS ask for the sender's and the receiver's per payment
         self.settles: dict[str, str] = {}
@@ -209,7 +209,7 @@ class Directory:
         use ``system``, or why it may not: (RC01, not listed) or (AG01, its kind's
         ``cnaps.*_systems`` parameter leaves the system out: :meth:`barred`)."""
         if params is self._barred_params and params.version == self._barred_version:
-            admitted = self._admitted.get((name, system))
+            admitted = self._admitted.get(system, {}).get(name)
             if admitted is not None:
                 return admitted
         found = self._by_name.get(name)
@@ -220,7 +220,7 @@ class Directory:
         if barred is not None:
             return (Reason.AG01.code, f"{role} {barred}")
         if params is self._barred_params:  # (barred kept its answer for these parameters)
-            self._admitted[(name, system)] = found
+            self._admitted.setdefault(system, {})[name] = found
         return found
 
     def refuse_payment(self, sender: str, receiver: str, system: str,
@@ -234,8 +234,9 @@ class Directory:
         # parameters it kept them for are in force)
         paying = paid = None
         if params is self._barred_params and params.version == self._barred_version:
-            paying = self._admitted.get((sender, system))
-            paid = self._admitted.get((receiver, system))
+            admitted = self._admitted.get(system)
+            if admitted is not None:
+                paying, paid = admitted.get(sender), admitted.get(receiver)
         if paying is None:
             answer = self.admit(sender, "sender", system, params)
             if isinstance(answer, tuple):
