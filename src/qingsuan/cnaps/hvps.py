@@ -660,9 +660,10 @@ class Hvps:
     def _repay(self, participant: str) -> None:
         """Incoming funds repay pledge financing, overnight credit first."""
         line = self.credit[participant]
-        if not line.drawn_fen:
+        drawn_fen = line.intraday_fen + line.overnight_fen  # (drawn_fen: asked per session)
+        if not drawn_fen:
             return
-        pay_fen = min(line.drawn_fen, self._free(participant))
+        pay_fen = min(drawn_fen, self._free(participant))
         if pay_fen <= 0:
             return
         transfers = []
