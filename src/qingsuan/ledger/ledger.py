@@ -180,7 +180,7 @@ class _Columns:
     def _view_block(self) -> None:
         for j, name in enumerate(self.block_names):
             self.cols[name] = self.block[:, j]
-        self.block_bytes = memoryview(self.block.reshape(-1).view(np.uint8))
+        self.block_bytes = self.block.reshape(-1).view(np.uint8).data
         self.block_rows = self.block.view(np.dtype((np.void, 8 * len(self.block_names)))
                                           ).reshape(-1) if self.block_names else self.block
 
@@ -1801,7 +1801,7 @@ _TOTALS: Final = struct.Struct(f"@4{_INT64_CODE}")
 assert _ROW.size == 9 * 8 and _TOTALS.size == 4 * 8
 #: bytes of one row of the account block (its four totals, side by side: _Columns)
 _TOTALS_ROW: Final = _TOTALS.size
-assert _TOTALS_ROW == len(_BALANCES) * np.dtype(np.int64).itemsize
+assert len(_BALANCES) * np.dtype(np.int64).itemsize == _TOTALS_ROW
 
 
 def _int64_values(values: Collection[int]) -> I64:
