@@ -152,19 +152,25 @@ def transmission_time(at_us: int) -> str:
     return mmdd + _HHMM[second // 60] + _SS[second % 60]
 
 
-#: JSON strings (json's quoting) of the values a terminal's requests repeat: their message
-#: types, processing codes, acquirers and terminals (at most MAX_QUOTED_KEPT)
-_QUOTED: dict[str, str] = {}
-MAX_QUOTED_KEPT: Final = 1 << 16
+#: terminal -> the fixed texts of its requests' body, for one acquirer, processing code
+#: and message type (a terminal's requests repeat them): (acquirer, processing code,
+#: message type, the text between field 11 and 37, between 4 and 7, and the end); at most
+#: MAX_SEGMENTS_KEPT terminals
+_SEGMENTS: dict[Any, tuple[str, str, str, str, str, str]] = {}
+MAX_SEGMENTS_KEPT: Final = 1 << 16
 
 
-def _quote(value: Any) -> str:
-    """``value`` as a JSON string (TypeError if it is not a string), kept while there is
-    room."""
-    quoted = encode_basestring_ascii(value)
-    if len(_QUOTED) < MAX_QUOTED_KEPT:
-        _QUOTED[value] = quoted
-    return quoted
+def _segments(mti: str, processing_code: str, acquirer: str, terminal: str
+              ) -> tuple[str, str, str, str, str, str]:
+    """The fixed texts of a terminal's request body (TypeError if a value is not a
+    string), kept while there is room."""
+    enc = encode_basestring_ascii
+    held = (acquirer, processing_code, mti,
+            f'", "3": {enc(processing_code)}, "32": {enc(acquirer)}, "37": "',
+            f', "41": {enc(terminal)}, "49": "156", "7": "', f', "t": {enc(mti)}}}')
+    if len(_SEGMENTS) < MAX_SEGMENTS_KEPT or terminal in _SEGMENTS:
+        _SEGMENTS[terminal] = held
+    return held
 
 
 def terminal_request(mti: str, processing_code: str, amount_fen: Any, at_us: int, stan: int,
@@ -186,18 +192,17 @@ def terminal_request(mti: str, processing_code: str, amount_fen: Any, at_us: int
         amount_text = f"{amount_fen:012d}"
         amount_json = encode_basestring_ascii(amount_text)
     transmitted = transmission_time(at_us)
-    enc, kept = encode_basestring_ascii, _QUOTED.get
+    enc = encode_basestring_ascii
     try:
-        # (a JSON string is never empty: ``or`` quotes what is not kept yet; a value not
-        # a string, hashable or not, raises TypeError)
-        body = (f'{{"11": "{stan_text}", "3": {kept(processing_code) or _quote(processing_code)}, '
-                f'"32": {kept(acquirer) or _quote(acquirer)}, '
-                f'"37": "{rrn}", "4": {amount_json}, '
-                f'"41": {kept(terminal) or _quote(terminal)}, '
-                f'"49": "156", "7": "{transmitted}", "card": {enc(card)}, '
-                f'"pan_masked": {enc(pan_masked)}, '
-                + (f'"pin_hash": {enc(pin_hash)}, ' if pin_hash is not None else "")
-                + f'"t": {kept(mti) or _quote(mti)}}}')
+        # (a terminal unhashable, or a value not a string, raises TypeError)
+        held = _SEGMENTS.get(terminal)
+        if held is None or held[0] != acquirer or held[1] != processing_code or \
+                held[2] != mti:
+            held = _segments(mti, processing_code, acquirer, terminal)
+        pin = "" if pin_hash is None else f', "pin_hash": {enc(pin_hash)}'
+        body = (f'{{"11": "{stan_text}{held[3]}{rrn}", "4": {amount_json}{held[4]}'
+                f'{transmitted}", "card": {enc(card)}, "pan_masked": {enc(pan_masked)}'
+                f'{pin}{held[5]}')
     except TypeError:  # a value not a string: as json writes it, read back as the switch would
         fields = {"t": mti, "card": card, "pan_masked": pan_masked, "3": processing_code,
                   "4": amount_text, "7": transmitted, "11": stan_text, "32": acquirer,
