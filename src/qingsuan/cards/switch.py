@@ -328,7 +328,9 @@ class CardSwitch:
     def _unindex_open(self, txn: CardTxn) -> None:
         terminal = self.terminals.get(txn.terminal)
         if terminal is not None and terminal.merchant is not None:
-            self._open_by_merchant.get(terminal.merchant, {}).pop(txn.key, None)
+            held = self._open_by_merchant.get(terminal.merchant)
+            if held is not None:  # (no empty dict made for a default)
+                held.pop(txn.key, None)
 
     def _decide(self, txn: CardTxn, req: CardRequest, card: Card | None, proc: str,
                 amount: int, terminal: Terminal | None, now_us: int) -> str:
