@@ -46,15 +46,13 @@ class Processing(StrEnum):
 
 
 #: the types and codes a request's common path compares with, as module globals (imported
-#: by name; as RC_APPROVED in cards/iso8583.py: an enum member read from its class is
-#: slow), and as the members' plain string values: 3.11 compares two exact strings on its
-#: fast path, a string with a str subclass (a StrEnum member) only through the generic one
-MTI_FINANCIAL: Final = Mti.FINANCIAL.value
-MTI_REVERSAL: Final = Mti.REVERSAL.value
-PROC_PURCHASE: Final = Processing.PURCHASE.value
-PROC_WITHDRAWAL: Final = Processing.WITHDRAWAL.value
-PROC_BALANCE: Final = Processing.BALANCE.value
-PROC_RETURN: Final = Processing.RETURN.value
+#: by name; as RC_APPROVED in cards/iso8583.py: an enum member read from its class is slow)
+MTI_FINANCIAL: Final = Mti.FINANCIAL
+MTI_REVERSAL: Final = Mti.REVERSAL
+PROC_PURCHASE: Final = Processing.PURCHASE
+PROC_WITHDRAWAL: Final = Processing.WITHDRAWAL
+PROC_BALANCE: Final = Processing.BALANCE
+PROC_RETURN: Final = Processing.RETURN
 
 
 @dataclass(slots=True)  # not frozen: that __init__ costs a call per field, per request
