@@ -218,16 +218,16 @@ class Banks:
             # the same moment, only slower: after a restart, say.) The card cut-off is a
             # timetable moment too once there are transactions to clear: folded in once
             # since the last whole fold, it is not earlier now either.
-            moments = self._state_moments(now)
-            folded = self._cutoff_folded_us
-            if moments and (folded is None or now < folded):
-                cutoff = self.switch.next_cutoff_us(now)
-                if cutoff is not None:
-                    moments.append(cutoff)
-                    self._cutoff_folded_us = now
-            nxt = _first_after(moments, now)
-            if nxt is not None and nxt < self.wake_us:
-                self.wake_us = nxt
+            if self._participants_known():
+                nxt = self._first_state_moment(now)
+                folded = self._cutoff_folded_us
+                if folded is None or now < folded:
+                    cutoff = self.switch.next_cutoff_us(now)
+                    if cutoff is not None:
+                        nxt = _earlier_after(nxt, cutoff, now)
+                        self._cutoff_folded_us = now
+                if nxt is not None and nxt < self.wake_us:
+                    self.wake_us = nxt
         self._params_version = version
         self._ticked = False
 
@@ -279,41 +279,50 @@ class Banks:
         return min(future) if future else None
 
     def _state_due_us(self, after_us: int) -> int | None:
-        """The moments that depend on what the world holds, not on the timetable alone."""
-        moments = self._state_moments(after_us)
-        if moments:
-            moments.append(self.switch.next_cutoff_us(after_us))
-        return _first_after(moments, after_us)
+        """The moments that depend on what the world holds, not on the timetable alone
+        (the first after ``after_us``; asked only once there is a directory)."""
+        return _earlier_after(self._first_state_moment(after_us),
+                              self.switch.next_cutoff_us(after_us), after_us)
 
-    def _state_moments(self, after_us: int) -> list[int | None]:
-        """The moments of :meth:`_state_due_us` but the card cut-off, in a list that is
-        not empty once there is a directory (None: no such moment)."""
-        cnaps, switch = self.cnaps, self.switch
-        directory = cnaps.directory
-        if directory is not self._participants_seen:  # (its length asked once, not per command)
-            if not directory:
-                return []
-            self._participants_seen = directory  # (nobody leaves it: never empty again)
-        candidates = [switch.next_preauth_expiry_us(after_us)]
-        hvps = cnaps.hvps
-        # (each part looked at only when it holds something: this runs after every command)
+    def _participants_known(self) -> bool:
+        """Whether CNAPS's participants directory is not empty (before, the world has no
+        moments of its own)."""
+        directory = self.cnaps.directory
+        if directory is self._participants_seen:  # (its length asked once, not per command)
+            return True
+        if not directory:
+            return False
+        self._participants_seen = directory  # (nobody leaves it: never empty again)
+        return True
+
+    def _first_state_moment(self, after_us: int) -> int | None:
+        """The first moment after ``after_us`` of :meth:`_state_due_us` but the card
+        cut-off (None: none is)."""
+        cnaps = self.cnaps
+        hvps, nets = cnaps.hvps, cnaps.net
+        ibps, beps = nets["IBPS"], nets["BEPS"]
+        kept_for, wallets = self._wallets_of
+        if kept_for is not self.engine:
+            wallets = self._wallets()
+        first = self.switch.next_preauth_expiry_us(after_us)  # (None, or after after_us)
+        # (each part looked at only when it holds something: this runs after every
+        # command, and most often nothing is queued, awaited or held)
+        if not (hvps.queued_total or ibps.awaiting or beps.awaiting or self.held
+                or self.returns_pending or (wallets is not None and wallets.active)):
+            return first
+        candidates = [first]
         if hvps.queued_total:
             interval = int(self.engine.params["hvps.lsm_interval_minutes"]) if self.engine else 0
             if interval:
                 candidates.append(hvps.last_lsm_us + interval * 60_000_000)
         # an item a connected participant has not answered ends at its deadline (an IBPS
         # confirmation AB05, a BEPS debit receipt AB06)
-        nets = cnaps.net
-        ibps, beps = nets["IBPS"], nets["BEPS"]
         if ibps.awaiting:
             candidates.append(ibps.next_confirm_deadline_us())
         if beps.awaiting:
             candidates.append(beps.next_confirm_deadline_us())
         # the wallets' own moments: statements, the transit batch, a campaign's close (an
         # inactive wallets system has none: not asked)
-        kept_for, wallets = self._wallets_of
-        if kept_for is not self.engine:
-            wallets = self._wallets()
         if wallets is not None and wallets.active:
             candidates.append(wallets.next_due_us(after_us))
         if self.held or self.returns_pending:
@@ -325,12 +334,12 @@ class Banks:
                 # held while HVPS was closed for maintenance: it is back, so the next opening
                 candidates.append(from_datetime(hvps.schedule().next_open(
                     to_beijing_naive(after_us))))
-        return candidates
+        return _first_after(candidates, after_us)
 
     def _wallets(self) -> Any:
         """The world's wallets system (None without one), found in the engine now and kept
         for it (a system registered stays, its wallets the same object): after every
-        command :meth:`_state_moments` reads the kept one, and asks here only when it was
+        command :meth:`_first_state_moment` reads the kept one, and asks here only when it was
         kept for another engine (or none was found yet: a world may register later)."""
         engine = self.engine
         if engine is None:
@@ -592,6 +601,14 @@ def _first_after(moments: list[int | None], after_us: int) -> int | None:
     for t in moments:  # (a loop, not a list and min: this runs after every command)
         if t is not None and t > after_us and (first is None or t < first):
             first = t
+    return first
+
+
+def _earlier_after(first: int | None, moment: int | None, after_us: int) -> int | None:
+    """``first`` (None, or after ``after_us``), or ``moment`` if it is after ``after_us``
+    and earlier."""
+    if moment is not None and moment > after_us and (first is None or moment < first):
+        return moment
     return first
 
 
