@@ -55,6 +55,14 @@ FOLLOWERS: Final[tuple[Callable[[Banks], bool], ...]] = (
     incoming.follow_hvps, acquirer.follow_cards, incoming.follow_net, outgoing.send_held,
     outgoing.follow_payouts)
 
+#: each follower's place in FOLLOWERS (:meth:`Banks._first_with_news` names them)
+_HVPS, _CARDS, _NET, _HELD, _PAYOUTS = range(len(FOLLOWERS))
+assert FOLLOWERS[_HVPS] is incoming.follow_hvps and FOLLOWERS[_CARDS] is acquirer.follow_cards
+assert FOLLOWERS[_NET] is incoming.follow_net and FOLLOWERS[_HELD] is outgoing.send_held
+assert FOLLOWERS[_PAYOUTS] is outgoing.follow_payouts
+#: FOLLOWERS from each place on (a turn that begins there)
+_FOLLOWERS_FROM: Final = tuple(FOLLOWERS[start:] for start in range(len(FOLLOWERS)))
+
 #: an event's handler: it returns nothing, but for a hub's return (CNAPS's outcome of it)
 Handler = Callable[["Banks", dict[str, Any]], Any]
 
@@ -236,19 +244,25 @@ class Banks:
         held payments, the merchant payouts) until each in a row found nothing to do.
         Each acts on all it finds; one that finds nothing changes nothing: a whole turn of
         them finding nothing is the end, wherever the turn began, and so is the moment
-        after one acted when none has anything left to find (:meth:`_caught_up`: the rest
-        of the turn, calls that find nothing, skipped)."""
-        quiet, everyone = 0, len(FOLLOWERS)  # quiet: followers in a row that found nothing
+        after one acted when none has anything left to find. The turn begins at the first
+        with something to find (:meth:`_first_with_news`): the calls before it, and all
+        after a command that left nothing new (most), would find nothing."""
+        start = self._first_with_news()
+        if start is None:
+            return
+        quiet, everyone = start, len(FOLLOWERS)  # quiet: followers in a row that found nothing
+        followers = _FOLLOWERS_FROM[start]  # (the first turn's: from the first with news)
         for _ in range(MAX_FOLLOW_ROUNDS):
-            for follow in FOLLOWERS:
+            for follow in followers:
                 if follow(self):
-                    if self._caught_up():  # the rest of the turn would find nothing
+                    if self._caught_up():  # the rest would find nothing
                         return
                     quiet = 0
                 else:
                     quiet += 1
                     if quiet == everyone:
                         return
+            followers = FOLLOWERS
         raise AssertionError("the banks kept following notices: a loop")
 
     def _caught_up(self) -> bool:
@@ -256,8 +270,9 @@ class Banks:
         waiting, and every cursor at the end of its list (HVPS's, the card switch's and
         each net system's notices, the switch's payouts). A cursor never passes its list's
         end, so the cursors' sum equals the lists' lengths' only when each is at its end.
-        The followers' first tests at once, for a fraction of the cost of calling them
-        all; False may still leave them nothing to do (a held payment not due yet)."""
+        :meth:`_first_with_news` is None, at a lower cost when it is (one sum, not a
+        look-up a cursor); False may still leave them nothing to do (a held payment not
+        due yet)."""
         if self.held or self.returns_pending or self.payouts_waiting:
             return False
         cnaps, switch = self.cnaps, self.switch
@@ -265,6 +280,25 @@ class Banks:
         for net in cnaps.net.values():
             ends += len(net.notices)
         return ends == sum(self.cursors.values())
+
+    def _first_with_news(self) -> int | None:
+        """The place in FOLLOWERS of the first follower with something to find (None: none
+        has): HVPS's, the card switch's or a net system's notices past their cursors, a
+        held payment or return, a waiting payout or a payout past its cursor. The
+        followers' first tests at once, for a fraction of the cost of calling them all."""
+        cnaps, switch, cursors = self.cnaps, self.switch, self.cursors
+        if len(cnaps.hvps.notices) > cursors.get("hvps", 0):
+            return _HVPS
+        if len(switch.notices) > cursors.get("cards", 0):
+            return _CARDS
+        for name, net in cnaps.net.items():
+            if len(net.notices) > cursors.get(name, 0):
+                return _NET
+        if self.held or self.returns_pending:
+            return _HELD
+        if self.payouts_waiting or len(switch.payouts) > cursors.get("payouts", 0):
+            return _PAYOUTS
+        return None
 
     def next_due_us(self, after_us: int) -> int | None:
         """The world's one wake-up rule: the first moment after ``after_us`` at which a
