@@ -207,7 +207,9 @@ class Banks:
         """Follow what the payment systems told the banks, send held payments whose time
         has come, and fold the next scheduled moment into :attr:`wake_us`."""
         assert self.engine is not None
-        self._follow()
+        start = self._first_with_news()
+        if start is not None:  # (most commands leave nothing new: then no call of _follow)
+            self._follow(start)
         now = self.engine.now_us
         version = self.engine.params.version
         if self._ticked or self.wake_us is None or version != self._params_version:
@@ -226,7 +228,8 @@ class Banks:
             # the same moment, only slower: after a restart, say.) The card cut-off is a
             # timetable moment too once there are transactions to clear: folded in once
             # since the last whole fold, it is not earlier now either.
-            if self._participants_known():
+            # (the directory's test inline: this runs after every command)
+            if self.cnaps.directory is self._participants_seen or self._participants_known():
                 nxt = self._first_state_moment(now)
                 folded = self._cutoff_folded_us
                 if folded is None or now < folded:
@@ -239,17 +242,14 @@ class Banks:
         self._params_version = version
         self._ticked = False
 
-    def _follow(self) -> None:
+    def _follow(self, start: int) -> None:
         """Run the followers in turn (HVPS's notices, the card switch's, BEPS/IBPS's, the
-        held payments, the merchant payouts) until each in a row found nothing to do.
+        held payments, the merchant payouts), from the first with something to find
+        (``start``: :meth:`_first_with_news`), until each in a row found nothing to do.
         Each acts on all it finds; one that finds nothing changes nothing: a whole turn of
         them finding nothing is the end, wherever the turn began, and so is the moment
-        after one acted when none has anything left to find. The turn begins at the first
-        with something to find (:meth:`_first_with_news`): the calls before it, and all
-        after a command that left nothing new (most), would find nothing."""
-        start = self._first_with_news()
-        if start is None:
-            return
+        after one acted when none has anything left to find. The calls before ``start``
+        would find nothing."""
         quiet, everyone = start, len(FOLLOWERS)  # quiet: followers in a row that found nothing
         followers = _FOLLOWERS_FROM[start]  # (the first turn's: from the first with news)
         for _ in range(MAX_FOLLOW_ROUNDS):
