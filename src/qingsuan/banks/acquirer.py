@@ -68,7 +68,7 @@ def _card_answer(b: Banks, do: str, f: dict[str, Any], answer: dict[str, str],
     engine's time, if the caller has it)."""
     assert b.engine is not None
     rc = answer["39"]
-    record = b.record(f["id"], do, "CUPS", response_code=rc)
+    record = b.record(f["id"], do, "CUPS", rc)  # (rc positional: a keyword costs more)
     txn = None
     if "key" in answer:  # the switch keeps it (approved or declined)
         b.link_card(f["id"], answer["key"])

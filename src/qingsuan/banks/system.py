@@ -544,9 +544,9 @@ class Banks:
         if there is none yet."""
         rec = self.payments.get(pid)
         if rec is None:
-            # (without a response code, a plain call: a keyword costs more)
+            # (positional: a keyword costs more; a new record's status is "accepted")
             rec = self.payments[pid] = PaymentRecord(kind, system) if response_code is None \
-                else PaymentRecord(kind, system, response_code=response_code)
+                else PaymentRecord(kind, system, "accepted", response_code)
         return rec
 
     def cnaps_command(self, kind: str, doc: dict[str, Any]) -> Any:
