@@ -220,14 +220,17 @@ def refusal(found: CustomerAccount, name: str | None, *, name_check: bool
 # "filling": plain attribute stores), then given its class (an assignment CPython allows
 # between classes of the same slots, and checks). The record is the one its __init__
 # makes: the filling's slots are its fields, its __init__ sets each as the record's
-# would, and the record has no __post_init__ (_fills asserts the first and the last).
+# would, and the record has no __post_init__ (_fills asserts all three).
 
-def _fills(filling: type, cls: type) -> None:
+def _fills(filling: type, cls: type, defaults: dict[str, Any]) -> None:
     """Assert that ``filling`` can fill a ``cls``: its slots are the fields of ``cls``, a
     slots dataclass without __post_init__ (the slots in any order: CPython lays them out
-    sorted)."""
+    sorted), and ``defaults`` (the values it sets for the fields it is not given) are
+    their declared defaults."""
     assert set(filling.__dict__["__slots__"]) == {f.name for f in fields(cls)}, (filling, cls)
     assert "__post_init__" not in cls.__dict__, cls
+    declared = {f.name: f.default for f in fields(cls)}
+    assert all(declared[name] == value for name, value in defaults.items()), (cls, defaults)
 
 
 class _CustomerFilling:
@@ -251,8 +254,8 @@ class _AnswerFilling:
         self.ledger_name, self.closed = ledger_name, closed
 
 
-_fills(_CustomerFilling, CustomerAccount)
-_fills(_AnswerFilling, SimAccount)
+_fills(_CustomerFilling, CustomerAccount, {"closed": False, "mdr_ppm": None})
+_fills(_AnswerFilling, SimAccount, {})
 
 
 def _member(rule: CustomerRange, k: int, cid: str | None = None) -> CustomerAccount:

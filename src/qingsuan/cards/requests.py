@@ -13,7 +13,7 @@ kept, never replaced by a default here.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from json.encoder import encode_basestring_ascii
 from typing import Any, Final
@@ -79,8 +79,9 @@ class CardRequest:
     dispute: str | None             # a dispute step (disputes.DisputeKind)
     dispute_reason: str | None      # why the issuer charges back (disputes.ChargebackReason)
     #: the transaction's key at the switch: acquirer, STAN and transmission time (made
-    #: once, with the request: every request is looked up by it)
-    key: str
+    #: once, with the request: every request is looked up by it; so a request is never
+    #: changed once made). Derived, so not compared.
+    key: str = field(compare=False)
 
     @classmethod
     def from_body(cls, body: str) -> CardRequest:

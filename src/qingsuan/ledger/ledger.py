@@ -180,6 +180,9 @@ class _Columns:
     def _view_block(self) -> None:
         for j, name in enumerate(self.block_names):
             self.cols[name] = self.block[:, j]
+        # views, not copies: the struct reads and the row writes go through them (reshape
+        # copies a block that is not C-contiguous without a word; np.zeros makes one that is)
+        assert self.block.flags.c_contiguous
         self.block_bytes = self.block.reshape(-1).view(np.uint8).data
         self.block_rows = self.block.view(np.dtype((np.void, 8 * len(self.block_names)))
                                           ).reshape(-1) if self.block_names else self.block
