@@ -204,7 +204,9 @@ class Directory:
 def refusal(found: CustomerAccount, name: str | None, *, name_check: bool
             ) -> tuple[str, str] | None:
     """Why the receiving bank returns a payment to an account it holds: closed (AC04), or
-    a name that does not match (BE01, with ``name_check``); None if neither."""
+    a name that does not match (BE01, with ``name_check``); None if neither. (incoming's
+    _resolve asks it only for a closed account when the payee is named by its own id at
+    its own bank: a new reason to refuse must be added there too.)"""
     if found.closed:
         return (Reason.AC04.code, f"account {found.account} at {found.bank} is closed")
     if name_check and name and name != found.name:
