@@ -9,7 +9,7 @@ the simulated responder answers CNAPS from it, the acquirer finds its merchants 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, ValuesView
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -18,6 +18,7 @@ import numpy.typing as npt
 from qingsuan.banks.ranges import CustomerRange, clash
 from qingsuan.cnaps.netsys import SimAccount
 from qingsuan.ledger.registry import DIGITS, AccountRegistry, canonical_index
+from qingsuan.ledger.types import slot_setters
 from qingsuan.reasons import Reason
 
 #: customers one world holds at most
@@ -144,9 +145,9 @@ class Directory:
         rule = self._range_of_prefix.get(prefix)
         if rule is None:
             return None
-        k = canonical_index(cid[len(prefix):])  # (canonical: cid is the rule's id for k)
-        return self._keep(_member(rule, k, cid)) if k is not None and k < rule.count \
-            else None
+        # (canonical and below the rule's count: cid is the rule's id for k)
+        k = canonical_index(cid[len(prefix):], rule.count)
+        return self._keep(_member(rule, k, cid)) if k is not None else None
 
     def find_number(self, bank: str, account: str) -> CustomerAccount | None:
         """The customer holding account number ``account`` at ``bank`` (None if none)."""
@@ -216,67 +217,38 @@ def refusal(found: CustomerAccount, name: str | None, *, name_check: bool
 
 
 # A generated customer's record is made at its first meeting (at a million customers, two
-# an event), and the responder's answer about it once for each record. Both are frozen
-# slots dataclasses, whose __init__ sets each field through object.__setattr__ (a slow
-# generic look-up each): each is filled instead as a plain class with the same slots (its
-# "filling": plain attribute stores), then given its class (an assignment CPython allows
-# between classes of the same slots, and checks). The record is the one its __init__
-# makes: the filling's slots are its fields, its __init__ sets each as the record's
-# would, and the record has no __post_init__ (_fills asserts all three).
-
-def _fills(filling: type, cls: type, defaults: dict[str, Any]) -> None:
-    """Assert that ``filling`` can fill a ``cls``: its slots are the fields of ``cls``, a
-    slots dataclass without __post_init__ (the slots in any order: CPython lays them out
-    sorted), and ``defaults`` (the values it sets for the fields it is not given) are
-    their declared defaults."""
-    assert set(filling.__dict__["__slots__"]) == {f.name for f in fields(cls)}, (filling, cls)
-    assert "__post_init__" not in cls.__dict__, cls
-    declared = {f.name: f.default for f in fields(cls)}
-    assert all(declared[name] == value for name, value in defaults.items()), (cls, defaults)
-
-
-class _CustomerFilling:
-    """A CustomerAccount being made: ``CustomerAccount(id, bank, account, name)``."""
-
-    __slots__ = ("account", "bank", "closed", "id", "mdr_ppm", "name")
-
-    def __init__(self, cid: str, bank: str, account: str, name: str) -> None:
-        self.id, self.bank, self.account, self.name = cid, bank, account, name
-        self.closed, self.mdr_ppm = False, None
-
-
-class _AnswerFilling:
-    """A SimAccount being made: ``SimAccount(bank, number, name, ledger_name, closed)``."""
-
-    __slots__ = ("bank", "closed", "ledger_name", "name", "number")
-
-    def __init__(self, bank: str, number: str, name: str, ledger_name: str, closed: bool
-                 ) -> None:
-        self.bank, self.number, self.name = bank, number, name
-        self.ledger_name, self.closed = ledger_name, closed
-
-
-_fills(_CustomerFilling, CustomerAccount, {"closed": False, "mdr_ppm": None})
-_fills(_AnswerFilling, SimAccount, {})
+# an event), and the responder's answer about it once for each record: both frozen slots
+# dataclasses, filled through their slots' setters (ledger/types.py slot_setters).
+_NEW: Final = object.__new__
+_SET_ID, _SET_BANK, _SET_ACCOUNT, _SET_NAME, _SET_CLOSED, _SET_MDR = slot_setters(
+    CustomerAccount, ("id", "bank", "account", "name", "closed", "mdr_ppm"))
+_SET_SIM: Final = slot_setters(SimAccount, ("bank", "number", "name", "ledger_name", "closed"))
 
 
 def _member(rule: CustomerRange, k: int, cid: str | None = None) -> CustomerAccount:
     """Customer ``k`` of ``rule`` (``cid``: its id, when known already): an open account,
     no merchant, as ``CustomerAccount(id, bank, account, name)``."""
-    made: Any = _CustomerFilling(cid if cid is not None else rule.id(k), rule.bank,
-                                 rule.account(k), rule.name(k))
-    made.__class__ = CustomerAccount
-    return made  # type: ignore[no-any-return]  # (a CustomerAccount now; cast is a call)
+    made = _NEW(CustomerAccount)
+    _SET_ID(made, cid if cid is not None else rule.id(k))
+    _SET_BANK(made, rule.bank)
+    _SET_ACCOUNT(made, rule.account(k))
+    _SET_NAME(made, rule.name(k))
+    _SET_CLOSED(made, False)
+    _SET_MDR(made, None)
+    return made
 
 
 def _answer(found: CustomerAccount) -> SimAccount:
     """What the responder answers about ``found``: ``SimAccount(bank, number, name,
     "BANK:customer:ID", closed)``."""
-    answer: Any = _AnswerFilling(found.bank, found.account, found.name,
-                                 f"{found.bank}:{found.ledger_name}",  # its ledger_name in full
-                                 found.closed)
-    answer.__class__ = SimAccount
-    return answer  # type: ignore[no-any-return]  # (a SimAccount now)
+    set_bank, set_number, set_name, set_ledger_name, set_closed = _SET_SIM
+    answer = _NEW(SimAccount)
+    set_bank(answer, found.bank)
+    set_number(answer, found.account)
+    set_name(answer, found.name)
+    set_ledger_name(answer, f"{found.bank}:{found.ledger_name}")  # its ledger_name in full
+    set_closed(answer, found.closed)
+    return answer
 
 
 class _ById(Mapping[str, CustomerAccount]):

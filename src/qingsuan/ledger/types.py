@@ -202,9 +202,21 @@ class Balance:
                              self.credits_pending_fen, self.credits_posted_fen, self.normal)
 
 
+def slot_setters(cls: type, names: tuple[str, ...]) -> tuple[Callable[[Any, Any], None], ...]:
+    """The setters of a frozen slots dataclass's fields, which must be ``names`` in order:
+    a record filled through all of them (on ``object.__new__(cls)``) is the one its
+    ``__init__`` makes, at a third of the cost (that ``__init__`` calls
+    ``object.__setattr__`` once a field, which looks the slot up again each time). For a
+    class without ``__post_init__``."""
+    assert tuple(f.name for f in fields(cls)) == names, (cls, names)
+    assert "__post_init__" not in cls.__dict__, cls
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
 #: the setter of each of Balance's slots, in field order (Balance.__init__)
-_SET_BALANCE: Final[tuple[Callable[[Balance, Any], None], ...]] = tuple(
-    Balance.__dict__[field.name].__set__ for field in fields(Balance))
+_SET_BALANCE: Final = slot_setters(Balance, ("debits_pending_fen", "debits_posted_fen",
+                                             "credits_pending_fen", "credits_posted_fen",
+                                             "normal"))
 
 
 def available_fen(dp: int, dpo: int, cp: int, cpo: int, normal: int) -> int:
