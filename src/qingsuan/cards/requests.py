@@ -55,6 +55,12 @@ PROC_BALANCE: Final = Processing.BALANCE
 PROC_RETURN: Final = Processing.RETURN
 
 
+def request_key(acquirer: str | None, stan: str | None, transmitted: str | None) -> str:
+    """A transaction's key at the switch: acquirer (field 32), STAN (11) and transmission
+    time (7), an absent one empty."""
+    return f"{acquirer or ''}|{stan or ''}|{transmitted or ''}"
+
+
 @dataclass(slots=True)  # not frozen: that __init__ costs a call per field, per request
 class CardRequest:
     """One request: the ISO 8583 fields the switch reads, by name (field numbers in the
@@ -98,7 +104,7 @@ class CardRequest:
         return cls(body, get("t"), get("3"), get("4"), transmitted, stan, get("25"), acquirer,
                    get("37"), get("41"), get("49"), get("card"), get("pan_masked"),
                    get("pin_hash"), get("original_key"), get("dispute"), get("dispute_reason"),
-                   f"{acquirer or ''}|{stan or ''}|{transmitted or ''}")
+                   request_key(acquirer, stan, transmitted))
 
     @property
     def proc(self) -> str:
@@ -209,8 +215,6 @@ def terminal_request(mti: str, processing_code: str, amount_fen: Any, at_us: int
         if pin_hash is not None:
             fields["pin_hash"] = pin_hash
         return CardRequest.from_fields(fields, dumps_fields(fields))
-    # (the acquirer is a string here, the STAN and time never empty: the key as from_fields
-    # makes it)
     return CardRequest(body, mti, processing_code, amount_text, transmitted, stan_text, None,
                        acquirer, rrn, terminal, "156", card, pan_masked, pin_hash, None, None,
-                       None, f"{acquirer}|{stan_text}|{transmitted}")
+                       None, request_key(acquirer, stan_text, transmitted))
