@@ -796,8 +796,9 @@ class NetSystem:
 
     def _try_session(self, key: str, now_us: int) -> None:
         """One multilateral net settlement in HVPS: all or nothing."""
-        names = sorted(self.positions)
-        pos = {n: p for n, p in sorted(self.positions.items()) if p}
+        positions = self.positions
+        names = sorted(positions)
+        pos = {n: p for n in names if (p := positions[n])}
         assert sum(pos.values()) == 0, f"{self.name} positions do not sum to zero"
         if not pos and not self.unsettled:
             self.pending_session = None
@@ -858,7 +859,6 @@ class NetSystem:
             if item.kind == "positions":
                 self.settled_batches.append(ref)
         self.unsettled = []
-        positions = self.positions
         for n in names:
             positions[n] = 0
         self.in_transit_fen = 0
